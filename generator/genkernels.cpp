@@ -1,0 +1,236 @@
+#include "genkernels.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "arch.h"
+#include "compile_cache.h"
+#include "error.h"
+#include "linear_family.h"
+#include "model.h"
+#include "pack.h"
+#include "progress.h"
+#include "prune.h"
+#include "summary.h"
+
+namespace fs = std::filesystem;
+
+namespace kf {
+
+namespace {
+
+struct LayerShape {
+  std::string layer;
+  LinearShape shape;
+  int count;
+};
+
+ModelDesc resolve_model(const GenOptions& opt) {
+  if (!opt.config_path.empty()) {
+    if (!opt.model.empty()) throw Error("give --model or --config, not both");
+    return model_from_hf_config(opt.config_path);
+  }
+  return builtin_model(opt.model.empty() ? default_model_name() : opt.model);
+}
+
+std::vector<LayerShape> linear_shapes(const ModelDesc& model, const GenOptions& opt) {
+  std::vector<LayerShape> out;
+  for (const auto& l : model.linears)
+    for (int g : opt.group_sizes)
+      for (const auto& dt : opt.dtypes)
+        for (const auto& q : opt.quants) {
+          if (dt != "bf16" && dt != "fp16") throw Error("unknown dtype '" + dt + "' (bf16, fp16)");
+          if (q != "sym" && q != "asym") throw Error("unknown quantisation '" + q + "' (sym, asym)");
+          LinearShape s{l.n, l.k, g, dt == "bf16", q == "asym"};
+          validate_linear_shape(s, l.layer);
+          out.push_back({l.layer, s, l.count});
+        }
+  return out;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error("cannot read template '" + path + "'");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+struct Job {
+  Candidate cand;
+  std::string source_path, source_text;
+  PackKernel row;
+  bool cached = false;
+};
+
+void compile_one(Job& job, const Backend& backend, const ArchInfo& arch, const CompileCache& cache,
+                 const std::string& include_dir, const std::string& digest) {
+  const Candidate& c = job.cand;
+  PackKernel& row = job.row;
+  row.name = c.name;
+  row.arch = c.arch;
+  row.op = c.op;
+  row.kind = c.kind;
+  row.shape = c.shape;
+  row.config = c.config;
+  row.threads = c.threads;
+  row.compiler = backend.compiler_identity();
+  const CompiledObject obj = cache.compile(backend, job.source_text, job.source_path, c.name, include_dir,
+                                           digest, c.needs_mma);
+  job.cached = obj.cached;
+  row.source_hash = obj.source_hash;
+  row.log = obj.log;
+  row.mma_count = obj.mma_count < 0 ? -1 : obj.mma_count;
+  if (!obj.ok) {
+    row.status = "compile_error";
+    return;
+  }
+  row.code_object = obj.object;
+  try {
+    const KernelResources res = backend.read_resources(obj.object, obj.log, c.name);
+    row.vgprs_or_regs = res.vgprs_or_regs;
+    row.sgprs = res.sgprs;
+    row.agprs = res.agprs;
+    row.lds_bytes = res.lds_bytes;
+    row.scratch_bytes = res.scratch_bytes;
+    row.spills = res.spills;
+    row.occupancy = occupancy(arch, res, c.threads);
+    const std::string why = prune_reason(c, arch, res, row.occupancy, obj.mma_count);
+    row.status = why.empty() ? "ok" : "pruned:" + why;
+  } catch (const Error& e) {
+    // An object we cannot read is not one we can vouch for.
+    row.status = "pruned:unreadable_metadata";
+    row.log += std::string("\n") + e.what();
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> known_ops() { return {"w4a16_linear"}; }
+
+GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& err) {
+  const auto t0 = std::chrono::steady_clock::now();
+  GenStats stats;
+
+  // ---- validate everything before touching the disk --------------------------------
+  std::vector<const ArchInfo*> archs;
+  for (const auto& a : opt.archs) archs.push_back(&arch_info(a));
+  if (archs.empty()) throw Error("no --arch given");
+  const auto ops = known_ops();
+  for (const auto& op : opt.ops)
+    if (std::find(ops.begin(), ops.end(), op) == ops.end())
+      throw Error("unknown op '" + op + "' (known: w4a16_linear)");
+  const bool want_linear = opt.ops.empty() || std::count(opt.ops.begin(), opt.ops.end(), "w4a16_linear");
+  const ModelDesc model = resolve_model(opt);
+  std::regex filter;
+  try {
+    filter = std::regex(opt.filter.empty() ? ".*" : opt.filter);
+  } catch (const std::regex_error& e) {
+    throw Error("bad --filter regex '" + opt.filter + "': " + e.what());
+  }
+
+  std::vector<LayerShape> shapes = want_linear ? linear_shapes(model, opt) : std::vector<LayerShape>{};
+  std::vector<Job> jobs;
+  std::map<std::string, bool> seen;
+  for (const ArchInfo* arch : archs)
+    for (const auto& ls : shapes) {
+      if (seen[arch->name + ls.shape.key()]) continue;
+      seen[arch->name + ls.shape.key()] = true;
+      for (const auto& cfg : enumerate_linear_configs(ls.shape, *arch)) {
+        Candidate c = make_linear_candidate(ls.shape, cfg, *arch);
+        if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
+      }
+    }
+  stats.candidates = static_cast<int>(jobs.size());
+
+  if (opt.list_only) {
+    for (const auto& j : jobs) out << j.cand.arch << "  " << j.cand.name << "  threads=" << j.cand.threads << "\n";
+    out << jobs.size() << " candidates for model " << model.name << "\n";
+    return stats;
+  }
+
+  std::map<std::string, std::unique_ptr<Backend>> backends;
+  for (const ArchInfo* arch : archs) backends[arch->name] = make_backend(*arch, opt.tools);
+
+  const std::string templates = opt.templates_dir.empty() ? KF_TEMPLATE_DIR : opt.templates_dir;
+  if (!fs::is_directory(templates)) throw Error("templates directory '" + templates + "' not found");
+  const std::string digest = tree_digest(templates);
+  const CompileCache cache(opt.cache_dir.empty() ? default_cache_dir() : opt.cache_dir);
+  std::error_code ec;
+  fs::create_directories(opt.out_dir, ec);
+  if (ec) throw Error("cannot create output directory '" + opt.out_dir + "': " + ec.message());
+  // Open the pack first: a foreign or newer file stops the run before any work.
+  Pack pack = Pack::open(opt.out_dir + "/kforge.sqlite", true);
+
+  // ---- emit the generated sources (deterministic, into the output tree) ------------
+  std::map<std::string, std::string> instance_text;
+  for (auto& j : jobs) {
+    auto it = instance_text.find(j.cand.instance);
+    if (it == instance_text.end())
+      it = instance_text.emplace(j.cand.instance, read_text(templates + "/" + j.cand.instance)).first;
+    j.source_text = substitute(it->second, j.cand.params, j.cand.instance);
+    const std::string dir = opt.out_dir + "/src/" + j.cand.arch;
+    fs::create_directories(dir);
+    j.source_path = fs::absolute(dir + "/" + j.cand.name + ".cu").string();
+    std::string existing;
+    std::ifstream in(j.source_path, std::ios::binary);
+    if (in) existing.assign(std::istreambuf_iterator<char>(in), {});
+    if (existing != j.source_text) std::ofstream(j.source_path, std::ios::binary) << j.source_text;
+  }
+
+  // ---- compile in parallel ----------------------------------------------------------
+  const int threads = std::max(1, opt.jobs > 0 ? opt.jobs : static_cast<int>(std::thread::hardware_concurrency()));
+  Progress progress(err, static_cast<int>(jobs.size()), opt.progress);
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i; (i = next++) < jobs.size();) {
+      const ArchInfo& arch = arch_info(jobs[i].cand.arch);
+      compile_one(jobs[i], *backends[arch.name], arch, cache, templates, digest);
+      progress.tick(jobs[i].cand.arch + " " + jobs[i].cand.kind);
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) pool.emplace_back(worker);
+  for (auto& t : pool) t.join();
+  progress.done();
+
+  // ---- store: one transaction, so a killed run leaves the previous pack intact -----
+  pack.begin();
+  try {
+    pack.set_meta("kforge_version", KF_VERSION);
+    pack.set_meta("schema_version", std::to_string(kPackSchemaVersion));
+    for (const auto& ls : shapes) pack.put_shape({model.name, ls.layer, "w4a16_linear", ls.shape.key(), ls.count});
+    for (const auto& j : jobs) pack.put_kernel(j.row);
+    pack.commit();
+  } catch (...) {
+    pack.rollback();
+    throw;
+  }
+
+  std::vector<SummaryRow> rows;
+  for (const auto& j : jobs) {
+    stats.cached += j.cached;
+    stats.compiled += !j.cached;
+    stats.compile_errors += j.row.status == "compile_error";
+    stats.pruned += j.row.status.rfind("pruned:", 0) == 0;
+    stats.ok += j.row.status == "ok";
+    rows.push_back({j.row.arch, j.row.op, j.row.shape, j.row.kind, j.row.status, j.row.occupancy});
+  }
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  print_summary(out, rows);
+  out << stats.candidates << " candidates (" << stats.compiled << " compiled, " << stats.cached
+      << " from cache), " << stats.ok << " ok, " << stats.pruned << " pruned, " << stats.compile_errors
+      << " compile errors in " << static_cast<int>(stats.seconds * 10) / 10.0 << " s\n"
+      << "pack: " << pack.path() << "   sources: " << opt.out_dir << "/src   cache: " << cache.dir() << "\n";
+  return stats;
+}
+
+}  // namespace kf

@@ -1,0 +1,125 @@
+#include "linear_family.h"
+
+#include <regex>
+
+#include "error.h"
+#include "w4a16_linear/tiling.h"
+
+namespace kf {
+
+std::string LinearShape::key() const {
+  return "n" + std::to_string(n) + "_k" + std::to_string(k) + "_g" +
+         (group == 0 ? std::string("ch") : std::to_string(group)) + (bf16 ? "_bf16" : "_fp16") +
+         (asym ? "_asym" : "_sym");
+}
+
+LinearShape parse_linear_shape(const std::string& key) {
+  static const std::regex re("n([0-9]+)_k([0-9]+)_g(ch|[0-9]+)_(bf16|fp16)_(sym|asym)");
+  std::smatch m;
+  if (!std::regex_match(key, m, re))
+    throw Error("bad w4a16_linear shape key '" + key +
+                "' (expected like n12288_k2048_g128_bf16_sym)");
+  LinearShape s;
+  s.n = std::stoll(m[1]);
+  s.k = std::stoll(m[2]);
+  s.group = m[3] == "ch" ? 0 : std::stoi(m[3]);
+  s.bf16 = m[4] == "bf16";
+  s.asym = m[5] == "asym";
+  return s;
+}
+
+void validate_linear_shape(const LinearShape& s, const std::string& layer) {
+  const std::string where = "w4a16_linear layer '" + layer + "' (" + s.key() + "): ";
+  if (s.n <= 0 || s.k <= 0) throw Error(where + "N and K must be positive");
+  if (s.group != 0 && s.group != 32 && s.group != 64 && s.group != 128)
+    throw Error(where + "group size " + std::to_string(s.group) +
+                " not supported (32, 64, 128 or per-channel)");
+  if (s.k % s.effective_group() != 0)
+    throw Error(where + "K = " + std::to_string(s.k) + " is not a multiple of the group size " +
+                std::to_string(s.group));
+  if (s.k % 32 != 0) throw Error(where + "K = " + std::to_string(s.k) + " is not a multiple of 32");
+  if (s.n % 64 != 0) throw Error(where + "N = " + std::to_string(s.n) + " is not a multiple of 64");
+}
+
+const char* kind_name(LinearKind kind) { return kind == LinearKind::decode ? "decode" : "prefill"; }
+
+std::string LinearConfig::key() const {
+  return "bm" + std::to_string(block_m) + "_bn" + std::to_string(block_n) + "_bk" +
+         std::to_string(block_k) + "_w" + std::to_string(warps) + "_sk" + std::to_string(split_k) +
+         "_s" + std::to_string(stages);
+}
+
+std::string linear_kernel_name(const LinearShape& shape, const LinearConfig& cfg) {
+  return std::string("w4a16_linear_") + kind_name(cfg.kind) + "_" + shape.key() + "_" + cfg.key();
+}
+
+std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const ArchInfo& arch) {
+  std::vector<LinearConfig> out;
+  const int n = static_cast<int>(s.n), k = static_cast<int>(s.k), g = s.effective_group();
+  // Decode: rows per block up to 16 (the M range where streaming the weights once per
+  // 16 rows is cheaper than a tiled MMA kernel), split-K for shapes with few N blocks.
+  for (int bm : {1, 2, 4, 8, 16})
+    for (int bn : {64, 128, 256})
+      for (int bk : {32, 64})
+        for (int w : {4, 8})
+          for (int sk : {1, 2, 4}) {
+            const int threads = w * arch.wave_size;
+            if (!w4a16::decode_valid(n, k, g, bn, bk, threads, sk)) continue;
+            out.push_back({LinearKind::decode, bm, bn, bk, w, sk, 1});
+          }
+  for (int bm : {16, 32, 64, 128})
+    for (int bn : {64, 128, 256})
+      for (int bk : {32, 64})
+        for (int w : {4, 8})
+          for (int st : {1, 2}) {
+            if (!w4a16::prefill_valid(n, k, g, bm, bn, bk, w)) continue;
+            out.push_back({LinearKind::prefill, bm, bn, bk, w, 1, st});
+          }
+  return out;
+}
+
+Candidate make_linear_candidate(const LinearShape& s, const LinearConfig& cfg, const ArchInfo& arch) {
+  Candidate c;
+  c.op = "w4a16_linear";
+  c.kind = kind_name(cfg.kind);
+  c.arch = arch.name;
+  c.shape = s.key();
+  c.config = cfg.key();
+  c.name = linear_kernel_name(s, cfg);
+  c.threads = cfg.warps * arch.wave_size;
+  c.instance = std::string("w4a16_linear/") + c.kind + ".cu.in";
+  c.params = {
+      {"name", c.name},
+      {"config", c.kind + " " + c.shape + " " + c.config + " " + arch.name},
+      {"n", std::to_string(s.n)},
+      {"k", std::to_string(s.k)},
+      {"group", std::to_string(s.effective_group())},
+      {"bf16", s.bf16 ? "true" : "false"},
+      {"asym", s.asym ? "true" : "false"},
+      {"block_m", std::to_string(cfg.block_m)},
+      {"block_n", std::to_string(cfg.block_n)},
+      {"block_k", std::to_string(cfg.block_k)},
+      {"threads", std::to_string(c.threads)},
+  };
+  if (cfg.kind == LinearKind::decode) {
+    c.params["split_k"] = std::to_string(cfg.split_k);
+    // Streaming kernels need waves in flight to cover memory latency.
+    c.min_occupancy = 2;
+  } else {
+    c.params["warps"] = std::to_string(cfg.warps);
+    c.params["stages"] = std::to_string(cfg.stages);
+    c.needs_mma = true;
+    c.min_occupancy = 1;
+  }
+  return c;
+}
+
+int64_t linear_workspace_floats(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
+  return cfg.split_k > 1 ? cfg.split_k * m * s.n : 0;
+}
+
+int64_t linear_counter_ints(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
+  return cfg.split_k > 1 ? (s.n / cfg.block_n) * ((m + cfg.block_m - 1) / cfg.block_m) : 0;
+}
+
+}  // namespace kf

@@ -1,0 +1,63 @@
+// The w4a16_linear family: int4-weight x 16-bit-activation linear layers in the GPTQ
+// layout (see templates/w4a16_linear/args.h), in two kinds: `decode` (small M,
+// memory-bound, no matrix instructions) and `prefill` (tiled, matrix instructions).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "arch.h"
+#include "candidate.h"
+
+namespace kf {
+
+struct LinearShape {
+  int64_t n = 0;
+  int64_t k = 0;
+  int group = 128;    // quantisation group along K; 0 = per-channel (one group of K)
+  bool bf16 = true;   // activation/scale/output type: bf16 or fp16
+  bool asym = false;  // asymmetric (packed zero points) or symmetric uint4b8
+
+  int effective_group() const { return group == 0 ? static_cast<int>(k) : group; }
+  // n12288_k2048_g128_bf16_sym; per-channel is written gch.
+  std::string key() const;
+};
+
+// Parses a key made by LinearShape::key(); throws kf::Error naming the bad part.
+LinearShape parse_linear_shape(const std::string& key);
+
+// Checks what the family can do: N a multiple of 64, K a multiple of 8 and of the
+// group size, group in {32, 64, 128} or per-channel. Throws kf::Error naming the value.
+void validate_linear_shape(const LinearShape& shape, const std::string& layer);
+
+enum class LinearKind { decode, prefill };
+const char* kind_name(LinearKind kind);
+
+struct LinearConfig {
+  LinearKind kind = LinearKind::decode;
+  int block_m = 1;   // rows of M per block
+  int block_n = 64;  // columns of N per block
+  int block_k = 32;  // decode: k per thread step; prefill: k per shared-memory tile
+  int warps = 4;     // waves (AMD) or warps (NVIDIA) per block
+  int split_k = 1;   // blocks sharing one output tile's K range
+  int stages = 1;    // prefill: 2 = next tile's loads issued before this tile's math
+
+  // bm64_bn128_bk64_w4_sk1_s2: fixed order, every knob, so equal keys = equal configs.
+  std::string key() const;
+  bool operator==(const LinearConfig& o) const { return key() == o.key(); }
+};
+
+// w4a16_linear_<kind>_<shape key>_<config key>: the kernel symbol and pack name.
+std::string linear_kernel_name(const LinearShape& shape, const LinearConfig& cfg);
+
+// Every config the templates accept for this shape on this arch, decode first.
+std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& shape, const ArchInfo& arch);
+
+Candidate make_linear_candidate(const LinearShape& shape, const LinearConfig& cfg,
+                                const ArchInfo& arch);
+
+// Workspace a split-K launch needs (floats and counters), for runtimes and tests.
+int64_t linear_workspace_floats(const LinearShape& shape, const LinearConfig& cfg, int64_t m);
+int64_t linear_counter_ints(const LinearShape& shape, const LinearConfig& cfg, int64_t m);
+
+}  // namespace kf

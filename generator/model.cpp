@@ -1,0 +1,45 @@
+#include "model.h"
+
+#include "error.h"
+
+namespace kf {
+
+namespace {
+
+// Qwen3.5/3.6-35B-A3B: 40 layers = 30 Gated-DeltaNet + 10 full attention, hidden 2048,
+// 256 experts (top-8, moe_intermediate 512) plus one shared expert of 512.
+ModelDesc qwen3_35b() {
+  ModelDesc m;
+  m.name = "qwen3-35b";
+  m.hidden = 2048;
+  m.num_layers = 40;
+  m.linears = {
+      {"gdn.in_proj_qkvz", 12288, 2048, 30},  // q 2048 + k 2048 + v 4096 + z 4096
+      {"gdn.out_proj", 2048, 4096, 30},
+      {"attn.qkv_proj", 9216, 2048, 10},      // q with gate 8192 + k 512 + v 512
+      {"attn.o_proj", 2048, 4096, 10},
+      {"shared_expert.gate_up_proj", 1024, 2048, 40},
+      {"shared_expert.down_proj", 2048, 512, 40},
+  };
+  m.moe = {
+      {"experts.gate_up_proj", 256, 8, 1024, 2048, 40},
+      {"experts.down_proj", 256, 8, 2048, 512, 40},
+  };
+  return m;
+}
+
+}  // namespace
+
+const char* default_model_name() { return "qwen3-35b"; }
+
+std::vector<std::string> builtin_model_names() { return {"qwen3-35b"}; }
+
+ModelDesc builtin_model(const std::string& name) {
+  if (name == "qwen3-35b") return qwen3_35b();
+  std::string known;
+  for (const auto& n : builtin_model_names()) known += (known.empty() ? "" : ", ") + n;
+  throw Error("unknown model '" + name + "' (known: " + known +
+              "; or pass --config path/to/config.json)");
+}
+
+}  // namespace kf

@@ -1,0 +1,210 @@
+#include "pack.h"
+
+#include <sys/stat.h>
+
+#include "error.h"
+
+namespace kf {
+
+namespace {
+
+const char* kSchema = R"sql(
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+CREATE TABLE kernels (
+  name          TEXT NOT NULL,
+  arch          TEXT NOT NULL,
+  op            TEXT NOT NULL,
+  kind          TEXT NOT NULL,
+  shape         TEXT NOT NULL,
+  config        TEXT NOT NULL,
+  code_object   BLOB,
+  vgprs_or_regs INTEGER NOT NULL,
+  sgprs         INTEGER NOT NULL,
+  agprs         INTEGER NOT NULL,
+  lds_bytes     INTEGER NOT NULL,
+  scratch_bytes INTEGER NOT NULL,
+  spills        INTEGER NOT NULL,
+  occupancy     INTEGER NOT NULL,
+  threads       INTEGER NOT NULL CHECK (threads > 0),
+  mma_count     INTEGER NOT NULL,
+  status        TEXT NOT NULL
+                CHECK (status IN ('ok', 'compile_error') OR status LIKE 'pruned:%'),
+  compiler      TEXT NOT NULL,
+  source_hash   TEXT NOT NULL,
+  log           TEXT NOT NULL,
+  created       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+  UNIQUE (name, arch),
+  CHECK (status != 'ok' OR code_object IS NOT NULL)
+);
+CREATE INDEX kernels_by_shape ON kernels (arch, op, shape, status);
+CREATE TABLE shapes (
+  model TEXT NOT NULL,
+  layer TEXT NOT NULL,
+  op    TEXT NOT NULL,
+  shape TEXT NOT NULL,
+  count INTEGER NOT NULL CHECK (count > 0),
+  UNIQUE (model, layer, op, shape)
+);
+)sql";
+
+struct Stmt {
+  sqlite3_stmt* s = nullptr;
+  Stmt(sqlite3* db, const std::string& sql) {
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) != SQLITE_OK)
+      throw Error(std::string("pack: ") + sqlite3_errmsg(db) + " in: " + sql.substr(0, 80));
+  }
+  ~Stmt() { sqlite3_finalize(s); }
+  void text(int i, const std::string& v) { sqlite3_bind_text(s, i, v.c_str(), -1, SQLITE_TRANSIENT); }
+  void integer(int i, int64_t v) { sqlite3_bind_int64(s, i, v); }
+  std::string col_text(int i) const {
+    const auto* p = sqlite3_column_text(s, i);
+    return p ? reinterpret_cast<const char*>(p) : "";
+  }
+};
+
+}  // namespace
+
+Pack Pack::open(const std::string& path, bool create) {
+  struct stat st;
+  const bool exists = stat(path.c_str(), &st) == 0;
+  if (!exists && !create) throw Error("pack '" + path + "' does not exist");
+  sqlite3* db = nullptr;
+  const int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+  if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
+    const std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    throw Error("cannot open pack '" + path + "': " + msg);
+  }
+  Pack pack(db, path);
+  sqlite3_busy_timeout(db, 10000);
+  int version = -1, tables = -1;
+  try {
+    Stmt v(db, "PRAGMA user_version");
+    if (sqlite3_step(v.s) == SQLITE_ROW) version = sqlite3_column_int(v.s, 0);
+    Stmt t(db, "SELECT count(*) FROM sqlite_master");
+    if (sqlite3_step(t.s) == SQLITE_ROW) tables = sqlite3_column_int(t.s, 0);
+  } catch (const Error& e) {
+    throw Error("'" + path + "' is not a kforge pack (" + e.what() + ")");
+  }
+  if (version < 0 || tables < 0)
+    throw Error("'" + path + "' is not a readable SQLite database: " + sqlite3_errmsg(db));
+  if (version == 0 && tables == 0) {
+    pack.exec("PRAGMA journal_mode=WAL");
+    pack.exec("BEGIN");
+    pack.exec(kSchema);
+    pack.exec("PRAGMA user_version=" + std::to_string(kPackSchemaVersion));
+    pack.exec("COMMIT");
+  } else if (version == 0) {
+    throw Error("'" + path + "' is an SQLite database but not a kforge pack (no schema version); left untouched");
+  } else if (version != kPackSchemaVersion) {
+    throw Error("pack '" + path + "' has schema version " + std::to_string(version) + ", this kforge reads version " +
+                std::to_string(kPackSchemaVersion) + "; left untouched");
+  }
+  return pack;
+}
+
+Pack::~Pack() { sqlite3_close(db_); }
+
+void Pack::exec(const std::string& sql) const {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    const std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    throw Error("pack '" + path_ + "': " + msg);
+  }
+}
+
+void Pack::begin() { exec("BEGIN IMMEDIATE"); }
+void Pack::commit() { exec("COMMIT"); }
+void Pack::rollback() { exec("ROLLBACK"); }
+
+void Pack::put_kernel(const PackKernel& k) {
+  Stmt s(db_,
+         "INSERT OR REPLACE INTO kernels (name, arch, op, kind, shape, config, code_object, vgprs_or_regs,"
+         " sgprs, agprs, lds_bytes, scratch_bytes, spills, occupancy, threads, mma_count, status, compiler,"
+         " source_hash, log) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)");
+  s.text(1, k.name);
+  s.text(2, k.arch);
+  s.text(3, k.op);
+  s.text(4, k.kind);
+  s.text(5, k.shape);
+  s.text(6, k.config);
+  if (k.code_object.empty())
+    sqlite3_bind_null(s.s, 7);
+  else
+    sqlite3_bind_blob(s.s, 7, k.code_object.data(), static_cast<int>(k.code_object.size()), SQLITE_TRANSIENT);
+  const int ints[] = {k.vgprs_or_regs, k.sgprs, k.agprs, k.lds_bytes, k.scratch_bytes,
+                      k.spills, k.occupancy, k.threads, k.mma_count};
+  for (int i = 0; i < 9; ++i) s.integer(8 + i, ints[i]);
+  s.text(17, k.status);
+  s.text(18, k.compiler);
+  s.text(19, k.source_hash);
+  s.text(20, k.log);
+  if (sqlite3_step(s.s) != SQLITE_DONE)
+    throw Error("pack '" + path_ + "': cannot store kernel '" + k.name + "': " + sqlite3_errmsg(db_));
+}
+
+void Pack::put_shape(const PackShape& sh) {
+  Stmt s(db_, "INSERT OR IGNORE INTO shapes (model, layer, op, shape, count) VALUES (?1,?2,?3,?4,?5)");
+  s.text(1, sh.model);
+  s.text(2, sh.layer);
+  s.text(3, sh.op);
+  s.text(4, sh.shape);
+  s.integer(5, sh.count);
+  if (sqlite3_step(s.s) != SQLITE_DONE)
+    throw Error("pack '" + path_ + "': cannot store shape '" + sh.shape + "': " + sqlite3_errmsg(db_));
+}
+
+void Pack::set_meta(const std::string& key, const std::string& value) {
+  Stmt s(db_, "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)");
+  s.text(1, key);
+  s.text(2, value);
+  if (sqlite3_step(s.s) != SQLITE_DONE) throw Error("pack '" + path_ + "': " + sqlite3_errmsg(db_));
+}
+
+std::string Pack::meta(const std::string& key) const {
+  Stmt s(db_, "SELECT value FROM meta WHERE key = ?1");
+  s.text(1, key);
+  return sqlite3_step(s.s) == SQLITE_ROW ? s.col_text(0) : "";
+}
+
+std::vector<PackKernel> Pack::kernels(const std::string& where_sql) const {
+  Stmt s(db_,
+         "SELECT name, arch, op, kind, shape, config, code_object, vgprs_or_regs, sgprs, agprs, lds_bytes,"
+         " scratch_bytes, spills, occupancy, threads, mma_count, status, compiler, source_hash, log"
+         " FROM kernels " + (where_sql.empty() ? "" : "WHERE " + where_sql) + " ORDER BY arch, name");
+  std::vector<PackKernel> out;
+  while (sqlite3_step(s.s) == SQLITE_ROW) {
+    PackKernel k;
+    k.name = s.col_text(0);
+    k.arch = s.col_text(1);
+    k.op = s.col_text(2);
+    k.kind = s.col_text(3);
+    k.shape = s.col_text(4);
+    k.config = s.col_text(5);
+    const auto* blob = static_cast<const uint8_t*>(sqlite3_column_blob(s.s, 6));
+    k.code_object.assign(blob, blob + sqlite3_column_bytes(s.s, 6));
+    int* ints[] = {&k.vgprs_or_regs, &k.sgprs, &k.agprs, &k.lds_bytes, &k.scratch_bytes,
+                   &k.spills, &k.occupancy, &k.threads, &k.mma_count};
+    for (int i = 0; i < 9; ++i) *ints[i] = sqlite3_column_int(s.s, 7 + i);
+    k.status = s.col_text(16);
+    k.compiler = s.col_text(17);
+    k.source_hash = s.col_text(18);
+    k.log = s.col_text(19);
+    out.push_back(std::move(k));
+  }
+  return out;
+}
+
+std::vector<PackShape> Pack::shapes() const {
+  Stmt s(db_, "SELECT model, layer, op, shape, count FROM shapes ORDER BY model, layer");
+  std::vector<PackShape> out;
+  while (sqlite3_step(s.s) == SQLITE_ROW)
+    out.push_back({s.col_text(0), s.col_text(1), s.col_text(2), s.col_text(3), sqlite3_column_int(s.s, 4)});
+  return out;
+}
+
+}  // namespace kf

@@ -1,0 +1,60 @@
+// The kernel pack: one SQLite file (DIR/kforge.sqlite) holding every generated kernel
+// with its code object, resources and status, and the model layers it serves. Other
+// tools (autotune, runtime, tests) rely on this schema; PRAGMA user_version is its
+// version and is checked on open, so a foreign or future file is refused untouched.
+#pragma once
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kf {
+
+constexpr int kPackSchemaVersion = 1;
+
+struct PackKernel {
+  std::string name, arch, op, kind, shape, config;
+  std::vector<uint8_t> code_object;  // empty when the candidate did not compile
+  int vgprs_or_regs = 0, sgprs = 0, agprs = 0, lds_bytes = 0, scratch_bytes = 0, spills = 0;
+  int occupancy = 0, threads = 0;
+  int mma_count = -1;                // -1: not checked
+  std::string status;                // ok | pruned:<why> | compile_error
+  std::string compiler, source_hash, log;
+};
+
+struct PackShape {
+  std::string model, layer, op, shape;
+  int count = 0;
+};
+
+class Pack {
+ public:
+  // Opens (creating when `create` and absent) and checks the schema. Throws kf::Error
+  // naming the path for a file that is not SQLite, not a kforge pack, or of another
+  // schema version; such a file is never modified.
+  static Pack open(const std::string& path, bool create);
+  Pack(Pack&& o) noexcept : db_(o.db_), path_(std::move(o.path_)) { o.db_ = nullptr; }
+  Pack(const Pack&) = delete;
+  ~Pack();
+
+  void begin();
+  void commit();
+  void rollback();
+  void put_kernel(const PackKernel& k);   // insert or replace by (name, arch)
+  void put_shape(const PackShape& s);     // insert or ignore
+  void set_meta(const std::string& key, const std::string& value);
+
+  std::vector<PackKernel> kernels(const std::string& where_sql = "") const;
+  std::vector<PackShape> shapes() const;
+  std::string meta(const std::string& key) const;
+  const std::string& path() const { return path_; }
+
+ private:
+  Pack(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  void exec(const std::string& sql) const;
+  sqlite3* db_;
+  std::string path_;
+};
+
+}  // namespace kf

@@ -1,0 +1,135 @@
+// w4a16_linear decode kernel: y[M, N] = x[M, K] * dequant(W)^T for small M.
+//
+// Memory-bound: every weight byte is read once, with 16-byte loads coalesced along N
+// (one int32 row of the GPTQ layout holds 8 k of one column; 4 columns per load).
+// A block owns BN columns and BM rows of M; its THREADS are BN/4 column lanes times
+// TK k-lanes that split the block's K range, reduced through shared memory at the end.
+// SPLIT_K > 1 spreads K over blocks too (more blocks in flight for small N): each
+// writes an fp32 partial and the last block of a tile to arrive sums them in fixed
+// order (deterministic) and resets the tile's counter.
+#pragma once
+#include "kf_portability.h"
+#include "w4a16_linear/args.h"
+#include "w4a16_linear/dequant.h"
+#include "w4a16_linear/tiling.h"
+
+namespace kf {
+
+template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int THREADS,
+          int SPLIT_K>
+KF_INLINE void w4a16_linear_decode(const kf_linear_args& args) {
+  static_assert(w4a16::decode_valid(N, K, G, BN, BK, THREADS, SPLIT_K), "invalid decode config");
+  using T = Act16<BF16>;
+  constexpr int TN = w4a16::decode_threads_n(BN);
+  constexpr int TK = w4a16::decode_threads_k(BN, THREADS);
+  constexpr int K_PER_SPLIT = K / SPLIT_K;
+  constexpr int ROWS = BK / 8;  // int32 rows (8 k each) a thread loads per step
+
+  const uint16_t* x = static_cast<const uint16_t*>(args.x);
+  const uint32_t* qweight = static_cast<const uint32_t*>(args.qweight);
+  const uint16_t* scales = static_cast<const uint16_t*>(args.scales);
+  const uint32_t* qzeros = static_cast<const uint32_t*>(args.qzeros);
+  const int M = args.m;
+
+  const int tn = thread_id() % TN;
+  const int tk = thread_id() / TN;
+  const int n = block_x() * BN + tn * 4;
+  const int split = block_y();
+  const int m0 = block_z() * BM;
+
+  // Rows past M read a valid row (the last) and are never stored: no branch in the loop.
+  const uint16_t* xrow[BM];
+#pragma unroll
+  for (int m = 0; m < BM; ++m) xrow[m] = x + (size_t)(m0 + m < M ? m0 + m : M - 1) * K;
+
+  float acc[BM][4];
+#pragma unroll
+  for (int m = 0; m < BM; ++m)
+#pragma unroll
+    for (int c = 0; c < 4; ++c) acc[m][c] = 0.f;
+
+  const int k_begin = split * K_PER_SPLIT;
+  for (int k0 = k_begin + tk * BK; k0 < k_begin + K_PER_SPLIT; k0 += TK * BK) {
+    u32x4 q[ROWS];
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) q[r] = load16(qweight + (size_t)(k0 / 8 + r) * N + n);
+    float scale[4], zs[4];
+    w4a16::load_group_params<N, BF16, ASYM>(scales, qzeros, k0 / G, n, scale, zs);
+
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) {
+      const uint32_t qc[4] = {q[r].x, q[r].y, q[r].z, q[r].w};
+#pragma unroll
+      for (int m = 0; m < BM; ++m) {
+        const u32x4 xv = load16(xrow[m] + k0 + 8 * r);
+        const uint32_t xw[4] = {xv.x, xv.y, xv.z, xv.w};
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          const float xf = T::to_f32(j % 2 ? xw[j / 2] >> 16 : xw[j / 2] & 0xffffu);
+#pragma unroll
+          for (int c = 0; c < 4; ++c)
+            acc[m][c] += xf * (w4a16::nibble(qc[c], j) * scale[c] - zs[c]);
+        }
+      }
+    }
+  }
+
+  // Reduce the TK k-lanes: k-lane 0 ends with the block's sums.
+  if constexpr (TK > 1) {
+    KF_SHARED float red[TK][BN];
+#pragma unroll
+    for (int m = 0; m < BM; ++m) {
+#pragma unroll
+      for (int c = 0; c < 4; ++c) red[tk][tn * 4 + c] = acc[m][c];
+      barrier();
+      if (tk == 0)
+#pragma unroll
+        for (int c = 0; c < 4; ++c)
+          for (int t = 1; t < TK; ++t) acc[m][c] += red[t][tn * 4 + c];
+      barrier();
+    }
+  }
+
+  uint16_t* y = static_cast<uint16_t*>(args.y);
+  if constexpr (SPLIT_K == 1) {
+    if (tk == 0)
+#pragma unroll
+      for (int m = 0; m < BM; ++m)
+        if (m0 + m < M)
+          store8(y + (size_t)(m0 + m) * N + n,
+                 u32x2{T::from_f32(acc[m][0]) | T::from_f32(acc[m][1]) << 16,
+                       T::from_f32(acc[m][2]) | T::from_f32(acc[m][3]) << 16});
+  } else {
+    float* ws = args.workspace;
+    if (tk == 0)
+#pragma unroll
+      for (int m = 0; m < BM; ++m)
+        if (m0 + m < M)
+#pragma unroll
+          for (int c = 0; c < 4; ++c) ws[((size_t)split * M + m0 + m) * N + n + c] = acc[m][c];
+    fence_device();
+    barrier();
+    KF_SHARED int last;
+    int* counter = args.counters + block_z() * (N / BN) + block_x();
+    if (thread_id() == 0) last = atomic_add_device(counter, 1) == SPLIT_K - 1;
+    barrier();
+    if (!last) return;
+    fence_device();
+    if (tk == 0)
+#pragma unroll
+      for (int m = 0; m < BM; ++m) {
+        if (m0 + m >= M) continue;
+        float sum[4] = {0.f, 0.f, 0.f, 0.f};
+        for (int s = 0; s < SPLIT_K; ++s)
+#pragma unroll
+          for (int c = 0; c < 4; ++c)
+            sum[c] += load_coherent(ws + ((size_t)s * M + m0 + m) * N + n + c);
+        store8(y + (size_t)(m0 + m) * N + n,
+               u32x2{T::from_f32(sum[0]) | T::from_f32(sum[1]) << 16,
+                     T::from_f32(sum[2]) | T::from_f32(sum[3]) << 16});
+      }
+    if (thread_id() == 0) atomic_store_device(counter, 0);
+  }
+}
+
+}  // namespace kf

@@ -1,0 +1,145 @@
+// w4a16_linear prefill kernel: y[M, N] = x[M, K] * dequant(W)^T for larger M, on the
+// arch's 16x16x16 matrix instruction (kf::mma16: v_wmma on gfx11, v_mfma on gfx942,
+// mma.sync on sm_90a).
+//
+// A block computes a BM x BN tile of y, walking K in BK steps. Each step stages the x
+// tile and the int4 weight tile in registers (16-byte global loads, coalesced along K
+// for x and along N for the weights), dequantises the weights to 16-bit while storing
+// both to shared memory (W kept as Ws[n][k], the B operand's natural order), then
+// WARPS warps each multiply a (BM/WM) x (BN/WN) sub-tile out of shared memory.
+// STAGES == 2 issues the next step's global loads before the current step's matrix
+// work, so their latency hides behind it (register double buffering).
+#pragma once
+#include "kf_portability.h"
+#include "w4a16_linear/args.h"
+#include "w4a16_linear/dequant.h"
+#include "w4a16_linear/tiling.h"
+
+namespace kf {
+
+template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS,
+          int STAGES>
+KF_INLINE void w4a16_linear_prefill(const kf_linear_args& args) {
+  static_assert(w4a16::prefill_valid(N, K, G, BM, BN, BK, WARPS), "invalid prefill config");
+  static_assert(STAGES == 1 || STAGES == 2, "stages: 1 or 2");
+  using T = Act16<BF16>;
+  constexpr int THREADS = WARPS * KF_WAVE;
+  constexpr int WM = w4a16::prefill_warps_m(BM, BN, WARPS);
+  constexpr int WN = WARPS / WM;
+  constexpr int TM = BM / WM / 16;  // atoms per warp along M
+  constexpr int TN = BN / WN / 16;  // atoms per warp along N
+  constexpr int LDS = BK + w4a16::kSmemPad;
+  // 16-byte vectors per k-step: x tile BM x BK halves, weight tile BK/8 x BN int32.
+  constexpr int A_VECS = BM * BK / 8;
+  constexpr int W_VECS = BK * BN / 32;
+  constexpr int A_PER_THREAD = (A_VECS + THREADS - 1) / THREADS;
+  constexpr int W_PER_THREAD = (W_VECS + THREADS - 1) / THREADS;
+
+  KF_SHARED uint16_t As[BM * LDS];
+  KF_SHARED uint16_t Ws[BN * LDS];
+
+  const uint16_t* x = static_cast<const uint16_t*>(args.x);
+  const uint32_t* qweight = static_cast<const uint32_t*>(args.qweight);
+  const uint16_t* scales = static_cast<const uint16_t*>(args.scales);
+  const uint32_t* qzeros = static_cast<const uint32_t*>(args.qzeros);
+  const int M = args.m;
+  const int tid = thread_id();
+  const int lane = tid % KF_WAVE;
+  const int warp = tid / KF_WAVE;
+  const int wm = warp / WN, wn = warp % WN;
+  const int n0 = block_x() * BN;
+  const int m0 = block_y() * BM;
+
+  u32x4 a_reg[A_PER_THREAD];
+  u32x4 w_reg[W_PER_THREAD];
+
+  auto load_tile = [&](int k0) {
+#pragma unroll
+    for (int i = 0; i < A_PER_THREAD; ++i) {
+      const int v = tid + i * THREADS;
+      const int row = v / (BK / 8), kv = v % (BK / 8);
+      a_reg[i] = u32x4{0, 0, 0, 0};
+      if ((A_VECS % THREADS == 0 || v < A_VECS) && m0 + row < M)
+        a_reg[i] = load16(x + (size_t)(m0 + row) * K + k0 + kv * 8);
+    }
+#pragma unroll
+    for (int i = 0; i < W_PER_THREAD; ++i) {
+      const int v = tid + i * THREADS;
+      const int krow = v / (BN / 4), n4 = v % (BN / 4);
+      if (W_VECS % THREADS == 0 || v < W_VECS)
+        w_reg[i] = load16(qweight + (size_t)(k0 / 8 + krow) * N + n0 + n4 * 4);
+    }
+  };
+
+  auto store_tile = [&](int k0) {
+#pragma unroll
+    for (int i = 0; i < A_PER_THREAD; ++i) {
+      const int v = tid + i * THREADS;
+      if (A_VECS % THREADS == 0 || v < A_VECS)
+        store16(As + (v / (BK / 8)) * LDS + (v % (BK / 8)) * 8, a_reg[i]);
+    }
+#pragma unroll
+    for (int i = 0; i < W_PER_THREAD; ++i) {
+      const int v = tid + i * THREADS;
+      if (!(W_VECS % THREADS == 0 || v < W_VECS)) continue;
+      const int krow = v / (BN / 4), n4 = v % (BN / 4);
+      float scale[4], zs[4];
+      w4a16::load_group_params<N, BF16, ASYM>(scales, qzeros, k0 / G, n0 + n4 * 4, scale, zs);
+      const uint32_t qc[4] = {w_reg[i].x, w_reg[i].y, w_reg[i].z, w_reg[i].w};
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        uint32_t h[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) h[j] = T::from_f32(w4a16::nibble(qc[c], j) * scale[c] - zs[c]);
+        store16(Ws + (n4 * 4 + c) * LDS + krow * 8,
+                u32x4{h[0] | h[1] << 16, h[2] | h[3] << 16, h[4] | h[5] << 16, h[6] | h[7] << 16});
+      }
+    }
+  };
+
+  FragC acc[TM][TN];
+#pragma unroll
+  for (int i = 0; i < TM; ++i)
+#pragma unroll
+    for (int j = 0; j < TN; ++j)
+#pragma unroll
+      for (int e = 0; e < MmaLayout::kCElems; ++e) acc[i][j].v[e] = 0.f;
+
+  constexpr int KT = K / BK;
+  load_tile(0);
+  for (int kt = 0; kt < KT; ++kt) {
+    store_tile(kt * BK);
+    barrier();
+    if (STAGES == 2 && kt + 1 < KT) load_tile((kt + 1) * BK);
+#pragma unroll
+    for (int kk = 0; kk < BK; kk += 16) {
+      FragA a[TM];
+      FragB b[TN];
+#pragma unroll
+      for (int i = 0; i < TM; ++i) load_frag_a(a[i], As + (wm * TM + i) * 16 * LDS + kk, LDS, lane);
+#pragma unroll
+      for (int j = 0; j < TN; ++j) load_frag_b(b[j], Ws + (wn * TN + j) * 16 * LDS + kk, LDS, lane);
+#pragma unroll
+      for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) mma16<BF16>(acc[i][j], a[i], b[j]);
+    }
+    barrier();
+    if (STAGES == 1 && kt + 1 < KT) load_tile((kt + 1) * BK);
+  }
+
+  uint16_t* y = static_cast<uint16_t*>(args.y);
+#pragma unroll
+  for (int i = 0; i < TM; ++i)
+#pragma unroll
+    for (int j = 0; j < TN; ++j)
+#pragma unroll
+      for (int e = 0; e < MmaLayout::kCElems; ++e) {
+        const layout::RC rc = MmaLayout::c_elem(lane, e);
+        const int row = m0 + (wm * TM + i) * 16 + rc.row;
+        const int col = n0 + (wn * TN + j) * 16 + rc.col;
+        if (row < M) y[(size_t)row * N + col] = (uint16_t)T::from_f32(acc[i][j].v[e]);
+      }
+}
+
+}  // namespace kf
