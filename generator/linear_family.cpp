@@ -123,3 +123,30 @@ int64_t linear_counter_ints(const LinearShape& s, const LinearConfig& cfg, int64
 }
 
 }  // namespace kf
+
+namespace kf {
+
+LinearConfig parse_linear_config(const std::string& kind, const std::string& key) {
+  static const std::regex re("bm([0-9]+)_bn([0-9]+)_bk([0-9]+)_w([0-9]+)_sk([0-9]+)_s([0-9]+)");
+  std::smatch m;
+  if ((kind != "decode" && kind != "prefill") || !std::regex_match(key, m, re))
+    throw Error("bad w4a16_linear config '" + kind + " " + key + "' (expected like prefill bm64_bn128_bk64_w4_sk1_s2)");
+  LinearConfig c;
+  c.kind = kind == "decode" ? LinearKind::decode : LinearKind::prefill;
+  c.block_m = std::stoi(m[1]);
+  c.block_n = std::stoi(m[2]);
+  c.block_k = std::stoi(m[3]);
+  c.warps = std::stoi(m[4]);
+  c.split_k = std::stoi(m[5]);
+  c.stages = std::stoi(m[6]);
+  return c;
+}
+
+LaunchGrid linear_grid(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
+  const auto m_blocks = static_cast<unsigned>((m + cfg.block_m - 1) / cfg.block_m);
+  const auto n_blocks = static_cast<unsigned>(s.n / cfg.block_n);
+  if (cfg.kind == LinearKind::decode) return {n_blocks, static_cast<unsigned>(cfg.split_k), m_blocks};
+  return {n_blocks, m_blocks, 1};
+}
+
+}  // namespace kf

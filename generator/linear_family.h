@@ -61,3 +61,16 @@ int64_t linear_workspace_floats(const LinearShape& shape, const LinearConfig& cf
 int64_t linear_counter_ints(const LinearShape& shape, const LinearConfig& cfg, int64_t m);
 
 }  // namespace kf
+
+namespace kf {
+
+// Inverse of LinearConfig::key() for a kind; throws kf::Error naming the bad key.
+LinearConfig parse_linear_config(const std::string& kind, const std::string& key);
+
+// Launch geometry of a w4a16_linear kernel for M rows (block = threads, 1, 1).
+struct LaunchGrid {
+  unsigned x, y, z;
+};
+LaunchGrid linear_grid(const LinearShape& shape, const LinearConfig& cfg, int64_t m);
+
+}  // namespace kf

@@ -1,0 +1,26 @@
+// The CUDA driver API, loaded at run time (dlopen of libcuda.so.1) instead of linked,
+// so kforge binaries start on machines without an NVIDIA driver and can say so.
+#pragma once
+#include <cuda.h>
+
+namespace kf {
+namespace cuda {
+
+struct Driver {
+#define KF_CUDA_DRIVER_FUNCTIONS(X)                                                           \
+  X(cuInit) X(cuDeviceGetCount) X(cuDeviceGet) X(cuDeviceGetName) X(cuDeviceGetAttribute)      \
+  X(cuDevicePrimaryCtxRetain) X(cuDevicePrimaryCtxRelease) X(cuCtxSetCurrent)                  \
+  X(cuCtxSynchronize) X(cuGetErrorString) X(cuMemAlloc) X(cuMemFree) X(cuMemcpyHtoD)            \
+  X(cuMemcpyDtoH) X(cuMemsetD16) X(cuMemsetD32) X(cuModuleLoadData) X(cuModuleUnload)           \
+  X(cuModuleGetFunction) X(cuLaunchKernel) X(cuDriverGetVersion)
+#define KF_CUDA_DECLARE(fn) decltype(&::fn) fn = nullptr;
+  KF_CUDA_DRIVER_FUNCTIONS(KF_CUDA_DECLARE)
+#undef KF_CUDA_DECLARE
+};
+
+// The process-wide driver table, or nullptr (with `why` set) when libcuda cannot be
+// loaded or lacks a function. Thread-safe; loads once.
+const Driver* driver(const char** why = nullptr);
+
+}  // namespace cuda
+}  // namespace kf
