@@ -209,6 +209,12 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
     pack.set_meta("schema_version", std::to_string(kPackSchemaVersion));
     for (const auto& ls : shapes) pack.put_shape({model.name, ls.layer, "w4a16_linear", ls.shape.key(), ls.count});
     for (const auto& j : jobs) pack.put_kernel(j.row);
+    // A full (unfiltered) run owns its (arch, shape) rows: drop what it no longer emits.
+    if (opt.filter.empty()) {
+      std::map<std::pair<std::string, std::string>, std::vector<std::string>> emitted;
+      for (const auto& j : jobs) emitted[{j.cand.arch, j.cand.shape}].push_back(j.cand.name);
+      for (const auto& [key, names] : emitted) pack.delete_stale(key.first, "w4a16_linear", key.second, names);
+    }
     pack.commit();
   } catch (...) {
     pack.rollback();

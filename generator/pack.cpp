@@ -165,6 +165,27 @@ void Pack::set_meta(const std::string& key, const std::string& value) {
   if (sqlite3_step(s.s) != SQLITE_DONE) throw Error("pack '" + path_ + "': " + sqlite3_errmsg(db_));
 }
 
+int Pack::delete_stale(const std::string& arch, const std::string& op, const std::string& shape,
+                       const std::vector<std::string>& keep) {
+  exec("CREATE TEMP TABLE IF NOT EXISTS keep_names (name TEXT PRIMARY KEY)");
+  exec("DELETE FROM keep_names");
+  {
+    Stmt ins(db_, "INSERT OR IGNORE INTO keep_names (name) VALUES (?1)");
+    for (const auto& n : keep) {
+      sqlite3_reset(ins.s);
+      ins.text(1, n);
+      if (sqlite3_step(ins.s) != SQLITE_DONE) throw Error("pack '" + path_ + "': " + sqlite3_errmsg(db_));
+    }
+  }
+  Stmt del(db_, "DELETE FROM kernels WHERE arch = ?1 AND op = ?2 AND shape = ?3"
+                " AND name NOT IN (SELECT name FROM keep_names)");
+  del.text(1, arch);
+  del.text(2, op);
+  del.text(3, shape);
+  if (sqlite3_step(del.s) != SQLITE_DONE) throw Error("pack '" + path_ + "': " + sqlite3_errmsg(db_));
+  return sqlite3_changes(db_);
+}
+
 std::string Pack::meta(const std::string& key) const {
   Stmt s(db_, "SELECT value FROM meta WHERE key = ?1");
   s.text(1, key);

@@ -44,6 +44,10 @@ class Pack {
   void put_kernel(const PackKernel& k);   // insert or replace by (name, arch)
   void put_shape(const PackShape& s);     // insert or ignore
   void set_meta(const std::string& key, const std::string& value);
+  // Drops the rows of (arch, op, shape) whose name is not in `keep`: kernels a newer
+  // candidate space no longer emits. Returns how many went.
+  int delete_stale(const std::string& arch, const std::string& op, const std::string& shape,
+                   const std::vector<std::string>& keep);
 
   std::vector<PackKernel> kernels(const std::string& where_sql = "") const;
   std::vector<PackShape> shapes() const;
