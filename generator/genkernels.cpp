@@ -149,6 +149,15 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
         if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
       }
     }
+  // One generic kernel per (arch, dtype, quantisation) of the run: the runtime's
+  // fallback for shapes that were never tuned.
+  if (want_linear)
+    for (const ArchInfo* arch : archs)
+      for (const auto& dt : opt.dtypes)
+        for (const auto& q : opt.quants) {
+          Candidate c = make_linear_generic_candidate(dt == "bf16", q == "asym", *arch);
+          if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
+        }
   stats.candidates = static_cast<int>(jobs.size());
 
   if (opt.list_only) {

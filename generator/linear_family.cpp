@@ -3,6 +3,7 @@
 #include <regex>
 
 #include "error.h"
+#include "w4a16_linear/launch.h"
 #include "w4a16_linear/tiling.h"
 
 namespace kf {
@@ -41,7 +42,13 @@ void validate_linear_shape(const LinearShape& s, const std::string& layer) {
   if (s.n % 64 != 0) throw Error(where + "N = " + std::to_string(s.n) + " is not a multiple of 64");
 }
 
-const char* kind_name(LinearKind kind) { return kind == LinearKind::decode ? "decode" : "prefill"; }
+const char* kind_name(LinearKind kind) {
+  switch (kind) {
+    case LinearKind::decode: return "decode";
+    case LinearKind::prefill: return "prefill";
+    default: return "generic";
+  }
+}
 
 std::string LinearConfig::key() const {
   return "bm" + std::to_string(block_m) + "_bn" + std::to_string(block_n) + "_bk" +
@@ -114,6 +121,29 @@ Candidate make_linear_candidate(const LinearShape& s, const LinearConfig& cfg, c
   return c;
 }
 
+std::string linear_generic_shape_key(bool bf16, bool asym) {
+  return std::string("any") + (bf16 ? "_bf16" : "_fp16") + (asym ? "_asym" : "_sym");
+}
+
+Candidate make_linear_generic_candidate(bool bf16, bool asym, const ArchInfo& arch) {
+  constexpr int kThreads = 128;  // templates/w4a16_linear/generic.h
+  Candidate c;
+  c.op = "w4a16_linear";
+  c.kind = "generic";
+  c.arch = arch.name;
+  c.shape = linear_generic_shape_key(bf16, asym);
+  c.config = LinearConfig{LinearKind::generic, 4, 128, 32, kThreads / arch.wave_size, 1, 1}.key();
+  c.name = "w4a16_linear_generic_" + c.shape + "_" + c.config;
+  c.threads = kThreads;
+  c.instance = "w4a16_linear/generic.cu.in";
+  c.params = {{"name", c.name},
+              {"config", "generic " + c.shape + " " + c.config + " " + arch.name},
+              {"bf16", bf16 ? "true" : "false"},
+              {"asym", asym ? "true" : "false"}};
+  c.min_occupancy = 1;
+  return c;
+}
+
 int64_t linear_workspace_floats(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
   return cfg.split_k > 1 ? cfg.split_k * m * s.n : 0;
 }
@@ -129,10 +159,10 @@ namespace kf {
 LinearConfig parse_linear_config(const std::string& kind, const std::string& key) {
   static const std::regex re("bm([0-9]+)_bn([0-9]+)_bk([0-9]+)_w([0-9]+)_sk([0-9]+)_s([0-9]+)");
   std::smatch m;
-  if ((kind != "decode" && kind != "prefill") || !std::regex_match(key, m, re))
+  if ((kind != "decode" && kind != "prefill" && kind != "generic") || !std::regex_match(key, m, re))
     throw Error("bad w4a16_linear config '" + kind + " " + key + "' (expected like prefill bm64_bn128_bk64_w4_sk1_s2)");
   LinearConfig c;
-  c.kind = kind == "decode" ? LinearKind::decode : LinearKind::prefill;
+  c.kind = kind == "decode" ? LinearKind::decode : kind == "prefill" ? LinearKind::prefill : LinearKind::generic;
   c.block_m = std::stoi(m[1]);
   c.block_n = std::stoi(m[2]);
   c.block_k = std::stoi(m[3]);
@@ -143,10 +173,11 @@ LinearConfig parse_linear_config(const std::string& kind, const std::string& key
 }
 
 LaunchGrid linear_grid(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
-  const auto m_blocks = static_cast<unsigned>((m + cfg.block_m - 1) / cfg.block_m);
-  const auto n_blocks = static_cast<unsigned>(s.n / cfg.block_n);
-  if (cfg.kind == LinearKind::decode) return {n_blocks, static_cast<unsigned>(cfg.split_k), m_blocks};
-  return {n_blocks, m_blocks, 1};
+  const w4a16::Kind kind = cfg.kind == LinearKind::decode    ? w4a16::Kind::decode
+                           : cfg.kind == LinearKind::prefill ? w4a16::Kind::prefill
+                                                             : w4a16::Kind::generic;
+  const w4a16::Grid g = w4a16::launch_grid(kind, s.n, m, cfg.block_m, cfg.block_n, cfg.split_k);
+  return {g.x, g.y, g.z};
 }
 
 }  // namespace kf

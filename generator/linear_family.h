@@ -30,7 +30,7 @@ LinearShape parse_linear_shape(const std::string& key);
 // group size, group in {32, 64, 128} or per-channel. Throws kf::Error naming the value.
 void validate_linear_shape(const LinearShape& shape, const std::string& layer);
 
-enum class LinearKind { decode, prefill };
+enum class LinearKind { decode, prefill, generic };
 const char* kind_name(LinearKind kind);
 
 struct LinearConfig {
@@ -55,6 +55,12 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& shape, con
 
 Candidate make_linear_candidate(const LinearShape& shape, const LinearConfig& cfg,
                                 const ArchInfo& arch);
+
+// The generic kernel of a dtype/quantisation (N, K, group size given at run time), in
+// every pack so a runtime can serve shapes nobody tuned. Its shape key is
+// any_<dtype>_<quant>, e.g. w4a16_linear_generic_any_bf16_sym_bm4_bn128_bk32_w4_sk1_s1.
+Candidate make_linear_generic_candidate(bool bf16, bool asym, const ArchInfo& arch);
+std::string linear_generic_shape_key(bool bf16, bool asym);
 
 // Workspace a split-K launch needs (floats and counters), for runtimes and tests.
 int64_t linear_workspace_floats(const LinearShape& shape, const LinearConfig& cfg, int64_t m);

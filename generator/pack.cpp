@@ -40,6 +40,44 @@ CREATE TABLE kernels (
   CHECK (status != 'ok' OR code_object IS NOT NULL)
 );
 CREATE INDEX kernels_by_shape ON kernels (arch, op, shape, status);
+-- Tuning (autotune): one row per measurement, and the winner per M range.
+CREATE TABLE results (
+  arch           TEXT NOT NULL,
+  device         TEXT NOT NULL,
+  op             TEXT NOT NULL,
+  shape          TEXT NOT NULL,
+  m              INTEGER NOT NULL CHECK (m > 0),
+  kernel         TEXT NOT NULL,
+  disposition    TEXT NOT NULL
+                 CHECK (disposition IN ('passed', 'incorrect', 'failed', 'pruned', 'not_supported')),
+  median_us      REAL,
+  min_us         REAL,
+  reps           INTEGER NOT NULL DEFAULT 0,
+  max_rel_err    REAL,
+  cold_l2        INTEGER NOT NULL CHECK (cold_l2 IN (0, 1)),
+  message        TEXT NOT NULL DEFAULT '',
+  driver         TEXT NOT NULL,
+  runtime        TEXT NOT NULL,
+  compiler       TEXT NOT NULL,
+  kforge_version TEXT NOT NULL,
+  measured_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+  UNIQUE (arch, device, op, shape, m, kernel, cold_l2),
+  CHECK (disposition != 'passed' OR median_us > 0)
+);
+CREATE TABLE winners (
+  arch      TEXT NOT NULL,
+  device    TEXT NOT NULL,
+  op        TEXT NOT NULL,
+  shape     TEXT NOT NULL,
+  m_lo      INTEGER NOT NULL CHECK (m_lo >= 1),
+  m_hi      INTEGER NOT NULL,
+  m_tuned   INTEGER NOT NULL,
+  kernel    TEXT NOT NULL,
+  median_us REAL NOT NULL,
+  cold_l2   INTEGER NOT NULL CHECK (cold_l2 IN (0, 1)),
+  UNIQUE (arch, device, op, shape, cold_l2, m_lo),
+  CHECK (m_lo <= m_tuned AND m_tuned <= m_hi)
+);
 CREATE TABLE shapes (
   model TEXT NOT NULL,
   layer TEXT NOT NULL,

@@ -1,5 +1,6 @@
 // The kernel pack: one SQLite file (DIR/kforge.sqlite) holding every generated kernel
-// with its code object, resources and status, and the model layers it serves. Other
+// with its code object, resources and status, the model layers it serves, and (once
+// autotune has run on it) every measurement and the winners per M range. Other
 // tools (autotune, runtime, tests) rely on this schema; PRAGMA user_version is its
 // version and is checked on open, so a foreign or future file is refused untouched.
 #pragma once

@@ -12,6 +12,8 @@
  * Split-K kernels (sk > 1) also need `workspace` (split_k * M * N floats) and
  * `counters` ((N / block_n) * ceil(M / block_m) ints, zeroed once at allocation; every
  * kernel leaves them zero again, so one buffer serves all launches and graph replays).
+ * The generic kernel (generic.h) takes N, K and the group size at run time and serves
+ * any shape with N % 8 == 0, K % 32 == 0 and the group size a multiple of 32.
  */
 #ifndef KF_W4A16_LINEAR_ARGS_H
 #define KF_W4A16_LINEAR_ARGS_H
@@ -24,8 +26,10 @@ typedef struct kf_linear_args {
   void* y;
   float* workspace;
   int* counters;
-  int m;
-  int reserved;
+  int m;      /* rows of x and y */
+  int n;      /* N, K and the group size (K for per-channel): read by the generic */
+  int k;      /* kernel; kernels specialised for one shape ignore them */
+  int group;
 } kf_linear_args;
 
 #endif

@@ -7,6 +7,9 @@
 // SPLIT_K > 1 spreads K over blocks too (more blocks in flight for small N): each
 // writes an fp32 partial and the last block of a tile to arrive sums them in fixed
 // order (deterministic) and resets the tile's counter.
+//
+// The same body serves the generic kernel (generic.h): with RuntimeDims, N, K and the
+// group size come from the arguments and columns past N are masked.
 #pragma once
 #include "kf_portability.h"
 #include "w4a16_linear/args.h"
@@ -14,16 +17,32 @@
 #include "w4a16_linear/tiling.h"
 
 namespace kf {
+namespace w4a16 {
 
-template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int THREADS,
-          int SPLIT_K>
-KF_INLINE void w4a16_linear_decode(const kf_linear_args& args) {
-  static_assert(w4a16::decode_valid(N, K, G, BN, BK, THREADS, SPLIT_K), "invalid decode config");
+template <int N_, int K_, int G_>
+struct FixedDims {
+  static constexpr bool kFixed = true;
+  KF_INLINE int n() const { return N_; }
+  KF_INLINE int k() const { return K_; }
+  KF_INLINE int g() const { return G_; }
+};
+
+struct RuntimeDims {
+  static constexpr bool kFixed = false;
+  int n_, k_, g_;
+  KF_INLINE int n() const { return n_; }
+  KF_INLINE int k() const { return k_; }
+  KF_INLINE int g() const { return g_; }
+};
+
+template <class Dims, bool BF16, bool ASYM, int BM, int BN, int BK, int THREADS, int SPLIT_K>
+KF_INLINE void decode_body(const Dims dims, const kf_linear_args& args) {
   using T = Act16<BF16>;
-  constexpr int TN = w4a16::decode_threads_n(BN);
-  constexpr int TK = w4a16::decode_threads_k(BN, THREADS);
-  constexpr int K_PER_SPLIT = K / SPLIT_K;
+  constexpr int TN = decode_threads_n(BN);
+  constexpr int TK = decode_threads_k(BN, THREADS);
   constexpr int ROWS = BK / 8;  // int32 rows (8 k each) a thread loads per step
+  const int N = dims.n(), K = dims.k(), G = dims.g();
+  const int k_per_split = K / SPLIT_K;
 
   const uint16_t* x = static_cast<const uint16_t*>(args.x);
   const uint32_t* qweight = static_cast<const uint32_t*>(args.qweight);
@@ -33,7 +52,9 @@ KF_INLINE void w4a16_linear_decode(const kf_linear_args& args) {
 
   const int tn = thread_id() % TN;
   const int tk = thread_id() / TN;
-  const int n = block_x() * BN + tn * 4;
+  const int n_out = block_x() * BN + tn * 4;
+  const bool col_ok = Dims::kFixed || n_out < N;
+  const int n = col_ok ? n_out : 0;  // masked lanes read column 0 and store nothing
   const int split = block_y();
   const int m0 = block_z() * BM;
 
@@ -48,13 +69,13 @@ KF_INLINE void w4a16_linear_decode(const kf_linear_args& args) {
 #pragma unroll
     for (int c = 0; c < 4; ++c) acc[m][c] = 0.f;
 
-  const int k_begin = split * K_PER_SPLIT;
-  for (int k0 = k_begin + tk * BK; k0 < k_begin + K_PER_SPLIT; k0 += TK * BK) {
+  const int k_begin = split * k_per_split;
+  for (int k0 = k_begin + tk * BK; k0 < k_begin + k_per_split; k0 += TK * BK) {
     u32x4 q[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) q[r] = load16(qweight + (size_t)(k0 / 8 + r) * N + n);
     float scale[4], zs[4];
-    w4a16::load_group_params<N, BF16, ASYM>(scales, qzeros, k0 / G, n, scale, zs);
+    load_group_params<BF16, ASYM>(scales, qzeros, N, k0 / G, n, scale, zs);
 
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) {
@@ -67,8 +88,7 @@ KF_INLINE void w4a16_linear_decode(const kf_linear_args& args) {
         for (int j = 0; j < 8; ++j) {
           const float xf = T::to_f32(j % 2 ? xw[j / 2] >> 16 : xw[j / 2] & 0xffffu);
 #pragma unroll
-          for (int c = 0; c < 4; ++c)
-            acc[m][c] += xf * (w4a16::nibble(qc[c], j) * scale[c] - zs[c]);
+          for (int c = 0; c < 4; ++c) acc[m][c] += xf * (nibble(qc[c], j) * scale[c] - zs[c]);
         }
       }
     }
@@ -92,7 +112,7 @@ KF_INLINE void w4a16_linear_decode(const kf_linear_args& args) {
 
   uint16_t* y = static_cast<uint16_t*>(args.y);
   if constexpr (SPLIT_K == 1) {
-    if (tk == 0)
+    if (tk == 0 && col_ok)
 #pragma unroll
       for (int m = 0; m < BM; ++m)
         if (m0 + m < M)
@@ -122,14 +142,21 @@ KF_INLINE void w4a16_linear_decode(const kf_linear_args& args) {
         float sum[4] = {0.f, 0.f, 0.f, 0.f};
         for (int s = 0; s < SPLIT_K; ++s)
 #pragma unroll
-          for (int c = 0; c < 4; ++c)
-            sum[c] += load_coherent(ws + ((size_t)s * M + m0 + m) * N + n + c);
+          for (int c = 0; c < 4; ++c) sum[c] += load_coherent(ws + ((size_t)s * M + m0 + m) * N + n + c);
         store8(y + (size_t)(m0 + m) * N + n,
                u32x2{T::from_f32(sum[0]) | T::from_f32(sum[1]) << 16,
                      T::from_f32(sum[2]) | T::from_f32(sum[3]) << 16});
       }
     if (thread_id() == 0) atomic_store_device(counter, 0);
   }
+}
+
+}  // namespace w4a16
+
+template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int THREADS, int SPLIT_K>
+KF_INLINE void w4a16_linear_decode(const kf_linear_args& args) {
+  static_assert(w4a16::decode_valid(N, K, G, BN, BK, THREADS, SPLIT_K), "invalid decode config");
+  w4a16::decode_body<w4a16::FixedDims<N, K, G>, BF16, ASYM, BM, BN, BK, THREADS, SPLIT_K>({}, args);
 }
 
 }  // namespace kf

@@ -1,5 +1,6 @@
 // Unpacking GPTQ int4 weights: per-column scale and zero point for one group, and the
-// eight 4-bit values of one int32 (k ascending from the low nibble).
+// eight 4-bit values of one int32 (k ascending from the low nibble). N is passed as a
+// value: a compile-time constant in specialised kernels, folded by the compiler.
 #pragma once
 #include "kf_portability.h"
 
@@ -8,8 +9,8 @@ namespace w4a16 {
 
 // Scale and scaled zero of four consecutive columns n .. n+3 (n % 4 == 0) of group
 // `grp`: w = q * scale - zs, with zs = z * scale folded once per group.
-template <int N, bool BF16, bool ASYM>
-KF_INLINE void load_group_params(const uint16_t* scales, const uint32_t* qzeros, int grp, int n,
+template <bool BF16, bool ASYM>
+KF_INLINE void load_group_params(const uint16_t* scales, const uint32_t* qzeros, int N, int grp, int n,
                                  float (&scale)[4], float (&zs)[4]) {
   const u32x2 s = load8(scales + (size_t)grp * N + n);
   scale[0] = Act16<BF16>::to_f32(s.x & 0xffffu);

@@ -84,7 +84,7 @@ KF_INLINE void w4a16_linear_prefill(const kf_linear_args& args) {
       if (!(W_VECS % THREADS == 0 || v < W_VECS)) continue;
       const int krow = v / (BN / 4), n4 = v % (BN / 4);
       float scale[4], zs[4];
-      w4a16::load_group_params<N, BF16, ASYM>(scales, qzeros, k0 / G, n0 + n4 * 4, scale, zs);
+      w4a16::load_group_params<BF16, ASYM>(scales, qzeros, N, k0 / G, n0 + n4 * 4, scale, zs);
       const uint32_t qc[4] = {w_reg[i].x, w_reg[i].y, w_reg[i].z, w_reg[i].w};
 #pragma unroll
       for (int c = 0; c < 4; ++c) {

@@ -126,8 +126,13 @@ int main(int argc, char** argv) {
   kernels.erase(std::remove_if(kernels.begin(), kernels.end(),
                                [&](const kf::PackKernel& k) { return !std::regex_search(k.name, filter); }),
                 kernels.end());
-  std::map<std::string, std::vector<const kf::PackKernel*>> by_shape;
-  for (const auto& k : kernels) by_shape[k.shape].push_back(&k);
+  // Generic kernels (shape any_<dtype>_<quant>) run on every shape of their dtype/quant.
+  std::map<std::string, std::vector<const kf::PackKernel*>> by_shape, generic;
+  for (const auto& k : kernels) (k.kind == "generic" ? generic : by_shape)[k.shape].push_back(&k);
+  for (auto& [key, list] : by_shape) {
+    const kf::LinearShape s = kf::parse_linear_shape(key);
+    for (const auto* g : generic[kf::linear_generic_shape_key(s.bf16, s.asym)]) list.push_back(g);
+  }
   std::printf("device: %s   pack: %s   arch: %s   kernels: %zu   shapes: %zu   seed: %llu\n", dev_name,
               opt.pack.c_str(), opt.arch.c_str(), kernels.size(), by_shape.size(),
               static_cast<unsigned long long>(opt.seed));
@@ -180,7 +185,8 @@ int main(int argc, char** argv) {
         kf_linear_args args{reinterpret_cast<void*>(x.ptr), reinterpret_cast<void*>(qw.ptr),
                             reinterpret_cast<void*>(sc.ptr), reinterpret_cast<void*>(qz.ptr),
                             reinterpret_cast<void*>(y.ptr), reinterpret_cast<float*>(ws.ptr),
-                            reinterpret_cast<int*>(counters.ptr), static_cast<int>(m), 0};
+                            reinterpret_cast<int*>(counters.ptr), static_cast<int>(m), static_cast<int>(shape.n),
+                            static_cast<int>(shape.k), shape.effective_group()};
         void* params[] = {&args};
         const kf::LaunchGrid g = kf::linear_grid(shape, cfg, m);
         CU_CHECK(cu->cuLaunchKernel(fn, g.x, g.y, g.z, k->threads, 1, 1, 0, nullptr, params, nullptr));

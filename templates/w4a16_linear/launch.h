@@ -1,0 +1,38 @@
+// Launch geometry of every w4a16_linear kind: shared by the generator, the tuner and the
+// runtime, so a kernel is always launched the way its template expects.
+//   decode : grid (N / block_n, split_k, ceil(M / block_m))
+//   prefill: grid (N / block_n, ceil(M / block_m), 1)
+//   generic: grid (ceil(N / 128), 1, ceil(M / 4)), 128 threads (see generic.h)
+#pragma once
+#include <stdint.h>
+
+namespace kf {
+namespace w4a16 {
+
+enum class Kind { decode, prefill, generic };
+
+struct Grid {
+  uint32_t x, y, z;
+};
+
+inline Grid launch_grid(Kind kind, int64_t n, int64_t m, int block_m, int block_n, int split_k) {
+  const auto m_blocks = static_cast<uint32_t>((m + block_m - 1) / block_m);
+  switch (kind) {
+    case Kind::decode:
+      return {static_cast<uint32_t>(n / block_n), static_cast<uint32_t>(split_k), m_blocks};
+    case Kind::prefill:
+      return {static_cast<uint32_t>(n / block_n), m_blocks, 1};
+    case Kind::generic:
+    default:
+      return {static_cast<uint32_t>((n + 127) / 128), 1, static_cast<uint32_t>((m + 3) / 4)};
+  }
+}
+
+// Split-K scratch: floats and zeroed counters a launch for M rows needs (0 if none).
+inline int64_t workspace_floats(int split_k, int64_t n, int64_t m) { return split_k > 1 ? split_k * m * n : 0; }
+inline int64_t counter_ints(int split_k, int block_m, int block_n, int64_t n, int64_t m) {
+  return split_k > 1 ? (n / block_n) * ((m + block_m - 1) / block_m) : 0;
+}
+
+}  // namespace w4a16
+}  // namespace kf
