@@ -46,6 +46,7 @@ const ArchInfo& arch_info(const std::string& name) {
 
 std::vector<std::string> parse_arch_list(const std::string& csv) {
   std::vector<std::string> out;
+  if (!csv.empty() && csv.back() == ',') throw Error("empty entry in --arch list '" + csv + "'");
   std::stringstream ss(csv);
   std::string item;
   while (std::getline(ss, item, ',')) {
@@ -67,17 +68,18 @@ int occupancy(const ArchInfo& arch, const KernelResources& res, int threads) {
     const int vgprs = std::max(1, res.vgprs_or_regs);
     const int waves_by_regs =
         std::min(arch.max_waves_per_simd, arch.regs_per_simd_lane / round_up(vgprs, arch.reg_granule));
-    // A workgroup's waves spread over the CU's SIMDs.
-    const int blocks = std::min(blocks_by_lds, arch.max_blocks_per_cu);
-    const int waves_by_lds = blocks * waves_per_block / arch.simds_per_cu;
-    return std::min(waves_by_regs, waves_by_lds);
+    // Workgroups are resident whole: count how many fit, then spread their waves over
+    // the CU's SIMDs (rounding up: a 1-wave block still occupies a SIMD).
+    const int blocks_by_regs = waves_by_regs * arch.simds_per_cu / waves_per_block;
+    const int blocks = std::min({blocks_by_lds, blocks_by_regs, arch.max_blocks_per_cu});
+    return (blocks * waves_per_block + arch.simds_per_cu - 1) / arch.simds_per_cu;
   }
   const int regs_per_warp = round_up(std::max(1, res.vgprs_or_regs) * arch.wave_size, arch.reg_granule);
   const int warps_by_regs = arch.regs_per_simd_lane / regs_per_warp;
   const int max_warps = arch.max_waves_per_simd * arch.simds_per_cu;
   const int blocks = std::min({blocks_by_lds, arch.max_blocks_per_cu, warps_by_regs / waves_per_block,
                                max_warps / waves_per_block});
-  return blocks * waves_per_block / arch.simds_per_cu;
+  return (blocks * waves_per_block + arch.simds_per_cu - 1) / arch.simds_per_cu;
 }
 
 }  // namespace kf

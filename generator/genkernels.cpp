@@ -20,6 +20,7 @@
 #include "progress.h"
 #include "prune.h"
 #include "summary.h"
+#include "util_family.h"
 
 namespace fs = std::filesystem;
 
@@ -144,7 +145,13 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
     for (const auto& ls : shapes) {
       if (seen[arch->name + ls.shape.key()]) continue;
       seen[arch->name + ls.shape.key()] = true;
-      for (const auto& cfg : enumerate_linear_configs(ls.shape, *arch)) {
+      const auto configs = enumerate_linear_configs(ls.shape, *arch);
+      for (const char* kind : {"decode", "prefill"})
+        if (std::none_of(configs.begin(), configs.end(),
+                         [&](const LinearConfig& c) { return std::string(kind_name(c.kind)) == kind; }))
+          err << "genkernels: warning: no " << kind << " config fits layer '" << ls.layer << "' ("
+              << ls.shape.key() << ") on " << arch->name << "; the generic kernel serves it\n";
+      for (const auto& cfg : configs) {
         Candidate c = make_linear_candidate(ls.shape, cfg, *arch);
         if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
       }
@@ -158,6 +165,10 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
           Candidate c = make_linear_generic_candidate(dt == "bf16", q == "asym", *arch);
           if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
         }
+  for (const ArchInfo* arch : archs) {
+    Candidate c = make_util_candidate(*arch);
+    if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
+  }
   stats.candidates = static_cast<int>(jobs.size());
 
   if (opt.list_only) {
@@ -221,7 +232,8 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
     // A full (unfiltered) run owns its (arch, shape) rows: drop what it no longer emits.
     if (opt.filter.empty()) {
       std::map<std::pair<std::string, std::string>, std::vector<std::string>> emitted;
-      for (const auto& j : jobs) emitted[{j.cand.arch, j.cand.shape}].push_back(j.cand.name);
+      for (const auto& j : jobs)
+        if (j.cand.op == "w4a16_linear") emitted[{j.cand.arch, j.cand.shape}].push_back(j.cand.name);
       for (const auto& [key, names] : emitted) pack.delete_stale(key.first, "w4a16_linear", key.second, names);
     }
     pack.commit();

@@ -15,15 +15,19 @@ std::string LinearShape::key() const {
 }
 
 LinearShape parse_linear_shape(const std::string& key) {
-  static const std::regex re("n([0-9]+)_k([0-9]+)_g(ch|[0-9]+)_(bf16|fp16)_(sym|asym)");
+  static const std::regex re("n([1-9][0-9]*)_k([1-9][0-9]*)_g(ch|[1-9][0-9]*)_(bf16|fp16)_(sym|asym)");
   std::smatch m;
   if (!std::regex_match(key, m, re))
     throw Error("bad w4a16_linear shape key '" + key +
                 "' (expected like n12288_k2048_g128_bf16_sym)");
   LinearShape s;
-  s.n = std::stoll(m[1]);
-  s.k = std::stoll(m[2]);
-  s.group = m[3] == "ch" ? 0 : std::stoi(m[3]);
+  try {
+    s.n = std::stoll(m[1]);
+    s.k = std::stoll(m[2]);
+    s.group = m[3] == "ch" ? 0 : std::stoi(m[3]);
+  } catch (const std::out_of_range&) {
+    throw Error("w4a16_linear shape key '" + key + "' has a number out of range");
+  }
   s.bf16 = m[4] == "bf16";
   s.asym = m[5] == "asym";
   return s;
@@ -157,18 +161,22 @@ int64_t linear_counter_ints(const LinearShape& s, const LinearConfig& cfg, int64
 namespace kf {
 
 LinearConfig parse_linear_config(const std::string& kind, const std::string& key) {
-  static const std::regex re("bm([0-9]+)_bn([0-9]+)_bk([0-9]+)_w([0-9]+)_sk([0-9]+)_s([0-9]+)");
+  static const std::regex re("bm([1-9][0-9]*)_bn([1-9][0-9]*)_bk([1-9][0-9]*)_w([1-9][0-9]*)_sk([1-9][0-9]*)_s([1-9][0-9]*)");
   std::smatch m;
   if ((kind != "decode" && kind != "prefill" && kind != "generic") || !std::regex_match(key, m, re))
     throw Error("bad w4a16_linear config '" + kind + " " + key + "' (expected like prefill bm64_bn128_bk64_w4_sk1_s2)");
   LinearConfig c;
   c.kind = kind == "decode" ? LinearKind::decode : kind == "prefill" ? LinearKind::prefill : LinearKind::generic;
-  c.block_m = std::stoi(m[1]);
-  c.block_n = std::stoi(m[2]);
-  c.block_k = std::stoi(m[3]);
-  c.warps = std::stoi(m[4]);
-  c.split_k = std::stoi(m[5]);
-  c.stages = std::stoi(m[6]);
+  try {
+    c.block_m = std::stoi(m[1]);
+    c.block_n = std::stoi(m[2]);
+    c.block_k = std::stoi(m[3]);
+    c.warps = std::stoi(m[4]);
+    c.split_k = std::stoi(m[5]);
+    c.stages = std::stoi(m[6]);
+  } catch (const std::out_of_range&) {
+    throw Error("w4a16_linear config '" + key + "' has a number out of range");
+  }
   return c;
 }
 

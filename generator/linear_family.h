@@ -42,9 +42,10 @@ struct LinearConfig {
   int split_k = 1;   // blocks sharing one output tile's K range
   int stages = 1;    // prefill: 2 = next tile's loads issued before this tile's math
 
-  // bm64_bn128_bk64_w4_sk1_s2: fixed order, every knob, so equal keys = equal configs.
+  // bm64_bn128_bk64_w4_sk1_s2: fixed order, every knob, so within a kind equal keys =
+  // equal configs (the kernel name adds the kind).
   std::string key() const;
-  bool operator==(const LinearConfig& o) const { return key() == o.key(); }
+  bool operator==(const LinearConfig& o) const { return kind == o.kind && key() == o.key(); }
 };
 
 // w4a16_linear_<kind>_<shape key>_<config key>: the kernel symbol and pack name.

@@ -129,7 +129,9 @@ Pack Pack::open(const std::string& path, bool create) {
   }
   if (version < 0 || tables < 0)
     throw Error("'" + path + "' is not a readable SQLite database: " + sqlite3_errmsg(db));
-  if (version == 0 && tables == 0) {
+  if (version == 0 && tables == 0 && !create) {
+    throw Error("'" + path + "' is empty, not a kforge pack; left untouched");
+  } else if (version == 0 && tables == 0) {
     pack.exec("PRAGMA journal_mode=WAL");
     pack.exec("BEGIN");
     pack.exec(kSchema);

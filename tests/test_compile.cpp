@@ -1,0 +1,231 @@
+// End to end with the real device compilers: a decode and a prefill kernel per arch go
+// through kf::run_genkernels into a fresh pack, and the pack, the emitted sources and
+// the compile cache are checked. A compile error must be recorded, not abort the run.
+//
+// Without a compiler the arch is skipped with a message, except where the environment
+// variable CI is set (CI has every compiler), where it fails.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "arch.h"
+#include "backend.h"
+#include "error.h"
+#include "genkernels.h"
+#include "pack.h"
+#include "process.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "kforge-test-compile-XXXXXX").string();
+    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string sub(const std::string& name) const { return (path / name).string(); }
+};
+
+// The smallest shape of the default model, one decode and one prefill config that
+// every arch enumerates.
+const char* const kShape = "n2048_k512_g128_bf16_sym";
+const char* const kFilter =
+    "_n2048_k512_g128_bf16_sym_(bm1_bn64_bk32_w4_sk1_s1|bm64_bn64_bk64_w4_sk1_s1)$";
+
+bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+bool contains(const std::string& hay, const std::string& needle) {
+  return hay.find(needle) != std::string::npos;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// True when the arch's compiler is usable; otherwise skips (MESSAGE) or, under CI, fails.
+bool have_compiler(const std::string& arch) {
+  try {
+    kf::make_backend(kf::arch_info(arch), {});
+    return true;
+  } catch (const kf::Error& e) {
+    if (std::getenv("CI")) FAIL("no compiler for " << arch << " under CI: " << std::string(e.what()));
+    MESSAGE("skipped " << arch << ": " << std::string(e.what()));
+    return false;
+  }
+}
+
+kf::GenOptions options(const TempDir& tmp, const std::string& arch) {
+  kf::GenOptions opt;
+  opt.archs = {arch};
+  opt.filter = kFilter;
+  opt.out_dir = tmp.sub("out");
+  opt.cache_dir = tmp.sub("cache");
+  opt.progress = false;
+  opt.jobs = 2;
+  return opt;
+}
+
+bool have_objdump() {
+  return !kf::find_program({"llvm-objdump-19", "/usr/lib/llvm-19/bin/llvm-objdump"}).empty();
+}
+
+// Disassembles `kernel` of an AMDGPU code object, or "" without llvm-objdump-19.
+std::string disassemble(const TempDir& tmp, const std::vector<uint8_t>& object, const std::string& kernel) {
+  const std::string objdump = kf::find_program({"llvm-objdump-19", "/usr/lib/llvm-19/bin/llvm-objdump"});
+  if (objdump.empty()) return "";
+  const std::string path = tmp.sub(kernel + ".hsaco");
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(object.data()), static_cast<std::streamsize>(object.size()));
+  const kf::ProcessResult r = kf::run_process({objdump, "-d", "--disassemble-symbols=" + kernel, path});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  return r.output;
+}
+
+void compile_arch(const std::string& arch) {
+  if (!have_compiler(arch)) return;
+  const kf::ArchInfo& info = kf::arch_info(arch);
+  TempDir tmp;
+  const kf::GenOptions opt = options(tmp, arch);
+  std::ostringstream out, err;
+  const kf::GenStats first = kf::run_genkernels(opt, out, err);
+  INFO("genkernels output:\n" << out.str() << err.str());
+  CHECK(first.candidates == 2);
+  CHECK(first.compiled == 2);
+  CHECK(first.cached == 0);
+  CHECK(first.compile_errors == 0);
+  CHECK(first.ok + first.pruned == 2);
+
+  std::vector<kf::PackKernel> rows;
+  {
+    const kf::Pack pack = kf::Pack::open(opt.out_dir + "/kforge.sqlite", false);
+    rows = pack.kernels();
+    bool has_layer = false;
+    for (const auto& s : pack.shapes())
+      has_layer |= s.layer == "shared_expert.down_proj" && s.shape == kShape && s.count == 40;
+    CHECK(has_layer);
+  }
+  REQUIRE(rows.size() == 2);
+  int decode = 0, prefill = 0;
+  for (const auto& r : rows) {
+    INFO(r.arch << " " << r.name << " status " << r.status << "\nlog:\n" << r.log);
+    CHECK(r.arch == arch);
+    CHECK(r.shape == kShape);
+    CHECK((r.status == "ok" || starts_with(r.status, "pruned:")));
+    CHECK_FALSE(r.code_object.empty());
+    CHECK(r.vgprs_or_regs > 0);
+    CHECK(r.lds_bytes > 0);  // both kinds stage through shared memory
+    CHECK(r.threads == 4 * info.wave_size);
+    CHECK(r.occupancy > 0);
+    CHECK_FALSE(r.compiler.empty());
+    CHECK(r.source_hash.size() == 64);
+    if (info.vendor == kf::Vendor::amd) {
+      CHECK(r.sgprs > 0);
+      // An AMDGPU code object is an ELF.
+      CHECK((r.code_object.size() > 4 && r.code_object[0] == 0x7f && r.code_object[1] == 'E'));
+    }
+    if (r.kind == "decode") {
+      ++decode;
+      CHECK(r.mma_count == -1);  // not asked for a kind without matrix instructions
+    } else {
+      ++prefill;
+      if (info.vendor == kf::Vendor::amd && !have_objdump()) {
+        // The count needs llvm-objdump-19 (-1 = could not count).
+        if (std::getenv("CI")) FAIL("llvm-objdump-19 missing under CI");
+        MESSAGE("mma check skipped for " << r.name << ": llvm-objdump-19 not found");
+      } else if (info.vendor == kf::Vendor::amd) {
+        CHECK(r.mma_count > 0);
+        const std::string want = info.mma == "v_wmma" ? "v_wmma_f32_16x16x16_bf16" : "v_mfma_f32_16x16x16";
+        const std::string other = info.mma == "v_wmma" ? "v_mfma_" : "v_wmma_";
+        const std::string dis = disassemble(tmp, r.code_object, r.name);
+        if (!dis.empty()) {
+          CHECK(contains(dis, want));
+          CHECK_FALSE(contains(dis, other));
+        }
+      }
+    }
+    // The emitted source, in the output tree, marked as generated.
+    const std::string src = opt.out_dir + "/src/" + arch + "/" + r.name + ".cu";
+    REQUIRE(fs::exists(src));
+    const std::string text = read_text(src);
+    CHECK(starts_with(text, "// Generated by kforge"));
+    CHECK(contains(text, " void " + r.name + "("));
+  }
+  CHECK(decode == 1);
+  CHECK(prefill == 1);
+
+  // Nothing changed: everything comes from the cache, with the same results.
+  std::ostringstream out2, err2;
+  const kf::GenStats second = kf::run_genkernels(opt, out2, err2);
+  CHECK(second.candidates == first.candidates);
+  CHECK(second.cached == second.candidates);
+  CHECK(second.compiled == 0);
+  CHECK(second.ok == first.ok);
+  const auto again = kf::Pack::open(opt.out_dir + "/kforge.sqlite", false).kernels();
+  REQUIRE(again.size() == rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    CHECK(again[i].name == rows[i].name);
+    CHECK(again[i].status == rows[i].status);
+    CHECK(again[i].code_object == rows[i].code_object);
+    CHECK(again[i].mma_count == rows[i].mma_count);
+  }
+}
+
+}  // namespace
+
+TEST_SUITE("compile") {
+
+TEST_CASE("compile gfx1151") { compile_arch("gfx1151"); }
+TEST_CASE("compile gfx1100") { compile_arch("gfx1100"); }
+TEST_CASE("compile gfx942") { compile_arch("gfx942"); }
+TEST_CASE("compile sm_90a") { compile_arch("sm_90a"); }
+
+TEST_CASE("a compile error is recorded in the pack, not fatal") {
+  const std::string arch = "gfx1151";
+  if (!have_compiler(arch)) return;
+  TempDir tmp;
+  const std::string templates = tmp.sub("templates");
+  fs::copy(KF_TEMPLATE_DIR, templates, fs::copy_options::recursive);
+  {
+    std::ofstream f(templates + "/w4a16_linear/prefill.h", std::ios::app);
+    f << "\n#error broken on purpose\n";
+    REQUIRE(f.good());
+  }
+  kf::GenOptions opt = options(tmp, arch);
+  opt.templates_dir = templates;
+  std::ostringstream out, err;
+  kf::GenStats stats;
+  REQUIRE_NOTHROW(stats = kf::run_genkernels(opt, out, err));
+  INFO("genkernels output:\n" << out.str() << err.str());
+  CHECK(stats.candidates == 2);
+  CHECK(stats.compile_errors == 1);
+  CHECK(stats.ok == 1);
+  const auto rows = kf::Pack::open(opt.out_dir + "/kforge.sqlite", false).kernels();
+  REQUIRE(rows.size() == 2);
+  for (const auto& r : rows) {
+    INFO(r.name << " status " << r.status);
+    if (r.kind == "prefill") {
+      CHECK(r.status == "compile_error");
+      CHECK(contains(r.log, "broken on purpose"));
+      CHECK(r.code_object.empty());
+    } else {
+      CHECK(r.status == "ok");
+      CHECK_FALSE(r.code_object.empty());
+      CHECK_FALSE(contains(r.log, "broken on purpose"));
+    }
+  }
+}
+
+}  // TEST_SUITE

@@ -1,0 +1,445 @@
+// The w4a16_linear family's naming and enumeration (shape and config keys, kernel names,
+// the config space per arch) and the arch table with its occupancy model. Occupancy
+// expectations are worked out by hand from the vendors' numbers quoted in each case, not
+// from the implementation.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "arch.h"
+#include "error.h"
+#include "linear_family.h"
+#include "model.h"
+#include "w4a16_linear/tiling.h"
+
+namespace {
+
+// The kf::Error message of f(), or "" when it did not throw (which fails every
+// "message names X" check below).
+template <class F>
+std::string error_of(F f) {
+  try {
+    f();
+  } catch (const kf::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool contains(const std::string& hay, const std::string& needle) {
+  return hay.find(needle) != std::string::npos;
+}
+
+kf::KernelResources res(int vgprs, int lds = 0) {
+  kf::KernelResources r;
+  r.vgprs_or_regs = vgprs;
+  r.lds_bytes = lds;
+  return r;
+}
+
+// Every shape genkernels derives from the built-in model, in every group size, dtype and
+// quantisation the CLI offers.
+std::vector<kf::LinearShape> qwen_shapes() {
+  std::vector<kf::LinearShape> out;
+  for (const auto& l : kf::builtin_model("qwen3-35b").linears)
+    for (int g : {32, 64, 128, 0})
+      for (bool bf16 : {true, false})
+        for (bool asym : {false, true}) out.push_back({l.n, l.k, g, bf16, asym});
+  return out;
+}
+
+bool same_fields(const kf::LinearConfig& a, const kf::LinearConfig& b) {
+  return a.kind == b.kind && a.block_m == b.block_m && a.block_n == b.block_n &&
+         a.block_k == b.block_k && a.warps == b.warps && a.split_k == b.split_k &&
+         a.stages == b.stages;
+}
+
+}  // namespace
+
+TEST_SUITE("config") {
+
+TEST_CASE("LinearShape key: canonical spelling of every field") {
+  CHECK(kf::LinearShape{12288, 2048, 128, true, false}.key() == "n12288_k2048_g128_bf16_sym");
+  CHECK(kf::LinearShape{2048, 4096, 0, true, false}.key() == "n2048_k4096_gch_bf16_sym");
+  CHECK(kf::LinearShape{1024, 2048, 32, false, true}.key() == "n1024_k2048_g32_fp16_asym");
+  CHECK(kf::LinearShape{64, 512, 64, false, false}.key() == "n64_k512_g64_fp16_sym");
+}
+
+TEST_CASE("LinearShape key <-> parse_linear_shape round trip") {
+  for (const auto& s : qwen_shapes()) {
+    const std::string key = s.key();
+    INFO("key " << key);
+    const kf::LinearShape p = kf::parse_linear_shape(key);
+    CHECK(p.n == s.n);
+    CHECK(p.k == s.k);
+    CHECK(p.group == s.group);
+    CHECK(p.bf16 == s.bf16);
+    CHECK(p.asym == s.asym);
+    CHECK(p.key() == key);
+  }
+  const kf::LinearShape ch = kf::parse_linear_shape("n2048_k4096_gch_fp16_asym");
+  CHECK(ch.group == 0);
+  CHECK(ch.effective_group() == 4096);
+  CHECK_FALSE(ch.bf16);
+  CHECK(ch.asym);
+  const kf::LinearShape big = kf::parse_linear_shape("n151936_k8192_g64_bf16_sym");
+  CHECK(big.n == 151936);
+  CHECK(big.k == 8192);
+  CHECK(big.group == 64);
+}
+
+TEST_CASE("parse_linear_shape rejects bad keys, naming them") {
+  const std::vector<std::string> bad = {
+      "",
+      "n12288_k2048_g128_bf16",            // no quantisation
+      "n12288_k2048_g128_f32_sym",         // unknown dtype
+      "n12288_k2048_g128_bf16_asymm",      // unknown quantisation
+      "n12288_k2048_gpc_bf16_sym",         // group neither number nor ch
+      "k2048_n12288_g128_bf16_sym",        // fields out of order
+      "n-64_k2048_g128_bf16_sym",          // negative
+      "n12288_k2048_g128_bf16_sym_extra",  // trailing junk
+      " n12288_k2048_g128_bf16_sym",       // leading space
+      "N12288_K2048_G128_BF16_SYM",        // case matters
+  };
+  for (const auto& key : bad) {
+    INFO("key '" << key << "'");
+    const std::string msg = error_of([&] { kf::parse_linear_shape(key); });
+    CHECK(contains(msg, "'" + key + "'"));
+  }
+}
+
+TEST_CASE("LinearConfig key: fixed order, every knob") {
+  kf::LinearConfig c;
+  c.kind = kf::LinearKind::prefill;
+  c.block_m = 64;
+  c.block_n = 128;
+  c.block_k = 64;
+  c.warps = 4;
+  c.split_k = 1;
+  c.stages = 2;
+  CHECK(c.key() == "bm64_bn128_bk64_w4_sk1_s2");
+  const kf::LinearConfig d{kf::LinearKind::decode, 8, 256, 32, 8, 4, 1};
+  CHECK(d.key() == "bm8_bn256_bk32_w8_sk4_s1");
+  // Defaults are part of the canonical form too.
+  CHECK(kf::LinearConfig{}.key() == "bm1_bn64_bk32_w4_sk1_s1");
+}
+
+TEST_CASE("LinearConfig: changing any one knob changes the key and breaks equality") {
+  const kf::LinearConfig base{kf::LinearKind::prefill, 64, 128, 64, 4, 1, 2};
+  std::vector<kf::LinearConfig> variants;
+  for (int i = 0; i < 6; ++i) {
+    kf::LinearConfig v = base;
+    switch (i) {
+      case 0: v.block_m = 32; break;
+      case 1: v.block_n = 64; break;
+      case 2: v.block_k = 32; break;
+      case 3: v.warps = 8; break;
+      case 4: v.split_k = 2; break;
+      case 5: v.stages = 1; break;
+    }
+    variants.push_back(v);
+  }
+  for (const auto& v : variants) {
+    INFO("variant " << v.key());
+    CHECK(v.key() != base.key());
+    CHECK_FALSE(v == base);
+  }
+  kf::LinearConfig copy = base;
+  CHECK(copy == base);
+  CHECK(copy.key() == base.key());
+  // Keys that could collide if fields were run together: bm1 bn28 vs bm12 bn8.
+  const kf::LinearConfig a{kf::LinearKind::decode, 1, 28, 32, 4, 1, 1};
+  const kf::LinearConfig b{kf::LinearKind::decode, 12, 8, 32, 4, 1, 1};
+  CHECK(a.key() != b.key());
+}
+
+TEST_CASE("LinearConfig: within a kind, equal iff keys equal (over the real config space)") {
+  for (const char* arch : {"gfx1151", "gfx942", "sm_90a"}) {
+    const auto configs = kf::enumerate_linear_configs({2048, 4096, 128, true, false}, kf::arch_info(arch));
+    REQUIRE(configs.size() > 10);
+    for (const auto& a : configs)
+      for (const auto& b : configs) {
+        if (a.kind != b.kind) continue;  // the key does not carry the kind (see report)
+        const bool fields = same_fields(a, b);
+        CHECK(fields == (a.key() == b.key()));
+        CHECK(fields == (a == b));
+      }
+  }
+}
+
+TEST_CASE("linear_kernel_name: w4a16_linear_<kind>_<shape>_<config>") {
+  const kf::LinearShape s{12288, 2048, 128, true, false};
+  const kf::LinearConfig c{kf::LinearKind::prefill, 64, 128, 64, 4, 1, 2};
+  CHECK(kf::linear_kernel_name(s, c) ==
+        "w4a16_linear_prefill_n12288_k2048_g128_bf16_sym_bm64_bn128_bk64_w4_sk1_s2");
+  const kf::LinearShape t{1024, 2048, 0, false, true};
+  const kf::LinearConfig d{kf::LinearKind::decode, 4, 64, 32, 8, 2, 1};
+  CHECK(kf::linear_kernel_name(t, d) ==
+        "w4a16_linear_decode_n1024_k2048_gch_fp16_asym_bm4_bn64_bk32_w8_sk2_s1");
+}
+
+TEST_CASE("enumerate_linear_configs: every qwen3-35b shape on every arch") {
+  for (const auto& arch_name : kf::supported_archs()) {
+    const kf::ArchInfo& arch = kf::arch_info(arch_name);
+    for (const auto& s : qwen_shapes()) {
+      INFO(arch_name << " " << s.key());
+      const auto configs = kf::enumerate_linear_configs(s, arch);
+      REQUIRE_FALSE(configs.empty());
+      const int n = static_cast<int>(s.n), k = static_cast<int>(s.k), g = s.effective_group();
+      std::set<std::string> names;
+      int decode = 0, prefill = 0;
+      bool seen_prefill = false;
+      for (const auto& c : configs) {
+        INFO("config " << kf::kind_name(c.kind) << " " << c.key());
+        const int threads = c.warps * arch.wave_size;
+        names.insert(kf::linear_kernel_name(s, c));
+        if (c.kind == kf::LinearKind::decode) {
+          ++decode;
+          CHECK_FALSE(seen_prefill);  // decode first
+          CHECK(kf::w4a16::decode_valid(n, k, g, c.block_n, c.block_k, threads, c.split_k));
+          CHECK(c.stages == 1);
+          CHECK(c.block_m <= 16);
+        } else {
+          ++prefill;
+          seen_prefill = true;
+          CHECK(kf::w4a16::prefill_valid(n, k, g, c.block_m, c.block_n, c.block_k, c.warps));
+          CHECK(c.split_k == 1);
+        }
+        const kf::Candidate cand = kf::make_linear_candidate(s, c, arch);
+        CHECK(cand.threads == threads);
+        CHECK(cand.name == kf::linear_kernel_name(s, c));
+      }
+      CHECK(decode > 0);
+      CHECK(prefill > 0);
+      CHECK(names.size() == configs.size());
+    }
+  }
+}
+
+TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") {
+  const kf::LinearShape s{2048, 512, 128, true, false};
+  for (const auto& arch_name : kf::supported_archs()) {
+    const kf::ArchInfo& arch = kf::arch_info(arch_name);
+    INFO(arch_name);
+    const auto first = kf::enumerate_linear_configs(s, arch);
+    const auto second = kf::enumerate_linear_configs(s, arch);
+    REQUIRE(first.size() == second.size());
+    for (size_t i = 0; i < first.size(); ++i) {
+      CHECK(first[i].kind == second[i].kind);
+      CHECK(first[i].key() == second[i].key());
+    }
+    auto has = [&](const kf::LinearConfig& want) {
+      return std::any_of(first.begin(), first.end(),
+                         [&](const kf::LinearConfig& c) { return same_fields(c, want); });
+    };
+    size_t valid = 0;
+    for (int bm : {1, 2, 4, 8, 16})
+      for (int bn : {64, 128, 256})
+        for (int bk : {32, 64})
+          for (int w : {4, 8})
+            for (int sk : {1, 2, 4})
+              if (kf::w4a16::decode_valid(2048, 512, 128, bn, bk, w * arch.wave_size, sk)) {
+                ++valid;
+                CHECK(has({kf::LinearKind::decode, bm, bn, bk, w, sk, 1}));
+              }
+    for (int bm : {16, 32, 64, 128})
+      for (int bn : {64, 128, 256})
+        for (int bk : {32, 64})
+          for (int w : {4, 8})
+            for (int st : {1, 2})
+              if (kf::w4a16::prefill_valid(2048, 512, 128, bm, bn, bk, w)) {
+                ++valid;
+                CHECK(has({kf::LinearKind::prefill, bm, bn, bk, w, 1, st}));
+              }
+    CHECK(first.size() == valid);
+  }
+}
+
+TEST_CASE("enumerate_linear_configs: wave size shapes the decode space") {
+  // K = 512, block_n 64: 16 threads along N. wave32 with 4 warps = 128 threads -> 8 along
+  // K -> 8 * 32 = 256 k per step, so split-K 2 (256 each) still fits; wave64 with 4 warps
+  // = 256 threads -> 16 * 32 = 512, so split-K 2 does not.
+  const kf::LinearShape s{2048, 512, 128, true, false};
+  auto has = [](const std::vector<kf::LinearConfig>& cs, const std::string& key) {
+    return std::any_of(cs.begin(), cs.end(), [&](const kf::LinearConfig& c) {
+      return c.kind == kf::LinearKind::decode && c.key() == key;
+    });
+  };
+  const auto rdna = kf::enumerate_linear_configs(s, kf::arch_info("gfx1151"));
+  const auto cdna = kf::enumerate_linear_configs(s, kf::arch_info("gfx942"));
+  CHECK(has(rdna, "bm1_bn64_bk32_w4_sk2_s1"));
+  CHECK_FALSE(has(cdna, "bm1_bn64_bk32_w4_sk2_s1"));
+  CHECK(has(cdna, "bm1_bn64_bk32_w4_sk1_s1"));
+  for (const auto& c : cdna) {
+    const kf::Candidate cand = kf::make_linear_candidate(s, c, kf::arch_info("gfx942"));
+    CHECK(cand.threads == c.warps * 64);
+  }
+}
+
+TEST_CASE("make_linear_candidate: decode parameters") {
+  const kf::LinearShape s{1024, 2048, 0, false, true};
+  const kf::LinearConfig c{kf::LinearKind::decode, 4, 64, 32, 8, 2, 1};
+  const kf::Candidate cand = kf::make_linear_candidate(s, c, kf::arch_info("gfx942"));
+  CHECK(cand.op == "w4a16_linear");
+  CHECK(cand.kind == "decode");
+  CHECK(cand.arch == "gfx942");
+  CHECK(cand.shape == "n1024_k2048_gch_fp16_asym");
+  CHECK(cand.config == "bm4_bn64_bk32_w8_sk2_s1");
+  CHECK(cand.name == "w4a16_linear_decode_n1024_k2048_gch_fp16_asym_bm4_bn64_bk32_w8_sk2_s1");
+  CHECK(cand.instance == "w4a16_linear/decode.cu.in");
+  CHECK(cand.threads == 512);
+  CHECK_FALSE(cand.needs_mma);
+  CHECK(cand.min_occupancy == 2);
+  const kf::TemplateParams want = {
+      {"name", cand.name},
+      {"config", "decode n1024_k2048_gch_fp16_asym bm4_bn64_bk32_w8_sk2_s1 gfx942"},
+      {"n", "1024"},
+      {"k", "2048"},
+      {"group", "2048"},  // per-channel: one group spanning K
+      {"bf16", "false"},
+      {"asym", "true"},
+      {"block_m", "4"},
+      {"block_n", "64"},
+      {"block_k", "32"},
+      {"threads", "512"},
+      {"split_k", "2"},
+  };
+  CHECK(cand.params == want);
+}
+
+TEST_CASE("make_linear_candidate: prefill parameters") {
+  const kf::LinearShape s{12288, 2048, 128, true, false};
+  const kf::LinearConfig c{kf::LinearKind::prefill, 64, 128, 64, 4, 1, 2};
+  const kf::Candidate cand = kf::make_linear_candidate(s, c, kf::arch_info("gfx1151"));
+  CHECK(cand.kind == "prefill");
+  CHECK(cand.instance == "w4a16_linear/prefill.cu.in");
+  CHECK(cand.threads == 128);
+  CHECK(cand.needs_mma);
+  CHECK(cand.min_occupancy == 1);
+  const kf::TemplateParams want = {
+      {"name", "w4a16_linear_prefill_n12288_k2048_g128_bf16_sym_bm64_bn128_bk64_w4_sk1_s2"},
+      {"config", "prefill n12288_k2048_g128_bf16_sym bm64_bn128_bk64_w4_sk1_s2 gfx1151"},
+      {"n", "12288"},
+      {"k", "2048"},
+      {"group", "128"},
+      {"bf16", "true"},
+      {"asym", "false"},
+      {"block_m", "64"},
+      {"block_n", "128"},
+      {"block_k", "64"},
+      {"threads", "128"},
+      {"warps", "4"},
+      {"stages", "2"},
+  };
+  CHECK(cand.params == want);
+  // The same config on sm_90a: threads from the NVIDIA warp size, arch in the config line.
+  const kf::Candidate nv = kf::make_linear_candidate(s, c, kf::arch_info("sm_90a"));
+  CHECK(nv.threads == 128);
+  CHECK(nv.params.at("config") == "prefill n12288_k2048_g128_bf16_sym bm64_bn128_bk64_w4_sk1_s2 sm_90a");
+  CHECK(nv.name == cand.name);
+}
+
+TEST_CASE("arch table") {
+  CHECK(kf::supported_archs() == std::vector<std::string>{"gfx1151", "gfx1100", "gfx942", "sm_90a"});
+  const kf::ArchInfo& rdna = kf::arch_info("gfx1151");
+  CHECK(rdna.name == "gfx1151");
+  CHECK(rdna.vendor == kf::Vendor::amd);
+  CHECK(rdna.wave_size == 32);
+  CHECK(rdna.mma == "v_wmma");
+  CHECK(kf::arch_info("gfx1100").wave_size == 32);
+  CHECK(kf::arch_info("gfx1100").mma == "v_wmma");
+  const kf::ArchInfo& cdna = kf::arch_info("gfx942");
+  CHECK(cdna.vendor == kf::Vendor::amd);
+  CHECK(cdna.wave_size == 64);
+  CHECK(cdna.mma == "v_mfma");
+  const kf::ArchInfo& hopper = kf::arch_info("sm_90a");
+  CHECK(hopper.vendor == kf::Vendor::nvidia);
+  CHECK(hopper.wave_size == 32);
+}
+
+TEST_CASE("arch_info: unknown arch named with the supported ones") {
+  for (const std::string bad : {"gfx90a", "sm_90", "GFX1151", ""}) {
+    INFO("arch '" << bad << "'");
+    const std::string msg = error_of([&] { kf::arch_info(bad); });
+    CHECK(contains(msg, "'" + bad + "'"));
+    CHECK(contains(msg, "gfx1151"));
+    CHECK(contains(msg, "sm_90a"));
+  }
+}
+
+TEST_CASE("parse_arch_list") {
+  CHECK(kf::parse_arch_list("gfx1151") == std::vector<std::string>{"gfx1151"});
+  CHECK(kf::parse_arch_list("gfx1151,sm_90a") == std::vector<std::string>{"gfx1151", "sm_90a"});
+  // Duplicates collapse, first occurrence keeps its place.
+  CHECK(kf::parse_arch_list("sm_90a,gfx942,sm_90a,gfx942,gfx1100") ==
+        std::vector<std::string>{"sm_90a", "gfx942", "gfx1100"});
+  std::string msg = error_of([] { kf::parse_arch_list("gfx1151,bogus"); });
+  CHECK(contains(msg, "'bogus'"));
+  msg = error_of([] { kf::parse_arch_list("gfx1151,,sm_90a"); });
+  CHECK(contains(msg, "'gfx1151,,sm_90a'"));
+  msg = error_of([] { kf::parse_arch_list(""); });
+  CHECK(contains(msg, "--arch"));
+}
+
+TEST_CASE("occupancy: gfx1151 (1536 VGPRs/lane, granule 24, 16 waves/SIMD, 4 SIMDs)") {
+  const kf::ArchInfo& a = kf::arch_info("gfx1151");
+  // 256 threads = 8 waves per block: blocks never limit, registers do.
+  CHECK(kf::occupancy(a, res(96), 256) == 16);   // 1536 / 96
+  CHECK(kf::occupancy(a, res(97), 256) == 12);   // 97 -> 120, 1536 / 120 = 12.8
+  CHECK(kf::occupancy(a, res(120), 256) == 12);
+  CHECK(kf::occupancy(a, res(121), 256) == 10);  // -> 144, 10.7
+  CHECK(kf::occupancy(a, res(24), 256) == 16);   // capped by the 16 wave slots
+  CHECK(kf::occupancy(a, res(0), 256) == 16);
+  // Whole workgroups only: 203 -> 216 VGPRs gives 7 waves/SIMD = 28 per WGP, so three
+  // 8-wave blocks (24 waves, 6 per SIMD); 256 -> 264 gives 5/SIMD, two blocks, 4 per SIMD.
+  CHECK(kf::occupancy(a, res(203), 256) == 6);
+  CHECK(kf::occupancy(a, res(256), 256) == 4);
+  // A one-wave block still occupies a SIMD (no rounding down to 0).
+  CHECK(kf::occupancy(a, res(32, 65536), 32) == 1);
+  // LDS: 128 KiB per WGP, 64 KiB per workgroup; 4 waves per block spread over 4 SIMDs.
+  CHECK(kf::occupancy(a, res(32, 32768), 128) == 4);   // 4 blocks * 4 waves / 4 SIMDs
+  CHECK(kf::occupancy(a, res(32, 65536), 128) == 2);   // 2 blocks
+  CHECK(kf::occupancy(a, res(32, 18432), 128) == 7);   // 7 blocks
+  CHECK(kf::occupancy(a, res(32, 65537), 128) == 0);   // does not fit at all
+  CHECK(kf::occupancy(a, res(32, 0), 0) == 0);         // no threads, no waves
+}
+
+TEST_CASE("occupancy: gfx942 (512 VGPRs/lane, granule 8, 8 waves/SIMD, 64 KiB LDS/CU)") {
+  const kf::ArchInfo& a = kf::arch_info("gfx942");
+  CHECK(kf::occupancy(a, res(64), 256) == 8);
+  CHECK(kf::occupancy(a, res(65), 256) == 7);   // 72 -> 7.1
+  CHECK(kf::occupancy(a, res(128), 256) == 4);
+  CHECK(kf::occupancy(a, res(129), 256) == 3);  // 136 -> 3.8
+  CHECK(kf::occupancy(a, res(500), 256) == 1);  // 504
+  CHECK(kf::occupancy(a, res(512), 256) == 1);
+  CHECK(kf::occupancy(a, res(8), 256) == 8);    // capped by the 8 wave slots
+  // LDS: the whole CU has 64 KiB.
+  CHECK(kf::occupancy(a, res(32, 32768), 256) == 2);   // 2 blocks * 4 waves / 4 SIMDs
+  CHECK(kf::occupancy(a, res(104, 18432), 256) == 3);  // 3 blocks; registers allow 4
+  CHECK(kf::occupancy(a, res(32, 65536), 256) == 1);
+  CHECK(kf::occupancy(a, res(32, 65537), 256) == 0);
+}
+
+TEST_CASE("occupancy: sm_90a (64K regs/SM in 256-register warp units, 64 warps, 4 schedulers)") {
+  const kf::ArchInfo& a = kf::arch_info("sm_90a");
+  // 256 threads = 8 warps per block.
+  CHECK(kf::occupancy(a, res(32), 256) == 16);   // 1024/warp -> 64 warps -> 8 blocks
+  CHECK(kf::occupancy(a, res(33), 256) == 12);   // 1056 -> 1280/warp -> 51 warps -> 6 blocks
+  CHECK(kf::occupancy(a, res(40), 256) == 12);   // 1280/warp exactly
+  CHECK(kf::occupancy(a, res(41), 256) == 10);   // 1312 -> 1536 -> 42 warps -> 5 blocks
+  CHECK(kf::occupancy(a, res(128), 256) == 4);   // 4096/warp -> 16 warps -> 2 blocks
+  CHECK(kf::occupancy(a, res(255), 128) == 2);   // 8160 -> 8192 -> 8 warps -> 2 blocks of 4
+  CHECK(kf::occupancy(a, res(255), 1024) == 0);  // 32 warps need 256K registers
+  CHECK(kf::occupancy(a, res(16), 32) == 8);     // 1-warp blocks: 32 blocks/SM limit
+  CHECK(kf::occupancy(a, res(96, 18432), 128) == 5);   // 3072/warp -> 21 warps -> 5 blocks
+  // Shared memory: 228 KiB per SM, 227 KiB per block.
+  CHECK(kf::occupancy(a, res(32, 100000), 128) == 2);  // 2 blocks * 4 warps / 4
+  CHECK(kf::occupancy(a, res(32, 232448), 128) == 1);
+  CHECK(kf::occupancy(a, res(32, 232449), 128) == 0);
+  CHECK(kf::occupancy(a, res(32), 0) == 0);
+}
+
+}  // TEST_SUITE

@@ -1,0 +1,339 @@
+// The fragment index math of templates/kf_mma_layouts.h against independent sources:
+//  - AMD: the register-layout tables of AMD's matrix instruction calculator
+//    (KF_AMD_LAYOUT_DIR, beside the project), parsed here and compared in both
+//    directions, so the functions produce every table entry and nothing else;
+//  - NVIDIA: the PTX ISA's m16n8k16 fragment description, written out below as
+//    per-element formulas, with the 16x16 atom as two n8 halves.
+#include <doctest/doctest.h>
+
+#include <array>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kf_mma_layouts.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using kf::layout::RC;
+
+// One location listed in a table cell: register `gpr` of `lane`, bits [hi:lo]
+// (D cells name whole 32-bit registers: lo 0, hi 31).
+struct Loc {
+  int gpr, lane, lo, hi;
+  bool operator==(const Loc& o) const {
+    return gpr == o.gpr && lane == o.lane && lo == o.lo && hi == o.hi;
+  }
+};
+
+using Cell = std::vector<Loc>;
+using Table = std::array<std::array<Cell, 16>, 16>;  // [row][col] as the table prints them
+
+struct Layout {
+  Table a, b, d;  // A[M][K], B[K][N], D[M][N]
+};
+
+std::string trim(const std::string& s) {
+  const size_t b = s.find_first_not_of(" \t");
+  const size_t e = s.find_last_not_of(" \t\r");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+std::vector<std::string> split(const std::string& s, const std::string& sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t at; (at = s.find(sep, start)) != std::string::npos; start = at + sep.size())
+    out.push_back(s.substr(start, at - start));
+  out.push_back(s.substr(start));
+  return out;
+}
+
+// Parses the A, B and D tables of one calculator output file; every cell must be
+// well-formed and every one of the 3 x 16 x 16 cells present.
+Layout parse_layout(const std::string& path) {
+  std::ifstream in(path);
+  REQUIRE_MESSAGE(in.good(), "cannot read " << path);
+  static const std::regex entry(R"(v([0-9]+)\{([0-9]+)\}(?:\.\[([0-9]+):([0-9]+)\])?)");
+  Layout L;
+  Table* table = nullptr;
+  std::array<int, 16> cols{};
+  int ncols = 0;
+  int rows_seen[3] = {0, 0, 0};
+  int which = -1;
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.rfind("## ", 0) == 0) {
+      table = nullptr;
+      which = -1;
+      continue;
+    }
+    if (line.empty() || line[0] != '|') continue;
+    std::vector<std::string> cells = split(line, "|");
+    // "| a | b |" splits into "", " a ", " b ", "".
+    REQUIRE_MESSAGE(cells.size() >= 3, path << ":" << lineno << ": not a table row");
+    cells = std::vector<std::string>(cells.begin() + 1, cells.end() - 1);
+    const std::string head = trim(cells[0]);
+    if (head == "A[M][K]" || head == "B[K][N]" || head == "D[M][N]") {
+      which = head[0] == 'A' ? 0 : head[0] == 'B' ? 1 : 2;
+      table = which == 0 ? &L.a : which == 1 ? &L.b : &L.d;
+      ncols = static_cast<int>(cells.size()) - 1;
+      REQUIRE_MESSAGE(ncols == 16, path << ":" << lineno << ": expected 16 columns");
+      for (int c = 0; c < ncols; ++c) cols[c] = std::stoi(trim(cells[c + 1]));
+      continue;
+    }
+    if (!table || head.find_first_not_of('-') == std::string::npos) continue;  // separator
+    const int row = std::stoi(head);
+    REQUIRE_MESSAGE((row >= 0 && row < 16 && static_cast<int>(cells.size()) == ncols + 1),
+                    path << ":" << lineno << ": bad row");
+    for (int c = 0; c < ncols; ++c) {
+      Cell& cell = (*table)[row][cols[c]];
+      for (const std::string& raw : split(trim(cells[c + 1]), "<br />")) {
+        const std::string text = trim(raw);
+        std::smatch m;
+        REQUIRE_MESSAGE(std::regex_match(text, m, entry),
+                        path << ":" << lineno << ": cannot read cell entry '" << text << "'");
+        Loc loc{std::stoi(m[1]), std::stoi(m[2]), 0, 31};
+        if (m[3].matched) {
+          loc.hi = std::stoi(m[3]);
+          loc.lo = std::stoi(m[4]);
+        }
+        cell.push_back(loc);
+      }
+    }
+    ++rows_seen[which];
+  }
+  for (int t = 0; t < 3; ++t) REQUIRE_MESSAGE(rows_seen[t] == 16, path << ": table " << "ABD"[t] << " incomplete");
+  for (const Table* t : {&L.a, &L.b, &L.d})
+    for (const auto& r : *t)
+      for (const auto& cell : r) REQUIRE_MESSAGE(!cell.empty(), path << ": empty cell");
+  return L;
+}
+
+bool has(const Cell& cell, const Loc& want) {
+  for (const Loc& l : cell)
+    if (l == want) return true;
+  return false;
+}
+
+std::string str(const Loc& l) {
+  return "v" + std::to_string(l.gpr) + "{" + std::to_string(l.lane) + "}.[" + std::to_string(l.hi) + ":" +
+         std::to_string(l.lo) + "]";
+}
+
+bool in16(RC rc) { return rc.row >= 0 && rc.row < 16 && rc.col >= 0 && rc.col < 16; }
+
+// Both directions for one atom and one table file.
+template <class Atom>
+void check_against_table(const Layout& L, const std::string& file) {
+  INFO("table " << file);
+  size_t a_entries = 0, b_entries = 0, d_entries = 0;
+  for (const auto& r : L.a)
+    for (const auto& c : r) a_entries += c.size();
+  for (const auto& r : L.b)
+    for (const auto& c : r) b_entries += c.size();
+  for (const auto& r : L.d)
+    for (const auto& c : r) d_entries += c.size();
+  // Every (lane, register, half) is listed once: the functions must produce that many.
+  CHECK(a_entries == size_t(Atom::kWave) * Atom::kAPairs * 2);
+  CHECK(b_entries == size_t(Atom::kWave) * Atom::kBPairs * 2);
+  CHECK(d_entries == size_t(Atom::kWave) * Atom::kCElems);
+
+  // Functions -> table.
+  for (int lane = 0; lane < Atom::kWave; ++lane) {
+    for (int p = 0; p < Atom::kAPairs; ++p) {
+      const RC rc = Atom::a_pair(lane, p);  // (row, k)
+      INFO("a_pair(" << lane << ", " << p << ") = (" << rc.row << ", " << rc.col << ")");
+      REQUIRE((in16(rc) && rc.col + 1 < 16));
+      CHECK(has(L.a[rc.row][rc.col], {p, lane, 0, 15}));
+      CHECK(has(L.a[rc.row][rc.col + 1], {p, lane, 16, 31}));
+    }
+    for (int p = 0; p < Atom::kBPairs; ++p) {
+      const RC rc = Atom::b_pair(lane, p);  // (n, k); the table is B[k][n]
+      INFO("b_pair(" << lane << ", " << p << ") = (" << rc.row << ", " << rc.col << ")");
+      REQUIRE((in16(rc) && rc.col + 1 < 16));
+      CHECK(has(L.b[rc.col][rc.row], {p, lane, 0, 15}));
+      CHECK(has(L.b[rc.col + 1][rc.row], {p, lane, 16, 31}));
+    }
+    for (int e = 0; e < Atom::kCElems; ++e) {
+      const RC rc = Atom::c_elem(lane, e);
+      INFO("c_elem(" << lane << ", " << e << ") = (" << rc.row << ", " << rc.col << ")");
+      REQUIRE(in16(rc));
+      CHECK(has(L.d[rc.row][rc.col], {e, lane, 0, 31}));
+    }
+  }
+
+  // Table -> functions: every listed location is one the functions map there.
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < 16; ++j) {
+      for (const Loc& l : L.a[i][j]) {
+        INFO("A[" << i << "][" << j << "] lists " << str(l));
+        REQUIRE((l.gpr < Atom::kAPairs && l.lane < Atom::kWave));
+        const bool high = l.lo == 16;
+        CHECK(((l.lo == 0 && l.hi == 15) || (l.lo == 16 && l.hi == 31)));
+        const RC rc = Atom::a_pair(l.lane, l.gpr);
+        CHECK(rc.row == i);
+        CHECK(rc.col + (high ? 1 : 0) == j);
+      }
+      for (const Loc& l : L.b[i][j]) {  // B[k = i][n = j]
+        INFO("B[" << i << "][" << j << "] lists " << str(l));
+        REQUIRE((l.gpr < Atom::kBPairs && l.lane < Atom::kWave));
+        const bool high = l.lo == 16;
+        CHECK(((l.lo == 0 && l.hi == 15) || (l.lo == 16 && l.hi == 31)));
+        const RC rc = Atom::b_pair(l.lane, l.gpr);
+        CHECK(rc.row == j);
+        CHECK(rc.col + (high ? 1 : 0) == i);
+      }
+      for (const Loc& l : L.d[i][j]) {
+        INFO("D[" << i << "][" << j << "] lists " << str(l));
+        REQUIRE((l.gpr < Atom::kCElems && l.lane < Atom::kWave));
+        const RC rc = Atom::c_elem(l.lane, l.gpr);
+        CHECK(rc.row == i);
+        CHECK(rc.col == j);
+      }
+    }
+}
+
+// Returns the tables directory, or "" after reporting why the check is skipped (a
+// failure where CI promises the directory).
+std::string layout_dir() {
+  const std::string dir = fs::path(KF_AMD_LAYOUT_DIR).lexically_normal().string();
+  if (fs::is_directory(dir)) return dir;
+  if (std::getenv("CI"))
+    FAIL("AMD layout tables not found at " << dir << " (CI is set, and CI has them)");
+  MESSAGE("skipped: AMD layout tables not found at " << dir
+                                                     << " (shared/amd-matrix-layouts beside the project)");
+  return "";
+}
+
+// --- PTX ISA, mma.m16n8k16 with .f16/.bf16 inputs, written per element ---------------
+int group_id(int lane) { return lane >> 2; }
+int tig(int lane) { return lane % 4; }
+
+// A fragment element a_i (i = 0..7) of one m16n8k16: (row, col) of the 16x16 A tile.
+RC ptx_a(int lane, int i) {
+  const int row = group_id(lane) + ((i == 2 || i == 3 || i == 6 || i == 7) ? 8 : 0);
+  const int col = tig(lane) * 2 + (i & 1) + (i >= 4 ? 8 : 0);
+  return {row, col};
+}
+// B fragment element b_i (i = 0..3) of one m16n8k16: (k, n) of the 16x8 B tile.
+RC ptx_b(int lane, int i) { return {tig(lane) * 2 + (i & 1) + (i >= 2 ? 8 : 0), group_id(lane)}; }
+// C fragment element c_i (i = 0..3) of one m16n8k16: (row, col) of the 16x8 C tile.
+RC ptx_c(int lane, int i) { return {group_id(lane) + (i >= 2 ? 8 : 0), tig(lane) * 2 + (i & 1)}; }
+
+}  // namespace
+
+TEST_SUITE("mma_layouts") {
+
+TEST_CASE("atom sizes") {
+  using W = kf::layout::Wmma16Gfx11;
+  using M = kf::layout::Mfma16Gfx9;
+  using N = kf::layout::Mma16Sm80;
+  CHECK(W::kWave == 32);
+  CHECK(M::kWave == 64);
+  CHECK(N::kWave == 32);
+  // 16x16 fp16 A (and B) = 256 values = kWave * pairs * 2, once per copy.
+  CHECK(M::kWave * M::kAPairs * 2 == 256);
+  CHECK(N::kWave * N::kAPairs * 2 == 256);
+  CHECK(W::kWave * W::kAPairs * 2 == 2 * 256);  // RDNA3 wave32 keeps two copies
+  CHECK(M::kWave * M::kCElems == 256);
+  CHECK(W::kWave * W::kCElems == 256);
+  CHECK(N::kWave * N::kCElems == 256);
+}
+
+TEST_CASE("Wmma16Gfx11 matches the RDNA3 v_wmma_f32_16x16x16 tables") {
+  const std::string dir = layout_dir();
+  if (dir.empty()) return;
+  for (const char* f : {"rdna3_v_wmma_f32_16x16x16_f16.md", "rdna3_v_wmma_f32_16x16x16_bf16.md"})
+    check_against_table<kf::layout::Wmma16Gfx11>(parse_layout(dir + "/" + f), f);
+}
+
+TEST_CASE("Mfma16Gfx9 matches the CDNA3 v_mfma_f32_16x16x16 tables") {
+  const std::string dir = layout_dir();
+  if (dir.empty()) return;
+  for (const char* f : {"cdna3_v_mfma_f32_16x16x16_f16.md", "cdna3_v_mfma_f32_16x16x16_bf16.md"})
+    check_against_table<kf::layout::Mfma16Gfx9>(parse_layout(dir + "/" + f), f);
+}
+
+TEST_CASE("the table check rejects a wrong layout") {
+  // A deliberately wrong atom (Mfma16Gfx9 with D rows and columns swapped) must not
+  // pass, or the checks above prove nothing.
+  struct Swapped : kf::layout::Mfma16Gfx9 {
+    static constexpr RC c_elem(int lane, int e) { return {lane % 16, 4 * (lane / 16) + e}; }
+  };
+  const std::string dir = layout_dir();
+  if (dir.empty()) return;
+  const Layout L = parse_layout(dir + "/cdna3_v_mfma_f32_16x16x16_f16.md");
+  int mismatches = 0;
+  for (int lane = 0; lane < 64; ++lane)
+    for (int e = 0; e < 4; ++e) {
+      const RC rc = Swapped::c_elem(lane, e);
+      mismatches += !has(L.d[rc.row][rc.col], {e, lane, 0, 31});
+    }
+  CHECK(mismatches > 0);
+  // And the parser read the cell format: A[0][1] of the RDNA3 table is the high half of
+  // v0 in lane 0 and its copy in lane 16.
+  const Layout R = parse_layout(dir + "/rdna3_v_wmma_f32_16x16x16_f16.md");
+  REQUIRE(R.a[0][1].size() == 2);
+  CHECK(R.a[0][1][0] == Loc{0, 0, 16, 31});
+  CHECK(R.a[0][1][1] == Loc{0, 16, 16, 31});
+  CHECK(R.d[1][0] == Cell{Loc{0, 16, 0, 31}});
+}
+
+TEST_CASE("Mma16Sm80 matches the PTX ISA m16n8k16 fragments (two n8 halves)") {
+  using N = kf::layout::Mma16Sm80;
+  int a_seen[16][16] = {}, b_seen[16][16] = {}, c_seen[16][16] = {};
+  for (int lane = 0; lane < 32; ++lane) {
+    // A: register p holds a_{2p} (low half) and a_{2p+1} (high half, next k).
+    for (int p = 0; p < N::kAPairs; ++p) {
+      const RC got = N::a_pair(lane, p);
+      const RC lo = ptx_a(lane, 2 * p), hi = ptx_a(lane, 2 * p + 1);
+      INFO("lane " << lane << " A reg " << p);
+      CHECK(got.row == lo.row);
+      CHECK(got.col == lo.col);
+      CHECK(hi.row == lo.row);
+      CHECK(hi.col == lo.col + 1);
+      ++a_seen[lo.row][lo.col];
+      ++a_seen[hi.row][hi.col];
+    }
+    // B: registers 2h, 2h+1 are b0b1, b2b3 of the half covering columns 8h .. 8h+7.
+    for (int p = 0; p < N::kBPairs; ++p) {
+      const int h = p / 2, r = p % 2;
+      const RC lo = ptx_b(lane, 2 * r), hi = ptx_b(lane, 2 * r + 1);  // (k, n within half)
+      const RC got = N::b_pair(lane, p);                              // (n, k)
+      INFO("lane " << lane << " B reg " << p);
+      CHECK(got.row == lo.col + 8 * h);
+      CHECK(got.col == lo.row);
+      CHECK(hi.col == lo.col);
+      CHECK(hi.row == lo.row + 1);
+      ++b_seen[lo.row][lo.col + 8 * h];
+      ++b_seen[hi.row][hi.col + 8 * h];
+    }
+    // C: elements 4h .. 4h+3 are c0..c3 of half h.
+    for (int e = 0; e < N::kCElems; ++e) {
+      const int h = e / 4;
+      const RC want = ptx_c(lane, e % 4);
+      const RC got = N::c_elem(lane, e);
+      INFO("lane " << lane << " C elem " << e);
+      CHECK(got.row == want.row);
+      CHECK(got.col == want.col + 8 * h);
+      ++c_seen[got.row][got.col];
+    }
+  }
+  // Each half-tile element is covered exactly once.
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < 16; ++j) {
+      INFO("(" << i << ", " << j << ")");
+      CHECK(a_seen[i][j] == 1);
+      CHECK(b_seen[i][j] == 1);
+      CHECK(c_seen[i][j] == 1);
+    }
+}
+
+}  // TEST_SUITE
