@@ -74,12 +74,16 @@ KF_INLINE void decode_body(const Dims dims, const kf_linear_args& args) {
     u32x4 q[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) q[r] = load16(qweight + (size_t)(k0 / 8 + r) * N + n);
-    float scale[4], zs[4];
-    load_group_params<BF16, ASYM>(scales, qzeros, N, k0 / G, n, scale, zs);
+    float scale[4], base[4];
+    load_group_params<BF16, ASYM>(scales, qzeros, N, k0 / G, n, scale, base);
 
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) {
+      // Dequantise once, reuse for every row of M.
       const uint32_t qc[4] = {q[r].x, q[r].y, q[r].z, q[r].w};
+      float w[4][8];
+#pragma unroll
+      for (int c = 0; c < 4; ++c) dequant8(qc[c], scale[c], base[c], w[c]);
 #pragma unroll
       for (int m = 0; m < BM; ++m) {
         const u32x4 xv = load16(xrow[m] + k0 + 8 * r);
@@ -88,7 +92,7 @@ KF_INLINE void decode_body(const Dims dims, const kf_linear_args& args) {
         for (int j = 0; j < 8; ++j) {
           const float xf = T::to_f32(j % 2 ? xw[j / 2] >> 16 : xw[j / 2] & 0xffffu);
 #pragma unroll
-          for (int c = 0; c < 4; ++c) acc[m][c] += xf * (nibble(qc[c], j) * scale[c] - zs[c]);
+          for (int c = 0; c < 4; ++c) acc[m][c] += xf * w[c][j];
         }
       }
     }

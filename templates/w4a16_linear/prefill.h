@@ -83,16 +83,15 @@ KF_INLINE void w4a16_linear_prefill(const kf_linear_args& args) {
       const int v = tid + i * THREADS;
       if (!(W_VECS % THREADS == 0 || v < W_VECS)) continue;
       const int krow = v / (BN / 4), n4 = v % (BN / 4);
-      float scale[4], zs[4];
-      w4a16::load_group_params<BF16, ASYM>(scales, qzeros, N, k0 / G, n0 + n4 * 4, scale, zs);
+      float scale[4], base[4];
+      w4a16::load_group_params<BF16, ASYM>(scales, qzeros, N, k0 / G, n0 + n4 * 4, scale, base);
       const uint32_t qc[4] = {w_reg[i].x, w_reg[i].y, w_reg[i].z, w_reg[i].w};
 #pragma unroll
       for (int c = 0; c < 4; ++c) {
-        uint32_t h[8];
-#pragma unroll
-        for (int j = 0; j < 8; ++j) h[j] = T::from_f32(w4a16::nibble(qc[c], j) * scale[c] - zs[c]);
+        float w[8];
+        w4a16::dequant8(qc[c], scale[c], base[c], w);
         store16(Ws + (n4 * 4 + c) * LDS + krow * 8,
-                u32x4{h[0] | h[1] << 16, h[2] | h[3] << 16, h[4] | h[5] << 16, h[6] | h[7] << 16});
+                u32x4{T::pack2(w[0], w[1]), T::pack2(w[2], w[3]), T::pack2(w[4], w[5]), T::pack2(w[6], w[7])});
       }
     }
   };

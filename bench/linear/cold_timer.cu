@@ -1,0 +1,80 @@
+#include "cold_timer.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include "util/stream_read.h"
+
+namespace kf {
+namespace bench {
+
+namespace {
+
+__global__ void __launch_bounds__(kStreamReadThreads) stream_read_kernel(kf_stream_read_args a) { kf::stream_read(a); }
+__global__ void empty_kernel() {}
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) {
+    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(e));
+    std::exit(1);
+  }
+}
+
+}  // namespace
+
+ColdTimer::ColdTimer(int flush_multiple) {
+  int dev = 0, l2 = 0;
+  check(cudaGetDevice(&dev), "cudaGetDevice");
+  check(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev), "L2 size");
+  check(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, dev), "SM count");
+  l2_bytes_ = static_cast<size_t>(l2);
+  flush_bytes_ = l2_bytes_ * flush_multiple;
+  check(cudaMalloc(&flush_buf_, flush_bytes_), "flush buffer");
+  check(cudaMemset(flush_buf_, 0x5a, flush_bytes_), "flush fill");
+  check(cudaMalloc(&sink_, sizeof(unsigned)), "sink");
+  check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "stream");
+  check(cudaEventCreate(&start_), "event");
+  check(cudaEventCreate(&stop_), "event");
+}
+
+ColdTimer::~ColdTimer() {
+  cudaEventDestroy(start_);
+  cudaEventDestroy(stop_);
+  cudaStreamDestroy(stream_);
+  cudaFree(sink_);
+  cudaFree(flush_buf_);
+}
+
+void ColdTimer::stream_read(const void* data, size_t bytes, cudaStream_t stream) {
+  // Enough blocks to fill every SM several times over; each streams a grid-strided slice.
+  const unsigned blocks = static_cast<unsigned>(std::min<size_t>(sms_ * 8, (bytes / 16 + 255) / 256 + 1));
+  kf_stream_read_args a{data, bytes / 16 * 16, sink_, blocks, 0};
+  stream_read_kernel<<<blocks, kStreamReadThreads, 0, stream>>>(a);
+}
+
+void ColdTimer::empty(cudaStream_t stream) { empty_kernel<<<1, 32, 0, stream>>>(); }
+
+void ColdTimer::flush() { stream_read(flush_buf_, flush_bytes_, stream_); }
+
+double ColdTimer::median_us(const std::function<void(cudaStream_t)>& launch, int reps, bool cold) {
+  launch(stream_);  // warm-up: module load, first-touch, library heuristics
+  check(cudaStreamSynchronize(stream_), "warm-up");
+  std::vector<float> times;
+  for (int r = 0; r < reps; ++r) {
+    if (cold) flush();
+    check(cudaEventRecord(start_, stream_), "record");
+    launch(stream_);
+    check(cudaEventRecord(stop_, stream_), "record");
+    check(cudaEventSynchronize(stop_), "sync");
+    float ms = 0;
+    check(cudaEventElapsedTime(&ms, start_, stop_), "elapsed");
+    times.push_back(ms * 1000.f);
+  }
+  check(cudaGetLastError(), "launch");
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return times[times.size() / 2];
+}
+
+}  // namespace bench
+}  // namespace kf

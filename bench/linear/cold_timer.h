@@ -1,0 +1,38 @@
+// Timing as production sees a layer: before every repetition L2 is flushed by READING
+// a buffer several times its size (a write flush would leave dirty lines whose
+// write-back the timed kernel pays for), then event, kernel, event. Median over reps.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <functional>
+#include <vector>
+
+namespace kf {
+namespace bench {
+
+class ColdTimer {
+ public:
+  // flush_multiple: flush buffer size as a multiple of the L2 size.
+  explicit ColdTimer(int flush_multiple = 4);
+  ~ColdTimer();
+  // Median microseconds of `launch` over `reps` cold (or warm) repetitions.
+  double median_us(const std::function<void(cudaStream_t)>& launch, int reps, bool cold = true);
+  // Streams `bytes` from `data` once (the read floor kernel), on `stream`.
+  void stream_read(const void* data, size_t bytes, cudaStream_t stream);
+  void empty(cudaStream_t stream);
+  cudaStream_t stream() const { return stream_; }
+  size_t l2_bytes() const { return l2_bytes_; }
+  int sms() const { return sms_; }
+
+ private:
+  void flush();
+  void* flush_buf_ = nullptr;
+  size_t flush_bytes_ = 0, l2_bytes_ = 0;
+  int sms_ = 0;
+  unsigned int* sink_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t start_ = nullptr, stop_ = nullptr;
+};
+
+}  // namespace bench
+}  // namespace kf
