@@ -2,6 +2,8 @@
 // stderr, and that --list and rejected command lines write nothing.
 #include <doctest/doctest.h>
 
+#include "test_util.h"
+
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -14,20 +16,9 @@
 
 namespace {
 
-namespace fs = std::filesystem;
+using namespace kf_test;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "kforge-test-cli-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+namespace fs = std::filesystem;
 
 struct Run {
   int status = -1;
@@ -58,10 +49,6 @@ Run genkernels(const std::string& args, const TempDir& cwd) {
   r.err.assign(std::istreambuf_iterator<char>(e), {});
   fs::remove(err_path);
   return r;
-}
-
-bool contains(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
 }
 
 bool empty_dir(const fs::path& dir) { return fs::is_empty(dir); }

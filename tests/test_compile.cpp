@@ -6,6 +6,8 @@
 // variable CI is set (CI has every compiler), where it fails.
 #include <doctest/doctest.h>
 
+#include "test_util.h"
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -23,21 +25,9 @@
 
 namespace {
 
-namespace fs = std::filesystem;
+using namespace kf_test;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "kforge-test-compile-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string sub(const std::string& name) const { return (path / name).string(); }
-};
+namespace fs = std::filesystem;
 
 // The smallest shape of the default model, one decode and one prefill config that
 // every arch enumerates.
@@ -46,10 +36,6 @@ const char* const kFilter =
     "_n2048_k512_g128_bf16_sym_(bm1_bn64_bk32_w4_sk1_s1|bm64_bn64_bk64_w4_sk1_s1)$";
 
 bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
-bool contains(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
-}
-
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};

@@ -4,6 +4,8 @@
 // from the implementation.
 #include <doctest/doctest.h>
 
+#include "test_util.h"
+
 #include <algorithm>
 #include <set>
 #include <string>
@@ -17,21 +19,7 @@
 
 namespace {
 
-// The kf::Error message of f(), or "" when it did not throw (which fails every
-// "message names X" check below).
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const kf::Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
-}
+using namespace kf_test;
 
 kf::KernelResources res(int vgprs, int lds = 0) {
   kf::KernelResources r;

@@ -1,6 +1,8 @@
 // The SQLite kernel pack: a full round trip of every field, replace-by-(name, arch), the
 // schema's CHECK constraints, and refusing (untouched) files that are not this pack.
 #include <doctest/doctest.h>
+
+#include "test_util.h"
 #include <sqlite3.h>
 
 #include <cstdlib>
@@ -16,35 +18,9 @@
 
 namespace {
 
+using namespace kf_test;
+
 namespace fs = std::filesystem;
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "kforge-test-pack-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const kf::Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
-}
 
 std::vector<char> file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -93,7 +69,7 @@ TEST_SUITE("pack") {
 
 TEST_CASE("round trip: kernels, shapes and meta") {
   TempDir tmp;
-  const std::string path = tmp.file("kforge.sqlite");
+  const std::string path = tmp.sub("kforge.sqlite");
   const kf::PackKernel k = sample();
   kf::PackKernel err = sample("w4a16_linear_prefill_k", "gfx942");
   err.kind = "prefill";
@@ -167,7 +143,7 @@ TEST_CASE("round trip: kernels, shapes and meta") {
 
 TEST_CASE("put_kernel replaces by (name, arch)") {
   TempDir tmp;
-  kf::Pack pack = kf::Pack::open(tmp.file("p.sqlite"), true);
+  kf::Pack pack = kf::Pack::open(tmp.sub("p.sqlite"), true);
   kf::PackKernel k = sample("kern", "gfx1151");
   pack.put_kernel(k);
   pack.put_kernel(sample("kern", "gfx1100"));  // same name, other arch: a second row
@@ -187,7 +163,7 @@ TEST_CASE("put_kernel replaces by (name, arch)") {
 
 TEST_CASE("delete_stale drops only the named (arch, op, shape)'s rows not kept") {
   TempDir tmp;
-  kf::Pack pack = kf::Pack::open(tmp.file("p.sqlite"), true);
+  kf::Pack pack = kf::Pack::open(tmp.sub("p.sqlite"), true);
   kf::PackKernel other_shape = sample("c", "gfx1151");
   other_shape.shape = "n1024_k2048_g128_bf16_sym";
   pack.put_kernel(sample("a", "gfx1151"));
@@ -208,7 +184,7 @@ TEST_CASE("delete_stale drops only the named (arch, op, shape)'s rows not kept")
 
 TEST_CASE("CHECK constraints reject inconsistent rows") {
   TempDir tmp;
-  kf::Pack pack = kf::Pack::open(tmp.file("p.sqlite"), true);
+  kf::Pack pack = kf::Pack::open(tmp.sub("p.sqlite"), true);
   kf::PackKernel k = sample("no_code");
   k.code_object.clear();  // 'ok' without a code object
   std::string msg = error_of([&] { pack.put_kernel(k); });
@@ -230,7 +206,7 @@ TEST_CASE("CHECK constraints reject inconsistent rows") {
 
 TEST_CASE("a file of random bytes is refused, named, and left byte-identical") {
   TempDir tmp;
-  const std::string path = tmp.file("garbage.sqlite");
+  const std::string path = tmp.sub("garbage.sqlite");
   std::vector<char> bytes(8192);
   std::mt19937 rng(1234);
   for (auto& b : bytes) b = static_cast<char>(rng() & 0xff);
@@ -249,7 +225,7 @@ TEST_CASE("a file of random bytes is refused, named, and left byte-identical") {
 
 TEST_CASE("a foreign SQLite database is refused untouched") {
   TempDir tmp;
-  const std::string path = tmp.file("other.db");
+  const std::string path = tmp.sub("other.db");
   sql(path, "CREATE TABLE recipes (name TEXT); INSERT INTO recipes VALUES ('soup');");
   const std::vector<char> before = file_bytes(path);
   const std::string msg = error_of([&] { kf::Pack::open(path, true); });
@@ -260,7 +236,7 @@ TEST_CASE("a foreign SQLite database is refused untouched") {
 
 TEST_CASE("a pack of another schema version is refused naming the version") {
   TempDir tmp;
-  const std::string path = tmp.file("future.sqlite");
+  const std::string path = tmp.sub("future.sqlite");
   sql(path, "CREATE TABLE kernels (name TEXT); PRAGMA user_version = 99;");
   const std::vector<char> before = file_bytes(path);
   const std::string msg = error_of([&] { kf::Pack::open(path, true); });
@@ -271,7 +247,7 @@ TEST_CASE("a pack of another schema version is refused naming the version") {
 
 TEST_CASE("open without create on a missing path") {
   TempDir tmp;
-  const std::string path = tmp.file("missing.sqlite");
+  const std::string path = tmp.sub("missing.sqlite");
   const std::string msg = error_of([&] { kf::Pack::open(path, false); });
   CHECK(contains(msg, path));
   CHECK_FALSE(fs::exists(path));
@@ -279,7 +255,7 @@ TEST_CASE("open without create on a missing path") {
 
 TEST_CASE("a new pack has the current schema version and a working schema") {
   TempDir tmp;
-  const std::string path = tmp.file("new.sqlite");
+  const std::string path = tmp.sub("new.sqlite");
   { kf::Pack::open(path, true); }
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);

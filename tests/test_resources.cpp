@@ -4,6 +4,8 @@
 // fail with kf::Error, never crash or throw anything else.
 #include <doctest/doctest.h>
 
+#include "test_util.h"
+
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -14,6 +16,8 @@
 #include "resources.h"
 
 namespace {
+
+using namespace kf_test;
 
 const std::string kDir = KF_TEST_DATA_DIR "/data/resources/";
 
@@ -26,18 +30,6 @@ std::vector<uint8_t> bytes(const std::string& name) {
 std::string text(const std::string& name) {
   const std::vector<uint8_t> b = bytes(name);
   return std::string(b.begin(), b.end());
-}
-
-// The kf::Error message of f(), or "" if it did not throw (other exceptions escape and
-// fail the test case).
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const kf::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // Outcome of one call on damaged input: 'k' kf::Error, 'o' other exception, 'r' returned.

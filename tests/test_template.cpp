@@ -3,6 +3,8 @@
 // instance templates against the parameters the generator gives them.
 #include <doctest/doctest.h>
 
+#include "test_util.h"
+
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -13,19 +15,7 @@
 
 namespace {
 
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const kf::Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
-}
+using namespace kf_test;
 
 std::string read_template(const std::string& rel) {
   const std::string path = std::string(KF_TEMPLATE_DIR) + "/" + rel;

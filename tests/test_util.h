@@ -1,0 +1,48 @@
+// Helpers shared by the doctest suites.
+#pragma once
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <string>
+
+#include "error.h"
+
+namespace kf_test {
+
+namespace fs = std::filesystem;
+
+// A fresh directory under the system temp dir, removed with everything in it.
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& tag = "test") {
+    std::string tmpl = (fs::temp_directory_path() / ("kforge-" + tag + "-XXXXXX")).string();
+    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string sub(const std::string& name) const { return (path / name).string(); }
+};
+
+// The kf::Error message of f(), or "" when it did not throw (which fails every
+// "message names X" check). Other exceptions escape and fail the test case.
+template <class F>
+std::string error_of(F f) {
+  try {
+    f();
+  } catch (const kf::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+inline bool contains(const std::string& hay, const std::string& needle) {
+  return hay.find(needle) != std::string::npos;
+}
+
+}  // namespace kf_test
