@@ -170,6 +170,27 @@ struct FragC {
 };
 
 // A tile: As[row * ld + k]; B tile: Ws[n * ld + k] (16-bit values, k contiguous).
+#if KF_MMA_SM80
+// ldmatrix.x4 loads four 8x8 matrices in one instruction; lane l supplies the address of
+// one matrix row. Register j comes from matrix j with each lane holding (row lane/4,
+// cols 2*(lane%4), +1), which is exactly the a_pair / b_pair order of Mma16Sm80 when the
+// matrices are ordered as below (every row address 16-byte aligned: ld % 8 == 0).
+KF_INLINE void ldmatrix_x4(uint32_t (&r)[4], const uint16_t* row_addr) {
+  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(row_addr));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+// A: matrices (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15).
+KF_INLINE void load_frag_a(FragA& f, const uint16_t* tile, int ld, int lane) {
+  ldmatrix_x4(f.r, tile + (lane % 16) * ld + (lane / 16) * 8);
+}
+// B (W[n][k]): matrices (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15).
+KF_INLINE void load_frag_b(FragB& f, const uint16_t* tile, int ld, int lane) {
+  const int q = lane / 8;
+  ldmatrix_x4(f.r, tile + ((q / 2) * 8 + lane % 8) * ld + (q % 2) * 8);
+}
+#else
 KF_INLINE void load_frag_a(FragA& f, const uint16_t* tile, int ld, int lane) {
 #pragma unroll
   for (int p = 0; p < MmaLayout::kAPairs; ++p) {
@@ -184,6 +205,7 @@ KF_INLINE void load_frag_b(FragB& f, const uint16_t* tile, int ld, int lane) {
     f.r[p] = *reinterpret_cast<const uint32_t*>(tile + rc.row * ld + rc.col);
   }
 }
+#endif
 
 template <bool BF16>
 KF_INLINE void mma16(FragC& c, const FragA& a, const FragB& b) {

@@ -1,0 +1,26 @@
+#!/usr/bin/env python3
+"""Writes a shippable copy of a tuned kforge DB: every measurement and winner row is
+kept, code objects are kept only for winners, generic and utility kernels (the others'
+rows stay, marked pruned:not_a_winner, so the DB still says what was tried).
+usage: slim_db.py TUNED_DB OUT_DB"""
+import os
+import shutil
+import sqlite3
+import sys
+
+src, dst = sys.argv[1], sys.argv[2]
+if os.path.exists(dst):
+    os.remove(dst)
+shutil.copyfile(src, dst)
+db = sqlite3.connect(dst)
+db.execute("PRAGMA journal_mode=DELETE")
+db.execute(
+    """UPDATE kernels SET code_object = NULL, status = 'pruned:not_a_winner'
+       WHERE kind NOT IN ('generic', 'util')
+         AND NOT EXISTS (SELECT 1 FROM winners w WHERE w.kernel = kernels.name AND w.arch = kernels.arch)""")
+db.commit()
+db.execute("VACUUM")
+kept = db.execute("SELECT count(*) FROM kernels WHERE code_object IS NOT NULL").fetchone()[0]
+rows = db.execute("SELECT count(*) FROM results").fetchone()[0]
+db.close()
+print(f"{dst}: {kept} code objects kept, {rows} result rows, {os.path.getsize(dst) / 1e6:.1f} MB")
