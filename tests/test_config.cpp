@@ -423,10 +423,10 @@ TEST_CASE("occupancy: sm_90a (64K regs/SM in 256-register warp units, 64 warps, 
   CHECK(kf::occupancy(a, res(255), 1024) == 0);  // 32 warps need 256K registers
   CHECK(kf::occupancy(a, res(16), 32) == 8);     // 1-warp blocks: 32 blocks/SM limit
   CHECK(kf::occupancy(a, res(96, 18432), 128) == 5);   // 3072/warp -> 21 warps -> 5 blocks
-  // Shared memory: 228 KiB per SM, 227 KiB per block.
-  CHECK(kf::occupancy(a, res(32, 100000), 128) == 2);  // 2 blocks * 4 warps / 4
-  CHECK(kf::occupancy(a, res(32, 232448), 128) == 1);
-  CHECK(kf::occupancy(a, res(32, 232449), 128) == 0);
+  // Shared memory: 228 KiB per SM; static allocations at most 48 KiB per block.
+  CHECK(kf::occupancy(a, res(32, 40000), 128) == 5);   // 5 blocks * 4 warps / 4
+  CHECK(kf::occupancy(a, res(32, 49152), 128) == 4);   // 233472 / 49152 = 4 blocks
+  CHECK(kf::occupancy(a, res(32, 49153), 128) == 0);
   CHECK(kf::occupancy(a, res(32), 0) == 0);
 }
 

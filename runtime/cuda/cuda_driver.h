@@ -1,7 +1,17 @@
 // The CUDA driver API, loaded at run time (dlopen of libcuda.so.1) instead of linked,
 // so kforge binaries start on machines without an NVIDIA driver and can say so.
+// Declarations come from the toolkit's cuda.h when it is on the include path, else from
+// kforge's own subset (cuda_subset.h), so the runtime builds without the toolkit.
 #pragma once
+#if defined(__has_include)
+#if __has_include(<cuda.h>)
 #include <cuda.h>
+#define KF_CUDA_TOOLKIT_HEADER 1
+#endif
+#endif
+#ifndef KF_CUDA_TOOLKIT_HEADER
+#include "cuda_subset.h"
+#endif
 
 namespace kf {
 namespace cuda {
@@ -10,6 +20,7 @@ struct Driver {
 #define KF_CUDA_DRIVER_FUNCTIONS(X)                                                           \
   X(cuInit) X(cuDeviceGetCount) X(cuDeviceGet) X(cuDeviceGetName) X(cuDeviceGetAttribute)      \
   X(cuDevicePrimaryCtxRetain) X(cuDevicePrimaryCtxRelease) X(cuCtxSetCurrent)                  \
+  X(cuCtxGetCurrent) X(cuCtxGetDevice)                                                         \
   X(cuCtxSynchronize) X(cuGetErrorString) X(cuMemAlloc) X(cuMemFree) X(cuMemcpyHtoD)            \
   X(cuMemcpyDtoH) X(cuMemsetD16) X(cuMemsetD32) X(cuModuleLoadData) X(cuModuleUnload)           \
   X(cuModuleGetFunction) X(cuLaunchKernel) X(cuDriverGetVersion)

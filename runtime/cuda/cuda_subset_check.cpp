@@ -1,0 +1,34 @@
+// Built only when the CUDA toolkit is found: proves kforge's own driver API subset
+// (cuda_subset.h, used to build the runtime without the toolkit) matches cuda.h.
+// Compiling is the test: a prototype that differs from the toolkit's in any parameter
+// or return type is a conflicting declaration of a C function, and every constant and
+// type size is compared below.
+#include <cuda.h>
+
+#include <type_traits>
+
+#include "cuda_subset.h"
+
+namespace kf_subset {
+#define KF_CUDA_SUBSET_FORCE_TYPES
+#include "cuda_subset_types.h"
+#undef KF_CUDA_SUBSET_FORCE_TYPES
+}  // namespace kf_subset
+
+#define KF_SAME_VALUE(name) static_assert(static_cast<long>(kf_subset::name) == static_cast<long>(::name), #name);
+KF_SAME_VALUE(CUDA_SUCCESS)
+KF_SAME_VALUE(CUDA_ERROR_INVALID_VALUE)
+KF_SAME_VALUE(CUDA_ERROR_NOT_INITIALIZED)
+KF_SAME_VALUE(CUDA_ERROR_NO_DEVICE)
+KF_SAME_VALUE(CUDA_ERROR_INVALID_IMAGE)
+KF_SAME_VALUE(CUDA_ERROR_NO_BINARY_FOR_GPU)
+KF_SAME_VALUE(CUDA_ERROR_NOT_FOUND)
+KF_SAME_VALUE(CUDA_ERROR_UNKNOWN)
+KF_SAME_VALUE(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
+KF_SAME_VALUE(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)
+#undef KF_SAME_VALUE
+
+static_assert(std::is_same<kf_subset::CUdevice, ::CUdevice>::value, "CUdevice");
+static_assert(std::is_same<kf_subset::CUdeviceptr, ::CUdeviceptr>::value, "CUdeviceptr");
+static_assert(sizeof(kf_subset::CUresult) == sizeof(::CUresult), "CUresult");
+static_assert(sizeof(kf_subset::CUdevice_attribute) == sizeof(::CUdevice_attribute), "CUdevice_attribute");

@@ -1,0 +1,135 @@
+/* kforge runtime: the C ABI an inference engine links (libkforge.so, or the static
+ * libkforge_runtime.a) to pick and launch the kernels of a kforge pack.
+ *
+ * Life cycle:
+ *   kf_open(path, &db)             once, at start-up: reads the pack's kernels (code
+ *                                  objects) and tuning winners for the current GPU into
+ *                                  memory; nothing reads the file afterwards.
+ *   kf_db_max_workspace(db, ...)   once: size of the split-K scratch to allocate.
+ *   kf_prepare(db)                 once per device, before CUDA/HIP graph capture: loads
+ *                                  every code object, so no launch loads one.
+ *   kf_run_linear(db, &args, ...)  every forward, from the engine's custom op: picks the
+ *                                  kernel for args->m/n/k/group and launches it on
+ *                                  `stream`. No allocation, no file I/O, no device sync.
+ *   kf_close(db)
+ *
+ * Every function returns a kf_status (KF_OK = 0); on failure kf_last_error() says
+ * which value was wrong. Functions never throw, exit or abort. Everything is
+ * thread-safe: a kf_db may be shared by any number of threads.
+ *
+ * Plain C89 with <stdint.h>; the kernel argument struct comes from the kernel templates
+ * (templates/w4a16_linear/args.h), which are the kernels' ABI.
+ */
+#ifndef KFORGE_KFORGE_H
+#define KFORGE_KFORGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "w4a16_linear/args.h"
+
+#if defined(__GNUC__)
+#define KF_API __attribute__((visibility("default")))
+#else
+#define KF_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* An opened pack (thread-safe, immutable but for lazily loaded code objects). */
+typedef struct kf_db kf_db;
+/* One kernel of an opened pack; valid until kf_close of its kf_db. */
+typedef struct kf_kernel kf_kernel;
+
+typedef enum kf_status {
+  KF_OK = 0,
+  KF_ERR_INVALID_ARGUMENT = 1,  /* a null pointer, m < 1, a mismatched or misaligned tensor */
+  KF_ERR_IO = 2,                /* the pack cannot be read (missing, unreadable, a directory) */
+  KF_ERR_SCHEMA = 3,            /* not an SQLite file, not a kforge pack, or another schema version */
+  KF_ERR_NOT_FOUND = 4,         /* unknown op, or no kernel for the arch in the pack */
+  KF_ERR_UNSUPPORTED_SHAPE = 5, /* never tuned and the generic kernel cannot do it */
+  KF_ERR_BACKEND = 6,           /* the CUDA/HIP driver failed (its message is in kf_last_error) */
+  KF_ERR_NO_DEVICE = 7,         /* no GPU, no driver, or no device of the pack's arch */
+  KF_ERR_INTERNAL = 8           /* out of memory or a bug: the message says which */
+} kf_status;
+
+/* "0.1.0": the kforge version this runtime was built from. */
+KF_API const char* kf_version(void);
+/* "KF_ERR_IO" etc.; "KF_ERR_?" for a value outside the enum. */
+KF_API const char* kf_status_name(kf_status status);
+/* The message of the calling thread's most recent failure, naming the bad value ("" if
+ * none yet). Successful calls leave it as it was. Valid until the thread's next failure. */
+KF_API const char* kf_last_error(void);
+
+/* Opens `path` for the GPU the calling thread uses (CUDA: the current context's device,
+ * else device 0, arch "sm_XY" with the "a" suffix for 9.0, e.g. "sm_90a"; HIP: the
+ * current device, arch from gcnArchName up to ':', e.g. "gfx1151"). Winners measured on
+ * a device of the same name are preferred. KF_ERR_NO_DEVICE without a usable GPU. */
+KF_API kf_status kf_open(const char* path, kf_db** db);
+/* Opens `path` for `arch` without touching a GPU: selection works anywhere; kf_launch
+ * and kf_prepare return KF_ERR_NO_DEVICE unless a device of that arch is present.
+ * `device_name` (may be NULL) picks which device's winners are preferred. */
+KF_API kf_status kf_open_for_arch(const char* path, const char* arch, const char* device_name, kf_db** db);
+/* Frees the pack and unloads its code objects. NULL is accepted. */
+KF_API void kf_close(kf_db* db);
+/* The arch and device name the pack was opened for ("" when no device name). */
+KF_API const char* kf_db_arch(const kf_db* db);
+KF_API const char* kf_db_device_name(const kf_db* db);
+
+/* The kernel for op `op` ("w4a16_linear"), shape key `shape_key` (for w4a16_linear:
+ * n<N>_k<K>_g<group|ch>_<bf16|fp16>_<sym|asym>, e.g. "n12288_k2048_g128_bf16_sym") and
+ * M = m rows: the tuned winner whose M range covers m (the nearest range below it when
+ * none does, the first above when m is below them all). A shape nobody tuned gets the
+ * generic kernel when it can do the shape (kf_kernel_is_fallback says so, and stderr
+ * says so once per shape), else KF_ERR_UNSUPPORTED_SHAPE. m < 1: KF_ERR_INVALID_ARGUMENT. */
+KF_API kf_status kf_select(const kf_db* db, const char* op, const char* shape_key, int64_t m,
+                           const kf_kernel** kernel);
+/* The same for w4a16_linear by numbers: group 0 = per-channel (a group equal to K is
+ * read as per-channel too), bf16 = 1 for bf16 (0: fp16), asym = 1 for packed zero points. */
+KF_API kf_status kf_select_linear(const kf_db* db, int64_t n, int64_t k, int group, int bf16, int asym, int64_t m,
+                                  const kf_kernel** kernel);
+
+/* The kernel's symbol, e.g. w4a16_linear_decode_n2048_k4096_g128_bf16_sym_bm1_bn64_bk32_w4_sk1_s1. */
+KF_API const char* kf_kernel_name(const kf_kernel* kernel);
+/* 1 when the generic kernel serves a shape that has no tuned kernel, else 0. */
+KF_API int kf_kernel_is_fallback(const kf_kernel* kernel);
+/* Split-K scratch a launch of `kernel` for m rows needs: floats for args.workspace and
+ * ints for args.counters (both 0 when the kernel does not split K). Counters must be
+ * zeroed once when allocated; kernels leave them zero. */
+KF_API kf_status kf_kernel_workspace(const kf_kernel* kernel, int64_t m, int64_t* workspace_floats,
+                                     int64_t* counter_ints);
+/* The largest kf_kernel_workspace of any kernel kf_select can return for any m <= max_m:
+ * allocate this once and pass it to every launch. */
+KF_API kf_status kf_db_max_workspace(const kf_db* db, int64_t max_m, int64_t* workspace_floats,
+                                     int64_t* counter_ints);
+
+/* Loads every code object of the pack on the calling thread's current device (each is
+ * otherwise loaded on its first launch on a device). Call before graph capture. */
+KF_API kf_status kf_prepare(kf_db* db);
+/* Launches `kernel` with `args` (passed by value) on `stream` (cudaStream_t/hipStream_t;
+ * NULL = the default stream), asynchronously. Checks first: args->m >= 1; n/k/group equal
+ * to a specialised kernel's shape (group K or 0 for per-channel); what the generic needs
+ * (N % 8 == 0, K % 32 == 0, group a multiple of 32 dividing K); x and qweight 16-byte
+ * aligned, scales and y 8-byte aligned, qzeros (asym) 4-byte aligned; workspace and
+ * counters set for split-K kernels. */
+KF_API kf_status kf_launch(const kf_kernel* kernel, const kf_linear_args* args, void* stream);
+/* kf_select_linear(db, args->n, args->k, args->group, bf16, asym, args->m) + kf_launch:
+ * the one call an engine's linear op makes per forward. */
+KF_API kf_status kf_run_linear(const kf_db* db, const kf_linear_args* args, int bf16, int asym, void* stream);
+
+/* The kernels read GPTQ checkpoint tensors exactly as stored (qweight int32 [K/8, N],
+ * scales 16-bit [K/G, N], qzeros int32 [K/G, N/8]), so there is nothing to repack: this
+ * copies nothing and changes nothing. It only checks that the buffers fit the shape
+ * (sizes in bytes, exactly) and are aligned as kf_launch requires, so a loader can fail
+ * early with a clear message. qzeros may be NULL (size 0) for symmetric weights. */
+KF_API kf_status kf_repack_weights(int64_t n, int64_t k, int group, int asym, const void* qweight,
+                                   size_t qweight_bytes, const void* scales, size_t scales_bytes,
+                                   const void* qzeros, size_t qzeros_bytes);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KFORGE_KFORGE_H */

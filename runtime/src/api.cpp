@@ -1,0 +1,179 @@
+// The C boundary: argument checks, and every C++ exception (out of memory while
+// opening, mostly) turned into a status, since nothing may unwind into an engine's C.
+#include <memory>
+#include <new>
+
+#include "catalog.h"
+#include "device.h"
+#include "kforge/kforge.h"
+#include "launch.h"
+#include "pack_reader.h"
+#include "select.h"
+#include "status.h"
+
+namespace {
+
+using namespace kf::rt;
+
+template <class F>
+kf_status guarded(const char* function, F&& body) noexcept {
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    return fail(KF_ERR_INTERNAL, "%s: out of memory", function);
+  } catch (const std::exception& e) {
+    return fail(KF_ERR_INTERNAL, "%s: %s", function, e.what());
+  } catch (...) {
+    return fail(KF_ERR_INTERNAL, "%s: unknown exception", function);
+  }
+}
+
+kf_status null_argument(const char* function, const char* name) {
+  return fail(KF_ERR_INVALID_ARGUMENT, "%s: %s is NULL", function, name);
+}
+
+// `backend` is null for kf_open_for_arch: bound on first use (launch.cpp).
+kf_status open_pack(const char* path, const char* arch, const char* device_name, Backend* backend, kf_db** out) {
+  auto db = std::make_unique<kf_db>();
+  db->path = path;
+  db->arch = arch;
+  db->device_name = device_name ? device_name : "";
+  PackRows rows;
+  kf_status status = read_pack(path, arch, &rows);
+  if (status == KF_OK) status = build_catalog(std::move(rows), db.get());
+  if (status != KF_OK) return status;
+  db->backend = backend ? backend : backend_for_arch(arch);
+  if (backend) db->backend_state.store(1);
+  *out = db.release();
+  return KF_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* kf_version(void) { return KF_VERSION; }
+
+const char* kf_status_name(kf_status status) {
+  switch (status) {
+    case KF_OK: return "KF_OK";
+    case KF_ERR_INVALID_ARGUMENT: return "KF_ERR_INVALID_ARGUMENT";
+    case KF_ERR_IO: return "KF_ERR_IO";
+    case KF_ERR_SCHEMA: return "KF_ERR_SCHEMA";
+    case KF_ERR_NOT_FOUND: return "KF_ERR_NOT_FOUND";
+    case KF_ERR_UNSUPPORTED_SHAPE: return "KF_ERR_UNSUPPORTED_SHAPE";
+    case KF_ERR_BACKEND: return "KF_ERR_BACKEND";
+    case KF_ERR_NO_DEVICE: return "KF_ERR_NO_DEVICE";
+    case KF_ERR_INTERNAL: return "KF_ERR_INTERNAL";
+  }
+  return "KF_ERR_?";
+}
+
+const char* kf_last_error(void) { return last_error(); }
+
+kf_status kf_open(const char* path, kf_db** db) {
+  return guarded("kf_open", [&] {
+    if (!path) return null_argument("kf_open", "path");
+    if (!db) return null_argument("kf_open", "db");
+    *db = nullptr;
+    // File problems first: they should read the same on every machine.
+    kf_status status = check_pack_file(path);
+    Backend* backend = nullptr;
+    DeviceInfo info;
+    if (status == KF_OK) status = detect_device(&backend, &info);
+    if (status == KF_OK) status = open_pack(path, info.arch, info.name, backend, db);
+    return status;
+  });
+}
+
+kf_status kf_open_for_arch(const char* path, const char* arch, const char* device_name, kf_db** db) {
+  return guarded("kf_open_for_arch", [&] {
+    if (!path) return null_argument("kf_open_for_arch", "path");
+    if (!arch) return null_argument("kf_open_for_arch", "arch");
+    if (!db) return null_argument("kf_open_for_arch", "db");
+    *db = nullptr;
+    if (!*arch) return fail(KF_ERR_INVALID_ARGUMENT, "kf_open_for_arch: arch is empty (e.g. sm_90a, gfx1151)");
+    return open_pack(path, arch, device_name, nullptr, db);
+  });
+}
+
+void kf_close(kf_db* db) {
+  if (!db) return;
+  guarded("kf_close", [&] {
+    unload_all(*db);
+    delete db;
+    return KF_OK;
+  });
+}
+
+const char* kf_db_arch(const kf_db* db) { return db ? db->arch.c_str() : ""; }
+const char* kf_db_device_name(const kf_db* db) { return db ? db->device_name.c_str() : ""; }
+
+kf_status kf_select(const kf_db* db, const char* op, const char* shape_key, int64_t m, const kf_kernel** kernel) {
+  return guarded("kf_select", [&] {
+    if (!db) return null_argument("kf_select", "db");
+    if (!op) return null_argument("kf_select", "op");
+    if (!shape_key) return null_argument("kf_select", "shape_key");
+    if (!kernel) return null_argument("kf_select", "kernel");
+    return select_by_key(*db, op, shape_key, m, kernel);
+  });
+}
+
+kf_status kf_select_linear(const kf_db* db, int64_t n, int64_t k, int group, int bf16, int asym, int64_t m,
+                           const kf_kernel** kernel) {
+  return guarded("kf_select_linear", [&] {
+    if (!db) return null_argument("kf_select_linear", "db");
+    if (!kernel) return null_argument("kf_select_linear", "kernel");
+    return select_linear(*db, LinearShapeKey{n, k, group, bf16 != 0, asym != 0}, m, kernel);
+  });
+}
+
+const char* kf_kernel_name(const kf_kernel* kernel) { return kernel ? kernel->impl->name.c_str() : ""; }
+int kf_kernel_is_fallback(const kf_kernel* kernel) { return kernel && kernel->fallback ? 1 : 0; }
+
+kf_status kf_kernel_workspace(const kf_kernel* kernel, int64_t m, int64_t* workspace_floats, int64_t* counter_ints) {
+  return guarded("kf_kernel_workspace", [&] {
+    if (!kernel) return null_argument("kf_kernel_workspace", "kernel");
+    if (!workspace_floats || !counter_ints) return null_argument("kf_kernel_workspace", "an output pointer");
+    if (m < 1)
+      return fail(KF_ERR_INVALID_ARGUMENT, "kf_kernel_workspace: m = %lld, must be at least 1", (long long)m);
+    kernel_workspace(*kernel->impl, m, workspace_floats, counter_ints);
+    return KF_OK;
+  });
+}
+
+kf_status kf_db_max_workspace(const kf_db* db, int64_t max_m, int64_t* workspace_floats, int64_t* counter_ints) {
+  return guarded("kf_db_max_workspace", [&] {
+    if (!db) return null_argument("kf_db_max_workspace", "db");
+    if (!workspace_floats || !counter_ints) return null_argument("kf_db_max_workspace", "an output pointer");
+    if (max_m < 1)
+      return fail(KF_ERR_INVALID_ARGUMENT, "kf_db_max_workspace: max_m = %lld, must be at least 1", (long long)max_m);
+    max_workspace(*db, max_m, workspace_floats, counter_ints);
+    return KF_OK;
+  });
+}
+
+kf_status kf_prepare(kf_db* db) {
+  return guarded("kf_prepare", [&] { return db ? prepare(*db) : null_argument("kf_prepare", "db"); });
+}
+
+kf_status kf_launch(const kf_kernel* kernel, const kf_linear_args* args, void* stream) {
+  return guarded("kf_launch", [&] {
+    if (!kernel) return null_argument("kf_launch", "kernel");
+    if (!args) return null_argument("kf_launch", "args");
+    return launch(*kernel, *args, stream);
+  });
+}
+
+kf_status kf_run_linear(const kf_db* db, const kf_linear_args* args, int bf16, int asym, void* stream) {
+  return guarded("kf_run_linear", [&] {
+    if (!db) return null_argument("kf_run_linear", "db");
+    if (!args) return null_argument("kf_run_linear", "args");
+    const kf_kernel* kernel = nullptr;
+    kf_status status =
+        select_linear(*db, LinearShapeKey{args->n, args->k, args->group, bf16 != 0, asym != 0}, args->m, &kernel);
+    return status == KF_OK ? launch(*kernel, *args, stream) : status;
+  });
+}
+
+}  // extern "C"

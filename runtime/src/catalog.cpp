@@ -1,0 +1,138 @@
+#include "catalog.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <tuple>
+
+#include "status.h"
+
+namespace kf {
+namespace rt {
+
+namespace {
+
+void warn(const kf_db& db, const char* what, const std::string& name, const char* why) {
+  std::fprintf(stderr, "kforge: %s: ignoring %s '%s': %s\n", db.path.c_str(), what, name.c_str(), why);
+}
+
+bool parse_kind(const std::string& text, w4a16::Kind* kind) {
+  if (text == "decode") *kind = w4a16::Kind::decode;
+  else if (text == "prefill") *kind = w4a16::Kind::prefill;
+  else if (text == "generic") *kind = w4a16::Kind::generic;
+  else return false;
+  return true;
+}
+
+// Why a kernel row cannot be launched, or nullptr when it can (then *k is filled).
+const char* parse_kernel(const KernelRow& row, KernelImpl* k) {
+  if (!parse_kind(row.kind, &k->kind)) return "unknown kind";
+  if (!parse_linear_config_key(row.config.c_str(), &k->config)) return "unreadable config key";
+  const bool shape_ok = k->generic()
+                            ? parse_generic_shape_key(row.shape.c_str(), &k->shape_key.bf16, &k->shape_key.asym)
+                            : parse_linear_shape_key(row.shape.c_str(), &k->shape_key);
+  if (!shape_ok) return "unreadable shape key";
+  if (row.threads < 1 || row.threads > 1024) return "bad thread count";
+  if (row.code.empty()) return "empty code object";
+  return nullptr;
+}
+
+// Which (device, cold_l2) measurement set of a shape to serve from, best first: this
+// device's cold-L2 timings (what a forward pass sees: weights are not in L2), this
+// device's warm ones, then another device of the same arch (cold before warm; among
+// several devices, the alphabetically first, so the choice is reproducible).
+std::tuple<int, int, std::string> preference(const WinnerRow& w, const std::string& device) {
+  const bool same_device = !device.empty() && w.device == device;
+  return {same_device ? 0 : 1, w.cold_l2 ? 0 : 1, w.device};
+}
+
+}  // namespace
+
+kf_status build_catalog(PackRows&& rows, kf_db* db) {
+  std::map<std::string, size_t> by_name;
+  db->kernels.reserve(rows.kernels.size());
+  for (KernelRow& row : rows.kernels) {
+    auto k = std::make_unique<KernelImpl>();
+    if (const char* why = parse_kernel(row, k.get())) {
+      warn(*db, "kernel", row.name, why);
+      continue;
+    }
+    k->name = std::move(row.name);
+    k->op = std::move(row.op);
+    k->shape = std::move(row.shape);
+    k->threads = row.threads;
+    k->code = std::move(row.code);
+    k->db = db;
+    by_name[k->name] = db->kernels.size();
+    db->kernels.push_back(std::move(k));
+  }
+
+  // Handles live in vectors sized once here: kf_select hands out pointers into them.
+  db->tuned_handles.resize(db->kernels.size());
+  db->fallback_handles.reserve(db->kernels.size());
+  for (size_t i = 0; i < db->kernels.size(); ++i) {
+    const KernelImpl* k = db->kernels[i].get();
+    db->tuned_handles[i] = {k, false};
+    if (!k->generic()) continue;
+    db->fallback_handles.push_back({k, true});
+    const kf_kernel*& slot = db->generic[k->shape_key.bf16][k->shape_key.asym];
+    if (!slot) slot = &db->fallback_handles.back();  // kernels are sorted by name
+  }
+
+  // Group winners by (op, shape), keep the preferred measurement set of each.
+  std::map<std::pair<std::string, std::string>, std::vector<const WinnerRow*>> by_shape;
+  for (const WinnerRow& w : rows.winners) {
+    auto it = by_name.find(w.kernel);
+    if (it == by_name.end()) {
+      warn(*db, "winner of shape", w.shape, ("kernel " + w.kernel + " is not in the pack").c_str());
+      continue;
+    }
+    if (db->kernels[it->second]->shape != w.shape) {
+      warn(*db, "winner of shape", w.shape, ("kernel " + w.kernel + " is for another shape").c_str());
+      continue;
+    }
+    by_shape[{w.op, w.shape}].push_back(&w);
+  }
+
+  for (auto& [op_shape, winners] : by_shape) {
+    auto best = preference(*winners.front(), db->device_name);
+    for (const WinnerRow* w : winners) best = std::min(best, preference(*w, db->device_name));
+    std::vector<const WinnerRow*> chosen;
+    for (const WinnerRow* w : winners)
+      if (preference(*w, db->device_name) == best) chosen.push_back(w);
+    std::sort(chosen.begin(), chosen.end(), [](const WinnerRow* a, const WinnerRow* b) { return a->m_lo < b->m_lo; });
+
+    ShapeEntry entry;
+    entry.op = op_shape.first;
+    entry.shape = op_shape.second;
+    entry.linear = parse_linear_shape_key(entry.shape.c_str(), &entry.key);
+    entry.first = static_cast<uint32_t>(db->ranges.size());
+    entry.count = static_cast<uint32_t>(chosen.size());
+    // Contiguous ranges: the first starts at 1, each ends where the next begins (a gap
+    // between two tuned ranges goes to the lower one), the last never ends.
+    for (size_t i = 0; i < chosen.size(); ++i) {
+      WinnerRange r;
+      r.lo = i == 0 ? 1 : chosen[i]->m_lo;
+      r.hi = i + 1 < chosen.size() ? chosen[i + 1]->m_lo - 1 : INT64_MAX;
+      r.kernel = &db->tuned_handles[by_name[chosen[i]->kernel]];
+      db->ranges.push_back(r);
+    }
+    db->shapes.push_back(std::move(entry));
+  }
+
+  // std::map iteration already sorted shapes by (op, shape) in std::string order, which
+  // is strcmp order for these keys; the linear index is sorted by numbers.
+  for (uint32_t i = 0; i < db->shapes.size(); ++i)
+    if (db->shapes[i].linear) db->linear_shapes.push_back(i);
+  std::sort(db->linear_shapes.begin(), db->linear_shapes.end(),
+            [&](uint32_t a, uint32_t b) { return db->shapes[a].key < db->shapes[b].key; });
+
+  if (db->kernels.empty())
+    return fail(KF_ERR_NOT_FOUND, "kforge pack '%s' has no usable w4a16_linear kernel for %s (kernels of: %s)",
+                db->path.c_str(), db->arch.c_str(), rows.archs.empty() ? "no arch" : rows.archs.c_str());
+  return KF_OK;
+}
+
+}  // namespace rt
+}  // namespace kf

@@ -1,0 +1,99 @@
+// The in-memory form of an opened pack. Built once by kf_open from the pack's rows
+// (catalog.cpp) and never changed afterwards, except for code objects loaded lazily per
+// device and the once-per-shape fallback notes, both behind atomics. Lookups use only
+// sorted vectors of fixed records searched with integers or strcmp: nothing on the
+// select/launch path constructs a string or allocates.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "keys.h"
+#include "kforge/kforge.h"
+#include "w4a16_linear/launch.h"
+
+namespace kf {
+namespace rt {
+
+// Device ordinals a process may launch on (per kernel: one function handle each).
+constexpr int kMaxDevices = 64;
+
+struct KernelImpl {
+  std::string name, op, shape;
+  w4a16::Kind kind = w4a16::Kind::generic;
+  LinearShapeKey shape_key;  // specialised kernels; the generic one has only bf16/asym
+  LinearConfigKey config;
+  int threads = 0;
+  std::vector<uint8_t> code;  // the code object, as stored in the pack
+  const kf_db* db = nullptr;
+
+  // Published (release) once loaded on that device; loading happens under db->load_mutex.
+  mutable std::atomic<void*> function[kMaxDevices] = {};
+  mutable void* module[kMaxDevices] = {};
+
+  bool generic() const { return kind == w4a16::Kind::generic; }
+};
+
+// One tuned M range of a shape, already made contiguous: [lo, hi] with hi = next lo - 1
+// and the last range open-ended, so every m >= 1 finds exactly one.
+struct WinnerRange {
+  int64_t lo = 1, hi = INT64_MAX;
+  const kf_kernel* kernel = nullptr;
+};
+
+struct ShapeEntry {
+  std::string op, shape;
+  bool linear = false;      // w4a16_linear: key is valid
+  LinearShapeKey key;
+  uint32_t first = 0, count = 0;  // into kf_db::ranges
+};
+
+// Remembers which never-tuned shapes were already reported on stderr: a fixed table of
+// 64-bit shape hashes claimed with compare-and-swap, so reporting needs no lock and no
+// allocation. When full, later shapes are not reported (said once).
+class FallbackNotes {
+ public:
+  // True exactly once per hash (for the first caller, across threads).
+  bool first_time(uint64_t hash);
+
+ private:
+  static constexpr int kSlots = 512;
+  std::atomic<uint64_t> slots_[kSlots] = {};
+  std::atomic<bool> full_reported_{false};
+};
+
+}  // namespace rt
+}  // namespace kf
+
+// The handle kf_select returns: the same kernel may be handed out as a tuned winner and
+// as the fallback of untuned shapes, so the flag lives in the handle, not the kernel.
+struct kf_kernel {
+  const kf::rt::KernelImpl* impl = nullptr;
+  bool fallback = false;
+};
+
+struct kf_db {
+  std::string path, arch, device_name;
+
+  std::vector<std::unique_ptr<kf::rt::KernelImpl>> kernels;
+  std::vector<kf_kernel> tuned_handles;     // one per kernel, same order
+  std::vector<kf_kernel> fallback_handles;  // one per generic kernel
+  const kf_kernel* generic[2][2] = {};      // fallback handle by [bf16][asym]
+
+  std::vector<kf::rt::WinnerRange> ranges;
+  std::vector<kf::rt::ShapeEntry> shapes;  // sorted by (op, shape) with strcmp
+  std::vector<uint32_t> linear_shapes;     // indices of linear shapes, sorted by key
+
+  mutable kf::rt::FallbackNotes fallback_notes;
+
+  // The GPU side. kf_open binds the backend at once; kf_open_for_arch binds it on the
+  // first launch or prepare and remembers a failure (state 2, reason in `unbound_why`).
+  kf::rt::Backend* backend = nullptr;
+  mutable std::atomic<int> backend_state{0};  // 0 not tried, 1 ready, 2 unavailable
+  mutable char unbound_why[600] = {};
+  mutable std::mutex load_mutex;  // binding and code object loads
+};

@@ -1,0 +1,113 @@
+#include "keys.h"
+
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <tuple>
+
+namespace kf {
+namespace rt {
+
+namespace {
+
+// Consumes `literal` at *p.
+bool eat(const char** p, const char* literal) {
+  const size_t len = std::strlen(literal);
+  if (std::strncmp(*p, literal, len) != 0) return false;
+  *p += len;
+  return true;
+}
+
+// Consumes a positive decimal without leading zeros, as the generator writes them.
+bool eat_positive(const char** p, int64_t* value) {
+  const char* s = *p;
+  if (*s < '1' || *s > '9') return false;
+  int64_t v = 0;
+  for (; *s >= '0' && *s <= '9'; ++s) {
+    if (v > (INT64_MAX - 9) / 10) return false;
+    v = v * 10 + (*s - '0');
+  }
+  *value = v;
+  *p = s;
+  return true;
+}
+
+bool eat_dtype_quant(const char** p, bool* bf16, bool* asym) {
+  if (eat(p, "bf16"))
+    *bf16 = true;
+  else if (eat(p, "fp16"))
+    *bf16 = false;
+  else
+    return false;
+  if (!eat(p, "_")) return false;
+  if (eat(p, "asym"))
+    *asym = true;
+  else if (eat(p, "sym"))
+    *asym = false;
+  else
+    return false;
+  return **p == '\0';
+}
+
+}  // namespace
+
+bool operator<(const LinearShapeKey& a, const LinearShapeKey& b) {
+  return std::tie(a.n, a.k, a.group, a.bf16, a.asym) < std::tie(b.n, b.k, b.group, b.bf16, b.asym);
+}
+
+bool operator==(const LinearShapeKey& a, const LinearShapeKey& b) {
+  return a.n == b.n && a.k == b.k && a.group == b.group && a.bf16 == b.bf16 && a.asym == b.asym;
+}
+
+bool parse_linear_shape_key(const char* text, LinearShapeKey* key) {
+  if (!text) return false;
+  const char* p = text;
+  LinearShapeKey out;
+  if (!eat(&p, "n") || !eat_positive(&p, &out.n) || !eat(&p, "_k") || !eat_positive(&p, &out.k) ||
+      !eat(&p, "_g"))
+    return false;
+  if (eat(&p, "ch"))
+    out.group = 0;
+  else if (!eat_positive(&p, &out.group))
+    return false;
+  if (!eat(&p, "_") || !eat_dtype_quant(&p, &out.bf16, &out.asym)) return false;
+  *key = out;
+  return true;
+}
+
+bool parse_generic_shape_key(const char* text, bool* bf16, bool* asym) {
+  const char* p = text;
+  return text && eat(&p, "any_") && eat_dtype_quant(&p, bf16, asym);
+}
+
+void format_linear_shape_key(const LinearShapeKey& key, char* buf, size_t size) {
+  char group[24];
+  if (key.group == 0)
+    std::snprintf(group, sizeof group, "ch");
+  else
+    std::snprintf(group, sizeof group, "%lld", static_cast<long long>(key.group));
+  std::snprintf(buf, size, "n%lld_k%lld_g%s_%s_%s", static_cast<long long>(key.n),
+                static_cast<long long>(key.k), group, key.bf16 ? "bf16" : "fp16", key.asym ? "asym" : "sym");
+}
+
+bool generic_can_do(const LinearShapeKey& key) {
+  const int64_t g = key.effective_group();
+  return key.n > 0 && key.k > 0 && key.n <= INT_MAX && key.k <= INT_MAX && key.group >= 0 && key.n % 8 == 0 &&
+         key.k % 32 == 0 && g % 32 == 0 && key.k % g == 0;
+}
+
+bool parse_linear_config_key(const char* text, LinearConfigKey* config) {
+  if (!text) return false;
+  const char* p = text;
+  int64_t v[6];
+  const char* const labels[6] = {"bm", "_bn", "_bk", "_w", "_sk", "_s"};
+  for (int i = 0; i < 6; ++i)
+    if (!eat(&p, labels[i]) || !eat_positive(&p, &v[i]) || v[i] > 65536) return false;
+  if (*p != '\0') return false;
+  *config = {static_cast<int>(v[0]), static_cast<int>(v[1]), static_cast<int>(v[2]),
+             static_cast<int>(v[3]), static_cast<int>(v[4]), static_cast<int>(v[5])};
+  return true;
+}
+
+}  // namespace rt
+}  // namespace kf

@@ -1,0 +1,55 @@
+// Small kforge packs for the runtime's tests and benchmark: kernels with fake code
+// objects (nothing loads them without a GPU) and winners rows, written with the
+// generator's kf::Pack so the schema is the real one. Throws std::runtime_error.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kf_testing {
+
+constexpr const char* kTestDevice = "NVIDIA H100 80GB HBM3";
+
+// w4a16_linear_<kind>_<shape>_<config>, the generator's naming.
+std::string kernel_name(const std::string& kind, const std::string& shape, const std::string& config);
+
+class TestPackBuilder {
+ public:
+  // Returns the kernel's name.
+  std::string add_kernel(const std::string& kind, const std::string& shape, const std::string& config,
+                         const std::string& arch = "sm_90a", int threads = 128);
+  std::string add_generic(bool bf16, bool asym, const std::string& arch = "sm_90a");
+  void add_winner(const std::string& shape, const std::string& kernel, int64_t m_lo, int64_t m_hi,
+                  const std::string& device = kTestDevice, int cold_l2 = 1, const std::string& arch = "sm_90a");
+  // Creates the pack at `path` (which must not exist yet).
+  void write(const std::string& path) const;
+
+ private:
+  struct Kernel {
+    std::string name, arch, kind, shape, config;
+    int threads;
+  };
+  struct Winner {
+    std::string arch, device, shape, kernel;
+    int64_t m_lo, m_hi;
+    int cold_l2;
+  };
+  std::vector<Kernel> kernels_;
+  std::vector<Winner> winners_;
+};
+
+// A fresh directory under the system temp dir, removed with its contents.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag);
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace kf_testing

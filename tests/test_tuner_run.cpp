@@ -1,0 +1,244 @@
+// autotune in-process on a fake pack with the fake measurer: a row for every candidate
+// at every M with its disposition, provenance on every row, the stored winners equal to
+// what the stored results say, resuming, time budget, warm timing, and generation of
+// what the pack lacks (clang, gfx1151) including a DB under another file name.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+
+#include "results_db.h"
+#include "test_tuner_util.h"
+
+namespace {
+
+using namespace kf_tuner_test;
+namespace fs = std::filesystem;
+
+std::string q(const std::string& s) { return "'" + s + "'"; }
+
+std::string disposition(const std::string& db, const std::string& kernel, int64_t m) {
+  return text_of(db, "SELECT disposition FROM results WHERE kernel = " + q(kernel) + " AND m = " + std::to_string(m) +
+                         " AND shape = " + q(kShape.key()));
+}
+
+// The winners stored for kShape equal compute_winners over the stored passed rows, and
+// tile [1, max].
+void check_winners_consistent(const std::string& db, const std::string& device, bool cold = true) {
+  kf::ResultsDb r = kf::ResultsDb::open(db);
+  const kf::Provenance p{"sm_90a", device, "", "", ""};
+  const kf::TuneKey key{"w4a16_linear", kShape.key(), cold};
+  const auto stored = r.winners(p, key);
+  const auto expect = kf::compute_winners(r.passed(p, key));
+  REQUIRE(stored.size() == expect.size());
+  REQUIRE(!stored.empty());
+  for (size_t i = 0; i < stored.size(); ++i) {
+    CHECK(stored[i].kernel == expect[i].kernel);
+    CHECK(stored[i].m_lo == expect[i].m_lo);
+    CHECK(stored[i].m_hi == expect[i].m_hi);
+    CHECK(stored[i].m_tuned == expect[i].m_tuned);
+  }
+  CHECK(stored.front().m_lo == 1);
+  CHECK(stored.back().m_hi == kf::kMaxWinnerM);
+}
+
+}  // namespace
+
+TEST_SUITE("tuner") {
+
+TEST_CASE("autotune: every candidate's disposition at every M, with provenance") {
+  TempDir dir("tuner");
+  const std::string db = dir.sub("kforge.sqlite");
+  const FakePack f = write_fake_pack(db);
+  kf::FakeOptions fo;
+  fo.incorrect = "bm2_bn64";
+  fo.failed = "prefill.*bm32_bn64";
+  kf::FakeMeasurer fm(fo);
+  const InProcess r = run_in_process(options(db), fm);
+  CHECK(fm.measurements() == full_run_measurements());
+  CHECK(r.stats.measured == full_run_measurements());
+  CHECK(r.stats.stored == full_run_rows());
+  CHECK(scalar(db, "SELECT count(*) FROM results") == full_run_rows());
+  CHECK(scalar(db, "SELECT count(*) FROM results WHERE shape = " + q(kShape.key())) == 9 * kMs.size());
+
+  for (int64_t m : kMs) {
+    CAPTURE(m);
+    CHECK(disposition(db, f.decode_bm1, m) == (m <= 64 ? "passed" : "pruned"));
+    CHECK(disposition(db, f.decode_bm2_sk2, m) == (m <= 64 ? "incorrect" : "pruned"));
+    CHECK(disposition(db, f.prefill_bm32, m) == "failed");
+    CHECK(disposition(db, f.prefill_bm64, m) == "passed");
+    CHECK(disposition(db, f.spilled, m) == "pruned");
+    CHECK(disposition(db, f.broken, m) == "failed");
+    CHECK(disposition(db, f.generic, m) == "passed");
+  }
+  CHECK(scalar(db, "SELECT max_rel_err FROM results WHERE disposition = 'incorrect' LIMIT 1") == 0.5);
+  CHECK(contains(text_of(db, "SELECT message FROM results WHERE kernel = " + q(f.decode_bm1) + " AND m = 128"),
+                 "M <= 64"));
+  CHECK(contains(text_of(db, "SELECT message FROM results WHERE kernel = " + q(f.spilled) + " LIMIT 1"), "spills"));
+  CHECK(contains(text_of(db, "SELECT message FROM results WHERE kernel = " + q(f.prefill_bm32) + " LIMIT 1"),
+                 "injected"));
+  // Passed rows carry times and reps; the others none.
+  CHECK(scalar(db, "SELECT count(*) FROM results WHERE disposition = 'passed' AND (median_us <= 0 OR min_us <= 0"
+                   " OR min_us > median_us OR reps != 7)") == 0);
+  CHECK(scalar(db, "SELECT count(*) FROM results WHERE disposition != 'passed' AND (median_us IS NOT NULL"
+                   " OR reps != 0)") == 0);
+  // Provenance on every row.
+  CHECK(scalar(db, "SELECT count(*) FROM results WHERE arch = 'sm_90a' AND device = 'kforge-fake-gpu' AND"
+                   " driver = '0' AND runtime = 'kforge-fake-measurer 1' AND compiler = 'fake nvcc 13.0' AND"
+                   " kforge_version = '" KF_VERSION "' AND cold_l2 = 1 AND measured_at LIKE '20%T%Z'") ==
+        full_run_rows());
+  check_winners_consistent(db, "kforge-fake-gpu");
+  CHECK(scalar(db, "SELECT count(DISTINCT shape) FROM winners") == 4);
+  CHECK(contains(r.out, "winners on kforge-fake-gpu"));
+  CHECK(contains(r.out, kShape.key()));
+}
+
+TEST_CASE("autotune: winners follow the measured times (crossover between tuned Ms)") {
+  TempDir dir("tuner");
+  const std::string db = dir.sub("kforge.sqlite");
+  const FakePack f = write_fake_pack(db);
+  kf::FakeOptions fo;
+  // decode_bm1: 10 + M; prefill_bm64: 40 flat; everything else slow. Decode wins M 1..16,
+  // prefill from 64 on; both timed at 16 and 64: 26 vs 40 at 16, 74 vs 40 at 64 ->
+  // crossover at 16 + 48 * 14 / 48 = 30.
+  fo.time_us = [&](const kf::PackKernel& k, const kf::LinearShape&, int64_t m, bool) {
+    if (k.name == f.decode_bm1) return 10.0 + m;
+    if (k.name == f.prefill_bm64) return 40.0;
+    return 1000.0;
+  };
+  kf::FakeMeasurer fm(fo);
+  run_in_process(options(db), fm);
+  kf::ResultsDb r = kf::ResultsDb::open(db);
+  const auto w = r.winners({"sm_90a", "kforge-fake-gpu", "", "", ""}, {"w4a16_linear", kShape.key(), true});
+  REQUIRE(w.size() == 2);
+  CHECK(w[0].kernel == f.decode_bm1);
+  CHECK(w[0].m_lo == 1);
+  CHECK(w[0].m_hi == 30);
+  CHECK(w[0].m_tuned == 1);
+  CHECK(w[0].median_us == 11);
+  CHECK(w[1].kernel == f.prefill_bm64);
+  CHECK(w[1].m_lo == 31);
+  CHECK(w[1].m_tuned == 64);
+  CHECK(w[1].m_hi == kf::kMaxWinnerM);
+}
+
+TEST_CASE("autotune: a rerun skips what is stored; --max-candidates; --warm is stored apart") {
+  TempDir dir("tuner");
+  const std::string db = dir.sub("kforge.sqlite");
+  write_fake_pack(db);
+  kf::AutotuneOptions o = options(db);
+  o.max_candidates = 1;
+  kf::FakeMeasurer a({});
+  run_in_process(o, a);
+  // One own kernel (the first by name: decode bm16, M <= 64 only) + generic on kShape,
+  // generic on the three other shapes.
+  CHECK(a.measurements() == 4 * (1 + 1 + 3) + 2 * (1 + 3));
+  kf::FakeMeasurer b({});
+  const auto second = run_in_process(options(db), b);
+  CHECK(b.measurements() == full_run_measurements() - a.measurements());
+  CHECK(scalar(db, "SELECT count(*) FROM results") == full_run_rows());
+  kf::FakeMeasurer c({});
+  CHECK(run_in_process(options(db), c).stats.measured == 0);
+  CHECK(c.measurements() == 0);
+  CHECK(c.shapes_begun() == 0);  // nothing to do: no device buffers either
+
+  o = options(db);
+  o.warm = true;
+  kf::FakeMeasurer w({});
+  run_in_process(o, w);
+  CHECK(w.measurements() == full_run_measurements());
+  CHECK(scalar(db, "SELECT count(*) FROM results WHERE cold_l2 = 0") == full_run_rows());
+  CHECK(scalar(db, "SELECT count(*) FROM winners WHERE cold_l2 = 0") > 0);
+  check_winners_consistent(db, "kforge-fake-gpu", false);
+}
+
+TEST_CASE("autotune: the time budget stops between measurements; a rerun finishes") {
+  TempDir dir("tuner");
+  const std::string db = dir.sub("kforge.sqlite");
+  write_fake_pack(db);
+  kf::AutotuneOptions o = options(db);
+  o.time_budget_s = 0.15;
+  kf::FakeOptions fo;
+  fo.delay_ms = 20;
+  kf::FakeMeasurer slow(fo);
+  const auto first = run_in_process(o, slow);
+  CHECK(first.stats.out_of_time);
+  CHECK(first.stats.remaining == full_run_measurements() - slow.measurements());
+  CHECK(first.stats.remaining > 0);
+  CHECK(contains(first.err, "Run the same command again to resume"));
+  const int stored_measured = static_cast<int>(scalar(
+      db, "SELECT count(*) FROM results WHERE NOT (disposition = 'pruned' OR message LIKE 'did not compile%')"));
+  CHECK(stored_measured == slow.measurements());  // a stop commits what was measured
+  kf::FakeMeasurer rest({});
+  run_in_process(options(db), rest);
+  CHECK(rest.measurements() == full_run_measurements() - slow.measurements());
+  CHECK(scalar(db, "SELECT count(*) FROM results") == full_run_rows());
+}
+
+TEST_CASE("autotune: bad input is refused before measuring") {
+  TempDir dir("tuner");
+  const std::string db = dir.sub("kforge.sqlite");
+  write_fake_pack(db);
+  kf::FakeMeasurer fm({});
+  auto err = [&](kf::AutotuneOptions o) { return kf_test::error_of([&] { run_in_process(o, fm); }); };
+  kf::AutotuneOptions o = options(db);
+  o.ops = {"moe"};
+  CHECK(contains(err(o), "unknown op 'moe'"));
+  o = options(db);
+  o.ms = {0};
+  CHECK(contains(err(o), "--m value 0"));
+  o = options(db);
+  o.arch = "gfx1151";  // the fake device is sm_90a
+  CHECK(contains(err(o), "does not match"));
+  o = options(db);
+  o.filter = "(";
+  CHECK(contains(err(o), "bad --filter"));
+  o = options(dir.sub("absent.sqlite"));
+  CHECK(contains(err(o), "no pack at"));
+  CHECK(!fs::exists(dir.sub("absent.sqlite")));
+  CHECK(fm.measurements() == 0);
+  CHECK(scalar(db, "SELECT count(*) FROM results") == 0);
+}
+
+TEST_CASE("autotune: no L2 flush kernel in the pack: cold timing refused, warm allowed") {
+  TempDir dir("tuner");
+  const std::string db = dir.sub("kforge.sqlite");
+  write_fake_pack(db, false);
+  kf::FakeMeasurer fm({});
+  CHECK(contains(kf_test::error_of([&] { run_in_process(options(db), fm); }), "kf_util_stream_read"));
+  kf::AutotuneOptions o = options(db);
+  o.warm = true;
+  CHECK(run_in_process(o, fm).stats.passed > 0);
+}
+
+TEST_CASE("autotune: generates what the pack lacks (gfx1151, clang), also into a DB of another name") {
+  TempDir dir("tuner");
+  kf::AutotuneOptions o = options(dir.sub("tuned/kforge.sqlite"));
+  o.generate = true;
+  o.arch = "gfx1151";
+  o.ms = {1, 256};
+  o.jobs = 2;
+  o.cache_dir = dir.sub("cache");
+  o.filter = "n256_k256_.*(bm1_bn64_bk32_w4_sk1|bm16_bn64_bk32_w4_sk1_s2)|generic";
+  kf::FakeOptions fo;
+  fo.arch = "gfx1151";
+  kf::FakeMeasurer fm(fo);
+  const auto r = run_in_process(o, fm);
+  CHECK(r.stats.generated == 4);  // decode, prefill, generic, util
+  const std::string db = o.db;
+  CHECK(scalar(db, "SELECT count(*) FROM kernels WHERE arch = 'gfx1151' AND status = 'ok'") == 4);
+  CHECK(fs::exists(dir.sub("tuned/src/gfx1151")));
+  // decode + prefill + generic at M 1; prefill + generic at 256; generic on 3 more shapes.
+  CHECK(fm.measurements() == 3 + 2 + 3 * 2);
+  kf::FakeMeasurer again(fo);
+  CHECK(run_in_process(o, again).stats.generated == 0);
+
+  o.db = dir.sub("tuned/h100-run.sqlite");
+  kf::FakeMeasurer other(fo);
+  const auto r2 = run_in_process(o, other);
+  CHECK(r2.stats.generated == 4);
+  CHECK(scalar(o.db, "SELECT count(*) FROM kernels WHERE arch = 'gfx1151'") == 4);
+  CHECK(scalar(o.db, "SELECT count(*) FROM results") == scalar(db, "SELECT count(*) FROM results"));
+  CHECK(fs::exists(dir.sub("tuned/h100-run.genkernels/kforge.sqlite")));
+}
+
+}  // TEST_SUITE

@@ -1,0 +1,252 @@
+#include "autotune.h"
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <map>
+
+#include "arch.h"
+#include "error.h"
+#include "genkernels.h"
+#include "pack.h"
+#include "pack_setup.h"
+#include "report.h"
+#include "results_db.h"
+
+namespace kf {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// One shape's candidates and which of them run at some M (with the largest such M).
+struct ShapePlan {
+  TuneShape ts;
+  std::vector<PackKernel> rows;  // owns what `candidates` points to
+  std::vector<const PackKernel*> candidates;
+  std::vector<PlannedKernel> planned;
+};
+
+void validate(const AutotuneOptions& opt) {
+  const auto ops = known_ops();
+  for (const auto& op : opt.ops)
+    if (std::find(ops.begin(), ops.end(), op) == ops.end()) throw Error("unknown op '" + op + "' (known: w4a16_linear)");
+  if (opt.reps < 1) throw Error("--reps must be at least 1");
+  if (opt.max_candidates < 0) throw Error("--max-candidates must not be negative");
+  if (opt.time_budget_s < 0) throw Error("--time-budget must not be negative");
+  if (opt.ms.empty()) throw Error("--m needs at least one value");
+  for (int64_t m : opt.ms)
+    if (m < 1 || m > INT_MAX) throw Error("--m value " + std::to_string(m) + " out of range (1 to " +
+                                          std::to_string(INT_MAX) + ")");
+}
+
+std::regex compile_filter(const std::string& f) {
+  try {
+    return std::regex(f.empty() ? ".*" : f);
+  } catch (const std::regex_error& e) {
+    throw Error("bad --filter regex '" + f + "': " + e.what());
+  }
+}
+
+ShapePlan plan_shape(const Pack& pack, const TuneShape& ts, const std::string& arch, const AutotuneOptions& opt,
+                     const std::regex& filter, const std::vector<int64_t>& ms) {
+  ShapePlan p;
+  p.ts = ts;
+  // Keys and arch are validated identifiers ([a-z0-9_]), safe to inline.
+  p.rows = pack.kernels("arch = '" + arch + "' AND op = 'w4a16_linear' AND shape IN ('" + ts.key + "', '" +
+                        linear_generic_shape_key(ts.shape.bf16, ts.shape.asym) + "')");
+  p.candidates = select_candidates(p.rows, filter, opt.max_candidates);
+  for (const PackKernel* k : p.candidates) {
+    int64_t max_m = 0;
+    for (int64_t m : ms)
+      if (static_verdict(*k, m).disposition.empty()) max_m = std::max(max_m, m);
+    if (max_m > 0) p.planned.push_back({k, max_m});
+  }
+  return p;
+}
+
+ResultRow make_row(const PackKernel& k, int64_t m, const Measurement& r) {
+  ResultRow row;
+  row.kernel = k.name;
+  row.compiler = k.compiler;
+  row.m = m;
+  row.disposition = r.disposition;
+  row.median_us = r.median_us;
+  row.min_us = r.min_us;
+  row.reps = r.disposition == "passed" ? r.reps : 0;
+  row.max_rel_err = r.max_rel_err;
+  row.message = r.message;
+  return row;
+}
+
+void count(AutotuneStats& st, const std::vector<ResultRow>& rows) {
+  for (const auto& r : rows) {
+    ++st.stored;
+    if (r.disposition == "passed") ++st.passed;
+    else if (r.disposition == "incorrect") ++st.incorrect;
+    else if (r.disposition == "failed") ++st.failed;
+    else ++st.pruned;
+  }
+}
+
+// The measuring loop's state; batch() is one (shape, M).
+struct Run {
+  const AutotuneOptions& opt;
+  Measurer& measurer;
+  ResultsDb& db;
+  const Provenance& prov;
+  AutotuneStats& st;
+  MeasureProgress& progress;
+  std::ostream& err;
+  Clock::time_point t0;
+  bool cold;
+
+  // Checked before each measurement, never during one: a stop always leaves whole rows.
+  bool stop_now() {
+    if (opt.stop && opt.stop->requested) {
+      st.stop_signal = opt.stop->requested;
+      return true;
+    }
+    const double used = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (opt.time_budget_s > 0 && used >= opt.time_budget_s) st.out_of_time = true;
+    return st.out_of_time;
+  }
+
+  // Records every candidate of `p` at `m` not yet stored for this device, then stores the
+  // batch with the shape's new winners in one transaction. False: stop the run.
+  bool batch(const ShapePlan& p, int64_t m, bool& begun) {
+    const TuneKey key{"w4a16_linear", p.ts.key, cold};
+    // Re-read per batch: another process on this DB may have measured some meanwhile.
+    const auto done = db.stored(prov, key);
+    std::vector<ResultRow> rows;
+    bool go_on = true;
+    try {
+      for (const PackKernel* k : p.candidates) {
+        if (done.count({k->name, m})) {
+          ++st.skipped;
+          continue;
+        }
+        const Verdict v = static_verdict(*k, m);
+        if (!v.disposition.empty()) {
+          Measurement r;
+          r.disposition = v.disposition;
+          r.message = v.message;
+          rows.push_back(make_row(*k, m, r));
+          continue;
+        }
+        if (stop_now()) {
+          go_on = false;
+          break;
+        }
+        if (!begun) measurer.begin_shape(p.ts.shape, p.planned);  // device buffers only when needed
+        begun = true;
+        const Measurement r = measurer.measure(*k, p.ts.shape, m, cold, opt.reps);
+        ++st.measured;
+        rows.push_back(make_row(*k, m, r));
+        progress.tick(p.ts.key.substr(0, p.ts.key.find("_g")) + " M=" + std::to_string(m));
+        if (r.fatal) {
+          err << "\nautotune: " << k->name << " at M=" << m << ": " << r.message << "\n";
+          st.device_lost = true;
+          go_on = false;
+          break;
+        }
+      }
+    } catch (...) {
+      if (!rows.empty()) db.store(prov, key, rows);  // what was measured stays measured
+      throw;
+    }
+    if (!rows.empty()) {
+      db.store(prov, key, rows);
+      count(st, rows);
+    }
+    return go_on;
+  }
+};
+
+}  // namespace
+
+std::vector<int64_t> default_m_buckets() {
+  std::vector<int64_t> out;
+  for (int64_t m = 1; m <= 4096; m *= 2) out.push_back(m);
+  return out;
+}
+
+AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::ostream& out, std::ostream& err) {
+  const auto t0 = Clock::now();
+  AutotuneStats st;
+  validate(opt);
+  const DeviceInfo& dev = measurer.device();
+  const std::string arch = opt.arch.empty() ? dev.arch : opt.arch;
+  arch_info(arch);  // unknown arch: error naming the supported ones
+  if (arch != dev.arch)
+    throw Error("--arch " + arch + " does not match the device " + dev.name + " (" + dev.arch + ")");
+  std::vector<int64_t> ms = opt.ms;
+  std::sort(ms.begin(), ms.end());
+  ms.erase(std::unique(ms.begin(), ms.end()), ms.end());
+  const std::regex filter = compile_filter(opt.filter);
+  const bool want_linear = opt.ops.empty() || std::count(opt.ops.begin(), opt.ops.end(), "w4a16_linear");
+  const std::vector<TuneShape> shapes =
+      want_linear ? tune_shapes(resolve_model(opt.select), opt.select) : std::vector<TuneShape>{};
+
+  st.generated = ensure_pack(opt, arch, shapes, filter, out, err);
+  const Pack pack = Pack::open(opt.db, false);
+  ResultsDb db = ResultsDb::open(opt.db);
+  const bool cold = !opt.warm;
+  const std::vector<PackKernel> util =
+      pack.kernels("arch = '" + arch + "' AND name = 'kf_util_stream_read' AND status = 'ok'");
+  if (cold && util.empty())
+    throw Error("the pack has no usable kf_util_stream_read for " + arch +
+                " (it flushes L2 between runs): run without --no-generate, or time warm with --warm");
+  measurer.set_util_kernel(util.empty() ? nullptr : &util.front());
+  const Provenance prov{arch, dev.name, dev.driver, dev.runtime, KF_VERSION};
+
+  std::vector<ShapePlan> plans;
+  int todo = 0;
+  for (const auto& ts : shapes) {
+    plans.push_back(plan_shape(pack, ts, arch, opt, filter, ms));
+    const auto done = db.stored(prov, {"w4a16_linear", ts.key, cold});
+    for (const auto& pk : plans.back().planned)
+      for (int64_t m : ms)
+        todo += m <= pk.max_m && static_verdict(*pk.kernel, m).disposition.empty() && !done.count({pk.kernel->name, m});
+  }
+  out << "autotune: " << dev.name << " (" << arch << ", driver " << dev.driver << ", " << dev.runtime << ", L2 "
+      << dev.l2_bytes / (1 << 20) << " MiB)  db " << opt.db << "\n"
+      << "autotune: " << shapes.size() << " shapes x " << ms.size() << " M, " << (cold ? "cold" : "warm") << " L2, "
+      << opt.reps << " reps: " << todo << " measurements to make\n"
+      << std::flush;
+
+  if (opt.stop) opt.stop->graceful = 1;
+  MeasureProgress progress(err, todo, opt.progress);
+  Run run{opt, measurer, db, prov, st, progress, err, t0, cold};
+  bool stopped = false;
+  for (const ShapePlan& p : plans) {
+    bool begun = false;
+    for (int64_t m : ms)
+      if ((stopped = !run.batch(p, m, begun))) break;
+    if (stopped) break;
+  }
+  if (opt.stop) opt.stop->graceful = 0;
+  progress.done();
+  st.remaining = std::max(0, todo - st.measured);
+
+  st.shapes_with_winners = print_winners(out, db, prov, shapes, cold);
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "%d measured (%d already stored, skipped), %d rows stored: %d passed, %d incorrect, %d failed, "
+                "%d pruned in %.1f s\n",
+                st.measured, st.skipped, st.stored, st.passed, st.incorrect, st.failed, st.pruned, secs);
+  out << line;
+  if (stopped) {
+    const std::string why = st.device_lost       ? "the device cannot go on after a hung kernel"
+                            : st.out_of_time ? "the time budget is used up"
+                                             : "interrupted";
+    err << "autotune: stopped early (" << why << "): everything measured so far is stored in " << opt.db << "; "
+        << st.remaining << " measurements remain. Run the same command again to resume: stored measurements are "
+        << "skipped.\n";
+  }
+  return st;
+}
+
+}  // namespace kf

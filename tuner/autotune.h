@@ -1,0 +1,67 @@
+// autotune as a library call (main.cpp parses the command line; tests drive this
+// directly): make sure the pack holds the kernels, then for each shape and M bucket
+// verify and time every candidate on the measurer, store each (shape, M) batch with its
+// winners in one transaction, and print the winners per M range.
+#pragma once
+#include <csignal>
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "measurer.h"
+#include "plan.h"
+
+namespace kf {
+
+// Cooperative stop, shared with a signal handler: `requested` is set by the handler
+// (to the signal number); run_autotune sets `graceful` while it measures, the phase in
+// which stopping means "finish this measurement, commit, return". Outside it (while
+// compiling) the handler lets the signal kill the process: genkernels is kill-safe.
+struct StopSignal {
+  volatile std::sig_atomic_t requested = 0;
+  volatile std::sig_atomic_t graceful = 0;
+};
+
+// 1, 2, 4, ..., 4096.
+std::vector<int64_t> default_m_buckets();
+
+struct AutotuneOptions {
+  ShapeSelection select;
+  std::vector<std::string> ops;  // empty = every family (w4a16_linear)
+  std::string arch;              // "" = the measurer's device
+  std::vector<int64_t> ms = default_m_buckets();
+  std::string db = "tuned_db/kforge.sqlite";
+  int jobs = 0;                  // parallel compiles; 0 = hardware threads
+  double time_budget_s = 0;      // stop (as on Ctrl-C) after this much wall time, compiling included; 0 = none
+  bool warm = false;             // no L2 flush between runs (rows get cold_l2 = 0)
+  int reps = 50;
+  int max_candidates = 0;        // per shape, 0 = all
+  std::string filter;            // regex on kernel names (generation and candidates)
+  bool generate = true;          // compile what the pack lacks (else tune what it has)
+  std::string cache_dir;         // genkernels' compile cache ("" = its default)
+  std::string templates_dir;     // kernel templates ("" = the source tree's, as built)
+  ToolPaths tools;
+  bool progress = true;
+  StopSignal* stop = nullptr;
+};
+
+struct AutotuneStats {
+  int generated = 0;  // kernels genkernels added to the pack
+  int measured = 0;   // Measurer::measure calls
+  int skipped = 0;    // (kernel, M) already stored for this device: not redone
+  int stored = 0;     // result rows written
+  int passed = 0, incorrect = 0, failed = 0, pruned = 0;
+  int remaining = 0;  // measurements left when the run stopped early
+  int shapes_with_winners = 0;  // of the selection, in the DB after the run
+  int stop_signal = 0;       // the signal that stopped it (0: none)
+  bool out_of_time = false;  // --time-budget reached
+  bool device_lost = false;  // a measurement left the device unusable
+};
+
+// Throws kf::Error for bad input (unknown arch, model, op; an unreadable or foreign
+// pack, left untouched) before measuring anything.
+AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::ostream& out, std::ostream& err);
+
+}  // namespace kf

@@ -1,0 +1,165 @@
+#include "cli.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "arch.h"
+#include "autotune.h"
+#include "error.h"
+#include "model.h"
+
+namespace kf {
+
+namespace {
+
+StopSignal g_stop;
+
+// First SIGINT/SIGTERM while measuring: finish the measurement, commit, exit 128+sig.
+// A second one, or one while compiling (genkernels is kill-safe), kills at once.
+extern "C" void on_signal(int sig) {
+  if (!g_stop.graceful || g_stop.requested) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+    return;
+  }
+  g_stop.requested = sig;
+  static const char msg[] =
+      "\nautotune: stopping after the current measurement (signal again to stop at once, losing this batch)\n";
+  const ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+  (void)ignored;
+}
+
+void install_handlers() {
+  struct sigaction sa = {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+std::vector<std::string> split_csv(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+int64_t parse_int(const std::string& v, const std::string& what) {
+  try {
+    size_t used = 0;
+    const long long x = std::stoll(v, &used);
+    if (used == v.size()) return x;
+  } catch (const std::exception&) {
+  }
+  throw Error("bad " + what + " value '" + v + "'");
+}
+
+std::vector<int> parse_group_sizes(const std::string& s) {
+  std::vector<int> out;
+  for (const auto& g : split_csv(s))
+    out.push_back(g == "channel" || g == "ch" || g == "-1" ? 0 : static_cast<int>(parse_int(g, "--group-size")));
+  if (out.empty()) throw Error("--group-size needs a value");
+  return out;
+}
+
+}  // namespace
+
+int autotune_main(int argc, char** argv) {
+  CLI::App app{"kforge autotune: verify and time every kernel of a pack on this GPU, store the winners per M range"};
+  AutotuneOptions opt;
+  std::string groups = "128", dtypes = "bf16", quants = "sym", ops, ms, measurer_kind = "cuda";
+  uint64_t seed = std::random_device{}();
+  CudaOptions cuda;
+  FakeOptions fake;
+  bool quiet = false;
+  app.add_option("--model", opt.select.model, std::string("built-in model (default ") + default_model_name() + ")");
+  app.add_option("--config", opt.select.config_path, "Hugging Face config.json to derive the shapes from");
+  app.add_option("--arch", opt.arch, "target arch (default: the GPU's, e.g. sm_90a for compute capability 9.0)");
+  app.add_option("--ops", ops, "kernel families, comma-separated (default: all: w4a16_linear)");
+  app.add_option("--m", ms, "M buckets to tune, comma-separated (default 1,2,4,...,4096)");
+  app.add_option("--db", opt.db, "tuning DB = kernel pack; what it lacks is generated into it")->capture_default_str();
+  app.add_option("--jobs,-j", opt.jobs, "parallel compiles and reference threads (default: CPU count)");
+  app.add_option("--time-budget", opt.time_budget_s, "stop after this many seconds (a rerun continues)");
+  app.add_flag("--warm", opt.warm, "no L2 flush between timed runs (stored as cold_l2 = 0)");
+  app.add_option("--group-size", groups, "quantisation group sizes: 32, 64, 128, channel")->capture_default_str();
+  app.add_option("--dtype", dtypes, "activation types: bf16, fp16")->capture_default_str();
+  app.add_option("--quant", quants, "weight quantisation: sym, asym")->capture_default_str();
+  app.add_option("--reps", opt.reps, "timed runs per kernel and M (median and min are stored)")->capture_default_str();
+  app.add_option("--seed", seed, "seed of the random inputs (default: random, printed)");
+  app.add_option("--max-candidates", opt.max_candidates, "per shape, for quick runs (0 = all)")->capture_default_str();
+  app.add_option("--filter", opt.filter, "only kernels whose name matches this regex");
+  app.add_option("--measurer", measurer_kind, "cuda, or fake (synthetic times, for tests and CI)")
+      ->check(CLI::IsMember({"cuda", "fake"}))
+      ->capture_default_str();
+  app.add_option("--device", cuda.device, "GPU ordinal (after CUDA_VISIBLE_DEVICES)")->capture_default_str();
+  app.add_option("--hang-timeout", cuda.hang_timeout_s, "seconds after which a running kernel counts as hung")
+      ->capture_default_str();
+  bool no_generate = false;
+  app.add_flag("--no-generate", no_generate, "tune what the pack has; compile nothing");
+  app.add_option("--cache", opt.cache_dir, "compile cache directory (default $KF_CACHE_DIR or ~/.cache/kforge)");
+  app.add_option("--templates", opt.templates_dir, "kernel templates directory (default: the source tree's)");
+  app.add_option("--clang", opt.tools.clang, "clang 19+ for AMD archs (default $KF_CLANG, clang++-19)");
+  app.add_option("--nvcc", opt.tools.nvcc, "nvcc for sm_90a (default $KF_NVCC, nvcc)");
+  app.add_flag("--quiet,-q", quiet, "no progress bar");
+  const std::string testing = "Testing (--measurer fake)";
+  app.add_option("--fake-incorrect", fake.incorrect, "regex: these kernels verify as incorrect")->group(testing);
+  app.add_option("--fake-failed", fake.failed, "regex: these kernels fail to launch")->group(testing);
+  app.add_option("--fake-die-after", fake.die_after, "exit 137 (as if killed) after N measurements")->group(testing);
+  app.add_option("--fake-delay-ms", fake.delay_ms, "sleep per measurement")->group(testing);
+  app.add_option("--fake-device", fake.device, "device name the fake reports")->group(testing);
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    opt.select.group_sizes = parse_group_sizes(groups);
+    opt.select.dtypes = split_csv(dtypes);
+    opt.select.quants = split_csv(quants);
+    opt.ops = split_csv(ops);
+    if (!ms.empty()) {
+      opt.ms.clear();
+      for (const auto& m : split_csv(ms)) opt.ms.push_back(parse_int(m, "--m"));
+    }
+    opt.generate = !no_generate;
+    opt.progress = !quiet;
+    opt.stop = &g_stop;
+    if (!opt.arch.empty()) arch_info(opt.arch);  // an unknown --arch is an error even without a GPU
+
+    std::unique_ptr<Measurer> measurer;
+    if (measurer_kind == "fake") {
+      fake.arch = opt.arch.empty() ? "sm_90a" : opt.arch;
+      measurer = std::make_unique<FakeMeasurer>(fake);
+    } else {
+      cuda.seed = seed;
+      cuda.host_threads = opt.jobs;
+      measurer = make_cuda_measurer(cuda);
+    }
+    std::cout << "autotune: seed " << seed << "\n";
+    install_handlers();
+    const AutotuneStats st = run_autotune(opt, *measurer, std::cout, std::cerr);
+    if (st.stop_signal) return 128 + st.stop_signal;
+    if (st.device_lost) return 1;
+    if (st.measured > 0 && st.passed == 0 && st.shapes_with_winners == 0) {
+      std::cerr << "autotune: error: no candidate passed verification\n";
+      return 1;
+    }
+    return 0;
+  } catch (const NoGpuError& e) {
+    std::cerr << "autotune: no GPU: " << e.what() << "; nothing was measured\n";
+    return 77;
+  } catch (const Error& e) {
+    std::cerr << "autotune: error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "autotune: internal error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace kf

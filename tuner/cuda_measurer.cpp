@@ -1,0 +1,204 @@
+// CudaMeasurer, part 1: the device, its primary context, and the buffers (see
+// cuda_measurer.h for the whole design; cuda_measure.cpp runs the kernels).
+#include "cuda_measurer.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "arch.h"
+
+namespace kf {
+namespace cuda_detail {
+
+void DevBuf::alloc(const cuda::Driver* d, int64_t n, const char* what) {
+  release();
+  cu = d;
+  bytes = std::max<size_t>(static_cast<size_t>(n), 256);
+  if (cu->cuMemAlloc(&ptr, bytes) != CUDA_SUCCESS) {
+    ptr = 0;
+    throw Error("cannot allocate " + std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB on the GPU for " + what);
+  }
+}
+
+std::string CudaMeasurer::text(CUresult rc) const {
+  const char* name = nullptr;
+  const char* str = nullptr;
+  if (ex_) ex_->cuGetErrorName(rc, &name);
+  cu_->cuGetErrorString(rc, &str);
+  return std::string(name ? name : "CUDA error " + std::to_string(rc)) + (str ? std::string(" (") + str + ")" : "");
+}
+
+CudaMeasurer::CudaMeasurer(const CudaOptions& opt) : opt_(opt), rng_(opt.seed) {
+  const char* why = "unknown reason";
+  cu_ = cuda::driver(&why);
+  if (!cu_) throw NoGpuError(why);
+  ex_ = cuda::timing_api(&why);
+  if (!ex_) throw NoGpuError(why);
+  const CUresult init = cu_->cuInit(0);
+  if (init != CUDA_SUCCESS) throw NoGpuError("cuInit failed: " + text(init));
+  int count = 0;
+  if (cu_->cuDeviceGetCount(&count) != CUDA_SUCCESS || count == 0) throw NoGpuError("no CUDA device visible");
+  if (opt.device < 0 || opt.device >= count)
+    throw Error("--device " + std::to_string(opt.device) + " but " + std::to_string(count) +
+                " CUDA device(s) are visible");
+  char name[256] = {};
+  int driver = 0;
+  if (cu_->cuDeviceGet(&dev_, opt.device) != CUDA_SUCCESS ||
+      cu_->cuDeviceGetName(name, sizeof name, dev_) != CUDA_SUCCESS || cu_->cuDriverGetVersion(&driver) != CUDA_SUCCESS)
+    throw NoGpuError("cannot query CUDA device " + std::to_string(opt.device));
+  auto attr = [&](CUdevice_attribute a) {
+    int v = 0;
+    return cu_->cuDeviceGetAttribute(&v, a, dev_) == CUDA_SUCCESS ? v : 0;
+  };
+  info_.name = name;
+  info_.arch = cuda_arch_name(attr(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR),
+                              attr(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR));
+  info_.driver = std::to_string(driver);
+  info_.runtime = "cuda-driver-api " + std::to_string(CUDA_VERSION);
+  info_.l2_bytes = attr(CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE);
+  sms_ = std::max(1, attr(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT));
+  const auto archs = supported_archs();
+  if (std::find(archs.begin(), archs.end(), info_.arch) == archs.end()) {
+    std::string list;
+    for (const auto& a : archs) list += (list.empty() ? "" : ", ") + a;
+    throw Error(info_.name + " is " + info_.arch + ", which kforge does not generate kernels for (" + list + ")");
+  }
+  if (info_.l2_bytes <= 0) throw Error("cannot read the L2 size of " + info_.name);
+  try {
+    setup_context();
+  } catch (const CallFailed& e) {
+    drop_context(false);
+    throw Error("cannot set up " + info_.name + ": " + e.message);
+  } catch (...) {
+    drop_context(false);  // a throwing constructor runs no destructor
+    throw;
+  }
+}
+
+CudaMeasurer::~CudaMeasurer() {
+  // With a kernel still running, freeing would wait for it forever; exiting the process
+  // lets the driver tear the context down.
+  if (!hung_) drop_context(false);
+}
+
+void CudaMeasurer::setup_context() {
+  CUcontext ctx = nullptr;
+  check(cu_->cuDevicePrimaryCtxRetain(&ctx, dev_), "cuDevicePrimaryCtxRetain");
+  ctx_ok_ = true;  // from here on drop_context() releases it
+  check(cu_->cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
+  // A blocking stream: it orders itself after the synchronous-API copies and memsets
+  // (legacy default stream), which may still be in flight when they return.
+  check(ex_->cuStreamCreate(&stream_, CU_STREAM_DEFAULT), "cuStreamCreate");
+  flush_.alloc(cu_, flush_bytes(info_.l2_bytes), "the L2 flush buffer");
+  check(cu_->cuMemsetD32(flush_.ptr, 0x5a5a5a5a, flush_.bytes / 4), "cuMemsetD32");
+  sink_.alloc(cu_, 16, "the flush sink");
+  uploaded_ = false;
+  if (!shape_key_.empty()) alloc_shape();
+}
+
+void CudaMeasurer::drop_context(bool reset) {
+  if (!ctx_ok_) return;
+  DevBuf* bufs[] = {&flush_, &sink_, &x_, &qw_, &sc_, &qz_, &y_, &ws_, &cnt_};
+  if (reset) {
+    for (DevBuf* b : bufs) b->forget();  // a faulted context frees nothing: the reset frees it all
+  } else {
+    for (CUevent e : events_) ex_->cuEventDestroy(e);
+    for (CUmodule mod : shape_modules_) cu_->cuModuleUnload(mod);
+    if (util_module_) cu_->cuModuleUnload(util_module_);
+    for (DevBuf* b : bufs) b->release();
+    if (stream_) ex_->cuStreamDestroy(stream_);
+  }
+  events_.clear();
+  shape_modules_.clear();
+  functions_.clear();
+  util_module_ = nullptr;
+  flush_fn_ = nullptr;
+  stream_ = nullptr;
+  cu_->cuDevicePrimaryCtxRelease(dev_);
+  if (reset) ex_->cuDevicePrimaryCtxReset(dev_);
+  ctx_ok_ = false;
+  uploaded_ = false;
+}
+
+void CudaMeasurer::begin_shape(const LinearShape& shape, const std::vector<PlannedKernel>& kernels) {
+  for (CUmodule mod : shape_modules_) cu_->cuModuleUnload(mod);
+  shape_modules_.clear();
+  functions_.clear();
+  shape_ = shape;
+  shape_key_ = shape.key();
+  sizes_ = plan_shape_buffers(shape, kernels);
+  problem_m_ = 0;
+  try {
+    if (!ctx_ok_)
+      setup_context();  // allocates the shape's buffers too
+    else
+      alloc_shape();
+  } catch (const CallFailed& e) {
+    throw Error("cannot set up " + info_.name + " for " + shape_key_ + ": " + e.message);
+  }
+}
+
+void CudaMeasurer::alloc_shape() {
+  const ShapeBuffers& b = sizes_;
+  x_.alloc(cu_, b.x_elems * 2, "x");
+  qw_.alloc(cu_, b.qweight_words * 4, "qweight");
+  sc_.alloc(cu_, b.scales_elems * 2, "scales");
+  qz_.alloc(cu_, b.qzeros_words * 4, "qzeros");
+  y_.alloc(cu_, b.y_elems * 2, "y");
+  ws_.alloc(cu_, b.workspace_floats * 4, "the split-K workspace");
+  cnt_.alloc(cu_, b.counter_ints * 4, "the split-K counters");
+  // Zeroed once: every kernel leaves the counters zero again (args.h).
+  check(cu_->cuMemsetD32(cnt_.ptr, 0, cnt_.bytes / 4), "cuMemsetD32");
+  check(cu_->cuCtxSynchronize(), "cuCtxSynchronize");
+  host_y_.assign(b.y_elems, 0);
+  host_counters_.assign(cnt_.bytes / 4, 0);
+  uploaded_ = false;
+}
+
+void CudaMeasurer::prepare_problem(int64_t m) {
+  if (m > sizes_.max_m) throw Error("internal: M=" + std::to_string(m) + " above the shape's planned maximum");
+  if (problem_m_ != m) {
+    prob_ = make_linear_problem(shape_, m, rng_);
+    const int hw = static_cast<int>(std::thread::hardware_concurrency());
+    ref_ = linear_reference(prob_, std::max(1, opt_.host_threads > 0 ? opt_.host_threads : hw));
+    problem_m_ = m;
+    uploaded_ = false;
+  }
+  if (uploaded_) return;
+  auto up = [&](const DevBuf& b, const void* data, size_t bytes) {
+    if (bytes) check(cu_->cuMemcpyHtoD(b.ptr, data, bytes), "cuMemcpyHtoD");
+  };
+  up(x_, prob_.x.data(), prob_.x.size() * 2);
+  up(qw_, prob_.qweight.data(), prob_.qweight.size() * 4);
+  up(sc_, prob_.scales.data(), prob_.scales.size() * 2);
+  up(qz_, prob_.qzeros.data(), prob_.qzeros.size() * 4);
+  check(cu_->cuCtxSynchronize(), "cuCtxSynchronize");  // pageable uploads may return before their DMA ends
+  uploaded_ = true;
+}
+
+CUfunction CudaMeasurer::function_of(const PackKernel& k) {
+  const auto it = functions_.find(k.name);
+  if (it != functions_.end()) return it->second;
+  CUmodule mod = nullptr;
+  check(cu_->cuModuleLoadData(&mod, k.code_object.data()), "cuModuleLoadData");
+  shape_modules_.push_back(mod);
+  CUfunction fn = nullptr;
+  check(cu_->cuModuleGetFunction(&fn, mod, k.name.c_str()), "cuModuleGetFunction");
+  return functions_[k.name] = fn;
+}
+
+CUfunction CudaMeasurer::flush_function() {
+  if (flush_fn_) return flush_fn_;
+  if (!util_) throw CallFailed{"the pack has no kf_util_stream_read to flush L2 with"};
+  check(cu_->cuModuleLoadData(&util_module_, util_->code_object.data()), "cuModuleLoadData (kf_util_stream_read)");
+  check(cu_->cuModuleGetFunction(&flush_fn_, util_module_, "kf_util_stream_read"), "cuModuleGetFunction");
+  return flush_fn_;
+}
+
+}  // namespace cuda_detail
+
+std::unique_ptr<Measurer> make_cuda_measurer(const CudaOptions& opt) {
+  return std::make_unique<cuda_detail::CudaMeasurer>(opt);
+}
+
+}  // namespace kf

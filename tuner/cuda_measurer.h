@@ -1,0 +1,110 @@
+// Internal to the CUDA measurer (cuda_measurer.cpp: device, context and buffers;
+// cuda_measure.cpp: verification and timing). Everything else sees only measurer.h.
+//
+// Per shape: device buffers sized once for the largest M and split-K any candidate
+// needs (device_plan.h). Per (shape, M): fresh random GPTQ inputs and one float64 host
+// reference. Per kernel: its module is loaded once per shape; one verification run with
+// y poisoned (0xFFFF: NaN in bf16 and fp16) and guard rows past M checked; then `reps`
+// timed runs, each between two events on one stream, after a streaming read of a buffer
+// 4x the L2 size (kf_util_stream_read) unless warm. A kernel that faults poisons the
+// context: it is recorded failed and the primary context is reset and rebuilt. One that
+// never finishes cannot be stopped in-process: recorded failed and marked fatal.
+#pragma once
+#include <chrono>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cuda_api.h"
+#include "device_plan.h"
+#include "linear_reference.h"
+#include "measurer.h"
+#include "w4a16_linear/args.h"
+
+namespace kf {
+namespace cuda_detail {
+
+// A CUDA call that failed during a measurement: the candidate is recorded as failed.
+struct CallFailed {
+  std::string message;
+};
+
+struct DevBuf {
+  const cuda::Driver* cu = nullptr;
+  CUdeviceptr ptr = 0;
+  size_t bytes = 0;
+  void alloc(const cuda::Driver* d, int64_t n, const char* what);  // throws kf::Error
+  void release() {
+    if (ptr) cu->cuMemFree(ptr);
+    ptr = 0;
+  }
+  void forget() { ptr = 0; }  // its context was reset, which freed it
+  ~DevBuf() { release(); }
+  void* raw() const { return reinterpret_cast<void*>(ptr); }
+};
+
+class CudaMeasurer final : public Measurer {
+ public:
+  explicit CudaMeasurer(const CudaOptions& opt);
+  ~CudaMeasurer() override;
+  const DeviceInfo& device() const override { return info_; }
+  void set_util_kernel(const PackKernel* util) override { util_ = util; }
+  void begin_shape(const LinearShape& shape, const std::vector<PlannedKernel>& kernels) override;
+  Measurement measure(const PackKernel& kernel, const LinearShape& shape, int64_t m, bool cold_l2, int reps) override;
+
+ private:
+  std::string text(CUresult rc) const;
+  void check(CUresult rc, const char* call) const {
+    if (rc != CUDA_SUCCESS) throw CallFailed{std::string(call) + ": " + text(rc)};
+  }
+  void setup_context();          // throws CallFailed / kf::Error
+  void drop_context(bool reset);  // reset: after a fault, through cuDevicePrimaryCtxReset
+  void alloc_shape();
+  void prepare_problem(int64_t m);
+  CUfunction function_of(const PackKernel& k);
+  CUfunction flush_function();
+  // Waits for the stream (throws CallFailed on an execution error); false when it is
+  // still busy after `timeout_s`.
+  bool wait(double timeout_s);
+  bool counters_zero();  // reads them back (the stream is idle)
+  bool zero_counters();  // false: the memset never finished
+  void launch(CUfunction fn, const LaunchGrid& g, int threads, void* args, const char* what);
+  void launch_flush(CUfunction flush);
+  void verify(CUfunction fn, const LaunchGrid& g, int threads, kf_linear_args& args, int64_t m, Measurement& r);
+  void time_runs(CUfunction fn, const LaunchGrid& g, int threads, kf_linear_args& args, bool cold, int reps,
+                 Measurement& r);
+
+  const cuda::Driver* cu_ = nullptr;
+  const cuda::TimingApi* ex_ = nullptr;
+  CudaOptions opt_;
+  DeviceInfo info_;
+  CUdevice dev_ = 0;
+  int sms_ = 1;
+  std::mt19937_64 rng_;
+  const PackKernel* util_ = nullptr;
+  // Context-bound state, rebuilt after a fault.
+  bool ctx_ok_ = false;
+  bool hung_ = false;  // a kernel never finished: leave the context alone
+  CUstream stream_ = nullptr;
+  CUmodule util_module_ = nullptr;
+  CUfunction flush_fn_ = nullptr;
+  std::vector<CUmodule> shape_modules_;
+  std::map<std::string, CUfunction> functions_;
+  std::vector<CUevent> events_;
+  DevBuf flush_, sink_, x_, qw_, sc_, qz_, y_, ws_, cnt_;
+  // The current shape and (shape, M) problem.
+  LinearShape shape_;
+  std::string shape_key_;
+  ShapeBuffers sizes_;
+  int64_t problem_m_ = 0;
+  bool uploaded_ = false;
+  LinearProblem prob_;
+  std::vector<double> ref_;
+  double verify_seconds_ = 0;  // wall time of the last verification run
+  std::vector<uint16_t> host_y_;
+  std::vector<int32_t> host_counters_;
+};
+
+}  // namespace cuda_detail
+}  // namespace kf

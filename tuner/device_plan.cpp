@@ -1,0 +1,48 @@
+#include "device_plan.h"
+
+#include <algorithm>
+
+namespace kf {
+
+ShapeBuffers plan_shape_buffers(const LinearShape& s, const std::vector<PlannedKernel>& kernels) {
+  ShapeBuffers b;
+  for (const auto& pk : kernels) {
+    b.max_m = std::max(b.max_m, pk.max_m);
+    const LinearConfig cfg = parse_linear_config(pk.kernel->kind, pk.kernel->config);
+    b.workspace_floats = std::max(b.workspace_floats, linear_workspace_floats(s, cfg, pk.max_m));
+    b.counter_ints = std::max(b.counter_ints, linear_counter_ints(s, cfg, pk.max_m));
+  }
+  const int64_t groups = s.k / s.effective_group();
+  b.x_elems = b.max_m * s.k;
+  b.qweight_words = s.k / 8 * s.n;
+  b.scales_elems = groups * s.n;
+  b.qzeros_words = s.asym ? groups * s.n / 8 : 0;
+  b.y_elems = (b.max_m + kGuardRows) * s.n;
+  return b;
+}
+
+int64_t flush_bytes(int64_t l2_bytes) {
+  constexpr int64_t kMiB = 1 << 20;
+  const int64_t want = std::max<int64_t>(4 * std::max<int64_t>(l2_bytes, 0), 64 * kMiB);
+  return (want + kMiB - 1) / kMiB * kMiB;
+}
+
+TimingStats timing_stats(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  TimingStats t;
+  t.min = v.front();
+  t.median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  return t;
+}
+
+}  // namespace kf
+
+namespace kf {
+
+std::string cuda_arch_name(int major, int minor) {
+  // 9.0 runs the arch-specific sm_90a code (wgmma, setmaxnreg) genkernels builds.
+  return "sm_" + std::to_string(major) + std::to_string(minor) + (major == 9 && minor == 0 ? "a" : "");
+}
+
+}  // namespace kf

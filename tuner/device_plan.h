@@ -1,0 +1,43 @@
+// Host-side arithmetic of a device measurer, kept apart from any GPU API so it is
+// tested on the CPU: buffer sizes per shape, the L2 flush buffer, and the statistics of
+// a series of timed runs.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "measurer.h"
+
+namespace kf {
+
+// Rows of y past the largest M that stay poisoned: a kernel writing past row M lands
+// there (and is caught) instead of in another buffer. 128 = the largest block_m, so a
+// last tile written whole never reaches past the guard.
+constexpr int64_t kGuardRows = 128;
+
+// Element counts of the device buffers a shape needs: the max over its kernels at the
+// largest M each runs at (split-K workspace and counters per args.h).
+struct ShapeBuffers {
+  int64_t max_m = 0;
+  int64_t x_elems = 0;            // 16-bit, [max_m, K]
+  int64_t qweight_words = 0;      // int32, [K/8, N]
+  int64_t scales_elems = 0;       // 16-bit, [K/G, N]
+  int64_t qzeros_words = 0;       // int32, [K/G, N/8] (asymmetric only)
+  int64_t y_elems = 0;            // 16-bit, [max_m + kGuardRows, N]
+  int64_t workspace_floats = 0;
+  int64_t counter_ints = 0;
+};
+ShapeBuffers plan_shape_buffers(const LinearShape& shape, const std::vector<PlannedKernel>& kernels);
+
+// Bytes of the buffer read before each cold run: at least 4x the L2 (reads evict without
+// leaving dirty lines) and at least 64 MiB (L2 sizes under-report victim caches), a
+// multiple of 1 MiB (stream_read needs a multiple of 16).
+int64_t flush_bytes(int64_t l2_bytes);
+
+struct TimingStats {
+  double median = 0, min = 0;
+};
+// Median (mean of the two middle values for an even count) and minimum; samples must
+// not be empty.
+TimingStats timing_stats(std::vector<double> samples);
+
+}  // namespace kf

@@ -1,0 +1,100 @@
+// FakeMeasurer: what autotune's tests and CI measure with. Times come from a simple,
+// exact cost model of the config (no noise: a test knows every answer), verification
+// outcomes from regexes on the kernel name, and a die-after-N hook exits the process
+// the way kill -9 would (no unwinding, no commit) to test resuming.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <regex>
+#include <thread>
+
+#include "measurer.h"
+
+namespace kf {
+
+namespace {
+
+// Rough H100 figures; only the shape of the curves matters.
+constexpr double kBytesPerUs = 3.0e6;     // HBM bandwidth
+constexpr double kFlopsPerUsPerSm = 3.0e6;  // 16-bit tensor throughput per SM
+constexpr double kSms = 132;
+constexpr double kLaunchUs = 3;
+constexpr double kL2Bytes = 50.0 * (1 << 20);
+
+double weight_bytes(const LinearShape& s) {
+  const double groups = static_cast<double>(s.k / s.effective_group());
+  return s.n * s.k / 2.0 + groups * s.n * 2.0 + (s.asym ? groups * s.n / 2.0 : 0);
+}
+
+}  // namespace
+
+double fake_time_us(const PackKernel& k, const LinearShape& s, int64_t m, bool cold) {
+  const LinearConfig c = parse_linear_config(k.kind, k.config);
+  // Warm runs find the weights in L2 when they fit.
+  const double bytes = weight_bytes(s) * (!cold && weight_bytes(s) < kL2Bytes ? 0.5 : 1.0);
+  const double m_blocks = static_cast<double>((m + c.block_m - 1) / c.block_m);
+  const double knobs = (c.warps == 8 ? 1.0 : 0.93) * (c.block_k == 64 ? 1.0 : 0.96);
+  if (c.kind == LinearKind::decode) {
+    const double blocks = static_cast<double>(s.n / c.block_n) * c.split_k;
+    const double eff = 0.85 * knobs * std::min(1.0, blocks / kSms) * (c.block_n == 128 ? 1.0 : 0.92);
+    const double par = std::min(1.0, blocks * m_blocks / kSms);
+    const double compute = 2.0 * m * s.n * s.k / (kFlopsPerUsPerSm * kSms / 8 * par);  // CUDA cores, not tensor
+    return kLaunchUs + (c.split_k > 1 ? 1.0 : 0.0) + m_blocks * bytes / (kBytesPerUs * eff) + compute;
+  }
+  if (c.kind == LinearKind::prefill) {
+    const double tiles = static_cast<double>(s.n / c.block_n) * m_blocks;
+    const double waves = std::ceil(tiles / kSms);
+    const double eff = knobs * (c.stages == 2 ? 1.0 : 0.85) * (c.block_m * c.block_n >= 8192 ? 1.0 : 0.8);
+    const double compute = waves * 2.0 * c.block_m * c.block_n * s.k / (kFlopsPerUsPerSm * eff);
+    const double memory = bytes * std::max(1.0, m_blocks / 8) / (kBytesPerUs * 0.8);
+    return kLaunchUs + 2.0 + std::max(compute, memory);
+  }
+  // generic: run-time shape, small tiles, no matrix instructions.
+  const double compute = 2.0 * m * s.n * s.k / (kFlopsPerUsPerSm * kSms / 16);
+  return kLaunchUs + 1.5 + static_cast<double>((m + 3) / 4) * bytes / (kBytesPerUs * 0.45) + compute;
+}
+
+FakeMeasurer::FakeMeasurer(FakeOptions opt) : opt_(std::move(opt)) {
+  try {
+    incorrect_ = std::regex(opt_.incorrect.empty() ? "$^" : opt_.incorrect);
+    failed_ = std::regex(opt_.failed.empty() ? "$^" : opt_.failed);
+  } catch (const std::regex_error& e) {
+    throw Error(std::string("bad --fake-incorrect / --fake-failed regex: ") + e.what());
+  }
+  info_.arch = opt_.arch;
+  info_.name = opt_.device;
+  info_.driver = "0";
+  info_.runtime = "kforge-fake-measurer 1";
+  info_.l2_bytes = static_cast<int64_t>(kL2Bytes);
+}
+
+void FakeMeasurer::begin_shape(const LinearShape&, const std::vector<PlannedKernel>&) { ++shapes_begun_; }
+
+Measurement FakeMeasurer::measure(const PackKernel& kernel, const LinearShape& shape, int64_t m, bool cold_l2,
+                                  int reps) {
+  if (opt_.die_after >= 0 && measurements_ >= opt_.die_after) std::_Exit(137);
+  ++measurements_;
+  if (opt_.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.delay_ms));
+  Measurement r;
+  if (!opt_.failed.empty() && std::regex_search(kernel.name, failed_)) {
+    r.disposition = "failed";
+    r.message = "fake: launch failed (injected)";
+    return r;
+  }
+  if (!opt_.incorrect.empty() && std::regex_search(kernel.name, incorrect_)) {
+    r.disposition = "incorrect";
+    r.max_rel_err = 0.5;
+    r.message = "fake: normalised error 0.5 above tolerance (injected)";
+    return r;
+  }
+  const double t = opt_.time_us ? opt_.time_us(kernel, shape, m, cold_l2) : fake_time_us(kernel, shape, m, cold_l2);
+  r.disposition = "passed";
+  r.median_us = t;
+  r.min_us = t * 0.98;
+  r.reps = reps;
+  r.max_rel_err = 1e-4;
+  return r;
+}
+
+}  // namespace kf

@@ -1,0 +1,121 @@
+// The GPU side of autotune behind one small interface, so the tuning loop, the results
+// and the winners never see a vendor API:
+//   - CudaMeasurer (cuda_measurer.cpp): NVIDIA, CUDA driver API loaded at run time;
+//   - FakeMeasurer (fake_measurer.cpp): deterministic synthetic times, for tests and CI.
+// A HipMeasurer for the AMD archs fits beside CudaMeasurer without touching anything
+// else: hipModuleLoadData / hipModuleLaunchKernel with the same kf_linear_args, hipEvent
+// timing, the L2 size from hipDeviceAttributeL2CacheSize, the same host-side plan
+// (device_plan.h), and a make_hip_measurer() factory picked by --measurer hip.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "error.h"
+#include "linear_family.h"
+#include "pack.h"
+
+namespace kf {
+
+struct DeviceInfo {
+  std::string arch;     // kforge target name, e.g. sm_90a
+  std::string name;     // e.g. "NVIDIA H100 80GB HBM3": the `device` column of results/winners
+  std::string driver;   // e.g. "13000" (cuDriverGetVersion)
+  std::string runtime;  // the API the measurer speaks, e.g. "cuda-driver-api 13000"
+  int64_t l2_bytes = 0;
+};
+
+// One candidate at one M. `disposition` is passed, incorrect or failed (the tuning loop
+// itself decides pruned).
+struct Measurement {
+  std::string disposition;
+  double median_us = NAN, min_us = NAN;  // passed only
+  int reps = 0;                          // timed repetitions behind median/min
+  double max_rel_err = NAN;              // normalised error of the verification run
+  std::string message;                   // why it failed or was incorrect
+  // The device cannot go on (a kernel hung): the loop stores this row, then stops so
+  // that a rerun (which skips what is stored) continues on a fresh process.
+  bool fatal = false;
+};
+
+// A candidate that will be measured in the current shape, and the largest M it will run
+// at: device buffers (workspace, counters) are sized once per shape from these.
+struct PlannedKernel {
+  const PackKernel* kernel = nullptr;
+  int64_t max_m = 0;
+};
+
+class Measurer {
+ public:
+  virtual ~Measurer() = default;
+  virtual const DeviceInfo& device() const = 0;
+  // The pack's utility code object (kf_util_stream_read: the L2 flush), once per run.
+  // Null when the pack has none, in which case only warm (--warm) timing is possible.
+  virtual void set_util_kernel(const PackKernel* util) = 0;
+  // Before the first measure() of a shape; `kernels` covers every kernel that will run.
+  virtual void begin_shape(const LinearShape& shape, const std::vector<PlannedKernel>& kernels) = 0;
+  // Verifies `kernel` at `m` on fresh inputs, then (if correct) times `reps` runs with
+  // L2 flushed by a streaming read before each (cold_l2) or not.
+  virtual Measurement measure(const PackKernel& kernel, const LinearShape& shape, int64_t m, bool cold_l2,
+                              int reps) = 0;
+};
+
+// No usable GPU (no driver, no device, or a build without the vendor headers); autotune
+// turns it into exit code 77.
+struct NoGpuError : Error {
+  using Error::Error;
+};
+
+struct CudaOptions {
+  int device = 0;            // ordinal, after CUDA_VISIBLE_DEVICES
+  uint64_t seed = 0;         // inputs are drawn from this
+  int host_threads = 0;      // for the float64 reference; 0 = hardware threads
+  double hang_timeout_s = 60;  // a launch still running after this counts as hung
+};
+
+// Throws NoGpuError when there is no NVIDIA GPU to measure on, kf::Error for a bad
+// --device or a device kforge has no target for.
+std::unique_ptr<Measurer> make_cuda_measurer(const CudaOptions& opt);
+// The kforge arch of a CUDA compute capability: 9.0 -> sm_90a (the arch-specific
+// target genkernels compiles for), otherwise sm_<major><minor>.
+std::string cuda_arch_name(int major, int minor);
+
+// Synthetic times: a roofline-like cost model of the kernel's config (decode streams
+// the weights once per block_m rows, prefill is bounded by tile math and waves), exact
+// and noise-free, so tests know the answer. `time_us` overrides the model.
+using FakeTimeFn = std::function<double(const PackKernel& kernel, const LinearShape& shape, int64_t m, bool cold)>;
+struct FakeOptions {
+  std::string arch = "sm_90a";
+  std::string device = "kforge-fake-gpu";
+  std::string incorrect;  // regex on kernel names: reported incorrect (max_rel_err 0.5)
+  std::string failed;     // regex on kernel names: reported failed
+  int die_after = -1;     // >= 0: std::_Exit(137) when measurement die_after + 1 starts (kill -9)
+  int delay_ms = 0;       // sleep per measurement (concurrency and interruption tests)
+  FakeTimeFn time_us;
+};
+
+class FakeMeasurer : public Measurer {
+ public:
+  explicit FakeMeasurer(FakeOptions opt);  // throws kf::Error for a bad regex
+  const DeviceInfo& device() const override { return info_; }
+  void set_util_kernel(const PackKernel*) override {}
+  void begin_shape(const LinearShape& shape, const std::vector<PlannedKernel>& kernels) override;
+  Measurement measure(const PackKernel& kernel, const LinearShape& shape, int64_t m, bool cold_l2, int reps) override;
+  int measurements() const { return measurements_; }
+  int shapes_begun() const { return shapes_begun_; }
+
+ private:
+  FakeOptions opt_;
+  std::regex incorrect_, failed_;
+  DeviceInfo info_;
+  int measurements_ = 0, shapes_begun_ = 0;
+};
+
+// The default cost model of FakeMeasurer, in microseconds.
+double fake_time_us(const PackKernel& kernel, const LinearShape& shape, int64_t m, bool cold);
+
+}  // namespace kf

@@ -1,0 +1,120 @@
+#include "pack_setup.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "error.h"
+#include "genkernels.h"
+#include "pack.h"
+#include "results_db.h"
+
+namespace fs = std::filesystem;
+
+namespace kf {
+
+namespace {
+
+std::vector<std::string> missing_kernels(const std::string& db, const std::string& arch,
+                                         const std::vector<std::string>& expected) {
+  if (!fs::exists(db)) return expected;
+  Pack::open(db, false);  // refuses (untouched) what is not a kforge pack of this schema
+  const std::set<std::string> have = ResultsDb::open(db).kernel_names(arch);
+  std::vector<std::string> out;
+  for (const auto& n : expected)
+    if (!have.count(n)) out.push_back(n);
+  return out;
+}
+
+// An exclusive lock on the DB's directory while generating: two autotune processes
+// started together would otherwise both write DIR/src/* and compile from half-written
+// files. (A directory, not a lock file: nothing is left behind.)
+struct GenLock {
+  int fd = -1;
+  GenLock(const std::string& path, std::ostream& err) {
+    fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) throw Error("cannot open directory '" + path + "' to lock it");
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      err << "autotune: waiting for another autotune that is generating kernels into this DB\n";
+      if (flock(fd, LOCK_EX) != 0) throw Error("cannot lock '" + path + "'");
+    }
+  }
+  ~GenLock() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+void import_pack(const std::string& from, const std::string& to, const std::string& arch,
+                 const std::vector<std::string>& names) {
+  const Pack src = Pack::open(from, false);
+  Pack dst = Pack::open(to, true);
+  std::string in;
+  for (const auto& n : names) in += (in.empty() ? "'" : ", '") + n + "'";  // names are [a-z0-9_]
+  const std::vector<PackKernel> kernels = src.kernels("arch = '" + arch + "' AND name IN (" + in + ")");
+  dst.begin();
+  try {
+    dst.set_meta("kforge_version", KF_VERSION);
+    dst.set_meta("schema_version", std::to_string(kPackSchemaVersion));
+    for (const auto& s : src.shapes()) dst.put_shape(s);
+    for (const auto& k : kernels) dst.put_kernel(k);
+    dst.commit();
+  } catch (...) {
+    dst.rollback();
+    throw;
+  }
+}
+
+}  // namespace
+
+int ensure_pack(const AutotuneOptions& opt, const std::string& arch, const std::vector<TuneShape>& shapes,
+                const std::regex& filter, std::ostream& out, std::ostream& err) {
+  const fs::path db(opt.db);
+  if (db.filename().empty() || fs::is_directory(db))
+    throw Error("--db '" + opt.db + "' must name a file (e.g. tuned_db/kforge.sqlite)");
+  const std::vector<std::string> expected = expected_kernels(shapes, opt.select, arch, filter);
+  if (!opt.generate && !fs::exists(db))
+    throw Error("no pack at '" + opt.db + "' (run without --no-generate to build it)");
+  const fs::path dir = db.has_parent_path() ? db.parent_path() : fs::path(".");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Error("cannot create '" + dir.string() + "': " + ec.message());
+  // Checked under the lock too: a pack another process is creating looks empty (and
+  // would be refused as "not a kforge pack") until its schema is committed.
+  const GenLock lock(dir.string(), err);
+  const std::vector<std::string> missing = missing_kernels(opt.db, arch, expected);
+  if (missing.empty()) return 0;
+  if (!opt.generate) {
+    err << "autotune: warning: the pack lacks " << missing.size() << " of the " << expected.size()
+        << " kernels of this selection for " << arch << " (--no-generate): tuning what it has\n";
+    return 0;
+  }
+
+  const bool is_pack_name = db.filename() == "kforge.sqlite";
+  GenOptions g;
+  g.archs = {arch};
+  g.model = opt.select.model;
+  g.config_path = opt.select.config_path;
+  g.ops = {"w4a16_linear"};
+  g.group_sizes = opt.select.group_sizes;
+  g.dtypes = opt.select.dtypes;
+  g.quants = opt.select.quants;
+  // Exactly the missing names: a filtered run never drops rows, so measured kernels stay.
+  g.filter = "^(";
+  for (size_t i = 0; i < missing.size(); ++i) g.filter += (i ? "|" : "") + missing[i];
+  g.filter += ")$";
+  g.jobs = opt.jobs;
+  g.out_dir = is_pack_name ? dir.string() : (dir / (db.stem().string() + ".genkernels")).string();
+  g.cache_dir = opt.cache_dir;
+  g.templates_dir = opt.templates_dir;
+  g.tools = opt.tools;
+  g.progress = opt.progress;
+  err << "autotune: generating " << missing.size() << " kernels the pack lacks into " << g.out_dir << "\n";
+  run_genkernels(g, out, err);
+  if (!is_pack_name) import_pack(g.out_dir + "/kforge.sqlite", opt.db, arch, missing);
+  return static_cast<int>(missing.size());
+}
+
+}  // namespace kf

@@ -1,0 +1,92 @@
+#include "plan.h"
+
+#include <algorithm>
+#include <set>
+
+#include "arch.h"
+#include "error.h"
+#include "util_family.h"
+
+namespace kf {
+
+ModelDesc resolve_model(const ShapeSelection& sel) {
+  if (!sel.config_path.empty()) {
+    if (!sel.model.empty()) throw Error("give --model or --config, not both");
+    return model_from_hf_config(sel.config_path);
+  }
+  return builtin_model(sel.model.empty() ? default_model_name() : sel.model);
+}
+
+std::vector<TuneShape> tune_shapes(const ModelDesc& model, const ShapeSelection& sel) {
+  for (const auto& dt : sel.dtypes)
+    if (dt != "bf16" && dt != "fp16") throw Error("unknown dtype '" + dt + "' (bf16, fp16)");
+  for (const auto& q : sel.quants)
+    if (q != "sym" && q != "asym") throw Error("unknown quantisation '" + q + "' (sym, asym)");
+  if (sel.group_sizes.empty() || sel.dtypes.empty() || sel.quants.empty())
+    throw Error("--group-size, --dtype and --quant need at least one value each");
+  std::vector<TuneShape> out;
+  for (const auto& l : model.linears)
+    for (int g : sel.group_sizes)
+      for (const auto& dt : sel.dtypes)
+        for (const auto& q : sel.quants) {
+          const LinearShape s{l.n, l.k, g, dt == "bf16", q == "asym"};
+          validate_linear_shape(s, l.layer);
+          const std::string key = s.key();
+          auto it = std::find_if(out.begin(), out.end(), [&](const TuneShape& t) { return t.key == key; });
+          if (it == out.end()) it = out.insert(out.end(), TuneShape{s, key, {}});
+          it->layers.push_back(l.layer);
+        }
+  return out;
+}
+
+std::vector<std::string> expected_kernels(const std::vector<TuneShape>& shapes, const ShapeSelection& sel,
+                                          const std::string& arch_name, const std::regex& filter) {
+  const ArchInfo& arch = arch_info(arch_name);
+  std::vector<std::string> out;
+  auto add = [&](const std::string& name) {
+    if (std::regex_search(name, filter)) out.push_back(name);
+  };
+  for (const auto& ts : shapes)
+    for (const auto& cfg : enumerate_linear_configs(ts.shape, arch)) add(linear_kernel_name(ts.shape, cfg));
+  for (const auto& dt : sel.dtypes)
+    for (const auto& q : sel.quants) add(make_linear_generic_candidate(dt == "bf16", q == "asym", arch).name);
+  out.push_back(make_util_candidate(arch).name);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::vector<const PackKernel*> select_candidates(const std::vector<PackKernel>& rows, const std::regex& filter,
+                                                 int max_candidates) {
+  std::vector<const PackKernel*> own_ok, rest;
+  for (const auto& k : rows) {
+    if (!std::regex_search(k.name, filter)) continue;
+    (k.status == "ok" && k.kind != "generic" ? own_ok : rest).push_back(&k);
+  }
+  auto by_name = [](const PackKernel* a, const PackKernel* b) { return a->name < b->name; };
+  std::sort(own_ok.begin(), own_ok.end(), by_name);
+  if (max_candidates > 0 && static_cast<int>(own_ok.size()) > max_candidates) {
+    std::vector<const PackKernel*> spread;
+    // Evenly spaced, both ends included (the first decode and the last prefill by name).
+    const size_t n = own_ok.size(), k = static_cast<size_t>(max_candidates);
+    for (size_t i = 0; i < k; ++i) spread.push_back(own_ok[k == 1 ? 0 : (i * (n - 1) + (k - 1) / 2) / (k - 1)]);
+    own_ok = spread;
+  }
+  own_ok.insert(own_ok.end(), rest.begin(), rest.end());
+  std::sort(own_ok.begin(), own_ok.end(), by_name);
+  return own_ok;
+}
+
+Verdict static_verdict(const PackKernel& k, int64_t m) {
+  if (k.status == "compile_error") return {"failed", "did not compile (the compiler's output is in kernels.log)"};
+  if (k.status.rfind("pruned:", 0) == 0)
+    return {"pruned", "genkernels pruned it (" + k.status.substr(7) + "); not run"};
+  if (k.status != "ok") return {"failed", "unknown pack status '" + k.status + "'"};
+  if (k.kind == "decode" && m > kDecodeMaxM)
+    return {"pruned", "decode kernels are timed only for M <= " + std::to_string(kDecodeMaxM) +
+                          ": they stream the weights once per block_m rows, a prefill tile reuses them"};
+  if (k.code_object.empty()) return {"failed", "status ok but no code object in the pack"};
+  return {"", ""};
+}
+
+}  // namespace kf

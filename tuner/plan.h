@@ -1,0 +1,58 @@
+// What autotune tunes: the model's w4a16_linear shapes (as genkernels derives them),
+// the kernels the pack must hold for them, and per (kernel, M) whether a candidate is
+// measured or recorded without running (pruned / failed at build time).
+#pragma once
+#include <cstdint>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "linear_family.h"
+#include "model.h"
+#include "pack.h"
+
+namespace kf {
+
+// Decode kernels stream every weight once per block_m rows: past this M a tiled prefill
+// kernel always reads them fewer times, so they are not timed there.
+constexpr int64_t kDecodeMaxM = 64;
+
+struct ShapeSelection {
+  std::string model, config_path;  // one of them; both empty = the default model
+  std::vector<int> group_sizes = {128};
+  std::vector<std::string> dtypes = {"bf16"}, quants = {"sym"};
+};
+
+struct TuneShape {
+  LinearShape shape;
+  std::string key;
+  std::vector<std::string> layers;  // the model layers it serves (for the report)
+};
+
+ModelDesc resolve_model(const ShapeSelection& sel);
+// Distinct shapes in model order; throws kf::Error for a bad dtype, quantisation or a
+// layer the family cannot serve (same checks and messages as genkernels).
+std::vector<TuneShape> tune_shapes(const ModelDesc& model, const ShapeSelection& sel);
+
+// Names genkernels would emit for these shapes on `arch` that match `filter` (the
+// generic kernel of each dtype/quantisation included), plus the utility kernel (always:
+// it flushes L2).
+std::vector<std::string> expected_kernels(const std::vector<TuneShape>& shapes, const ShapeSelection& sel,
+                                          const std::string& arch, const std::regex& filter);
+
+// Candidates of one shape, from the pack's rows of that shape and of the generic shape
+// key: every row whose name matches `filter`; with max_candidates > 0 only that many of
+// the shape's own status-ok kernels, evenly spaced over the name order, both ends
+// included (so both kinds and a spread of tile sizes stay), plus the generic kernel and every non-ok row.
+std::vector<const PackKernel*> select_candidates(const std::vector<PackKernel>& rows, const std::regex& filter,
+                                                 int max_candidates);
+
+// Why `k` is not run at `m`: {"", ""} when it is measured, else {disposition, message}
+// with disposition pruned (pack status pruned:*, or decode above kDecodeMaxM) or failed
+// (compile_error).
+struct Verdict {
+  std::string disposition, message;
+};
+Verdict static_verdict(const PackKernel& k, int64_t m);
+
+}  // namespace kf

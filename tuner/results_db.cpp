@@ -1,0 +1,160 @@
+#include "results_db.h"
+
+#include "error.h"
+
+namespace kf {
+
+namespace {
+
+struct Stmt {
+  sqlite3* db;
+  sqlite3_stmt* s = nullptr;
+  Stmt(sqlite3* d, const std::string& path, const char* sql) : db(d) {
+    if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK)
+      throw Error("tuning db '" + path + "': " + sqlite3_errmsg(db));
+  }
+  ~Stmt() { sqlite3_finalize(s); }
+  Stmt& text(int i, const std::string& v) {
+    sqlite3_bind_text(s, i, v.c_str(), -1, SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& integer(int i, int64_t v) {
+    sqlite3_bind_int64(s, i, v);
+    return *this;
+  }
+  Stmt& real(int i, double v) {
+    if (std::isnan(v))
+      sqlite3_bind_null(s, i);
+    else
+      sqlite3_bind_double(s, i, v);
+    return *this;
+  }
+  // The key columns shared by results and winners: ?1 arch, ?2 device, ?3 op, ?4 shape, ?5 cold_l2.
+  Stmt& key(const Provenance& p, const TuneKey& k) {
+    return text(1, p.arch).text(2, p.device).text(3, k.op).text(4, k.shape).integer(5, k.cold_l2);
+  }
+  bool row() { return sqlite3_step(s) == SQLITE_ROW; }
+  std::string col_text(int i) const {
+    const auto* t = sqlite3_column_text(s, i);
+    return t ? reinterpret_cast<const char*>(t) : "";
+  }
+};
+
+}  // namespace
+
+ResultsDb ResultsDb::open(const std::string& path, int busy_timeout_ms) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+    const std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    throw Error("cannot open tuning db '" + path + "': " + msg);
+  }
+  ResultsDb r(db, path);
+  // Waits out the other writers' short transactions instead of failing with SQLITE_BUSY.
+  sqlite3_busy_timeout(db, busy_timeout_ms);
+  // Packs are created in WAL mode; a copy made elsewhere may not be (readers must not
+  // block the writers of a concurrent autotune).
+  r.exec("PRAGMA journal_mode=WAL");
+  return r;
+}
+
+ResultsDb::~ResultsDb() { sqlite3_close(db_); }
+
+void ResultsDb::exec(const std::string& sql) const {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    const std::string msg = err ? err : sqlite3_errmsg(db_);
+    sqlite3_free(err);
+    throw Error("tuning db '" + path_ + "': " + msg);
+  }
+}
+
+std::set<std::string> ResultsDb::kernel_names(const std::string& arch) const {
+  Stmt s(db_, path_, "SELECT name FROM kernels WHERE arch = ?1");
+  s.text(1, arch);
+  std::set<std::string> out;
+  while (s.row()) out.insert(s.col_text(0));
+  return out;
+}
+
+std::set<std::pair<std::string, int64_t>> ResultsDb::stored(const Provenance& p, const TuneKey& key) const {
+  Stmt s(db_, path_,
+         "SELECT kernel, m FROM results WHERE arch = ?1 AND device = ?2 AND op = ?3 AND shape = ?4 AND cold_l2 = ?5");
+  s.key(p, key);
+  std::set<std::pair<std::string, int64_t>> out;
+  while (s.row()) out.insert({s.col_text(0), sqlite3_column_int64(s.s, 1)});
+  return out;
+}
+
+std::vector<Timing> ResultsDb::passed(const Provenance& p, const TuneKey& key) const {
+  Stmt s(db_, path_,
+         "SELECT m, kernel, median_us, min_us FROM results WHERE arch = ?1 AND device = ?2 AND op = ?3"
+         " AND shape = ?4 AND cold_l2 = ?5 AND disposition = 'passed'");
+  s.key(p, key);
+  std::vector<Timing> out;
+  while (s.row())
+    out.push_back({sqlite3_column_int64(s.s, 0), s.col_text(1), sqlite3_column_double(s.s, 2),
+                   sqlite3_column_double(s.s, 3)});
+  return out;
+}
+
+std::vector<WinnerRange> ResultsDb::winners(const Provenance& p, const TuneKey& key) const {
+  Stmt s(db_, path_,
+         "SELECT m_lo, m_hi, m_tuned, kernel, median_us FROM winners WHERE arch = ?1 AND device = ?2"
+         " AND op = ?3 AND shape = ?4 AND cold_l2 = ?5 ORDER BY m_lo");
+  s.key(p, key);
+  std::vector<WinnerRange> out;
+  while (s.row())
+    out.push_back({sqlite3_column_int64(s.s, 0), sqlite3_column_int64(s.s, 1), sqlite3_column_int64(s.s, 2),
+                   s.col_text(3), sqlite3_column_double(s.s, 4)});
+  return out;
+}
+
+std::vector<WinnerRange> ResultsDb::store(const Provenance& p, const TuneKey& key,
+                                          const std::vector<ResultRow>& rows) {
+  // IMMEDIATE takes the write lock up front: a deferred transaction that read first
+  // could not upgrade while another process writes (SQLITE_BUSY without waiting).
+  exec("BEGIN IMMEDIATE");
+  try {
+    {
+      Stmt ins(db_, path_,
+               "INSERT OR REPLACE INTO results (arch, device, op, shape, cold_l2, m, kernel, disposition,"
+               " median_us, min_us, reps, max_rel_err, message, driver, runtime, compiler, kforge_version)"
+               " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)");
+      for (const auto& r : rows) {
+        sqlite3_reset(ins.s);
+        ins.key(p, key).integer(6, r.m).text(7, r.kernel).text(8, r.disposition);
+        ins.real(9, r.median_us).real(10, r.min_us).integer(11, r.reps).real(12, r.max_rel_err);
+        ins.text(13, r.message).text(14, p.driver).text(15, p.runtime).text(16, r.compiler);
+        ins.text(17, p.kforge_version);
+        if (sqlite3_step(ins.s) != SQLITE_DONE)
+          throw Error("tuning db '" + path_ + "': cannot store result of '" + r.kernel + "' at M=" +
+                      std::to_string(r.m) + ": " + sqlite3_errmsg(db_));
+      }
+    }
+    // Winners from everything stored (this process's rows and any other's), so two
+    // processes tuning different Ms of one shape converge on the same table.
+    const std::vector<WinnerRange> win = compute_winners(passed(p, key));
+    Stmt del(db_, path_,
+             "DELETE FROM winners WHERE arch = ?1 AND device = ?2 AND op = ?3 AND shape = ?4 AND cold_l2 = ?5");
+    del.key(p, key);
+    if (sqlite3_step(del.s) != SQLITE_DONE) throw Error("tuning db '" + path_ + "': " + sqlite3_errmsg(db_));
+    Stmt ins(db_, path_,
+             "INSERT INTO winners (arch, device, op, shape, cold_l2, m_lo, m_hi, m_tuned, kernel, median_us)"
+             " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
+    for (const auto& w : win) {
+      sqlite3_reset(ins.s);
+      ins.key(p, key).integer(6, w.m_lo).integer(7, w.m_hi).integer(8, w.m_tuned).text(9, w.kernel);
+      ins.real(10, w.median_us);
+      if (sqlite3_step(ins.s) != SQLITE_DONE)
+        throw Error("tuning db '" + path_ + "': cannot store winner: " + sqlite3_errmsg(db_));
+    }
+    exec("COMMIT");
+    return win;
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+}  // namespace kf

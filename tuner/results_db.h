@@ -1,0 +1,64 @@
+// autotune's side of the pack: the `results` and `winners` tables (schema in
+// generator/pack.cpp). Its own SQLite connection in WAL mode with a long busy timeout,
+// and every write an IMMEDIATE transaction keyed by the tables' UNIQUE columns (INSERT OR
+// REPLACE), so several autotune processes (one per GPU) can share one file without
+// losing rows, and a killed process loses only its uncommitted batch.
+#pragma once
+#include <sqlite3.h>
+
+#include <cmath>
+#include <cstdint>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "winners.h"
+
+namespace kf {
+
+// What every results row says about where it was measured.
+struct Provenance {
+  std::string arch, device, driver, runtime, kforge_version;
+};
+
+struct ResultRow {
+  std::string kernel, disposition, message, compiler;
+  int64_t m = 0;
+  double median_us = NAN, min_us = NAN, max_rel_err = NAN;  // NaN is stored as NULL
+  int reps = 0;
+};
+
+// The rows of one (arch, device, op, shape, cold_l2): the unit winners are computed for.
+struct TuneKey {
+  std::string op, shape;
+  bool cold_l2 = true;
+};
+
+class ResultsDb {
+ public:
+  // Opens a pack that Pack::open has already accepted (schema checked); never creates.
+  static ResultsDb open(const std::string& path, int busy_timeout_ms = 120000);
+  ResultsDb(ResultsDb&& o) noexcept : db_(o.db_), path_(std::move(o.path_)) { o.db_ = nullptr; }
+  ResultsDb(const ResultsDb&) = delete;
+  ~ResultsDb();
+
+  // Names of the pack's kernels for `arch` (any status), without loading code objects.
+  std::set<std::string> kernel_names(const std::string& arch) const;
+  // (kernel, m) already stored for this device and key: what a resumed run skips.
+  std::set<std::pair<std::string, int64_t>> stored(const Provenance& p, const TuneKey& key) const;
+  // Inserts (or replaces) `rows` and recomputes the key's winners from everything stored,
+  // all in one transaction. Returns the new winners.
+  std::vector<WinnerRange> store(const Provenance& p, const TuneKey& key, const std::vector<ResultRow>& rows);
+  std::vector<Timing> passed(const Provenance& p, const TuneKey& key) const;
+  std::vector<WinnerRange> winners(const Provenance& p, const TuneKey& key) const;
+  const std::string& path() const { return path_; }
+
+ private:
+  ResultsDb(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  void exec(const std::string& sql) const;
+  sqlite3* db_;
+  std::string path_;
+};
+
+}  // namespace kf

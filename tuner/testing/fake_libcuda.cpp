@@ -1,0 +1,297 @@
+// A fake libcuda.so.1 for testing autotune's CUDA measurer on machines without a GPU
+// (LD_LIBRARY_PATH=<dir of this library> autotune --measurer cuda ...). Not a GPU model:
+// "device memory" is host memory, kernels run synchronously on the CPU, and time is a
+// virtual clock. What it checks is the measurer's use of the driver API:
+//   - a w4a16_linear launch reads its kf_linear_args and computes y on the host (float
+//     accumulation, output rounded to the 16-bit type; only when y holds the poison of a
+//     verification run, to keep timed runs cheap) after checking that every buffer
+//     it touches is a live allocation large enough for M, N, K and its split-K config;
+//     anything else is an illegal address (sticky, as on a GPU, until the primary
+//     context is reset, which frees every allocation);
+//   - the L2 flush (kf_util_stream_read) is checked for the launch its template
+//     expects, and makes the next kernel "cold": a kernel costs `us` cold, us / 2 warm,
+//     so timings show whether the flush ran before every timed run;
+//   - events read the virtual clock, so a measured median is exactly the kernel's cost.
+// Code objects are text: "FAKECUBIN name=<symbol> us=<cost> behave=<b>" where b is ok,
+// wrong (outputs off), nan (output left unwritten), overrun (writes row M), counters
+// (leaves a split-K counter set), fault (illegal address), refuse (launch refused),
+// hang (never finishes), or flush (the utility module).
+#include <cuda.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "w4a16_linear/args.h"
+
+namespace {
+
+struct Module {
+  std::string name, behave;
+  double us = 1;
+};
+struct Alloc {
+  std::unique_ptr<char[]> data;
+  size_t bytes;
+};
+
+CUresult g_sticky = CUDA_SUCCESS;
+bool g_hung = false, g_cold = true;
+double g_now_us = 0;
+std::map<CUdeviceptr, Alloc> g_allocs;
+std::map<CUevent, double> g_events;
+int g_next_handle = 1;
+
+template <class T>
+T handle() {
+  return reinterpret_cast<T>(static_cast<uintptr_t>(0x1000 * g_next_handle++));
+}
+
+void complain(const std::string& what) { std::fprintf(stderr, "fake libcuda: %s\n", what.c_str()); }
+
+// The allocation holding [p, p + bytes), or null.
+char* live(const void* p, size_t bytes) {
+  const auto a = reinterpret_cast<CUdeviceptr>(p);
+  auto it = g_allocs.upper_bound(a);
+  if (it == g_allocs.begin()) return nullptr;
+  --it;
+  if (a + bytes > it->first + it->second.bytes) return nullptr;
+  return reinterpret_cast<char*>(a);
+}
+
+float half_to_float(uint16_t h, bool bf16) {
+  if (bf16) {
+    const uint32_t u = static_cast<uint32_t>(h) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  }
+  _Float16 v;
+  std::memcpy(&v, &h, 2);
+  return static_cast<float>(v);
+}
+
+uint16_t float_to_half(float f, bool bf16) {
+  if (bf16) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  }
+  const _Float16 h = static_cast<_Float16>(f);
+  uint16_t bits;
+  std::memcpy(&bits, &h, 2);
+  return bits;
+}
+
+int config_value(const std::string& name, const std::string& key) {
+  const size_t at = name.find("_" + key);
+  return at == std::string::npos ? 1 : std::atoi(name.c_str() + at + 1 + key.size());
+}
+
+CUresult fault(const std::string& why) {
+  complain("illegal address: " + why);
+  g_sticky = CUDA_ERROR_ILLEGAL_ADDRESS;
+  return CUDA_SUCCESS;  // reported asynchronously, as on a GPU
+}
+
+CUresult run_linear(const Module& mod, const kf_linear_args& a, unsigned threads) {
+  const bool bf16 = mod.name.find("_bf16_") != std::string::npos, asym = mod.name.find("_asym") != std::string::npos;
+  const int64_t m = a.m, n = a.n, k = a.k, g = a.group;
+  if (m < 1 || n < 1 || k < 1 || g < 1 || k % g || threads == 0) return CUDA_ERROR_INVALID_VALUE;
+  const int sk = config_value(mod.name, "sk"), bm = config_value(mod.name, "bm"), bn = config_value(mod.name, "bn");
+  auto* x = reinterpret_cast<const uint16_t*>(live(a.x, m * k * 2));
+  auto* qw = reinterpret_cast<const uint32_t*>(live(a.qweight, k / 8 * n * 4));
+  auto* sc = reinterpret_cast<const uint16_t*>(live(a.scales, k / g * n * 2));
+  auto* qz = reinterpret_cast<const uint32_t*>(asym ? live(a.qzeros, k / g * n / 8 * 4) : "");
+  auto* y = reinterpret_cast<uint16_t*>(live(a.y, (m + (mod.behave == "overrun")) * n * 2));
+  if (!x || !qw || !sc || !qz || !y) return fault(mod.name + ": x, qweight, scales, qzeros or y too small");
+  int* counters = nullptr;
+  if (sk > 1) {
+    if (!live(a.workspace, sk * m * n * 4)) return fault(mod.name + ": split-K workspace too small");
+    counters = reinterpret_cast<int*>(live(a.counters, (n / bn) * ((m + bm - 1) / bm) * 4));
+    if (!counters) return fault(mod.name + ": split-K counters too small");
+    for (int64_t i = 0; i < (n / bn) * ((m + bm - 1) / bm); ++i)
+      if (counters[i] != 0) complain(mod.name + ": launched with non-zero split-K counters");
+  }
+  if (mod.behave == "fault") return fault(mod.name + ": injected");
+  // Computed when y was poisoned (a verification run); timed runs only cost time.
+  if (mod.behave != "nan" && y[0] == 0xffff)
+    for (int64_t r = 0; r < m + (mod.behave == "overrun"); ++r)
+      for (int64_t c = 0; c < n; ++c) {
+        float acc = 0;
+        for (int64_t kk = 0; kk < k && r < m; ++kk) {
+          const int64_t grp = kk / g;
+          const uint32_t q = (qw[(kk / 8) * n + c] >> (4 * (kk % 8))) & 15u;
+          const uint32_t z = asym ? (qz[grp * (n / 8) + c / 8] >> (4 * (c % 8))) & 15u : 8u;
+          acc += half_to_float(x[r * k + kk], bf16) * (static_cast<float>(q) - z) * half_to_float(sc[grp * n + c], bf16);
+        }
+        y[r * n + c] = float_to_half(acc + (mod.behave == "wrong" ? 0.25f : 0.f), bf16);
+      }
+  if (mod.behave == "counters" && counters) counters[0] = 1;
+  g_now_us += g_cold ? mod.us : mod.us / 2;
+  g_cold = false;
+  if (mod.behave == "hang") g_hung = true;
+  return CUDA_SUCCESS;
+}
+
+struct StreamReadArgs {
+  const void* data;
+  unsigned long long bytes;
+  unsigned int* sink;
+  unsigned int blocks;
+  unsigned int reserved;
+};
+
+CUresult run_flush(const StreamReadArgs& a, unsigned grid_x, unsigned threads) {
+  if (threads != 256 || a.blocks != grid_x || a.bytes % 16 || a.bytes < (64u << 20) || !live(a.data, a.bytes) ||
+      !live(a.sink, 4))
+    return fault("bad kf_util_stream_read launch");
+  g_now_us += 100;
+  g_cold = true;
+  return CUDA_SUCCESS;
+}
+
+}  // namespace
+
+extern "C" {
+
+CUresult cuInit(unsigned int) { return CUDA_SUCCESS; }
+CUresult cuDriverGetVersion(int* v) { return *v = 13000, CUDA_SUCCESS; }
+CUresult cuGetErrorString(CUresult e, const char** s) {
+  *s = e == CUDA_ERROR_ILLEGAL_ADDRESS ? "an illegal memory access was encountered" : "fake error";
+  return CUDA_SUCCESS;
+}
+CUresult cuGetErrorName(CUresult e, const char** s) {
+  *s = e == CUDA_ERROR_ILLEGAL_ADDRESS            ? "CUDA_ERROR_ILLEGAL_ADDRESS"
+       : e == CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES ? "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES"
+                                                 : "CUDA_ERROR_FAKE";
+  return CUDA_SUCCESS;
+}
+CUresult cuDeviceGetCount(int* c) { return *c = 1, CUDA_SUCCESS; }
+CUresult cuDeviceGet(CUdevice* d, int ordinal) { return ordinal == 0 ? (*d = 0, CUDA_SUCCESS) : CUDA_ERROR_INVALID_DEVICE; }
+CUresult cuDeviceGetName(char* name, int len, CUdevice) {
+  std::snprintf(name, len, "kforge fake CUDA device");
+  return CUDA_SUCCESS;
+}
+CUresult cuDeviceGetAttribute(int* v, CUdevice_attribute a, CUdevice) {
+  *v = a == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR   ? 9
+       : a == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR ? 0
+       : a == CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE           ? 2 << 20
+       : a == CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT    ? 4
+                                                          : 0;
+  return CUDA_SUCCESS;
+}
+CUresult cuDevicePrimaryCtxRetain(CUcontext* c, CUdevice) { return *c = handle<CUcontext>(), CUDA_SUCCESS; }
+CUresult cuDevicePrimaryCtxRelease(CUdevice) { return CUDA_SUCCESS; }
+CUresult cuDevicePrimaryCtxReset(CUdevice) {
+  g_allocs.clear();  // a reset frees everything: stale pointers fault from now on
+  g_events.clear();
+  g_sticky = CUDA_SUCCESS;
+  g_hung = false;
+  return CUDA_SUCCESS;
+}
+CUresult cuCtxSetCurrent(CUcontext) { return CUDA_SUCCESS; }
+CUresult cuCtxGetCurrent(CUcontext* c) { return *c = nullptr, CUDA_SUCCESS; }
+CUresult cuCtxGetDevice(CUdevice* d) { return *d = 0, CUDA_SUCCESS; }
+CUresult cuCtxSynchronize() { return g_sticky; }
+CUresult cuMemAlloc(CUdeviceptr* p, size_t bytes) {
+  if (g_sticky) return g_sticky;
+  Alloc a{std::unique_ptr<char[]>(new char[bytes]), bytes};
+  *p = reinterpret_cast<CUdeviceptr>(a.data.get());
+  g_allocs[*p] = std::move(a);
+  return CUDA_SUCCESS;
+}
+CUresult cuMemFree(CUdeviceptr p) {
+  if (!g_allocs.erase(p)) {
+    complain("cuMemFree of a pointer not allocated (or freed by a context reset)");
+    return CUDA_ERROR_INVALID_VALUE;
+  }
+  return g_sticky;
+}
+CUresult cuMemcpyHtoD(CUdeviceptr d, const void* h, size_t bytes) {
+  if (g_sticky) return g_sticky;
+  if (!live(reinterpret_cast<void*>(d), bytes)) return CUDA_ERROR_INVALID_VALUE;
+  std::memcpy(reinterpret_cast<void*>(d), h, bytes);
+  return CUDA_SUCCESS;
+}
+CUresult cuMemcpyDtoH(void* h, CUdeviceptr d, size_t bytes) {
+  if (g_sticky) return g_sticky;
+  if (!live(reinterpret_cast<void*>(d), bytes)) return CUDA_ERROR_INVALID_VALUE;
+  std::memcpy(h, reinterpret_cast<void*>(d), bytes);
+  return CUDA_SUCCESS;
+}
+CUresult cuMemsetD16(CUdeviceptr d, unsigned short v, size_t n) {
+  if (g_sticky) return g_sticky;
+  auto* p = reinterpret_cast<uint16_t*>(live(reinterpret_cast<void*>(d), n * 2));
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  for (size_t i = 0; i < n; ++i) p[i] = v;
+  return CUDA_SUCCESS;
+}
+CUresult cuMemsetD32(CUdeviceptr d, unsigned int v, size_t n) {
+  if (g_sticky) return g_sticky;
+  auto* p = reinterpret_cast<uint32_t*>(live(reinterpret_cast<void*>(d), n * 4));
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  for (size_t i = 0; i < n; ++i) p[i] = v;
+  return CUDA_SUCCESS;
+}
+CUresult cuMemsetD16Async(CUdeviceptr d, unsigned short v, size_t n, CUstream) { return cuMemsetD16(d, v, n); }
+CUresult cuMemsetD32Async(CUdeviceptr d, unsigned int v, size_t n, CUstream) { return cuMemsetD32(d, v, n); }
+CUresult cuModuleLoadData(CUmodule* out, const void* image) {
+  const std::string text(static_cast<const char*>(image));
+  if (text.rfind("FAKECUBIN ", 0) != 0) return CUDA_ERROR_INVALID_IMAGE;
+  auto* mod = new Module;
+  char name[256] = {}, behave[32] = {};
+  if (std::sscanf(text.c_str(), "FAKECUBIN name=%255s us=%lf behave=%31s", name, &mod->us, behave) != 3) {
+    delete mod;
+    return CUDA_ERROR_INVALID_IMAGE;
+  }
+  mod->name = name;
+  mod->behave = behave;
+  *out = reinterpret_cast<CUmodule>(mod);
+  return CUDA_SUCCESS;
+}
+CUresult cuModuleUnload(CUmodule m) {
+  delete reinterpret_cast<Module*>(m);
+  return CUDA_SUCCESS;
+}
+CUresult cuModuleGetFunction(CUfunction* f, CUmodule m, const char* name) {
+  const auto* mod = reinterpret_cast<Module*>(m);
+  if (mod->name != name) return CUDA_ERROR_NOT_FOUND;
+  *f = reinterpret_cast<CUfunction>(m);  // the module is the function
+  return CUDA_SUCCESS;
+}
+CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned, unsigned, unsigned bx, unsigned, unsigned, unsigned,
+                        CUstream, void** params, void**) {
+  if (g_sticky) return g_sticky;
+  const auto* mod = reinterpret_cast<const Module*>(f);
+  if (mod->behave == "refuse") return CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES;
+  if (mod->behave == "flush") return run_flush(*static_cast<StreamReadArgs*>(params[0]), gx, bx);
+  return run_linear(*mod, *static_cast<kf_linear_args*>(params[0]), bx);
+}
+CUresult cuStreamCreate(CUstream* s, unsigned int) { return *s = handle<CUstream>(), CUDA_SUCCESS; }
+CUresult cuStreamDestroy(CUstream) { return CUDA_SUCCESS; }
+CUresult cuStreamQuery(CUstream) { return g_sticky ? g_sticky : g_hung ? CUDA_ERROR_NOT_READY : CUDA_SUCCESS; }
+CUresult cuEventCreate(CUevent* e, unsigned int) {
+  *e = handle<CUevent>();
+  g_events[*e] = -1;
+  return CUDA_SUCCESS;
+}
+CUresult cuEventDestroy(CUevent e) { return g_events.erase(e) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE; }
+CUresult cuEventRecord(CUevent e, CUstream) {
+  if (!g_events.count(e)) return CUDA_ERROR_INVALID_HANDLE;
+  g_events[e] = g_now_us;
+  return g_sticky;
+}
+CUresult cuEventElapsedTime(float* ms, CUevent a, CUevent b) {
+  if (!g_events.count(a) || !g_events.count(b) || g_events[a] < 0 || g_events[b] < 0) return CUDA_ERROR_INVALID_HANDLE;
+  *ms = static_cast<float>((g_events[b] - g_events[a]) / 1000);
+  return CUDA_SUCCESS;
+}
+
+}  // extern "C"

@@ -1,0 +1,68 @@
+#include "winners.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+namespace kf {
+
+namespace {
+
+bool faster(const Timing& a, const Timing& b) {
+  if (a.median_us != b.median_us) return a.median_us < b.median_us;
+  if (a.min_us != b.min_us) return a.min_us < b.min_us;
+  return a.kernel < b.kernel;
+}
+
+// Last M that A (winner at m0) serves before B (winner at m1) takes over.
+int64_t boundary(const std::map<std::string, Timing>& at0, const std::map<std::string, Timing>& at1,
+                 const std::string& a, const std::string& b, int64_t m0, int64_t m1) {
+  const auto a1 = at1.find(a), b0 = at0.find(b);
+  if (a1 == at1.end() || b0 == at0.end()) return m0;
+  // d(m) = tA(m) - tB(m) is linear: <= 0 at m0 (A won there), >= 0 at m1 (B won).
+  const double d0 = at0.at(a).median_us - b0->second.median_us;
+  const double d1 = a1->second.median_us - at1.at(b).median_us;
+  if (!(d1 - d0 > 0)) return m0;  // equal all along (or bad data): B from m0 + 1
+  const double cross = static_cast<double>(m0) + static_cast<double>(m1 - m0) * (-d0) / (d1 - d0);
+  // A keeps m0 and B keeps m1 whatever rounding or ties say.
+  return std::clamp<int64_t>(static_cast<int64_t>(std::floor(cross)), m0, m1 - 1);
+}
+
+}  // namespace
+
+std::vector<WinnerRange> compute_winners(const std::vector<Timing>& passed) {
+  std::map<int64_t, std::map<std::string, Timing>> by_m;
+  for (const auto& t : passed) {
+    auto& slot = by_m[t.m];
+    const auto it = slot.find(t.kernel);
+    if (it == slot.end() || faster(t, it->second)) slot[t.kernel] = t;
+  }
+  std::vector<int64_t> ms;
+  std::vector<const Timing*> best;
+  for (const auto& [m, kernels] : by_m) {
+    const Timing* w = nullptr;
+    for (const auto& kv : kernels)
+      if (!w || faster(kv.second, *w)) w = &kv.second;
+    ms.push_back(m);
+    best.push_back(w);
+  }
+  std::vector<WinnerRange> out;
+  for (size_t i = 0; i < ms.size(); ++i) {
+    WinnerRange r;
+    r.m_lo = i == 0 ? 1 : out.back().m_hi + 1;
+    r.m_tuned = ms[i];
+    r.kernel = best[i]->kernel;
+    r.median_us = best[i]->median_us;
+    r.m_hi = i + 1 == ms.size() ? kMaxWinnerM
+             : best[i + 1]->kernel == r.kernel
+                 ? ms[i]
+                 : boundary(by_m[ms[i]], by_m[ms[i + 1]], r.kernel, best[i + 1]->kernel, ms[i], ms[i + 1]);
+    if (!out.empty() && out.back().kernel == r.kernel)
+      out.back().m_hi = r.m_hi;  // merge: the first range's m_tuned and median stay
+    else
+      out.push_back(r);
+  }
+  return out;
+}
+
+}  // namespace kf
