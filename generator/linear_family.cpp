@@ -77,6 +77,8 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
             const int threads = w * arch.wave_size;
             if (!w4a16::decode_valid(n, k, g, bn, bk, threads, sk)) continue;
             out.push_back({LinearKind::decode, bm, bn, bk, w, sk, 1});
+            // Prefetching the next k-step only matters when a thread takes several.
+            if (k / sk / (threads / (bn / 4) * bk) > 1) out.push_back({LinearKind::decode, bm, bn, bk, w, sk, 2});
           }
   for (int bm : {16, 32, 64, 128})
     for (int bn : {64, 128, 256})
@@ -114,6 +116,7 @@ Candidate make_linear_candidate(const LinearShape& s, const LinearConfig& cfg, c
   };
   if (cfg.kind == LinearKind::decode) {
     c.params["split_k"] = std::to_string(cfg.split_k);
+    c.params["stages"] = std::to_string(cfg.stages);
     // Streaming kernels need waves in flight to cover memory latency.
     c.min_occupancy = 2;
   } else {

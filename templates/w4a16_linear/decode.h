@@ -4,6 +4,8 @@
 // (one int32 row of the GPTQ layout holds 8 k of one column; 4 columns per load).
 // A block owns BN columns and BM rows of M; its THREADS are BN/4 column lanes times
 // TK k-lanes that split the block's K range, reduced through shared memory at the end.
+// STAGES == 2 keeps the next k-step's weight loads in flight while the current step is
+// multiplied (register double buffering).
 // SPLIT_K > 1 spreads K over blocks too (more blocks in flight for small N): each
 // writes an fp32 partial and the last block of a tile to arrive sums them in fixed
 // order (deterministic) and resets the tile's counter.
@@ -35,8 +37,9 @@ struct RuntimeDims {
   KF_INLINE int g() const { return g_; }
 };
 
-template <class Dims, bool BF16, bool ASYM, int BM, int BN, int BK, int THREADS, int SPLIT_K>
+template <class Dims, bool BF16, bool ASYM, int BM, int BN, int BK, int THREADS, int SPLIT_K, int STAGES>
 KF_INLINE void decode_body(const Dims dims, const kf_linear_args& args) {
+  static_assert(STAGES == 1 || STAGES == 2, "decode stages: 1 or 2");
   using T = Act16<BF16>;
   constexpr int TN = decode_threads_n(BN);
   constexpr int TK = decode_threads_k(BN, THREADS);
@@ -69,11 +72,23 @@ KF_INLINE void decode_body(const Dims dims, const kf_linear_args& args) {
 #pragma unroll
     for (int c = 0; c < 4; ++c) acc[m][c] = 0.f;
 
-  const int k_begin = split * k_per_split;
-  for (int k0 = k_begin + tk * BK; k0 < k_begin + k_per_split; k0 += TK * BK) {
-    u32x4 q[ROWS];
+  const int k_begin = split * k_per_split, k_end = k_begin + k_per_split;
+  u32x4 q[ROWS], q_next[ROWS];
+  auto load_step = [&](int k0, u32x4 (&dst)[ROWS]) {
 #pragma unroll
-    for (int r = 0; r < ROWS; ++r) q[r] = load16(qweight + (size_t)(k0 / 8 + r) * N + n);
+    for (int r = 0; r < ROWS; ++r) dst[r] = load16(qweight + (size_t)(k0 / 8 + r) * N + n);
+  };
+  if (STAGES == 2 && k_begin + tk * BK < k_end) load_step(k_begin + tk * BK, q_next);
+  for (int k0 = k_begin + tk * BK; k0 < k_end; k0 += TK * BK) {
+    // STAGES == 2: this step's weights were requested during the previous step; request
+    // the next step's now, so DRAM latency overlaps the arithmetic instead of adding up.
+    if constexpr (STAGES == 2) {
+#pragma unroll
+      for (int r = 0; r < ROWS; ++r) q[r] = q_next[r];
+      if (k0 + TK * BK < k_end) load_step(k0 + TK * BK, q_next);
+    } else {
+      load_step(k0, q);
+    }
     float scale[4], base[4];
     load_group_params<BF16, ASYM>(scales, qzeros, N, k0 / G, n, scale, base);
 
@@ -157,10 +172,11 @@ KF_INLINE void decode_body(const Dims dims, const kf_linear_args& args) {
 
 }  // namespace w4a16
 
-template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int THREADS, int SPLIT_K>
+template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int THREADS, int SPLIT_K,
+          int STAGES>
 KF_INLINE void w4a16_linear_decode(const kf_linear_args& args) {
   static_assert(w4a16::decode_valid(N, K, G, BN, BK, THREADS, SPLIT_K), "invalid decode config");
-  w4a16::decode_body<w4a16::FixedDims<N, K, G>, BF16, ASYM, BM, BN, BK, THREADS, SPLIT_K>({}, args);
+  w4a16::decode_body<w4a16::FixedDims<N, K, G>, BF16, ASYM, BM, BN, BK, THREADS, SPLIT_K, STAGES>({}, args);
 }
 
 }  // namespace kf

@@ -5,5 +5,6 @@
 KF_KERNEL KF_LAUNCH_BOUNDS(128) void w4a16_linear_decode_n2048_k512_g128_bf16_sym_bm1_bn64_bk32_w4_sk1_s1(kf_linear_args args) {
   kf::w4a16_linear_decode</*N=*/2048, /*K=*/512, /*G=*/128, /*BF16=*/true,
                           /*ASYM=*/false, /*BM=*/1, /*BN=*/64,
-                          /*BK=*/32, /*THREADS=*/128, /*SPLIT_K=*/1>(args);
+                          /*BK=*/32, /*THREADS=*/128, /*SPLIT_K=*/1,
+                          /*STAGES=*/1>(args);
 }
