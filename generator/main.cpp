@@ -3,6 +3,7 @@
 //   genkernels --arch gfx1151                      # default model, every family
 //   genkernels --arch gfx1151,sm_90a --model qwen3-35b --out ./kforge-pack
 //   genkernels --arch gfx942 --config path/to/config.json --list
+//   genkernels --routing-report --tokens 1,64,4096     # MoE routing, nothing compiled
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -12,6 +13,7 @@
 #include "error.h"
 #include "genkernels.h"
 #include "model.h"
+#include "routing_report.h"
 
 namespace {
 
@@ -67,9 +69,27 @@ int main(int argc, char** argv) {
   app.add_flag("--list", opt.list_only, "print the candidate space without compiling");
   bool quiet = false;
   app.add_flag("--quiet,-q", quiet, "no progress bar");
+  bool routing_report = false;
+  std::string r_tokens, r_archetypes, r_block_m, r_seed;
+  auto* rr = app.add_flag("--routing-report", routing_report,
+                          "print MoE routing load and block_m padding per archetype and T, then exit");
+  app.add_option("--tokens", r_tokens, "routing report: token counts (default 1,2,4,...,4096)")->needs(rr);
+  app.add_option("--archetypes", r_archetypes,
+                 "routing report: balanced, uniform, zipf1, zipf2, hot16 (default uniform,zipf1,zipf2)")
+      ->needs(rr);
+  app.add_option("--block-m", r_block_m, "routing report: block_m values (default 16,32,64,128)")->needs(rr);
+  app.add_option("--seed", r_seed, "routing report: random seed (default 0)")->needs(rr);
   CLI11_PARSE(app, argc, argv);
 
   try {
+    if (routing_report) {
+      // Same model choice as a generation run, but nothing is compiled or written.
+      if (!opt.config_path.empty() && !opt.model.empty()) throw kf::Error("give --model or --config, not both");
+      const kf::ModelDesc model = !opt.config_path.empty() ? kf::model_from_hf_config(opt.config_path)
+                                  : kf::builtin_model(opt.model.empty() ? kf::default_model_name() : opt.model);
+      kf::print_routing_report(std::cout, model, r_tokens, r_archetypes, r_block_m, r_seed);
+      return 0;
+    }
     opt.archs = kf::parse_arch_list(archs);
     opt.group_sizes = parse_group_sizes(groups);
     opt.dtypes = split_csv(dtypes);
