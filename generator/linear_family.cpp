@@ -88,6 +88,13 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
             if (!w4a16::prefill_valid(n, k, g, bm, bn, bk, w)) continue;
             out.push_back({LinearKind::prefill, bm, bn, bk, w, 1, st});
           }
+  // Split-K matrix kernels for small M (a few M tiles): enough blocks in flight to
+  // stream the weights, the MMA doing the arithmetic the decode kind does on CUDA cores.
+  for (int bm : {16, 32})
+    for (int bn : {64, 128})
+      for (int w : {4, 8})
+        for (int sk : {2, 4, 8})
+          if (w4a16::prefill_valid(n, k, g, bm, bn, 64, w, sk)) out.push_back({LinearKind::prefill, bm, bn, 64, w, sk, 2});
   return out;
 }
 
@@ -121,6 +128,7 @@ Candidate make_linear_candidate(const LinearShape& s, const LinearConfig& cfg, c
     c.min_occupancy = 2;
   } else {
     c.params["warps"] = std::to_string(cfg.warps);
+    c.params["split_k"] = std::to_string(cfg.split_k);
     c.params["stages"] = std::to_string(cfg.stages);
     c.needs_mma = true;
     c.min_occupancy = 1;

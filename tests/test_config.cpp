@@ -195,8 +195,9 @@ TEST_CASE("enumerate_linear_configs: every qwen3-35b shape on every arch") {
         } else {
           ++prefill;
           seen_prefill = true;
-          CHECK(kf::w4a16::prefill_valid(n, k, g, c.block_m, c.block_n, c.block_k, c.warps));
-          CHECK(c.split_k == 1);
+          CHECK(kf::w4a16::prefill_valid(n, k, g, c.block_m, c.block_n, c.block_k, c.warps, c.split_k));
+          // split-K only on the small-M tiles
+          if (c.split_k > 1) CHECK(c.block_m <= 32);
         }
         const kf::Candidate cand = kf::make_linear_candidate(s, c, arch);
         CHECK(cand.threads == threads);
@@ -250,6 +251,14 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
                 ++valid;
                 CHECK(has({kf::LinearKind::prefill, bm, bn, bk, w, 1, st}));
               }
+    for (int bm : {16, 32})
+      for (int bn : {64, 128})
+        for (int w : {4, 8})
+          for (int sk : {2, 4, 8})
+            if (kf::w4a16::prefill_valid(2048, 512, 128, bm, bn, 64, w, sk)) {
+              ++valid;
+              CHECK(has({kf::LinearKind::prefill, bm, bn, 64, w, sk, 2}));
+            }
     CHECK(first.size() == valid);
   }
 }
@@ -329,6 +338,7 @@ TEST_CASE("make_linear_candidate: prefill parameters") {
       {"block_k", "64"},
       {"threads", "128"},
       {"warps", "4"},
+      {"split_k", "1"},
       {"stages", "2"},
   };
   CHECK(cand.params == want);

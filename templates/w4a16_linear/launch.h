@@ -1,7 +1,7 @@
 // Launch geometry of every w4a16_linear kind: shared by the generator, the tuner and the
 // runtime, so a kernel is always launched the way its template expects.
 //   decode : grid (N / block_n, split_k, ceil(M / block_m))
-//   prefill: grid (N / block_n, ceil(M / block_m), 1)
+//   prefill: grid (N / block_n, ceil(M / block_m), split_k)
 //   generic: grid (ceil(N / 128), 1, ceil(M / 4)), 128 threads (see generic.h)
 #pragma once
 #include <stdint.h>
@@ -21,7 +21,7 @@ inline Grid launch_grid(Kind kind, int64_t n, int64_t m, int block_m, int block_
     case Kind::decode:
       return {static_cast<uint32_t>(n / block_n), static_cast<uint32_t>(split_k), m_blocks};
     case Kind::prefill:
-      return {static_cast<uint32_t>(n / block_n), m_blocks, 1};
+      return {static_cast<uint32_t>(n / block_n), m_blocks, static_cast<uint32_t>(split_k)};
     case Kind::generic:
     default:
       return {static_cast<uint32_t>((n + 127) / 128), 1, static_cast<uint32_t>((m + 3) / 4)};

@@ -9,6 +9,8 @@
 // WARPS warps each multiply a (BM/WM) x (BN/WN) sub-tile out of shared memory.
 // STAGES == 2 issues the next step's global loads before the current step's matrix
 // work, so their latency hides behind it (register double buffering).
+// SPLIT_K > 1 gives each block a K / SPLIT_K slice (grid z): for small M the tile grid
+// alone is too few blocks to keep the GPU's memory system busy.
 #pragma once
 #include "kf_portability.h"
 #include "w4a16_linear/args.h"
@@ -18,9 +20,9 @@
 namespace kf {
 
 template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS,
-          int STAGES>
+          int SPLIT_K, int STAGES>
 KF_INLINE void w4a16_linear_prefill(const kf_linear_args& args) {
-  static_assert(w4a16::prefill_valid(N, K, G, BM, BN, BK, WARPS), "invalid prefill config");
+  static_assert(w4a16::prefill_valid(N, K, G, BM, BN, BK, WARPS, SPLIT_K), "invalid prefill config");
   static_assert(STAGES == 1 || STAGES == 2, "stages: 1 or 2");
   using T = Act16<BF16>;
   constexpr int THREADS = WARPS * KF_WAVE;
@@ -104,12 +106,14 @@ KF_INLINE void w4a16_linear_prefill(const kf_linear_args& args) {
 #pragma unroll
       for (int e = 0; e < MmaLayout::kCElems; ++e) acc[i][j].v[e] = 0.f;
 
-  constexpr int KT = K / BK;
-  load_tile(0);
+  // Split-K: block z multiplies one K / SPLIT_K slice of the tile.
+  constexpr int KT = K / SPLIT_K / BK;
+  const int k_begin = block_z() * (K / SPLIT_K);
+  load_tile(k_begin);
   for (int kt = 0; kt < KT; ++kt) {
-    store_tile(kt * BK);
+    store_tile(k_begin + kt * BK);
     barrier();
-    if (STAGES == 2 && kt + 1 < KT) load_tile((kt + 1) * BK);
+    if (STAGES == 2 && kt + 1 < KT) load_tile(k_begin + (kt + 1) * BK);
 #pragma unroll
     for (int kk = 0; kk < BK; kk += 16) {
       FragA a[TM];
@@ -124,21 +128,48 @@ KF_INLINE void w4a16_linear_prefill(const kf_linear_args& args) {
         for (int j = 0; j < TN; ++j) mma16<BF16>(acc[i][j], a[i], b[j]);
     }
     barrier();
-    if (STAGES == 1 && kt + 1 < KT) load_tile((kt + 1) * BK);
+    if (STAGES == 1 && kt + 1 < KT) load_tile(k_begin + (kt + 1) * BK);
   }
 
+  // Every accumulator element's place in y, in the arch's fragment layout.
+  auto for_each_element = [&](auto&& f) {
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+      for (int j = 0; j < TN; ++j)
+#pragma unroll
+        for (int e = 0; e < MmaLayout::kCElems; ++e) {
+          const layout::RC rc = MmaLayout::c_elem(lane, e);
+          const int row = m0 + (wm * TM + i) * 16 + rc.row;
+          const int col = n0 + (wn * TN + j) * 16 + rc.col;
+          if (row < M) f((size_t)row * N + col, acc[i][j].v[e]);
+        }
+  };
   uint16_t* y = static_cast<uint16_t*>(args.y);
-#pragma unroll
-  for (int i = 0; i < TM; ++i)
-#pragma unroll
-    for (int j = 0; j < TN; ++j)
-#pragma unroll
-      for (int e = 0; e < MmaLayout::kCElems; ++e) {
-        const layout::RC rc = MmaLayout::c_elem(lane, e);
-        const int row = m0 + (wm * TM + i) * 16 + rc.row;
-        const int col = n0 + (wn * TN + j) * 16 + rc.col;
-        if (row < M) y[(size_t)row * N + col] = (uint16_t)T::from_f32(acc[i][j].v[e]);
-      }
+  if constexpr (SPLIT_K == 1) {
+    for_each_element([&](size_t at, float v) { y[at] = (uint16_t)T::from_f32(v); });
+  } else {
+    // Each slice writes an fp32 partial; the last block of the tile to arrive sums the
+    // slices in fixed order (deterministic) and resets the tile's counter for the next
+    // launch, as the decode kind does.
+    float* ws = args.workspace;
+    const size_t slice = (size_t)M * N;
+    for_each_element([&](size_t at, float v) { ws[block_z() * slice + at] = v; });
+    fence_device();
+    barrier();
+    KF_SHARED int last;
+    int* counter = args.counters + block_y() * (N / BN) + block_x();
+    if (tid == 0) last = atomic_add_device(counter, 1) == SPLIT_K - 1;
+    barrier();
+    if (!last) return;
+    fence_device();
+    for_each_element([&](size_t at, float) {
+      float sum = 0.f;
+      for (int s = 0; s < SPLIT_K; ++s) sum += load_coherent(ws + s * slice + at);
+      y[at] = (uint16_t)T::from_f32(sum);
+    });
+    if (tid == 0) atomic_store_device(counter, 0);
+  }
 }
 
 }  // namespace kf

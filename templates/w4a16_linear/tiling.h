@@ -46,9 +46,9 @@ KF_HD constexpr int prefill_warps_m(int block_m, int block_n, int warps) {
 }
 
 KF_HD constexpr bool prefill_valid(int n, int k, int group, int block_m, int block_n, int block_k,
-                             int warps) {
-  if (block_m % 16 != 0 || block_n % 16 != 0 || block_k % 16 != 0) return false;
-  if (n % block_n != 0 || k % block_k != 0) return false;
+                             int warps, int split_k = 1) {
+  if (block_m % 16 != 0 || block_n % 16 != 0 || block_k % 16 != 0 || split_k < 1) return false;
+  if (n % block_n != 0 || k % split_k != 0 || (k / split_k) % block_k != 0) return false;
   if (group % block_k != 0) return false;  // one scale row per k-tile
   return prefill_warps_m(block_m, block_n, warps) != 0;
 }

@@ -5,5 +5,6 @@
 KF_KERNEL KF_LAUNCH_BOUNDS(128) void w4a16_linear_prefill_n12288_k2048_g128_fp16_asym_bm64_bn128_bk64_w4_sk1_s2(kf_linear_args args) {
   kf::w4a16_linear_prefill</*N=*/12288, /*K=*/2048, /*G=*/128, /*BF16=*/false,
                            /*ASYM=*/true, /*BM=*/64, /*BN=*/128,
-                           /*BK=*/64, /*WARPS=*/4, /*STAGES=*/2>(args);
+                           /*BK=*/64, /*WARPS=*/4, /*SPLIT_K=*/1,
+                           /*STAGES=*/2>(args);
 }

@@ -5,5 +5,6 @@
 KF_KERNEL KF_LAUNCH_BOUNDS(256) void w4a16_linear_prefill_n2048_k4096_gch_bf16_sym_bm128_bn128_bk32_w8_sk1_s2(kf_linear_args args) {
   kf::w4a16_linear_prefill</*N=*/2048, /*K=*/4096, /*G=*/4096, /*BF16=*/true,
                            /*ASYM=*/false, /*BM=*/128, /*BN=*/128,
-                           /*BK=*/32, /*WARPS=*/8, /*STAGES=*/2>(args);
+                           /*BK=*/32, /*WARPS=*/8, /*SPLIT_K=*/1,
+                           /*STAGES=*/2>(args);
 }
