@@ -9,6 +9,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "csv_list.h"
 #include "arch.h"
 #include "error.h"
 #include "genkernels.h"
@@ -17,13 +18,7 @@
 
 namespace {
 
-std::vector<std::string> split_csv(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
+using kf::split_csv;
 
 std::vector<int> parse_group_sizes(const std::string& s) {
   std::vector<int> out;

@@ -1,3 +1,4 @@
+#include "csv_list.h"
 #include "cli.h"
 
 #include <unistd.h>
@@ -44,13 +45,7 @@ void install_handlers() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
-std::vector<std::string> split_csv(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
+using kf::split_csv;
 
 int64_t parse_int(const std::string& v, const std::string& what) {
   try {
