@@ -66,6 +66,10 @@ std::vector<int64_t> parse_list(const std::string& s) {
   return out;
 }
 
+// Poisoned rows past the largest M: a kernel writing beyond row M is caught there too,
+// not only at the smaller Ms.
+constexpr int64_t kGuardRows = 16;
+
 struct ClassStats {
   int runs = 0, failures = 0;
   double max_err = 0;
@@ -153,7 +157,7 @@ int main(int argc, char** argv) {
     const kf::LinearProblem prob = kf::make_linear_problem(shape, m_max, rng);
     const std::vector<double> ref = kf::linear_reference(prob, host_threads);
     DeviceBuffer x(prob.x.size() * 2), qw(prob.qweight.size() * 4), sc(prob.scales.size() * 2),
-        qz(prob.qzeros.size() * 4), y(m_max * shape.n * 2);
+        qz(prob.qzeros.size() * 4), y((m_max + kGuardRows) * shape.n * 2);
     x.upload(prob.x);
     qw.upload(prob.qweight);
     sc.upload(prob.scales);
@@ -169,7 +173,7 @@ int main(int argc, char** argv) {
     const size_t counter_ints = static_cast<size_t>(shape.n / min_bn) * ((m_max + min_bm - 1) / min_bm);
     DeviceBuffer counters(counter_ints * 4);
     CU_CHECK(cu->cuMemsetD32(counters.ptr, 0, counters.bytes / 4));
-    std::vector<uint16_t> host_y(m_max * shape.n);
+    std::vector<uint16_t> host_y((m_max + kGuardRows) * shape.n);
     std::vector<uint32_t> host_counters(counters.bytes / 4);
 
     for (const auto* k : shape_kernels) {
