@@ -13,6 +13,7 @@
 #include "arch.h"
 #include "autotune.h"
 #include "error.h"
+#include "hip_measurer.h"
 #include "model.h"
 
 namespace kf {
@@ -47,6 +48,26 @@ void install_handlers() {
 
 using kf::split_csv;
 
+// --measurer auto: CUDA when a CUDA GPU is present, else HIP; no GPU from either is
+// NoGpuError naming both reasons. A GPU of either kind that cannot be used (bad
+// --device, an arch kforge has no target for) is an error, not a reason to try the other.
+std::unique_ptr<Measurer> make_gpu_measurer(const std::string& kind, const CudaOptions& cuda) {
+  const HipOptions hip{cuda.device, cuda.seed, cuda.host_threads, cuda.hang_timeout_s};
+  if (kind == "cuda") return make_cuda_measurer(cuda);
+  if (kind == "hip") return make_hip_measurer(hip);
+  std::string cuda_why;
+  try {
+    return make_cuda_measurer(cuda);
+  } catch (const NoGpuError& e) {
+    cuda_why = e.what();
+  }
+  try {
+    return make_hip_measurer(hip);
+  } catch (const NoGpuError& e) {
+    throw NoGpuError("CUDA: " + cuda_why + "; " + e.what());
+  }
+}
+
 int64_t parse_int(const std::string& v, const std::string& what) {
   try {
     size_t used = 0;
@@ -70,14 +91,14 @@ std::vector<int> parse_group_sizes(const std::string& s) {
 int autotune_main(int argc, char** argv) {
   CLI::App app{"kforge autotune: verify and time every kernel of a pack on this GPU, store the winners per M range"};
   AutotuneOptions opt;
-  std::string groups = "128", dtypes = "bf16", quants = "sym", ops, ms, measurer_kind = "cuda";
+  std::string groups = "128", dtypes = "bf16", quants = "sym", ops, ms, measurer_kind = "auto";
   uint64_t seed = std::random_device{}();
   CudaOptions cuda;
   FakeOptions fake;
   bool quiet = false;
   app.add_option("--model", opt.select.model, std::string("built-in model (default ") + default_model_name() + ")");
   app.add_option("--config", opt.select.config_path, "Hugging Face config.json to derive the shapes from");
-  app.add_option("--arch", opt.arch, "target arch (default: the GPU's, e.g. sm_90a for compute capability 9.0)");
+  app.add_option("--arch", opt.arch, "target arch (default: the GPU's, e.g. sm_90a for compute capability 9.0, gfx942)");
   app.add_option("--ops", ops, "kernel families, comma-separated (default: all: w4a16_linear)");
   app.add_option("--m", ms, "M buckets to tune, comma-separated (default 1,2,4,...,4096)");
   app.add_option("--db", opt.db, "tuning DB = kernel pack; what it lacks is generated into it")->capture_default_str();
@@ -91,10 +112,11 @@ int autotune_main(int argc, char** argv) {
   app.add_option("--seed", seed, "seed of the random inputs (default: random, printed)");
   app.add_option("--max-candidates", opt.max_candidates, "per shape, for quick runs (0 = all)")->capture_default_str();
   app.add_option("--filter", opt.filter, "only kernels whose name matches this regex");
-  app.add_option("--measurer", measurer_kind, "cuda, or fake (synthetic times, for tests and CI)")
-      ->check(CLI::IsMember({"cuda", "fake"}))
+  app.add_option("--measurer", measurer_kind,
+                 "auto (CUDA if a CUDA GPU is present, else HIP), cuda, hip, or fake (synthetic times, for tests and CI)")
+      ->check(CLI::IsMember({"auto", "cuda", "hip", "fake"}))
       ->capture_default_str();
-  app.add_option("--device", cuda.device, "GPU ordinal (after CUDA_VISIBLE_DEVICES)")->capture_default_str();
+  app.add_option("--device", cuda.device, "GPU ordinal (after CUDA_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES)")->capture_default_str();
   app.add_option("--hang-timeout", cuda.hang_timeout_s, "seconds after which a running kernel counts as hung")
       ->capture_default_str();
   bool no_generate = false;
@@ -133,7 +155,7 @@ int autotune_main(int argc, char** argv) {
     } else {
       cuda.seed = seed;
       cuda.host_threads = opt.jobs;
-      measurer = make_cuda_measurer(cuda);
+      measurer = make_gpu_measurer(measurer_kind, cuda);
     }
     std::cout << "autotune: seed " << seed << "\n";
     install_handlers();

@@ -3,7 +3,6 @@
 #include "cuda_measurer.h"
 
 #include <algorithm>
-#include <thread>
 
 #include "arch.h"
 
@@ -28,7 +27,7 @@ std::string CudaMeasurer::text(CUresult rc) const {
   return std::string(name ? name : "CUDA error " + std::to_string(rc)) + (str ? std::string(" (") + str + ")" : "");
 }
 
-CudaMeasurer::CudaMeasurer(const CudaOptions& opt) : opt_(opt), rng_(opt.seed) {
+CudaMeasurer::CudaMeasurer(const CudaOptions& opt) : opt_(opt), host_(opt.seed, opt.host_threads) {
   const char* why = "unknown reason";
   cu_ = cuda::driver(&why);
   if (!cu_) throw NoGpuError(why);
@@ -127,7 +126,7 @@ void CudaMeasurer::begin_shape(const LinearShape& shape, const std::vector<Plann
   shape_ = shape;
   shape_key_ = shape.key();
   sizes_ = plan_shape_buffers(shape, kernels);
-  problem_m_ = 0;
+  host_.invalidate();
   try {
     if (!ctx_ok_)
       setup_context();  // allocates the shape's buffers too
@@ -156,22 +155,16 @@ void CudaMeasurer::alloc_shape() {
 }
 
 void CudaMeasurer::prepare_problem(int64_t m) {
-  if (m > sizes_.max_m) throw Error("internal: M=" + std::to_string(m) + " above the shape's planned maximum");
-  if (problem_m_ != m) {
-    prob_ = make_linear_problem(shape_, m, rng_);
-    const int hw = static_cast<int>(std::thread::hardware_concurrency());
-    ref_ = linear_reference(prob_, std::max(1, opt_.host_threads > 0 ? opt_.host_threads : hw));
-    problem_m_ = m;
-    uploaded_ = false;
-  }
+  if (host_.prepare(shape_, m, sizes_)) uploaded_ = false;
   if (uploaded_) return;
+  const LinearProblem& p = host_.problem();
   auto up = [&](const DevBuf& b, const void* data, size_t bytes) {
     if (bytes) check(cu_->cuMemcpyHtoD(b.ptr, data, bytes), "cuMemcpyHtoD");
   };
-  up(x_, prob_.x.data(), prob_.x.size() * 2);
-  up(qw_, prob_.qweight.data(), prob_.qweight.size() * 4);
-  up(sc_, prob_.scales.data(), prob_.scales.size() * 2);
-  up(qz_, prob_.qzeros.data(), prob_.qzeros.size() * 4);
+  up(x_, p.x.data(), p.x.size() * 2);
+  up(qw_, p.qweight.data(), p.qweight.size() * 4);
+  up(sc_, p.scales.data(), p.scales.size() * 2);
+  up(qz_, p.qzeros.data(), p.qzeros.size() * 4);
   check(cu_->cuCtxSynchronize(), "cuCtxSynchronize");  // pageable uploads may return before their DMA ends
   uploaded_ = true;
 }

@@ -1,5 +1,6 @@
 // Internal to the CUDA measurer (cuda_measurer.cpp: device, context and buffers;
-// cuda_measure.cpp: verification and timing). Everything else sees only measurer.h.
+// cuda_measure.cpp: verification and timing; what is not CUDA-specific is shared with
+// the HIP measurer in measure_common.h). Everything else sees only measurer.h.
 //
 // Per shape: device buffers sized once for the largest M and split-K any candidate
 // needs (device_plan.h). Per (shape, M): fresh random GPTQ inputs and one float64 host
@@ -10,25 +11,18 @@
 // context: it is recorded failed and the primary context is reset and rebuilt. One that
 // never finishes cannot be stopped in-process: recorded failed and marked fatal.
 #pragma once
-#include <chrono>
 #include <map>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "cuda_api.h"
 #include "device_plan.h"
-#include "linear_reference.h"
-#include "measurer.h"
-#include "w4a16_linear/args.h"
+#include "measure_common.h"
 
 namespace kf {
 namespace cuda_detail {
 
-// A CUDA call that failed during a measurement: the candidate is recorded as failed.
-struct CallFailed {
-  std::string message;
-};
+using measure::CallFailed;
 
 struct DevBuf {
   const cuda::Driver* cu = nullptr;
@@ -81,7 +75,7 @@ class CudaMeasurer final : public Measurer {
   DeviceInfo info_;
   CUdevice dev_ = 0;
   int sms_ = 1;
-  std::mt19937_64 rng_;
+  measure::HostProblem host_;
   const PackKernel* util_ = nullptr;
   // Context-bound state, rebuilt after a fault.
   bool ctx_ok_ = false;
@@ -97,10 +91,7 @@ class CudaMeasurer final : public Measurer {
   LinearShape shape_;
   std::string shape_key_;
   ShapeBuffers sizes_;
-  int64_t problem_m_ = 0;
   bool uploaded_ = false;
-  LinearProblem prob_;
-  std::vector<double> ref_;
   double verify_seconds_ = 0;  // wall time of the last verification run
   std::vector<uint16_t> host_y_;
   std::vector<int32_t> host_counters_;

@@ -1,11 +1,9 @@
 // The GPU side of autotune behind one small interface, so the tuning loop, the results
 // and the winners never see a vendor API:
 //   - CudaMeasurer (cuda_measurer.cpp): NVIDIA, CUDA driver API loaded at run time;
+//   - HipMeasurer (hip_measurer.cpp): AMD, HIP module API loaded at run time;
 //   - FakeMeasurer (fake_measurer.cpp): deterministic synthetic times, for tests and CI.
-// A HipMeasurer for the AMD archs fits beside CudaMeasurer without touching anything
-// else: hipModuleLoadData / hipModuleLaunchKernel with the same kf_linear_args, hipEvent
-// timing, the L2 size from hipDeviceAttributeL2CacheSize, the same host-side plan
-// (device_plan.h), and a make_hip_measurer() factory picked by --measurer hip.
+// The two GPU measurers share everything that is not a vendor call (measure_common.h).
 #pragma once
 #include <cmath>
 #include <cstdint>

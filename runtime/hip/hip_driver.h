@@ -12,9 +12,17 @@ namespace kf {
 namespace hip {
 
 struct Driver {
-#define KF_HIP_FUNCTIONS(X)                                                                     \
-  X(hipInit) X(hipGetDeviceCount) X(hipGetDevice) X(hipGetDeviceProperties) X(hipGetErrorString) \
-  X(hipModuleLoadData) X(hipModuleGetFunction) X(hipModuleUnload) X(hipModuleLaunchKernel)
+// The second half is autotune's (tuner/hip_measurer.cpp): memory, streams, events.
+// hipExtMallocWithFlags(.., hipDeviceMallocDefault) stands for hipMalloc, which the
+// header overloads (a template), so decltype cannot name it; both are in HIP 5.2 and 6.
+#define KF_HIP_FUNCTIONS(X)                                                                          \
+  X(hipInit) X(hipGetDeviceCount) X(hipGetDevice) X(hipGetDeviceProperties) X(hipGetErrorString)      \
+  X(hipModuleLoadData) X(hipModuleGetFunction) X(hipModuleUnload) X(hipModuleLaunchKernel)            \
+  X(hipGetErrorName) X(hipSetDevice) X(hipDeviceGetAttribute) X(hipDriverGetVersion)                  \
+  X(hipRuntimeGetVersion) X(hipDeviceSynchronize) X(hipDeviceReset) X(hipExtMallocWithFlags)          \
+  X(hipFree) X(hipMemcpy) X(hipMemsetD32) X(hipMemsetD16Async) X(hipMemsetD32Async) X(hipStreamCreate) \
+  X(hipStreamDestroy) X(hipStreamQuery) X(hipEventCreate) X(hipEventDestroy) X(hipEventRecord)        \
+  X(hipEventElapsedTime)
 #define KF_HIP_DECLARE(fn) decltype(&::fn) fn = nullptr;
   KF_HIP_FUNCTIONS(KF_HIP_DECLARE)
 #undef KF_HIP_DECLARE

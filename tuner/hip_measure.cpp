@@ -1,0 +1,126 @@
+// HipMeasurer, part 2: one candidate at one M, step for step as cuda_measure.cpp:
+// verify on fresh inputs against the float64 reference, then time between events.
+#include "hip_measurer_detail.h"
+
+namespace kf {
+namespace hip_detail {
+
+using namespace measure;
+
+bool HipMeasurer::wait(double timeout_s) {
+  return poll_until_idle(timeout_s, [&] {
+    const hipError_t rc = hip_->hipStreamQuery(stream_);
+    if (rc == hipErrorNotReady) return false;
+    check(rc, "kernel execution");
+    return true;
+  });
+}
+
+bool HipMeasurer::counters_zero() {
+  check(hip_->hipMemcpy(host_counters_.data(), cnt_.ptr, host_counters_.size() * 4, hipMemcpyDeviceToHost),
+        "hipMemcpy (from the GPU)");
+  return all_zero(host_counters_);
+}
+
+bool HipMeasurer::zero_counters() {
+  // Every split-K kernel expects zero counters on entry.
+  check(hip_->hipMemsetD32Async(cnt_.ptr, 0, host_counters_.size(), stream_), "hipMemsetD32Async");
+  return wait(opt_.hang_timeout_s);
+}
+
+void HipMeasurer::launch(hipFunction_t fn, const LaunchGrid& g, int threads, void* args, const char* what) {
+  void* params[] = {args};  // the argument struct, by value, is the kernel's only parameter
+  check(hip_->hipModuleLaunchKernel(fn, g.x, g.y, g.z, static_cast<unsigned>(threads), 1, 1, 0, stream_, params,
+                                    nullptr),
+        what);
+}
+
+void HipMeasurer::launch_flush(hipFunction_t flush) {
+  StreamReadArgs a = stream_read_args(flush_.ptr, static_cast<int64_t>(flush_.bytes), sink_.ptr, cus_);
+  launch(flush, {a.blocks, 1, 1}, kStreamReadThreads, &a, "hipModuleLaunchKernel (L2 flush)");
+}
+
+void HipMeasurer::verify(hipFunction_t fn, const LaunchGrid& g, int threads, kf_linear_args& args, int64_t m,
+                         Measurement& r) {
+  check(hip_->hipMemsetD16Async(y_.ptr, 0xffff, static_cast<size_t>(sizes_.y_elems), stream_), "hipMemsetD16Async");
+  const auto start = Clock::now();
+  launch(fn, g, threads, &args, "hipModuleLaunchKernel");
+  if (!wait(opt_.hang_timeout_s)) return mark_hung(r, opt_.hang_timeout_s);
+  verify_seconds_ = seconds_since(start);
+  const int64_t rows = checked_rows(m, sizes_);
+  check(hip_->hipMemcpy(host_y_.data(), y_.ptr, static_cast<size_t>(rows * shape_.n) * 2, hipMemcpyDeviceToHost),
+        "hipMemcpy (from the GPU)");
+  judge_output(host_y_, host_.reference(), shape_, m, rows, r);
+  if (!counters_zero()) {
+    flag_incorrect(r, "split-K counters left non-zero");
+    if (!zero_counters()) return mark_hung(r, opt_.hang_timeout_s);
+  }
+}
+
+void HipMeasurer::time_runs(hipFunction_t fn, const LaunchGrid& g, int threads, kf_linear_args& args, bool cold,
+                            int reps, Measurement& r) {
+  const hipFunction_t flush = cold ? flush_function() : nullptr;
+  while (events_.size() < static_cast<size_t>(2 * reps)) {
+    hipEvent_t e = nullptr;
+    check(hip_->hipEventCreate(&e), "hipEventCreate");
+    events_.push_back(e);
+  }
+  launch(fn, g, threads, &args, "hipModuleLaunchKernel");  // warm-up: clocks, instruction cache
+  // All reps queued back to back, each kernel alone between its two events (the flush
+  // before the first event), then one wait: no host round trip inside the timings.
+  for (int i = 0; i < reps; ++i) {
+    if (flush) launch_flush(flush);
+    check(hip_->hipEventRecord(events_[2 * i], stream_), "hipEventRecord");
+    launch(fn, g, threads, &args, "hipModuleLaunchKernel");
+    check(hip_->hipEventRecord(events_[2 * i + 1], stream_), "hipEventRecord");
+  }
+  const double timeout = timed_runs_timeout(opt_.hang_timeout_s, reps, verify_seconds_);
+  if (!wait(timeout)) return mark_hung(r, timeout);
+  std::vector<double> us(reps);
+  for (int i = 0; i < reps; ++i) {
+    float ms = 0;
+    check(hip_->hipEventElapsedTime(&ms, events_[2 * i], events_[2 * i + 1]), "hipEventElapsedTime");
+    us[i] = 1000.0 * ms;
+  }
+  // Checked again so that a kernel which breaks its contract only sometimes is blamed
+  // itself, not the next one verified.
+  if (!counters_zero()) {
+    if (!zero_counters()) return mark_hung(r, opt_.hang_timeout_s);
+    return flag_incorrect(r, "split-K counters left non-zero by the timed runs");
+  }
+  record_timing(us, r);
+}
+
+Measurement HipMeasurer::measure(const PackKernel& k, const LinearShape& shape, int64_t m, bool cold, int reps) {
+  if (shape.key() != shape_key_) throw Error("internal: measure() of " + shape.key() + " before begin_shape()");
+  try {
+    if (!dev_ok_) setup_device();
+    prepare_problem(m);
+    if (cold) flush_function();
+  } catch (const CallFailed& e) {
+    throw Error("cannot prepare " + info_.name + " for " + shape_key_ + " at M=" + std::to_string(m) + ": " +
+                e.message);
+  }
+  const LaunchGrid g = linear_grid(shape, parse_linear_config(k.kind, k.config), m);
+  kf_linear_args args = linear_args(shape, m, x_.ptr, qw_.ptr, sc_.ptr, qz_.ptr, y_.ptr, ws_.ptr, cnt_.ptr);
+  Measurement r;
+  try {
+    const hipFunction_t fn = function_of(k);
+    verify(fn, g, k.threads, args, m, r);
+    if (r.disposition.empty()) time_runs(fn, g, k.threads, args, cold, reps, r);
+  } catch (const CallFailed& e) {
+    mark_failed(r, e.message);
+    // A reported fault leaves the device unusable until reset; a refused launch (too
+    // many resources, bad code object) leaves it usable. (A page fault usually aborts
+    // the process inside the HSA runtime before it can be reported: see README.)
+    if (hip_->hipDeviceSynchronize() != hipSuccess) {
+      r.message += "; GPU reset";
+      drop_device(true);
+    }
+  }
+  if (r.fatal) hung_ = true;
+  return r;
+}
+
+}  // namespace hip_detail
+}  // namespace kf

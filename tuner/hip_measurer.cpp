@@ -1,0 +1,202 @@
+// HipMeasurer, part 1: the device and the buffers (see hip_measurer_detail.h;
+// hip_measure.cpp runs the kernels).
+#include <algorithm>
+#include <cstring>
+
+#include "arch.h"
+#include "hip_measurer_detail.h"
+
+namespace kf {
+
+std::string hip_arch_name(const std::string& gcn_arch_name) { return gcn_arch_name.substr(0, gcn_arch_name.find(':')); }
+
+namespace hip_detail {
+
+void DevBuf::alloc(const hip::Driver* d, int64_t n, const char* what) {
+  release();
+  hip = d;
+  bytes = std::max<size_t>(static_cast<size_t>(n), 256);
+  if (hip->hipExtMallocWithFlags(&ptr, bytes, hipDeviceMallocDefault) != hipSuccess) {
+    ptr = nullptr;
+    throw Error("cannot allocate " + std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB on the GPU for " + what);
+  }
+}
+
+std::string HipMeasurer::text(hipError_t rc) const {
+  const char* name = hip_->hipGetErrorName(rc);
+  const char* str = hip_->hipGetErrorString(rc);
+  const std::string n = name ? name : "HIP error " + std::to_string(rc);
+  return str && n != str ? n + " (" + str + ")" : n;  // HIP 5.2 returns the name for both
+}
+
+HipMeasurer::HipMeasurer(const HipOptions& opt) : opt_(opt), host_(opt.seed, opt.host_threads) {
+  const char* why = "unknown reason";
+  hip_ = hip::driver(&why);
+  if (!hip_) throw NoGpuError(std::string("HIP: ") + why);
+  // Without a GPU, HIP 5.2 fails hipInit (hipErrorInvalidDevice) and others report no
+  // device from the count: both mean nothing to measure on.
+  const hipError_t init = hip_->hipInit(0);
+  if (init != hipSuccess) throw NoGpuError("HIP: hipInit failed: " + text(init) + " (no AMD GPU visible?)");
+  int count = 0;
+  if (hip_->hipGetDeviceCount(&count) != hipSuccess || count == 0) throw NoGpuError("HIP: no AMD GPU visible");
+  if (opt.device < 0 || opt.device >= count)
+    throw Error("--device " + std::to_string(opt.device) + " but " + std::to_string(count) +
+                " HIP device(s) are visible");
+  // A newer library may fill a larger struct than this header's: leave room.
+  struct {
+    hipDeviceProp_t props;
+    char slack[4096];
+  } storage;
+  std::memset(&storage, 0, sizeof storage);
+  int driver = 0, runtime = 0;
+  if (hip_->hipGetDeviceProperties(&storage.props, opt.device) != hipSuccess ||
+      hip_->hipDriverGetVersion(&driver) != hipSuccess || hip_->hipRuntimeGetVersion(&runtime) != hipSuccess)
+    throw NoGpuError("HIP: cannot query device " + std::to_string(opt.device));
+  auto attr = [&](hipDeviceAttribute_t a) {
+    int v = 0;
+    return hip_->hipDeviceGetAttribute(&v, a, opt.device) == hipSuccess ? v : 0;
+  };
+  storage.props.name[sizeof storage.props.name - 1] = '\0';
+  storage.props.gcnArchName[sizeof storage.props.gcnArchName - 1] = '\0';
+  info_.name = storage.props.name;
+  info_.arch = hip_arch_name(storage.props.gcnArchName);
+  info_.driver = std::to_string(driver);
+  info_.runtime = "hip-module-api " + std::to_string(runtime);  // the loaded library's, not the header's
+  info_.l2_bytes = attr(hipDeviceAttributeL2CacheSize);
+  cus_ = std::max(1, attr(hipDeviceAttributeMultiprocessorCount));
+  const auto archs = supported_archs();
+  if (std::find(archs.begin(), archs.end(), info_.arch) == archs.end()) {
+    std::string list;
+    for (const auto& a : archs) list += (list.empty() ? "" : ", ") + a;
+    throw Error(info_.name + " is " + info_.arch + ", which kforge does not generate kernels for (" + list + ")");
+  }
+  if (info_.l2_bytes <= 0) throw Error("cannot read the L2 size of " + info_.name);
+  try {
+    setup_device();
+  } catch (const CallFailed& e) {
+    drop_device(false);
+    throw Error("cannot set up " + info_.name + ": " + e.message);
+  } catch (...) {
+    drop_device(false);  // a throwing constructor runs no destructor
+    throw;
+  }
+}
+
+HipMeasurer::~HipMeasurer() {
+  // With a kernel still running, freeing would wait for it forever; exiting the process
+  // lets the driver tear the queue down.
+  if (!hung_) drop_device(false);
+}
+
+void HipMeasurer::setup_device() {
+  dev_ok_ = true;  // from here on drop_device() cleans up
+  check(hip_->hipSetDevice(opt_.device), "hipSetDevice");
+  // A blocking stream: it orders itself after hipMemcpy / hipMemsetD32 on the null
+  // stream, which may still be in flight when they return.
+  check(hip_->hipStreamCreate(&stream_), "hipStreamCreate");
+  flush_.alloc(hip_, flush_bytes(info_.l2_bytes), "the L2 flush buffer");
+  check(hip_->hipMemsetD32(flush_.ptr, 0x5a5a5a5a, flush_.bytes / 4), "hipMemsetD32");
+  sink_.alloc(hip_, 16, "the flush sink");
+  uploaded_ = false;
+  if (!shape_key_.empty()) alloc_shape();
+}
+
+void HipMeasurer::drop_device(bool reset) {
+  if (!dev_ok_) return;
+  DevBuf* bufs[] = {&flush_, &sink_, &x_, &qw_, &sc_, &qz_, &y_, &ws_, &cnt_};
+  if (reset) {
+    for (DevBuf* b : bufs) b->forget();  // hipDeviceReset frees it all
+    (void)hip_->hipDeviceReset();
+  } else {
+    for (hipEvent_t e : events_) (void)hip_->hipEventDestroy(e);
+    for (hipModule_t mod : shape_modules_) (void)hip_->hipModuleUnload(mod);
+    if (util_module_) (void)hip_->hipModuleUnload(util_module_);
+    for (DevBuf* b : bufs) b->release();
+    if (stream_) (void)hip_->hipStreamDestroy(stream_);
+  }
+  events_.clear();
+  shape_modules_.clear();
+  functions_.clear();
+  util_module_ = nullptr;
+  flush_fn_ = nullptr;
+  stream_ = nullptr;
+  dev_ok_ = false;
+  uploaded_ = false;
+}
+
+void HipMeasurer::begin_shape(const LinearShape& shape, const std::vector<PlannedKernel>& kernels) {
+  for (hipModule_t mod : shape_modules_) (void)hip_->hipModuleUnload(mod);
+  shape_modules_.clear();
+  functions_.clear();
+  shape_ = shape;
+  shape_key_ = shape.key();
+  sizes_ = plan_shape_buffers(shape, kernels);
+  host_.invalidate();
+  try {
+    if (!dev_ok_)
+      setup_device();  // allocates the shape's buffers too
+    else
+      alloc_shape();
+  } catch (const CallFailed& e) {
+    throw Error("cannot set up " + info_.name + " for " + shape_key_ + ": " + e.message);
+  }
+}
+
+void HipMeasurer::alloc_shape() {
+  const ShapeBuffers& b = sizes_;
+  x_.alloc(hip_, b.x_elems * 2, "x");
+  qw_.alloc(hip_, b.qweight_words * 4, "qweight");
+  sc_.alloc(hip_, b.scales_elems * 2, "scales");
+  qz_.alloc(hip_, b.qzeros_words * 4, "qzeros");
+  y_.alloc(hip_, b.y_elems * 2, "y");
+  ws_.alloc(hip_, b.workspace_floats * 4, "the split-K workspace");
+  cnt_.alloc(hip_, b.counter_ints * 4, "the split-K counters");
+  // Zeroed once: every kernel leaves the counters zero again (args.h).
+  check(hip_->hipMemsetD32(cnt_.ptr, 0, cnt_.bytes / 4), "hipMemsetD32");
+  check(hip_->hipDeviceSynchronize(), "hipDeviceSynchronize");
+  host_y_.assign(b.y_elems, 0);
+  host_counters_.assign(cnt_.bytes / 4, 0);
+  uploaded_ = false;
+}
+
+void HipMeasurer::prepare_problem(int64_t m) {
+  if (host_.prepare(shape_, m, sizes_)) uploaded_ = false;
+  if (uploaded_) return;
+  const LinearProblem& p = host_.problem();
+  auto up = [&](const DevBuf& b, const void* data, size_t bytes) {
+    if (bytes) check(hip_->hipMemcpy(b.ptr, data, bytes, hipMemcpyHostToDevice), "hipMemcpy (to the GPU)");
+  };
+  up(x_, p.x.data(), p.x.size() * 2);
+  up(qw_, p.qweight.data(), p.qweight.size() * 4);
+  up(sc_, p.scales.data(), p.scales.size() * 2);
+  up(qz_, p.qzeros.data(), p.qzeros.size() * 4);
+  check(hip_->hipDeviceSynchronize(), "hipDeviceSynchronize");  // pageable uploads may return before their DMA ends
+  uploaded_ = true;
+}
+
+hipFunction_t HipMeasurer::function_of(const PackKernel& k) {
+  const auto it = functions_.find(k.name);
+  if (it != functions_.end()) return it->second;
+  hipModule_t mod = nullptr;
+  check(hip_->hipModuleLoadData(&mod, k.code_object.data()), "hipModuleLoadData");
+  shape_modules_.push_back(mod);
+  hipFunction_t fn = nullptr;
+  check(hip_->hipModuleGetFunction(&fn, mod, k.name.c_str()), "hipModuleGetFunction");
+  return functions_[k.name] = fn;
+}
+
+hipFunction_t HipMeasurer::flush_function() {
+  if (flush_fn_) return flush_fn_;
+  if (!util_) throw CallFailed{"the pack has no kf_util_stream_read to flush L2 with"};
+  check(hip_->hipModuleLoadData(&util_module_, util_->code_object.data()), "hipModuleLoadData (kf_util_stream_read)");
+  check(hip_->hipModuleGetFunction(&flush_fn_, util_module_, "kf_util_stream_read"), "hipModuleGetFunction");
+  return flush_fn_;
+}
+
+}  // namespace hip_detail
+
+std::unique_ptr<Measurer> make_hip_measurer(const HipOptions& opt) {
+  return std::make_unique<hip_detail::HipMeasurer>(opt);
+}
+
+}  // namespace kf

@@ -1,0 +1,89 @@
+// Internal to the HIP measurer (hip_measurer.cpp: device and buffers; hip_measure.cpp:
+// verification and timing). The same method and structure as the CUDA measurer (see
+// cuda_measurer.h), its vendor-neutral parts shared through measure_common.h. HIP has
+// no context to retain: the device is made current with hipSetDevice, and after a
+// reported fault hipDeviceReset frees everything, as the CUDA primary-context reset does.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "hip_driver.h"
+#include "hip_measurer.h"
+#include "measure_common.h"
+
+namespace kf {
+namespace hip_detail {
+
+using measure::CallFailed;
+
+struct DevBuf {
+  const hip::Driver* hip = nullptr;
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  void alloc(const hip::Driver* d, int64_t n, const char* what);  // throws kf::Error
+  void release() {
+    if (ptr) (void)hip->hipFree(ptr);  // nothing to do about a failure here
+    ptr = nullptr;
+  }
+  void forget() { ptr = nullptr; }  // the device was reset, which freed it
+  ~DevBuf() { release(); }
+};
+
+class HipMeasurer final : public Measurer {
+ public:
+  explicit HipMeasurer(const HipOptions& opt);
+  ~HipMeasurer() override;
+  const DeviceInfo& device() const override { return info_; }
+  void set_util_kernel(const PackKernel* util) override { util_ = util; }
+  void begin_shape(const LinearShape& shape, const std::vector<PlannedKernel>& kernels) override;
+  Measurement measure(const PackKernel& kernel, const LinearShape& shape, int64_t m, bool cold_l2, int reps) override;
+
+ private:
+  std::string text(hipError_t rc) const;
+  void check(hipError_t rc, const char* call) const {
+    if (rc != hipSuccess) throw CallFailed{std::string(call) + ": " + text(rc)};
+  }
+  void setup_device();           // throws CallFailed / kf::Error
+  void drop_device(bool reset);  // reset: after a fault, through hipDeviceReset
+  void alloc_shape();
+  void prepare_problem(int64_t m);
+  hipFunction_t function_of(const PackKernel& k);
+  hipFunction_t flush_function();
+  bool wait(double timeout_s);  // false: still busy after timeout_s
+  bool counters_zero();
+  bool zero_counters();  // false: the memset never finished
+  void launch(hipFunction_t fn, const LaunchGrid& g, int threads, void* args, const char* what);
+  void launch_flush(hipFunction_t flush);
+  void verify(hipFunction_t fn, const LaunchGrid& g, int threads, kf_linear_args& args, int64_t m, Measurement& r);
+  void time_runs(hipFunction_t fn, const LaunchGrid& g, int threads, kf_linear_args& args, bool cold, int reps,
+                 Measurement& r);
+
+  const hip::Driver* hip_ = nullptr;
+  HipOptions opt_;
+  DeviceInfo info_;
+  int cus_ = 1;
+  measure::HostProblem host_;
+  const PackKernel* util_ = nullptr;
+  // Device state, rebuilt after a fault.
+  bool dev_ok_ = false;
+  bool hung_ = false;  // a kernel never finished: leave the device alone
+  hipStream_t stream_ = nullptr;
+  hipModule_t util_module_ = nullptr;
+  hipFunction_t flush_fn_ = nullptr;
+  std::vector<hipModule_t> shape_modules_;
+  std::map<std::string, hipFunction_t> functions_;
+  std::vector<hipEvent_t> events_;
+  DevBuf flush_, sink_, x_, qw_, sc_, qz_, y_, ws_, cnt_;
+  // The current shape and (shape, M) problem.
+  LinearShape shape_;
+  std::string shape_key_;
+  ShapeBuffers sizes_;
+  bool uploaded_ = false;
+  double verify_seconds_ = 0;
+  std::vector<uint16_t> host_y_;
+  std::vector<int32_t> host_counters_;
+};
+
+}  // namespace hip_detail
+}  // namespace kf

@@ -1,0 +1,125 @@
+#include "measure_common.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <thread>
+
+namespace kf {
+namespace measure {
+
+StreamReadArgs stream_read_args(const void* data, int64_t bytes, void* sink, int compute_units) {
+  StreamReadArgs a{};
+  a.data = data;
+  a.bytes = static_cast<unsigned long long>(bytes);
+  a.sink = static_cast<unsigned int*>(sink);
+  a.blocks = static_cast<unsigned>(std::max(1, compute_units)) * 8;
+  return a;
+}
+
+HostProblem::HostProblem(uint64_t seed, int host_threads) : rng_(seed) {
+  const int hw = static_cast<int>(std::thread::hardware_concurrency());
+  threads_ = std::max(1, host_threads > 0 ? host_threads : hw);
+}
+
+bool HostProblem::prepare(const LinearShape& shape, int64_t m, const ShapeBuffers& sizes) {
+  if (m > sizes.max_m) throw Error("internal: M=" + std::to_string(m) + " above the shape's planned maximum");
+  if (m_ == m) return false;
+  prob_ = make_linear_problem(shape, m, rng_);
+  ref_ = linear_reference(prob_, threads_);
+  m_ = m;
+  return true;
+}
+
+kf_linear_args linear_args(const LinearShape& s, int64_t m, void* x, void* qweight, void* scales, void* qzeros,
+                           void* y, void* workspace, void* counters) {
+  return kf_linear_args{x,
+                        qweight,
+                        scales,
+                        qzeros,
+                        y,
+                        static_cast<float*>(workspace),
+                        static_cast<int*>(counters),
+                        static_cast<int>(m),
+                        static_cast<int>(s.n),
+                        static_cast<int>(s.k),
+                        s.effective_group()};
+}
+
+int64_t checked_rows(int64_t m, const ShapeBuffers& sizes) {
+  return std::min(m + kGuardRows, sizes.max_m + kGuardRows);
+}
+
+void judge_output(const std::vector<uint16_t>& y, const std::vector<double>& ref, const LinearShape& s, int64_t m,
+                  int64_t rows, Measurement& r) {
+  const int64_t n = s.n;
+  const double err = normalised_error(y, ref, m, n, s.bf16);
+  const double tol = linear_tolerance(s.bf16);
+  r.max_rel_err = err;
+  char why[160] = "";
+  if (std::isinf(err))
+    std::snprintf(why, sizeof why, "output not fully written or not finite");
+  else if (!(err <= tol))
+    std::snprintf(why, sizeof why, "normalised error %.3g above tolerance %.3g", err, tol);
+  for (int64_t i = m * n; i < rows * n && !why[0]; ++i)
+    if (y[i] != 0xffff) std::snprintf(why, sizeof why, "wrote past row M (row %lld)", static_cast<long long>(i / n));
+  if (why[0]) flag_incorrect(r, why);
+}
+
+bool all_zero(const std::vector<int32_t>& v) {
+  return std::all_of(v.begin(), v.end(), [](int32_t c) { return c == 0; });
+}
+
+void flag_incorrect(Measurement& r, const std::string& why) {
+  if (!r.disposition.empty()) return;
+  r.disposition = "incorrect";
+  r.message = why;
+}
+
+void mark_hung(Measurement& r, double waited_s) {
+  r = Measurement{};
+  r.disposition = "failed";
+  char msg[128];
+  std::snprintf(msg, sizeof msg, "still running after %.1f s (hung); the process must exit to free the GPU", waited_s);
+  r.message = msg;
+  r.fatal = true;
+}
+
+void mark_failed(Measurement& r, const std::string& message) {
+  const double err = r.max_rel_err;
+  r = Measurement{};
+  r.disposition = "failed";
+  r.message = message;
+  r.max_rel_err = err;
+}
+
+double timed_runs_timeout(double hang_timeout_s, int reps, double verify_seconds) {
+  return hang_timeout_s + 4.0 * (reps + 1) * verify_seconds;
+}
+
+void record_timing(const std::vector<double>& us, Measurement& r) {
+  const TimingStats t = timing_stats(us);
+  if (!(t.median > 0)) {
+    r.disposition = "failed";
+    r.message = "the event timer measured no time";
+    return;
+  }
+  r.disposition = "passed";
+  r.median_us = t.median;
+  r.min_us = t.min;
+  r.reps = static_cast<int>(us.size());
+}
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+bool poll_until_idle(double timeout_s, const std::function<bool()>& idle) {
+  const auto start = Clock::now();
+  for (;;) {
+    if (idle()) return true;
+    if (seconds_since(start) > timeout_s) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
+}  // namespace measure
+}  // namespace kf

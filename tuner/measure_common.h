@@ -1,0 +1,96 @@
+// The vendor-neutral half of the device measurers (cuda_measure.cpp, hip_measure.cpp):
+// everything between "the kernel ran" and "here is the row" that needs no GPU API, so
+// both judge and time kernels by one rule: the host problem and its float64 reference,
+// the kernel arguments, the verdict on a verification run's output, the L2-flush launch,
+// the hang timeouts, and event times turned into median/min. Each measurer keeps only
+// the calls of its own API (see cuda_measurer.h for the method).
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "device_plan.h"
+#include "linear_reference.h"
+#include "measurer.h"
+#include "w4a16_linear/args.h"
+
+namespace kf {
+namespace measure {
+
+// A GPU call that failed during a measurement: the candidate is recorded as failed.
+struct CallFailed {
+  std::string message;
+};
+
+// Host copy of kf_stream_read_args and kStreamReadThreads (templates/util/stream_read.h):
+// that header includes the device portability layer and cannot be compiled on the host.
+struct StreamReadArgs {
+  const void* data;
+  unsigned long long bytes;
+  unsigned int* sink;
+  unsigned int blocks;
+  unsigned int reserved;
+};
+static_assert(sizeof(StreamReadArgs) == 32, "must match kf_stream_read_args");
+constexpr int kStreamReadThreads = 256;  // its KF_LAUNCH_BOUNDS(256)
+
+// The flush over `bytes` (flush_bytes(): a multiple of 16) with 8 blocks of 256 threads
+// per SM / CU, enough to fill it; the kernel strides by the grid.
+StreamReadArgs stream_read_args(const void* data, int64_t bytes, void* sink, int compute_units);
+
+// The inputs and float64 reference of the current (shape, M), drawn fresh whenever M
+// changes and after invalidate() (a new shape).
+class HostProblem {
+ public:
+  HostProblem(uint64_t seed, int host_threads);  // host_threads 0: hardware threads
+  void invalidate() { m_ = 0; }
+  // True when new inputs were drawn (to be uploaded). Throws kf::Error for an M above
+  // the shape's planned maximum (its device buffers would be too small).
+  bool prepare(const LinearShape& shape, int64_t m, const ShapeBuffers& sizes);
+  const LinearProblem& problem() const { return prob_; }
+  const std::vector<double>& reference() const { return ref_; }
+
+ private:
+  std::mt19937_64 rng_;
+  int threads_;
+  int64_t m_ = 0;
+  LinearProblem prob_;
+  std::vector<double> ref_;
+};
+
+kf_linear_args linear_args(const LinearShape& s, int64_t m, void* x, void* qweight, void* scales, void* qzeros,
+                           void* y, void* workspace, void* counters);
+
+// Rows of y read back after a verification run: the M rows and the guard rows after
+// them (where a last tile written whole lands).
+int64_t checked_rows(int64_t m, const ShapeBuffers& sizes);
+// The verdict on y (checked_rows(m) rows, poisoned with 0xFFFF before the run): sets
+// r.max_rel_err, and incorrect with the reason when the error is not finite or above
+// linear_tolerance, or a guard row past M was written.
+void judge_output(const std::vector<uint16_t>& y, const std::vector<double>& ref, const LinearShape& s, int64_t m,
+                  int64_t rows, Measurement& r);
+bool all_zero(const std::vector<int32_t>& v);
+// Incorrect for `why` unless an earlier reason already stands.
+void flag_incorrect(Measurement& r, const std::string& why);
+// A kernel still running after `waited_s`: failed and fatal (the process must exit).
+void mark_hung(Measurement& r, double waited_s);
+// A failed call: failed with `message`, keeping the verification error if measured.
+void mark_failed(Measurement& r, const std::string& message);
+// How long the queued timed runs may take before they count as hung: the hang timeout
+// plus generous slack for the reps (and their flushes) at the verification run's pace.
+double timed_runs_timeout(double hang_timeout_s, int reps, double verify_seconds);
+// Event times (us) of the timed runs -> passed with median and min, or failed when the
+// timer measured nothing.
+void record_timing(const std::vector<double>& us, Measurement& r);
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t);
+// Polls `idle` (which throws CallFailed on an execution error) every 50 us; false when
+// still busy after `timeout_s`.
+bool poll_until_idle(double timeout_s, const std::function<bool()>& idle);
+
+}  // namespace measure
+}  // namespace kf
