@@ -15,6 +15,7 @@
 #include "device_plan.h"
 #include "linear_reference.h"
 #include "measurer.h"
+#include "util/stream_read_args.h"
 #include "w4a16_linear/args.h"
 
 namespace kf {
@@ -25,17 +26,9 @@ struct CallFailed {
   std::string message;
 };
 
-// Host copy of kf_stream_read_args and kStreamReadThreads (templates/util/stream_read.h):
-// that header includes the device portability layer and cannot be compiled on the host.
-struct StreamReadArgs {
-  const void* data;
-  unsigned long long bytes;
-  unsigned int* sink;
-  unsigned int blocks;
-  unsigned int reserved;
-};
-static_assert(sizeof(StreamReadArgs) == 32, "must match kf_stream_read_args");
-constexpr int kStreamReadThreads = 256;  // its KF_LAUNCH_BOUNDS(256)
+// The L2 flush kernel's arguments (templates/util/stream_read_args.h).
+using StreamReadArgs = kf_stream_read_args;
+constexpr int kStreamReadThreads = KF_STREAM_READ_THREADS;
 
 // The flush over `bytes` (flush_bytes(): a multiple of 16) with 8 blocks of 256 threads
 // per SM / CU, enough to fill it; the kernel strides by the grid.

@@ -6,18 +6,11 @@
 // - empty: launch cost alone.
 #pragma once
 #include "kf_portability.h"
-
-typedef struct kf_stream_read_args {
-  const void* data;
-  unsigned long long bytes;
-  unsigned int* sink;  // written only on a never-matching checksum: keeps the loads alive
-  unsigned int blocks;
-  unsigned int reserved;
-} kf_stream_read_args;
+#include "util/stream_read_args.h"
 
 namespace kf {
 
-constexpr int kStreamReadThreads = 256;
+constexpr int kStreamReadThreads = KF_STREAM_READ_THREADS;
 
 KF_INLINE void stream_read(const kf_stream_read_args& a) {
   const u32x4* data = static_cast<const u32x4*>(a.data);
