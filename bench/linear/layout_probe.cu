@@ -1,0 +1,75 @@
+// bench/layout_probe: is the decode kernel's gap to the read floor its access pattern?
+// Times, cold like bench/linear, read-only kernels over the same 12.6 MB int4 weight
+// matrix (N = 12288, K = 2048): the contiguous read floor, and the decode kernel's
+// exact load pattern over the GPTQ layout (block = block_n columns x a K / split slice,
+// each thread 16-byte loads of 4 columns, k-lanes strided) with no arithmetic.
+#include <cuda_runtime.h>
+
+#include <cstdio>
+
+#include "cold_timer.h"
+#include "kf_portability.h"
+
+namespace {
+
+template <int BN, int THREADS, int ROWS>
+__global__ void __launch_bounds__(THREADS) gptq_pattern_read(const kf::u32x4* q, int n_total, int k_total,
+                                                               int split_k, unsigned* sink) {
+  constexpr int TN = BN / 4, TK = THREADS / TN;
+  const int tn = threadIdx.x % TN, tk = threadIdx.x / TN;
+  const int n4 = (blockIdx.x * BN) / 4 + tn;  // index of this thread's 4-column group
+  const int rows_per_split = k_total / 8 / split_k;
+  const int row0 = blockIdx.y * rows_per_split;
+  uint32_t acc = 0;
+  for (int r = row0 + tk * ROWS; r < row0 + rows_per_split; r += TK * ROWS) {
+    kf::u32x4 v[ROWS];
+#pragma unroll
+    for (int i = 0; i < ROWS; ++i) v[i] = q[(size_t)(r + i) * (n_total / 4) + n4];
+#pragma unroll
+    for (int i = 0; i < ROWS; ++i) acc ^= v[i].x ^ v[i].y ^ v[i].z ^ v[i].w;
+  }
+  if (acc == 0x9e3779b9u) *sink = acc;
+}
+
+template <int BN, int THREADS, int ROWS>
+void probe(kf::bench::ColdTimer& t, const void* q, int n, int k, int split_k, unsigned* sink, double floor_us) {
+  const dim3 grid(n / BN, split_k);
+  const double us = t.median_us(
+      [&](cudaStream_t s) {
+        gptq_pattern_read<BN, THREADS, ROWS><<<grid, THREADS, 0, s>>>(static_cast<const kf::u32x4*>(q), n, k, split_k,
+                                                                       sink);
+      },
+      100);
+  std::printf("gptq pattern bn%-4d threads %-4d rows/step %d split %d : %7.2f us  (%.2fx floor)\n", BN, THREADS, ROWS,
+              split_k, us, us / floor_us);
+}
+
+}  // namespace
+
+int main() {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::printf("SKIPPED: no CUDA GPU\n");
+    return 77;
+  }
+  const int n = 12288, k = 2048;
+  const size_t bytes = static_cast<size_t>(n) * k / 2;
+  void* q = nullptr;
+  unsigned* sink = nullptr;
+  cudaMalloc(&q, bytes);
+  cudaMemset(q, 0x5a, bytes);
+  cudaMalloc(&sink, 4);
+  kf::bench::ColdTimer t;
+  const double empty = t.median_us([&](cudaStream_t s) { t.empty(s); }, 100);
+  const double floor_us = t.median_us([&](cudaStream_t s) { t.stream_read(q, bytes, s); }, 100);
+  std::printf("N %d K %d int4 weights %.2f MB; empty kernel %.2f us; contiguous read floor %.2f us\n", n, k, bytes / 1e6,
+              empty, floor_us);
+  for (int sk : {1, 4}) {
+    probe<64, 256, 4>(t, q, n, k, sk, sink, floor_us);
+    probe<128, 256, 4>(t, q, n, k, sk, sink, floor_us);
+    probe<256, 256, 4>(t, q, n, k, sk, sink, floor_us);
+    probe<64, 256, 8>(t, q, n, k, sk, sink, floor_us);
+    probe<256, 512, 8>(t, q, n, k, sk, sink, floor_us);
+  }
+  return cudaGetLastError() == cudaSuccess ? 0 : 1;
+}
