@@ -73,7 +73,10 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
     for (int bn : {64, 128, 256})
       for (int bk : {32, 64})
         for (int w : {4, 8})
-          for (int sk : {1, 2, 4}) {
+          for (int sk : {1, 2, 4, 8, 16}) {
+            // Deep splits only for the few-row tiles: they exist to put enough blocks in
+            // flight on narrow layers (N = 2048 gives 32 column blocks of 64).
+            if (sk > 4 && bm > 4) continue;
             const int threads = w * arch.wave_size;
             if (!w4a16::decode_valid(n, k, g, bn, bk, threads, sk)) continue;
             out.push_back({LinearKind::decode, bm, bn, bk, w, sk, 1});

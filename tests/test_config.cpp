@@ -231,8 +231,8 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
       for (int bn : {64, 128, 256})
         for (int bk : {32, 64})
           for (int w : {4, 8})
-            for (int sk : {1, 2, 4})
-              if (kf::w4a16::decode_valid(2048, 512, 128, bn, bk, w * arch.wave_size, sk)) {
+            for (int sk : {1, 2, 4, 8, 16})
+              if ((sk <= 4 || bm <= 4) && kf::w4a16::decode_valid(2048, 512, 128, bn, bk, w * arch.wave_size, sk)) {
                 ++valid;
                 CHECK(has({kf::LinearKind::decode, bm, bn, bk, w, sk, 1}));
                 // and the prefetching variant when a thread takes several k-steps
