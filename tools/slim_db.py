@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes a shippable copy of a tuned kforge DB: every measurement and winner row is
-kept, code objects are kept only for winners, generic and utility kernels (the others'
-rows stay, marked pruned:not_a_winner, so the DB still says what was tried).
+kept, code objects (and compiler logs) are kept only for winners, generic and utility kernels
+(the others' rows stay, marked pruned:not_a_winner, so the DB still says what was tried).
 usage: slim_db.py TUNED_DB OUT_DB"""
 import os
 import shutil
@@ -18,6 +18,8 @@ db.execute(
     """UPDATE kernels SET code_object = NULL, status = 'pruned:not_a_winner'
        WHERE kind NOT IN ('generic', 'util')
          AND NOT EXISTS (SELECT 1 FROM winners w WHERE w.kernel = kernels.name AND w.arch = kernels.arch)""")
+# Compiler logs (ptxas reports, messages) are kept only where the code object is.
+db.execute("UPDATE kernels SET log = '' WHERE code_object IS NULL AND status != 'compile_error'")
 db.commit()
 db.execute("VACUUM")
 kept = db.execute("SELECT count(*) FROM kernels WHERE code_object IS NOT NULL").fetchone()[0]
