@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole GPU session on an NVIDIA machine, in one go (binaries built elsewhere and
+# Everything to run on an NVIDIA machine, in one go (binaries built elsewhere and
 # passed in BIN): generate the sm_90a pack, check every kernel against the CPU
 # reference, tune qwen3-35b into tuned_db/, run bench/linear and the example engine.
 # Results (logs, CSVs, the slimmed tuned DB) go to $OUT.
