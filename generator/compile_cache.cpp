@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <map>
+#include <regex>
 #include <thread>
 
 #include "error.h"
@@ -60,17 +62,29 @@ std::string sha256_hex(const std::string& data) {
   return out;
 }
 
-std::string tree_digest(const std::string& dir) {
-  std::vector<std::string> files;
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.is_regular_file()) files.push_back(fs::relative(e.path(), dir).string());
-  std::sort(files.begin(), files.end());
-  std::string all;
-  for (const auto& f : files) {
-    std::string text;
-    read_file(dir + "/" + f, text);
-    all += f + '\0' + std::to_string(text.size()) + '\0' + text;
+std::string include_digest(const std::string& dir, const std::string& text) {
+  static const std::regex include_re("^[ \\t]*#[ \\t]*include[ \\t]*\"([^\"]+)\"");
+  auto includes_of = [](const std::string& t) {
+    std::vector<std::string> out;
+    std::stringstream ss(t);
+    std::smatch m;
+    for (std::string line; std::getline(ss, line);)
+      if (std::regex_search(line, m, include_re)) out.push_back(m[1]);
+    return out;
+  };
+  std::map<std::string, std::string> files;  // sorted: the digest does not depend on order
+  std::vector<std::string> todo = includes_of(text);
+  while (!todo.empty()) {
+    const std::string name = todo.back();
+    todo.pop_back();
+    if (files.count(name)) continue;
+    std::string content;
+    if (!read_file(dir + "/" + name, content)) continue;  // not a template: the compiler's own
+    files[name] = content;
+    for (const auto& inc : includes_of(content)) todo.push_back(inc);
   }
+  std::string all;
+  for (const auto& [name, content] : files) all += name + '\0' + std::to_string(content.size()) + '\0' + content;
   return sha256_hex(all);
 }
 

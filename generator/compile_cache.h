@@ -13,8 +13,10 @@ namespace kf {
 
 std::string sha256_hex(const std::string& data);
 
-// Hash of every file under `dir` (paths and contents, in sorted order).
-std::string tree_digest(const std::string& dir);
+// Hash of the template headers `text` includes from `dir`, followed transitively
+// (`#include "..."` lines; system headers are the compiler's, covered by its identity):
+// a change to one family's template rebuilds that family's kernels only.
+std::string include_digest(const std::string& dir, const std::string& text);
 
 struct CompiledObject {
   bool ok = false;

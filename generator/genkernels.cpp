@@ -87,7 +87,7 @@ void compile_one(Job& job, const Backend& backend, const ArchInfo& arch, const C
   const CompiledObject obj = cache.compile(backend, job.source_text, job.source_path, c.name, include_dir,
                                            digest, c.needs_mma);
   job.cached = obj.cached;
-  row.source_hash = obj.source_hash;
+  row.source_hash = obj.key;  // the whole build, so a template or compiler change shows
   row.log = obj.log;
   row.mma_count = obj.mma_count < 0 ? -1 : obj.mma_count;
   if (!obj.ok) {
@@ -182,7 +182,8 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
 
   const std::string templates = opt.templates_dir.empty() ? KF_TEMPLATE_DIR : opt.templates_dir;
   if (!fs::is_directory(templates)) throw Error("templates directory '" + templates + "' not found");
-  const std::string digest = tree_digest(templates);
+  // Per instance template: the hash of the headers its kernels include.
+  std::map<std::string, std::string> digests;
   const CompileCache cache(opt.cache_dir.empty() ? default_cache_dir() : opt.cache_dir);
   std::error_code ec;
   fs::create_directories(opt.out_dir, ec);
@@ -197,6 +198,7 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
     if (it == instance_text.end())
       it = instance_text.emplace(j.cand.instance, read_text(templates + "/" + j.cand.instance)).first;
     j.source_text = substitute(it->second, j.cand.params, j.cand.instance);
+    if (!digests.count(j.cand.instance)) digests[j.cand.instance] = include_digest(templates, it->second);
     const std::string dir = opt.out_dir + "/src/" + j.cand.arch;
     fs::create_directories(dir);
     j.source_path = fs::absolute(dir + "/" + j.cand.name + ".cu").string();
@@ -213,7 +215,7 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
   auto worker = [&] {
     for (size_t i; (i = next++) < jobs.size();) {
       const ArchInfo& arch = arch_info(jobs[i].cand.arch);
-      compile_one(jobs[i], *backends[arch.name], arch, cache, templates, digest);
+      compile_one(jobs[i], *backends[arch.name], arch, cache, templates, digests.at(jobs[i].cand.instance));
       progress.tick(jobs[i].cand.arch + " " + jobs[i].cand.kind);
     }
   };
@@ -228,7 +230,10 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
     pack.set_meta("kforge_version", KF_VERSION);
     pack.set_meta("schema_version", std::to_string(kPackSchemaVersion));
     for (const auto& ls : shapes) pack.put_shape({model.name, ls.layer, "w4a16_linear", ls.shape.key(), ls.count});
-    for (const auto& j : jobs) pack.put_kernel(j.row);
+    for (const auto& j : jobs) {
+      stats.stale_results += pack.drop_stale_results(j.row);
+      pack.put_kernel(j.row);
+    }
     // A full (unfiltered) run owns its (arch, shape) rows: drop what it no longer emits.
     if (opt.filter.empty()) {
       std::map<std::pair<std::string, std::string>, std::vector<std::string>> emitted;
@@ -256,6 +261,9 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
   out << stats.candidates << " candidates (" << stats.compiled << " compiled, " << stats.cached
       << " from cache), " << stats.ok << " ok, " << stats.pruned << " pruned, " << stats.compile_errors
       << " compile errors in " << static_cast<int>(stats.seconds * 10) / 10.0 << " s\n"
+      << (stats.stale_results ? std::to_string(stats.stale_results) +
+                                    " measurements of rebuilt kernels dropped: autotune measures them again\n"
+                              : std::string())
       << "pack: " << pack.path() << "   sources: " << opt.out_dir << "/src   cache: " << cache.dir() << "\n";
   return stats;
 }

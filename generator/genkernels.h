@@ -30,6 +30,7 @@ struct GenOptions {
 
 struct GenStats {
   int candidates = 0, compiled = 0, cached = 0, compile_errors = 0, pruned = 0, ok = 0;
+  int stale_results = 0;  // measurements dropped because their kernel was rebuilt differently
   double seconds = 0;
 };
 

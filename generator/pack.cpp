@@ -187,6 +187,18 @@ void Pack::put_kernel(const PackKernel& k) {
     throw Error("pack '" + path_ + "': cannot store kernel '" + k.name + "': " + sqlite3_errmsg(db_));
 }
 
+int Pack::drop_stale_results(const PackKernel& k) {
+  Stmt s(db_,
+         "DELETE FROM results WHERE arch = ?1 AND kernel = ?2 AND EXISTS (SELECT 1 FROM kernels"
+         " WHERE kernels.arch = ?1 AND kernels.name = ?2 AND kernels.source_hash != ?3)");
+  s.text(1, k.arch);
+  s.text(2, k.name);
+  s.text(3, k.source_hash);
+  if (sqlite3_step(s.s) != SQLITE_DONE)
+    throw Error("pack '" + path_ + "': cannot drop stale results of '" + k.name + "': " + sqlite3_errmsg(db_));
+  return sqlite3_changes(db_);
+}
+
 void Pack::put_shape(const PackShape& sh) {
   Stmt s(db_, "INSERT OR IGNORE INTO shapes (model, layer, op, shape, count) VALUES (?1,?2,?3,?4,?5)");
   s.text(1, sh.model);

@@ -21,7 +21,11 @@ struct PackKernel {
   int occupancy = 0, threads = 0;
   int mma_count = -1;                // -1: not checked
   std::string status;                // ok | pruned:<why> | compile_error
-  std::string compiler, source_hash, log;
+  std::string compiler;
+  // Hash of everything that built the code object: generated source, templates,
+  // compiler identity and flags (the compile cache key).
+  std::string source_hash;
+  std::string log;
 };
 
 struct PackShape {
@@ -43,6 +47,10 @@ class Pack {
   void commit();
   void rollback();
   void put_kernel(const PackKernel& k);   // insert or replace by (name, arch)
+  // Measurements of `k.name` on `k.arch` taken of a code object built differently from
+  // `k` (another source_hash) no longer describe it: deletes them, so autotune measures
+  // the kernel again. Returns how many went. Call before put_kernel.
+  int drop_stale_results(const PackKernel& k);
   void put_shape(const PackShape& s);     // insert or ignore
   void set_meta(const std::string& key, const std::string& value);
   // Drops the rows of (arch, op, shape) whose name is not in `keep`: kernels a newer

@@ -5,6 +5,7 @@
 // Without a compiler the arch is skipped with a message, except where the environment
 // variable CI is set (CI has every compiler), where it fails.
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 
 #include "test_util.h"
 
@@ -212,6 +213,61 @@ TEST_CASE("a compile error is recorded in the pack, not fatal") {
       CHECK_FALSE(contains(r.log, "broken on purpose"));
     }
   }
+}
+
+TEST_CASE("measurements of a kernel rebuilt from changed templates are dropped, others kept") {
+  const std::string arch = "gfx1151";
+  if (!have_compiler(arch)) return;
+  TempDir tmp;
+  const std::string templates = tmp.sub("templates");
+  fs::copy(KF_TEMPLATE_DIR, templates, fs::copy_options::recursive);
+  kf::GenOptions opt = options(tmp, arch);
+  opt.templates_dir = templates;
+  std::ostringstream out, err;
+  kf::run_genkernels(opt, out, err);
+  const std::string db = opt.out_dir + "/kforge.sqlite";
+  // One fake measurement per kernel, as autotune would have stored.
+  auto add_results = [&] {
+    sqlite3* h = nullptr;
+    REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
+    const char* sql =
+        "INSERT OR REPLACE INTO results (arch, device, op, shape, m, kernel, disposition, median_us, cold_l2,"
+        " driver, runtime, compiler, kforge_version) SELECT arch, 'dev', op, shape, 1, name, 'passed', 10.0, 1,"
+        " 'd', 'r', compiler, 'v' FROM kernels WHERE op = 'w4a16_linear'";
+    REQUIRE(sqlite3_exec(h, sql, nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(h);
+  };
+  auto results_of = [&](const std::string& kind) {
+    sqlite3* h = nullptr;
+    REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    const std::string sql = "SELECT count(*) FROM results WHERE kernel LIKE 'w4a16_linear_" + kind + "_%'";
+    REQUIRE(sqlite3_prepare_v2(h, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+    const int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return n;
+  };
+  add_results();
+  REQUIRE(results_of("decode") == 1);
+  REQUIRE(results_of("prefill") == 1);
+
+  // Nothing changed: the measurements stay.
+  CHECK(kf::run_genkernels(opt, out, err).stale_results == 0);
+  CHECK(results_of("decode") == 1);
+  CHECK(results_of("prefill") == 1);
+
+  // The prefill template changes (a comment is enough to rebuild): only its kernel's
+  // measurement is stale.
+  {
+    std::ofstream f(templates + "/w4a16_linear/prefill.h", std::ios::app);
+    f << "\n// changed\n";
+  }
+  const kf::GenStats stats = kf::run_genkernels(opt, out, err);
+  CHECK(stats.stale_results == 1);
+  CHECK(results_of("decode") == 1);
+  CHECK(results_of("prefill") == 0);
 }
 
 }  // TEST_SUITE
