@@ -228,14 +228,10 @@ TEST_CASE("measurements of a kernel rebuilt from changed templates are dropped, 
   const std::string db = opt.out_dir + "/kforge.sqlite";
   // One fake measurement per kernel, as autotune would have stored.
   auto add_results = [&] {
-    sqlite3* h = nullptr;
-    REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
-    const char* sql =
+    sql(db,
         "INSERT OR REPLACE INTO results (arch, device, op, shape, m, kernel, disposition, median_us, cold_l2,"
         " driver, runtime, compiler, kforge_version) SELECT arch, 'dev', op, shape, 1, name, 'passed', 10.0, 1,"
-        " 'd', 'r', compiler, 'v' FROM kernels WHERE op = 'w4a16_linear'";
-    REQUIRE(sqlite3_exec(h, sql, nullptr, nullptr, nullptr) == SQLITE_OK);
-    sqlite3_close(h);
+        " 'd', 'r', compiler, 'v' FROM kernels WHERE op = 'w4a16_linear'");
   };
   auto results_of = [&](const std::string& kind) {
     sqlite3* h = nullptr;

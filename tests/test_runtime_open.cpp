@@ -13,10 +13,12 @@
 
 #include "kforge/kforge.hpp"
 #include "test_runtime_util.h"
+#include "test_util.h"
 
 namespace {
 
 using namespace kf_rt_test;
+using kf_test::sql;
 
 std::string small_pack(const TempDir& dir) {
   const std::string path = dir.file("kforge.sqlite");
@@ -26,17 +28,6 @@ std::string small_pack(const TempDir& dir) {
   b.add_generic(true, false);
   b.write(path);
   return path;
-}
-
-void sql(const std::string& path, const std::string& statements) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-  char* err = nullptr;
-  const int rc = sqlite3_exec(db, statements.c_str(), nullptr, nullptr, &err);
-  const std::string msg = err ? err : "";
-  sqlite3_free(err);
-  sqlite3_close(db);
-  REQUIRE_MESSAGE(rc == SQLITE_OK, msg);
 }
 
 // Opens `path` for sm_90a expecting `status`; checks the message names the path and the
