@@ -162,12 +162,13 @@ Candidate make_linear_generic_candidate(bool bf16, bool asym, const ArchInfo& ar
   return c;
 }
 
+// The kernel ABI's own formulas (templates/w4a16_linear/launch.h), shared with the runtime.
 int64_t linear_workspace_floats(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
-  return cfg.split_k > 1 ? cfg.split_k * m * s.n : 0;
+  return w4a16::workspace_floats(cfg.split_k, s.n, m);
 }
 
 int64_t linear_counter_ints(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
-  return cfg.split_k > 1 ? (s.n / cfg.block_n) * ((m + cfg.block_m - 1) / cfg.block_m) : 0;
+  return w4a16::counter_ints(cfg.split_k, cfg.block_m, cfg.block_n, s.n, m);
 }
 
 }  // namespace kf

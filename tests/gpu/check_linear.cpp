@@ -162,16 +162,15 @@ int main(int argc, char** argv) {
     qw.upload(prob.qweight);
     sc.upload(prob.scales);
     qz.upload(prob.qzeros);
-    int max_split = 1, min_bm = 1 << 30, min_bn = 1 << 30;
+    // Split-K scratch for the most demanding kernel of the shape at the largest M.
+    int64_t ws_floats = 0, counter_ints = 0;
     for (const auto* k : shape_kernels) {
       const kf::LinearConfig c = kf::parse_linear_config(k->kind, k->config);
-      max_split = std::max(max_split, c.split_k);
-      min_bm = std::min(min_bm, c.block_m);
-      min_bn = std::min(min_bn, c.block_n);
+      ws_floats = std::max(ws_floats, kf::linear_workspace_floats(shape, c, m_max));
+      counter_ints = std::max(counter_ints, kf::linear_counter_ints(shape, c, m_max));
     }
-    DeviceBuffer ws(static_cast<size_t>(max_split) * m_max * shape.n * 4);
-    const size_t counter_ints = static_cast<size_t>(shape.n / min_bn) * ((m_max + min_bm - 1) / min_bm);
-    DeviceBuffer counters(counter_ints * 4);
+    DeviceBuffer ws(static_cast<size_t>(ws_floats) * 4);
+    DeviceBuffer counters(static_cast<size_t>(counter_ints) * 4);
     CU_CHECK(cu->cuMemsetD32(counters.ptr, 0, counters.bytes / 4));
     std::vector<uint16_t> host_y((m_max + kGuardRows) * shape.n);
     std::vector<uint32_t> host_counters(counters.bytes / 4);
