@@ -13,7 +13,6 @@
 
 #include "kforge/kforge.hpp"
 #include "test_runtime_util.h"
-#include "test_util.h"
 
 namespace {
 

@@ -11,6 +11,7 @@
 
 #include "kforge/kforge.h"
 #include "test_pack.h"
+#include "test_util.h"
 
 namespace kf_rt_test {
 
@@ -38,9 +39,7 @@ inline std::string pick(const kf_db* db, int64_t n, int64_t k, int64_t m, int gr
   return kf_kernel_name(kernel);
 }
 
-inline bool contains(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
-}
+using kf_test::contains;
 
 inline std::string file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
