@@ -107,7 +107,6 @@ CompiledObject CompileCache::compile(const Backend& backend, const std::string& 
                                      const std::string& include_dir,
                                      const std::string& template_digest, bool want_mma) const {
   CompiledObject r;
-  r.source_hash = sha256_hex(source_text);
   r.key = sha256_hex(source_text + '\0' + template_digest + '\0' + backend.compiler_identity() +
                      '\0' + backend.flags());
   const std::string base = dir_ + "/" + r.key.substr(0, 2) + "/" + r.key;

@@ -21,8 +21,7 @@ std::string include_digest(const std::string& dir, const std::string& text);
 struct CompiledObject {
   bool ok = false;
   bool cached = false;
-  std::string key;                // cache key (hex)
-  std::string source_hash;        // hash of the generated source text alone
+  std::string key;                // cache key (hex): what the pack stores as source_hash
   std::vector<uint8_t> object;    // code object when ok
   std::string log;                // compiler output (errors, ptxas report)
   int mma_count = -2;             // -2: not asked; -1: cannot tell; else count
