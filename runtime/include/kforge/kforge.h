@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "w4a16_linear/args.h"
+#include "w4a16_moe/args.h"
 
 #if defined(__GNUC__)
 #define KF_API __attribute__((visibility("default")))
@@ -127,6 +128,59 @@ KF_API kf_status kf_run_linear(const kf_db* db, const kf_linear_args* args, int 
 KF_API kf_status kf_repack_weights(int64_t n, int64_t k, int group, int asym, const void* qweight,
                                    size_t qweight_bytes, const void* scales, size_t scales_bytes,
                                    const void* qzeros, size_t qzeros_bytes);
+
+/* ---- Mixture-of-experts layers (ops w4a16_moe_gemm1 / w4a16_moe_gemm2, moe_align,
+ * moe_silu_mul, moe_sum; kernel ABI and data flow in templates/w4a16_moe/args.h) ---- */
+
+/* One MoE layer's shape: E experts, top_k per token, hidden size H and expert
+ * intermediate size I. gemm1 (gate_up) is N = 2 I, K = H; gemm2 (down) is N = H, K = I. */
+typedef struct kf_moe_shape {
+  int64_t experts;
+  int64_t top_k;
+  int64_t hidden;
+  int64_t intermediate;
+  int group; /* 32, 64, 128; 0 = per-channel */
+  int bf16;  /* 1 = bf16, 0 = fp16 */
+  int asym;  /* 1 = packed zero points */
+} kf_moe_shape;
+
+/* The gemm1 (gemm = 1) or gemm2 (gemm = 2) kernel for T = t tokens: the tuned winner
+ * whose T range covers t (routing-robust pick), chosen like kf_select. A shape nobody
+ * tuned: KF_ERR_UNSUPPORTED_SHAPE naming the shape key. Bad shape values (top_k > E,
+ * E > 1024, t < 1, sizes the family cannot do): KF_ERR_INVALID_ARGUMENT. */
+KF_API kf_status kf_select_moe(const kf_db* db, int gemm, const kf_moe_shape* shape, int64_t t,
+                               const kf_kernel** kernel);
+/* The rows of sorted_ids a block of `kernel` takes (its moe_align block size). */
+KF_API kf_status kf_kernel_block_m(const kf_kernel* kernel, int* block_m);
+
+/* Launch one piece (checks first; KF_ERR_INVALID_ARGUMENT naming the bad value, and no
+ * launch, for t < 1, top_k > E, E > 1024, null buffers, n/k/group not the kernel's). */
+KF_API kf_status kf_launch_moe_align(const kf_db* db, const kf_moe_align_args* args, void* stream);
+KF_API kf_status kf_launch_moe_gemm(const kf_kernel* kernel, const kf_moe_gemm_args* args, void* stream);
+KF_API kf_status kf_launch_moe_silu_mul(const kf_db* db, int bf16, const kf_moe_silu_mul_args* args, void* stream);
+KF_API kf_status kf_launch_moe_sum(const kf_db* db, int bf16, const kf_moe_sum_args* args, void* stream);
+
+/* A whole layer in one call: align (once per distinct block_m of the two winners),
+ * gemm1, silu_mul, gemm2 (times the routing weights), sum into y. */
+typedef struct kf_moe_layer_args {
+  const void* x;              /* [T, H] */
+  const int32_t* topk_ids;    /* [T, top_k]; ids outside [0, E) route nowhere */
+  const float* topk_weights;  /* [T, top_k] */
+  const void* w1_qweight;     /* gate_up: [E, H/8, 2I] int32 */
+  const void* w1_scales;      /* [E, H/G, 2I] */
+  const void* w1_qzeros;      /* [E, H/G, 2I/8] (asym only) */
+  const void* w2_qweight;     /* down: [E, I/8, H] int32 */
+  const void* w2_scales;      /* [E, I/G, H] */
+  const void* w2_qzeros;      /* [E, I/G, H/8] (asym only) */
+  void* y;                    /* [T, H] */
+  void* scratch;              /* device memory, 256-byte aligned, zeroed once when allocated */
+  size_t scratch_bytes;       /* >= kf_moe_scratch_bytes for some max_t >= t */
+  int t;
+} kf_moe_layer_args;
+/* Scratch kf_run_moe needs for any t <= max_t with the kernels kf_select_moe can return. */
+KF_API kf_status kf_moe_scratch_bytes(const kf_db* db, const kf_moe_shape* shape, int64_t max_t, size_t* bytes);
+KF_API kf_status kf_run_moe(const kf_db* db, const kf_moe_shape* shape, const kf_moe_layer_args* args,
+                            void* stream);
 
 #ifdef __cplusplus
 }
