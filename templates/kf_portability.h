@@ -85,12 +85,24 @@ KF_INLINE void atomic_store_device(int* p, int v) {
 KF_INLINE float load_coherent(const float* p) {
   return __hip_atomic_load(p, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_AGENT);
 }
+// Counters in shared memory (LDS): ordered among the workgroup only.
+KF_INLINE int atomic_add_shared(int* p, int v) {
+  return __hip_atomic_fetch_add(p, v, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_WORKGROUP);
+}
 #else
 KF_INLINE void barrier() { __syncthreads(); }
 KF_INLINE void fence_device() { __threadfence(); }
 KF_INLINE int atomic_add_device(int* p, int v) { return atomicAdd(p, v); }
 KF_INLINE void atomic_store_device(int* p, int v) { atomicExch(p, v); }
 KF_INLINE float load_coherent(const float* p) { return __ldcg(p); }
+KF_INLINE int atomic_add_shared(int* p, int v) { return atomicAdd(p, v); }
+#endif
+
+// e^x at the hardware's approximate rate (activation epilogues; not for references).
+#if KF_AMDGPU
+KF_INLINE float fast_exp(float x) { return __builtin_expf(x); }
+#else
+KF_INLINE float fast_exp(float x) { return __expf(x); }
 #endif
 
 // ---- vector memory access ----------------------------------------------------------

@@ -11,11 +11,13 @@
 // order (deterministic) and resets the tile's counter.
 //
 // The same body serves the generic kernel (generic.h): with RuntimeDims, N, K and the
-// group size come from the arguments and columns past N are masked.
+// group size come from the arguments and columns past N are masked; and the MoE GEMMs
+// (w4a16_moe/gemm.h): a Rows policy (rows.h) says which rows of x and y a block takes.
 #pragma once
 #include "kf_portability.h"
 #include "w4a16_linear/args.h"
 #include "w4a16_linear/dequant.h"
+#include "w4a16_linear/rows.h"
 #include "w4a16_linear/tiling.h"
 
 namespace kf {
@@ -37,8 +39,9 @@ struct RuntimeDims {
   KF_INLINE int g() const { return g_; }
 };
 
-template <class Dims, bool BF16, bool ASYM, int BM, int BN, int BK, int THREADS, int SPLIT_K, int STAGES>
-KF_INLINE void decode_body(const Dims dims, const kf_linear_args& args) {
+template <class Dims, class Rows, bool BF16, bool ASYM, int BM, int BN, int BK, int THREADS, int SPLIT_K,
+          int STAGES>
+KF_INLINE void decode_body(const Dims dims, const Rows rows, const kf_linear_args& args) {
   static_assert(STAGES == 1 || STAGES == 2, "decode stages: 1 or 2");
   using T = Act16<BF16>;
   constexpr int TN = decode_threads_n(BN);
@@ -51,8 +54,6 @@ KF_INLINE void decode_body(const Dims dims, const kf_linear_args& args) {
   const uint32_t* qweight = static_cast<const uint32_t*>(args.qweight);
   const uint16_t* scales = static_cast<const uint16_t*>(args.scales);
   const uint32_t* qzeros = static_cast<const uint32_t*>(args.qzeros);
-  const int M = args.m;
-
   const int tn = thread_id() % TN;
   const int tk = thread_id() / TN;
   const int n_out = block_x() * BN + tn * 4;
@@ -61,10 +62,10 @@ KF_INLINE void decode_body(const Dims dims, const kf_linear_args& args) {
   const int split = block_y();
   const int m0 = block_z() * BM;
 
-  // Rows past M read a valid row (the last) and are never stored: no branch in the loop.
+  // Rows that are not valid read a valid row and are never stored: no branch in the loop.
   const uint16_t* xrow[BM];
 #pragma unroll
-  for (int m = 0; m < BM; ++m) xrow[m] = x + (size_t)(m0 + m < M ? m0 + m : M - 1) * K;
+  for (int m = 0; m < BM; ++m) xrow[m] = x + (size_t)rows.x_row(m0 + m) * K;
 
   float acc[BM][4];
 #pragma unroll
@@ -130,20 +131,24 @@ KF_INLINE void decode_body(const Dims dims, const kf_linear_args& args) {
   }
 
   uint16_t* y = static_cast<uint16_t*>(args.y);
+  auto store_row = [&](int i, const float (&v)[4]) {
+    const float f = rows.scale(i);
+    store8(y + (size_t)rows.y_row(i) * N + n, u32x2{T::from_f32(v[0] * f) | T::from_f32(v[1] * f) << 16,
+                                                    T::from_f32(v[2] * f) | T::from_f32(v[3] * f) << 16});
+  };
   if constexpr (SPLIT_K == 1) {
     if (tk == 0 && col_ok)
 #pragma unroll
       for (int m = 0; m < BM; ++m)
-        if (m0 + m < M)
-          store8(y + (size_t)(m0 + m) * N + n,
-                 u32x2{T::from_f32(acc[m][0]) | T::from_f32(acc[m][1]) << 16,
-                       T::from_f32(acc[m][2]) | T::from_f32(acc[m][3]) << 16});
+        if (rows.valid(m0 + m)) store_row(m0 + m, acc[m]);
   } else {
+    // Partials are indexed by the block grid's row (count() rows per split).
+    const int M = rows.count();
     float* ws = args.workspace;
     if (tk == 0)
 #pragma unroll
       for (int m = 0; m < BM; ++m)
-        if (m0 + m < M)
+        if (rows.valid(m0 + m))
 #pragma unroll
           for (int c = 0; c < 4; ++c) ws[((size_t)split * M + m0 + m) * N + n + c] = acc[m][c];
     fence_device();
@@ -157,14 +162,12 @@ KF_INLINE void decode_body(const Dims dims, const kf_linear_args& args) {
     if (tk == 0)
 #pragma unroll
       for (int m = 0; m < BM; ++m) {
-        if (m0 + m >= M) continue;
+        if (!rows.valid(m0 + m)) continue;
         float sum[4] = {0.f, 0.f, 0.f, 0.f};
         for (int s = 0; s < SPLIT_K; ++s)
 #pragma unroll
           for (int c = 0; c < 4; ++c) sum[c] += load_coherent(ws + ((size_t)s * M + m0 + m) * N + n + c);
-        store8(y + (size_t)(m0 + m) * N + n,
-               u32x2{T::from_f32(sum[0]) | T::from_f32(sum[1]) << 16,
-                     T::from_f32(sum[2]) | T::from_f32(sum[3]) << 16});
+        store_row(m0 + m, sum);
       }
     if (thread_id() == 0) atomic_store_device(counter, 0);
   }
@@ -176,7 +179,8 @@ template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int
           int STAGES>
 KF_INLINE void w4a16_linear_decode(const kf_linear_args& args) {
   static_assert(w4a16::decode_valid(N, K, G, BN, BK, THREADS, SPLIT_K), "invalid decode config");
-  w4a16::decode_body<w4a16::FixedDims<N, K, G>, BF16, ASYM, BM, BN, BK, THREADS, SPLIT_K, STAGES>({}, args);
+  w4a16::decode_body<w4a16::FixedDims<N, K, G>, w4a16::DenseRows, BF16, ASYM, BM, BN, BK, THREADS, SPLIT_K,
+                     STAGES>({}, {args.m}, args);
 }
 
 }  // namespace kf

@@ -11,8 +11,9 @@ constexpr int kGenericThreads = 128;
 
 template <bool BF16, bool ASYM>
 KF_INLINE void w4a16_linear_generic(const kf_linear_args& args) {
-  w4a16::decode_body<w4a16::RuntimeDims, BF16, ASYM, /*BM=*/4, /*BN=*/128, /*BK=*/32, kGenericThreads,
-                     /*SPLIT_K=*/1, /*STAGES=*/1>(w4a16::RuntimeDims{args.n, args.k, args.group}, args);
+  w4a16::decode_body<w4a16::RuntimeDims, w4a16::DenseRows, BF16, ASYM, /*BM=*/4, /*BN=*/128, /*BK=*/32,
+                     kGenericThreads, /*SPLIT_K=*/1, /*STAGES=*/1>(w4a16::RuntimeDims{args.n, args.k, args.group},
+                                                                     {args.m}, args);
 }
 
 }  // namespace kf

@@ -11,17 +11,22 @@
 // work, so their latency hides behind it (register double buffering).
 // SPLIT_K > 1 gives each block a K / SPLIT_K slice (grid z): for small M the tile grid
 // alone is too few blocks to keep the GPU's memory system busy.
+// A Rows policy (rows.h) says which rows of x and y the tile rows are: dense here,
+// gathered by routing in the MoE GEMMs (w4a16_moe/gemm.h).
 #pragma once
 #include "kf_portability.h"
 #include "w4a16_linear/args.h"
 #include "w4a16_linear/dequant.h"
+#include "w4a16_linear/rows.h"
 #include "w4a16_linear/tiling.h"
 
 namespace kf {
 
-template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS,
-          int SPLIT_K, int STAGES>
-KF_INLINE void w4a16_linear_prefill(const kf_linear_args& args) {
+namespace w4a16 {
+
+template <class Rows, int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int SPLIT_K,
+          int STAGES>
+KF_INLINE void prefill_body(const Rows rows, const kf_linear_args& args) {
   static_assert(w4a16::prefill_valid(N, K, G, BM, BN, BK, WARPS, SPLIT_K), "invalid prefill config");
   static_assert(STAGES == 1 || STAGES == 2, "stages: 1 or 2");
   using T = Act16<BF16>;
@@ -44,7 +49,6 @@ KF_INLINE void w4a16_linear_prefill(const kf_linear_args& args) {
   const uint32_t* qweight = static_cast<const uint32_t*>(args.qweight);
   const uint16_t* scales = static_cast<const uint16_t*>(args.scales);
   const uint32_t* qzeros = static_cast<const uint32_t*>(args.qzeros);
-  const int M = args.m;
   const int tid = thread_id();
   const int lane = tid % KF_WAVE;
   const int warp = tid / KF_WAVE;
@@ -55,15 +59,20 @@ KF_INLINE void w4a16_linear_prefill(const kf_linear_args& args) {
   u32x4 a_reg[A_PER_THREAD];
   u32x4 w_reg[W_PER_THREAD];
 
+  // The x row each of this thread's A vectors comes from is the same on every k-step:
+  // look it up once (a gathered row costs a load). Rows that are not valid load zeros.
+  const uint16_t* a_src[A_PER_THREAD];
+#pragma unroll
+  for (int i = 0; i < A_PER_THREAD; ++i) {
+    const int v = tid + i * THREADS;
+    const int row = m0 + v / (BK / 8);
+    const bool in_tile = A_VECS % THREADS == 0 || v < A_VECS;
+    a_src[i] = in_tile && rows.valid(row) ? x + (size_t)rows.x_row(row) * K + (v % (BK / 8)) * 8 : nullptr;
+  }
+
   auto load_tile = [&](int k0) {
 #pragma unroll
-    for (int i = 0; i < A_PER_THREAD; ++i) {
-      const int v = tid + i * THREADS;
-      const int row = v / (BK / 8), kv = v % (BK / 8);
-      a_reg[i] = u32x4{0, 0, 0, 0};
-      if ((A_VECS % THREADS == 0 || v < A_VECS) && m0 + row < M)
-        a_reg[i] = load16(x + (size_t)(m0 + row) * K + k0 + kv * 8);
-    }
+    for (int i = 0; i < A_PER_THREAD; ++i) a_reg[i] = a_src[i] ? load16(a_src[i] + k0) : u32x4{0, 0, 0, 0};
 #pragma unroll
     for (int i = 0; i < W_PER_THREAD; ++i) {
       const int v = tid + i * THREADS;
@@ -131,7 +140,8 @@ KF_INLINE void w4a16_linear_prefill(const kf_linear_args& args) {
     if (STAGES == 1 && kt + 1 < KT) load_tile(k_begin + (kt + 1) * BK);
   }
 
-  // Every accumulator element's place in y, in the arch's fragment layout.
+  // Every valid accumulator element's row of the block grid and column, in the arch's
+  // fragment layout.
   auto for_each_element = [&](auto&& f) {
 #pragma unroll
     for (int i = 0; i < TM; ++i)
@@ -142,19 +152,22 @@ KF_INLINE void w4a16_linear_prefill(const kf_linear_args& args) {
           const layout::RC rc = MmaLayout::c_elem(lane, e);
           const int row = m0 + (wm * TM + i) * 16 + rc.row;
           const int col = n0 + (wn * TN + j) * 16 + rc.col;
-          if (row < M) f((size_t)row * N + col, acc[i][j].v[e]);
+          if (rows.valid(row)) f(row, col, acc[i][j].v[e]);
         }
   };
   uint16_t* y = static_cast<uint16_t*>(args.y);
+  auto store = [&](int row, int col, float v) {
+    y[(size_t)rows.y_row(row) * N + col] = (uint16_t)T::from_f32(v * rows.scale(row));
+  };
   if constexpr (SPLIT_K == 1) {
-    for_each_element([&](size_t at, float v) { y[at] = (uint16_t)T::from_f32(v); });
+    for_each_element(store);
   } else {
     // Each slice writes an fp32 partial; the last block of the tile to arrive sums the
     // slices in fixed order (deterministic) and resets the tile's counter for the next
     // launch, as the decode kind does.
     float* ws = args.workspace;
-    const size_t slice = (size_t)M * N;
-    for_each_element([&](size_t at, float v) { ws[block_z() * slice + at] = v; });
+    const size_t slice = (size_t)rows.count() * N;
+    for_each_element([&](int row, int col, float v) { ws[block_z() * slice + (size_t)row * N + col] = v; });
     fence_device();
     barrier();
     KF_SHARED int last;
@@ -163,13 +176,20 @@ KF_INLINE void w4a16_linear_prefill(const kf_linear_args& args) {
     barrier();
     if (!last) return;
     fence_device();
-    for_each_element([&](size_t at, float) {
+    for_each_element([&](int row, int col, float) {
       float sum = 0.f;
-      for (int s = 0; s < SPLIT_K; ++s) sum += load_coherent(ws + s * slice + at);
-      y[at] = (uint16_t)T::from_f32(sum);
+      for (int s = 0; s < SPLIT_K; ++s) sum += load_coherent(ws + s * slice + (size_t)row * N + col);
+      store(row, col, sum);
     });
     if (tid == 0) atomic_store_device(counter, 0);
   }
+}
+
+}  // namespace w4a16
+
+template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int SPLIT_K, int STAGES>
+KF_INLINE void w4a16_linear_prefill(const kf_linear_args& args) {
+  w4a16::prefill_body<w4a16::DenseRows, N, K, G, BF16, ASYM, BM, BN, BK, WARPS, SPLIT_K, STAGES>({args.m}, args);
 }
 
 }  // namespace kf

@@ -1,0 +1,59 @@
+// moe_align: routing (topk_ids) -> the sorted slot list the MoE GEMMs walk (args.h).
+// One workgroup of THREADS (>= E) threads, everything in shared memory:
+//   1. count each expert's slots (ids outside [0, E) are dropped);
+//   2. pad each count up to a multiple of block_m and scan: start of each expert's run;
+//   3. write expert_ids per block and fill the runs with the padding id T * top_k;
+//   4. scatter every slot to its expert's run (order within a run is arbitrary: rows are
+//      independent, so the GEMM results do not depend on it).
+// Nothing comes back to the host: num_padded stays on the device for the GEMMs.
+#pragma once
+#include "kf_portability.h"
+#include "w4a16_moe/args.h"
+#include "w4a16_moe/launch.h"
+
+namespace kf {
+
+template <int THREADS>
+KF_INLINE void moe_align(const kf_moe_align_args& a) {
+  static_assert(THREADS >= moe::kMaxExperts, "one thread per expert in the scan");
+  KF_SHARED int count[moe::kMaxExperts];
+  KF_SHARED int scan[moe::kMaxExperts];
+  const int tid = thread_id();
+  const int E = a.experts, slots = a.t * a.top_k, bm = a.block_m;
+
+  if (tid < E) count[tid] = 0;
+  barrier();
+  for (int s = tid; s < slots; s += THREADS) {
+    const int e = a.topk_ids[s];
+    if (e >= 0 && e < E) atomic_add_shared(&count[e], 1);
+  }
+  barrier();
+
+  // Inclusive scan of the padded run lengths (Hillis-Steele, one expert per thread).
+  const int padded = tid < E ? (count[tid] + bm - 1) / bm * bm : 0;
+  if (tid < moe::kMaxExperts) scan[tid] = padded;
+  barrier();
+  for (int off = 1; off < E; off *= 2) {
+    const int add = tid < E && tid >= off ? scan[tid - off] : 0;
+    barrier();
+    if (tid < E) scan[tid] += add;
+    barrier();
+  }
+  const int total = scan[E - 1];
+  const int start = tid < E ? scan[tid] - padded : 0;
+
+  if (tid < E)
+    for (int b = start / bm; b < (start + padded) / bm; ++b) a.expert_ids[b] = tid;
+  for (int i = tid; i < total; i += THREADS) a.sorted_ids[i] = slots;
+  // The padding fill must land before the scatter overwrites it; count[] becomes each
+  // run's cursor.
+  if (tid < E) count[tid] = start;
+  barrier();
+  for (int s = tid; s < slots; s += THREADS) {
+    const int e = a.topk_ids[s];
+    if (e >= 0 && e < E) a.sorted_ids[atomic_add_shared(&count[e], 1)] = s;
+  }
+  if (tid == 0) a.num_padded[0] = total;
+}
+
+}  // namespace kf

@@ -1,0 +1,82 @@
+// w4a16_moe GEMM kernels: the w4a16_linear decode and prefill bodies over rows gathered
+// by routing (args.h). Block row b of the grid covers sorted_ids[b * BM, (b + 1) * BM),
+// all slots of one expert (moe_align pads each expert's run to whole blocks), so the
+// block multiplies by that expert's weight alone:
+//   gemm1: x row of slot s = token s / top_k; y row = s
+//   gemm2: x row = s; y row = s, scaled by topk_weights[s]
+// Padding entries (id T * top_k) are computed from row 0 and never stored; blocks past
+// num_padded return before touching memory.
+#pragma once
+#include "kf_portability.h"
+#include "w4a16_linear/decode.h"
+#include "w4a16_linear/prefill.h"
+#include "w4a16_moe/args.h"
+#include "w4a16_moe/launch.h"
+
+namespace kf {
+namespace moe {
+
+template <int GEMM>
+struct RoutedRows {
+  static_assert(GEMM == 1 || GEMM == 2, "gemm1 (gate_up) or gemm2 (down)");
+  const int32_t* sorted;
+  const float* weights;
+  int slots;  // T * top_k: ids at or past it are padding
+  int top_k;
+  int capacity;
+  KF_INLINE int count() const { return capacity; }
+  KF_INLINE bool valid(int i) const { return sorted[i] < slots; }
+  KF_INLINE int x_row(int i) const {
+    const int s = valid(i) ? sorted[i] : 0;
+    return GEMM == 1 ? s / top_k : s;
+  }
+  KF_INLINE int y_row(int i) const { return sorted[i]; }
+  KF_INLINE float scale(int i) const { return GEMM == 2 ? weights[sorted[i]] : 1.f; }
+};
+
+// The w4a16_linear arguments of expert `e`: its slice of the stacked weights.
+template <int N, int K, int G>
+KF_INLINE kf_linear_args expert_args(const kf_moe_gemm_args& a, int e) {
+  kf_linear_args la;
+  la.x = a.x;
+  la.qweight = static_cast<const uint32_t*>(a.qweight) + (size_t)e * (K / 8) * N;
+  la.scales = static_cast<const uint16_t*>(a.scales) + (size_t)e * (K / G) * N;
+  la.qzeros = a.qzeros ? static_cast<const uint32_t*>(a.qzeros) + (size_t)e * (K / G) * (N / 8) : nullptr;
+  la.y = a.y;
+  la.workspace = a.workspace;
+  la.counters = a.counters;
+  la.m = a.t * a.top_k;
+  la.n = N;
+  la.k = K;
+  la.group = G;
+  return la;
+}
+
+template <int GEMM, int BM>
+KF_INLINE RoutedRows<GEMM> routed_rows(const kf_moe_gemm_args& a) {
+  return {a.sorted_ids, a.topk_weights, a.t * a.top_k, a.top_k,
+          (int)sorted_capacity(a.t, a.top_k, a.experts, BM)};
+}
+
+}  // namespace moe
+
+template <int GEMM, int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int THREADS, int SPLIT_K,
+          int STAGES>
+KF_INLINE void w4a16_moe_gemm_decode(const kf_moe_gemm_args& a) {
+  static_assert(w4a16::decode_valid(N, K, G, BN, BK, THREADS, SPLIT_K), "invalid decode config");
+  const int m0 = block_z() * BM;
+  if (m0 >= *a.num_padded) return;  // uniform per block: before any barrier
+  w4a16::decode_body<w4a16::FixedDims<N, K, G>, moe::RoutedRows<GEMM>, BF16, ASYM, BM, BN, BK, THREADS, SPLIT_K,
+                     STAGES>({}, moe::routed_rows<GEMM, BM>(a), moe::expert_args<N, K, G>(a, a.expert_ids[m0 / BM]));
+}
+
+template <int GEMM, int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int SPLIT_K,
+          int STAGES>
+KF_INLINE void w4a16_moe_gemm_prefill(const kf_moe_gemm_args& a) {
+  const int m0 = block_y() * BM;
+  if (m0 >= *a.num_padded) return;
+  w4a16::prefill_body<moe::RoutedRows<GEMM>, N, K, G, BF16, ASYM, BM, BN, BK, WARPS, SPLIT_K, STAGES>(
+      moe::routed_rows<GEMM, BM>(a), moe::expert_args<N, K, G>(a, a.expert_ids[m0 / BM]));
+}
+
+}  // namespace kf
