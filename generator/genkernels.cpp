@@ -10,12 +10,14 @@
 #include <regex>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "arch.h"
 #include "compile_cache.h"
 #include "error.h"
 #include "linear_family.h"
 #include "model.h"
+#include "moe_family.h"
 #include "pack.h"
 #include "progress.h"
 #include "prune.h"
@@ -54,6 +56,35 @@ std::vector<LayerShape> linear_shapes(const ModelDesc& model, const GenOptions& 
           validate_linear_shape(s, l.layer);
           out.push_back({l.layer, s, l.count});
         }
+  return out;
+}
+
+struct MoeLayerShape {
+  std::string layer;
+  MoeShape shape;
+  int count;
+};
+
+// gate_up (gemm1) or down (gemm2), from the layer's name as the model tables write it.
+int moe_gemm_of(const MoeLayer& l) {
+  if (l.layer.find("gate_up") != std::string::npos) return 1;
+  if (l.layer.find("down") != std::string::npos) return 2;
+  throw Error("MoE layer '" + l.layer + "': neither gate_up nor down");
+}
+
+std::vector<MoeLayerShape> moe_shapes(const ModelDesc& model, const GenOptions& opt, bool gemm1, bool gemm2) {
+  std::vector<MoeLayerShape> out;
+  for (const auto& l : model.moe) {
+    const int gemm = moe_gemm_of(l);
+    if ((gemm == 1 && !gemm1) || (gemm == 2 && !gemm2)) continue;
+    for (int g : opt.group_sizes)
+      for (const auto& dt : opt.dtypes)
+        for (const auto& q : opt.quants) {
+          MoeShape s{gemm, l.experts, l.top_k, l.n, l.k, g, dt == "bf16", q == "asym"};
+          validate_moe_shape(s, l.layer);
+          out.push_back({l.layer, s, l.count});
+        }
+  }
   return out;
 }
 
@@ -115,7 +146,7 @@ void compile_one(Job& job, const Backend& backend, const ArchInfo& arch, const C
 
 }  // namespace
 
-std::vector<std::string> known_ops() { return {"w4a16_linear"}; }
+std::vector<std::string> known_ops() { return {"w4a16_linear", "w4a16_moe_gemm1", "w4a16_moe_gemm2"}; }
 
 GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& err) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -128,8 +159,9 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
   const auto ops = known_ops();
   for (const auto& op : opt.ops)
     if (std::find(ops.begin(), ops.end(), op) == ops.end())
-      throw Error("unknown op '" + op + "' (known: w4a16_linear)");
-  const bool want_linear = opt.ops.empty() || std::count(opt.ops.begin(), opt.ops.end(), "w4a16_linear");
+      throw Error("unknown op '" + op + "' (known: w4a16_linear, w4a16_moe_gemm1, w4a16_moe_gemm2)");
+  auto wanted = [&](const char* op) { return opt.ops.empty() || std::count(opt.ops.begin(), opt.ops.end(), op); };
+  const bool want_linear = wanted("w4a16_linear");
   const ModelDesc model = resolve_model(opt);
   std::regex filter;
   try {
@@ -139,6 +171,7 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
   }
 
   std::vector<LayerShape> shapes = want_linear ? linear_shapes(model, opt) : std::vector<LayerShape>{};
+  const std::vector<MoeLayerShape> moe = moe_shapes(model, opt, wanted("w4a16_moe_gemm1"), wanted("w4a16_moe_gemm2"));
   std::vector<Job> jobs;
   std::map<std::string, bool> seen;
   for (const ArchInfo* arch : archs)
@@ -165,6 +198,26 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
           Candidate c = make_linear_generic_candidate(dt == "bf16", q == "asym", *arch);
           if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
         }
+  for (const ArchInfo* arch : archs)
+    for (const auto& ms : moe) {
+      if (seen[arch->name + ms.shape.op() + ms.shape.key()]) continue;
+      seen[arch->name + ms.shape.op() + ms.shape.key()] = true;
+      for (const auto& cfg : enumerate_moe_configs(ms.shape, *arch)) {
+        Candidate c = make_moe_candidate(ms.shape, cfg, *arch);
+        if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
+      }
+    }
+  // The MoE layer's shape-independent steps: routing alignment, activation, top-k sum.
+  if (!moe.empty())
+    for (const ArchInfo* arch : archs) {
+      std::vector<Candidate> helpers = {make_moe_align_candidate(*arch)};
+      for (const auto& dt : opt.dtypes) {
+        helpers.push_back(make_moe_silu_mul_candidate(dt == "bf16", *arch));
+        helpers.push_back(make_moe_sum_candidate(dt == "bf16", *arch));
+      }
+      for (auto& c : helpers)
+        if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
+    }
   for (const ArchInfo* arch : archs) {
     Candidate c = make_util_candidate(*arch);
     if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
@@ -230,16 +283,19 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
     pack.set_meta("kforge_version", KF_VERSION);
     pack.set_meta("schema_version", std::to_string(kPackSchemaVersion));
     for (const auto& ls : shapes) pack.put_shape({model.name, ls.layer, "w4a16_linear", ls.shape.key(), ls.count});
+    for (const auto& ms : moe) pack.put_shape({model.name, ms.layer, ms.shape.op(), ms.shape.key(), ms.count});
     for (const auto& j : jobs) {
       stats.stale_results += pack.drop_stale_results(j.row);
       pack.put_kernel(j.row);
     }
     // A full (unfiltered) run owns its (arch, shape) rows: drop what it no longer emits.
     if (opt.filter.empty()) {
-      std::map<std::pair<std::string, std::string>, std::vector<std::string>> emitted;
+      std::map<std::tuple<std::string, std::string, std::string>, std::vector<std::string>> emitted;
       for (const auto& j : jobs)
-        if (j.cand.op == "w4a16_linear") emitted[{j.cand.arch, j.cand.shape}].push_back(j.cand.name);
-      for (const auto& [key, names] : emitted) pack.delete_stale(key.first, "w4a16_linear", key.second, names);
+        if (j.cand.op == "w4a16_linear" || j.cand.op.rfind("w4a16_moe_", 0) == 0)
+          emitted[{j.cand.arch, j.cand.op, j.cand.shape}].push_back(j.cand.name);
+      for (const auto& [key, names] : emitted)
+        pack.delete_stale(std::get<0>(key), std::get<1>(key), std::get<2>(key), names);
     }
     pack.commit();
   } catch (...) {

@@ -35,15 +35,25 @@ void print_summary(std::ostream& os, const std::vector<SummaryRow>& rows) {
       ++g.reasons[why.substr(0, why.find('('))];
     }
   }
-  os << std::left << std::setw(8) << "arch" << std::setw(14) << "op" << std::setw(28) << "shape"
-     << std::setw(8) << "kind" << std::right << std::setw(8) << "emitted" << std::setw(9) << "compiled"
+  // Text columns as wide as their longest entry (MoE ops and shapes are long).
+  size_t w_arch = 7, w_op = 13, w_shape = 27, w_kind = 7;
+  for (const auto& [key, g] : groups) {
+    w_arch = std::max(w_arch, std::get<0>(key).size());
+    w_op = std::max(w_op, std::get<1>(key).size());
+    w_shape = std::max(w_shape, std::get<2>(key).size());
+    w_kind = std::max(w_kind, std::get<3>(key).size());
+  }
+  const int wa = static_cast<int>(w_arch + 1), wo = static_cast<int>(w_op + 1),
+            ws = static_cast<int>(w_shape + 1), wk = static_cast<int>(w_kind + 1);
+  os << std::left << std::setw(wa) << "arch" << std::setw(wo) << "op" << std::setw(ws) << "shape"
+     << std::setw(wk) << "kind" << std::right << std::setw(8) << "emitted" << std::setw(9) << "compiled"
      << std::setw(7) << "errors" << std::setw(7) << "pruned" << std::setw(5) << "ok" << std::setw(6) << "occ"
      << "  pruned because\n";
   for (const auto& [key, g] : groups) {
     std::string why;
     for (const auto& [reason, n] : g.reasons) why += (why.empty() ? "" : ", ") + reason + " " + std::to_string(n);
-    os << std::left << std::setw(8) << std::get<0>(key) << std::setw(14) << std::get<1>(key) << std::setw(28)
-       << std::get<2>(key) << std::setw(8) << std::get<3>(key) << std::right << std::setw(8) << g.emitted
+    os << std::left << std::setw(wa) << std::get<0>(key) << std::setw(wo) << std::get<1>(key) << std::setw(ws)
+       << std::get<2>(key) << std::setw(wk) << std::get<3>(key) << std::right << std::setw(8) << g.emitted
        << std::setw(9) << g.compiled << std::setw(7) << g.errors << std::setw(7) << g.pruned << std::setw(5)
        << g.ok << std::setw(6) << g.best_occupancy << "  " << why << "\n";
   }

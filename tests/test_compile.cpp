@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <iterator>
 #include <sstream>
 #include <string>
@@ -57,6 +58,7 @@ bool have_compiler(const std::string& arch) {
 kf::GenOptions options(const TempDir& tmp, const std::string& arch) {
   kf::GenOptions opt;
   opt.archs = {arch};
+  opt.ops = {"w4a16_linear"};
   opt.filter = kFilter;
   opt.out_dir = tmp.sub("out");
   opt.cache_dir = tmp.sub("cache");
@@ -170,9 +172,51 @@ void compile_arch(const std::string& arch) {
   }
 }
 
+// The MoE family on `arch`: the three helpers and one decode and one prefill kernel of
+// each GEMM compile cleanly, and the prefill ones use the matrix instructions.
+void compile_moe_arch(const std::string& arch) {
+  if (!have_compiler(arch)) return;
+  const kf::ArchInfo& info = kf::arch_info(arch);
+  TempDir tmp;
+  kf::GenOptions opt = options(tmp, arch);
+  opt.ops = {"w4a16_moe_gemm1", "w4a16_moe_gemm2"};
+  opt.filter = "^moe_|_decode_.*_bm4_bn64_bk32_w4_sk1_s1$|_prefill_.*_bm32_bn64_bk32_w4_sk1_s2$";
+  std::ostringstream out, err;
+  const kf::GenStats stats = kf::run_genkernels(opt, out, err);
+  INFO("genkernels output:\n" << out.str() << err.str());
+  CHECK(stats.compile_errors == 0);
+  const auto rows = kf::Pack::open(opt.out_dir + "/kforge.sqlite", false).kernels();
+  std::map<std::string, int> by_kind;
+  for (const auto& r : rows) {
+    INFO(r.name << " status " << r.status << "\nlog:\n" << r.log);
+    if (r.op == "util") continue;
+    ++by_kind[r.op + " " + r.kind];
+    CHECK(r.status != "compile_error");
+    CHECK_FALSE(r.code_object.empty());
+    if (r.kind == "prefill" && info.vendor == kf::Vendor::amd && have_objdump()) CHECK(r.mma_count > 0);
+    if (r.kind == "prefill" && info.vendor == kf::Vendor::amd) CHECK(r.status == "ok");
+  }
+  CHECK(by_kind["moe_align align"] == 1);
+  CHECK(by_kind["moe_silu_mul silu_mul"] == 1);
+  CHECK(by_kind["moe_sum sum"] == 1);
+  CHECK(by_kind["w4a16_moe_gemm1 prefill"] == 1);
+  CHECK(by_kind["w4a16_moe_gemm2 prefill"] == 1);
+  // Decode at 4 waves of 64 lanes does not fit gemm2's K = 512 on gfx942.
+  CHECK(by_kind["w4a16_moe_gemm1 decode"] == 1);
+  CHECK(by_kind["w4a16_moe_gemm2 decode"] == (info.wave_size == 32 ? 1 : 0));
+  bool layers = false;
+  for (const auto& s : kf::Pack::open(opt.out_dir + "/kforge.sqlite", false).shapes())
+    layers |= s.op == "w4a16_moe_gemm2" && s.layer == "experts.down_proj" && s.shape == "e256_topk8_n2048_k512_g128_bf16_sym";
+  CHECK(layers);
+}
+
 }  // namespace
 
 TEST_SUITE("compile") {
+
+TEST_CASE("compile the MoE family, gfx1151") { compile_moe_arch("gfx1151"); }
+TEST_CASE("compile the MoE family, gfx942") { compile_moe_arch("gfx942"); }
+TEST_CASE("compile the MoE family, sm_90a") { compile_moe_arch("sm_90a"); }
 
 TEST_CASE("compile gfx1151") { compile_arch("gfx1151"); }
 TEST_CASE("compile gfx1100") { compile_arch("gfx1100"); }

@@ -1,0 +1,133 @@
+#include "moe_family.h"
+
+#include <regex>
+
+#include "error.h"
+#include "w4a16_linear/tiling.h"
+#include "w4a16_moe/launch.h"
+
+namespace kf {
+
+std::string MoeShape::op() const { return gemm == 1 ? "w4a16_moe_gemm1" : "w4a16_moe_gemm2"; }
+
+std::string MoeShape::key() const {
+  return "e" + std::to_string(experts) + "_topk" + std::to_string(top_k) + "_" + expert().key();
+}
+
+MoeShape parse_moe_shape(const std::string& op, const std::string& key) {
+  if (op != "w4a16_moe_gemm1" && op != "w4a16_moe_gemm2")
+    throw Error("unknown MoE op '" + op + "' (w4a16_moe_gemm1, w4a16_moe_gemm2)");
+  static const std::regex re("e([1-9][0-9]{0,5})_topk([1-9][0-9]{0,5})_(.*)");
+  std::smatch m;
+  if (!std::regex_match(key, m, re))
+    throw Error("bad " + op + " shape key '" + key + "' (expected like e256_topk8_n1024_k2048_g128_bf16_sym)");
+  MoeShape s;
+  s.gemm = op == "w4a16_moe_gemm1" ? 1 : 2;
+  s.experts = std::stoll(m[1]);
+  s.top_k = std::stoll(m[2]);
+  const LinearShape e = parse_linear_shape(m[3]);
+  s.n = e.n;
+  s.k = e.k;
+  s.group = e.group;
+  s.bf16 = e.bf16;
+  s.asym = e.asym;
+  return s;
+}
+
+void validate_moe_shape(const MoeShape& s, const std::string& layer) {
+  const std::string where = s.op() + " layer '" + layer + "' (" + s.key() + "): ";
+  if (s.experts < 1 || s.experts > moe::kMaxExperts)
+    throw Error(where + "E = " + std::to_string(s.experts) + " experts (1 to " +
+                std::to_string(moe::kMaxExperts) + " supported)");
+  if (s.top_k < 1 || s.top_k > s.experts)
+    throw Error(where + "top_k = " + std::to_string(s.top_k) + " must be between 1 and E = " +
+                std::to_string(s.experts));
+  validate_linear_shape(s.expert(), layer);
+}
+
+std::string moe_kernel_name(const MoeShape& shape, const LinearConfig& cfg) {
+  return shape.op() + "_" + kind_name(cfg.kind) + "_" + shape.key() + "_" + cfg.key();
+}
+
+std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInfo& arch) {
+  std::vector<LinearConfig> out;
+  const int n = static_cast<int>(s.n), k = static_cast<int>(s.k), g = s.expert().effective_group();
+  // Decode: an expert sees T * top_k / E rows on average, so up to 8 rows per block;
+  // split-K puts enough blocks in flight when few experts are hit.
+  for (int bm : {1, 2, 4, 8})
+    for (int bn : {64, 128})
+      for (int bk : {32, 64})
+        for (int sk : {1, 2, 4}) {
+          const int w = 4, threads = w * arch.wave_size;
+          if (w4a16::decode_valid(n, k, g, bn, bk, threads, sk)) out.push_back({LinearKind::decode, bm, bn, bk, w, sk, 1});
+        }
+  for (int bm : {16, 32, 64, 128})
+    for (int bn : {64, 128})
+      for (int bk : {32, 64})
+        for (int w : {4, 8})
+          for (int st : {1, 2})
+            if (w4a16::prefill_valid(n, k, g, bm, bn, bk, w)) out.push_back({LinearKind::prefill, bm, bn, bk, w, 1, st});
+  return out;
+}
+
+Candidate make_moe_candidate(const MoeShape& s, const LinearConfig& cfg, const ArchInfo& arch) {
+  Candidate c = make_linear_candidate(s.expert(), cfg, arch);
+  c.op = s.op();
+  c.shape = s.key();
+  c.name = moe_kernel_name(s, cfg);
+  c.instance = std::string("w4a16_moe/gemm_") + c.kind + ".cu.in";
+  c.params["name"] = c.name;
+  c.params["config"] = c.op + " " + c.kind + " " + c.shape + " " + c.config + " " + arch.name;
+  c.params["gemm"] = std::to_string(s.gemm);
+  return c;
+}
+
+namespace {
+
+Candidate helper_candidate(const std::string& op, const std::string& shape, const std::string& instance,
+                           int threads, const ArchInfo& arch) {
+  Candidate c;
+  c.op = op;
+  c.kind = op.substr(4);  // align, silu_mul, sum
+  c.arch = arch.name;
+  c.shape = shape;
+  c.config = "t" + std::to_string(threads);
+  c.name = op + "_" + shape;
+  c.threads = threads;
+  c.instance = instance;
+  c.params = {{"name", c.name}, {"config", op + " " + shape + " " + c.config + " " + arch.name},
+              {"threads", std::to_string(threads)}};
+  c.min_occupancy = 1;
+  return c;
+}
+
+}  // namespace
+
+Candidate make_moe_align_candidate(const ArchInfo& arch) {
+  return helper_candidate("moe_align", "any", "w4a16_moe/align.cu.in", moe::kAlignThreads, arch);
+}
+
+Candidate make_moe_silu_mul_candidate(bool bf16, const ArchInfo& arch) {
+  Candidate c = helper_candidate("moe_silu_mul", bf16 ? "any_bf16" : "any_fp16", "w4a16_moe/silu_mul.cu.in",
+                                 moe::kEltThreads, arch);
+  c.params["bf16"] = bf16 ? "true" : "false";
+  return c;
+}
+
+Candidate make_moe_sum_candidate(bool bf16, const ArchInfo& arch) {
+  Candidate c = helper_candidate("moe_sum", bf16 ? "any_bf16" : "any_fp16", "w4a16_moe/sum.cu.in",
+                                 moe::kEltThreads, arch);
+  c.params["bf16"] = bf16 ? "true" : "false";
+  return c;
+}
+
+int64_t moe_workspace_floats(const MoeShape& s, const LinearConfig& cfg, int64_t t) {
+  return moe::gemm_workspace_floats(cfg.split_k, s.n, moe::sorted_capacity(t, s.top_k, s.experts, cfg.block_m));
+}
+
+int64_t moe_counter_ints(const MoeShape& s, const LinearConfig& cfg, int64_t t) {
+  return moe::gemm_counter_ints(cfg.split_k, cfg.block_m, cfg.block_n, s.n,
+                                moe::sorted_capacity(t, s.top_k, s.experts, cfg.block_m));
+}
+
+}  // namespace kf
