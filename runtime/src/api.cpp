@@ -7,6 +7,8 @@
 #include "device.h"
 #include "kforge/kforge.h"
 #include "launch.h"
+#include "moe_launch.h"
+#include "moe_layer.h"
 #include "pack_reader.h"
 #include "select.h"
 #include "status.h"
@@ -173,6 +175,90 @@ kf_status kf_run_linear(const kf_db* db, const kf_linear_args* args, int bf16, i
     kf_status status =
         select_linear(*db, LinearShapeKey{args->n, args->k, args->group, bf16 != 0, asym != 0}, args->m, &kernel);
     return status == KF_OK ? launch(*kernel, *args, stream) : status;
+  });
+}
+
+kf_status kf_select_moe(const kf_db* db, int gemm, const kf_moe_shape* shape, int64_t t, const kf_kernel** kernel) {
+  return guarded("kf_select_moe", [&] {
+    if (!db) return null_argument("kf_select_moe", "db");
+    if (!shape) return null_argument("kf_select_moe", "shape");
+    if (!kernel) return null_argument("kf_select_moe", "kernel");
+    if (gemm != 1 && gemm != 2)
+      return fail(KF_ERR_INVALID_ARGUMENT, "kf_select_moe: gemm = %d, must be 1 (gate_up) or 2 (down)", gemm);
+    MoeShapeKey key;
+    const kf_status status = moe_gemm_key(*shape, gemm, "kf_select_moe", &key);
+    return status == KF_OK ? select_moe(*db, key, t, "kf_select_moe", kernel) : status;
+  });
+}
+
+kf_status kf_kernel_block_m(const kf_kernel* kernel, int* block_m) {
+  return guarded("kf_kernel_block_m", [&] {
+    if (!kernel) return null_argument("kf_kernel_block_m", "kernel");
+    if (!block_m) return null_argument("kf_kernel_block_m", "block_m");
+    const KernelImpl& k = *kernel->impl;
+    if (k.op_kind != KernelOp::moe_gemm)
+      return fail(KF_ERR_INVALID_ARGUMENT, "kf_kernel_block_m: %s is a %s kernel, not a w4a16_moe GEMM",
+                  k.name.c_str(), k.op.c_str());
+    *block_m = k.config.block_m;
+    return KF_OK;
+  });
+}
+
+kf_status kf_launch_moe_align(const kf_db* db, const kf_moe_align_args* args, void* stream) {
+  return guarded("kf_launch_moe_align", [&] {
+    if (!db) return null_argument("kf_launch_moe_align", "db");
+    if (!args) return null_argument("kf_launch_moe_align", "args");
+    MoeLaunch launch;
+    const kf_status status = plan_moe_align(*db, *args, "kf_launch_moe_align", &launch);
+    return status == KF_OK ? launch_planned(launch, *args, stream) : status;
+  });
+}
+
+kf_status kf_launch_moe_gemm(const kf_kernel* kernel, const kf_moe_gemm_args* args, void* stream) {
+  return guarded("kf_launch_moe_gemm", [&] {
+    if (!kernel) return null_argument("kf_launch_moe_gemm", "kernel");
+    if (!args) return null_argument("kf_launch_moe_gemm", "args");
+    MoeLaunch launch;
+    const kf_status status = plan_moe_gemm(*kernel->impl, *args, "kf_launch_moe_gemm", &launch);
+    return status == KF_OK ? launch_planned(launch, *args, stream) : status;
+  });
+}
+
+kf_status kf_launch_moe_silu_mul(const kf_db* db, int bf16, const kf_moe_silu_mul_args* args, void* stream) {
+  return guarded("kf_launch_moe_silu_mul", [&] {
+    if (!db) return null_argument("kf_launch_moe_silu_mul", "db");
+    if (!args) return null_argument("kf_launch_moe_silu_mul", "args");
+    MoeLaunch launch;
+    const kf_status status = plan_moe_silu_mul(*db, bf16 != 0, *args, "kf_launch_moe_silu_mul", &launch);
+    return status == KF_OK ? launch_planned(launch, *args, stream) : status;
+  });
+}
+
+kf_status kf_launch_moe_sum(const kf_db* db, int bf16, const kf_moe_sum_args* args, void* stream) {
+  return guarded("kf_launch_moe_sum", [&] {
+    if (!db) return null_argument("kf_launch_moe_sum", "db");
+    if (!args) return null_argument("kf_launch_moe_sum", "args");
+    MoeLaunch launch;
+    const kf_status status = plan_moe_sum(*db, bf16 != 0, *args, "kf_launch_moe_sum", &launch);
+    return status == KF_OK ? launch_planned(launch, *args, stream) : status;
+  });
+}
+
+kf_status kf_moe_scratch_bytes(const kf_db* db, const kf_moe_shape* shape, int64_t max_t, size_t* bytes) {
+  return guarded("kf_moe_scratch_bytes", [&] {
+    if (!db) return null_argument("kf_moe_scratch_bytes", "db");
+    if (!shape) return null_argument("kf_moe_scratch_bytes", "shape");
+    if (!bytes) return null_argument("kf_moe_scratch_bytes", "bytes");
+    return moe_scratch_bytes(*db, *shape, max_t, bytes);
+  });
+}
+
+kf_status kf_run_moe(const kf_db* db, const kf_moe_shape* shape, const kf_moe_layer_args* args, void* stream) {
+  return guarded("kf_run_moe", [&] {
+    if (!db) return null_argument("kf_run_moe", "db");
+    if (!shape) return null_argument("kf_run_moe", "shape");
+    if (!args) return null_argument("kf_run_moe", "args");
+    return run_moe(*db, *shape, *args, stream);
   });
 }
 

@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "status.h"
+#include "w4a16_moe/launch.h"
 
 namespace kf {
 namespace rt {
@@ -25,17 +26,50 @@ bool parse_kind(const std::string& text, w4a16::Kind* kind) {
   return true;
 }
 
+bool ends_with(const std::string& text, const char* suffix) {
+  const size_t n = std::strlen(suffix);
+  return text.size() >= n && text.compare(text.size() - n, n, suffix) == 0;
+}
+
+// The MoE helpers take run-time sizes; what the row must say is the block size that
+// w4a16_moe/launch.h launches them with (and, for the elementwise ones, the dtype,
+// from the name: moe_silu_mul_any_bf16).
+const char* parse_moe_helper(const KernelRow& row, KernelImpl* k) {
+  if (row.op == "moe_align") {
+    k->op_kind = KernelOp::moe_align;
+    return row.threads == moe::kAlignThreads ? nullptr : "thread count differs from kf::moe::kAlignThreads";
+  }
+  k->op_kind = row.op == "moe_sum" ? KernelOp::moe_sum : KernelOp::moe_silu_mul;
+  if (ends_with(row.name, "_bf16"))
+    k->shape_key.bf16 = true;
+  else if (ends_with(row.name, "_fp16"))
+    k->shape_key.bf16 = false;
+  else
+    return "name ends in neither _bf16 nor _fp16";
+  return row.threads == moe::kEltThreads ? nullptr : "thread count differs from kf::moe::kEltThreads";
+}
+
 // Why a kernel row cannot be launched, or nullptr when it can (then *k is filled).
 const char* parse_kernel(const KernelRow& row, KernelImpl* k) {
+  if (row.threads < 1 || row.threads > 1024) return "bad thread count";
+  if (row.code.empty()) return "empty code object";
+  if (row.op == "moe_align" || row.op == "moe_silu_mul" || row.op == "moe_sum") return parse_moe_helper(row, k);
+  const int gemm = moe_gemm_of_op(row.op.c_str());
+  if (row.op != "w4a16_linear" && gemm == 0) return "unknown op";
   if (!parse_kind(row.kind, &k->kind)) return "unknown kind";
   if (!parse_linear_config_key(row.config.c_str(), &k->config)) return "unreadable config key";
+  if (gemm != 0) {
+    k->op_kind = KernelOp::moe_gemm;
+    k->moe.gemm = gemm;
+    if (k->kind == w4a16::Kind::generic) return "MoE GEMMs have no generic kind";
+    if (!parse_moe_shape_key(row.shape.c_str(), &k->moe)) return "unreadable shape key";
+    k->shape_key = k->moe.expert;
+    return nullptr;
+  }
   const bool shape_ok = k->generic()
                             ? parse_generic_shape_key(row.shape.c_str(), &k->shape_key.bf16, &k->shape_key.asym)
                             : parse_linear_shape_key(row.shape.c_str(), &k->shape_key);
-  if (!shape_ok) return "unreadable shape key";
-  if (row.threads < 1 || row.threads > 1024) return "bad thread count";
-  if (row.code.empty()) return "empty code object";
-  return nullptr;
+  return shape_ok ? nullptr : "unreadable shape key";
 }
 
 // Which (device, cold_l2) measurement set of a shape to serve from, best first: this
@@ -74,6 +108,11 @@ kf_status build_catalog(PackRows&& rows, kf_db* db) {
   for (size_t i = 0; i < db->kernels.size(); ++i) {
     const KernelImpl* k = db->kernels[i].get();
     db->tuned_handles[i] = {k, false};
+    const kf_kernel* handle = &db->tuned_handles[i];
+    if (k->op_kind == KernelOp::moe_align && !db->moe_align) db->moe_align = handle;
+    if (k->op_kind == KernelOp::moe_silu_mul && !db->moe_silu_mul[k->shape_key.bf16])
+      db->moe_silu_mul[k->shape_key.bf16] = handle;
+    if (k->op_kind == KernelOp::moe_sum && !db->moe_sum[k->shape_key.bf16]) db->moe_sum[k->shape_key.bf16] = handle;
     if (!k->generic()) continue;
     db->fallback_handles.push_back({k, true});
     const kf_kernel*& slot = db->generic[k->shape_key.bf16][k->shape_key.asym];
@@ -86,6 +125,10 @@ kf_status build_catalog(PackRows&& rows, kf_db* db) {
     auto it = by_name.find(w.kernel);
     if (it == by_name.end()) {
       warn(*db, "winner of shape", w.shape, ("kernel " + w.kernel + " is not in the pack").c_str());
+      continue;
+    }
+    if (db->kernels[it->second]->op != w.op) {
+      warn(*db, "winner of shape", w.shape, ("kernel " + w.kernel + " is of another op").c_str());
       continue;
     }
     if (db->kernels[it->second]->shape != w.shape) {
@@ -106,7 +149,9 @@ kf_status build_catalog(PackRows&& rows, kf_db* db) {
     ShapeEntry entry;
     entry.op = op_shape.first;
     entry.shape = op_shape.second;
-    entry.linear = parse_linear_shape_key(entry.shape.c_str(), &entry.key);
+    entry.linear = entry.op == "w4a16_linear" && parse_linear_shape_key(entry.shape.c_str(), &entry.key);
+    entry.moe_key.gemm = moe_gemm_of_op(entry.op.c_str());
+    entry.moe = entry.moe_key.gemm != 0 && parse_moe_shape_key(entry.shape.c_str(), &entry.moe_key);
     entry.first = static_cast<uint32_t>(db->ranges.size());
     entry.count = static_cast<uint32_t>(chosen.size());
     // Contiguous ranges: the first starts at 1, each ends where the next begins (a gap
@@ -123,13 +168,17 @@ kf_status build_catalog(PackRows&& rows, kf_db* db) {
 
   // std::map iteration already sorted shapes by (op, shape) in std::string order, which
   // is strcmp order for these keys; the linear index is sorted by numbers.
-  for (uint32_t i = 0; i < db->shapes.size(); ++i)
+  for (uint32_t i = 0; i < db->shapes.size(); ++i) {
     if (db->shapes[i].linear) db->linear_shapes.push_back(i);
+    if (db->shapes[i].moe) db->moe_shapes.push_back(i);
+  }
   std::sort(db->linear_shapes.begin(), db->linear_shapes.end(),
             [&](uint32_t a, uint32_t b) { return db->shapes[a].key < db->shapes[b].key; });
+  std::sort(db->moe_shapes.begin(), db->moe_shapes.end(),
+            [&](uint32_t a, uint32_t b) { return db->shapes[a].moe_key < db->shapes[b].moe_key; });
 
   if (db->kernels.empty())
-    return fail(KF_ERR_NOT_FOUND, "kforge pack '%s' has no usable w4a16_linear kernel for %s (kernels of: %s)",
+    return fail(KF_ERR_NOT_FOUND, "kforge pack '%s' has no usable kernel for %s (kernels of: %s)",
                 db->path.c_str(), db->arch.c_str(), rows.archs.empty() ? "no arch" : rows.archs.c_str());
   return KF_OK;
 }

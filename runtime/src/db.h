@@ -22,11 +22,18 @@ namespace rt {
 // Device ordinals a process may launch on (per kernel: one function handle each).
 constexpr int kMaxDevices = 64;
 
+// What a kernel does, from its op: a linear layer, an MoE expert GEMM, or one of the
+// MoE layer's helpers (templates/w4a16_moe/args.h).
+enum class KernelOp { linear, moe_gemm, moe_align, moe_silu_mul, moe_sum };
+
 struct KernelImpl {
   std::string name, op, shape;
-  w4a16::Kind kind = w4a16::Kind::generic;
-  LinearShapeKey shape_key;  // specialised kernels; the generic one has only bf16/asym
-  LinearConfigKey config;
+  KernelOp op_kind = KernelOp::linear;
+  w4a16::Kind kind = w4a16::Kind::generic;  // linear and MoE GEMMs
+  LinearShapeKey shape_key;  // specialised kernels (MoE: one expert's); the generic one and
+                             // the MoE helpers have only bf16 (and asym)
+  MoeShapeKey moe;           // MoE GEMMs
+  LinearConfigKey config;    // linear and MoE GEMMs
   int threads = 0;
   std::vector<uint8_t> code;  // the code object, as stored in the pack
   const kf_db* db = nullptr;
@@ -35,7 +42,7 @@ struct KernelImpl {
   mutable std::atomic<void*> function[kMaxDevices] = {};
   mutable void* module[kMaxDevices] = {};
 
-  bool generic() const { return kind == w4a16::Kind::generic; }
+  bool generic() const { return op_kind == KernelOp::linear && kind == w4a16::Kind::generic; }
 };
 
 // One tuned M range of a shape, already made contiguous: [lo, hi] with hi = next lo - 1
@@ -49,6 +56,8 @@ struct ShapeEntry {
   std::string op, shape;
   bool linear = false;      // w4a16_linear: key is valid
   LinearShapeKey key;
+  bool moe = false;         // w4a16_moe_gemm1/2: moe_key is valid (ranges are over T)
+  MoeShapeKey moe_key;
   uint32_t first = 0, count = 0;  // into kf_db::ranges
 };
 
@@ -87,6 +96,12 @@ struct kf_db {
   std::vector<kf::rt::WinnerRange> ranges;
   std::vector<kf::rt::ShapeEntry> shapes;  // sorted by (op, shape) with strcmp
   std::vector<uint32_t> linear_shapes;     // indices of linear shapes, sorted by key
+  std::vector<uint32_t> moe_shapes;        // indices of MoE GEMM shapes, sorted by key
+
+  // The MoE layer's helpers (run-time sizes, one per arch or per dtype), or null.
+  const kf_kernel* moe_align = nullptr;
+  const kf_kernel* moe_silu_mul[2] = {};  // by bf16
+  const kf_kernel* moe_sum[2] = {};
 
   mutable kf::rt::FallbackNotes fallback_notes;
 

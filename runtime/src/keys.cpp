@@ -5,6 +5,8 @@
 #include <cstring>
 #include <tuple>
 
+#include "w4a16_moe/launch.h"
+
 namespace kf {
 namespace rt {
 
@@ -88,6 +90,55 @@ void format_linear_shape_key(const LinearShapeKey& key, char* buf, size_t size) 
     std::snprintf(group, sizeof group, "%lld", static_cast<long long>(key.group));
   std::snprintf(buf, size, "n%lld_k%lld_g%s_%s_%s", static_cast<long long>(key.n),
                 static_cast<long long>(key.k), group, key.bf16 ? "bf16" : "fp16", key.asym ? "asym" : "sym");
+}
+
+bool operator<(const MoeShapeKey& a, const MoeShapeKey& b) {
+  return std::tie(a.gemm, a.experts, a.top_k, a.expert) < std::tie(b.gemm, b.experts, b.top_k, b.expert);
+}
+
+bool operator==(const MoeShapeKey& a, const MoeShapeKey& b) {
+  return a.gemm == b.gemm && a.experts == b.experts && a.top_k == b.top_k && a.expert == b.expert;
+}
+
+int moe_gemm_of_op(const char* op) {
+  if (!op) return 0;
+  if (std::strcmp(op, "w4a16_moe_gemm1") == 0) return 1;
+  if (std::strcmp(op, "w4a16_moe_gemm2") == 0) return 2;
+  return 0;
+}
+
+const char* moe_op_name(int gemm) { return gemm == 2 ? "w4a16_moe_gemm2" : "w4a16_moe_gemm1"; }
+
+bool parse_moe_shape_key(const char* text, MoeShapeKey* key) {
+  if (!text) return false;
+  const char* p = text;
+  MoeShapeKey out;
+  out.gemm = key->gemm;
+  if (!eat(&p, "e") || !eat_positive(&p, &out.experts) || !eat(&p, "_topk") || !eat_positive(&p, &out.top_k) ||
+      !eat(&p, "_") || !parse_linear_shape_key(p, &out.expert))
+    return false;
+  *key = out;
+  return true;
+}
+
+void format_moe_shape_key(const MoeShapeKey& key, char* buf, size_t size) {
+  char expert[96];
+  format_linear_shape_key(key.expert, expert, sizeof expert);
+  std::snprintf(buf, size, "e%lld_topk%lld_%s", static_cast<long long>(key.experts),
+                static_cast<long long>(key.top_k), expert);
+}
+
+const char* moe_shape_problem(const MoeShapeKey& key) {
+  const LinearShapeKey& e = key.expert;
+  if (key.experts < 1 || key.experts > moe::kMaxExperts) return "the expert count must be in [1, 1024]";
+  if (key.top_k < 1 || key.top_k > key.experts) return "top_k must be in [1, experts]";
+  if (e.n < 1 || e.k < 1 || e.n > INT_MAX || e.k > INT_MAX) return "N and K must be positive ints";
+  if (e.group != 0 && e.group != 32 && e.group != 64 && e.group != 128)
+    return "the group size must be 32, 64, 128 or per-channel";
+  if (e.n % 64 != 0) return "N must be a multiple of 64";
+  if (e.k % 32 != 0) return "K must be a multiple of 32";
+  if (e.k % e.effective_group() != 0) return "K must be a multiple of the group size";
+  return nullptr;
 }
 
 bool generic_can_do(const LinearShapeKey& key) {

@@ -1,6 +1,6 @@
 // The pack's key strings as numbers: w4a16_linear shape keys (n12288_k2048_g128_bf16_sym,
-// per-channel "gch"), the generic kernels' shape keys (any_bf16_sym) and config keys
-// (bm64_bn128_bk64_w4_sk1_s2). The formats are the generator's (linear_family.h); the
+// per-channel "gch"), w4a16_moe shape keys (e256_topk8_n1024_k2048_g128_bf16_sym), the
+// generic kernels' shape keys (any_bf16_sym) and config keys (bm64_bn128_bk64_w4_sk1_s2). The formats are the generator's (linear_family.h); the
 // runtime parses them itself, without allocating, because kf_select parses a caller's
 // key on every call for shapes that were never tuned.
 #pragma once
@@ -34,6 +34,32 @@ void format_linear_shape_key(const LinearShapeKey& key, char* buf, size_t size);
 // What the generic kernel can do (generic.h): N % 8 == 0, K % 32 == 0, the group size a
 // multiple of 32 that divides K (per-channel: K), and sizes that fit its int arguments.
 bool generic_can_do(const LinearShapeKey& key);
+
+// A w4a16_moe GEMM's shape: E experts, top_k of them per token, each expert's weight a
+// w4a16_linear shape. gemm 1 (w4a16_moe_gemm1, gate_up) or 2 (w4a16_moe_gemm2, down):
+// the op, which the key string does not carry.
+struct MoeShapeKey {
+  int gemm = 1;
+  int64_t experts = 0;
+  int64_t top_k = 0;
+  LinearShapeKey expert;
+};
+
+bool operator<(const MoeShapeKey& a, const MoeShapeKey& b);
+bool operator==(const MoeShapeKey& a, const MoeShapeKey& b);
+
+// "w4a16_moe_gemm1" -> 1, "w4a16_moe_gemm2" -> 2, else 0.
+int moe_gemm_of_op(const char* op);
+const char* moe_op_name(int gemm);
+// e<E>_topk<top_k>_<linear shape key>, exactly the generator's format; key->gemm is kept.
+bool parse_moe_shape_key(const char* text, MoeShapeKey* key);
+void format_moe_shape_key(const MoeShapeKey& key, char* buf, size_t size);
+
+// What the w4a16_moe family can do (generator/moe_family.h): the generator's
+// w4a16_linear rules per expert (N % 64 == 0, K % 32 == 0, group 32, 64, 128 or
+// per-channel dividing K) and 1 <= top_k <= E <= kf::moe::kMaxExperts. nullptr when it
+// can, else which rule fails (a static string).
+const char* moe_shape_problem(const MoeShapeKey& key);
 
 struct LinearConfigKey {
   int block_m = 0, block_n = 0, block_k = 0, warps = 0, split_k = 0, stages = 0;

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "status.h"
+#include "w4a16_moe/launch.h"
 
 namespace kf {
 namespace rt {
@@ -107,23 +108,30 @@ kf_status function_on(const KernelImpl& k, Backend& backend, int device, void** 
 
 }  // namespace
 
-kf_status launch(const kf_kernel& kernel, const kf_linear_args& args, void* stream) {
-  const KernelImpl& k = *kernel.impl;
-  kf_status status = check_args(k, args);
-  LaunchDims dims;
-  if (status == KF_OK) status = launch_dims(k, args, &dims);
+kf_status launch_kernel(const KernelImpl& k, const LaunchDims& dims, void* args, void* stream) {
   Backend* backend = nullptr;
-  if (status == KF_OK) status = bound_backend(*k.db, &backend);
+  kf_status status = bound_backend(*k.db, &backend);
   int device = 0;
   if (status == KF_OK) status = backend->current_device(&device);
   void* function = nullptr;
   if (status == KF_OK) status = function_on(k, *backend, device, &function);
   if (status != KF_OK) return status;
+  void* params[] = {args};
+  return backend->launch(function, dims, stream, params);
+}
 
+kf_status launch(const kf_kernel& kernel, const kf_linear_args& args, void* stream) {
+  const KernelImpl& k = *kernel.impl;
+  if (k.op_kind != KernelOp::linear)
+    return fail(KF_ERR_INVALID_ARGUMENT, "kf_launch(%s): a %s kernel, not w4a16_linear (launch it with its own "
+                "kf_launch_moe_* function)", k.name.c_str(), k.op.c_str());
+  kf_status status = check_args(k, args);
+  LaunchDims dims;
+  if (status == KF_OK) status = launch_dims(k, args, &dims);
+  if (status != KF_OK) return status;
   kf_linear_args copy = args;  // the kernel's by-value parameter
   if (k.generic() && copy.group == 0) copy.group = copy.k;  // the generic reads the group size
-  void* params[] = {&copy};
-  return backend->launch(function, dims, stream, params);
+  return launch_kernel(k, dims, &copy, stream);
 }
 
 kf_status prepare(const kf_db& db) {
@@ -146,6 +154,15 @@ void unload_all(const kf_db& db) {
 }
 
 void kernel_workspace(const KernelImpl& k, int64_t m, int64_t* floats, int64_t* counters) {
+  *floats = *counters = 0;
+  if (k.op_kind == KernelOp::moe_gemm) {  // m is T: the launch covers the sorted capacity
+    const LinearConfigKey& c = k.config;
+    const int64_t capacity = moe::sorted_capacity(m, k.moe.top_k, k.moe.experts, c.block_m);
+    *floats = moe::gemm_workspace_floats(c.split_k, k.shape_key.n, capacity);
+    *counters = moe::gemm_counter_ints(c.split_k, c.block_m, c.block_n, k.shape_key.n, capacity);
+    return;
+  }
+  if (k.op_kind != KernelOp::linear) return;  // the MoE helpers never split
   const int64_t n = k.generic() ? 0 : k.shape_key.n;  // the generic kernel never splits K
   *floats = w4a16::workspace_floats(k.config.split_k, n, m);
   *counters = w4a16::counter_ints(k.config.split_k, k.config.block_m, k.config.block_n, n, m);
@@ -153,7 +170,8 @@ void kernel_workspace(const KernelImpl& k, int64_t m, int64_t* floats, int64_t* 
 
 void max_workspace(const kf_db& db, int64_t max_m, int64_t* floats, int64_t* counters) {
   *floats = *counters = 0;
-  for (const ShapeEntry& entry : db.shapes)
+  for (const ShapeEntry& entry : db.shapes) {
+    if (!entry.linear) continue;  // MoE layers take their scratch from kf_moe_scratch_bytes
     for (uint32_t i = entry.first; i < entry.first + entry.count; ++i) {
       const WinnerRange& r = db.ranges[i];
       if (r.lo > max_m) break;  // ranges ascend: this one and later ones need more rows
@@ -162,6 +180,7 @@ void max_workspace(const kf_db& db, int64_t max_m, int64_t* floats, int64_t* cou
       *floats = std::max(*floats, f);
       *counters = std::max(*counters, c);
     }
+  }
 }
 
 }  // namespace rt

@@ -43,7 +43,7 @@ kf_status prepare(sqlite3* db, const char* path, const char* sql, Statement* st)
   if (sqlite3_prepare_v2(db, sql, -1, &st->s, nullptr) == SQLITE_OK) return KF_OK;
   const int code = sqlite3_errcode(db) & 0xff;
   if (code == SQLITE_ERROR)  // no such table / column: some other schema
-    return fail(KF_ERR_SCHEMA, "'%s' is not a kforge pack of schema version %d: %s", path, kPackSchemaVersion,
+    return fail(KF_ERR_SCHEMA, "'%s' is not a kforge pack of the schema its version says: %s", path,
                 sqlite3_errmsg(db));
   return sqlite_failure(db, path, "preparing a query");
 }
@@ -51,35 +51,49 @@ kf_status prepare(sqlite3* db, const char* path, const char* sql, Statement* st)
 kf_status version_status(const char* path, int version) {
   if (version == 0)
     return fail(KF_ERR_SCHEMA, "'%s' is an SQLite database but not a kforge pack (no schema version)", path);
-  if (version != kPackSchemaVersion)
-    return fail(KF_ERR_SCHEMA, "kforge pack '%s' has schema version %d; this runtime reads version %d", path, version,
-                kPackSchemaVersion);
+  if (version < kPackSchemaVersionMin || version > kPackSchemaVersionMax)
+    return fail(KF_ERR_SCHEMA, "kforge pack '%s' has schema version %d; this runtime reads versions %d to %d", path,
+                version, kPackSchemaVersionMin, kPackSchemaVersionMax);
   return KF_OK;
 }
 
-kf_status check_version(sqlite3* db, const char* path) {
+kf_status check_version(sqlite3* db, const char* path, int* version) {
   Statement st;
   kf_status status = prepare(db, path, "PRAGMA user_version", &st);
   if (status != KF_OK) return status;
   if (sqlite3_step(st.s) != SQLITE_ROW) return sqlite_failure(db, path, "reading the schema version");
-  return version_status(path, sqlite3_column_int(st.s, 0));
+  *version = sqlite3_column_int(st.s, 0);
+  return version_status(path, *version);
 }
 
-// Kernels a winners row of the arch names, and the generic kernels: nothing else is
-// ever selected, so nothing else is held in memory.
-const char* kKernelsSql =
-    "SELECT name, op, kind, shape, config, threads, code_object FROM kernels"
-    " WHERE arch = ?1 AND op = 'w4a16_linear' AND code_object IS NOT NULL"
-    " AND (kind = 'generic' OR name IN (SELECT kernel FROM winners WHERE arch = ?1))"
-    " ORDER BY name";
+// The winners the runtime serves from: the ops it launches and, from version 2 on, the
+// routing-robust rows only (w4a16_linear rows all have routing '').
+const char* kServedWinnersV1 =
+    "SELECT * FROM winners WHERE arch = ?1 AND op IN ('w4a16_linear', 'w4a16_moe_gemm1', 'w4a16_moe_gemm2')";
+const char* kServedWinnersV2 =
+    "SELECT * FROM winners WHERE arch = ?1 AND op IN ('w4a16_linear', 'w4a16_moe_gemm1', 'w4a16_moe_gemm2')"
+    " AND routing = ''";
 
-const char* kWinnersSql =
-    "SELECT device, op, shape, kernel, m_lo, m_hi, cold_l2 FROM winners"
-    " WHERE arch = ?1 AND op = 'w4a16_linear' ORDER BY op, shape, device, cold_l2, m_lo";
+// Kernels a served winner names, the generic kernels and the MoE helpers: nothing else
+// is ever selected, so nothing else is held in memory.
+std::string kernels_sql(const char* served) {
+  return std::string(
+             "SELECT name, op, kind, shape, config, threads, code_object FROM kernels"
+             " WHERE arch = ?1 AND code_object IS NOT NULL"
+             " AND ((op = 'w4a16_linear' AND kind = 'generic') OR op IN ('moe_align', 'moe_silu_mul', 'moe_sum')"
+             " OR name IN (SELECT kernel FROM (") +
+         served + ")))"
+                  " ORDER BY name";
+}
 
-kf_status read_kernels(sqlite3* db, const char* path, const char* arch, PackRows* rows) {
+std::string winners_sql(const char* served) {
+  return std::string("SELECT device, op, shape, kernel, m_lo, m_hi, cold_l2 FROM (") + served +
+         ") ORDER BY op, shape, device, cold_l2, m_lo";
+}
+
+kf_status read_kernels(sqlite3* db, const char* path, const char* arch, const char* served, PackRows* rows) {
   Statement st;
-  kf_status status = prepare(db, path, kKernelsSql, &st);
+  kf_status status = prepare(db, path, kernels_sql(served).c_str(), &st);
   if (status != KF_OK) return status;
   sqlite3_bind_text(st.s, 1, arch, -1, SQLITE_STATIC);
   int rc;
@@ -98,9 +112,9 @@ kf_status read_kernels(sqlite3* db, const char* path, const char* arch, PackRows
   return rc == SQLITE_DONE ? KF_OK : sqlite_failure(db, path, "reading kernels");
 }
 
-kf_status read_winners(sqlite3* db, const char* path, const char* arch, PackRows* rows) {
+kf_status read_winners(sqlite3* db, const char* path, const char* arch, const char* served, PackRows* rows) {
   Statement st;
-  kf_status status = prepare(db, path, kWinnersSql, &st);
+  kf_status status = prepare(db, path, winners_sql(served).c_str(), &st);
   if (status != KF_OK) return status;
   sqlite3_bind_text(st.s, 1, arch, -1, SQLITE_STATIC);
   int rc;
@@ -176,12 +190,16 @@ kf_status read_with(const char* path, bool immutable, const char* arch, PackRows
   sqlite3_busy_timeout(c.db, 5000);
   sqlite3_exec(c.db, "PRAGMA query_only = 1", nullptr, nullptr, nullptr);
 
-  kf_status status = check_version(c.db, path);
-  // One read transaction, so kernels and winners come from the same state of the file.
-  if (status == KF_OK && sqlite3_exec(c.db, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK)
+  // One read transaction, so the version, kernels and winners come from the same state
+  // of the file.
+  kf_status status = KF_OK;
+  if (sqlite3_exec(c.db, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK)
     status = sqlite_failure(c.db, path, "starting a read");
-  if (status == KF_OK) status = read_kernels(c.db, path, arch, rows);
-  if (status == KF_OK) status = read_winners(c.db, path, arch, rows);
+  int version = 0;
+  if (status == KF_OK) status = check_version(c.db, path, &version);
+  const char* served = version >= 2 ? kServedWinnersV2 : kServedWinnersV1;
+  if (status == KF_OK) status = read_kernels(c.db, path, arch, served, rows);
+  if (status == KF_OK) status = read_winners(c.db, path, arch, served, rows);
   if (status == KF_OK) status = read_archs(c.db, path, rows);
   *cantopen = status != KF_OK && (sqlite3_errcode(c.db) & 0xff) == SQLITE_CANTOPEN;
   sqlite3_exec(c.db, "COMMIT", nullptr, nullptr, nullptr);

@@ -1,10 +1,12 @@
 #include "select.h"
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 
 #include "status.h"
+#include "w4a16_moe/launch.h"
 
 namespace kf {
 namespace rt {
@@ -120,13 +122,76 @@ kf_status select_by_key(const kf_db& db, const char* op, const char* shape_key, 
     *kernel = pick(db, *entry, m);
     return KF_OK;
   }
+  if (const int gemm = moe_gemm_of_op(op)) {
+    MoeShapeKey key;
+    key.gemm = gemm;
+    if (!parse_moe_shape_key(shape_key, &key))
+      return fail(KF_ERR_INVALID_ARGUMENT,
+                  "kf_select: bad %s shape key '%s' (expected like e256_topk8_n1024_k2048_g128_bf16_sym)", op,
+                  shape_key);
+    if (const char* problem = moe_shape_problem(key))
+      return fail(KF_ERR_INVALID_ARGUMENT, "kf_select: %s shape key '%s': %s", op, shape_key, problem);
+    return select_moe(db, key, m, "kf_select", kernel);
+  }
   if (std::strcmp(op, kLinearOp) != 0)
-    return fail(KF_ERR_NOT_FOUND, "kf_select: op '%s' has no kernels in this runtime (it serves %s)", op, kLinearOp);
+    return fail(KF_ERR_NOT_FOUND, "kf_select: op '%s' has no kernels in this runtime (it serves %s, %s, %s)", op,
+                kLinearOp, moe_op_name(1), moe_op_name(2));
   LinearShapeKey key;
   if (!parse_linear_shape_key(shape_key, &key))
     return fail(KF_ERR_INVALID_ARGUMENT,
                 "kf_select: bad w4a16_linear shape key '%s' (expected like n12288_k2048_g128_bf16_sym)", shape_key);
   return select_linear(db, key, m, kernel);
+}
+
+const ShapeEntry* find_moe_entry(const kf_db& db, const MoeShapeKey& key) {
+  auto it = std::lower_bound(db.moe_shapes.begin(), db.moe_shapes.end(), key,
+                             [&](uint32_t i, const MoeShapeKey& k) { return db.shapes[i].moe_key < k; });
+  return it != db.moe_shapes.end() && db.shapes[*it].moe_key == key ? &db.shapes[*it] : nullptr;
+}
+
+kf_status moe_gemm_key(const kf_moe_shape& shape, int gemm, const char* function, MoeShapeKey* key) {
+  const long long e = shape.experts, top_k = shape.top_k, h = shape.hidden, i = shape.intermediate;
+  if (e < 1 || e > moe::kMaxExperts)
+    return fail(KF_ERR_INVALID_ARGUMENT, "%s: shape->experts = %lld, must be in [1, %d]", function, e,
+                moe::kMaxExperts);
+  if (top_k < 1 || top_k > e)
+    return fail(KF_ERR_INVALID_ARGUMENT, "%s: shape->top_k = %lld, must be in [1, experts = %lld]", function, top_k,
+                e);
+  if (h < 1 || i < 1 || h > INT_MAX / 2 || i > INT_MAX / 2)
+    return fail(KF_ERR_INVALID_ARGUMENT, "%s: shape->hidden = %lld, shape->intermediate = %lld: must be positive "
+                "and fit an int", function, h, i);
+  MoeShapeKey out;
+  out.gemm = gemm;
+  out.experts = e;
+  out.top_k = top_k;
+  out.expert.n = gemm == 1 ? 2 * i : h;
+  out.expert.k = gemm == 1 ? h : i;
+  out.expert.group = shape.group == out.expert.k ? 0 : shape.group;  // one group spanning K: per-channel
+  out.expert.bf16 = shape.bf16 != 0;
+  out.expert.asym = shape.asym != 0;
+  if (const char* problem = moe_shape_problem(out)) {
+    char text[128];
+    format_moe_shape_key(out, text, sizeof text);
+    return fail(KF_ERR_INVALID_ARGUMENT,
+                "%s: the w4a16_moe family cannot do %s %s (hidden = %lld, intermediate = %lld, group = %d): %s",
+                function, moe_op_name(gemm), text, h, i, shape.group, problem);
+  }
+  *key = out;
+  return KF_OK;
+}
+
+kf_status select_moe(const kf_db& db, const MoeShapeKey& key, int64_t t, const char* function,
+                     const kf_kernel** kernel) {
+  if (t < 1) return fail(KF_ERR_INVALID_ARGUMENT, "%s: t = %lld, must be at least 1", function, (long long)t);
+  if (const ShapeEntry* entry = find_moe_entry(db, key)) {
+    *kernel = pick(db, *entry, t);
+    return KF_OK;
+  }
+  char text[128];
+  format_moe_shape_key(key, text, sizeof text);
+  return fail(KF_ERR_UNSUPPORTED_SHAPE,
+              "%s: no tuned kernel for %s %s on %s in pack '%s' (MoE GEMMs have no generic fallback: tune the shape)",
+              function, moe_op_name(key.gemm), text, db.arch.c_str(), db.path.c_str());
 }
 
 }  // namespace rt

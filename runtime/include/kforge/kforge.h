@@ -11,14 +11,16 @@
  *   kf_run_linear(db, &args, ...)  every forward, from the engine's custom op: picks the
  *                                  kernel for args->m/n/k/group and launches it on
  *                                  `stream`. No allocation, no file I/O, no device sync.
+ *   kf_run_moe(db, &shape, &args, ...)  the same for a mixture-of-experts layer (scratch
+ *                                  sized once with kf_moe_scratch_bytes).
  *   kf_close(db)
  *
  * Every function returns a kf_status (KF_OK = 0); on failure kf_last_error() says
  * which value was wrong. Functions never throw, exit or abort. Everything is
  * thread-safe: a kf_db may be shared by any number of threads.
  *
- * Plain C89 with <stdint.h>; the kernel argument struct comes from the kernel templates
- * (templates/w4a16_linear/args.h), which are the kernels' ABI.
+ * Plain C89 with <stdint.h>; the kernel argument structs come from the kernel templates
+ * (templates/w4a16_linear/args.h, templates/w4a16_moe/args.h), which are the kernels' ABI.
  */
 #ifndef KFORGE_KFORGE_H
 #define KFORGE_KFORGE_H
@@ -145,25 +147,37 @@ typedef struct kf_moe_shape {
 } kf_moe_shape;
 
 /* The gemm1 (gemm = 1) or gemm2 (gemm = 2) kernel for T = t tokens: the tuned winner
- * whose T range covers t (routing-robust pick), chosen like kf_select. A shape nobody
- * tuned: KF_ERR_UNSUPPORTED_SHAPE naming the shape key. Bad shape values (top_k > E,
- * E > 1024, t < 1, sizes the family cannot do): KF_ERR_INVALID_ARGUMENT. */
+ * whose T range covers t (the routing-robust pick of autotune), chosen like kf_select
+ * (also reachable as kf_select(db, "w4a16_moe_gemm1", "e8_topk2_n256_k256_g128_bf16_sym",
+ * t, ...)). A shape nobody tuned: KF_ERR_UNSUPPORTED_SHAPE naming the op and shape key
+ * (MoE GEMMs have no generic fallback). Bad values (gemm not 1 or 2, t < 1, top_k
+ * outside [1, E], E outside [1, 1024], sizes the family cannot do: per expert N % 64,
+ * K % 32, group 32/64/128/per-channel dividing K): KF_ERR_INVALID_ARGUMENT naming it.
+ * A group equal to a GEMM's K is read as per-channel for that GEMM. */
 KF_API kf_status kf_select_moe(const kf_db* db, int gemm, const kf_moe_shape* shape, int64_t t,
                                const kf_kernel** kernel);
-/* The rows of sorted_ids a block of `kernel` takes (its moe_align block size). */
+/* The rows of sorted_ids a block of the MoE GEMM `kernel` takes (its moe_align block
+ * size); KF_ERR_INVALID_ARGUMENT for any other kernel. */
 KF_API kf_status kf_kernel_block_m(const kf_kernel* kernel, int* block_m);
 
-/* Launch one piece (checks first; KF_ERR_INVALID_ARGUMENT naming the bad value, and no
- * launch, for t < 1, top_k > E, E > 1024, null buffers, n/k/group not the kernel's). */
+/* Launch one piece, asynchronously on `stream` (grids and buffer sizes:
+ * templates/w4a16_moe/launch.h). Each checks first and launches nothing on a bad value:
+ * KF_ERR_INVALID_ARGUMENT naming it for t < 1, top_k outside [1, E], E outside [1, 1024],
+ * null buffers, n/k/group/E/top_k not the GEMM kernel's, split-K without workspace and
+ * counters (sizes: kf_kernel_workspace with m = t), n % 8 != 0 for the elementwise steps,
+ * misaligned tensors (GEMMs as kf_launch, and every int32/float buffer 4 bytes;
+ * silu_mul and sum x and y 16 bytes). KF_ERR_NOT_FOUND when the pack lacks the helper. */
 KF_API kf_status kf_launch_moe_align(const kf_db* db, const kf_moe_align_args* args, void* stream);
 KF_API kf_status kf_launch_moe_gemm(const kf_kernel* kernel, const kf_moe_gemm_args* args, void* stream);
 KF_API kf_status kf_launch_moe_silu_mul(const kf_db* db, int bf16, const kf_moe_silu_mul_args* args, void* stream);
 KF_API kf_status kf_launch_moe_sum(const kf_db* db, int bf16, const kf_moe_sum_args* args, void* stream);
 
 /* A whole layer in one call: align (once per distinct block_m of the two winners),
- * gemm1, silu_mul, gemm2 (times the routing weights), sum into y. */
+ * gemm1, silu_mul, gemm2 (times the routing weights), sum into y; every piece checked
+ * before the first launch. Intermediates live in `scratch`, one buffer per stream
+ * (layout: runtime/src/moe_layer.h). */
 typedef struct kf_moe_layer_args {
-  const void* x;              /* [T, H] */
+  const void* x;              /* [T, H], 16-byte aligned */
   const int32_t* topk_ids;    /* [T, top_k]; ids outside [0, E) route nowhere */
   const float* topk_weights;  /* [T, top_k] */
   const void* w1_qweight;     /* gate_up: [E, H/8, 2I] int32 */
@@ -172,12 +186,17 @@ typedef struct kf_moe_layer_args {
   const void* w2_qweight;     /* down: [E, I/8, H] int32 */
   const void* w2_scales;      /* [E, I/G, H] */
   const void* w2_qzeros;      /* [E, I/G, H/8] (asym only) */
-  void* y;                    /* [T, H] */
+  void* y;                    /* [T, H], 16-byte aligned */
   void* scratch;              /* device memory, 256-byte aligned, zeroed once when allocated */
-  size_t scratch_bytes;       /* >= kf_moe_scratch_bytes for some max_t >= t */
-  int t;
+  size_t scratch_bytes;       /* >= kf_moe_scratch_bytes(db, shape, max_t) */
+  int t;                      /* tokens of this call, 1 <= t <= max_t */
+  int max_t;                  /* the max_t scratch was sized for: the same in every call
+                                 with this scratch (it places the split-K counters, which
+                                 must stay where they were zeroed) */
 } kf_moe_layer_args;
-/* Scratch kf_run_moe needs for any t <= max_t with the kernels kf_select_moe can return. */
+/* Scratch kf_run_moe needs for any t <= max_t with the kernels kf_select_moe can
+ * return. A scratch shared by layers of several shapes (one stream): the largest of
+ * their sizes, with one max_t. */
 KF_API kf_status kf_moe_scratch_bytes(const kf_db* db, const kf_moe_shape* shape, int64_t max_t, size_t* bytes);
 KF_API kf_status kf_run_moe(const kf_db* db, const kf_moe_shape* shape, const kf_moe_layer_args* args,
                             void* stream);

@@ -1,0 +1,248 @@
+#include "moe_layer.h"
+
+#include <algorithm>
+#include <climits>
+
+#include "launch.h"
+#include "moe_launch.h"
+#include "select.h"
+#include "status.h"
+#include "w4a16_moe/launch.h"
+
+namespace kf {
+namespace rt {
+
+namespace {
+
+constexpr int64_t kRegionAlign = 256;
+
+// Regions appended one after the other, 256-byte aligned, in int64 with overflow caught.
+class Carver {
+ public:
+  explicit Carver(int64_t start) : end_(start) {}
+  int64_t take(int64_t count, int64_t element_bytes) {
+    int64_t bytes = 0;
+    const int64_t at = end_;
+    if (__builtin_mul_overflow(count, element_bytes, &bytes) || __builtin_add_overflow(at, bytes, &end_) ||
+        end_ > INT64_MAX - kRegionAlign)
+      overflow_ = true, end_ = 0;
+    end_ = (end_ + kRegionAlign - 1) / kRegionAlign * kRegionAlign;
+    return at;
+  }
+  int64_t end() const { return end_; }
+  bool overflow() const { return overflow_; }
+
+ private:
+  int64_t end_;
+  bool overflow_ = false;
+};
+
+int64_t mul(int64_t a, int64_t b, bool* overflow) {
+  int64_t r = 0;
+  if (__builtin_mul_overflow(a, b, &r)) *overflow = true;
+  return r;
+}
+
+struct Layout {
+  int slot[2] = {0, 0};  // alignment slot of gemm1 / gemm2
+  int block_m[2] = {0, 0};  // per slot (slot 1 unused when both GEMMs share block_m)
+  int slots = 1;
+  int64_t sorted[2] = {}, expert_ids[2] = {}, num_padded[2] = {};
+  int64_t h1 = 0, h = 0, workspace = 0, total = 0;
+};
+
+// The split-K counters region for calls with t <= max_t: the most any GEMM of any MoE
+// shape of the pack can count at once (ranges ascend, and counters grow with T).
+int64_t counter_region_bytes(const kf_db& db, int64_t max_t) {
+  int64_t most = 0;
+  for (uint32_t index : db.moe_shapes) {
+    const ShapeEntry& entry = db.shapes[index];
+    for (uint32_t i = entry.first; i < entry.first + entry.count; ++i) {
+      const WinnerRange& r = db.ranges[i];
+      if (r.lo > max_t) break;
+      int64_t floats = 0, counters = 0;
+      kernel_workspace(*r.kernel->impl, std::min(max_t, r.hi), &floats, &counters);
+      most = std::max(most, counters);
+    }
+  }
+  return (most * 4 + kRegionAlign - 1) / kRegionAlign * kRegionAlign;
+}
+
+kf_status layout(const MoeShapeKey keys[2], const kf_kernel* const kernels[2], int64_t t, int64_t counter_bytes,
+                 const char* function, Layout* out) {
+  Layout l;
+  const int64_t top_k = keys[0].top_k, experts = keys[0].experts;
+  l.block_m[0] = kernels[0]->impl->config.block_m;
+  l.slot[1] = kernels[1]->impl->config.block_m == l.block_m[0] ? 0 : 1;
+  l.block_m[l.slot[1]] = kernels[1]->impl->config.block_m;
+  l.slots = l.slot[1] + 1;
+  Carver c(counter_bytes);
+  bool overflow = false;
+  for (int s = 0; s < l.slots; ++s) {
+    const int64_t capacity = moe::sorted_capacity(t, top_k, experts, l.block_m[s]);
+    if (capacity > INT_MAX) overflow = true;
+    l.sorted[s] = c.take(capacity, 4);
+    l.expert_ids[s] = c.take(capacity / l.block_m[s], 4);
+    l.num_padded[s] = c.take(1, 4);
+  }
+  const int64_t slots = mul(t, top_k, &overflow);
+  const int64_t hidden = keys[0].expert.k, intermediate = keys[1].expert.k;
+  l.h1 = c.take(mul(slots, std::max(2 * intermediate, hidden), &overflow), 2);
+  l.h = c.take(mul(slots, intermediate, &overflow), 2);
+  int64_t floats = 0;
+  for (int g = 0; g < 2; ++g) {
+    int64_t f = 0, counters = 0;
+    if (!overflow) kernel_workspace(*kernels[g]->impl, t, &f, &counters);
+    floats = std::max(floats, f);
+  }
+  l.workspace = c.take(floats, 4);
+  l.total = c.end();
+  if (overflow || c.overflow())
+    return fail(KF_ERR_INVALID_ARGUMENT, "%s: t = %lld tokens of this shape need more scratch than 64-bit sizes or "
+                "the kernels' int indices hold", function, static_cast<long long>(t));
+  *out = l;
+  return KF_OK;
+}
+
+kf_status select_both(const kf_db& db, const MoeShapeKey keys[2], int64_t t, const char* function,
+                      const kf_kernel* kernels[2]) {
+  kf_status status = select_moe(db, keys[0], t, function, &kernels[0]);
+  if (status == KF_OK) status = select_moe(db, keys[1], t, function, &kernels[1]);
+  return status;
+}
+
+kf_status keys_of(const kf_moe_shape& shape, const char* function, MoeShapeKey keys[2]) {
+  kf_status status = moe_gemm_key(shape, 1, function, &keys[0]);
+  if (status == KF_OK) status = moe_gemm_key(shape, 2, function, &keys[1]);
+  return status;
+}
+
+bool aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+kf_status check_layer_args(const MoeShapeKey keys[2], const kf_moe_layer_args& a, const char* function) {
+  if (a.t < 1) return fail(KF_ERR_INVALID_ARGUMENT, "%s: args->t = %d, must be at least 1", function, a.t);
+  if (a.max_t < a.t)
+    return fail(KF_ERR_INVALID_ARGUMENT, "%s: args->max_t = %d is below args->t = %d (max_t: the token count the "
+                "scratch was sized for with kf_moe_scratch_bytes)", function, a.max_t, a.t);
+  // What the kernels' vector loads and stores need (the qzeros only when asymmetric).
+  const struct {
+    const void* p;
+    const char* name;
+    int align;
+    bool needed;
+  } tensors[] = {{a.x, "x", 16, true},
+                 {a.topk_ids, "topk_ids", 4, true},
+                 {a.topk_weights, "topk_weights", 4, true},
+                 {a.w1_qweight, "w1_qweight", 16, true},
+                 {a.w1_scales, "w1_scales", 8, true},
+                 {a.w1_qzeros, "w1_qzeros", 4, keys[0].expert.asym},
+                 {a.w2_qweight, "w2_qweight", 16, true},
+                 {a.w2_scales, "w2_scales", 8, true},
+                 {a.w2_qzeros, "w2_qzeros", 4, keys[1].expert.asym},
+                 {a.y, "y", 16, true},
+                 {a.scratch, "scratch", 256, true}};
+  for (const auto& t : tensors) {
+    if (!t.needed) continue;
+    if (!t.p) return fail(KF_ERR_INVALID_ARGUMENT, "%s: args->%s is NULL", function, t.name);
+    if (!aligned(t.p, t.align))
+      return fail(KF_ERR_INVALID_ARGUMENT, "%s: args->%s is not %d-byte aligned", function, t.name, t.align);
+  }
+  return KF_OK;
+}
+
+template <class T>
+T* at(void* base, int64_t offset) {
+  return reinterpret_cast<T*>(static_cast<char*>(base) + offset);
+}
+
+}  // namespace
+
+kf_status moe_scratch_bytes(const kf_db& db, const kf_moe_shape& shape, int64_t max_t, size_t* bytes) {
+  const char* function = "kf_moe_scratch_bytes";
+  MoeShapeKey keys[2];
+  kf_status status = keys_of(shape, function, keys);
+  if (status != KF_OK) return status;
+  if (max_t < 1 || max_t > INT_MAX)
+    return fail(KF_ERR_INVALID_ARGUMENT, "%s: max_t = %lld, must be in [1, %d]", function,
+                static_cast<long long>(max_t), INT_MAX);
+  const kf_kernel* kernels[2] = {};
+  if ((status = select_both(db, keys, 1, function, kernels)) != KF_OK) return status;
+  // The kernels change only where a range of either GEMM starts, and each pair's needs
+  // grow with T: the most is at the top of some range (cut at max_t).
+  const int64_t counter_bytes = counter_region_bytes(db, max_t);
+  int64_t most = 0;
+  for (const MoeShapeKey& key : keys) {
+    const ShapeEntry* entry = find_moe_entry(db, key);  // there: both were selected above
+    for (uint32_t i = entry->first; i < entry->first + entry->count; ++i) {
+      const WinnerRange& r = db.ranges[i];
+      if (r.lo > max_t) break;
+      const int64_t t = std::min(max_t, r.hi);
+      Layout l;
+      if ((status = select_both(db, keys, t, function, kernels)) != KF_OK) return status;
+      if ((status = layout(keys, kernels, t, counter_bytes, function, &l)) != KF_OK) return status;
+      most = std::max(most, l.total);
+    }
+  }
+  *bytes = static_cast<size_t>(most);
+  return KF_OK;
+}
+
+kf_status run_moe(const kf_db& db, const kf_moe_shape& shape, const kf_moe_layer_args& a, void* stream) {
+  const char* function = "kf_run_moe";
+  MoeShapeKey keys[2];
+  kf_status status = keys_of(shape, function, keys);
+  if (status == KF_OK) status = check_layer_args(keys, a, function);
+  const kf_kernel* kernels[2] = {};
+  if (status == KF_OK) status = select_both(db, keys, a.t, function, kernels);
+  Layout l;
+  if (status == KF_OK) status = layout(keys, kernels, a.t, counter_region_bytes(db, a.max_t), function, &l);
+  if (status != KF_OK) return status;
+  if (static_cast<uint64_t>(l.total) > a.scratch_bytes)
+    return fail(KF_ERR_INVALID_ARGUMENT, "%s: args->scratch_bytes = %llu is too small: t = %d (max_t = %d) needs "
+                "%lld bytes (kf_moe_scratch_bytes)", function, static_cast<unsigned long long>(a.scratch_bytes), a.t,
+                a.max_t, static_cast<long long>(l.total));
+
+  const int t = a.t, top_k = static_cast<int>(keys[0].top_k), experts = static_cast<int>(keys[0].experts);
+  const int hidden = static_cast<int>(keys[0].expert.k), intermediate = static_cast<int>(keys[1].expert.k);
+  const bool bf16 = keys[0].expert.bf16;
+  void* const s = a.scratch;
+
+  kf_moe_align_args align[2] = {};
+  MoeLaunch align_launch[2];
+  for (int i = 0; i < l.slots && status == KF_OK; ++i) {
+    align[i] = {a.topk_ids, at<int32_t>(s, l.sorted[i]), at<int32_t>(s, l.expert_ids[i]),
+                at<int32_t>(s, l.num_padded[i]), t, top_k, experts, l.block_m[i]};
+    status = plan_moe_align(db, align[i], function, &align_launch[i]);
+  }
+  kf_moe_gemm_args gemm[2] = {};
+  MoeLaunch gemm_launch[2];
+  const void* const qweight[2] = {a.w1_qweight, a.w2_qweight};
+  const void* const scales[2] = {a.w1_scales, a.w2_scales};
+  const void* const qzeros[2] = {a.w1_qzeros, a.w2_qzeros};
+  const void* const x[2] = {a.x, at<void>(s, l.h)};
+  for (int g = 0; g < 2 && status == KF_OK; ++g) {
+    const int slot = l.slot[g];
+    const LinearShapeKey& e = keys[g].expert;
+    gemm[g] = {x[g], qweight[g], scales[g], keys[g].expert.asym ? qzeros[g] : nullptr, a.topk_weights,
+               align[slot].sorted_ids, align[slot].expert_ids, align[slot].num_padded, at<void>(s, l.h1),
+               at<float>(s, l.workspace), at<int>(s, 0), t, top_k, experts,
+               static_cast<int>(e.n), static_cast<int>(e.k), static_cast<int>(e.group)};
+    status = plan_moe_gemm(*kernels[g]->impl, gemm[g], function, &gemm_launch[g]);
+  }
+  const kf_moe_silu_mul_args silu = {at<void>(s, l.h1), at<void>(s, l.h), t * top_k, intermediate};
+  const kf_moe_sum_args sum = {at<void>(s, l.h1), a.topk_ids, a.y, t, top_k, experts, hidden};
+  MoeLaunch silu_launch, sum_launch;
+  if (status == KF_OK) status = plan_moe_silu_mul(db, bf16, silu, function, &silu_launch);
+  if (status == KF_OK) status = plan_moe_sum(db, bf16, sum, function, &sum_launch);
+  if (status != KF_OK) return status;
+
+  for (int i = 0; i < l.slots && status == KF_OK; ++i) status = launch_planned(align_launch[i], align[i], stream);
+  if (status == KF_OK) status = launch_planned(gemm_launch[0], gemm[0], stream);
+  if (status == KF_OK) status = launch_planned(silu_launch, silu, stream);
+  if (status == KF_OK) status = launch_planned(gemm_launch[1], gemm[1], stream);
+  if (status == KF_OK) status = launch_planned(sum_launch, sum, stream);
+  return status;
+}
+
+}  // namespace rt
+}  // namespace kf

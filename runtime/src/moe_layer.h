@@ -1,0 +1,26 @@
+// A whole MoE layer (kf_run_moe): the scratch layout carved from the caller's buffer,
+// and the launches align -> gemm1 -> silu_mul -> gemm2 -> sum, all checked before the
+// first one is made. No allocation, no I/O, no device sync.
+//
+// Scratch layout (byte offsets, every region 256-byte aligned):
+//   counters                 split-K tile counters, at offset 0 and sized for max_t and
+//                            every MoE shape of the pack, so the same bytes are counters
+//                            in every call (they stay zero between launches; nothing else
+//                            ever writes them)
+//   per distinct block_m     sorted_ids [capacity], expert_ids [capacity / block_m],
+//                            num_padded [1] (int32)
+//   h1 | h2                  [T * top_k, max(2 I, H)] 16-bit: gemm1's output, then gemm2's
+//                            (h1 is dead once silu_mul has run)
+//   h                        [T * top_k, I] 16-bit
+//   workspace                split-K floats, the larger of the two GEMMs' needs
+#pragma once
+#include "db.h"
+
+namespace kf {
+namespace rt {
+
+kf_status moe_scratch_bytes(const kf_db& db, const kf_moe_shape& shape, int64_t max_t, size_t* bytes);
+kf_status run_moe(const kf_db& db, const kf_moe_shape& shape, const kf_moe_layer_args& args, void* stream);
+
+}  // namespace rt
+}  // namespace kf
