@@ -40,7 +40,21 @@ CREATE TABLE kernels (
   CHECK (status != 'ok' OR code_object IS NOT NULL)
 );
 CREATE INDEX kernels_by_shape ON kernels (arch, op, shape, status);
--- Tuning (autotune): one row per measurement, and the winner per M range.
+CREATE TABLE shapes (
+  model TEXT NOT NULL,
+  layer TEXT NOT NULL,
+  op    TEXT NOT NULL,
+  shape TEXT NOT NULL,
+  count INTEGER NOT NULL CHECK (count > 0),
+  UNIQUE (model, layer, op, shape)
+);
+)sql";
+
+// Tuning (autotune): one row per measurement, and the winner per M range. `routing` is
+// '' for w4a16_linear rows and for the routing-robust MoE winners; otherwise the routing
+// archetype (generator/moe_routing.h) the MoE row was measured under. For MoE ops, m is
+// the token count T. Version 1 had no `routing` (migrate_v1 adds it).
+const char* kTuningTables = R"sql(
 CREATE TABLE results (
   arch           TEXT NOT NULL,
   device         TEXT NOT NULL,
@@ -61,7 +75,8 @@ CREATE TABLE results (
   compiler       TEXT NOT NULL,
   kforge_version TEXT NOT NULL,
   measured_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
-  UNIQUE (arch, device, op, shape, m, kernel, cold_l2),
+  routing        TEXT NOT NULL DEFAULT '',
+  UNIQUE (arch, device, op, shape, m, kernel, cold_l2, routing),
   CHECK (disposition != 'passed' OR median_us > 0)
 );
 CREATE TABLE winners (
@@ -75,18 +90,17 @@ CREATE TABLE winners (
   kernel    TEXT NOT NULL,
   median_us REAL NOT NULL,
   cold_l2   INTEGER NOT NULL CHECK (cold_l2 IN (0, 1)),
-  UNIQUE (arch, device, op, shape, cold_l2, m_lo),
+  routing   TEXT NOT NULL DEFAULT '',
+  UNIQUE (arch, device, op, shape, cold_l2, routing, m_lo),
   CHECK (m_lo <= m_tuned AND m_tuned <= m_hi)
 );
-CREATE TABLE shapes (
-  model TEXT NOT NULL,
-  layer TEXT NOT NULL,
-  op    TEXT NOT NULL,
-  shape TEXT NOT NULL,
-  count INTEGER NOT NULL CHECK (count > 0),
-  UNIQUE (model, layer, op, shape)
-);
 )sql";
+
+// The columns version 1 had, copied as they are by the migration.
+const char* kResultsV1Columns =
+    "arch, device, op, shape, m, kernel, disposition, median_us, min_us, reps, max_rel_err, cold_l2, message,"
+    " driver, runtime, compiler, kforge_version, measured_at";
+const char* kWinnersV1Columns = "arch, device, op, shape, m_lo, m_hi, m_tuned, kernel, median_us, cold_l2";
 
 struct Stmt {
   sqlite3_stmt* s = nullptr;
@@ -102,6 +116,57 @@ struct Stmt {
     return p ? reinterpret_cast<const char*>(p) : "";
   }
 };
+
+// Version 1 -> 2: `routing` in results and winners, part of both UNIQUE keys. SQLite
+// cannot change a table's constraints in place: the v1 tables are renamed, the v2 ones
+// created, every row copied (routing = ''), the old ones dropped, all in one IMMEDIATE
+// transaction that re-reads the version (another process may have migrated first). A
+// file without the v1 tables is no kforge pack: refused, rolled back, untouched.
+void migrate_v1(sqlite3* db, const std::string& path) {
+  auto exec = [&](const std::string& sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+      const std::string msg = err ? err : sqlite3_errmsg(db);
+      sqlite3_free(err);
+      throw Error(msg);
+    }
+  };
+  exec("BEGIN IMMEDIATE");
+  try {
+    int version = -1;
+    {
+      Stmt v(db, "PRAGMA user_version");
+      if (sqlite3_step(v.s) == SQLITE_ROW) version = sqlite3_column_int(v.s, 0);
+    }
+    if (version == kPackSchemaVersion) {  // migrated meanwhile
+      exec("COMMIT");
+      return;
+    }
+    {
+      Stmt t(db,
+             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
+             " ('meta', 'kernels', 'results', 'winners', 'shapes')");
+      if (version != 1 || sqlite3_step(t.s) != SQLITE_ROW || sqlite3_column_int(t.s, 0) != 5)
+        throw Error("it lacks the tables of a version 1 pack");
+    }
+    exec("ALTER TABLE results RENAME TO results_v1");
+    exec("ALTER TABLE winners RENAME TO winners_v1");
+    exec(kTuningTables);
+    exec(std::string("INSERT INTO results (") + kResultsV1Columns + ") SELECT " + kResultsV1Columns +
+         " FROM results_v1");
+    exec(std::string("INSERT INTO winners (") + kWinnersV1Columns + ") SELECT " + kWinnersV1Columns +
+         " FROM winners_v1");
+    exec("DROP TABLE results_v1");
+    exec("DROP TABLE winners_v1");
+    exec("UPDATE meta SET value = '" + std::to_string(kPackSchemaVersion) + "' WHERE key = 'schema_version'");
+    exec("PRAGMA user_version=" + std::to_string(kPackSchemaVersion));
+    exec("COMMIT");
+  } catch (const std::exception& e) {
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw Error("pack '" + path + "' has schema version 1 and cannot be migrated to version " +
+                std::to_string(kPackSchemaVersion) + " (" + e.what() + "); left untouched");
+  }
+}
 
 }  // namespace
 
@@ -135,10 +200,13 @@ Pack Pack::open(const std::string& path, bool create) {
     pack.exec("PRAGMA journal_mode=WAL");
     pack.exec("BEGIN");
     pack.exec(kSchema);
+    pack.exec(kTuningTables);
     pack.exec("PRAGMA user_version=" + std::to_string(kPackSchemaVersion));
     pack.exec("COMMIT");
   } else if (version == 0) {
     throw Error("'" + path + "' is an SQLite database but not a kforge pack (no schema version); left untouched");
+  } else if (version == 1) {
+    migrate_v1(db, path);
   } else if (version != kPackSchemaVersion) {
     throw Error("pack '" + path + "' has schema version " + std::to_string(version) + ", this kforge reads version " +
                 std::to_string(kPackSchemaVersion) + "; left untouched");

@@ -12,7 +12,9 @@
 
 namespace kf {
 
-constexpr int kPackSchemaVersion = 1;
+// 2: `routing` in results and winners (MoE tuning per routing archetype). Opening a
+// version 1 pack migrates it in place, in one transaction, keeping every row.
+constexpr int kPackSchemaVersion = 2;
 
 struct PackKernel {
   std::string name, arch, op, kind, shape, config;
@@ -35,7 +37,8 @@ struct PackShape {
 
 class Pack {
  public:
-  // Opens (creating when `create` and absent) and checks the schema. Throws kf::Error
+  // Opens (creating when `create` and absent) and checks the schema; a version 1 pack is
+  // migrated to the current version (one transaction, nothing lost). Throws kf::Error
   // naming the path for a file that is not SQLite, not a kforge pack, or of another
   // schema version; such a file is never modified.
   static Pack open(const std::string& path, bool create);
