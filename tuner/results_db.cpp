@@ -29,9 +29,10 @@ struct Stmt {
       sqlite3_bind_double(s, i, v);
     return *this;
   }
-  // The key columns shared by results and winners: ?1 arch, ?2 device, ?3 op, ?4 shape, ?5 cold_l2.
+  // The key columns shared by results and winners: ?1 arch, ?2 device, ?3 op, ?4 shape,
+  // ?5 cold_l2, ?6 routing.
   Stmt& key(const Provenance& p, const TuneKey& k) {
-    return text(1, p.arch).text(2, p.device).text(3, k.op).text(4, k.shape).integer(5, k.cold_l2);
+    return text(1, p.arch).text(2, p.device).text(3, k.op).text(4, k.shape).integer(5, k.cold_l2).text(6, k.routing);
   }
   bool row() { return sqlite3_step(s) == SQLITE_ROW; }
   std::string col_text(int i) const {
@@ -79,7 +80,8 @@ std::set<std::string> ResultsDb::kernel_names(const std::string& arch) const {
 
 std::set<std::pair<std::string, int64_t>> ResultsDb::stored(const Provenance& p, const TuneKey& key) const {
   Stmt s(db_, path_,
-         "SELECT kernel, m FROM results WHERE arch = ?1 AND device = ?2 AND op = ?3 AND shape = ?4 AND cold_l2 = ?5");
+         "SELECT kernel, m FROM results WHERE arch = ?1 AND device = ?2 AND op = ?3 AND shape = ?4 AND cold_l2 = ?5"
+         " AND routing = ?6");
   s.key(p, key);
   std::set<std::pair<std::string, int64_t>> out;
   while (s.row()) out.insert({s.col_text(0), sqlite3_column_int64(s.s, 1)});
@@ -89,7 +91,7 @@ std::set<std::pair<std::string, int64_t>> ResultsDb::stored(const Provenance& p,
 std::vector<Timing> ResultsDb::passed(const Provenance& p, const TuneKey& key) const {
   Stmt s(db_, path_,
          "SELECT m, kernel, median_us, min_us FROM results WHERE arch = ?1 AND device = ?2 AND op = ?3"
-         " AND shape = ?4 AND cold_l2 = ?5 AND disposition = 'passed'");
+         " AND shape = ?4 AND cold_l2 = ?5 AND routing = ?6 AND disposition = 'passed'");
   s.key(p, key);
   std::vector<Timing> out;
   while (s.row())
@@ -98,16 +100,47 @@ std::vector<Timing> ResultsDb::passed(const Provenance& p, const TuneKey& key) c
   return out;
 }
 
+std::map<std::string, std::vector<Timing>> ResultsDb::passed_by_routing(const Provenance& p,
+                                                                       const TuneKey& key) const {
+  Stmt s(db_, path_,
+         "SELECT routing, m, kernel, median_us, min_us FROM results WHERE arch = ?1 AND device = ?2 AND op = ?3"
+         " AND shape = ?4 AND cold_l2 = ?5 AND routing != '' AND disposition = 'passed'");
+  s.text(1, p.arch).text(2, p.device).text(3, key.op).text(4, key.shape).integer(5, key.cold_l2);
+  std::map<std::string, std::vector<Timing>> out;
+  while (s.row())
+    out[s.col_text(0)].push_back({sqlite3_column_int64(s.s, 1), s.col_text(2), sqlite3_column_double(s.s, 3),
+                                  sqlite3_column_double(s.s, 4)});
+  return out;
+}
+
 std::vector<WinnerRange> ResultsDb::winners(const Provenance& p, const TuneKey& key) const {
   Stmt s(db_, path_,
          "SELECT m_lo, m_hi, m_tuned, kernel, median_us FROM winners WHERE arch = ?1 AND device = ?2"
-         " AND op = ?3 AND shape = ?4 AND cold_l2 = ?5 ORDER BY m_lo");
+         " AND op = ?3 AND shape = ?4 AND cold_l2 = ?5 AND routing = ?6 ORDER BY m_lo");
   s.key(p, key);
   std::vector<WinnerRange> out;
   while (s.row())
     out.push_back({sqlite3_column_int64(s.s, 0), sqlite3_column_int64(s.s, 1), sqlite3_column_int64(s.s, 2),
                    s.col_text(3), sqlite3_column_double(s.s, 4)});
   return out;
+}
+
+void ResultsDb::replace_winners(const Provenance& p, const TuneKey& key, const std::vector<WinnerRange>& win) {
+  Stmt del(db_, path_,
+           "DELETE FROM winners WHERE arch = ?1 AND device = ?2 AND op = ?3 AND shape = ?4 AND cold_l2 = ?5"
+           " AND routing = ?6");
+  del.key(p, key);
+  if (sqlite3_step(del.s) != SQLITE_DONE) throw Error("tuning db '" + path_ + "': " + sqlite3_errmsg(db_));
+  Stmt ins(db_, path_,
+           "INSERT INTO winners (arch, device, op, shape, cold_l2, routing, m_lo, m_hi, m_tuned, kernel, median_us)"
+           " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)");
+  for (const auto& w : win) {
+    sqlite3_reset(ins.s);
+    ins.key(p, key).integer(7, w.m_lo).integer(8, w.m_hi).integer(9, w.m_tuned).text(10, w.kernel);
+    ins.real(11, w.median_us);
+    if (sqlite3_step(ins.s) != SQLITE_DONE)
+      throw Error("tuning db '" + path_ + "': cannot store winner: " + sqlite3_errmsg(db_));
+  }
 }
 
 std::vector<WinnerRange> ResultsDb::store(const Provenance& p, const TuneKey& key,
@@ -118,15 +151,15 @@ std::vector<WinnerRange> ResultsDb::store(const Provenance& p, const TuneKey& ke
   try {
     {
       Stmt ins(db_, path_,
-               "INSERT OR REPLACE INTO results (arch, device, op, shape, cold_l2, m, kernel, disposition,"
+               "INSERT OR REPLACE INTO results (arch, device, op, shape, cold_l2, routing, m, kernel, disposition,"
                " median_us, min_us, reps, max_rel_err, message, driver, runtime, compiler, kforge_version)"
-               " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)");
+               " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)");
       for (const auto& r : rows) {
         sqlite3_reset(ins.s);
-        ins.key(p, key).integer(6, r.m).text(7, r.kernel).text(8, r.disposition);
-        ins.real(9, r.median_us).real(10, r.min_us).integer(11, r.reps).real(12, r.max_rel_err);
-        ins.text(13, r.message).text(14, p.driver).text(15, p.runtime).text(16, r.compiler);
-        ins.text(17, p.kforge_version);
+        ins.key(p, key).integer(7, r.m).text(8, r.kernel).text(9, r.disposition);
+        ins.real(10, r.median_us).real(11, r.min_us).integer(12, r.reps).real(13, r.max_rel_err);
+        ins.text(14, r.message).text(15, p.driver).text(16, p.runtime).text(17, r.compiler);
+        ins.text(18, p.kforge_version);
         if (sqlite3_step(ins.s) != SQLITE_DONE)
           throw Error("tuning db '" + path_ + "': cannot store result of '" + r.kernel + "' at M=" +
                       std::to_string(r.m) + ": " + sqlite3_errmsg(db_));
@@ -135,19 +168,11 @@ std::vector<WinnerRange> ResultsDb::store(const Provenance& p, const TuneKey& ke
     // Winners from everything stored (this process's rows and any other's), so two
     // processes tuning different Ms of one shape converge on the same table.
     const std::vector<WinnerRange> win = compute_winners(passed(p, key));
-    Stmt del(db_, path_,
-             "DELETE FROM winners WHERE arch = ?1 AND device = ?2 AND op = ?3 AND shape = ?4 AND cold_l2 = ?5");
-    del.key(p, key);
-    if (sqlite3_step(del.s) != SQLITE_DONE) throw Error("tuning db '" + path_ + "': " + sqlite3_errmsg(db_));
-    Stmt ins(db_, path_,
-             "INSERT INTO winners (arch, device, op, shape, cold_l2, m_lo, m_hi, m_tuned, kernel, median_us)"
-             " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
-    for (const auto& w : win) {
-      sqlite3_reset(ins.s);
-      ins.key(p, key).integer(6, w.m_lo).integer(7, w.m_hi).integer(8, w.m_tuned).text(9, w.kernel);
-      ins.real(10, w.median_us);
-      if (sqlite3_step(ins.s) != SQLITE_DONE)
-        throw Error("tuning db '" + path_ + "': cannot store winner: " + sqlite3_errmsg(db_));
+    replace_winners(p, key, win);
+    if (!key.routing.empty()) {
+      TuneKey robust = key;
+      robust.routing = "";
+      replace_winners(p, robust, compute_robust_winners(passed_by_routing(p, key)));
     }
     exec("COMMIT");
     return win;

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <utility>
@@ -29,10 +30,13 @@ struct ResultRow {
   int reps = 0;
 };
 
-// The rows of one (arch, device, op, shape, cold_l2): the unit winners are computed for.
+// The rows of one (arch, device, op, shape, cold_l2, routing): the unit winners are
+// computed for. routing: '' for w4a16_linear; for the MoE ops the routing archetype the
+// rows were measured under ('' names the routing-robust winners, computed from all of them).
 struct TuneKey {
   std::string op, shape;
   bool cold_l2 = true;
+  std::string routing;
 };
 
 class ResultsDb {
@@ -48,15 +52,20 @@ class ResultsDb {
   // (kernel, m) already stored for this device and key: what a resumed run skips.
   std::set<std::pair<std::string, int64_t>> stored(const Provenance& p, const TuneKey& key) const;
   // Inserts (or replaces) `rows` and recomputes the key's winners from everything stored,
-  // all in one transaction. Returns the new winners.
+  // all in one transaction. Returns the new winners. Rows of a routing archetype also
+  // recompute the routing-robust winners (routing '') from every archetype stored for
+  // (op, shape, cold_l2): see compute_robust_winners.
   std::vector<WinnerRange> store(const Provenance& p, const TuneKey& key, const std::vector<ResultRow>& rows);
   std::vector<Timing> passed(const Provenance& p, const TuneKey& key) const;
+  // The passed rows of every routing archetype of (op, shape, cold_l2) (key.routing is ignored).
+  std::map<std::string, std::vector<Timing>> passed_by_routing(const Provenance& p, const TuneKey& key) const;
   std::vector<WinnerRange> winners(const Provenance& p, const TuneKey& key) const;
   const std::string& path() const { return path_; }
 
  private:
   ResultsDb(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   void exec(const std::string& sql) const;
+  void replace_winners(const Provenance& p, const TuneKey& key, const std::vector<WinnerRange>& win);
   sqlite3* db_;
   std::string path_;
 };

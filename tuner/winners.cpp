@@ -65,4 +65,58 @@ std::vector<WinnerRange> compute_winners(const std::vector<Timing>& passed) {
   return out;
 }
 
+std::map<int64_t, std::vector<RobustScore>> robust_scores(
+    const std::map<std::string, std::vector<Timing>>& by_routing) {
+  // t -> kernel -> archetype -> its best median there
+  std::map<int64_t, std::map<std::string, std::map<std::string, double>>> at;
+  std::map<int64_t, std::map<std::string, double>> best;  // t -> archetype -> fastest median
+  for (const auto& [routing, rows] : by_routing)
+    for (const auto& r : rows) {
+      if (!(r.median_us > 0)) continue;
+      auto& slot = at[r.m][r.kernel];
+      const auto it = slot.find(routing);
+      if (it == slot.end() || r.median_us < it->second) slot[routing] = r.median_us;
+      auto& b = best[r.m];
+      const auto bt = b.find(routing);
+      if (bt == b.end() || r.median_us < bt->second) b[routing] = r.median_us;
+    }
+  std::map<int64_t, std::vector<RobustScore>> out;
+  for (const auto& [t, kernels] : at) {
+    const auto& b = best[t];
+    std::vector<RobustScore> scores;
+    for (const auto& [kernel, medians] : kernels) {
+      if (medians.size() != b.size()) continue;  // not passed under every archetype timed at t
+      RobustScore s{kernel, 0, 0, 0};
+      for (const auto& [routing, median] : medians) {
+        const double ratio = median / b.at(routing);
+        s.worst_ratio = std::max(s.worst_ratio, ratio);
+        s.mean_ratio += ratio / static_cast<double>(medians.size());
+        s.worst_median_us = std::max(s.worst_median_us, median);
+      }
+      scores.push_back(s);
+    }
+    std::sort(scores.begin(), scores.end(), [](const RobustScore& a, const RobustScore& c) {
+      if (a.worst_ratio != c.worst_ratio) return a.worst_ratio < c.worst_ratio;
+      if (a.mean_ratio != c.mean_ratio) return a.mean_ratio < c.mean_ratio;
+      return a.kernel < c.kernel;
+    });
+    if (!scores.empty()) out[t] = std::move(scores);
+  }
+  return out;
+}
+
+std::vector<WinnerRange> compute_robust_winners(const std::map<std::string, std::vector<Timing>>& by_routing) {
+  const auto scores = robust_scores(by_routing);
+  std::vector<Timing> as_timings;  // the range rule on scores: median = worst ratio, min = mean ratio
+  std::map<std::pair<int64_t, std::string>, double> worst_us;
+  for (const auto& [t, list] : scores)
+    for (const auto& s : list) {
+      as_timings.push_back({t, s.kernel, s.worst_ratio, s.mean_ratio});
+      worst_us[{t, s.kernel}] = s.worst_median_us;
+    }
+  std::vector<WinnerRange> out = compute_winners(as_timings);
+  for (auto& w : out) w.median_us = worst_us.at({w.m_tuned, w.kernel});
+  return out;
+}
+
 }  // namespace kf

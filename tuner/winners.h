@@ -11,6 +11,7 @@
 // kMaxWinnerM; adjacent ranges of one kernel merge, keeping the first's m_tuned.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -32,5 +33,22 @@ struct WinnerRange {
 
 // `passed`: the passed measurements, any order. Empty in, empty out.
 std::vector<WinnerRange> compute_winners(const std::vector<Timing>& passed);
+
+// The MoE ops are timed under several routing archetypes (moe_routing.h); one kernel
+// must serve them all. At each tuned T (the m of these rows), with A_T the archetypes
+// that have a passed row at T and best_a(T) the fastest median of archetype a there:
+// only kernels passed under every archetype of A_T compete, each scored by its worst
+// ratio max_a median(k, a, T) / best_a(T) (1 = best on every archetype); the lowest
+// score wins (then the lowest mean ratio, then the name). A kernel best on one archetype
+// but slow on another loses to one that is close to the best on all. Ranges follow
+// compute_winners' rule on the scores (crossovers interpolate the scores); each range's
+// median_us is its kernel's worst median over A_T at m_tuned (a time, not the score).
+struct RobustScore {
+  std::string kernel;
+  double worst_ratio = 0, mean_ratio = 0, worst_median_us = 0;
+};
+// Per T, every kernel that competes, best first.
+std::map<int64_t, std::vector<RobustScore>> robust_scores(const std::map<std::string, std::vector<Timing>>& by_routing);
+std::vector<WinnerRange> compute_robust_winners(const std::map<std::string, std::vector<Timing>>& by_routing);
 
 }  // namespace kf
