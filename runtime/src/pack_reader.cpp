@@ -52,7 +52,7 @@ kf_status version_status(const char* path, int version) {
   if (version == 0)
     return fail(KF_ERR_SCHEMA, "'%s' is an SQLite database but not a kforge pack (no schema version)", path);
   if (version < kPackSchemaVersionMin || version > kPackSchemaVersionMax)
-    return fail(KF_ERR_SCHEMA, "kforge pack '%s' has schema version %d; this runtime reads versions %d to %d", path,
+    return fail(KF_ERR_SCHEMA, "kforge pack '%s' has schema version %d; this runtime reads schema version %d or %d", path,
                 version, kPackSchemaVersionMin, kPackSchemaVersionMax);
   return KF_OK;
 }

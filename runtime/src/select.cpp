@@ -144,9 +144,18 @@ kf_status select_by_key(const kf_db& db, const char* op, const char* shape_key, 
 }
 
 const ShapeEntry* find_moe_entry(const kf_db& db, const MoeShapeKey& key) {
-  auto it = std::lower_bound(db.moe_shapes.begin(), db.moe_shapes.end(), key,
-                             [&](uint32_t i, const MoeShapeKey& k) { return db.shapes[i].moe_key < k; });
-  return it != db.moe_shapes.end() && db.shapes[*it].moe_key == key ? &db.shapes[*it] : nullptr;
+  auto find = [&](const MoeShapeKey& k) -> const ShapeEntry* {
+    auto it = std::lower_bound(db.moe_shapes.begin(), db.moe_shapes.end(), k,
+                               [&](uint32_t i, const MoeShapeKey& v) { return db.shapes[i].moe_key < v; });
+    return it != db.moe_shapes.end() && db.shapes[*it].moe_key == k ? &db.shapes[*it] : nullptr;
+  };
+  const ShapeEntry* entry = find(key);
+  if (!entry && key.expert.group == key.expert.k) {  // one group spanning K is per-channel ("gch")
+    MoeShapeKey channel = key;
+    channel.expert.group = 0;
+    entry = find(channel);
+  }
+  return entry;
 }
 
 kf_status moe_gemm_key(const kf_moe_shape& shape, int gemm, const char* function, MoeShapeKey* key) {
@@ -166,10 +175,12 @@ kf_status moe_gemm_key(const kf_moe_shape& shape, int gemm, const char* function
   out.top_k = top_k;
   out.expert.n = gemm == 1 ? 2 * i : h;
   out.expert.k = gemm == 1 ? h : i;
-  out.expert.group = shape.group == out.expert.k ? 0 : shape.group;  // one group spanning K: per-channel
+  out.expert.group = shape.group;
   out.expert.bf16 = shape.bf16 != 0;
   out.expert.asym = shape.asym != 0;
-  if (const char* problem = moe_shape_problem(out)) {
+  MoeShapeKey checked = out;  // a group spanning K (e.g. 2048) is per-channel: allowed
+  if (checked.expert.group == checked.expert.k) checked.expert.group = 0;
+  if (const char* problem = moe_shape_problem(checked)) {
     char text[128];
     format_moe_shape_key(out, text, sizeof text);
     return fail(KF_ERR_INVALID_ARGUMENT,

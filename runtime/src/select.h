@@ -10,11 +10,12 @@ namespace rt {
 kf_status select_linear(const kf_db& db, const LinearShapeKey& key, int64_t m, const kf_kernel** kernel);
 kf_status select_by_key(const kf_db& db, const char* op, const char* shape_key, int64_t m, const kf_kernel** kernel);
 
-// gemm 1 (N = 2 I, K = H) or 2 (N = H, K = I) of a layer shape as a GEMM key, per-channel
-// spelled group 0; KF_ERR_INVALID_ARGUMENT naming the value (and `function`) when the
-// family cannot do it.
+// gemm 1 (N = 2 I, K = H) or 2 (N = H, K = I) of a layer shape as a GEMM key (group as
+// given: 0 or K for per-channel); KF_ERR_INVALID_ARGUMENT naming the value (and
+// `function`) when the family cannot do it.
 kf_status moe_gemm_key(const kf_moe_shape& shape, int gemm, const char* function, MoeShapeKey* key);
-// The tuned T ranges of a MoE GEMM key, or nullptr.
+// The tuned T ranges of a MoE GEMM key (a group equal to K also finds the per-channel
+// key, as for w4a16_linear), or nullptr.
 const ShapeEntry* find_moe_entry(const kf_db& db, const MoeShapeKey& key);
 // The tuned winner for T = t tokens of a (valid) MoE GEMM key; KF_ERR_UNSUPPORTED_SHAPE
 // naming the op and shape key when it was never tuned (MoE has no generic fallback).
