@@ -7,16 +7,71 @@
 #include <stdexcept>
 
 #include "pack.h"
+#include "w4a16_moe/launch.h"
 
 namespace kf_testing {
+
+namespace {
+
+// The winners table of each schema version (generator/pack.cpp), for packs written
+// with a version other than the generator's.
+const char* kWinnersV1 = R"sql(
+CREATE TABLE winners (
+  arch TEXT NOT NULL, device TEXT NOT NULL, op TEXT NOT NULL, shape TEXT NOT NULL,
+  m_lo INTEGER NOT NULL CHECK (m_lo >= 1), m_hi INTEGER NOT NULL, m_tuned INTEGER NOT NULL,
+  kernel TEXT NOT NULL, median_us REAL NOT NULL, cold_l2 INTEGER NOT NULL CHECK (cold_l2 IN (0, 1)),
+  UNIQUE (arch, device, op, shape, cold_l2, m_lo),
+  CHECK (m_lo <= m_tuned AND m_tuned <= m_hi));
+)sql";
+const char* kWinnersV2 = R"sql(
+CREATE TABLE winners (
+  arch TEXT NOT NULL, device TEXT NOT NULL, op TEXT NOT NULL, shape TEXT NOT NULL,
+  m_lo INTEGER NOT NULL CHECK (m_lo >= 1), m_hi INTEGER NOT NULL, m_tuned INTEGER NOT NULL,
+  kernel TEXT NOT NULL, median_us REAL NOT NULL, cold_l2 INTEGER NOT NULL CHECK (cold_l2 IN (0, 1)),
+  routing TEXT NOT NULL DEFAULT '',
+  UNIQUE (arch, device, op, shape, cold_l2, routing, m_lo),
+  CHECK (m_lo <= m_tuned AND m_tuned <= m_hi));
+)sql";
+
+struct Db {
+  sqlite3* db = nullptr;
+  std::string path;
+  explicit Db(const std::string& p) : path(p) {
+    if (sqlite3_open(p.c_str(), &db) != SQLITE_OK) throw std::runtime_error("cannot open " + p);
+  }
+  ~Db() { sqlite3_close(db); }
+  void exec(const std::string& sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+      const std::string msg = err ? err : sqlite3_errmsg(db);
+      sqlite3_free(err);
+      throw std::runtime_error(path + ": " + msg + " in: " + sql.substr(0, 60));
+    }
+  }
+  bool has_column(const std::string& table, const std::string& column) {
+    sqlite3_stmt* st = nullptr;
+    bool found = false;
+    if (sqlite3_prepare_v2(db, ("PRAGMA table_info(" + table + ")").c_str(), -1, &st, nullptr) == SQLITE_OK)
+      while (sqlite3_step(st) == SQLITE_ROW)
+        found = found || column == reinterpret_cast<const char*>(sqlite3_column_text(st, 1));
+    sqlite3_finalize(st);
+    return found;
+  }
+};
+
+}  // namespace
 
 std::string kernel_name(const std::string& kind, const std::string& shape, const std::string& config) {
   return "w4a16_linear_" + kind + "_" + shape + "_" + config;
 }
 
+std::string moe_kernel_name(int gemm, const std::string& kind, const std::string& shape, const std::string& config) {
+  return "w4a16_moe_gemm" + std::to_string(gemm) + "_" + kind + "_" + shape + "_" + config;
+}
+
 std::string TestPackBuilder::add_kernel(const std::string& kind, const std::string& shape, const std::string& config,
                                         const std::string& arch, int threads) {
-  kernels_.push_back({kernel_name(kind, shape, config), arch, kind, shape, config, threads});
+  kernels_.push_back({kernel_name(kind, shape, config), arch, "w4a16_linear", kind, shape, config, threads});
   return kernels_.back().name;
 }
 
@@ -27,10 +82,37 @@ std::string TestPackBuilder::add_generic(bool bf16, bool asym, const std::string
 
 void TestPackBuilder::add_winner(const std::string& shape, const std::string& kernel, int64_t m_lo, int64_t m_hi,
                                  const std::string& device, int cold_l2, const std::string& arch) {
-  winners_.push_back({arch, device, shape, kernel, m_lo, m_hi, cold_l2});
+  winners_.push_back({arch, device, "w4a16_linear", shape, kernel, m_lo, m_hi, cold_l2, ""});
+}
+
+std::string TestPackBuilder::add_moe_kernel(int gemm, const std::string& kind, const std::string& shape,
+                                            const std::string& config, const std::string& arch, int threads) {
+  kernels_.push_back({moe_kernel_name(gemm, kind, shape, config), arch, "w4a16_moe_gemm" + std::to_string(gemm), kind,
+                      shape, config, threads});
+  return kernels_.back().name;
+}
+
+void TestPackBuilder::add_moe_helpers(const std::string& arch) {
+  // As generator/moe_family.cpp writes them: kind = the op after "moe_", config t<threads>.
+  const int align = kf::moe::kAlignThreads, elt = kf::moe::kEltThreads;
+  kernels_.push_back({"moe_align_any", arch, "moe_align", "align", "any", "t" + std::to_string(align), align});
+  for (const char* dtype : {"bf16", "fp16"}) {
+    const std::string shape = std::string("any_") + dtype, config = "t" + std::to_string(elt);
+    kernels_.push_back({"moe_silu_mul_" + shape, arch, "moe_silu_mul", "silu_mul", shape, config, elt});
+    kernels_.push_back({"moe_sum_" + shape, arch, "moe_sum", "sum", shape, config, elt});
+  }
+}
+
+void TestPackBuilder::add_moe_winner(int gemm, const std::string& shape, const std::string& kernel, int64_t t_lo,
+                                     int64_t t_hi, const std::string& routing, const std::string& device, int cold_l2,
+                                     const std::string& arch) {
+  winners_.push_back({arch, device, "w4a16_moe_gemm" + std::to_string(gemm), shape, kernel, t_lo, t_hi, cold_l2,
+                      routing});
 }
 
 void TestPackBuilder::write(const std::string& path) const {
+  const int schema = schema_ ? schema_ : kf::kPackSchemaVersion;
+  if (schema != 1 && schema != 2) throw std::runtime_error("test pack: schema " + std::to_string(schema));
   {
     kf::Pack pack = kf::Pack::open(path, /*create=*/true);
     pack.begin();
@@ -38,7 +120,7 @@ void TestPackBuilder::write(const std::string& path) const {
       kf::PackKernel row;
       row.name = k.name;
       row.arch = k.arch;
-      row.op = "w4a16_linear";
+      row.op = k.op;
       row.kind = k.kind;
       row.shape = k.shape;
       row.config = k.config;
@@ -54,16 +136,29 @@ void TestPackBuilder::write(const std::string& path) const {
     pack.commit();
   }
   // kf::Pack has no winners API (autotune writes them): plain SQL.
-  sqlite3* db = nullptr;
-  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) throw std::runtime_error("cannot open " + path);
+  Db db(path);
+  const bool routing = schema >= 2;
+  if (db.has_column("winners", "routing") != routing) {
+    db.exec("DROP TABLE winners");
+    db.exec(routing ? kWinnersV2 : kWinnersV1);
+  }
+  if (routing && !db.has_column("results", "routing"))
+    db.exec("ALTER TABLE results ADD COLUMN routing TEXT NOT NULL DEFAULT ''");
+  db.exec("PRAGMA user_version = " + std::to_string(schema));
   sqlite3_stmt* st = nullptr;
   const char* sql =
-      "INSERT INTO winners (arch, device, op, shape, m_lo, m_hi, m_tuned, kernel, median_us, cold_l2)"
-      " VALUES (?1, ?2, 'w4a16_linear', ?3, ?4, ?5, ?4, ?6, 1.0, ?7)";
+      routing ? "INSERT INTO winners (arch, device, op, shape, m_lo, m_hi, m_tuned, kernel, median_us, cold_l2, routing)"
+                " VALUES (?1, ?2, ?8, ?3, ?4, ?5, ?4, ?6, 1.0, ?7, ?9)"
+              : "INSERT INTO winners (arch, device, op, shape, m_lo, m_hi, m_tuned, kernel, median_us, cold_l2)"
+                " VALUES (?1, ?2, ?8, ?3, ?4, ?5, ?4, ?6, 1.0, ?7)";
   std::string error;
-  if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) != SQLITE_OK) error = sqlite3_errmsg(db);
+  if (sqlite3_prepare_v2(db.db, sql, -1, &st, nullptr) != SQLITE_OK) error = sqlite3_errmsg(db.db);
   for (const Winner& w : winners_) {
     if (!error.empty()) break;
+    if (!routing && !w.routing.empty()) {
+      error = "routing '" + w.routing + "' needs schema 2";
+      break;
+    }
     sqlite3_reset(st);
     sqlite3_bind_text(st, 1, w.arch.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, w.device.c_str(), -1, SQLITE_TRANSIENT);
@@ -72,10 +167,11 @@ void TestPackBuilder::write(const std::string& path) const {
     sqlite3_bind_int64(st, 5, w.m_hi);
     sqlite3_bind_text(st, 6, w.kernel.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 7, w.cold_l2);
-    if (sqlite3_step(st) != SQLITE_DONE) error = sqlite3_errmsg(db);
+    sqlite3_bind_text(st, 8, w.op.c_str(), -1, SQLITE_TRANSIENT);
+    if (routing) sqlite3_bind_text(st, 9, w.routing.c_str(), -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE) error = sqlite3_errmsg(db.db);
   }
   sqlite3_finalize(st);
-  sqlite3_close(db);
   if (!error.empty()) throw std::runtime_error("writing winners to " + path + ": " + error);
 }
 

@@ -12,6 +12,8 @@ constexpr const char* kTestDevice = "NVIDIA H100 80GB HBM3";
 
 // w4a16_linear_<kind>_<shape>_<config>, the generator's naming.
 std::string kernel_name(const std::string& kind, const std::string& shape, const std::string& config);
+// w4a16_moe_gemm<gemm>_<kind>_<shape>_<config> (generator/moe_family.h).
+std::string moe_kernel_name(int gemm, const std::string& kind, const std::string& shape, const std::string& config);
 
 class TestPackBuilder {
  public:
@@ -21,21 +23,41 @@ class TestPackBuilder {
   std::string add_generic(bool bf16, bool asym, const std::string& arch = "sm_90a");
   void add_winner(const std::string& shape, const std::string& kernel, int64_t m_lo, int64_t m_hi,
                   const std::string& device = kTestDevice, int cold_l2 = 1, const std::string& arch = "sm_90a");
+
+  // w4a16_moe: a GEMM kernel (gemm 1 = gate_up, 2 = down; shape like
+  // e8_topk2_n256_k256_g128_bf16_sym), the helpers every MoE pack has (moe_align_any,
+  // moe_silu_mul_any_<dtype>, moe_sum_any_<dtype> with the block sizes of
+  // w4a16_moe/launch.h), and a winner over T = [t_lo, t_hi] for `routing` ('' = the
+  // routing-robust pick; others need schema 2).
+  std::string add_moe_kernel(int gemm, const std::string& kind, const std::string& shape, const std::string& config,
+                             const std::string& arch = "sm_90a", int threads = 128);
+  void add_moe_helpers(const std::string& arch = "sm_90a");
+  void add_moe_winner(int gemm, const std::string& shape, const std::string& kernel, int64_t t_lo, int64_t t_hi,
+                      const std::string& routing = "", const std::string& device = kTestDevice, int cold_l2 = 1,
+                      const std::string& arch = "sm_90a");
+
+  // The schema version to write (1 or 2; default: the generator's current one). The
+  // tables are the generator's, with winners (and results) made to have the `routing`
+  // column exactly when the version does.
+  void set_schema(int version) { schema_ = version; }
+
   // Creates the pack at `path` (which must not exist yet).
   void write(const std::string& path) const;
 
  private:
   struct Kernel {
-    std::string name, arch, kind, shape, config;
+    std::string name, arch, op, kind, shape, config;
     int threads;
   };
   struct Winner {
-    std::string arch, device, shape, kernel;
+    std::string arch, device, op, shape, kernel;
     int64_t m_lo, m_hi;
     int cold_l2;
+    std::string routing;
   };
   std::vector<Kernel> kernels_;
   std::vector<Winner> winners_;
+  int schema_ = 0;  // 0: the generator's
 };
 
 // A fresh directory under the system temp dir, removed with its contents.
