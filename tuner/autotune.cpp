@@ -4,7 +4,9 @@
 #include <chrono>
 #include <climits>
 #include <cstdio>
+#include <functional>
 #include <map>
+#include <optional>
 
 #include "arch.h"
 #include "error.h"
@@ -23,15 +25,19 @@ using Clock = std::chrono::steady_clock;
 // One shape's candidates and which of them run at some M (with the largest such M).
 struct ShapePlan {
   TuneShape ts;
+  MoeTuneShape moe;  // MoE shapes: ts is unused
+  bool is_moe = false;
   std::vector<PackKernel> rows;  // owns what `candidates` points to
   std::vector<const PackKernel*> candidates;
   std::vector<PlannedKernel> planned;
+  const std::string& op() const { return is_moe ? moe.op : ts_op; }
+  const std::string& key() const { return is_moe ? moe.key : ts.key; }
+  std::string ts_op = "w4a16_linear";
 };
 
 void validate(const AutotuneOptions& opt) {
-  const auto ops = known_ops();
-  for (const auto& op : opt.ops)
-    if (std::find(ops.begin(), ops.end(), op) == ops.end()) throw Error("unknown op '" + op + "' (known: w4a16_linear)");
+  resolve_ops(opt.ops);  // an unknown op is an error naming the known ones
+  if (opt.archetypes.empty()) throw Error("--archetypes needs at least one value");
   if (opt.reps < 1) throw Error("--reps must be at least 1");
   if (opt.max_candidates < 0) throw Error("--max-candidates must not be negative");
   if (opt.time_budget_s < 0) throw Error("--time-budget must not be negative");
@@ -49,13 +55,8 @@ std::regex compile_filter(const std::string& f) {
   }
 }
 
-ShapePlan plan_shape(const Pack& pack, const TuneShape& ts, const std::string& arch, const AutotuneOptions& opt,
-                     const std::regex& filter, const std::vector<int64_t>& ms) {
-  ShapePlan p;
-  p.ts = ts;
-  // Keys and arch are validated identifiers ([a-z0-9_]), safe to inline.
-  p.rows = pack.kernels("arch = '" + arch + "' AND op = 'w4a16_linear' AND shape IN ('" + ts.key + "', '" +
-                        linear_generic_shape_key(ts.shape.bf16, ts.shape.asym) + "')");
+void plan_candidates(ShapePlan& p, const AutotuneOptions& opt, const std::regex& filter,
+                     const std::vector<int64_t>& ms) {
   p.candidates = select_candidates(p.rows, filter, opt.max_candidates);
   for (const PackKernel* k : p.candidates) {
     int64_t max_m = 0;
@@ -63,8 +64,38 @@ ShapePlan plan_shape(const Pack& pack, const TuneShape& ts, const std::string& a
       if (static_verdict(*k, m).disposition.empty()) max_m = std::max(max_m, m);
     if (max_m > 0) p.planned.push_back({k, max_m});
   }
+}
+
+ShapePlan plan_shape(const Pack& pack, const TuneShape& ts, const std::string& arch, const AutotuneOptions& opt,
+                     const std::regex& filter, const std::vector<int64_t>& ms) {
+  ShapePlan p;
+  p.ts = ts;
+  // Keys and arch are validated identifiers ([a-z0-9_]), safe to inline.
+  p.rows = pack.kernels("arch = '" + arch + "' AND op = 'w4a16_linear' AND shape IN ('" + ts.key + "', '" +
+                        linear_generic_shape_key(ts.shape.bf16, ts.shape.asym) + "')");
+  plan_candidates(p, opt, filter, ms);
   return p;
 }
+
+// MoE: the shape's own kernels only (no generic MoE kernel exists).
+ShapePlan plan_moe_shape(const Pack& pack, const MoeTuneShape& ms_, const std::string& arch,
+                         const AutotuneOptions& opt, const std::regex& filter, const std::vector<int64_t>& ts) {
+  ShapePlan p;
+  p.is_moe = true;
+  p.moe = ms_;
+  p.rows = pack.kernels("arch = '" + arch + "' AND op = '" + ms_.op + "' AND shape = '" + ms_.key + "'");
+  plan_candidates(p, opt, filter, ts);
+  return p;
+}
+
+// What one batch measures: the candidates of a shape at one M (T) under one routing.
+struct BatchJob {
+  const ShapePlan& plan;
+  TuneKey key;
+  int64_t m;
+  std::string label;  // progress line
+  std::function<Measurement(const PackKernel&)> measure;
+};
 
 ResultRow make_row(const PackKernel& k, int64_t m, const Measurement& r) {
   ResultRow row;
@@ -113,10 +144,13 @@ struct Run {
     return st.out_of_time;
   }
 
-  // Records every candidate of `p` at `m` not yet stored for this device, then stores the
-  // batch with the shape's new winners in one transaction. False: stop the run.
-  bool batch(const ShapePlan& p, int64_t m, bool& begun) {
-    const TuneKey key{"w4a16_linear", p.ts.key, cold};
+  // Records every candidate of `job.plan` at `job.m` not yet stored for this device (and
+  // routing), then stores the batch with the shape's new winners in one transaction.
+  // `begin` runs once per shape, before its first measurement. False: stop the run.
+  bool batch(const BatchJob& job, bool& begun, const std::function<void()>& begin) {
+    const ShapePlan& p = job.plan;
+    const int64_t m = job.m;
+    const TuneKey& key = job.key;
     // Re-read per batch: another process on this DB may have measured some meanwhile.
     const auto done = db.stored(prov, key);
     std::vector<ResultRow> rows;
@@ -139,14 +173,14 @@ struct Run {
           go_on = false;
           break;
         }
-        if (!begun) measurer.begin_shape(p.ts.shape, p.planned);  // device buffers only when needed
+        if (!begun) begin();  // device buffers only when needed
         begun = true;
-        const Measurement r = measurer.measure(*k, p.ts.shape, m, cold, opt.reps);
+        const Measurement r = job.measure(*k);
         ++st.measured;
         rows.push_back(make_row(*k, m, r));
-        progress.tick(p.ts.key.substr(0, p.ts.key.find("_g")) + " M=" + std::to_string(m));
+        progress.tick(job.label);
         if (r.fatal) {
-          err << "\nautotune: " << k->name << " at M=" << m << ": " << r.message << "\n";
+          err << "\nautotune: " << k->name << " at " << job.label << ": " << r.message << "\n";
           st.device_lost = true;
           go_on = false;
           break;
@@ -185,11 +219,13 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
   std::sort(ms.begin(), ms.end());
   ms.erase(std::unique(ms.begin(), ms.end()), ms.end());
   const std::regex filter = compile_filter(opt.filter);
-  const bool want_linear = opt.ops.empty() || std::count(opt.ops.begin(), opt.ops.end(), "w4a16_linear");
-  const std::vector<TuneShape> shapes =
-      want_linear ? tune_shapes(resolve_model(opt.select), opt.select) : std::vector<TuneShape>{};
+  const std::vector<std::string> ops = resolve_ops(opt.ops);
+  const bool want_linear = std::count(ops.begin(), ops.end(), "w4a16_linear");
+  const ModelDesc model = resolve_model(opt.select);
+  const std::vector<TuneShape> shapes = want_linear ? tune_shapes(model, opt.select) : std::vector<TuneShape>{};
+  const std::vector<MoeTuneShape> moe_shapes = moe_tune_shapes(model, opt.select, ops);
 
-  st.generated = ensure_pack(opt, arch, shapes, filter, out, err);
+  st.generated = ensure_pack(opt, arch, shapes, moe_shapes, filter, out, err);
   const Pack pack = Pack::open(opt.db, false);
   ResultsDb db = ResultsDb::open(opt.db);
   const bool cold = !opt.warm;
@@ -199,20 +235,42 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
     throw Error("the pack has no usable kf_util_stream_read for " + arch +
                 " (it flushes L2 between runs): run without --no-generate, or time warm with --warm");
   measurer.set_util_kernel(util.empty() ? nullptr : &util.front());
+  const std::vector<PackKernel> align =
+      pack.kernels("arch = '" + arch + "' AND name = 'moe_align_any' AND status = 'ok'");
+  if (!moe_shapes.empty() && align.empty())
+    err << "autotune: warning: the pack has no usable moe_align_any for " << arch
+        << ": every MoE kernel will be recorded failed\n";
+  measurer.set_moe_align_kernel(align.empty() ? nullptr : &align.front());
   const Provenance prov{arch, dev.name, dev.driver, dev.runtime, KF_VERSION};
 
   std::vector<ShapePlan> plans;
+  std::vector<std::string> routings;  // MoE: one batch per (T, archetype)
+  for (RoutingArchetype a : opt.archetypes) routings.push_back(routing_archetype_name(a));
   int todo = 0;
-  for (const auto& ts : shapes) {
-    plans.push_back(plan_shape(pack, ts, arch, opt, filter, ms));
-    const auto done = db.stored(prov, {"w4a16_linear", ts.key, cold});
-    for (const auto& pk : plans.back().planned)
+  auto count_todo = [&](const ShapePlan& p, const std::string& routing) {
+    const auto done = db.stored(prov, {p.op(), p.key(), cold, routing});
+    for (const auto& pk : p.planned)
       for (int64_t m : ms)
         todo += m <= pk.max_m && static_verdict(*pk.kernel, m).disposition.empty() && !done.count({pk.kernel->name, m});
+  };
+  for (const auto& ts : shapes) {
+    plans.push_back(plan_shape(pack, ts, arch, opt, filter, ms));
+    count_todo(plans.back(), "");
+  }
+  for (const auto& mts : moe_shapes) {
+    plans.push_back(plan_moe_shape(pack, mts, arch, opt, filter, ms));
+    for (const auto& r : routings) count_todo(plans.back(), r);
   }
   out << "autotune: " << dev.name << " (" << arch << ", driver " << dev.driver << ", " << dev.runtime << ", L2 "
       << dev.l2_bytes / (1 << 20) << " MiB)  db " << opt.db << "\n"
-      << "autotune: " << shapes.size() << " shapes x " << ms.size() << " M, " << (cold ? "cold" : "warm") << " L2, "
+      << "autotune: " << shapes.size() << " linear shapes x " << ms.size() << " M";
+  if (!moe_shapes.empty()) {
+    out << ", " << moe_shapes.size() << " MoE shapes x " << ms.size() << " T x " << routings.size()
+        << " routings (";
+    for (size_t i = 0; i < routings.size(); ++i) out << (i ? "," : "") << routings[i];
+    out << ")";
+  }
+  out << ", " << (cold ? "cold" : "warm") << " L2, "
       << opt.reps << " reps: " << todo << " measurements to make\n"
       << std::flush;
 
@@ -222,15 +280,43 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
   bool stopped = false;
   for (const ShapePlan& p : plans) {
     bool begun = false;
-    for (int64_t m : ms)
-      if ((stopped = !run.batch(p, m, begun))) break;
+    const std::string short_key = p.key().substr(0, p.key().find("_g"));
+    if (!p.is_moe) {
+      const auto begin = [&] { measurer.begin_shape(p.ts.shape, p.planned); };
+      for (int64_t m : ms) {
+        const BatchJob job{p, {p.op(), p.key(), cold, ""}, m, short_key + " M=" + std::to_string(m),
+                           [&](const PackKernel& k) { return measurer.measure(k, p.ts.shape, m, cold, opt.reps); }};
+        if ((stopped = !run.batch(job, begun, begin))) break;
+      }
+    } else {
+      const auto begin = [&] { measurer.begin_moe_shape(p.moe.shape, p.planned); };
+      const std::string gemm = p.moe.shape.gemm == 1 ? "gemm1 " : "gemm2 ";
+      for (int64_t t : ms) {
+        for (size_t a = 0; a < routings.size() && !stopped; ++a) {
+          std::optional<MoeRouting> routing;  // drawn only when something is measured
+          const BatchJob job{p, {p.op(), p.key(), cold, routings[a]}, t,
+                             gemm + short_key + " T=" + std::to_string(t) + " " + routings[a],
+                             [&](const PackKernel& k) {
+                               if (!routing)
+                                 routing = MoeRouting{routings[a], t,
+                                                      generate_routing(opt.archetypes[a], t,
+                                                                       static_cast<int>(p.moe.shape.experts),
+                                                                       static_cast<int>(p.moe.shape.top_k),
+                                                                       opt.routing_seed)};
+                               return measurer.measure_moe(k, p.moe.shape, *routing, cold, opt.reps);
+                             }};
+          stopped = !run.batch(job, begun, begin);
+        }
+        if (stopped) break;
+      }
+    }
     if (stopped) break;
   }
   if (opt.stop) opt.stop->graceful = 0;
   progress.done();
   st.remaining = std::max(0, todo - st.measured);
 
-  st.shapes_with_winners = print_winners(out, db, prov, shapes, cold);
+  st.shapes_with_winners = print_winners(out, db, prov, shapes, cold) + print_moe_winners(out, db, prov, moe_shapes, cold);
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   char line[256];
   std::snprintf(line, sizeof line,

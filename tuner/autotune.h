@@ -29,9 +29,11 @@ std::vector<int64_t> default_m_buckets();
 
 struct AutotuneOptions {
   ShapeSelection select;
-  std::vector<std::string> ops;  // empty = every family (w4a16_linear)
+  std::vector<std::string> ops;  // empty = every family (w4a16_linear, w4a16_moe_gemm1, w4a16_moe_gemm2)
   std::string arch;              // "" = the measurer's device
-  std::vector<int64_t> ms = default_m_buckets();
+  std::vector<int64_t> ms = default_m_buckets();  // MoE ops: token counts T
+  std::vector<RoutingArchetype> archetypes = default_archetypes();  // MoE ops are timed under each
+  uint64_t routing_seed = 1;     // of generate_routing: fixed, so reruns and other processes meet the same routing
   std::string db = "tuned_db/kforge.sqlite";
   int jobs = 0;                  // parallel compiles; 0 = hardware threads
   double time_budget_s = 0;      // stop (as on Ctrl-C) after this much wall time, compiling included; 0 = none

@@ -15,6 +15,8 @@
 #include "error.h"
 #include "hip_measurer.h"
 #include "model.h"
+#include "pack.h"
+#include "vllm_export.h"
 
 namespace kf {
 
@@ -88,10 +90,42 @@ std::vector<int> parse_group_sizes(const std::string& s) {
 
 }  // namespace
 
+// --export-vllm: no measuring, so no GPU; the arch is --arch or the one the DB has MoE
+// winners for.
+int export_vllm(const AutotuneOptions& opt, const std::string& dir) {
+  Pack::open(opt.db, false);  // refuses (untouched) what is not a kforge pack; migrates version 1
+  std::string arch = opt.arch;
+  if (arch.empty()) {
+    sqlite3* db = nullptr;
+    std::vector<std::string> archs;
+    if (sqlite3_open_v2(opt.db.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+      sqlite3_stmt* st = nullptr;
+      if (sqlite3_prepare_v2(db, "SELECT DISTINCT arch FROM winners WHERE op = 'w4a16_moe_gemm1' AND routing = ''",
+                             -1, &st, nullptr) == SQLITE_OK)
+        while (sqlite3_step(st) == SQLITE_ROW) archs.push_back(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
+      sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    if (archs.size() != 1)
+      throw Error("--export-vllm: the DB has MoE winners for " + std::to_string(archs.size()) +
+                  " archs; say which with --arch");
+    arch = archs.front();
+  }
+  const auto shapes = moe_tune_shapes(resolve_model(opt.select), opt.select, resolve_ops(opt.ops));
+  const auto written = export_vllm_configs(opt.db, arch, shapes, !opt.warm, dir, std::cout);
+  if (written.empty()) {
+    std::cerr << "autotune: error: no tuned w4a16_moe_gemm1 winners for " << arch << " in " << opt.db
+              << " to export\n";
+    return 1;
+  }
+  return 0;
+}
+
 int autotune_main(int argc, char** argv) {
   CLI::App app{"kforge autotune: verify and time every kernel of a pack on this GPU, store the winners per M range"};
   AutotuneOptions opt;
   std::string groups = "128", dtypes = "bf16", quants = "sym", ops, ms, measurer_kind = "auto";
+  std::string archetypes = "uniform,zipf1,zipf2", export_dir;
   uint64_t seed = std::random_device{}();
   CudaOptions cuda;
   FakeOptions fake;
@@ -99,8 +133,16 @@ int autotune_main(int argc, char** argv) {
   app.add_option("--model", opt.select.model, std::string("built-in model (default ") + default_model_name() + ")");
   app.add_option("--config", opt.select.config_path, "Hugging Face config.json to derive the shapes from");
   app.add_option("--arch", opt.arch, "target arch (default: the GPU's, e.g. sm_90a for compute capability 9.0, gfx942)");
-  app.add_option("--ops", ops, "kernel families, comma-separated (default: all: w4a16_linear)");
-  app.add_option("--m", ms, "M buckets to tune, comma-separated (default 1,2,4,...,4096)");
+  app.add_option("--ops", ops,
+                 "kernel families, comma-separated: w4a16_linear, w4a16_moe_gemm1, w4a16_moe_gemm2, w4a16_moe (both);"
+                 " default all");
+  app.add_option("--m", ms, "M buckets (MoE: token counts T) to tune, comma-separated (default 1,2,4,...,4096)");
+  app.add_option("--archetypes", archetypes,
+                 "routing archetypes the MoE ops are timed under (uniform, zipf1, zipf2, balanced, hot16)")
+      ->capture_default_str();
+  app.add_option("--routing-seed", opt.routing_seed, "seed of the synthetic routings")->capture_default_str();
+  app.add_option("--export-vllm", export_dir,
+                 "write the tuned MoE winners as vLLM fused-MoE config JSON files into this directory (no measuring)");
   app.add_option("--db", opt.db, "tuning DB = kernel pack; what it lacks is generated into it")->capture_default_str();
   app.add_option("--jobs,-j", opt.jobs, "parallel compiles and reference threads (default: CPU count)");
   app.add_option("--time-budget", opt.time_budget_s, "stop after this many seconds (a rerun continues)");
@@ -139,6 +181,7 @@ int autotune_main(int argc, char** argv) {
     opt.select.dtypes = split_csv(dtypes);
     opt.select.quants = split_csv(quants);
     opt.ops = split_csv(ops);
+    opt.archetypes = parse_routing_archetypes(archetypes);
     if (!ms.empty()) {
       opt.ms.clear();
       for (const auto& m : split_csv(ms)) opt.ms.push_back(parse_int(m, "--m"));
@@ -147,6 +190,7 @@ int autotune_main(int argc, char** argv) {
     opt.progress = !quiet;
     opt.stop = &g_stop;
     if (!opt.arch.empty()) arch_info(opt.arch);  // an unknown --arch is an error even without a GPU
+    if (!export_dir.empty()) return export_vllm(opt, export_dir);
 
     std::unique_ptr<Measurer> measurer;
     if (measurer_kind == "fake") {

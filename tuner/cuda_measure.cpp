@@ -40,37 +40,36 @@ void CudaMeasurer::launch_flush(CUfunction flush) {
   launch(flush, {a.blocks, 1, 1}, kStreamReadThreads, &a, "cuLaunchKernel (L2 flush)");
 }
 
-void CudaMeasurer::verify(CUfunction fn, const LaunchGrid& g, int threads, kf_linear_args& args, int64_t m,
-                          Measurement& r) {
-  check(ex_->cuMemsetD16Async(y_.ptr, 0xffff, static_cast<size_t>(sizes_.y_elems), stream_), "cuMemsetD16Async");
+void CudaMeasurer::verify(CUfunction fn, const LaunchGrid& g, int threads, void* args, int64_t poison_elems,
+                          int64_t read_elems, const Judge& judge, Measurement& r) {
+  check(ex_->cuMemsetD16Async(y_.ptr, 0xffff, static_cast<size_t>(poison_elems), stream_), "cuMemsetD16Async");
   const auto start = Clock::now();
-  launch(fn, g, threads, &args, "cuLaunchKernel");
+  launch(fn, g, threads, args, "cuLaunchKernel");
   if (!wait(opt_.hang_timeout_s)) return mark_hung(r, opt_.hang_timeout_s);
   verify_seconds_ = seconds_since(start);
-  const int64_t rows = checked_rows(m, sizes_);
-  check(cu_->cuMemcpyDtoH(host_y_.data(), y_.ptr, static_cast<size_t>(rows * shape_.n) * 2), "cuMemcpyDtoH");
-  judge_output(host_y_, host_.reference(), shape_, m, rows, r);
+  check(cu_->cuMemcpyDtoH(host_y_.data(), y_.ptr, static_cast<size_t>(read_elems) * 2), "cuMemcpyDtoH");
+  judge(host_y_, r);
   if (!counters_zero()) {
     flag_incorrect(r, "split-K counters left non-zero");
     if (!zero_counters()) return mark_hung(r, opt_.hang_timeout_s);
   }
 }
 
-void CudaMeasurer::time_runs(CUfunction fn, const LaunchGrid& g, int threads, kf_linear_args& args, bool cold,
-                             int reps, Measurement& r) {
+void CudaMeasurer::time_runs(CUfunction fn, const LaunchGrid& g, int threads, void* args, bool cold, int reps,
+                             Measurement& r) {
   const CUfunction flush = cold ? flush_function() : nullptr;
   while (events_.size() < static_cast<size_t>(2 * reps)) {
     CUevent e = nullptr;
     check(ex_->cuEventCreate(&e, CU_EVENT_DEFAULT), "cuEventCreate");
     events_.push_back(e);
   }
-  launch(fn, g, threads, &args, "cuLaunchKernel");  // warm-up: clocks, instruction cache
+  launch(fn, g, threads, args, "cuLaunchKernel");  // warm-up: clocks, instruction cache
   // All reps queued back to back, each kernel alone between its two events (the flush
   // before the first event), then one wait: no host round trip inside the timings.
   for (int i = 0; i < reps; ++i) {
     if (flush) launch_flush(flush);
     check(ex_->cuEventRecord(events_[2 * i], stream_), "cuEventRecord");
-    launch(fn, g, threads, &args, "cuLaunchKernel");
+    launch(fn, g, threads, args, "cuLaunchKernel");
     check(ex_->cuEventRecord(events_[2 * i + 1], stream_), "cuEventRecord");
   }
   const double timeout = timed_runs_timeout(opt_.hang_timeout_s, reps, verify_seconds_);
@@ -91,7 +90,7 @@ void CudaMeasurer::time_runs(CUfunction fn, const LaunchGrid& g, int threads, kf
 }
 
 Measurement CudaMeasurer::measure(const PackKernel& k, const LinearShape& shape, int64_t m, bool cold, int reps) {
-  if (shape.key() != shape_key_) throw Error("internal: measure() of " + shape.key() + " before begin_shape()");
+  if (moe_ || shape.key() != shape_key_) throw Error("internal: measure() of " + shape.key() + " before begin_shape()");
   try {
     if (!ctx_ok_) setup_context();
     prepare_problem(m);
@@ -105,8 +104,11 @@ Measurement CudaMeasurer::measure(const PackKernel& k, const LinearShape& shape,
   Measurement r;
   try {
     const CUfunction fn = function_of(k);
-    verify(fn, g, k.threads, args, m, r);
-    if (r.disposition.empty()) time_runs(fn, g, k.threads, args, cold, reps, r);
+    const int64_t rows = checked_rows(m, sizes_);
+    verify(fn, g, k.threads, &args, sizes_.y_elems, rows * shape.n,
+           [&](const std::vector<uint16_t>& y, Measurement& v) { judge_output(y, host_.reference(), shape, m, rows, v); },
+           r);
+    if (r.disposition.empty()) time_runs(fn, g, k.threads, &args, cold, reps, r);
   } catch (const CallFailed& e) {
     mark_failed(r, e.message);
     // A fault (illegal address, trap, ...) poisons the context for good; a refused

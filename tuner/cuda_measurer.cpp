@@ -27,7 +27,8 @@ std::string CudaMeasurer::text(CUresult rc) const {
   return std::string(name ? name : "CUDA error " + std::to_string(rc)) + (str ? std::string(" (") + str + ")" : "");
 }
 
-CudaMeasurer::CudaMeasurer(const CudaOptions& opt) : opt_(opt), host_(opt.seed, opt.host_threads) {
+CudaMeasurer::CudaMeasurer(const CudaOptions& opt)
+    : opt_(opt), host_(opt.seed, opt.host_threads), moe_host_(opt.seed, opt.host_threads) {
   const char* why = "unknown reason";
   cu_ = cuda::driver(&why);
   if (!cu_) throw NoGpuError(why);
@@ -91,19 +92,20 @@ void CudaMeasurer::setup_context() {
   flush_.alloc(cu_, flush_bytes(info_.l2_bytes), "the L2 flush buffer");
   check(cu_->cuMemsetD32(flush_.ptr, 0x5a5a5a5a, flush_.bytes / 4), "cuMemsetD32");
   sink_.alloc(cu_, 16, "the flush sink");
-  uploaded_ = false;
-  if (!shape_key_.empty()) alloc_shape();
+  uploaded_ = weights_uploaded_ = false;
+  if (!shape_key_.empty()) moe_ ? alloc_moe_shape() : alloc_shape();
 }
 
 void CudaMeasurer::drop_context(bool reset) {
   if (!ctx_ok_) return;
-  DevBuf* bufs[] = {&flush_, &sink_, &x_, &qw_, &sc_, &qz_, &y_, &ws_, &cnt_};
+  DevBuf* bufs[] = {&flush_, &sink_, &x_, &qw_, &sc_, &qz_, &y_, &ws_, &cnt_, &ids_, &tw_, &sorted_, &eids_, &npad_};
   if (reset) {
     for (DevBuf* b : bufs) b->forget();  // a faulted context frees nothing: the reset frees it all
   } else {
     for (CUevent e : events_) ex_->cuEventDestroy(e);
     for (CUmodule mod : shape_modules_) cu_->cuModuleUnload(mod);
     if (util_module_) cu_->cuModuleUnload(util_module_);
+    if (align_module_) cu_->cuModuleUnload(align_module_);
     for (DevBuf* b : bufs) b->release();
     if (stream_) ex_->cuStreamDestroy(stream_);
   }
@@ -112,17 +114,20 @@ void CudaMeasurer::drop_context(bool reset) {
   functions_.clear();
   util_module_ = nullptr;
   flush_fn_ = nullptr;
+  align_module_ = nullptr;
+  align_fn_ = nullptr;
   stream_ = nullptr;
   cu_->cuDevicePrimaryCtxRelease(dev_);
   if (reset) ex_->cuDevicePrimaryCtxReset(dev_);
   ctx_ok_ = false;
-  uploaded_ = false;
+  uploaded_ = weights_uploaded_ = false;
 }
 
 void CudaMeasurer::begin_shape(const LinearShape& shape, const std::vector<PlannedKernel>& kernels) {
   for (CUmodule mod : shape_modules_) cu_->cuModuleUnload(mod);
   shape_modules_.clear();
   functions_.clear();
+  moe_ = false;
   shape_ = shape;
   shape_key_ = shape.key();
   sizes_ = plan_shape_buffers(shape, kernels);

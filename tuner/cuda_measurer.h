@@ -10,7 +10,13 @@
 // 4x the L2 size (kf_util_stream_read) unless warm. A kernel that faults poisons the
 // context: it is recorded failed and the primary context is reset and rebuilt. One that
 // never finishes cannot be stopped in-process: recorded failed and marked fatal.
+//
+// MoE (cuda_moe_measure.cpp): expert weights uploaded once per shape; per (T, routing)
+// fresh activations and routing weights and one float64 reference of the checked slots
+// (moe_reference.h); per kernel, moe_align_any sorts the slots for its block_m on the
+// GPU (checked against the host), then the GEMM is verified and timed as above.
 #pragma once
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -46,8 +52,13 @@ class CudaMeasurer final : public Measurer {
   void set_util_kernel(const PackKernel* util) override { util_ = util; }
   void begin_shape(const LinearShape& shape, const std::vector<PlannedKernel>& kernels) override;
   Measurement measure(const PackKernel& kernel, const LinearShape& shape, int64_t m, bool cold_l2, int reps) override;
+  void set_moe_align_kernel(const PackKernel* align) override { align_ = align; }
+  void begin_moe_shape(const MoeShape& shape, const std::vector<PlannedKernel>& kernels) override;
+  Measurement measure_moe(const PackKernel& kernel, const MoeShape& shape, const MoeRouting& routing, bool cold_l2,
+                          int reps) override;
 
  private:
+  using Judge = std::function<void(const std::vector<uint16_t>& y, Measurement& r)>;
   std::string text(CUresult rc) const;
   void check(CUresult rc, const char* call) const {
     if (rc != CUDA_SUCCESS) throw CallFailed{std::string(call) + ": " + text(rc)};
@@ -55,7 +66,13 @@ class CudaMeasurer final : public Measurer {
   void setup_context();          // throws CallFailed / kf::Error
   void drop_context(bool reset);  // reset: after a fault, through cuDevicePrimaryCtxReset
   void alloc_shape();
+  void alloc_moe_shape();
   void prepare_problem(int64_t m);
+  void prepare_moe_problem(const MoeRouting& routing);
+  CUfunction align_function();
+  // moe_align for `block_m` over the current routing, its output checked on the host;
+  // r failed when it is wrong (the GEMM cannot be judged then).
+  void run_align(int block_m, Measurement& r);
   CUfunction function_of(const PackKernel& k);
   CUfunction flush_function();
   // Waits for the stream (throws CallFailed on an execution error); false when it is
@@ -65,9 +82,11 @@ class CudaMeasurer final : public Measurer {
   bool zero_counters();  // false: the memset never finished
   void launch(CUfunction fn, const LaunchGrid& g, int threads, void* args, const char* what);
   void launch_flush(CUfunction flush);
-  void verify(CUfunction fn, const LaunchGrid& g, int threads, kf_linear_args& args, int64_t m, Measurement& r);
-  void time_runs(CUfunction fn, const LaunchGrid& g, int threads, kf_linear_args& args, bool cold, int reps,
-                 Measurement& r);
+  // One run with y poisoned (poison_elems), `read_elems` of y read back and judged, then
+  // the split-K counters checked.
+  void verify(CUfunction fn, const LaunchGrid& g, int threads, void* args, int64_t poison_elems, int64_t read_elems,
+              const Judge& judge, Measurement& r);
+  void time_runs(CUfunction fn, const LaunchGrid& g, int threads, void* args, bool cold, int reps, Measurement& r);
 
   const cuda::Driver* cu_ = nullptr;
   const cuda::TimingApi* ex_ = nullptr;
@@ -76,22 +95,33 @@ class CudaMeasurer final : public Measurer {
   CUdevice dev_ = 0;
   int sms_ = 1;
   measure::HostProblem host_;
+  measure::MoeHostProblem moe_host_;
   const PackKernel* util_ = nullptr;
+  const PackKernel* align_ = nullptr;
   // Context-bound state, rebuilt after a fault.
   bool ctx_ok_ = false;
   bool hung_ = false;  // a kernel never finished: leave the context alone
   CUstream stream_ = nullptr;
   CUmodule util_module_ = nullptr;
   CUfunction flush_fn_ = nullptr;
+  CUmodule align_module_ = nullptr;
+  CUfunction align_fn_ = nullptr;
   std::vector<CUmodule> shape_modules_;
   std::map<std::string, CUfunction> functions_;
   std::vector<CUevent> events_;
   DevBuf flush_, sink_, x_, qw_, sc_, qz_, y_, ws_, cnt_;
+  DevBuf ids_, tw_, sorted_, eids_, npad_;  // MoE: topk_ids, topk_weights, moe_align's outputs
   // The current shape and (shape, M) problem.
   LinearShape shape_;
   std::string shape_key_;
   ShapeBuffers sizes_;
   bool uploaded_ = false;
+  // MoE shape (moe_ true): shape_key_ is op + key.
+  bool moe_ = false;
+  MoeShape moe_shape_;
+  MoeShapeBuffers moe_sizes_;
+  bool weights_uploaded_ = false;
+  std::vector<int32_t> host_sorted_, host_eids_;
   double verify_seconds_ = 0;  // wall time of the last verification run
   std::vector<uint16_t> host_y_;
   std::vector<int32_t> host_counters_;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "w4a16_moe/launch.h"
+
 namespace kf {
 
 ShapeBuffers plan_shape_buffers(const LinearShape& s, const std::vector<PlannedKernel>& kernels) {
@@ -18,6 +20,27 @@ ShapeBuffers plan_shape_buffers(const LinearShape& s, const std::vector<PlannedK
   b.scales_elems = groups * s.n;
   b.qzeros_words = s.asym ? groups * s.n / 8 : 0;
   b.y_elems = (b.max_m + kGuardRows) * s.n;
+  return b;
+}
+
+MoeShapeBuffers plan_moe_buffers(const MoeShape& s, const std::vector<PlannedKernel>& kernels) {
+  MoeShapeBuffers b;
+  for (const auto& pk : kernels) b.max_t = std::max(b.max_t, pk.max_m);
+  for (const auto& pk : kernels) {
+    const LinearConfig cfg = parse_linear_config(pk.kernel->kind, pk.kernel->config);
+    const int64_t cap = moe::sorted_capacity(pk.max_m, s.top_k, s.experts, cfg.block_m);
+    b.sorted_ids = std::max(b.sorted_ids, moe::sorted_capacity(b.max_t, s.top_k, s.experts, cfg.block_m));
+    b.expert_ids = std::max(b.expert_ids, moe::sorted_capacity(b.max_t, s.top_k, s.experts, cfg.block_m) / cfg.block_m);
+    b.workspace_floats = std::max(b.workspace_floats, moe::gemm_workspace_floats(cfg.split_k, s.n, cap));
+    b.counter_ints = std::max(b.counter_ints, moe::gemm_counter_ints(cfg.split_k, cfg.block_m, cfg.block_n, s.n, cap));
+  }
+  const int64_t groups = s.k / s.expert().effective_group();
+  b.slots = b.max_t * s.top_k;
+  b.x_elems = (s.gemm == 1 ? b.max_t : b.slots) * s.k;
+  b.qweight_words = s.experts * (s.k / 8) * s.n;
+  b.scales_elems = s.experts * groups * s.n;
+  b.qzeros_words = s.asym ? s.experts * groups * s.n / 8 : 0;
+  b.y_elems = (b.slots + kGuardRows) * s.n;
   return b;
 }
 

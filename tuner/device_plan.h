@@ -28,6 +28,23 @@ struct ShapeBuffers {
 };
 ShapeBuffers plan_shape_buffers(const LinearShape& shape, const std::vector<PlannedKernel>& kernels);
 
+// The same for a MoE shape (max_m = the largest T any kernel runs at): sizes from
+// w4a16_moe/launch.h's formulas for the worst case of every kernel's block_m.
+struct MoeShapeBuffers {
+  int64_t max_t = 0;
+  int64_t x_elems = 0;           // 16-bit, gemm1 [max_t, K], gemm2 [max_t * top_k, K]
+  int64_t qweight_words = 0;     // int32, [E, K/8, N]
+  int64_t scales_elems = 0;      // 16-bit, [E, K/G, N]
+  int64_t qzeros_words = 0;      // int32, [E, K/G, N/8] (asymmetric only)
+  int64_t slots = 0;             // max_t * top_k: topk_ids and topk_weights
+  int64_t sorted_ids = 0;        // max sorted_capacity
+  int64_t expert_ids = 0;        // max sorted_capacity / block_m
+  int64_t y_elems = 0;           // 16-bit, [slots + kGuardRows, N]
+  int64_t workspace_floats = 0;
+  int64_t counter_ints = 0;
+};
+MoeShapeBuffers plan_moe_buffers(const MoeShape& shape, const std::vector<PlannedKernel>& kernels);
+
 // Bytes of the buffer read before each cold run: at least 4x the L2 (reads evict without
 // leaving dirty lines) and at least 64 MiB (L2 sizes under-report victim caches), a
 // multiple of 1 MiB (stream_read needs a multiple of 16).

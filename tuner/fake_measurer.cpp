@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "measurer.h"
+#include "moe_routing.h"
 
 namespace kf {
 
@@ -55,6 +56,21 @@ double fake_time_us(const PackKernel& k, const LinearShape& s, int64_t m, bool c
   return kLaunchUs + 1.5 + static_cast<double>((m + 3) / 4) * bytes / (kBytesPerUs * 0.45) + compute;
 }
 
+double fake_moe_time_us(const PackKernel& k, const MoeShape& s, const MoeRouting& routing, bool cold) {
+  const LinearConfig c = parse_linear_config(k.kind, k.config);
+  const RoutingStats st = routing_stats(routing.topk_ids, routing.t, static_cast<int>(s.experts),
+                                        static_cast<int>(s.top_k), c.block_m);
+  const LinearShape e = s.expert();
+  // Decode streams an expert's weights once per block; prefill tiles share the GPU:
+  // the blocks run in waves, the weights of every expert hit are read at least once.
+  const double one_block = fake_time_us(k, e, c.block_m, cold) - kLaunchUs;
+  if (c.kind == LinearKind::decode) return kLaunchUs + static_cast<double>(st.blocks) * one_block / 4;
+  const double tiles = static_cast<double>(st.blocks * (s.n / c.block_n));
+  const double compute = std::ceil(tiles / kSms) * 2.0 * c.block_m * c.block_n * s.k / kFlopsPerUsPerSm;
+  const double memory = st.experts_hit * weight_bytes(e) / (kBytesPerUs * 0.8);
+  return kLaunchUs + 2.0 + std::max(compute, memory) + 0.01 * one_block;
+}
+
 FakeMeasurer::FakeMeasurer(FakeOptions opt) : opt_(std::move(opt)) {
   try {
     incorrect_ = std::regex(opt_.incorrect.empty() ? "$^" : opt_.incorrect);
@@ -71,11 +87,9 @@ FakeMeasurer::FakeMeasurer(FakeOptions opt) : opt_(std::move(opt)) {
 
 void FakeMeasurer::begin_shape(const LinearShape&, const std::vector<PlannedKernel>&) { ++shapes_begun_; }
 
-Measurement FakeMeasurer::measure(const PackKernel& kernel, const LinearShape& shape, int64_t m, bool cold_l2,
-                                  int reps) {
-  if (opt_.die_after >= 0 && measurements_ >= opt_.die_after) std::_Exit(137);
-  ++measurements_;
-  if (opt_.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.delay_ms));
+void FakeMeasurer::begin_moe_shape(const MoeShape&, const std::vector<PlannedKernel>&) { ++shapes_begun_; }
+
+Measurement FakeMeasurer::outcome(const PackKernel& kernel, double t, int reps) {
   Measurement r;
   if (!opt_.failed.empty() && std::regex_search(kernel.name, failed_)) {
     r.disposition = "failed";
@@ -88,13 +102,36 @@ Measurement FakeMeasurer::measure(const PackKernel& kernel, const LinearShape& s
     r.message = "fake: normalised error 0.5 above tolerance (injected)";
     return r;
   }
-  const double t = opt_.time_us ? opt_.time_us(kernel, shape, m, cold_l2) : fake_time_us(kernel, shape, m, cold_l2);
   r.disposition = "passed";
   r.median_us = t;
   r.min_us = t * 0.98;
   r.reps = reps;
   r.max_rel_err = 1e-4;
   return r;
+}
+
+Measurement FakeMeasurer::measure(const PackKernel& kernel, const LinearShape& shape, int64_t m, bool cold_l2,
+                                  int reps) {
+  if (opt_.die_after >= 0 && measurements_ >= opt_.die_after) std::_Exit(137);
+  ++measurements_;
+  if (opt_.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.delay_ms));
+  const bool injected = std::regex_search(kernel.name, failed_) || std::regex_search(kernel.name, incorrect_);
+  const double t = injected      ? 0
+                   : opt_.time_us ? opt_.time_us(kernel, shape, m, cold_l2)
+                                  : fake_time_us(kernel, shape, m, cold_l2);
+  return outcome(kernel, t, reps);
+}
+
+Measurement FakeMeasurer::measure_moe(const PackKernel& kernel, const MoeShape& shape, const MoeRouting& routing,
+                                      bool cold_l2, int reps) {
+  if (opt_.die_after >= 0 && measurements_ >= opt_.die_after) std::_Exit(137);
+  ++measurements_;
+  if (opt_.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.delay_ms));
+  const bool injected = std::regex_search(kernel.name, failed_) || std::regex_search(kernel.name, incorrect_);
+  const double t = injected          ? 0
+                   : opt_.moe_time_us ? opt_.moe_time_us(kernel, shape, routing, cold_l2)
+                                      : fake_moe_time_us(kernel, shape, routing, cold_l2);
+  return outcome(kernel, t, reps);
 }
 
 }  // namespace kf

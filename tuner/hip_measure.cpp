@@ -40,38 +40,37 @@ void HipMeasurer::launch_flush(hipFunction_t flush) {
   launch(flush, {a.blocks, 1, 1}, kStreamReadThreads, &a, "hipModuleLaunchKernel (L2 flush)");
 }
 
-void HipMeasurer::verify(hipFunction_t fn, const LaunchGrid& g, int threads, kf_linear_args& args, int64_t m,
-                         Measurement& r) {
-  check(hip_->hipMemsetD16Async(y_.ptr, 0xffff, static_cast<size_t>(sizes_.y_elems), stream_), "hipMemsetD16Async");
+void HipMeasurer::verify(hipFunction_t fn, const LaunchGrid& g, int threads, void* args, int64_t poison_elems,
+                         int64_t read_elems, const Judge& judge, Measurement& r) {
+  check(hip_->hipMemsetD16Async(y_.ptr, 0xffff, static_cast<size_t>(poison_elems), stream_), "hipMemsetD16Async");
   const auto start = Clock::now();
-  launch(fn, g, threads, &args, "hipModuleLaunchKernel");
+  launch(fn, g, threads, args, "hipModuleLaunchKernel");
   if (!wait(opt_.hang_timeout_s)) return mark_hung(r, opt_.hang_timeout_s);
   verify_seconds_ = seconds_since(start);
-  const int64_t rows = checked_rows(m, sizes_);
-  check(hip_->hipMemcpy(host_y_.data(), y_.ptr, static_cast<size_t>(rows * shape_.n) * 2, hipMemcpyDeviceToHost),
+  check(hip_->hipMemcpy(host_y_.data(), y_.ptr, static_cast<size_t>(read_elems) * 2, hipMemcpyDeviceToHost),
         "hipMemcpy (from the GPU)");
-  judge_output(host_y_, host_.reference(), shape_, m, rows, r);
+  judge(host_y_, r);
   if (!counters_zero()) {
     flag_incorrect(r, "split-K counters left non-zero");
     if (!zero_counters()) return mark_hung(r, opt_.hang_timeout_s);
   }
 }
 
-void HipMeasurer::time_runs(hipFunction_t fn, const LaunchGrid& g, int threads, kf_linear_args& args, bool cold,
-                            int reps, Measurement& r) {
+void HipMeasurer::time_runs(hipFunction_t fn, const LaunchGrid& g, int threads, void* args, bool cold, int reps,
+                            Measurement& r) {
   const hipFunction_t flush = cold ? flush_function() : nullptr;
   while (events_.size() < static_cast<size_t>(2 * reps)) {
     hipEvent_t e = nullptr;
     check(hip_->hipEventCreate(&e), "hipEventCreate");
     events_.push_back(e);
   }
-  launch(fn, g, threads, &args, "hipModuleLaunchKernel");  // warm-up: clocks, instruction cache
+  launch(fn, g, threads, args, "hipModuleLaunchKernel");  // warm-up: clocks, instruction cache
   // All reps queued back to back, each kernel alone between its two events (the flush
   // before the first event), then one wait: no host round trip inside the timings.
   for (int i = 0; i < reps; ++i) {
     if (flush) launch_flush(flush);
     check(hip_->hipEventRecord(events_[2 * i], stream_), "hipEventRecord");
-    launch(fn, g, threads, &args, "hipModuleLaunchKernel");
+    launch(fn, g, threads, args, "hipModuleLaunchKernel");
     check(hip_->hipEventRecord(events_[2 * i + 1], stream_), "hipEventRecord");
   }
   const double timeout = timed_runs_timeout(opt_.hang_timeout_s, reps, verify_seconds_);
@@ -92,7 +91,7 @@ void HipMeasurer::time_runs(hipFunction_t fn, const LaunchGrid& g, int threads, 
 }
 
 Measurement HipMeasurer::measure(const PackKernel& k, const LinearShape& shape, int64_t m, bool cold, int reps) {
-  if (shape.key() != shape_key_) throw Error("internal: measure() of " + shape.key() + " before begin_shape()");
+  if (moe_ || shape.key() != shape_key_) throw Error("internal: measure() of " + shape.key() + " before begin_shape()");
   try {
     if (!dev_ok_) setup_device();
     prepare_problem(m);
@@ -106,8 +105,11 @@ Measurement HipMeasurer::measure(const PackKernel& k, const LinearShape& shape, 
   Measurement r;
   try {
     const hipFunction_t fn = function_of(k);
-    verify(fn, g, k.threads, args, m, r);
-    if (r.disposition.empty()) time_runs(fn, g, k.threads, args, cold, reps, r);
+    const int64_t rows = checked_rows(m, sizes_);
+    verify(fn, g, k.threads, &args, sizes_.y_elems, rows * shape.n,
+           [&](const std::vector<uint16_t>& y, Measurement& v) { judge_output(y, host_.reference(), shape, m, rows, v); },
+           r);
+    if (r.disposition.empty()) time_runs(fn, g, k.threads, &args, cold, reps, r);
   } catch (const CallFailed& e) {
     mark_failed(r, e.message);
     // A reported fault leaves the device unusable until reset; a refused launch (too

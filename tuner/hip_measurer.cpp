@@ -29,7 +29,8 @@ std::string HipMeasurer::text(hipError_t rc) const {
   return str && n != str ? n + " (" + str + ")" : n;  // HIP 5.2 returns the name for both
 }
 
-HipMeasurer::HipMeasurer(const HipOptions& opt) : opt_(opt), host_(opt.seed, opt.host_threads) {
+HipMeasurer::HipMeasurer(const HipOptions& opt)
+    : opt_(opt), host_(opt.seed, opt.host_threads), moe_host_(opt.seed, opt.host_threads) {
   const char* why = "unknown reason";
   hip_ = hip::driver(&why);
   if (!hip_) throw NoGpuError(std::string("HIP: ") + why);
@@ -97,13 +98,13 @@ void HipMeasurer::setup_device() {
   flush_.alloc(hip_, flush_bytes(info_.l2_bytes), "the L2 flush buffer");
   check(hip_->hipMemsetD32(flush_.ptr, 0x5a5a5a5a, flush_.bytes / 4), "hipMemsetD32");
   sink_.alloc(hip_, 16, "the flush sink");
-  uploaded_ = false;
-  if (!shape_key_.empty()) alloc_shape();
+  uploaded_ = weights_uploaded_ = false;
+  if (!shape_key_.empty()) moe_ ? alloc_moe_shape() : alloc_shape();
 }
 
 void HipMeasurer::drop_device(bool reset) {
   if (!dev_ok_) return;
-  DevBuf* bufs[] = {&flush_, &sink_, &x_, &qw_, &sc_, &qz_, &y_, &ws_, &cnt_};
+  DevBuf* bufs[] = {&flush_, &sink_, &x_, &qw_, &sc_, &qz_, &y_, &ws_, &cnt_, &ids_, &tw_, &sorted_, &eids_, &npad_};
   if (reset) {
     for (DevBuf* b : bufs) b->forget();  // hipDeviceReset frees it all
     (void)hip_->hipDeviceReset();
@@ -111,6 +112,7 @@ void HipMeasurer::drop_device(bool reset) {
     for (hipEvent_t e : events_) (void)hip_->hipEventDestroy(e);
     for (hipModule_t mod : shape_modules_) (void)hip_->hipModuleUnload(mod);
     if (util_module_) (void)hip_->hipModuleUnload(util_module_);
+    if (align_module_) (void)hip_->hipModuleUnload(align_module_);
     for (DevBuf* b : bufs) b->release();
     if (stream_) (void)hip_->hipStreamDestroy(stream_);
   }
@@ -119,15 +121,18 @@ void HipMeasurer::drop_device(bool reset) {
   functions_.clear();
   util_module_ = nullptr;
   flush_fn_ = nullptr;
+  align_module_ = nullptr;
+  align_fn_ = nullptr;
   stream_ = nullptr;
   dev_ok_ = false;
-  uploaded_ = false;
+  uploaded_ = weights_uploaded_ = false;
 }
 
 void HipMeasurer::begin_shape(const LinearShape& shape, const std::vector<PlannedKernel>& kernels) {
   for (hipModule_t mod : shape_modules_) (void)hip_->hipModuleUnload(mod);
   shape_modules_.clear();
   functions_.clear();
+  moe_ = false;
   shape_ = shape;
   shape_key_ = shape.key();
   sizes_ = plan_shape_buffers(shape, kernels);

@@ -4,6 +4,7 @@
 // no context to retain: the device is made current with hipSetDevice, and after a
 // reported fault hipDeviceReset frees everything, as the CUDA primary-context reset does.
 #pragma once
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -38,8 +39,13 @@ class HipMeasurer final : public Measurer {
   void set_util_kernel(const PackKernel* util) override { util_ = util; }
   void begin_shape(const LinearShape& shape, const std::vector<PlannedKernel>& kernels) override;
   Measurement measure(const PackKernel& kernel, const LinearShape& shape, int64_t m, bool cold_l2, int reps) override;
+  void set_moe_align_kernel(const PackKernel* align) override { align_ = align; }
+  void begin_moe_shape(const MoeShape& shape, const std::vector<PlannedKernel>& kernels) override;
+  Measurement measure_moe(const PackKernel& kernel, const MoeShape& shape, const MoeRouting& routing, bool cold_l2,
+                          int reps) override;
 
  private:
+  using Judge = std::function<void(const std::vector<uint16_t>& y, Measurement& r)>;
   std::string text(hipError_t rc) const;
   void check(hipError_t rc, const char* call) const {
     if (rc != hipSuccess) throw CallFailed{std::string(call) + ": " + text(rc)};
@@ -47,7 +53,11 @@ class HipMeasurer final : public Measurer {
   void setup_device();           // throws CallFailed / kf::Error
   void drop_device(bool reset);  // reset: after a fault, through hipDeviceReset
   void alloc_shape();
+  void alloc_moe_shape();
   void prepare_problem(int64_t m);
+  void prepare_moe_problem(const MoeRouting& routing);
+  hipFunction_t align_function();
+  void run_align(int block_m, Measurement& r);  // as CudaMeasurer::run_align
   hipFunction_t function_of(const PackKernel& k);
   hipFunction_t flush_function();
   bool wait(double timeout_s);  // false: still busy after timeout_s
@@ -55,31 +65,41 @@ class HipMeasurer final : public Measurer {
   bool zero_counters();  // false: the memset never finished
   void launch(hipFunction_t fn, const LaunchGrid& g, int threads, void* args, const char* what);
   void launch_flush(hipFunction_t flush);
-  void verify(hipFunction_t fn, const LaunchGrid& g, int threads, kf_linear_args& args, int64_t m, Measurement& r);
-  void time_runs(hipFunction_t fn, const LaunchGrid& g, int threads, kf_linear_args& args, bool cold, int reps,
-                 Measurement& r);
+  void verify(hipFunction_t fn, const LaunchGrid& g, int threads, void* args, int64_t poison_elems,
+              int64_t read_elems, const Judge& judge, Measurement& r);
+  void time_runs(hipFunction_t fn, const LaunchGrid& g, int threads, void* args, bool cold, int reps, Measurement& r);
 
   const hip::Driver* hip_ = nullptr;
   HipOptions opt_;
   DeviceInfo info_;
   int cus_ = 1;
   measure::HostProblem host_;
+  measure::MoeHostProblem moe_host_;
   const PackKernel* util_ = nullptr;
+  const PackKernel* align_ = nullptr;
   // Device state, rebuilt after a fault.
   bool dev_ok_ = false;
   bool hung_ = false;  // a kernel never finished: leave the device alone
   hipStream_t stream_ = nullptr;
   hipModule_t util_module_ = nullptr;
   hipFunction_t flush_fn_ = nullptr;
+  hipModule_t align_module_ = nullptr;
+  hipFunction_t align_fn_ = nullptr;
   std::vector<hipModule_t> shape_modules_;
   std::map<std::string, hipFunction_t> functions_;
   std::vector<hipEvent_t> events_;
   DevBuf flush_, sink_, x_, qw_, sc_, qz_, y_, ws_, cnt_;
+  DevBuf ids_, tw_, sorted_, eids_, npad_;  // MoE: topk_ids, topk_weights, moe_align's outputs
   // The current shape and (shape, M) problem.
   LinearShape shape_;
   std::string shape_key_;
   ShapeBuffers sizes_;
   bool uploaded_ = false;
+  bool moe_ = false;  // MoE shape: shape_key_ is op + key
+  MoeShape moe_shape_;
+  MoeShapeBuffers moe_sizes_;
+  bool weights_uploaded_ = false;
+  std::vector<int32_t> host_sorted_, host_eids_;
   double verify_seconds_ = 0;
   std::vector<uint16_t> host_y_;
   std::vector<int32_t> host_counters_;

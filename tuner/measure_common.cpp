@@ -31,6 +31,28 @@ bool HostProblem::prepare(const LinearShape& shape, int64_t m, const ShapeBuffer
   return true;
 }
 
+MoeHostProblem::MoeHostProblem(uint64_t seed, int host_threads) : rng_(seed ^ 0x6d6f65ull) {
+  const int hw = static_cast<int>(std::thread::hardware_concurrency());
+  threads_ = std::max(1, host_threads > 0 ? host_threads : hw);
+}
+
+void MoeHostProblem::begin_shape(const MoeShape& shape) {
+  make_moe_weights(prob_, shape, rng_);
+  current_.clear();
+}
+
+bool MoeHostProblem::prepare(const MoeRouting& routing, const MoeShapeBuffers& sizes) {
+  if (routing.t > sizes.max_t)
+    throw Error("internal: T=" + std::to_string(routing.t) + " above the shape's planned maximum");
+  const std::string id = routing.archetype + " " + std::to_string(routing.t);
+  if (id == current_) return false;
+  make_moe_activations(prob_, routing, rng_);
+  ref_ = moe_reference(prob_, moe_checked_slots(prob_.topk_ids, prob_.shape.experts, kMoeCheckedSlots, rng_),
+                       threads_);
+  current_ = id;
+  return true;
+}
+
 kf_linear_args linear_args(const LinearShape& s, int64_t m, void* x, void* qweight, void* scales, void* qzeros,
                            void* y, void* workspace, void* counters) {
   return kf_linear_args{x,

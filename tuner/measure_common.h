@@ -15,6 +15,7 @@
 #include "device_plan.h"
 #include "linear_reference.h"
 #include "measurer.h"
+#include "moe_reference.h"
 #include "util/stream_read_args.h"
 #include "w4a16_linear/args.h"
 
@@ -52,6 +53,26 @@ class HostProblem {
   int64_t m_ = 0;
   LinearProblem prob_;
   std::vector<double> ref_;
+};
+
+// The MoE counterpart: weights drawn per shape (begin_shape), activations, routing
+// weights and the float64 reference of the checked slots per (T, routing).
+class MoeHostProblem {
+ public:
+  MoeHostProblem(uint64_t seed, int host_threads);  // host_threads 0: hardware threads
+  void begin_shape(const MoeShape& shape);
+  // True when new activations were drawn (to be uploaded). Throws kf::Error for a T
+  // above the shape's planned maximum.
+  bool prepare(const MoeRouting& routing, const MoeShapeBuffers& sizes);
+  const MoeProblem& problem() const { return prob_; }
+  const MoeReference& reference() const { return ref_; }
+
+ private:
+  std::mt19937_64 rng_;
+  int threads_;
+  std::string current_;  // archetype and T of the problem drawn
+  MoeProblem prob_;
+  MoeReference ref_;
 };
 
 kf_linear_args linear_args(const LinearShape& s, int64_t m, void* x, void* qweight, void* scales, void* qzeros,

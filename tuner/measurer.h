@@ -15,6 +15,7 @@
 
 #include "error.h"
 #include "linear_family.h"
+#include "moe_family.h"
 #include "pack.h"
 
 namespace kf {
@@ -47,6 +48,14 @@ struct PlannedKernel {
   int64_t max_m = 0;
 };
 
+// The routing of one MoE measurement: T tokens, each sent to top_k experts
+// (moe_routing.h); the kernels are measured over the slots moe_align sorts from it.
+struct MoeRouting {
+  std::string archetype;          // e.g. "zipf1": the `routing` column of its rows
+  int64_t t = 0;                  // tokens (the `m` column)
+  std::vector<int32_t> topk_ids;  // [t, top_k]
+};
+
 class Measurer {
  public:
   virtual ~Measurer() = default;
@@ -60,6 +69,17 @@ class Measurer {
   // L2 flushed by a streaming read before each (cold_l2) or not.
   virtual Measurement measure(const PackKernel& kernel, const LinearShape& shape, int64_t m, bool cold_l2,
                               int reps) = 0;
+
+  // MoE (w4a16_moe_gemm1/2). The pack's moe_align_any, once per run (null: the pack has
+  // none, and measure_moe reports every kernel failed).
+  virtual void set_moe_align_kernel(const PackKernel* align) = 0;
+  // Before the first measure_moe() of a shape; max_m of each kernel is its largest T.
+  virtual void begin_moe_shape(const MoeShape& shape, const std::vector<PlannedKernel>& kernels) = 0;
+  // Sorts the routing's slots with moe_align for the kernel's block_m (checked against
+  // the host), verifies the kernel on fresh inputs, then times it like measure(): only
+  // the GEMM is timed, the sorted slots stay as align left them.
+  virtual Measurement measure_moe(const PackKernel& kernel, const MoeShape& shape, const MoeRouting& routing,
+                                  bool cold_l2, int reps) = 0;
 };
 
 // No usable GPU (no driver, no device, or a build without the vendor headers); autotune
@@ -86,6 +106,8 @@ std::string cuda_arch_name(int major, int minor);
 // the weights once per block_m rows, prefill is bounded by tile math and waves), exact
 // and noise-free, so tests know the answer. `time_us` overrides the model.
 using FakeTimeFn = std::function<double(const PackKernel& kernel, const LinearShape& shape, int64_t m, bool cold)>;
+using FakeMoeTimeFn =
+    std::function<double(const PackKernel& kernel, const MoeShape& shape, const MoeRouting& routing, bool cold)>;
 struct FakeOptions {
   std::string arch = "sm_90a";
   std::string device = "kforge-fake-gpu";
@@ -94,6 +116,7 @@ struct FakeOptions {
   int die_after = -1;     // >= 0: std::_Exit(137) when measurement die_after + 1 starts (kill -9)
   int delay_ms = 0;       // sleep per measurement (concurrency and interruption tests)
   FakeTimeFn time_us;
+  FakeMoeTimeFn moe_time_us;  // overrides fake_moe_time_us
 };
 
 class FakeMeasurer : public Measurer {
@@ -103,10 +126,16 @@ class FakeMeasurer : public Measurer {
   void set_util_kernel(const PackKernel*) override {}
   void begin_shape(const LinearShape& shape, const std::vector<PlannedKernel>& kernels) override;
   Measurement measure(const PackKernel& kernel, const LinearShape& shape, int64_t m, bool cold_l2, int reps) override;
+  void set_moe_align_kernel(const PackKernel*) override {}
+  void begin_moe_shape(const MoeShape& shape, const std::vector<PlannedKernel>& kernels) override;
+  Measurement measure_moe(const PackKernel& kernel, const MoeShape& shape, const MoeRouting& routing, bool cold_l2,
+                          int reps) override;
   int measurements() const { return measurements_; }
   int shapes_begun() const { return shapes_begun_; }
 
  private:
+  // The injected outcome (failed / incorrect) of `kernel`, or a passed row of time t.
+  Measurement outcome(const PackKernel& kernel, double t, int reps);
   FakeOptions opt_;
   std::regex incorrect_, failed_;
   DeviceInfo info_;
@@ -115,5 +144,9 @@ class FakeMeasurer : public Measurer {
 
 // The default cost model of FakeMeasurer, in microseconds.
 double fake_time_us(const PackKernel& kernel, const LinearShape& shape, int64_t m, bool cold);
+// Its MoE model: per sorted block (moe_align with the kernel's block_m over the routing)
+// the linear model's cost of one block_m-row tile of the expert, so padding and load
+// imbalance show.
+double fake_moe_time_us(const PackKernel& kernel, const MoeShape& shape, const MoeRouting& routing, bool cold);
 
 }  // namespace kf

@@ -9,6 +9,45 @@
 
 namespace kf {
 
+std::vector<std::string> tunable_ops() { return {"w4a16_linear", "w4a16_moe_gemm1", "w4a16_moe_gemm2"}; }
+
+std::vector<std::string> resolve_ops(const std::vector<std::string>& ops) {
+  const auto known = tunable_ops();
+  if (ops.empty()) return known;
+  std::vector<std::string> out;
+  auto add = [&](const std::string& op) {
+    if (std::find(out.begin(), out.end(), op) == out.end()) out.push_back(op);
+  };
+  for (const auto& op : ops) {
+    if (op == "w4a16_moe") {
+      add("w4a16_moe_gemm1");
+      add("w4a16_moe_gemm2");
+    } else if (std::find(known.begin(), known.end(), op) != known.end()) {
+      add(op);
+    } else {
+      throw Error("unknown op '" + op + "' (known: w4a16_linear, w4a16_moe_gemm1, w4a16_moe_gemm2, w4a16_moe)");
+    }
+  }
+  return out;
+}
+
+namespace {
+
+void check_selection(const ShapeSelection& sel) {
+  for (const auto& dt : sel.dtypes)
+    if (dt != "bf16" && dt != "fp16") throw Error("unknown dtype '" + dt + "' (bf16, fp16)");
+  for (const auto& q : sel.quants)
+    if (q != "sym" && q != "asym") throw Error("unknown quantisation '" + q + "' (sym, asym)");
+  if (sel.group_sizes.empty() || sel.dtypes.empty() || sel.quants.empty())
+    throw Error("--group-size, --dtype and --quant need at least one value each");
+}
+
+}  // namespace
+
+std::vector<RoutingArchetype> default_archetypes() {
+  return {RoutingArchetype::uniform, RoutingArchetype::zipf1, RoutingArchetype::zipf2};
+}
+
 ModelDesc resolve_model(const ShapeSelection& sel) {
   if (!sel.config_path.empty()) {
     if (!sel.model.empty()) throw Error("give --model or --config, not both");
@@ -18,12 +57,7 @@ ModelDesc resolve_model(const ShapeSelection& sel) {
 }
 
 std::vector<TuneShape> tune_shapes(const ModelDesc& model, const ShapeSelection& sel) {
-  for (const auto& dt : sel.dtypes)
-    if (dt != "bf16" && dt != "fp16") throw Error("unknown dtype '" + dt + "' (bf16, fp16)");
-  for (const auto& q : sel.quants)
-    if (q != "sym" && q != "asym") throw Error("unknown quantisation '" + q + "' (sym, asym)");
-  if (sel.group_sizes.empty() || sel.dtypes.empty() || sel.quants.empty())
-    throw Error("--group-size, --dtype and --quant need at least one value each");
+  check_selection(sel);
   std::vector<TuneShape> out;
   for (const auto& l : model.linears)
     for (int g : sel.group_sizes)
@@ -39,8 +73,34 @@ std::vector<TuneShape> tune_shapes(const ModelDesc& model, const ShapeSelection&
   return out;
 }
 
+std::vector<MoeTuneShape> moe_tune_shapes(const ModelDesc& model, const ShapeSelection& sel,
+                                          const std::vector<std::string>& ops) {
+  check_selection(sel);
+  std::vector<MoeTuneShape> out;
+  for (const auto& l : model.moe) {
+    const int gemm = l.layer.find("gate_up") != std::string::npos ? 1
+                     : l.layer.find("down") != std::string::npos  ? 2
+                                                                  : 0;
+    if (gemm == 0) throw Error("MoE layer '" + l.layer + "': neither gate_up nor down");
+    for (int g : sel.group_sizes)
+      for (const auto& dt : sel.dtypes)
+        for (const auto& q : sel.quants) {
+          const MoeShape s{gemm, l.experts, l.top_k, l.n, l.k, g, dt == "bf16", q == "asym"};
+          if (std::find(ops.begin(), ops.end(), s.op()) == ops.end()) continue;
+          validate_moe_shape(s, l.layer);
+          const std::string key = s.key();
+          auto it = std::find_if(out.begin(), out.end(),
+                                 [&](const MoeTuneShape& t) { return t.key == key && t.op == s.op(); });
+          if (it == out.end()) it = out.insert(out.end(), MoeTuneShape{s, s.op(), key, {}});
+          it->layers.push_back(l.layer);
+        }
+  }
+  return out;
+}
+
 std::vector<std::string> expected_kernels(const std::vector<TuneShape>& shapes, const ShapeSelection& sel,
-                                          const std::string& arch_name, const std::regex& filter) {
+                                          const std::string& arch_name, const std::regex& filter,
+                                          const std::vector<MoeTuneShape>& moe_shapes) {
   const ArchInfo& arch = arch_info(arch_name);
   std::vector<std::string> out;
   auto add = [&](const std::string& name) {
@@ -50,7 +110,10 @@ std::vector<std::string> expected_kernels(const std::vector<TuneShape>& shapes, 
     for (const auto& cfg : enumerate_linear_configs(ts.shape, arch)) add(linear_kernel_name(ts.shape, cfg));
   for (const auto& dt : sel.dtypes)
     for (const auto& q : sel.quants) add(make_linear_generic_candidate(dt == "bf16", q == "asym", arch).name);
+  for (const auto& ms : moe_shapes)
+    for (const auto& cfg : enumerate_moe_configs(ms.shape, arch)) add(moe_kernel_name(ms.shape, cfg));
   out.push_back(make_util_candidate(arch).name);
+  if (!moe_shapes.empty()) out.push_back(make_moe_align_candidate(arch).name);  // always: it sorts the slots
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;

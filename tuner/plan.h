@@ -9,6 +9,8 @@
 
 #include "linear_family.h"
 #include "model.h"
+#include "moe_family.h"
+#include "moe_routing.h"
 #include "pack.h"
 
 namespace kf {
@@ -29,16 +31,38 @@ struct TuneShape {
   std::vector<std::string> layers;  // the model layers it serves (for the report)
 };
 
+// The families autotune tunes (the genkernels op names): w4a16_linear, w4a16_moe_gemm1,
+// w4a16_moe_gemm2; "w4a16_moe" stands for both MoE ops.
+std::vector<std::string> tunable_ops();
+// `ops` with w4a16_moe expanded, every name checked; empty = all. Throws kf::Error
+// naming an unknown op.
+std::vector<std::string> resolve_ops(const std::vector<std::string>& ops);
+
+// The routing archetypes MoE ops are timed under unless told otherwise.
+std::vector<RoutingArchetype> default_archetypes();  // uniform, zipf1, zipf2
+
+struct MoeTuneShape {
+  MoeShape shape;
+  std::string op, key;
+  std::vector<std::string> layers;
+};
+
 ModelDesc resolve_model(const ShapeSelection& sel);
 // Distinct shapes in model order; throws kf::Error for a bad dtype, quantisation or a
 // layer the family cannot serve (same checks and messages as genkernels).
 std::vector<TuneShape> tune_shapes(const ModelDesc& model, const ShapeSelection& sel);
+// The model's MoE GEMM shapes of the selected ops (gate_up layers are gemm1, down layers
+// gemm2, as genkernels reads them), distinct, in model order.
+std::vector<MoeTuneShape> moe_tune_shapes(const ModelDesc& model, const ShapeSelection& sel,
+                                          const std::vector<std::string>& ops);
 
 // Names genkernels would emit for these shapes on `arch` that match `filter` (the
 // generic kernel of each dtype/quantisation included), plus the utility kernel (always:
 // it flushes L2).
+// With MoE shapes, their kernels and the moe_align helper (it sorts the routed slots).
 std::vector<std::string> expected_kernels(const std::vector<TuneShape>& shapes, const ShapeSelection& sel,
-                                          const std::string& arch, const std::regex& filter);
+                                          const std::string& arch, const std::regex& filter,
+                                          const std::vector<MoeTuneShape>& moe_shapes = {});
 
 // Candidates of one shape, from the pack's rows of that shape and of the generic shape
 // key: every row whose name matches `filter`; with max_candidates > 0 only that many of

@@ -27,6 +27,7 @@ void MeasureProgress::tick(const std::string& what) {
 
 int print_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov, const std::vector<TuneShape>& shapes,
                    bool cold_l2) {
+  if (shapes.empty()) return 0;
   out << "\nwinners on " << prov.device << " (" << prov.arch << ", " << (cold_l2 ? "cold" : "warm") << " L2):\n";
   char line[512];
   std::snprintf(line, sizeof line, "%-28s %-14s %-76s %10s\n", "shape", "M range", "kernel", "median us");
@@ -46,6 +47,37 @@ int print_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov
                                 (w.m_hi == kMaxWinnerM ? "+" : w.m_hi == w.m_lo ? "" : "-" + std::to_string(w.m_hi));
       std::snprintf(line, sizeof line, "%-28s %-14s %-76s %10.2f\n", first ? ts.key.c_str() : "", range.c_str(),
                     w.kernel.c_str(), w.median_us);
+      out << line;
+      first = false;
+    }
+  }
+  return with_winners;
+}
+
+int print_moe_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov,
+                      const std::vector<MoeTuneShape>& shapes, bool cold_l2) {
+  if (shapes.empty()) return 0;
+  out << "\nMoE winners on " << prov.device << " (" << prov.arch << ", " << (cold_l2 ? "cold" : "warm")
+      << " L2), robust over the routing archetypes; median us = worst over them:\n";
+  char line[512];
+  std::snprintf(line, sizeof line, "%-16s %-40s %-14s %-90s %10s\n", "op", "shape", "T range", "kernel", "median us");
+  out << line;
+  int with_winners = 0;
+  for (const auto& s : shapes) {
+    const auto win = db.winners(prov, {s.op, s.key, cold_l2, ""});
+    if (win.empty()) {
+      std::snprintf(line, sizeof line, "%-16s %-40s %-14s %-90s\n", s.op.c_str(), s.key.c_str(), "-",
+                    "(no kernel passed under every routing)");
+      out << line;
+      continue;
+    }
+    ++with_winners;
+    bool first = true;
+    for (const auto& w : win) {
+      const std::string range = std::to_string(w.m_lo) +
+                                (w.m_hi == kMaxWinnerM ? "+" : w.m_hi == w.m_lo ? "" : "-" + std::to_string(w.m_hi));
+      std::snprintf(line, sizeof line, "%-16s %-40s %-14s %-90s %10.2f\n", first ? s.op.c_str() : "",
+                    first ? s.key.c_str() : "", range.c_str(), w.kernel.c_str(), w.median_us);
       out << line;
       first = false;
     }

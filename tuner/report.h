@@ -32,5 +32,9 @@ class MeasureProgress {
 // Returns how many shapes have winners.
 int print_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov, const std::vector<TuneShape>& shapes,
                    bool cold_l2);
+// The MoE shapes' routing-robust winners per T range (routing ''); the per-archetype
+// winners are in the DB. Returns how many shapes have winners.
+int print_moe_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov,
+                      const std::vector<MoeTuneShape>& shapes, bool cold_l2);
 
 }  // namespace kf

@@ -1,0 +1,390 @@
+// autotune on the MoE ops with the fake measurer: rows and winners per routing archetype
+// plus the routing-robust winner, the robust-pick rule, resuming after kill -9, the vLLM
+// config export, and the host side of the device measurers' MoE checks (align verdict,
+// checked slots, float64 reference, output verdict).
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "moe_reference.h"
+#include "results_db.h"
+#include "test_tuner_util.h"
+#include "vllm_export.h"
+#include "w4a16_moe/launch.h"
+
+namespace {
+
+using namespace kf_tuner_test;
+namespace fs = std::filesystem;
+
+const std::string kTinyMoe = std::string(KF_TEST_DATA_DIR) + "/data/tiny_qwen3_moe.json";
+// tiny_qwen3_moe: 16 experts, top-4, hidden 256, moe_intermediate 128.
+const kf::MoeShape kGemm1{1, 16, 4, 256, 256, 128, true, false};
+const kf::MoeShape kGemm2{2, 16, 4, 256, 128, 128, true, false};
+const std::vector<int64_t> kTs = {1, 4, 64, 128};
+const std::vector<std::string> kArchetypes = {"uniform", "zipf1", "zipf2"};
+
+kf::PackKernel moe_row(const kf::MoeShape& s, const std::string& kind, const std::string& config,
+                       const std::string& status = "ok") {
+  const kf::LinearConfig c = kf::parse_linear_config(kind, config);
+  kf::PackKernel k;
+  k.name = kf::moe_kernel_name(s, c);
+  k.arch = "sm_90a";
+  k.op = s.op();
+  k.kind = kind;
+  k.shape = s.key();
+  k.config = config;
+  k.code_object = {0x7f, 'E', 'L', 'F'};
+  k.threads = c.warps * 32;
+  k.status = status;
+  k.compiler = "fake nvcc 13.0";
+  k.source_hash = "0123";
+  return k;
+}
+
+struct MoePack {
+  std::vector<std::string> gemm1;  // decode bm4, decode bm8, prefill bm16, prefill bm64, pruned prefill bm32
+};
+
+// Per gemm: two decode kernels, two prefill kernels and a pruned one; the util and
+// moe_align_any helpers.
+MoePack write_moe_pack(const std::string& path) {
+  kf::Pack pack = kf::Pack::open(path, true);
+  pack.begin();
+  MoePack f;
+  for (const auto* s : {&kGemm1, &kGemm2}) {
+    const std::vector<kf::PackKernel> rows = {moe_row(*s, "decode", "bm4_bn64_bk32_w4_sk1_s1"),
+                                              moe_row(*s, "decode", "bm8_bn128_bk32_w4_sk2_s1"),
+                                              moe_row(*s, "prefill", "bm16_bn64_bk32_w4_sk1_s2"),
+                                              moe_row(*s, "prefill", "bm64_bn128_bk64_w8_sk1_s2"),
+                                              moe_row(*s, "prefill", "bm32_bn64_bk32_w4_sk1_s1", "pruned:spills")};
+    for (const auto& k : rows) {
+      pack.put_kernel(k);
+      if (s->gemm == 1) f.gemm1.push_back(k.name);
+    }
+  }
+  pack.put_kernel(util_row());
+  kf::PackKernel align = util_row();
+  align.name = "moe_align_any";
+  align.op = "moe_align";
+  align.kind = "align";
+  align.shape = "any";
+  align.config = "t1024";
+  align.threads = 1024;
+  pack.put_kernel(align);
+  pack.commit();
+  return f;
+}
+
+kf::AutotuneOptions moe_options(const std::string& db) {
+  kf::AutotuneOptions o;
+  o.select.config_path = kTinyMoe;
+  o.ops = {"w4a16_moe"};
+  o.db = db;
+  o.ms = kTs;
+  o.reps = 5;
+  o.generate = false;
+  o.progress = false;
+  return o;
+}
+
+// Per gemm and archetype: the 4 ok kernels at T <= 64, the 2 prefill ones above.
+int moe_measurements(const std::vector<int64_t>& ts = kTs, int archetypes = 3) {
+  int n = 0;
+  for (int64_t t : ts) n += t <= 64 ? 4 : 2;
+  return 2 * archetypes * n;
+}
+int moe_rows(const std::vector<int64_t>& ts = kTs, int archetypes = 3) {
+  return 2 * archetypes * 5 * static_cast<int>(ts.size());
+}
+
+std::string q(const std::string& s) { return "'" + s + "'"; }
+
+}  // namespace
+
+TEST_SUITE("tuner") {
+
+TEST_CASE("robust pick: a kernel best on one archetype but bad on another loses to a consistent one") {
+  // At T=8: A is the fastest on uniform (10 vs 11) but 2.5x the best on zipf2; B is within
+  // 10% of the best everywhere; C passed only under uniform and cannot compete.
+  std::map<std::string, std::vector<kf::Timing>> by = {
+      {"uniform", {{8, "A", 10, 10}, {8, "B", 11, 11}, {8, "C", 5, 5}}},
+      {"zipf2", {{8, "A", 30, 30}, {8, "B", 12, 12}, {8, "D", 12.5, 12.5}}},
+  };
+  // C and D each passed under one archetype only: out. Best per archetype still counts
+  // them (C is uniform's best: 5), so A's ratios are 2 and 2.5, B's 2.2 and 1.
+  auto scores = kf::robust_scores(by);
+  REQUIRE(scores.count(8));
+  REQUIRE(scores[8].size() == 2);
+  CHECK(scores[8][0].kernel == "B");
+  CHECK(scores[8][0].worst_ratio == doctest::Approx(2.2));
+  CHECK(scores[8][1].kernel == "A");
+  CHECK(scores[8][1].worst_ratio == doctest::Approx(2.5));
+  auto win = kf::compute_robust_winners(by);
+  REQUIRE(win.size() == 1);
+  CHECK(win[0].kernel == "B");
+  CHECK(win[0].m_lo == 1);
+  CHECK(win[0].m_hi == kf::kMaxWinnerM);
+  CHECK(win[0].median_us == 12);  // B's worst median, a time
+  // Without C and D: B (worst ratio 1.1) against A (2.5).
+  by["uniform"].pop_back();
+  by["zipf2"].pop_back();
+  scores = kf::robust_scores(by);
+  CHECK(scores[8][0].worst_ratio == doctest::Approx(1.1));
+  CHECK(kf::compute_robust_winners(by)[0].kernel == "B");
+  // Each archetype's own winner is still its fastest: the per-archetype rule.
+  CHECK(kf::compute_winners(by["uniform"])[0].kernel == "A");
+  CHECK(kf::compute_winners(by["zipf2"])[0].kernel == "B");
+}
+
+TEST_CASE("robust pick: ties go to the lower mean ratio, then the name; ranges over T like linear winners") {
+  // T=1: X and Y both worst ratio 1.2; X's mean is lower. T=16: Y best everywhere.
+  std::map<std::string, std::vector<kf::Timing>> by = {
+      {"uniform", {{1, "Y", 12, 12}, {1, "X", 10, 10}, {16, "X", 40, 40}, {16, "Y", 20, 20}}},
+      {"zipf1", {{1, "Y", 10, 10}, {1, "X", 12, 12}, {16, "X", 40, 40}, {16, "Y", 20, 20}}},
+      {"zipf2", {{1, "Y", 10, 10}, {1, "X", 10, 10}, {16, "X", 40, 40}, {16, "Y", 20, 20}}},
+  };
+  // X: ratios 1, 1.2, 1 (mean 1.067); Y: 1.2, 1, 1 (mean 1.067): equal, so the name: X.
+  const auto s = kf::robust_scores(by);
+  CHECK(s.at(1)[0].kernel == "X");
+  const auto win = kf::compute_robust_winners(by);
+  REQUIRE(win.size() == 2);
+  CHECK(win[0].kernel == "X");
+  CHECK(win[0].m_tuned == 1);
+  CHECK(win[1].kernel == "Y");
+  CHECK(win[1].m_tuned == 16);
+  CHECK(win[0].m_hi + 1 == win[1].m_lo);
+  CHECK(win[1].m_hi == kf::kMaxWinnerM);
+  // An archetype missing at some T: the robust pick there uses the archetypes timed there.
+  by.erase("zipf2");
+  by["uniform"].push_back({64, "X", 5, 5});
+  const auto w2 = kf::compute_robust_winners(by);
+  CHECK(w2.back().kernel == "X");
+  CHECK(w2.back().m_tuned == 64);
+}
+
+TEST_CASE("autotune MoE: rows and winners per routing archetype, and the robust winner per T range") {
+  TempDir dir("tuner-moe");
+  const std::string db = dir.sub("kforge.sqlite");
+  const MoePack f = write_moe_pack(db);
+  kf::FakeOptions fo;
+  // decode bm4 wins everything on uniform, but is 4x the best under zipf2; prefill bm16
+  // is second everywhere (within 1.5x): the robust pick at T <= 64. Above 64 decode is
+  // pruned and prefill bm64 is best on every archetype.
+  fo.moe_time_us = [&](const kf::PackKernel& k, const kf::MoeShape&, const kf::MoeRouting& r, bool) {
+    const bool zipf2 = r.archetype == "zipf2";
+    if (k.name == f.gemm1[0]) return zipf2 ? 40.0 : 10.0;
+    if (k.name == f.gemm1[2]) return r.t > 64 ? 30.0 : zipf2 ? 12.0 : 14.0;
+    if (k.name == f.gemm1[3]) return r.t > 64 ? 20.0 : 50.0;
+    if (k.name == f.gemm1[1]) return 100.0;
+    return 25.0 + static_cast<double>(k.name.size() % 7);  // gemm2: whatever
+  };
+  kf::FakeMeasurer fm(fo);
+  const InProcess r = run_in_process(moe_options(db), fm);
+  INFO(r.out << r.err);
+  CHECK(fm.measurements() == moe_measurements());
+  CHECK(r.stats.measured == moe_measurements());
+  CHECK(scalar(db, "SELECT count(*) FROM results") == moe_rows());
+  // Rows: one per (kernel, T, archetype); no routing-less MoE result rows.
+  for (const auto& a : kArchetypes)
+    CHECK(scalar(db, "SELECT count(*) FROM results WHERE routing = " + q(a)) == moe_rows() / 3);
+  CHECK(scalar(db, "SELECT count(*) FROM results WHERE routing = ''") == 0);
+  CHECK(scalar(db, "SELECT count(*) FROM results WHERE op = 'w4a16_moe_gemm1' AND shape = " + q(kGemm1.key())) ==
+        moe_rows() / 2);
+  CHECK(scalar(db, "SELECT count(*) FROM results WHERE kernel = " + q(f.gemm1[0]) +
+                   " AND m = 128 AND disposition = 'pruned'") == 3);
+  CHECK(scalar(db, "SELECT count(*) FROM results WHERE kernel = " + q(f.gemm1[4]) + " AND disposition = 'pruned'"
+                   " AND message LIKE '%spills%'") == 12);
+  // Per-archetype winners: decode bm4 on uniform and zipf1 up to 64; prefill bm16 on zipf2.
+  kf::ResultsDb rdb = kf::ResultsDb::open(db);
+  const kf::Provenance p{"sm_90a", "kforge-fake-gpu", "", "", ""};
+  const auto uni = rdb.winners(p, {kGemm1.op(), kGemm1.key(), true, "uniform"});
+  REQUIRE(!uni.empty());
+  CHECK(uni.front().kernel == f.gemm1[0]);
+  CHECK(rdb.winners(p, {kGemm1.op(), kGemm1.key(), true, "zipf2"}).front().kernel == f.gemm1[2]);
+  // The robust winner (routing ''): prefill bm16 up to T=64, prefill bm64 above.
+  const auto robust = rdb.winners(p, {kGemm1.op(), kGemm1.key(), true, ""});
+  REQUIRE(robust.size() == 2);
+  CHECK(robust[0].kernel == f.gemm1[2]);
+  CHECK(robust[0].m_lo == 1);
+  CHECK(robust[0].median_us == 14);  // its worst median over the archetypes
+  CHECK(robust[1].kernel == f.gemm1[3]);
+  CHECK(robust[1].m_tuned == 128);
+  CHECK(robust[1].m_hi == kf::kMaxWinnerM);
+  // Stored robust winners = the rule over the stored rows; every archetype has winners.
+  const auto expect = kf::compute_robust_winners(rdb.passed_by_routing(p, {kGemm2.op(), kGemm2.key(), true, ""}));
+  const auto got = rdb.winners(p, {kGemm2.op(), kGemm2.key(), true, ""});
+  REQUIRE(got.size() == expect.size());
+  for (size_t i = 0; i < got.size(); ++i) CHECK(got[i].kernel == expect[i].kernel);
+  CHECK(scalar(db, "SELECT count(DISTINCT routing) FROM winners") == 4);
+  CHECK(scalar(db, "SELECT count(DISTINCT op || shape) FROM winners WHERE routing = ''") == 2);
+  CHECK(r.stats.shapes_with_winners == 2);
+  CHECK(contains(r.out, "MoE winners on kforge-fake-gpu"));
+  CHECK(contains(r.out, f.gemm1[2]));
+  // A rerun measures nothing; another archetype adds only its own rows.
+  kf::FakeMeasurer again(fo);
+  CHECK(run_in_process(moe_options(db), again).stats.measured == 0);
+  kf::AutotuneOptions o = moe_options(db);
+  o.archetypes = {kf::RoutingArchetype::hot16};
+  kf::FakeMeasurer hot(fo);
+  run_in_process(o, hot);
+  CHECK(hot.measurements() == moe_measurements(kTs, 1));
+  CHECK(scalar(db, "SELECT count(DISTINCT routing) FROM winners") == 5);
+}
+
+TEST_CASE("autotune MoE: the default cost model makes the archetypes differ; --ops selects one gemm") {
+  TempDir dir("tuner-moe");
+  const std::string db = dir.sub("kforge.sqlite");
+  write_moe_pack(db);
+  kf::AutotuneOptions o = moe_options(db);
+  o.ops = {"w4a16_moe_gemm2"};
+  kf::FakeMeasurer fm({});
+  run_in_process(o, fm);
+  CHECK(fm.measurements() == moe_measurements() / 2);
+  CHECK(scalar(db, "SELECT count(*) FROM results WHERE op != 'w4a16_moe_gemm2'") == 0);
+  // zipf2 piles tokens on few experts: at T=64 its sorted blocks differ from uniform's.
+  CHECK(scalar(db, "SELECT count(*) FROM (SELECT a.kernel FROM results a JOIN results b ON a.kernel = b.kernel"
+                   " AND a.m = b.m WHERE a.routing = 'uniform' AND b.routing = 'zipf2' AND a.m = 64"
+                   " AND a.disposition = 'passed' AND a.median_us != b.median_us)") > 0);
+}
+
+TEST_CASE("autotune MoE: resumes after kill -9 measuring exactly what is missing") {
+  TempDir dir("tuner-moe");
+  const std::string db = dir.sub("kforge.sqlite");
+  write_moe_pack(db);
+  // T=1: a batch of 4 per archetype. Dies in the third batch (zipf2 at T=1).
+  const std::vector<std::string> args = {"--measurer", "fake",   "--config", kTinyMoe, "--db", db, "--no-generate",
+                                         "--ops",      "w4a16_moe", "--m", "1,4,64,128", "--reps", "5", "-q",
+                                         "--fake-die-after", "10"};
+  const Child killed = spawn_autotune(args, dir.path.string(), "killed");
+  REQUIRE(killed.wait_status() == 137);
+  CHECK(scalar(db, "SELECT count(*) FROM results WHERE disposition = 'passed'") == 8);
+  CHECK(scalar(db, "SELECT count(*) FROM results WHERE routing = 'zipf2'") == 0);
+  CHECK(scalar(db, "SELECT count(*) FROM winners WHERE routing = ''") == 1);  // robust over uniform and zipf1
+  kf::FakeMeasurer fm({});
+  const InProcess r = run_in_process(moe_options(db), fm);
+  CHECK(fm.measurements() == moe_measurements() - 8);
+  CHECK(r.stats.skipped == 10);  // 8 passed and the pruned kernel's 2 rows
+  CHECK(scalar(db, "SELECT count(*) FROM results") == moe_rows());
+  CHECK(scalar(db, "SELECT count(*) FROM results") ==
+        scalar(db, "SELECT count(*) FROM (SELECT DISTINCT arch, device, op, shape, m, kernel, cold_l2, routing"
+                   " FROM results)"));
+}
+
+TEST_CASE("export: vLLM fused-MoE config JSON from the robust gemm1 winners") {
+  TempDir dir("tuner-moe");
+  const std::string db = dir.sub("kforge.sqlite");
+  const MoePack f = write_moe_pack(db);
+  CHECK(kf::vllm_config_file_name(kGemm1, "NVIDIA H100 80GB HBM3") ==
+        "E=16,N=128,device_name=NVIDIA_H100_80GB_HBM3,dtype=int4_w4a16.json");
+  kf::FakeOptions fo;
+  fo.device = "NVIDIA H100 80GB HBM3";
+  fo.moe_time_us = [&](const kf::PackKernel& k, const kf::MoeShape&, const kf::MoeRouting& r, bool) {
+    if (k.name == f.gemm1[0]) return 10.0;                 // decode bm4_bn64_bk32_w4_s1, up to 64
+    if (k.name == f.gemm1[3]) return r.t > 64 ? 20.0 : 80.0;  // prefill bm64_bn128_bk64_w8_s2 above
+    return 60.0;
+  };
+  kf::FakeMeasurer fm(fo);
+  run_in_process(moe_options(db), fm);
+  const std::string out = dir.sub("vllm");
+  const Child c = spawn_autotune({"--db", db, "--config", kTinyMoe, "--export-vllm", out}, dir.path.string(), "x");
+  INFO(c.err());
+  REQUIRE(c.wait_status() == 0);
+  const std::string file = out + "/E=16,N=128,device_name=NVIDIA_H100_80GB_HBM3,dtype=int4_w4a16.json";
+  REQUIRE(fs::exists(file));
+  CHECK(std::distance(fs::directory_iterator(out), fs::directory_iterator()) == 1);  // one layer: one file
+  const auto j = nlohmann::json::parse(file_text(file));
+  REQUIRE(j.size() == kTs.size());
+  for (const char* t : {"1", "4", "64"}) {
+    CAPTURE(t);
+    CHECK(j.at(t) == nlohmann::json{{"BLOCK_SIZE_M", 4}, {"BLOCK_SIZE_N", 64}, {"BLOCK_SIZE_K", 32},
+                                    {"GROUP_SIZE_M", 1}, {"num_warps", 4},     {"num_stages", 1}});
+  }
+  CHECK(j.at("128") == nlohmann::json{{"BLOCK_SIZE_M", 64}, {"BLOCK_SIZE_N", 128}, {"BLOCK_SIZE_K", 64},
+                                      {"GROUP_SIZE_M", 1}, {"num_warps", 8},      {"num_stages", 2}});
+  CHECK(contains(c.out(), "wrote"));
+  // Keys in ascending T, as vLLM's own files list them.
+  const std::string text = file_text(file);
+  CHECK(text.find("\"4\"") < text.find("\"64\""));
+  CHECK(text.find("\"64\"") < text.find("\"128\""));
+  // Nothing tuned: nothing to export, exit 1.
+  TempDir empty("tuner-moe");
+  write_moe_pack(empty.sub("kforge.sqlite"));
+  const Child none = spawn_autotune({"--db", empty.sub("kforge.sqlite"), "--config", kTinyMoe, "--arch", "sm_90a",
+                                     "--export-vllm", empty.sub("out")},
+                                    empty.path.string(), "none");
+  CHECK(none.wait_status() == 1);
+  CHECK(contains(none.err(), "no tuned w4a16_moe_gemm1 winners"));
+}
+
+TEST_CASE("MoE host checks: align verdict, checked slots, float64 reference, output verdict") {
+  // Align: 2 tokens x top-2 over 4 experts: slots 0:e1 1:e3 2:e1 3:e0; block_m 2.
+  const std::vector<int32_t> ids = {1, 3, 1, 0};
+  // e0: [3, pad], e1: [0, 2] (any order), e3: [1, pad]; pad = 4.
+  std::vector<int32_t> sorted = {3, 4, 2, 0, 1, 4}, experts = {0, 1, 3};
+  CHECK(kf::check_moe_align(ids, 2, 2, 4, 2, sorted, experts, 6) == "");
+  CHECK(kf::moe::sorted_capacity(2, 2, 4, 2) >= 6);
+  CHECK(contains(kf::check_moe_align(ids, 2, 2, 4, 2, sorted, experts, 8), "num_padded 8, expected 6"));
+  std::vector<int32_t> bad = sorted;
+  bad[2] = 1;  // a slot of expert 3 in expert 1's run
+  CHECK(contains(kf::check_moe_align(ids, 2, 2, 4, 2, bad, experts, 6), "not a slot of expert 1"));
+  bad = sorted;
+  bad[0] = 4;  // expert 0's slot lost
+  CHECK(contains(kf::check_moe_align(ids, 2, 2, 4, 2, bad, experts, 6), "expert 0 has 0 slots"));
+  std::vector<int32_t> bad_e = {0, 3, 1};
+  CHECK(contains(kf::check_moe_align(ids, 2, 2, 4, 2, sorted, bad_e, 6), "expert_ids[1]"));
+
+  // Checked slots: all when few; else whole experts of a sample, within the budget.
+  std::mt19937_64 rng(7);
+  const auto routing = kf::generate_routing(kf::RoutingArchetype::uniform, 64, 16, 4, 3);
+  CHECK(kf::moe_checked_slots(routing, 16, 4096, rng).size() == 256);
+  const auto some = kf::moe_checked_slots(routing, 16, 40, rng);
+  CHECK(some.size() <= 40);
+  CHECK(!some.empty());
+  std::map<int32_t, int> per;
+  for (int64_t s : some) ++per[routing[s]];
+  for (const auto& [e, n] : per) CHECK(n == std::count(routing.begin(), routing.end(), e));  // whole experts
+
+  // Reference: gemm2 of a tiny shape against a direct sum; the verdict on outputs.
+  const kf::MoeShape s{2, 4, 2, 64, 64, 32, true, false};
+  kf::MoeProblem p;
+  kf::make_moe_weights(p, s, rng);
+  const kf::MoeRouting r{"uniform", 3, kf::generate_routing(kf::RoutingArchetype::uniform, 3, 4, 2, 1)};
+  kf::make_moe_activations(p, r, rng);
+  const auto ref = kf::moe_reference(p, kf::moe_checked_slots(p.topk_ids, 4, 4096, rng), 2);
+  REQUIRE(ref.slots.size() == 6);
+  CHECK(!ref.sampled);
+  const int64_t slot = 5, n = 17;
+  double want = 0;
+  for (int64_t k = 0; k < s.k; ++k)
+    want += kf::half_bits_to_float(p.x[slot * s.k + k], true) * kf::moe_dequant(p, p.topk_ids[slot], n, k);
+  want *= p.topk_weights[slot];
+  CHECK(ref.y[slot * s.n + n] == doctest::Approx(want).epsilon(1e-12));
+  std::vector<uint16_t> y(kf::moe_checked_rows(3, 2) * s.n, 0xffff);
+  for (size_t i = 0; i < ref.slots.size(); ++i)
+    for (int64_t c = 0; c < s.n; ++c)
+      y[ref.slots[i] * s.n + c] = kf::float_to_half_bits(static_cast<float>(ref.y[i * s.n + c]), true);
+  kf::Measurement ok;
+  kf::judge_moe_output(y, ref, s, 3, ok);
+  CHECK(ok.disposition.empty());
+  CHECK(ok.max_rel_err < kf::linear_tolerance(true));
+  auto padded = y;
+  padded[6 * s.n + 3] = 0;  // row T * top_k: the padding id's
+  kf::Measurement wrote_pad;
+  kf::judge_moe_output(padded, ref, s, 3, wrote_pad);
+  CHECK(wrote_pad.disposition == "incorrect");
+  CHECK(contains(wrote_pad.message, "padding"));
+  auto missing = y;
+  missing[2 * s.n + 5] = 0xffff;
+  kf::Measurement unwritten;
+  kf::judge_moe_output(missing, ref, s, 3, unwritten);
+  CHECK(contains(unwritten.message, "slot 2"));
+  auto off = y;
+  for (int64_t c = 0; c < s.n; ++c) off[c] = kf::float_to_half_bits(0.f, true);
+  kf::Measurement wrong;
+  kf::judge_moe_output(off, ref, s, 3, wrong);
+  CHECK(contains(wrong.message, "above tolerance"));
+}
+
+}  // TEST_SUITE

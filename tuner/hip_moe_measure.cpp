@@ -1,0 +1,173 @@
+// HipMeasurer, part 3: the MoE GEMMs, step for step as cuda_moe_measure.cpp: moe_align
+// sorts the routed slots for the kernel's block_m on the GPU, the host checks them, then
+// the GEMM is verified against the float64 reference of the checked slots and timed.
+#include "hip_measurer_detail.h"
+#include "w4a16_moe/args.h"
+#include "w4a16_moe/launch.h"
+
+namespace kf {
+namespace hip_detail {
+
+using namespace measure;
+
+void HipMeasurer::begin_moe_shape(const MoeShape& shape, const std::vector<PlannedKernel>& kernels) {
+  for (hipModule_t mod : shape_modules_) (void)hip_->hipModuleUnload(mod);
+  shape_modules_.clear();
+  functions_.clear();
+  moe_ = true;
+  moe_shape_ = shape;
+  shape_key_ = shape.op() + "_" + shape.key();
+  moe_sizes_ = plan_moe_buffers(shape, kernels);
+  moe_host_.begin_shape(shape);
+  weights_uploaded_ = uploaded_ = false;
+  try {
+    if (!dev_ok_)
+      setup_device();  // allocates the shape's buffers too
+    else
+      alloc_moe_shape();
+  } catch (const CallFailed& e) {
+    throw Error("cannot set up " + info_.name + " for " + shape_key_ + ": " + e.message);
+  }
+}
+
+void HipMeasurer::alloc_moe_shape() {
+  const MoeShapeBuffers& b = moe_sizes_;
+  x_.alloc(hip_, b.x_elems * 2, "x");
+  qw_.alloc(hip_, b.qweight_words * 4, "the expert qweights");
+  sc_.alloc(hip_, b.scales_elems * 2, "the expert scales");
+  qz_.alloc(hip_, b.qzeros_words * 4, "the expert qzeros");
+  y_.alloc(hip_, b.y_elems * 2, "y");
+  ws_.alloc(hip_, b.workspace_floats * 4, "the split-K workspace");
+  cnt_.alloc(hip_, b.counter_ints * 4, "the split-K counters");
+  ids_.alloc(hip_, b.slots * 4, "topk_ids");
+  tw_.alloc(hip_, b.slots * 4, "topk_weights");
+  sorted_.alloc(hip_, b.sorted_ids * 4, "sorted_ids");
+  eids_.alloc(hip_, b.expert_ids * 4, "expert_ids");
+  npad_.alloc(hip_, 4, "num_padded");
+  check(hip_->hipMemsetD32(cnt_.ptr, 0, cnt_.bytes / 4), "hipMemsetD32");
+  check(hip_->hipDeviceSynchronize(), "hipDeviceSynchronize");
+  host_y_.assign(b.y_elems, 0);
+  host_counters_.assign(cnt_.bytes / 4, 0);
+  host_sorted_.assign(b.sorted_ids, 0);
+  host_eids_.assign(b.expert_ids, 0);
+  uploaded_ = weights_uploaded_ = false;
+}
+
+void HipMeasurer::prepare_moe_problem(const MoeRouting& routing) {
+  if (moe_host_.prepare(routing, moe_sizes_)) uploaded_ = false;
+  const MoeProblem& p = moe_host_.problem();
+  auto up = [&](const DevBuf& b, const void* data, size_t bytes) {
+    if (bytes) check(hip_->hipMemcpy(b.ptr, data, bytes, hipMemcpyHostToDevice), "hipMemcpy (to the GPU)");
+  };
+  if (!weights_uploaded_) {
+    up(qw_, p.qweight.data(), p.qweight.size() * 4);
+    up(sc_, p.scales.data(), p.scales.size() * 2);
+    up(qz_, p.qzeros.data(), p.qzeros.size() * 4);
+  }
+  if (!uploaded_) {
+    up(x_, p.x.data(), p.x.size() * 2);
+    up(ids_, p.topk_ids.data(), p.topk_ids.size() * 4);
+    up(tw_, p.topk_weights.data(), p.topk_weights.size() * 4);
+  }
+  check(hip_->hipDeviceSynchronize(), "hipDeviceSynchronize");  // pageable uploads may return before their DMA ends
+  weights_uploaded_ = uploaded_ = true;
+}
+
+hipFunction_t HipMeasurer::align_function() {
+  if (align_fn_) return align_fn_;
+  if (!align_) throw CallFailed{"the pack has no usable moe_align_any to sort the routed slots with"};
+  check(hip_->hipModuleLoadData(&align_module_, align_->code_object.data()), "hipModuleLoadData (moe_align_any)");
+  check(hip_->hipModuleGetFunction(&align_fn_, align_module_, align_->name.c_str()), "hipModuleGetFunction");
+  return align_fn_;
+}
+
+void HipMeasurer::run_align(int block_m, Measurement& r) {
+  const hipFunction_t fn = align_function();
+  const MoeProblem& p = moe_host_.problem();
+  const MoeShape& s = moe_shape_;
+  const int64_t cap = moe::sorted_capacity(p.t, s.top_k, s.experts, block_m);
+  // Poisoned, so that what an earlier block_m left there cannot pass for this one's.
+  check(hip_->hipMemsetD32Async(sorted_.ptr, -2, sorted_.bytes / 4, stream_), "hipMemsetD32Async");
+  check(hip_->hipMemsetD32Async(eids_.ptr, -2, eids_.bytes / 4, stream_), "hipMemsetD32Async");
+  check(hip_->hipMemsetD32Async(npad_.ptr, -2, 1, stream_), "hipMemsetD32Async");
+  kf_moe_align_args a{static_cast<const int32_t*>(ids_.ptr), static_cast<int32_t*>(sorted_.ptr),
+                      static_cast<int32_t*>(eids_.ptr), static_cast<int32_t*>(npad_.ptr),
+                      static_cast<int>(p.t), static_cast<int>(s.top_k), static_cast<int>(s.experts), block_m};
+  launch(fn, {1, 1, 1}, align_->threads, &a, "hipModuleLaunchKernel (moe_align_any)");
+  if (!wait(opt_.hang_timeout_s)) return mark_hung(r, opt_.hang_timeout_s);
+  int32_t num_padded = 0;
+  auto down = [&](void* to, const DevBuf& from, size_t bytes) {
+    check(hip_->hipMemcpy(to, from.ptr, bytes, hipMemcpyDeviceToHost), "hipMemcpy (from the GPU)");
+  };
+  down(&num_padded, npad_, 4);
+  down(host_sorted_.data(), sorted_, static_cast<size_t>(cap) * 4);
+  down(host_eids_.data(), eids_, static_cast<size_t>(cap / block_m) * 4);
+  const std::vector<int32_t> sorted(host_sorted_.begin(), host_sorted_.begin() + cap);
+  const std::vector<int32_t> eids(host_eids_.begin(), host_eids_.begin() + cap / block_m);
+  const std::string why = check_moe_align(p.topk_ids, p.t, s.top_k, s.experts, block_m, sorted, eids, num_padded);
+  if (!why.empty()) {
+    r.disposition = "failed";
+    r.message = "moe_align_any (block_m " + std::to_string(block_m) + ") sorted the slots wrongly: " + why;
+  }
+}
+
+Measurement HipMeasurer::measure_moe(const PackKernel& k, const MoeShape& shape, const MoeRouting& routing,
+                                      bool cold, int reps) {
+  if (!moe_ || shape.op() + "_" + shape.key() != shape_key_)
+    throw Error("internal: measure_moe() of " + shape.key() + " before begin_moe_shape()");
+  try {
+    if (!dev_ok_) setup_device();
+    prepare_moe_problem(routing);
+    if (cold) flush_function();
+  } catch (const CallFailed& e) {
+    throw Error("cannot prepare " + info_.name + " for " + shape_key_ + " at T=" + std::to_string(routing.t) + ": " +
+                e.message);
+  }
+  const LinearConfig cfg = parse_linear_config(k.kind, k.config);
+  const int64_t t = routing.t;
+  const int64_t cap = moe::sorted_capacity(t, shape.top_k, shape.experts, cfg.block_m);
+  const w4a16::Grid grid =
+      moe::gemm_grid(cfg.kind == LinearKind::prefill, shape.n, cap, cfg.block_m, cfg.block_n, cfg.split_k);
+  const LaunchGrid g{grid.x, grid.y, grid.z};
+  kf_moe_gemm_args args{x_.ptr,
+                        qw_.ptr,
+                        sc_.ptr,
+                        shape.asym ? qz_.ptr : nullptr,
+                        static_cast<const float*>(tw_.ptr),
+                        static_cast<const int32_t*>(sorted_.ptr),
+                        static_cast<const int32_t*>(eids_.ptr),
+                        static_cast<const int32_t*>(npad_.ptr),
+                        y_.ptr,
+                        static_cast<float*>(ws_.ptr),
+                        static_cast<int*>(cnt_.ptr),
+                        static_cast<int>(t),
+                        static_cast<int>(shape.top_k),
+                        static_cast<int>(shape.experts),
+                        static_cast<int>(shape.n),
+                        static_cast<int>(shape.k),
+                        shape.expert().effective_group()};
+  Measurement r;
+  try {
+    const hipFunction_t fn = function_of(k);
+    run_align(cfg.block_m, r);
+    const int64_t rows = moe_checked_rows(t, shape.top_k);
+    if (r.disposition.empty())
+      verify(fn, g, k.threads, &args, moe_sizes_.y_elems, rows * shape.n,
+             [&](const std::vector<uint16_t>& y, Measurement& v) {
+               judge_moe_output(y, moe_host_.reference(), shape, t, v);
+             },
+             r);
+    if (r.disposition.empty()) time_runs(fn, g, k.threads, &args, cold, reps, r);
+  } catch (const CallFailed& e) {
+    mark_failed(r, e.message);
+    if (hip_->hipDeviceSynchronize() != hipSuccess) {
+      r.message += "; GPU reset";
+      drop_device(true);
+    }
+  }
+  if (r.fatal) hung_ = true;
+  return r;
+}
+
+}  // namespace hip_detail
+}  // namespace kf

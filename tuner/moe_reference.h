@@ -1,0 +1,72 @@
+// Host side of autotune's MoE measurements (no GPU API, so the CPU tests check it):
+// random expert weights and activations, the float64 reference of the routed slots a
+// verification checks, what a correct moe_align writes, and the verdicts on the outputs
+// of align and of a GEMM (templates/w4a16_moe/args.h).
+#pragma once
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "linear_reference.h"
+#include "measurer.h"
+#include "moe_family.h"
+
+namespace kf {
+
+// Slots whose float64 reference a verification computes at most: T * top_k slots up to
+// this many are all checked; above it, every slot of a random sample of experts (so all
+// rows of the sorted blocks of those experts, whatever the kernel's block_m).
+constexpr int64_t kMoeCheckedSlots = 4096;
+
+struct MoeProblem {
+  MoeShape shape;
+  // Per shape: stacked GPTQ expert weights, qweight [E, K/8, N], scales [E, K/G, N],
+  // qzeros [E, K/G, N/8] (asym only); drawn as make_linear_problem draws one expert's.
+  std::vector<uint32_t> qweight;
+  std::vector<uint16_t> scales;
+  std::vector<uint32_t> qzeros;
+  // Per (T, routing): fresh activations, x [T, K] (gemm1) or [T * top_k, K] (gemm2)
+  // ~ U(-1, 1), and routing weights [T * top_k] ~ U(0, 1).
+  int64_t t = 0;
+  std::vector<int32_t> topk_ids;
+  std::vector<uint16_t> x;
+  std::vector<float> topk_weights;
+};
+
+void make_moe_weights(MoeProblem& p, const MoeShape& shape, std::mt19937_64& rng);
+void make_moe_activations(MoeProblem& p, const MoeRouting& routing, std::mt19937_64& rng);
+// Expert e's weight at (n, k): (q - z) * s, exactly.
+double moe_dequant(const MoeProblem& p, int64_t e, int64_t n, int64_t k);
+
+// The slots a verification checks (ascending) and their reference rows.
+struct MoeReference {
+  std::vector<int64_t> slots;
+  std::vector<double> y;  // [slots.size(), N]
+  bool sampled = false;   // a sample of the experts, not every slot
+};
+// All routed slots when there are at most `budget`; else the slots of experts taken in
+// a random order while they fit in the budget (the first expert always).
+std::vector<int64_t> moe_checked_slots(const std::vector<int32_t>& topk_ids, int64_t experts, int64_t budget,
+                                       std::mt19937_64& rng);
+// gemm1: y[s] = x[s / top_k] . W[e]^T; gemm2: y[s] = topk_weights[s] * (x[s] . W[e]^T),
+// e = topk_ids[s]; float64, on `threads` host threads, dequantising each used expert row once.
+MoeReference moe_reference(const MoeProblem& p, std::vector<int64_t> slots, int threads);
+
+// "" when sorted_ids / expert_ids / num_padded are what moe_align must write for this
+// routing and block_m (args.h: each expert's slots together, experts in order, each run
+// padded with T * top_k to a multiple of block_m; any order within a run), else why not.
+std::string check_moe_align(const std::vector<int32_t>& topk_ids, int64_t t, int64_t top_k, int64_t experts,
+                            int block_m, const std::vector<int32_t>& sorted_ids,
+                            const std::vector<int32_t>& expert_ids, int32_t num_padded);
+
+// Rows of y a MoE verification reads back: one per slot plus the poisoned guard rows
+// (a kernel writing the padding id's row T * top_k lands there).
+int64_t moe_checked_rows(int64_t t, int64_t top_k);
+// The verdict on y ([moe_checked_rows, N], poisoned with 0xFFFF before the run): every
+// slot's row written and finite, normalised error over the reference's slots within
+// linear_tolerance, guard rows untouched. Sets r.max_rel_err; flags r incorrect.
+void judge_moe_output(const std::vector<uint16_t>& y, const MoeReference& ref, const MoeShape& s, int64_t t,
+                      Measurement& r);
+
+}  // namespace kf
