@@ -76,6 +76,7 @@ struct Options {
   std::vector<int64_t> ts = {1, 3, 16, 100, 512};
   std::vector<RoutingArchetype> archetypes = all_routing_archetypes();
   uint64_t seed = 0;
+  bool candidates = true;  // false: only the runtime's picks, layers and bad input
 };
 
 struct Tally {
