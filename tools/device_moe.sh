@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The MoE family on an NVIDIA machine, in one go (binaries built elsewhere and passed in
+# BIN, like device_run.sh): generate the sm_90a MoE packs (qwen3-35b, and an E = 8,
+# top_k = 2 layer from tests/gpu/data/moe_small_e8.json), check every MoE kernel of both,
+# tune the MoE ops into a copy of tuned_db/kforge.sqlite, check the runtime's picks and
+# whole layers on the tuned copy, run bench/moe. Every step prints its rc and the later
+# steps run whatever it was. Logs, CSVs and the slimmed tuned DB go to $OUT; packs to
+# $WORK (default /tmp/kforge-moe, not returned).
+#   BIN=.devout/bin OUT=results tools/device_moe.sh [autotune time budget, s (default 600)]
+set -uo pipefail
+bin=${BIN:-.devout/bin}
+out=${OUT:-gpu-results}
+work=${WORK:-/tmp/kforge-moe}
+budget=${1:-600}
+ops=w4a16_moe_gemm1,w4a16_moe_gemm2
+mkdir -p "$out" "$work"
+export PATH="$PATH:/usr/local/cuda/bin"
+cublas=$(find /usr/local/cuda* /usr/lib /opt -name 'libcublas.so.13' 2>/dev/null | head -1)
+[ -n "$cublas" ] && export LD_LIBRARY_PATH="$(dirname "$cublas"):${LD_LIBRARY_PATH:-}"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv | tee "$out/gpu.txt"
+
+step() { echo "== $* ($(date +%T))"; }
+summary() { grep -E "^FAIL" "$1" | head -20; tail -1 "$1"; }  # failures, then "N passed, N failed"
+
+step genkernels "$ops" sm_90a: qwen3-35b and E=8
+"$bin/genkernels" --arch sm_90a --ops "$ops" --templates templates --out "$work/q35" -q > "$out/genkernels.log" 2>&1
+echo "genkernels qwen3-35b rc=$?"; tail -8 "$out/genkernels.log"
+"$bin/genkernels" --arch sm_90a --ops "$ops" --templates templates --config tests/gpu/data/moe_small_e8.json \
+  --out "$work/e8" -q > "$out/genkernels_e8.log" 2>&1
+echo "genkernels E=8 rc=$?"; tail -6 "$out/genkernels_e8.log"
+
+step check every MoE kernel of the generated packs
+for p in e8 q35; do
+  "$bin/kforge_check_moe" --pack "$work/$p/kforge.sqlite" --csv "$out/check_moe_$p.csv" > "$out/check_moe_$p.log" 2>&1
+  echo "check $p rc=$?"; summary "$out/check_moe_$p.log"
+done
+
+step autotune "$ops" for ${budget}s into a copy of tuned_db/kforge.sqlite
+cp tuned_db/kforge.sqlite "$work/tuned.sqlite"
+"$bin/autotune" --db "$work/tuned.sqlite" --ops "$ops" --templates templates --time-budget "$budget" -q \
+  > "$out/autotune_moe.log" 2>&1
+echo "autotune rc=$?"; tail -40 "$out/autotune_moe.log"
+
+step check the tuned picks, whole layers and bad input on the tuned DB
+"$bin/kforge_check_moe" --pack "$work/tuned.sqlite" --no-candidates --csv "$out/check_moe_tuned.csv" \
+  > "$out/check_moe_tuned.log" 2>&1
+echo "check tuned rc=$?"; grep -E "^(SKIP|FAIL)" "$out/check_moe_tuned.log" | head -20; tail -1 "$out/check_moe_tuned.log"
+
+step bench/moe
+"$bin/kforge_bench_moe" "$work/tuned.sqlite" "$out/bench_moe.csv" > "$out/bench_moe.log" 2>&1
+echo "bench rc=$?"; cat "$out/bench_moe.log"
+
+python3 tools/slim_db.py "$work/tuned.sqlite" "$out/kforge.sqlite"
+echo "slim rc=$?"
