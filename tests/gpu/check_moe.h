@@ -22,7 +22,6 @@
 #include "linear_reference.h"
 #include "moe_family.h"
 #include "moe_reference.h"
-#include "pack.h"
 #include "w4a16_moe/launch.h"
 
 namespace kf {
@@ -164,8 +163,18 @@ inline std::string zero_tokens(const std::vector<uint16_t>& y, const std::vector
   return "";
 }
 
+// A kernel row of the pack, read without changing the file (kf::Pack::open would
+// migrate an older schema in place; a check must not).
+struct KernelRow {
+  std::string name, op, kind, shape, config;
+  std::vector<uint8_t> code_object;
+  int threads = 0;
+};
+// The rows of `arch` with status ok whose op is one of `ops` (SQL list, quoted).
+std::vector<KernelRow> read_kernels(const std::string& pack, const std::string& arch, const std::string& ops);
+
 struct Gemm {
-  PackKernel k;
+  KernelRow k;
   MoeShape shape;
   LinearConfig cfg;
   CUmodule mod = nullptr;
@@ -183,12 +192,11 @@ struct Routing {
 
 class Checker {
  public:
-  Checker(const Options& opt, Tally& tally, kf_db* db, const Pack& pack) : opt_(opt), tally_(tally), db_(db) {
+  Checker(const Options& opt, Tally& tally, kf_db* db) : opt_(opt), tally_(tally), db_(db) {
     threads_ = std::max(1u, std::thread::hardware_concurrency());
     rng_.seed(opt.seed);
     const std::regex filter(opt.filter);
-    const std::string arch = "arch = '" + opt.arch + "' AND status = 'ok'";
-    for (auto& k : pack.kernels("op IN ('w4a16_moe_gemm1', 'w4a16_moe_gemm2') AND " + arch)) {
+    for (auto& k : read_kernels(opt.pack, opt.arch, "'w4a16_moe_gemm1', 'w4a16_moe_gemm2'")) {
       if (!std::regex_search(k.name, filter)) continue;
       Gemm g;
       g.shape = parse_moe_shape(k.op, k.shape);
@@ -196,8 +204,7 @@ class Checker {
       g.k = std::move(k);
       gemms_[g.k.op + " " + g.k.shape].push_back(std::move(g));
     }
-    for (auto& k : pack.kernels("op IN ('moe_align', 'moe_silu_mul', 'moe_sum') AND " + arch))
-      helpers_.insert(k.name);
+    for (auto& k : read_kernels(opt.pack, opt.arch, "'moe_align', 'moe_silu_mul', 'moe_sum'")) helpers_.insert(k.name);
   }
 
   size_t gemm_count() const {
