@@ -1,13 +1,16 @@
 // The hot path allocates nothing: with every heap allocation counted (operator new and
 // malloc replaced, see alloc_counter.h), 1000 calls each of kf_select_linear and
 // kf_select over tuned shapes, bucket edges, a never-tuned shape (after its one-time
-// report), and the error paths kf_launch / kf_run_linear take without a GPU, make zero
+// report), kf_select_moe, the error paths, and whole launches (kf_launch, kf_run_linear,
+// kf_run_moe, kf_launch_moe_*) on the recording CUDA stand-in this program links
+// (runtime/testing/fake_cuda.h; code objects loaded by kf_prepare first), make zero
 // allocations. Exit 0 when none; prints the counts.
 #include <cstdint>
 #include <cstdio>
 #include <string>
 
 #include "alloc_counter.h"
+#include "fake_cuda.h"
 #include "kforge/kforge.h"
 
 namespace {
@@ -48,6 +51,7 @@ int main(int argc, char** argv) {
   kf_db* db = nullptr;
   expect(kf_open_for_arch(argv[1], "sm_90a", "NVIDIA H100 80GB HBM3", &db) == KF_OK, "open");
   if (!db) return 1;
+  expect(kf_prepare(db) == KF_OK, "kf_prepare on the stand-in device");
   const int64_t ms[] = {1, 4, 5, 30, 64, 65, 1000, 4096, 100000, 7};
   const kf_kernel* k = nullptr;
   // Warm-up outside the count: the one-time fallback report and the first device probe.
@@ -87,13 +91,77 @@ int main(int argc, char** argv) {
     }
   }));
   kf_select_linear(db, 2048, 4096, 128, 1, 0, 1, &k);
-  report("kf_launch + kf_run_linear x1000 (no device)", kf_testing::allocations_in([&] {
+  report("kf_launch + kf_run_linear x1000", kf_testing::allocations_in([&] {
     for (int i = 0; i < 1000; ++i) {
-      kf_launch(k, &args, nullptr);
-      kf_run_linear(db, &args, 1, 0, nullptr);
+      bad += kf_launch(k, &args, nullptr) != KF_OK;
+      bad += kf_run_linear(db, &args, 1, 0, nullptr) != KF_OK;
     }
   }));
   std::printf("kf_launch here: %s (%s)\n", kf_status_name(launch_status), kf_last_error());
+
+  // A MoE layer (the pack's E 8, top_k 2, H 256, I 128).
+  kf_moe_shape moe{};
+  moe.experts = 8;
+  moe.top_k = 2;
+  moe.hidden = 256;
+  moe.intermediate = 128;
+  moe.group = 128;
+  moe.bf16 = 1;
+  const int max_t = 300;
+  size_t scratch_bytes = 0;
+  expect(kf_moe_scratch_bytes(db, &moe, max_t, &scratch_bytes) == KF_OK, "kf_moe_scratch_bytes");
+  kf_moe_layer_args layer{};
+  layer.x = reinterpret_cast<const void*>(uintptr_t{0x100000});
+  layer.topk_ids = reinterpret_cast<const int32_t*>(uintptr_t{0x200000});
+  layer.topk_weights = reinterpret_cast<const float*>(uintptr_t{0x300000});
+  layer.w1_qweight = reinterpret_cast<const void*>(uintptr_t{0x400000});
+  layer.w1_scales = reinterpret_cast<const void*>(uintptr_t{0x500000});
+  layer.w2_qweight = reinterpret_cast<const void*>(uintptr_t{0x600000});
+  layer.w2_scales = reinterpret_cast<const void*>(uintptr_t{0x700000});
+  layer.y = reinterpret_cast<void*>(uintptr_t{0x800000});
+  layer.scratch = reinterpret_cast<void*>(uintptr_t{0x10000000});
+  layer.scratch_bytes = scratch_bytes;
+  layer.max_t = max_t;
+  layer.t = 1;
+  expect(kf_run_moe(db, &moe, &layer, nullptr) == KF_OK, "kf_run_moe warm-up");
+  report("kf_select_moe x1000 (both GEMMs, T 1..300)", kf_testing::allocations_in([&] {
+    for (int i = 0; i < 1000; ++i) bad += kf_select_moe(db, 1 + i % 2, &moe, 1 + i % max_t, &k) != KF_OK;
+  }));
+  kf_fake_cuda_reset();
+  report("kf_run_moe x1000 (T 1..300)", kf_testing::allocations_in([&] {
+    for (int i = 0; i < 1000; ++i) {
+      layer.t = 1 + i % max_t;
+      bad += kf_run_moe(db, &moe, &layer, nullptr) != KF_OK;
+    }
+  }));
+  expect(kf_fake_cuda_launch_count() >= 5000, "kf_run_moe launched every piece");
+  kf_moe_align_args align{layer.topk_ids, reinterpret_cast<int32_t*>(uintptr_t{0x20000000}),
+                          reinterpret_cast<int32_t*>(uintptr_t{0x21000000}),
+                          reinterpret_cast<int32_t*>(uintptr_t{0x22000000}), 40, 2, 8, 16};
+  kf_moe_sum_args sum{layer.x, layer.topk_ids, layer.y, 40, 2, 8, 256};
+  kf_moe_silu_mul_args silu{layer.x, layer.y, 80, 128};
+  report("kf_launch_moe_align/silu_mul/sum x1000", kf_testing::allocations_in([&] {
+    for (int i = 0; i < 1000; ++i) {
+      bad += kf_launch_moe_align(db, &align, nullptr) != KF_OK;
+      bad += kf_launch_moe_silu_mul(db, 1, &silu, nullptr) != KF_OK;
+      bad += kf_launch_moe_sum(db, 1, &sum, nullptr) != KF_OK;
+    }
+  }));
+  expect(bad == 0, "every MoE call succeeded");
+  report("MoE errors x1000 (t 0, untuned, short scratch)", kf_testing::allocations_in([&] {
+    kf_moe_shape untuned = moe;
+    untuned.experts = 16;
+    for (int i = 0; i < 1000; ++i) {
+      kf_select_moe(db, 1, &moe, 0, &k);
+      kf_select_moe(db, 1, &untuned, 1, &k);
+      layer.t = 0;
+      kf_run_moe(db, &moe, &layer, nullptr);
+      layer.t = max_t;
+      layer.scratch_bytes = 256;
+      kf_run_moe(db, &moe, &layer, nullptr);
+      layer.scratch_bytes = scratch_bytes;
+    }
+  }));
   kf_close(db);
   std::printf("%s\n", g_failures ? "FAILED" : "OK");
   return g_failures ? 1 : 0;

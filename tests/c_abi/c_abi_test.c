@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
   const kf_kernel* kernel = NULL;
   const kf_kernel* same = NULL;
   kf_linear_args args;
+  kf_moe_shape moe;
+  int block_m = 0;
+  size_t scratch = 0;
   int64_t floats = -1, counters = -1;
   long m;
 
@@ -57,6 +60,33 @@ int main(int argc, char** argv) {
   check(kf_select_linear(db, 2048, 4096, 128, 1, 1, 1, &kernel) == KF_ERR_UNSUPPORTED_SHAPE, "no asym generic");
   check(strstr(kf_last_error(), "n2048_k4096_g128_bf16_asym") != NULL, "unsupported message names the shape");
   check(kf_select(db, "no_such_op", "x", 1, &kernel) == KF_ERR_NOT_FOUND, "unknown op");
+
+  /* A MoE layer: gemm1 by T range, gemm2, block_m, scratch; untuned and bad shapes. */
+  memset(&moe, 0, sizeof moe);
+  moe.experts = 8;
+  moe.top_k = 2;
+  moe.hidden = 256;
+  moe.intermediate = 128;
+  moe.group = 128;
+  moe.bf16 = 1;
+  check(kf_select_moe(db, 1, &moe, 8, &kernel) == KF_OK, "kf_select_moe gemm1 T=8");
+  check(strstr(kf_kernel_name(kernel), "w4a16_moe_gemm1_decode_e8_topk2_n256_k256_g128_bf16_sym_bm16") != NULL,
+        "gemm1 T=8 name");
+  check(kf_kernel_block_m(kernel, &block_m) == KF_OK && block_m == 16, "gemm1 T=8 block_m");
+  check(kf_select_moe(db, 1, &moe, 9, &kernel) == KF_OK, "kf_select_moe gemm1 T=9");
+  check(strstr(kf_kernel_name(kernel), "_prefill_") != NULL, "gemm1 T=9 is the prefill kernel");
+  check(kf_select(db, "w4a16_moe_gemm1", "e8_topk2_n256_k256_g128_bf16_sym", 9, &same) == KF_OK && same == kernel,
+        "kf_select agrees with kf_select_moe");
+  check(kf_select_moe(db, 2, &moe, 100, &kernel) == KF_OK, "kf_select_moe gemm2");
+  printf("MoE gemm2 T=100: %s\n", kf_kernel_name(kernel));
+  check(kf_moe_scratch_bytes(db, &moe, 256, &scratch) == KF_OK && scratch > 0 && scratch % 256 == 0,
+        "kf_moe_scratch_bytes");
+  moe.experts = 16;
+  check(kf_select_moe(db, 1, &moe, 1, &kernel) == KF_ERR_UNSUPPORTED_SHAPE, "untuned MoE shape");
+  check(strstr(kf_last_error(), "e16_topk2_n256_k256_g128_bf16_sym") != NULL, "untuned MoE message names the key");
+  moe.top_k = 17;
+  check(kf_select_moe(db, 1, &moe, 1, &kernel) == KF_ERR_INVALID_ARGUMENT, "top_k > E");
+  check(strstr(kf_last_error(), "top_k = 17") != NULL, "top_k message");
 
   memset(&args, 0, sizeof args);
   args.x = (const void*)0x10000;

@@ -1,5 +1,6 @@
 // Writes the pack the C ABI test and the allocation-free test read (ctest fixture):
-// one shape tuned over three M ranges (one kernel split-K), and the generic kernels.
+// one shape tuned over three M ranges (one kernel split-K), the generic kernels, and one
+// MoE layer's GEMMs and helpers.
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -20,6 +21,14 @@ int main(int argc, char** argv) {
     b.add_winner(shape, b.add_kernel("prefill", shape, "bm64_bn128_bk64_w4_sk1_s2"), 65, 4096);
     b.add_generic(true, false);
     b.add_generic(false, false);
+    // One MoE layer (E 8, top_k 2, H 256, I 128): gemm1 over two T ranges (the second
+    // split-K, block_m 32), gemm2 over one, and the helpers.
+    const char* gate_up = "e8_topk2_n256_k256_g128_bf16_sym";
+    const char* down = "e8_topk2_n256_k128_g128_bf16_sym";
+    b.add_moe_winner(1, gate_up, b.add_moe_kernel(1, "decode", gate_up, "bm16_bn64_bk32_w4_sk1_s1"), 1, 8);
+    b.add_moe_winner(1, gate_up, b.add_moe_kernel(1, "prefill", gate_up, "bm32_bn64_bk32_w4_sk2_s1"), 9, 4096);
+    b.add_moe_winner(2, down, b.add_moe_kernel(2, "decode", down, "bm16_bn64_bk32_w4_sk1_s1"), 1, 4096);
+    b.add_moe_helpers();
     b.write(argv[1]);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "make_test_pack: %s\n", e.what());
