@@ -1,16 +1,21 @@
 // What an inference engine does with kforge, in one file: open the pack for this GPU,
 // put a random GPTQ linear layer (N = 2048, K = 4096, group 128, bf16, symmetric) on the
 // GPU, then for M in {1, 4, 16, 64, 256} select and launch the kernel kforge picks and
-// compare its output with a float64 CPU reference. Prints kernel / fallback / error per
-// M; exits 1 on any failure, 77 ("SKIPPED: no GPU") without an NVIDIA GPU.
+// compare its output with a float64 CPU reference. Then the same for whole random
+// mixture-of-experts layers through kf_run_moe (moe_layers below: the pack's tuned MoE
+// shapes among a small one and the default model's; skipped, saying so, when the pack
+// has none). Prints kernel / fallback / error per M and T; exits 1 on any failure, 77
+// ("SKIPPED: no GPU") without an NVIDIA GPU.
 //
 //   kforge_example_engine PACK/kforge.sqlite
 //
 // GPU memory is handled with the CUDA driver API through kforge's loader (an engine
 // would use its own allocator); the runtime uses the context made current here.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <numeric>
 #include <random>
 #include <thread>
 #include <vector>
@@ -45,6 +50,171 @@ CUdeviceptr upload(const std::vector<T>& host) {
 }
 
 const void* ptr(CUdeviceptr p) { return reinterpret_cast<const void*>(static_cast<uintptr_t>(p)); }
+void* mut(CUdeviceptr p) { return reinterpret_cast<void*>(static_cast<uintptr_t>(p)); }
+
+// ---- A whole MoE layer ----------------------------------------------------------------
+
+// One layer's random weights: per expert, a gate_up GPTQ weight (N = 2 I, K = H) and a
+// down one (N = H, K = I), drawn as the linear check draws them (outputs O(1)).
+struct MoeWeights {
+  kf_moe_shape shape;
+  std::vector<kf::LinearProblem> w1, w2;
+  CUdeviceptr q1 = 0, s1 = 0, q2 = 0, s2 = 0;
+};
+
+// Uploads every expert's tensor into one stacked buffer [E, ...], as kf_run_moe reads it.
+template <class T>
+CUdeviceptr upload_stacked(const std::vector<kf::LinearProblem>& experts, std::vector<T> kf::LinearProblem::*tensor) {
+  const size_t each = (experts[0].*tensor).size() * sizeof(T);
+  const CUdeviceptr p = device_alloc(each * experts.size());
+  for (size_t e = 0; p && e < experts.size(); ++e)
+    if (!ok(cu->cuMemcpyHtoD(p + e * each, (experts[e].*tensor).data(), each), "cuMemcpyHtoD")) return 0;
+  return p;
+}
+
+bool make_moe_weights(const kf_moe_shape& s, std::mt19937_64& rng, MoeWeights* w) {
+  w->shape = s;
+  kf::LinearShape gate_up, down;
+  gate_up.n = 2 * s.intermediate, gate_up.k = s.hidden, gate_up.group = s.group;
+  down.n = s.hidden, down.k = s.intermediate, down.group = s.group;
+  for (int64_t e = 0; e < s.experts; ++e) {
+    w->w1.push_back(kf::make_linear_problem(gate_up, 1, rng));
+    w->w2.push_back(kf::make_linear_problem(down, 1, rng));
+  }
+  w->q1 = upload_stacked(w->w1, &kf::LinearProblem::qweight);
+  w->s1 = upload_stacked(w->w1, &kf::LinearProblem::scales);
+  w->q2 = upload_stacked(w->w2, &kf::LinearProblem::qweight);
+  w->s2 = upload_stacked(w->w2, &kf::LinearProblem::scales);
+  return w->q1 && w->s1 && w->q2 && w->s2;
+}
+
+// y[t] = sum over j with topk_ids[t, j] in [0, E) of topk_weights[t, j] * down_e(silu(gate_e(x[t])) * up_e(x[t])),
+// in float64 with nothing rounded in between; one expert dequantised at a time.
+std::vector<double> moe_layer_reference(const MoeWeights& w, const std::vector<uint16_t>& x,
+                                        const std::vector<int32_t>& ids, const std::vector<float>& weights, int t) {
+  const int64_t E = w.shape.experts, top_k = w.shape.top_k, H = w.shape.hidden, I = w.shape.intermediate;
+  std::vector<double> y(static_cast<size_t>(t) * H, 0.0), w1(2 * I * H), w2(H * I), h1(2 * I);
+  for (int64_t e = 0; e < E; ++e) {
+    bool used = false;
+    for (int64_t s = 0; s < t * top_k; ++s) used = used || ids[s] == e;
+    if (!used) continue;
+    for (int64_t n = 0; n < 2 * I; ++n)
+      for (int64_t k = 0; k < H; ++k) w1[n * H + k] = kf::dequant_weight(w.w1[e], n, k);
+    for (int64_t n = 0; n < H; ++n)
+      for (int64_t k = 0; k < I; ++k) w2[n * I + k] = kf::dequant_weight(w.w2[e], n, k);
+    for (int64_t s = 0; s < t * top_k; ++s) {
+      if (ids[s] != e) continue;
+      const int64_t token = s / top_k;
+      for (int64_t n = 0; n < 2 * I; ++n) {
+        double acc = 0;
+        for (int64_t k = 0; k < H; ++k) acc += kf::half_bits_to_float(x[token * H + k], true) * w1[n * H + k];
+        h1[n] = acc;
+      }
+      for (int64_t n = 0; n < H; ++n) {
+        double acc = 0;
+        for (int64_t i = 0; i < I; ++i) acc += h1[i] / (1 + std::exp(-h1[i])) * h1[I + i] * w2[n * I + i];
+        y[token * H + n] += weights[s] * acc;
+      }
+    }
+  }
+  return y;
+}
+
+// Runs layers of `s` for each T in `ts` through kf_run_moe (fresh tokens and routing per
+// T, output poisoned first) and compares with the reference. Returns the failures, or
+// -1 when the pack has no tuned kernels for the layer.
+int check_moe_layer(const kf_db* db, const kf_moe_shape& s, const std::vector<int>& ts, std::mt19937_64& rng) {
+  const int max_t = *std::max_element(ts.begin(), ts.end());
+  size_t scratch_bytes = 0;
+  const kf_status sized = kf_moe_scratch_bytes(db, &s, max_t, &scratch_bytes);
+  if (sized == KF_ERR_UNSUPPORTED_SHAPE) return -1;  // the pack has no tuned kernels for this layer
+  if (sized != KF_OK) {
+    std::printf("MoE FAILED: kf_moe_scratch_bytes: %s: %s\n", kf_status_name(sized), kf_last_error());
+    return 1;
+  }
+  std::printf("MoE layer E=%lld top_k=%lld H=%lld I=%lld group=%d bf16 sym: scratch %zu bytes for T <= %d\n",
+              static_cast<long long>(s.experts), static_cast<long long>(s.top_k), static_cast<long long>(s.hidden),
+              static_cast<long long>(s.intermediate), s.group, scratch_bytes, max_t);
+  MoeWeights w;
+  if (!make_moe_weights(s, rng, &w)) return 1;
+  const int64_t H = s.hidden, top_k = s.top_k;
+  // Engine start-up: scratch allocated once and zeroed (the split-K counters stay zero).
+  const CUdeviceptr x = device_alloc(size_t{2} * max_t * H), y = device_alloc(size_t{2} * max_t * H);
+  const CUdeviceptr ids = device_alloc(4 * max_t * top_k), weights = device_alloc(4 * max_t * top_k);
+  const CUdeviceptr scratch = device_alloc(scratch_bytes);
+  if (!x || !y || !ids || !weights || !scratch || !ok(cu->cuMemsetD32(scratch, 0, scratch_bytes / 4), "zero scratch"))
+    return 1;
+
+  int failures = 0;
+  std::uniform_real_distribution<float> unit(-1.f, 1.f), share(0.f, 1.f);
+  for (int t : ts) {
+    // Fresh tokens and routing: top_k distinct experts per token; token 0 also routes
+    // one slot nowhere (-1, e.g. an expert on another rank) when top_k > 1.
+    std::vector<uint16_t> hx(static_cast<size_t>(t) * H);
+    for (auto& v : hx) v = kf::float_to_half_bits(unit(rng), true);
+    std::vector<int32_t> hids(static_cast<size_t>(t) * top_k);
+    std::vector<float> hw(hids.size());
+    std::vector<int32_t> experts(s.experts);
+    std::iota(experts.begin(), experts.end(), 0);
+    for (int tok = 0; tok < t; ++tok) {
+      std::shuffle(experts.begin(), experts.end(), rng);
+      for (int64_t j = 0; j < top_k; ++j) hids[tok * top_k + j] = experts[j], hw[tok * top_k + j] = share(rng);
+    }
+    if (top_k > 1) hids[1] = -1;
+    if (!ok(cu->cuMemcpyHtoD(x, hx.data(), hx.size() * 2), "upload x") ||
+        !ok(cu->cuMemcpyHtoD(ids, hids.data(), hids.size() * 4), "upload topk_ids") ||
+        !ok(cu->cuMemcpyHtoD(weights, hw.data(), hw.size() * 4), "upload topk_weights") ||
+        !ok(cu->cuMemsetD16(y, 0x7fc0, size_t{1} * max_t * H), "poison y"))  // bf16 NaN
+      return failures + 1;
+
+    kf_moe_layer_args a = {};
+    a.x = ptr(x);
+    a.topk_ids = static_cast<const int32_t*>(ptr(ids));
+    a.topk_weights = static_cast<const float*>(ptr(weights));
+    a.w1_qweight = ptr(w.q1), a.w1_scales = ptr(w.s1);
+    a.w2_qweight = ptr(w.q2), a.w2_scales = ptr(w.s2);
+    a.y = mut(y);
+    a.scratch = mut(scratch);
+    a.scratch_bytes = scratch_bytes;
+    a.t = t;
+    a.max_t = max_t;
+    const kf_kernel* g1 = nullptr;
+    const kf_kernel* g2 = nullptr;
+    kf_select_moe(db, 1, &s, t, &g1);  // only to print which kernels ran
+    kf_select_moe(db, 2, &s, t, &g2);
+    const kf_status status = kf_run_moe(db, &s, &a, /*stream=*/nullptr);  // the per-forward call
+    if (status != KF_OK) {
+      std::printf("  T=%-4d FAILED: %s: %s\n", t, kf_status_name(status), kf_last_error());
+      ++failures;
+      continue;
+    }
+    std::vector<uint16_t> out(static_cast<size_t>(t) * H);
+    if (!ok(cu->cuCtxSynchronize(), "MoE layer") || !ok(cu->cuMemcpyDtoH(out.data(), y, out.size() * 2), "download y"))
+      return failures + 1;
+    const std::vector<double> ref = moe_layer_reference(w, hx, hids, hw, t);
+    // Tolerance: twice the linear one (two chained GEMMs, with h1, h and h2 rounded to
+    // bf16 in between), as the GPU check uses for layers.
+    const double error = kf::normalised_error(out, ref, t, H, /*bf16=*/true);
+    const bool pass = error <= 2 * kf::linear_tolerance(true);
+    failures += !pass;
+    std::printf("  T=%-4d %s + %s error=%.2e (tolerance %.1e) %s\n", t, g1 ? kf_kernel_name(g1) : "?",
+                g2 ? kf_kernel_name(g2) : "?", error, 2 * kf::linear_tolerance(true), pass ? "PASS" : "FAIL");
+  }
+  return failures;
+}
+
+// The MoE layers to try, smallest first: the small one tests ship, the E=8 GPU-check
+// layer, and the default model's (qwen3-35b: 256 experts, top 8, H 2048, I 512).
+std::vector<std::pair<kf_moe_shape, std::vector<int>>> moe_layers() {
+  auto shape = [](int64_t e, int64_t top_k, int64_t h, int64_t i) {
+    kf_moe_shape s = {};
+    s.experts = e, s.top_k = top_k, s.hidden = h, s.intermediate = i, s.group = 128, s.bf16 = 1, s.asym = 0;
+    return s;
+  };
+  return {{shape(8, 2, 256, 128), {1, 4, 33, 256}},
+          {shape(8, 2, 512, 256), {1, 4, 33, 256}},
+          {shape(256, 8, 2048, 512), {1, 16, 64}}};
+}
 
 }  // namespace
 
@@ -124,6 +294,15 @@ int main(int argc, char** argv) {
     std::printf("M=%-4d %-78s fallback=%d error=%.2e %s\n", m, kf_kernel_name(kernel), kf_kernel_is_fallback(kernel),
                 error, pass ? "ok" : "FAILED");
   }
+
+  int moe_tried = 0;
+  for (const auto& [moe, ts] : moe_layers()) {
+    const int f = check_moe_layer(db, moe, ts, rng);
+    if (f < 0) continue;  // no tuned MoE kernels for this shape
+    ++moe_tried;
+    failures += f;
+  }
+  if (!moe_tried) std::printf("MoE: SKIPPED: the pack has no tuned w4a16_moe kernels for the example's layers\n");
   kf_close(db);
   std::printf("%s\n", failures ? "FAILED" : "PASSED");
   return failures ? 1 : 0;
