@@ -147,7 +147,10 @@ inline std::string judge_rows(const std::vector<uint16_t>& y, const std::vector<
     if (!mask.empty() && !mask[r])
       for (int64_t j = 0; j < n; ++j)
         if (y[r * n + j] != kPoison16) return "wrote row " + std::to_string(r) + " of a dropped slot";
-  return untouched_from<uint16_t>(y, rows * n, kPoison16, "output row");
+  for (size_t i = rows * n; i < y.size(); ++i)
+    if (y[i] != kPoison16)
+      return "wrote row " + std::to_string(i / n) + " past the " + std::to_string(rows) + " rows (padding or guard)";
+  return "";
 }
 
 // Tokens whose every choice is dropped must come out exactly zero.

@@ -13,7 +13,7 @@ kf_moe_shape layer_shape(const MoeShape& gemm2) {
 
 kf_moe_layer_args layer_args(const Buf& x, const Buf& ids, const Buf& wts, const void* q1, const void* s1,
                              const void* z1, const void* q2, const void* s2, const void* z2, const Buf& y,
-                             const Buf& scratch, int64_t t, int64_t max_t) {
+                             const Buf& scratch, size_t scratch_bytes, int64_t t, int64_t max_t) {
   kf_moe_layer_args a{};
   a.x = x.p();
   a.topk_ids = ids.p<int32_t>();
@@ -25,8 +25,9 @@ kf_moe_layer_args layer_args(const Buf& x, const Buf& ids, const Buf& wts, const
   a.w2_scales = s2;
   a.w2_qzeros = z2;
   a.y = y.p();
-  a.scratch = scratch.p();
-  a.scratch_bytes = scratch.bytes;
+  // kf_run_moe wants 256-byte alignment: the buffer has 256 bytes to spare for it.
+  a.scratch = reinterpret_cast<void*>((scratch.ptr + 255) / 256 * 256);
+  a.scratch_bytes = scratch_bytes;
   a.t = static_cast<int>(t);
   a.max_t = static_cast<int>(max_t);
   return a;
@@ -88,7 +89,7 @@ void Checker::layer_checks(std::vector<Gemm>& ups, std::vector<Gemm>& downs) {
   if (!tuned && scratch_st != KF_ERR_UNSUPPORTED_SHAPE && scratch_st != KF_ERR_NOT_FOUND)
     tally_.line("layer", layer + " kf_moe_scratch_bytes", status_text(scratch_st));
   if (!tuned) tally_.skip("layer", layer + " kf_run_moe", "no tuned winners (" + status_text(scratch_st) + ")");
-  Buf scratch(tuned ? scratch_bytes : 0);
+  Buf scratch(tuned ? scratch_bytes + 256 : 0);
   if (tuned) CU_CHECK(cu->cuMemsetD32(scratch.ptr, 0, scratch.bytes / 4));
 
   Gemm& g1 = ups.front();
@@ -127,7 +128,8 @@ void Checker::layer_checks(std::vector<Gemm>& ups, std::vector<Gemm>& downs) {
       if (tuned) {
         y.poison16();
         kf_moe_layer_args la = layer_args(x, ids, wts, d1.qweight.p(), d1.scales.p(), d1.zeros(s1), d2.qweight.p(),
-                                          d2.scales.p(), d2.zeros(s2), y, scratch, t, t_max);
+                                          d2.scales.p(), d2.zeros(s2), y, scratch, scratch_bytes, t,
+                                          t_max);
         const kf_status st = kf_run_moe(db_, &ms, &la, nullptr);
         if (st != KF_OK) {
           tally_.line("layer", "kf_run_moe " + what, status_text(st));
@@ -320,11 +322,12 @@ void Checker::run_bad_inputs() {
     tally_.skip("bad-input", "kf_run_moe cases", "no tuned winners for the layer");
     return;
   }
-  Buf scratch(scratch_bytes), wts(host_ids.size() * 4), q(1 << 20);
+  Buf scratch(scratch_bytes + 256), wts(host_ids.size() * 4), q(1 << 20);
   CU_CHECK(cu->cuMemsetD32(scratch.ptr, 0, scratch.bytes / 4));
   CU_CHECK(cu->cuMemsetD32(wts.ptr, 0x3f000000u, wts.bytes / 4));  // 0.5f
   CU_CHECK(cu->cuMemsetD32(q.ptr, 0x3c003c00u, q.bytes / 4));
-  const kf_moe_layer_args la = layer_args(x, ids, wts, q.p(), q.p(), nullptr, q.p(), q.p(), nullptr, y, scratch, t, t);
+  const kf_moe_layer_args la = layer_args(x, ids, wts, q.p(), q.p(), nullptr, q.p(), q.p(), nullptr, y, scratch,
+                                             scratch_bytes, t, t);
   kf_moe_layer_args lb = la;
   lb.t = 0;
   y.poison16();
