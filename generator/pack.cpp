@@ -214,6 +214,30 @@ Pack Pack::open(const std::string& path, bool create) {
   return pack;
 }
 
+Pack Pack::open_read_only(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) throw Error("pack '" + path + "' does not exist");
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    const std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    throw Error("cannot open pack '" + path + "': " + msg);
+  }
+  Pack pack(db, path);
+  sqlite3_busy_timeout(db, 10000);
+  int version = -1;
+  try {
+    Stmt v(db, "PRAGMA user_version");
+    if (sqlite3_step(v.s) == SQLITE_ROW) version = sqlite3_column_int(v.s, 0);
+  } catch (const Error& e) {
+    throw Error("'" + path + "' is not a kforge pack (" + e.what() + ")");
+  }
+  if (version != 1 && version != kPackSchemaVersion)
+    throw Error("'" + path + "' is not a kforge pack of schema version 1 or " + std::to_string(kPackSchemaVersion) +
+                " (user_version " + std::to_string(version) + ")");
+  return pack;
+}
+
 Pack::~Pack() { sqlite3_close(db_); }
 
 void Pack::exec(const std::string& sql) const {

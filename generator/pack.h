@@ -42,6 +42,9 @@ class Pack {
   // naming the path for a file that is not SQLite, not a kforge pack, or of another
   // schema version; such a file is never modified.
   static Pack open(const std::string& path, bool create);
+  // Opens an existing pack of schema version 1 or the current one for reading only: no
+  // migration, no write (checks and reports read a tracked DB this way). Throws like open.
+  static Pack open_read_only(const std::string& path);
   Pack(Pack&& o) noexcept : db_(o.db_), path_(std::move(o.path_)) { o.db_ = nullptr; }
   Pack(const Pack&) = delete;
   ~Pack();

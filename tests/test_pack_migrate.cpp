@@ -159,6 +159,22 @@ TEST_CASE("a file that says version 1 but is no kforge pack is refused untouched
   CHECK(file_bytes(half) == half_before);
 }
 
+TEST_CASE("a version 1 pack opened read-only is read as it is and never migrated") {
+  TempDir tmp;
+  const std::string path = tmp.sub("kforge.sqlite");
+  sql(path, std::string(kV1Schema) + kV1Rows);
+  const std::vector<char> before = file_bytes(path);
+  {
+    const kf::Pack pack = kf::Pack::open_read_only(path);
+    REQUIRE(pack.kernels().size() == 1);
+    CHECK(pack.kernels()[0].code_object == std::vector<uint8_t>{0x7f, 'E', 'L', 'F'});
+  }
+  CHECK(file_bytes(path) == before);
+  sql(path, "PRAGMA user_version = 3;");
+  CHECK(contains(error_of([&] { kf::Pack::open_read_only(path); }), "user_version 3"));
+  CHECK(contains(error_of([&] { kf::Pack::open_read_only(tmp.sub("missing.sqlite")); }), "does not exist"));
+}
+
 TEST_CASE("a pack of a newer schema version is refused untouched") {
   TempDir tmp;
   const std::string path = tmp.sub("v3.sqlite");

@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
   CU_CHECK(cu->cuDevicePrimaryCtxRetain(&ctx, dev));
   CU_CHECK(cu->cuCtxSetCurrent(ctx));
 
-  const kf::Pack pack = kf::Pack::open(opt.pack, false);
+  const kf::Pack pack = kf::Pack::open_read_only(opt.pack);  // never migrates a tracked DB
   const std::string where = "op = 'w4a16_linear' AND arch = '" + opt.arch + "' AND status " +
                             (opt.include_pruned ? "!= 'compile_error'" : "= 'ok'");
   std::vector<kf::PackKernel> kernels = pack.kernels(where);
