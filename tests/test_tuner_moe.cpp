@@ -105,6 +105,17 @@ std::string q(const std::string& s) { return "'" + s + "'"; }
 
 TEST_SUITE("tuner") {
 
+TEST_CASE("plan: an MoE selection expects its GEMMs and all three helpers, whatever the filter") {
+  kf::ShapeSelection sel;
+  sel.config_path = kTinyMoe;
+  sel.dtypes = {"bf16", "fp16"};
+  const auto moe = kf::moe_tune_shapes(kf::resolve_model(sel), sel, {"w4a16_moe_gemm1", "w4a16_moe_gemm2"});
+  REQUIRE(moe.size() == 4);  // 2 GEMMs x 2 dtypes
+  const auto names = kf::expected_kernels({}, sel, "sm_90a", std::regex("^$"), moe);
+  CHECK(names == std::vector<std::string>{"kf_util_stream_read", "moe_align_any", "moe_silu_mul_any_bf16",
+                                          "moe_silu_mul_any_fp16", "moe_sum_any_bf16", "moe_sum_any_fp16"});
+}
+
 TEST_CASE("robust pick: a kernel best on one archetype but bad on another loses to a consistent one") {
   // At T=8: A is the fastest on uniform (10 vs 11) but 2.5x the best on zipf2; B is within
   // 10% of the best everywhere; C passed only under uniform and cannot compete.

@@ -113,7 +113,15 @@ std::vector<std::string> expected_kernels(const std::vector<TuneShape>& shapes, 
   for (const auto& ms : moe_shapes)
     for (const auto& cfg : enumerate_moe_configs(ms.shape, arch)) add(moe_kernel_name(ms.shape, cfg));
   out.push_back(make_util_candidate(arch).name);
-  if (!moe_shapes.empty()) out.push_back(make_moe_align_candidate(arch).name);  // always: it sorts the slots
+  // The MoE helpers come with the GEMMs: align sorts the slots while tuning, and the
+  // runtime needs all three (and the tuned DB ships them) to serve a whole layer.
+  if (!moe_shapes.empty()) {
+    out.push_back(make_moe_align_candidate(arch).name);
+    for (const auto& dt : sel.dtypes) {
+      out.push_back(make_moe_silu_mul_candidate(dt == "bf16", arch).name);
+      out.push_back(make_moe_sum_candidate(dt == "bf16", arch).name);
+    }
+  }
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;

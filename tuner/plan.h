@@ -59,7 +59,7 @@ std::vector<MoeTuneShape> moe_tune_shapes(const ModelDesc& model, const ShapeSel
 // Names genkernels would emit for these shapes on `arch` that match `filter` (the
 // generic kernel of each dtype/quantisation included), plus the utility kernel (always:
 // it flushes L2).
-// With MoE shapes, their kernels and the moe_align helper (it sorts the routed slots).
+// With MoE shapes, their kernels and the MoE helpers (align, silu_mul and sum per dtype).
 std::vector<std::string> expected_kernels(const std::vector<TuneShape>& shapes, const ShapeSelection& sel,
                                           const std::string& arch, const std::regex& filter,
                                           const std::vector<MoeTuneShape>& moe_shapes = {});
