@@ -67,6 +67,12 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
         for (int w : {4, 8})
           for (int st : {1, 2})
             if (w4a16::prefill_valid(n, k, g, bm, bn, bk, w)) out.push_back({LinearKind::prefill, bm, bn, bk, w, 1, st});
+  // Split-K matrix kernels for tens of tokens: one or two rows per hit expert leave the
+  // decode kind issue-bound, and an unsplit tile walks all of K alone.
+  for (int bm : {16, 32})
+    for (int bn : {64, 128})
+      for (int sk : {2, 4})
+        if (w4a16::prefill_valid(n, k, g, bm, bn, 64, 4, sk)) out.push_back({LinearKind::prefill, bm, bn, 64, 4, sk, 2});
   return out;
 }
 

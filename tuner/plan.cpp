@@ -156,6 +156,9 @@ Verdict static_verdict(const PackKernel& k, int64_t m) {
   if (k.kind == "decode" && m > kDecodeMaxM)
     return {"pruned", "decode kernels are timed only for M <= " + std::to_string(kDecodeMaxM) +
                           ": they stream the weights once per block_m rows, a prefill tile reuses them"};
+  if (k.kind == "prefill" && m > kSplitPrefillMaxM && k.config.find("_sk1_") == std::string::npos)
+    return {"pruned", "split-K prefill kernels are timed only for M <= " + std::to_string(kSplitPrefillMaxM) +
+                          ": they exist to put blocks in flight when M has few tiles, and their fp32 partials grow with M"};
   if (k.code_object.empty()) return {"failed", "status ok but no code object in the pack"};
   return {"", ""};
 }

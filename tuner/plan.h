@@ -18,6 +18,8 @@ namespace kf {
 // Decode kernels stream every weight once per block_m rows: past this M a tiled prefill
 // kernel always reads them fewer times, so they are not timed there.
 constexpr int64_t kDecodeMaxM = 64;
+// Split-K prefill kernels (config _skN_ with N > 1) are timed up to this M (or T).
+constexpr int64_t kSplitPrefillMaxM = 256;
 
 struct ShapeSelection {
   std::string model, config_path;  // one of them; both empty = the default model
@@ -72,7 +74,8 @@ std::vector<const PackKernel*> select_candidates(const std::vector<PackKernel>& 
                                                  int max_candidates);
 
 // Why `k` is not run at `m`: {"", ""} when it is measured, else {disposition, message}
-// with disposition pruned (pack status pruned:*, or decode above kDecodeMaxM) or failed
+// with disposition pruned (pack status pruned:*, decode above kDecodeMaxM, split-K prefill
+// above kSplitPrefillMaxM) or failed
 // (compile_error).
 struct Verdict {
   std::string disposition, message;
