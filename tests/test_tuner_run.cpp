@@ -232,6 +232,14 @@ TEST_CASE("autotune: generates what the pack lacks (gfx1151, clang), also into a
   kf::FakeMeasurer again(fo);
   CHECK(run_in_process(o, again).stats.generated == 0);
 
+  // A shipped DB keeps code objects of winners only (tools/slim_db.py): a kernel slimmed
+  // out is built again, and what it measured before stays measured.
+  kf_test::sql(db, "UPDATE kernels SET code_object = NULL, status = 'pruned:not_a_winner' WHERE kind = 'decode'");
+  kf::FakeMeasurer slimmed(fo);
+  CHECK(run_in_process(o, slimmed).stats.generated == 1);
+  CHECK(scalar(db, "SELECT count(*) FROM kernels WHERE arch = 'gfx1151' AND status = 'ok'") == 4);
+  CHECK(slimmed.measurements() == 0);
+
   o.db = dir.sub("tuned/h100-run.sqlite");
   kf::FakeMeasurer other(fo);
   const auto r2 = run_in_process(o, other);
