@@ -45,13 +45,27 @@ KF_INLINE void moe_sum(const kf_moe_sum_args& a) {
   const int64_t t = v / vecs_per_row;
   const int col = (int)(v % vecs_per_row) * 8;
   float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-  for (int j = 0; j < a.top_k; ++j) {
-    const int e = a.topk_ids[t * a.top_k + j];
-    if (e < 0 || e >= a.experts) continue;
-    const u32x4 x = load16(static_cast<const uint16_t*>(a.x) + (t * a.top_k + j) * a.n + col);
-    const uint32_t xw[4] = {x.x, x.y, x.z, x.w};
+  // kChunk slots at a time: their ids, then their rows, each batch of loads in flight
+  // together (a plain loop would wait for every id and row in turn).
+  constexpr int kChunk = 8;
+  for (int j0 = 0; j0 < a.top_k; j0 += kChunk) {
+    bool routed[kChunk];
 #pragma unroll
-    for (int i = 0; i < 8; ++i) acc[i] += T::to_f32(xw[i / 2] >> (16 * (i % 2)) & 0xffffu);
+    for (int c = 0; c < kChunk; ++c) {
+      const int e = j0 + c < a.top_k ? a.topk_ids[t * a.top_k + j0 + c] : -1;
+      routed[c] = e >= 0 && e < a.experts;
+    }
+    u32x4 x[kChunk];
+#pragma unroll
+    for (int c = 0; c < kChunk; ++c)
+      x[c] = routed[c] ? load16(static_cast<const uint16_t*>(a.x) + (t * a.top_k + j0 + c) * a.n + col)
+                       : u32x4{0, 0, 0, 0};
+#pragma unroll
+    for (int c = 0; c < kChunk; ++c) {
+      const uint32_t xw[4] = {x[c].x, x[c].y, x[c].z, x[c].w};
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc[i] += T::to_f32(xw[i / 2] >> (16 * (i % 2)) & 0xffffu);
+    }
   }
   store16(static_cast<uint16_t*>(a.y) + t * a.n + col,
           u32x4{T::pack2(acc[0], acc[1]), T::pack2(acc[2], acc[3]), T::pack2(acc[4], acc[5]), T::pack2(acc[6], acc[7])});

@@ -52,6 +52,17 @@ KF_INLINE kf_linear_args expert_args(const kf_moe_gemm_args& a, int e) {
   return la;
 }
 
+// A block's route: how many sorted entries are in use and its expert. Both loads are
+// issued together (expert_ids is allocated to the capacity, so reading an entry past
+// num_padded is safe, just meaningless): one memory round trip before the weight
+// stream starts instead of two in a row.
+struct BlockRoute {
+  int num_padded, expert;
+};
+KF_INLINE BlockRoute block_route(const kf_moe_gemm_args& a, int block) {
+  return {*a.num_padded, a.expert_ids[block]};
+}
+
 template <int GEMM, int BM>
 KF_INLINE RoutedRows<GEMM> routed_rows(const kf_moe_gemm_args& a) {
   return {a.sorted_ids, a.topk_weights, a.t * a.top_k, a.top_k,
@@ -65,18 +76,20 @@ template <int GEMM, int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, i
 KF_INLINE void w4a16_moe_gemm_decode(const kf_moe_gemm_args& a) {
   static_assert(w4a16::decode_valid(N, K, G, BN, BK, THREADS, SPLIT_K), "invalid decode config");
   const int m0 = block_z() * BM;
-  if (m0 >= *a.num_padded) return;  // uniform per block: before any barrier
+  const moe::BlockRoute r = moe::block_route(a, m0 / BM);
+  if (m0 >= r.num_padded) return;  // uniform per block: before any barrier
   w4a16::decode_body<w4a16::FixedDims<N, K, G>, moe::RoutedRows<GEMM>, BF16, ASYM, BM, BN, BK, THREADS, SPLIT_K,
-                     STAGES>({}, moe::routed_rows<GEMM, BM>(a), moe::expert_args<N, K, G>(a, a.expert_ids[m0 / BM]));
+                     STAGES>({}, moe::routed_rows<GEMM, BM>(a), moe::expert_args<N, K, G>(a, r.expert));
 }
 
 template <int GEMM, int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int SPLIT_K,
           int STAGES>
 KF_INLINE void w4a16_moe_gemm_prefill(const kf_moe_gemm_args& a) {
   const int m0 = block_y() * BM;
-  if (m0 >= *a.num_padded) return;
+  const moe::BlockRoute r = moe::block_route(a, m0 / BM);
+  if (m0 >= r.num_padded) return;
   w4a16::prefill_body<moe::RoutedRows<GEMM>, N, K, G, BF16, ASYM, BM, BN, BK, WARPS, SPLIT_K, STAGES>(
-      moe::routed_rows<GEMM, BM>(a), moe::expert_args<N, K, G>(a, a.expert_ids[m0 / BM]));
+      moe::routed_rows<GEMM, BM>(a), moe::expert_args<N, K, G>(a, r.expert));
 }
 
 }  // namespace kf
