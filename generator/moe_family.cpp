@@ -61,6 +61,16 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
           const int w = 4, threads = w * arch.wave_size;
           if (w4a16::decode_valid(n, k, g, bn, bk, threads, sk)) out.push_back({LinearKind::decode, bm, bn, bk, w, sk, 1});
         }
+  // Wide blocks for one or two rows per expert: 8 or 16 warps of k-lanes keep as many
+  // bytes in flight as split-K 4 does, reduced on chip instead of through partials in
+  // memory, a fence and an atomic.
+  for (int bm : {1, 2})
+    for (int bn : {64, 128})
+      for (int w : {8, 16}) {
+        const int threads = w * arch.wave_size;
+        if (threads <= 1024 && w4a16::decode_valid(n, k, g, bn, 64, threads, 1))
+          out.push_back({LinearKind::decode, bm, bn, 64, w, 1, 1});
+      }
   for (int bm : {16, 32, 64, 128})
     for (int bn : {64, 128})
       for (int bk : {32, 64})
