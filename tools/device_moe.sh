@@ -7,6 +7,9 @@
 # steps run whatever it was. Logs, CSVs and the slimmed tuned DB go to $OUT; packs to
 # $WORK (default /tmp/kforge-moe, not returned).
 #   BIN=.devout/bin OUT=results tools/device_moe.sh [autotune time budget, s (default 600)]
+# CHECK_ARGS (e.g. "--t 1,16,512 --archetypes uniform,zipf1") trims the qwen3-35b check;
+# TUNED (default tuned_db/kforge.sqlite) is the DB whose copy is tuned (a partly tuned
+# one resumes where it stopped).
 set -uo pipefail
 bin=${BIN:-.devout/bin}
 out=${OUT:-gpu-results}
@@ -25,18 +28,24 @@ summary() { grep -E "^FAIL" "$1" | head -20; tail -1 "$1"; }  # failures, then "
 step genkernels "$ops" sm_90a: qwen3-35b and E=8
 "$bin/genkernels" --arch sm_90a --ops "$ops" --templates templates --out "$work/q35" -q > "$out/genkernels.log" 2>&1
 echo "genkernels qwen3-35b rc=$?"; tail -8 "$out/genkernels.log"
+# E = 8 in every quantisation variant (fp16, asymmetric zero points, group 64 and
+# per-channel), on a spread of configs of both kinds.
 "$bin/genkernels" --arch sm_90a --ops "$ops" --templates templates --config tests/gpu/data/moe_small_e8.json \
+  --dtype bf16,fp16 --quant sym,asym --group-size 128,64,channel \
+  --filter "${E8_FILTER:-^moe_|_(bm1_bn64_bk32_w4_sk1|bm2_bn128_bk64_w8_sk1|bm4_bn64_bk32_w4_sk2|bm16_bn64_bk32_w4_sk1|bm32_bn64_bk64_w4_sk2|bm64_bn128_bk64_w8_sk1)_s[0-9]+\$}" \
   --out "$work/e8" -q > "$out/genkernels_e8.log" 2>&1
-echo "genkernels E=8 rc=$?"; tail -6 "$out/genkernels_e8.log"
+echo "genkernels E=8 rc=$?"; tail -3 "$out/genkernels_e8.log"
 
 step check every MoE kernel of the generated packs
 for p in e8 q35; do
-  "$bin/kforge_check_moe" --pack "$work/$p/kforge.sqlite" --csv "$out/check_moe_$p.csv" > "$out/check_moe_$p.log" 2>&1
+  args=(); [ "$p" = q35 ] && read -r -a args <<< "${CHECK_ARGS:-}"
+  "$bin/kforge_check_moe" --pack "$work/$p/kforge.sqlite" --csv "$out/check_moe_$p.csv" "${args[@]}" \
+    > "$out/check_moe_$p.log" 2>&1
   echo "check $p rc=$?"; summary "$out/check_moe_$p.log"
 done
 
 step autotune "$ops" for ${budget}s into a copy of tuned_db/kforge.sqlite
-cp tuned_db/kforge.sqlite "$work/tuned.sqlite"
+cp "${TUNED:-tuned_db/kforge.sqlite}" "$work/tuned.sqlite"
 "$bin/autotune" --db "$work/tuned.sqlite" --ops "$ops" --templates templates --time-budget "$budget" -q \
   > "$out/autotune_moe.log" 2>&1
 echo "autotune rc=$?"; tail -40 "$out/autotune_moe.log"
@@ -49,6 +58,12 @@ echo "check tuned rc=$?"; grep -E "^(SKIP|FAIL)" "$out/check_moe_tuned.log" | he
 step bench/moe
 "$bin/kforge_bench_moe" "$work/tuned.sqlite" "$out/bench_moe.csv" > "$out/bench_moe.log" 2>&1
 echo "bench rc=$?"; cat "$out/bench_moe.log"
+
+step example engine and vLLM export from the tuned DB
+"$bin/kforge_example_engine" "$work/tuned.sqlite" > "$out/example.log" 2>&1
+echo "example rc=$?"; tail -6 "$out/example.log"
+"$bin/autotune" --db "$work/tuned.sqlite" --export-vllm "$out/vllm" > "$out/export.log" 2>&1
+echo "export rc=$?"; cat "$out/export.log"
 
 python3 tools/slim_db.py "$work/tuned.sqlite" "$out/kforge.sqlite"
 echo "slim rc=$?"
