@@ -101,25 +101,14 @@ Measurement CudaMeasurer::measure(const PackKernel& k, const LinearShape& shape,
   }
   const LaunchGrid g = linear_grid(shape, parse_linear_config(k.kind, k.config), m);
   kf_linear_args args = linear_args(shape, m, x_.raw(), qw_.raw(), sc_.raw(), qz_.raw(), y_.raw(), ws_.raw(), cnt_.raw());
-  Measurement r;
-  try {
+  return guarded([&](Measurement& r) {
     const CUfunction fn = function_of(k);
     const int64_t rows = checked_rows(m, sizes_);
     verify(fn, g, k.threads, &args, sizes_.y_elems, rows * shape.n,
            [&](const std::vector<uint16_t>& y, Measurement& v) { judge_output(y, host_.reference(), shape, m, rows, v); },
            r);
     if (r.disposition.empty()) time_runs(fn, g, k.threads, &args, cold, reps, r);
-  } catch (const CallFailed& e) {
-    mark_failed(r, e.message);
-    // A fault (illegal address, trap, ...) poisons the context for good; a refused
-    // launch (too many resources, bad image) leaves it usable.
-    if (cu_->cuCtxSynchronize() != CUDA_SUCCESS) {
-      r.message += "; GPU context reset";
-      drop_context(true);
-    }
-  }
-  if (r.fatal) hung_ = true;
-  return r;
+  });
 }
 
 }  // namespace cuda_detail

@@ -87,6 +87,25 @@ class CudaMeasurer final : public Measurer {
   void verify(CUfunction fn, const LaunchGrid& g, int threads, void* args, int64_t poison_elems, int64_t read_elems,
               const Judge& judge, Measurement& r);
   void time_runs(CUfunction fn, const LaunchGrid& g, int threads, void* args, bool cold, int reps, Measurement& r);
+  // Runs `body` (verify, then time) into a Measurement; a failed call is recorded
+  // `failed`, and a fault, which poisons the context for good, rebuilds it.
+  template <class Body>
+  Measurement guarded(Body&& body) {
+    Measurement r;
+    try {
+      body(r);
+    } catch (const CallFailed& e) {
+      measure::mark_failed(r, e.message);
+      // A fault (illegal address, trap, ...) poisons the context for good; a refused
+      // launch (too many resources, bad image) leaves it usable.
+      if (cu_->cuCtxSynchronize() != CUDA_SUCCESS) {
+        r.message += "; GPU context reset";
+        drop_context(true);
+      }
+    }
+    if (r.fatal) hung_ = true;
+    return r;
+  }
 
   const cuda::Driver* cu_ = nullptr;
   const cuda::TimingApi* ex_ = nullptr;

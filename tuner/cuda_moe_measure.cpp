@@ -144,8 +144,7 @@ Measurement CudaMeasurer::measure_moe(const PackKernel& k, const MoeShape& shape
                         static_cast<int>(shape.n),
                         static_cast<int>(shape.k),
                         shape.expert().effective_group()};
-  Measurement r;
-  try {
+  return guarded([&](Measurement& r) {
     const CUfunction fn = function_of(k);
     run_align(cfg.block_m, r);
     const int64_t rows = moe_checked_rows(t, shape.top_k);
@@ -156,15 +155,7 @@ Measurement CudaMeasurer::measure_moe(const PackKernel& k, const MoeShape& shape
              },
              r);
     if (r.disposition.empty()) time_runs(fn, g, k.threads, &args, cold, reps, r);
-  } catch (const CallFailed& e) {
-    mark_failed(r, e.message);
-    if (cu_->cuCtxSynchronize() != CUDA_SUCCESS) {
-      r.message += "; GPU context reset";
-      drop_context(true);
-    }
-  }
-  if (r.fatal) hung_ = true;
-  return r;
+  });
 }
 
 }  // namespace cuda_detail

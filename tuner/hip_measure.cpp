@@ -102,26 +102,14 @@ Measurement HipMeasurer::measure(const PackKernel& k, const LinearShape& shape, 
   }
   const LaunchGrid g = linear_grid(shape, parse_linear_config(k.kind, k.config), m);
   kf_linear_args args = linear_args(shape, m, x_.ptr, qw_.ptr, sc_.ptr, qz_.ptr, y_.ptr, ws_.ptr, cnt_.ptr);
-  Measurement r;
-  try {
+  return guarded([&](Measurement& r) {
     const hipFunction_t fn = function_of(k);
     const int64_t rows = checked_rows(m, sizes_);
     verify(fn, g, k.threads, &args, sizes_.y_elems, rows * shape.n,
            [&](const std::vector<uint16_t>& y, Measurement& v) { judge_output(y, host_.reference(), shape, m, rows, v); },
            r);
     if (r.disposition.empty()) time_runs(fn, g, k.threads, &args, cold, reps, r);
-  } catch (const CallFailed& e) {
-    mark_failed(r, e.message);
-    // A reported fault leaves the device unusable until reset; a refused launch (too
-    // many resources, bad code object) leaves it usable. (A page fault usually aborts
-    // the process inside the HSA runtime before it can be reported: see README.)
-    if (hip_->hipDeviceSynchronize() != hipSuccess) {
-      r.message += "; GPU reset";
-      drop_device(true);
-    }
-  }
-  if (r.fatal) hung_ = true;
-  return r;
+  });
 }
 
 }  // namespace hip_detail

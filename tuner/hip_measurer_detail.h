@@ -68,6 +68,26 @@ class HipMeasurer final : public Measurer {
   void verify(hipFunction_t fn, const LaunchGrid& g, int threads, void* args, int64_t poison_elems,
               int64_t read_elems, const Judge& judge, Measurement& r);
   void time_runs(hipFunction_t fn, const LaunchGrid& g, int threads, void* args, bool cold, int reps, Measurement& r);
+  // Runs `body` (verify, then time) into a Measurement; a failed call is recorded
+  // `failed`, and a reported fault, which leaves the device unusable, resets it.
+  template <class Body>
+  Measurement guarded(Body&& body) {
+    Measurement r;
+    try {
+      body(r);
+    } catch (const CallFailed& e) {
+      measure::mark_failed(r, e.message);
+      // A refused launch (too many resources, bad code object) leaves the device usable.
+      // (A page fault usually aborts the process inside the HSA runtime before it can be
+      // reported: see README.)
+      if (hip_->hipDeviceSynchronize() != hipSuccess) {
+        r.message += "; GPU reset";
+        drop_device(true);
+      }
+    }
+    if (r.fatal) hung_ = true;
+    return r;
+  }
 
   const hip::Driver* hip_ = nullptr;
   HipOptions opt_;

@@ -146,8 +146,7 @@ Measurement HipMeasurer::measure_moe(const PackKernel& k, const MoeShape& shape,
                         static_cast<int>(shape.n),
                         static_cast<int>(shape.k),
                         shape.expert().effective_group()};
-  Measurement r;
-  try {
+  return guarded([&](Measurement& r) {
     const hipFunction_t fn = function_of(k);
     run_align(cfg.block_m, r);
     const int64_t rows = moe_checked_rows(t, shape.top_k);
@@ -158,15 +157,7 @@ Measurement HipMeasurer::measure_moe(const PackKernel& k, const MoeShape& shape,
              },
              r);
     if (r.disposition.empty()) time_runs(fn, g, k.threads, &args, cold, reps, r);
-  } catch (const CallFailed& e) {
-    mark_failed(r, e.message);
-    if (hip_->hipDeviceSynchronize() != hipSuccess) {
-      r.message += "; GPU reset";
-      drop_device(true);
-    }
-  }
-  if (r.fatal) hung_ = true;
-  return r;
+  });
 }
 
 }  // namespace hip_detail
