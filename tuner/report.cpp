@@ -34,7 +34,7 @@ int print_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov
   out << line;
   int with_winners = 0;
   for (const auto& ts : shapes) {
-    const auto win = db.winners(prov, {"w4a16_linear", ts.key, cold_l2});
+    const auto win = db.winners(prov, {"w4a16_linear", ts.key, cold_l2, ""});
     if (win.empty()) {
       std::snprintf(line, sizeof line, "%-28s %-14s %-76s\n", ts.key.c_str(), "-", "(no kernel passed)");
       out << line;
