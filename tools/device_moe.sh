@@ -7,7 +7,8 @@
 # steps run whatever it was. Logs, CSVs and the slimmed tuned DB go to $OUT; packs to
 # $WORK (default /tmp/kforge-moe, not returned).
 #   BIN=.devout/bin OUT=results tools/device_moe.sh [autotune time budget, s (default 600)]
-# CHECK_ARGS (e.g. "--t 1,16,512 --archetypes uniform,zipf1") trims the qwen3-35b check;
+# CHECK_ARGS (e.g. "--t 1,16,512 --archetypes uniform,zipf1") trims the qwen3-35b check
+# and CHECK_PACKS=e8 skips it (autotune verifies every candidate it times anyway);
 # TUNED (default tuned_db/kforge.sqlite) is the DB whose copy is tuned (a partly tuned
 # one resumes where it stopped).
 set -uo pipefail
@@ -37,7 +38,7 @@ echo "genkernels qwen3-35b rc=$?"; tail -8 "$out/genkernels.log"
 echo "genkernels E=8 rc=$?"; tail -3 "$out/genkernels_e8.log"
 
 step check every MoE kernel of the generated packs
-for p in e8 q35; do
+for p in ${CHECK_PACKS:-e8 q35}; do
   args=(); [ "$p" = q35 ] && read -r -a args <<< "${CHECK_ARGS:-}"
   "$bin/kforge_check_moe" --pack "$work/$p/kforge.sqlite" --csv "$out/check_moe_$p.csv" "${args[@]}" \
     > "$out/check_moe_$p.log" 2>&1
