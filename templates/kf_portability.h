@@ -117,6 +117,43 @@ KF_INLINE u32x2 load8(const void* p) { return *reinterpret_cast<const u32x2*>(p)
 KF_INLINE void store16(void* p, u32x4 v) { *reinterpret_cast<u32x4*>(p) = v; }
 KF_INLINE void store8(void* p, u32x2 v) { *reinterpret_cast<u32x2*>(p) = v; }
 
+// ---- asynchronous global -> shared copies -----------------------------------------
+// cp_async16 copies 16 bytes (both addresses 16-byte aligned), or writes 16 zero bytes
+// when !fill (the source is then not read, but must still be a mapped address).
+// cp_async_commit closes the group of copies issued since the last commit;
+// cp_async_wait<P>() returns when at most P groups are still in flight (this thread's
+// copies only: a barrier must follow before other threads read them).
+// sm_90a: cp.async.cg (bypasses L1). AMDGPU has no such copy in the targets kforge
+// builds for: the fallback loads through registers and stores to LDS at once, so every
+// group is complete when issued.
+#if KF_NVIDIA
+KF_INLINE void cp_async16(void* smem, const void* gmem, bool fill) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(fill ? 16 : 0)
+               : "memory");
+}
+KF_INLINE void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int P>
+KF_INLINE void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(P) : "memory");
+}
+#else
+KF_INLINE void cp_async16(void* smem, const void* gmem, bool fill) {
+  store16(smem, fill ? load16(gmem) : u32x4{0, 0, 0, 0});
+}
+KF_INLINE void cp_async_commit() {}
+template <int P>
+KF_INLINE void cp_async_wait() {}
+#endif
+
+// Static shared memory (LDS) one block may allocate: sm_90a allows 48 KiB without the
+// dynamic opt-in; the AMD targets 64 KiB per workgroup.
+#if KF_NVIDIA
+#define KF_MAX_STATIC_SHARED 49152
+#else
+#define KF_MAX_STATIC_SHARED 65536
+#endif
+
 // ---- 16-bit floats, kept as raw bits in memory and registers -----------------------
 KF_INLINE float bits_as_float(uint32_t u) { return __builtin_bit_cast(float, u); }
 KF_INLINE uint32_t float_as_bits(float f) { return __builtin_bit_cast(uint32_t, f); }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kf_mma_layouts.h"
+#include "w4a16_linear/tiling.h"
 
 namespace {
 
@@ -227,6 +228,63 @@ RC ptx_b(int lane, int i) { return {tig(lane) * 2 + (i & 1) + (i >= 2 ? 8 : 0), 
 // C fragment element c_i (i = 0..3) of one m16n8k16: (row, col) of the 16x8 C tile.
 RC ptx_c(int lane, int i) { return {group_id(lane) + (i >= 2 ? 8 : 0), tig(lane) * 2 + (i & 1)}; }
 
+// The (k, n) of the low and high half of B register p of `lane`, from an independent
+// source (a vendor table or the PTX formulas): [lane][p][half].
+using BTruth = std::vector<std::array<std::array<RC, 2>, 8>>;
+
+BTruth b_truth_from_table(const Layout& L, int wave) {
+  BTruth t(wave);
+  for (auto& l : t)
+    for (auto& p : l) p = {RC{-1, -1}, RC{-1, -1}};
+  for (int k = 0; k < 16; ++k)
+    for (int n = 0; n < 16; ++n)
+      for (const Loc& l : L.b[k][n]) {
+        REQUIRE((l.lane < wave && l.gpr < 8));
+        t[l.lane][l.gpr][l.lo == 16 ? 1 : 0] = {k, n};
+      }
+  return t;
+}
+
+// The pipelined prefill dequantises B straight from the raw GPTQ words of a stage
+// (word [k/8][n], k % 8 == 0 in the low nibble): for every lane and register, the word
+// and nibbles raw_b_pair names must hold exactly the two B elements the source assigns
+// to that register, for atoms anywhere in the tile. Returns the registers that do not
+// (reporting the first few when `report`).
+template <class Atom>
+int raw_pair_mismatches(const BTruth& truth, bool report = true) {
+  int bad = 0;
+  for (int block_n : {64, 128})
+    for (int n_atom = 0; n_atom < block_n; n_atom += 16)
+      for (int kk : {0, 16, 32, 48})
+        for (int lane = 0; lane < Atom::kWave; ++lane)
+          for (int p = 0; p < Atom::kBPairs; ++p) {
+            const kf::w4a16::RawPair rp = kf::w4a16::raw_b_pair<Atom>(lane, p, n_atom, kk, block_n);
+            const int n = rp.word % block_n, krow = rp.word / block_n;
+            const int k_lo = krow * 8 + rp.shift / 4;
+            const RC lo = truth[lane][p][0], hi = truth[lane][p][1];
+            const bool ok = rp.shift >= 0 && rp.shift <= 24 && rp.shift % 8 == 0 &&  // both nibbles in the word
+                            lo.row >= 0 && hi.row >= 0 &&                              // the source lists it
+                            k_lo == kk + lo.row && k_lo + 1 == kk + hi.row && n == n_atom + lo.col &&
+                            n == n_atom + hi.col;
+            if (!ok && ++bad <= 4 && report)
+              MESSAGE("block_n " << block_n << " atom at n " << n_atom << ", k " << kk << ": lane " << lane << " reg "
+                                 << p << " reads word " << rp.word << " >> " << rp.shift << " (n " << n << ", k "
+                                 << k_lo << "), the source says (n " << n_atom + lo.col << ", k " << kk + lo.row << ")");
+          }
+  return bad;
+}
+
+BTruth ptx_b_truth() {
+  BTruth truth(32);
+  for (int lane = 0; lane < 32; ++lane)
+    for (int p = 0; p < 4; ++p) {
+      const int h = p / 2, r = p % 2;
+      const RC lo = ptx_b(lane, 2 * r), hi = ptx_b(lane, 2 * r + 1);  // (k, n within half h)
+      truth[lane][p] = {RC{lo.row, lo.col + 8 * h}, RC{hi.row, hi.col + 8 * h}};
+    }
+  return truth;
+}
+
 }  // namespace
 
 TEST_SUITE("mma_layouts") {
@@ -334,6 +392,35 @@ TEST_CASE("Mma16Sm80 matches the PTX ISA m16n8k16 fragments (two n8 halves)") {
       CHECK(b_seen[i][j] == 1);
       CHECK(c_seen[i][j] == 1);
     }
+}
+
+TEST_CASE("raw_b_pair reads the nibbles the RDNA3 and CDNA3 B tables assign") {
+  const std::string dir = layout_dir();
+  if (dir.empty()) return;
+  for (const char* f : {"rdna3_v_wmma_f32_16x16x16_f16.md", "rdna3_v_wmma_f32_16x16x16_bf16.md"}) {
+    INFO(f);
+    CHECK(raw_pair_mismatches<kf::layout::Wmma16Gfx11>(b_truth_from_table(parse_layout(dir + "/" + f), 32)) == 0);
+  }
+  for (const char* f : {"cdna3_v_mfma_f32_16x16x16_f16.md", "cdna3_v_mfma_f32_16x16x16_bf16.md"}) {
+    INFO(f);
+    CHECK(raw_pair_mismatches<kf::layout::Mfma16Gfx9>(b_truth_from_table(parse_layout(dir + "/" + f), 64)) == 0);
+  }
+}
+
+TEST_CASE("raw_b_pair reads the nibbles the PTX m16n8k16 B fragments assign") {
+  CHECK(raw_pair_mismatches<kf::layout::Mma16Sm80>(ptx_b_truth()) == 0);
+}
+
+TEST_CASE("the raw pair check rejects a wrong nibble or column") {
+  // Atoms whose b_pair is off by one k pair, or by one column, must not pass.
+  struct KShifted : kf::layout::Mma16Sm80 {
+    static constexpr RC b_pair(int lane, int p) { return {lane / 4 + 8 * (p / 2), (2 * (lane % 4) + 2) % 8 + 8 * (p % 2)}; }
+  };
+  struct NShifted : kf::layout::Mma16Sm80 {
+    static constexpr RC b_pair(int lane, int p) { return {(lane / 4 + 1) % 8 + 8 * (p / 2), 2 * (lane % 4) + 8 * (p % 2)}; }
+  };
+  CHECK(raw_pair_mismatches<KShifted>(ptx_b_truth(), false) > 0);
+  CHECK(raw_pair_mismatches<NShifted>(ptx_b_truth(), false) > 0);
 }
 
 }  // TEST_SUITE

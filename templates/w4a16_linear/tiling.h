@@ -57,5 +57,44 @@ KF_HD constexpr bool prefill_valid(int n, int k, int group, int block_m, int blo
 // consecutive rows across banks for the fragment loads.
 constexpr int kSmemPad = 8;
 
+// Pipelined prefill (stages >= 3): a ring of `stages` shared-memory stages, each holding
+// one k-tile's x rows (block_m x (block_k + kSmemPad) 16-bit), its raw GPTQ words
+// (block_k / 8 x block_n int32), its scale row (block_n 16-bit) and, asymmetric, its
+// zero-point words (block_n / 8 int32); plus the split-K epilogue's flag.
+KF_HD constexpr int pipelined_stage_bytes(int block_m, int block_n, int block_k, bool asym) {
+  return block_m * (block_k + kSmemPad) * 2 + block_k / 8 * block_n * 4 + block_n * 2 + (asym ? block_n / 2 : 0);
+}
+KF_HD constexpr int pipelined_smem_bytes(int block_m, int block_n, int block_k, int stages, bool asym) {
+  return stages * pipelined_stage_bytes(block_m, block_n, block_k, asym) + 16;
+}
+
+// A pipelined config is a valid prefill config whose stages fit `max_smem` bytes of
+// static shared memory (48 KiB on sm_90a, 64 KiB on the AMD targets) and whose scale and
+// zero-point rows take one 16-byte copy per thread of a single round.
+KF_HD constexpr bool prefill_pipelined_valid(int n, int k, int group, int block_m, int block_n, int block_k,
+                                             int warps, int split_k, int stages, bool asym, int wave,
+                                             int max_smem) {
+  if (stages < 3 || stages > 8) return false;
+  if (!prefill_valid(n, k, group, block_m, block_n, block_k, warps, split_k)) return false;
+  if (block_n % 32 != 0) return false;  // zero-point words in whole 16-byte copies
+  if (block_n / 8 + block_n / 32 > warps * wave) return false;
+  return pipelined_smem_bytes(block_m, block_n, block_k, stages, asym) <= max_smem;
+}
+
+// Where register p of `lane`'s B fragment finds its two weights in a stage's raw tile
+// (block_n words per k-row of 8): the word and the shift of the low (even-k) nibble; the
+// high half is the next nibble. The atom covers columns n_atom .. n_atom + 15 of the
+// tile and k kk .. kk + 15 (kk % 16 == 0).
+struct RawPair {
+  int word;
+  int shift;
+};
+template <class Layout>
+KF_HD constexpr RawPair raw_b_pair(int lane, int p, int n_atom, int kk, int block_n) {
+  const layout::RC rc = Layout::b_pair(lane, p);  // (n, k), k even
+  const int kx = kk + rc.col;
+  return {kx / 8 * block_n + n_atom + rc.row, 4 * (kx % 8)};
+}
+
 }  // namespace w4a16
 }  // namespace kf
