@@ -98,7 +98,29 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
       for (int w : {4, 8})
         for (int sk : {2, 4, 8})
           if (w4a16::prefill_valid(n, k, g, bm, bn, 64, w, sk)) out.push_back({LinearKind::prefill, bm, bn, 64, w, sk, 2});
+  append_pipelined_prefill_configs(s, arch, out);
   return out;
+}
+
+void append_pipelined_prefill_configs(const LinearShape& s, const ArchInfo& arch, std::vector<LinearConfig>& out) {
+  const int n = static_cast<int>(s.n), k = static_cast<int>(s.k), g = s.effective_group();
+  auto add = [&](int bm, int bn, int bk, int w, int sk, int st) {
+    if (w4a16::prefill_pipelined_valid(n, k, g, bm, bn, bk, w, sk, st, s.asym, arch.wave_size, arch.max_lds_per_block))
+      out.push_back({LinearKind::prefill, bm, bn, bk, w, sk, st});
+  };
+  // Asynchronous stage rings (stages 3, 4), as many as fit the static shared memory:
+  // block_k 64 up to block_m 64; block_m 128 only with block_k 32 (8 warps), where a
+  // block_k 64 stage alone takes ~20 KB.
+  for (int bm : {32, 64})
+    for (int bn : {64, 128})
+      for (int w : {4, 8})
+        for (int st : {3, 4}) add(bm, bn, 64, w, 1, st);
+  for (int bn : {64, 128})
+    for (int st : {3, 4}) add(128, bn, 32, 8, 1, st);
+  // Split-K with the deepest ring for the latency-bound tens of rows.
+  for (int bm : {16, 32})
+    for (int bn : {64, 128})
+      for (int sk : {2, 4}) add(bm, bn, 64, 4, sk, 4);
 }
 
 Candidate make_linear_candidate(const LinearShape& s, const LinearConfig& cfg, const ArchInfo& arch) {

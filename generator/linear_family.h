@@ -54,6 +54,11 @@ std::string linear_kernel_name(const LinearShape& shape, const LinearConfig& cfg
 // Every config the templates accept for this shape on this arch, decode first.
 std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& shape, const ArchInfo& arch);
 
+// The pipelined prefill configs (stages 3 and 4: templates/w4a16_linear/prefill.h) for
+// this shape on this arch, appended to `out`; shared by the MoE GEMMs, whose prefill is
+// the same body.
+void append_pipelined_prefill_configs(const LinearShape& shape, const ArchInfo& arch, std::vector<LinearConfig>& out);
+
 Candidate make_linear_candidate(const LinearShape& shape, const LinearConfig& cfg,
                                 const ArchInfo& arch);
 

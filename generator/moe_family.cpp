@@ -83,6 +83,7 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
     for (int bn : {64, 128})
       for (int sk : {2, 4})
         if (w4a16::prefill_valid(n, k, g, bm, bn, 64, 4, sk)) out.push_back({LinearKind::prefill, bm, bn, 64, 4, sk, 2});
+  append_pipelined_prefill_configs(s.expert(), arch, out);
   return out;
 }
 

@@ -24,6 +24,7 @@
 #include "genkernels.h"
 #include "pack.h"
 #include "process.h"
+#include "w4a16_linear/tiling.h"
 
 namespace {
 
@@ -209,6 +210,40 @@ void compile_moe_arch(const std::string& arch) {
   CHECK(layers);
 }
 
+// The pipelined prefill (stages >= 3) on `arch`: symmetric bf16 unsplit and asymmetric
+// fp16 split-K, the linear and the MoE GEMM bodies; every kernel compiles, keeps its
+// stages within the static shared memory the tiling counted, and (AMD) uses the matrix
+// instructions.
+void compile_pipelined_arch(const std::string& arch) {
+  if (!have_compiler(arch)) return;
+  const kf::ArchInfo& info = kf::arch_info(arch);
+  TempDir tmp;
+  kf::GenOptions opt = options(tmp, arch);
+  opt.ops = {"w4a16_linear", "w4a16_moe_gemm1"};
+  opt.dtypes = {"bf16", "fp16"};
+  opt.quants = {"sym", "asym"};
+  opt.filter =
+      "_(n2048_k512|e256_topk8_n1024_k2048)_g128_(bf16_sym_bm32_bn64_bk64_w4_sk1_s3|fp16_asym_bm16_bn128_bk64_w4_sk2_s4)$";
+  std::ostringstream out, err;
+  const kf::GenStats stats = kf::run_genkernels(opt, out, err);
+  INFO("genkernels output:\n" << out.str() << err.str());
+  CHECK(stats.candidates == 4);
+  CHECK(stats.compile_errors == 0);
+  const auto rows = kf::Pack::open(opt.out_dir + "/kforge.sqlite", false).kernels();
+  REQUIRE(rows.size() == 4);
+  for (const auto& r : rows) {
+    INFO(r.name << " status " << r.status << "\nlog:\n" << r.log);
+    CHECK(r.kind == "prefill");
+    CHECK(r.status == "ok");
+    const bool asym = contains(r.name, "_asym_");
+    const int bytes = asym ? kf::w4a16::pipelined_smem_bytes(16, 128, 64, 4, true)
+                           : kf::w4a16::pipelined_smem_bytes(32, 64, 64, 3, false);
+    CHECK(r.lds_bytes >= bytes - 16);  // the stages, and the split-K flag when split
+    CHECK(r.lds_bytes <= bytes);
+    if (info.vendor == kf::Vendor::amd && have_objdump()) CHECK(r.mma_count > 0);
+  }
+}
+
 }  // namespace
 
 TEST_SUITE("compile") {
@@ -216,6 +251,10 @@ TEST_SUITE("compile") {
 TEST_CASE("compile the MoE family, gfx1151") { compile_moe_arch("gfx1151"); }
 TEST_CASE("compile the MoE family, gfx942") { compile_moe_arch("gfx942"); }
 TEST_CASE("compile the MoE family, sm_90a") { compile_moe_arch("sm_90a"); }
+
+TEST_CASE("compile the pipelined prefill, gfx1151") { compile_pipelined_arch("gfx1151"); }
+TEST_CASE("compile the pipelined prefill, gfx942") { compile_pipelined_arch("gfx942"); }
+TEST_CASE("compile the pipelined prefill, sm_90a") { compile_pipelined_arch("sm_90a"); }
 
 TEST_CASE("compile gfx1151") { compile_arch("gfx1151"); }
 TEST_CASE("compile gfx1100") { compile_arch("gfx1100"); }

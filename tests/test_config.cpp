@@ -198,6 +198,14 @@ TEST_CASE("enumerate_linear_configs: every qwen3-35b shape on every arch") {
           CHECK(kf::w4a16::prefill_valid(n, k, g, c.block_m, c.block_n, c.block_k, c.warps, c.split_k));
           // split-K only on the small-M tiles
           if (c.split_k > 1) CHECK(c.block_m <= 32);
+          CHECK((c.stages >= 1 && c.stages <= 4));
+          // The asynchronous ring: its stages fit the arch's static shared memory.
+          if (c.stages >= 3) {
+            CHECK(kf::w4a16::prefill_pipelined_valid(n, k, g, c.block_m, c.block_n, c.block_k, c.warps, c.split_k,
+                                                     c.stages, s.asym, arch.wave_size, arch.max_lds_per_block));
+            CHECK(kf::w4a16::pipelined_smem_bytes(c.block_m, c.block_n, c.block_k, c.stages, s.asym) <=
+                  arch.max_lds_per_block);
+          }
         }
         const kf::Candidate cand = kf::make_linear_candidate(s, c, arch);
         CHECK(cand.threads == threads);
@@ -259,6 +267,24 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
               ++valid;
               CHECK(has({kf::LinearKind::prefill, bm, bn, 64, w, sk, 2}));
             }
+    // The pipelined grid: block_k 64 up to block_m 64, block_m 128 at block_k 32 with 8
+    // warps, split-K at stages 4 with 4 warps, each where its stages fit.
+    auto pipelined = [&](int bm, int bn, int bk, int w, int sk, int st) {
+      if (!kf::w4a16::prefill_pipelined_valid(2048, 512, 128, bm, bn, bk, w, sk, st, false, arch.wave_size,
+                                               arch.max_lds_per_block))
+        return;
+      ++valid;
+      CHECK(has({kf::LinearKind::prefill, bm, bn, bk, w, sk, st}));
+    };
+    for (int st : {3, 4})
+      for (int bn : {64, 128}) {
+        for (int bm : {32, 64})
+          for (int w : {4, 8}) pipelined(bm, bn, 64, w, 1, st);
+        pipelined(128, bn, 32, 8, 1, st);
+      }
+    for (int bm : {16, 32})
+      for (int bn : {64, 128})
+        for (int sk : {2, 4}) pipelined(bm, bn, 64, 4, sk, 4);
     CHECK(first.size() == valid);
   }
 }
@@ -450,3 +476,45 @@ TEST_CASE("occupancy: sm_90a (64K regs/SM in 256-register warp units, 64 warps, 
 }
 
 }  // TEST_SUITE
+
+TEST_CASE("prefill_pipelined_valid: stages, static shared memory per arch, the base tiling") {
+  using kf::w4a16::pipelined_smem_bytes;
+  using kf::w4a16::prefill_pipelined_valid;
+  // Per stage: x 32 x (64 + 8) halves, 8 x 64 raw words, 64 scales (+ 8 zero words when
+  // asymmetric); plus 16 bytes for the split-K flag. ptxas reports 20352 bytes for the
+  // sm_90a kernel of this config (the flag only with split-K).
+  CHECK(pipelined_smem_bytes(32, 64, 64, 3, false) == 3 * (4608 + 2048 + 128) + 16);
+  CHECK(pipelined_smem_bytes(32, 64, 64, 3, true) == 3 * (4608 + 2048 + 128 + 32) + 16);
+  const int sm90 = kf::arch_info("sm_90a").max_lds_per_block, gfx942 = kf::arch_info("gfx942").max_lds_per_block;
+  CHECK(sm90 == 49152);
+  CHECK(prefill_pipelined_valid(12288, 2048, 128, 64, 128, 64, 4, 1, 3, false, 32, sm90));
+  // 4 stages of 64 x 128 x 64 take 54.5 KB: over the 48 KB static limit of sm_90a, within
+  // the 64 KB of an AMD workgroup.
+  CHECK(pipelined_smem_bytes(64, 128, 64, 4, false) > sm90);
+  CHECK_FALSE(prefill_pipelined_valid(12288, 2048, 128, 64, 128, 64, 4, 1, 4, false, 32, sm90));
+  CHECK(prefill_pipelined_valid(12288, 2048, 128, 64, 128, 64, 4, 1, 4, false, 64, gfx942));
+  // Stages 1 and 2 are the register-staged body, not this one.
+  CHECK_FALSE(prefill_pipelined_valid(12288, 2048, 128, 32, 64, 64, 4, 1, 2, false, 32, sm90));
+  // What the base tiling rejects stays rejected: a k-tile across two groups, N not a
+  // multiple of block_n, a split leaving a partial k-tile.
+  CHECK_FALSE(prefill_pipelined_valid(12288, 2048, 32, 32, 64, 64, 4, 1, 3, false, 32, sm90));
+  CHECK_FALSE(prefill_pipelined_valid(12320, 2048, 128, 32, 64, 64, 4, 1, 3, false, 32, sm90));
+  CHECK_FALSE(prefill_pipelined_valid(12288, 512, 128, 32, 64, 64, 4, 16, 3, false, 32, sm90));
+  // Every enumerated pipelined config fits, on every arch, and each arch gets some.
+  for (const auto& arch_name : kf::supported_archs()) {
+    const kf::ArchInfo& arch = kf::arch_info(arch_name);
+    for (bool asym : {false, true}) {
+      const kf::LinearShape s{12288, 2048, 128, true, asym};
+      int pipelined = 0;
+      for (const auto& c : kf::enumerate_linear_configs(s, arch)) {
+        if (c.kind != kf::LinearKind::prefill || c.stages < 3) continue;
+        ++pipelined;
+        INFO(arch_name << " " << c.key());
+        CHECK(pipelined_smem_bytes(c.block_m, c.block_n, c.block_k, c.stages, asym) <= arch.max_lds_per_block);
+      }
+      INFO(arch_name << (asym ? " asym" : " sym"));
+      CHECK(pipelined >= 20);
+      CHECK(pipelined <= 30);
+    }
+  }
+}

@@ -87,6 +87,10 @@ TEST_CASE("every candidate is one the templates accept, distinct, with both kind
           ++prefill;
           CHECK(cand.needs_mma);
           CHECK(kf::w4a16::prefill_valid(int(s.n), int(s.k), 128, c.block_m, c.block_n, c.block_k, c.warps, c.split_k));
+          if (c.stages >= 3)
+            CHECK(kf::w4a16::prefill_pipelined_valid(int(s.n), int(s.k), 128, c.block_m, c.block_n, c.block_k, c.warps,
+                                                     c.split_k, c.stages, s.asym, info.wave_size,
+                                                     info.max_lds_per_block));
           CHECK(cand.instance == "w4a16_moe/gemm_prefill.cu.in");
         }
       }
