@@ -84,7 +84,9 @@ std::string vllm_config_json(const std::string& db_path, const std::string& arch
     if (k.empty()) throw Error("tuning db '" + db_path + "': winner '" + kernel + "' is not among its kernels");
     const LinearConfig c = parse_linear_config(k[0][0], k[0][1]);
     // GROUP_SIZE_M: kforge's grids walk N fastest with no grouping of M blocks (1 in vLLM's terms).
-    j[std::to_string(t)] = {{"BLOCK_SIZE_M", c.block_m}, {"BLOCK_SIZE_N", c.block_n}, {"BLOCK_SIZE_K", c.block_k},
+    // BLOCK_SIZE_M: vLLM's kernel multiplies its tiles with tl.dot, which needs at least
+    // 16 rows; a decode winner (1-8 rows per block) maps to that smallest tile.
+    j[std::to_string(t)] = {{"BLOCK_SIZE_M", std::max(c.block_m, 16)}, {"BLOCK_SIZE_N", c.block_n}, {"BLOCK_SIZE_K", c.block_k},
                             {"GROUP_SIZE_M", 1},         {"num_warps", c.warps},      {"num_stages", c.stages}};
   }
   return j.dump(4) + "\n";
