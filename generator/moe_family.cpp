@@ -64,6 +64,16 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
   // Wide blocks for one or two rows per expert: 8 or 16 warps of k-lanes keep as many
   // bytes in flight as split-K 4 does, reduced on chip instead of through partials in
   // memory, a fence and an atomic.
+  // Narrow column blocks for a handful of tokens: at T = 1 the 64-wide ones give only
+  // 8 experts x N / 64 blocks, one per multiprocessor, too few bytes in flight.
+  for (int bm : {1, 2})
+    for (int bk : {32, 64})
+      for (int w : {4, 8})
+        for (int sk : {1, 2}) {
+          const int threads = w * arch.wave_size;
+          if (threads <= 1024 && w4a16::decode_valid(n, k, g, 32, bk, threads, sk))
+            out.push_back({LinearKind::decode, bm, 32, bk, w, sk, 1});
+        }
   for (int bm : {1, 2})
     for (int bn : {64, 128})
       for (int w : {8, 16}) {
