@@ -6,6 +6,7 @@
 //   - split-K counters back to zero (the kernel's own contract).
 // Prints a line per failure and a table of the worst error per kernel class; exit 1
 // on any failure, 77 when no GPU is present (reported as skipped, never as passed).
+#include "cu_check.h"
 #include "cuda_driver.h"
 
 #include <algorithm>
@@ -29,17 +30,6 @@
 namespace {
 
 const kf::cuda::Driver* cu = nullptr;
-
-#define CU_CHECK(call)                                                                         \
-  do {                                                                                         \
-    CUresult rc_ = (call);                                                                     \
-    if (rc_ != CUDA_SUCCESS) {                                                                 \
-      const char* msg_ = nullptr;                                                              \
-      cu->cuGetErrorString(rc_, &msg_);                                                            \
-      std::fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, msg_ ? msg_ : "?"); \
-      std::exit(1);                                                                            \
-    }                                                                                          \
-  } while (0)
 
 struct DeviceBuffer {
   CUdeviceptr ptr = 0;

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "cu_check.h"
 #include "cuda_driver.h"
 #include "kforge/kforge.h"
 #include "linear_reference.h"
@@ -29,17 +30,6 @@ namespace moe_check {
 
 // The driver table (set once in main).
 extern const cuda::Driver* cu;
-
-#define CU_CHECK(call)                                                                                  \
-  do {                                                                                                  \
-    CUresult rc_ = (call);                                                                              \
-    if (rc_ != CUDA_SUCCESS) {                                                                          \
-      const char* msg_ = nullptr;                                                                       \
-      cu->cuGetErrorString(rc_, &msg_);                                                                 \
-      std::fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, msg_ ? msg_ : "?");   \
-      std::exit(1);                                                                                     \
-    }                                                                                                   \
-  } while (0)
 
 constexpr uint16_t kPoison16 = 0xffff;      // NaN in bf16 and fp16
 constexpr uint32_t kPoison32 = 0x7f7f7f7fu; // an int no align result can hold
