@@ -17,17 +17,7 @@ using namespace kf_rt_test;
 const char* kGemm1 = "e8_topk2_n256_k256_g128_bf16_sym";  // gate_up: N = 2 I, K = H
 const char* kGemm2 = "e8_topk2_n256_k128_g128_bf16_sym";  // down: N = H, K = I
 
-kf_moe_shape layer_shape() {
-  kf_moe_shape s{};
-  s.experts = 8;
-  s.top_k = 2;
-  s.hidden = 256;
-  s.intermediate = 128;
-  s.group = 128;
-  s.bf16 = 1;
-  s.asym = 0;
-  return s;
-}
+kf_moe_shape layer_shape() { return kf_testing::small_moe_shape(); }
 
 struct MoePack {
   TempDir dir{"rt-moe"};

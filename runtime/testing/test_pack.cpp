@@ -61,6 +61,18 @@ struct Db {
 
 }  // namespace
 
+kf_moe_shape small_moe_shape() {
+  kf_moe_shape s{};
+  s.experts = 8;
+  s.top_k = 2;
+  s.hidden = 256;
+  s.intermediate = 128;
+  s.group = 128;
+  s.bf16 = 1;
+  s.asym = 0;
+  return s;
+}
+
 std::string kernel_name(const std::string& kind, const std::string& shape, const std::string& config) {
   return "w4a16_linear_" + kind + "_" + shape + "_" + config;
 }

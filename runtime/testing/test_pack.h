@@ -6,9 +6,15 @@
 #include <string>
 #include <vector>
 
+#include "kforge/kforge.h"
+
 namespace kf_testing {
 
 constexpr const char* kTestDevice = "NVIDIA H100 80GB HBM3";
+
+// The small MoE layer the runtime's tests build packs for: E 8, top_k 2, H 256, I 128,
+// g128 bf16 sym (gemm1 e8_topk2_n256_k256_g128_bf16_sym, gemm2 e8_topk2_n256_k128_g128_bf16_sym).
+kf_moe_shape small_moe_shape();
 
 // w4a16_linear_<kind>_<shape>_<config>, the generator's naming.
 std::string kernel_name(const std::string& kind, const std::string& shape, const std::string& config);

@@ -52,16 +52,7 @@ struct Pack {
   ~Pack() { kf_close(db); }
 };
 
-kf_moe_shape layer_shape() {
-  kf_moe_shape s{};
-  s.experts = 8;
-  s.top_k = 2;
-  s.hidden = 256;
-  s.intermediate = 128;
-  s.group = 128;
-  s.bf16 = 1;
-  return s;
-}
+kf_moe_shape layer_shape() { return kf_testing::small_moe_shape(); }
 
 template <class T>
 T* fake(uintptr_t address) {
