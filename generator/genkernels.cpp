@@ -148,6 +148,26 @@ void compile_one(Job& job, const Backend& backend, const ArchInfo& arch, const C
 
 std::vector<std::string> known_ops() { return {"w4a16_linear", "w4a16_moe_gemm1", "w4a16_moe_gemm2"}; }
 
+std::vector<std::string> resolve_ops(const std::vector<std::string>& ops) {
+  const auto known = known_ops();
+  if (ops.empty()) return known;
+  std::vector<std::string> out;
+  auto add = [&](const std::string& op) {
+    if (std::find(out.begin(), out.end(), op) == out.end()) out.push_back(op);
+  };
+  for (const auto& op : ops) {
+    if (op == "w4a16_moe") {
+      add("w4a16_moe_gemm1");
+      add("w4a16_moe_gemm2");
+    } else if (std::find(known.begin(), known.end(), op) != known.end()) {
+      add(op);
+    } else {
+      throw Error("unknown op '" + op + "' (known: w4a16_linear, w4a16_moe_gemm1, w4a16_moe_gemm2, w4a16_moe)");
+    }
+  }
+  return out;
+}
+
 GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& err) {
   const auto t0 = std::chrono::steady_clock::now();
   GenStats stats;
@@ -156,11 +176,8 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
   std::vector<const ArchInfo*> archs;
   for (const auto& a : opt.archs) archs.push_back(&arch_info(a));
   if (archs.empty()) throw Error("no --arch given");
-  const auto ops = known_ops();
-  for (const auto& op : opt.ops)
-    if (std::find(ops.begin(), ops.end(), op) == ops.end())
-      throw Error("unknown op '" + op + "' (known: w4a16_linear, w4a16_moe_gemm1, w4a16_moe_gemm2)");
-  auto wanted = [&](const char* op) { return opt.ops.empty() || std::count(opt.ops.begin(), opt.ops.end(), op); };
+  const auto ops = resolve_ops(opt.ops);
+  auto wanted = [&](const char* op) { return std::count(ops.begin(), ops.end(), op) > 0; };
   const bool want_linear = wanted("w4a16_linear");
   const ModelDesc model = resolve_model(opt);
   std::regex filter;

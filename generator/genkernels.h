@@ -34,8 +34,12 @@ struct GenStats {
   double seconds = 0;
 };
 
-// Names of the kernel families genkernels knows.
+// Names of the kernel families genkernels knows: w4a16_linear, w4a16_moe_gemm1,
+// w4a16_moe_gemm2.
 std::vector<std::string> known_ops();
+// `ops` as given on a command line, with "w4a16_moe" expanded to both MoE GEMMs and
+// every name checked; empty = all. Throws kf::Error naming an unknown op.
+std::vector<std::string> resolve_ops(const std::vector<std::string>& ops);
 
 // Runs the whole job; prints the candidate list (list_only) or the summary table to
 // `out`, progress to `err`. Throws kf::Error for bad input before anything is written.

@@ -26,7 +26,7 @@ std::string disposition(const std::string& db, const std::string& kernel, int64_
 void check_winners_consistent(const std::string& db, const std::string& device, bool cold = true) {
   kf::ResultsDb r = kf::ResultsDb::open(db);
   const kf::Provenance p{"sm_90a", device, "", "", ""};
-  const kf::TuneKey key{"w4a16_linear", kShape.key(), cold};
+  const kf::TuneKey key{"w4a16_linear", kShape.key(), cold, ""};
   const auto stored = r.winners(p, key);
   const auto expect = kf::compute_winners(r.passed(p, key));
   REQUIRE(stored.size() == expect.size());
@@ -108,7 +108,7 @@ TEST_CASE("autotune: winners follow the measured times (crossover between tuned 
   kf::FakeMeasurer fm(fo);
   run_in_process(options(db), fm);
   kf::ResultsDb r = kf::ResultsDb::open(db);
-  const auto w = r.winners({"sm_90a", "kforge-fake-gpu", "", "", ""}, {"w4a16_linear", kShape.key(), true});
+  const auto w = r.winners({"sm_90a", "kforge-fake-gpu", "", "", ""}, {"w4a16_linear", kShape.key(), true, ""});
   REQUIRE(w.size() == 2);
   CHECK(w[0].kernel == f.decode_bm1);
   CHECK(w[0].m_lo == 1);

@@ -9,28 +9,6 @@
 
 namespace kf {
 
-std::vector<std::string> tunable_ops() { return {"w4a16_linear", "w4a16_moe_gemm1", "w4a16_moe_gemm2"}; }
-
-std::vector<std::string> resolve_ops(const std::vector<std::string>& ops) {
-  const auto known = tunable_ops();
-  if (ops.empty()) return known;
-  std::vector<std::string> out;
-  auto add = [&](const std::string& op) {
-    if (std::find(out.begin(), out.end(), op) == out.end()) out.push_back(op);
-  };
-  for (const auto& op : ops) {
-    if (op == "w4a16_moe") {
-      add("w4a16_moe_gemm1");
-      add("w4a16_moe_gemm2");
-    } else if (std::find(known.begin(), known.end(), op) != known.end()) {
-      add(op);
-    } else {
-      throw Error("unknown op '" + op + "' (known: w4a16_linear, w4a16_moe_gemm1, w4a16_moe_gemm2, w4a16_moe)");
-    }
-  }
-  return out;
-}
-
 namespace {
 
 void check_selection(const ShapeSelection& sel) {

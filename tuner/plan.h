@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "genkernels.h"  // resolve_ops
 #include "linear_family.h"
 #include "model.h"
 #include "moe_family.h"
@@ -33,12 +34,7 @@ struct TuneShape {
   std::vector<std::string> layers;  // the model layers it serves (for the report)
 };
 
-// The families autotune tunes (the genkernels op names): w4a16_linear, w4a16_moe_gemm1,
-// w4a16_moe_gemm2; "w4a16_moe" stands for both MoE ops.
-std::vector<std::string> tunable_ops();
-// `ops` with w4a16_moe expanded, every name checked; empty = all. Throws kf::Error
-// naming an unknown op.
-std::vector<std::string> resolve_ops(const std::vector<std::string>& ops);
+// autotune tunes the genkernels families: resolve_ops (genkernels.h) reads its --ops.
 
 // The routing archetypes MoE ops are timed under unless told otherwise.
 std::vector<RoutingArchetype> default_archetypes();  // uniform, zipf1, zipf2
