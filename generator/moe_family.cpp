@@ -68,7 +68,7 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
   // 8 experts x N / 64 blocks, one per multiprocessor, too few bytes in flight.
   for (int bm : {1, 2})
     for (int bk : {32, 64})
-      for (int w : {4, 8})
+      for (int w : {4, 8, 16})
         for (int sk : {1, 2}) {
           const int threads = w * arch.wave_size;
           if (threads <= 1024 && w4a16::decode_valid(n, k, g, 32, bk, threads, sk))
