@@ -110,12 +110,16 @@ Measurement FakeMeasurer::outcome(const PackKernel& kernel, double t, int reps) 
   return r;
 }
 
-Measurement FakeMeasurer::measure(const PackKernel& kernel, const LinearShape& shape, int64_t m, bool cold_l2,
-                                  int reps) {
+bool FakeMeasurer::begin_measurement(const PackKernel& kernel) {
   if (opt_.die_after >= 0 && measurements_ >= opt_.die_after) std::_Exit(137);
   ++measurements_;
   if (opt_.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.delay_ms));
-  const bool injected = std::regex_search(kernel.name, failed_) || std::regex_search(kernel.name, incorrect_);
+  return std::regex_search(kernel.name, failed_) || std::regex_search(kernel.name, incorrect_);
+}
+
+Measurement FakeMeasurer::measure(const PackKernel& kernel, const LinearShape& shape, int64_t m, bool cold_l2,
+                                  int reps) {
+  const bool injected = begin_measurement(kernel);
   const double t = injected      ? 0
                    : opt_.time_us ? opt_.time_us(kernel, shape, m, cold_l2)
                                   : fake_time_us(kernel, shape, m, cold_l2);
@@ -124,10 +128,7 @@ Measurement FakeMeasurer::measure(const PackKernel& kernel, const LinearShape& s
 
 Measurement FakeMeasurer::measure_moe(const PackKernel& kernel, const MoeShape& shape, const MoeRouting& routing,
                                       bool cold_l2, int reps) {
-  if (opt_.die_after >= 0 && measurements_ >= opt_.die_after) std::_Exit(137);
-  ++measurements_;
-  if (opt_.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.delay_ms));
-  const bool injected = std::regex_search(kernel.name, failed_) || std::regex_search(kernel.name, incorrect_);
+  const bool injected = begin_measurement(kernel);
   const double t = injected          ? 0
                    : opt_.moe_time_us ? opt_.moe_time_us(kernel, shape, routing, cold_l2)
                                       : fake_moe_time_us(kernel, shape, routing, cold_l2);

@@ -134,6 +134,9 @@ class FakeMeasurer : public Measurer {
   int shapes_begun() const { return shapes_begun_; }
 
  private:
+  // Counts one measurement (dying first when die_after says so, sleeping delay_ms);
+  // true when the kernel's outcome is injected (failed / incorrect), so it needs no time.
+  bool begin_measurement(const PackKernel& kernel);
   // The injected outcome (failed / incorrect) of `kernel`, or a passed row of time t.
   Measurement outcome(const PackKernel& kernel, double t, int reps);
   FakeOptions opt_;
