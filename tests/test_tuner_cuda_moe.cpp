@@ -54,13 +54,7 @@ std::map<std::string, std::string> write_pack(const std::string& path, const std
   u.code_object.assign(flush.begin(), flush.end());
   u.code_object.push_back(0);
   pack.put_kernel(u);
-  kf::PackKernel a = util_row();
-  a.name = "moe_align_any";
-  a.op = "moe_align";
-  a.kind = "align";
-  a.shape = "any";
-  a.config = "t1024";
-  a.threads = 1024;
+  kf::PackKernel a = align_row();
   const std::string text = "FAKECUBIN name=moe_align_any us=2 behave=" + align_behave;
   a.code_object.assign(text.begin(), text.end());
   a.code_object.push_back(0);

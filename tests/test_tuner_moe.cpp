@@ -65,14 +65,7 @@ MoePack write_moe_pack(const std::string& path) {
     }
   }
   pack.put_kernel(util_row());
-  kf::PackKernel align = util_row();
-  align.name = "moe_align_any";
-  align.op = "moe_align";
-  align.kind = "align";
-  align.shape = "any";
-  align.config = "t1024";
-  align.threads = 1024;
-  pack.put_kernel(align);
+  pack.put_kernel(align_row());
   pack.commit();
   return f;
 }

@@ -72,6 +72,18 @@ inline kf::PackKernel util_row() {
   return k;
 }
 
+// The pack's moe_align_any row (a util-like helper: the fake ELF, 1024 threads).
+inline kf::PackKernel align_row() {
+  kf::PackKernel k = util_row();
+  k.name = "moe_align_any";
+  k.op = "moe_align";
+  k.kind = "align";
+  k.shape = "any";
+  k.config = "t1024";
+  k.threads = 1024;
+  return k;
+}
+
 // Names of the fake pack's kernels of kShape, by role.
 struct FakePack {
   std::string decode_bm1, decode_bm2_sk2, decode_bm16, prefill_bm16, prefill_bm32, prefill_bm64, spilled,
