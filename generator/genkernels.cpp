@@ -16,6 +16,7 @@
 #include "compile_cache.h"
 #include "error.h"
 #include "linear_family.h"
+#include "mla_family.h"
 #include "model.h"
 #include "moe_family.h"
 #include "pack.h"
@@ -88,6 +89,23 @@ std::vector<MoeLayerShape> moe_shapes(const ModelDesc& model, const GenOptions& 
   return out;
 }
 
+struct MlaLayerShape {
+  std::string layer;
+  MlaShape shape;
+  int count;
+};
+
+std::vector<MlaLayerShape> mla_shapes(const ModelDesc& model, const GenOptions& opt) {
+  std::vector<MlaLayerShape> out;
+  for (const auto& l : model.mla)
+    for (const auto& dt : opt.dtypes) {
+      MlaShape s{l.heads, l.topk, l.extras, dt == "bf16"};
+      validate_mla_shape(s, l.layer);
+      out.push_back({l.layer, s, l.count});
+    }
+  return out;
+}
+
 std::string read_text(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error("cannot read template '" + path + "'");
@@ -146,7 +164,9 @@ void compile_one(Job& job, const Backend& backend, const ArchInfo& arch, const C
 
 }  // namespace
 
-std::vector<std::string> known_ops() { return {"w4a16_linear", "w4a16_moe_gemm1", "w4a16_moe_gemm2"}; }
+std::vector<std::string> known_ops() {
+  return {"w4a16_linear", "w4a16_moe_gemm1", "w4a16_moe_gemm2", kMlaDecodeOp};
+}
 
 std::vector<std::string> resolve_ops(const std::vector<std::string>& ops) {
   const auto known = known_ops();
@@ -162,7 +182,8 @@ std::vector<std::string> resolve_ops(const std::vector<std::string>& ops) {
     } else if (std::find(known.begin(), known.end(), op) != known.end()) {
       add(op);
     } else {
-      throw Error("unknown op '" + op + "' (known: w4a16_linear, w4a16_moe_gemm1, w4a16_moe_gemm2, w4a16_moe)");
+      throw Error("unknown op '" + op + "' (known: w4a16_linear, w4a16_moe_gemm1, w4a16_moe_gemm2, w4a16_moe, " +
+                  kMlaDecodeOp + ")");
     }
   }
   return out;
@@ -189,6 +210,7 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
 
   std::vector<LayerShape> shapes = want_linear ? linear_shapes(model, opt) : std::vector<LayerShape>{};
   const std::vector<MoeLayerShape> moe = moe_shapes(model, opt, wanted("w4a16_moe_gemm1"), wanted("w4a16_moe_gemm2"));
+  const std::vector<MlaLayerShape> mla = wanted(kMlaDecodeOp) ? mla_shapes(model, opt) : std::vector<MlaLayerShape>{};
   std::vector<Job> jobs;
   std::map<std::string, bool> seen;
   for (const ArchInfo* arch : archs)
@@ -235,6 +257,22 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
       for (auto& c : helpers)
         if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
     }
+  for (const ArchInfo* arch : archs)
+    for (const auto& ls : mla) {
+      if (seen[arch->name + kMlaDecodeOp + ls.shape.key()]) continue;
+      seen[arch->name + kMlaDecodeOp + ls.shape.key()] = true;
+      for (const auto& cfg : enumerate_mla_configs(ls.shape, *arch)) {
+        Candidate c = make_mla_candidate(ls.shape, cfg, *arch);
+        if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
+      }
+    }
+  // Split MLA kernels merge their partials with the combine kernel of their dtype.
+  for (const ArchInfo* arch : archs)
+    for (const auto& dt : opt.dtypes)
+      if (std::any_of(mla.begin(), mla.end(), [&](const MlaLayerShape& l) { return l.shape.bf16 == (dt == "bf16"); })) {
+        Candidate c = make_mla_combine_candidate(dt == "bf16", *arch);
+        if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
+      }
   for (const ArchInfo* arch : archs) {
     Candidate c = make_util_candidate(*arch);
     if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
@@ -301,6 +339,7 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
     pack.set_meta("schema_version", std::to_string(kPackSchemaVersion));
     for (const auto& ls : shapes) pack.put_shape({model.name, ls.layer, "w4a16_linear", ls.shape.key(), ls.count});
     for (const auto& ms : moe) pack.put_shape({model.name, ms.layer, ms.shape.op(), ms.shape.key(), ms.count});
+    for (const auto& ls : mla) pack.put_shape({model.name, ls.layer, kMlaDecodeOp, ls.shape.key(), ls.count});
     for (const auto& j : jobs) {
       stats.stale_results += pack.drop_stale_results(j.row);
       pack.put_kernel(j.row);
@@ -309,7 +348,7 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
     if (opt.filter.empty()) {
       std::map<std::tuple<std::string, std::string, std::string>, std::vector<std::string>> emitted;
       for (const auto& j : jobs)
-        if (j.cand.op == "w4a16_linear" || j.cand.op.rfind("w4a16_moe_", 0) == 0)
+        if (j.cand.op == "w4a16_linear" || j.cand.op.rfind("w4a16_moe_", 0) == 0 || j.cand.op == kMlaDecodeOp)
           emitted[{j.cand.arch, j.cand.op, j.cand.shape}].push_back(j.cand.name);
       for (const auto& [key, names] : emitted)
         pack.delete_stale(std::get<0>(key), std::get<1>(key), std::get<2>(key), names);

@@ -28,14 +28,35 @@ ModelDesc qwen3_35b() {
   return m;
 }
 
+// DeepSeek-V3.2: 61 layers, hidden 7168, 128 attention heads over a 576-wide latent KV
+// cache with DeepSeek Sparse Attention (2048 indexed rows per query); 58 MoE layers of
+// 256 routed experts (top-8, moe_intermediate 2048). One MLA entry per heads-per-rank
+// (tensor parallel 8, 4, 2, 1), without and with 128 extra rows per query (a window).
+// Its dense projections are not listed: kforge serves the attention and the experts.
+ModelDesc deepseek_v32() {
+  ModelDesc m;
+  m.name = "deepseek-v3.2";
+  m.hidden = 7168;
+  m.num_layers = 61;
+  for (int64_t heads : {16, 32, 64, 128})
+    for (int64_t extras : {0, 128})
+      m.mla.push_back({"attn.sparse_mla.h" + std::to_string(heads) + (extras ? "_window" : ""), heads, 2048, extras, 61});
+  m.moe = {
+      {"experts.gate_up_proj", 256, 8, 4096, 7168, 58},
+      {"experts.down_proj", 256, 8, 7168, 2048, 58},
+  };
+  return m;
+}
+
 }  // namespace
 
 const char* default_model_name() { return "qwen3-35b"; }
 
-std::vector<std::string> builtin_model_names() { return {"qwen3-35b"}; }
+std::vector<std::string> builtin_model_names() { return {"qwen3-35b", "deepseek-v3.2"}; }
 
 ModelDesc builtin_model(const std::string& name) {
   if (name == "qwen3-35b") return qwen3_35b();
+  if (name == "deepseek-v3.2") return deepseek_v32();
   std::string known;
   for (const auto& n : builtin_model_names()) known += (known.empty() ? "" : ", ") + n;
   throw Error("unknown model '" + name + "' (known: " + known +

@@ -25,12 +25,23 @@ struct MoeLayer {
   int count = 0;
 };
 
+// Sparse MLA decode attention (DeepSeek-V3.2 style), per tuning bucket: heads per rank
+// (the tensor-parallel split decides it) and extra always-attended rows per query.
+struct MlaLayer {
+  std::string layer;  // e.g. "attn.sparse_mla_decode.tp8"
+  int64_t heads = 0;
+  int64_t topk = 0;
+  int64_t extras = 0;
+  int count = 0;
+};
+
 struct ModelDesc {
   std::string name;
   int64_t hidden = 0;
   int64_t num_layers = 0;
   std::vector<LinearLayer> linears;
   std::vector<MoeLayer> moe;
+  std::vector<MlaLayer> mla;
 };
 
 // The models kforge knows by name; `default_model_name()` is the one genkernels uses

@@ -105,6 +105,31 @@ KF_INLINE float fast_exp(float x) { return __builtin_expf(x); }
 KF_INLINE float fast_exp(float x) { return __expf(x); }
 #endif
 
+// 2^x and log2(x) at the hardware's approximate rate (softmax; not for references).
+#if KF_AMDGPU
+KF_INLINE float fast_exp2(float x) { return __builtin_amdgcn_exp2f(x); }
+KF_INLINE float fast_log2(float x) { return __builtin_amdgcn_logf(x); }
+#else
+KF_INLINE float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+KF_INLINE float fast_log2(float x) { return __log2f(x); }
+#endif
+KF_INLINE float neg_inf() { return -__builtin_inff(); }
+
+// ---- lanes of one wave -------------------------------------------------------------
+// The value of lane (this lane ^ mask); every lane of the wave must take part.
+#if KF_AMDGPU
+KF_INLINE float shuffle_xor(float v, int mask) {
+  const int lane = thread_id() % KF_WAVE;  // kforge launches 1-D blocks
+  return __builtin_bit_cast(float, __builtin_amdgcn_ds_bpermute((lane ^ mask) << 2, __builtin_bit_cast(int, v)));
+}
+#else
+KF_INLINE float shuffle_xor(float v, int mask) { return __shfl_xor_sync(0xffffffffu, v, mask); }
+#endif
+
 // ---- vector memory access ----------------------------------------------------------
 struct alignas(16) u32x4 {
   uint32_t x, y, z, w;
@@ -252,6 +277,31 @@ KF_INLINE void load_frag_b(FragB& f, const uint16_t* tile, int ld, int lane) {
   for (int p = 0; p < MmaLayout::kBPairs; ++p) {
     const layout::RC rc = MmaLayout::b_pair(lane, p);
     f.r[p] = *reinterpret_cast<const uint32_t*>(tile + rc.row * ld + rc.col);
+  }
+}
+#endif
+
+// B from a tile stored the other way round, Bt[k * ld + n] (e.g. attention's V rows,
+// one per k): same fragment as load_frag_b of the transposed tile.
+#if KF_MMA_SM80
+// ldmatrix.trans hands lane l the pair (rows 2*(l%4), +1; column l/4) of each 8x8
+// matrix: matrix p covers k 8*(p%2).., n 8*(p/2).., the b_pair order.
+KF_INLINE void ldmatrix_x4_trans(uint32_t (&r)[4], const uint16_t* row_addr) {
+  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(row_addr));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+KF_INLINE void load_frag_b_kn(FragB& f, const uint16_t* tile, int ld, int lane) {
+  const int q = lane / 8;
+  ldmatrix_x4_trans(f.r, tile + ((q % 2) * 8 + lane % 8) * ld + (q / 2) * 8);
+}
+#else
+KF_INLINE void load_frag_b_kn(FragB& f, const uint16_t* tile, int ld, int lane) {
+#pragma unroll
+  for (int p = 0; p < MmaLayout::kBPairs; ++p) {
+    const layout::RC rc = MmaLayout::b_pair(lane, p);  // row = n, col = k
+    f.r[p] = uint32_t(tile[rc.col * ld + rc.row]) | uint32_t(tile[(rc.col + 1) * ld + rc.row]) << 16;
   }
 }
 #endif

@@ -1,0 +1,63 @@
+// sparse_mla combine kernel (args.h): merges the split decode kernel's partials. One
+// group of kCombineRowThreads threads per (query, head) row, 16 output dims each; the
+// split count is a run-time argument, so one kernel per dtype serves every config.
+#pragma once
+#include "kf_portability.h"
+#include "sparse_mla/args.h"
+#include "sparse_mla/launch.h"
+
+namespace kf {
+namespace mla {
+
+#if KF_AMDGPU
+KF_INLINE float exp_accurate(float x) { return __builtin_expf(x); }
+KF_INLINE float log_accurate(float x) { return __builtin_logf(x); }
+#else
+KF_INLINE float exp_accurate(float x) { return expf(x); }
+KF_INLINE float log_accurate(float x) { return logf(x); }
+#endif
+
+template <bool BF16>
+KF_INLINE void sparse_mla_combine(const kf_mla_combine_args& a) {
+  using Act = Act16<BF16>;
+  const int64_t row = (int64_t)block_x() * kCombineRows + thread_id() / kCombineRowThreads;
+  if (row >= (int64_t)a.queries * a.heads) return;
+  const int d0 = (thread_id() % kCombineRowThreads) * 16;
+  const int64_t plane = (int64_t)a.queries * a.heads;  // rows per split
+  float mx = neg_inf();
+  for (int s = 0; s < a.splits; ++s) {
+    const float l = a.part_lse[s * plane + row];
+    mx = mx > l ? mx : l;
+  }
+  float acc[16];
+#pragma unroll
+  for (int i = 0; i < 16; ++i) acc[i] = 0.f;
+  float total = 0.f;
+  if (mx != neg_inf()) {
+    for (int s = 0; s < a.splits; ++s) {
+      const float w = exp_accurate(a.part_lse[s * plane + row] - mx);  // 0 for an empty part
+      total += w;
+      if (w == 0.f) continue;
+      const float* po = a.part_o + (s * plane + row) * kLatentDim + d0;
+#pragma unroll
+      for (int i = 0; i < 16; i += 4) {
+        const u32x4 v = load16(po + i);
+        acc[i] += w * bits_as_float(v.x);
+        acc[i + 1] += w * bits_as_float(v.y);
+        acc[i + 2] += w * bits_as_float(v.z);
+        acc[i + 3] += w * bits_as_float(v.w);
+      }
+    }
+  }
+  const float inv = total > 0.f ? 1.f / total : 0.f;
+  uint32_t packed[8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) packed[i] = Act::pack2(acc[2 * i] * inv, acc[2 * i + 1] * inv);
+  uint16_t* o = static_cast<uint16_t*>(a.o) + row * kLatentDim + d0;
+  store16(o, u32x4{packed[0], packed[1], packed[2], packed[3]});
+  store16(o + 8, u32x4{packed[4], packed[5], packed[6], packed[7]});
+  if (a.lse && d0 == 0) a.lse[row] = total > 0.f ? mx + log_accurate(total) : neg_inf();
+}
+
+}  // namespace mla
+}  // namespace kf
