@@ -22,8 +22,10 @@
 #include "backend.h"
 #include "error.h"
 #include "genkernels.h"
+#include "mla_family.h"
 #include "pack.h"
 #include "process.h"
+#include "sparse_mla/launch.h"
 #include "w4a16_linear/tiling.h"
 
 namespace {
@@ -244,9 +246,46 @@ void compile_pipelined_arch(const std::string& arch) {
   }
 }
 
+// The sparse_mla family on `arch`: an unsplit and a split decode config and the combine
+// kernel compile cleanly within the shared memory launch.h counts, and the decode
+// kernels use the matrix instructions.
+void compile_mla_arch(const std::string& arch) {
+  if (!have_compiler(arch)) return;
+  const kf::ArchInfo& info = kf::arch_info(arch);
+  TempDir tmp;
+  kf::GenOptions opt = options(tmp, arch);
+  opt.model = "deepseek-v3.2";
+  opt.ops = {"sparse_mla_decode"};
+  opt.filter = "^sparse_mla_combine|_h32_topk2048_x0_bf16_(bh16_bk16_w8_sp1_s2|bh32_bk16_w16_sp8_s1)$";
+  std::ostringstream out, err;
+  const kf::GenStats stats = kf::run_genkernels(opt, out, err);
+  INFO("genkernels output:\n" << out.str() << err.str());
+  CHECK(stats.compile_errors == 0);
+  const auto rows = kf::Pack::open(opt.out_dir + "/kforge.sqlite", false).kernels();
+  std::map<std::string, int> by_kind;
+  for (const auto& r : rows) {
+    INFO(r.name << " status " << r.status << "\nlog:\n" << r.log);
+    if (r.op == "util") continue;
+    ++by_kind[r.op + " " + r.kind];
+    CHECK(r.status == "ok");
+    CHECK(r.lds_bytes <= info.max_lds_per_block);
+    if (r.kind == "decode") {
+      const kf::MlaConfig c = kf::parse_mla_config(r.config);
+      CHECK(r.lds_bytes <= kf::mla::decode_smem_bytes(c.block_h, c.block_k, c.warps, c.stages));
+      if (info.vendor == kf::Vendor::amd && have_objdump()) CHECK(r.mma_count > 0);
+    }
+  }
+  CHECK(by_kind["sparse_mla_decode decode"] == 2);
+  CHECK(by_kind["sparse_mla_combine combine"] == 1);
+}
+
 }  // namespace
 
 TEST_SUITE("compile") {
+
+TEST_CASE("compile the sparse MLA family, gfx1151") { compile_mla_arch("gfx1151"); }
+TEST_CASE("compile the sparse MLA family, gfx942") { compile_mla_arch("gfx942"); }
+TEST_CASE("compile the sparse MLA family, sm_90a") { compile_mla_arch("sm_90a"); }
 
 TEST_CASE("compile the MoE family, gfx1151") { compile_moe_arch("gfx1151"); }
 TEST_CASE("compile the MoE family, gfx942") { compile_moe_arch("gfx942"); }
