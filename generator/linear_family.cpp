@@ -57,7 +57,7 @@ const char* kind_name(LinearKind kind) {
 std::string LinearConfig::key() const {
   return "bm" + std::to_string(block_m) + "_bn" + std::to_string(block_n) + "_bk" +
          std::to_string(block_k) + "_w" + std::to_string(warps) + "_sk" + std::to_string(split_k) +
-         "_s" + std::to_string(stages);
+         "_s" + std::to_string(stages) + (silu ? "_silu" : "");
 }
 
 std::string linear_kernel_name(const LinearShape& shape, const LinearConfig& cfg) {
@@ -124,6 +124,7 @@ void append_pipelined_prefill_configs(const LinearShape& s, const ArchInfo& arch
 }
 
 Candidate make_linear_candidate(const LinearShape& s, const LinearConfig& cfg, const ArchInfo& arch) {
+  if (cfg.silu) throw Error("the fused SiLU epilogue (" + cfg.key() + ") is a w4a16_moe_gemm1 config, not w4a16_linear's");
   Candidate c;
   c.op = "w4a16_linear";
   c.kind = kind_name(cfg.kind);
@@ -198,10 +199,12 @@ int64_t linear_counter_ints(const LinearShape& s, const LinearConfig& cfg, int64
 namespace kf {
 
 LinearConfig parse_linear_config(const std::string& kind, const std::string& key) {
-  static const std::regex re("bm([1-9][0-9]*)_bn([1-9][0-9]*)_bk([1-9][0-9]*)_w([1-9][0-9]*)_sk([1-9][0-9]*)_s([1-9][0-9]*)");
+  static const std::regex re(
+      "bm([1-9][0-9]*)_bn([1-9][0-9]*)_bk([1-9][0-9]*)_w([1-9][0-9]*)_sk([1-9][0-9]*)_s([1-9][0-9]*)(_silu)?");
   std::smatch m;
   if ((kind != "decode" && kind != "prefill" && kind != "generic") || !std::regex_match(key, m, re))
-    throw Error("bad w4a16_linear config '" + kind + " " + key + "' (expected like prefill bm64_bn128_bk64_w4_sk1_s2)");
+    throw Error("bad w4a16_linear config '" + kind + " " + key +
+                "' (expected like prefill bm64_bn128_bk64_w4_sk1_s2, or with _silu appended)");
   LinearConfig c;
   c.kind = kind == "decode" ? LinearKind::decode : kind == "prefill" ? LinearKind::prefill : LinearKind::generic;
   try {
@@ -211,6 +214,7 @@ LinearConfig parse_linear_config(const std::string& kind, const std::string& key
     c.warps = std::stoi(m[4]);
     c.split_k = std::stoi(m[5]);
     c.stages = std::stoi(m[6]);
+    c.silu = m[7].matched;
   } catch (const std::out_of_range&) {
     throw Error("w4a16_linear config '" + key + "' has a number out of range");
   }

@@ -41,9 +41,11 @@ struct LinearConfig {
   int warps = 4;     // waves (AMD) or warps (NVIDIA) per block
   int split_k = 1;   // blocks sharing one output tile's K range
   int stages = 1;    // prefill: 2 = next tile's loads issued before this tile's math
+  bool silu = false;  // fused SiLU-and-mul epilogue (templates/w4a16_linear/silu.h): the
+                      // MoE family's gemm1 only; w4a16_linear never enumerates it
 
-  // bm64_bn128_bk64_w4_sk1_s2: fixed order, every knob, so within a kind equal keys =
-  // equal configs (the kernel name adds the kind).
+  // bm64_bn128_bk64_w4_sk1_s2, and _silu appended for the fused epilogue: fixed order,
+  // every knob, so within a kind equal keys = equal configs (the kernel name adds the kind).
   std::string key() const;
   bool operator==(const LinearConfig& o) const { return kind == o.kind && key() == o.key(); }
 };

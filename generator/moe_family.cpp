@@ -94,18 +94,38 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
       for (int sk : {2, 4})
         if (w4a16::prefill_valid(n, k, g, bm, bn, 64, 4, sk)) out.push_back({LinearKind::prefill, bm, bn, 64, 4, sk, 2});
   append_pipelined_prefill_configs(s.expert(), arch, out);
+  // gemm1: the fused SiLU-and-mul epilogue (templates/w4a16_linear/silu.h) of every
+  // decode config, where the launch it saves is a large part of a few tokens' layer, and
+  // of the prefetching prefill ones (stages >= 2), where it saves writing and reading
+  // back the N-wide product; stage-1 prefill seldom wins and is left unfused.
+  if (s.gemm == 1) {
+    const size_t unfused = out.size();
+    for (size_t i = 0; i < unfused; ++i) {
+      LinearConfig c = out[i];
+      c.silu = true;
+      if (c.kind == LinearKind::decode ? w4a16::decode_silu_valid(n, c.block_n)
+                                       : c.stages >= 2 && w4a16::prefill_silu_valid(n, c.block_m, c.block_n, c.warps,
+                                                                                     c.stages, s.asym))
+        out.push_back(c);
+    }
+  }
   return out;
 }
 
 Candidate make_moe_candidate(const MoeShape& s, const LinearConfig& cfg, const ArchInfo& arch) {
-  Candidate c = make_linear_candidate(s.expert(), cfg, arch);
+  if (cfg.silu && s.gemm != 1) throw Error("the fused SiLU epilogue (" + cfg.key() + ") is for w4a16_moe_gemm1 only");
+  LinearConfig body = cfg;  // the w4a16_linear parameters: everything but the epilogue
+  body.silu = false;
+  Candidate c = make_linear_candidate(s.expert(), body, arch);
   c.op = s.op();
+  c.config = cfg.key();
   c.shape = s.key();
   c.name = moe_kernel_name(s, cfg);
   c.instance = std::string("w4a16_moe/gemm_") + c.kind + ".cu.in";
   c.params["name"] = c.name;
   c.params["config"] = c.op + " " + c.kind + " " + c.shape + " " + c.config + " " + arch.name;
   c.params["gemm"] = std::to_string(s.gemm);
+  c.params["silu"] = cfg.silu ? "true" : "false";
   return c;
 }
 

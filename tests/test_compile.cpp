@@ -279,9 +279,51 @@ void compile_mla_arch(const std::string& arch) {
   CHECK(by_kind["sparse_mla_combine combine"] == 1);
 }
 
+// gemm1 with the fused SiLU-and-mul epilogue (templates/w4a16_linear/silu.h) on `arch`:
+// decode unsplit and split-K, the staged, pipelined and split-K pipelined prefill (bf16
+// symmetric), an asymmetric fp16 split-K decode and staged prefill. Every kernel
+// compiles with its _silu name as the symbol, and (AMD) the prefill ones use the matrix
+// instructions.
+void compile_silu_arch(const std::string& arch) {
+  if (!have_compiler(arch)) return;
+  const kf::ArchInfo& info = kf::arch_info(arch);
+  TempDir tmp;
+  kf::GenOptions opt = options(tmp, arch);
+  opt.ops = {"w4a16_moe_gemm1"};
+  opt.dtypes = {"bf16", "fp16"};
+  opt.quants = {"sym", "asym"};
+  opt.filter =
+      "_e256_topk8_n1024_k2048_g128_(bf16_sym_(bm4_bn64_bk32_w4_sk1_s1|bm8_bn128_bk32_w4_sk2_s1|bm32_bn64_bk32_w4_sk1_s2|"
+      "bm64_bn128_bk64_w4_sk1_s3|bm16_bn128_bk64_w4_sk4_s4)|fp16_asym_(bm4_bn64_bk32_w4_sk2_s1|bm32_bn128_bk32_w8_sk1_s2))"
+      "_silu$";
+  std::ostringstream out, err;
+  const kf::GenStats stats = kf::run_genkernels(opt, out, err);
+  INFO("genkernels output:\n" << out.str() << err.str());
+  CHECK(stats.candidates == 7);
+  CHECK(stats.compile_errors == 0);
+  const auto rows = kf::Pack::open(opt.out_dir + "/kforge.sqlite", false).kernels();
+  int fused = 0;
+  for (const auto& r : rows) {
+    if (r.op != "w4a16_moe_gemm1") continue;
+    INFO(r.name << " status " << r.status << "\nlog:\n" << r.log);
+    ++fused;
+    CHECK(contains(r.name, "_silu"));
+    CHECK(contains(r.config, "_silu"));
+    CHECK(r.status != "compile_error");
+    CHECK_FALSE(r.code_object.empty());
+    CHECK(contains(read_text(opt.out_dir + "/src/" + arch + "/" + r.name + ".cu"), "/*SILU=*/true"));
+    if (r.kind == "prefill" && info.vendor == kf::Vendor::amd && have_objdump()) CHECK(r.mma_count > 0);
+  }
+  CHECK(fused == 7);
+}
+
 }  // namespace
 
 TEST_SUITE("compile") {
+
+TEST_CASE("compile the fused SiLU gemm1, gfx1151") { compile_silu_arch("gfx1151"); }
+TEST_CASE("compile the fused SiLU gemm1, gfx942") { compile_silu_arch("gfx942"); }
+TEST_CASE("compile the fused SiLU gemm1, sm_90a") { compile_silu_arch("sm_90a"); }
 
 TEST_CASE("compile the sparse MLA family, gfx1151") { compile_mla_arch("gfx1151"); }
 TEST_CASE("compile the sparse MLA family, gfx942") { compile_mla_arch("gfx942"); }

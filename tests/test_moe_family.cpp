@@ -4,7 +4,10 @@
 
 #include "test_util.h"
 
+#include <algorithm>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "arch.h"
 #include "error.h"
@@ -78,6 +81,8 @@ TEST_CASE("every candidate is one the templates accept, distinct, with both kind
         CHECK(cand.shape == s.key());
         CHECK(cand.params.at("gemm") == std::to_string(s.gemm));
         CHECK(cand.params.at("name") == cand.name);
+        CHECK(cand.params.at("silu") == (c.silu ? "true" : "false"));
+        CHECK(cand.config == c.key());
         if (c.kind == kf::LinearKind::decode) {
           ++decode;
           CHECK(c.block_m <= 8);
@@ -98,6 +103,109 @@ TEST_CASE("every candidate is one the templates accept, distinct, with both kind
       if (info.wave_size == 32) CHECK(decode > 0);
     }
   }
+}
+
+TEST_CASE("fused SiLU gemm1: the _silu key suffix round-trips and names say what ran") {
+  const kf::MoeShape s = qwen_gate_up();
+  kf::LinearConfig cfg{kf::LinearKind::decode, 1, 64, 64, 4, 1, 1};
+  cfg.silu = true;
+  CHECK(cfg.key() == "bm1_bn64_bk64_w4_sk1_s1_silu");
+  CHECK(kf::moe_kernel_name(s, cfg) == "w4a16_moe_gemm1_decode_e256_topk8_n1024_k2048_g128_bf16_sym_bm1_bn64_bk64_w4_sk1_s1_silu");
+  const kf::LinearConfig back = kf::parse_linear_config("decode", cfg.key());
+  CHECK(back.silu);
+  CHECK(back == cfg);
+  CHECK_FALSE(kf::parse_linear_config("decode", "bm1_bn64_bk64_w4_sk1_s1").silu);
+  CHECK_FALSE(back == kf::parse_linear_config("decode", "bm1_bn64_bk64_w4_sk1_s1"));
+  for (const char* bad : {"bm1_bn64_bk64_w4_sk1_s1_silu_silu", "bm1_bn64_bk64_w4_sk1_s1silu", "bm1_bn64_bk64_w4_sk1_s1_SILU",
+                          "bm1_bn64_bk64_w4_sk1_silu_s1", "bm1_bn64_bk64_w4_sk1_s1_"})
+    CHECK_THROWS_AS(kf::parse_linear_config("decode", bad), kf::Error);
+  // Only gemm1 (gate_up) gets it; w4a16_linear never does.
+  const kf::ArchInfo& info = kf::arch_info("sm_90a");
+  const kf::Candidate c = kf::make_moe_candidate(s, cfg, info);
+  CHECK(c.name == kf::moe_kernel_name(s, cfg));
+  CHECK(c.config == cfg.key());
+  CHECK(c.params.at("silu") == "true");
+  CHECK(c.params.at("block_n") == "64");
+  const kf::MoeShape down{2, 256, 8, 2048, 512, 128, true, false};
+  CHECK_THROWS_WITH_AS(kf::make_moe_candidate(down, cfg, info), doctest::Contains("w4a16_moe_gemm1 only"), kf::Error);
+  CHECK_THROWS_WITH_AS(kf::make_linear_candidate(s.expert(), cfg, info), doctest::Contains("w4a16_moe_gemm1"), kf::Error);
+}
+
+TEST_CASE("fused SiLU gemm1: every decode config and the prefetching prefill ones get a twin; gemm2 none") {
+  for (const char* arch : {"gfx1151", "gfx942", "sm_90a"}) {
+    const kf::ArchInfo& info = kf::arch_info(arch);
+    for (bool asym : {false, true}) {
+      kf::MoeShape s = qwen_gate_up();
+      s.asym = asym;
+      INFO(arch << " " << s.key());
+      const auto configs = kf::enumerate_moe_configs(s, info);
+      std::set<std::string> unfused;
+      int fused_decode = 0, fused_prefill = 0, decode = 0;
+      for (const auto& c : configs)
+        if (!c.silu) {
+          unfused.insert(std::string(kf::kind_name(c.kind)) + " " + c.key());
+          decode += c.kind == kf::LinearKind::decode;
+        }
+      for (const auto& c : configs) {
+        if (!c.silu) continue;
+        kf::LinearConfig twin = c;
+        twin.silu = false;
+        CHECK(unfused.count(std::string(kf::kind_name(c.kind)) + " " + twin.key()));
+        if (c.kind == kf::LinearKind::decode) {
+          ++fused_decode;
+          CHECK(kf::w4a16::decode_silu_valid(int(s.n), c.block_n));
+        } else {
+          ++fused_prefill;
+          CHECK(c.stages >= 2);
+          CHECK(kf::w4a16::prefill_silu_valid(int(s.n), c.block_m, c.block_n, c.warps, c.stages, s.asym));
+          // The split the kernel takes gives every warp an even number of atoms along N.
+          const int wm = kf::w4a16::prefill_warps_m(c.block_m, c.block_n, c.warps, true);
+          REQUIRE(wm > 0);
+          CHECK(c.block_n / (c.warps / wm) / 16 % 2 == 0);
+        }
+      }
+      CHECK(fused_decode == decode);
+      CHECK(fused_prefill > 0);
+      for (const auto& c : kf::enumerate_moe_configs({2, 256, 8, 2048, 512, 128, true, asym}, info)) CHECK_FALSE(c.silu);
+    }
+  }
+}
+
+TEST_CASE("fused SiLU column map: gate and up runs tile N once, pairs share a block and an output column") {
+  // N = 1024 (I = 512) in blocks of 64: decode runs of 32, prefill runs of 16 (two warps
+  // of two atoms along N), and 128-wide blocks with runs of 32.
+  const int n = 1024;
+  for (auto [bn, chunk] : {std::pair{64, 32}, std::pair{64, 16}, std::pair{128, 32}, std::pair{32, 16}}) {
+    CAPTURE(bn);
+    CAPTURE(chunk);
+    std::vector<int> hits(n, 0);
+    for (int b = 0; b < n / bn; ++b)
+      for (int l = 0; l < bn; ++l) {
+        const int col = kf::w4a16::silu_weight_col(n, bn, chunk, b, l);
+        REQUIRE(col >= 0);
+        REQUIRE(col < n);
+        ++hits[col];
+        if (l / chunk % 2 == 0) {  // a gate column: its up partner is `chunk` columns on
+          CHECK(col < n / 2);
+          CHECK(col / (bn / 2) == b);  // the block's own gate columns
+          CHECK(kf::w4a16::silu_weight_col(n, bn, chunk, b, l + chunk) == n / 2 + col);
+        }
+        // Runs keep 4-column (one 16-byte load) groups contiguous.
+        if (l % 4 != 0) CHECK(col == kf::w4a16::silu_weight_col(n, bn, chunk, b, l - 1) + 1);
+      }
+    CHECK(std::count(hits.begin(), hits.end(), 1) == n);
+  }
+  // Prefill splits: a 64-wide 4-warp tile of 32 rows takes 2 x 2 warps with silu (two
+  // atoms each along N) where the plain tile takes 1 x 4; a 16-row one cannot.
+  CHECK(kf::w4a16::prefill_warps_m(32, 64, 4) == 1);
+  CHECK(kf::w4a16::prefill_warps_m(32, 64, 4, true) == 2);
+  CHECK(kf::w4a16::prefill_warps_m(16, 64, 4, true) == 0);
+  CHECK_FALSE(kf::w4a16::prefill_silu_valid(1024, 16, 64, 4, 2, false));
+  CHECK(kf::w4a16::prefill_silu_valid(1024, 16, 128, 4, 2, false));
+  // Pipelined asymmetric stages copy zero points 32 columns at a time: runs of 16 cannot.
+  CHECK(kf::w4a16::prefill_silu_valid(1024, 16, 128, 4, 4, false));
+  CHECK_FALSE(kf::w4a16::prefill_silu_valid(1024, 16, 128, 4, 4, true));
+  CHECK(kf::w4a16::prefill_silu_valid(1024, 16, 128, 4, 2, true));
 }
 
 TEST_CASE("the helper kernels: one align per arch, silu_mul and sum per dtype") {

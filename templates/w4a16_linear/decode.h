@@ -13,11 +13,14 @@
 // The same body serves the generic kernel (generic.h): with RuntimeDims, N, K and the
 // group size come from the arguments and columns past N are masked; and the MoE GEMMs
 // (w4a16_moe/gemm.h): a Rows policy (rows.h) says which rows of x and y a block takes.
+// SILU = true fuses silu(gate) * up into the epilogue (silu.h): the block's upper
+// BN/2 columns are the up partners of its lower BN/2, exchanged through shared memory.
 #pragma once
 #include "kf_portability.h"
 #include "w4a16_linear/args.h"
 #include "w4a16_linear/dequant.h"
 #include "w4a16_linear/rows.h"
+#include "w4a16_linear/silu.h"
 #include "w4a16_linear/tiling.h"
 
 namespace kf {
@@ -40,9 +43,10 @@ struct RuntimeDims {
 };
 
 template <class Dims, class Rows, bool BF16, bool ASYM, int BM, int BN, int BK, int THREADS, int SPLIT_K,
-          int STAGES>
+          int STAGES, bool SILU = false>
 KF_INLINE void decode_body(const Dims dims, const Rows rows, const kf_linear_args& args) {
   static_assert(STAGES == 1 || STAGES == 2, "decode stages: 1 or 2");
+  static_assert(!SILU || Dims::kFixed, "the fused SiLU epilogue is for kernels of one shape");
   using T = Act16<BF16>;
   constexpr int TN = decode_threads_n(BN);
   constexpr int TK = decode_threads_k(BN, THREADS);
@@ -56,7 +60,8 @@ KF_INLINE void decode_body(const Dims dims, const Rows rows, const kf_linear_arg
   const uint32_t* qzeros = static_cast<const uint32_t*>(args.qzeros);
   const int tn = thread_id() % TN;
   const int tk = thread_id() / TN;
-  const int n_out = block_x() * BN + tn * 4;
+  // The weight column of this thread's 4 (with SILU: gate or up, silu.h).
+  const int n_out = SILU ? silu_weight_col(N, BN, BN / 2, block_x(), tn * 4) : block_x() * BN + tn * 4;
   const bool col_ok = Dims::kFixed || n_out < N;
   const int n = col_ok ? n_out : 0;  // masked lanes read column 0 and store nothing
   const int split = block_y();
@@ -131,17 +136,7 @@ KF_INLINE void decode_body(const Dims dims, const Rows rows, const kf_linear_arg
   }
 
   uint16_t* y = static_cast<uint16_t*>(args.y);
-  auto store_row = [&](int i, const float (&v)[4]) {
-    const float f = rows.scale(i);
-    store8(y + (size_t)rows.y_row(i) * N + n, u32x2{T::from_f32(v[0] * f) | T::from_f32(v[1] * f) << 16,
-                                                    T::from_f32(v[2] * f) | T::from_f32(v[3] * f) << 16});
-  };
-  if constexpr (SPLIT_K == 1) {
-    if (tk == 0 && col_ok)
-#pragma unroll
-      for (int m = 0; m < BM; ++m)
-        if (rows.valid(m0 + m)) store_row(m0 + m, acc[m]);
-  } else {
+  if constexpr (SPLIT_K > 1) {
     // Partials are indexed by the block grid's row (count() rows per split).
     const int M = rows.count();
     float* ws = args.workspace;
@@ -158,6 +153,7 @@ KF_INLINE void decode_body(const Dims dims, const Rows rows, const kf_linear_arg
     if (thread_id() == 0) last = atomic_add_device(counter, 1) == SPLIT_K - 1;
     barrier();
     if (!last) return;
+    // The last block: k-lane 0 ends with the tile's sums, as without split-K.
     fence_device();
     if (tk == 0)
 #pragma unroll
@@ -167,9 +163,42 @@ KF_INLINE void decode_body(const Dims dims, const Rows rows, const kf_linear_arg
         for (int s = 0; s < SPLIT_K; ++s)
 #pragma unroll
           for (int c = 0; c < 4; ++c) sum[c] += load_coherent(ws + ((size_t)s * M + m0 + m) * N + n + c);
-        store_row(m0 + m, sum);
+#pragma unroll
+        for (int c = 0; c < 4; ++c) acc[m][c] = sum[c];
       }
     if (thread_id() == 0) atomic_store_device(counter, 0);
+  }
+
+  if constexpr (SILU) {
+    // Local columns [BN/2, BN) hold the up partners of [0, BN/2): the threads with the
+    // up sums hand them to those with the gate sums, which write the BN/2 outputs.
+    constexpr int HALF = BN / 2;
+    KF_SHARED float up[BM][HALF];
+    if (tk == 0 && tn * 4 >= HALF)
+#pragma unroll
+      for (int m = 0; m < BM; ++m)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) up[m][tn * 4 - HALF + c] = acc[m][c];
+    barrier();
+    if (tk == 0 && tn * 4 < HALF)
+#pragma unroll
+      for (int m = 0; m < BM; ++m) {
+        if (!rows.valid(m0 + m)) continue;
+        const float f = rows.scale(m0 + m);
+        float h[4];
+#pragma unroll
+        for (int c = 0; c < 4; ++c) h[c] = silu_mul(acc[m][c] * f, up[m][tn * 4 + c] * f);
+        store8(y + (size_t)rows.y_row(m0 + m) * (N / 2) + block_x() * HALF + tn * 4,
+               u32x2{T::pack2(h[0], h[1]), T::pack2(h[2], h[3])});
+      }
+  } else if (tk == 0 && col_ok) {
+#pragma unroll
+    for (int m = 0; m < BM; ++m) {
+      if (!rows.valid(m0 + m)) continue;
+      const float f = rows.scale(m0 + m);
+      store8(y + (size_t)rows.y_row(m0 + m) * N + n, u32x2{T::from_f32(acc[m][0] * f) | T::from_f32(acc[m][1] * f) << 16,
+                                                          T::from_f32(acc[m][2] * f) | T::from_f32(acc[m][3] * f) << 16});
+    }
   }
 }
 

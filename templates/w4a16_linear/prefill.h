@@ -15,11 +15,14 @@
 // alone is too few blocks to keep the GPU's memory system busy.
 // A Rows policy (rows.h) says which rows of x and y the tile rows are: dense here,
 // gathered by routing in the MoE GEMMs (w4a16_moe/gemm.h).
+// SILU = true fuses silu(gate) * up into the epilogue (silu.h): each warp's atoms along
+// N are gate columns and, at the same fragment positions, their up partners.
 #pragma once
 #include "kf_portability.h"
 #include "w4a16_linear/args.h"
 #include "w4a16_linear/dequant.h"
 #include "w4a16_linear/rows.h"
+#include "w4a16_linear/silu.h"
 #include "w4a16_linear/tiling.h"
 
 namespace kf {
@@ -33,11 +36,13 @@ struct PrefillThread {
 
 // The end of every prefill body: the block's accumulators (TM x TN atoms per warp) go
 // to y, scaled by the Rows policy, directly or (SPLIT_K > 1) through the fp32 partials
-// and the tile's counter.
-template <class Rows, int N, bool BF16, int BN, int SPLIT_K, int TM, int TN>
+// and the tile's counter. SILU: y gets silu(gate) * up of each pair of atoms j and
+// j + TN/2 (silu.h), N/2 columns.
+template <class Rows, int N, bool BF16, int BN, int SPLIT_K, int TM, int TN, bool SILU = false>
 KF_INLINE void prefill_epilogue(const Rows& rows, const kf_linear_args& args, const PrefillThread& t,
                                 const FragC (&acc)[TM][TN]) {
   using T = Act16<BF16>;
+  static_assert(!SILU || TN % 2 == 0, "fused SiLU: gate and up atoms in pairs");
   const int tid = t.tid, lane = t.lane, wm = t.wm, wn = t.wn, m0 = t.m0, n0 = t.n0;
 
   // Every valid accumulator element's row of the block grid and column, in the arch's
@@ -55,12 +60,35 @@ KF_INLINE void prefill_epilogue(const Rows& rows, const kf_linear_args& args, co
           if (rows.valid(row)) f(row, col, acc[i][j].v[e]);
         }
   };
+  // SILU: every valid (gate, up) pair: its row, the columns of both (as above) and the
+  // output column, the gate column's place in the gate half.
+  auto for_each_pair = [&](auto&& f) {
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+      for (int j = 0; j < TN / 2; ++j)
+#pragma unroll
+        for (int e = 0; e < MmaLayout::kCElems; ++e) {
+          const layout::RC rc = MmaLayout::c_elem(lane, e);
+          const int row = m0 + (wm * TM + i) * 16 + rc.row;
+          const int col = n0 + (wn * TN + j) * 16 + rc.col;
+          const int out = block_x() * (BN / 2) + (wn * TN / 2 + j) * 16 + rc.col;
+          if (rows.valid(row)) f(row, col, col + TN / 2 * 16, out, acc[i][j].v[e], acc[i][j + TN / 2].v[e]);
+        }
+  };
   uint16_t* y = static_cast<uint16_t*>(args.y);
   auto store = [&](int row, int col, float v) {
     y[(size_t)rows.y_row(row) * N + col] = (uint16_t)T::from_f32(v * rows.scale(row));
   };
+  auto store_silu = [&](int row, int out, float g, float u) {
+    const float f = rows.scale(row);
+    y[(size_t)rows.y_row(row) * (N / 2) + out] = (uint16_t)T::from_f32(silu_mul(g * f, u * f));
+  };
   if constexpr (SPLIT_K == 1) {
-    for_each_element(store);
+    if constexpr (SILU)
+      for_each_pair([&](int row, int, int, int out, float g, float u) { store_silu(row, out, g, u); });
+    else
+      for_each_element(store);
   } else {
     // Each slice writes an fp32 partial; the last block of the tile to arrive sums the
     // slices in fixed order (deterministic) and resets the tile's counter for the next
@@ -76,23 +104,30 @@ KF_INLINE void prefill_epilogue(const Rows& rows, const kf_linear_args& args, co
     barrier();
     if (!last) return;
     fence_device();
-    for_each_element([&](int row, int col, float) {
+    auto total = [&](int row, int col) {
       float sum = 0.f;
       for (int s = 0; s < SPLIT_K; ++s) sum += load_coherent(ws + s * slice + (size_t)row * N + col);
-      store(row, col, sum);
-    });
+      return sum;
+    };
+    if constexpr (SILU)
+      for_each_pair([&](int row, int gate, int up, int out, float, float) {
+        store_silu(row, out, total(row, gate), total(row, up));
+      });
+    else
+      for_each_element([&](int row, int col, float) { store(row, col, total(row, col)); });
     if (tid == 0) atomic_store_device(counter, 0);
   }
 }
 
 template <class Rows, int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int SPLIT_K,
-          int STAGES>
+          int STAGES, bool SILU = false>
 KF_INLINE void prefill_staged_body(const Rows rows, const kf_linear_args& args) {
   static_assert(w4a16::prefill_valid(N, K, G, BM, BN, BK, WARPS, SPLIT_K), "invalid prefill config");
   static_assert(STAGES == 1 || STAGES == 2, "stages: 1 or 2");
+  static_assert(!SILU || w4a16::prefill_silu_valid(N, BM, BN, WARPS, STAGES, ASYM), "invalid fused SiLU config");
   using T = Act16<BF16>;
   constexpr int THREADS = WARPS * KF_WAVE;
-  constexpr int WM = w4a16::prefill_warps_m(BM, BN, WARPS);
+  constexpr int WM = w4a16::prefill_warps_m(BM, BN, WARPS, SILU);
   constexpr int WN = WARPS / WM;
   constexpr int TM = BM / WM / 16;  // atoms per warp along M
   constexpr int TN = BN / WN / 16;  // atoms per warp along N
@@ -116,6 +151,9 @@ KF_INLINE void prefill_staged_body(const Rows rows, const kf_linear_args& args) 
   const int wm = warp / WN, wn = warp % WN;
   const int n0 = block_x() * BN;
   const int m0 = block_y() * BM;
+  // The weight column of local column `local` of the tile (SILU: runs of gate and up
+  // columns, silu.h).
+  auto wcol = [&](int local) { return SILU ? silu_weight_col(N, BN, TN * 8, block_x(), local) : n0 + local; };
 
   u32x4 a_reg[A_PER_THREAD];
   u32x4 w_reg[W_PER_THREAD];
@@ -139,7 +177,7 @@ KF_INLINE void prefill_staged_body(const Rows rows, const kf_linear_args& args) 
       const int v = tid + i * THREADS;
       const int krow = v / (BN / 4), n4 = v % (BN / 4);
       if (W_VECS % THREADS == 0 || v < W_VECS)
-        w_reg[i] = load16(qweight + (size_t)(k0 / 8 + krow) * N + n0 + n4 * 4);
+        w_reg[i] = load16(qweight + (size_t)(k0 / 8 + krow) * N + wcol(n4 * 4));
     }
   };
 
@@ -156,7 +194,7 @@ KF_INLINE void prefill_staged_body(const Rows rows, const kf_linear_args& args) 
       if (!(W_VECS % THREADS == 0 || v < W_VECS)) continue;
       const int krow = v / (BN / 4), n4 = v % (BN / 4);
       float scale[4], base[4];
-      w4a16::load_group_params<BF16, ASYM>(scales, qzeros, N, k0 / G, n0 + n4 * 4, scale, base);
+      w4a16::load_group_params<BF16, ASYM>(scales, qzeros, N, k0 / G, wcol(n4 * 4), scale, base);
       const uint32_t qc[4] = {w_reg[i].x, w_reg[i].y, w_reg[i].z, w_reg[i].w};
 #pragma unroll
       for (int c = 0; c < 4; ++c) {
@@ -201,7 +239,7 @@ KF_INLINE void prefill_staged_body(const Rows rows, const kf_linear_args& args) 
     if (STAGES == 1 && kt + 1 < KT) load_tile(k_begin + (kt + 1) * BK);
   }
 
-  prefill_epilogue<Rows, N, BF16, BN, SPLIT_K>(rows, args, {tid, lane, wm, wn, m0, n0}, acc);
+  prefill_epilogue<Rows, N, BF16, BN, SPLIT_K, TM, TN, SILU>(rows, args, {tid, lane, wm, wn, m0, n0}, acc);
 }
 
 // STAGES >= 3: the same tiles through a ring of STAGES shared-memory stages filled by
@@ -211,14 +249,15 @@ KF_INLINE void prefill_staged_body(const Rows rows, const kf_linear_args& args) 
 // own B fragments straight from the raw words into registers (raw_b_pair, tiling.h), so
 // there is no dequantised tile and one barrier per k-tile, before a stage is refilled.
 template <class Rows, int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int SPLIT_K,
-          int STAGES>
+          int STAGES, bool SILU = false>
 KF_INLINE void prefill_pipelined_body(const Rows rows, const kf_linear_args& args) {
   static_assert(w4a16::prefill_pipelined_valid(N, K, G, BM, BN, BK, WARPS, SPLIT_K, STAGES, ASYM, KF_WAVE,
                                                KF_MAX_STATIC_SHARED),
                 "invalid pipelined prefill config");
+  static_assert(!SILU || w4a16::prefill_silu_valid(N, BM, BN, WARPS, STAGES, ASYM), "invalid fused SiLU config");
   using T = Act16<BF16>;
   constexpr int THREADS = WARPS * KF_WAVE;
-  constexpr int WM = w4a16::prefill_warps_m(BM, BN, WARPS);
+  constexpr int WM = w4a16::prefill_warps_m(BM, BN, WARPS, SILU);
   constexpr int WN = WARPS / WM;
   constexpr int TM = BM / WM / 16;  // atoms per warp along M
   constexpr int TN = BN / WN / 16;  // atoms per warp along N
@@ -251,6 +290,9 @@ KF_INLINE void prefill_pipelined_body(const Rows rows, const kf_linear_args& arg
   const int wm = warp / WN, wn = warp % WN;
   const int n0 = block_x() * BN;
   const int m0 = block_y() * BM;
+  // The weight column of local column `local` of the tile (SILU: runs of gate and up
+  // columns, silu.h).
+  auto wcol = [&](int local) { return SILU ? silu_weight_col(N, BN, TN * 8, block_x(), local) : n0 + local; };
 
   // The x row each of this thread's A copies comes from is the same on every k-tile:
   // look it up once. Rows that are not valid are zero-filled (their source, x itself, is
@@ -289,14 +331,14 @@ KF_INLINE void prefill_pipelined_body(const Rows rows, const kf_linear_args& arg
       const int v = tid + i * THREADS;
       const int krow = v / (BN / 4), n4 = v % (BN / 4);
       if (W_VECS % THREADS == 0 || v < W_VECS)
-        cp_async16(ws + krow * BN + n4 * 4, qweight + (size_t)(k0 / 8 + krow) * N + n0 + n4 * 4, true);
+        cp_async16(ws + krow * BN + n4 * 4, qweight + (size_t)(k0 / 8 + krow) * N + wcol(n4 * 4), true);
     }
     const int grp = k0 / G;  // G % BK == 0: one group per k-tile
     if (tid < S_VECS) {
-      cp_async16(ss + tid * 8, scales + (size_t)grp * N + n0 + tid * 8, true);
+      cp_async16(ss + tid * 8, scales + (size_t)grp * N + wcol(tid * 8), true);
     } else if (tid < S_VECS + Z_VECS) {
       const int c = tid - S_VECS;
-      cp_async16(zs + c * 4, qzeros + (size_t)grp * (N / 8) + n0 / 8 + c * 4, true);
+      cp_async16(zs + c * 4, qzeros + (size_t)grp * (N / 8) + wcol(c * 32) / 8, true);
     }
   };
 
@@ -371,17 +413,17 @@ KF_INLINE void prefill_pipelined_body(const Rows rows, const kf_linear_args& arg
   }
   cp_async_wait<0>();
 
-  prefill_epilogue<Rows, N, BF16, BN, SPLIT_K>(rows, args, {tid, lane, wm, wn, m0, n0}, acc);
+  prefill_epilogue<Rows, N, BF16, BN, SPLIT_K, TM, TN, SILU>(rows, args, {tid, lane, wm, wn, m0, n0}, acc);
 }
 
 // Stages 1 and 2: register-staged body; 3 and more: the asynchronous ring.
 template <class Rows, int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int SPLIT_K,
-          int STAGES>
+          int STAGES, bool SILU = false>
 KF_INLINE void prefill_body(const Rows rows, const kf_linear_args& args) {
   if constexpr (STAGES >= 3)
-    prefill_pipelined_body<Rows, N, K, G, BF16, ASYM, BM, BN, BK, WARPS, SPLIT_K, STAGES>(rows, args);
+    prefill_pipelined_body<Rows, N, K, G, BF16, ASYM, BM, BN, BK, WARPS, SPLIT_K, STAGES, SILU>(rows, args);
   else
-    prefill_staged_body<Rows, N, K, G, BF16, ASYM, BM, BN, BK, WARPS, SPLIT_K, STAGES>(rows, args);
+    prefill_staged_body<Rows, N, K, G, BF16, ASYM, BM, BN, BK, WARPS, SPLIT_K, STAGES, SILU>(rows, args);
 }
 
 }  // namespace w4a16

@@ -27,14 +27,17 @@ KF_HD constexpr bool decode_valid(int n, int k, int group, int block_n, int bloc
 }
 
 // Prefill: warps tile block_m x block_n in 16x16 atoms; pick the split of warps over M
-// and N that keeps each warp's tile closest to square. 0 = no valid split.
-KF_HD constexpr int prefill_warps_m(int block_m, int block_n, int warps) {
+// and N that keeps each warp's tile closest to square. 0 = no valid split. With the
+// fused SiLU epilogue (silu.h) only splits giving each warp an even number of atoms
+// along N count: half of them hold gate columns, the other half their up partners.
+KF_HD constexpr int prefill_warps_m(int block_m, int block_n, int warps, bool silu = false) {
   int best = 0;
   int best_score = 1 << 30;
   for (int wm = 1; wm <= warps; ++wm) {
     if (warps % wm != 0) continue;
     const int wn = warps / wm;
     if (block_m % (16 * wm) != 0 || block_n % (16 * wn) != 0) continue;
+    if (silu && block_n / wn / 16 % 2 != 0) continue;
     const int dm = block_m / wm, dn = block_n / wn;
     const int score = dm > dn ? dm - dn : dn - dm;
     if (score < best_score) {
@@ -51,6 +54,29 @@ KF_HD constexpr bool prefill_valid(int n, int k, int group, int block_m, int blo
   if (n % block_n != 0 || k % split_k != 0 || (k / split_k) % block_k != 0) return false;
   if (group % block_k != 0) return false;  // one scale row per k-tile
   return prefill_warps_m(block_m, block_n, warps) != 0;
+}
+
+// The fused SiLU-and-mul epilogue (silu.h): a block's local columns [0, block_n) are
+// runs of `chunk` gate columns and `chunk` up columns in turn; the weight column of
+// local column `local` of column block `block` of an N-column gate_up weight (gate
+// [0, N/2), up [N/2, N)). Gate local column l and up local column l + chunk (l in an
+// even run) pair up, and their output column is the gate column.
+KF_HD constexpr int silu_weight_col(int n, int block_n, int chunk, int block, int local) {
+  const int run = local / chunk;
+  return (run % 2) * (n / 2) + block * (block_n / 2) + run / 2 * chunk + local % chunk;
+}
+
+// Decode: runs of block_n / 2, each thread's 4 columns (one 16-byte load) within one.
+KF_HD constexpr bool decode_silu_valid(int n, int block_n) { return n % 8 == 0 && block_n % 8 == 0; }
+
+// Prefill: runs of block_n / wn / 2 (half a warp's atoms along N); an even atom count
+// per warp (prefill_warps_m with silu). The pipelined asymmetric stages copy zero points
+// 32 columns at a time, so there the runs must be whole multiples of 32.
+KF_HD constexpr bool prefill_silu_valid(int n, int block_m, int block_n, int warps, int stages, bool asym) {
+  const int wm = prefill_warps_m(block_m, block_n, warps, true);
+  if (wm == 0 || n % 8 != 0) return false;
+  const int chunk = block_n / (warps / wm) / 2;
+  return !(stages >= 3 && asym && chunk % 32 != 0);
 }
 
 // Padding of the shared-memory tiles, in 16-bit elements: 16 bytes per row shifts

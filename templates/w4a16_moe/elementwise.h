@@ -6,6 +6,7 @@
 //                 [0, E), in j order, in fp32
 #pragma once
 #include "kf_portability.h"
+#include "w4a16_linear/silu.h"
 #include "w4a16_moe/args.h"
 
 namespace kf {
@@ -29,7 +30,7 @@ KF_INLINE void moe_silu_mul(const kf_moe_silu_mul_args& a) {
     for (int h2 = 0; h2 < 2; ++h2) {
       const float gf = T::to_f32(gw[p] >> (16 * h2) & 0xffffu);
       const float uf = T::to_f32(uw[p] >> (16 * h2) & 0xffffu);
-      h[h2] = gf / (1.f + fast_exp(-gf)) * uf;
+      h[h2] = w4a16::silu_mul(gf, uf);  // as gemm1's fused epilogue computes it
     }
     out[p] = T::pack2(h[0], h[1]);
   }

@@ -6,6 +6,8 @@
 //   gemm2: x row = s; y row = s, scaled by topk_weights[s]
 // Padding entries (id T * top_k) are computed from row 0 and never stored; blocks past
 // num_padded return before touching memory.
+// SILU (gemm1 only, config suffix _silu): the epilogue writes h = silu(gate) * up
+// (w4a16_linear/silu.h), so y is [T * top_k, N/2] and moe_silu_mul is not needed.
 #pragma once
 #include "kf_portability.h"
 #include "w4a16_linear/decode.h"
@@ -72,23 +74,25 @@ KF_INLINE RoutedRows<GEMM> routed_rows(const kf_moe_gemm_args& a) {
 }  // namespace moe
 
 template <int GEMM, int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int THREADS, int SPLIT_K,
-          int STAGES>
+          int STAGES, bool SILU>
 KF_INLINE void w4a16_moe_gemm_decode(const kf_moe_gemm_args& a) {
   static_assert(w4a16::decode_valid(N, K, G, BN, BK, THREADS, SPLIT_K), "invalid decode config");
+  static_assert(!SILU || (GEMM == 1 && w4a16::decode_silu_valid(N, BN)), "fused SiLU: gemm1 (gate_up) only");
   const int m0 = block_z() * BM;
   const moe::BlockRoute r = moe::block_route(a, m0 / BM);
   if (m0 >= r.num_padded) return;  // uniform per block: before any barrier
   w4a16::decode_body<w4a16::FixedDims<N, K, G>, moe::RoutedRows<GEMM>, BF16, ASYM, BM, BN, BK, THREADS, SPLIT_K,
-                     STAGES>({}, moe::routed_rows<GEMM, BM>(a), moe::expert_args<N, K, G>(a, r.expert));
+                     STAGES, SILU>({}, moe::routed_rows<GEMM, BM>(a), moe::expert_args<N, K, G>(a, r.expert));
 }
 
 template <int GEMM, int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int SPLIT_K,
-          int STAGES>
+          int STAGES, bool SILU>
 KF_INLINE void w4a16_moe_gemm_prefill(const kf_moe_gemm_args& a) {
+  static_assert(!SILU || GEMM == 1, "fused SiLU: gemm1 (gate_up) only");
   const int m0 = block_y() * BM;
   const moe::BlockRoute r = moe::block_route(a, m0 / BM);
   if (m0 >= r.num_padded) return;
-  w4a16::prefill_body<moe::RoutedRows<GEMM>, N, K, G, BF16, ASYM, BM, BN, BK, WARPS, SPLIT_K, STAGES>(
+  w4a16::prefill_body<moe::RoutedRows<GEMM>, N, K, G, BF16, ASYM, BM, BN, BK, WARPS, SPLIT_K, STAGES, SILU>(
       moe::routed_rows<GEMM, BM>(a), moe::expert_args<N, K, G>(a, r.expert));
 }
 
