@@ -308,6 +308,84 @@ TEST_CASE("MoE: the launch calls refuse bad inputs before they need a device") {
   CHECK(kf_launch_moe_sum(db.get(), 1, nullptr, nullptr) == KF_ERR_INVALID_ARGUMENT);
 }
 
+TEST_CASE("MoE: a fused SiLU gemm1 winner is served and flagged; _silu anywhere else is refused") {
+  TempDir dir("rt-moe");
+  TestPackBuilder b;
+  const std::string fused = b.add_moe_kernel(1, "decode", kGemm1, "bm16_bn64_bk32_w4_sk1_s1_silu");
+  const std::string plain = b.add_moe_kernel(1, "prefill", kGemm1, "bm64_bn128_bk64_w4_sk1_s2");
+  b.add_moe_winner(1, kGemm1, fused, 1, 16);
+  b.add_moe_winner(1, kGemm1, plain, 17, 4096);
+  // A fused config on gemm2 or on a linear kernel is not something the family makes.
+  const std::string bad_g2 = b.add_moe_kernel(2, "decode", kGemm2, "bm16_bn64_bk32_w4_sk1_s1_silu");
+  b.add_moe_winner(2, kGemm2, bad_g2, 1, 4096);
+  const std::string bad_linear = b.add_kernel("decode", "n2048_k4096_g128_bf16_sym", "bm1_bn64_bk32_w4_sk1_s1_silu");
+  b.add_winner("n2048_k4096_g128_bf16_sym", bad_linear, 1, 4096);
+  b.add_moe_helpers();
+  b.write(dir.file("kforge.sqlite"));
+  DbPtr db;
+  std::string warnings;
+  {
+    CaptureStderr err(dir);
+    db = open_for_arch(dir.file("kforge.sqlite"));
+    warnings = err.text();
+  }
+  CHECK(contains(warnings, bad_g2));
+  CHECK(contains(warnings, bad_linear));
+  CHECK(contains(warnings, "w4a16_moe_gemm1 only"));
+  kf_moe_shape s = layer_shape();
+  const kf_kernel* k = nullptr;
+  REQUIRE(kf_select_moe(db.get(), 1, &s, 3, &k) == KF_OK);
+  CHECK(kf_kernel_name(k) == fused);
+  CHECK(kf_kernel_fuses_silu(k) == 1);
+  int bm = 0;
+  REQUIRE(kf_kernel_block_m(k, &bm) == KF_OK);
+  CHECK(bm == 16);
+  REQUIRE(kf_select(db.get(), "w4a16_moe_gemm1", kGemm1, 100, &k) == KF_OK);
+  CHECK(kf_kernel_name(k) == plain);
+  CHECK(kf_kernel_fuses_silu(k) == 0);
+  CHECK(kf_kernel_fuses_silu(nullptr) == 0);
+  CHECK(kf_select_moe(db.get(), 2, &s, 3, &k) == KF_ERR_UNSUPPORTED_SHAPE);
+  CHECK(pick(db.get(), 2048, 4096, 1) == "");  // no generic in this pack either
+
+  // kf_launch_moe_gemm: n is the GEMM's N = 2 I; the message says what y is.
+  REQUIRE(kf_select_moe(db.get(), 1, &s, 3, &k) == KF_OK);
+  kf_moe_gemm_args g{};
+  g.x = fake(0x100000);
+  g.qweight = fake(0x200000);
+  g.scales = fake(0x300000);
+  g.sorted_ids = (const int32_t*)fake(0x500000);
+  g.expert_ids = (const int32_t*)fake(0x600000);
+  g.num_padded = (const int32_t*)fake(0x700000);
+  g.y = (void*)fake(0x800000);
+  g.t = 3, g.top_k = 2, g.experts = 8, g.n = 128, g.k = 256, g.group = 128;  // n = I: wrong
+  CHECK(kf_launch_moe_gemm(k, &g, nullptr) == KF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(kf_last_error(), "n = 128"));
+  CHECK(contains(kf_last_error(), "y gets n / 2 columns"));
+}
+
+TEST_CASE("MoE: a fused gemm1 needs no h1, so its scratch holds h2 where the unfused one holds h1") {
+  // H = 128, I = 128: gemm1 N = 2 I = 256 is wider than gemm2's N = H = 128.
+  kf_moe_shape s = layer_shape();
+  s.hidden = 128;
+  const char* g1 = "e8_topk2_n256_k128_g128_bf16_sym";
+  const char* g2 = "e8_topk2_n128_k128_g128_bf16_sym";
+  size_t bytes[2] = {};
+  for (int fused : {0, 1}) {
+    TempDir dir("rt-moe");
+    TestPackBuilder b;
+    const std::string k1 =
+        b.add_moe_kernel(1, "prefill", g1, std::string("bm64_bn128_bk64_w4_sk1_s2") + (fused ? "_silu" : ""));
+    b.add_moe_winner(1, g1, k1, 1, 4096);
+    b.add_moe_winner(2, g2, b.add_moe_kernel(2, "prefill", g2, "bm64_bn128_bk64_w4_sk1_s2"), 1, 4096);
+    b.add_moe_helpers();
+    b.write(dir.file("kforge.sqlite"));
+    DbPtr db = open_for_arch(dir.file("kforge.sqlite"));
+    REQUIRE_MESSAGE(kf_moe_scratch_bytes(db.get(), &s, 1024, &bytes[fused]) == KF_OK, kf_last_error());
+  }
+  // 2048 slots x (256 - 128) 16-bit columns fewer.
+  CHECK(bytes[0] - bytes[1] == size_t{1024} * 2 * 128 * 2);
+}
+
 TEST_CASE("MoE: a pack without the helpers says so") {
   TempDir dir("rt-moe");
   TestPackBuilder b;

@@ -133,6 +133,8 @@ kf_status kf_select_linear(const kf_db* db, int64_t n, int64_t k, int group, int
 const char* kf_kernel_name(const kf_kernel* kernel) { return kernel ? kernel->impl->name.c_str() : ""; }
 int kf_kernel_is_fallback(const kf_kernel* kernel) { return kernel && kernel->fallback ? 1 : 0; }
 
+int kf_kernel_fuses_silu(const kf_kernel* kernel) { return kernel && kernel->impl->config.silu ? 1 : 0; }
+
 kf_status kf_kernel_workspace(const kf_kernel* kernel, int64_t m, int64_t* workspace_floats, int64_t* counter_ints) {
   return guarded("kf_kernel_workspace", [&] {
     if (!kernel) return null_argument("kf_kernel_workspace", "kernel");

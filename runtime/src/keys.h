@@ -63,8 +63,10 @@ const char* moe_shape_problem(const MoeShapeKey& key);
 
 struct LinearConfigKey {
   int block_m = 0, block_n = 0, block_k = 0, warps = 0, split_k = 0, stages = 0;
+  bool silu = false;  // _silu: the fused SiLU-and-mul epilogue (w4a16_moe_gemm1 only)
 };
 
+// bm<M>_bn<N>_bk<K>_w<W>_sk<S>_s<stages>, optionally followed by _silu.
 bool parse_linear_config_key(const char* text, LinearConfigKey* config);
 
 }  // namespace rt

@@ -107,11 +107,12 @@ kf_status plan_moe_gemm(const KernelImpl& k, const kf_moe_gemm_args& a, const ch
                 static_cast<long long>(s.experts), static_cast<long long>(s.top_k));
   const LinearShapeKey& e = s.expert;
   const bool group_ok = e.group == 0 ? (a.group == 0 || a.group == a.k) : a.group == e.group;
+  const LinearConfigKey& c = k.config;
   if (a.n != e.n || a.k != e.k || !group_ok)
     return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): args has n = %d, k = %d, group = %d; the kernel is built for "
-                "n = %lld, k = %lld, group = %lld", function, name, a.n, a.k, a.group, static_cast<long long>(e.n),
-                static_cast<long long>(e.k), static_cast<long long>(e.effective_group()));
-  const LinearConfigKey& c = k.config;
+                "n = %lld, k = %lld, group = %lld%s", function, name, a.n, a.k, a.group, static_cast<long long>(e.n),
+                static_cast<long long>(e.k), static_cast<long long>(e.effective_group()),
+                c.silu ? " (fused SiLU: n is gate_up's N = 2 I, and y gets n / 2 columns, [t * top_k, n / 2])" : "");
   if (c.split_k > 1 && (!a.workspace || !a.counters))
     return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): split-K kernel (sk%d) needs args->workspace and args->counters "
                 "(sizes from kf_kernel_workspace with m = t)", function, name, c.split_k);

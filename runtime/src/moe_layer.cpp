@@ -87,7 +87,9 @@ kf_status layout(const MoeShapeKey keys[2], const kf_kernel* const kernels[2], i
   }
   const int64_t slots = mul(t, top_k, &overflow);
   const int64_t hidden = keys[0].expert.k, intermediate = keys[1].expert.k;
-  l.h1 = c.take(mul(slots, std::max(2 * intermediate, hidden), &overflow), 2);
+  // A fused gemm1 writes h itself: h1 is never there, only h2.
+  const bool fused = kernels[0]->impl->config.silu;
+  l.h1 = c.take(mul(slots, std::max(fused ? 0 : 2 * intermediate, hidden), &overflow), 2);
   l.h = c.take(mul(slots, intermediate, &overflow), 2);
   int64_t floats = 0;
   for (int g = 0; g < 2; ++g) {
@@ -220,11 +222,14 @@ kf_status run_moe(const kf_db& db, const kf_moe_shape& shape, const kf_moe_layer
   const void* const scales[2] = {a.w1_scales, a.w2_scales};
   const void* const qzeros[2] = {a.w1_qzeros, a.w2_qzeros};
   const void* const x[2] = {a.x, at<void>(s, l.h)};
+  // gemm1 with the fused SiLU epilogue writes h directly, and silu_mul is skipped.
+  const bool fused = kernels[0]->impl->config.silu;
+  void* const y[2] = {at<void>(s, fused ? l.h : l.h1), at<void>(s, l.h1)};
   for (int g = 0; g < 2 && status == KF_OK; ++g) {
     const int slot = l.slot[g];
     const LinearShapeKey& e = keys[g].expert;
     gemm[g] = {x[g], qweight[g], scales[g], keys[g].expert.asym ? qzeros[g] : nullptr, a.topk_weights,
-               align[slot].sorted_ids, align[slot].expert_ids, align[slot].num_padded, at<void>(s, l.h1),
+               align[slot].sorted_ids, align[slot].expert_ids, align[slot].num_padded, y[g],
                at<float>(s, l.workspace), at<int>(s, 0), t, top_k, experts,
                static_cast<int>(e.n), static_cast<int>(e.k), static_cast<int>(e.group)};
     status = plan_moe_gemm(*kernels[g]->impl, gemm[g], function, &gemm_launch[g]);
@@ -232,13 +237,13 @@ kf_status run_moe(const kf_db& db, const kf_moe_shape& shape, const kf_moe_layer
   const kf_moe_silu_mul_args silu = {at<void>(s, l.h1), at<void>(s, l.h), t * top_k, intermediate};
   const kf_moe_sum_args sum = {at<void>(s, l.h1), a.topk_ids, a.y, t, top_k, experts, hidden};
   MoeLaunch silu_launch, sum_launch;
-  if (status == KF_OK) status = plan_moe_silu_mul(db, bf16, silu, function, &silu_launch);
+  if (status == KF_OK && !fused) status = plan_moe_silu_mul(db, bf16, silu, function, &silu_launch);
   if (status == KF_OK) status = plan_moe_sum(db, bf16, sum, function, &sum_launch);
   if (status != KF_OK) return status;
 
   for (int i = 0; i < l.slots && status == KF_OK; ++i) status = launch_planned(align_launch[i], align[i], stream);
   if (status == KF_OK) status = launch_planned(gemm_launch[0], gemm[0], stream);
-  if (status == KF_OK) status = launch_planned(silu_launch, silu, stream);
+  if (status == KF_OK && !fused) status = launch_planned(silu_launch, silu, stream);
   if (status == KF_OK) status = launch_planned(gemm_launch[1], gemm[1], stream);
   if (status == KF_OK) status = launch_planned(sum_launch, sum, stream);
   return status;

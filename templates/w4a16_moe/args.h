@@ -8,6 +8,8 @@
  *   moe_silu_mul     h[s, i]   = silu(h1[s, i]) * h1[s, I + i]
  *   w4a16_moe_gemm2  h2[s, :]  = topk_weights[s] * (h[s, :] . W2[e]^T)   (down)
  *   moe_sum          y[t, :]   = sum_j h2[t * top_k + j, :]  over the j with an expert in [0, E)
+ * A gemm1 with the fused SiLU-and-mul epilogue (config suffix _silu) writes h itself,
+ * [T * top_k, I] (N = 2 I is still its GEMM's N), and moe_silu_mul is not run.
  * Expert ids outside [0, E) (e.g. -1 for an expert on another rank) route nowhere: align
  * drops the slot and moe_sum skips it.
  *
@@ -44,7 +46,7 @@ typedef struct kf_moe_gemm_args {
   const int32_t* sorted_ids; /* from moe_align with this kernel's block_m */
   const int32_t* expert_ids;
   const int32_t* num_padded;
-  void* y;                   /* [T * top_k, N], one row per routed slot */
+  void* y;                   /* [T * top_k, N], one row per routed slot; fused SiLU gemm1: N / 2 */
   float* workspace;          /* split-K kernels: see w4a16_moe/launch.h */
   int* counters;
   int t, top_k, experts;

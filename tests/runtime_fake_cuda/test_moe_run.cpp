@@ -1,10 +1,12 @@
 // kf_run_moe and the kf_launch_moe_* calls on a recording CUDA stand-in: the launches
-// align (once per distinct block_m) -> gemm1 -> silu_mul -> gemm2 -> sum in that order,
-// with the grids of templates/w4a16_moe/launch.h, arguments wired through the carved
-// scratch (split-K counters at its start for every T), and nothing launched at all when
-// an input is bad or the scratch too small.
+// align (once per distinct block_m) -> gemm1 -> silu_mul -> gemm2 -> sum in that order
+// (no silu_mul after a gemm1 with the fused SiLU epilogue), with the grids of
+// templates/w4a16_moe/launch.h, arguments wired through the carved scratch (split-K
+// counters at its start for every T), and nothing launched at all when an input is bad
+// or the scratch too small.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -191,6 +193,76 @@ TEST_CASE("kf_run_moe, small T: one align (both GEMMs block_m 16), then gemm1, s
   // The regions do not overlap one another.
   CHECK(address(silu.y) >= address(g1.y) + 6 * 256 * 2);
   CHECK(address(align.sorted_ids) >= kScratch);
+}
+
+TEST_CASE("kf_run_moe skips silu_mul after a fused SiLU gemm1 winner, not after an unfused one") {
+  // gemm1: fused decode up to T = 4, unfused prefill up to 64, fused split-K prefill above.
+  TempDir dir{"rt-fake-cuda"};
+  TestPackBuilder b;
+  const std::string fused = b.add_moe_kernel(1, "decode", kGemm1, "bm16_bn64_bk32_w4_sk1_s1_silu", "sm_90a", 128);
+  const std::string plain = b.add_moe_kernel(1, "prefill", kGemm1, "bm16_bn128_bk64_w4_sk1_s2", "sm_90a", 128);
+  const std::string fused_split =
+      b.add_moe_kernel(1, "prefill", kGemm1, "bm16_bn128_bk64_w4_sk2_s2_silu", "sm_90a", 128);
+  b.add_moe_winner(1, kGemm1, fused, 1, 4);
+  b.add_moe_winner(1, kGemm1, plain, 5, 64);
+  b.add_moe_winner(1, kGemm1, fused_split, 65, 4096);
+  const std::string down = b.add_moe_kernel(2, "decode", kGemm2, "bm16_bn64_bk32_w4_sk1_s1", "sm_90a", 64);
+  b.add_moe_winner(2, kGemm2, down, 1, 4096);
+  b.add_moe_helpers();
+  b.write(dir.file("kforge.sqlite"));
+  kf_db* db = nullptr;
+  REQUIRE_MESSAGE(kf_open(dir.file("kforge.sqlite").c_str(), &db) == KF_OK, kf_last_error());
+  const kf_moe_shape s = layer_shape();
+  const int max_t = 200;
+  size_t bytes = 0;
+  REQUIRE(kf_moe_scratch_bytes(db, &s, max_t, &bytes) == KF_OK);
+  for (int t : {3, 10, 100}) {
+    CAPTURE(t);
+    const bool is_fused = t <= 4 || t > 64;
+    const kf_kernel* k1 = nullptr;
+    REQUIRE(kf_select_moe(db, 1, &s, t, &k1) == KF_OK);
+    CHECK(kf_kernel_fuses_silu(k1) == (is_fused ? 1 : 0));
+    kf_fake_cuda_reset();
+    const kf_moe_layer_args a = layer_args(t, max_t, bytes);
+    REQUIRE_MESSAGE(kf_run_moe(db, &s, &a, kStream) == KF_OK, kf_last_error());
+    const std::vector<Launch> l = launches();
+    // One align (every kernel has block_m 16), gemm1, [silu_mul,] gemm2, sum.
+    REQUIRE(l.size() == (is_fused ? 4u : 5u));
+    CHECK(l[0].kernel == "moe_align_any");
+    CHECK(l[1].kernel == kf_kernel_name(k1));
+    const size_t g2_at = is_fused ? 2 : 3;
+    CHECK(l[g2_at].kernel == down);
+    CHECK(l[g2_at + 1].kernel == "moe_sum_any_bf16");
+    for (const Launch& x : l) CHECK(x.kernel != (is_fused ? "moe_silu_mul_any_bf16" : ""));
+    const auto g1 = l[1].as<kf_moe_gemm_args>();
+    const auto g2 = l[g2_at].as<kf_moe_gemm_args>();
+    const auto sum = l[g2_at + 1].as<kf_moe_sum_args>();
+    const int slots = t * 2;
+    CHECK((g1.n == 256 && g1.k == 256));  // the GEMM's N = 2 I, fused or not
+    if (is_fused) {
+      // gemm1 writes h [slots, I] straight into gemm2's input.
+      CHECK(g1.y == g2.x);
+      CHECK(in_scratch(g1.y, uint64_t(slots) * 128 * 2, bytes));
+    } else {
+      const auto silu = l[2].as<kf_moe_silu_mul_args>();
+      CHECK(l[2].kernel == "moe_silu_mul_any_bf16");
+      CHECK(silu.x == g1.y);
+      CHECK(silu.y == g2.x);
+      CHECK((silu.rows == slots && silu.n == 128));
+    }
+    CHECK(g2.y != g2.x);
+    CHECK(in_scratch(g2.y, uint64_t(slots) * 256 * 2, bytes));
+    CHECK(sum.x == g2.y);
+    // The fused kernels' grids are the unfused ones: N / block_n column blocks.
+    const int64_t cap = (slots + std::min(slots, 8) * 15 + 15) / 16 * 16;
+    if (t == 3) CHECK(grid_is(l[1], 256 / 64, 1, static_cast<unsigned>(cap / 16)));
+    if (t == 100) {
+      CHECK(grid_is(l[1], 256 / 128, static_cast<unsigned>(cap / 16), 2));  // prefill: (N / bn, capacity / bm, split_k)
+      CHECK(address(g1.counters) == kScratch);
+      CHECK(in_scratch(g1.workspace, uint64_t(2) * cap * 256 * 4, bytes));
+    }
+  }
+  kf_close(db);
 }
 
 TEST_CASE("kf_run_moe, large T: two aligns for two block_m, prefill grids over the sorted capacity") {

@@ -159,6 +159,11 @@ KF_API kf_status kf_select_moe(const kf_db* db, int gemm, const kf_moe_shape* sh
 /* The rows of sorted_ids a block of the MoE GEMM `kernel` takes (its moe_align block
  * size); KF_ERR_INVALID_ARGUMENT for any other kernel. */
 KF_API kf_status kf_kernel_block_m(const kf_kernel* kernel, int* block_m);
+/* 1 when `kernel` is a gemm1 (gate_up) with SiLU-and-mul fused into its epilogue (config
+ * suffix _silu): it writes h = silu(gate) * up, [T * top_k, I], instead of the gate_up
+ * product [T * top_k, 2 I], so no moe_silu_mul follows it (args->n is still 2 I). Else 0
+ * (NULL included). */
+KF_API int kf_kernel_fuses_silu(const kf_kernel* kernel);
 
 /* Launch one piece, asynchronously on `stream` (grids and buffer sizes:
  * templates/w4a16_moe/launch.h). Each checks first and launches nothing on a bad value:
@@ -173,9 +178,9 @@ KF_API kf_status kf_launch_moe_silu_mul(const kf_db* db, int bf16, const kf_moe_
 KF_API kf_status kf_launch_moe_sum(const kf_db* db, int bf16, const kf_moe_sum_args* args, void* stream);
 
 /* A whole layer in one call: align (once per distinct block_m of the two winners),
- * gemm1, silu_mul, gemm2 (times the routing weights), sum into y; every piece checked
- * before the first launch. Intermediates live in `scratch`, one buffer per stream
- * (layout: runtime/src/moe_layer.h). */
+ * gemm1, silu_mul (not when the gemm1 winner fuses it: kf_kernel_fuses_silu), gemm2
+ * (times the routing weights), sum into y; every piece checked before the first launch.
+ * Intermediates live in `scratch`, one buffer per stream (layout: runtime/src/moe_layer.h). */
 typedef struct kf_moe_layer_args {
   const void* x;              /* [T, H], 16-byte aligned */
   const int32_t* topk_ids;    /* [T, top_k]; ids outside [0, E) route nowhere */
