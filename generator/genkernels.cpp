@@ -19,6 +19,7 @@
 #include "mla_family.h"
 #include "model.h"
 #include "moe_family.h"
+#include "mxfp4_family.h"
 #include "pack.h"
 #include "progress.h"
 #include "prune.h"
@@ -76,6 +77,7 @@ int moe_gemm_of(const MoeLayer& l) {
 std::vector<MoeLayerShape> moe_shapes(const ModelDesc& model, const GenOptions& opt, bool gemm1, bool gemm2) {
   std::vector<MoeLayerShape> out;
   for (const auto& l : model.moe) {
+    if (l.mxfp4) continue;  // the mxfp4_moe family's
     const int gemm = moe_gemm_of(l);
     if ((gemm == 1 && !gemm1) || (gemm == 2 && !gemm2)) continue;
     for (int g : opt.group_sizes)
@@ -85,6 +87,25 @@ std::vector<MoeLayerShape> moe_shapes(const ModelDesc& model, const GenOptions& 
           validate_moe_shape(s, l.layer);
           out.push_back({l.layer, s, l.count});
         }
+  }
+  return out;
+}
+
+struct Mxfp4LayerShape {
+  std::string layer;
+  Mxfp4MoeShape shape;
+  int count;
+};
+
+std::vector<Mxfp4LayerShape> mxfp4_shapes(const ModelDesc& model, bool gemm1, bool gemm2) {
+  std::vector<Mxfp4LayerShape> out;
+  for (const auto& l : model.moe) {
+    if (!l.mxfp4) continue;
+    const int gemm = moe_gemm_of(l);
+    if ((gemm == 1 && !gemm1) || (gemm == 2 && !gemm2)) continue;
+    Mxfp4MoeShape s{gemm, l.experts, l.top_k, l.n, l.k, l.swiglu};
+    validate_mxfp4_shape(s, l.layer);
+    out.push_back({l.layer, s, l.count});
   }
   return out;
 }
@@ -165,7 +186,7 @@ void compile_one(Job& job, const Backend& backend, const ArchInfo& arch, const C
 }  // namespace
 
 std::vector<std::string> known_ops() {
-  return {"w4a16_linear", "w4a16_moe_gemm1", "w4a16_moe_gemm2", kMlaDecodeOp};
+  return {"w4a16_linear", "w4a16_moe_gemm1", "w4a16_moe_gemm2", kMlaDecodeOp, "mxfp4_moe_gemm1", "mxfp4_moe_gemm2"};
 }
 
 std::vector<std::string> resolve_ops(const std::vector<std::string>& ops) {
@@ -176,14 +197,14 @@ std::vector<std::string> resolve_ops(const std::vector<std::string>& ops) {
     if (std::find(out.begin(), out.end(), op) == out.end()) out.push_back(op);
   };
   for (const auto& op : ops) {
-    if (op == "w4a16_moe") {
-      add("w4a16_moe_gemm1");
-      add("w4a16_moe_gemm2");
+    if (op == "w4a16_moe" || op == "mxfp4_moe") {
+      add(op + "_gemm1");
+      add(op + "_gemm2");
     } else if (std::find(known.begin(), known.end(), op) != known.end()) {
       add(op);
     } else {
       throw Error("unknown op '" + op + "' (known: w4a16_linear, w4a16_moe_gemm1, w4a16_moe_gemm2, w4a16_moe, " +
-                  kMlaDecodeOp + ")");
+                  kMlaDecodeOp + ", mxfp4_moe_gemm1, mxfp4_moe_gemm2, mxfp4_moe)");
     }
   }
   return out;
@@ -210,6 +231,7 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
 
   std::vector<LayerShape> shapes = want_linear ? linear_shapes(model, opt) : std::vector<LayerShape>{};
   const std::vector<MoeLayerShape> moe = moe_shapes(model, opt, wanted("w4a16_moe_gemm1"), wanted("w4a16_moe_gemm2"));
+  const std::vector<Mxfp4LayerShape> mx = mxfp4_shapes(model, wanted("mxfp4_moe_gemm1"), wanted("mxfp4_moe_gemm2"));
   const std::vector<MlaLayerShape> mla = wanted(kMlaDecodeOp) ? mla_shapes(model, opt) : std::vector<MlaLayerShape>{};
   std::vector<Job> jobs;
   std::map<std::string, bool> seen;
@@ -246,11 +268,23 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
         if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
       }
     }
-  // The MoE layer's shape-independent steps: routing alignment, activation, top-k sum.
-  if (!moe.empty())
+  for (const ArchInfo* arch : archs)
+    for (const auto& ms : mx) {
+      if (seen[arch->name + ms.shape.op() + ms.shape.key()]) continue;
+      seen[arch->name + ms.shape.op() + ms.shape.key()] = true;
+      for (const auto& cfg : enumerate_mxfp4_configs(ms.shape, *arch)) {
+        Candidate c = make_mxfp4_candidate(ms.shape, cfg, *arch);
+        if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
+      }
+    }
+  // The MoE layer's shape-independent steps: routing alignment, activation, top-k sum
+  // (the MXFP4 layers use align and the bf16 sum).
+  if (!moe.empty() || !mx.empty())
     for (const ArchInfo* arch : archs) {
       std::vector<Candidate> helpers = {make_moe_align_candidate(*arch)};
-      for (const auto& dt : opt.dtypes) {
+      std::vector<std::string> dtypes = moe.empty() ? std::vector<std::string>{} : opt.dtypes;
+      if (!mx.empty() && std::count(dtypes.begin(), dtypes.end(), "bf16") == 0) dtypes.push_back("bf16");
+      for (const auto& dt : dtypes) {
         helpers.push_back(make_moe_silu_mul_candidate(dt == "bf16", *arch));
         helpers.push_back(make_moe_sum_candidate(dt == "bf16", *arch));
       }
@@ -340,6 +374,7 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
     for (const auto& ls : shapes) pack.put_shape({model.name, ls.layer, "w4a16_linear", ls.shape.key(), ls.count});
     for (const auto& ms : moe) pack.put_shape({model.name, ms.layer, ms.shape.op(), ms.shape.key(), ms.count});
     for (const auto& ls : mla) pack.put_shape({model.name, ls.layer, kMlaDecodeOp, ls.shape.key(), ls.count});
+    for (const auto& ms : mx) pack.put_shape({model.name, ms.layer, ms.shape.op(), ms.shape.key(), ms.count});
     for (const auto& j : jobs) {
       stats.stale_results += pack.drop_stale_results(j.row);
       pack.put_kernel(j.row);
@@ -348,7 +383,8 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
     if (opt.filter.empty()) {
       std::map<std::tuple<std::string, std::string, std::string>, std::vector<std::string>> emitted;
       for (const auto& j : jobs)
-        if (j.cand.op == "w4a16_linear" || j.cand.op.rfind("w4a16_moe_", 0) == 0 || j.cand.op == kMlaDecodeOp)
+        if (j.cand.op == "w4a16_linear" || j.cand.op.rfind("w4a16_moe_", 0) == 0 || j.cand.op == kMlaDecodeOp ||
+            j.cand.op.rfind("mxfp4_moe_", 0) == 0)
           emitted[{j.cand.arch, j.cand.op, j.cand.shape}].push_back(j.cand.name);
       for (const auto& [key, names] : emitted)
         pack.delete_stale(std::get<0>(key), std::get<1>(key), std::get<2>(key), names);

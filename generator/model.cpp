@@ -48,15 +48,32 @@ ModelDesc deepseek_v32() {
   return m;
 }
 
+// gpt-oss-120b / -20b: hidden 2880, MXFP4 experts of intermediate 2880 (top-4 of 128 or
+// 32), gate_up with bias and the clamped SwiGLU on interleaved columns, down with bias.
+// Attention runs in 16-bit and is not listed.
+ModelDesc gpt_oss(const std::string& name, int64_t experts, int64_t layers) {
+  ModelDesc m;
+  m.name = name;
+  m.hidden = 2880;
+  m.num_layers = layers;
+  m.moe = {
+      {"experts.gate_up_proj", experts, 4, 5760, 2880, static_cast<int>(layers), true, true},
+      {"experts.down_proj", experts, 4, 2880, 2880, static_cast<int>(layers), true, false},
+  };
+  return m;
+}
+
 }  // namespace
 
 const char* default_model_name() { return "qwen3-35b"; }
 
-std::vector<std::string> builtin_model_names() { return {"qwen3-35b", "deepseek-v3.2"}; }
+std::vector<std::string> builtin_model_names() { return {"qwen3-35b", "deepseek-v3.2", "gpt-oss-120b", "gpt-oss-20b"}; }
 
 ModelDesc builtin_model(const std::string& name) {
   if (name == "qwen3-35b") return qwen3_35b();
   if (name == "deepseek-v3.2") return deepseek_v32();
+  if (name == "gpt-oss-120b") return gpt_oss(name, 128, 36);
+  if (name == "gpt-oss-20b") return gpt_oss(name, 32, 24);
   std::string known;
   for (const auto& n : builtin_model_names()) known += (known.empty() ? "" : ", ") + n;
   throw Error("unknown model '" + name + "' (known: " + known +

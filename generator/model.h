@@ -23,6 +23,10 @@ struct MoeLayer {
   int64_t n = 0;
   int64_t k = 0;
   int count = 0;
+  // Expert weight format: GPTQ int4 (the w4a16_moe family) or MXFP4 (mxfp4_moe, gpt-oss
+  // style, whose gate_up layers fuse the clamped SwiGLU when `swiglu`).
+  bool mxfp4 = false;
+  bool swiglu = false;
 };
 
 // Sparse MLA decode attention (DeepSeek-V3.2 style), per tuning bucket: heads per rank

@@ -1,0 +1,155 @@
+#include "mxfp4_family.h"
+
+#include <regex>
+
+#include "error.h"
+#include "kf_mma_layouts.h"
+#include "mxfp4_moe/tiling.h"
+#include "w4a16_moe/launch.h"
+
+namespace kf {
+
+namespace {
+
+std::string str(int64_t v) { return std::to_string(v); }
+
+int64_t to_int(const std::string& digits, const std::string& what) {
+  try {
+    return std::stoll(digits);
+  } catch (const std::out_of_range&) {
+    throw Error(what + " has a number out of range");
+  }
+}
+
+// 32-bit accumulator registers per lane of a warp tile: above ~96 the rest of the
+// kernel spills on every target.
+int accumulator_regs(const Mxfp4Config& c, const ArchInfo& arch) {
+  const int wm = mxfp4::warps_m(c.block_m, c.block_n, c.warps);
+  if (wm == 0) return 1 << 20;
+  const int atoms = (c.block_m / wm / 16) * (c.block_n / (c.warps / wm) / 16);
+  const int per_atom = arch.mma == "v_mfma" ? layout::Mfma16Gfx9::kCElems : layout::Mma16Sm80::kCElems;
+  return atoms * per_atom;
+}
+constexpr int kMaxAccumulatorRegs = 96;
+
+}  // namespace
+
+std::string Mxfp4MoeShape::op() const { return gemm == 1 ? "mxfp4_moe_gemm1" : "mxfp4_moe_gemm2"; }
+
+std::string Mxfp4MoeShape::key() const {
+  return "e" + str(experts) + "_topk" + str(top_k) + "_n" + str(n) + "_k" + str(k) + (swiglu ? "_swiglu" : "");
+}
+
+Mxfp4MoeShape parse_mxfp4_shape(const std::string& op, const std::string& key) {
+  if (op != "mxfp4_moe_gemm1" && op != "mxfp4_moe_gemm2")
+    throw Error("unknown MXFP4 MoE op '" + op + "' (mxfp4_moe_gemm1, mxfp4_moe_gemm2)");
+  static const std::regex re("e([1-9][0-9]{0,5})_topk([1-9][0-9]{0,5})_n([1-9][0-9]{0,6})_k([1-9][0-9]{0,6})(_swiglu)?");
+  std::smatch m;
+  if (!std::regex_match(key, m, re))
+    throw Error("bad " + op + " shape key '" + key + "' (expected like e128_topk4_n5760_k2880_swiglu)");
+  Mxfp4MoeShape s;
+  s.gemm = op == "mxfp4_moe_gemm1" ? 1 : 2;
+  s.experts = to_int(m[1], key);
+  s.top_k = to_int(m[2], key);
+  s.n = to_int(m[3], key);
+  s.k = to_int(m[4], key);
+  s.swiglu = m[5].matched;
+  return s;
+}
+
+void validate_mxfp4_shape(const Mxfp4MoeShape& s, const std::string& layer) {
+  const std::string where = s.op() + " layer '" + layer + "' (" + s.key() + "): ";
+  if (s.experts < 1 || s.experts > moe::kMaxExperts)
+    throw Error(where + "E = " + str(s.experts) + " experts (1 to " + str(moe::kMaxExperts) + " supported)");
+  if (s.top_k < 1 || s.top_k > s.experts)
+    throw Error(where + "top_k = " + str(s.top_k) + " must be between 1 and E = " + str(s.experts));
+  if (s.k < 32 || s.k % 32 != 0) throw Error(where + "K = " + str(s.k) + " is not a multiple of 32 (the MXFP4 block)");
+  if (s.n < 32 || s.n % 32 != 0) throw Error(where + "N = " + str(s.n) + " is not a multiple of 32");
+  if (s.swiglu && s.gemm != 1) throw Error(where + "the SwiGLU epilogue is gemm1's (gate_up)");
+}
+
+std::string Mxfp4Config::key() const {
+  return "bm" + str(block_m) + "_bn" + str(block_n) + "_bk" + str(block_k) + "_w" + str(warps) + "_s" + str(stages) +
+         "_ep" + str(subtiles);
+}
+
+Mxfp4Config parse_mxfp4_config(const std::string& key) {
+  static const std::regex re("bm([1-9][0-9]{0,3})_bn([1-9][0-9]{0,3})_bk([1-9][0-9]{0,3})_w([1-9][0-9]?)_s([1-9])_ep([1-9][0-9]?)");
+  std::smatch m;
+  if (!std::regex_match(key, m, re))
+    throw Error("bad mxfp4_moe config '" + key + "' (expected like bm16_bn64_bk64_w4_s2_ep1)");
+  Mxfp4Config c;
+  c.block_m = static_cast<int>(to_int(m[1], key));
+  c.block_n = static_cast<int>(to_int(m[2], key));
+  c.block_k = static_cast<int>(to_int(m[3], key));
+  c.warps = static_cast<int>(to_int(m[4], key));
+  c.stages = static_cast<int>(to_int(m[5], key));
+  c.subtiles = static_cast<int>(to_int(m[6], key));
+  return c;
+}
+
+std::string mxfp4_kernel_name(const Mxfp4MoeShape& shape, const Mxfp4Config& cfg) {
+  return shape.op() + "_" + shape.key() + "_" + cfg.key();
+}
+
+std::string mxfp4_config_problem(const Mxfp4MoeShape& s, const Mxfp4Config& c, const ArchInfo& arch) {
+  if (!mxfp4::config_valid(static_cast<int>(s.n), static_cast<int>(s.k), s.swiglu, c.block_m, c.block_n, c.block_k,
+                           c.warps, c.stages, c.subtiles))
+    return "tiling rules (templates/mxfp4_moe/tiling.h)";
+  if (c.warps * arch.wave_size > 1024) return "more than 1024 threads";
+  if (mxfp4::smem_bytes(c.block_m, c.block_n, c.block_k, c.stages, c.subtiles) > arch.max_lds_per_block)
+    return "shared memory over the arch's per-block limit";
+  if (accumulator_regs(c, arch) > kMaxAccumulatorRegs)
+    return "accumulators alone take over " + str(kMaxAccumulatorRegs) + " registers";
+  return "";
+}
+
+std::vector<Mxfp4Config> enumerate_mxfp4_configs(const Mxfp4MoeShape& s, const ArchInfo& arch) {
+  std::vector<Mxfp4Config> out;
+  // block_m follows tokens per expert (T top_k / E): 16 for decode, up to 128 for
+  // prefill; block_n 96 and 192 divide gpt-oss's 2880.
+  for (int bm : {16, 32, 64, 128})
+    for (int bn : {32, 64, 96, 128, 192})
+      for (int bk : {32, 64, 128})
+        for (int w : {4, 8})
+          for (int st : {2, 3, 4})
+            for (int ep : {1, 2}) {
+              const Mxfp4Config c{bm, bn, bk, w, st, ep};
+              // A second epilogue pass only where one pass would not fit beside the stages.
+              if (ep == 2 && mxfp4::epilogue_bytes(bm, bn, 1) <= mxfp4::main_loop_bytes(bm, bn, bk, st)) continue;
+              if (mxfp4_config_problem(s, c, arch).empty()) out.push_back(c);
+            }
+  return out;
+}
+
+Candidate make_mxfp4_candidate(const Mxfp4MoeShape& s, const Mxfp4Config& cfg, const ArchInfo& arch) {
+  const std::string why = mxfp4_config_problem(s, cfg, arch);
+  if (!why.empty()) throw Error(s.op() + " config " + cfg.key() + " for " + s.key() + " on " + arch.name + ": " + why);
+  Candidate c;
+  c.op = s.op();
+  c.kind = "mma";
+  c.arch = arch.name;
+  c.shape = s.key();
+  c.config = cfg.key();
+  c.name = mxfp4_kernel_name(s, cfg);
+  c.instance = "mxfp4_moe/gemm.cu.in";
+  c.threads = cfg.warps * arch.wave_size;
+  c.needs_mma = true;
+  c.min_occupancy = 1;
+  c.params = {{"name", c.name},
+              {"config", c.op + " " + c.shape + " " + c.config + " " + arch.name},
+              {"threads", str(c.threads)},
+              {"gemm", str(s.gemm)},
+              {"n", str(s.n)},
+              {"k", str(s.k)},
+              {"swiglu", s.swiglu ? "true" : "false"},
+              {"block_m", str(cfg.block_m)},
+              {"block_n", str(cfg.block_n)},
+              {"block_k", str(cfg.block_k)},
+              {"warps", str(cfg.warps)},
+              {"stages", str(cfg.stages)},
+              {"subtiles", str(cfg.subtiles)}};
+  return c;
+}
+
+}  // namespace kf

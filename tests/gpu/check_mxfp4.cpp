@@ -1,0 +1,313 @@
+// kforge_check_mxfp4: checks every mxfp4_moe_gemm1/2 kernel of a pack on an NVIDIA GPU
+// against the float64 host reference (tuner/mxfp4_reference.h) on fresh random data:
+//   weights   every e2m1 code; e8m0 scales mostly 2^-9 .. 2^-3, with blocks at the low
+//             end of the range (0 and 1: 2^-127, 2^-126) and high ones (2^5);
+//   routing   tests/gpu/moe_reference.h's edge routing (a token on the last expert,
+//             ids outside [0, E) that route nowhere, a token with no expert from T 16,
+//             experts with no token), aligned on the host for the kernel's block_m;
+//   bias      random, per expert; gemm2's routing weights random in [0.1, 1].
+// gemm1 is compared per slot (with the SwiGLU epilogue when the shape has it); gemm2 per
+// slot too (its rows before moe_sum: the reference run with one slot per token).
+// Outputs are poisoned (NaN) first: rows of slots routed nowhere and the guard rows past
+// the end must stay poisoned. Tolerance: ||y - ref|| / ||ref|| <= 1e-2 over the case and
+// every row within 4x that of its own norm.
+// A line per check, then "N passed, N failed"; exit 1 on any failure or when nothing
+// was checked, 77 without a GPU.
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <random>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cu_check.h"
+#include "cuda_driver.h"
+#include "linear_reference.h"
+#include "moe_reference.h"
+#include "mxfp4_family.h"
+#include "mxfp4_moe/args.h"
+#include "mxfp4_moe/tiling.h"
+#include "mxfp4_reference.h"
+#include "w4a16_moe/launch.h"
+
+namespace {
+
+using namespace kf;
+
+const cuda::Driver* cu = nullptr;
+
+constexpr double kTolerance = 1e-2;
+constexpr int64_t kGuardRows = 4;
+
+struct Buf {
+  CUdeviceptr ptr = 0;
+  size_t bytes = 0;
+  explicit Buf(size_t n) : bytes(std::max<size_t>(n, 256)) { CU_CHECK(cu->cuMemAlloc(&ptr, bytes)); }
+  Buf(const Buf&) = delete;
+  ~Buf() { cu->cuMemFree(ptr); }
+  template <class T>
+  void up(const std::vector<T>& v) {
+    if (!v.empty()) CU_CHECK(cu->cuMemcpyHtoD(ptr, v.data(), v.size() * sizeof(T)));
+  }
+  template <class T>
+  std::vector<T> down(size_t count) const {
+    std::vector<T> v(count);
+    if (count) CU_CHECK(cu->cuMemcpyDtoH(v.data(), ptr, count * sizeof(T)));
+    return v;
+  }
+  template <class T = void>
+  T* p() const { return reinterpret_cast<T*>(ptr); }
+};
+
+struct KernelRow {
+  std::string name, op, shape, config;
+  std::vector<uint8_t> code_object;
+  int threads = 0;
+};
+
+std::vector<KernelRow> read_kernels(const std::string& pack, const std::string& arch) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(pack.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    std::fprintf(stderr, "cannot open pack '%s': %s\n", pack.c_str(), db ? sqlite3_errmsg(db) : "out of memory");
+    std::exit(1);
+  }
+  sqlite3_stmt* st = nullptr;
+  const char* sql =
+      "SELECT name, op, shape, config, code_object, threads FROM kernels WHERE arch = ? AND status = 'ok'"
+      " AND code_object IS NOT NULL AND op IN ('mxfp4_moe_gemm1', 'mxfp4_moe_gemm2') ORDER BY name";
+  if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) != SQLITE_OK) {
+    std::fprintf(stderr, "pack '%s': %s\n", pack.c_str(), sqlite3_errmsg(db));
+    std::exit(1);
+  }
+  sqlite3_bind_text(st, 1, arch.c_str(), -1, SQLITE_TRANSIENT);
+  std::vector<KernelRow> rows;
+  auto text = [&](int col) {
+    const unsigned char* t = sqlite3_column_text(st, col);
+    return std::string(t ? reinterpret_cast<const char*>(t) : "");
+  };
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    KernelRow r{text(0), text(1), text(2), text(3), {}, sqlite3_column_int(st, 5)};
+    const auto* blob = static_cast<const uint8_t*>(sqlite3_column_blob(st, 4));
+    r.code_object.assign(blob, blob + sqlite3_column_bytes(st, 4));
+    rows.push_back(std::move(r));
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return rows;
+}
+
+// Random expert weights in the checkpoint layout: packed [E, N, K/2], scales [E, N, K/32].
+struct Weights {
+  std::vector<uint8_t> packed, scales;
+  std::vector<float> bias;
+};
+
+Weights make_weights(const Mxfp4MoeShape& s, uint64_t seed) {
+  Weights w;
+  std::mt19937_64 rng(seed);
+  w.packed.resize(s.experts * s.n * s.k / 2);
+  for (size_t i = 0; i < w.packed.size(); i += 8) {
+    const uint64_t r = rng();
+    for (size_t b = 0; b < 8 && i + b < w.packed.size(); ++b) w.packed[i + b] = static_cast<uint8_t>(r >> (8 * b));
+  }
+  w.scales.resize(s.experts * s.n * s.k / kMxfp4Block);
+  for (size_t i = 0; i < w.scales.size(); ++i) {
+    const uint64_t r = rng();
+    // Mostly 2^-9 .. 2^-3 (weights ~ 1 / sqrt(K)); one block in 64 at the low end of the
+    // range, one in 64 high.
+    const int pick = static_cast<int>(r % 64);
+    w.scales[i] = pick == 0 ? static_cast<uint8_t>(r >> 8 & 1) : pick == 1 ? 132 : static_cast<uint8_t>(118 + (r >> 8) % 7);
+  }
+  w.bias.resize(s.experts * s.n);
+  std::uniform_real_distribution<float> b(-0.5f, 0.5f);
+  for (auto& v : w.bias) v = b(rng);
+  return w;
+}
+
+// [E, N, K/32] -> [E, K/32, N]: kforge's scale layout (args.h).
+std::vector<uint8_t> scales_k_major(const std::vector<uint8_t>& sc, int64_t e, int64_t n, int64_t kb) {
+  std::vector<uint8_t> out(sc.size());
+  for (int64_t x = 0; x < e; ++x)
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t c = 0; c < kb; ++c) out[(x * kb + c) * n + r] = sc[(x * n + r) * kb + c];
+  return out;
+}
+
+std::vector<int64_t> parse_list(const std::string& s) {
+  std::vector<int64_t> out;
+  std::stringstream ss(s);
+  for (std::string t; std::getline(ss, t, ',');) out.push_back(std::stoll(t));
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string pack, arch = "sm_90a", filter = ".*";
+  std::vector<int64_t> ts = {1, 5, 33};
+  uint64_t seed = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const bool has_value = i + 1 < argc;
+    if (a == "--pack" && has_value) pack = argv[++i];
+    else if (a == "--arch" && has_value) arch = argv[++i];
+    else if (a == "--filter" && has_value) filter = argv[++i];
+    else if (a == "--t" && has_value) ts = parse_list(argv[++i]);
+    else if (a == "--seed" && has_value) seed = std::stoull(argv[++i]);
+    else {
+      std::fprintf(stderr, "usage: %s --pack kforge.sqlite [--arch sm_90a] [--filter RE] [--t 1,5,33] [--seed N]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (pack.empty() || ts.empty() || *std::min_element(ts.begin(), ts.end()) < 1) {
+    std::fprintf(stderr, "--pack is required and every --t must be >= 1\n");
+    return 2;
+  }
+  int devices = 0;
+  const char* why = "no CUDA device";
+  cu = cuda::driver(&why);
+  if (!cu || cu->cuInit(0) != CUDA_SUCCESS || cu->cuDeviceGetCount(&devices) != CUDA_SUCCESS || devices == 0) {
+    std::printf("skipped: no GPU (%s); nothing was checked\n", cu ? "no CUDA device on this machine" : why);
+    return 77;
+  }
+  CUdevice dev;
+  CU_CHECK(cu->cuDeviceGet(&dev, 0));
+  char dev_name[256];
+  CU_CHECK(cu->cuDeviceGetName(dev_name, sizeof dev_name, dev));
+  CUcontext ctx;
+  CU_CHECK(cu->cuDevicePrimaryCtxRetain(&ctx, dev));
+  CU_CHECK(cu->cuCtxSetCurrent(ctx));
+
+  const std::regex re(filter);
+  std::map<std::pair<std::string, std::string>, std::vector<KernelRow>> by_shape;
+  for (auto& k : read_kernels(pack, arch))
+    if (std::regex_search(k.name, re)) by_shape[{k.op, k.shape}].push_back(std::move(k));
+  size_t kernels = 0;
+  for (auto& [key, list] : by_shape) kernels += list.size();
+  std::printf("device: %s   pack: %s   arch: %s   mxfp4_moe kernels: %zu in %zu shapes   seed: %llu\n", dev_name,
+              pack.c_str(), arch.c_str(), kernels, by_shape.size(), static_cast<unsigned long long>(seed));
+  if (kernels == 0) {
+    std::printf("FAIL pack: no mxfp4_moe_gemm1/2 kernel with status ok for %s\n", arch.c_str());
+    return 1;
+  }
+  int passed = 0, failed = 0;
+
+  for (auto& [key, list] : by_shape) {
+    const Mxfp4MoeShape s = parse_mxfp4_shape(key.first, key.second);
+    const Weights w = make_weights(s, seed ^ std::hash<std::string>()(key.first + key.second));
+    const int64_t kb = s.k / kMxfp4Block;
+    Buf weight(w.packed.size()), scales(w.scales.size()), bias(w.bias.size() * 4);
+    weight.up(w.packed);
+    scales.up(scales_k_major(w.scales, s.experts, s.n, kb));
+    bias.up(w.bias);
+    const int64_t n_out = s.swiglu ? s.n / 2 : s.n;
+    for (int64_t t : ts) {
+      const int top_k = static_cast<int>(s.top_k), experts = static_cast<int>(s.experts);
+      const int64_t slots = t * top_k;
+      std::mt19937_64 rng(seed + t);
+      const std::vector<int32_t> ids = edge_routing(RoutingArchetype::uniform, t, experts, top_k, seed + t);
+      Mxfp4MoeProblem p;
+      p.gemm = s.gemm;
+      p.experts = s.experts;
+      p.top_k = s.top_k;
+      p.n = s.n;
+      p.k = s.k;
+      p.weight = w.packed;
+      p.scales = w.scales;
+      p.bias = w.bias;
+      p.swiglu = s.swiglu;
+      // gemm2 per slot: one slot per "token", so y row s is slot s's weighted row.
+      p.t = s.gemm == 1 ? t : slots;
+      if (s.gemm == 2) p.top_k = 1;
+      p.topk_ids = ids;
+      p.x = random_half((s.gemm == 1 ? t : slots) * s.k, -1.0, 1.0, true, rng);
+      std::vector<float> weights(slots);
+      std::uniform_real_distribution<float> u(0.1f, 1.f);
+      for (auto& v : weights) v = u(rng);
+      if (s.gemm == 2) p.topk_weights = weights;
+      const std::vector<double> ref = mxfp4_moe_reference(p);
+
+      Buf x(p.x.size() * 2), wts(slots * 4), y((slots + kGuardRows) * n_out * 2);
+      x.up(p.x);
+      wts.up(weights);
+      for (const KernelRow& k : list) {
+        const Mxfp4Config cfg = parse_mxfp4_config(k.config);
+        const std::string what = k.name + " T=" + std::to_string(t);
+        const AlignRef al = align_reference(ids, t, top_k, experts, cfg.block_m);
+        std::vector<int32_t> sorted, blocks;
+        align_buffers(al, t, top_k, experts, cfg.block_m, static_cast<int32_t>(slots), 0, sorted, blocks);
+        Buf sorted_d(sorted.size() * 4), blocks_d(blocks.size() * 4), padded_d(4);
+        sorted_d.up(sorted);
+        blocks_d.up(blocks);
+        padded_d.up(std::vector<int32_t>{static_cast<int32_t>(al.num_padded)});
+        CU_CHECK(cu->cuMemsetD16(y.ptr, 0xffff, y.bytes / 2));
+        CUmodule mod;
+        CUfunction fn;
+        CU_CHECK(cu->cuModuleLoadData(&mod, k.code_object.data()));
+        CU_CHECK(cu->cuModuleGetFunction(&fn, mod, k.name.c_str()));
+        kf_mxfp4_moe_gemm_args a{};
+        a.x = x.p();
+        a.weight = weight.p<uint8_t>();
+        a.scales = scales.p<uint8_t>();
+        a.bias = bias.p<float>();
+        a.topk_weights = wts.p<float>();
+        a.sorted_ids = sorted_d.p<int32_t>();
+        a.expert_ids = blocks_d.p<int32_t>();
+        a.num_padded = padded_d.p<int32_t>();
+        a.y = y.p();
+        a.t = static_cast<int>(t);
+        a.top_k = top_k;
+        a.experts = experts;
+        a.n = static_cast<int>(s.n);
+        a.k = static_cast<int>(s.k);
+        a.swiglu_alpha = 1.702f;
+        a.swiglu_limit = 7.0f;
+        void* params[] = {&a};
+        const int64_t capacity = moe::sorted_capacity(t, top_k, experts, cfg.block_m);
+        const mxfp4::Grid g = mxfp4::gemm_grid(s.n, capacity, cfg.block_m, cfg.block_n);
+        CU_CHECK(cu->cuLaunchKernel(fn, g.x, g.y, g.z, k.threads, 1, 1, 0, nullptr, params, nullptr));
+        CU_CHECK(cu->cuCtxSynchronize());
+        const std::vector<uint16_t> got = y.down<uint16_t>((slots + kGuardRows) * n_out);
+        CU_CHECK(cu->cuModuleUnload(mod));
+        std::string bad;
+        double d2 = 0, r2 = 0;
+        for (int64_t sl = 0; sl < slots + kGuardRows && bad.empty(); ++sl) {
+          const bool routed = sl < slots && ids[sl] >= 0 && ids[sl] < experts;
+          double rd = 0, rr = 0;
+          for (int64_t c = 0; c < n_out; ++c) {
+            const uint16_t bits = got[sl * n_out + c];
+            if (!routed) {
+              if (bits != 0xffff) bad = "wrote row " + std::to_string(sl) + (sl < slots ? " of a slot routed nowhere" : " past the end");
+              continue;
+            }
+            const double v = half_bits_to_float(bits, true), want = ref[sl * n_out + c];
+            if (!std::isfinite(v)) {
+              bad = "row " + std::to_string(sl) + " col " + std::to_string(c) + " unwritten or not finite";
+              break;
+            }
+            rd += (v - want) * (v - want);
+            rr += want * want;
+          }
+          if (bad.empty() && routed && rr > 0 && std::sqrt(rd / rr) > 4 * kTolerance)
+            bad = "row " + std::to_string(sl) + " off by " + std::to_string(std::sqrt(rd / rr)) + " of its norm";
+          d2 += rd;
+          r2 += rr;
+        }
+        const double err = r2 > 0 ? std::sqrt(d2 / r2) : 0;
+        if (bad.empty() && !(err <= kTolerance)) bad = "error above tolerance";
+        (bad.empty() ? passed : failed)++;
+        std::printf("%s %s err=%.3g tol=%.3g%s%s\n", bad.empty() ? "PASS" : "FAIL", what.c_str(), err, kTolerance,
+                    bad.empty() ? "" : ": ", bad.c_str());
+        std::fflush(stdout);
+      }
+    }
+  }
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed || passed == 0 ? 1 : 0;
+}
