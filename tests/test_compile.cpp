@@ -23,6 +23,8 @@
 #include "error.h"
 #include "genkernels.h"
 #include "mla_family.h"
+#include "mxfp4_family.h"
+#include "mxfp4_moe/tiling.h"
 #include "pack.h"
 #include "process.h"
 #include "sparse_mla/launch.h"
@@ -317,9 +319,43 @@ void compile_silu_arch(const std::string& arch) {
   CHECK(fused == 7);
 }
 
+// The mxfp4_moe family on `arch`: a decode-sized fused-SwiGLU gemm1 and a prefill-sized
+// gemm2 compile cleanly within tiling.h's shared memory and use the matrix instructions.
+void compile_mxfp4_arch(const std::string& arch) {
+  if (!have_compiler(arch)) return;
+  const kf::ArchInfo& info = kf::arch_info(arch);
+  TempDir tmp;
+  kf::GenOptions opt = options(tmp, arch);
+  opt.model = "gpt-oss-20b";
+  opt.ops = {"mxfp4_moe"};
+  opt.filter = "^moe_align|_swiglu_bm16_bn64_bk64_w4_s2_ep1$|gemm2_.*_bm64_bn64_bk32_w4_s2_ep1$";
+  std::ostringstream out, err;
+  const kf::GenStats stats = kf::run_genkernels(opt, out, err);
+  INFO("genkernels output:\n" << out.str() << err.str());
+  CHECK(stats.compile_errors == 0);
+  std::map<std::string, int> by_op;
+  for (const auto& r : kf::Pack::open(opt.out_dir + "/kforge.sqlite", false).kernels()) {
+    INFO(r.name << " status " << r.status << "\nlog:\n" << r.log);
+    ++by_op[r.op];
+    CHECK(r.status == "ok");
+    if (r.op.rfind("mxfp4_moe_", 0) == 0) {
+      const kf::Mxfp4Config c = kf::parse_mxfp4_config(r.config);
+      CHECK(r.lds_bytes <= kf::mxfp4::smem_bytes(c.block_m, c.block_n, c.block_k, c.stages, c.subtiles));
+      if (info.vendor == kf::Vendor::amd && have_objdump()) CHECK(r.mma_count > 0);
+    }
+  }
+  CHECK(by_op["mxfp4_moe_gemm1"] == 1);
+  CHECK(by_op["mxfp4_moe_gemm2"] == 1);
+  CHECK(by_op["moe_align"] == 1);
+}
+
 }  // namespace
 
 TEST_SUITE("compile") {
+
+TEST_CASE("compile the MXFP4 MoE family, gfx1151") { compile_mxfp4_arch("gfx1151"); }
+TEST_CASE("compile the MXFP4 MoE family, gfx942") { compile_mxfp4_arch("gfx942"); }
+TEST_CASE("compile the MXFP4 MoE family, sm_90a") { compile_mxfp4_arch("sm_90a"); }
 
 TEST_CASE("compile the fused SiLU gemm1, gfx1151") { compile_silu_arch("gfx1151"); }
 TEST_CASE("compile the fused SiLU gemm1, gfx942") { compile_silu_arch("gfx942"); }

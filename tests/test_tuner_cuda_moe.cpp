@@ -2,7 +2,8 @@
 // (tuner/testing/fake_libcuda.cpp: moe_align and the GEMMs computed on the host, every
 // buffer and the launch grid checked): sorting on the "GPU" checked against the host,
 // verification against the float64 reference (all slots, and a sample of experts above
-// kMoeCheckedSlots), padding rows, split-K counters, a wrong sort, cold timing.
+// kMoeCheckedSlots), padding rows, split-K counters, a wrong sort, cold timing; fused
+// SiLU gemm1 kernels judged on silu(gate) * up, and moe_silu_mul timed with gemm1.
 #include <doctest/doctest.h>
 
 #include "linear_reference.h"
@@ -68,9 +69,80 @@ std::vector<std::string> args(const std::string& db, const std::string& ts) {
           "--reps", "3", "--seed", "5", "--jobs", "2", "--archetypes", "uniform,zipf2", "-q"};
 }
 
+// A helper kernel's row with a stand-in code object.
+kf::PackKernel helper_row(kf::PackKernel k, double us, const std::string& behave) {
+  const std::string text = "FAKECUBIN name=" + k.name + " us=" + std::to_string(us) + " behave=" + behave;
+  k.code_object.assign(text.begin(), text.end());
+  k.code_object.push_back(0);
+  return k;
+}
+
 }  // namespace
 
 TEST_SUITE("tuner") {
+
+TEST_CASE("cuda measurer (stand-in driver), MoE: fused SiLU gemm1 verified on h, moe_silu_mul timed with gemm1") {
+  TempDir dir("tuner-cuda-moe");
+  const std::string db = dir.sub("kforge.sqlite");
+  std::map<std::string, std::string> role;
+  {
+    kf::Pack pack = kf::Pack::open(db, true);
+    pack.begin();
+    auto put = [&](const std::string& r, const kf::PackKernel& k) {
+      pack.put_kernel(k);
+      role[r] = k.name;
+    };
+    put("decode", image_row(kGemm1, "decode", "bm4_bn64_bk32_w4_sk1_s1", 10, "ok"));
+    put("fused", image_row(kGemm1, "decode", "bm4_bn64_bk32_w4_sk1_s1_silu", 8, "ok"));
+    put("fused_split", image_row(kGemm1, "prefill", "bm16_bn128_bk64_w4_sk2_s2_silu", 30, "ok"));
+    put("fused_wrong", image_row(kGemm1, "decode", "bm2_bn64_bk32_w4_sk1_s1_silu", 1, "wrong"));
+    put("down", image_row(kGemm2, "prefill", "bm16_bn128_bk32_w4_sk1_s2", 15, "ok"));
+    kf::PackKernel silu = util_row();
+    silu.name = "moe_silu_mul_any_bf16";
+    silu.op = "moe_silu_mul";
+    silu.kind = "silu_mul";
+    silu.shape = "any_bf16";
+    silu.config = "t256";
+    put("silu_mul", helper_row(silu, 3, "ok"));
+    kf::PackKernel u = util_row();
+    u.name = "kf_util_stream_read";
+    pack.put_kernel(helper_row(u, 100, "flush"));
+    pack.put_kernel(helper_row(align_row(), 2, "ok"));
+    pack.commit();
+  }
+  const Child c = spawn_autotune(args(db, "1,8,300"), dir.path.string(), "fused",
+                                 {{"LD_LIBRARY_PATH", KF_FAKE_LIBCUDA_DIR}, {"CUDA_VISIBLE_DEVICES", "0"}});
+  const int status = c.wait_status();
+  const std::string err = c.err();
+  INFO(err << c.out());
+  REQUIRE(status == 0);
+  auto disp = [&](const std::string& r, int64_t t, const std::string& a) {
+    return text_of(db, "SELECT disposition FROM results WHERE kernel = '" + role.at(r) + "' AND m = " +
+                           std::to_string(t) + " AND routing = '" + a + "'");
+  };
+  for (const std::string a : {"uniform", "zipf2"})
+    for (int64_t t : {1, 8, 300}) {
+      CAPTURE(t);
+      CHECK(disp("silu_mul", t, a) == "passed");
+      if (t <= 8) {
+        CHECK(disp("fused", t, a) == "passed");
+        CHECK(disp("fused_wrong", t, a) == "incorrect");
+        CHECK(disp("fused_split", t, a) == "passed");
+      } else {
+        CHECK(disp("fused_split", t, a) == "pruned");  // split-K prefill: small T only
+      }
+    }
+  CHECK(scalar(db, "SELECT count(*) FROM results WHERE kernel = 'moe_silu_mul_any_bf16' AND op = 'w4a16_moe_gemm1'"
+                   " AND median_us BETWEEN 2.99 AND 3.01") == 6);
+  CHECK(scalar(db, "SELECT max(max_rel_err) FROM results WHERE disposition = 'passed'") < kf::linear_tolerance(true));
+  // T = 1: fused 8 us against the unfused 10 + moe_silu_mul's 3. (At T = 300 every GEMM
+  // candidate here is pruned: moe_silu_mul alone runs, and never wins.)
+  CHECK(text_of(db, "SELECT kernel FROM winners WHERE op = 'w4a16_moe_gemm1' AND routing = '' AND m_lo = 1") ==
+        role.at("fused"));
+  CHECK(!contains(err, "too small"));
+  CHECK(!contains(err, "grid is not"));
+  CHECK(!contains(err, "illegal address"));
+}
 
 TEST_CASE("cuda measurer (stand-in driver), MoE: align on the device, verification, padding rows, counters") {
   TempDir dir("tuner-cuda-moe");

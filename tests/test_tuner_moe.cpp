@@ -1,12 +1,14 @@
 // autotune on the MoE ops with the fake measurer: rows and winners per routing archetype
 // plus the routing-robust winner, the robust-pick rule, resuming after kill -9, the vLLM
-// config export, and the host side of the device measurers' MoE checks (align verdict,
-// checked slots, float64 reference, output verdict).
+// config export, fused SiLU gemm1 kernels against unfused ones plus moe_silu_mul, and
+// the host side of the device measurers' MoE checks (align verdict, checked slots,
+// float64 reference, output verdicts).
 #include <doctest/doctest.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "device_plan.h"
 #include "moe_reference.h"
 #include "results_db.h"
 #include "test_tuner_util.h"
@@ -93,6 +95,44 @@ int moe_rows(const std::vector<int64_t>& ts = kTs, int archetypes = 3) {
 }
 
 std::string q(const std::string& s) { return "'" + s + "'"; }
+
+// The pack's moe_silu_mul_any_bf16 row, as genkernels writes it.
+kf::PackKernel silu_mul_row() {
+  kf::PackKernel k = util_row();
+  k.name = "moe_silu_mul_any_bf16";
+  k.op = "moe_silu_mul";
+  k.kind = "silu_mul";
+  k.shape = "any_bf16";
+  k.config = "t256";
+  k.threads = 256;
+  return k;
+}
+
+// gemm1: an unfused decode and prefill kernel and their fused SiLU twins; gemm2: one
+// kernel; util, moe_align_any and moe_silu_mul_any_bf16.
+struct FusedPack {
+  std::string decode, decode_silu, prefill, prefill_silu, down;
+};
+FusedPack write_fused_pack(const std::string& path) {
+  kf::Pack pack = kf::Pack::open(path, true);
+  pack.begin();
+  FusedPack f;
+  const std::pair<std::string*, kf::PackKernel> rows[] = {
+      {&f.decode, moe_row(kGemm1, "decode", "bm4_bn64_bk32_w4_sk1_s1")},
+      {&f.decode_silu, moe_row(kGemm1, "decode", "bm4_bn64_bk32_w4_sk1_s1_silu")},
+      {&f.prefill, moe_row(kGemm1, "prefill", "bm64_bn128_bk64_w4_sk1_s2")},
+      {&f.prefill_silu, moe_row(kGemm1, "prefill", "bm64_bn128_bk64_w4_sk1_s2_silu")},
+      {&f.down, moe_row(kGemm2, "prefill", "bm16_bn64_bk32_w4_sk1_s2")}};
+  for (const auto& [name, k] : rows) {
+    pack.put_kernel(k);
+    *name = k.name;
+  }
+  pack.put_kernel(util_row());
+  pack.put_kernel(align_row());
+  pack.put_kernel(silu_mul_row());
+  pack.commit();
+  return f;
+}
 
 }  // namespace
 
@@ -237,6 +277,106 @@ TEST_CASE("autotune MoE: rows and winners per routing archetype, and the robust 
   CHECK(scalar(db, "SELECT count(DISTINCT routing) FROM winners") == 5);
 }
 
+TEST_CASE("gemm1 step times: unfused kernels pay moe_silu_mul, fused ones only compete where it was timed") {
+  const std::vector<kf::Timing> rows = {
+      {1, "g1_a", 10, 9},  {1, "g1_a_silu", 11, 10}, {1, "moe_silu_mul_any_bf16", 3, 2.5},
+      {64, "g1_a", 20, 19}, {64, "g1_a_silu", 27, 26}, {64, "moe_silu_mul_any_bf16", 5, 4},
+      {128, "g1_a", 30, 29}, {128, "g1_a_silu", 1, 1}};  // no moe_silu_mul row at 128
+  const auto step = kf::gemm1_step_times(rows);
+  std::map<std::pair<int64_t, std::string>, std::pair<double, double>> at;
+  for (const auto& t : step) at[{t.m, t.kernel}] = {t.median_us, t.min_us};
+  CHECK(at.size() == 5);
+  CHECK(at.at({1, "g1_a"}).first == 13.0);
+  CHECK(at.at({1, "g1_a"}).second == 11.5);
+  CHECK(at.at({1, "g1_a_silu"}).first == 11.0);
+  CHECK(at.at({1, "g1_a_silu"}).second == 10.0);
+  CHECK(at.at({64, "g1_a"}).first == 25.0);
+  CHECK(at.at({64, "g1_a"}).second == 23.0);
+  CHECK(at.at({64, "g1_a_silu"}).first == 27.0);
+  CHECK(at.at({64, "g1_a_silu"}).second == 26.0);
+  CHECK(at.at({128, "g1_a"}).first == 30.0);
+  CHECK(at.at({128, "g1_a"}).second == 29.0);
+  CHECK_FALSE(at.count({128, "g1_a_silu"}));
+  for (const auto& t : step) CHECK_FALSE(kf::is_silu_mul_kernel(t.kernel));
+  // Fused up to between 1 and 64 (the crossover of 11 -> 27 against 13 -> 25), unfused above.
+  const auto win = kf::compute_winners(step);
+  REQUIRE(win.size() == 2);
+  CHECK(win[0].kernel == "g1_a_silu");
+  CHECK(win[0].median_us == 11);
+  CHECK(win[1].kernel == "g1_a");
+  CHECK(win[1].m_lo == 33);  // the step times cross at T = 1 + 63 * 2 / 4 = 32.5
+  CHECK(win[1].median_us == 25);
+  CHECK(kf::fuses_silu("w4a16_moe_gemm1_decode_e8_bm1_bn64_bk64_w4_sk1_s1_silu"));
+  CHECK_FALSE(kf::fuses_silu("w4a16_moe_gemm1_decode_e8_bm1_bn64_bk64_w4_sk1_s1"));
+  CHECK_FALSE(kf::fuses_silu("moe_silu_mul_any_bf16"));
+}
+
+TEST_CASE("autotune MoE: a fused SiLU gemm1 wins where it beats gemm1 + moe_silu_mul, and only there") {
+  // moe_silu_mul takes 4 us at every T. Decode (T <= 64): unfused 10 (+ 4 = 14), fused
+  // `fused_decode`. Prefill: 50 either way up to 64; above, unfused 20 (+ 4 = 24) and
+  // fused 26, so unfused wins there although its GEMM alone is not 6 us faster.
+  for (double fused_decode : {11.0, 15.0}) {
+    CAPTURE(fused_decode);
+    TempDir dir("tuner-moe");
+    const std::string db = dir.sub("kforge.sqlite");
+    const FusedPack f = write_fused_pack(db);
+    kf::FakeOptions fo;
+    fo.moe_time_us = [&](const kf::PackKernel& k, const kf::MoeShape&, const kf::MoeRouting& r, bool) {
+      if (k.name == "moe_silu_mul_any_bf16") return 4.0;
+      if (k.name == f.decode) return 10.0;
+      if (k.name == f.decode_silu) return fused_decode;
+      if (k.name == f.prefill) return r.t > 64 ? 20.0 : 50.0;
+      if (k.name == f.prefill_silu) return r.t > 64 ? 26.0 : 50.0;
+      return 30.0;  // gemm2
+    };
+    kf::FakeMeasurer fm(fo);
+    const InProcess r = run_in_process(moe_options(db), fm);
+    INFO(r.out << r.err);
+    // Per archetype: gemm1 4 kernels + moe_silu_mul at T <= 64, 2 + 1 above; gemm2 1.
+    const int per_archetype = 3 * (4 + 1) + 1 * (2 + 1) + 4 * 1;
+    CHECK(fm.measurements() == 3 * per_archetype);
+    CHECK(scalar(db, "SELECT count(*) FROM results WHERE kernel = 'moe_silu_mul_any_bf16' AND op = 'w4a16_moe_gemm1'"
+                     " AND shape = " + q(kGemm1.key()) + " AND disposition = 'passed' AND median_us = 4") ==
+          static_cast<int64_t>(kTs.size() * kArchetypes.size()));
+    CHECK(scalar(db, "SELECT count(*) FROM results WHERE kernel = 'moe_silu_mul_any_bf16' AND op != 'w4a16_moe_gemm1'") ==
+          0);
+    CHECK(scalar(db, "SELECT count(*) FROM winners WHERE kernel = 'moe_silu_mul_any_bf16'") == 0);
+    kf::ResultsDb rdb = kf::ResultsDb::open(db);
+    const kf::Provenance p{"sm_90a", "kforge-fake-gpu", "", "", ""};
+    for (const std::string routing : {"", "uniform", "zipf2"}) {
+      CAPTURE(routing);
+      const auto win = rdb.winners(p, {kGemm1.op(), kGemm1.key(), true, routing});
+      REQUIRE(win.size() == 2);
+      CHECK(win[0].kernel == (fused_decode < 14 ? f.decode_silu : f.decode));
+      CHECK(win[0].median_us == (fused_decode < 14 ? fused_decode : 14.0));  // the gemm1 step's time
+      CHECK(win[1].kernel == f.prefill);
+      CHECK(win[1].m_tuned == 128);
+      CHECK(win[1].median_us == 24);
+    }
+    // The raw rows keep the GEMM's own time.
+    CHECK(scalar(db, "SELECT count(*) FROM results WHERE kernel = " + q(f.prefill) + " AND m = 128 AND median_us = 20") ==
+          3);
+  }
+}
+
+TEST_CASE("autotune MoE: without a moe_silu_mul time the fused gemm1 kernels never win") {
+  TempDir dir("tuner-moe");
+  const std::string db = dir.sub("kforge.sqlite");
+  const FusedPack f = write_fused_pack(db);
+  kf::FakeOptions fo;
+  fo.failed = "^moe_silu_mul_";
+  fo.moe_time_us = [&](const kf::PackKernel& k, const kf::MoeShape&, const kf::MoeRouting&, bool) {
+    return kf::fuses_silu(k.name) ? 1.0 : k.name == f.prefill ? 20.0 : 30.0;
+  };
+  kf::FakeMeasurer fm(fo);
+  run_in_process(moe_options(db), fm);
+  CHECK(scalar(db, "SELECT count(*) FROM results WHERE kernel = 'moe_silu_mul_any_bf16' AND disposition = 'failed'") ==
+        static_cast<int64_t>(kTs.size() * kArchetypes.size()));
+  CHECK(scalar(db, "SELECT count(*) FROM winners WHERE op = 'w4a16_moe_gemm1' AND kernel LIKE '%_silu'") == 0);
+  CHECK(scalar(db, "SELECT count(*) FROM winners WHERE op = 'w4a16_moe_gemm1' AND routing = '' AND kernel = " +
+                   q(f.prefill)) == 1);
+}
+
 TEST_CASE("autotune MoE: the default cost model makes the archetypes differ; --ops selects one gemm") {
   TempDir dir("tuner-moe");
   const std::string db = dir.sub("kforge.sqlite");
@@ -321,6 +461,70 @@ TEST_CASE("export: vLLM fused-MoE config JSON from the robust gemm1 winners") {
                                     empty.path.string(), "none");
   CHECK(none.wait_status() == 1);
   CHECK(contains(none.err(), "no tuned w4a16_moe_gemm1 winners"));
+}
+
+TEST_CASE("MoE host checks: the fused SiLU gemm1 reference and verdict; moe_silu_mul's problem and verdict") {
+  std::mt19937_64 rng(11);
+  const kf::MoeShape s{1, 4, 2, 64, 64, 32, true, false};  // N = 64: gate 32 + up 32
+  kf::MoeProblem p;
+  kf::make_moe_weights(p, s, rng);
+  kf::make_moe_activations(p, {"uniform", 3, kf::generate_routing(kf::RoutingArchetype::uniform, 3, 4, 2, 1)}, rng);
+  const auto ref = kf::moe_reference(p, kf::moe_checked_slots(p.topk_ids, 4, 4096, rng), 2);
+  REQUIRE(ref.silu.size() == ref.slots.size() * 32);
+  const double g = ref.y[1 * 64 + 5], u = ref.y[1 * 64 + 32 + 5];
+  CHECK(ref.silu[1 * 32 + 5] == doctest::Approx(g / (1 + std::exp(-g)) * u).epsilon(1e-12));
+  // A fused kernel's output: N/2 columns per slot row, guard rows poisoned.
+  std::vector<uint16_t> h(kf::moe_checked_rows(3, 2) * 32, 0xffff);
+  for (size_t i = 0; i < ref.slots.size(); ++i)
+    for (int64_t c = 0; c < 32; ++c)
+      h[ref.slots[i] * 32 + c] = kf::float_to_half_bits(static_cast<float>(ref.silu[i * 32 + c]), true);
+  kf::Measurement ok;
+  kf::judge_moe_output(h, ref, s, 3, ok, /*fused_silu=*/true);
+  CHECK(ok.disposition.empty());
+  CHECK(ok.max_rel_err < kf::linear_tolerance(true));
+  kf::Measurement as_unfused;  // the same bytes are not an N-wide product
+  std::vector<uint16_t> wide(kf::moe_checked_rows(3, 2) * 64, 0xffff);
+  std::copy(h.begin(), h.end(), wide.begin());
+  kf::judge_moe_output(wide, ref, s, 3, as_unfused);
+  CHECK(as_unfused.disposition == "incorrect");
+  auto past = h;
+  past[6 * 32] = 0;  // the padding row
+  kf::Measurement wrote_pad;
+  kf::judge_moe_output(past, ref, s, 3, wrote_pad, true);
+  CHECK(contains(wrote_pad.message, "padding"));
+  auto gate_only = h;  // silu(gate) without the up factor
+  for (size_t i = 0; i < ref.slots.size(); ++i)
+    for (int64_t c = 0; c < 32; ++c) {
+      const double gv = ref.y[i * 64 + c];
+      gate_only[ref.slots[i] * 32 + c] = kf::float_to_half_bits(static_cast<float>(gv / (1 + std::exp(-gv))), true);
+    }
+  kf::Measurement wrong;
+  kf::judge_moe_output(gate_only, ref, s, 3, wrong, true);
+  CHECK(contains(wrong.message, "above tolerance"));
+
+  // moe_silu_mul: 5000 rows (more than kMoeCheckedSlots distinct ones, the rest repeated).
+  const kf::SiluMulProblem sp = kf::make_silu_mul_problem(5000, 16, true, rng);
+  CHECK(sp.distinct == kf::kMoeCheckedSlots);
+  CHECK(sp.h1[4500 * 32 + 7] == sp.h1[(4500 - kf::kMoeCheckedSlots) * 32 + 7]);
+  const double g2 = kf::half_bits_to_float(sp.h1[3 * 32 + 2], true), u2 = kf::half_bits_to_float(sp.h1[3 * 32 + 18], true);
+  CHECK(sp.ref[3 * 16 + 2] == doctest::Approx(kf::silu_mul_ref(g2, u2)).epsilon(1e-12));
+  std::vector<uint16_t> out((5000 + kf::kGuardRows) * 16, 0xffff);
+  for (int64_t r = 0; r < 5000; ++r)
+    for (int64_t c = 0; c < 16; ++c)
+      out[r * 16 + c] = kf::float_to_half_bits(static_cast<float>(sp.ref[(r % sp.distinct) * 16 + c]), true);
+  kf::Measurement good;
+  kf::judge_silu_mul_output(out, sp, good);
+  CHECK(good.disposition.empty());
+  auto missing = out;
+  missing[4999 * 16 + 3] = 0xffff;
+  kf::Measurement unwritten;
+  kf::judge_silu_mul_output(missing, sp, unwritten);
+  CHECK(contains(unwritten.message, "row 4999"));
+  auto over = out;
+  over[5000 * 16] = 0;
+  kf::Measurement overrun;
+  kf::judge_silu_mul_output(over, sp, overrun);
+  CHECK(contains(overrun.message, "past the last"));
 }
 
 TEST_CASE("MoE host checks: align verdict, checked slots, float64 reference, output verdict") {

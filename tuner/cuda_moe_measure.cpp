@@ -2,6 +2,9 @@
 // the routed slots for its block_m on the GPU, the host checks them, then the GEMM is
 // verified against the float64 reference of the checked slots and timed like a linear
 // kernel (verify / time_runs of cuda_measure.cpp).
+// A gemm1 with the fused SiLU epilogue (_silu) is judged on its N/2-wide h against
+// silu(gate) * up of the reference; the pack's moe_silu_mul, a candidate of gemm1 shapes,
+// is verified and timed on its own problem (T * top_k rows of N/2).
 #include "cuda_measurer.h"
 #include "w4a16_moe/args.h"
 #include "w4a16_moe/launch.h"
@@ -121,6 +124,30 @@ Measurement CudaMeasurer::measure_moe(const PackKernel& k, const MoeShape& shape
     throw Error("cannot prepare " + info_.name + " for " + shape_key_ + " at T=" + std::to_string(routing.t) + ": " +
                 e.message);
   }
+  if (k.op == "moe_silu_mul") {
+    // What an unfused gemm1 is followed by in a layer: rows T * top_k, n = N/2, on its
+    // own random input (SiluMulProblem), output in y.
+    const int64_t rows = routing.t * shape.top_k, n = shape.n / 2;
+    std::mt19937_64 rng(opt_.seed ^ static_cast<uint64_t>(rows));
+    const SiluMulProblem sp = make_silu_mul_problem(rows, n, shape.bf16, rng);
+    kf_moe_silu_mul_args args{nullptr, y_.raw(), static_cast<int>(rows), static_cast<int>(n)};
+    const LaunchGrid g{moe::elementwise_blocks(rows, n), 1, 1};
+    return guarded([&](Measurement& r) {
+      const CUfunction fn = function_of(k);
+      DevBuf h1;
+      try {
+        h1.alloc(cu_, static_cast<int64_t>(sp.h1.size()) * 2, "moe_silu_mul's input");
+      } catch (const Error& e) {
+        throw CallFailed{e.what()};
+      }
+      check(cu_->cuMemcpyHtoD(h1.ptr, sp.h1.data(), sp.h1.size() * 2), "cuMemcpyHtoD");
+      args.x = h1.raw();
+      verify(fn, g, k.threads, &args, moe_sizes_.y_elems, (rows + kGuardRows) * n,
+             [&](const std::vector<uint16_t>& y, Measurement& v) { judge_silu_mul_output(y, sp, v); }, r);
+      if (r.disposition.empty()) time_runs(fn, g, k.threads, &args, cold, reps, r);
+      if (r.fatal) h1.forget();  // a kernel still running: freeing its input would wait for it
+    });
+  }
   const LinearConfig cfg = parse_linear_config(k.kind, k.config);
   const int64_t t = routing.t;
   const int64_t cap = moe::sorted_capacity(t, shape.top_k, shape.experts, cfg.block_m);
@@ -148,10 +175,11 @@ Measurement CudaMeasurer::measure_moe(const PackKernel& k, const MoeShape& shape
     const CUfunction fn = function_of(k);
     run_align(cfg.block_m, r);
     const int64_t rows = moe_checked_rows(t, shape.top_k);
+    // A fused SiLU gemm1 writes h: N/2 columns.
     if (r.disposition.empty())
-      verify(fn, g, k.threads, &args, moe_sizes_.y_elems, rows * shape.n,
+      verify(fn, g, k.threads, &args, moe_sizes_.y_elems, rows * (cfg.silu ? shape.n / 2 : shape.n),
              [&](const std::vector<uint16_t>& y, Measurement& v) {
-               judge_moe_output(y, moe_host_.reference(), shape, t, v);
+               judge_moe_output(y, moe_host_.reference(), shape, t, v, cfg.silu);
              },
              r);
     if (r.disposition.empty()) time_runs(fn, g, k.threads, &args, cold, reps, r);

@@ -57,6 +57,11 @@ double fake_time_us(const PackKernel& k, const LinearShape& s, int64_t m, bool c
 }
 
 double fake_moe_time_us(const PackKernel& k, const MoeShape& s, const MoeRouting& routing, bool cold) {
+  if (k.op == "moe_silu_mul") {
+    // Elementwise over T * top_k slots: reads 2 I and writes I 16-bit values per slot.
+    const double bytes = static_cast<double>(routing.t * s.top_k) * 3.0 * static_cast<double>(s.n / 2) * 2.0;
+    return kLaunchUs + bytes / (kBytesPerUs * 0.8);
+  }
   const LinearConfig c = parse_linear_config(k.kind, k.config);
   const RoutingStats st = routing_stats(routing.topk_ids, routing.t, static_cast<int>(s.experts),
                                         static_cast<int>(s.top_k), c.block_m);
@@ -64,11 +69,13 @@ double fake_moe_time_us(const PackKernel& k, const MoeShape& s, const MoeRouting
   // Decode streams an expert's weights once per block; prefill tiles share the GPU:
   // the blocks run in waves, the weights of every expert hit are read at least once.
   const double one_block = fake_time_us(k, e, c.block_m, cold) - kLaunchUs;
-  if (c.kind == LinearKind::decode) return kLaunchUs + static_cast<double>(st.blocks) * one_block / 4;
+  // A fused SiLU epilogue costs a little in the kernel (the pairs exchanged, the exp).
+  const double epilogue = c.silu ? 0.5 : 0.0;
+  if (c.kind == LinearKind::decode) return kLaunchUs + epilogue + static_cast<double>(st.blocks) * one_block / 4;
   const double tiles = static_cast<double>(st.blocks * (s.n / c.block_n));
   const double compute = std::ceil(tiles / kSms) * 2.0 * c.block_m * c.block_n * s.k / kFlopsPerUsPerSm;
   const double memory = st.experts_hit * weight_bytes(e) / (kBytesPerUs * 0.8);
-  return kLaunchUs + 2.0 + std::max(compute, memory) + 0.01 * one_block;
+  return kLaunchUs + 2.0 + epilogue + std::max(compute, memory) + 0.01 * one_block;
 }
 
 FakeMeasurer::FakeMeasurer(FakeOptions opt) : opt_(std::move(opt)) {

@@ -126,8 +126,17 @@ MoeReference moe_reference(const MoeProblem& p, std::vector<int64_t> slots, int 
   std::vector<std::thread> pool;
   for (int t = 0; t < std::max(1, threads); ++t) pool.emplace_back(work);
   for (auto& t : pool) t.join();
+  if (s.gemm == 1) {
+    const int64_t half = s.n / 2;
+    ref.silu.resize(ref.slots.size() * half);
+    for (size_t i = 0; i < ref.slots.size(); ++i)
+      for (int64_t c = 0; c < half; ++c)
+        ref.silu[i * half + c] = silu_mul_ref(ref.y[i * s.n + c], ref.y[i * s.n + half + c]);
+  }
   return ref;
 }
+
+double silu_mul_ref(double g, double u) { return g / (1.0 + std::exp(-g)) * u; }
 
 std::string check_moe_align(const std::vector<int32_t>& topk_ids, int64_t t, int64_t top_k, int64_t experts,
                             int block_m, const std::vector<int32_t>& sorted_ids,
@@ -182,8 +191,10 @@ std::string check_moe_align(const std::vector<int32_t>& topk_ids, int64_t t, int
 int64_t moe_checked_rows(int64_t t, int64_t top_k) { return t * top_k + kGuardRows; }
 
 void judge_moe_output(const std::vector<uint16_t>& y, const MoeReference& ref, const MoeShape& s, int64_t t,
-                      Measurement& r) {
-  const int64_t n = s.n, slots = t * s.top_k;
+                      Measurement& r, bool fused_silu) {
+  const int64_t n = fused_silu ? s.n / 2 : s.n, slots = t * s.top_k;
+  const std::vector<double>& want_rows = fused_silu ? ref.silu : ref.y;
+  if (want_rows.size() != ref.slots.size() * n) return flag(r, "internal: no reference for this output width");
   char why[160] = "";
   for (int64_t i = 0; i < slots * n && !why[0]; ++i)
     if (!std::isfinite(half_bits_to_float(y[i], s.bf16)))
@@ -191,7 +202,7 @@ void judge_moe_output(const std::vector<uint16_t>& y, const MoeReference& ref, c
   double err = 0, norm = 0;
   for (size_t i = 0; i < ref.slots.size(); ++i)
     for (int64_t c = 0; c < n; ++c) {
-      const double v = half_bits_to_float(y[ref.slots[i] * n + c], s.bf16), want = ref.y[i * n + c];
+      const double v = half_bits_to_float(y[ref.slots[i] * n + c], s.bf16), want = want_rows[i * n + c];
       err += (v - want) * (v - want);
       norm += want * want;
     }
@@ -203,6 +214,51 @@ void judge_moe_output(const std::vector<uint16_t>& y, const MoeReference& ref, c
     if (y[i] != 0xffff)
       std::snprintf(why, sizeof why, "wrote row %lld past the last slot (padding rows must not be written)",
                     static_cast<long long>(i / n));
+  if (why[0]) flag(r, why);
+}
+
+SiluMulProblem make_silu_mul_problem(int64_t rows, int64_t n, bool bf16, std::mt19937_64& rng) {
+  SiluMulProblem p;
+  p.rows = rows;
+  p.n = n;
+  p.bf16 = bf16;
+  p.distinct = std::min(rows, kMoeCheckedSlots);
+  // An elementwise kernel's time does not depend on the values: distinct rows for the
+  // check, repeated for the rest (drawing T * top_k * 2n values at T = 4096 would cost
+  // more host time than the measurement).
+  std::uniform_real_distribution<float> u(-6.f, 6.f);
+  p.h1.resize(rows * 2 * n);
+  for (int64_t i = 0; i < p.distinct * 2 * n; ++i) p.h1[i] = float_to_half_bits(u(rng), bf16);
+  for (int64_t i = p.distinct * 2 * n; i < rows * 2 * n; ++i) p.h1[i] = p.h1[i % (p.distinct * 2 * n)];
+  p.ref.resize(p.distinct * n);
+  for (int64_t r = 0; r < p.distinct; ++r)
+    for (int64_t c = 0; c < n; ++c)
+      p.ref[r * n + c] = silu_mul_ref(half_bits_to_float(p.h1[r * 2 * n + c], bf16),
+                                      half_bits_to_float(p.h1[r * 2 * n + n + c], bf16));
+  return p;
+}
+
+void judge_silu_mul_output(const std::vector<uint16_t>& h, const SiluMulProblem& p, Measurement& r) {
+  const int64_t n = p.n;
+  double err = 0, norm = 0;
+  char why[160] = "";
+  for (int64_t row = 0; row < p.rows && !why[0]; ++row)
+    for (int64_t c = 0; c < n; ++c) {
+      const double v = half_bits_to_float(h[row * n + c], p.bf16), want = p.ref[(row % p.distinct) * n + c];
+      if (!std::isfinite(v)) {
+        std::snprintf(why, sizeof why, "row %lld not fully written or not finite", static_cast<long long>(row));
+        break;
+      }
+      err += (v - want) * (v - want);
+      norm += want * want;
+    }
+  const double e = why[0] ? INFINITY : std::sqrt(err / (norm > 0 ? norm : 1));
+  const double tol = linear_tolerance(p.bf16);
+  r.max_rel_err = e;
+  if (!why[0] && !(e <= tol)) std::snprintf(why, sizeof why, "normalised error %.3g above tolerance %.3g", e, tol);
+  for (int64_t i = p.rows * n; i < (p.rows + kGuardRows) * n && !why[0]; ++i)
+    if (h[i] != 0xffff)
+      std::snprintf(why, sizeof why, "wrote row %lld past the last one", static_cast<long long>(i / n));
   if (why[0]) flag(r, why);
 }
 

@@ -1,7 +1,8 @@
 // Host side of autotune's MoE measurements (no GPU API, so the CPU tests check it):
 // random expert weights and activations, the float64 reference of the routed slots a
-// verification checks, what a correct moe_align writes, and the verdicts on the outputs
-// of align and of a GEMM (templates/w4a16_moe/args.h).
+// verification checks (and, for gemm1, of silu(gate) * up, what a gemm1 with the fused
+// SiLU epilogue writes), what a correct moe_align writes, the verdicts on the outputs of
+// align and of a GEMM (templates/w4a16_moe/args.h), and moe_silu_mul's own problem.
 #pragma once
 #include <cstdint>
 #include <random>
@@ -42,15 +43,17 @@ double moe_dequant(const MoeProblem& p, int64_t e, int64_t n, int64_t k);
 // The slots a verification checks (ascending) and their reference rows.
 struct MoeReference {
   std::vector<int64_t> slots;
-  std::vector<double> y;  // [slots.size(), N]
-  bool sampled = false;   // a sample of the experts, not every slot
+  std::vector<double> y;     // [slots.size(), N]
+  std::vector<double> silu;  // gemm1: [slots.size(), N/2], silu(y[:, i]) * y[:, N/2 + i]
+  bool sampled = false;      // a sample of the experts, not every slot
 };
 // All routed slots when there are at most `budget`; else the slots of experts taken in
 // a random order while they fit in the budget (the first expert always).
 std::vector<int64_t> moe_checked_slots(const std::vector<int32_t>& topk_ids, int64_t experts, int64_t budget,
                                        std::mt19937_64& rng);
 // gemm1: y[s] = x[s / top_k] . W[e]^T; gemm2: y[s] = topk_weights[s] * (x[s] . W[e]^T),
-// e = topk_ids[s]; float64, on `threads` host threads, dequantising each used expert row once.
+// e = topk_ids[s]; float64, on `threads` host threads, dequantising each used expert row
+// once. gemm1 also fills `silu` from y (weight rows [0, N/2) are gate, [N/2, N) up).
 MoeReference moe_reference(const MoeProblem& p, std::vector<int64_t> slots, int threads);
 
 // "" when sorted_ids / expert_ids / num_padded are what moe_align must write for this
@@ -66,7 +69,28 @@ int64_t moe_checked_rows(int64_t t, int64_t top_k);
 // The verdict on y ([moe_checked_rows, N], poisoned with 0xFFFF before the run): every
 // slot's row written and finite, normalised error over the reference's slots within
 // linear_tolerance, guard rows untouched. Sets r.max_rel_err; flags r incorrect.
+// fused_silu: a gemm1 with the fused SiLU epilogue, y [moe_checked_rows, N/2] judged
+// against ref.silu.
 void judge_moe_output(const std::vector<uint16_t>& y, const MoeReference& ref, const MoeShape& s, int64_t t,
-                      Measurement& r);
+                      Measurement& r, bool fused_silu = false);
+
+// silu(g) * u in float64.
+double silu_mul_ref(double g, double u);
+
+// moe_silu_mul as a gemm1 shape's layer runs it (rows = T * top_k, n = N/2), timed in the
+// same batches as the gemm1 candidates (autotune adds its time to the unfused ones): the
+// input h1 [rows, 2n] holds `distinct` random rows ~ U(-6, 6) (at most kMoeCheckedSlots)
+// repeated, and `ref` their float64 silu(h1[:, i]) * h1[:, n + i] [distinct, n].
+struct SiluMulProblem {
+  int64_t rows = 0, n = 0, distinct = 0;
+  bool bf16 = true;
+  std::vector<uint16_t> h1;
+  std::vector<double> ref;
+};
+SiluMulProblem make_silu_mul_problem(int64_t rows, int64_t n, bool bf16, std::mt19937_64& rng);
+// The verdict on h ([rows + kGuardRows, n], poisoned with 0xFFFF before the run): every
+// row written, finite and within linear_tolerance of its reference row (normalised
+// error over all rows), guard rows untouched. Sets r.max_rel_err; flags r incorrect.
+void judge_silu_mul_output(const std::vector<uint16_t>& h, const SiluMulProblem& p, Measurement& r);
 
 }  // namespace kf

@@ -169,13 +169,19 @@ std::vector<WinnerRange> ResultsDb::store(const Provenance& p, const TuneKey& ke
       }
     }
     // Winners from everything stored (this process's rows and any other's), so two
-    // processes tuning different Ms of one shape converge on the same table.
-    const std::vector<WinnerRange> win = compute_winners(passed(p, key));
+    // processes tuning different Ms of one shape converge on the same table. gemm1 is
+    // compared by its step in the layer, moe_silu_mul included (gemm1_step_times).
+    const bool gemm1 = key.op == "w4a16_moe_gemm1";
+    const std::vector<WinnerRange> win =
+        compute_winners(gemm1 ? gemm1_step_times(passed(p, key)) : passed(p, key));
     replace_winners(p, key, win);
     if (!key.routing.empty()) {
       TuneKey robust = key;
       robust.routing = "";
-      replace_winners(p, robust, compute_robust_winners(passed_by_routing(p, key)));
+      auto by_routing = passed_by_routing(p, key);
+      if (gemm1)
+        for (auto& [routing, rows] : by_routing) rows = gemm1_step_times(rows);
+      replace_winners(p, robust, compute_robust_winners(by_routing));
     }
     exec("COMMIT");
     return win;

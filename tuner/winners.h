@@ -51,4 +51,17 @@ struct RobustScore {
 std::map<int64_t, std::vector<RobustScore>> robust_scores(const std::map<std::string, std::vector<Timing>>& by_routing);
 std::vector<WinnerRange> compute_robust_winners(const std::map<std::string, std::vector<Timing>>& by_routing);
 
+// gemm1 (w4a16_moe_gemm1) as a layer runs it: an unfused kernel is followed by
+// moe_silu_mul, one with the fused SiLU epilogue (config suffix _silu) is not. Its
+// batches time moe_silu_mul too (a row of kernel moe_silu_mul_any_<dtype> at the same
+// m, measured cold like the GEMMs). Out, per m: with a moe_silu_mul row there, every
+// unfused kernel with that row's median and min added, the fused ones as they are;
+// without one (a DB tuned before fused kernels existed, or moe_silu_mul failed), the
+// unfused kernels as they are and no fused one, which cannot be compared fairly there.
+// moe_silu_mul rows never compete. Winners of gemm1 (per archetype and robust) are
+// computed from these step times, so their median_us is the step's.
+std::vector<Timing> gemm1_step_times(const std::vector<Timing>& passed);
+bool is_silu_mul_kernel(const std::string& name);   // moe_silu_mul_any_<dtype>
+bool fuses_silu(const std::string& kernel_name);    // a gemm1 ending in _silu
+
 }  // namespace kf

@@ -16,7 +16,9 @@
 //     the measurer must not assume an order; behave=wrong: num_padded one block too
 //     many); a w4a16_moe_gemm launch checks its buffers for T, E, N, K, its block_m and
 //     split-K and computes the slot rows of y from sorted_ids / expert_ids (behave
-//     padding: also writes the padding id's row);
+//     padding: also writes the padding id's row); a gemm1 whose name ends in _silu
+//     writes silu(gate) * up, N/2 columns; moe_silu_mul checks its grid and buffers
+//     and computes h from h1;
 // Code objects are text: "FAKECUBIN name=<symbol> us=<cost> behave=<b>" where b is ok,
 // wrong (outputs off), nan (output left unwritten), overrun (writes row M), counters
 // (leaves a split-K counter set), fault (illegal address), refuse (launch refused),
@@ -174,12 +176,35 @@ CUresult run_moe_align(const Module& mod, const kf_moe_align_args& a, unsigned g
   return CUDA_SUCCESS;
 }
 
+// moe_silu_mul_any_<dtype>: one thread per 8 outputs in blocks of 256 (w4a16_moe/launch.h).
+CUresult run_moe_silu_mul(const Module& mod, const kf_moe_silu_mul_args& a, unsigned gx, unsigned threads) {
+  const bool bf16 = mod.name.find("_bf16") != std::string::npos;
+  const int64_t rows = a.rows, n = a.n;
+  if (rows < 1 || n < 8 || n % 8) return CUDA_ERROR_INVALID_VALUE;
+  if (threads != 256 || gx != static_cast<unsigned>((rows * n / 8 + 255) / 256))
+    return fault(mod.name + ": grid is not w4a16_moe/launch.h's");
+  auto* x = reinterpret_cast<const uint16_t*>(live(a.x, rows * 2 * n * 2));
+  auto* y = reinterpret_cast<uint16_t*>(live(a.y, rows * n * 2));
+  if (!x || !y) return fault(mod.name + ": x or y too small");
+  if (y[0] == 0xffff)  // a verification run
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < n; ++c) {
+        const float g = half_to_float(x[r * 2 * n + c], bf16), u = half_to_float(x[r * 2 * n + n + c], bf16);
+        y[r * n + c] = float_to_half(g / (1.f + std::exp(-g)) * u + (mod.behave == "wrong" ? 0.25f : 0.f), bf16);
+      }
+  g_now_us += g_cold ? mod.us : mod.us / 2;
+  g_cold = false;
+  return CUDA_SUCCESS;
+}
+
 CUresult run_moe_gemm(const Module& mod, const kf_moe_gemm_args& a, unsigned gx, unsigned gy, unsigned gz) {
   const bool bf16 = mod.name.find("_bf16_") != std::string::npos, asym = mod.name.find("_asym") != std::string::npos;
   const bool gemm1 = mod.name.find("w4a16_moe_gemm1") == 0, prefill = mod.name.find("_prefill_") != std::string::npos;
   const int64_t t = a.t, top_k = a.top_k, e_count = a.experts, n = a.n, k = a.k, g = a.group, slots = t * top_k;
   const int sk = config_value(mod.name, "sk"), bm = config_value(mod.name, "bm"), bn = config_value(mod.name, "bn");
   if (t < 1 || n < 1 || k < 1 || g < 1 || k % g) return CUDA_ERROR_INVALID_VALUE;
+  const bool silu = mod.name.size() > 5 && mod.name.compare(mod.name.size() - 5, 5, "_silu") == 0;
+  const int64_t cols = silu ? n / 2 : n;  // of y
   const int64_t cap = moe_capacity(t, top_k, e_count, bm);
   if (gx != n / bn || (prefill ? gy : gz) * bm != cap || (prefill ? gz : gy) != static_cast<unsigned>(sk))
     return fault(mod.name + ": grid is not w4a16_moe/launch.h's");
@@ -191,7 +216,7 @@ CUresult run_moe_gemm(const Module& mod, const kf_moe_gemm_args& a, unsigned gx,
   auto* sorted = reinterpret_cast<const int32_t*>(live(a.sorted_ids, cap * 4));
   auto* eids = reinterpret_cast<const int32_t*>(live(a.expert_ids, cap / bm * 4));
   auto* npad = reinterpret_cast<const int32_t*>(live(a.num_padded, 4));
-  auto* y = reinterpret_cast<uint16_t*>(live(a.y, (slots + (mod.behave == "padding")) * n * 2));
+  auto* y = reinterpret_cast<uint16_t*>(live(a.y, (slots + (mod.behave == "padding")) * cols * 2));
   if (!x || !qw || !sc || !qz || !tw || !sorted || !eids || !npad || !y)
     return fault(mod.name + ": a MoE buffer too small");
   int* counters = nullptr;
@@ -209,11 +234,12 @@ CUresult run_moe_gemm(const Module& mod, const kf_moe_gemm_args& a, unsigned gx,
       const int64_t slot = sorted[i], e = eids[i / bm];
       if (slot >= slots) {
         if (mod.behave == "padding")
-          for (int64_t c = 0; c < n; ++c) y[slots * n + c] = 0;
+          for (int64_t c = 0; c < cols; ++c) y[slots * cols + c] = 0;
         continue;
       }
       if (slot < 0 || e < 0 || e >= e_count) return fault(mod.name + ": bad sorted slot or expert id");
       const int64_t row = gemm1 ? slot / top_k : slot;
+      std::vector<float> h1(n);  // the product's row, for the fused SiLU epilogue
       for (int64_t c = 0; c < n; ++c) {
         float acc = 0;
         for (int64_t kk = 0; kk < k; ++kk) {
@@ -224,8 +250,12 @@ CUresult run_moe_gemm(const Module& mod, const kf_moe_gemm_args& a, unsigned gx,
                  half_to_float(sc[(e * (k / g) + grp) * n + c], bf16);
         }
         if (!gemm1) acc *= tw[slot];
-        y[slot * n + c] = float_to_half(acc + (mod.behave == "wrong" ? 0.25f : 0.f), bf16);
+        h1[c] = acc;
+        if (!silu) y[slot * n + c] = float_to_half(acc + (mod.behave == "wrong" ? 0.25f : 0.f), bf16);
       }
+      for (int64_t c = 0; silu && c < cols; ++c)
+        y[slot * cols + c] = float_to_half(h1[c] / (1.f + std::exp(-h1[c])) * (h1[cols + c] + (mod.behave == "wrong")),
+                                           bf16);
     }
   if (mod.behave == "counters" && counters) counters[0] = 1;
   g_now_us += g_cold ? mod.us : mod.us / 2;
@@ -369,6 +399,8 @@ CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, uns
     return run_moe_align(*mod, *static_cast<kf_moe_align_args*>(params[0]), gx, bx);
   if (mod->name.rfind("w4a16_moe_gemm", 0) == 0)
     return run_moe_gemm(*mod, *static_cast<kf_moe_gemm_args*>(params[0]), gx, gy, gz);
+  if (mod->name.rfind("moe_silu_mul", 0) == 0)
+    return run_moe_silu_mul(*mod, *static_cast<kf_moe_silu_mul_args*>(params[0]), gx, bx);
   return run_linear(*mod, *static_cast<kf_linear_args*>(params[0]), bx);
 }
 CUresult cuStreamCreate(CUstream* s, unsigned int) { return *s = handle<CUstream>(), CUDA_SUCCESS; }
