@@ -7,6 +7,8 @@
 #include "device.h"
 #include "kforge/kforge.h"
 #include "launch.h"
+#include "mla_launch.h"
+#include "mla_select.h"
 #include "moe_launch.h"
 #include "moe_layer.h"
 #include "pack_reader.h"
@@ -262,6 +264,53 @@ kf_status kf_run_moe(const kf_db* db, const kf_moe_shape* shape, const kf_moe_la
     if (!args) return null_argument("kf_run_moe", "args");
     return run_moe(*db, *shape, *args, stream);
   });
+}
+
+kf_status kf_select_mla(const kf_db* db, const kf_mla_shape* shape, int64_t queries, const kf_kernel** kernel) {
+  return guarded("kf_select_mla", [&] {
+    if (!db) return null_argument("kf_select_mla", "db");
+    if (!shape) return null_argument("kf_select_mla", "shape");
+    if (!kernel) return null_argument("kf_select_mla", "kernel");
+    MlaShapeKey key;
+    const kf_status status = mla_key(*shape, "kf_select_mla", &key);
+    return status == KF_OK ? select_mla(*db, key, queries, "kf_select_mla", kernel) : status;
+  });
+}
+
+kf_status kf_mla_scratch_bytes(const kf_db* db, const kf_mla_shape* shape, int64_t max_queries, size_t* bytes) {
+  return guarded("kf_mla_scratch_bytes", [&] {
+    if (!db) return null_argument("kf_mla_scratch_bytes", "db");
+    if (!shape) return null_argument("kf_mla_scratch_bytes", "shape");
+    if (!bytes) return null_argument("kf_mla_scratch_bytes", "bytes");
+    MlaShapeKey key;
+    const kf_status status = mla_key(*shape, "kf_mla_scratch_bytes", &key);
+    return status == KF_OK ? mla_scratch_bytes(*db, key, max_queries, bytes) : status;
+  });
+}
+
+kf_status kf_launch_mla(const kf_kernel* kernel, const kf_mla_decode_args* args, void* scratch, size_t scratch_bytes,
+                        void* stream) {
+  return guarded("kf_launch_mla", [&] {
+    if (!kernel) return null_argument("kf_launch_mla", "kernel");
+    if (!args) return null_argument("kf_launch_mla", "args");
+    return launch_mla(*kernel->impl, *args, scratch, scratch_bytes, stream);
+  });
+}
+
+kf_status kf_run_mla(const kf_db* db, const kf_mla_shape* shape, const kf_mla_decode_args* args, void* scratch,
+                     size_t scratch_bytes, void* stream) {
+  return guarded("kf_run_mla", [&] {
+    if (!db) return null_argument("kf_run_mla", "db");
+    if (!shape) return null_argument("kf_run_mla", "shape");
+    if (!args) return null_argument("kf_run_mla", "args");
+    return run_mla(*db, *shape, *args, scratch, scratch_bytes, stream);
+  });
+}
+
+kf_status kf_check_mla_indices(const int32_t* host_indices, int64_t queries, int64_t topk, int64_t kv_rows,
+                               int64_t* bad_position) {
+  return guarded("kf_check_mla_indices",
+                 [&] { return check_mla_indices(host_indices, queries, topk, kv_rows, bad_position); });
 }
 
 }  // extern "C"

@@ -6,6 +6,7 @@
 #include <map>
 #include <tuple>
 
+#include "sparse_mla/launch.h"
 #include "status.h"
 #include "w4a16_moe/launch.h"
 
@@ -49,11 +50,42 @@ const char* parse_moe_helper(const KernelRow& row, KernelImpl* k) {
   return row.threads == moe::kEltThreads ? nullptr : "thread count differs from kf::moe::kEltThreads";
 }
 
+// sparse_mla_decode rows: shape and config keys the runtime can launch with
+// sparse_mla/launch.h's geometry (head tiles dividing H, splits within kMaxSplits, one
+// wave size's worth of threads per warp).
+const char* parse_mla_decode(const KernelRow& row, KernelImpl* k) {
+  k->op_kind = KernelOp::mla_decode;
+  if (row.kind != "decode") return "unknown kind";
+  if (!parse_mla_shape_key(row.shape.c_str(), &k->mla)) return "unreadable shape key";
+  if (const char* problem = mla_shape_problem(k->mla)) return problem;
+  if (!parse_mla_config_key(row.config.c_str(), &k->mla_config)) return "unreadable config key";
+  const MlaConfigKey& c = k->mla_config;
+  if (c.block_h % 16 != 0 || k->mla.heads % c.block_h != 0) return "block_h does not tile H in multiples of 16";
+  if (c.splits > mla::kMaxSplits) return "more KV splits than kf::mla::kMaxSplits";
+  if (row.threads != c.warps * 32 && row.threads != c.warps * 64) return "thread count is not warps x 32 or 64";
+  k->shape_key.bf16 = k->mla.bf16;
+  return nullptr;
+}
+
+// sparse_mla_combine_any_<dtype>: run-time sizes; launched with kCombineThreads.
+const char* parse_mla_combine(const KernelRow& row, KernelImpl* k) {
+  k->op_kind = KernelOp::mla_combine;
+  if (row.shape == "any_bf16")
+    k->shape_key.bf16 = true;
+  else if (row.shape == "any_fp16")
+    k->shape_key.bf16 = false;
+  else
+    return "shape is neither any_bf16 nor any_fp16";
+  return row.threads == mla::kCombineThreads ? nullptr : "thread count differs from kf::mla::kCombineThreads";
+}
+
 // Why a kernel row cannot be launched, or nullptr when it can (then *k is filled).
 const char* parse_kernel(const KernelRow& row, KernelImpl* k) {
   if (row.threads < 1 || row.threads > 1024) return "bad thread count";
   if (row.code.empty()) return "empty code object";
   if (row.op == "moe_align" || row.op == "moe_silu_mul" || row.op == "moe_sum") return parse_moe_helper(row, k);
+  if (row.op == "sparse_mla_decode") return parse_mla_decode(row, k);
+  if (row.op == "sparse_mla_combine") return parse_mla_combine(row, k);
   const int gemm = moe_gemm_of_op(row.op.c_str());
   if (row.op != "w4a16_linear" && gemm == 0) return "unknown op";
   if (!parse_kind(row.kind, &k->kind)) return "unknown kind";
@@ -80,6 +112,19 @@ const char* parse_kernel(const KernelRow& row, KernelImpl* k) {
 std::tuple<int, int, std::string> preference(const WinnerRow& w, const std::string& device) {
   const bool same_device = !device.empty() && w.device == device;
   return {same_device ? 0 : 1, w.cold_l2 ? 0 : 1, w.device};
+}
+
+// Split MLA winners are served only with the combine kernel of their dtype: say so at
+// open when the pack lacks it (their launches then fail with KF_ERR_NOT_FOUND).
+void warn_missing_combine(const kf_db& db, const ShapeEntry& entry) {
+  if (db.mla_combine[entry.mla_key.bf16]) return;
+  for (uint32_t i = entry.first; i < entry.first + entry.count; ++i)
+    if (db.ranges[i].kernel->impl->mla_config.splits > 1) {
+      std::fprintf(stderr, "kforge: %s: sparse_mla_decode %s has split-KV winners but the pack has no "
+                   "sparse_mla_combine_any_%s kernel: launching them fails (regenerate the pack with genkernels)\n",
+                   db.path.c_str(), entry.shape.c_str(), entry.mla_key.bf16 ? "bf16" : "fp16");
+      return;
+    }
 }
 
 }  // namespace
@@ -114,6 +159,12 @@ kf_status build_catalog(PackRows&& rows, kf_db* db) {
     if (k->op_kind == KernelOp::moe_silu_mul && !db->moe_silu_mul[k->shape_key.bf16])
       db->moe_silu_mul[k->shape_key.bf16] = handle;
     if (k->op_kind == KernelOp::moe_sum && !db->moe_sum[k->shape_key.bf16]) db->moe_sum[k->shape_key.bf16] = handle;
+    if (k->op_kind == KernelOp::mla_combine && !db->mla_combine[k->shape_key.bf16])
+      db->mla_combine[k->shape_key.bf16] = handle;
+    if (k->op_kind == KernelOp::mla_decode) {  // may serve a neighbouring extras bucket
+      db->fallback_handles.push_back({k, true});
+      db->kernels[i]->fallback_handle = &db->fallback_handles.back();
+    }
     if (!k->generic()) continue;
     db->fallback_handles.push_back({k, true});
     const kf_kernel*& slot = db->generic[k->shape_key.bf16][k->shape_key.asym];
@@ -153,6 +204,7 @@ kf_status build_catalog(PackRows&& rows, kf_db* db) {
     entry.linear = entry.op == "w4a16_linear" && parse_linear_shape_key(entry.shape.c_str(), &entry.key);
     entry.moe_key.gemm = moe_gemm_of_op(entry.op.c_str());
     entry.moe = entry.moe_key.gemm != 0 && parse_moe_shape_key(entry.shape.c_str(), &entry.moe_key);
+    entry.mla = entry.op == "sparse_mla_decode" && parse_mla_shape_key(entry.shape.c_str(), &entry.mla_key);
     entry.first = static_cast<uint32_t>(db->ranges.size());
     entry.count = static_cast<uint32_t>(chosen.size());
     // Contiguous ranges: the first starts at 1, each ends where the next begins (a gap
@@ -164,6 +216,7 @@ kf_status build_catalog(PackRows&& rows, kf_db* db) {
       r.kernel = &db->tuned_handles[by_name[chosen[i]->kernel]];
       db->ranges.push_back(r);
     }
+    if (entry.mla) warn_missing_combine(*db, entry);
     db->shapes.push_back(std::move(entry));
   }
 
@@ -172,11 +225,14 @@ kf_status build_catalog(PackRows&& rows, kf_db* db) {
   for (uint32_t i = 0; i < db->shapes.size(); ++i) {
     if (db->shapes[i].linear) db->linear_shapes.push_back(i);
     if (db->shapes[i].moe) db->moe_shapes.push_back(i);
+    if (db->shapes[i].mla) db->mla_shapes.push_back(i);
   }
   std::sort(db->linear_shapes.begin(), db->linear_shapes.end(),
             [&](uint32_t a, uint32_t b) { return db->shapes[a].key < db->shapes[b].key; });
   std::sort(db->moe_shapes.begin(), db->moe_shapes.end(),
             [&](uint32_t a, uint32_t b) { return db->shapes[a].moe_key < db->shapes[b].moe_key; });
+  std::sort(db->mla_shapes.begin(), db->mla_shapes.end(),
+            [&](uint32_t a, uint32_t b) { return db->shapes[a].mla_key < db->shapes[b].mla_key; });
 
   if (db->kernels.empty())
     return fail(KF_ERR_NOT_FOUND, "kforge pack '%s' has no usable kernel for %s (kernels of: %s)",

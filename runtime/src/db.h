@@ -22,18 +22,24 @@ namespace rt {
 // Device ordinals a process may launch on (per kernel: one function handle each).
 constexpr int kMaxDevices = 64;
 
-// What a kernel does, from its op: a linear layer, an MoE expert GEMM, or one of the
-// MoE layer's helpers (templates/w4a16_moe/args.h).
-enum class KernelOp { linear, moe_gemm, moe_align, moe_silu_mul, moe_sum };
+// What a kernel does, from its op: a linear layer, an MoE expert GEMM, one of the MoE
+// layer's helpers (templates/w4a16_moe/args.h), or sparse MLA decode and its combine
+// (templates/sparse_mla/args.h).
+enum class KernelOp { linear, moe_gemm, moe_align, moe_silu_mul, moe_sum, mla_decode, mla_combine };
 
 struct KernelImpl {
   std::string name, op, shape;
   KernelOp op_kind = KernelOp::linear;
   w4a16::Kind kind = w4a16::Kind::generic;  // linear and MoE GEMMs
-  LinearShapeKey shape_key;  // specialised kernels (MoE: one expert's); the generic one and
-                             // the MoE helpers have only bf16 (and asym)
+  LinearShapeKey shape_key;  // specialised kernels (MoE: one expert's); the generic one,
+                             // the MoE helpers and the MLA combine have only bf16 (and asym)
   MoeShapeKey moe;           // MoE GEMMs
   LinearConfigKey config;    // linear and MoE GEMMs
+  MlaShapeKey mla;           // sparse MLA decode
+  MlaConfigKey mla_config;   // sparse MLA decode
+  // sparse MLA decode: this kernel as handed out for another extras bucket of its
+  // shape (kf_kernel_is_fallback = 1); set by build_catalog.
+  const kf_kernel* fallback_handle = nullptr;
   int threads = 0;
   std::vector<uint8_t> code;  // the code object, as stored in the pack
   const kf_db* db = nullptr;
@@ -58,6 +64,8 @@ struct ShapeEntry {
   LinearShapeKey key;
   bool moe = false;         // w4a16_moe_gemm1/2: moe_key is valid (ranges are over T)
   MoeShapeKey moe_key;
+  bool mla = false;         // sparse_mla_decode: mla_key is valid (ranges are over Q)
+  MlaShapeKey mla_key;
   uint32_t first = 0, count = 0;  // into kf_db::ranges
 };
 
@@ -90,18 +98,21 @@ struct kf_db {
 
   std::vector<std::unique_ptr<kf::rt::KernelImpl>> kernels;
   std::vector<kf_kernel> tuned_handles;     // one per kernel, same order
-  std::vector<kf_kernel> fallback_handles;  // one per generic kernel
+  std::vector<kf_kernel> fallback_handles;  // one per generic and per MLA decode kernel
   const kf_kernel* generic[2][2] = {};      // fallback handle by [bf16][asym]
 
   std::vector<kf::rt::WinnerRange> ranges;
   std::vector<kf::rt::ShapeEntry> shapes;  // sorted by (op, shape) with strcmp
   std::vector<uint32_t> linear_shapes;     // indices of linear shapes, sorted by key
   std::vector<uint32_t> moe_shapes;        // indices of MoE GEMM shapes, sorted by key
+  std::vector<uint32_t> mla_shapes;        // indices of sparse MLA shapes, sorted by key
 
   // The MoE layer's helpers (run-time sizes, one per arch or per dtype), or null.
   const kf_kernel* moe_align = nullptr;
   const kf_kernel* moe_silu_mul[2] = {};  // by bf16
   const kf_kernel* moe_sum[2] = {};
+  // The sparse MLA combine kernel (run-time sizes, one per dtype), or null.
+  const kf_kernel* mla_combine[2] = {};  // by bf16
 
   mutable kf::rt::FallbackNotes fallback_notes;
 

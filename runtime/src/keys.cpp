@@ -34,6 +34,16 @@ bool eat_positive(const char** p, int64_t* value) {
   return true;
 }
 
+// Consumes 0 or a positive decimal without leading zeros.
+bool eat_count(const char** p, int64_t* value) {
+  if (**p == '0') {
+    *value = 0;
+    ++*p;
+    return true;
+  }
+  return eat_positive(p, value);
+}
+
 bool eat_dtype_quant(const char** p, bool* bf16, bool* asym) {
   if (eat(p, "bf16"))
     *bf16 = true;
@@ -158,6 +168,59 @@ bool parse_linear_config_key(const char* text, LinearConfigKey* config) {
   if (*p != '\0') return false;
   *config = {static_cast<int>(v[0]), static_cast<int>(v[1]), static_cast<int>(v[2]),
              static_cast<int>(v[3]), static_cast<int>(v[4]), static_cast<int>(v[5]), silu};
+  return true;
+}
+
+bool operator<(const MlaShapeKey& a, const MlaShapeKey& b) {
+  return std::tie(a.heads, a.topk, a.bf16, a.extras) < std::tie(b.heads, b.topk, b.bf16, b.extras);
+}
+
+bool operator==(const MlaShapeKey& a, const MlaShapeKey& b) { return same_mla_family(a, b) && a.extras == b.extras; }
+
+bool same_mla_family(const MlaShapeKey& a, const MlaShapeKey& b) {
+  return a.heads == b.heads && a.topk == b.topk && a.bf16 == b.bf16;
+}
+
+bool parse_mla_shape_key(const char* text, MlaShapeKey* key) {
+  if (!text) return false;
+  const char* p = text;
+  MlaShapeKey out;
+  if (!eat(&p, "h") || !eat_positive(&p, &out.heads) || !eat(&p, "_topk") || !eat_positive(&p, &out.topk) ||
+      !eat(&p, "_x") || !eat_count(&p, &out.extras) || !eat(&p, "_"))
+    return false;
+  if (eat(&p, "bf16"))
+    out.bf16 = true;
+  else if (eat(&p, "fp16"))
+    out.bf16 = false;
+  else
+    return false;
+  if (*p != '\0') return false;
+  *key = out;
+  return true;
+}
+
+void format_mla_shape_key(const MlaShapeKey& key, char* buf, size_t size) {
+  std::snprintf(buf, size, "h%lld_topk%lld_x%lld_%s", static_cast<long long>(key.heads),
+                static_cast<long long>(key.topk), static_cast<long long>(key.extras), key.bf16 ? "bf16" : "fp16");
+}
+
+const char* mla_shape_problem(const MlaShapeKey& key) {
+  if (key.heads < 16 || key.heads > 256 || key.heads % 16 != 0) return "H must be a multiple of 16 from 16 to 256";
+  if (key.topk < 1 || key.topk > 65536) return "topk must be in [1, 65536]";
+  if (key.extras < 0 || key.extras > 65536) return "extras must be in [0, 65536]";
+  return nullptr;
+}
+
+bool parse_mla_config_key(const char* text, MlaConfigKey* config) {
+  if (!text) return false;
+  const char* p = text;
+  int64_t v[5];
+  const char* const labels[5] = {"bh", "_bk", "_w", "_sp", "_s"};
+  for (int i = 0; i < 5; ++i)
+    if (!eat(&p, labels[i]) || !eat_positive(&p, &v[i]) || v[i] > 65536) return false;
+  if (*p != '\0') return false;
+  *config = {static_cast<int>(v[0]), static_cast<int>(v[1]), static_cast<int>(v[2]), static_cast<int>(v[3]),
+             static_cast<int>(v[4])};
   return true;
 }
 

@@ -1,6 +1,8 @@
 // The pack's key strings as numbers: w4a16_linear shape keys (n12288_k2048_g128_bf16_sym,
 // per-channel "gch"), w4a16_moe shape keys (e256_topk8_n1024_k2048_g128_bf16_sym), the
-// generic kernels' shape keys (any_bf16_sym) and config keys (bm64_bn128_bk64_w4_sk1_s2). The formats are the generator's (linear_family.h); the
+// generic kernels' shape keys (any_bf16_sym), config keys (bm64_bn128_bk64_w4_sk1_s2) and
+// sparse_mla_decode shape and config keys (h128_topk2048_x0_bf16, bh16_bk16_w4_sp8_s2).
+// The formats are the generator's (linear_family.h, moe_family.h, mla_family.h); the
 // runtime parses them itself, without allocating, because kf_select parses a caller's
 // key on every call for shapes that were never tuned.
 #pragma once
@@ -68,6 +70,36 @@ struct LinearConfigKey {
 
 // bm<M>_bn<N>_bk<K>_w<W>_sk<S>_s<stages>, optionally followed by _silu.
 bool parse_linear_config_key(const char* text, LinearConfigKey* config);
+
+// A sparse_mla_decode shape: H query heads, topk index slots per query, the extras
+// tuning bucket (extra rows per query; the kernels take any count) and the dtype.
+struct MlaShapeKey {
+  int64_t heads = 0;
+  int64_t topk = 0;
+  int64_t extras = 0;
+  bool bf16 = true;
+};
+
+// Ordered by (heads, topk, bf16, extras): a shape's extras buckets lie side by side.
+bool operator<(const MlaShapeKey& a, const MlaShapeKey& b);
+bool operator==(const MlaShapeKey& a, const MlaShapeKey& b);
+// Same heads, topk and dtype (extras may differ).
+bool same_mla_family(const MlaShapeKey& a, const MlaShapeKey& b);
+
+// h<H>_topk<topk>_x<extras>_<bf16|fp16>, exactly the generator's format.
+bool parse_mla_shape_key(const char* text, MlaShapeKey* key);
+void format_mla_shape_key(const MlaShapeKey& key, char* buf, size_t size);
+// What the sparse_mla family can do (generator/mla_family.h): H a multiple of 16 from
+// 16 to 256, 1 <= topk <= 65536, 0 <= extras <= 65536. nullptr when it can, else which
+// rule fails (a static string).
+const char* mla_shape_problem(const MlaShapeKey& key);
+
+struct MlaConfigKey {
+  int block_h = 0, block_k = 0, warps = 0, splits = 0, stages = 0;
+};
+
+// bh<block_h>_bk<block_k>_w<warps>_sp<splits>_s<stages>.
+bool parse_mla_config_key(const char* text, MlaConfigKey* config);
 
 }  // namespace rt
 }  // namespace kf

@@ -69,21 +69,23 @@ kf_status check_version(sqlite3* db, const char* path, int* version) {
 // The winners the runtime serves from: the ops it launches and, from version 2 on, the
 // routing-robust rows only (w4a16_linear rows all have routing '').
 const char* kServedWinnersV1 =
-    "SELECT * FROM winners WHERE arch = ?1 AND op IN ('w4a16_linear', 'w4a16_moe_gemm1', 'w4a16_moe_gemm2')";
+    "SELECT * FROM winners WHERE arch = ?1"
+    " AND op IN ('w4a16_linear', 'w4a16_moe_gemm1', 'w4a16_moe_gemm2', 'sparse_mla_decode')";
 const char* kServedWinnersV2 =
-    "SELECT * FROM winners WHERE arch = ?1 AND op IN ('w4a16_linear', 'w4a16_moe_gemm1', 'w4a16_moe_gemm2')"
-    " AND routing = ''";
+    "SELECT * FROM winners WHERE arch = ?1"
+    " AND op IN ('w4a16_linear', 'w4a16_moe_gemm1', 'w4a16_moe_gemm2', 'sparse_mla_decode') AND routing = ''";
 
-// Kernels a served winner names, the generic kernels and the MoE helpers: nothing else
-// is ever selected, so nothing else is held in memory.
+// Kernels a served winner names, the generic kernels, the MoE helpers and (for packs
+// serving sparse MLA) the MLA combine kernels: nothing else is ever selected, so nothing
+// else is held in memory.
 std::string kernels_sql(const char* served) {
-  return std::string(
-             "SELECT name, op, kind, shape, config, threads, code_object FROM kernels"
-             " WHERE arch = ?1 AND code_object IS NOT NULL"
-             " AND ((op = 'w4a16_linear' AND kind = 'generic') OR op IN ('moe_align', 'moe_silu_mul', 'moe_sum')"
-             " OR name IN (SELECT kernel FROM (") +
-         served + ")))"
-                  " ORDER BY name";
+  const std::string s = served;
+  return "SELECT name, op, kind, shape, config, threads, code_object FROM kernels"
+         " WHERE arch = ?1 AND code_object IS NOT NULL"
+         " AND ((op = 'w4a16_linear' AND kind = 'generic') OR op IN ('moe_align', 'moe_silu_mul', 'moe_sum')"
+         " OR (op = 'sparse_mla_combine' AND EXISTS (SELECT 1 FROM (" + s + ") WHERE op = 'sparse_mla_decode'))"
+         " OR name IN (SELECT kernel FROM (" + s + ")))"
+         " ORDER BY name";
 }
 
 std::string winners_sql(const char* served) {

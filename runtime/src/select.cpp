@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "mla_select.h"
 #include "status.h"
 #include "w4a16_moe/launch.h"
 
@@ -14,14 +15,6 @@ namespace rt {
 namespace {
 
 const char* kLinearOp = "w4a16_linear";
-
-// The range of `entry` that covers m (ranges are contiguous from 1, see catalog.cpp).
-const kf_kernel* pick(const kf_db& db, const ShapeEntry& entry, int64_t m) {
-  const WinnerRange* first = db.ranges.data() + entry.first;
-  const WinnerRange* last = first + entry.count;
-  const WinnerRange* after = std::upper_bound(first, last, m, [](int64_t v, const WinnerRange& r) { return v < r.lo; });
-  return (after == first ? first : after - 1)->kernel;
-}
 
 const ShapeEntry* find_linear(const kf_db& db, const LinearShapeKey& key) {
   auto it = std::lower_bound(db.linear_shapes.begin(), db.linear_shapes.end(), key,
@@ -82,6 +75,13 @@ kf_status fallback(const kf_db& db, const LinearShapeKey& key, const kf_kernel**
 
 }  // namespace
 
+const kf_kernel* pick(const kf_db& db, const ShapeEntry& entry, int64_t m) {
+  const WinnerRange* first = db.ranges.data() + entry.first;
+  const WinnerRange* last = first + entry.count;
+  const WinnerRange* after = std::upper_bound(first, last, m, [](int64_t v, const WinnerRange& r) { return v < r.lo; });
+  return (after == first ? first : after - 1)->kernel;
+}
+
 bool FallbackNotes::first_time(uint64_t hash) {
   for (int probe = 0; probe < kSlots; ++probe) {
     std::atomic<uint64_t>& slot = slots_[(hash + probe) % kSlots];
@@ -133,9 +133,16 @@ kf_status select_by_key(const kf_db& db, const char* op, const char* shape_key, 
       return fail(KF_ERR_INVALID_ARGUMENT, "kf_select: %s shape key '%s': %s", op, shape_key, problem);
     return select_moe(db, key, m, "kf_select", kernel);
   }
+  if (std::strcmp(op, kMlaOp) == 0) {  // an untuned extras bucket, or a shape never tuned
+    MlaShapeKey key;
+    if (!parse_mla_shape_key(shape_key, &key))
+      return fail(KF_ERR_INVALID_ARGUMENT,
+                  "kf_select: bad %s shape key '%s' (expected like h128_topk2048_x0_bf16)", op, shape_key);
+    return select_mla(db, key, m, "kf_select", kernel);
+  }
   if (std::strcmp(op, kLinearOp) != 0)
-    return fail(KF_ERR_NOT_FOUND, "kf_select: op '%s' has no kernels in this runtime (it serves %s, %s, %s)", op,
-                kLinearOp, moe_op_name(1), moe_op_name(2));
+    return fail(KF_ERR_NOT_FOUND, "kf_select: op '%s' has no kernels in this runtime (it serves %s, %s, %s, %s)", op,
+                kLinearOp, moe_op_name(1), moe_op_name(2), kMlaOp);
   LinearShapeKey key;
   if (!parse_linear_shape_key(shape_key, &key))
     return fail(KF_ERR_INVALID_ARGUMENT,

@@ -7,6 +7,9 @@
 namespace kf {
 namespace rt {
 
+// The winner of `entry` whose range covers m (ranges are contiguous from 1: catalog.cpp).
+const kf_kernel* pick(const kf_db& db, const ShapeEntry& entry, int64_t m);
+
 kf_status select_linear(const kf_db& db, const LinearShapeKey& key, int64_t m, const kf_kernel** kernel);
 kf_status select_by_key(const kf_db& db, const char* op, const char* shape_key, int64_t m, const kf_kernel** kernel);
 

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "pack.h"
+#include "sparse_mla/launch.h"
 #include "w4a16_moe/launch.h"
 
 namespace kf_testing {
@@ -81,6 +82,10 @@ std::string moe_kernel_name(int gemm, const std::string& kind, const std::string
   return "w4a16_moe_gemm" + std::to_string(gemm) + "_" + kind + "_" + shape + "_" + config;
 }
 
+std::string mla_kernel_name(const std::string& shape, const std::string& config) {
+  return "sparse_mla_decode_" + shape + "_" + config;
+}
+
 std::string TestPackBuilder::add_kernel(const std::string& kind, const std::string& shape, const std::string& config,
                                         const std::string& arch, int threads) {
   kernels_.push_back({kernel_name(kind, shape, config), arch, "w4a16_linear", kind, shape, config, threads});
@@ -120,6 +125,28 @@ void TestPackBuilder::add_moe_winner(int gemm, const std::string& shape, const s
                                      const std::string& arch) {
   winners_.push_back({arch, device, "w4a16_moe_gemm" + std::to_string(gemm), shape, kernel, t_lo, t_hi, cold_l2,
                       routing});
+}
+
+std::string TestPackBuilder::add_mla_kernel(const std::string& shape, const std::string& config,
+                                            const std::string& arch, int threads) {
+  if (threads == 0) {  // warps x 32, from the config's _w<warps>_
+    const size_t w = config.find("_w");
+    threads = 32 * std::stoi(config.substr(w + 2));
+  }
+  kernels_.push_back({mla_kernel_name(shape, config), arch, "sparse_mla_decode", "decode", shape, config, threads});
+  return kernels_.back().name;
+}
+
+void TestPackBuilder::add_mla_combine(bool bf16, const std::string& arch) {
+  // As generator/mla_family.cpp writes it.
+  const std::string shape = bf16 ? "any_bf16" : "any_fp16", threads = std::to_string(kf::mla::kCombineThreads);
+  kernels_.push_back({"sparse_mla_combine_" + shape, arch, "sparse_mla_combine", "combine", shape, "t" + threads,
+                      kf::mla::kCombineThreads});
+}
+
+void TestPackBuilder::add_mla_winner(const std::string& shape, const std::string& kernel, int64_t q_lo, int64_t q_hi,
+                                     const std::string& device, int cold_l2, const std::string& arch) {
+  winners_.push_back({arch, device, "sparse_mla_decode", shape, kernel, q_lo, q_hi, cold_l2, ""});
 }
 
 void TestPackBuilder::write(const std::string& path) const {

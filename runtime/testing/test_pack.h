@@ -20,6 +20,8 @@ kf_moe_shape small_moe_shape();
 std::string kernel_name(const std::string& kind, const std::string& shape, const std::string& config);
 // w4a16_moe_gemm<gemm>_<kind>_<shape>_<config> (generator/moe_family.h).
 std::string moe_kernel_name(int gemm, const std::string& kind, const std::string& shape, const std::string& config);
+// sparse_mla_decode_<shape>_<config> (generator/mla_family.h).
+std::string mla_kernel_name(const std::string& shape, const std::string& config);
 
 class TestPackBuilder {
  public:
@@ -41,6 +43,16 @@ class TestPackBuilder {
   void add_moe_winner(int gemm, const std::string& shape, const std::string& kernel, int64_t t_lo, int64_t t_hi,
                       const std::string& routing = "", const std::string& device = kTestDevice, int cold_l2 = 1,
                       const std::string& arch = "sm_90a");
+
+  // sparse_mla_decode: a decode kernel (shape like h128_topk2048_x0_bf16, config like
+  // bh16_bk16_w4_sp8_s2; threads default to warps x 32), the combine kernels
+  // (sparse_mla_combine_any_<dtype>, kf::mla::kCombineThreads), and a winner over
+  // Q = [q_lo, q_hi].
+  std::string add_mla_kernel(const std::string& shape, const std::string& config, const std::string& arch = "sm_90a",
+                             int threads = 0);
+  void add_mla_combine(bool bf16, const std::string& arch = "sm_90a");
+  void add_mla_winner(const std::string& shape, const std::string& kernel, int64_t q_lo, int64_t q_hi,
+                      const std::string& device = kTestDevice, int cold_l2 = 1, const std::string& arch = "sm_90a");
 
   // The schema version to write (1 or 2; default: the generator's current one). The
   // tables are the generator's, with winners (and results) made to have the `routing`

@@ -1,8 +1,9 @@
 // The hot path allocates nothing: with every heap allocation counted (operator new and
 // malloc replaced, see alloc_counter.h), 1000 calls each of kf_select_linear and
 // kf_select over tuned shapes, bucket edges, a never-tuned shape (after its one-time
-// report), kf_select_moe, the error paths, and whole launches (kf_launch, kf_run_linear,
-// kf_run_moe, kf_launch_moe_*) on the recording CUDA stand-in this program links
+// report), kf_select_moe, kf_select_mla (an untuned extras bucket too), the error
+// paths, kf_check_mla_indices, and whole launches (kf_launch, kf_run_linear, kf_run_moe,
+// kf_launch_moe_*, kf_run_mla, kf_launch_mla) on the recording CUDA stand-in this program links
 // (runtime/testing/fake_cuda.h; code objects loaded by kf_prepare first), make zero
 // allocations. Exit 0 when none; prints the counts.
 #include <cstdint>
@@ -162,6 +163,63 @@ int main(int argc, char** argv) {
       layer.scratch_bytes = scratch_bytes;
     }
   }));
+
+  // Sparse MLA decode (the pack's h128_topk2048_x0_bf16: split up to Q = 4, then not).
+  kf_mla_shape mla{};
+  mla.heads = 128;
+  mla.topk = 2048;
+  mla.bf16 = 1;
+  kf_mla_shape bucket = mla;
+  bucket.extras = 128;  // untuned: served by x0, reported once (outside the count)
+  const int max_q = 64;
+  size_t mla_bytes = 0;
+  expect(kf_mla_scratch_bytes(db, &mla, max_q, &mla_bytes) == KF_OK && mla_bytes > 0, "kf_mla_scratch_bytes");
+  expect(kf_select_mla(db, &bucket, 1, &k) == KF_OK && kf_kernel_is_fallback(k), "extras bucket fallback");
+  kf_mla_decode_args attn{};
+  attn.q = reinterpret_cast<const void*>(uintptr_t{0x100000});
+  attn.kv = reinterpret_cast<const void*>(uintptr_t{0x200000});
+  attn.indices = reinterpret_cast<const int32_t*>(uintptr_t{0x300000});
+  attn.o = reinterpret_cast<void*>(uintptr_t{0x400000});
+  attn.lse = reinterpret_cast<float*>(uintptr_t{0x500000});
+  attn.kv_rows = 8192;
+  attn.heads = 128;
+  attn.topk = 2048;
+  attn.softmax_scale = 0.0417f;
+  void* const mla_scratch = reinterpret_cast<void*>(uintptr_t{0x10000000});
+  attn.queries = 1;
+  expect(kf_run_mla(db, &mla, &attn, mla_scratch, mla_bytes, nullptr) == KF_OK, "kf_run_mla warm-up");
+  report("kf_select_mla x1000 (tuned + extras fallback)", kf_testing::allocations_in([&] {
+    for (int i = 0; i < 1000; ++i) bad += kf_select_mla(db, i % 4 == 3 ? &bucket : &mla, 1 + i % max_q, &k) != KF_OK;
+  }));
+  kf_fake_cuda_reset();
+  report("kf_run_mla + kf_launch_mla x1000 (Q 1..64)", kf_testing::allocations_in([&] {
+    for (int i = 0; i < 1000; ++i) {
+      attn.queries = 1 + i % max_q;
+      bad += kf_run_mla(db, &mla, &attn, mla_scratch, mla_bytes, nullptr) != KF_OK;
+      bad += kf_select_mla(db, &mla, attn.queries, &k) != KF_OK;
+      bad += kf_launch_mla(k, &attn, mla_scratch, mla_bytes, nullptr) != KF_OK;
+    }
+  }));
+  expect(kf_fake_cuda_launch_count() >= 2000, "kf_run_mla launched decode (and combine)");
+  static int32_t indices[4 * 2048];
+  for (int i = 0; i < 4 * 2048; ++i) indices[i] = i % 3 == 0 ? -1 : i;
+  expect(bad == 0, "every MLA call succeeded");
+  report("MLA errors x1000 (Q 0, untuned, scratch, index)", kf_testing::allocations_in([&] {
+    kf_mla_shape untuned = mla;
+    untuned.heads = 64;
+    int64_t at = 0;
+    for (int i = 0; i < 1000; ++i) {
+      kf_select_mla(db, &mla, 0, &k);
+      kf_select_mla(db, &untuned, 1, &k);
+      attn.queries = 2;
+      kf_run_mla(db, &mla, &attn, mla_scratch, 16, nullptr);
+      attn.queries = 0;
+      kf_run_mla(db, &mla, &attn, mla_scratch, mla_bytes, nullptr);
+      bad += kf_check_mla_indices(indices, 4, 2048, 8192, &at) != KF_OK;
+      bad += kf_check_mla_indices(indices, 4, 2048, 100, &at) != KF_ERR_INVALID_ARGUMENT;
+    }
+  }));
+  expect(bad == 0, "kf_check_mla_indices answered as expected");
   kf_close(db);
   std::printf("%s\n", g_failures ? "FAILED" : "OK");
   return g_failures ? 1 : 0;

@@ -21,6 +21,10 @@ int main(int argc, char** argv) {
   const kf_kernel* same = NULL;
   kf_linear_args args;
   kf_moe_shape moe;
+  kf_mla_shape mla;
+  kf_mla_decode_args attn;
+  int32_t indices[8];
+  int64_t bad_at = 0;
   int block_m = 0;
   size_t scratch = 0;
   int64_t floats = -1, counters = -1;
@@ -88,6 +92,55 @@ int main(int argc, char** argv) {
   moe.top_k = 17;
   check(kf_select_moe(db, 1, &moe, 1, &kernel) == KF_ERR_INVALID_ARGUMENT, "top_k > E");
   check(strstr(kf_last_error(), "top_k = 17") != NULL, "top_k message");
+
+  /* Sparse MLA decode: by Q range, the split winner's scratch, an untuned extras bucket,
+   * an untuned H, and the host-side index check. */
+  memset(&mla, 0, sizeof mla);
+  mla.heads = 128;
+  mla.topk = 2048;
+  mla.bf16 = 1;
+  check(kf_select_mla(db, &mla, 4, &kernel) == KF_OK, "kf_select_mla Q=4");
+  check(strstr(kf_kernel_name(kernel), "sparse_mla_decode_h128_topk2048_x0_bf16_bh16_bk16_w4_sp8_s2") != NULL,
+        "Q=4 is the split winner");
+  check(kf_select(db, "sparse_mla_decode", "h128_topk2048_x0_bf16", 4, &same) == KF_OK && same == kernel,
+        "kf_select agrees with kf_select_mla");
+  check(kf_select_mla(db, &mla, 5, &kernel) == KF_OK && strstr(kf_kernel_name(kernel), "_sp1_") != NULL,
+        "Q=5 is the unsplit winner");
+  check(kf_mla_scratch_bytes(db, &mla, 100, &scratch) == KF_OK && scratch == (size_t)8 * 4 * 128 * 513 * 4,
+        "kf_mla_scratch_bytes");
+  mla.extras = 128;
+  check(kf_select_mla(db, &mla, 5, &same) == KF_OK && same != kernel && kf_kernel_is_fallback(same) == 1 &&
+            strcmp(kf_kernel_name(same), kf_kernel_name(kernel)) == 0,
+        "untuned extras bucket: the x0 kernel, flagged");
+  mla.heads = 64;
+  check(kf_select_mla(db, &mla, 1, &kernel) == KF_ERR_UNSUPPORTED_SHAPE, "untuned H");
+  check(strstr(kf_last_error(), "H = 64") != NULL && strstr(kf_last_error(), "H = 128") != NULL,
+        "untuned H message names H and the tuned H");
+  mla.heads = 128;
+  mla.extras = 0;
+  memset(&attn, 0, sizeof attn);
+  attn.q = (const void*)0x10000;
+  attn.kv = (const void*)0x20000;
+  attn.indices = (const int32_t*)0x30000;
+  attn.o = (void*)0x40000;
+  attn.queries = 8;
+  attn.kv_rows = 4096;
+  attn.heads = 128;
+  attn.topk = 2048;
+  attn.softmax_scale = 0.0417f;
+  {
+    const kf_status status = kf_run_mla(db, &mla, &attn, NULL, 0, NULL);
+    check(status == KF_ERR_NO_DEVICE || status == KF_OK, "kf_run_mla without a device");
+    attn.queries = 0;
+    check(kf_run_mla(db, &mla, &attn, NULL, 0, NULL) == KF_ERR_INVALID_ARGUMENT, "kf_run_mla Q = 0");
+    check(strstr(kf_last_error(), "args->queries = 0") != NULL, "Q = 0 message");
+  }
+  memset(indices, 0, sizeof indices);
+  indices[1] = -1;
+  indices[6] = 4096;
+  check(kf_check_mla_indices(indices, 2, 3, 4096, &bad_at) == KF_OK && bad_at == -1, "indices in range");
+  check(kf_check_mla_indices(indices, 2, 4, 4096, &bad_at) == KF_ERR_INVALID_ARGUMENT && bad_at == 6,
+        "index = kv_rows is out of range");
 
   memset(&args, 0, sizeof args);
   args.x = (const void*)0x10000;

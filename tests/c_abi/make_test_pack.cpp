@@ -1,6 +1,7 @@
 // Writes the pack the C ABI test and the allocation-free test read (ctest fixture):
-// one shape tuned over three M ranges (one kernel split-K), the generic kernels, and one
-// MoE layer's GEMMs and helpers.
+// one shape tuned over three M ranges (one kernel split-K), the generic kernels, one
+// MoE layer's GEMMs and helpers, and one sparse MLA shape (a split-KV winner, an unsplit
+// one, the combine kernel).
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -29,6 +30,11 @@ int main(int argc, char** argv) {
     b.add_moe_winner(1, gate_up, b.add_moe_kernel(1, "prefill", gate_up, "bm32_bn64_bk32_w4_sk2_s1"), 9, 4096);
     b.add_moe_winner(2, down, b.add_moe_kernel(2, "decode", down, "bm16_bn64_bk32_w4_sk1_s1"), 1, 4096);
     b.add_moe_helpers();
+    // Sparse MLA decode, H 128, topk 2048, no extras, bf16: split 8 ways up to Q = 4.
+    const char* mla = "h128_topk2048_x0_bf16";
+    b.add_mla_winner(mla, b.add_mla_kernel(mla, "bh16_bk16_w4_sp8_s2"), 1, 4);
+    b.add_mla_winner(mla, b.add_mla_kernel(mla, "bh64_bk32_w16_sp1_s2"), 5, 4096);
+    b.add_mla_combine(true);
     b.write(argv[1]);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "make_test_pack: %s\n", e.what());

@@ -13,6 +13,8 @@
  *                                  `stream`. No allocation, no file I/O, no device sync.
  *   kf_run_moe(db, &shape, &args, ...)  the same for a mixture-of-experts layer (scratch
  *                                  sized once with kf_moe_scratch_bytes).
+ *   kf_run_mla(db, &shape, &args, ...)  the same for sparse MLA attention decode (scratch
+ *                                  sized once with kf_mla_scratch_bytes).
  *   kf_close(db)
  *
  * Every function returns a kf_status (KF_OK = 0); on failure kf_last_error() says
@@ -20,7 +22,8 @@
  * thread-safe: a kf_db may be shared by any number of threads.
  *
  * Plain C89 with <stdint.h>; the kernel argument structs come from the kernel templates
- * (templates/w4a16_linear/args.h, templates/w4a16_moe/args.h), which are the kernels' ABI.
+ * (templates/w4a16_linear/args.h, templates/w4a16_moe/args.h, templates/sparse_mla/args.h),
+ * which are the kernels' ABI.
  */
 #ifndef KFORGE_KFORGE_H
 #define KFORGE_KFORGE_H
@@ -28,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sparse_mla/args.h"
 #include "w4a16_linear/args.h"
 #include "w4a16_moe/args.h"
 
@@ -205,6 +209,65 @@ typedef struct kf_moe_layer_args {
 KF_API kf_status kf_moe_scratch_bytes(const kf_db* db, const kf_moe_shape* shape, int64_t max_t, size_t* bytes);
 KF_API kf_status kf_run_moe(const kf_db* db, const kf_moe_shape* shape, const kf_moe_layer_args* args,
                             void* stream);
+
+/* ---- Sparse MLA attention decode (op sparse_mla_decode and its combine kernel
+ * sparse_mla_combine; data layout and kernel ABI in templates/sparse_mla/args.h) ---- */
+
+/* One attention layer's shape (its key: h<heads>_topk<topk>_x<extras>_<bf16|fp16>). */
+typedef struct kf_mla_shape {
+  int heads;  /* H, query heads per rank: a multiple of 16 from 16 to 256 */
+  int topk;   /* index slots per query, 1 to 65536 */
+  int extras; /* extra rows per query (e.g. a sliding window) the layer was tuned for:
+                 0 or a tuned bucket such as 128; the kernels take any count at run time */
+  int bf16;   /* 1 = bf16 q, kv and o; 0 = fp16 */
+} kf_mla_shape;
+
+/* The decode kernel for Q = queries: the tuned winner whose Q range covers it (ranges
+ * as kf_select's: above the largest tuned Q the last range serves). When the shape's
+ * extras bucket has no winners but another bucket of the same heads, topk and dtype
+ * has, the nearest tuned bucket serves (a tie: the larger one), flagged by
+ * kf_kernel_is_fallback and reported once per shape on stderr. No bucket of that H,
+ * topk and dtype: KF_ERR_UNSUPPORTED_SHAPE naming the H values the pack tunes (sparse
+ * MLA has no generic kernel). queries < 1 or a shape the family cannot do:
+ * KF_ERR_INVALID_ARGUMENT. Also reachable as kf_select(db, "sparse_mla_decode",
+ * "h128_topk2048_x0_bf16", queries, ...). */
+KF_API kf_status kf_select_mla(const kf_db* db, const kf_mla_shape* shape, int64_t queries,
+                               const kf_kernel** kernel);
+/* Scratch for the split-KV partials (part_o [splits, Q, H, 512] fp32 at offset 0, then
+ * part_lse [splits, Q, H] fp32 at the next 16-byte boundary) of the largest need of
+ * any kernel kf_select_mla can return for 1 <= Q <= max_queries: allocate it once, 16-
+ * byte aligned (no zeroing needed). 0 when no such kernel splits. KF_ERR_NOT_FOUND when
+ * one splits and the pack lacks the combine kernel of the dtype. One scratch per stream,
+ * shared by every layer of the shape (each launch's combine reads it before the next
+ * decode on that stream writes it). */
+KF_API kf_status kf_mla_scratch_bytes(const kf_db* db, const kf_mla_shape* shape, int64_t max_queries,
+                                      size_t* bytes);
+/* Launches the decode kernel (grid (H / block_h, Q, splits)) and, when it splits KV, the
+ * combine kernel (grid (ceil(Q H / 8)), 256 threads) after it on `stream`; args->part_o
+ * and args->part_lse are ignored: they are placed in `scratch` (NULL, 0 for unsplit
+ * kernels). Checks first and launches nothing on a bad value (KF_ERR_INVALID_ARGUMENT
+ * naming it): NULL q, kv, indices or o; queries < 1; heads not a multiple of 16 in
+ * [16, 256] or not the kernel's; topk outside [1, 65536] or not the kernel's;
+ * kv_rows < 1; extra_start and extra_count not both set or both NULL; softmax_scale
+ * not finite or <= 0; q, kv, o not 16-byte aligned (o: the combine stores 16 bytes),
+ * indices, extra_start, extra_count, lse not 4-byte aligned; scratch of a split kernel
+ * NULL, not 16-byte aligned or smaller than its need at this Q. queries > 65535 (the
+ * grid's y): KF_ERR_UNSUPPORTED_SHAPE. A split kernel without the pack's combine kernel:
+ * KF_ERR_NOT_FOUND. Index values are not checked (device memory; the kernels read
+ * nothing for a slot outside [0, kv_rows)): see kf_check_mla_indices. */
+KF_API kf_status kf_launch_mla(const kf_kernel* kernel, const kf_mla_decode_args* args, void* scratch,
+                               size_t scratch_bytes, void* stream);
+/* kf_select_mla(db, shape, args->queries) + kf_launch_mla: the one call an engine's
+ * attention op makes per forward (args->heads and args->topk must be the shape's). */
+KF_API kf_status kf_run_mla(const kf_db* db, const kf_mla_shape* shape, const kf_mla_decode_args* args,
+                            void* scratch, size_t scratch_bytes, void* stream);
+/* For engines' debug builds: checks a host copy of indices [queries, topk] (int32).
+ * KF_OK when every entry is -1 (unused) or a KV row in [0, kv_rows); else
+ * KF_ERR_INVALID_ARGUMENT naming the first bad entry's position, query, slot and value,
+ * and its flat position (query * topk + slot) in *bad_position (may be NULL; -1 when
+ * none is bad). */
+KF_API kf_status kf_check_mla_indices(const int32_t* host_indices, int64_t queries, int64_t topk, int64_t kv_rows,
+                                      int64_t* bad_position);
 
 #ifdef __cplusplus
 }

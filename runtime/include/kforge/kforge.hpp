@@ -67,6 +67,12 @@ class Db {
     check(kf_db_max_workspace(db_, max_m, &w.floats, &w.counters));
     return w;
   }
+  // Sparse MLA decode scratch for Q up to max_queries (kf_mla_scratch_bytes).
+  size_t mla_scratch_bytes(const kf_mla_shape& shape, int64_t max_queries) const {
+    size_t bytes = 0;
+    check(kf_mla_scratch_bytes(db_, &shape, max_queries, &bytes));
+    return bytes;
+  }
 
   // Hot path: status, no exception.
   kf_status select_linear(int64_t n, int64_t k, int group, bool bf16, bool asym, int64_t m,
@@ -75,6 +81,13 @@ class Db {
   }
   kf_status run_linear(const kf_linear_args& args, bool bf16, bool asym, void* stream) const noexcept {
     return kf_run_linear(db_, &args, bf16, asym, stream);
+  }
+  kf_status select_mla(const kf_mla_shape& shape, int64_t queries, const kf_kernel** kernel) const noexcept {
+    return kf_select_mla(db_, &shape, queries, kernel);
+  }
+  kf_status run_mla(const kf_mla_shape& shape, const kf_mla_decode_args& args, void* scratch, size_t scratch_bytes,
+                    void* stream) const noexcept {
+    return kf_run_mla(db_, &shape, &args, scratch, scratch_bytes, stream);
   }
 
  private:
