@@ -15,6 +15,10 @@
 // every (query, head) row within 4x that of its own norm (P is rounded to 16 bits before
 // P . V, as in every flash-style kernel); lse within 1e-2 absolute, -inf where the
 // reference has no key.
+// Where the pack has tuned winners, the runtime's path is checked the same way:
+// kf_run_mla (selection by Q, decode, combine for split winners) on every shape and Q,
+// and bad input (null q, Q = 0, heads not the shape's, scratch too small for a split
+// winner, misaligned kv) must return the named error and leave o poisoned.
 // A line per check, then "N passed, N failed"; exit 1 on any failure or when nothing
 // was checked, 77 without a GPU.
 #include <sqlite3.h>
@@ -34,6 +38,7 @@
 
 #include "cu_check.h"
 #include "cuda_driver.h"
+#include "kforge/kforge.h"
 #include "linear_reference.h"
 #include "mla_family.h"
 #include "mla_reference.h"
@@ -359,6 +364,93 @@ int main(int argc, char** argv) {
       }
     }
     if (comb.mod) CU_CHECK(cu->cuModuleUnload(comb.mod));
+  }
+  // ---- the runtime's pick, where the pack has winners
+  kf_db* db = nullptr;
+  if (kf_open(pack.c_str(), &db) != KF_OK) {
+    line("runtime kf_open", kf_last_error(), -1);
+  } else {
+    for (auto& [key, list] : by_shape) {
+      const MlaShape s = parse_mla_shape(key);
+      const kf_mla_shape shape{static_cast<int>(s.heads), static_cast<int>(s.topk), static_cast<int>(s.extras), s.bf16};
+      const int64_t qmax = *std::max_element(qs.begin(), qs.end());
+      size_t scratch_bytes = 0;
+      if (kf_mla_scratch_bytes(db, &shape, qmax, &scratch_bytes) != KF_OK) {
+        std::printf("SKIP runtime %s: %s\n", key.c_str(), kf_last_error());
+        continue;
+      }
+      Buf scratch(scratch_bytes);
+      for (int64_t queries : qs) {
+        const Problem pr = make_problem(s, queries, seed ^ 0x5eedull ^ static_cast<uint64_t>(queries));
+        const MlaDecodeProblem& p = pr.p;
+        Buf q(p.q.size() * 2), kv(p.kv.size() * 2 + 64), idx(pr.device_indices.size() * 4), es(queries * 4),
+            ec(queries * 4), o(queries * s.heads * kMlaLatentDim * 2), lse(queries * s.heads * 4);
+        q.up(p.q);
+        kv.up(p.kv);
+        idx.up(pr.device_indices);
+        es.up(p.extra_start);
+        ec.up(p.extra_count);
+        CU_CHECK(cu->cuMemsetD16(o.ptr, 0xffff, o.bytes / 2));
+        CU_CHECK(cu->cuMemsetD32(lse.ptr, 0x7fc00000u, lse.bytes / 4));
+        kf_mla_decode_args a{};
+        a.q = q.p();
+        a.kv = kv.p();
+        a.indices = idx.p<int32_t>();
+        a.extra_start = s.extras > 0 ? es.p<int32_t>() : nullptr;
+        a.extra_count = s.extras > 0 ? ec.p<int32_t>() : nullptr;
+        a.o = o.p();
+        a.lse = lse.p<float>();
+        a.queries = static_cast<int>(queries);
+        a.kv_rows = static_cast<int>(p.kv_rows);
+        a.heads = static_cast<int>(s.heads);
+        a.topk = static_cast<int>(s.topk);
+        a.softmax_scale = static_cast<float>(p.softmax_scale);
+        const kf_kernel* k = nullptr;
+        const std::string what = "runtime kf_run_mla " + key + " Q=" + std::to_string(queries);
+        if (kf_select_mla(db, &shape, queries, &k) != KF_OK) {
+          line(what, std::string("kf_select_mla: ") + kf_last_error(), -1);
+          continue;
+        }
+        if (kf_run_mla(db, &shape, &a, scratch.p(), scratch_bytes, nullptr) != KF_OK) {
+          line(what, std::string("kf_run_mla: ") + kf_last_error(), -1);
+          continue;
+        }
+        CU_CHECK(cu->cuCtxSynchronize());
+        double err = -1;
+        const std::string why_not = judge(pr, s.bf16, o.down<uint16_t>(queries * s.heads * kMlaLatentDim),
+                                          lse.down<float>(queries * s.heads), &err);
+        line(what + " (" + kf_kernel_name(k) + ")", why_not, err);
+
+        // Bad input: the named error, and nothing launched (o stays poisoned).
+        CU_CHECK(cu->cuMemsetD16(o.ptr, 0xffff, o.bytes / 2));
+        struct Bad {
+          const char* what;
+          kf_mla_decode_args args;
+          size_t scratch;
+        };
+        std::vector<Bad> bad;
+        bad.push_back({"null q", a, scratch_bytes});
+        bad.back().args.q = nullptr;
+        bad.push_back({"Q = 0", a, scratch_bytes});
+        bad.back().args.queries = 0;
+        bad.push_back({"heads not the shape's", a, scratch_bytes});
+        bad.back().args.heads = static_cast<int>(s.heads) + 16;
+        bad.push_back({"misaligned kv", a, scratch_bytes});
+        bad.back().args.kv = static_cast<const char*>(a.kv) + 2;
+        if (parse_mla_config(std::string(kf_kernel_name(k)).substr(std::string(kf_kernel_name(k)).find("_bh") + 1)).splits > 1)
+          bad.push_back({"scratch too small for a split winner", a, 16});
+        for (const Bad& b : bad) {
+          const kf_status st = kf_run_mla(db, &shape, &b.args, scratch.p(), b.scratch, nullptr);
+          CU_CHECK(cu->cuCtxSynchronize());
+          const auto out = o.down<uint16_t>(queries * s.heads * kMlaLatentDim);
+          const bool untouched = std::all_of(out.begin(), out.end(), [](uint16_t v) { return v == 0xffff; });
+          line(std::string("runtime bad input (") + b.what + ") " + key + " Q=" + std::to_string(queries),
+               st == KF_OK ? "accepted" : !untouched ? "returned an error but wrote o" : "", -1);
+          if (st != KF_OK) std::printf("     -> %s: %s\n", kf_status_name(st), kf_last_error());
+        }
+      }
+    }
+    kf_close(db);
   }
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed || passed == 0 ? 1 : 0;
