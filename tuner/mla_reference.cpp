@@ -43,7 +43,7 @@ MlaDecodeResult attend(const MlaDecodeProblem& p, const std::vector<double>& kv,
     if (rows.empty()) continue;  // o = 0, lse = -inf
     for (int64_t h = 0; h < p.heads; ++h) {
       const int64_t qh = q * p.heads + h;
-      for (int64_t d = 0; d < kMlaHeadDim; ++d) qd[d] = half_bits_to_float(p.q[qh * kMlaHeadDim + d], true);
+      for (int64_t d = 0; d < kMlaHeadDim; ++d) qd[d] = half_bits_to_float(p.q[qh * kMlaHeadDim + d], p.bf16);
       logit.assign(rows.size(), 0.0);
       double mx = -INFINITY;
       for (size_t j = 0; j < rows.size(); ++j) {
@@ -71,7 +71,7 @@ MlaDecodeResult attend(const MlaDecodeProblem& p, const std::vector<double>& kv,
 
 std::vector<double> kv_to_double(const MlaDecodeProblem& p) {
   std::vector<double> kv(p.kv.size());
-  for (size_t i = 0; i < kv.size(); ++i) kv[i] = half_bits_to_float(p.kv[i], true);
+  for (size_t i = 0; i < kv.size(); ++i) kv[i] = half_bits_to_float(p.kv[i], p.bf16);
   return kv;
 }
 

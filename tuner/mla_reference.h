@@ -28,11 +28,12 @@ constexpr int64_t kMlaHeadDim = kMlaLatentDim + kMlaRopeDim;  // 576: q and k ro
 
 struct MlaDecodeProblem {
   int64_t queries = 0, heads = 0, kv_rows = 0, topk = 0;  // Q, H, S, topk
-  std::vector<uint16_t> q;        // [Q, H, 576] bf16 bits
-  std::vector<uint16_t> kv;       // [S, 576] bf16 bits, shared by all heads
+  std::vector<uint16_t> q;        // [Q, H, 576] 16-bit bits (bf16, or fp16 when !bf16)
+  std::vector<uint16_t> kv;       // [S, 576] 16-bit bits, shared by all heads
   std::vector<int32_t> indices;   // [Q, topk], -1 = unused
   double softmax_scale = 0;
   std::vector<int32_t> extra_start, extra_count;  // [Q] each, or both empty for none
+  bool bf16 = true;  // q and kv hold bf16 bits, else fp16
 };
 
 struct MlaDecodeResult {
