@@ -26,12 +26,13 @@ using Clock = std::chrono::steady_clock;
 struct ShapePlan {
   TuneShape ts;
   MoeTuneShape moe;  // MoE shapes: ts is unused
-  bool is_moe = false;
+  MlaTuneShape mla;  // MLA shapes: ts is unused
+  bool is_moe = false, is_mla = false;
   std::vector<PackKernel> rows;  // owns what `candidates` points to
   std::vector<const PackKernel*> candidates;
   std::vector<PlannedKernel> planned;
-  const std::string& op() const { return is_moe ? moe.op : ts_op; }
-  const std::string& key() const { return is_moe ? moe.key : ts.key; }
+  const std::string& op() const { return is_moe ? moe.op : is_mla ? mla.op : ts_op; }
+  const std::string& key() const { return is_moe ? moe.key : is_mla ? mla.key : ts.key; }
   std::string ts_op = "w4a16_linear";
 };
 
@@ -41,10 +42,12 @@ void validate(const AutotuneOptions& opt) {
   if (opt.reps < 1) throw Error("--reps must be at least 1");
   if (opt.max_candidates < 0) throw Error("--max-candidates must not be negative");
   if (opt.time_budget_s < 0) throw Error("--time-budget must not be negative");
-  if (opt.ms.empty()) throw Error("--m needs at least one value");
-  for (int64_t m : opt.ms)
-    if (m < 1 || m > INT_MAX) throw Error("--m value " + std::to_string(m) + " out of range (1 to " +
-                                          std::to_string(INT_MAX) + ")");
+  for (const auto* list : {&opt.ms, &opt.mla_qs}) {
+    if (list->empty()) throw Error("--m needs at least one value");
+    for (int64_t m : *list)
+      if (m < 1 || m > INT_MAX) throw Error("--m value " + std::to_string(m) + " out of range (1 to " +
+                                            std::to_string(INT_MAX) + ")");
+  }
 }
 
 std::regex compile_filter(const std::string& f) {
@@ -56,12 +59,12 @@ std::regex compile_filter(const std::string& f) {
 }
 
 void plan_candidates(ShapePlan& p, const AutotuneOptions& opt, const std::regex& filter,
-                     const std::vector<int64_t>& ms) {
+                     const std::vector<int64_t>& ms, int compute_units) {
   p.candidates = select_candidates(p.rows, filter, opt.max_candidates);
   for (const PackKernel* k : p.candidates) {
     int64_t max_m = 0;
     for (int64_t m : ms)
-      if (static_verdict(*k, m).disposition.empty()) max_m = std::max(max_m, m);
+      if (static_verdict(*k, m, compute_units).disposition.empty()) max_m = std::max(max_m, m);
     if (max_m > 0) p.planned.push_back({k, max_m});
   }
 }
@@ -73,7 +76,7 @@ ShapePlan plan_shape(const Pack& pack, const TuneShape& ts, const std::string& a
   // Keys and arch are validated identifiers ([a-z0-9_]), safe to inline.
   p.rows = pack.kernels("arch = '" + arch + "' AND op = 'w4a16_linear' AND shape IN ('" + ts.key + "', '" +
                         linear_generic_shape_key(ts.shape.bf16, ts.shape.asym) + "')");
-  plan_candidates(p, opt, filter, ms);
+  plan_candidates(p, opt, filter, ms, 0);
   return p;
 }
 
@@ -93,12 +96,23 @@ ShapePlan plan_moe_shape(const Pack& pack, const MoeTuneShape& ms_, const std::s
     silu_mul = pack.kernels("arch = '" + arch + "' AND op = 'moe_silu_mul' AND shape = '" +
                             (ms_.shape.bf16 ? "any_bf16" : "any_fp16") + "' AND status = 'ok'");
   p.rows.reserve(p.rows.size() + 1);
-  plan_candidates(p, opt, filter, ts);
+  plan_candidates(p, opt, filter, ts, 0);
   if (!silu_mul.empty() && !p.planned.empty()) {
     p.rows.push_back(silu_mul.front());
     p.candidates.push_back(&p.rows.back());
     p.planned.push_back({&p.rows.back(), *std::max_element(ts.begin(), ts.end())});  // runs at every T
   }
+  return p;
+}
+
+// MLA: the shape's decode kernels (the combine kernel is run with the split ones).
+ShapePlan plan_mla_shape(const Pack& pack, const MlaTuneShape& s, const std::string& arch, const AutotuneOptions& opt,
+                         const std::regex& filter, const std::vector<int64_t>& qs, int compute_units) {
+  ShapePlan p;
+  p.is_mla = true;
+  p.mla = s;
+  p.rows = pack.kernels("arch = '" + arch + "' AND op = '" + s.op + "' AND shape = '" + s.key + "'");
+  plan_candidates(p, opt, filter, qs, compute_units);
   return p;
 }
 
@@ -146,6 +160,7 @@ struct Run {
   std::ostream& err;
   Clock::time_point t0;
   bool cold;
+  int compute_units;  // the device's, for the MLA split pruning
 
   // Checked before each measurement, never during one: a stop always leaves whole rows.
   bool stop_now() {
@@ -175,7 +190,7 @@ struct Run {
           ++st.skipped;
           continue;
         }
-        const Verdict v = static_verdict(*k, m);
+        const Verdict v = static_verdict(*k, m, compute_units);
         if (!v.disposition.empty()) {
           Measurement r;
           r.disposition = v.disposition;
@@ -220,6 +235,12 @@ std::vector<int64_t> default_m_buckets() {
   return out;
 }
 
+std::vector<int64_t> default_mla_q_buckets() {
+  std::vector<int64_t> out;
+  for (int64_t q = 1; q <= 1024; q *= 2) out.push_back(q);
+  return out;
+}
+
 AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::ostream& out, std::ostream& err) {
   const auto t0 = Clock::now();
   AutotuneStats st;
@@ -229,17 +250,21 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
   arch_info(arch);  // unknown arch: error naming the supported ones
   if (arch != dev.arch)
     throw Error("--arch " + arch + " does not match the device " + dev.name + " (" + dev.arch + ")");
-  std::vector<int64_t> ms = opt.ms;
-  std::sort(ms.begin(), ms.end());
-  ms.erase(std::unique(ms.begin(), ms.end()), ms.end());
+  auto sorted = [](std::vector<int64_t> v) {
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+    return v;
+  };
+  const std::vector<int64_t> ms = sorted(opt.ms), qs = sorted(opt.mla_qs);
   const std::regex filter = compile_filter(opt.filter);
   const std::vector<std::string> ops = resolve_ops(opt.ops);
   const bool want_linear = std::count(ops.begin(), ops.end(), "w4a16_linear");
   const ModelDesc model = resolve_model(opt.select);
   const std::vector<TuneShape> shapes = want_linear ? tune_shapes(model, opt.select) : std::vector<TuneShape>{};
   const std::vector<MoeTuneShape> moe_shapes = moe_tune_shapes(model, opt.select, ops);
+  const std::vector<MlaTuneShape> mla_shapes = mla_tune_shapes(model, opt.select, ops);
 
-  st.generated = ensure_pack(opt, arch, shapes, moe_shapes, filter, out, err);
+  st.generated = ensure_pack(opt, arch, shapes, moe_shapes, mla_shapes, filter, out, err);
   const Pack pack = Pack::open(opt.db, false);
   ResultsDb db = ResultsDb::open(opt.db);
   const bool cold = !opt.warm;
@@ -255,25 +280,46 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
     err << "autotune: warning: the pack has no usable moe_align_any for " << arch
         << ": every MoE kernel will be recorded failed\n";
   measurer.set_moe_align_kernel(align.empty() ? nullptr : &align.front());
+  // Split MLA kernels run with the combine kernel of their dtype.
+  const std::vector<PackKernel> combine =
+      pack.kernels("arch = '" + arch + "' AND op = '" + kMlaCombineOp + "' AND status = 'ok'");
+  auto combine_of = [&](bool bf16) -> const PackKernel* {
+    const std::string name = make_mla_combine_candidate(bf16, arch_info(arch)).name;
+    for (const auto& k : combine)
+      if (k.name == name) return &k;
+    for (const auto& s : mla_shapes)
+      if (s.shape.bf16 == bf16) {
+        err << "autotune: warning: the pack has no usable " << name << " for " << arch
+            << ": every split sparse_mla_decode kernel of that dtype will be recorded failed\n";
+        break;
+      }
+    return nullptr;
+  };
+  measurer.set_mla_combine_kernels(combine_of(true), combine_of(false));
   const Provenance prov{arch, dev.name, dev.driver, dev.runtime, KF_VERSION};
 
   std::vector<ShapePlan> plans;
   std::vector<std::string> routings;  // MoE: one batch per (T, archetype)
   for (RoutingArchetype a : opt.archetypes) routings.push_back(routing_archetype_name(a));
   int todo = 0;
-  auto count_todo = [&](const ShapePlan& p, const std::string& routing) {
+  auto count_todo = [&](const ShapePlan& p, const std::string& routing, const std::vector<int64_t>& buckets) {
     const auto done = db.stored(prov, {p.op(), p.key(), cold, routing});
     for (const auto& pk : p.planned)
-      for (int64_t m : ms)
-        todo += m <= pk.max_m && static_verdict(*pk.kernel, m).disposition.empty() && !done.count({pk.kernel->name, m});
+      for (int64_t m : buckets)
+        todo += m <= pk.max_m && static_verdict(*pk.kernel, m, dev.compute_units).disposition.empty() &&
+                !done.count({pk.kernel->name, m});
   };
   for (const auto& ts : shapes) {
     plans.push_back(plan_shape(pack, ts, arch, opt, filter, ms));
-    count_todo(plans.back(), "");
+    count_todo(plans.back(), "", ms);
   }
   for (const auto& mts : moe_shapes) {
     plans.push_back(plan_moe_shape(pack, mts, arch, opt, filter, ms));
-    for (const auto& r : routings) count_todo(plans.back(), r);
+    for (const auto& r : routings) count_todo(plans.back(), r, ms);
+  }
+  for (const auto& s : mla_shapes) {
+    plans.push_back(plan_mla_shape(pack, s, arch, opt, filter, qs, dev.compute_units));
+    count_todo(plans.back(), "", qs);
   }
   out << "autotune: " << dev.name << " (" << arch << ", driver " << dev.driver << ", " << dev.runtime << ", L2 "
       << dev.l2_bytes / (1 << 20) << " MiB)  db " << opt.db << "\n"
@@ -284,18 +330,28 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
     for (size_t i = 0; i < routings.size(); ++i) out << (i ? "," : "") << routings[i];
     out << ")";
   }
+  if (!mla_shapes.empty()) out << ", " << mla_shapes.size() << " MLA shapes x " << qs.size() << " Q";
   out << ", " << (cold ? "cold" : "warm") << " L2, "
       << opt.reps << " reps: " << todo << " measurements to make\n"
       << std::flush;
 
   if (opt.stop) opt.stop->graceful = 1;
   MeasureProgress progress(err, todo, opt.progress);
-  Run run{opt, measurer, db, prov, st, progress, err, t0, cold};
+  Run run{opt, measurer, db, prov, st, progress, err, t0, cold, dev.compute_units};
   bool stopped = false;
   for (const ShapePlan& p : plans) {
     bool begun = false;
     const std::string short_key = p.key().substr(0, p.key().find("_g"));
-    if (!p.is_moe) {
+    if (p.is_mla) {
+      const auto begin = [&] { measurer.begin_mla_shape(p.mla.shape, p.planned); };
+      for (int64_t q : qs) {
+        const BatchJob job{p, {p.op(), p.key(), cold, ""}, q, "mla " + p.key() + " Q=" + std::to_string(q),
+                           [&](const PackKernel& k) {
+                             return measurer.measure_mla(k, p.mla.shape, q, cold, opt.reps);
+                           }};
+        if ((stopped = !run.batch(job, begun, begin))) break;
+      }
+    } else if (!p.is_moe) {
       const auto begin = [&] { measurer.begin_shape(p.ts.shape, p.planned); };
       for (int64_t m : ms) {
         const BatchJob job{p, {p.op(), p.key(), cold, ""}, m, short_key + " M=" + std::to_string(m),
@@ -330,7 +386,9 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
   progress.done();
   st.remaining = std::max(0, todo - st.measured);
 
-  st.shapes_with_winners = print_winners(out, db, prov, shapes, cold) + print_moe_winners(out, db, prov, moe_shapes, cold);
+  st.shapes_with_winners = print_winners(out, db, prov, shapes, cold) +
+                           print_moe_winners(out, db, prov, moe_shapes, cold) +
+                           print_mla_winners(out, db, prov, mla_shapes, cold);
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   char line[256];
   std::snprintf(line, sizeof line,

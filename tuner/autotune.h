@@ -26,12 +26,15 @@ struct StopSignal {
 
 // 1, 2, 4, ..., 4096.
 std::vector<int64_t> default_m_buckets();
+// sparse_mla_decode query counts: 1, 2, 4, ..., 1024.
+std::vector<int64_t> default_mla_q_buckets();
 
 struct AutotuneOptions {
   ShapeSelection select;
-  std::vector<std::string> ops;  // empty = every family (w4a16_linear, w4a16_moe_gemm1, w4a16_moe_gemm2)
+  std::vector<std::string> ops;  // empty = every family (w4a16_linear, w4a16_moe_gemm1/2, sparse_mla_decode)
   std::string arch;              // "" = the measurer's device
   std::vector<int64_t> ms = default_m_buckets();  // MoE ops: token counts T
+  std::vector<int64_t> mla_qs = default_mla_q_buckets();  // sparse_mla_decode: query counts Q (--m sets both)
   std::vector<RoutingArchetype> archetypes = default_archetypes();  // MoE ops are timed under each
   uint64_t routing_seed = 1;     // of generate_routing: fixed, so reruns and other processes meet the same routing
   std::string db = "tuned_db/kforge.sqlite";

@@ -134,9 +134,11 @@ int autotune_main(int argc, char** argv) {
   app.add_option("--config", opt.select.config_path, "Hugging Face config.json to derive the shapes from");
   app.add_option("--arch", opt.arch, "target arch (default: the GPU's, e.g. sm_90a for compute capability 9.0, gfx942)");
   app.add_option("--ops", ops,
-                 "kernel families, comma-separated: w4a16_linear, w4a16_moe_gemm1, w4a16_moe_gemm2, w4a16_moe (both);"
-                 " default all");
-  app.add_option("--m", ms, "M buckets (MoE: token counts T) to tune, comma-separated (default 1,2,4,...,4096)");
+                 "kernel families, comma-separated: w4a16_linear, w4a16_moe_gemm1, w4a16_moe_gemm2, w4a16_moe (both),"
+                 " sparse_mla_decode; default all");
+  app.add_option("--m", ms,
+                 "M buckets (MoE: token counts T, sparse_mla_decode: query counts Q) to tune, comma-separated"
+                 " (default 1,2,4,...,4096; for sparse_mla_decode 1,2,4,...,1024)");
   app.add_option("--archetypes", archetypes,
                  "routing archetypes the MoE ops are timed under (uniform, zipf1, zipf2, balanced, hot16)")
       ->capture_default_str();
@@ -185,6 +187,7 @@ int autotune_main(int argc, char** argv) {
     if (!ms.empty()) {
       opt.ms.clear();
       for (const auto& m : split_csv(ms)) opt.ms.push_back(parse_int(m, "--m"));
+      opt.mla_qs = opt.ms;
     }
     opt.generate = !no_generate;
     opt.progress = !quiet;

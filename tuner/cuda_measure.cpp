@@ -57,19 +57,24 @@ void CudaMeasurer::verify(CUfunction fn, const LaunchGrid& g, int threads, void*
 
 void CudaMeasurer::time_runs(CUfunction fn, const LaunchGrid& g, int threads, void* args, bool cold, int reps,
                              Measurement& r) {
+  time_launches([&] { launch(fn, g, threads, args, "cuLaunchKernel"); }, true, cold, reps, r);
+}
+
+void CudaMeasurer::time_launches(const std::function<void()>& run, bool check_counters, bool cold, int reps,
+                                 Measurement& r) {
   const CUfunction flush = cold ? flush_function() : nullptr;
   while (events_.size() < static_cast<size_t>(2 * reps)) {
     CUevent e = nullptr;
     check(ex_->cuEventCreate(&e, CU_EVENT_DEFAULT), "cuEventCreate");
     events_.push_back(e);
   }
-  launch(fn, g, threads, args, "cuLaunchKernel");  // warm-up: clocks, instruction cache
+  run();  // warm-up: clocks, instruction cache
   // All reps queued back to back, each kernel alone between its two events (the flush
   // before the first event), then one wait: no host round trip inside the timings.
   for (int i = 0; i < reps; ++i) {
     if (flush) launch_flush(flush);
     check(ex_->cuEventRecord(events_[2 * i], stream_), "cuEventRecord");
-    launch(fn, g, threads, args, "cuLaunchKernel");
+    run();
     check(ex_->cuEventRecord(events_[2 * i + 1], stream_), "cuEventRecord");
   }
   const double timeout = timed_runs_timeout(opt_.hang_timeout_s, reps, verify_seconds_);
@@ -82,7 +87,7 @@ void CudaMeasurer::time_runs(CUfunction fn, const LaunchGrid& g, int threads, vo
   }
   // Checked again so that a kernel which breaks its contract only sometimes is blamed
   // itself, not the next one verified.
-  if (!counters_zero()) {
+  if (check_counters && !counters_zero()) {
     if (!zero_counters()) return mark_hung(r, opt_.hang_timeout_s);
     return flag_incorrect(r, "split-K counters left non-zero by the timed runs");
   }

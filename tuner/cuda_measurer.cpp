@@ -28,7 +28,8 @@ std::string CudaMeasurer::text(CUresult rc) const {
 }
 
 CudaMeasurer::CudaMeasurer(const CudaOptions& opt)
-    : opt_(opt), host_(opt.seed, opt.host_threads), moe_host_(opt.seed, opt.host_threads) {
+    : opt_(opt), host_(opt.seed, opt.host_threads), moe_host_(opt.seed, opt.host_threads),
+      mla_host_(opt.seed, opt.host_threads) {
   const char* why = "unknown reason";
   cu_ = cuda::driver(&why);
   if (!cu_) throw NoGpuError(why);
@@ -57,6 +58,7 @@ CudaMeasurer::CudaMeasurer(const CudaOptions& opt)
   info_.runtime = "cuda-driver-api " + std::to_string(CUDA_VERSION);
   info_.l2_bytes = attr(CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE);
   sms_ = std::max(1, attr(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT));
+  info_.compute_units = sms_;
   const auto archs = supported_archs();
   if (std::find(archs.begin(), archs.end(), info_.arch) == archs.end()) {
     std::string list;
@@ -93,12 +95,13 @@ void CudaMeasurer::setup_context() {
   check(cu_->cuMemsetD32(flush_.ptr, 0x5a5a5a5a, flush_.bytes / 4), "cuMemsetD32");
   sink_.alloc(cu_, 16, "the flush sink");
   uploaded_ = weights_uploaded_ = false;
-  if (!shape_key_.empty()) moe_ ? alloc_moe_shape() : alloc_shape();
+  if (!shape_key_.empty()) mla_active() ? alloc_mla_shape() : moe_ ? alloc_moe_shape() : alloc_shape();
 }
 
 void CudaMeasurer::drop_context(bool reset) {
   if (!ctx_ok_) return;
-  DevBuf* bufs[] = {&flush_, &sink_, &x_, &qw_, &sc_, &qz_, &y_, &ws_, &cnt_, &ids_, &tw_, &sorted_, &eids_, &npad_};
+  DevBuf* bufs[] = {&flush_, &sink_, &x_,  &qw_,  &sc_,   &qz_, &y_,  &ws_,  &cnt_, &ids_, &tw_,   &sorted_,
+                    &eids_,  &npad_, &mq_, &mkv_, &midx_, &mxs_, &mxc_, &mo_, &mlse_, &mpo_, &mplse_};
   if (reset) {
     for (DevBuf* b : bufs) b->forget();  // a faulted context frees nothing: the reset frees it all
   } else {

@@ -15,6 +15,12 @@
 // fresh activations and routing weights and one float64 reference of the checked slots
 // (moe_reference.h); per kernel, moe_align_any sorts the slots for its block_m on the
 // GPU (checked against the host), then the GEMM is verified and timed as above.
+//
+// sparse MLA (cuda_mla_measure.cpp): per (shape, Q) a fresh problem (mla_problem.h), its
+// KV cache drawn and uploaded a chunk at a time, and the float64 reference of the checked
+// queries; per kernel, o, lse (and a split kernel's partials) poisoned, the decode kernel
+// (and for a split config the combine kernel after it) run, o and lse judged, then both
+// launches timed together between the events.
 #pragma once
 #include <functional>
 #include <map>
@@ -56,6 +62,13 @@ class CudaMeasurer final : public Measurer {
   void begin_moe_shape(const MoeShape& shape, const std::vector<PlannedKernel>& kernels) override;
   Measurement measure_moe(const PackKernel& kernel, const MoeShape& shape, const MoeRouting& routing, bool cold_l2,
                           int reps) override;
+  void set_mla_combine_kernels(const PackKernel* bf16, const PackKernel* fp16) override {
+    combine_[1] = bf16;
+    combine_[0] = fp16;
+  }
+  void begin_mla_shape(const MlaShape& shape, const std::vector<PlannedKernel>& kernels) override;
+  Measurement measure_mla(const PackKernel& kernel, const MlaShape& shape, int64_t queries, bool cold_l2,
+                          int reps) override;
 
  private:
   using Judge = std::function<void(const std::vector<uint16_t>& y, Measurement& r)>;
@@ -67,6 +80,12 @@ class CudaMeasurer final : public Measurer {
   void drop_context(bool reset);  // reset: after a fault, through cuDevicePrimaryCtxReset
   void alloc_shape();
   void alloc_moe_shape();
+  void alloc_mla_shape();  // frees the linear and MoE buffers first
+  bool mla_active() const { return shape_key_.rfind(std::string(kMlaDecodeOp) + "_", 0) == 0; }
+  void prepare_mla_problem(int64_t queries);
+  // One run of `run` (decode, and combine for a split config) with o, lse and the split
+  // partials poisoned; o and lse of Q + 1 queries read back and judged.
+  void verify_mla(const std::function<void()>& run, int splits, Measurement& r);
   void prepare_problem(int64_t m);
   void prepare_moe_problem(const MoeRouting& routing);
   CUfunction align_function();
@@ -87,6 +106,9 @@ class CudaMeasurer final : public Measurer {
   void verify(CUfunction fn, const LaunchGrid& g, int threads, void* args, int64_t poison_elems, int64_t read_elems,
               const Judge& judge, Measurement& r);
   void time_runs(CUfunction fn, const LaunchGrid& g, int threads, void* args, bool cold, int reps, Measurement& r);
+  // The timing loop of time_runs around `run` (one or more launches between the events);
+  // check_counters: the split-K counters must be zero afterwards (linear and MoE).
+  void time_launches(const std::function<void()>& run, bool check_counters, bool cold, int reps, Measurement& r);
   // Runs `body` (verify, then time) into a Measurement; a failed call is recorded
   // `failed`, and a fault, which poisons the context for good, rebuilds it.
   template <class Body>
@@ -115,8 +137,10 @@ class CudaMeasurer final : public Measurer {
   int sms_ = 1;
   measure::HostProblem host_;
   measure::MoeHostProblem moe_host_;
+  measure::MlaHostProblem mla_host_;
   const PackKernel* util_ = nullptr;
   const PackKernel* align_ = nullptr;
+  const PackKernel* combine_[2] = {nullptr, nullptr};  // sparse_mla_combine_any_ fp16, bf16
   // Context-bound state, rebuilt after a fault.
   bool ctx_ok_ = false;
   bool hung_ = false;  // a kernel never finished: leave the context alone
@@ -130,6 +154,7 @@ class CudaMeasurer final : public Measurer {
   std::vector<CUevent> events_;
   DevBuf flush_, sink_, x_, qw_, sc_, qz_, y_, ws_, cnt_;
   DevBuf ids_, tw_, sorted_, eids_, npad_;  // MoE: topk_ids, topk_weights, moe_align's outputs
+  DevBuf mq_, mkv_, midx_, mxs_, mxc_, mo_, mlse_, mpo_, mplse_;  // MLA: q, kv, indices, extras, o, lse, partials
   // The current shape and (shape, M) problem.
   LinearShape shape_;
   std::string shape_key_;
@@ -141,6 +166,10 @@ class CudaMeasurer final : public Measurer {
   MoeShapeBuffers moe_sizes_;
   bool weights_uploaded_ = false;
   std::vector<int32_t> host_sorted_, host_eids_;
+  MlaShape mla_shape_;  // MLA shape (mla_active()): shape_key_ is op + key
+  MlaShapeBuffers mla_sizes_;
+  std::vector<uint16_t> host_o_;
+  std::vector<float> host_lse_;
   double verify_seconds_ = 0;  // wall time of the last verification run
   std::vector<uint16_t> host_y_;
   std::vector<int32_t> host_counters_;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "mla_problem.h"
+#include "sparse_mla/launch.h"
 #include "w4a16_moe/launch.h"
 
 namespace kf {
@@ -43,6 +45,24 @@ MoeShapeBuffers plan_moe_buffers(const MoeShape& s, const std::vector<PlannedKer
   b.scales_elems = s.experts * groups * s.n;
   b.qzeros_words = s.asym ? s.experts * groups * s.n / 8 : 0;
   b.y_elems = (b.slots + kGuardRows) * s.n;
+  return b;
+}
+
+MlaShapeBuffers plan_mla_buffers(const MlaShape& s, const std::vector<PlannedKernel>& kernels) {
+  MlaShapeBuffers b;
+  for (const auto& pk : kernels) {
+    b.max_q = std::max(b.max_q, pk.max_m);
+    const MlaConfig cfg = parse_mla_config(pk.kernel->config);
+    b.part_o_floats = std::max(b.part_o_floats, mla::part_o_floats(cfg.splits, pk.max_m, s.heads));
+    b.part_lse_floats = std::max(b.part_lse_floats, mla::part_lse_floats(cfg.splits, pk.max_m, s.heads));
+  }
+  if (b.max_q == 0) return b;
+  b.q_elems = b.max_q * s.heads * mla::kHeadDim;
+  b.kv_rows = mla_kv_rows_bound(s, b.max_q);
+  b.index_ints = b.max_q * s.topk;
+  b.extra_ints = s.extras > 0 ? b.max_q : 0;
+  b.o_elems = (b.max_q + 1) * s.heads * mla::kLatentDim;
+  b.lse_floats = (b.max_q + 1) * s.heads;
   return b;
 }
 

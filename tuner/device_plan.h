@@ -45,6 +45,21 @@ struct MoeShapeBuffers {
 };
 MoeShapeBuffers plan_moe_buffers(const MoeShape& shape, const std::vector<PlannedKernel>& kernels);
 
+// The same for a sparse_mla_decode shape (max_q = the largest Q any kernel runs at; the
+// problem's sizes are mla_problem.h's).
+struct MlaShapeBuffers {
+  int64_t max_q = 0;
+  int64_t q_elems = 0;          // 16-bit, [max_q, H, 576]
+  int64_t kv_rows = 0;          // [kv_rows, 576] 16-bit: mla_kv_rows_bound(max_q)
+  int64_t index_ints = 0;       // [max_q, topk]
+  int64_t extra_ints = 0;       // [max_q] for extra_start and for extra_count (0 without extras)
+  int64_t o_elems = 0;          // 16-bit, [max_q + 1, H, 512]: one poisoned guard query
+  int64_t lse_floats = 0;       // [max_q + 1, H]
+  int64_t part_o_floats = 0;    // split kernels' partials at their largest Q (sparse_mla/launch.h)
+  int64_t part_lse_floats = 0;
+};
+MlaShapeBuffers plan_mla_buffers(const MlaShape& shape, const std::vector<PlannedKernel>& kernels);
+
 // Bytes of the buffer read before each cold run: at least 4x the L2 (reads evict without
 // leaving dirty lines) and at least 64 MiB (L2 sizes under-report victim caches), a
 // multiple of 1 MiB (stream_read needs a multiple of 16).

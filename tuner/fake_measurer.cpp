@@ -78,6 +78,20 @@ double fake_moe_time_us(const PackKernel& k, const MoeShape& s, const MoeRouting
   return kLaunchUs + 2.0 + epilogue + std::max(compute, memory) + 0.01 * one_block;
 }
 
+double fake_mla_time_us(const PackKernel& k, const MlaShape& s, int64_t queries, bool cold) {
+  const MlaConfig c = parse_mla_config(k.config);
+  const double q = static_cast<double>(queries);
+  const double blocks = static_cast<double>(s.heads / c.block_h) * q * c.splits;
+  const double rows = static_cast<double>(s.topk + s.extras) / c.splits;  // KV rows per block
+  const double knobs = (c.stages == 2 ? 1.0 : 0.85) * (c.block_k == 32 ? 1.0 : 0.93) * (c.warps == 8 ? 1.0 : 0.95);
+  // One SM's share of HBM (each query's rows are its own: warm runs find them in L2 at
+  // twice the rate), or the block's math: scores and P . V for block_h heads per row.
+  const double memory = rows * 576 * 2 / (kBytesPerUs / kSms * (cold ? 1.0 : 2.0) * knobs);
+  const double compute = rows * c.block_h * (576 + 512) * 2 / (kFlopsPerUsPerSm * knobs);
+  const double combine = c.splits > 1 ? kLaunchUs + c.splits * q * s.heads * 512 * 4.0 * 2 / kBytesPerUs : 0;
+  return kLaunchUs + std::ceil(blocks / kSms) * std::max(memory, compute) + combine;
+}
+
 FakeMeasurer::FakeMeasurer(FakeOptions opt) : opt_(std::move(opt)) {
   try {
     incorrect_ = std::regex(opt_.incorrect.empty() ? "$^" : opt_.incorrect);
@@ -90,11 +104,14 @@ FakeMeasurer::FakeMeasurer(FakeOptions opt) : opt_(std::move(opt)) {
   info_.driver = "0";
   info_.runtime = "kforge-fake-measurer 1";
   info_.l2_bytes = static_cast<int64_t>(kL2Bytes);
+  info_.compute_units = opt_.compute_units;
 }
 
 void FakeMeasurer::begin_shape(const LinearShape&, const std::vector<PlannedKernel>&) { ++shapes_begun_; }
 
 void FakeMeasurer::begin_moe_shape(const MoeShape&, const std::vector<PlannedKernel>&) { ++shapes_begun_; }
+
+void FakeMeasurer::begin_mla_shape(const MlaShape&, const std::vector<PlannedKernel>&) { ++shapes_begun_; }
 
 Measurement FakeMeasurer::outcome(const PackKernel& kernel, double t, int reps) {
   Measurement r;
@@ -139,6 +156,15 @@ Measurement FakeMeasurer::measure_moe(const PackKernel& kernel, const MoeShape& 
   const double t = injected          ? 0
                    : opt_.moe_time_us ? opt_.moe_time_us(kernel, shape, routing, cold_l2)
                                       : fake_moe_time_us(kernel, shape, routing, cold_l2);
+  return outcome(kernel, t, reps);
+}
+
+Measurement FakeMeasurer::measure_mla(const PackKernel& kernel, const MlaShape& shape, int64_t queries, bool cold_l2,
+                                      int reps) {
+  const bool injected = begin_measurement(kernel);
+  const double t = injected          ? 0
+                   : opt_.mla_time_us ? opt_.mla_time_us(kernel, shape, queries, cold_l2)
+                                      : fake_mla_time_us(kernel, shape, queries, cold_l2);
   return outcome(kernel, t, reps);
 }
 

@@ -3,6 +3,7 @@
 // cuda_measurer.h), its vendor-neutral parts shared through measure_common.h. HIP has
 // no context to retain: the device is made current with hipSetDevice, and after a
 // reported fault hipDeviceReset frees everything, as the CUDA primary-context reset does.
+// sparse MLA: hip_mla_measure.cpp, step for step as cuda_mla_measure.cpp.
 #pragma once
 #include <functional>
 #include <map>
@@ -43,6 +44,13 @@ class HipMeasurer final : public Measurer {
   void begin_moe_shape(const MoeShape& shape, const std::vector<PlannedKernel>& kernels) override;
   Measurement measure_moe(const PackKernel& kernel, const MoeShape& shape, const MoeRouting& routing, bool cold_l2,
                           int reps) override;
+  void set_mla_combine_kernels(const PackKernel* bf16, const PackKernel* fp16) override {
+    combine_[1] = bf16;
+    combine_[0] = fp16;
+  }
+  void begin_mla_shape(const MlaShape& shape, const std::vector<PlannedKernel>& kernels) override;
+  Measurement measure_mla(const PackKernel& kernel, const MlaShape& shape, int64_t queries, bool cold_l2,
+                          int reps) override;
 
  private:
   using Judge = std::function<void(const std::vector<uint16_t>& y, Measurement& r)>;
@@ -54,6 +62,10 @@ class HipMeasurer final : public Measurer {
   void drop_device(bool reset);  // reset: after a fault, through hipDeviceReset
   void alloc_shape();
   void alloc_moe_shape();
+  void alloc_mla_shape();  // frees the linear and MoE buffers first
+  bool mla_active() const { return shape_key_.rfind(std::string(kMlaDecodeOp) + "_", 0) == 0; }
+  void prepare_mla_problem(int64_t queries);
+  void verify_mla(const std::function<void()>& run, int splits, Measurement& r);  // as CudaMeasurer::verify_mla
   void prepare_problem(int64_t m);
   void prepare_moe_problem(const MoeRouting& routing);
   hipFunction_t align_function();
@@ -68,6 +80,7 @@ class HipMeasurer final : public Measurer {
   void verify(hipFunction_t fn, const LaunchGrid& g, int threads, void* args, int64_t poison_elems,
               int64_t read_elems, const Judge& judge, Measurement& r);
   void time_runs(hipFunction_t fn, const LaunchGrid& g, int threads, void* args, bool cold, int reps, Measurement& r);
+  void time_launches(const std::function<void()>& run, bool check_counters, bool cold, int reps, Measurement& r);
   // Runs `body` (verify, then time) into a Measurement; a failed call is recorded
   // `failed`, and a reported fault, which leaves the device unusable, resets it.
   template <class Body>
@@ -95,8 +108,10 @@ class HipMeasurer final : public Measurer {
   int cus_ = 1;
   measure::HostProblem host_;
   measure::MoeHostProblem moe_host_;
+  measure::MlaHostProblem mla_host_;
   const PackKernel* util_ = nullptr;
   const PackKernel* align_ = nullptr;
+  const PackKernel* combine_[2] = {nullptr, nullptr};  // sparse_mla_combine_any_ fp16, bf16
   // Device state, rebuilt after a fault.
   bool dev_ok_ = false;
   bool hung_ = false;  // a kernel never finished: leave the device alone
@@ -110,6 +125,7 @@ class HipMeasurer final : public Measurer {
   std::vector<hipEvent_t> events_;
   DevBuf flush_, sink_, x_, qw_, sc_, qz_, y_, ws_, cnt_;
   DevBuf ids_, tw_, sorted_, eids_, npad_;  // MoE: topk_ids, topk_weights, moe_align's outputs
+  DevBuf mq_, mkv_, midx_, mxs_, mxc_, mo_, mlse_, mpo_, mplse_;  // MLA: q, kv, indices, extras, o, lse, partials
   // The current shape and (shape, M) problem.
   LinearShape shape_;
   std::string shape_key_;
@@ -120,6 +136,10 @@ class HipMeasurer final : public Measurer {
   MoeShapeBuffers moe_sizes_;
   bool weights_uploaded_ = false;
   std::vector<int32_t> host_sorted_, host_eids_;
+  MlaShape mla_shape_;  // MLA shape (mla_active()): shape_key_ is op + key
+  MlaShapeBuffers mla_sizes_;
+  std::vector<uint16_t> host_o_;
+  std::vector<float> host_lse_;
   double verify_seconds_ = 0;
   std::vector<uint16_t> host_y_;
   std::vector<int32_t> host_counters_;

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <thread>
 
+#include "sparse_mla/launch.h"
+
 namespace kf {
 namespace measure {
 
@@ -51,6 +53,64 @@ bool MoeHostProblem::prepare(const MoeRouting& routing, const MoeShapeBuffers& s
                        threads_);
   current_ = id;
   return true;
+}
+
+MlaHostProblem::MlaHostProblem(uint64_t seed, int host_threads) : rng_(seed ^ 0x6d6c61ull) {
+  const int hw = static_cast<int>(std::thread::hardware_concurrency());
+  threads_ = std::max(1, host_threads > 0 ? host_threads : hw);
+}
+
+bool MlaHostProblem::prepare(const MlaShape& shape, int64_t queries, const MlaShapeBuffers& sizes) {
+  if (queries > sizes.max_q)
+    throw Error("internal: Q=" + std::to_string(queries) + " above the shape's planned maximum");
+  if (queries == queries_ && prob_.shape.key() == shape.key()) return false;
+  prob_ = make_mla_problem(shape, queries, rng_);
+  ref_ = mla_check_reference(prob_, threads_);
+  queries_ = queries;
+  return true;
+}
+
+void MlaHostProblem::for_each_kv_chunk(const std::function<void(int64_t, int64_t, const uint16_t*)>& put) {
+  constexpr int64_t kChunkRows = 16384;  // 18 MiB
+  chunk_.resize(kChunkRows * mla::kHeadDim);
+  for (int64_t row0 = 0; row0 < prob_.kv_rows; row0 += kChunkRows) {
+    const int64_t rows = std::min(kChunkRows, prob_.kv_rows - row0);
+    const int64_t per = (rows + threads_ - 1) / threads_;
+    std::vector<std::thread> pool;
+    for (int64_t r = 0; r < rows; r += per)
+      pool.emplace_back([&, r] { mla_kv_fill(prob_, row0 + r, std::min(per, rows - r), &chunk_[r * mla::kHeadDim]); });
+    for (auto& t : pool) t.join();
+    put(row0, rows, chunk_.data());
+  }
+}
+
+kf_mla_decode_args mla_decode_args(const MlaTuneProblem& p, const void* q, const void* kv, const void* indices,
+                                   const void* extra_start, const void* extra_count, void* o, void* lse,
+                                   void* part_o, void* part_lse) {
+  const bool extras = !p.extra_count.empty();
+  kf_mla_decode_args a{};
+  a.q = q;
+  a.kv = kv;
+  a.indices = static_cast<const int32_t*>(indices);
+  a.extra_start = extras ? static_cast<const int32_t*>(extra_start) : nullptr;
+  a.extra_count = extras ? static_cast<const int32_t*>(extra_count) : nullptr;
+  a.o = o;
+  a.lse = static_cast<float*>(lse);
+  a.part_o = static_cast<float*>(part_o);
+  a.part_lse = static_cast<float*>(part_lse);
+  a.queries = static_cast<int>(p.queries);
+  a.kv_rows = static_cast<int>(p.kv_rows);
+  a.heads = static_cast<int>(p.shape.heads);
+  a.topk = static_cast<int>(p.shape.topk);
+  a.softmax_scale = p.softmax_scale;
+  return a;
+}
+
+kf_mla_combine_args mla_combine_args(const MlaTuneProblem& p, int splits, const void* part_o, const void* part_lse,
+                                     void* o, void* lse) {
+  return kf_mla_combine_args{static_cast<const float*>(part_o), static_cast<const float*>(part_lse), o,
+                             static_cast<float*>(lse), static_cast<int>(p.queries),
+                             static_cast<int>(p.shape.heads), splits};
 }
 
 kf_linear_args linear_args(const LinearShape& s, int64_t m, void* x, void* qweight, void* scales, void* qzeros,

@@ -15,7 +15,9 @@
 #include "device_plan.h"
 #include "linear_reference.h"
 #include "measurer.h"
+#include "mla_problem.h"
 #include "moe_reference.h"
+#include "sparse_mla/args.h"
 #include "util/stream_read_args.h"
 #include "w4a16_linear/args.h"
 
@@ -75,8 +77,41 @@ class MoeHostProblem {
   MoeReference ref_;
 };
 
+// The MLA counterpart (mla_problem.h): inputs and the float64 reference of the checked
+// queries per (shape, Q), drawn fresh when Q changes and after begin_shape.
+class MlaHostProblem {
+ public:
+  MlaHostProblem(uint64_t seed, int host_threads);  // host_threads 0: hardware threads
+  void begin_shape() { queries_ = 0; }
+  // True when a new problem was drawn (to be uploaded). Throws kf::Error for a Q above the
+  // shape's planned maximum.
+  bool prepare(const MlaShape& shape, int64_t queries, const MlaShapeBuffers& sizes);
+  const MlaTuneProblem& problem() const { return prob_; }
+  const MlaCheckReference& reference() const { return ref_; }
+  // The problem's KV cache, drawn on the host threads a chunk of rows at a time, each
+  // chunk handed to `put` (row0, rows, [rows, 576] 16-bit) before the next is drawn.
+  void for_each_kv_chunk(const std::function<void(int64_t row0, int64_t rows, const uint16_t* data)>& put);
+
+ private:
+  std::mt19937_64 rng_;
+  int threads_;
+  int64_t queries_ = 0;
+  MlaTuneProblem prob_;
+  MlaCheckReference ref_;
+  std::vector<uint16_t> chunk_;
+};
+
 kf_linear_args linear_args(const LinearShape& s, int64_t m, void* x, void* qweight, void* scales, void* qzeros,
                            void* y, void* workspace, void* counters);
+
+// The decode kernel's arguments over the problem (null extras without them; o and lse
+// always given: unsplit kernels write them, split kernels their partials), and the
+// combine kernel's.
+kf_mla_decode_args mla_decode_args(const MlaTuneProblem& p, const void* q, const void* kv, const void* indices,
+                                   const void* extra_start, const void* extra_count, void* o, void* lse,
+                                   void* part_o, void* part_lse);
+kf_mla_combine_args mla_combine_args(const MlaTuneProblem& p, int splits, const void* part_o, const void* part_lse,
+                                     void* o, void* lse);
 
 // Rows of y read back after a verification run: the M rows and the guard rows after
 // them (where a last tile written whole lands).

@@ -15,6 +15,7 @@
 
 #include "error.h"
 #include "linear_family.h"
+#include "mla_family.h"
 #include "moe_family.h"
 #include "pack.h"
 
@@ -26,6 +27,7 @@ struct DeviceInfo {
   std::string driver;   // e.g. "13000" (cuDriverGetVersion)
   std::string runtime;  // the API the measurer speaks, e.g. "cuda-driver-api 13000"
   int64_t l2_bytes = 0;
+  int compute_units = 0;  // SMs / CUs: the MLA split pruning counts blocks against them (0: unknown)
 };
 
 // One candidate at one M. `disposition` is passed, incorrect or failed (the tuning loop
@@ -80,6 +82,17 @@ class Measurer {
   // the GEMM is timed, the sorted slots stay as align left them.
   virtual Measurement measure_moe(const PackKernel& kernel, const MoeShape& shape, const MoeRouting& routing,
                                   bool cold_l2, int reps) = 0;
+
+  // sparse_mla_decode. The pack's sparse_mla_combine_any_<dtype> kernels, once per run
+  // (null: the pack has none, and split kernels of that dtype are reported failed).
+  virtual void set_mla_combine_kernels(const PackKernel* bf16, const PackKernel* fp16) = 0;
+  // Before the first measure_mla() of a shape; max_m of each kernel is its largest Q.
+  virtual void begin_mla_shape(const MlaShape& shape, const std::vector<PlannedKernel>& kernels) = 0;
+  // Verifies `kernel` over `queries` queries on fresh inputs (mla_problem.h), then times
+  // it like measure(); a split kernel is verified and timed with the combine kernel
+  // after it (both launches between the events: what an engine runs).
+  virtual Measurement measure_mla(const PackKernel& kernel, const MlaShape& shape, int64_t queries, bool cold_l2,
+                                  int reps) = 0;
 };
 
 // No usable GPU (no driver, no device, or a build without the vendor headers); autotune
@@ -108,15 +121,19 @@ std::string cuda_arch_name(int major, int minor);
 using FakeTimeFn = std::function<double(const PackKernel& kernel, const LinearShape& shape, int64_t m, bool cold)>;
 using FakeMoeTimeFn =
     std::function<double(const PackKernel& kernel, const MoeShape& shape, const MoeRouting& routing, bool cold)>;
+using FakeMlaTimeFn =
+    std::function<double(const PackKernel& kernel, const MlaShape& shape, int64_t queries, bool cold)>;
 struct FakeOptions {
   std::string arch = "sm_90a";
   std::string device = "kforge-fake-gpu";
+  int compute_units = 132;  // the device's SMs (the MLA split pruning counts blocks against them)
   std::string incorrect;  // regex on kernel names: reported incorrect (max_rel_err 0.5)
   std::string failed;     // regex on kernel names: reported failed
   int die_after = -1;     // >= 0: std::_Exit(137) when measurement die_after + 1 starts (kill -9)
   int delay_ms = 0;       // sleep per measurement (concurrency and interruption tests)
   FakeTimeFn time_us;
   FakeMoeTimeFn moe_time_us;  // overrides fake_moe_time_us
+  FakeMlaTimeFn mla_time_us;  // overrides fake_mla_time_us
 };
 
 class FakeMeasurer : public Measurer {
@@ -129,6 +146,10 @@ class FakeMeasurer : public Measurer {
   void set_moe_align_kernel(const PackKernel*) override {}
   void begin_moe_shape(const MoeShape& shape, const std::vector<PlannedKernel>& kernels) override;
   Measurement measure_moe(const PackKernel& kernel, const MoeShape& shape, const MoeRouting& routing, bool cold_l2,
+                          int reps) override;
+  void set_mla_combine_kernels(const PackKernel*, const PackKernel*) override {}
+  void begin_mla_shape(const MlaShape& shape, const std::vector<PlannedKernel>& kernels) override;
+  Measurement measure_mla(const PackKernel& kernel, const MlaShape& shape, int64_t queries, bool cold_l2,
                           int reps) override;
   int measurements() const { return measurements_; }
   int shapes_begun() const { return shapes_begun_; }
@@ -151,5 +172,9 @@ double fake_time_us(const PackKernel& kernel, const LinearShape& shape, int64_t 
 // the linear model's cost of one block_m-row tile of the expert, so padding and load
 // imbalance show.
 double fake_moe_time_us(const PackKernel& kernel, const MoeShape& shape, const MoeRouting& routing, bool cold);
+// Its MLA model: (H / block_h) x Q x splits blocks in waves over the SMs, each gathering
+// its share of the query's KV rows at one SM's share of the bandwidth or bounded by its
+// tile's math, plus the combine launch and its partials for split configs.
+double fake_mla_time_us(const PackKernel& kernel, const MlaShape& shape, int64_t queries, bool cold);
 
 }  // namespace kf

@@ -70,12 +70,12 @@ void import_pack(const std::string& from, const std::string& to, const std::stri
 }  // namespace
 
 int ensure_pack(const AutotuneOptions& opt, const std::string& arch, const std::vector<TuneShape>& shapes,
-                const std::vector<MoeTuneShape>& moe_shapes, const std::regex& filter, std::ostream& out,
-                std::ostream& err) {
+                const std::vector<MoeTuneShape>& moe_shapes, const std::vector<MlaTuneShape>& mla_shapes,
+                const std::regex& filter, std::ostream& out, std::ostream& err) {
   const fs::path db(opt.db);
   if (db.filename().empty() || fs::is_directory(db))
     throw Error("--db '" + opt.db + "' must name a file (e.g. tuned_db/kforge.sqlite)");
-  const std::vector<std::string> expected = expected_kernels(shapes, opt.select, arch, filter, moe_shapes);
+  const std::vector<std::string> expected = expected_kernels(shapes, opt.select, arch, filter, moe_shapes, mla_shapes);
   if (!opt.generate && !fs::exists(db))
     throw Error("no pack at '" + opt.db + "' (run without --no-generate to build it)");
   const fs::path dir = db.has_parent_path() ? db.parent_path() : fs::path(".");
@@ -98,7 +98,7 @@ int ensure_pack(const AutotuneOptions& opt, const std::string& arch, const std::
   g.archs = {arch};
   g.model = opt.select.model;
   g.config_path = opt.select.config_path;
-  // The families of the selection (util and moe_align come with them).
+  // The families of the selection (util, the MoE helpers and the MLA combine come with them).
   g.ops.clear();
   if (!shapes.empty()) g.ops.push_back("w4a16_linear");
   for (const auto& op : {"w4a16_moe_gemm1", "w4a16_moe_gemm2"})
@@ -107,6 +107,7 @@ int ensure_pack(const AutotuneOptions& opt, const std::string& arch, const std::
         g.ops.push_back(op);
         break;
       }
+  if (!mla_shapes.empty()) g.ops.push_back(kMlaDecodeOp);
   if (g.ops.empty()) g.ops.push_back("w4a16_linear");  // nothing selected: the util kernel still
   g.group_sizes = opt.select.group_sizes;
   g.dtypes = opt.select.dtypes;

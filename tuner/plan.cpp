@@ -76,9 +76,27 @@ std::vector<MoeTuneShape> moe_tune_shapes(const ModelDesc& model, const ShapeSel
   return out;
 }
 
+std::vector<MlaTuneShape> mla_tune_shapes(const ModelDesc& model, const ShapeSelection& sel,
+                                          const std::vector<std::string>& ops) {
+  check_selection(sel);
+  std::vector<MlaTuneShape> out;
+  if (std::find(ops.begin(), ops.end(), kMlaDecodeOp) == ops.end()) return out;
+  for (const auto& l : model.mla)
+    for (const auto& dt : sel.dtypes) {
+      const MlaShape s{l.heads, l.topk, l.extras, dt == "bf16"};
+      validate_mla_shape(s, l.layer);
+      const std::string key = s.key();
+      auto it = std::find_if(out.begin(), out.end(), [&](const MlaTuneShape& t) { return t.key == key; });
+      if (it == out.end()) it = out.insert(out.end(), MlaTuneShape{s, kMlaDecodeOp, key, {}});
+      it->layers.push_back(l.layer);
+    }
+  return out;
+}
+
 std::vector<std::string> expected_kernels(const std::vector<TuneShape>& shapes, const ShapeSelection& sel,
                                           const std::string& arch_name, const std::regex& filter,
-                                          const std::vector<MoeTuneShape>& moe_shapes) {
+                                          const std::vector<MoeTuneShape>& moe_shapes,
+                                          const std::vector<MlaTuneShape>& mla_shapes) {
   const ArchInfo& arch = arch_info(arch_name);
   std::vector<std::string> out;
   auto add = [&](const std::string& name) {
@@ -99,6 +117,11 @@ std::vector<std::string> expected_kernels(const std::vector<TuneShape>& shapes, 
       out.push_back(make_moe_silu_mul_candidate(dt == "bf16", arch).name);
       out.push_back(make_moe_sum_candidate(dt == "bf16", arch).name);
     }
+  }
+  // Split MLA kernels are timed together with the combine kernel of their dtype.
+  for (const auto& ms : mla_shapes) {
+    for (const auto& cfg : enumerate_mla_configs(ms.shape, arch)) add(mla_kernel_name(ms.shape, cfg));
+    out.push_back(make_mla_combine_candidate(ms.shape.bf16, arch).name);
   }
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
@@ -126,11 +149,33 @@ std::vector<const PackKernel*> select_candidates(const std::vector<PackKernel>& 
   return own_ok;
 }
 
-Verdict static_verdict(const PackKernel& k, int64_t m) {
+std::string mla_split_prune_reason(const MlaShape& s, const MlaConfig& c, int64_t q, int compute_units) {
+  if (c.splits <= 1) return "";
+  const int64_t blocks = s.heads / c.block_h * q, half = blocks * (c.splits / 2);
+  if (compute_units > 0 && half >= 2 * static_cast<int64_t>(compute_units))
+    return "split KV: " +
+           (c.splits == 2 ? std::string("unsplit") : "with " + std::to_string(c.splits / 2) + " splits") +
+           " the grid already has " + std::to_string(half) + " blocks, 2 or more per multiprocessor (" +
+           std::to_string(compute_units) + "): more splits only add partials to write and merge";
+  const int64_t slots = s.topk + s.extras;
+  if (slots / c.splits < c.block_k)
+    return "split KV: " + std::to_string(c.splits) + " splits of " + std::to_string(slots) +
+           " slots leave a split fewer than block_k = " + std::to_string(c.block_k);
+  return "";
+}
+
+Verdict static_verdict(const PackKernel& k, int64_t m, int compute_units) {
   if (k.status == "compile_error") return {"failed", "did not compile (the compiler's output is in kernels.log)"};
   if (k.status.rfind("pruned:", 0) == 0)
     return {"pruned", "genkernels pruned it (" + k.status.substr(7) + "); not run"};
   if (k.status != "ok") return {"failed", "unknown pack status '" + k.status + "'"};
+  if (k.op == kMlaDecodeOp) {
+    const std::string why = mla_split_prune_reason(parse_mla_shape(k.shape), parse_mla_config(k.config), m,
+                                                   compute_units);
+    if (!why.empty()) return {"pruned", why};
+    if (k.code_object.empty()) return {"failed", "status ok but no code object in the pack"};
+    return {"", ""};
+  }
   if (k.kind == "decode" && m > kDecodeMaxM)
     return {"pruned", "decode kernels are timed only for M <= " + std::to_string(kDecodeMaxM) +
                           ": they stream the weights once per block_m rows, a prefill tile reuses them"};

@@ -1,6 +1,6 @@
-// What autotune tunes: the model's w4a16_linear shapes (as genkernels derives them),
-// the kernels the pack must hold for them, and per (kernel, M) whether a candidate is
-// measured or recorded without running (pruned / failed at build time).
+// What autotune tunes: the model's w4a16_linear, MoE and sparse MLA shapes (as genkernels
+// derives them), the kernels the pack must hold for them, and per (kernel, M) whether a
+// candidate is measured or recorded without running (pruned / failed at build time).
 #pragma once
 #include <cstdint>
 #include <regex>
@@ -9,6 +9,7 @@
 
 #include "genkernels.h"  // resolve_ops
 #include "linear_family.h"
+#include "mla_family.h"
 #include "model.h"
 #include "moe_family.h"
 #include "moe_routing.h"
@@ -54,13 +55,26 @@ std::vector<TuneShape> tune_shapes(const ModelDesc& model, const ShapeSelection&
 std::vector<MoeTuneShape> moe_tune_shapes(const ModelDesc& model, const ShapeSelection& sel,
                                           const std::vector<std::string>& ops);
 
+// sparse_mla_decode shapes (m = the query count Q).
+struct MlaTuneShape {
+  MlaShape shape;
+  std::string op = kMlaDecodeOp, key;
+  std::vector<std::string> layers;
+};
+// The model's MLA layers in each selected dtype, distinct, in model order; none unless
+// `ops` holds sparse_mla_decode. Throws kf::Error for a layer the family cannot serve.
+std::vector<MlaTuneShape> mla_tune_shapes(const ModelDesc& model, const ShapeSelection& sel,
+                                          const std::vector<std::string>& ops);
+
 // Names genkernels would emit for these shapes on `arch` that match `filter` (the
 // generic kernel of each dtype/quantisation included), plus the utility kernel (always:
 // it flushes L2).
-// With MoE shapes, their kernels and the MoE helpers (align, silu_mul and sum per dtype).
+// With MoE shapes, their kernels and the MoE helpers (align, silu_mul and sum per dtype);
+// with MLA shapes, their kernels and the combine kernel of each of their dtypes.
 std::vector<std::string> expected_kernels(const std::vector<TuneShape>& shapes, const ShapeSelection& sel,
                                           const std::string& arch, const std::regex& filter,
-                                          const std::vector<MoeTuneShape>& moe_shapes = {});
+                                          const std::vector<MoeTuneShape>& moe_shapes = {},
+                                          const std::vector<MlaTuneShape>& mla_shapes = {});
 
 // Candidates of one shape, from the pack's rows of that shape and of the generic shape
 // key: every row whose name matches `filter`; with max_candidates > 0 only that many of
@@ -71,11 +85,20 @@ std::vector<const PackKernel*> select_candidates(const std::vector<PackKernel>& 
 
 // Why `k` is not run at `m`: {"", ""} when it is measured, else {disposition, message}
 // with disposition pruned (pack status pruned:*, decode above kDecodeMaxM, split-K prefill
-// above kSplitPrefillMaxM) or failed
-// (compile_error).
+// above kSplitPrefillMaxM, an MLA split that cannot help: mla_split_prune_reason) or
+// failed (compile_error). `compute_units`: the device's SMs / CUs (0: unknown, no rule
+// that needs it applies).
 struct Verdict {
   std::string disposition, message;
 };
-Verdict static_verdict(const PackKernel& k, int64_t m);
+Verdict static_verdict(const PackKernel& k, int64_t m, int compute_units = 0);
+
+// sparse_mla_decode at Q queries: a split config (splits s > 1) is timed only while
+//   - the grid with half its splits, (H / block_h) x Q x s / 2 blocks, has fewer than two
+//     per multiprocessor (for s = 2: the unsplit grid does not already fill the GPU
+//     twice; beyond that, more splits only add partials to write and merge), and
+//   - every split gets at least block_k slots: floor((topk + extras) / s) >= block_k.
+// "" when it is timed, else why not.
+std::string mla_split_prune_reason(const MlaShape& shape, const MlaConfig& cfg, int64_t queries, int compute_units);
 
 }  // namespace kf

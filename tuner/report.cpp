@@ -85,4 +85,34 @@ int print_moe_winners(std::ostream& out, const ResultsDb& db, const Provenance& 
   return with_winners;
 }
 
+int print_mla_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov,
+                      const std::vector<MlaTuneShape>& shapes, bool cold_l2) {
+  if (shapes.empty()) return 0;
+  out << "\nsparse_mla_decode winners on " << prov.device << " (" << prov.arch << ", " << (cold_l2 ? "cold" : "warm")
+      << " L2; a split kernel's time includes its combine):\n";
+  char line[512];
+  std::snprintf(line, sizeof line, "%-24s %-14s %-72s %10s\n", "shape", "Q range", "kernel", "median us");
+  out << line;
+  int with_winners = 0;
+  for (const auto& s : shapes) {
+    const auto win = db.winners(prov, {s.op, s.key, cold_l2, ""});
+    if (win.empty()) {
+      std::snprintf(line, sizeof line, "%-24s %-14s %-72s\n", s.key.c_str(), "-", "(no kernel passed)");
+      out << line;
+      continue;
+    }
+    ++with_winners;
+    bool first = true;
+    for (const auto& w : win) {
+      const std::string range = std::to_string(w.m_lo) +
+                                (w.m_hi == kMaxWinnerM ? "+" : w.m_hi == w.m_lo ? "" : "-" + std::to_string(w.m_hi));
+      std::snprintf(line, sizeof line, "%-24s %-14s %-72s %10.2f\n", first ? s.key.c_str() : "", range.c_str(),
+                    w.kernel.c_str(), w.median_us);
+      out << line;
+      first = false;
+    }
+  }
+  return with_winners;
+}
+
 }  // namespace kf

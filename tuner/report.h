@@ -36,5 +36,9 @@ int print_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov
 // winners are in the DB. Returns how many shapes have winners.
 int print_moe_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov,
                       const std::vector<MoeTuneShape>& shapes, bool cold_l2);
+// The sparse_mla_decode shapes' winners per Q range (routing ''). Returns how many shapes
+// have winners.
+int print_mla_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov,
+                      const std::vector<MlaTuneShape>& shapes, bool cold_l2);
 
 }  // namespace kf

@@ -5,7 +5,8 @@
 // otherwise), sticky faults until hipDeviceReset, every buffer a launch touches checked
 // against the live allocations. Code objects are text,
 // "FAKEHSACO name=<symbol> us=<cost> behave=<b>", b as in fake_libcuda.cpp. The device
-// is a gfx942 with features in gcnArchName, which the measurer must strip.
+// is a gfx942 with features in gcnArchName, which the measurer must strip. The sparse MLA
+// kernels are fake_mla.h's (wave64: a kernel's threads are its warps x 64).
 #include <hip/hip_runtime_api.h>
 
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include <memory>
 #include <string>
 
+#include "fake_mla.h"
 #include "linear_reference.h"
 #include "w4a16_linear/args.h"
 
@@ -100,6 +102,17 @@ hipError_t run_linear(const Module& mod, const kf_linear_args& a, unsigned threa
   if (mod.behave == "hang") g_hung = true;
   return hipSuccess;
 }
+
+hipError_t mla_result(const Module& mod, const fake_mla::Outcome& r) {
+  if (r.what == fake_mla::Outcome::invalid) return hipErrorInvalidValue;
+  if (r.what == fake_mla::Outcome::fault) return fault(r.why);
+  g_now_us += g_cold ? mod.us : mod.us / 2;
+  g_cold = false;
+  if (mod.behave == "hang") g_hung = true;
+  return hipSuccess;
+}
+
+const fake_mla::Env kMlaEnv{live, kf::half_bits_to_float, kf::float_to_half_bits};
 
 struct StreamReadArgs {
   const void* data;
@@ -208,12 +221,18 @@ hipError_t hipModuleGetFunction(hipFunction_t* f, hipModule_t m, const char* nam
   *f = reinterpret_cast<hipFunction_t>(m);  // the module is the function
   return hipSuccess;
 }
-hipError_t hipModuleLaunchKernel(hipFunction_t f, unsigned gx, unsigned, unsigned, unsigned bx, unsigned, unsigned,
-                                 unsigned, hipStream_t, void** params, void**) {
+hipError_t hipModuleLaunchKernel(hipFunction_t f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned,
+                                 unsigned, unsigned, hipStream_t, void** params, void**) {
   if (g_sticky) return g_sticky;
   const auto* mod = reinterpret_cast<const Module*>(f);
   if (mod->behave == "refuse") return hipErrorLaunchOutOfResources;
   if (mod->behave == "flush") return run_flush(*static_cast<StreamReadArgs*>(params[0]), gx, bx);
+  if (mod->name.rfind("sparse_mla_decode", 0) == 0)
+    return mla_result(*mod, fake_mla::decode(mod->name, mod->behave, *static_cast<kf_mla_decode_args*>(params[0]), gx,
+                                             gy, gz, bx, 64, kMlaEnv));
+  if (mod->name.rfind("sparse_mla_combine", 0) == 0)
+    return mla_result(*mod, fake_mla::combine(mod->name, mod->behave, *static_cast<kf_mla_combine_args*>(params[0]),
+                                              gx, bx, kMlaEnv));
   return run_linear(*mod, *static_cast<kf_linear_args*>(params[0]), bx);
 }
 hipError_t hipStreamCreate(hipStream_t* s) { return *s = handle<hipStream_t>(), hipSuccess; }

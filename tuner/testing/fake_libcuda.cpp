@@ -19,12 +19,18 @@
 //     padding: also writes the padding id's row); a gemm1 whose name ends in _silu
 //     writes silu(gate) * up, N/2 columns; moe_silu_mul checks its grid and buffers
 //     and computes h from h1;
+//   - sparse MLA (fake_mla.h): a sparse_mla_decode launch checks its grid and buffers for
+//     Q, H, topk, S, its block_h and splits, and on a verification run (o, or a split
+//     kernel's part_lse, still poisoned) computes o and lse, or the split partials (nan:
+//     leaves the last query's last head unwritten; overrun: also writes the query after
+//     the last); sparse_mla_combine merges the partials as combine.h does;
 // Code objects are text: "FAKECUBIN name=<symbol> us=<cost> behave=<b>" where b is ok,
 // wrong (outputs off), nan (output left unwritten), overrun (writes row M), counters
 // (leaves a split-K counter set), fault (illegal address), refuse (launch refused),
 // hang (never finishes), or flush (the utility module).
 #include <cuda.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -35,6 +41,8 @@
 #include <string>
 #include <vector>
 
+#include "fake_mla.h"
+#include "sparse_mla/args.h"
 #include "w4a16_linear/args.h"
 #include "w4a16_moe/args.h"
 
@@ -89,6 +97,7 @@ uint16_t float_to_half(float f, bool bf16) {
   if (bf16) {
     uint32_t u;
     std::memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;  // NaN stays NaN (no carry into the sign)
     return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
   }
   const _Float16 h = static_cast<_Float16>(f);
@@ -263,6 +272,18 @@ CUresult run_moe_gemm(const Module& mod, const kf_moe_gemm_args& a, unsigned gx,
   return CUDA_SUCCESS;
 }
 
+// sparse_mla_decode and sparse_mla_combine: fake_mla.h, timed like the others.
+CUresult mla_result(const Module& mod, const fake_mla::Outcome& r) {
+  if (r.what == fake_mla::Outcome::invalid) return CUDA_ERROR_INVALID_VALUE;
+  if (r.what == fake_mla::Outcome::fault) return fault(r.why);
+  g_now_us += g_cold ? mod.us : mod.us / 2;
+  g_cold = false;
+  if (mod.behave == "hang") g_hung = true;
+  return CUDA_SUCCESS;
+}
+
+const fake_mla::Env kMlaEnv{live, half_to_float, float_to_half};
+
 struct StreamReadArgs {
   const void* data;
   unsigned long long bytes;
@@ -401,6 +422,12 @@ CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, uns
     return run_moe_gemm(*mod, *static_cast<kf_moe_gemm_args*>(params[0]), gx, gy, gz);
   if (mod->name.rfind("moe_silu_mul", 0) == 0)
     return run_moe_silu_mul(*mod, *static_cast<kf_moe_silu_mul_args*>(params[0]), gx, bx);
+  if (mod->name.rfind("sparse_mla_decode", 0) == 0)
+    return mla_result(*mod, fake_mla::decode(mod->name, mod->behave, *static_cast<kf_mla_decode_args*>(params[0]), gx,
+                                             gy, gz, bx, 32, kMlaEnv));
+  if (mod->name.rfind("sparse_mla_combine", 0) == 0)
+    return mla_result(*mod, fake_mla::combine(mod->name, mod->behave, *static_cast<kf_mla_combine_args*>(params[0]),
+                                              gx, bx, kMlaEnv));
   return run_linear(*mod, *static_cast<kf_linear_args*>(params[0]), bx);
 }
 CUresult cuStreamCreate(CUstream* s, unsigned int) { return *s = handle<CUstream>(), CUDA_SUCCESS; }
