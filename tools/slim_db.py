@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes a shippable copy of a tuned kforge DB: every measurement and winner row is
-kept, code objects (and compiler logs) are kept only for winners, generic and utility kernels
-and the MoE helpers (moe_align, moe_silu_mul, moe_sum), which every MoE layer runs
+kept, code objects (and compiler logs) are kept only for winners, generic and utility kernels,
+the MoE helpers (moe_align, moe_silu_mul, moe_sum), which every MoE layer runs, and the
+sparse MLA combine kernel, which split MLA winners run after them
 (the others' rows stay, marked pruned:not_a_winner, so the DB still says what was tried).
 usage: slim_db.py TUNED_DB OUT_DB"""
 import os
@@ -18,7 +19,7 @@ db.execute("PRAGMA journal_mode=DELETE")
 db.execute(
     """UPDATE kernels SET code_object = NULL, status = 'pruned:not_a_winner'
        WHERE kind NOT IN ('generic', 'util')
-         AND op NOT IN ('moe_align', 'moe_silu_mul', 'moe_sum')
+         AND op NOT IN ('moe_align', 'moe_silu_mul', 'moe_sum', 'sparse_mla_combine')
          AND NOT EXISTS (SELECT 1 FROM winners w WHERE w.kernel = kernels.name AND w.arch = kernels.arch)""")
 # Compiler logs (ptxas reports, messages) are kept only where the code object is.
 db.execute("UPDATE kernels SET log = '' WHERE code_object IS NULL AND status != 'compile_error'")

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Sparse MLA decode on an NVIDIA machine, in one go (binaries built elsewhere and passed in
+# BIN, like device_moe.sh): generate deepseek-v3.2's sm_90a sparse_mla_decode pack, tune
+# the family into a copy of tuned_db/kforge.sqlite, write its measurements as CSV and the
+# slimmed tuned copy. Every step prints its rc and the later steps run whatever it was.
+# Logs, the CSV and the slimmed tuned DB go to $OUT; packs to $WORK (default
+# /tmp/kforge-mla, not returned).
+#   BIN=.devout/bin OUT=results tools/device_mla.sh [autotune time budget, s (default 600)]
+# TUNED (default tuned_db/kforge.sqlite) is the DB whose copy is tuned (a partly tuned one
+# resumes where it stopped); AUTOTUNE_ARGS (e.g. "--m 1,64,1024 --max-candidates 8") go
+# to autotune as they are.
+set -uo pipefail
+bin=${BIN:-.devout/bin}
+out=${OUT:-gpu-results}
+work=${WORK:-/tmp/kforge-mla}
+budget=${1:-600}
+model=deepseek-v3.2
+ops=sparse_mla_decode
+mkdir -p "$out" "$work"
+export PATH="$PATH:/usr/local/cuda/bin"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv | tee "$out/gpu.txt"
+
+step() { echo "== $* ($(date +%T))"; }
+
+step genkernels "$ops" sm_90a: "$model"
+"$bin/genkernels" --arch sm_90a --model "$model" --ops "$ops" --templates templates --out "$work/dsv32" -q \
+  > "$out/genkernels_mla.log" 2>&1
+echo "genkernels rc=$?"; tail -14 "$out/genkernels_mla.log"
+
+step autotune "$ops" for ${budget}s into a copy of "${TUNED:-tuned_db/kforge.sqlite}"
+cp "${TUNED:-tuned_db/kforge.sqlite}" "$work/tuned.sqlite"
+read -r -a extra <<< "${AUTOTUNE_ARGS:-}"
+# The kernels come from the compile cache the genkernels step filled.
+"$bin/autotune" --db "$work/tuned.sqlite" --model "$model" --ops "$ops" --templates templates \
+  --time-budget "$budget" -q "${extra[@]}" > "$out/autotune_mla.log" 2>&1
+echo "autotune rc=$?"; tail -40 "$out/autotune_mla.log"
+
+step measurements as CSV, dispositions
+python3 - "$work/tuned.sqlite" "$out/mla_results.csv" <<'PY'
+import csv, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+rows = db.execute("SELECT device, shape, m, kernel, disposition, median_us, min_us, reps, max_rel_err, message"
+                  " FROM results WHERE op = 'sparse_mla_decode' ORDER BY shape, m, median_us").fetchall()
+with open(sys.argv[2], "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["device", "shape", "q", "kernel", "disposition", "median_us", "min_us", "reps", "max_rel_err", "message"])
+    w.writerows(rows)
+for d, n in db.execute("SELECT disposition, count(*) FROM results WHERE op = 'sparse_mla_decode' GROUP BY 1"):
+    print(f"{d}: {n}")
+for msg, n in db.execute("SELECT substr(message, 1, 100), count(*) FROM results WHERE op = 'sparse_mla_decode'"
+                         " AND disposition IN ('failed', 'incorrect') GROUP BY 1 ORDER BY 2 DESC LIMIT 10"):
+    print(f"  {n} x {msg}")
+print(f"{len(rows)} rows in {sys.argv[2]}")
+PY
+echo "csv rc=$?"
+
+python3 tools/slim_db.py "$work/tuned.sqlite" "$out/kforge.sqlite"
+echo "slim rc=$?"
