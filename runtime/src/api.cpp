@@ -11,6 +11,9 @@
 #include "mla_select.h"
 #include "moe_launch.h"
 #include "moe_layer.h"
+#include "mxfp4_launch.h"
+#include "mxfp4_layer.h"
+#include "mxfp4_select.h"
 #include "pack_reader.h"
 #include "select.h"
 #include "status.h"
@@ -200,9 +203,13 @@ kf_status kf_kernel_block_m(const kf_kernel* kernel, int* block_m) {
     if (!kernel) return null_argument("kf_kernel_block_m", "kernel");
     if (!block_m) return null_argument("kf_kernel_block_m", "block_m");
     const KernelImpl& k = *kernel->impl;
+    if (k.op_kind == KernelOp::mxfp4_gemm) {
+      *block_m = k.mxfp4_config.block_m;
+      return KF_OK;
+    }
     if (k.op_kind != KernelOp::moe_gemm)
-      return fail(KF_ERR_INVALID_ARGUMENT, "kf_kernel_block_m: %s is a %s kernel, not a w4a16_moe GEMM",
-                  k.name.c_str(), k.op.c_str());
+      return fail(KF_ERR_INVALID_ARGUMENT, "kf_kernel_block_m: %s is a %s kernel, not a MoE GEMM (w4a16_moe or "
+                  "mxfp4_moe)", k.name.c_str(), k.op.c_str());
     *block_m = k.config.block_m;
     return KF_OK;
   });
@@ -311,6 +318,50 @@ kf_status kf_check_mla_indices(const int32_t* host_indices, int64_t queries, int
                                int64_t* bad_position) {
   return guarded("kf_check_mla_indices",
                  [&] { return check_mla_indices(host_indices, queries, topk, kv_rows, bad_position); });
+}
+
+kf_status kf_select_mxfp4_moe(const kf_db* db, int gemm, const kf_mxfp4_moe_shape* shape, int64_t t,
+                              const kf_kernel** kernel) {
+  return guarded("kf_select_mxfp4_moe", [&] {
+    if (!db) return null_argument("kf_select_mxfp4_moe", "db");
+    if (!shape) return null_argument("kf_select_mxfp4_moe", "shape");
+    if (!kernel) return null_argument("kf_select_mxfp4_moe", "kernel");
+    if (gemm != 1 && gemm != 2)
+      return fail(KF_ERR_INVALID_ARGUMENT, "kf_select_mxfp4_moe: gemm = %d, must be 1 (gate_up) or 2 (down)", gemm);
+    Mxfp4ShapeKey key;
+    const kf_status status = mxfp4_gemm_key(*shape, gemm, "kf_select_mxfp4_moe", &key);
+    return status == KF_OK ? select_mxfp4(*db, key, t, "kf_select_mxfp4_moe", kernel) : status;
+  });
+}
+
+kf_status kf_launch_mxfp4_moe_gemm(const kf_kernel* kernel, const kf_mxfp4_moe_gemm_args* args, void* stream) {
+  return guarded("kf_launch_mxfp4_moe_gemm", [&] {
+    if (!kernel) return null_argument("kf_launch_mxfp4_moe_gemm", "kernel");
+    if (!args) return null_argument("kf_launch_mxfp4_moe_gemm", "args");
+    MoeLaunch launch;
+    kf_mxfp4_moe_gemm_args kernel_args;
+    const kf_status status = plan_mxfp4_gemm(*kernel->impl, *args, "kf_launch_mxfp4_moe_gemm", &launch, &kernel_args);
+    return status == KF_OK ? launch_planned(launch, kernel_args, stream) : status;
+  });
+}
+
+kf_status kf_mxfp4_moe_scratch_bytes(const kf_db* db, const kf_mxfp4_moe_shape* shape, int64_t max_t, size_t* bytes) {
+  return guarded("kf_mxfp4_moe_scratch_bytes", [&] {
+    if (!db) return null_argument("kf_mxfp4_moe_scratch_bytes", "db");
+    if (!shape) return null_argument("kf_mxfp4_moe_scratch_bytes", "shape");
+    if (!bytes) return null_argument("kf_mxfp4_moe_scratch_bytes", "bytes");
+    return mxfp4_scratch_bytes(*db, *shape, max_t, bytes);
+  });
+}
+
+kf_status kf_run_mxfp4_moe(const kf_db* db, const kf_mxfp4_moe_shape* shape, const kf_mxfp4_moe_layer_args* args,
+                           void* stream) {
+  return guarded("kf_run_mxfp4_moe", [&] {
+    if (!db) return null_argument("kf_run_mxfp4_moe", "db");
+    if (!shape) return null_argument("kf_run_mxfp4_moe", "shape");
+    if (!args) return null_argument("kf_run_mxfp4_moe", "args");
+    return run_mxfp4_moe(*db, *shape, *args, stream);
+  });
 }
 
 }  // extern "C"

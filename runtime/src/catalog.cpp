@@ -6,6 +6,7 @@
 #include <map>
 #include <tuple>
 
+#include "mxfp4_moe/tiling.h"
 #include "sparse_mla/launch.h"
 #include "status.h"
 #include "w4a16_moe/launch.h"
@@ -79,6 +80,26 @@ const char* parse_mla_combine(const KernelRow& row, KernelImpl* k) {
   return row.threads == mla::kCombineThreads ? nullptr : "thread count differs from kf::mla::kCombineThreads";
 }
 
+// mxfp4_moe_gemm1/2 rows (kind mma): shape and config keys the runtime can launch with
+// mxfp4_moe/tiling.h's geometry (the template's own tiling rules, block_m within
+// moe_align's limit, one wave size's worth of threads per warp).
+const char* parse_mxfp4_gemm(const KernelRow& row, int gemm, KernelImpl* k) {
+  k->op_kind = KernelOp::mxfp4_gemm;
+  k->mxfp4.gemm = gemm;
+  if (row.kind != "mma") return "unknown kind";
+  if (!parse_mxfp4_shape_key(row.shape.c_str(), &k->mxfp4)) return "unreadable shape key";
+  if (const char* problem = mxfp4_shape_problem(k->mxfp4)) return problem;
+  if (!parse_mxfp4_config_key(row.config.c_str(), &k->mxfp4_config)) return "unreadable config key";
+  const Mxfp4ShapeKey& s = k->mxfp4;
+  const Mxfp4ConfigKey& c = k->mxfp4_config;
+  if (!mxfp4::config_valid(static_cast<int>(s.n), static_cast<int>(s.k), s.swiglu, c.block_m, c.block_n, c.block_k,
+                           c.warps, c.stages, c.subtiles))
+    return "config breaks the tiling rules of templates/mxfp4_moe/tiling.h";
+  if (c.block_m > 1024) return "block_m above moe_align's 1024";
+  if (row.threads != c.warps * 32 && row.threads != c.warps * 64) return "thread count is not warps x 32 or 64";
+  return nullptr;
+}
+
 // Why a kernel row cannot be launched, or nullptr when it can (then *k is filled).
 const char* parse_kernel(const KernelRow& row, KernelImpl* k) {
   if (row.threads < 1 || row.threads > 1024) return "bad thread count";
@@ -86,6 +107,7 @@ const char* parse_kernel(const KernelRow& row, KernelImpl* k) {
   if (row.op == "moe_align" || row.op == "moe_silu_mul" || row.op == "moe_sum") return parse_moe_helper(row, k);
   if (row.op == "sparse_mla_decode") return parse_mla_decode(row, k);
   if (row.op == "sparse_mla_combine") return parse_mla_combine(row, k);
+  if (const int mx = mxfp4_gemm_of_op(row.op.c_str())) return parse_mxfp4_gemm(row, mx, k);
   const int gemm = moe_gemm_of_op(row.op.c_str());
   if (row.op != "w4a16_linear" && gemm == 0) return "unknown op";
   if (!parse_kind(row.kind, &k->kind)) return "unknown kind";
@@ -205,6 +227,8 @@ kf_status build_catalog(PackRows&& rows, kf_db* db) {
     entry.moe_key.gemm = moe_gemm_of_op(entry.op.c_str());
     entry.moe = entry.moe_key.gemm != 0 && parse_moe_shape_key(entry.shape.c_str(), &entry.moe_key);
     entry.mla = entry.op == "sparse_mla_decode" && parse_mla_shape_key(entry.shape.c_str(), &entry.mla_key);
+    entry.mxfp4_key.gemm = mxfp4_gemm_of_op(entry.op.c_str());
+    entry.mxfp4 = entry.mxfp4_key.gemm != 0 && parse_mxfp4_shape_key(entry.shape.c_str(), &entry.mxfp4_key);
     entry.first = static_cast<uint32_t>(db->ranges.size());
     entry.count = static_cast<uint32_t>(chosen.size());
     // Contiguous ranges: the first starts at 1, each ends where the next begins (a gap
@@ -226,6 +250,7 @@ kf_status build_catalog(PackRows&& rows, kf_db* db) {
     if (db->shapes[i].linear) db->linear_shapes.push_back(i);
     if (db->shapes[i].moe) db->moe_shapes.push_back(i);
     if (db->shapes[i].mla) db->mla_shapes.push_back(i);
+    if (db->shapes[i].mxfp4) db->mxfp4_shapes.push_back(i);
   }
   std::sort(db->linear_shapes.begin(), db->linear_shapes.end(),
             [&](uint32_t a, uint32_t b) { return db->shapes[a].key < db->shapes[b].key; });
@@ -233,6 +258,8 @@ kf_status build_catalog(PackRows&& rows, kf_db* db) {
             [&](uint32_t a, uint32_t b) { return db->shapes[a].moe_key < db->shapes[b].moe_key; });
   std::sort(db->mla_shapes.begin(), db->mla_shapes.end(),
             [&](uint32_t a, uint32_t b) { return db->shapes[a].mla_key < db->shapes[b].mla_key; });
+  std::sort(db->mxfp4_shapes.begin(), db->mxfp4_shapes.end(),
+            [&](uint32_t a, uint32_t b) { return db->shapes[a].mxfp4_key < db->shapes[b].mxfp4_key; });
 
   if (db->kernels.empty())
     return fail(KF_ERR_NOT_FOUND, "kforge pack '%s' has no usable kernel for %s (kernels of: %s)",

@@ -1,7 +1,7 @@
 // Turns the rows read from a pack into the lookup structures of kf_db (db.h): parsed
 // kernels, the winners of each shape reduced to one contiguous list of M ranges, the
-// sorted indexes kf_select, kf_select_linear, kf_select_moe and kf_select_mla search,
-// and the MoE and sparse MLA helper kernels.
+// sorted indexes kf_select, kf_select_linear, kf_select_moe, kf_select_mla and
+// kf_select_mxfp4_moe search, and the MoE and sparse MLA helper kernels.
 #pragma once
 #include "db.h"
 #include "pack_reader.h"

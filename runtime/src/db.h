@@ -23,9 +23,9 @@ namespace rt {
 constexpr int kMaxDevices = 64;
 
 // What a kernel does, from its op: a linear layer, an MoE expert GEMM, one of the MoE
-// layer's helpers (templates/w4a16_moe/args.h), or sparse MLA decode and its combine
-// (templates/sparse_mla/args.h).
-enum class KernelOp { linear, moe_gemm, moe_align, moe_silu_mul, moe_sum, mla_decode, mla_combine };
+// layer's helpers (templates/w4a16_moe/args.h), sparse MLA decode and its combine
+// (templates/sparse_mla/args.h), or an MXFP4 MoE expert GEMM (templates/mxfp4_moe/args.h).
+enum class KernelOp { linear, moe_gemm, moe_align, moe_silu_mul, moe_sum, mla_decode, mla_combine, mxfp4_gemm };
 
 struct KernelImpl {
   std::string name, op, shape;
@@ -37,6 +37,8 @@ struct KernelImpl {
   LinearConfigKey config;    // linear and MoE GEMMs
   MlaShapeKey mla;           // sparse MLA decode
   MlaConfigKey mla_config;   // sparse MLA decode
+  Mxfp4ShapeKey mxfp4;       // mxfp4_moe GEMMs
+  Mxfp4ConfigKey mxfp4_config;
   // sparse MLA decode: this kernel as handed out for another extras bucket of its
   // shape (kf_kernel_is_fallback = 1); set by build_catalog.
   const kf_kernel* fallback_handle = nullptr;
@@ -66,6 +68,8 @@ struct ShapeEntry {
   MoeShapeKey moe_key;
   bool mla = false;         // sparse_mla_decode: mla_key is valid (ranges are over Q)
   MlaShapeKey mla_key;
+  bool mxfp4 = false;       // mxfp4_moe_gemm1/2: mxfp4_key is valid (ranges are over T)
+  Mxfp4ShapeKey mxfp4_key;
   uint32_t first = 0, count = 0;  // into kf_db::ranges
 };
 
@@ -106,6 +110,7 @@ struct kf_db {
   std::vector<uint32_t> linear_shapes;     // indices of linear shapes, sorted by key
   std::vector<uint32_t> moe_shapes;        // indices of MoE GEMM shapes, sorted by key
   std::vector<uint32_t> mla_shapes;        // indices of sparse MLA shapes, sorted by key
+  std::vector<uint32_t> mxfp4_shapes;      // indices of MXFP4 MoE GEMM shapes, sorted by key
 
   // The MoE layer's helpers (run-time sizes, one per arch or per dtype), or null.
   const kf_kernel* moe_align = nullptr;

@@ -224,5 +224,67 @@ bool parse_mla_config_key(const char* text, MlaConfigKey* config) {
   return true;
 }
 
+bool operator<(const Mxfp4ShapeKey& a, const Mxfp4ShapeKey& b) {
+  return std::tie(a.gemm, a.experts, a.top_k, a.n, a.k, a.swiglu) <
+         std::tie(b.gemm, b.experts, b.top_k, b.n, b.k, b.swiglu);
+}
+
+bool operator==(const Mxfp4ShapeKey& a, const Mxfp4ShapeKey& b) {
+  return a.gemm == b.gemm && a.experts == b.experts && a.top_k == b.top_k && a.n == b.n && a.k == b.k &&
+         a.swiglu == b.swiglu;
+}
+
+int mxfp4_gemm_of_op(const char* op) {
+  if (!op) return 0;
+  if (std::strcmp(op, "mxfp4_moe_gemm1") == 0) return 1;
+  if (std::strcmp(op, "mxfp4_moe_gemm2") == 0) return 2;
+  return 0;
+}
+
+const char* mxfp4_op_name(int gemm) { return gemm == 2 ? "mxfp4_moe_gemm2" : "mxfp4_moe_gemm1"; }
+
+bool parse_mxfp4_shape_key(const char* text, Mxfp4ShapeKey* key) {
+  if (!text) return false;
+  const char* p = text;
+  Mxfp4ShapeKey out;
+  out.gemm = key->gemm;
+  if (!eat(&p, "e") || !eat_positive(&p, &out.experts) || !eat(&p, "_topk") || !eat_positive(&p, &out.top_k) ||
+      !eat(&p, "_n") || !eat_positive(&p, &out.n) || !eat(&p, "_k") || !eat_positive(&p, &out.k))
+    return false;
+  out.swiglu = eat(&p, "_swiglu");
+  if (*p != '\0') return false;
+  *key = out;
+  return true;
+}
+
+void format_mxfp4_shape_key(const Mxfp4ShapeKey& key, char* buf, size_t size) {
+  std::snprintf(buf, size, "e%lld_topk%lld_n%lld_k%lld%s", static_cast<long long>(key.experts),
+                static_cast<long long>(key.top_k), static_cast<long long>(key.n), static_cast<long long>(key.k),
+                key.swiglu ? "_swiglu" : "");
+}
+
+const char* mxfp4_shape_problem(const Mxfp4ShapeKey& key) {
+  if (key.experts < 1 || key.experts > moe::kMaxExperts) return "the expert count must be in [1, 1024]";
+  if (key.top_k < 1 || key.top_k > key.experts) return "top_k must be in [1, experts]";
+  if (key.n < 1 || key.k < 1 || key.n > INT_MAX || key.k > INT_MAX) return "N and K must be positive ints";
+  if (key.k % 32 != 0) return "K must be a multiple of 32 (the MXFP4 block)";
+  if (key.n % 32 != 0) return "N must be a multiple of 32";
+  if (key.swiglu && key.gemm != 1) return "the fused SwiGLU is gemm1's (gate_up) only";
+  return nullptr;
+}
+
+bool parse_mxfp4_config_key(const char* text, Mxfp4ConfigKey* config) {
+  if (!text) return false;
+  const char* p = text;
+  int64_t v[6];
+  const char* const labels[6] = {"bm", "_bn", "_bk", "_w", "_s", "_ep"};
+  for (int i = 0; i < 6; ++i)
+    if (!eat(&p, labels[i]) || !eat_positive(&p, &v[i]) || v[i] > 65536) return false;
+  if (*p != '\0') return false;
+  *config = {static_cast<int>(v[0]), static_cast<int>(v[1]), static_cast<int>(v[2]),
+             static_cast<int>(v[3]), static_cast<int>(v[4]), static_cast<int>(v[5])};
+  return true;
+}
+
 }  // namespace rt
 }  // namespace kf

@@ -1,8 +1,10 @@
 // The pack's key strings as numbers: w4a16_linear shape keys (n12288_k2048_g128_bf16_sym,
 // per-channel "gch"), w4a16_moe shape keys (e256_topk8_n1024_k2048_g128_bf16_sym), the
 // generic kernels' shape keys (any_bf16_sym), config keys (bm64_bn128_bk64_w4_sk1_s2) and
-// sparse_mla_decode shape and config keys (h128_topk2048_x0_bf16, bh16_bk16_w4_sp8_s2).
-// The formats are the generator's (linear_family.h, moe_family.h, mla_family.h); the
+// sparse_mla_decode shape and config keys (h128_topk2048_x0_bf16, bh16_bk16_w4_sp8_s2), and
+// mxfp4_moe ones (e128_topk4_n5760_k2880_swiglu, bm16_bn96_bk64_w4_s3_ep1).
+// The formats are the generator's (linear_family.h, moe_family.h, mla_family.h,
+// mxfp4_family.h); the
 // runtime parses them itself, without allocating, because kf_select parses a caller's
 // key on every call for shapes that were never tuned.
 #pragma once
@@ -100,6 +102,40 @@ struct MlaConfigKey {
 
 // bh<block_h>_bk<block_k>_w<warps>_sp<splits>_s<stages>.
 bool parse_mla_config_key(const char* text, MlaConfigKey* config);
+
+// An mxfp4_moe GEMM's shape: E experts, top_k of them per token, each expert's weight
+// N x K (MXFP4), and for gemm1 whether gpt-oss's clamped SwiGLU is fused (then the
+// kernel writes N / 2 columns). gemm 1 (mxfp4_moe_gemm1) or 2 (mxfp4_moe_gemm2): the op,
+// which the key string does not carry.
+struct Mxfp4ShapeKey {
+  int gemm = 1;
+  int64_t experts = 0;
+  int64_t top_k = 0;
+  int64_t n = 0;
+  int64_t k = 0;
+  bool swiglu = false;
+};
+
+bool operator<(const Mxfp4ShapeKey& a, const Mxfp4ShapeKey& b);
+bool operator==(const Mxfp4ShapeKey& a, const Mxfp4ShapeKey& b);
+
+// "mxfp4_moe_gemm1" -> 1, "mxfp4_moe_gemm2" -> 2, else 0.
+int mxfp4_gemm_of_op(const char* op);
+const char* mxfp4_op_name(int gemm);
+// e<E>_topk<top_k>_n<N>_k<K>[_swiglu], exactly the generator's format; key->gemm is kept.
+bool parse_mxfp4_shape_key(const char* text, Mxfp4ShapeKey* key);
+void format_mxfp4_shape_key(const Mxfp4ShapeKey& key, char* buf, size_t size);
+// What the mxfp4_moe family can do (generator/mxfp4_family.h): 1 <= top_k <= E <=
+// kf::moe::kMaxExperts, N and K positive multiples of 32 that fit an int, SwiGLU on
+// gemm1 only. nullptr when it can, else which rule fails (a static string).
+const char* mxfp4_shape_problem(const Mxfp4ShapeKey& key);
+
+struct Mxfp4ConfigKey {
+  int block_m = 0, block_n = 0, block_k = 0, warps = 0, stages = 0, subtiles = 0;
+};
+
+// bm<M>_bn<N>_bk<K>_w<W>_s<stages>_ep<subtiles>.
+bool parse_mxfp4_config_key(const char* text, Mxfp4ConfigKey* config);
 
 }  // namespace rt
 }  // namespace kf

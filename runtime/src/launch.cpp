@@ -124,7 +124,8 @@ kf_status launch(const kf_kernel& kernel, const kf_linear_args& args, void* stre
   const KernelImpl& k = *kernel.impl;
   if (k.op_kind != KernelOp::linear)
     return fail(KF_ERR_INVALID_ARGUMENT, "kf_launch(%s): a %s kernel, not w4a16_linear (launch it with its own "
-                "kf_launch_moe_* or kf_launch_mla function)", k.name.c_str(), k.op.c_str());
+                "kf_launch_moe_*, kf_launch_mla or kf_launch_mxfp4_moe_gemm function)", k.name.c_str(),
+                k.op.c_str());
   kf_status status = check_args(k, args);
   LaunchDims dims;
   if (status == KF_OK) status = launch_dims(k, args, &dims);

@@ -13,33 +13,6 @@ namespace {
 
 bool aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
-// The rules every MoE piece shares: t >= 1, 1 <= top_k <= experts <= kMaxExperts, and
-// T * top_k slots that fit the kernels' int indices.
-kf_status check_routing(const char* function, const char* name, int t, int top_k, int experts) {
-  if (t < 1) return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): args->t = %d, must be at least 1", function, name, t);
-  if (experts < 1 || experts > moe::kMaxExperts)
-    return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): args->experts = %d, must be in [1, %d]", function, name, experts,
-                moe::kMaxExperts);
-  if (top_k < 1 || top_k > experts)
-    return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): args->top_k = %d, must be in [1, experts = %d]", function, name,
-                top_k, experts);
-  if (int64_t{t} * top_k > INT_MAX)
-    return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): t * top_k = %lld slots, more than an int holds", function, name,
-                static_cast<long long>(int64_t{t} * top_k));
-  return KF_OK;
-}
-
-// Entries of sorted_ids for block_m, or -1 (message set) when they overflow an int.
-int64_t capacity_of(const char* function, const char* name, int t, int top_k, int experts, int block_m) {
-  const int64_t capacity = moe::sorted_capacity(t, top_k, experts, block_m);
-  if (capacity > INT_MAX) {
-    fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): t = %d, top_k = %d, block_m = %d: %lld sorted entries, more than an int "
-         "holds", function, name, t, top_k, block_m, static_cast<long long>(capacity));
-    return -1;
-  }
-  return capacity;
-}
-
 kf_status elementwise_dims(const char* function, const char* name, int64_t rows, int n, LaunchDims* dims) {
   const int64_t blocks = (rows * n / 8 + moe::kEltThreads - 1) / moe::kEltThreads;
   if (blocks > INT_MAX)
@@ -61,6 +34,30 @@ kf_status helper(const kf_db& db, const kf_kernel* handle, const char* function,
 
 }  // namespace
 
+kf_status check_moe_routing(const char* function, const char* name, int t, int top_k, int experts) {
+  if (t < 1) return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): args->t = %d, must be at least 1", function, name, t);
+  if (experts < 1 || experts > moe::kMaxExperts)
+    return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): args->experts = %d, must be in [1, %d]", function, name, experts,
+                moe::kMaxExperts);
+  if (top_k < 1 || top_k > experts)
+    return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): args->top_k = %d, must be in [1, experts = %d]", function, name,
+                top_k, experts);
+  if (int64_t{t} * top_k > INT_MAX)
+    return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): t * top_k = %lld slots, more than an int holds", function, name,
+                static_cast<long long>(int64_t{t} * top_k));
+  return KF_OK;
+}
+
+int64_t moe_capacity(const char* function, const char* name, int t, int top_k, int experts, int block_m) {
+  const int64_t capacity = moe::sorted_capacity(t, top_k, experts, block_m);
+  if (capacity > INT_MAX) {
+    fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): t = %d, top_k = %d, block_m = %d: %lld sorted entries, more than an int "
+         "holds", function, name, t, top_k, block_m, static_cast<long long>(capacity));
+    return -1;
+  }
+  return capacity;
+}
+
 kf_status plan_moe_align(const kf_db& db, const kf_moe_align_args& a, const char* function, MoeLaunch* out) {
   const KernelImpl* k = nullptr;
   kf_status status = helper(db, db.moe_align, function, "moe_align", &k);
@@ -69,11 +66,11 @@ kf_status plan_moe_align(const kf_db& db, const kf_moe_align_args& a, const char
   if (!a.topk_ids || !a.sorted_ids || !a.expert_ids || !a.num_padded)
     return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): args->%s is NULL", function, name,
                 !a.topk_ids ? "topk_ids" : !a.sorted_ids ? "sorted_ids" : !a.expert_ids ? "expert_ids" : "num_padded");
-  if ((status = check_routing(function, name, a.t, a.top_k, a.experts)) != KF_OK) return status;
+  if ((status = check_moe_routing(function, name, a.t, a.top_k, a.experts)) != KF_OK) return status;
   if (a.block_m < 1 || a.block_m > 1024)
     return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): args->block_m = %d, must be in [1, 1024] (kf_kernel_block_m)",
                 function, name, a.block_m);
-  if (capacity_of(function, name, a.t, a.top_k, a.experts, a.block_m) < 0) return KF_ERR_INVALID_ARGUMENT;
+  if (moe_capacity(function, name, a.t, a.top_k, a.experts, a.block_m) < 0) return KF_ERR_INVALID_ARGUMENT;
   if (!aligned(a.topk_ids, 4) || !aligned(a.sorted_ids, 4) || !aligned(a.expert_ids, 4) || !aligned(a.num_padded, 4))
     return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): misaligned tensor (topk_ids, sorted_ids, expert_ids and "
                 "num_padded need 4 bytes)", function, name);
@@ -99,7 +96,7 @@ kf_status plan_moe_gemm(const KernelImpl& k, const kf_moe_gemm_args& a, const ch
                 : !a.y          ? "y"
                 : !a.qzeros && s.expert.asym ? "qzeros"
                                              : "topk_weights");
-  kf_status status = check_routing(function, name, a.t, a.top_k, a.experts);
+  kf_status status = check_moe_routing(function, name, a.t, a.top_k, a.experts);
   if (status != KF_OK) return status;
   if (a.experts != s.experts || a.top_k != s.top_k)
     return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): args has experts = %d, top_k = %d; the kernel is built for "
@@ -122,7 +119,7 @@ kf_status plan_moe_gemm(const KernelImpl& k, const kf_moe_gemm_args& a, const ch
       (a.workspace && !aligned(a.workspace, 4)) || (a.counters && !aligned(a.counters, 4)))
     return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): misaligned tensor (x and qweight need 16 bytes, scales and y 8, "
                 "the others 4)", function, name);
-  const int64_t capacity = capacity_of(function, name, a.t, a.top_k, a.experts, c.block_m);
+  const int64_t capacity = moe_capacity(function, name, a.t, a.top_k, a.experts, c.block_m);
   if (capacity < 0) return KF_ERR_INVALID_ARGUMENT;
   const w4a16::Grid g =
       moe::gemm_grid(k.kind == w4a16::Kind::prefill, e.n, capacity, c.block_m, c.block_n, c.split_k);
@@ -157,7 +154,7 @@ kf_status plan_moe_sum(const kf_db& db, bool bf16, const kf_moe_sum_args& a, con
   if (!a.x || !a.topk_ids || !a.y)
     return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): args->%s is NULL", function, name,
                 !a.x ? "x" : !a.topk_ids ? "topk_ids" : "y");
-  if ((status = check_routing(function, name, a.t, a.top_k, a.experts)) != KF_OK) return status;
+  if ((status = check_moe_routing(function, name, a.t, a.top_k, a.experts)) != KF_OK) return status;
   if (a.n < 8 || a.n % 8 != 0)
     return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): args->n = %d, must be a positive multiple of 8", function, name, a.n);
   if (!aligned(a.x, 16) || !aligned(a.y, 16) || !aligned(a.topk_ids, 4))

@@ -5,6 +5,7 @@
 
 #include "launch.h"
 #include "moe_launch.h"
+#include "scratch.h"
 #include "select.h"
 #include "status.h"
 #include "w4a16_moe/launch.h"
@@ -13,35 +14,6 @@ namespace kf {
 namespace rt {
 
 namespace {
-
-constexpr int64_t kRegionAlign = 256;
-
-// Regions appended one after the other, 256-byte aligned, in int64 with overflow caught.
-class Carver {
- public:
-  explicit Carver(int64_t start) : end_(start) {}
-  int64_t take(int64_t count, int64_t element_bytes) {
-    int64_t bytes = 0;
-    const int64_t at = end_;
-    if (__builtin_mul_overflow(count, element_bytes, &bytes) || __builtin_add_overflow(at, bytes, &end_) ||
-        end_ > INT64_MAX - kRegionAlign)
-      overflow_ = true, end_ = 0;
-    end_ = (end_ + kRegionAlign - 1) / kRegionAlign * kRegionAlign;
-    return at;
-  }
-  int64_t end() const { return end_; }
-  bool overflow() const { return overflow_; }
-
- private:
-  int64_t end_;
-  bool overflow_ = false;
-};
-
-int64_t mul(int64_t a, int64_t b, bool* overflow) {
-  int64_t r = 0;
-  if (__builtin_mul_overflow(a, b, &r)) *overflow = true;
-  return r;
-}
 
 struct Layout {
   int slot[2] = {0, 0};  // alignment slot of gemm1 / gemm2
@@ -85,12 +57,12 @@ kf_status layout(const MoeShapeKey keys[2], const kf_kernel* const kernels[2], i
     l.expert_ids[s] = c.take(capacity / l.block_m[s], 4);
     l.num_padded[s] = c.take(1, 4);
   }
-  const int64_t slots = mul(t, top_k, &overflow);
+  const int64_t slots = checked_mul(t, top_k, &overflow);
   const int64_t hidden = keys[0].expert.k, intermediate = keys[1].expert.k;
   // A fused gemm1 writes h itself: h1 is never there, only h2.
   const bool fused = kernels[0]->impl->config.silu;
-  l.h1 = c.take(mul(slots, std::max(fused ? 0 : 2 * intermediate, hidden), &overflow), 2);
-  l.h = c.take(mul(slots, intermediate, &overflow), 2);
+  l.h1 = c.take(checked_mul(slots, std::max(fused ? 0 : 2 * intermediate, hidden), &overflow), 2);
+  l.h = c.take(checked_mul(slots, intermediate, &overflow), 2);
   int64_t floats = 0;
   for (int g = 0; g < 2; ++g) {
     int64_t f = 0, counters = 0;
@@ -150,11 +122,6 @@ kf_status check_layer_args(const MoeShapeKey keys[2], const kf_moe_layer_args& a
       return fail(KF_ERR_INVALID_ARGUMENT, "%s: args->%s is not %d-byte aligned", function, t.name, t.align);
   }
   return KF_OK;
-}
-
-template <class T>
-T* at(void* base, int64_t offset) {
-  return reinterpret_cast<T*>(static_cast<char*>(base) + offset);
 }
 
 }  // namespace

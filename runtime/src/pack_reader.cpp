@@ -70,10 +70,12 @@ kf_status check_version(sqlite3* db, const char* path, int* version) {
 // routing-robust rows only (w4a16_linear rows all have routing '').
 const char* kServedWinnersV1 =
     "SELECT * FROM winners WHERE arch = ?1"
-    " AND op IN ('w4a16_linear', 'w4a16_moe_gemm1', 'w4a16_moe_gemm2', 'sparse_mla_decode')";
+    " AND op IN ('w4a16_linear', 'w4a16_moe_gemm1', 'w4a16_moe_gemm2', 'sparse_mla_decode',"
+    " 'mxfp4_moe_gemm1', 'mxfp4_moe_gemm2')";
 const char* kServedWinnersV2 =
     "SELECT * FROM winners WHERE arch = ?1"
-    " AND op IN ('w4a16_linear', 'w4a16_moe_gemm1', 'w4a16_moe_gemm2', 'sparse_mla_decode') AND routing = ''";
+    " AND op IN ('w4a16_linear', 'w4a16_moe_gemm1', 'w4a16_moe_gemm2', 'sparse_mla_decode',"
+    " 'mxfp4_moe_gemm1', 'mxfp4_moe_gemm2') AND routing = ''";
 
 // Kernels a served winner names, the generic kernels, the MoE helpers and (for packs
 // serving sparse MLA) the MLA combine kernels: nothing else is ever selected, so nothing

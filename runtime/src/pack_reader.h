@@ -1,6 +1,6 @@
 // Reads what the runtime needs from a kforge pack (schema: generator/pack.cpp, versions
 // 1 and 2): the kernels of one arch that a winners row names (w4a16_linear,
-// w4a16_moe_gemm1/2, sparse_mla_decode), plus the generic kernels, the MoE helpers
+// w4a16_moe_gemm1/2, sparse_mla_decode, mxfp4_moe_gemm1/2), plus the generic kernels, the MoE helpers
 // (moe_align, moe_silu_mul, moe_sum), the sparse MLA combine kernels when the pack has
 // sparse_mla_decode winners, and the winners rows of that arch. Version 2 adds a `routing`
 // column to winners: only the routing-robust rows (routing = '') are read; the

@@ -1,7 +1,10 @@
-// kf_repack_weights: the kernels read GPTQ tensors as checkpoints store them, so there
-// is no repack. Engines that have a "repack" step in their loader call this instead:
-// it touches no memory (the pointers may be device pointers) and only checks that the
-// buffers have exactly the sizes the shape implies and the alignment kf_launch needs.
+// Loader helpers. kf_repack_weights: the kernels read GPTQ tensors as checkpoints store
+// them, so there is no repack. Engines that have a "repack" step in their loader call
+// this instead: it touches no memory (the pointers may be device pointers) and only
+// checks that the buffers have exactly the sizes the shape implies and the alignment
+// kf_launch needs. kf_repack_mxfp4_scales (below) does reorder: MXFP4 scales, on the host.
+#include <cstdint>
+
 #include "keys.h"
 #include "kforge/kforge.h"
 #include "status.h"
@@ -42,4 +45,43 @@ extern "C" kf_status kf_repack_weights(int64_t n, int64_t k, int group, int asym
   if (status == KF_OK && (asym || qzeros))
     status = check_buffer("qzeros", qzeros, qzeros_bytes, k / g * (n / 8) * 4, 4, "int32 [K/G, N/8]", ln, lk, lg);
   return status;
+}
+
+// kf_repack_mxfp4_scales: MXFP4 checkpoints store a weight's e8m0 scales row by row,
+// [E, N, K/32]; the kernels read a k-tile's scales of consecutive columns in 16-byte
+// pieces, so they take them k-block-major, [E, K/32, N] (templates/mxfp4_moe/args.h).
+// A transpose per expert, in tiles so both sides are read and written in runs.
+extern "C" kf_status kf_repack_mxfp4_scales(int64_t experts, int64_t n, int64_t k, const uint8_t* src,
+                                            uint8_t* dst) {
+  const char* function = "kf_repack_mxfp4_scales";
+  if (!src || !dst) return fail(KF_ERR_INVALID_ARGUMENT, "%s: %s is NULL", function, !src ? "src" : "dst");
+  if (experts < 1 || n < 1)
+    return fail(KF_ERR_INVALID_ARGUMENT, "%s: experts = %lld, n = %lld: each must be at least 1", function,
+                static_cast<long long>(experts), static_cast<long long>(n));
+  if (k < 32 || k % 32 != 0)
+    return fail(KF_ERR_INVALID_ARGUMENT, "%s: k = %lld is not a positive multiple of 32 (the MXFP4 block: one scale "
+                "per 32 values)", function, static_cast<long long>(k));
+  const int64_t blocks = k / 32;
+  int64_t per_expert = 0, total = 0;
+  if (__builtin_mul_overflow(n, blocks, &per_expert) || __builtin_mul_overflow(per_expert, experts, &total) ||
+      static_cast<uint64_t>(total) > SIZE_MAX)
+    return fail(KF_ERR_INVALID_ARGUMENT, "%s: experts x n x k / 32 = %lld x %lld x %lld bytes overflows", function,
+                static_cast<long long>(experts), static_cast<long long>(n), static_cast<long long>(blocks));
+  const uintptr_t s = reinterpret_cast<uintptr_t>(src), d = reinterpret_cast<uintptr_t>(dst);
+  const uintptr_t bytes = static_cast<uintptr_t>(total);
+  if (s < d + bytes && d < s + bytes)
+    return fail(KF_ERR_INVALID_ARGUMENT, "%s: src and dst overlap (%lld bytes each); the repack is not in place",
+                function, static_cast<long long>(total));
+  constexpr int64_t kTile = 64;
+  for (int64_t e = 0; e < experts; ++e) {
+    const uint8_t* from = src + e * per_expert;  // [N, K/32]
+    uint8_t* to = dst + e * per_expert;          // [K/32, N]
+    for (int64_t n0 = 0; n0 < n; n0 += kTile)
+      for (int64_t b0 = 0; b0 < blocks; b0 += kTile) {
+        const int64_t n1 = n0 + kTile < n ? n0 + kTile : n, b1 = b0 + kTile < blocks ? b0 + kTile : blocks;
+        for (int64_t row = n0; row < n1; ++row)
+          for (int64_t b = b0; b < b1; ++b) to[b * n + row] = from[row * blocks + b];
+      }
+  }
+  return KF_OK;
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "mla_select.h"
+#include "mxfp4_select.h"
 #include "status.h"
 #include "w4a16_moe/launch.h"
 
@@ -140,9 +141,20 @@ kf_status select_by_key(const kf_db& db, const char* op, const char* shape_key, 
                   "kf_select: bad %s shape key '%s' (expected like h128_topk2048_x0_bf16)", op, shape_key);
     return select_mla(db, key, m, "kf_select", kernel);
   }
+  if (const int gemm = mxfp4_gemm_of_op(op)) {
+    Mxfp4ShapeKey key;
+    key.gemm = gemm;
+    if (!parse_mxfp4_shape_key(shape_key, &key))
+      return fail(KF_ERR_INVALID_ARGUMENT,
+                  "kf_select: bad %s shape key '%s' (expected like e128_topk4_n5760_k2880_swiglu)", op, shape_key);
+    if (const char* problem = mxfp4_shape_problem(key))
+      return fail(KF_ERR_INVALID_ARGUMENT, "kf_select: %s shape key '%s': %s", op, shape_key, problem);
+    return select_mxfp4(db, key, m, "kf_select", kernel);
+  }
   if (std::strcmp(op, kLinearOp) != 0)
-    return fail(KF_ERR_NOT_FOUND, "kf_select: op '%s' has no kernels in this runtime (it serves %s, %s, %s, %s)", op,
-                kLinearOp, moe_op_name(1), moe_op_name(2), kMlaOp);
+    return fail(KF_ERR_NOT_FOUND,
+                "kf_select: op '%s' has no kernels in this runtime (it serves %s, %s, %s, %s, %s, %s)", op, kLinearOp,
+                moe_op_name(1), moe_op_name(2), kMlaOp, mxfp4_op_name(1), mxfp4_op_name(2));
   LinearShapeKey key;
   if (!parse_linear_shape_key(shape_key, &key))
     return fail(KF_ERR_INVALID_ARGUMENT,

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "cuda_subset.h"
+#include "mxfp4_moe/args.h"
 #include "sparse_mla/args.h"
 #include "w4a16_linear/args.h"
 #include "w4a16_moe/args.h"
@@ -32,11 +33,13 @@ size_t args_bytes(const char* symbol) {
   if (starts_with(symbol, "moe_sum")) return sizeof(kf_moe_sum_args);
   if (starts_with(symbol, "sparse_mla_decode_")) return sizeof(kf_mla_decode_args);
   if (starts_with(symbol, "sparse_mla_combine_")) return sizeof(kf_mla_combine_args);
+  if (starts_with(symbol, "mxfp4_moe_")) return sizeof(kf_mxfp4_moe_gemm_args);
   return 0;
 }
 
 static_assert(sizeof(kf_moe_gemm_args) <= sizeof(kf_fake_cuda_launch::args), "record too small");
 static_assert(sizeof(kf_mla_decode_args) <= sizeof(kf_fake_cuda_launch::args), "record too small");
+static_assert(sizeof(kf_mxfp4_moe_gemm_args) <= sizeof(kf_fake_cuda_launch::args), "record too small");
 
 }  // namespace
 

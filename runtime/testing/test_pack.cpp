@@ -86,6 +86,20 @@ std::string mla_kernel_name(const std::string& shape, const std::string& config)
   return "sparse_mla_decode_" + shape + "_" + config;
 }
 
+std::string mxfp4_kernel_name(int gemm, const std::string& shape, const std::string& config) {
+  return "mxfp4_moe_gemm" + std::to_string(gemm) + "_" + shape + "_" + config;
+}
+
+kf_mxfp4_moe_shape small_mxfp4_shape() {
+  kf_mxfp4_moe_shape s{};
+  s.experts = 8;
+  s.top_k = 2;
+  s.hidden = 256;
+  s.intermediate = 128;
+  s.swiglu = 1;
+  return s;
+}
+
 std::string TestPackBuilder::add_kernel(const std::string& kind, const std::string& shape, const std::string& config,
                                         const std::string& arch, int threads) {
   kernels_.push_back({kernel_name(kind, shape, config), arch, "w4a16_linear", kind, shape, config, threads});
@@ -147,6 +161,24 @@ void TestPackBuilder::add_mla_combine(bool bf16, const std::string& arch) {
 void TestPackBuilder::add_mla_winner(const std::string& shape, const std::string& kernel, int64_t q_lo, int64_t q_hi,
                                      const std::string& device, int cold_l2, const std::string& arch) {
   winners_.push_back({arch, device, "sparse_mla_decode", shape, kernel, q_lo, q_hi, cold_l2, ""});
+}
+
+std::string TestPackBuilder::add_mxfp4_kernel(int gemm, const std::string& shape, const std::string& config,
+                                              const std::string& arch, int threads) {
+  if (threads == 0) {  // warps x 32, from the config's _w<warps>_
+    const size_t w = config.find("_w");
+    threads = 32 * std::stoi(config.substr(w + 2));
+  }
+  kernels_.push_back({mxfp4_kernel_name(gemm, shape, config), arch, "mxfp4_moe_gemm" + std::to_string(gemm), "mma",
+                      shape, config, threads});
+  return kernels_.back().name;
+}
+
+void TestPackBuilder::add_mxfp4_winner(int gemm, const std::string& shape, const std::string& kernel, int64_t t_lo,
+                                       int64_t t_hi, const std::string& routing, const std::string& device,
+                                       int cold_l2, const std::string& arch) {
+  winners_.push_back({arch, device, "mxfp4_moe_gemm" + std::to_string(gemm), shape, kernel, t_lo, t_hi, cold_l2,
+                      routing});
 }
 
 void TestPackBuilder::write(const std::string& path) const {

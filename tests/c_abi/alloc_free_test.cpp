@@ -1,9 +1,10 @@
 // The hot path allocates nothing: with every heap allocation counted (operator new and
 // malloc replaced, see alloc_counter.h), 1000 calls each of kf_select_linear and
 // kf_select over tuned shapes, bucket edges, a never-tuned shape (after its one-time
-// report), kf_select_moe, kf_select_mla (an untuned extras bucket too), the error
-// paths, kf_check_mla_indices, and whole launches (kf_launch, kf_run_linear, kf_run_moe,
-// kf_launch_moe_*, kf_run_mla, kf_launch_mla) on the recording CUDA stand-in this program links
+// report), kf_select_moe, kf_select_mla (an untuned extras bucket too),
+// kf_select_mxfp4_moe, the error paths, kf_check_mla_indices, and whole launches
+// (kf_launch, kf_run_linear, kf_run_moe, kf_launch_moe_*, kf_run_mla, kf_launch_mla,
+// kf_run_mxfp4_moe, kf_launch_mxfp4_moe_gemm) on the recording CUDA stand-in this program links
 // (runtime/testing/fake_cuda.h; code objects loaded by kf_prepare first), make zero
 // allocations. Exit 0 when none; prints the counts.
 #include <cstdint>
@@ -220,6 +221,76 @@ int main(int argc, char** argv) {
     }
   }));
   expect(bad == 0, "kf_check_mla_indices answered as expected");
+
+  // An MXFP4 MoE layer (the pack's E 8, top_k 2, H 256, I 128, SwiGLU fused; two aligns
+  // above T = 8).
+  kf_mxfp4_moe_shape mx{};
+  mx.experts = 8;
+  mx.top_k = 2;
+  mx.hidden = 256;
+  mx.intermediate = 128;
+  mx.swiglu = 1;
+  size_t mx_bytes = 0;
+  expect(kf_mxfp4_moe_scratch_bytes(db, &mx, max_t, &mx_bytes) == KF_OK, "kf_mxfp4_moe_scratch_bytes");
+  kf_mxfp4_moe_layer_args mx_layer{};
+  mx_layer.x = layer.x;
+  mx_layer.topk_ids = layer.topk_ids;
+  mx_layer.topk_weights = layer.topk_weights;
+  mx_layer.w1_weight = reinterpret_cast<const uint8_t*>(uintptr_t{0x400000});
+  mx_layer.w1_scales = reinterpret_cast<const uint8_t*>(uintptr_t{0x500000});
+  mx_layer.w1_bias = reinterpret_cast<const float*>(uintptr_t{0x580000});
+  mx_layer.w2_weight = reinterpret_cast<const uint8_t*>(uintptr_t{0x600000});
+  mx_layer.w2_scales = reinterpret_cast<const uint8_t*>(uintptr_t{0x700000});
+  mx_layer.y = layer.y;
+  mx_layer.scratch = layer.scratch;
+  mx_layer.scratch_bytes = mx_bytes;
+  mx_layer.max_t = max_t;
+  mx_layer.t = 1;
+  expect(kf_run_mxfp4_moe(db, &mx, &mx_layer, nullptr) == KF_OK, "kf_run_mxfp4_moe warm-up");
+  report("kf_select_mxfp4_moe + kf_select x1000", kf_testing::allocations_in([&] {
+    for (int i = 0; i < 1000; ++i) {
+      bad += kf_select_mxfp4_moe(db, 1 + i % 2, &mx, 1 + i % max_t, &k) != KF_OK;
+      bad += kf_select(db, "mxfp4_moe_gemm1", "e8_topk2_n256_k256_swiglu", 1 + i % max_t, &k) != KF_OK;
+    }
+  }));
+  kf_fake_cuda_reset();
+  report("kf_run_mxfp4_moe x1000 (T 1..300)", kf_testing::allocations_in([&] {
+    for (int i = 0; i < 1000; ++i) {
+      mx_layer.t = 1 + i % max_t;
+      bad += kf_run_mxfp4_moe(db, &mx, &mx_layer, nullptr) != KF_OK;
+    }
+  }));
+  expect(kf_fake_cuda_launch_count() >= 4000, "kf_run_mxfp4_moe launched every piece");
+  kf_mxfp4_moe_gemm_args mx_gemm{};
+  mx_gemm.x = layer.x;
+  mx_gemm.weight = mx_layer.w1_weight;
+  mx_gemm.scales = mx_layer.w1_scales;
+  mx_gemm.sorted_ids = align.sorted_ids;
+  mx_gemm.expert_ids = align.expert_ids;
+  mx_gemm.num_padded = align.num_padded;
+  mx_gemm.y = layer.y;
+  mx_gemm.t = 40, mx_gemm.top_k = 2, mx_gemm.experts = 8, mx_gemm.n = 256, mx_gemm.k = 256;
+  expect(kf_select_mxfp4_moe(db, 1, &mx, 40, &k) == KF_OK, "kf_select_mxfp4_moe T = 40");
+  report("kf_launch_mxfp4_moe_gemm x1000", kf_testing::allocations_in([&] {
+    for (int i = 0; i < 1000; ++i) bad += kf_launch_mxfp4_moe_gemm(k, &mx_gemm, nullptr) != KF_OK;
+  }));
+  expect(bad == 0, "every MXFP4 MoE call succeeded");
+  report("MXFP4 MoE errors x1000 (t 0, untuned, swiglu 0, short scratch)", kf_testing::allocations_in([&] {
+    kf_mxfp4_moe_shape untuned = mx, unfused = mx;
+    untuned.experts = 16;
+    unfused.swiglu = 0;
+    for (int i = 0; i < 1000; ++i) {
+      kf_select_mxfp4_moe(db, 1, &mx, 0, &k);
+      kf_select_mxfp4_moe(db, 1, &untuned, 1, &k);
+      kf_run_mxfp4_moe(db, &unfused, &mx_layer, nullptr);
+      mx_layer.t = 0;
+      kf_run_mxfp4_moe(db, &mx, &mx_layer, nullptr);
+      mx_layer.t = max_t;
+      mx_layer.scratch_bytes = 256;
+      kf_run_mxfp4_moe(db, &mx, &mx_layer, nullptr);
+      mx_layer.scratch_bytes = mx_bytes;
+    }
+  }));
   kf_close(db);
   std::printf("%s\n", g_failures ? "FAILED" : "OK");
   return g_failures ? 1 : 0;

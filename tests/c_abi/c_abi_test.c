@@ -23,6 +23,10 @@ int main(int argc, char** argv) {
   kf_moe_shape moe;
   kf_mla_shape mla;
   kf_mla_decode_args attn;
+  kf_mxfp4_moe_shape mx;
+  kf_mxfp4_moe_layer_args mx_layer;
+  uint8_t scales_in[2 * 3 * 4], scales_out[2 * 3 * 4], scales_back[2 * 3 * 4];
+  int i;
   int32_t indices[8];
   int64_t bad_at = 0;
   int block_m = 0;
@@ -141,6 +145,63 @@ int main(int argc, char** argv) {
   check(kf_check_mla_indices(indices, 2, 3, 4096, &bad_at) == KF_OK && bad_at == -1, "indices in range");
   check(kf_check_mla_indices(indices, 2, 4, 4096, &bad_at) == KF_ERR_INVALID_ARGUMENT && bad_at == 6,
         "index = kv_rows is out of range");
+
+  /* An MXFP4 MoE layer: gemm1 (SwiGLU fused) by T range, gemm2, block_m, scratch, a
+   * layer call without a device, swiglu = 0, and the scale repack a loader makes. */
+  memset(&mx, 0, sizeof mx);
+  mx.experts = 8;
+  mx.top_k = 2;
+  mx.hidden = 256;
+  mx.intermediate = 128;
+  mx.swiglu = 1;
+  check(kf_select_mxfp4_moe(db, 1, &mx, 8, &kernel) == KF_OK, "kf_select_mxfp4_moe gemm1 T=8");
+  check(strcmp(kf_kernel_name(kernel), "mxfp4_moe_gemm1_e8_topk2_n256_k256_swiglu_bm16_bn64_bk64_w4_s2_ep1") == 0,
+        "gemm1 T=8 name");
+  check(kf_kernel_block_m(kernel, &block_m) == KF_OK && block_m == 16, "gemm1 T=8 block_m");
+  check(kf_select_mxfp4_moe(db, 1, &mx, 9, &kernel) == KF_OK, "kf_select_mxfp4_moe gemm1 T=9");
+  check(kf_kernel_block_m(kernel, &block_m) == KF_OK && block_m == 64, "gemm1 T=9 block_m");
+  check(kf_select(db, "mxfp4_moe_gemm1", "e8_topk2_n256_k256_swiglu", 9, &same) == KF_OK && same == kernel,
+        "kf_select agrees with kf_select_mxfp4_moe");
+  check(kf_select_mxfp4_moe(db, 2, &mx, 100, &kernel) == KF_OK, "kf_select_mxfp4_moe gemm2");
+  printf("MXFP4 MoE gemm2 T=100: %s\n", kf_kernel_name(kernel));
+  check(kf_mxfp4_moe_scratch_bytes(db, &mx, 256, &scratch) == KF_OK && scratch > 0 && scratch % 256 == 0,
+        "kf_mxfp4_moe_scratch_bytes");
+  memset(&mx_layer, 0, sizeof mx_layer);
+  mx_layer.x = (const void*)0x100000;
+  mx_layer.topk_ids = (const int32_t*)0x200000;
+  mx_layer.topk_weights = (const float*)0x300000;
+  mx_layer.w1_weight = (const uint8_t*)0x400000;
+  mx_layer.w1_scales = (const uint8_t*)0x500000;
+  mx_layer.w2_weight = (const uint8_t*)0x600000;
+  mx_layer.w2_scales = (const uint8_t*)0x700000;
+  mx_layer.y = (void*)0x800000;
+  mx_layer.scratch = (void*)0x10000000;
+  mx_layer.scratch_bytes = scratch;
+  mx_layer.t = 100;
+  mx_layer.max_t = 256;
+  {
+    const kf_status status = kf_run_mxfp4_moe(db, &mx, &mx_layer, NULL);
+    check(status == KF_ERR_NO_DEVICE || status == KF_OK, "kf_run_mxfp4_moe without a device");
+    mx_layer.t = 0;
+    check(kf_run_mxfp4_moe(db, &mx, &mx_layer, NULL) == KF_ERR_INVALID_ARGUMENT, "kf_run_mxfp4_moe t = 0");
+    check(strstr(kf_last_error(), "args->t = 0") != NULL, "t = 0 message");
+  }
+  mx.swiglu = 0;
+  check(kf_run_mxfp4_moe(db, &mx, &mx_layer, NULL) == KF_ERR_UNSUPPORTED_SHAPE, "swiglu = 0 layer");
+  mx.swiglu = 1;
+  mx.hidden = 250;
+  check(kf_select_mxfp4_moe(db, 1, &mx, 1, &kernel) == KF_ERR_INVALID_ARGUMENT, "hidden not a multiple of 32");
+  check(strstr(kf_last_error(), "hidden = 250") != NULL, "hidden message");
+  for (i = 0; i < 2 * 3 * 4; ++i) scales_in[i] = (uint8_t)(100 + i);
+  /* E 2, N 3, K 128 (4 blocks): [2, 3, 4] -> [2, 4, 3], and back as [2, 4, 3 x 32]. */
+  check(kf_repack_mxfp4_scales(2, 3, 128, scales_in, scales_out) == KF_OK, "kf_repack_mxfp4_scales");
+  check(scales_out[1] == scales_in[4] && scales_out[3] == scales_in[1] && scales_out[12 + 5] == scales_in[12 + 9],
+        "repacked order");
+  check(kf_repack_mxfp4_scales(2, 4, 96, scales_out, scales_back) == KF_OK &&
+            memcmp(scales_back, scales_in, sizeof scales_in) == 0,
+        "repack round trip");
+  check(kf_repack_mxfp4_scales(2, 3, 100, scales_in, scales_out) == KF_ERR_INVALID_ARGUMENT, "k = 100");
+  check(strstr(kf_last_error(), "k = 100") != NULL, "k = 100 message");
 
   memset(&args, 0, sizeof args);
   args.x = (const void*)0x10000;

@@ -1,7 +1,7 @@
 // Writes the pack the C ABI test and the allocation-free test read (ctest fixture):
 // one shape tuned over three M ranges (one kernel split-K), the generic kernels, one
-// MoE layer's GEMMs and helpers, and one sparse MLA shape (a split-KV winner, an unsplit
-// one, the combine kernel).
+// MoE layer's GEMMs and helpers, one sparse MLA shape (a split-KV winner, an unsplit
+// one, the combine kernel), and one MXFP4 MoE layer's GEMMs.
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -35,6 +35,13 @@ int main(int argc, char** argv) {
     b.add_mla_winner(mla, b.add_mla_kernel(mla, "bh16_bk16_w4_sp8_s2"), 1, 4);
     b.add_mla_winner(mla, b.add_mla_kernel(mla, "bh64_bk32_w16_sp1_s2"), 5, 4096);
     b.add_mla_combine(true);
+    // MXFP4 MoE (E 8, top_k 2, H 256, I 128, SwiGLU fused): gemm1 block_m 16 up to T = 8
+    // and 64 above (then the layer aligns twice), gemm2 block_m 16 throughout.
+    const char* mx_gate_up = "e8_topk2_n256_k256_swiglu";
+    const char* mx_down = "e8_topk2_n256_k128";
+    b.add_mxfp4_winner(1, mx_gate_up, b.add_mxfp4_kernel(1, mx_gate_up, "bm16_bn64_bk64_w4_s2_ep1"), 1, 8);
+    b.add_mxfp4_winner(1, mx_gate_up, b.add_mxfp4_kernel(1, mx_gate_up, "bm64_bn128_bk64_w8_s3_ep1"), 9, 4096);
+    b.add_mxfp4_winner(2, mx_down, b.add_mxfp4_kernel(2, mx_down, "bm16_bn64_bk64_w4_s2_ep1"), 1, 4096);
     b.write(argv[1]);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "make_test_pack: %s\n", e.what());

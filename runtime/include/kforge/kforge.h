@@ -15,6 +15,8 @@
  *                                  sized once with kf_moe_scratch_bytes).
  *   kf_run_mla(db, &shape, &args, ...)  the same for sparse MLA attention decode (scratch
  *                                  sized once with kf_mla_scratch_bytes).
+ *   kf_run_mxfp4_moe(db, &shape, &args, ...)  the same for a gpt-oss style MoE layer with
+ *                                  MXFP4 experts (scratch: kf_mxfp4_moe_scratch_bytes).
  *   kf_close(db)
  *
  * Every function returns a kf_status (KF_OK = 0); on failure kf_last_error() says
@@ -22,8 +24,8 @@
  * thread-safe: a kf_db may be shared by any number of threads.
  *
  * Plain C89 with <stdint.h>; the kernel argument structs come from the kernel templates
- * (templates/w4a16_linear/args.h, templates/w4a16_moe/args.h, templates/sparse_mla/args.h),
- * which are the kernels' ABI.
+ * (templates/w4a16_linear/args.h, templates/w4a16_moe/args.h, templates/sparse_mla/args.h,
+ * templates/mxfp4_moe/args.h), which are the kernels' ABI.
  */
 #ifndef KFORGE_KFORGE_H
 #define KFORGE_KFORGE_H
@@ -31,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mxfp4_moe/args.h"
 #include "sparse_mla/args.h"
 #include "w4a16_linear/args.h"
 #include "w4a16_moe/args.h"
@@ -160,8 +163,8 @@ typedef struct kf_moe_shape {
  * A group equal to a GEMM's K is read as per-channel for that GEMM. */
 KF_API kf_status kf_select_moe(const kf_db* db, int gemm, const kf_moe_shape* shape, int64_t t,
                                const kf_kernel** kernel);
-/* The rows of sorted_ids a block of the MoE GEMM `kernel` takes (its moe_align block
- * size); KF_ERR_INVALID_ARGUMENT for any other kernel. */
+/* The rows of sorted_ids a block of the MoE GEMM `kernel` (w4a16_moe or mxfp4_moe) takes
+ * (its moe_align block size); KF_ERR_INVALID_ARGUMENT for any other kernel. */
 KF_API kf_status kf_kernel_block_m(const kf_kernel* kernel, int* block_m);
 /* 1 when `kernel` is a gemm1 (gate_up) with SiLU-and-mul fused into its epilogue (config
  * suffix _silu): it writes h = silu(gate) * up, [T * top_k, I], instead of the gate_up
@@ -268,6 +271,100 @@ KF_API kf_status kf_run_mla(const kf_db* db, const kf_mla_shape* shape, const kf
  * none is bad). */
 KF_API kf_status kf_check_mla_indices(const int32_t* host_indices, int64_t queries, int64_t topk, int64_t kv_rows,
                                       int64_t* bad_position);
+
+/* ---- MXFP4 mixture-of-experts layers, gpt-oss style (ops mxfp4_moe_gemm1 /
+ * mxfp4_moe_gemm2 with the w4a16_moe helpers moe_align and moe_sum; kernel ABI, weight
+ * layout and data flow in templates/mxfp4_moe/args.h). Activations are bf16. ---- */
+
+/* One layer's shape: E experts, top_k per token, hidden size H and expert intermediate
+ * size I. gemm1 (gate_up) is N = 2 I, K = H; gemm2 (down) is N = H, K = I.
+ * swiglu = 1: gemm1 fuses gpt-oss's clamped SwiGLU (gate/up columns interleaved as the
+ * checkpoint stores them) and writes [T * top_k, I]; its shape key is
+ * e<E>_topk<top_k>_n<2I>_k<H>_swiglu (gpt-oss-120b: e128_topk4_n5760_k2880_swiglu).
+ * swiglu = 0 names the unfused gemm1 (key without _swiglu, output [T * top_k, 2 I]):
+ * kf_select_mxfp4_moe serves it from a pack that tunes it (no built-in model does: it is
+ * KF_ERR_UNSUPPORTED_SHAPE there), and kf_mxfp4_moe_scratch_bytes and kf_run_mxfp4_moe
+ * refuse it with KF_ERR_UNSUPPORTED_SHAPE (the family has no separate activation
+ * kernel). gemm2's key is e<E>_topk<top_k>_n<H>_k<I> whatever swiglu says. */
+typedef struct kf_mxfp4_moe_shape {
+  int experts;
+  int top_k;
+  int hidden;
+  int intermediate;
+  int swiglu;
+} kf_mxfp4_moe_shape;
+
+/* The gemm1 (gemm = 1) or gemm2 (gemm = 2) kernel for T = t tokens: the tuned winner
+ * whose T range covers t (the routing-robust pick of autotune), chosen like
+ * kf_select_moe (also reachable as kf_select(db, "mxfp4_moe_gemm1",
+ * "e128_topk4_n5760_k2880_swiglu", t, ...)); kf_kernel_block_m gives its moe_align block.
+ * A shape nobody tuned: KF_ERR_UNSUPPORTED_SHAPE naming the op and shape key (no generic
+ * fallback). Bad values (gemm not 1 or 2, t < 1, top_k outside [1, E], E outside
+ * [1, 1024], the GEMM's N or K not a positive multiple of 32): KF_ERR_INVALID_ARGUMENT
+ * naming it. */
+KF_API kf_status kf_select_mxfp4_moe(const kf_db* db, int gemm, const kf_mxfp4_moe_shape* shape, int64_t t,
+                                     const kf_kernel** kernel);
+
+/* Launches one mxfp4_moe GEMM asynchronously on `stream`: grid (N / block_n,
+ * sorted_capacity(t, top_k, E, block_m) / block_m, 1) (templates/mxfp4_moe/tiling.h and
+ * w4a16_moe/launch.h), sorted_ids, expert_ids and num_padded from kf_launch_moe_align
+ * with this kernel's block_m. args->n and args->k are the GEMM's (gemm1: n = 2 I even
+ * when the SwiGLU is fused and y gets n / 2 columns). For a SwiGLU kernel,
+ * args->swiglu_alpha and args->swiglu_limit of 0 mean gpt-oss's 1.702 and 7.0; other
+ * kernels ignore them. Checks first and launches nothing on a bad value
+ * (KF_ERR_INVALID_ARGUMENT naming it): not an mxfp4_moe kernel; NULL x, weight, scales,
+ * sorted_ids, expert_ids, num_padded, y, or (gemm2) topk_weights (bias may be NULL);
+ * t < 1, top_k outside [1, E], E outside [1, 1024], or E, top_k not the kernel's; k not
+ * a multiple of 32; n, k not the kernel's; swiglu_alpha or swiglu_limit negative or not
+ * finite; x, weight, scales, y not 16-byte aligned (16-byte copies), bias, topk_weights
+ * and the routing ints not 4-byte aligned. A grid over 65535 blocks in y:
+ * KF_ERR_UNSUPPORTED_SHAPE. */
+KF_API kf_status kf_launch_mxfp4_moe_gemm(const kf_kernel* kernel, const kf_mxfp4_moe_gemm_args* args,
+                                          void* stream);
+
+/* A whole layer in one call: moe_align (once per distinct block_m of the two winners),
+ * gemm1 (bias, SwiGLU), gemm2 (bias, times the routing weights), moe_sum into y; every
+ * piece checked before the first launch; no allocation, no host sync (graph-capturable
+ * once kf_prepare has loaded the code objects). Intermediates live in `scratch`, one
+ * buffer per stream (layout: runtime/src/mxfp4_layer.h). */
+typedef struct kf_mxfp4_moe_layer_args {
+  const void* x;             /* [T, H] bf16, 16-byte aligned */
+  const int32_t* topk_ids;   /* [T, top_k]; ids outside [0, E) route nowhere */
+  const float* topk_weights; /* [T, top_k] */
+  const uint8_t* w1_weight;  /* gate_up: [E, 2I, H/2] MXFP4 bytes, the checkpoint's */
+  const uint8_t* w1_scales;  /* [E, H/32, 2I] e8m0 (kf_repack_mxfp4_scales) */
+  const float* w1_bias;      /* [E, 2I] or NULL */
+  const uint8_t* w2_weight;  /* down: [E, H, I/2] */
+  const uint8_t* w2_scales;  /* [E, I/32, H] */
+  const float* w2_bias;      /* [E, H] or NULL */
+  void* y;                   /* [T, H] bf16, 16-byte aligned */
+  void* scratch;             /* device memory, 256-byte aligned (no zeroing needed) */
+  size_t scratch_bytes;      /* >= kf_mxfp4_moe_scratch_bytes(db, shape, max_t) */
+  int t;                     /* tokens of this call, 1 <= t <= max_t */
+  int max_t;                 /* the max_t scratch was sized for */
+  float swiglu_alpha;        /* 0: gpt-oss's 1.702 */
+  float swiglu_limit;        /* 0: gpt-oss's 7.0 (the config's swiglu_limit) */
+} kf_mxfp4_moe_layer_args;
+/* Scratch kf_run_mxfp4_moe needs for any t <= max_t with the kernels
+ * kf_select_mxfp4_moe can return (a scratch shared by layers of several shapes on one
+ * stream: the largest of their sizes). */
+KF_API kf_status kf_mxfp4_moe_scratch_bytes(const kf_db* db, const kf_mxfp4_moe_shape* shape, int64_t max_t,
+                                            size_t* bytes);
+/* Checks, before any launch (KF_ERR_INVALID_ARGUMENT naming the value): the shape as
+ * kf_select_mxfp4_moe; t < 1 or t > max_t; NULL x, topk_ids, topk_weights, weights,
+ * scales, y, scratch (biases may be NULL); x, weights, scales, y not 16-byte aligned,
+ * topk_ids, topk_weights, biases not 4, scratch not 256; swiglu_alpha or swiglu_limit
+ * negative or not finite; scratch_bytes below this t's need (the message says how many
+ * bytes). shape->swiglu = 0 or an untuned shape: KF_ERR_UNSUPPORTED_SHAPE. */
+KF_API kf_status kf_run_mxfp4_moe(const kf_db* db, const kf_mxfp4_moe_shape* shape,
+                                  const kf_mxfp4_moe_layer_args* args, void* stream);
+
+/* For loaders: checkpoints store MXFP4 scales [E, N, K/32] (one e8m0 byte per 32 values
+ * of a weight row); the kernels read them [E, K/32, N]. Copies host memory `src` into
+ * `dst` (both E * N * K/32 bytes, not overlapping) in the kernels' order.
+ * KF_ERR_INVALID_ARGUMENT naming the value for NULL buffers, E, N < 1, K not a positive
+ * multiple of 32 (the MXFP4 block), sizes past 64 bits, or overlapping buffers. */
+KF_API kf_status kf_repack_mxfp4_scales(int64_t experts, int64_t n, int64_t k, const uint8_t* src, uint8_t* dst);
 
 #ifdef __cplusplus
 }

@@ -73,6 +73,12 @@ class Db {
     check(kf_mla_scratch_bytes(db_, &shape, max_queries, &bytes));
     return bytes;
   }
+  // MXFP4 MoE layer scratch for T up to max_t (kf_mxfp4_moe_scratch_bytes).
+  size_t mxfp4_moe_scratch_bytes(const kf_mxfp4_moe_shape& shape, int64_t max_t) const {
+    size_t bytes = 0;
+    check(kf_mxfp4_moe_scratch_bytes(db_, &shape, max_t, &bytes));
+    return bytes;
+  }
 
   // Hot path: status, no exception.
   kf_status select_linear(int64_t n, int64_t k, int group, bool bf16, bool asym, int64_t m,
@@ -88,6 +94,14 @@ class Db {
   kf_status run_mla(const kf_mla_shape& shape, const kf_mla_decode_args& args, void* scratch, size_t scratch_bytes,
                     void* stream) const noexcept {
     return kf_run_mla(db_, &shape, &args, scratch, scratch_bytes, stream);
+  }
+  kf_status select_mxfp4_moe(int gemm, const kf_mxfp4_moe_shape& shape, int64_t t,
+                             const kf_kernel** kernel) const noexcept {
+    return kf_select_mxfp4_moe(db_, gemm, &shape, t, kernel);
+  }
+  kf_status run_mxfp4_moe(const kf_mxfp4_moe_shape& shape, const kf_mxfp4_moe_layer_args& args,
+                          void* stream) const noexcept {
+    return kf_run_mxfp4_moe(db_, &shape, &args, stream);
   }
 
  private:

@@ -1,0 +1,198 @@
+#include "mxfp4_layer.h"
+
+#include <algorithm>
+#include <climits>
+
+#include "launch.h"
+#include "moe_launch.h"
+#include "mxfp4_launch.h"
+#include "mxfp4_select.h"
+#include "scratch.h"
+#include "status.h"
+#include "w4a16_moe/launch.h"
+
+namespace kf {
+namespace rt {
+
+namespace {
+
+struct Layout {
+  int slot[2] = {0, 0};     // alignment slot of gemm1 / gemm2
+  int block_m[2] = {0, 0};  // per slot (slot 1 unused when both GEMMs share block_m)
+  int slots = 1;
+  int64_t sorted[2] = {}, expert_ids[2] = {}, num_padded[2] = {};
+  int64_t h = 0, h2 = 0, total = 0;
+};
+
+kf_status layout(const Mxfp4ShapeKey keys[2], const kf_kernel* const kernels[2], int64_t t, const char* function,
+                 Layout* out) {
+  Layout l;
+  const int64_t top_k = keys[0].top_k, experts = keys[0].experts;
+  l.block_m[0] = kernels[0]->impl->mxfp4_config.block_m;
+  l.slot[1] = kernels[1]->impl->mxfp4_config.block_m == l.block_m[0] ? 0 : 1;
+  l.block_m[l.slot[1]] = kernels[1]->impl->mxfp4_config.block_m;
+  l.slots = l.slot[1] + 1;
+  Carver c(0);
+  bool overflow = false;
+  for (int s = 0; s < l.slots; ++s) {
+    const int64_t capacity = moe::sorted_capacity(t, top_k, experts, l.block_m[s]);
+    if (capacity > INT_MAX) overflow = true;
+    l.sorted[s] = c.take(capacity, 4);
+    l.expert_ids[s] = c.take(capacity / l.block_m[s], 4);
+    l.num_padded[s] = c.take(1, 4);
+  }
+  const int64_t slots = checked_mul(t, top_k, &overflow);
+  const int64_t hidden = keys[0].k, intermediate = keys[1].k;
+  l.h = c.take(checked_mul(slots, intermediate, &overflow), 2);
+  l.h2 = c.take(checked_mul(slots, hidden, &overflow), 2);
+  l.total = c.end();
+  if (overflow || c.overflow())
+    return fail(KF_ERR_INVALID_ARGUMENT, "%s: t = %lld tokens of this shape need more scratch than 64-bit sizes or "
+                "the kernels' int indices hold", function, static_cast<long long>(t));
+  *out = l;
+  return KF_OK;
+}
+
+// Both GEMM keys of a layer; the layer runs only with the SwiGLU fused into gemm1 (the
+// family has no separate activation kernel).
+kf_status keys_of(const kf_mxfp4_moe_shape& shape, const char* function, Mxfp4ShapeKey keys[2]) {
+  kf_status status = mxfp4_gemm_key(shape, 1, function, &keys[0]);
+  if (status == KF_OK) status = mxfp4_gemm_key(shape, 2, function, &keys[1]);
+  if (status == KF_OK && !keys[0].swiglu)
+    return fail(KF_ERR_UNSUPPORTED_SHAPE, "%s: shape->swiglu = 0: a layer runs with gpt-oss's clamped SwiGLU fused "
+                "into gemm1 (swiglu = 1); the mxfp4_moe family has no separate activation kernel", function);
+  return status;
+}
+
+kf_status select_both(const kf_db& db, const Mxfp4ShapeKey keys[2], int64_t t, const char* function,
+                      const kf_kernel* kernels[2]) {
+  kf_status status = select_mxfp4(db, keys[0], t, function, &kernels[0]);
+  if (status == KF_OK) status = select_mxfp4(db, keys[1], t, function, &kernels[1]);
+  return status;
+}
+
+bool aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+kf_status check_layer_args(const kf_mxfp4_moe_layer_args& a, const char* function, float* alpha, float* limit) {
+  if (a.t < 1) return fail(KF_ERR_INVALID_ARGUMENT, "%s: args->t = %d, must be at least 1", function, a.t);
+  if (a.max_t < a.t)
+    return fail(KF_ERR_INVALID_ARGUMENT, "%s: args->max_t = %d is below args->t = %d (max_t: the token count the "
+                "scratch was sized for with kf_mxfp4_moe_scratch_bytes)", function, a.max_t, a.t);
+  // What the kernels' accesses need: 16-byte copies of x, weights and scales, 16-byte
+  // reads and writes of y (moe_sum), words elsewhere. The biases may be NULL.
+  const struct {
+    const void* p;
+    const char* name;
+    int align;
+    bool needed;
+  } tensors[] = {{a.x, "x", 16, true},
+                 {a.topk_ids, "topk_ids", 4, true},
+                 {a.topk_weights, "topk_weights", 4, true},
+                 {a.w1_weight, "w1_weight", 16, true},
+                 {a.w1_scales, "w1_scales", 16, true},
+                 {a.w1_bias, "w1_bias", 4, false},
+                 {a.w2_weight, "w2_weight", 16, true},
+                 {a.w2_scales, "w2_scales", 16, true},
+                 {a.w2_bias, "w2_bias", 4, false},
+                 {a.y, "y", 16, true},
+                 {a.scratch, "scratch", 256, true}};
+  for (const auto& t : tensors) {
+    if (!t.p) {
+      if (t.needed) return fail(KF_ERR_INVALID_ARGUMENT, "%s: args->%s is NULL", function, t.name);
+      continue;
+    }
+    if (!aligned(t.p, t.align))
+      return fail(KF_ERR_INVALID_ARGUMENT, "%s: args->%s is not %d-byte aligned", function, t.name, t.align);
+  }
+  return swiglu_constants(a.swiglu_alpha, a.swiglu_limit, function, nullptr, "args->swiglu_alpha",
+                          "args->swiglu_limit", alpha, limit);
+}
+
+}  // namespace
+
+kf_status mxfp4_scratch_bytes(const kf_db& db, const kf_mxfp4_moe_shape& shape, int64_t max_t, size_t* bytes) {
+  const char* function = "kf_mxfp4_moe_scratch_bytes";
+  Mxfp4ShapeKey keys[2];
+  kf_status status = keys_of(shape, function, keys);
+  if (status != KF_OK) return status;
+  if (max_t < 1 || max_t > INT_MAX)
+    return fail(KF_ERR_INVALID_ARGUMENT, "%s: max_t = %lld, must be in [1, %d]", function,
+                static_cast<long long>(max_t), INT_MAX);
+  const kf_kernel* kernels[2] = {};
+  if ((status = select_both(db, keys, 1, function, kernels)) != KF_OK) return status;
+  // The kernels change only where a range of either GEMM starts, and each pair's needs
+  // grow with T: the most is at the top of some range (cut at max_t).
+  int64_t most = 0;
+  for (const Mxfp4ShapeKey& key : keys) {
+    const ShapeEntry* entry = find_mxfp4_entry(db, key);  // there: both were selected above
+    for (uint32_t i = entry->first; i < entry->first + entry->count; ++i) {
+      const WinnerRange& r = db.ranges[i];
+      if (r.lo > max_t) break;
+      const int64_t t = std::min(max_t, r.hi);
+      Layout l;
+      if ((status = select_both(db, keys, t, function, kernels)) != KF_OK) return status;
+      if ((status = layout(keys, kernels, t, function, &l)) != KF_OK) return status;
+      most = std::max(most, l.total);
+    }
+  }
+  *bytes = static_cast<size_t>(most);
+  return KF_OK;
+}
+
+kf_status run_mxfp4_moe(const kf_db& db, const kf_mxfp4_moe_shape& shape, const kf_mxfp4_moe_layer_args& a,
+                        void* stream) {
+  const char* function = "kf_run_mxfp4_moe";
+  Mxfp4ShapeKey keys[2];
+  float alpha = 0.f, limit = 0.f;
+  kf_status status = keys_of(shape, function, keys);
+  if (status == KF_OK) status = check_layer_args(a, function, &alpha, &limit);
+  const kf_kernel* kernels[2] = {};
+  if (status == KF_OK) status = select_both(db, keys, a.t, function, kernels);
+  Layout l;
+  if (status == KF_OK) status = layout(keys, kernels, a.t, function, &l);
+  if (status != KF_OK) return status;
+  if (static_cast<uint64_t>(l.total) > a.scratch_bytes)
+    return fail(KF_ERR_INVALID_ARGUMENT, "%s: args->scratch_bytes = %llu is too small: t = %d (max_t = %d) needs "
+                "%lld bytes (kf_mxfp4_moe_scratch_bytes)", function,
+                static_cast<unsigned long long>(a.scratch_bytes), a.t, a.max_t, static_cast<long long>(l.total));
+
+  const int t = a.t, top_k = static_cast<int>(keys[0].top_k), experts = static_cast<int>(keys[0].experts);
+  const int hidden = static_cast<int>(keys[0].k);
+  void* const s = a.scratch;
+
+  kf_moe_align_args align[2] = {};
+  MoeLaunch align_launch[2];
+  for (int i = 0; i < l.slots && status == KF_OK; ++i) {
+    align[i] = {a.topk_ids, at<int32_t>(s, l.sorted[i]), at<int32_t>(s, l.expert_ids[i]),
+                at<int32_t>(s, l.num_padded[i]), t, top_k, experts, l.block_m[i]};
+    status = plan_moe_align(db, align[i], function, &align_launch[i]);
+  }
+  kf_mxfp4_moe_gemm_args gemm[2] = {};
+  MoeLaunch gemm_launch[2];
+  const uint8_t* const weight[2] = {a.w1_weight, a.w2_weight};
+  const uint8_t* const scales[2] = {a.w1_scales, a.w2_scales};
+  const float* const bias[2] = {a.w1_bias, a.w2_bias};
+  const void* const x[2] = {a.x, at<void>(s, l.h)};
+  void* const y[2] = {at<void>(s, l.h), at<void>(s, l.h2)};
+  for (int g = 0; g < 2 && status == KF_OK; ++g) {
+    const int slot = l.slot[g];
+    const kf_mxfp4_moe_gemm_args args = {x[g], weight[g], scales[g], bias[g], a.topk_weights,
+                                         align[slot].sorted_ids, align[slot].expert_ids, align[slot].num_padded,
+                                         y[g], t, top_k, experts, static_cast<int>(keys[g].n),
+                                         static_cast<int>(keys[g].k), alpha, limit};
+    status = plan_mxfp4_gemm(*kernels[g]->impl, args, function, &gemm_launch[g], &gemm[g]);
+  }
+  const kf_moe_sum_args sum = {at<void>(s, l.h2), a.topk_ids, a.y, t, top_k, experts, hidden};
+  MoeLaunch sum_launch;
+  if (status == KF_OK) status = plan_moe_sum(db, /*bf16=*/true, sum, function, &sum_launch);
+  if (status != KF_OK) return status;
+
+  for (int i = 0; i < l.slots && status == KF_OK; ++i) status = launch_planned(align_launch[i], align[i], stream);
+  if (status == KF_OK) status = launch_planned(gemm_launch[0], gemm[0], stream);
+  if (status == KF_OK) status = launch_planned(gemm_launch[1], gemm[1], stream);
+  if (status == KF_OK) status = launch_planned(sum_launch, sum, stream);
+  return status;
+}
+
+}  // namespace rt
+}  // namespace kf
