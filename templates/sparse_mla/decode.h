@@ -35,6 +35,11 @@ struct DecodeTile {
   static_assert(BK % 16 == 0 && STAGES >= 1, "BK: whole atoms");
 };
 
+// Slot positions whose KV rows the block holds at a time. The rows of the next window are
+// loaded into registers while the current one is in use, so a gather never waits on the
+// index load before it (a dependent load per step would add a memory round trip to each).
+constexpr int kIndexWindow = 256;
+
 template <int BH, int BK, int WARPS, int STAGES>
 struct alignas(16) DecodeSmem {
   using T = DecodeTile<BH, BK, WARPS, STAGES>;
@@ -44,6 +49,7 @@ struct alignas(16) DecodeSmem {
   float alpha[BH];               // how much the running output shrinks this step
   float row_m[BH], row_l[BH];    // final running max and sum
   int valid[STAGES][BK];         // the slot holds a row in [0, S)
+  int rows[2][kIndexWindow];     // KV rows of two windows of slot positions (-1 = none)
 };
 
 
@@ -80,15 +86,41 @@ KF_INLINE void sparse_mla_decode(const kf_mla_decode_args& a) {
     const int r = pos < TOPK ? a.indices[(size_t)qi * TOPK + pos] : estart + (pos - TOPK);
     return r >= 0 && r < a.kv_rows ? r : -1;
   };
+  // Index windows: window w covers slot positions lo + w * kIndexWindow ..; this thread
+  // loads entries tid, tid + kThreads, ... of each (into registers, ahead of use).
+  static_assert(kIndexWindow % BK == 0, "a step's slots sit in one window");
+  constexpr int kPerThread = (kIndexWindow + kThreads - 1) / kThreads;
+  int next_rows[kPerThread];
+  auto load_window = [&](int w) {
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j) {
+      const int i = tid + j * kThreads, pos = lo + w * kIndexWindow + i;
+      next_rows[j] = i < kIndexWindow && pos < hi ? slot_row(pos) : -1;
+    }
+  };
+  auto store_window = [&](int w) {
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j)
+      if (tid + j * kThreads < kIndexWindow) sm.rows[w % 2][tid + j * kThreads] = next_rows[j];
+  };
   // Gather chunk c's BK rows into stage st; slots past hi or without a row read zeros.
   auto issue = [&](int c, int st) {
+    const int* rows = sm.rows[(c * BK / kIndexWindow) % 2] + c * BK % kIndexWindow;
     for (int i = tid; i < BK * Tile::kChunks16; i += kThreads) {
       const int r = i / Tile::kChunks16, piece = i % Tile::kChunks16;
-      const int pos = lo + c * BK + r;
-      const int row = pos < hi ? slot_row(pos) : -1;
+      const int row = rows[r];
       cp_async16(&sm.kv[st][r * LD + piece * 8], kv + (size_t)(row >= 0 ? row : 0) * kHeadDim + piece * 8, row >= 0);
       if (piece == 0) sm.valid[st][r] = row >= 0;
     }
+  };
+  // Before chunk c is issued: when it opens a window, publish that window (loaded a
+  // window earlier) and start loading the next. Every thread takes the same branch.
+  auto enter_window = [&](int c) {
+    if (c * BK % kIndexWindow != 0) return;
+    const int w = c * BK / kIndexWindow;
+    store_window(w);
+    barrier();
+    load_window(w + 1);
   };
 
   // This warp's Q fragments: head tile mt, k-steps wd, wd + WD, ...
@@ -118,14 +150,21 @@ KF_INLINE void sparse_mla_decode(const kf_mla_decode_args& a) {
   const int chunks = hi > lo ? (hi - lo + BK - 1) / BK : 0;
   // Prologue: STAGES - 1 chunks in flight; then one group committed per step (maybe
   // empty), so "all but the newest STAGES - 1 groups done" means chunk c has landed.
+  load_window(0);
 #pragma unroll
   for (int c = 0; c < STAGES - 1; ++c) {
-    if (c < chunks) issue(c, c);
+    if (c < chunks) {
+      enter_window(c);
+      issue(c, c);
+    }
     cp_async_commit();
   }
   for (int c = 0; c < chunks; ++c) {
     const int st = c % STAGES;
-    if (c + STAGES - 1 < chunks) issue(c + STAGES - 1, (c + STAGES - 1) % STAGES);
+    if (c + STAGES - 1 < chunks) {
+      enter_window(c + STAGES - 1);
+      issue(c + STAGES - 1, (c + STAGES - 1) % STAGES);
+    }
     cp_async_commit();
     cp_async_wait<STAGES - 1>();
     barrier();

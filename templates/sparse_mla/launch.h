@@ -31,10 +31,12 @@ KF_HD constexpr int64_t part_lse_floats(int64_t splits, int64_t queries, int64_t
 }
 
 // Static shared bytes of a decode config (DecodeSmem in decode.h, which checks this
-// bound): the KV stages, the d-slices' partial scores, P, and per-row softmax state.
+// bound): the KV stages, the d-slices' partial scores, P, per-row softmax state, and
+// two windows of 256 KV row indices.
 KF_HD constexpr int64_t decode_smem_bytes(int block_h, int block_k, int warps, int stages) {
   return (int64_t)stages * block_k * (kHeadDim + 8) * 2 + (int64_t)warps * 16 * block_k * 4 +
-         (int64_t)block_h * (block_k + 8) * 2 + (int64_t)block_h * 3 * 4 + (int64_t)stages * block_k * 4 + 16;
+         (int64_t)block_h * (block_k + 8) * 2 + (int64_t)block_h * 3 * 4 + (int64_t)stages * block_k * 4 +
+         2 * 256 * 4 + 16;
 }
 
 struct Grid {
