@@ -10,7 +10,9 @@
 # CHECK_ARGS (e.g. "--t 1,16,512 --archetypes uniform,zipf1") trims the qwen3-35b check
 # and CHECK_PACKS=e8 skips it (autotune verifies every candidate it times anyway);
 # TUNED (default tuned_db/kforge.sqlite) is the DB whose copy is tuned (a partly tuned
-# one resumes where it stopped).
+# one resumes where it stopped); TUNE_FILTER (e.g. '_silu$': only the fused SiLU gemm1
+# kernels, timed against the stored unfused ones plus moe_silu_mul, which gemm1 batches
+# always time) limits what autotune generates and times.
 set -uo pipefail
 bin=${BIN:-.devout/bin}
 out=${OUT:-gpu-results}
@@ -33,7 +35,7 @@ echo "genkernels qwen3-35b rc=$?"; tail -8 "$out/genkernels.log"
 # per-channel), on a spread of configs of both kinds.
 "$bin/genkernels" --arch sm_90a --ops "$ops" --templates templates --config tests/gpu/data/moe_small_e8.json \
   --dtype bf16,fp16 --quant sym,asym --group-size 128,64,channel \
-  --filter "${E8_FILTER:-^moe_|_(bm1_bn64_bk32_w4_sk1|bm2_bn128_bk64_w8_sk1|bm4_bn64_bk32_w4_sk2|bm16_bn64_bk32_w4_sk1|bm32_bn64_bk64_w4_sk2|bm64_bn128_bk64_w8_sk1)_s[0-9]+\$}" \
+  --filter "${E8_FILTER:-^moe_|_(bm1_bn64_bk32_w4_sk1|bm2_bn128_bk64_w8_sk1|bm4_bn64_bk32_w4_sk2|bm16_bn64_bk32_w4_sk1|bm32_bn64_bk64_w4_sk2|bm64_bn128_bk64_w8_sk1)_s[0-9]+(_silu)?\$}" \
   --out "$work/e8" -q > "$out/genkernels_e8.log" 2>&1
 echo "genkernels E=8 rc=$?"; tail -3 "$out/genkernels_e8.log"
 
@@ -47,8 +49,9 @@ done
 
 step autotune "$ops" for ${budget}s into a copy of tuned_db/kforge.sqlite
 cp "${TUNED:-tuned_db/kforge.sqlite}" "$work/tuned.sqlite"
+tune_args=(); [ -n "${TUNE_FILTER:-}" ] && tune_args=(--filter "$TUNE_FILTER")
 "$bin/autotune" --db "$work/tuned.sqlite" --ops "$ops" --templates templates --time-budget "$budget" -q \
-  > "$out/autotune_moe.log" 2>&1
+  "${tune_args[@]}" > "$out/autotune_moe.log" 2>&1
 echo "autotune rc=$?"; tail -40 "$out/autotune_moe.log"
 
 step check the tuned picks, whole layers and bad input on the tuned DB

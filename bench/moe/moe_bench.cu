@@ -2,7 +2,8 @@
 // g128 bf16) at T in {1, 16, 256, 1024, 4096} tokens under the uniform and zipf1
 // routings (generator/moe_routing.h), timed cold like bench/linear (cold_timer.h: read
 // flush of 4x L2, event, kernel(s), event, median of the repetitions):
-//   layer    kf_run_moe: align + gemm1 + silu_mul + gemm2 + sum, selected by the runtime;
+//   layer    kf_run_moe: align + gemm1 + silu_mul + gemm2 + sum, selected by the runtime
+//            (no silu_mul when the gemm1 winner fuses it: kf_kernel_fuses_silu);
 //   parts    each of those alone through kf_launch_moe_* with the same kernels;
 //   floor    a streaming read of the bytes the layer must read at least: int4 weights
 //            and scales of the experts the routing hits (both GEMMs) plus x, y, the
@@ -235,8 +236,10 @@ int main(int argc, char** argv) {
       int *cnt1, *cnt2;
       workspace(k1, &ws1, &cnt1);
       workspace(k2, &ws2, &cnt2);
-      kf_moe_gemm_args g1{x, w1.qweight, w1.scales, nullptr, wts, s1.ids, s1.experts, s1.num, h1, ws1, cnt1,
-                          t, kTopK, kExperts, static_cast<int>(w1.n), static_cast<int>(w1.k), kGroup};
+      // A fused SiLU gemm1 writes h itself: no silu_mul part then.
+      const bool fused = kf_kernel_fuses_silu(k1) == 1;
+      kf_moe_gemm_args g1{x, w1.qweight, w1.scales, nullptr, wts, s1.ids, s1.experts, s1.num, fused ? h : h1, ws1,
+                          cnt1, t, kTopK, kExperts, static_cast<int>(w1.n), static_cast<int>(w1.k), kGroup};
       kf_moe_gemm_args g2{h, w2.qweight, w2.scales, nullptr, wts, s2.ids, s2.experts, s2.num, h2, ws2, cnt2,
                           t, kTopK, kExperts, static_cast<int>(w2.n), static_cast<int>(w2.k), kGroup};
       kf_moe_silu_mul_args sm{h1, h, static_cast<int>(slots), kInter};
@@ -252,7 +255,9 @@ int main(int argc, char** argv) {
           reps);
       const double t_g1 = timer.median_us([&](cudaStream_t s) { kf_check(kf_launch_moe_gemm(k1, &g1, s), "gemm1"); }, reps);
       const double t_silu =
-          timer.median_us([&](cudaStream_t s) { kf_check(kf_launch_moe_silu_mul(db, 1, &sm, s), "silu_mul"); }, reps);
+          fused ? 0.0
+                : timer.median_us([&](cudaStream_t s) { kf_check(kf_launch_moe_silu_mul(db, 1, &sm, s), "silu_mul"); },
+                                  reps);
       const double t_g2 = timer.median_us([&](cudaStream_t s) { kf_check(kf_launch_moe_gemm(k2, &g2, s), "gemm2"); }, reps);
       const double t_sum = timer.median_us([&](cudaStream_t s) { kf_check(kf_launch_moe_sum(db, 1, &su, s), "sum"); }, reps);
 
@@ -272,10 +277,11 @@ int main(int argc, char** argv) {
       row("align", t_align, slots * 4, 0, "moe_align_any (block_m " + std::to_string(bm1) +
                                              (bm2 != bm1 ? ", " + std::to_string(bm2) : "") + ")", false);
       row("gemm1", t_g1, g1_bytes + size_t(t) * kHidden * 2, g1_flops, kf_kernel_name(k1), false);
-      row("silu_mul", t_silu, slots * 3 * kInter * 2, 0, "moe_silu_mul_any_bf16", false);
+      if (!fused) row("silu_mul", t_silu, slots * 3 * kInter * 2, 0, "moe_silu_mul_any_bf16", false);
       row("gemm2", t_g2, g2_bytes + slots * kInter * 2, g2_flops, kf_kernel_name(k2), false);
       row("sum", t_sum, slots * kHidden * 2 + size_t(t) * kHidden * 2, 0, "moe_sum_any_bf16", false);
-      row("parts", t_align + t_g1 + t_silu + t_g2 + t_sum, layer_bytes, flops, "sum of the five parts", true);
+      row("parts", t_align + t_g1 + t_silu + t_g2 + t_sum, layer_bytes, flops,
+          fused ? "sum of the four parts" : "sum of the five parts", true);
       for (void* p : {static_cast<void*>(s1.ids), static_cast<void*>(s1.experts), static_cast<void*>(s1.num)}) cudaFree(p);
       if (bm2 != bm1)
         for (void* p : {static_cast<void*>(s2.ids), static_cast<void*>(s2.experts), static_cast<void*>(s2.num)})

@@ -8,10 +8,13 @@
 //   gemm      every w4a16_moe_gemm1/2 candidate (loaded by name from the pack, launched
 //             with the geometry of w4a16_moe/launch.h) on a correct align result whose
 //             unused tail holds valid-looking ids; and the runtime's pick
-//             (kf_select_moe + kf_launch_moe_gemm) where the pack has winners;
+//             (kf_select_moe + kf_launch_moe_gemm) where the pack has winners; a gemm1
+//             with the fused SiLU epilogue (_silu) against silu(gate) * up of the
+//             float64 gemm1, N/2 columns (poison past them checked the same way);
 //   silu_mul, sum  kf_launch_moe_silu_mul / kf_launch_moe_sum;
 //   layer     kf_run_moe (needs tuned winners), and the same chain built from the
-//             pieces with two candidates (works on an untuned pack);
+//             pieces with two candidates (works on an untuned pack), again with a
+//             fused SiLU gemm1 and no silu_mul when the pack has one;
 //   bad input top_k > E, E > 1024, T = 0, null buffers, mismatched shapes, too little
 //             scratch: the runtime's error and no launch (outputs left as poisoned).
 // Outputs are poisoned (NaN) before every launch; rows of dropped slots, padding and
@@ -208,10 +211,12 @@ void Checker::run_gemms() {
         const auto x = random_half((s.gemm == 1 ? t : t * top_k) * s.k, -1, 1, s.bf16, rng_);
         std::vector<char> routed;
         const auto ref = moe_gemm_reference(w, x, r.ids, r.weights, t, threads_, routed);
+        // What a gemm1 with the fused SiLU epilogue writes: silu(gate) * up, N/2 columns.
+        const auto ref_silu = s.gemm == 1 ? silu_mul_of(ref, t * top_k, s.n / 2) : std::vector<double>{};
         dx.up(x);
         dw.up(r.weights);
         const int64_t rows = t * top_k;
-        auto run = [&](const std::string& section, const std::string& name, int bm, auto&& launch) {
+        auto run = [&](const std::string& section, const std::string& name, int bm, bool fused, auto&& launch) {
           upload_align(r, bm, sorted, blocks, np);
           dy.poison16();
           kf_moe_gemm_args args{dx.p(), qw.p(), sc.p(), s.asym ? qz.p() : nullptr, dw.p<float>(),
@@ -222,8 +227,9 @@ void Checker::run_gemms() {
           const std::string launch_error = launch(args);
           if (!launch_error.empty()) return tally_.line(section, what, launch_error);
           double err = 0;
-          std::string why =
-              judge_rows(dy.down<uint16_t>((rows + kGuard) * s.n), ref, rows, s.n, s.bf16, routed, tol, &err);
+          const int64_t cols = fused ? s.n / 2 : s.n;
+          std::string why = judge_rows(dy.down<uint16_t>((rows + kGuard) * cols), fused ? ref_silu : ref, rows, cols,
+                                       s.bf16, routed, tol, &err);
           for (uint32_t c : counters.down<uint32_t>(counters.bytes / 4))
             if (c != 0 && why.empty()) why = "split-K counter left non-zero";
           if (!why.empty()) CU_CHECK(cu->cuMemsetD32(counters.ptr, 0, counters.bytes / 4));
@@ -231,7 +237,8 @@ void Checker::run_gemms() {
         };
         for (auto& g : list)
           if (opt_.candidates)
-            run("gemm", g.k.name, g.cfg.block_m, [&](kf_moe_gemm_args& args) { return launch_gemm(g, args); });
+            run("gemm", g.k.name, g.cfg.block_m, g.cfg.silu,
+                [&](kf_moe_gemm_args& args) { return launch_gemm(g, args); });
         // The runtime's pick for this T, launched through the runtime.
         const kf_moe_shape ms{s.experts, s.top_k, s.gemm == 1 ? s.k : s.n, s.gemm == 1 ? s.n / 2 : s.k, s.group,
                               s.bf16, s.asym};
@@ -244,12 +251,13 @@ void Checker::run_gemms() {
         } else if (st != KF_OK || kf_kernel_block_m(kern, &bm) != KF_OK) {
           tally_.line("gemm-rt", key + " T=" + std::to_string(t), status_text(st != KF_OK ? st : KF_ERR_INTERNAL));
         } else {
-          run("gemm-rt", kf_kernel_name(kern), bm, [&](kf_moe_gemm_args& args) -> std::string {
-            const kf_status ls = kf_launch_moe_gemm(kern, &args, nullptr);
-            if (ls != KF_OK) return status_text(ls);
-            sync();
-            return "";
-          });
+          run("gemm-rt", kf_kernel_name(kern), bm, kf_kernel_fuses_silu(kern) == 1,
+              [&](kf_moe_gemm_args& args) -> std::string {
+                const kf_status ls = kf_launch_moe_gemm(kern, &args, nullptr);
+                if (ls != KF_OK) return status_text(ls);
+                sync();
+                return "";
+              });
         }
       }
     for (auto& g : list) CU_CHECK(cu->cuModuleUnload(g.mod));

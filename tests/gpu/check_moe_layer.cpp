@@ -68,8 +68,10 @@ void Checker::run_layers() {
 }
 
 // Per T and archetype: kf_run_moe (when the pack has winners) and the chain align ->
-// gemm1 -> silu_mul -> gemm2 -> sum with the first gemm1 and the last gemm2 candidate
-// (usually different block_m, so two align results), against the float64 layer.
+// gemm1 -> silu_mul -> gemm2 -> sum with the first unfused gemm1 and the last gemm2
+// candidate (usually different block_m, so two align results), against the float64
+// layer; then, when the pack has a gemm1 with the fused SiLU epilogue, the chain with the
+// first of those writing h itself and no silu_mul.
 void Checker::layer_checks(std::vector<Gemm>& ups, std::vector<Gemm>& downs) {
   const MoeShape s1 = ups[0].shape, s2 = downs[0].shape;
   const kf_moe_shape ms = layer_shape(s2);
@@ -92,18 +94,30 @@ void Checker::layer_checks(std::vector<Gemm>& ups, std::vector<Gemm>& downs) {
   Buf scratch(tuned ? scratch_bytes + 256 : 0);
   if (tuned) CU_CHECK(cu->cuMemsetD32(scratch.ptr, 0, scratch.bytes / 4));
 
-  Gemm& g1 = ups.front();
+  std::vector<Gemm*> firsts;  // the gemm1 of each chain: unfused, then fused (when any)
+  for (bool fused : {false, true})
+    for (Gemm& g : ups)
+      if (g.cfg.silu == fused) {
+        firsts.push_back(&g);
+        break;
+      }
   Gemm& g2 = downs.back();
-  for (Gemm* g : {&g1, &g2}) {
+  int64_t cap1 = 0, ws = 0, cnt = 0;
+  const int64_t cap2 = moe::sorted_capacity(t_max, top_k, experts, g2.cfg.block_m);
+  for (Gemm* g : firsts) {
+    const int64_t cap = moe::sorted_capacity(t_max, top_k, experts, g->cfg.block_m);
+    cap1 = std::max(cap1, cap);
+    ws = std::max(ws, moe::gemm_workspace_floats(g->cfg.split_k, s1.n, cap));
+    cnt = std::max(cnt, moe::gemm_counter_ints(g->cfg.split_k, g->cfg.block_m, g->cfg.block_n, s1.n, cap));
+  }
+  ws = std::max(ws, moe::gemm_workspace_floats(g2.cfg.split_k, s2.n, cap2));
+  cnt = std::max(cnt, moe::gemm_counter_ints(g2.cfg.split_k, g2.cfg.block_m, g2.cfg.block_n, s2.n, cap2));
+  std::vector<Gemm*> loaded = firsts;
+  loaded.push_back(&g2);
+  for (Gemm* g : loaded) {
     CU_CHECK(cu->cuModuleLoadData(&g->mod, g->k.code_object.data()));
     CU_CHECK(cu->cuModuleGetFunction(&g->fn, g->mod, g->k.name.c_str()));
   }
-  const int64_t cap1 = moe::sorted_capacity(t_max, top_k, experts, g1.cfg.block_m);
-  const int64_t cap2 = moe::sorted_capacity(t_max, top_k, experts, g2.cfg.block_m);
-  const int64_t ws = std::max(moe::gemm_workspace_floats(g1.cfg.split_k, s1.n, cap1),
-                              moe::gemm_workspace_floats(g2.cfg.split_k, s2.n, cap2));
-  const int64_t cnt = std::max(moe::gemm_counter_ints(g1.cfg.split_k, g1.cfg.block_m, g1.cfg.block_n, s1.n, cap1),
-                               moe::gemm_counter_ints(g2.cfg.split_k, g2.cfg.block_m, g2.cfg.block_n, s2.n, cap2));
   Buf x(t_max * hidden * 2), ids(slots_max * 4), wts(slots_max * 4), y((t_max + kGuard) * hidden * 2),
       sorted1(cap1 * 4), blocks1(cap1 * 4), np1(4), sorted2(cap2 * 4), blocks2(cap2 * 4), np2(4),
       h1(slots_max * s1.n * 2), h(slots_max * inter * 2), h2(slots_max * hidden * 2), work(ws * 4), counters(cnt * 4);
@@ -140,42 +154,50 @@ void Checker::layer_checks(std::vector<Gemm>& ups, std::vector<Gemm>& downs) {
       }
       // The chain from the pieces; every intermediate poisoned, so a dropped slot's row
       // (never computed) would carry NaN into y if anything read it.
-      for (Buf* b : {&y, &h1, &h, &h2}) b->poison16();
-      const std::string chain = "chain " + what;
-      std::string why;
-      auto align = [&](const Gemm& g, Buf& s, Buf& b, Buf& n) {
-        kf_moe_align_args aa{ids.p<int32_t>(), s.p<int32_t>(), b.p<int32_t>(), n.p<int32_t>(), static_cast<int>(t),
-                             top_k, experts, g.cfg.block_m};
-        const kf_status st = kf_launch_moe_align(db_, &aa, nullptr);
-        if (st != KF_OK && why.empty()) why = "align: " + status_text(st);
-      };
-      auto gemm = [&](const Gemm& g, const DeviceWeights& d, const Buf& in, Buf& out, Buf& s, Buf& b, Buf& n) {
-        if (!why.empty()) return;
-        kf_moe_gemm_args ga{in.p(), d.qweight.p(), d.scales.p(), d.zeros(g.shape), wts.p<float>(),
-                            s.p<int32_t>(), b.p<int32_t>(), n.p<int32_t>(), out.p(), work.p<float>(),
-                            counters.p<int>(), static_cast<int>(t), top_k, experts, static_cast<int>(g.shape.n),
-                            static_cast<int>(g.shape.k), g.shape.expert().effective_group()};
-        why = launch_gemm(g, ga);
-      };
-      align(g1, sorted1, blocks1, np1);
-      align(g2, sorted2, blocks2, np2);
-      gemm(g1, d1, x, h1, sorted1, blocks1, np1);
-      kf_moe_silu_mul_args sa{h1.p(), h.p(), static_cast<int>(t * top_k), static_cast<int>(inter)};
-      kf_status st = why.empty() ? kf_launch_moe_silu_mul(db_, s2.bf16, &sa, nullptr) : KF_OK;
-      if (st != KF_OK) why = "silu_mul: " + status_text(st);
-      gemm(g2, d2, h, h2, sorted2, blocks2, np2);
-      kf_moe_sum_args ma{h2.p(), ids.p<int32_t>(), y.p(), static_cast<int>(t), top_k, experts,
-                         static_cast<int>(hidden)};
-      st = why.empty() ? kf_launch_moe_sum(db_, s2.bf16, &ma, nullptr) : KF_OK;
-      if (st != KF_OK) why = "sum: " + status_text(st);
-      if (!why.empty()) {
-        tally_.line("layer", chain, why);
-        continue;
+      for (Gemm* up : firsts) {
+        const Gemm& g1 = *up;
+        for (Buf* b : {&y, &h1, &h, &h2}) b->poison16();
+        const std::string chain = std::string(g1.cfg.silu ? "chain (fused SiLU) " : "chain ") + what;
+        std::string why;
+        auto align = [&](const Gemm& g, Buf& s, Buf& b, Buf& n) {
+          kf_moe_align_args aa{ids.p<int32_t>(), s.p<int32_t>(), b.p<int32_t>(), n.p<int32_t>(), static_cast<int>(t),
+                               top_k, experts, g.cfg.block_m};
+          const kf_status st = kf_launch_moe_align(db_, &aa, nullptr);
+          if (st != KF_OK && why.empty()) why = "align: " + status_text(st);
+        };
+        auto gemm = [&](const Gemm& g, const DeviceWeights& d, const Buf& in, Buf& out, Buf& s, Buf& b, Buf& n) {
+          if (!why.empty()) return;
+          kf_moe_gemm_args ga{in.p(), d.qweight.p(), d.scales.p(), d.zeros(g.shape), wts.p<float>(),
+                              s.p<int32_t>(), b.p<int32_t>(), n.p<int32_t>(), out.p(), work.p<float>(),
+                              counters.p<int>(), static_cast<int>(t), top_k, experts, static_cast<int>(g.shape.n),
+                              static_cast<int>(g.shape.k), g.shape.expert().effective_group()};
+          why = launch_gemm(g, ga);
+        };
+        align(g1, sorted1, blocks1, np1);
+        align(g2, sorted2, blocks2, np2);
+        kf_status st = KF_OK;
+        if (g1.cfg.silu) {
+          gemm(g1, d1, x, h, sorted1, blocks1, np1);  // writes h = silu(gate) * up itself
+        } else {
+          gemm(g1, d1, x, h1, sorted1, blocks1, np1);
+          kf_moe_silu_mul_args sa{h1.p(), h.p(), static_cast<int>(t * top_k), static_cast<int>(inter)};
+          st = why.empty() ? kf_launch_moe_silu_mul(db_, s2.bf16, &sa, nullptr) : KF_OK;
+          if (st != KF_OK) why = "silu_mul: " + status_text(st);
+        }
+        gemm(g2, d2, h, h2, sorted2, blocks2, np2);
+        kf_moe_sum_args ma{h2.p(), ids.p<int32_t>(), y.p(), static_cast<int>(t), top_k, experts,
+                           static_cast<int>(hidden)};
+        st = why.empty() ? kf_launch_moe_sum(db_, s2.bf16, &ma, nullptr) : KF_OK;
+        if (st != KF_OK) why = "sum: " + status_text(st);
+        if (!why.empty()) {
+          tally_.line("layer", chain, why);
+          continue;
+        }
+        sync();
+        judge("layer", chain + " (" + g1.k.name + " + " + g2.k.name + ")");
       }
-      sync();
-      judge("layer", chain + " (" + g1.k.name + " + " + g2.k.name + ")");
     }
-  for (Gemm* g : {&g1, &g2}) CU_CHECK(cu->cuModuleUnload(g->mod));
+  for (Gemm* g : loaded) CU_CHECK(cu->cuModuleUnload(g->mod));
 }
 
 namespace {

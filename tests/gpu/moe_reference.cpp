@@ -206,6 +206,13 @@ std::vector<double> silu_mul_reference(const std::vector<uint16_t>& x, int64_t r
   return y;
 }
 
+std::vector<double> silu_mul_of(const std::vector<double>& h1, int64_t rows, int64_t n) {
+  std::vector<double> y(rows * n);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < n; ++i) y[r * n + i] = silu(h1[r * 2 * n + i]) * h1[r * 2 * n + n + i];
+  return y;
+}
+
 std::vector<double> moe_sum_reference(const std::vector<uint16_t>& x, const std::vector<int32_t>& ids, int64_t t,
                                       int top_k, int experts, int64_t n, bool bf16) {
   std::vector<double> y(t * n, 0.0);

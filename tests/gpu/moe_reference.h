@@ -66,6 +66,9 @@ std::vector<double> moe_gemm_reference(const MoeWeights& w, const std::vector<ui
 
 // silu(x[r, i]) * x[r, n + i] for x [rows, 2n].
 std::vector<double> silu_mul_reference(const std::vector<uint16_t>& x, int64_t rows, int64_t n, bool bf16);
+// The same of a float64 gemm1 result h1 [rows, 2n], unrounded: what a gemm1 with the
+// fused SiLU epilogue (config _silu) must write, [rows, n].
+std::vector<double> silu_mul_of(const std::vector<double>& h1, int64_t rows, int64_t n);
 
 // y[t, :] = sum over routed j of x[t * top_k + j, :]; x [T * top_k, n].
 std::vector<double> moe_sum_reference(const std::vector<uint16_t>& x, const std::vector<int32_t>& topk_ids,
