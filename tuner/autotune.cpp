@@ -11,6 +11,7 @@
 #include "arch.h"
 #include "error.h"
 #include "genkernels.h"
+#include "mxfp4_problem.h"
 #include "pack.h"
 #include "pack_setup.h"
 #include "report.h"
@@ -27,12 +28,13 @@ struct ShapePlan {
   TuneShape ts;
   MoeTuneShape moe;  // MoE shapes: ts is unused
   MlaTuneShape mla;  // MLA shapes: ts is unused
-  bool is_moe = false, is_mla = false;
+  Mxfp4TuneShape mx;  // MXFP4 shapes: ts is unused
+  bool is_moe = false, is_mla = false, is_mxfp4 = false;
   std::vector<PackKernel> rows;  // owns what `candidates` points to
   std::vector<const PackKernel*> candidates;
   std::vector<PlannedKernel> planned;
-  const std::string& op() const { return is_moe ? moe.op : is_mla ? mla.op : ts_op; }
-  const std::string& key() const { return is_moe ? moe.key : is_mla ? mla.key : ts.key; }
+  const std::string& op() const { return is_moe ? moe.op : is_mla ? mla.op : is_mxfp4 ? mx.op : ts_op; }
+  const std::string& key() const { return is_moe ? moe.key : is_mla ? mla.key : is_mxfp4 ? mx.key : ts.key; }
   std::string ts_op = "w4a16_linear";
 };
 
@@ -113,6 +115,17 @@ ShapePlan plan_mla_shape(const Pack& pack, const MlaTuneShape& s, const std::str
   p.mla = s;
   p.rows = pack.kernels("arch = '" + arch + "' AND op = '" + s.op + "' AND shape = '" + s.key + "'");
   plan_candidates(p, opt, filter, qs, compute_units);
+  return p;
+}
+
+// MXFP4: the shape's own kernels (align is run with each; there is no generic kernel).
+ShapePlan plan_mxfp4_shape(const Pack& pack, const Mxfp4TuneShape& s, const std::string& arch,
+                           const AutotuneOptions& opt, const std::regex& filter, const std::vector<int64_t>& ts) {
+  ShapePlan p;
+  p.is_mxfp4 = true;
+  p.mx = s;
+  p.rows = pack.kernels("arch = '" + arch + "' AND op = '" + s.op + "' AND shape = '" + s.key + "'");
+  plan_candidates(p, opt, filter, ts, 0);
   return p;
 }
 
@@ -263,8 +276,9 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
   const std::vector<TuneShape> shapes = want_linear ? tune_shapes(model, opt.select) : std::vector<TuneShape>{};
   const std::vector<MoeTuneShape> moe_shapes = moe_tune_shapes(model, opt.select, ops);
   const std::vector<MlaTuneShape> mla_shapes = mla_tune_shapes(model, opt.select, ops);
+  const std::vector<Mxfp4TuneShape> mx_shapes = mxfp4_tune_shapes(model, ops);
 
-  st.generated = ensure_pack(opt, arch, shapes, moe_shapes, mla_shapes, filter, out, err);
+  st.generated = ensure_pack(opt, arch, shapes, moe_shapes, mla_shapes, mx_shapes, filter, out, err);
   const Pack pack = Pack::open(opt.db, false);
   ResultsDb db = ResultsDb::open(opt.db);
   const bool cold = !opt.warm;
@@ -276,7 +290,7 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
   measurer.set_util_kernel(util.empty() ? nullptr : &util.front());
   const std::vector<PackKernel> align =
       pack.kernels("arch = '" + arch + "' AND name = 'moe_align_any' AND status = 'ok'");
-  if (!moe_shapes.empty() && align.empty())
+  if ((!moe_shapes.empty() || !mx_shapes.empty()) && align.empty())
     err << "autotune: warning: the pack has no usable moe_align_any for " << arch
         << ": every MoE kernel will be recorded failed\n";
   measurer.set_moe_align_kernel(align.empty() ? nullptr : &align.front());
@@ -299,7 +313,7 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
   const Provenance prov{arch, dev.name, dev.driver, dev.runtime, KF_VERSION};
 
   std::vector<ShapePlan> plans;
-  std::vector<std::string> routings;  // MoE: one batch per (T, archetype)
+  std::vector<std::string> routings;  // MoE and MXFP4: one batch per (T, archetype)
   for (RoutingArchetype a : opt.archetypes) routings.push_back(routing_archetype_name(a));
   int todo = 0;
   auto count_todo = [&](const ShapePlan& p, const std::string& routing, const std::vector<int64_t>& buckets) {
@@ -317,6 +331,10 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
     plans.push_back(plan_moe_shape(pack, mts, arch, opt, filter, ms));
     for (const auto& r : routings) count_todo(plans.back(), r, ms);
   }
+  for (const auto& s : mx_shapes) {
+    plans.push_back(plan_mxfp4_shape(pack, s, arch, opt, filter, ms));
+    for (const auto& r : routings) count_todo(plans.back(), r, ms);
+  }
   for (const auto& s : mla_shapes) {
     plans.push_back(plan_mla_shape(pack, s, arch, opt, filter, qs, dev.compute_units));
     count_todo(plans.back(), "", qs);
@@ -326,6 +344,12 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
       << "autotune: " << shapes.size() << " linear shapes x " << ms.size() << " M";
   if (!moe_shapes.empty()) {
     out << ", " << moe_shapes.size() << " MoE shapes x " << ms.size() << " T x " << routings.size()
+        << " routings (";
+    for (size_t i = 0; i < routings.size(); ++i) out << (i ? "," : "") << routings[i];
+    out << ")";
+  }
+  if (!mx_shapes.empty()) {
+    out << ", " << mx_shapes.size() << " MXFP4 shapes x " << ms.size() << " T x " << routings.size()
         << " routings (";
     for (size_t i = 0; i < routings.size(); ++i) out << (i ? "," : "") << routings[i];
     out << ")";
@@ -350,6 +374,27 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
                              return measurer.measure_mla(k, p.mla.shape, q, cold, opt.reps);
                            }};
         if ((stopped = !run.batch(job, begun, begin))) break;
+      }
+    } else if (p.is_mxfp4) {
+      const auto begin = [&] { measurer.begin_mxfp4_shape(p.mx.shape, p.planned); };
+      const std::string gemm = p.mx.shape.gemm == 1 ? "mxfp4 gemm1 " : "mxfp4 gemm2 ";
+      for (int64_t t : ms) {
+        for (size_t a = 0; a < routings.size() && !stopped; ++a) {
+          std::optional<MoeRouting> routing;  // drawn only when something is measured
+          const BatchJob job{p, {p.op(), p.key(), cold, routings[a]}, t,
+                             gemm + p.key() + " T=" + std::to_string(t) + " " + routings[a],
+                             [&](const PackKernel& k) {
+                               if (!routing)
+                                 routing = MoeRouting{routings[a], t,
+                                                      mxfp4_tune_routing(opt.archetypes[a], t,
+                                                                         static_cast<int>(p.mx.shape.experts),
+                                                                         static_cast<int>(p.mx.shape.top_k),
+                                                                         opt.routing_seed)};
+                               return measurer.measure_mxfp4(k, p.mx.shape, *routing, cold, opt.reps);
+                             }};
+          stopped = !run.batch(job, begun, begin);
+        }
+        if (stopped) break;
       }
     } else if (!p.is_moe) {
       const auto begin = [&] { measurer.begin_shape(p.ts.shape, p.planned); };
@@ -388,6 +433,7 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
 
   st.shapes_with_winners = print_winners(out, db, prov, shapes, cold) +
                            print_moe_winners(out, db, prov, moe_shapes, cold) +
+                           print_mxfp4_winners(out, db, prov, mx_shapes, cold) +
                            print_mla_winners(out, db, prov, mla_shapes, cold);
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   char line[256];

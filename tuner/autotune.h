@@ -31,11 +31,12 @@ std::vector<int64_t> default_mla_q_buckets();
 
 struct AutotuneOptions {
   ShapeSelection select;
-  std::vector<std::string> ops;  // empty = every family (w4a16_linear, w4a16_moe_gemm1/2, sparse_mla_decode)
+  std::vector<std::string> ops;  // empty = every family (w4a16_linear, w4a16_moe_gemm1/2, sparse_mla_decode,
+                                 // mxfp4_moe_gemm1/2)
   std::string arch;              // "" = the measurer's device
-  std::vector<int64_t> ms = default_m_buckets();  // MoE ops: token counts T
+  std::vector<int64_t> ms = default_m_buckets();  // MoE and MXFP4 ops: token counts T
   std::vector<int64_t> mla_qs = default_mla_q_buckets();  // sparse_mla_decode: query counts Q (--m sets both)
-  std::vector<RoutingArchetype> archetypes = default_archetypes();  // MoE ops are timed under each
+  std::vector<RoutingArchetype> archetypes = default_archetypes();  // MoE and MXFP4 ops are timed under each
   uint64_t routing_seed = 1;     // of generate_routing: fixed, so reruns and other processes meet the same routing
   std::string db = "tuned_db/kforge.sqlite";
   int jobs = 0;                  // parallel compiles; 0 = hardware threads

@@ -135,16 +135,18 @@ int autotune_main(int argc, char** argv) {
   app.add_option("--arch", opt.arch, "target arch (default: the GPU's, e.g. sm_90a for compute capability 9.0, gfx942)");
   app.add_option("--ops", ops,
                  "kernel families, comma-separated: w4a16_linear, w4a16_moe_gemm1, w4a16_moe_gemm2, w4a16_moe (both),"
-                 " sparse_mla_decode; default all");
+                 " sparse_mla_decode, mxfp4_moe_gemm1, mxfp4_moe_gemm2, mxfp4_moe (both); default all");
   app.add_option("--m", ms,
-                 "M buckets (MoE: token counts T, sparse_mla_decode: query counts Q) to tune, comma-separated"
-                 " (default 1,2,4,...,4096; for sparse_mla_decode 1,2,4,...,1024)");
+                 "M buckets (MoE and MXFP4 MoE: token counts T, sparse_mla_decode: query counts Q) to tune,"
+                 " comma-separated (default 1,2,4,...,4096; for sparse_mla_decode 1,2,4,...,1024)");
   app.add_option("--archetypes", archetypes,
-                 "routing archetypes the MoE ops are timed under (uniform, zipf1, zipf2, balanced, hot16)")
+                 "routing archetypes the MoE and MXFP4 MoE ops are timed under (uniform, zipf1, zipf2, balanced,"
+                 " hot16)")
       ->capture_default_str();
   app.add_option("--routing-seed", opt.routing_seed, "seed of the synthetic routings")->capture_default_str();
   app.add_option("--export-vllm", export_dir,
-                 "write the tuned MoE winners as vLLM fused-MoE config JSON files into this directory (no measuring)");
+                 "write the tuned w4a16 MoE winners as vLLM fused-MoE config JSON files into this directory (no"
+                 " measuring; the MXFP4 ops are not exported)");
   app.add_option("--db", opt.db, "tuning DB = kernel pack; what it lacks is generated into it")->capture_default_str();
   app.add_option("--jobs,-j", opt.jobs, "parallel compiles and reference threads (default: CPU count)");
   app.add_option("--time-budget", opt.time_budget_s, "stop after this many seconds (a rerun continues)");

@@ -29,7 +29,7 @@ std::string CudaMeasurer::text(CUresult rc) const {
 
 CudaMeasurer::CudaMeasurer(const CudaOptions& opt)
     : opt_(opt), host_(opt.seed, opt.host_threads), moe_host_(opt.seed, opt.host_threads),
-      mla_host_(opt.seed, opt.host_threads) {
+      mla_host_(opt.seed, opt.host_threads), mx_host_(opt.seed, opt.host_threads) {
   const char* why = "unknown reason";
   cu_ = cuda::driver(&why);
   if (!cu_) throw NoGpuError(why);
@@ -95,13 +95,14 @@ void CudaMeasurer::setup_context() {
   check(cu_->cuMemsetD32(flush_.ptr, 0x5a5a5a5a, flush_.bytes / 4), "cuMemsetD32");
   sink_.alloc(cu_, 16, "the flush sink");
   uploaded_ = weights_uploaded_ = false;
-  if (!shape_key_.empty()) mla_active() ? alloc_mla_shape() : moe_ ? alloc_moe_shape() : alloc_shape();
+  if (!shape_key_.empty())
+    mla_active() ? alloc_mla_shape() : mxfp4_active() ? alloc_mxfp4_shape() : moe_ ? alloc_moe_shape() : alloc_shape();
 }
 
 void CudaMeasurer::drop_context(bool reset) {
   if (!ctx_ok_) return;
-  DevBuf* bufs[] = {&flush_, &sink_, &x_,  &qw_,  &sc_,   &qz_, &y_,  &ws_,  &cnt_, &ids_, &tw_,   &sorted_,
-                    &eids_,  &npad_, &mq_, &mkv_, &midx_, &mxs_, &mxc_, &mo_, &mlse_, &mpo_, &mplse_};
+  DevBuf* bufs[] = {&flush_, &sink_, &x_,  &qw_,  &sc_,   &qz_,  &y_,  &ws_, &cnt_,  &ids_, &tw_, &sorted_, &eids_,
+                    &npad_,  &mq_,   &mkv_, &midx_, &mxs_, &mxc_, &mo_, &mlse_, &mpo_, &mplse_, &fw_, &fsc_, &fb_};
   if (reset) {
     for (DevBuf* b : bufs) b->forget();  // a faulted context frees nothing: the reset frees it all
   } else {

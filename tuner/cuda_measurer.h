@@ -21,6 +21,12 @@
 // queries; per kernel, o, lse (and a split kernel's partials) poisoned, the decode kernel
 // (and for a split config the combine kernel after it) run, o and lse judged, then both
 // launches timed together between the events.
+//
+// mxfp4_moe (cuda_mxfp4_measure.cpp): per (shape, T, routing) a fresh problem
+// (mxfp4_problem.h), its weights and scales drawn and uploaded a chunk at a time, and the
+// float64 reference of the checked slots; per kernel, moe_align_any sorts the slots for
+// its block_m (checked against the host), y is poisoned, the GEMM run and judged, then
+// timed alone.
 #pragma once
 #include <functional>
 #include <map>
@@ -69,6 +75,9 @@ class CudaMeasurer final : public Measurer {
   void begin_mla_shape(const MlaShape& shape, const std::vector<PlannedKernel>& kernels) override;
   Measurement measure_mla(const PackKernel& kernel, const MlaShape& shape, int64_t queries, bool cold_l2,
                           int reps) override;
+  void begin_mxfp4_shape(const Mxfp4MoeShape& shape, const std::vector<PlannedKernel>& kernels) override;
+  Measurement measure_mxfp4(const PackKernel& kernel, const Mxfp4MoeShape& shape, const MoeRouting& routing,
+                            bool cold_l2, int reps) override;
 
  private:
   using Judge = std::function<void(const std::vector<uint16_t>& y, Measurement& r)>;
@@ -80,8 +89,13 @@ class CudaMeasurer final : public Measurer {
   void drop_context(bool reset);  // reset: after a fault, through cuDevicePrimaryCtxReset
   void alloc_shape();
   void alloc_moe_shape();
-  void alloc_mla_shape();  // frees the linear and MoE buffers first
+  void alloc_mla_shape();  // frees the linear, MoE and MXFP4 buffers first
   bool mla_active() const { return shape_key_.rfind(std::string(kMlaDecodeOp) + "_", 0) == 0; }
+  void alloc_mxfp4_shape();  // frees the buffers only linear, MoE or MLA shapes use first
+  bool mxfp4_active() const { return shape_key_.rfind("mxfp4_moe_", 0) == 0; }
+  void prepare_mxfp4_problem(const MoeRouting& routing);
+  // One run of `run` with the problem's y rows poisoned, read back and judged.
+  void verify_mxfp4(const std::function<void()>& run, Measurement& r);
   void prepare_mla_problem(int64_t queries);
   // One run of `run` (decode, and combine for a split config) with o, lse and the split
   // partials poisoned; o and lse of Q + 1 queries read back and judged.
@@ -89,9 +103,10 @@ class CudaMeasurer final : public Measurer {
   void prepare_problem(int64_t m);
   void prepare_moe_problem(const MoeRouting& routing);
   CUfunction align_function();
-  // moe_align for `block_m` over the current routing, its output checked on the host;
-  // r failed when it is wrong (the GEMM cannot be judged then).
-  void run_align(int block_m, Measurement& r);
+  // moe_align for `block_m` over `topk_ids` (already in ids_), its output checked on the
+  // host; r failed when it is wrong (the GEMM cannot be judged then).
+  void run_align(const std::vector<int32_t>& topk_ids, int64_t t, int64_t top_k, int64_t experts, int block_m,
+                 Measurement& r);
   CUfunction function_of(const PackKernel& k);
   CUfunction flush_function();
   // Waits for the stream (throws CallFailed on an execution error); false when it is
@@ -138,6 +153,7 @@ class CudaMeasurer final : public Measurer {
   measure::HostProblem host_;
   measure::MoeHostProblem moe_host_;
   measure::MlaHostProblem mla_host_;
+  measure::Mxfp4HostProblem mx_host_;
   const PackKernel* util_ = nullptr;
   const PackKernel* align_ = nullptr;
   const PackKernel* combine_[2] = {nullptr, nullptr};  // sparse_mla_combine_any_ fp16, bf16
@@ -155,6 +171,7 @@ class CudaMeasurer final : public Measurer {
   DevBuf flush_, sink_, x_, qw_, sc_, qz_, y_, ws_, cnt_;
   DevBuf ids_, tw_, sorted_, eids_, npad_;  // MoE: topk_ids, topk_weights, moe_align's outputs
   DevBuf mq_, mkv_, midx_, mxs_, mxc_, mo_, mlse_, mpo_, mplse_;  // MLA: q, kv, indices, extras, o, lse, partials
+  DevBuf fw_, fsc_, fb_;  // MXFP4: expert weights, scales, bias (x, y and the routing buffers are the MoE ones)
   // The current shape and (shape, M) problem.
   LinearShape shape_;
   std::string shape_key_;
@@ -170,6 +187,8 @@ class CudaMeasurer final : public Measurer {
   MlaShapeBuffers mla_sizes_;
   std::vector<uint16_t> host_o_;
   std::vector<float> host_lse_;
+  Mxfp4MoeShape mx_shape_;  // MXFP4 shape (mxfp4_active()): shape_key_ is op + key
+  Mxfp4ShapeBuffers mx_sizes_;
   double verify_seconds_ = 0;  // wall time of the last verification run
   std::vector<uint16_t> host_y_;
   std::vector<int32_t> host_counters_;

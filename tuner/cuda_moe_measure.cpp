@@ -85,18 +85,17 @@ CUfunction CudaMeasurer::align_function() {
   return align_fn_;
 }
 
-void CudaMeasurer::run_align(int block_m, Measurement& r) {
+void CudaMeasurer::run_align(const std::vector<int32_t>& topk_ids, int64_t t, int64_t top_k, int64_t experts,
+                             int block_m, Measurement& r) {
   const CUfunction fn = align_function();
-  const MoeProblem& p = moe_host_.problem();
-  const MoeShape& s = moe_shape_;
-  const int64_t cap = moe::sorted_capacity(p.t, s.top_k, s.experts, block_m);
+  const int64_t cap = moe::sorted_capacity(t, top_k, experts, block_m);
   // Poisoned, so that what an earlier block_m left there cannot pass for this one's.
   check(ex_->cuMemsetD32Async(sorted_.ptr, 0xfffffffe, sorted_.bytes / 4, stream_), "cuMemsetD32Async");
   check(ex_->cuMemsetD32Async(eids_.ptr, 0xfffffffe, eids_.bytes / 4, stream_), "cuMemsetD32Async");
   check(ex_->cuMemsetD32Async(npad_.ptr, 0xfffffffe, 1, stream_), "cuMemsetD32Async");
   kf_moe_align_args a{static_cast<const int32_t*>(ids_.raw()), static_cast<int32_t*>(sorted_.raw()),
                       static_cast<int32_t*>(eids_.raw()), static_cast<int32_t*>(npad_.raw()),
-                      static_cast<int>(p.t), static_cast<int>(s.top_k), static_cast<int>(s.experts), block_m};
+                      static_cast<int>(t), static_cast<int>(top_k), static_cast<int>(experts), block_m};
   launch(fn, {1, 1, 1}, align_->threads, &a, "cuLaunchKernel (moe_align_any)");
   if (!wait(opt_.hang_timeout_s)) return mark_hung(r, opt_.hang_timeout_s);
   int32_t num_padded = 0;
@@ -105,7 +104,7 @@ void CudaMeasurer::run_align(int block_m, Measurement& r) {
   check(cu_->cuMemcpyDtoH(host_eids_.data(), eids_.ptr, static_cast<size_t>(cap / block_m) * 4), "cuMemcpyDtoH");
   const std::vector<int32_t> sorted(host_sorted_.begin(), host_sorted_.begin() + cap);
   const std::vector<int32_t> eids(host_eids_.begin(), host_eids_.begin() + cap / block_m);
-  const std::string why = check_moe_align(p.topk_ids, p.t, s.top_k, s.experts, block_m, sorted, eids, num_padded);
+  const std::string why = check_moe_align(topk_ids, t, top_k, experts, block_m, sorted, eids, num_padded);
   if (!why.empty()) {
     r.disposition = "failed";
     r.message = "moe_align_any (block_m " + std::to_string(block_m) + ") sorted the slots wrongly: " + why;
@@ -173,7 +172,7 @@ Measurement CudaMeasurer::measure_moe(const PackKernel& k, const MoeShape& shape
                         shape.expert().effective_group()};
   return guarded([&](Measurement& r) {
     const CUfunction fn = function_of(k);
-    run_align(cfg.block_m, r);
+    run_align(moe_host_.problem().topk_ids, t, shape.top_k, shape.experts, cfg.block_m, r);
     const int64_t rows = moe_checked_rows(t, shape.top_k);
     // A fused SiLU gemm1 writes h: N/2 columns.
     if (r.disposition.empty())

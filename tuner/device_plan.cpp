@@ -66,6 +66,24 @@ MlaShapeBuffers plan_mla_buffers(const MlaShape& s, const std::vector<PlannedKer
   return b;
 }
 
+Mxfp4ShapeBuffers plan_mxfp4_buffers(const Mxfp4MoeShape& s, const std::vector<PlannedKernel>& kernels) {
+  Mxfp4ShapeBuffers b;
+  for (const auto& pk : kernels) b.max_t = std::max(b.max_t, pk.max_m);
+  for (const auto& pk : kernels) {
+    const int block_m = parse_mxfp4_config(pk.kernel->config).block_m;
+    const int64_t cap = moe::sorted_capacity(b.max_t, s.top_k, s.experts, block_m);
+    b.sorted_ids = std::max(b.sorted_ids, cap);
+    b.expert_ids = std::max(b.expert_ids, cap / block_m);
+  }
+  b.slots = b.max_t * s.top_k;
+  b.x_elems = (s.gemm == 1 ? b.max_t : b.slots) * s.k;
+  b.weight_bytes = s.experts * s.n * (s.k / 2);
+  b.scale_bytes = s.experts * (s.k / 32) * s.n;
+  b.bias_floats = s.experts * s.n;
+  b.y_elems = (b.slots + kGuardRows) * (s.swiglu ? s.n / 2 : s.n);
+  return b;
+}
+
 int64_t flush_bytes(int64_t l2_bytes) {
   constexpr int64_t kMiB = 1 << 20;
   const int64_t want = std::max<int64_t>(4 * std::max<int64_t>(l2_bytes, 0), 64 * kMiB);

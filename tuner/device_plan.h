@@ -60,6 +60,21 @@ struct MlaShapeBuffers {
 };
 MlaShapeBuffers plan_mla_buffers(const MlaShape& shape, const std::vector<PlannedKernel>& kernels);
 
+// The same for an mxfp4_moe shape (max_t = the largest T any kernel runs at; sorted
+// sizes from w4a16_moe/launch.h's capacity for the worst case of every kernel's block_m).
+struct Mxfp4ShapeBuffers {
+  int64_t max_t = 0;
+  int64_t x_elems = 0;       // bf16, gemm1 [max_t, K], gemm2 [max_t * top_k, K]
+  int64_t weight_bytes = 0;  // [E, N, K/2]
+  int64_t scale_bytes = 0;   // [E, K/32, N]
+  int64_t bias_floats = 0;   // [E, N]
+  int64_t slots = 0;         // max_t * top_k: topk_ids and topk_weights
+  int64_t sorted_ids = 0;    // max sorted_capacity
+  int64_t expert_ids = 0;    // max sorted_capacity / block_m
+  int64_t y_elems = 0;       // bf16, [slots + kGuardRows, N] (N / 2 with the SwiGLU epilogue)
+};
+Mxfp4ShapeBuffers plan_mxfp4_buffers(const Mxfp4MoeShape& shape, const std::vector<PlannedKernel>& kernels);
+
 // Bytes of the buffer read before each cold run: at least 4x the L2 (reads evict without
 // leaving dirty lines) and at least 64 MiB (L2 sizes under-report victim caches), a
 // multiple of 1 MiB (stream_read needs a multiple of 16).

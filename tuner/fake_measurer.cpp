@@ -92,6 +92,24 @@ double fake_mla_time_us(const PackKernel& k, const MlaShape& s, int64_t queries,
   return kLaunchUs + std::ceil(blocks / kSms) * std::max(memory, compute) + combine;
 }
 
+double fake_mxfp4_time_us(const PackKernel& k, const Mxfp4MoeShape& s, const MoeRouting& routing, bool cold) {
+  const Mxfp4Config c = parse_mxfp4_config(k.config);
+  std::vector<int64_t> load(s.experts, 0);
+  for (int32_t e : routing.topk_ids)
+    if (e >= 0 && e < s.experts) ++load[e];
+  double blocks = 0;
+  for (int64_t l : load) blocks += static_cast<double>((l + c.block_m - 1) / c.block_m);
+  const double knobs = (c.stages >= 3 ? 1.0 : 0.9) * (c.block_k == 32 ? 0.9 : 1.0) * (c.warps == 8 ? 1.0 : 0.95) *
+                       (c.subtiles == 1 ? 1.0 : 0.97) * (c.block_m * c.block_n >= 4096 ? 1.0 : 0.75);
+  // Tiles in waves, each block_m x block_n x K of math; every block row reads its
+  // expert's weights (e2m1 and scales) once, warm runs at 1.5x the rate.
+  const double tiles = blocks * static_cast<double>(s.n / c.block_n);
+  const double compute = std::ceil(tiles / kSms) * 2.0 * c.block_m * c.block_n * s.k / (kFlopsPerUsPerSm * knobs);
+  const double weight_bytes = static_cast<double>(s.n * s.k) * (0.5 + 1.0 / 32);
+  const double memory = blocks * weight_bytes / (kBytesPerUs * 0.8 * (cold ? 1.0 : 1.5));
+  return kLaunchUs + 2.0 + std::max(compute, memory);
+}
+
 FakeMeasurer::FakeMeasurer(FakeOptions opt) : opt_(std::move(opt)) {
   try {
     incorrect_ = std::regex(opt_.incorrect.empty() ? "$^" : opt_.incorrect);
@@ -112,6 +130,8 @@ void FakeMeasurer::begin_shape(const LinearShape&, const std::vector<PlannedKern
 void FakeMeasurer::begin_moe_shape(const MoeShape&, const std::vector<PlannedKernel>&) { ++shapes_begun_; }
 
 void FakeMeasurer::begin_mla_shape(const MlaShape&, const std::vector<PlannedKernel>&) { ++shapes_begun_; }
+
+void FakeMeasurer::begin_mxfp4_shape(const Mxfp4MoeShape&, const std::vector<PlannedKernel>&) { ++shapes_begun_; }
 
 Measurement FakeMeasurer::outcome(const PackKernel& kernel, double t, int reps) {
   Measurement r;
@@ -165,6 +185,15 @@ Measurement FakeMeasurer::measure_mla(const PackKernel& kernel, const MlaShape& 
   const double t = injected          ? 0
                    : opt_.mla_time_us ? opt_.mla_time_us(kernel, shape, queries, cold_l2)
                                       : fake_mla_time_us(kernel, shape, queries, cold_l2);
+  return outcome(kernel, t, reps);
+}
+
+Measurement FakeMeasurer::measure_mxfp4(const PackKernel& kernel, const Mxfp4MoeShape& shape,
+                                        const MoeRouting& routing, bool cold_l2, int reps) {
+  const bool injected = begin_measurement(kernel);
+  const double t = injected            ? 0
+                   : opt_.mxfp4_time_us ? opt_.mxfp4_time_us(kernel, shape, routing, cold_l2)
+                                        : fake_mxfp4_time_us(kernel, shape, routing, cold_l2);
   return outcome(kernel, t, reps);
 }
 

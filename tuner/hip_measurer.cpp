@@ -31,7 +31,7 @@ std::string HipMeasurer::text(hipError_t rc) const {
 
 HipMeasurer::HipMeasurer(const HipOptions& opt)
     : opt_(opt), host_(opt.seed, opt.host_threads), moe_host_(opt.seed, opt.host_threads),
-      mla_host_(opt.seed, opt.host_threads) {
+      mla_host_(opt.seed, opt.host_threads), mx_host_(opt.seed, opt.host_threads) {
   const char* why = "unknown reason";
   hip_ = hip::driver(&why);
   if (!hip_) throw NoGpuError(std::string("HIP: ") + why);
@@ -101,13 +101,14 @@ void HipMeasurer::setup_device() {
   check(hip_->hipMemsetD32(flush_.ptr, 0x5a5a5a5a, flush_.bytes / 4), "hipMemsetD32");
   sink_.alloc(hip_, 16, "the flush sink");
   uploaded_ = weights_uploaded_ = false;
-  if (!shape_key_.empty()) mla_active() ? alloc_mla_shape() : moe_ ? alloc_moe_shape() : alloc_shape();
+  if (!shape_key_.empty())
+    mla_active() ? alloc_mla_shape() : mxfp4_active() ? alloc_mxfp4_shape() : moe_ ? alloc_moe_shape() : alloc_shape();
 }
 
 void HipMeasurer::drop_device(bool reset) {
   if (!dev_ok_) return;
-  DevBuf* bufs[] = {&flush_, &sink_, &x_,  &qw_,  &sc_,   &qz_, &y_,  &ws_,  &cnt_, &ids_, &tw_,   &sorted_,
-                    &eids_,  &npad_, &mq_, &mkv_, &midx_, &mxs_, &mxc_, &mo_, &mlse_, &mpo_, &mplse_};
+  DevBuf* bufs[] = {&flush_, &sink_, &x_,  &qw_,  &sc_,   &qz_,  &y_,  &ws_, &cnt_,  &ids_, &tw_, &sorted_, &eids_,
+                    &npad_,  &mq_,   &mkv_, &midx_, &mxs_, &mxc_, &mo_, &mlse_, &mpo_, &mplse_, &fw_, &fsc_, &fb_};
   if (reset) {
     for (DevBuf* b : bufs) b->forget();  // hipDeviceReset frees it all
     (void)hip_->hipDeviceReset();

@@ -3,7 +3,8 @@
 // cuda_measurer.h), its vendor-neutral parts shared through measure_common.h. HIP has
 // no context to retain: the device is made current with hipSetDevice, and after a
 // reported fault hipDeviceReset frees everything, as the CUDA primary-context reset does.
-// sparse MLA: hip_mla_measure.cpp, step for step as cuda_mla_measure.cpp.
+// sparse MLA: hip_mla_measure.cpp, step for step as cuda_mla_measure.cpp; mxfp4_moe:
+// hip_mxfp4_measure.cpp, step for step as cuda_mxfp4_measure.cpp.
 #pragma once
 #include <functional>
 #include <map>
@@ -51,6 +52,9 @@ class HipMeasurer final : public Measurer {
   void begin_mla_shape(const MlaShape& shape, const std::vector<PlannedKernel>& kernels) override;
   Measurement measure_mla(const PackKernel& kernel, const MlaShape& shape, int64_t queries, bool cold_l2,
                           int reps) override;
+  void begin_mxfp4_shape(const Mxfp4MoeShape& shape, const std::vector<PlannedKernel>& kernels) override;
+  Measurement measure_mxfp4(const PackKernel& kernel, const Mxfp4MoeShape& shape, const MoeRouting& routing,
+                            bool cold_l2, int reps) override;
 
  private:
   using Judge = std::function<void(const std::vector<uint16_t>& y, Measurement& r)>;
@@ -62,14 +66,19 @@ class HipMeasurer final : public Measurer {
   void drop_device(bool reset);  // reset: after a fault, through hipDeviceReset
   void alloc_shape();
   void alloc_moe_shape();
-  void alloc_mla_shape();  // frees the linear and MoE buffers first
+  void alloc_mla_shape();  // frees the linear, MoE and MXFP4 buffers first
   bool mla_active() const { return shape_key_.rfind(std::string(kMlaDecodeOp) + "_", 0) == 0; }
+  void alloc_mxfp4_shape();  // frees the buffers only linear, MoE or MLA shapes use first
+  bool mxfp4_active() const { return shape_key_.rfind("mxfp4_moe_", 0) == 0; }
+  void prepare_mxfp4_problem(const MoeRouting& routing);
+  void verify_mxfp4(const std::function<void()>& run, Measurement& r);  // as CudaMeasurer::verify_mxfp4
   void prepare_mla_problem(int64_t queries);
   void verify_mla(const std::function<void()>& run, int splits, Measurement& r);  // as CudaMeasurer::verify_mla
   void prepare_problem(int64_t m);
   void prepare_moe_problem(const MoeRouting& routing);
   hipFunction_t align_function();
-  void run_align(int block_m, Measurement& r);  // as CudaMeasurer::run_align
+  void run_align(const std::vector<int32_t>& topk_ids, int64_t t, int64_t top_k, int64_t experts, int block_m,
+                 Measurement& r);  // as CudaMeasurer::run_align
   hipFunction_t function_of(const PackKernel& k);
   hipFunction_t flush_function();
   bool wait(double timeout_s);  // false: still busy after timeout_s
@@ -109,6 +118,7 @@ class HipMeasurer final : public Measurer {
   measure::HostProblem host_;
   measure::MoeHostProblem moe_host_;
   measure::MlaHostProblem mla_host_;
+  measure::Mxfp4HostProblem mx_host_;
   const PackKernel* util_ = nullptr;
   const PackKernel* align_ = nullptr;
   const PackKernel* combine_[2] = {nullptr, nullptr};  // sparse_mla_combine_any_ fp16, bf16
@@ -126,6 +136,7 @@ class HipMeasurer final : public Measurer {
   DevBuf flush_, sink_, x_, qw_, sc_, qz_, y_, ws_, cnt_;
   DevBuf ids_, tw_, sorted_, eids_, npad_;  // MoE: topk_ids, topk_weights, moe_align's outputs
   DevBuf mq_, mkv_, midx_, mxs_, mxc_, mo_, mlse_, mpo_, mplse_;  // MLA: q, kv, indices, extras, o, lse, partials
+  DevBuf fw_, fsc_, fb_;  // MXFP4: expert weights, scales, bias (x, y and the routing buffers are the MoE ones)
   // The current shape and (shape, M) problem.
   LinearShape shape_;
   std::string shape_key_;
@@ -140,6 +151,8 @@ class HipMeasurer final : public Measurer {
   MlaShapeBuffers mla_sizes_;
   std::vector<uint16_t> host_o_;
   std::vector<float> host_lse_;
+  Mxfp4MoeShape mx_shape_;  // MXFP4 shape (mxfp4_active()): shape_key_ is op + key
+  Mxfp4ShapeBuffers mx_sizes_;
   double verify_seconds_ = 0;
   std::vector<uint16_t> host_y_;
   std::vector<int32_t> host_counters_;

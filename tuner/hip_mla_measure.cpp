@@ -31,8 +31,9 @@ void HipMeasurer::begin_mla_shape(const MlaShape& shape, const std::vector<Plann
 }
 
 void HipMeasurer::alloc_mla_shape() {
-  // Nothing of a linear or MoE shape is needed here (their alloc_* allocate it again).
-  for (DevBuf* b : {&x_, &qw_, &sc_, &qz_, &y_, &ws_, &cnt_, &ids_, &tw_, &sorted_, &eids_, &npad_}) b->release();
+  // Nothing of a linear, MoE or MXFP4 shape is needed here (their alloc_* allocate it again).
+  for (DevBuf* b : {&x_, &qw_, &sc_, &qz_, &y_, &ws_, &cnt_, &ids_, &tw_, &sorted_, &eids_, &npad_, &fw_, &fsc_, &fb_})
+    b->release();
   host_y_.clear();
   host_counters_.clear();
   const MlaShapeBuffers& b = mla_sizes_;

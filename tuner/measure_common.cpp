@@ -84,6 +84,46 @@ void MlaHostProblem::for_each_kv_chunk(const std::function<void(int64_t, int64_t
   }
 }
 
+Mxfp4HostProblem::Mxfp4HostProblem(uint64_t seed, int host_threads) : rng_(seed ^ 0x6d78667034ull) {
+  const int hw = static_cast<int>(std::thread::hardware_concurrency());
+  threads_ = std::max(1, host_threads > 0 ? host_threads : hw);
+}
+
+void Mxfp4HostProblem::begin_shape(const Mxfp4MoeShape& shape) {
+  shape_ = shape;
+  current_.clear();
+}
+
+bool Mxfp4HostProblem::prepare(const MoeRouting& routing, const Mxfp4ShapeBuffers& sizes) {
+  if (routing.t > sizes.max_t)
+    throw Error("internal: T=" + std::to_string(routing.t) + " above the shape's planned maximum");
+  const std::string id = routing.archetype + " " + std::to_string(routing.t);
+  if (id == current_) return false;
+  prob_ = make_mxfp4_problem(shape_, routing, rng_);
+  ref_ = mxfp4_check_reference(prob_, mxfp4_checked_slots(prob_.topk_ids, shape_.experts, rng_), threads_);
+  current_ = id;
+  return true;
+}
+
+void Mxfp4HostProblem::for_each_chunk(bool scales,
+                                      const std::function<void(int64_t, int64_t, const uint8_t*)>& put) {
+  constexpr int64_t kChunkBytes = 64 << 20;
+  const int64_t total = scales ? mxfp4_scale_bytes(prob_.shape) : mxfp4_weight_bytes(prob_.shape);
+  chunk_.resize(static_cast<size_t>(std::min(kChunkBytes, total)));
+  for (int64_t first = 0; first < total; first += kChunkBytes) {
+    const int64_t bytes = std::min(kChunkBytes, total - first);
+    const int64_t per = (bytes / threads_ + 4095) / 4096 * 4096;  // whole 8-byte words per thread
+    std::vector<std::thread> pool;
+    for (int64_t at = 0; at < bytes; at += per)
+      pool.emplace_back([&, at] {
+        const int64_t n = std::min(per, bytes - at);
+        scales ? mxfp4_scale_fill(prob_, first + at, n, &chunk_[at]) : mxfp4_weight_fill(prob_, first + at, n, &chunk_[at]);
+      });
+    for (auto& t : pool) t.join();
+    put(first, bytes, chunk_.data());
+  }
+}
+
 kf_mla_decode_args mla_decode_args(const MlaTuneProblem& p, const void* q, const void* kv, const void* indices,
                                    const void* extra_start, const void* extra_count, void* o, void* lse,
                                    void* part_o, void* part_lse) {

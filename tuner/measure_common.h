@@ -17,6 +17,7 @@
 #include "measurer.h"
 #include "mla_problem.h"
 #include "moe_reference.h"
+#include "mxfp4_problem.h"
 #include "sparse_mla/args.h"
 #include "util/stream_read_args.h"
 #include "w4a16_linear/args.h"
@@ -99,6 +100,32 @@ class MlaHostProblem {
   MlaTuneProblem prob_;
   MlaCheckReference ref_;
   std::vector<uint16_t> chunk_;
+};
+
+// The mxfp4_moe counterpart (mxfp4_problem.h): a fresh problem and the float64 reference
+// of its checked slots per (T, routing), drawn when either changes and after begin_shape.
+class Mxfp4HostProblem {
+ public:
+  Mxfp4HostProblem(uint64_t seed, int host_threads);  // host_threads 0: hardware threads
+  void begin_shape(const Mxfp4MoeShape& shape);
+  // True when a new problem was drawn (to be uploaded). Throws kf::Error for a T above the
+  // shape's planned maximum.
+  bool prepare(const MoeRouting& routing, const Mxfp4ShapeBuffers& sizes);
+  const Mxfp4TuneProblem& problem() const { return prob_; }
+  const Mxfp4CheckReference& reference() const { return ref_; }
+  // The problem's weights ([E, N, K/2]) or scales ([E, K/32, N]), drawn on the host
+  // threads a chunk at a time, each chunk handed to `put` (first byte, bytes, data)
+  // before the next is drawn.
+  void for_each_chunk(bool scales, const std::function<void(int64_t first, int64_t bytes, const uint8_t* data)>& put);
+
+ private:
+  std::mt19937_64 rng_;
+  int threads_;
+  Mxfp4MoeShape shape_;
+  std::string current_;  // archetype and T of the problem drawn
+  Mxfp4TuneProblem prob_;
+  Mxfp4CheckReference ref_;
+  std::vector<uint8_t> chunk_;
 };
 
 kf_linear_args linear_args(const LinearShape& s, int64_t m, void* x, void* qweight, void* scales, void* qzeros,

@@ -17,6 +17,7 @@
 #include "linear_family.h"
 #include "mla_family.h"
 #include "moe_family.h"
+#include "mxfp4_family.h"
 #include "pack.h"
 
 namespace kf {
@@ -93,6 +94,15 @@ class Measurer {
   // after it (both launches between the events: what an engine runs).
   virtual Measurement measure_mla(const PackKernel& kernel, const MlaShape& shape, int64_t queries, bool cold_l2,
                                   int reps) = 0;
+
+  // mxfp4_moe (mxfp4_moe_gemm1/2), sorted by the moe_align_any of set_moe_align_kernel.
+  // Before the first measure_mxfp4() of a shape; max_m of each kernel is its largest T.
+  virtual void begin_mxfp4_shape(const Mxfp4MoeShape& shape, const std::vector<PlannedKernel>& kernels) = 0;
+  // As measure_moe: the routing's slots sorted with moe_align for the kernel's block_m
+  // (checked against the host), the kernel verified on the (shape, T, routing) problem
+  // (mxfp4_problem.h), then the GEMM alone timed.
+  virtual Measurement measure_mxfp4(const PackKernel& kernel, const Mxfp4MoeShape& shape, const MoeRouting& routing,
+                                    bool cold_l2, int reps) = 0;
 };
 
 // No usable GPU (no driver, no device, or a build without the vendor headers); autotune
@@ -123,6 +133,8 @@ using FakeMoeTimeFn =
     std::function<double(const PackKernel& kernel, const MoeShape& shape, const MoeRouting& routing, bool cold)>;
 using FakeMlaTimeFn =
     std::function<double(const PackKernel& kernel, const MlaShape& shape, int64_t queries, bool cold)>;
+using FakeMxfp4TimeFn =
+    std::function<double(const PackKernel& kernel, const Mxfp4MoeShape& shape, const MoeRouting& routing, bool cold)>;
 struct FakeOptions {
   std::string arch = "sm_90a";
   std::string device = "kforge-fake-gpu";
@@ -134,6 +146,7 @@ struct FakeOptions {
   FakeTimeFn time_us;
   FakeMoeTimeFn moe_time_us;  // overrides fake_moe_time_us
   FakeMlaTimeFn mla_time_us;  // overrides fake_mla_time_us
+  FakeMxfp4TimeFn mxfp4_time_us;  // overrides fake_mxfp4_time_us
 };
 
 class FakeMeasurer : public Measurer {
@@ -151,6 +164,9 @@ class FakeMeasurer : public Measurer {
   void begin_mla_shape(const MlaShape& shape, const std::vector<PlannedKernel>& kernels) override;
   Measurement measure_mla(const PackKernel& kernel, const MlaShape& shape, int64_t queries, bool cold_l2,
                           int reps) override;
+  void begin_mxfp4_shape(const Mxfp4MoeShape& shape, const std::vector<PlannedKernel>& kernels) override;
+  Measurement measure_mxfp4(const PackKernel& kernel, const Mxfp4MoeShape& shape, const MoeRouting& routing,
+                            bool cold_l2, int reps) override;
   int measurements() const { return measurements_; }
   int shapes_begun() const { return shapes_begun_; }
 
@@ -176,5 +192,9 @@ double fake_moe_time_us(const PackKernel& kernel, const MoeShape& shape, const M
 // its share of the query's KV rows at one SM's share of the bandwidth or bounded by its
 // tile's math, plus the combine launch and its partials for split configs.
 double fake_mla_time_us(const PackKernel& kernel, const MlaShape& shape, int64_t queries, bool cold);
+// Its MXFP4 model: the sorted blocks of the kernel's block_m over the routed slots (ids
+// outside [0, E) route nowhere), block_n-wide tiles in waves over the SMs bounded by the
+// tile's math, or the weights of every expert hit read once per block row of it.
+double fake_mxfp4_time_us(const PackKernel& kernel, const Mxfp4MoeShape& shape, const MoeRouting& routing, bool cold);
 
 }  // namespace kf

@@ -71,11 +71,13 @@ void import_pack(const std::string& from, const std::string& to, const std::stri
 
 int ensure_pack(const AutotuneOptions& opt, const std::string& arch, const std::vector<TuneShape>& shapes,
                 const std::vector<MoeTuneShape>& moe_shapes, const std::vector<MlaTuneShape>& mla_shapes,
-                const std::regex& filter, std::ostream& out, std::ostream& err) {
+                const std::vector<Mxfp4TuneShape>& mxfp4_shapes, const std::regex& filter, std::ostream& out,
+                std::ostream& err) {
   const fs::path db(opt.db);
   if (db.filename().empty() || fs::is_directory(db))
     throw Error("--db '" + opt.db + "' must name a file (e.g. tuned_db/kforge.sqlite)");
-  const std::vector<std::string> expected = expected_kernels(shapes, opt.select, arch, filter, moe_shapes, mla_shapes);
+  const std::vector<std::string> expected =
+      expected_kernels(shapes, opt.select, arch, filter, moe_shapes, mla_shapes, mxfp4_shapes);
   if (!opt.generate && !fs::exists(db))
     throw Error("no pack at '" + opt.db + "' (run without --no-generate to build it)");
   const fs::path dir = db.has_parent_path() ? db.parent_path() : fs::path(".");
@@ -103,6 +105,12 @@ int ensure_pack(const AutotuneOptions& opt, const std::string& arch, const std::
   if (!shapes.empty()) g.ops.push_back("w4a16_linear");
   for (const auto& op : {"w4a16_moe_gemm1", "w4a16_moe_gemm2"})
     for (const auto& ms : moe_shapes)
+      if (ms.op == op) {
+        g.ops.push_back(op);
+        break;
+      }
+  for (const auto& op : {"mxfp4_moe_gemm1", "mxfp4_moe_gemm2"})
+    for (const auto& ms : mxfp4_shapes)
       if (ms.op == op) {
         g.ops.push_back(op);
         break;

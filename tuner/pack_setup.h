@@ -16,6 +16,7 @@ namespace kf {
 // kforge pack (left untouched), or when the DB is missing and generation is off.
 int ensure_pack(const AutotuneOptions& opt, const std::string& arch, const std::vector<TuneShape>& shapes,
                 const std::vector<MoeTuneShape>& moe_shapes, const std::vector<MlaTuneShape>& mla_shapes,
-                const std::regex& filter, std::ostream& out, std::ostream& err);
+                const std::vector<Mxfp4TuneShape>& mxfp4_shapes, const std::regex& filter, std::ostream& out,
+                std::ostream& err);
 
 }  // namespace kf

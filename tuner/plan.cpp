@@ -1,6 +1,7 @@
 #include "plan.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <set>
 
 #include "arch.h"
@@ -56,6 +57,7 @@ std::vector<MoeTuneShape> moe_tune_shapes(const ModelDesc& model, const ShapeSel
   check_selection(sel);
   std::vector<MoeTuneShape> out;
   for (const auto& l : model.moe) {
+    if (l.mxfp4) continue;  // the mxfp4_moe family's (mxfp4_tune_shapes)
     const int gemm = l.layer.find("gate_up") != std::string::npos ? 1
                      : l.layer.find("down") != std::string::npos  ? 2
                                                                   : 0;
@@ -72,6 +74,26 @@ std::vector<MoeTuneShape> moe_tune_shapes(const ModelDesc& model, const ShapeSel
           if (it == out.end()) it = out.insert(out.end(), MoeTuneShape{s, s.op(), key, {}});
           it->layers.push_back(l.layer);
         }
+  }
+  return out;
+}
+
+std::vector<Mxfp4TuneShape> mxfp4_tune_shapes(const ModelDesc& model, const std::vector<std::string>& ops) {
+  std::vector<Mxfp4TuneShape> out;
+  for (const auto& l : model.moe) {
+    if (!l.mxfp4) continue;
+    const int gemm = l.layer.find("gate_up") != std::string::npos ? 1
+                     : l.layer.find("down") != std::string::npos  ? 2
+                                                                  : 0;
+    if (gemm == 0) throw Error("MoE layer '" + l.layer + "': neither gate_up nor down");
+    const Mxfp4MoeShape s{gemm, l.experts, l.top_k, l.n, l.k, l.swiglu};
+    if (std::find(ops.begin(), ops.end(), s.op()) == ops.end()) continue;
+    validate_mxfp4_shape(s, l.layer);
+    const std::string key = s.key();
+    auto it = std::find_if(out.begin(), out.end(),
+                           [&](const Mxfp4TuneShape& t) { return t.key == key && t.op == s.op(); });
+    if (it == out.end()) it = out.insert(out.end(), Mxfp4TuneShape{s, s.op(), key, {}});
+    it->layers.push_back(l.layer);
   }
   return out;
 }
@@ -96,7 +118,8 @@ std::vector<MlaTuneShape> mla_tune_shapes(const ModelDesc& model, const ShapeSel
 std::vector<std::string> expected_kernels(const std::vector<TuneShape>& shapes, const ShapeSelection& sel,
                                           const std::string& arch_name, const std::regex& filter,
                                           const std::vector<MoeTuneShape>& moe_shapes,
-                                          const std::vector<MlaTuneShape>& mla_shapes) {
+                                          const std::vector<MlaTuneShape>& mla_shapes,
+                                          const std::vector<Mxfp4TuneShape>& mxfp4_shapes) {
   const ArchInfo& arch = arch_info(arch_name);
   std::vector<std::string> out;
   auto add = [&](const std::string& name) {
@@ -118,6 +141,14 @@ std::vector<std::string> expected_kernels(const std::vector<TuneShape>& shapes, 
       out.push_back(make_moe_sum_candidate(dt == "bf16", arch).name);
     }
   }
+  // MXFP4 layers sort their slots with align and sum in bf16 (genkernels emits the bf16
+  // silu_mul with them too).
+  for (const auto& ms : mxfp4_shapes)
+    for (const auto& cfg : enumerate_mxfp4_configs(ms.shape, arch)) add(mxfp4_kernel_name(ms.shape, cfg));
+  if (!mxfp4_shapes.empty())
+    for (const Candidate& c : {make_moe_align_candidate(arch), make_moe_silu_mul_candidate(true, arch),
+                               make_moe_sum_candidate(true, arch)})
+      out.push_back(c.name);
   // Split MLA kernels are timed together with the combine kernel of their dtype.
   for (const auto& ms : mla_shapes) {
     for (const auto& cfg : enumerate_mla_configs(ms.shape, arch)) add(mla_kernel_name(ms.shape, cfg));
@@ -164,6 +195,33 @@ std::string mla_split_prune_reason(const MlaShape& s, const MlaConfig& c, int64_
   return "";
 }
 
+std::string mxfp4_block_m_prune_reason(const Mxfp4MoeShape& s, const Mxfp4Config& c, int64_t t) {
+  // L = T top_k / E compared as T top_k against multiples of E (no rounding).
+  const int64_t slots = t * s.top_k, bm = c.block_m;
+  char why[320];
+  if (bm >= 64 && slots * kMxfp4LargeBlockMinFill < bm * s.experts) {
+    std::snprintf(why, sizeof why,
+                  "block_m %lld: T = %lld routes %.3g slots per expert on average (%lld slots, %lld experts), "
+                  "under block_m / %lld: the blocks would be mostly padding; block_m %lld is timed from T = %lld",
+                  static_cast<long long>(bm), static_cast<long long>(t), static_cast<double>(slots) / s.experts,
+                  static_cast<long long>(slots), static_cast<long long>(s.experts),
+                  static_cast<long long>(kMxfp4LargeBlockMinFill), static_cast<long long>(bm),
+                  static_cast<long long>((bm * s.experts + kMxfp4LargeBlockMinFill * s.top_k - 1) /
+                                         (kMxfp4LargeBlockMinFill * s.top_k)));
+    return why;
+  }
+  if (bm == 16 && slots >= kMxfp4SmallBlockMaxLoad * s.experts) {
+    std::snprintf(why, sizeof why,
+                  "block_m 16: T = %lld routes %.3g slots per expert on average, %lld or more: each expert's weights "
+                  "would be read once per 16 slots; block_m 16 is timed below T = %lld",
+                  static_cast<long long>(t), static_cast<double>(slots) / s.experts,
+                  static_cast<long long>(kMxfp4SmallBlockMaxLoad),
+                  static_cast<long long>((kMxfp4SmallBlockMaxLoad * s.experts + s.top_k - 1) / s.top_k));
+    return why;
+  }
+  return "";
+}
+
 Verdict static_verdict(const PackKernel& k, int64_t m, int compute_units) {
   if (k.status == "compile_error") return {"failed", "did not compile (the compiler's output is in kernels.log)"};
   if (k.status.rfind("pruned:", 0) == 0)
@@ -172,6 +230,13 @@ Verdict static_verdict(const PackKernel& k, int64_t m, int compute_units) {
   if (k.op == kMlaDecodeOp) {
     const std::string why = mla_split_prune_reason(parse_mla_shape(k.shape), parse_mla_config(k.config), m,
                                                    compute_units);
+    if (!why.empty()) return {"pruned", why};
+    if (k.code_object.empty()) return {"failed", "status ok but no code object in the pack"};
+    return {"", ""};
+  }
+  if (k.op == "mxfp4_moe_gemm1" || k.op == "mxfp4_moe_gemm2") {
+    const std::string why = mxfp4_block_m_prune_reason(parse_mxfp4_shape(k.op, k.shape),
+                                                       parse_mxfp4_config(k.config), m);
     if (!why.empty()) return {"pruned", why};
     if (k.code_object.empty()) return {"failed", "status ok but no code object in the pack"};
     return {"", ""};

@@ -1,6 +1,7 @@
-// What autotune tunes: the model's w4a16_linear, MoE and sparse MLA shapes (as genkernels
-// derives them), the kernels the pack must hold for them, and per (kernel, M) whether a
-// candidate is measured or recorded without running (pruned / failed at build time).
+// What autotune tunes: the model's w4a16_linear, MoE (w4a16 and MXFP4) and sparse MLA
+// shapes (as genkernels derives them), the kernels the pack must hold for them, and per
+// (kernel, M) whether a candidate is measured or recorded without running (pruned / failed
+// at build time).
 #pragma once
 #include <cstdint>
 #include <regex>
@@ -13,6 +14,7 @@
 #include "model.h"
 #include "moe_family.h"
 #include "moe_routing.h"
+#include "mxfp4_family.h"
 #include "pack.h"
 
 namespace kf {
@@ -50,10 +52,22 @@ ModelDesc resolve_model(const ShapeSelection& sel);
 // Distinct shapes in model order; throws kf::Error for a bad dtype, quantisation or a
 // layer the family cannot serve (same checks and messages as genkernels).
 std::vector<TuneShape> tune_shapes(const ModelDesc& model, const ShapeSelection& sel);
-// The model's MoE GEMM shapes of the selected ops (gate_up layers are gemm1, down layers
-// gemm2, as genkernels reads them), distinct, in model order.
+// The model's w4a16 MoE GEMM shapes of the selected ops (gate_up layers are gemm1, down
+// layers gemm2, as genkernels reads them), distinct, in model order; MXFP4 layers are
+// mxfp4_tune_shapes'.
 std::vector<MoeTuneShape> moe_tune_shapes(const ModelDesc& model, const ShapeSelection& sel,
                                           const std::vector<std::string>& ops);
+
+// mxfp4_moe shapes (m = the token count T): the model's MXFP4 expert layers of the
+// selected ops (mxfp4_moe_gemm1 / mxfp4_moe_gemm2), distinct, in model order. Weights,
+// activations (bf16) and the SwiGLU epilogue are the layer's: the dtype, quantisation and
+// group-size selection does not apply. Throws kf::Error for a layer the family cannot serve.
+struct Mxfp4TuneShape {
+  Mxfp4MoeShape shape;
+  std::string op, key;
+  std::vector<std::string> layers;
+};
+std::vector<Mxfp4TuneShape> mxfp4_tune_shapes(const ModelDesc& model, const std::vector<std::string>& ops);
 
 // sparse_mla_decode shapes (m = the query count Q).
 struct MlaTuneShape {
@@ -70,11 +84,14 @@ std::vector<MlaTuneShape> mla_tune_shapes(const ModelDesc& model, const ShapeSel
 // generic kernel of each dtype/quantisation included), plus the utility kernel (always:
 // it flushes L2).
 // With MoE shapes, their kernels and the MoE helpers (align, silu_mul and sum per dtype);
-// with MLA shapes, their kernels and the combine kernel of each of their dtypes.
+// with MXFP4 shapes, their kernels and the helpers genkernels emits with them (align,
+// bf16 silu_mul and sum); with MLA shapes, their kernels and the combine kernel of each
+// of their dtypes.
 std::vector<std::string> expected_kernels(const std::vector<TuneShape>& shapes, const ShapeSelection& sel,
                                           const std::string& arch, const std::regex& filter,
                                           const std::vector<MoeTuneShape>& moe_shapes = {},
-                                          const std::vector<MlaTuneShape>& mla_shapes = {});
+                                          const std::vector<MlaTuneShape>& mla_shapes = {},
+                                          const std::vector<Mxfp4TuneShape>& mxfp4_shapes = {});
 
 // Candidates of one shape, from the pack's rows of that shape and of the generic shape
 // key: every row whose name matches `filter`; with max_candidates > 0 only that many of
@@ -85,7 +102,8 @@ std::vector<const PackKernel*> select_candidates(const std::vector<PackKernel>& 
 
 // Why `k` is not run at `m`: {"", ""} when it is measured, else {disposition, message}
 // with disposition pruned (pack status pruned:*, decode above kDecodeMaxM, split-K prefill
-// above kSplitPrefillMaxM, an MLA split that cannot help: mla_split_prune_reason) or
+// above kSplitPrefillMaxM, an MLA split that cannot help: mla_split_prune_reason, an
+// MXFP4 block_m that does not suit T: mxfp4_block_m_prune_reason) or
 // failed (compile_error). `compute_units`: the device's SMs / CUs (0: unknown, no rule
 // that needs it applies).
 struct Verdict {
@@ -100,5 +118,21 @@ Verdict static_verdict(const PackKernel& k, int64_t m, int compute_units = 0);
 //   - every split gets at least block_k slots: floor((topk + extras) / s) >= block_k.
 // "" when it is timed, else why not.
 std::string mla_split_prune_reason(const MlaShape& shape, const MlaConfig& cfg, int64_t queries, int compute_units);
+
+// mxfp4_moe at T tokens, with L = T * top_k / E the routed slots per expert on average
+// (moe_align pads every expert's run to whole blocks of block_m):
+//   - block_m >= 64 is timed only from L >= block_m / kMxfp4LargeBlockMinFill: below, the
+//     average block is more than three quarters padding, whose rows cost the tile's math
+//     and save nothing (an expert's weights are read once per block, and a block_m 32
+//     tile covers such a load in one or two blocks with a fraction of the math);
+//   - block_m 16 is timed only while L < kMxfp4SmallBlockMaxLoad: above, the average
+//     expert's weights are streamed through the SMs once per 16 slots (4+ times) on the
+//     smallest, least efficient tile, where block_m 32 to 128 read them 2 to 8 times less.
+// For gpt-oss-120b (E 128, top-4): block_m 64 from T = 512, 128 from T = 1024, 16 below
+// T = 2048; gpt-oss-20b (E 32): 64 from T = 128, 128 from T = 256, 16 below T = 512.
+// "" when it is timed, else why not.
+constexpr int64_t kMxfp4LargeBlockMinFill = 4;
+constexpr int64_t kMxfp4SmallBlockMaxLoad = 64;
+std::string mxfp4_block_m_prune_reason(const Mxfp4MoeShape& shape, const Mxfp4Config& cfg, int64_t t);
 
 }  // namespace kf

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <utility>
 
 namespace kf {
 
@@ -54,19 +55,22 @@ int print_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov
   return with_winners;
 }
 
-int print_moe_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov,
-                      const std::vector<MoeTuneShape>& shapes, bool cold_l2) {
+namespace {
+
+// The routing-robust winners (routing '') of (op, shape key) pairs per T range.
+int print_robust_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov, const char* family,
+                         const std::vector<std::pair<std::string, std::string>>& shapes, bool cold_l2) {
   if (shapes.empty()) return 0;
-  out << "\nMoE winners on " << prov.device << " (" << prov.arch << ", " << (cold_l2 ? "cold" : "warm")
+  out << "\n" << family << " winners on " << prov.device << " (" << prov.arch << ", " << (cold_l2 ? "cold" : "warm")
       << " L2), robust over the routing archetypes; median us = worst over them:\n";
   char line[512];
   std::snprintf(line, sizeof line, "%-16s %-40s %-14s %-90s %10s\n", "op", "shape", "T range", "kernel", "median us");
   out << line;
   int with_winners = 0;
-  for (const auto& s : shapes) {
-    const auto win = db.winners(prov, {s.op, s.key, cold_l2, ""});
+  for (const auto& [op, key] : shapes) {
+    const auto win = db.winners(prov, {op, key, cold_l2, ""});
     if (win.empty()) {
-      std::snprintf(line, sizeof line, "%-16s %-40s %-14s %-90s\n", s.op.c_str(), s.key.c_str(), "-",
+      std::snprintf(line, sizeof line, "%-16s %-40s %-14s %-90s\n", op.c_str(), key.c_str(), "-",
                     "(no kernel passed under every routing)");
       out << line;
       continue;
@@ -76,13 +80,29 @@ int print_moe_winners(std::ostream& out, const ResultsDb& db, const Provenance& 
     for (const auto& w : win) {
       const std::string range = std::to_string(w.m_lo) +
                                 (w.m_hi == kMaxWinnerM ? "+" : w.m_hi == w.m_lo ? "" : "-" + std::to_string(w.m_hi));
-      std::snprintf(line, sizeof line, "%-16s %-40s %-14s %-90s %10.2f\n", first ? s.op.c_str() : "",
-                    first ? s.key.c_str() : "", range.c_str(), w.kernel.c_str(), w.median_us);
+      std::snprintf(line, sizeof line, "%-16s %-40s %-14s %-90s %10.2f\n", first ? op.c_str() : "",
+                    first ? key.c_str() : "", range.c_str(), w.kernel.c_str(), w.median_us);
       out << line;
       first = false;
     }
   }
   return with_winners;
+}
+
+}  // namespace
+
+int print_moe_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov,
+                      const std::vector<MoeTuneShape>& shapes, bool cold_l2) {
+  std::vector<std::pair<std::string, std::string>> keys;
+  for (const auto& s : shapes) keys.push_back({s.op, s.key});
+  return print_robust_winners(out, db, prov, "MoE", keys, cold_l2);
+}
+
+int print_mxfp4_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov,
+                        const std::vector<Mxfp4TuneShape>& shapes, bool cold_l2) {
+  std::vector<std::pair<std::string, std::string>> keys;
+  for (const auto& s : shapes) keys.push_back({s.op, s.key});
+  return print_robust_winners(out, db, prov, "MXFP4 MoE", keys, cold_l2);
 }
 
 int print_mla_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov,

@@ -36,6 +36,9 @@ int print_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov
 // winners are in the DB. Returns how many shapes have winners.
 int print_moe_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov,
                       const std::vector<MoeTuneShape>& shapes, bool cold_l2);
+// The same for the mxfp4_moe shapes. Returns how many shapes have winners.
+int print_mxfp4_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov,
+                        const std::vector<Mxfp4TuneShape>& shapes, bool cold_l2);
 // The sparse_mla_decode shapes' winners per Q range (routing ''). Returns how many shapes
 // have winners.
 int print_mla_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov,

@@ -6,7 +6,8 @@
 // against the live allocations. Code objects are text,
 // "FAKEHSACO name=<symbol> us=<cost> behave=<b>", b as in fake_libcuda.cpp. The device
 // is a gfx942 with features in gcnArchName, which the measurer must strip. The sparse MLA
-// kernels are fake_mla.h's (wave64: a kernel's threads are its warps x 64).
+// kernels are fake_mla.h's, the mxfp4_moe GEMMs and moe_align fake_mxfp4.h's (wave64: a
+// kernel's threads are its warps x 64).
 #include <hip/hip_runtime_api.h>
 
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include <string>
 
 #include "fake_mla.h"
+#include "fake_mxfp4.h"
 #include "linear_reference.h"
 #include "w4a16_linear/args.h"
 
@@ -113,6 +115,22 @@ hipError_t mla_result(const Module& mod, const fake_mla::Outcome& r) {
 }
 
 const fake_mla::Env kMlaEnv{live, kf::half_bits_to_float, kf::float_to_half_bits};
+
+// moe_align and mxfp4_moe_gemm1/2: fake_mxfp4.h; align costs 2 us, the GEMMs like the others.
+hipError_t mxfp4_result(const Module& mod, const fake_mxfp4::Outcome& r, bool align) {
+  if (r.what == fake_mxfp4::Outcome::invalid) return hipErrorInvalidValue;
+  if (r.what == fake_mxfp4::Outcome::fault) return fault(r.why);
+  if (align) {
+    g_now_us += 2;
+    return hipSuccess;
+  }
+  g_now_us += g_cold ? mod.us : mod.us / 2;
+  g_cold = false;
+  if (mod.behave == "hang") g_hung = true;
+  return hipSuccess;
+}
+
+const fake_mxfp4::Env kMxfp4Env{live, kf::half_bits_to_float, kf::float_to_half_bits};
 
 struct StreamReadArgs {
   const void* data;
@@ -227,6 +245,12 @@ hipError_t hipModuleLaunchKernel(hipFunction_t f, unsigned gx, unsigned gy, unsi
   const auto* mod = reinterpret_cast<const Module*>(f);
   if (mod->behave == "refuse") return hipErrorLaunchOutOfResources;
   if (mod->behave == "flush") return run_flush(*static_cast<StreamReadArgs*>(params[0]), gx, bx);
+  if (mod->name.rfind("moe_align", 0) == 0)
+    return mxfp4_result(*mod, fake_mxfp4::align(mod->behave, *static_cast<kf_moe_align_args*>(params[0]), gx, bx,
+                                                kMxfp4Env), true);
+  if (mod->name.rfind("mxfp4_moe_gemm", 0) == 0)
+    return mxfp4_result(*mod, fake_mxfp4::gemm(mod->name, mod->behave, *static_cast<kf_mxfp4_moe_gemm_args*>(params[0]),
+                                               gx, gy, gz, bx, 64, kMxfp4Env), false);
   if (mod->name.rfind("sparse_mla_decode", 0) == 0)
     return mla_result(*mod, fake_mla::decode(mod->name, mod->behave, *static_cast<kf_mla_decode_args*>(params[0]), gx,
                                              gy, gz, bx, 64, kMlaEnv));

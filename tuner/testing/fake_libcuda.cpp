@@ -24,6 +24,10 @@
 //     kernel's part_lse, still poisoned) computes o and lse, or the split partials (nan:
 //     leaves the last query's last head unwritten; overrun: also writes the query after
 //     the last); sparse_mla_combine merges the partials as combine.h does;
+//   - mxfp4_moe (fake_mxfp4.h): an mxfp4_moe_gemm launch checks its grid and buffers for T,
+//     E, N, K and its block_m / block_n, and on a verification run computes the sorted
+//     slots' rows from the MXFP4 weights (SwiGLU, routing weight; behave padding / dropped
+//     / nan / wrong as there);
 // Code objects are text: "FAKECUBIN name=<symbol> us=<cost> behave=<b>" where b is ok,
 // wrong (outputs off), nan (output left unwritten), overrun (writes row M), counters
 // (leaves a split-K counter set), fault (illegal address), refuse (launch refused),
@@ -42,6 +46,7 @@
 #include <vector>
 
 #include "fake_mla.h"
+#include "fake_mxfp4.h"
 #include "sparse_mla/args.h"
 #include "w4a16_linear/args.h"
 #include "w4a16_moe/args.h"
@@ -284,6 +289,18 @@ CUresult mla_result(const Module& mod, const fake_mla::Outcome& r) {
 
 const fake_mla::Env kMlaEnv{live, half_to_float, float_to_half};
 
+// mxfp4_moe_gemm1/2: fake_mxfp4.h, timed like the others.
+CUresult mxfp4_result(const Module& mod, const fake_mxfp4::Outcome& r) {
+  if (r.what == fake_mxfp4::Outcome::invalid) return CUDA_ERROR_INVALID_VALUE;
+  if (r.what == fake_mxfp4::Outcome::fault) return fault(r.why);
+  g_now_us += g_cold ? mod.us : mod.us / 2;
+  g_cold = false;
+  if (mod.behave == "hang") g_hung = true;
+  return CUDA_SUCCESS;
+}
+
+const fake_mxfp4::Env kMxfp4Env{live, half_to_float, float_to_half};
+
 struct StreamReadArgs {
   const void* data;
   unsigned long long bytes;
@@ -422,6 +439,9 @@ CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, uns
     return run_moe_gemm(*mod, *static_cast<kf_moe_gemm_args*>(params[0]), gx, gy, gz);
   if (mod->name.rfind("moe_silu_mul", 0) == 0)
     return run_moe_silu_mul(*mod, *static_cast<kf_moe_silu_mul_args*>(params[0]), gx, bx);
+  if (mod->name.rfind("mxfp4_moe_gemm", 0) == 0)
+    return mxfp4_result(*mod, fake_mxfp4::gemm(mod->name, mod->behave, *static_cast<kf_mxfp4_moe_gemm_args*>(params[0]),
+                                               gx, gy, gz, bx, 32, kMxfp4Env));
   if (mod->name.rfind("sparse_mla_decode", 0) == 0)
     return mla_result(*mod, fake_mla::decode(mod->name, mod->behave, *static_cast<kf_mla_decode_args*>(params[0]), gx,
                                              gy, gz, bx, 32, kMlaEnv));
