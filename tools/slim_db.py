@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes a shippable copy of a tuned kforge DB: every measurement and winner row is
 kept, code objects (and compiler logs) are kept only for winners, generic and utility kernels,
-the MoE helpers (moe_align, moe_silu_mul, moe_sum), which every MoE layer runs, and the
+the MoE helpers (moe_align, moe_silu_mul, moe_sum), which every MoE layer runs (the MXFP4
+ones too: moe_align sorts their slots and moe_sum adds their bf16 rows), and the
 sparse MLA combine kernel, which split MLA winners run after them
 (the others' rows stay, marked pruned:not_a_winner, so the DB still says what was tried).
 usage: slim_db.py TUNED_DB OUT_DB"""
