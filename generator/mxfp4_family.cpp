@@ -107,14 +107,17 @@ std::string mxfp4_config_problem(const Mxfp4MoeShape& s, const Mxfp4Config& c, c
 std::vector<Mxfp4Config> enumerate_mxfp4_configs(const Mxfp4MoeShape& s, const ArchInfo& arch) {
   std::vector<Mxfp4Config> out;
   // block_m follows tokens per expert (T top_k / E): 16 for decode, up to 128 for
-  // prefill; block_n 96 and 192 divide gpt-oss's 2880.
+  // prefill; block_n and block_k 96 and 192 divide gpt-oss's 2880. A decode-sized stage
+  // (16 rows, 64 columns, 64 k) is under 3 KB, so 6 and 8 stages are what keeps enough
+  // weight bytes in flight per block when few tokens reach each expert.
   for (int bm : {16, 32, 64, 128})
     for (int bn : {32, 64, 96, 128, 192})
-      for (int bk : {32, 64, 128})
+      for (int bk : {32, 64, 96, 128})
         for (int w : {4, 8})
-          for (int st : {2, 3, 4})
+          for (int st : {2, 3, 4, 6, 8})
             for (int ep : {1, 2}) {
               const Mxfp4Config c{bm, bn, bk, w, st, ep};
+              if (st > 4 && bm > 32) continue;  // deep rings only for the memory-bound sizes
               // A second epilogue pass only where one pass would not fit beside the stages.
               if (ep == 2 && mxfp4::epilogue_bytes(bm, bn, 1) <= mxfp4::main_loop_bytes(bm, bn, bk, st)) continue;
               if (mxfp4_config_problem(s, c, arch).empty()) out.push_back(c);
