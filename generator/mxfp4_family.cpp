@@ -4,6 +4,7 @@
 
 #include "error.h"
 #include "kf_mma_layouts.h"
+#include "mxfp4_moe/decode_tiling.h"
 #include "mxfp4_moe/tiling.h"
 #include "w4a16_moe/launch.h"
 
@@ -73,7 +74,8 @@ std::string Mxfp4Config::key() const {
          "_ep" + str(subtiles);
 }
 
-Mxfp4Config parse_mxfp4_config(const std::string& key) {
+Mxfp4Config parse_mxfp4_config(const std::string& key, const std::string& kind) {
+  if (kind != "mma" && kind != "decode") throw Error("unknown mxfp4_moe kind '" + kind + "' (mma, decode)");
   static const std::regex re("bm([1-9][0-9]{0,3})_bn([1-9][0-9]{0,3})_bk([1-9][0-9]{0,3})_w([1-9][0-9]?)_s([1-9])_ep([1-9][0-9]?)");
   std::smatch m;
   if (!std::regex_match(key, m, re))
@@ -85,14 +87,25 @@ Mxfp4Config parse_mxfp4_config(const std::string& key) {
   c.warps = static_cast<int>(to_int(m[4], key));
   c.stages = static_cast<int>(to_int(m[5], key));
   c.subtiles = static_cast<int>(to_int(m[6], key));
+  c.decode = kind == "decode";
   return c;
 }
 
 std::string mxfp4_kernel_name(const Mxfp4MoeShape& shape, const Mxfp4Config& cfg) {
-  return shape.op() + "_" + shape.key() + "_" + cfg.key();
+  return shape.op() + (cfg.decode ? "_decode_" : "_") + shape.key() + "_" + cfg.key();
 }
 
 std::string mxfp4_config_problem(const Mxfp4MoeShape& s, const Mxfp4Config& c, const ArchInfo& arch) {
+  if (c.decode) {
+    if (c.block_k != 32 || c.stages != 1 || c.subtiles != 1) return "the decode kind is block_k 32, stages 1, ep 1";
+    if (c.warps * arch.wave_size > 1024) return "more than 1024 threads";
+    if (!mxfp4::decode_config_valid(static_cast<int>(s.n), static_cast<int>(s.k), s.swiglu, c.block_m, c.block_n,
+                                    c.warps, arch.wave_size))
+      return "decode rules (templates/mxfp4_moe/decode_tiling.h)";
+    if (mxfp4::decode_smem_bytes(c.block_m, static_cast<int>(s.k)) > arch.max_lds_per_block)
+      return "shared memory over the arch's per-block limit";
+    return "";
+  }
   if (!mxfp4::config_valid(static_cast<int>(s.n), static_cast<int>(s.k), s.swiglu, c.block_m, c.block_n, c.block_k,
                            c.warps, c.stages, c.subtiles))
     return "tiling rules (templates/mxfp4_moe/tiling.h)";
@@ -106,6 +119,15 @@ std::string mxfp4_config_problem(const Mxfp4MoeShape& s, const Mxfp4Config& c, c
 
 std::vector<Mxfp4Config> enumerate_mxfp4_configs(const Mxfp4MoeShape& s, const ArchInfo& arch) {
   std::vector<Mxfp4Config> out;
+  // The decode kind for a handful of slots per expert: block_m up to 8, a weight row per
+  // 4-16 threads.
+  for (int bm : {1, 2, 4, 8})
+    for (int bn : {16, 32, 64})
+      for (int w : {4, 8}) {
+        Mxfp4Config c{bm, bn, 32, w, 1, 1};
+        c.decode = true;
+        if (mxfp4_config_problem(s, c, arch).empty()) out.push_back(c);
+      }
   // block_m follows tokens per expert (T top_k / E): 16 for decode, up to 128 for
   // prefill; block_n and block_k 96 and 192 divide gpt-oss's 2880. A decode-sized stage
   // (16 rows, 64 columns, 64 k) is under 3 KB, so 6 and 8 stages are what keeps enough
@@ -130,14 +152,14 @@ Candidate make_mxfp4_candidate(const Mxfp4MoeShape& s, const Mxfp4Config& cfg, c
   if (!why.empty()) throw Error(s.op() + " config " + cfg.key() + " for " + s.key() + " on " + arch.name + ": " + why);
   Candidate c;
   c.op = s.op();
-  c.kind = "mma";
+  c.kind = cfg.decode ? "decode" : "mma";
   c.arch = arch.name;
   c.shape = s.key();
   c.config = cfg.key();
   c.name = mxfp4_kernel_name(s, cfg);
-  c.instance = "mxfp4_moe/gemm.cu.in";
+  c.instance = cfg.decode ? "mxfp4_moe/gemv.cu.in" : "mxfp4_moe/gemm.cu.in";
   c.threads = cfg.warps * arch.wave_size;
-  c.needs_mma = true;
+  c.needs_mma = !cfg.decode;
   c.min_occupancy = 1;
   c.params = {{"name", c.name},
               {"config", c.op + " " + c.shape + " " + c.config + " " + arch.name},
@@ -152,6 +174,8 @@ Candidate make_mxfp4_candidate(const Mxfp4MoeShape& s, const Mxfp4Config& cfg, c
               {"warps", str(cfg.warps)},
               {"stages", str(cfg.stages)},
               {"subtiles", str(cfg.subtiles)}};
+  if (cfg.decode)  // gemv.cu.in has no pipeline or epilogue passes
+    for (const char* unused : {"block_k", "stages", "subtiles"}) c.params.erase(unused);
   return c;
 }
 

@@ -42,14 +42,18 @@ struct Mxfp4Config {
   int warps = 4;
   int stages = 2;
   int subtiles = 1;  // epilogue passes of block_m / subtiles rows
+  // The decode kind (templates/mxfp4_moe/gemv.h, CUDA cores) instead of the matrix one:
+  // block_m <= 8 slots, block_n weight rows, warps; block_k 32, stages 1, subtiles 1.
+  bool decode = false;
 
-  std::string key() const;  // bm16_bn64_bk64_w4_s2_ep1
-  bool operator==(const Mxfp4Config& o) const { return key() == o.key(); }
+  std::string key() const;  // bm16_bn64_bk64_w4_s2_ep1 (the kind is in the kernel name)
+  bool operator==(const Mxfp4Config& o) const { return decode == o.decode && key() == o.key(); }
 };
 
-Mxfp4Config parse_mxfp4_config(const std::string& key);
+// `kind` is the pack row's: "mma" or "decode".
+Mxfp4Config parse_mxfp4_config(const std::string& key, const std::string& kind = "mma");
 
-// mxfp4_moe_gemm1_<shape key>_<config key>
+// mxfp4_moe_gemm1_<shape key>_<config key>; the decode kind: mxfp4_moe_gemm1_decode_<...>
 std::string mxfp4_kernel_name(const Mxfp4MoeShape& shape, const Mxfp4Config& cfg);
 
 // Why the template cannot take this config here ("" = it can).

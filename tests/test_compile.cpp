@@ -24,6 +24,7 @@
 #include "genkernels.h"
 #include "mla_family.h"
 #include "mxfp4_family.h"
+#include "mxfp4_moe/decode_tiling.h"
 #include "mxfp4_moe/tiling.h"
 #include "pack.h"
 #include "process.h"
@@ -328,7 +329,7 @@ void compile_mxfp4_arch(const std::string& arch) {
   kf::GenOptions opt = options(tmp, arch);
   opt.model = "gpt-oss-20b";
   opt.ops = {"mxfp4_moe"};
-  opt.filter = "^moe_align|_swiglu_bm16_bn64_bk64_w4_s2_ep1$|gemm2_.*_bm64_bn64_bk32_w4_s2_ep1$";
+  opt.filter = "^moe_align|_swiglu_bm16_bn64_bk64_w4_s2_ep1$|gemm2_e.*_bm64_bn64_bk32_w4_s2_ep1$|_decode_.*_bm4_bn32_bk32_w4_s1_ep1$";
   std::ostringstream out, err;
   const kf::GenStats stats = kf::run_genkernels(opt, out, err);
   INFO("genkernels output:\n" << out.str() << err.str());
@@ -338,14 +339,16 @@ void compile_mxfp4_arch(const std::string& arch) {
     INFO(r.name << " status " << r.status << "\nlog:\n" << r.log);
     ++by_op[r.op];
     CHECK(r.status == "ok");
-    if (r.op.rfind("mxfp4_moe_", 0) == 0) {
+    if (r.op.rfind("mxfp4_moe_", 0) == 0 && r.kind == "decode") {
+      CHECK(r.lds_bytes <= kf::mxfp4::decode_smem_bytes(4, 2880));
+    } else if (r.op.rfind("mxfp4_moe_", 0) == 0) {
       const kf::Mxfp4Config c = kf::parse_mxfp4_config(r.config);
       CHECK(r.lds_bytes <= kf::mxfp4::smem_bytes(c.block_m, c.block_n, c.block_k, c.stages, c.subtiles));
       if (info.vendor == kf::Vendor::amd && have_objdump()) CHECK(r.mma_count > 0);
     }
   }
-  CHECK(by_op["mxfp4_moe_gemm1"] == 1);
-  CHECK(by_op["mxfp4_moe_gemm2"] == 1);
+  CHECK(by_op["mxfp4_moe_gemm1"] == 2);  // the matrix kind and the decode kind
+  CHECK(by_op["mxfp4_moe_gemm2"] == 2);
   CHECK(by_op["moe_align"] == 1);
 }
 

@@ -40,6 +40,32 @@ TEST_CASE("shape and config keys round-trip and name the kernel") {
   CHECK_THROWS_WITH_AS(kf::parse_mxfp4_config("bm16_bn96_bk64_w4_s3"), doctest::Contains("bm16_bn96_bk64_w4_s3"), kf::Error);
 }
 
+TEST_CASE("the decode kind: its own name, rules and kernel template") {
+  kf::Mxfp4Config c{4, 32, 32, 4, 1, 1};
+  c.decode = true;
+  CHECK(kf::mxfp4_kernel_name(gate_up(), c) == "mxfp4_moe_gemm1_decode_e128_topk4_n5760_k2880_swiglu_bm4_bn32_bk32_w4_s1_ep1");
+  CHECK(kf::parse_mxfp4_config(c.key(), "decode") == c);
+  CHECK_FALSE(kf::parse_mxfp4_config(c.key(), "mma") == c);
+  CHECK_THROWS_WITH_AS(kf::parse_mxfp4_config(c.key(), "gemv"), doctest::Contains("'gemv'"), kf::Error);
+  const kf::ArchInfo& sm90 = kf::arch_info("sm_90a");
+  CHECK(kf::mxfp4_config_problem(gate_up(), c, sm90).empty());
+  const kf::Candidate cand = kf::make_mxfp4_candidate(gate_up(), c, sm90);
+  CHECK(cand.kind == "decode");
+  CHECK(cand.instance == "mxfp4_moe/gemv.cu.in");
+  CHECK_FALSE(cand.needs_mma);
+  CHECK(cand.params.count("stages") == 0);
+  // Over 8 slots per block, or a weight row spread over more than half a wave.
+  kf::Mxfp4Config wide = c;
+  wide.block_m = 16;
+  CHECK(kf::mxfp4_config_problem(gate_up(), wide, sm90).find("decode rules") != std::string::npos);
+  kf::Mxfp4Config thin = c;
+  thin.block_n = 2;
+  CHECK_FALSE(kf::mxfp4_config_problem(gate_up(), thin, sm90).empty());
+  int decode = 0;
+  for (const auto& x : kf::enumerate_mxfp4_configs(gate_up(), sm90)) decode += x.decode;
+  CHECK(decode >= 12);
+}
+
 TEST_CASE("bad shapes are named: K not a multiple of 32, top_k > E, SwiGLU on gemm2") {
   CHECK_NOTHROW(kf::validate_mxfp4_shape(gate_up(), "experts.gate_up_proj"));
   CHECK_THROWS_WITH_AS(kf::validate_mxfp4_shape({1, 128, 4, 5760, 2890, true}, "l"), doctest::Contains("K = 2890"), kf::Error);

@@ -199,6 +199,17 @@ std::string mxfp4_block_m_prune_reason(const Mxfp4MoeShape& s, const Mxfp4Config
   // L = T top_k / E compared as T top_k against multiples of E (no rounding).
   const int64_t slots = t * s.top_k, bm = c.block_m;
   char why[320];
+  // The decode kind (CUDA cores) reads an expert's weights once per block_m <= 8 slots:
+  // only worth timing while a few slots reach each expert.
+  if (c.decode) {
+    if (slots <= kMxfp4DecodeMaxLoad * s.experts) return "";
+    std::snprintf(why, sizeof why,
+                  "decode kind: T = %lld routes %.3g slots per expert on average, over %lld; it is timed up to T = %lld",
+                  static_cast<long long>(t), static_cast<double>(slots) / s.experts,
+                  static_cast<long long>(kMxfp4DecodeMaxLoad),
+                  static_cast<long long>(kMxfp4DecodeMaxLoad * s.experts / s.top_k));
+    return why;
+  }
   if (bm >= 64 && slots * kMxfp4LargeBlockMinFill < bm * s.experts) {
     std::snprintf(why, sizeof why,
                   "block_m %lld: T = %lld routes %.3g slots per expert on average (%lld slots, %lld experts), "
@@ -236,7 +247,7 @@ Verdict static_verdict(const PackKernel& k, int64_t m, int compute_units) {
   }
   if (k.op == "mxfp4_moe_gemm1" || k.op == "mxfp4_moe_gemm2") {
     const std::string why = mxfp4_block_m_prune_reason(parse_mxfp4_shape(k.op, k.shape),
-                                                       parse_mxfp4_config(k.config), m);
+                                                       parse_mxfp4_config(k.config, k.kind), m);
     if (!why.empty()) return {"pruned", why};
     if (k.code_object.empty()) return {"failed", "status ok but no code object in the pack"};
     return {"", ""};

@@ -133,6 +133,8 @@ std::string mla_split_prune_reason(const MlaShape& shape, const MlaConfig& cfg, 
 // "" when it is timed, else why not.
 constexpr int64_t kMxfp4LargeBlockMinFill = 4;
 constexpr int64_t kMxfp4SmallBlockMaxLoad = 64;
+// The MXFP4 decode kind is timed while T * top_k / E <= this.
+constexpr int64_t kMxfp4DecodeMaxLoad = 8;
 std::string mxfp4_block_m_prune_reason(const Mxfp4MoeShape& shape, const Mxfp4Config& cfg, int64_t t);
 
 }  // namespace kf

@@ -6,6 +6,7 @@
 #include <map>
 #include <tuple>
 
+#include "mxfp4_moe/decode_tiling.h"
 #include "mxfp4_moe/tiling.h"
 #include "sparse_mla/launch.h"
 #include "status.h"
@@ -86,15 +87,22 @@ const char* parse_mla_combine(const KernelRow& row, KernelImpl* k) {
 const char* parse_mxfp4_gemm(const KernelRow& row, int gemm, KernelImpl* k) {
   k->op_kind = KernelOp::mxfp4_gemm;
   k->mxfp4.gemm = gemm;
-  if (row.kind != "mma") return "unknown kind";
+  if (row.kind != "mma" && row.kind != "decode") return "unknown kind";
   if (!parse_mxfp4_shape_key(row.shape.c_str(), &k->mxfp4)) return "unreadable shape key";
   if (const char* problem = mxfp4_shape_problem(k->mxfp4)) return problem;
   if (!parse_mxfp4_config_key(row.config.c_str(), &k->mxfp4_config)) return "unreadable config key";
   const Mxfp4ShapeKey& s = k->mxfp4;
   const Mxfp4ConfigKey& c = k->mxfp4_config;
-  if (!mxfp4::config_valid(static_cast<int>(s.n), static_cast<int>(s.k), s.swiglu, c.block_m, c.block_n, c.block_k,
-                           c.warps, c.stages, c.subtiles))
+  // Both kinds launch on tiling.h's grid; the decode kind (gemv.h) has its own rules.
+  if (row.kind == "decode") {
+    const int wave = c.warps > 0 && row.threads % c.warps == 0 ? row.threads / c.warps : 0;
+    if (!mxfp4::decode_config_valid(static_cast<int>(s.n), static_cast<int>(s.k), s.swiglu, c.block_m, c.block_n,
+                                    c.warps, wave))
+      return "config breaks the decode rules of templates/mxfp4_moe/decode_tiling.h";
+  } else if (!mxfp4::config_valid(static_cast<int>(s.n), static_cast<int>(s.k), s.swiglu, c.block_m, c.block_n,
+                                  c.block_k, c.warps, c.stages, c.subtiles)) {
     return "config breaks the tiling rules of templates/mxfp4_moe/tiling.h";
+  }
   if (c.block_m > 1024) return "block_m above moe_align's 1024";
   if (row.threads != c.warps * 32 && row.threads != c.warps * 64) return "thread count is not warps x 32 or 64";
   return nullptr;
