@@ -13,8 +13,6 @@
 // every row within 4x that of its own norm.
 // A line per check, then "N passed, N failed"; exit 1 on any failure or when nothing
 // was checked, 77 without a GPU.
-#include <sqlite3.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -26,8 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "cu_check.h"
-#include "cuda_driver.h"
+#include "gpu_check_util.h"
 #include "linear_reference.h"
 #include "moe_reference.h"
 #include "mxfp4_family.h"
@@ -40,67 +37,15 @@ namespace {
 
 using namespace kf;
 
-const cuda::Driver* cu = nullptr;
+using gpu_check::Buf;
+using gpu_check::cu;
+using gpu_check::KernelRow;
 
 constexpr double kTolerance = 1e-2;
 constexpr int64_t kGuardRows = 4;
 
-struct Buf {
-  CUdeviceptr ptr = 0;
-  size_t bytes = 0;
-  explicit Buf(size_t n) : bytes(std::max<size_t>(n, 256)) { CU_CHECK(cu->cuMemAlloc(&ptr, bytes)); }
-  Buf(const Buf&) = delete;
-  ~Buf() { cu->cuMemFree(ptr); }
-  template <class T>
-  void up(const std::vector<T>& v) {
-    if (!v.empty()) CU_CHECK(cu->cuMemcpyHtoD(ptr, v.data(), v.size() * sizeof(T)));
-  }
-  template <class T>
-  std::vector<T> down(size_t count) const {
-    std::vector<T> v(count);
-    if (count) CU_CHECK(cu->cuMemcpyDtoH(v.data(), ptr, count * sizeof(T)));
-    return v;
-  }
-  template <class T = void>
-  T* p() const { return reinterpret_cast<T*>(ptr); }
-};
 
-struct KernelRow {
-  std::string name, op, shape, config;
-  std::vector<uint8_t> code_object;
-  int threads = 0;
-};
 
-std::vector<KernelRow> read_kernels(const std::string& pack, const std::string& arch) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(pack.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
-    std::fprintf(stderr, "cannot open pack '%s': %s\n", pack.c_str(), db ? sqlite3_errmsg(db) : "out of memory");
-    std::exit(1);
-  }
-  sqlite3_stmt* st = nullptr;
-  const char* sql =
-      "SELECT name, op, shape, config, code_object, threads FROM kernels WHERE arch = ? AND status = 'ok'"
-      " AND code_object IS NOT NULL AND op IN ('mxfp4_moe_gemm1', 'mxfp4_moe_gemm2') ORDER BY name";
-  if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) != SQLITE_OK) {
-    std::fprintf(stderr, "pack '%s': %s\n", pack.c_str(), sqlite3_errmsg(db));
-    std::exit(1);
-  }
-  sqlite3_bind_text(st, 1, arch.c_str(), -1, SQLITE_TRANSIENT);
-  std::vector<KernelRow> rows;
-  auto text = [&](int col) {
-    const unsigned char* t = sqlite3_column_text(st, col);
-    return std::string(t ? reinterpret_cast<const char*>(t) : "");
-  };
-  while (sqlite3_step(st) == SQLITE_ROW) {
-    KernelRow r{text(0), text(1), text(2), text(3), {}, sqlite3_column_int(st, 5)};
-    const auto* blob = static_cast<const uint8_t*>(sqlite3_column_blob(st, 4));
-    r.code_object.assign(blob, blob + sqlite3_column_bytes(st, 4));
-    rows.push_back(std::move(r));
-  }
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return rows;
-}
 
 // Random expert weights in the checkpoint layout: packed [E, N, K/2], scales [E, N, K/32].
 struct Weights {
@@ -139,12 +84,6 @@ std::vector<uint8_t> scales_k_major(const std::vector<uint8_t>& sc, int64_t e, i
   return out;
 }
 
-std::vector<int64_t> parse_list(const std::string& s) {
-  std::vector<int64_t> out;
-  std::stringstream ss(s);
-  for (std::string t; std::getline(ss, t, ',');) out.push_back(std::stoll(t));
-  return out;
-}
 
 }  // namespace
 
@@ -158,7 +97,7 @@ int main(int argc, char** argv) {
     if (a == "--pack" && has_value) pack = argv[++i];
     else if (a == "--arch" && has_value) arch = argv[++i];
     else if (a == "--filter" && has_value) filter = argv[++i];
-    else if (a == "--t" && has_value) ts = parse_list(argv[++i]);
+    else if (a == "--t" && has_value) ts = gpu_check::parse_list(argv[++i]);
     else if (a == "--seed" && has_value) seed = std::stoull(argv[++i]);
     else {
       std::fprintf(stderr, "usage: %s --pack kforge.sqlite [--arch sm_90a] [--filter RE] [--t 1,5,33] [--seed N]\n", argv[0]);
@@ -169,28 +108,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--pack is required and every --t must be >= 1\n");
     return 2;
   }
-  int devices = 0;
-  const char* why = "no CUDA device";
-  cu = cuda::driver(&why);
-  if (!cu || cu->cuInit(0) != CUDA_SUCCESS || cu->cuDeviceGetCount(&devices) != CUDA_SUCCESS || devices == 0) {
-    std::printf("skipped: no GPU (%s); nothing was checked\n", cu ? "no CUDA device on this machine" : why);
-    return 77;
-  }
-  CUdevice dev;
-  CU_CHECK(cu->cuDeviceGet(&dev, 0));
-  char dev_name[256];
-  CU_CHECK(cu->cuDeviceGetName(dev_name, sizeof dev_name, dev));
-  CUcontext ctx;
-  CU_CHECK(cu->cuDevicePrimaryCtxRetain(&ctx, dev));
-  CU_CHECK(cu->cuCtxSetCurrent(ctx));
+  std::string device;
+  gpu_check::start_device(&device);
 
   const std::regex re(filter);
   std::map<std::pair<std::string, std::string>, std::vector<KernelRow>> by_shape;
-  for (auto& k : read_kernels(pack, arch))
+  for (auto& k : gpu_check::read_kernels(pack, arch, {"mxfp4_moe_gemm1", "mxfp4_moe_gemm2"}))
     if (std::regex_search(k.name, re)) by_shape[{k.op, k.shape}].push_back(std::move(k));
   size_t kernels = 0;
   for (auto& [key, list] : by_shape) kernels += list.size();
-  std::printf("device: %s   pack: %s   arch: %s   mxfp4_moe kernels: %zu in %zu shapes   seed: %llu\n", dev_name,
+  std::printf("device: %s   pack: %s   arch: %s   mxfp4_moe kernels: %zu in %zu shapes   seed: %llu\n", device.c_str(),
               pack.c_str(), arch.c_str(), kernels, by_shape.size(), static_cast<unsigned long long>(seed));
   if (kernels == 0) {
     std::printf("FAIL pack: no mxfp4_moe_gemm1/2 kernel with status ok for %s\n", arch.c_str());
@@ -237,7 +164,7 @@ int main(int argc, char** argv) {
       x.up(p.x);
       wts.up(weights);
       for (const KernelRow& k : list) {
-        const Mxfp4Config cfg = parse_mxfp4_config(k.config);
+        const Mxfp4Config cfg = parse_mxfp4_config(k.config, k.kind);
         const std::string what = k.name + " T=" + std::to_string(t);
         const AlignRef al = align_reference(ids, t, top_k, experts, cfg.block_m);
         std::vector<int32_t> sorted, blocks;
