@@ -23,43 +23,16 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.cuh"
 #include "cold_timer.h"
 #include "kforge/kforge.h"
 #include "sparse_mla/launch.h"
 
 namespace {
 
+using namespace kf::bench;
+
 constexpr int kTopK = 2048, kKvRows = 65536, kMaxQ = 1024, kMaxHeads = 128, kWindow = 128;
-
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) {
-    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(e));
-    std::exit(1);
-  }
-}
-
-void kf_check(kf_status st, const char* what) {
-  if (st != KF_OK) {
-    std::fprintf(stderr, "%s: %s: %s\n", what, kf_status_name(st), kf_last_error());
-    std::exit(1);
-  }
-}
-
-__global__ void fill_bf16(uint16_t* p, size_t n, uint32_t seed) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    uint64_t z = i * 0x9e3779b97f4a7c15ull + seed;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    const float f = -1.f + 2.f * ((z ^ (z >> 31)) >> 40) * (1.f / 16777216.f);
-    p[i] = static_cast<uint16_t>(__float_as_uint(f) >> 16);
-  }
-}
-
-void* alloc(size_t bytes) {
-  void* p = nullptr;
-  check(cudaMalloc(&p, std::max<size_t>(bytes, 256)), "cudaMalloc");
-  return p;
-}
 
 }  // namespace
 
@@ -82,8 +55,8 @@ int main(int argc, char** argv) {
   const size_t q_count = size_t(kMaxQ) * kMaxHeads * kf::mla::kHeadDim;
   auto* q = static_cast<uint16_t*>(alloc(q_count * 2));
   auto* kv = static_cast<uint16_t*>(alloc(size_t(kKvRows) * kf::mla::kHeadDim * 2));
-  fill_bf16<<<1024, 256>>>(q, q_count, 1);
-  fill_bf16<<<1024, 256>>>(kv, size_t(kKvRows) * kf::mla::kHeadDim, 2);
+  fill_bf16<<<1024, 256>>>(q, q_count, 1, -1.f, 1.f);
+  fill_bf16<<<1024, 256>>>(kv, size_t(kKvRows) * kf::mla::kHeadDim, 2, -1.f, 1.f);
   void* o = alloc(size_t(kMaxQ) * kMaxHeads * kf::mla::kLatentDim * 2);
   auto* lse = static_cast<float*>(alloc(size_t(kMaxQ) * kMaxHeads * 4));
   auto* indices = static_cast<int32_t*>(alloc(size_t(kMaxQ) * kTopK * 4));

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.cuh"
 #include "cold_timer.h"
 #include "kforge/kforge.h"
 #include "moe_routing.h"
@@ -32,46 +33,10 @@
 
 namespace {
 
+using namespace kf::bench;
+
 constexpr int kExperts = 256, kTopK = 8, kHidden = 2048, kInter = 512, kGroup = 128, kMaxT = 4096;
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) {
-    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(e));
-    std::exit(1);
-  }
-}
-
-void kf_check(kf_status st, const char* what) {
-  if (st != KF_OK) {
-    std::fprintf(stderr, "%s: %s: %s\n", what, kf_status_name(st), kf_last_error());
-    std::exit(1);
-  }
-}
-
-__device__ uint32_t mix(uint64_t i, uint32_t seed) {
-  uint64_t z = i * 0x9e3779b97f4a7c15ull + seed;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return static_cast<uint32_t>(z ^ (z >> 31));
-}
-
-// Random int4 weights (any bits) or 16-bit bf16 values ~ U(lo, hi) (never zero runs).
-__global__ void fill_bits(uint32_t* p, size_t n, uint32_t seed) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
-    p[i] = mix(i, seed);
-}
-__global__ void fill_bf16(uint16_t* p, size_t n, uint32_t seed, float lo, float hi) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    const float f = lo + (hi - lo) * (mix(i, seed) >> 8) * (1.f / 16777216.f);
-    p[i] = static_cast<uint16_t>(__float_as_uint(f) >> 16);
-  }
-}
-
-void* alloc(size_t bytes) {
-  void* p = nullptr;
-  check(cudaMalloc(&p, std::max<size_t>(bytes, 256)), "cudaMalloc");
-  return p;
-}
 void* random_bits(size_t bytes, uint32_t seed) {
   void* p = alloc(bytes);
   fill_bits<<<1024, 256>>>(static_cast<uint32_t*>(p), bytes / 4, seed);

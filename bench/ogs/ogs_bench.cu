@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.cuh"
 #include "cold_timer.h"
 #include "kforge/kforge.h"
 #include "moe_routing.h"
@@ -32,54 +33,15 @@
 
 namespace {
 
+using namespace kf::bench;
+
 constexpr int kExperts = 128, kTopK = 4, kHidden = 2880, kInter = 2880, kMaxT = 4096;
 constexpr int kN1 = 2 * kInter, kK1 = kHidden, kN2 = kHidden, kK2 = kInter;
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) {
-    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(e));
-    std::exit(1);
-  }
-}
-
-void kf_check(kf_status st, const char* what) {
-  if (st != KF_OK) {
-    std::fprintf(stderr, "%s: %s: %s\n", what, kf_status_name(st), kf_last_error());
-    std::exit(1);
-  }
-}
-
-__device__ uint32_t mix(uint64_t i, uint32_t seed) {
-  uint64_t z = i * 0x9e3779b97f4a7c15ull + seed;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return static_cast<uint32_t>(z ^ (z >> 31));
-}
-// Random bytes (MXFP4 codes: any bits).
-__global__ void fill_bytes(uint32_t* p, size_t words, uint32_t seed) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < words; i += size_t(gridDim.x) * blockDim.x)
-    p[i] = mix(i, seed);
-}
 // e8m0 scales 2^-9 .. 2^-3 (weights ~ 1 / sqrt(K)).
 __global__ void fill_scales(uint8_t* p, size_t n, uint32_t seed) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
     p[i] = static_cast<uint8_t>(118 + mix(i, seed) % 7);
-}
-__global__ void fill_f32(float* p, size_t n, uint32_t seed, float lo, float hi) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
-    p[i] = lo + (hi - lo) * (mix(i, seed) >> 8) * (1.f / 16777216.f);
-}
-__global__ void fill_bf16(uint16_t* p, size_t n, uint32_t seed, float lo, float hi) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    const float f = lo + (hi - lo) * (mix(i, seed) >> 8) * (1.f / 16777216.f);
-    p[i] = static_cast<uint16_t>(__float_as_uint(f) >> 16);
-  }
-}
-
-void* alloc(size_t bytes) {
-  void* p = nullptr;
-  check(cudaMalloc(&p, std::max<size_t>(bytes, 256)), "cudaMalloc");
-  return p;
 }
 
 struct Gemm {  // one GEMM's stacked MXFP4 experts
@@ -96,7 +58,7 @@ Gemm make_gemm(int n, int k, uint32_t seed) {
   g.weight = static_cast<uint8_t*>(alloc(wbytes));
   g.scales = static_cast<uint8_t*>(alloc(sbytes));
   g.bias = static_cast<float*>(alloc(size_t(kExperts) * n * 4));
-  fill_bytes<<<1024, 256>>>(reinterpret_cast<uint32_t*>(g.weight), wbytes / 4, seed);
+  fill_bits<<<1024, 256>>>(reinterpret_cast<uint32_t*>(g.weight), wbytes / 4, seed);
   fill_scales<<<1024, 256>>>(g.scales, sbytes, seed + 1);
   fill_f32<<<1024, 256>>>(g.bias, size_t(kExperts) * n, seed + 2, -0.1f, 0.1f);
   return g;
