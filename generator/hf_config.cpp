@@ -225,6 +225,41 @@ ModelDesc qwen3_next(const Keys& c) {
   return m;
 }
 
+// gpt-oss: MXFP4 routed experts (gate_up with bias and the clamped SwiGLU on interleaved
+// columns, down with bias) in every layer; the attention and router stay 16-bit in its
+// checkpoints, so kforge lists the experts only.
+ModelDesc gpt_oss(const Keys& c) {
+  ModelDesc m = common(c);
+  const int64_t experts = c.size("num_local_experts");
+  const int64_t top_k = c.has("num_experts_per_tok") ? c.size("num_experts_per_tok") : c.size("experts_per_token");
+  const int64_t inter = c.size("intermediate_size");
+  const int layers = static_cast<int>(m.num_layers);
+  m.moe.push_back({"experts.gate_up_proj", experts, top_k, 2 * inter, m.hidden, layers, true, true});
+  m.moe.push_back({"experts.down_proj", experts, top_k, m.hidden, inter, layers, true, false});
+  return m;
+}
+
+// DeepSeek-V3.2: sparse MLA decode over the 512 + 64 latent cache (one bucket per heads
+// per rank that divides num_attention_heads, from 16) and the W4A16 routed experts of
+// the layers after first_k_dense_replace.
+ModelDesc deepseek_v32(const Keys& c) {
+  ModelDesc m = common(c);
+  if (c.size("kv_lora_rank") != 512 || c.size("qk_rope_head_dim") != 64)
+    c.fail("sparse_mla_decode serves a 512 + 64 latent cache only (kv_lora_rank " +
+           std::to_string(c.size("kv_lora_rank")) + ", qk_rope_head_dim " + std::to_string(c.size("qk_rope_head_dim")) +
+           ")");
+  const int64_t heads = c.size("num_attention_heads"), topk = c.size("index_topk");
+  const int layers = static_cast<int>(m.num_layers);
+  for (int64_t h = 16; h <= heads && h <= 256; h *= 2)
+    if (heads % h == 0) m.mla.push_back({"attn.sparse_mla.h" + std::to_string(h), h, topk, 0, layers});
+  if (m.mla.empty()) c.fail("num_attention_heads " + std::to_string(heads) + " has no per-rank share of 16 to 256 heads");
+  const int64_t dense = c.count_or("first_k_dense_replace", 0);
+  if (dense > m.num_layers) c.bad("first_k_dense_replace", c.raw("first_k_dense_replace"), "more than num_hidden_layers");
+  add_experts(m, c.size("n_routed_experts"), c.size("num_experts_per_tok"), c.size("moe_intermediate_size"),
+              m.num_layers - dense);
+  return m;
+}
+
 using Family = ModelDesc (*)(const Keys&);
 
 const std::map<std::string, Family>& families() {
@@ -235,6 +270,7 @@ const std::map<std::string, Family>& families() {
       {"mixtral", mixtral},       {"qwen3_moe", qwen3_moe},
       {"qwen3_next", qwen3_next}, {"qwen3_5_moe", qwen3_next},
       {"qwen3_5_moe_text", qwen3_next},
+      {"gpt_oss", gpt_oss},       {"deepseek_v32", deepseek_v32},
   };
   return table;
 }

@@ -186,6 +186,50 @@ TEST_CASE("qwen3_next: explicit layer_types and no output gate") {
   check_moe(m, "experts.gate_up_proj", 512, 10, 1024, 2048, 4);
 }
 
+TEST_CASE("gpt-oss-120b config: MXFP4 experts equal the built-in model's") {
+  const kf::ModelDesc m = kf::model_from_hf_config_text(R"({
+    "model_type": "gpt_oss", "hidden_size": 2880, "intermediate_size": 2880, "num_hidden_layers": 36,
+    "num_local_experts": 128, "num_experts_per_tok": 4, "num_attention_heads": 64, "head_dim": 64,
+    "num_key_value_heads": 8, "swiglu_limit": 7.0, "quantization_config": {"quant_method": "mxfp4"}})",
+                                                        "gpt-oss-120b/config.json");
+  const kf::ModelDesc b = kf::builtin_model("gpt-oss-120b");
+  REQUIRE(m.moe.size() == b.moe.size());
+  for (size_t i = 0; i < m.moe.size(); ++i) {
+    CHECK(m.moe[i].layer == b.moe[i].layer);
+    CHECK(m.moe[i].n == b.moe[i].n);
+    CHECK(m.moe[i].k == b.moe[i].k);
+    CHECK(m.moe[i].experts == b.moe[i].experts);
+    CHECK(m.moe[i].top_k == b.moe[i].top_k);
+    CHECK(m.moe[i].count == b.moe[i].count);
+    CHECK(m.moe[i].mxfp4 == b.moe[i].mxfp4);
+    CHECK(m.moe[i].swiglu == b.moe[i].swiglu);
+  }
+  CHECK(m.linears.empty());
+}
+
+TEST_CASE("deepseek-v3.2 config: sparse MLA buckets per heads per rank and W4A16 experts") {
+  const std::string cfg = R"({
+    "model_type": "deepseek_v32", "hidden_size": 7168, "num_hidden_layers": 61, "num_attention_heads": 128,
+    "kv_lora_rank": 512, "qk_rope_head_dim": 64, "index_topk": 2048, "n_routed_experts": 256,
+    "num_experts_per_tok": 8, "moe_intermediate_size": 2048, "first_k_dense_replace": 3})";
+  const kf::ModelDesc m = kf::model_from_hf_config_text(cfg, "dsv32/config.json");
+  REQUIRE(m.mla.size() == 4);
+  CHECK(m.mla[0].heads == 16);
+  CHECK(m.mla[3].heads == 128);
+  CHECK(m.mla[3].topk == 2048);
+  CHECK(m.mla[3].count == 61);
+  REQUIRE(m.moe.size() == 2);
+  CHECK(m.moe[0].n == 4096);
+  CHECK(m.moe[0].k == 7168);
+  CHECK(m.moe[1].n == 7168);
+  CHECK(m.moe[0].count == 58);
+  CHECK_FALSE(m.moe[0].mxfp4);
+  std::string other = cfg;
+  other.replace(other.find("\"kv_lora_rank\": 512"), 19, "\"kv_lora_rank\": 256");
+  CHECK_THROWS_WITH_AS(kf::model_from_hf_config_text(other, "dsv32/config.json"),
+                       doctest::Contains("kv_lora_rank 256"), kf::Error);
+}
+
 TEST_CASE("missing key names the key and the model_type") {
   std::string msg = error_of([] {
     from_text(R"({"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32,
