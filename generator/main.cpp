@@ -48,11 +48,11 @@ int main(int argc, char** argv) {
   std::string archs = "gfx1151", groups = "128", dtypes = "bf16", quants = "sym", ops;
   app.add_option("--arch", archs, "target archs, comma-separated: gfx1151, gfx1100, gfx942, sm_90a")
       ->capture_default_str();
-  app.add_option("--model", opt.model, std::string("built-in model: qwen3-35b, deepseek-v3.2 (default ") + kf::default_model_name() + ")");
+  app.add_option("--model", opt.model, std::string("built-in model: qwen3-35b, deepseek-v3.2, gpt-oss-120b, gpt-oss-20b (default ") + kf::default_model_name() + ")");
   app.add_option("--config", opt.config_path, "Hugging Face config.json to derive the shapes from");
   app.add_option("--ops", ops,
                  "kernel families, comma-separated: w4a16_linear, w4a16_moe_gemm1, w4a16_moe_gemm2, w4a16_moe (both), "
-                 "sparse_mla_decode; default all");
+                 "sparse_mla_decode, mxfp4_moe_gemm1, mxfp4_moe_gemm2, mxfp4_moe (both); default all");
   app.add_option("--group-size", groups, "quantisation group sizes: 32, 64, 128, channel")->capture_default_str();
   app.add_option("--dtype", dtypes, "activation types: bf16, fp16")->capture_default_str();
   app.add_option("--quant", quants, "weight quantisation: sym (uint4b8), asym (uint4 + zeros)")->capture_default_str();
