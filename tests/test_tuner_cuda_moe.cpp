@@ -1,10 +1,12 @@
-// autotune's CUDA measurer on the MoE GEMMs, on the CPU stand-in for libcuda.so.1
-// (tuner/testing/fake_libcuda.cpp: moe_align and the GEMMs computed on the host, every
-// buffer and the launch grid checked): sorting on the "GPU" checked against the host,
+// autotune's CUDA and HIP measurers on the MoE GEMMs, on the CPU stand-ins for libcuda.so.1
+// and libamdhip64 (tuner/testing/fake_moe.h: moe_align and the GEMMs computed on the host,
+// every buffer and the launch grid checked): sorting on the "GPU" checked against the host,
 // verification against the float64 reference (all slots, and a sample of experts above
 // kMoeCheckedSlots), padding rows, split-K counters, a wrong sort, cold timing; fused
 // SiLU gemm1 kernels judged on silu(gate) * up, and moe_silu_mul timed with gemm1.
 #include <doctest/doctest.h>
+
+#include <filesystem>
 
 #include "linear_reference.h"
 #include "test_tuner_util.h"
@@ -19,8 +21,28 @@ const std::string kTinyMoe = std::string(KF_TEST_DATA_DIR) + "/data/tiny_qwen3_m
 const kf::MoeShape kGemm1{1, 16, 4, 256, 256, 128, true, false};
 const kf::MoeShape kGemm2{2, 16, 4, 256, 128, 128, true, false};
 
+// The stand-in of one vendor: its measurer, its device's arch and wave size, its code
+// objects' tag, the environment that loads it.
+struct Vendor {
+  std::string measurer, arch, image;
+  int wave;
+  std::vector<std::pair<std::string, std::string>> env;
+};
+const Vendor kCuda{"cuda", "sm_90a", "FAKECUBIN", 32, {{"LD_LIBRARY_PATH", KF_FAKE_LIBCUDA_DIR}, {"CUDA_VISIBLE_DEVICES", "0"}}};
+std::string fake_hip_dir() { return std::filesystem::path(KF_AUTOTUNE_EXE).parent_path().string() + "/fake_hip"; }
+Vendor hip_vendor() { return {"hip", "gfx942", "FAKEHSACO", 64, {{"LD_LIBRARY_PATH", fake_hip_dir()}, {"CUDA_VISIBLE_DEVICES", ""}}}; }
+
+// A helper kernel's row with a stand-in code object of `v`.
+kf::PackKernel helper_row(kf::PackKernel k, double us, const std::string& behave, const Vendor& v = kCuda) {
+  k.arch = v.arch;
+  const std::string text = v.image + " name=" + k.name + " us=" + std::to_string(us) + " behave=" + behave;
+  k.code_object.assign(text.begin(), text.end());
+  k.code_object.push_back(0);
+  return k;
+}
+
 kf::PackKernel image_row(const kf::MoeShape& s, const std::string& kind, const std::string& config, double us,
-                         const std::string& behave) {
+                         const std::string& behave, const Vendor& v = kCuda) {
   const kf::LinearConfig c = kf::parse_linear_config(kind, config);
   kf::PackKernel k = util_row();
   k.name = kf::moe_kernel_name(s, c);
@@ -28,14 +50,12 @@ kf::PackKernel image_row(const kf::MoeShape& s, const std::string& kind, const s
   k.kind = kind;
   k.shape = s.key();
   k.config = config;
-  k.threads = c.warps * 32;
-  const std::string text = "FAKECUBIN name=" + k.name + " us=" + std::to_string(us) + " behave=" + behave;
-  k.code_object.assign(text.begin(), text.end());
-  k.code_object.push_back(0);
-  return k;
+  k.threads = c.warps * v.wave;
+  return helper_row(k, us, behave, v);
 }
 
-std::map<std::string, std::string> write_pack(const std::string& path, const std::string& align_behave) {
+std::map<std::string, std::string> write_pack(const std::string& path, const std::string& align_behave,
+                                              const Vendor& v = kCuda) {
   std::map<std::string, std::string> role;
   kf::Pack pack = kf::Pack::open(path, true);
   pack.begin();
@@ -43,38 +63,78 @@ std::map<std::string, std::string> write_pack(const std::string& path, const std
     pack.put_kernel(k);
     role[r] = k.name;
   };
-  put("decode", image_row(kGemm1, "decode", "bm4_bn64_bk32_w4_sk1_s1", 10, "ok"));
-  put("splitk", image_row(kGemm1, "decode", "bm8_bn128_bk32_w4_sk2_s1", 9, "ok"));
-  put("wrong", image_row(kGemm1, "decode", "bm2_bn64_bk32_w4_sk1_s1", 1, "wrong"));
-  put("padding", image_row(kGemm1, "prefill", "bm32_bn64_bk32_w4_sk1_s1", 1, "padding"));
-  put("prefill", image_row(kGemm1, "prefill", "bm16_bn64_bk32_w4_sk1_s2", 20, "ok"));
-  put("counters", image_row(kGemm1, "prefill", "bm64_bn64_bk32_w4_sk2_s1", 1, "counters"));
-  put("down", image_row(kGemm2, "prefill", "bm16_bn128_bk32_w4_sk1_s2", 15, "ok"));
-  kf::PackKernel u = util_row();
-  const std::string flush = "FAKECUBIN name=kf_util_stream_read us=100 behave=flush";
-  u.code_object.assign(flush.begin(), flush.end());
-  u.code_object.push_back(0);
-  pack.put_kernel(u);
-  kf::PackKernel a = align_row();
-  const std::string text = "FAKECUBIN name=moe_align_any us=2 behave=" + align_behave;
-  a.code_object.assign(text.begin(), text.end());
-  a.code_object.push_back(0);
-  pack.put_kernel(a);
+  put("decode", image_row(kGemm1, "decode", "bm4_bn64_bk32_w4_sk1_s1", 10, "ok", v));
+  put("splitk", image_row(kGemm1, "decode", "bm8_bn128_bk32_w4_sk2_s1", 9, "ok", v));
+  put("wrong", image_row(kGemm1, "decode", "bm2_bn64_bk32_w4_sk1_s1", 1, "wrong", v));
+  put("padding", image_row(kGemm1, "prefill", "bm32_bn64_bk32_w4_sk1_s1", 1, "padding", v));
+  put("prefill", image_row(kGemm1, "prefill", "bm16_bn64_bk32_w4_sk1_s2", 20, "ok", v));
+  put("counters", image_row(kGemm1, "prefill", "bm64_bn64_bk32_w4_sk2_s1", 1, "counters", v));
+  put("down", image_row(kGemm2, "prefill", "bm16_bn128_bk32_w4_sk1_s2", 15, "ok", v));
+  pack.put_kernel(helper_row(util_row(), 100, "flush", v));
+  pack.put_kernel(helper_row(align_row(), 2, align_behave, v));
   pack.commit();
   return role;
 }
 
-std::vector<std::string> args(const std::string& db, const std::string& ts) {
-  return {"--measurer", "cuda", "--config", kTinyMoe, "--ops", "w4a16_moe", "--db", db, "--no-generate", "--m", ts,
+std::vector<std::string> args(const std::string& db, const std::string& ts, const Vendor& v = kCuda) {
+  return {"--measurer", v.measurer, "--config", kTinyMoe, "--ops", "w4a16_moe", "--db", db, "--no-generate", "--m", ts,
           "--reps", "3", "--seed", "5", "--jobs", "2", "--archetypes", "uniform,zipf2", "-q"};
 }
 
-// A helper kernel's row with a stand-in code object.
-kf::PackKernel helper_row(kf::PackKernel k, double us, const std::string& behave) {
-  const std::string text = "FAKECUBIN name=" + k.name + " us=" + std::to_string(us) + " behave=" + behave;
-  k.code_object.assign(text.begin(), text.end());
-  k.code_object.push_back(0);
-  return k;
+// Align on the "GPU", verification (all slots at small T, a sample of experts above
+// kMoeCheckedSlots), padding rows, split-K counters and cold timing, through vendor v's
+// measurer.
+void check_measurer(const Vendor& v) {
+  TempDir dir("tuner-" + v.measurer + "-moe");
+  const std::string db = dir.sub("kforge.sqlite");
+  const auto role = write_pack(db, "ok", v);
+  // T = 1100: 4400 slots, above kMoeCheckedSlots: a sample of experts is checked.
+  const Child c = spawn_autotune(args(db, "1,8,1100", v), dir.path.string(), "moe", v.env);
+  const int status = c.wait_status();
+  const std::string err = c.err();
+  INFO(err << c.out());
+  REQUIRE(status == 0);
+  auto disp = [&](const std::string& r, int64_t t, const std::string& a) {
+    return text_of(db, "SELECT disposition FROM results WHERE kernel = '" + role.at(r) + "' AND m = " +
+                           std::to_string(t) + " AND routing = '" + a + "'");
+  };
+  auto msg = [&](const std::string& r, int64_t t, const std::string& a) {
+    return text_of(db, "SELECT message FROM results WHERE kernel = '" + role.at(r) + "' AND m = " +
+                           std::to_string(t) + " AND routing = '" + a + "'");
+  };
+  for (const std::string a : {"uniform", "zipf2"}) {
+    for (int64_t t : {1, 8}) {
+      CAPTURE(t);
+      CHECK(disp("decode", t, a) == "passed");
+      CHECK(disp("splitk", t, a) == "passed");
+      CHECK(disp("wrong", t, a) == "incorrect");
+      CHECK(contains(msg("wrong", t, a), "above tolerance"));
+    }
+    for (int64_t t : {1, 8, 1100}) {
+      CAPTURE(t);
+      CHECK(disp("prefill", t, a) == "passed");
+      CHECK(disp("down", t, a) == "passed");
+      CHECK(disp("padding", t, a) == "incorrect");
+      CHECK(contains(msg("padding", t, a), "padding rows must not be written"));
+      if (t <= kf::kSplitPrefillMaxM) {
+        CHECK(disp("counters", t, a) == "incorrect");
+        CHECK(contains(msg("counters", t, a), "split-K counters"));
+      } else {
+        CHECK(disp("counters", t, a) == "pruned");  // split-K prefill: small T only
+      }
+    }
+    CHECK(disp("decode", 1100, a) == "pruned");
+  }
+  // Cold every time: the stand-in charges the full cost only after a flush.
+  CHECK(scalar(db, "SELECT median_us FROM results WHERE kernel = '" + role.at("prefill") + "' AND m = 1100") ==
+        doctest::Approx(20).epsilon(1e-4));
+  CHECK(scalar(db, "SELECT max(max_rel_err) FROM results WHERE disposition = 'passed'") < kf::linear_tolerance(true));
+  CHECK(scalar(db, "SELECT min(max_rel_err) FROM results WHERE disposition = 'passed'") > 0);
+  CHECK(!contains(err, "too small"));
+  CHECK(!contains(err, "grid is not"));
+  CHECK(!contains(err, "non-zero split-K counters"));
+  CHECK(!contains(err, "illegal address"));
+  CHECK(scalar(db, "SELECT count(*) FROM winners WHERE routing = ''") >= 2);
 }
 
 }  // namespace
@@ -145,57 +205,14 @@ TEST_CASE("cuda measurer (stand-in driver), MoE: fused SiLU gemm1 verified on h,
 }
 
 TEST_CASE("cuda measurer (stand-in driver), MoE: align on the device, verification, padding rows, counters") {
-  TempDir dir("tuner-cuda-moe");
-  const std::string db = dir.sub("kforge.sqlite");
-  const auto role = write_pack(db, "ok");
-  // T = 1100: 4400 slots, above kMoeCheckedSlots: a sample of experts is checked.
-  const Child c = spawn_autotune(args(db, "1,8,1100"), dir.path.string(), "moe",
-                                 {{"LD_LIBRARY_PATH", KF_FAKE_LIBCUDA_DIR}, {"CUDA_VISIBLE_DEVICES", "0"}});
-  const int status = c.wait_status();
-  const std::string err = c.err();
-  INFO(err << c.out());
-  REQUIRE(status == 0);
-  auto disp = [&](const std::string& r, int64_t t, const std::string& a) {
-    return text_of(db, "SELECT disposition FROM results WHERE kernel = '" + role.at(r) + "' AND m = " +
-                           std::to_string(t) + " AND routing = '" + a + "'");
-  };
-  auto msg = [&](const std::string& r, int64_t t, const std::string& a) {
-    return text_of(db, "SELECT message FROM results WHERE kernel = '" + role.at(r) + "' AND m = " +
-                           std::to_string(t) + " AND routing = '" + a + "'");
-  };
-  for (const std::string a : {"uniform", "zipf2"}) {
-    for (int64_t t : {1, 8}) {
-      CAPTURE(t);
-      CHECK(disp("decode", t, a) == "passed");
-      CHECK(disp("splitk", t, a) == "passed");
-      CHECK(disp("wrong", t, a) == "incorrect");
-      CHECK(contains(msg("wrong", t, a), "above tolerance"));
-    }
-    for (int64_t t : {1, 8, 1100}) {
-      CAPTURE(t);
-      CHECK(disp("prefill", t, a) == "passed");
-      CHECK(disp("down", t, a) == "passed");
-      CHECK(disp("padding", t, a) == "incorrect");
-      CHECK(contains(msg("padding", t, a), "padding rows must not be written"));
-      if (t <= kf::kSplitPrefillMaxM) {
-        CHECK(disp("counters", t, a) == "incorrect");
-        CHECK(contains(msg("counters", t, a), "split-K counters"));
-      } else {
-        CHECK(disp("counters", t, a) == "pruned");  // split-K prefill: small T only
-      }
-    }
-    CHECK(disp("decode", 1100, a) == "pruned");
-  }
-  // Cold every time: the stand-in charges the full cost only after a flush.
-  CHECK(scalar(db, "SELECT median_us FROM results WHERE kernel = '" + role.at("prefill") + "' AND m = 1100") ==
-        doctest::Approx(20).epsilon(1e-4));
-  CHECK(scalar(db, "SELECT max(max_rel_err) FROM results WHERE disposition = 'passed'") < kf::linear_tolerance(true));
-  CHECK(scalar(db, "SELECT min(max_rel_err) FROM results WHERE disposition = 'passed'") > 0);
-  CHECK(!contains(err, "too small"));
-  CHECK(!contains(err, "grid is not"));
-  CHECK(!contains(err, "non-zero split-K counters"));
-  CHECK(!contains(err, "illegal address"));
-  CHECK(scalar(db, "SELECT count(*) FROM winners WHERE routing = ''") >= 2);
+  check_measurer(kCuda);
+}
+
+// The HIP measurer mirrors the CUDA one (tuner/hip_moe_measure.cpp): the same method on a
+// wave64 gfx942 stand-in.
+TEST_CASE("hip measurer (stand-in libamdhip64), MoE: the CUDA method step for step") {
+  REQUIRE(std::filesystem::exists(fake_hip_dir() + "/libamdhip64.so.6"));
+  check_measurer(hip_vendor());
 }
 
 TEST_CASE("cuda measurer (stand-in driver), MoE: a wrong moe_align fails every GEMM, naming it") {

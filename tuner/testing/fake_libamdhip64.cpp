@@ -6,8 +6,8 @@
 // against the live allocations. Code objects are text,
 // "FAKEHSACO name=<symbol> us=<cost> behave=<b>", b as in fake_libcuda.cpp. The device
 // is a gfx942 with features in gcnArchName, which the measurer must strip. The sparse MLA
-// kernels are fake_mla.h's, the mxfp4_moe GEMMs and moe_align fake_mxfp4.h's (wave64: a
-// kernel's threads are its warps x 64).
+// kernels are fake_mla.h's, the mxfp4_moe GEMMs and moe_align fake_mxfp4.h's, the w4a16_moe
+// GEMMs and moe_silu_mul fake_moe.h's (wave64: a kernel's threads are its warps x 64).
 #include <hip/hip_runtime_api.h>
 
 #include <cstdio>
@@ -18,6 +18,7 @@
 #include <string>
 
 #include "fake_mla.h"
+#include "fake_moe.h"
 #include "fake_mxfp4.h"
 #include "linear_reference.h"
 #include "w4a16_linear/args.h"
@@ -248,6 +249,15 @@ hipError_t hipModuleLaunchKernel(hipFunction_t f, unsigned gx, unsigned gy, unsi
   if (mod->name.rfind("moe_align", 0) == 0)
     return mxfp4_result(*mod, fake_mxfp4::align(mod->behave, *static_cast<kf_moe_align_args*>(params[0]), gx, bx,
                                                 kMxfp4Env), true);
+  if (mod->name.rfind("w4a16_moe_gemm", 0) == 0 || mod->name.rfind("moe_silu_mul", 0) == 0) {
+    const fake_moe::Outcome r =
+        mod->name[0] == 'w' ? fake_moe::gemm(mod->name, mod->behave, *static_cast<kf_moe_gemm_args*>(params[0]), gx, gy,
+                                             gz, kMxfp4Env)
+                            : fake_moe::silu_mul(mod->name, mod->behave, *static_cast<kf_moe_silu_mul_args*>(params[0]),
+                                                 gx, bx, kMxfp4Env);
+    if (!r.complaint.empty()) complain(r.complaint);
+    return mxfp4_result(*mod, r.result, false);
+  }
   if (mod->name.rfind("mxfp4_moe_gemm", 0) == 0)
     return mxfp4_result(*mod, fake_mxfp4::gemm(mod->name, mod->behave, *static_cast<kf_mxfp4_moe_gemm_args*>(params[0]),
                                                gx, gy, gz, bx, 64, kMxfp4Env), false);

@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "fake_mla.h"
+#include "fake_moe.h"
 #include "fake_mxfp4.h"
 #include "sparse_mla/args.h"
 #include "w4a16_linear/args.h"
@@ -162,120 +163,23 @@ CUresult run_linear(const Module& mod, const kf_linear_args& a, unsigned threads
   return CUDA_SUCCESS;
 }
 
-int64_t moe_capacity(int64_t t, int64_t top_k, int64_t experts, int64_t block_m) {  // w4a16_moe/launch.h
-  const int64_t slots = t * top_k, hit = slots < experts ? slots : experts;
-  return (slots + hit * (block_m - 1) + block_m - 1) / block_m * block_m;
-}
-
-CUresult run_moe_align(const Module& mod, const kf_moe_align_args& a, unsigned grid_x, unsigned threads) {
-  const int64_t slots = static_cast<int64_t>(a.t) * a.top_k, bm = a.block_m;
-  if (grid_x != 1 || threads != 1024 || a.t < 1 || a.top_k < 1 || a.experts < 1 || bm < 1)
-    return fault("bad moe_align_any launch");
-  const int64_t cap = moe_capacity(a.t, a.top_k, a.experts, bm);
-  auto* ids = reinterpret_cast<const int32_t*>(live(a.topk_ids, slots * 4));
-  auto* sorted = reinterpret_cast<int32_t*>(live(a.sorted_ids, cap * 4));
-  auto* eids = reinterpret_cast<int32_t*>(live(a.expert_ids, cap / bm * 4));
-  auto* npad = reinterpret_cast<int32_t*>(live(a.num_padded, 4));
-  if (!ids || !sorted || !eids || !npad) return fault("moe_align_any: a buffer too small");
-  int64_t pos = 0;
-  for (int32_t e = 0; e < a.experts; ++e) {
-    const int64_t start = pos;
-    for (int64_t s = slots - 1; s >= 0; --s)
-      if (ids[s] == e) sorted[pos++] = static_cast<int32_t>(s);
-    while ((pos - start) % bm) sorted[pos++] = static_cast<int32_t>(slots);
-    for (int64_t b = start / bm; b < pos / bm; ++b) eids[b] = e;
+// w4a16_moe GEMMs, moe_silu_mul and moe_align: fake_moe.h / fake_mxfp4.h, timed like the
+// others (align costs 2 us).
+CUresult moe_result(const Module& mod, const fake_moe::Outcome& r, bool align = false) {
+  if (!r.complaint.empty()) complain(r.complaint);
+  if (r.result.what == fake_mxfp4::Outcome::invalid) return CUDA_ERROR_INVALID_VALUE;
+  if (r.result.what == fake_mxfp4::Outcome::fault) return fault(r.result.why);
+  if (align) {
+    g_now_us += 2;
+    return CUDA_SUCCESS;
   }
-  *npad = static_cast<int32_t>(pos + (mod.behave == "wrong" ? bm : 0));
-  g_now_us += 2;
-  return CUDA_SUCCESS;
-}
-
-// moe_silu_mul_any_<dtype>: one thread per 8 outputs in blocks of 256 (w4a16_moe/launch.h).
-CUresult run_moe_silu_mul(const Module& mod, const kf_moe_silu_mul_args& a, unsigned gx, unsigned threads) {
-  const bool bf16 = mod.name.find("_bf16") != std::string::npos;
-  const int64_t rows = a.rows, n = a.n;
-  if (rows < 1 || n < 8 || n % 8) return CUDA_ERROR_INVALID_VALUE;
-  if (threads != 256 || gx != static_cast<unsigned>((rows * n / 8 + 255) / 256))
-    return fault(mod.name + ": grid is not w4a16_moe/launch.h's");
-  auto* x = reinterpret_cast<const uint16_t*>(live(a.x, rows * 2 * n * 2));
-  auto* y = reinterpret_cast<uint16_t*>(live(a.y, rows * n * 2));
-  if (!x || !y) return fault(mod.name + ": x or y too small");
-  if (y[0] == 0xffff)  // a verification run
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < n; ++c) {
-        const float g = half_to_float(x[r * 2 * n + c], bf16), u = half_to_float(x[r * 2 * n + n + c], bf16);
-        y[r * n + c] = float_to_half(g / (1.f + std::exp(-g)) * u + (mod.behave == "wrong" ? 0.25f : 0.f), bf16);
-      }
   g_now_us += g_cold ? mod.us : mod.us / 2;
   g_cold = false;
+  if (mod.behave == "hang") g_hung = true;
   return CUDA_SUCCESS;
 }
 
-CUresult run_moe_gemm(const Module& mod, const kf_moe_gemm_args& a, unsigned gx, unsigned gy, unsigned gz) {
-  const bool bf16 = mod.name.find("_bf16_") != std::string::npos, asym = mod.name.find("_asym") != std::string::npos;
-  const bool gemm1 = mod.name.find("w4a16_moe_gemm1") == 0, prefill = mod.name.find("_prefill_") != std::string::npos;
-  const int64_t t = a.t, top_k = a.top_k, e_count = a.experts, n = a.n, k = a.k, g = a.group, slots = t * top_k;
-  const int sk = config_value(mod.name, "sk"), bm = config_value(mod.name, "bm"), bn = config_value(mod.name, "bn");
-  if (t < 1 || n < 1 || k < 1 || g < 1 || k % g) return CUDA_ERROR_INVALID_VALUE;
-  const bool silu = mod.name.size() > 5 && mod.name.compare(mod.name.size() - 5, 5, "_silu") == 0;
-  const int64_t cols = silu ? n / 2 : n;  // of y
-  const int64_t cap = moe_capacity(t, top_k, e_count, bm);
-  if (gx != n / bn || (prefill ? gy : gz) * bm != cap || (prefill ? gz : gy) != static_cast<unsigned>(sk))
-    return fault(mod.name + ": grid is not w4a16_moe/launch.h's");
-  auto* x = reinterpret_cast<const uint16_t*>(live(a.x, (gemm1 ? t : slots) * k * 2));
-  auto* qw = reinterpret_cast<const uint32_t*>(live(a.qweight, e_count * k / 8 * n * 4));
-  auto* sc = reinterpret_cast<const uint16_t*>(live(a.scales, e_count * k / g * n * 2));
-  auto* qz = reinterpret_cast<const uint32_t*>(asym ? live(a.qzeros, e_count * k / g * n / 8 * 4) : "");
-  auto* tw = reinterpret_cast<const float*>(gemm1 ? "" : live(a.topk_weights, slots * 4));
-  auto* sorted = reinterpret_cast<const int32_t*>(live(a.sorted_ids, cap * 4));
-  auto* eids = reinterpret_cast<const int32_t*>(live(a.expert_ids, cap / bm * 4));
-  auto* npad = reinterpret_cast<const int32_t*>(live(a.num_padded, 4));
-  auto* y = reinterpret_cast<uint16_t*>(live(a.y, (slots + (mod.behave == "padding")) * cols * 2));
-  if (!x || !qw || !sc || !qz || !tw || !sorted || !eids || !npad || !y)
-    return fault(mod.name + ": a MoE buffer too small");
-  int* counters = nullptr;
-  if (sk > 1) {
-    if (!live(a.workspace, sk * cap * n * 4)) return fault(mod.name + ": split-K workspace too small");
-    counters = reinterpret_cast<int*>(live(a.counters, (n / bn) * (cap / bm) * 4));
-    if (!counters) return fault(mod.name + ": split-K counters too small");
-    for (int64_t i = 0; i < (n / bn) * (cap / bm); ++i)
-      if (counters[i] != 0) complain(mod.name + ": launched with non-zero split-K counters");
-  }
-  if (mod.behave == "fault") return fault(mod.name + ": injected");
-  if (*npad < 0 || *npad > cap) return fault(mod.name + ": num_padded out of range");
-  if (y[0] == 0xffff)  // a verification run
-    for (int64_t i = 0; i < *npad; ++i) {
-      const int64_t slot = sorted[i], e = eids[i / bm];
-      if (slot >= slots) {
-        if (mod.behave == "padding")
-          for (int64_t c = 0; c < cols; ++c) y[slots * cols + c] = 0;
-        continue;
-      }
-      if (slot < 0 || e < 0 || e >= e_count) return fault(mod.name + ": bad sorted slot or expert id");
-      const int64_t row = gemm1 ? slot / top_k : slot;
-      std::vector<float> h1(n);  // the product's row, for the fused SiLU epilogue
-      for (int64_t c = 0; c < n; ++c) {
-        float acc = 0;
-        for (int64_t kk = 0; kk < k; ++kk) {
-          const int64_t grp = kk / g;
-          const uint32_t q = (qw[(e * (k / 8) + kk / 8) * n + c] >> (4 * (kk % 8))) & 15u;
-          const uint32_t z = asym ? (qz[(e * (k / g) + grp) * (n / 8) + c / 8] >> (4 * (c % 8))) & 15u : 8u;
-          acc += half_to_float(x[row * k + kk], bf16) * (static_cast<float>(q) - z) *
-                 half_to_float(sc[(e * (k / g) + grp) * n + c], bf16);
-        }
-        if (!gemm1) acc *= tw[slot];
-        h1[c] = acc;
-        if (!silu) y[slot * n + c] = float_to_half(acc + (mod.behave == "wrong" ? 0.25f : 0.f), bf16);
-      }
-      for (int64_t c = 0; silu && c < cols; ++c)
-        y[slot * cols + c] = float_to_half(h1[c] / (1.f + std::exp(-h1[c])) * (h1[cols + c] + (mod.behave == "wrong")),
-                                           bf16);
-    }
-  if (mod.behave == "counters" && counters) counters[0] = 1;
-  g_now_us += g_cold ? mod.us : mod.us / 2;
-  g_cold = false;
-  return CUDA_SUCCESS;
-}
+const fake_moe::Env kMoeEnv{live, half_to_float, float_to_half};
 
 // sparse_mla_decode and sparse_mla_combine: fake_mla.h, timed like the others.
 CUresult mla_result(const Module& mod, const fake_mla::Outcome& r) {
@@ -434,11 +338,14 @@ CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, uns
   if (mod->behave == "refuse") return CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES;
   if (mod->behave == "flush") return run_flush(*static_cast<StreamReadArgs*>(params[0]), gx, bx);
   if (mod->name.rfind("moe_align", 0) == 0)
-    return run_moe_align(*mod, *static_cast<kf_moe_align_args*>(params[0]), gx, bx);
+    return moe_result(*mod, {fake_mxfp4::align(mod->behave, *static_cast<kf_moe_align_args*>(params[0]), gx, bx, kMoeEnv), ""},
+                      true);
   if (mod->name.rfind("w4a16_moe_gemm", 0) == 0)
-    return run_moe_gemm(*mod, *static_cast<kf_moe_gemm_args*>(params[0]), gx, gy, gz);
+    return moe_result(*mod, fake_moe::gemm(mod->name, mod->behave, *static_cast<kf_moe_gemm_args*>(params[0]), gx, gy, gz,
+                                           kMoeEnv));
   if (mod->name.rfind("moe_silu_mul", 0) == 0)
-    return run_moe_silu_mul(*mod, *static_cast<kf_moe_silu_mul_args*>(params[0]), gx, bx);
+    return moe_result(*mod, fake_moe::silu_mul(mod->name, mod->behave, *static_cast<kf_moe_silu_mul_args*>(params[0]),
+                                               gx, bx, kMoeEnv));
   if (mod->name.rfind("mxfp4_moe_gemm", 0) == 0)
     return mxfp4_result(*mod, fake_mxfp4::gemm(mod->name, mod->behave, *static_cast<kf_mxfp4_moe_gemm_args*>(params[0]),
                                                gx, gy, gz, bx, 32, kMxfp4Env));
