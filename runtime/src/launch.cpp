@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "status.h"
+#include "tensor_args.h"
 #include "w4a16_moe/launch.h"
 
 namespace kf {
@@ -12,7 +13,6 @@ namespace rt {
 
 namespace {
 
-bool aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 // Everything checkable without a GPU, so a bad call fails the same way everywhere.
 kf_status check_args(const KernelImpl& k, const kf_linear_args& a) {

@@ -8,13 +8,12 @@
 #include "mla_select.h"
 #include "sparse_mla/launch.h"
 #include "status.h"
+#include "tensor_args.h"
 
 namespace kf {
 namespace rt {
 
 namespace {
-
-bool aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 // Records "<function>(<kernel>): <message>", or "<function>: <message>" before a kernel
 // is chosen (k null), and returns `status`. Formats on the stack, on failure only.
@@ -48,20 +47,14 @@ kf_status check_args(const kf_mla_decode_args& a, const char* function, const Ke
     return refuse(bad, function, k, "args->softmax_scale = %g, must be finite and positive",
                   static_cast<double>(a.softmax_scale));
   // 16-byte copies of q and kv rows, 16-byte stores of o (combine), 4-byte words elsewhere.
-  const struct {
-    const void* p;
-    const char* name;
-    int align;
-  } tensors[] = {{a.q, "q", 16},
-                 {a.kv, "kv", 16},
-                 {a.o, "o", 16},
-                 {a.indices, "indices", 4},
-                 {a.extra_start, "extra_start", 4},
-                 {a.extra_count, "extra_count", 4},
-                 {a.lse, "lse", 4}};
-  for (const auto& t : tensors)
-    if (t.p && !aligned(t.p, t.align))
-      return refuse(bad, function, k, "args->%s is not %d-byte aligned", t.name, t.align);
+  const TensorArg tensors[] = {{a.q, "q", 16, true},
+                                {a.kv, "kv", 16, true},
+                                {a.o, "o", 16, true},
+                                {a.indices, "indices", 4, true},
+                                {a.extra_start, "extra_start", 4, false},
+                                {a.extra_count, "extra_count", 4, false},
+                                {a.lse, "lse", 4, false}};
+  if (const kf_status status = check_aligned(tensors, function, k ? k->name.c_str() : nullptr)) return status;
   if (static_cast<unsigned>(a.queries) > kMaxGridYZ)
     return refuse(KF_ERR_UNSUPPORTED_SHAPE, function, k,
                   "args->queries = %d: the decode grid's y (one block row per query) is limited to %u; launch the "

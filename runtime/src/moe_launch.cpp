@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "status.h"
+#include "tensor_args.h"
 #include "w4a16_moe/launch.h"
 
 namespace kf {
@@ -11,7 +12,6 @@ namespace rt {
 
 namespace {
 
-bool aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 kf_status elementwise_dims(const char* function, const char* name, int64_t rows, int n, LaunchDims* dims) {
   const int64_t blocks = (rows * n / 8 + moe::kEltThreads - 1) / moe::kEltThreads;

@@ -8,6 +8,7 @@
 #include "scratch.h"
 #include "select.h"
 #include "status.h"
+#include "tensor_args.h"
 #include "w4a16_moe/launch.h"
 
 namespace kf {
@@ -91,37 +92,24 @@ kf_status keys_of(const kf_moe_shape& shape, const char* function, MoeShapeKey k
   return status;
 }
 
-bool aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
-
 kf_status check_layer_args(const MoeShapeKey keys[2], const kf_moe_layer_args& a, const char* function) {
   if (a.t < 1) return fail(KF_ERR_INVALID_ARGUMENT, "%s: args->t = %d, must be at least 1", function, a.t);
   if (a.max_t < a.t)
     return fail(KF_ERR_INVALID_ARGUMENT, "%s: args->max_t = %d is below args->t = %d (max_t: the token count the "
                 "scratch was sized for with kf_moe_scratch_bytes)", function, a.max_t, a.t);
   // What the kernels' vector loads and stores need (the qzeros only when asymmetric).
-  const struct {
-    const void* p;
-    const char* name;
-    int align;
-    bool needed;
-  } tensors[] = {{a.x, "x", 16, true},
+  const TensorArg tensors[] = {{a.x, "x", 16, true},
                  {a.topk_ids, "topk_ids", 4, true},
                  {a.topk_weights, "topk_weights", 4, true},
                  {a.w1_qweight, "w1_qweight", 16, true},
                  {a.w1_scales, "w1_scales", 8, true},
-                 {a.w1_qzeros, "w1_qzeros", 4, keys[0].expert.asym},
+                 {keys[0].expert.asym ? a.w1_qzeros : nullptr, "w1_qzeros", 4, keys[0].expert.asym},
                  {a.w2_qweight, "w2_qweight", 16, true},
                  {a.w2_scales, "w2_scales", 8, true},
-                 {a.w2_qzeros, "w2_qzeros", 4, keys[1].expert.asym},
+                 {keys[1].expert.asym ? a.w2_qzeros : nullptr, "w2_qzeros", 4, keys[1].expert.asym},
                  {a.y, "y", 16, true},
                  {a.scratch, "scratch", 256, true}};
-  for (const auto& t : tensors) {
-    if (!t.needed) continue;
-    if (!t.p) return fail(KF_ERR_INVALID_ARGUMENT, "%s: args->%s is NULL", function, t.name);
-    if (!aligned(t.p, t.align))
-      return fail(KF_ERR_INVALID_ARGUMENT, "%s: args->%s is not %d-byte aligned", function, t.name, t.align);
-  }
-  return KF_OK;
+  return check_tensors(tensors, function, nullptr);
 }
 
 }  // namespace

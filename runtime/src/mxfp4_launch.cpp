@@ -5,14 +5,13 @@
 
 #include "mxfp4_moe/tiling.h"
 #include "status.h"
+#include "tensor_args.h"
 #include "w4a16_moe/launch.h"
 
 namespace kf {
 namespace rt {
 
 namespace {
-
-bool aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 }  // namespace
 
@@ -45,12 +44,7 @@ kf_status plan_mxfp4_gemm(const KernelImpl& k, const kf_mxfp4_moe_gemm_args& a, 
   // What the kernel reads and writes, with the alignment of its accesses: 16-byte copies
   // of x, weight and scales rows; y 16 bytes too (the layer's moe_sum reads it so); bias,
   // routing weights and the routing ints one word at a time. bias may be NULL.
-  const struct {
-    const void* p;
-    const char* name;
-    int align;
-    bool needed;
-  } tensors[] = {{a.x, "x", 16, true},
+  const TensorArg tensors[] = {{a.x, "x", 16, true},
                  {a.weight, "weight", 16, true},
                  {a.scales, "scales", 16, true},
                  {a.bias, "bias", 4, false},
@@ -59,9 +53,9 @@ kf_status plan_mxfp4_gemm(const KernelImpl& k, const kf_mxfp4_moe_gemm_args& a, 
                  {a.expert_ids, "expert_ids", 4, true},
                  {a.num_padded, "num_padded", 4, true},
                  {a.y, "y", 16, true}};
-  for (const auto& t : tensors)
-    if (t.needed && !t.p) return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): args->%s is NULL", function, name, t.name);
-  kf_status status = check_moe_routing(function, name, a.t, a.top_k, a.experts);
+  kf_status status = check_present(tensors, function, name);
+  if (status != KF_OK) return status;
+  status = check_moe_routing(function, name, a.t, a.top_k, a.experts);
   if (status != KF_OK) return status;
   if (a.experts != s.experts || a.top_k != s.top_k)
     return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): args has experts = %d, top_k = %d; the kernel is built for "
@@ -81,10 +75,7 @@ kf_status plan_mxfp4_gemm(const KernelImpl& k, const kf_mxfp4_moe_gemm_args& a, 
                                  "args->swiglu_limit", &kernel_args->swiglu_alpha, &kernel_args->swiglu_limit)) !=
           KF_OK)
     return status;
-  for (const auto& t : tensors)
-    if (t.p && !aligned(t.p, t.align))
-      return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): args->%s is not %d-byte aligned", function, name, t.name,
-                  t.align);
+  if ((status = check_aligned(tensors, function, name)) != KF_OK) return status;
   const int64_t capacity = moe_capacity(function, name, a.t, a.top_k, a.experts, c.block_m);
   if (capacity < 0) return KF_ERR_INVALID_ARGUMENT;
   const mxfp4::Grid g = mxfp4::gemm_grid(s.n, capacity, c.block_m, c.block_n);

@@ -9,6 +9,7 @@
 #include "mxfp4_select.h"
 #include "scratch.h"
 #include "status.h"
+#include "tensor_args.h"
 #include "w4a16_moe/launch.h"
 
 namespace kf {
@@ -71,8 +72,6 @@ kf_status select_both(const kf_db& db, const Mxfp4ShapeKey keys[2], int64_t t, c
   return status;
 }
 
-bool aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
-
 kf_status check_layer_args(const kf_mxfp4_moe_layer_args& a, const char* function, float* alpha, float* limit) {
   if (a.t < 1) return fail(KF_ERR_INVALID_ARGUMENT, "%s: args->t = %d, must be at least 1", function, a.t);
   if (a.max_t < a.t)
@@ -80,12 +79,7 @@ kf_status check_layer_args(const kf_mxfp4_moe_layer_args& a, const char* functio
                 "scratch was sized for with kf_mxfp4_moe_scratch_bytes)", function, a.max_t, a.t);
   // What the kernels' accesses need: 16-byte copies of x, weights and scales, 16-byte
   // reads and writes of y (moe_sum), words elsewhere. The biases may be NULL.
-  const struct {
-    const void* p;
-    const char* name;
-    int align;
-    bool needed;
-  } tensors[] = {{a.x, "x", 16, true},
+  const TensorArg tensors[] = {{a.x, "x", 16, true},
                  {a.topk_ids, "topk_ids", 4, true},
                  {a.topk_weights, "topk_weights", 4, true},
                  {a.w1_weight, "w1_weight", 16, true},
@@ -96,14 +90,7 @@ kf_status check_layer_args(const kf_mxfp4_moe_layer_args& a, const char* functio
                  {a.w2_bias, "w2_bias", 4, false},
                  {a.y, "y", 16, true},
                  {a.scratch, "scratch", 256, true}};
-  for (const auto& t : tensors) {
-    if (!t.p) {
-      if (t.needed) return fail(KF_ERR_INVALID_ARGUMENT, "%s: args->%s is NULL", function, t.name);
-      continue;
-    }
-    if (!aligned(t.p, t.align))
-      return fail(KF_ERR_INVALID_ARGUMENT, "%s: args->%s is not %d-byte aligned", function, t.name, t.align);
-  }
+  if (const kf_status status = check_tensors(tensors, function, nullptr)) return status;
   return swiglu_constants(a.swiglu_alpha, a.swiglu_limit, function, nullptr, "args->swiglu_alpha",
                           "args->swiglu_limit", alpha, limit);
 }
