@@ -398,4 +398,34 @@ TEST_CASE("MoE: a pack without the helpers says so") {
   CHECK(contains(kf_last_error(), "no moe_sum bf16 kernel"));
 }
 
+TEST_CASE("kf_check_moe_weights checks one GEMM's stacked expert buffers, moving nothing") {
+  const kf_moe_shape s{256, 8, 2048, 512, 128, 1, 0};  // qwen3-35b's experts
+  const auto* base = reinterpret_cast<const char*>(uintptr_t{0x100000});
+  // gemm1: [E, H/8, 2I] int32, [E, H/G, 2I] 16-bit; gemm2: [E, I/8, H], [E, I/G, H].
+  const size_t q1 = 256ull * (2048 / 8) * 1024 * 4, s1 = 256ull * (2048 / 128) * 1024 * 2;
+  const size_t q2 = 256ull * (512 / 8) * 2048 * 4, s2 = 256ull * (512 / 128) * 2048 * 2;
+  CHECK(kf_check_moe_weights(&s, 1, base, q1, base, s1, nullptr, 0) == KF_OK);
+  CHECK(kf_check_moe_weights(&s, 2, base, q2, base, s2, nullptr, 0) == KF_OK);
+  // The other GEMM's sizes are named as wrong, with the layout and the expected size.
+  CHECK(kf_check_moe_weights(&s, 2, base, q1, base, s1, nullptr, 0) == KF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(kf_last_error(), "gemm2 qweight is"));
+  CHECK(contains(kf_last_error(), "int32 [E, K/8, N]"));
+  CHECK(contains(kf_last_error(), std::to_string(q2) + " bytes"));
+  kf_moe_shape asym = s;
+  asym.asym = 1;
+  const size_t z1 = 256ull * (2048 / 128) * (1024 / 8) * 4;
+  CHECK(kf_check_moe_weights(&asym, 1, base, q1, base, s1, nullptr, 0) == KF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(kf_last_error(), "gemm1 qzeros is NULL"));
+  CHECK(kf_check_moe_weights(&asym, 1, base, q1, base, s1, base, z1) == KF_OK);
+  CHECK(kf_check_moe_weights(&s, 1, base + 8, q1, base, s1, nullptr, 0) == KF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(kf_last_error(), "16-byte aligned"));
+  CHECK(kf_check_moe_weights(&s, 3, base, q1, base, s1, nullptr, 0) == KF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(kf_last_error(), "gemm = 3"));
+  kf_moe_shape odd = s;
+  odd.group = 96;  // does not divide H = 2048
+  CHECK(kf_check_moe_weights(&odd, 1, base, q1, base, s1, nullptr, 0) == KF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(kf_last_error(), "group = 96"));
+  CHECK(kf_check_moe_weights(nullptr, 1, base, q1, base, s1, nullptr, 0) == KF_ERR_INVALID_ARGUMENT);
+}
+
 }  // TEST_SUITE

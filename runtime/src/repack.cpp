@@ -2,7 +2,8 @@
 // them, so there is no repack. Engines that have a "repack" step in their loader call
 // this instead: it touches no memory (the pointers may be device pointers) and only
 // checks that the buffers have exactly the sizes the shape implies and the alignment
-// kf_launch needs. kf_repack_mxfp4_scales (below) does reorder: MXFP4 scales, on the host.
+// kf_launch needs; kf_check_moe_weights does the same for stacked MoE experts.
+// kf_repack_mxfp4_scales (below) does reorder: MXFP4 scales, on the host.
 #include <cstdint>
 
 #include "keys.h"
@@ -44,6 +45,46 @@ extern "C" kf_status kf_repack_weights(int64_t n, int64_t k, int group, int asym
   // Symmetric kernels never read qzeros; check it only when it is given or needed.
   if (status == KF_OK && (asym || qzeros))
     status = check_buffer("qzeros", qzeros, qzeros_bytes, k / g * (n / 8) * 4, 4, "int32 [K/G, N/8]", ln, lk, lg);
+  return status;
+}
+
+// kf_check_moe_weights: the MoE GEMMs read every expert's GPTQ tensors stacked along a
+// leading E axis, as checkpoints store them per expert; like kf_repack_weights it moves
+// nothing and checks the sizes and alignment of one GEMM's stacked buffers.
+extern "C" kf_status kf_check_moe_weights(const kf_moe_shape* shape, int gemm, const void* qweight,
+                                          size_t qweight_bytes, const void* scales, size_t scales_bytes,
+                                          const void* qzeros, size_t qzeros_bytes) {
+  const char* function = "kf_check_moe_weights";
+  if (!shape) return fail(KF_ERR_INVALID_ARGUMENT, "%s: shape is NULL", function);
+  if (gemm != 1 && gemm != 2)
+    return fail(KF_ERR_INVALID_ARGUMENT, "%s: gemm = %d, must be 1 (gate_up) or 2 (down)", function, gemm);
+  const kf_moe_shape& s = *shape;
+  // gemm1: W1[e] is [2I, H] (N = 2I, K = H); gemm2: W2[e] is [H, I].
+  const int64_t n = gemm == 1 ? 2 * s.intermediate : s.hidden, k = gemm == 1 ? s.hidden : s.intermediate;
+  const int64_t g = s.group == 0 ? k : s.group;
+  if (s.experts < 1 || s.experts > 1024 || n < 8 || k < 8 || s.group < 0 || n % 8 != 0 || k % 8 != 0 || k % g != 0)
+    return fail(KF_ERR_INVALID_ARGUMENT,
+                "%s: gemm%d of E = %lld, N = %lld, K = %lld, group = %d: E must be 1 to 1024, N and K positive "
+                "multiples of 8, and the group size (0 = per-channel) must divide K", function, gemm,
+                static_cast<long long>(s.experts), static_cast<long long>(n), static_cast<long long>(k), s.group);
+  const int64_t e = s.experts;
+  auto check = [&](const char* what, const void* p, size_t bytes, int64_t expected, uintptr_t alignment,
+                   const char* layout) -> kf_status {
+    if (!p) return fail(KF_ERR_INVALID_ARGUMENT, "%s: gemm%d %s is NULL", function, gemm, what);
+    if (static_cast<int64_t>(bytes) != expected)
+      return fail(KF_ERR_INVALID_ARGUMENT, "%s: gemm%d %s is %zu bytes; %s for E = %lld, N = %lld, K = %lld, "
+                  "group = %lld is %lld bytes", function, gemm, what, bytes, layout, static_cast<long long>(e),
+                  static_cast<long long>(n), static_cast<long long>(k), static_cast<long long>(g),
+                  static_cast<long long>(expected));
+    if (reinterpret_cast<uintptr_t>(p) % alignment != 0)
+      return fail(KF_ERR_INVALID_ARGUMENT, "%s: gemm%d %s at %p is not %u-byte aligned", function, gemm, what, p,
+                  static_cast<unsigned>(alignment));
+    return KF_OK;
+  };
+  kf_status status = check("qweight", qweight, qweight_bytes, e * (k / 8) * n * 4, 16, "int32 [E, K/8, N]");
+  if (status == KF_OK) status = check("scales", scales, scales_bytes, e * (k / g) * n * 2, 8, "16-bit [E, K/G, N]");
+  if (status == KF_OK && (s.asym || qzeros))
+    status = check("qzeros", qzeros, qzeros_bytes, e * (k / g) * (n / 8) * 4, 4, "int32 [E, K/G, N/8]");
   return status;
 }
 

@@ -153,6 +153,15 @@ typedef struct kf_moe_shape {
   int asym;  /* 1 = packed zero points */
 } kf_moe_shape;
 
+/* The MoE GEMMs read each expert's GPTQ tensors as checkpoints store them, stacked along
+ * a leading E axis (gemm 1, gate_up: qweight int32 [E, H/8, 2I], scales [E, H/G, 2I],
+ * qzeros [E, H/G, 2I/8]; gemm 2, down: [E, I/8, H], [E, I/G, H], [E, I/G, H/8]), so
+ * nothing is repacked: like kf_repack_weights this only checks a loader's buffers (sizes
+ * in bytes, exactly, and the alignment kf_run_moe needs) and names the first bad one.
+ * qzeros may be NULL (size 0) for symmetric weights. */
+KF_API kf_status kf_check_moe_weights(const kf_moe_shape* shape, int gemm, const void* qweight, size_t qweight_bytes,
+                                      const void* scales, size_t scales_bytes, const void* qzeros, size_t qzeros_bytes);
+
 /* The gemm1 (gemm = 1) or gemm2 (gemm = 2) kernel for T = t tokens: the tuned winner
  * whose T range covers t (the routing-robust pick of autotune), chosen like kf_select
  * (also reachable as kf_select(db, "w4a16_moe_gemm1", "e8_topk2_n256_k256_g128_bf16_sym",
