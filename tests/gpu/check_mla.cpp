@@ -183,26 +183,11 @@ Loaded load(const KernelRow& k) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string pack, arch = "sm_90a", filter = ".*";
-  std::vector<int64_t> qs = {1, 3, 8};
-  uint64_t seed = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    const bool has_value = i + 1 < argc;
-    if (a == "--pack" && has_value) pack = argv[++i];
-    else if (a == "--arch" && has_value) arch = argv[++i];
-    else if (a == "--filter" && has_value) filter = argv[++i];
-    else if (a == "--q" && has_value) qs = gpu_check::parse_list(argv[++i]);
-    else if (a == "--seed" && has_value) seed = std::stoull(argv[++i]);
-    else {
-      std::fprintf(stderr, "usage: %s --pack kforge.sqlite [--arch sm_90a] [--filter RE] [--q 1,3,8] [--seed N]\n", argv[0]);
-      return 2;
-    }
-  }
-  if (pack.empty() || qs.empty() || *std::min_element(qs.begin(), qs.end()) < 1) {
-    std::fprintf(stderr, "--pack is required and every --q must be >= 1\n");
-    return 2;
-  }
+  const gpu_check::Options opt =
+      gpu_check::parse_options(argc, argv, "kforge_check_mla: every sparse_mla_decode kernel of a pack against the float64 reference", "q", "query counts", {1, 3, 8});
+  const std::string &pack = opt.pack, &arch = opt.arch, &filter = opt.filter;
+  const std::vector<int64_t>& qs = opt.sizes;
+  const uint64_t seed = opt.seed;
   std::string device;
   gpu_check::start_device(&device);
 

@@ -1,14 +1,16 @@
 // What the GPU check programs share: the CUDA driver table in `cu` (CU_CHECK expects it),
 // a device buffer, the device start-up that exits 77 without a GPU, reading a pack's
-// kernels read-only (never migrating a tracked DB), and "1,3,8"-style lists.
+// kernels read-only (never migrating a tracked DB), and the common command line.
 #pragma once
 #include <sqlite3.h>
 
+#include <CLI/CLI.hpp>
+
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -103,11 +105,35 @@ inline std::vector<KernelRow> read_kernels(const std::string& pack, const std::s
   return rows;
 }
 
-inline std::vector<int64_t> parse_list(const std::string& s) {
-  std::vector<int64_t> out;
-  std::stringstream ss(s);
-  for (std::string t; std::getline(ss, t, ',');) out.push_back(std::stoll(t));
-  return out;
+// --pack FILE (required), --arch, --filter RE (kernel names), --<sizes> 1,3,8 (each >= 1),
+// --seed N (default: the clock). Bad or missing options print the usage and exit 2.
+struct Options {
+  std::string pack, arch = "sm_90a", filter = ".*";
+  std::vector<int64_t> sizes;
+  uint64_t seed = 0;
+};
+
+inline Options parse_options(int argc, char** argv, const std::string& what, const std::string& sizes_flag,
+                             const std::string& sizes_help, std::vector<int64_t> default_sizes) {
+  Options o;
+  o.sizes = std::move(default_sizes);
+  o.seed = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+  CLI::App app{what};
+  app.add_option("--pack", o.pack, "the pack (kforge.sqlite) whose kernels are checked")->required();
+  app.add_option("--arch", o.arch, "the pack's arch")->capture_default_str();
+  app.add_option("--filter", o.filter, "only kernels whose name matches this regex");
+  app.add_option("--" + sizes_flag, o.sizes, sizes_help)
+      ->delimiter(',')
+      ->check(CLI::Validator(
+          [](std::string& v) { return std::stoll(v) >= 1 ? std::string() : "every value must be >= 1, got " + v; },
+          "INT >= 1"));
+  app.add_option("--seed", o.seed, "random data seed (default: the clock)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e) == 0 ? 0 : 2);
+  }
+  return o;
 }
 
 }  // namespace gpu_check
