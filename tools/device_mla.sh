@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Sparse MLA decode on an NVIDIA machine, in one go (binaries built elsewhere and passed in
-# BIN, like device_moe.sh): generate deepseek-v3.2's sm_90a sparse_mla_decode pack, tune
-# the family into a copy of tuned_db/kforge.sqlite, write its measurements as CSV and the
-# slimmed tuned copy. Every step prints its rc and the later steps run whatever it was.
+# BIN, like device_moe.sh): generate deepseek-v3.2's sm_90a sparse_mla_decode pack, check
+# every kernel of it (kforge_check_mla; CHECK=0 skips, CHECK_ARGS e.g. "--q 1,3" go to it),
+# tune the family into a copy of tuned_db/kforge.sqlite, write its measurements as CSV and
+# the slimmed tuned copy, then check the runtime's picks on that copy and run bench/mla
+# (when those binaries are in BIN). Every step prints its rc and the later steps run
+# whatever it was.
 # Logs, the CSV and the slimmed tuned DB go to $OUT; packs to $WORK (default
 # /tmp/kforge-mla, not returned).
 #   BIN=.devout/bin OUT=results tools/device_mla.sh [autotune time budget, s (default 600)]
@@ -26,6 +29,13 @@ step genkernels "$ops" sm_90a: "$model"
 "$bin/genkernels" --arch sm_90a --model "$model" --ops "$ops" --templates templates --out "$work/dsv32" -q \
   > "$out/genkernels_mla.log" 2>&1
 echo "genkernels rc=$?"; tail -14 "$out/genkernels_mla.log"
+
+if [ "${CHECK:-1}" != 0 ] && [ -x "$bin/kforge_check_mla" ]; then
+  step check every sparse_mla_decode kernel of the generated pack
+  read -r -a check_args <<< "${CHECK_ARGS:-}"
+  "$bin/kforge_check_mla" --pack "$work/dsv32/kforge.sqlite" "${check_args[@]}" > "$out/check_mla.log" 2>&1
+  echo "check rc=$?"; grep -E "^FAIL" "$out/check_mla.log" | head -20; tail -1 "$out/check_mla.log"
+fi
 
 step autotune "$ops" for ${budget}s into a copy of "${TUNED:-tuned_db/kforge.sqlite}"
 cp "${TUNED:-tuned_db/kforge.sqlite}" "$work/tuned.sqlite"
@@ -56,3 +66,17 @@ echo "csv rc=$?"
 
 python3 tools/slim_db.py "$work/tuned.sqlite" "$out/kforge.sqlite"
 echo "slim rc=$?"
+
+# The runtime's picks from the tuned copy: kf_run_mla checked (kforge_check_mla on the
+# slimmed copy: its winners and bad input) and timed (bench/mla), when the binaries were
+# passed in BIN.
+if [ -x "$bin/kforge_check_mla" ]; then
+  step check the runtime picks on the tuned copy
+  "$bin/kforge_check_mla" --pack "$out/kforge.sqlite" --q 1,3 > "$out/check_mla_tuned.log" 2>&1
+  echo "check tuned rc=$?"; grep -E "^FAIL" "$out/check_mla_tuned.log" | head -20; tail -1 "$out/check_mla_tuned.log"
+fi
+if [ -x "$bin/kforge_bench_mla" ]; then
+  step bench/mla on the tuned copy
+  "$bin/kforge_bench_mla" "$out/kforge.sqlite" "$out/bench_mla.csv" > "$out/bench_mla.txt" 2>&1
+  echo "bench rc=$?"; cat "$out/bench_mla.txt"
+fi

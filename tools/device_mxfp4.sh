@@ -5,6 +5,7 @@
 # copy of tuned_db/kforge.sqlite, write their measurements as CSV and the slimmed tuned
 # copy. Every step prints its rc and the later steps run whatever it was. Logs, the CSV and
 # the slimmed tuned DB go to $OUT; packs to $WORK (default /tmp/kforge-mxfp4, not returned).
+# With kforge_bench_ogs in BIN, bench/ogs then times the runtime's picks on the tuned copy.
 #   BIN=.devout/bin OUT=results tools/device_mxfp4.sh [autotune time budget, s (default 600)]
 # MODEL (default gpt-oss-120b; gpt-oss-20b) picks the layers; CHECK_ARGS (e.g. "--t 1,33")
 # go to kforge_check_mxfp4 and CHECK=0 skips it (autotune verifies every candidate it times
@@ -73,3 +74,11 @@ echo "csv rc=$?"
 
 python3 tools/slim_db.py "$work/tuned.sqlite" "$out/kforge.sqlite"
 echo "slim rc=$?"
+
+# The runtime's picks from the tuned copy: the gpt-oss-120b layer against the bytes
+# roofline and a per-expert cuBLAS loop (bench/ogs), when the binary was passed in BIN.
+if [ -x "$bin/kforge_bench_ogs" ]; then
+  step bench/ogs on the tuned copy
+  "$bin/kforge_bench_ogs" "$out/kforge.sqlite" "$out/bench_ogs.csv" > "$out/bench_ogs.txt" 2>&1
+  echo "bench rc=$?"; grep -E " layer " "$out/bench_ogs.txt"
+fi
