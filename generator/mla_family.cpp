@@ -3,6 +3,7 @@
 #include <regex>
 
 #include "error.h"
+#include "key_number.h"
 #include "kf_mma_layouts.h"
 #include "sparse_mla/launch.h"
 
@@ -11,14 +12,6 @@ namespace kf {
 namespace {
 
 std::string str(int64_t v) { return std::to_string(v); }
-
-int64_t to_int(const std::string& digits, const std::string& what) {
-  try {
-    return std::stoll(digits);
-  } catch (const std::out_of_range&) {
-    throw Error(what + " has a number out of range");
-  }
-}
 
 // 32-bit registers one lane spends on a warp's Q fragments and output accumulators: the
 // part of the register budget the config decides (decode.h keeps both for the whole
@@ -50,9 +43,9 @@ MlaShape parse_mla_shape(const std::string& key) {
   if (!std::regex_match(key, m, re))
     throw Error("bad sparse_mla_decode shape key '" + key + "' (expected like h128_topk2048_x0_bf16)");
   MlaShape s;
-  s.heads = to_int(m[1], key);
-  s.topk = to_int(m[2], key);
-  s.extras = to_int(m[3], key);
+  s.heads = key_number(m[1], key);
+  s.topk = key_number(m[2], key);
+  s.extras = key_number(m[3], key);
   s.bf16 = m[4] == "bf16";
   return s;
 }
@@ -76,11 +69,11 @@ MlaConfig parse_mla_config(const std::string& key) {
   if (!std::regex_match(key, m, re))
     throw Error("bad sparse_mla_decode config '" + key + "' (expected like bh16_bk16_w4_sp1_s2)");
   MlaConfig c;
-  c.block_h = static_cast<int>(to_int(m[1], key));
-  c.block_k = static_cast<int>(to_int(m[2], key));
-  c.warps = static_cast<int>(to_int(m[3], key));
-  c.splits = static_cast<int>(to_int(m[4], key));
-  c.stages = static_cast<int>(to_int(m[5], key));
+  c.block_h = static_cast<int>(key_number(m[1], key));
+  c.block_k = static_cast<int>(key_number(m[2], key));
+  c.warps = static_cast<int>(key_number(m[3], key));
+  c.splits = static_cast<int>(key_number(m[4], key));
+  c.stages = static_cast<int>(key_number(m[5], key));
   return c;
 }
 

@@ -3,6 +3,7 @@
 #include <regex>
 
 #include "error.h"
+#include "key_number.h"
 #include "kf_mma_layouts.h"
 #include "mxfp4_moe/decode_tiling.h"
 #include "mxfp4_moe/tiling.h"
@@ -13,14 +14,6 @@ namespace kf {
 namespace {
 
 std::string str(int64_t v) { return std::to_string(v); }
-
-int64_t to_int(const std::string& digits, const std::string& what) {
-  try {
-    return std::stoll(digits);
-  } catch (const std::out_of_range&) {
-    throw Error(what + " has a number out of range");
-  }
-}
 
 // 32-bit accumulator registers per lane of a warp tile: above ~96 the rest of the
 // kernel spills on every target.
@@ -50,10 +43,10 @@ Mxfp4MoeShape parse_mxfp4_shape(const std::string& op, const std::string& key) {
     throw Error("bad " + op + " shape key '" + key + "' (expected like e128_topk4_n5760_k2880_swiglu)");
   Mxfp4MoeShape s;
   s.gemm = op == "mxfp4_moe_gemm1" ? 1 : 2;
-  s.experts = to_int(m[1], key);
-  s.top_k = to_int(m[2], key);
-  s.n = to_int(m[3], key);
-  s.k = to_int(m[4], key);
+  s.experts = key_number(m[1], key);
+  s.top_k = key_number(m[2], key);
+  s.n = key_number(m[3], key);
+  s.k = key_number(m[4], key);
   s.swiglu = m[5].matched;
   return s;
 }
@@ -81,12 +74,12 @@ Mxfp4Config parse_mxfp4_config(const std::string& key, const std::string& kind) 
   if (!std::regex_match(key, m, re))
     throw Error("bad mxfp4_moe config '" + key + "' (expected like bm16_bn64_bk64_w4_s2_ep1)");
   Mxfp4Config c;
-  c.block_m = static_cast<int>(to_int(m[1], key));
-  c.block_n = static_cast<int>(to_int(m[2], key));
-  c.block_k = static_cast<int>(to_int(m[3], key));
-  c.warps = static_cast<int>(to_int(m[4], key));
-  c.stages = static_cast<int>(to_int(m[5], key));
-  c.subtiles = static_cast<int>(to_int(m[6], key));
+  c.block_m = static_cast<int>(key_number(m[1], key));
+  c.block_n = static_cast<int>(key_number(m[2], key));
+  c.block_k = static_cast<int>(key_number(m[3], key));
+  c.warps = static_cast<int>(key_number(m[4], key));
+  c.stages = static_cast<int>(key_number(m[5], key));
+  c.subtiles = static_cast<int>(key_number(m[6], key));
   c.decode = kind == "decode";
   return c;
 }
