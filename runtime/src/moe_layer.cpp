@@ -8,6 +8,7 @@
 #include "scratch.h"
 #include "select.h"
 #include "status.h"
+#include "layer_routing.h"
 #include "tensor_args.h"
 #include "w4a16_moe/launch.h"
 
@@ -17,10 +18,7 @@ namespace rt {
 namespace {
 
 struct Layout {
-  int slot[2] = {0, 0};  // alignment slot of gemm1 / gemm2
-  int block_m[2] = {0, 0};  // per slot (slot 1 unused when both GEMMs share block_m)
-  int slots = 1;
-  int64_t sorted[2] = {}, expert_ids[2] = {}, num_padded[2] = {};
+  RoutingLayout route;
   int64_t h1 = 0, h = 0, workspace = 0, total = 0;
 };
 
@@ -45,19 +43,9 @@ kf_status layout(const MoeShapeKey keys[2], const kf_kernel* const kernels[2], i
                  const char* function, Layout* out) {
   Layout l;
   const int64_t top_k = keys[0].top_k, experts = keys[0].experts;
-  l.block_m[0] = kernels[0]->impl->config.block_m;
-  l.slot[1] = kernels[1]->impl->config.block_m == l.block_m[0] ? 0 : 1;
-  l.block_m[l.slot[1]] = kernels[1]->impl->config.block_m;
-  l.slots = l.slot[1] + 1;
   Carver c(counter_bytes);
   bool overflow = false;
-  for (int s = 0; s < l.slots; ++s) {
-    const int64_t capacity = moe::sorted_capacity(t, top_k, experts, l.block_m[s]);
-    if (capacity > INT_MAX) overflow = true;
-    l.sorted[s] = c.take(capacity, 4);
-    l.expert_ids[s] = c.take(capacity / l.block_m[s], 4);
-    l.num_padded[s] = c.take(1, 4);
-  }
+  l.route.carve(kernels[0]->impl->config.block_m, kernels[1]->impl->config.block_m, t, top_k, experts, c, &overflow);
   const int64_t slots = checked_mul(t, top_k, &overflow);
   const int64_t hidden = keys[0].expert.k, intermediate = keys[1].expert.k;
   // A fused gemm1 writes h itself: h1 is never there, only h2.
@@ -166,11 +154,7 @@ kf_status run_moe(const kf_db& db, const kf_moe_shape& shape, const kf_moe_layer
 
   kf_moe_align_args align[2] = {};
   MoeLaunch align_launch[2];
-  for (int i = 0; i < l.slots && status == KF_OK; ++i) {
-    align[i] = {a.topk_ids, at<int32_t>(s, l.sorted[i]), at<int32_t>(s, l.expert_ids[i]),
-                at<int32_t>(s, l.num_padded[i]), t, top_k, experts, l.block_m[i]};
-    status = plan_moe_align(db, align[i], function, &align_launch[i]);
-  }
+  status = plan_routing(db, l.route, s, a.topk_ids, t, top_k, experts, function, align, align_launch);
   kf_moe_gemm_args gemm[2] = {};
   MoeLaunch gemm_launch[2];
   const void* const qweight[2] = {a.w1_qweight, a.w2_qweight};
@@ -181,7 +165,7 @@ kf_status run_moe(const kf_db& db, const kf_moe_shape& shape, const kf_moe_layer
   const bool fused = kernels[0]->impl->config.silu;
   void* const y[2] = {at<void>(s, fused ? l.h : l.h1), at<void>(s, l.h1)};
   for (int g = 0; g < 2 && status == KF_OK; ++g) {
-    const int slot = l.slot[g];
+    const int slot = l.route.slot[g];
     const LinearShapeKey& e = keys[g].expert;
     gemm[g] = {x[g], qweight[g], scales[g], keys[g].expert.asym ? qzeros[g] : nullptr, a.topk_weights,
                align[slot].sorted_ids, align[slot].expert_ids, align[slot].num_padded, y[g],
@@ -196,7 +180,7 @@ kf_status run_moe(const kf_db& db, const kf_moe_shape& shape, const kf_moe_layer
   if (status == KF_OK) status = plan_moe_sum(db, bf16, sum, function, &sum_launch);
   if (status != KF_OK) return status;
 
-  for (int i = 0; i < l.slots && status == KF_OK; ++i) status = launch_planned(align_launch[i], align[i], stream);
+  for (int i = 0; i < l.route.slots && status == KF_OK; ++i) status = launch_planned(align_launch[i], align[i], stream);
   if (status == KF_OK) status = launch_planned(gemm_launch[0], gemm[0], stream);
   if (status == KF_OK && !fused) status = launch_planned(silu_launch, silu, stream);
   if (status == KF_OK) status = launch_planned(gemm_launch[1], gemm[1], stream);

@@ -9,6 +9,7 @@
 #include "mxfp4_select.h"
 #include "scratch.h"
 #include "status.h"
+#include "layer_routing.h"
 #include "tensor_args.h"
 #include "w4a16_moe/launch.h"
 
@@ -18,10 +19,7 @@ namespace rt {
 namespace {
 
 struct Layout {
-  int slot[2] = {0, 0};     // alignment slot of gemm1 / gemm2
-  int block_m[2] = {0, 0};  // per slot (slot 1 unused when both GEMMs share block_m)
-  int slots = 1;
-  int64_t sorted[2] = {}, expert_ids[2] = {}, num_padded[2] = {};
+  RoutingLayout route;
   int64_t h = 0, h2 = 0, total = 0;
 };
 
@@ -29,19 +27,10 @@ kf_status layout(const Mxfp4ShapeKey keys[2], const kf_kernel* const kernels[2],
                  Layout* out) {
   Layout l;
   const int64_t top_k = keys[0].top_k, experts = keys[0].experts;
-  l.block_m[0] = kernels[0]->impl->mxfp4_config.block_m;
-  l.slot[1] = kernels[1]->impl->mxfp4_config.block_m == l.block_m[0] ? 0 : 1;
-  l.block_m[l.slot[1]] = kernels[1]->impl->mxfp4_config.block_m;
-  l.slots = l.slot[1] + 1;
   Carver c(0);
   bool overflow = false;
-  for (int s = 0; s < l.slots; ++s) {
-    const int64_t capacity = moe::sorted_capacity(t, top_k, experts, l.block_m[s]);
-    if (capacity > INT_MAX) overflow = true;
-    l.sorted[s] = c.take(capacity, 4);
-    l.expert_ids[s] = c.take(capacity / l.block_m[s], 4);
-    l.num_padded[s] = c.take(1, 4);
-  }
+  l.route.carve(kernels[0]->impl->mxfp4_config.block_m, kernels[1]->impl->mxfp4_config.block_m, t, top_k, experts, c,
+                &overflow);
   const int64_t slots = checked_mul(t, top_k, &overflow);
   const int64_t hidden = keys[0].k, intermediate = keys[1].k;
   l.h = c.take(checked_mul(slots, intermediate, &overflow), 2);
@@ -149,11 +138,7 @@ kf_status run_mxfp4_moe(const kf_db& db, const kf_mxfp4_moe_shape& shape, const 
 
   kf_moe_align_args align[2] = {};
   MoeLaunch align_launch[2];
-  for (int i = 0; i < l.slots && status == KF_OK; ++i) {
-    align[i] = {a.topk_ids, at<int32_t>(s, l.sorted[i]), at<int32_t>(s, l.expert_ids[i]),
-                at<int32_t>(s, l.num_padded[i]), t, top_k, experts, l.block_m[i]};
-    status = plan_moe_align(db, align[i], function, &align_launch[i]);
-  }
+  status = plan_routing(db, l.route, s, a.topk_ids, t, top_k, experts, function, align, align_launch);
   kf_mxfp4_moe_gemm_args gemm[2] = {};
   MoeLaunch gemm_launch[2];
   const uint8_t* const weight[2] = {a.w1_weight, a.w2_weight};
@@ -162,7 +147,7 @@ kf_status run_mxfp4_moe(const kf_db& db, const kf_mxfp4_moe_shape& shape, const 
   const void* const x[2] = {a.x, at<void>(s, l.h)};
   void* const y[2] = {at<void>(s, l.h), at<void>(s, l.h2)};
   for (int g = 0; g < 2 && status == KF_OK; ++g) {
-    const int slot = l.slot[g];
+    const int slot = l.route.slot[g];
     const kf_mxfp4_moe_gemm_args args = {x[g], weight[g], scales[g], bias[g], a.topk_weights,
                                          align[slot].sorted_ids, align[slot].expert_ids, align[slot].num_padded,
                                          y[g], t, top_k, experts, static_cast<int>(keys[g].n),
@@ -174,7 +159,7 @@ kf_status run_mxfp4_moe(const kf_db& db, const kf_mxfp4_moe_shape& shape, const 
   if (status == KF_OK) status = plan_moe_sum(db, /*bf16=*/true, sum, function, &sum_launch);
   if (status != KF_OK) return status;
 
-  for (int i = 0; i < l.slots && status == KF_OK; ++i) status = launch_planned(align_launch[i], align[i], stream);
+  for (int i = 0; i < l.route.slots && status == KF_OK; ++i) status = launch_planned(align_launch[i], align[i], stream);
   if (status == KF_OK) status = launch_planned(gemm_launch[0], gemm[0], stream);
   if (status == KF_OK) status = launch_planned(gemm_launch[1], gemm[1], stream);
   if (status == KF_OK) status = launch_planned(sum_launch, sum, stream);
