@@ -34,6 +34,33 @@ inline void* alloc(size_t bytes) {
   return p;
 }
 
+// What every layer benchmark starts with: its command line `[DB (tuned_db/kforge.sqlite)]
+// [CSV] [reps (100, at least 50)]`, the device's properties and the DB opened and prepared.
+// Without a GPU it says so and exits 77.
+struct Start {
+  const char* db_path;
+  const char* csv_path;  // null: no CSV
+  int reps;
+  cudaDeviceProp prop;
+  kf_db* db;
+};
+
+inline Start start(int argc, char** argv) {
+  Start s{};
+  s.db_path = argc > 1 ? argv[1] : "tuned_db/kforge.sqlite";
+  s.csv_path = argc > 2 ? argv[2] : nullptr;
+  s.reps = argc > 3 ? std::max(50, std::atoi(argv[3])) : 100;
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::printf("skipped: no GPU\n");
+    std::exit(77);
+  }
+  check(cudaGetDeviceProperties(&s.prop, 0), "properties");
+  kf_check(kf_open(s.db_path, &s.db), s.db_path);
+  kf_check(kf_prepare(s.db), "kf_prepare");
+  return s;
+}
+
 __device__ inline uint32_t mix(uint64_t i, uint32_t seed) {
   uint64_t z = i * 0x9e3779b97f4a7c15ull + seed;
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;

@@ -67,19 +67,11 @@ Gemm make_gemm(int n, int k, uint32_t seed) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const char* db_path = argc > 1 ? argv[1] : "tuned_db/kforge.sqlite";
-  const char* csv_path = argc > 2 ? argv[2] : nullptr;
-  const int reps = argc > 3 ? std::max(50, std::atoi(argv[3])) : 100;
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::printf("skipped: no GPU\n");
-    return 77;
-  }
-  cudaDeviceProp prop;
-  check(cudaGetDeviceProperties(&prop, 0), "properties");
-  kf_db* db = nullptr;
-  kf_check(kf_open(db_path, &db), db_path);
-  kf_check(kf_prepare(db), "kf_prepare");
+  const kf::bench::Start run = kf::bench::start(argc, argv);
+  const char *db_path = run.db_path, *csv_path = run.csv_path;
+  const int reps = run.reps;
+  const cudaDeviceProp& prop = run.prop;
+  kf_db* const db = run.db;
   kf::bench::ColdTimer timer;
   cublasHandle_t blas;
   cublasCreate(&blas);
