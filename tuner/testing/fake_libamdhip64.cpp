@@ -106,21 +106,11 @@ hipError_t run_linear(const Module& mod, const kf_linear_args& a, unsigned threa
   return hipSuccess;
 }
 
-hipError_t mla_result(const Module& mod, const fake_mla::Outcome& r) {
-  if (r.what == fake_mla::Outcome::invalid) return hipErrorInvalidValue;
-  if (r.what == fake_mla::Outcome::fault) return fault(r.why);
-  g_now_us += g_cold ? mod.us : mod.us / 2;
-  g_cold = false;
-  if (mod.behave == "hang") g_hung = true;
-  return hipSuccess;
-}
-
-const fake_mla::Env kMlaEnv{live, kf::half_bits_to_float, kf::float_to_half_bits};
-
-// moe_align and mxfp4_moe_gemm1/2: fake_mxfp4.h; align costs 2 us, the GEMMs like the others.
-hipError_t mxfp4_result(const Module& mod, const fake_mxfp4::Outcome& r, bool align) {
-  if (r.what == fake_mxfp4::Outcome::invalid) return hipErrorInvalidValue;
-  if (r.what == fake_mxfp4::Outcome::fault) return fault(r.why);
+// The kernels of fake_moe.h, fake_mxfp4.h and fake_mla.h: their outcome as a HIP result,
+// timed like the others (moe_align costs 2 us).
+hipError_t kernel_result(const Module& mod, const fake_kernel::Outcome& r, bool align = false) {
+  if (r.what == fake_kernel::Outcome::invalid) return hipErrorInvalidValue;
+  if (r.what == fake_kernel::Outcome::fault) return fault(r.why);
   if (align) {
     g_now_us += 2;
     return hipSuccess;
@@ -130,8 +120,12 @@ hipError_t mxfp4_result(const Module& mod, const fake_mxfp4::Outcome& r, bool al
   if (mod.behave == "hang") g_hung = true;
   return hipSuccess;
 }
+hipError_t kernel_result(const Module& mod, const fake_moe::Outcome& r) {
+  if (!r.complaint.empty()) complain(r.complaint);
+  return kernel_result(mod, r.result);
+}
 
-const fake_mxfp4::Env kMxfp4Env{live, kf::half_bits_to_float, kf::float_to_half_bits};
+const fake_kernel::Env kEnv{live, kf::half_bits_to_float, kf::float_to_half_bits};
 
 struct StreamReadArgs {
   const void* data;
@@ -247,26 +241,23 @@ hipError_t hipModuleLaunchKernel(hipFunction_t f, unsigned gx, unsigned gy, unsi
   if (mod->behave == "refuse") return hipErrorLaunchOutOfResources;
   if (mod->behave == "flush") return run_flush(*static_cast<StreamReadArgs*>(params[0]), gx, bx);
   if (mod->name.rfind("moe_align", 0) == 0)
-    return mxfp4_result(*mod, fake_mxfp4::align(mod->behave, *static_cast<kf_moe_align_args*>(params[0]), gx, bx,
-                                                kMxfp4Env), true);
-  if (mod->name.rfind("w4a16_moe_gemm", 0) == 0 || mod->name.rfind("moe_silu_mul", 0) == 0) {
-    const fake_moe::Outcome r =
-        mod->name[0] == 'w' ? fake_moe::gemm(mod->name, mod->behave, *static_cast<kf_moe_gemm_args*>(params[0]), gx, gy,
-                                             gz, kMxfp4Env)
-                            : fake_moe::silu_mul(mod->name, mod->behave, *static_cast<kf_moe_silu_mul_args*>(params[0]),
-                                                 gx, bx, kMxfp4Env);
-    if (!r.complaint.empty()) complain(r.complaint);
-    return mxfp4_result(*mod, r.result, false);
-  }
+    return kernel_result(*mod, fake_mxfp4::align(mod->behave, *static_cast<kf_moe_align_args*>(params[0]), gx, bx, kEnv),
+                         true);
+  if (mod->name.rfind("w4a16_moe_gemm", 0) == 0)
+    return kernel_result(*mod, fake_moe::gemm(mod->name, mod->behave, *static_cast<kf_moe_gemm_args*>(params[0]), gx, gy,
+                                              gz, kEnv));
+  if (mod->name.rfind("moe_silu_mul", 0) == 0)
+    return kernel_result(*mod, fake_moe::silu_mul(mod->name, mod->behave, *static_cast<kf_moe_silu_mul_args*>(params[0]),
+                                                  gx, bx, kEnv));
   if (mod->name.rfind("mxfp4_moe_gemm", 0) == 0)
-    return mxfp4_result(*mod, fake_mxfp4::gemm(mod->name, mod->behave, *static_cast<kf_mxfp4_moe_gemm_args*>(params[0]),
-                                               gx, gy, gz, bx, 64, kMxfp4Env), false);
+    return kernel_result(*mod, fake_mxfp4::gemm(mod->name, mod->behave, *static_cast<kf_mxfp4_moe_gemm_args*>(params[0]),
+                                                gx, gy, gz, bx, 64, kEnv));
   if (mod->name.rfind("sparse_mla_decode", 0) == 0)
-    return mla_result(*mod, fake_mla::decode(mod->name, mod->behave, *static_cast<kf_mla_decode_args*>(params[0]), gx,
-                                             gy, gz, bx, 64, kMlaEnv));
+    return kernel_result(*mod, fake_mla::decode(mod->name, mod->behave, *static_cast<kf_mla_decode_args*>(params[0]), gx,
+                                                gy, gz, bx, 64, kEnv));
   if (mod->name.rfind("sparse_mla_combine", 0) == 0)
-    return mla_result(*mod, fake_mla::combine(mod->name, mod->behave, *static_cast<kf_mla_combine_args*>(params[0]),
-                                              gx, bx, kMlaEnv));
+    return kernel_result(*mod, fake_mla::combine(mod->name, mod->behave, *static_cast<kf_mla_combine_args*>(params[0]),
+                                                 gx, bx, kEnv));
   return run_linear(*mod, *static_cast<kf_linear_args*>(params[0]), bx);
 }
 hipError_t hipStreamCreate(hipStream_t* s) { return *s = handle<hipStream_t>(), hipSuccess; }

@@ -163,12 +163,11 @@ CUresult run_linear(const Module& mod, const kf_linear_args& a, unsigned threads
   return CUDA_SUCCESS;
 }
 
-// w4a16_moe GEMMs, moe_silu_mul and moe_align: fake_moe.h / fake_mxfp4.h, timed like the
-// others (align costs 2 us).
-CUresult moe_result(const Module& mod, const fake_moe::Outcome& r, bool align = false) {
-  if (!r.complaint.empty()) complain(r.complaint);
-  if (r.result.what == fake_mxfp4::Outcome::invalid) return CUDA_ERROR_INVALID_VALUE;
-  if (r.result.what == fake_mxfp4::Outcome::fault) return fault(r.result.why);
+// The kernels of fake_moe.h, fake_mxfp4.h and fake_mla.h: their outcome as a driver
+// result, timed like the others (moe_align costs 2 us).
+CUresult kernel_result(const Module& mod, const fake_kernel::Outcome& r, bool align = false) {
+  if (r.what == fake_kernel::Outcome::invalid) return CUDA_ERROR_INVALID_VALUE;
+  if (r.what == fake_kernel::Outcome::fault) return fault(r.why);
   if (align) {
     g_now_us += 2;
     return CUDA_SUCCESS;
@@ -178,32 +177,12 @@ CUresult moe_result(const Module& mod, const fake_moe::Outcome& r, bool align = 
   if (mod.behave == "hang") g_hung = true;
   return CUDA_SUCCESS;
 }
-
-const fake_moe::Env kMoeEnv{live, half_to_float, float_to_half};
-
-// sparse_mla_decode and sparse_mla_combine: fake_mla.h, timed like the others.
-CUresult mla_result(const Module& mod, const fake_mla::Outcome& r) {
-  if (r.what == fake_mla::Outcome::invalid) return CUDA_ERROR_INVALID_VALUE;
-  if (r.what == fake_mla::Outcome::fault) return fault(r.why);
-  g_now_us += g_cold ? mod.us : mod.us / 2;
-  g_cold = false;
-  if (mod.behave == "hang") g_hung = true;
-  return CUDA_SUCCESS;
+CUresult kernel_result(const Module& mod, const fake_moe::Outcome& r) {
+  if (!r.complaint.empty()) complain(r.complaint);
+  return kernel_result(mod, r.result);
 }
 
-const fake_mla::Env kMlaEnv{live, half_to_float, float_to_half};
-
-// mxfp4_moe_gemm1/2: fake_mxfp4.h, timed like the others.
-CUresult mxfp4_result(const Module& mod, const fake_mxfp4::Outcome& r) {
-  if (r.what == fake_mxfp4::Outcome::invalid) return CUDA_ERROR_INVALID_VALUE;
-  if (r.what == fake_mxfp4::Outcome::fault) return fault(r.why);
-  g_now_us += g_cold ? mod.us : mod.us / 2;
-  g_cold = false;
-  if (mod.behave == "hang") g_hung = true;
-  return CUDA_SUCCESS;
-}
-
-const fake_mxfp4::Env kMxfp4Env{live, half_to_float, float_to_half};
+const fake_kernel::Env kEnv{live, half_to_float, float_to_half};
 
 struct StreamReadArgs {
   const void* data;
@@ -338,23 +317,23 @@ CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, uns
   if (mod->behave == "refuse") return CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES;
   if (mod->behave == "flush") return run_flush(*static_cast<StreamReadArgs*>(params[0]), gx, bx);
   if (mod->name.rfind("moe_align", 0) == 0)
-    return moe_result(*mod, {fake_mxfp4::align(mod->behave, *static_cast<kf_moe_align_args*>(params[0]), gx, bx, kMoeEnv), ""},
-                      true);
+    return kernel_result(*mod, fake_mxfp4::align(mod->behave, *static_cast<kf_moe_align_args*>(params[0]), gx, bx, kEnv),
+                         true);
   if (mod->name.rfind("w4a16_moe_gemm", 0) == 0)
-    return moe_result(*mod, fake_moe::gemm(mod->name, mod->behave, *static_cast<kf_moe_gemm_args*>(params[0]), gx, gy, gz,
-                                           kMoeEnv));
+    return kernel_result(*mod, fake_moe::gemm(mod->name, mod->behave, *static_cast<kf_moe_gemm_args*>(params[0]), gx, gy,
+                                              gz, kEnv));
   if (mod->name.rfind("moe_silu_mul", 0) == 0)
-    return moe_result(*mod, fake_moe::silu_mul(mod->name, mod->behave, *static_cast<kf_moe_silu_mul_args*>(params[0]),
-                                               gx, bx, kMoeEnv));
+    return kernel_result(*mod, fake_moe::silu_mul(mod->name, mod->behave, *static_cast<kf_moe_silu_mul_args*>(params[0]),
+                                                  gx, bx, kEnv));
   if (mod->name.rfind("mxfp4_moe_gemm", 0) == 0)
-    return mxfp4_result(*mod, fake_mxfp4::gemm(mod->name, mod->behave, *static_cast<kf_mxfp4_moe_gemm_args*>(params[0]),
-                                               gx, gy, gz, bx, 32, kMxfp4Env));
+    return kernel_result(*mod, fake_mxfp4::gemm(mod->name, mod->behave, *static_cast<kf_mxfp4_moe_gemm_args*>(params[0]),
+                                                gx, gy, gz, bx, 32, kEnv));
   if (mod->name.rfind("sparse_mla_decode", 0) == 0)
-    return mla_result(*mod, fake_mla::decode(mod->name, mod->behave, *static_cast<kf_mla_decode_args*>(params[0]), gx,
-                                             gy, gz, bx, 32, kMlaEnv));
+    return kernel_result(*mod, fake_mla::decode(mod->name, mod->behave, *static_cast<kf_mla_decode_args*>(params[0]), gx,
+                                                gy, gz, bx, 32, kEnv));
   if (mod->name.rfind("sparse_mla_combine", 0) == 0)
-    return mla_result(*mod, fake_mla::combine(mod->name, mod->behave, *static_cast<kf_mla_combine_args*>(params[0]),
-                                              gx, bx, kMlaEnv));
+    return kernel_result(*mod, fake_mla::combine(mod->name, mod->behave, *static_cast<kf_mla_combine_args*>(params[0]),
+                                                 gx, bx, kEnv));
   return run_linear(*mod, *static_cast<kf_linear_args*>(params[0]), bx);
 }
 CUresult cuStreamCreate(CUstream* s, unsigned int) { return *s = handle<CUstream>(), CUDA_SUCCESS; }

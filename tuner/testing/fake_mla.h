@@ -15,30 +15,18 @@
 #include <string>
 #include <vector>
 
+#include "fake_kernel.h"
 #include "sparse_mla/args.h"
 
 namespace fake_mla {
 
 constexpr int64_t kDim = 576, kOut = 512;
 
-// What a launch did: ran (ok), was refused for its arguments (invalid), or touched memory
-// it must not (fault, with why).
-struct Outcome {
-  enum { ok, invalid, fault } what = ok;
-  std::string why;
-};
+using fake_kernel::Outcome;
 
-// The allocation check and 16-bit conversions of the stand-in calling.
-struct Env {
-  char* (*live)(const void* p, size_t bytes);  // [p, p + bytes) inside one allocation, else null
-  float (*to_float)(uint16_t h, bool bf16);
-  uint16_t (*to_half)(float f, bool bf16);
-};
+using fake_kernel::Env;
 
-inline int config_value(const std::string& name, const std::string& key) {
-  const size_t at = name.find("_" + key);
-  return at == std::string::npos ? 1 : std::atoi(name.c_str() + at + 1 + key.size());
-}
+using fake_kernel::config_value;
 
 inline bool poisoned(float f) {
   uint32_t u;

@@ -19,21 +19,21 @@
 
 namespace fake_moe {
 
-using fake_mxfp4::Env;
+using fake_kernel::Env;
 
 struct Outcome {
-  fake_mxfp4::Outcome result;
+  fake_kernel::Outcome result;
   std::string complaint;  // something wrong the kernel would not notice (printed by the caller)
 };
 
-inline Outcome fail(const std::string& why) { return {{fake_mxfp4::Outcome::fault, why}, ""}; }
+inline Outcome fail(const std::string& why) { return {{fake_kernel::Outcome::fault, why}, ""}; }
 
 // moe_silu_mul_any_<dtype>: one thread per 8 outputs in blocks of 256.
 inline Outcome silu_mul(const std::string& name, const std::string& behave, const kf_moe_silu_mul_args& a, unsigned gx,
                         unsigned threads, const Env& env) {
   const bool bf16 = name.find("_bf16") != std::string::npos;
   const int64_t rows = a.rows, n = a.n;
-  if (rows < 1 || n < 8 || n % 8) return {{fake_mxfp4::Outcome::invalid, ""}, ""};
+  if (rows < 1 || n < 8 || n % 8) return {{fake_kernel::Outcome::invalid, ""}, ""};
   if (threads != 256 || gx != static_cast<unsigned>((rows * n / 8 + 255) / 256))
     return fail(name + ": grid is not w4a16_moe/launch.h's");
   auto* x = reinterpret_cast<const uint16_t*>(env.live(a.x, rows * 2 * n * 2));
@@ -55,9 +55,9 @@ inline Outcome gemm(const std::string& name, const std::string& behave, const kf
   const bool bf16 = name.find("_bf16_") != std::string::npos, asym = name.find("_asym") != std::string::npos;
   const bool gemm1 = name.find("w4a16_moe_gemm1") == 0, prefill = name.find("_prefill_") != std::string::npos;
   const int64_t t = a.t, top_k = a.top_k, e_count = a.experts, n = a.n, k = a.k, g = a.group, slots = t * top_k;
-  const int sk = fake_mxfp4::config_value(name, "sk"), bm = fake_mxfp4::config_value(name, "bm");
-  const int bn = fake_mxfp4::config_value(name, "bn");
-  if (t < 1 || n < 1 || k < 1 || g < 1 || k % g) return {{fake_mxfp4::Outcome::invalid, ""}, ""};
+  const int sk = fake_kernel::config_value(name, "sk"), bm = fake_kernel::config_value(name, "bm");
+  const int bn = fake_kernel::config_value(name, "bn");
+  if (t < 1 || n < 1 || k < 1 || g < 1 || k % g) return {{fake_kernel::Outcome::invalid, ""}, ""};
   const bool silu = name.size() > 5 && name.compare(name.size() - 5, 5, "_silu") == 0;
   const int64_t cols = silu ? n / 2 : n;  // of y
   const int64_t cap = fake_mxfp4::capacity(t, top_k, e_count, bm);

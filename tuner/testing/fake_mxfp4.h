@@ -16,27 +16,17 @@
 #include <string>
 #include <vector>
 
+#include "fake_kernel.h"
 #include "mxfp4_moe/args.h"
 #include "w4a16_moe/args.h"
 
 namespace fake_mxfp4 {
 
-struct Outcome {
-  enum { ok, invalid, fault } what = ok;
-  std::string why;
-};
+using fake_kernel::Outcome;
 
-// The allocation check and 16-bit conversions of the stand-in calling.
-struct Env {
-  char* (*live)(const void* p, size_t bytes);  // [p, p + bytes) inside one allocation, else null
-  float (*to_float)(uint16_t h, bool bf16);
-  uint16_t (*to_half)(float f, bool bf16);
-};
+using fake_kernel::Env;
 
-inline int config_value(const std::string& name, const std::string& key) {
-  const size_t at = name.find("_" + key);
-  return at == std::string::npos ? 1 : std::atoi(name.c_str() + at + 1 + key.size());
-}
+using fake_kernel::config_value;
 
 inline int64_t capacity(int64_t t, int64_t top_k, int64_t experts, int64_t block_m) {  // w4a16_moe/launch.h
   const int64_t slots = t * top_k, hit = slots < experts ? slots : experts;
