@@ -194,7 +194,7 @@ int main(int argc, char** argv) {
   const std::regex re(filter);
   std::map<std::string, std::vector<KernelRow>> by_shape;  // decode kernels
   std::map<bool, KernelRow> combine;                       // per dtype
-  for (auto& k : gpu_check::read_kernels(pack, arch, {"sparse_mla_decode", "sparse_mla_combine"})) {
+  for (auto& k : gpu_check::read_kernels_or_exit(pack, arch, {"sparse_mla_decode", "sparse_mla_combine"})) {
     if (k.op == kMlaCombineOp) combine[k.shape == "any_bf16"] = k;
     else if (std::regex_search(k.name, re)) by_shape[k.shape].push_back(k);
   }

@@ -27,7 +27,6 @@
 // failure or when nothing was checked, 77 without a GPU.
 #include "check_moe.h"
 
-#include <sqlite3.h>
 
 #include <stdexcept>
 
@@ -35,38 +34,6 @@ namespace kf {
 namespace moe_check {
 
 const cuda::Driver* cu = nullptr;
-
-std::vector<KernelRow> read_kernels(const std::string& pack, const std::string& arch, const std::string& ops) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(pack.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
-    const std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    throw std::runtime_error("cannot open pack '" + pack + "': " + msg);
-  }
-  const std::string sql = "SELECT name, op, kind, shape, config, code_object, threads FROM kernels WHERE arch = ?"
-                          " AND status = 'ok' AND code_object IS NOT NULL AND op IN (" + ops + ") ORDER BY name";
-  sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
-    const std::string msg = sqlite3_errmsg(db);
-    sqlite3_close(db);
-    throw std::runtime_error("pack '" + pack + "': " + msg);
-  }
-  sqlite3_bind_text(st, 1, arch.c_str(), -1, SQLITE_TRANSIENT);
-  std::vector<KernelRow> rows;
-  auto text = [&](int col) {
-    const unsigned char* t = sqlite3_column_text(st, col);
-    return std::string(t ? reinterpret_cast<const char*>(t) : "");
-  };
-  while (sqlite3_step(st) == SQLITE_ROW) {
-    KernelRow r{text(0), text(1), text(2), text(3), text(4), {}, sqlite3_column_int(st, 6)};
-    const auto* blob = static_cast<const uint8_t*>(sqlite3_column_blob(st, 5));
-    r.code_object.assign(blob, blob + sqlite3_column_bytes(st, 5));
-    rows.push_back(std::move(r));
-  }
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return rows;
-}
 
 void Checker::run_align() {
   std::set<int> bms = {1, 16, 64};

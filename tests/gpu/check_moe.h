@@ -19,6 +19,7 @@
 
 #include "cu_check.h"
 #include "cuda_driver.h"
+#include "gpu_check_util.h"
 #include "kforge/kforge.h"
 #include "linear_reference.h"
 #include "moe_family.h"
@@ -158,13 +159,8 @@ inline std::string zero_tokens(const std::vector<uint16_t>& y, const std::vector
 
 // A kernel row of the pack, read without changing the file (kf::Pack::open would
 // migrate an older schema in place; a check must not).
-struct KernelRow {
-  std::string name, op, kind, shape, config;
-  std::vector<uint8_t> code_object;
-  int threads = 0;
-};
-// The rows of `arch` with status ok whose op is one of `ops` (SQL list, quoted).
-std::vector<KernelRow> read_kernels(const std::string& pack, const std::string& arch, const std::string& ops);
+using gpu_check::KernelRow;
+using gpu_check::read_kernels;
 
 struct Gemm {
   KernelRow k;
@@ -189,7 +185,7 @@ class Checker {
     threads_ = std::max(1u, std::thread::hardware_concurrency());
     rng_.seed(opt.seed);
     const std::regex filter(opt.filter);
-    for (auto& k : read_kernels(opt.pack, opt.arch, "'w4a16_moe_gemm1', 'w4a16_moe_gemm2'")) {
+    for (auto& k : read_kernels(opt.pack, opt.arch, {"w4a16_moe_gemm1", "w4a16_moe_gemm2"})) {
       if (!std::regex_search(k.name, filter)) continue;
       Gemm g;
       g.shape = parse_moe_shape(k.op, k.shape);
@@ -197,7 +193,7 @@ class Checker {
       g.k = std::move(k);
       gemms_[g.k.op + " " + g.k.shape].push_back(std::move(g));
     }
-    for (auto& k : read_kernels(opt.pack, opt.arch, "'moe_align', 'moe_silu_mul', 'moe_sum'")) helpers_.insert(k.name);
+    for (auto& k : read_kernels(opt.pack, opt.arch, {"moe_align", "moe_silu_mul", "moe_sum"})) helpers_.insert(k.name);
   }
 
   size_t gemm_count() const {

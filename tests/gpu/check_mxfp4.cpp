@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
 
   const std::regex re(filter);
   std::map<std::pair<std::string, std::string>, std::vector<KernelRow>> by_shape;
-  for (auto& k : gpu_check::read_kernels(pack, arch, {"mxfp4_moe_gemm1", "mxfp4_moe_gemm2"}))
+  for (auto& k : gpu_check::read_kernels_or_exit(pack, arch, {"mxfp4_moe_gemm1", "mxfp4_moe_gemm2"}))
     if (std::regex_search(k.name, re)) by_shape[{k.op, k.shape}].push_back(std::move(k));
   size_t kernels = 0;
   for (auto& [key, list] : by_shape) kernels += list.size();

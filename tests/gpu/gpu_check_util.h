@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -69,14 +70,15 @@ struct KernelRow {
   int threads = 0;
 };
 
-// The kernels of `ops` for `arch` with status ok and a code object, by name; exits 1
-// naming the pack when it cannot be read.
+// The kernels of `ops` for `arch` with status ok and a code object, by name. Throws
+// std::runtime_error naming the pack when it cannot be read.
 inline std::vector<KernelRow> read_kernels(const std::string& pack, const std::string& arch,
                                            const std::vector<std::string>& ops) {
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(pack.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
-    std::fprintf(stderr, "cannot open pack '%s': %s\n", pack.c_str(), db ? sqlite3_errmsg(db) : "out of memory");
-    std::exit(1);
+    const std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    throw std::runtime_error("cannot open pack '" + pack + "': " + msg);
   }
   std::string sql = "SELECT name, op, kind, shape, config, code_object, threads FROM kernels WHERE arch = ?"
                     " AND status = 'ok' AND code_object IS NOT NULL AND op IN (";
@@ -84,8 +86,9 @@ inline std::vector<KernelRow> read_kernels(const std::string& pack, const std::s
   sql += ") ORDER BY name";
   sqlite3_stmt* st = nullptr;
   if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
-    std::fprintf(stderr, "pack '%s': %s\n", pack.c_str(), sqlite3_errmsg(db));
-    std::exit(1);
+    const std::string msg = sqlite3_errmsg(db);
+    sqlite3_close(db);
+    throw std::runtime_error("pack '" + pack + "': " + msg);
   }
   sqlite3_bind_text(st, 1, arch.c_str(), -1, SQLITE_TRANSIENT);
   for (size_t i = 0; i < ops.size(); ++i) sqlite3_bind_text(st, static_cast<int>(i) + 2, ops[i].c_str(), -1, SQLITE_TRANSIENT);
@@ -103,6 +106,17 @@ inline std::vector<KernelRow> read_kernels(const std::string& pack, const std::s
   sqlite3_finalize(st);
   sqlite3_close(db);
   return rows;
+}
+
+// read_kernels for a program that cannot go on without them: the reason on stderr, exit 1.
+inline std::vector<KernelRow> read_kernels_or_exit(const std::string& pack, const std::string& arch,
+                                                   const std::vector<std::string>& ops) {
+  try {
+    return read_kernels(pack, arch, ops);
+  } catch (const std::runtime_error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    std::exit(1);
+  }
 }
 
 // --pack FILE (required), --arch, --filter RE (kernel names), --<sizes> 1,3,8 (each >= 1),
