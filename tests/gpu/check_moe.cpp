@@ -27,7 +27,6 @@
 // failure or when nothing was checked, 77 without a GPU.
 #include "check_moe.h"
 
-
 #include <stdexcept>
 
 namespace kf {
