@@ -26,18 +26,35 @@ void MeasureProgress::tick(const std::string& what) {
   err_ << line << std::flush;
 }
 
-int print_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov, const std::vector<TuneShape>& shapes,
-                   bool cold_l2) {
-  if (shapes.empty()) return 0;
-  out << "\nwinners on " << prov.device << " (" << prov.arch << ", " << (cold_l2 ? "cold" : "warm") << " L2):\n";
+namespace {
+
+// One table of the routing-'' winners per M (T, Q) range of (op, shape key) pairs, under a
+// title the caller prints: an op column when op_width > 0, then shape, range, kernel and
+// median us; `none` stands for a shape without winners.
+struct WinnerTable {
+  int op_width, shape_width, kernel_width;
+  const char* range_label;
+  const char* none;
+};
+
+int print_table(std::ostream& out, const ResultsDb& db, const Provenance& prov,
+                const std::vector<std::pair<std::string, std::string>>& shapes, bool cold_l2, const WinnerTable& t) {
   char line[512];
-  std::snprintf(line, sizeof line, "%-28s %-14s %-76s %10s\n", "shape", "M range", "kernel", "median us");
+  // The op column (and its separating space) only where the table has one.
+  auto lead = [&](const char* op) {
+    return t.op_width > 0 ? std::snprintf(line, sizeof line, "%-*s ", t.op_width, op) : 0;
+  };
+  int n = lead("op");
+  std::snprintf(line + n, sizeof line - n, "%-*s %-14s %-*s %10s\n", t.shape_width, "shape", t.range_label,
+                t.kernel_width, "kernel", "median us");
   out << line;
   int with_winners = 0;
-  for (const auto& ts : shapes) {
-    const auto win = db.winners(prov, {"w4a16_linear", ts.key, cold_l2, ""});
+  for (const auto& [op, key] : shapes) {
+    const auto win = db.winners(prov, {op, key, cold_l2, ""});
     if (win.empty()) {
-      std::snprintf(line, sizeof line, "%-28s %-14s %-76s\n", ts.key.c_str(), "-", "(no kernel passed)");
+      n = lead(op.c_str());
+      std::snprintf(line + n, sizeof line - n, "%-*s %-14s %-*s\n", t.shape_width, key.c_str(), "-", t.kernel_width,
+                    t.none);
       out << line;
       continue;
     }
@@ -46,16 +63,15 @@ int print_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov
     for (const auto& w : win) {
       const std::string range = std::to_string(w.m_lo) +
                                 (w.m_hi == kMaxWinnerM ? "+" : w.m_hi == w.m_lo ? "" : "-" + std::to_string(w.m_hi));
-      std::snprintf(line, sizeof line, "%-28s %-14s %-76s %10.2f\n", first ? ts.key.c_str() : "", range.c_str(),
-                    w.kernel.c_str(), w.median_us);
+      n = lead(first ? op.c_str() : "");
+      std::snprintf(line + n, sizeof line - n, "%-*s %-14s %-*s %10.2f\n", t.shape_width, first ? key.c_str() : "",
+                    range.c_str(), t.kernel_width, w.kernel.c_str(), w.median_us);
       out << line;
       first = false;
     }
   }
   return with_winners;
 }
-
-namespace {
 
 // The routing-robust winners (routing '') of (op, shape key) pairs per T range.
 int print_robust_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov, const char* family,
@@ -63,33 +79,19 @@ int print_robust_winners(std::ostream& out, const ResultsDb& db, const Provenanc
   if (shapes.empty()) return 0;
   out << "\n" << family << " winners on " << prov.device << " (" << prov.arch << ", " << (cold_l2 ? "cold" : "warm")
       << " L2), robust over the routing archetypes; median us = worst over them:\n";
-  char line[512];
-  std::snprintf(line, sizeof line, "%-16s %-40s %-14s %-90s %10s\n", "op", "shape", "T range", "kernel", "median us");
-  out << line;
-  int with_winners = 0;
-  for (const auto& [op, key] : shapes) {
-    const auto win = db.winners(prov, {op, key, cold_l2, ""});
-    if (win.empty()) {
-      std::snprintf(line, sizeof line, "%-16s %-40s %-14s %-90s\n", op.c_str(), key.c_str(), "-",
-                    "(no kernel passed under every routing)");
-      out << line;
-      continue;
-    }
-    ++with_winners;
-    bool first = true;
-    for (const auto& w : win) {
-      const std::string range = std::to_string(w.m_lo) +
-                                (w.m_hi == kMaxWinnerM ? "+" : w.m_hi == w.m_lo ? "" : "-" + std::to_string(w.m_hi));
-      std::snprintf(line, sizeof line, "%-16s %-40s %-14s %-90s %10.2f\n", first ? op.c_str() : "",
-                    first ? key.c_str() : "", range.c_str(), w.kernel.c_str(), w.median_us);
-      out << line;
-      first = false;
-    }
-  }
-  return with_winners;
+  return print_table(out, db, prov, shapes, cold_l2, {16, 40, 90, "T range", "(no kernel passed under every routing)"});
 }
 
 }  // namespace
+
+int print_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov, const std::vector<TuneShape>& shapes,
+                  bool cold_l2) {
+  if (shapes.empty()) return 0;
+  out << "\nwinners on " << prov.device << " (" << prov.arch << ", " << (cold_l2 ? "cold" : "warm") << " L2):\n";
+  std::vector<std::pair<std::string, std::string>> keys;
+  for (const auto& ts : shapes) keys.push_back({"w4a16_linear", ts.key});
+  return print_table(out, db, prov, keys, cold_l2, {0, 28, 76, "M range", "(no kernel passed)"});
+}
 
 int print_moe_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov,
                       const std::vector<MoeTuneShape>& shapes, bool cold_l2) {
@@ -110,29 +112,9 @@ int print_mla_winners(std::ostream& out, const ResultsDb& db, const Provenance& 
   if (shapes.empty()) return 0;
   out << "\nsparse_mla_decode winners on " << prov.device << " (" << prov.arch << ", " << (cold_l2 ? "cold" : "warm")
       << " L2; a split kernel's time includes its combine):\n";
-  char line[512];
-  std::snprintf(line, sizeof line, "%-24s %-14s %-72s %10s\n", "shape", "Q range", "kernel", "median us");
-  out << line;
-  int with_winners = 0;
-  for (const auto& s : shapes) {
-    const auto win = db.winners(prov, {s.op, s.key, cold_l2, ""});
-    if (win.empty()) {
-      std::snprintf(line, sizeof line, "%-24s %-14s %-72s\n", s.key.c_str(), "-", "(no kernel passed)");
-      out << line;
-      continue;
-    }
-    ++with_winners;
-    bool first = true;
-    for (const auto& w : win) {
-      const std::string range = std::to_string(w.m_lo) +
-                                (w.m_hi == kMaxWinnerM ? "+" : w.m_hi == w.m_lo ? "" : "-" + std::to_string(w.m_hi));
-      std::snprintf(line, sizeof line, "%-24s %-14s %-72s %10.2f\n", first ? s.key.c_str() : "", range.c_str(),
-                    w.kernel.c_str(), w.median_us);
-      out << line;
-      first = false;
-    }
-  }
-  return with_winners;
+  std::vector<std::pair<std::string, std::string>> keys;
+  for (const auto& m : shapes) keys.push_back({m.op, m.key});
+  return print_table(out, db, prov, keys, cold_l2, {0, 24, 72, "Q range", "(no kernel passed)"});
 }
 
 }  // namespace kf
