@@ -40,7 +40,8 @@ struct LinearConfig {
   int block_k = 32;  // decode: k per thread step; prefill: k per shared-memory tile
   int warps = 4;     // waves (AMD) or warps (NVIDIA) per block
   int split_k = 1;   // blocks sharing one output tile's K range
-  int stages = 1;    // prefill: 2 = next tile's loads issued before this tile's math
+  int stages = 1;    // decode: register ring of k-steps (1, 2, 4); prefill: 2 = next tile's
+                     // loads before this tile's math, 3+ = cp.async shared-memory ring
   bool silu = false;  // fused SiLU-and-mul epilogue (templates/w4a16_linear/silu.h): the
                       // MoE family's gemm1 only; w4a16_linear never enumerates it
 

@@ -4,8 +4,10 @@
 // (one int32 row of the GPTQ layout holds 8 k of one column; 4 columns per load).
 // A block owns BN columns and BM rows of M; its THREADS are BN/4 column lanes times
 // TK k-lanes that split the block's K range, reduced through shared memory at the end.
-// STAGES == 2 keeps the next k-step's weight loads in flight while the current step is
-// multiplied (register double buffering).
+// STAGES is a ring of register buffers, each holding one k-step's weights and group
+// parameters: the loads of STAGES - 1 steps ahead are in flight while a step is
+// multiplied (1: none; 2: double buffering; 4: four steps, so a thread with few steps
+// issues all its loads at once and the block pays one DRAM round trip, not one per step).
 // SPLIT_K > 1 spreads K over blocks too (more blocks in flight for small N): each
 // writes an fp32 partial and the last block of a tile to arrive sums them in fixed
 // order (deterministic) and resets the tile's counter.
@@ -45,7 +47,7 @@ struct RuntimeDims {
 template <class Dims, class Rows, bool BF16, bool ASYM, int BM, int BN, int BK, int THREADS, int SPLIT_K,
           int STAGES, bool SILU = false>
 KF_INLINE void decode_body(const Dims dims, const Rows rows, const kf_linear_args& args) {
-  static_assert(STAGES == 1 || STAGES == 2, "decode stages: 1 or 2");
+  static_assert(STAGES == 1 || STAGES == 2 || STAGES == 4, "decode stages: 1, 2 or 4");
   static_assert(!SILU || Dims::kFixed, "the fused SiLU epilogue is for kernels of one shape");
   using T = Act16<BF16>;
   constexpr int TN = decode_threads_n(BN);
@@ -79,29 +81,24 @@ KF_INLINE void decode_body(const Dims dims, const Rows rows, const kf_linear_arg
     for (int c = 0; c < 4; ++c) acc[m][c] = 0.f;
 
   const int k_begin = split * k_per_split, k_end = k_begin + k_per_split;
-  u32x4 q[ROWS], q_next[ROWS];
-  auto load_step = [&](int k0, u32x4 (&dst)[ROWS]) {
-#pragma unroll
-    for (int r = 0; r < ROWS; ++r) dst[r] = load16(qweight + (size_t)(k0 / 8 + r) * N + n);
+  constexpr int kStep = TK * BK;  // a thread's k-steps are kStep apart
+  struct Stage {
+    u32x4 q[ROWS];
+    GroupWords group;
   };
-  if (STAGES == 2 && k_begin + tk * BK < k_end) load_step(k_begin + tk * BK, q_next);
-  for (int k0 = k_begin + tk * BK; k0 < k_end; k0 += TK * BK) {
-    // STAGES == 2: this step's weights were requested during the previous step; request
-    // the next step's now, so DRAM latency overlaps the arithmetic instead of adding up.
-    if constexpr (STAGES == 2) {
+  Stage ring[STAGES];
+  auto load_stage = [&](int k0, Stage& dst) {
 #pragma unroll
-      for (int r = 0; r < ROWS; ++r) q[r] = q_next[r];
-      if (k0 + TK * BK < k_end) load_step(k0 + TK * BK, q_next);
-    } else {
-      load_step(k0, q);
-    }
+    for (int r = 0; r < ROWS; ++r) dst.q[r] = load16(qweight + (size_t)(k0 / 8 + r) * N + n);
+    dst.group = load_group_words<ASYM>(scales, qzeros, N, k0 / G, n);
+  };
+  auto multiply = [&](const Stage& st, int k0) {
     float scale[4], base[4];
-    load_group_params<BF16, ASYM>(scales, qzeros, N, k0 / G, n, scale, base);
-
+    group_params<BF16>(st.group, scale, base);
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) {
       // Dequantise once, reuse for every row of M.
-      const uint32_t qc[4] = {q[r].x, q[r].y, q[r].z, q[r].w};
+      const uint32_t qc[4] = {st.q[r].x, st.q[r].y, st.q[r].z, st.q[r].w};
       float w[4][8];
 #pragma unroll
       for (int c = 0; c < 4; ++c) dequant8(qc[c], scale[c], base[c], w[c]);
@@ -116,6 +113,21 @@ KF_INLINE void decode_body(const Dims dims, const Rows rows, const kf_linear_arg
           for (int c = 0; c < 4; ++c) acc[m][c] += xf * w[c][j];
         }
       }
+    }
+  };
+
+  // Fill STAGES - 1 buffers, then per step: request the step STAGES - 1 ahead into the
+  // buffer the previous step freed, and multiply this one. The ring index of every
+  // step is a compile-time constant (the inner loop is unrolled), so it stays in registers.
+  int k_load = k_begin + tk * BK;
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s, k_load += kStep)
+    if (k_load < k_end) load_stage(k_load, ring[s]);
+  for (int k0 = k_begin + tk * BK; k0 < k_end; k0 += STAGES * kStep) {
+#pragma unroll
+    for (int s = 0; s < STAGES; ++s, k_load += kStep) {
+      if (k_load < k_end) load_stage(k_load, ring[(s + STAGES - 1) % STAGES]);
+      if (k0 + s * kStep < k_end) multiply(ring[s], k0 + s * kStep);
     }
   }
 

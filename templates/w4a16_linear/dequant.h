@@ -15,20 +15,36 @@ namespace w4a16 {
 constexpr uint32_t kMagicBits = 0x4B000000u;  // 8388608.0f = 2^23
 constexpr float kMagic = 8388608.0f;
 
-// Scale and 2^23 + zero point of four consecutive columns n .. n+3 (n % 4 == 0) of
-// group `grp`.
+// The raw group parameters of four consecutive columns n .. n+3 (n % 4 == 0) of group
+// `grp`: their four 16-bit scales and, asymmetric, the word holding their zero points
+// shifted to the low 16 bits. Loading them apart from their decoding lets a kernel put
+// the loads in flight early (the decode kind's register ring).
+struct GroupWords {
+  u32x2 scales;
+  uint32_t zeros;
+};
+template <bool ASYM>
+KF_INLINE GroupWords load_group_words(const uint16_t* scales, const uint32_t* qzeros, int N, int grp, int n) {
+  GroupWords w{load8(scales + (size_t)grp * N + n), 0x8888u};  // uint4b8: z = 8
+  if constexpr (ASYM) w.zeros = qzeros[(size_t)grp * (N / 8) + n / 8] >> (4 * (n % 8));
+  return w;
+}
+
+// Scale and 2^23 + zero point of the four columns of `w`.
+template <bool BF16>
+KF_INLINE void group_params(const GroupWords& w, float (&scale)[4], float (&base)[4]) {
+  scale[0] = Act16<BF16>::to_f32(w.scales.x & 0xffffu);
+  scale[1] = Act16<BF16>::to_f32(w.scales.x >> 16);
+  scale[2] = Act16<BF16>::to_f32(w.scales.y & 0xffffu);
+  scale[3] = Act16<BF16>::to_f32(w.scales.y >> 16);
+#pragma unroll
+  for (int c = 0; c < 4; ++c) base[c] = kMagic + (float)((w.zeros >> (4 * c)) & 0xfu);
+}
+
 template <bool BF16, bool ASYM>
 KF_INLINE void load_group_params(const uint16_t* scales, const uint32_t* qzeros, int N, int grp, int n,
                                  float (&scale)[4], float (&base)[4]) {
-  const u32x2 s = load8(scales + (size_t)grp * N + n);
-  scale[0] = Act16<BF16>::to_f32(s.x & 0xffffu);
-  scale[1] = Act16<BF16>::to_f32(s.x >> 16);
-  scale[2] = Act16<BF16>::to_f32(s.y & 0xffffu);
-  scale[3] = Act16<BF16>::to_f32(s.y >> 16);
-  uint32_t zbits = 0x8888u;  // uint4b8: z = 8
-  if constexpr (ASYM) zbits = qzeros[(size_t)grp * (N / 8) + n / 8] >> (4 * (n % 8));
-#pragma unroll
-  for (int c = 0; c < 4; ++c) base[c] = kMagic + (float)((zbits >> (4 * c)) & 0xfu);
+  group_params<BF16>(load_group_words<ASYM>(scales, qzeros, N, grp, n), scale, base);
 }
 
 // The eight weights (q_j - z) * scale of one int32 of one column, in fp32.
