@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <tuple>
@@ -228,6 +229,10 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
   } catch (const std::regex_error& e) {
     throw Error("bad --filter regex '" + opt.filter + "': " + e.what());
   }
+  const std::set<std::string> only(opt.names.begin(), opt.names.end());
+  auto selected = [&](const std::string& name) {
+    return (only.empty() || only.count(name)) && std::regex_search(name, filter);
+  };
 
   std::vector<LayerShape> shapes = want_linear ? linear_shapes(model, opt) : std::vector<LayerShape>{};
   const std::vector<MoeLayerShape> moe = moe_shapes(model, opt, wanted("w4a16_moe_gemm1"), wanted("w4a16_moe_gemm2"));
@@ -247,7 +252,7 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
               << ls.shape.key() << ") on " << arch->name << "; the generic kernel serves it\n";
       for (const auto& cfg : configs) {
         Candidate c = make_linear_candidate(ls.shape, cfg, *arch);
-        if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
+        if (selected(c.name)) jobs.push_back({std::move(c), "", "", {}, false});
       }
     }
   // One generic kernel per (arch, dtype, quantisation) of the run: the runtime's
@@ -257,7 +262,7 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
       for (const auto& dt : opt.dtypes)
         for (const auto& q : opt.quants) {
           Candidate c = make_linear_generic_candidate(dt == "bf16", q == "asym", *arch);
-          if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
+          if (selected(c.name)) jobs.push_back({std::move(c), "", "", {}, false});
         }
   for (const ArchInfo* arch : archs)
     for (const auto& ms : moe) {
@@ -265,7 +270,7 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
       seen[arch->name + ms.shape.op() + ms.shape.key()] = true;
       for (const auto& cfg : enumerate_moe_configs(ms.shape, *arch)) {
         Candidate c = make_moe_candidate(ms.shape, cfg, *arch);
-        if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
+        if (selected(c.name)) jobs.push_back({std::move(c), "", "", {}, false});
       }
     }
   for (const ArchInfo* arch : archs)
@@ -274,7 +279,7 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
       seen[arch->name + ms.shape.op() + ms.shape.key()] = true;
       for (const auto& cfg : enumerate_mxfp4_configs(ms.shape, *arch)) {
         Candidate c = make_mxfp4_candidate(ms.shape, cfg, *arch);
-        if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
+        if (selected(c.name)) jobs.push_back({std::move(c), "", "", {}, false});
       }
     }
   // The MoE layer's shape-independent steps: routing alignment, activation, top-k sum
@@ -289,7 +294,7 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
         helpers.push_back(make_moe_sum_candidate(dt == "bf16", *arch));
       }
       for (auto& c : helpers)
-        if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
+        if (selected(c.name)) jobs.push_back({std::move(c), "", "", {}, false});
     }
   for (const ArchInfo* arch : archs)
     for (const auto& ls : mla) {
@@ -297,7 +302,7 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
       seen[arch->name + kMlaDecodeOp + ls.shape.key()] = true;
       for (const auto& cfg : enumerate_mla_configs(ls.shape, *arch)) {
         Candidate c = make_mla_candidate(ls.shape, cfg, *arch);
-        if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
+        if (selected(c.name)) jobs.push_back({std::move(c), "", "", {}, false});
       }
     }
   // Split MLA kernels merge their partials with the combine kernel of their dtype.
@@ -305,11 +310,11 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
     for (const auto& dt : opt.dtypes)
       if (std::any_of(mla.begin(), mla.end(), [&](const MlaLayerShape& l) { return l.shape.bf16 == (dt == "bf16"); })) {
         Candidate c = make_mla_combine_candidate(dt == "bf16", *arch);
-        if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
+        if (selected(c.name)) jobs.push_back({std::move(c), "", "", {}, false});
       }
   for (const ArchInfo* arch : archs) {
     Candidate c = make_util_candidate(*arch);
-    if (std::regex_search(c.name, filter)) jobs.push_back({std::move(c), "", "", {}, false});
+    if (selected(c.name)) jobs.push_back({std::move(c), "", "", {}, false});
   }
   stats.candidates = static_cast<int>(jobs.size());
 
@@ -380,7 +385,7 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
       pack.put_kernel(j.row);
     }
     // A full (unfiltered) run owns its (arch, shape) rows: drop what it no longer emits.
-    if (opt.filter.empty()) {
+    if (opt.filter.empty() && opt.names.empty()) {
       std::map<std::tuple<std::string, std::string, std::string>, std::vector<std::string>> emitted;
       for (const auto& j : jobs)
         if (j.cand.op == "w4a16_linear" || j.cand.op.rfind("w4a16_moe_", 0) == 0 || j.cand.op == kMlaDecodeOp ||

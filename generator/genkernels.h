@@ -19,6 +19,7 @@ struct GenOptions {
   std::vector<std::string> dtypes = {"bf16"};
   std::vector<std::string> quants = {"sym"};
   std::string filter;                        // regex on kernel names ("" = all)
+  std::vector<std::string> names;            // exactly these kernels (empty = all); with filter
   int jobs = 0;                              // 0 = hardware threads
   std::string out_dir = "kforge-pack";
   std::string cache_dir;                     // "" = default_cache_dir()

@@ -121,9 +121,7 @@ int ensure_pack(const AutotuneOptions& opt, const std::string& arch, const std::
   g.dtypes = opt.select.dtypes;
   g.quants = opt.select.quants;
   // Exactly the missing names: a filtered run never drops rows, so measured kernels stay.
-  g.filter = "^(";
-  for (size_t i = 0; i < missing.size(); ++i) g.filter += (i ? "|" : "") + missing[i];
-  g.filter += ")$";
+  g.names = missing;
   g.jobs = opt.jobs;
   g.out_dir = is_pack_name ? dir.string() : (dir / (db.stem().string() + ".genkernels")).string();
   g.cache_dir = opt.cache_dir;
