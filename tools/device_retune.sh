@@ -1,20 +1,41 @@
 #!/usr/bin/env bash
 # Retune on an NVIDIA machine: bring the tracked tuned DB up to date with the current
 # candidate space (autotune generates what it lacks and measures only what has no
-# result yet), check every kernel against the CPU reference, run bench/linear, and
-# write the slimmed DB and logs to $OUT.   BIN=.devout/bin OUT=results tools/device_retune.sh [budget s]
+# result yet), run bench/linear, check the DB's kernels against the CPU reference, then
+# the decode kinds in the quantisation variants the DB does not hold (asym, fp16, g32),
+# and write the slimmed DB and logs to $OUT.
+#   BIN=.devout/bin OUT=results [TEMPLATES=dir] [OPS=w4a16_linear] [VARIANTS=regex] tools/device_retune.sh [budget s]
 set -uo pipefail
 bin=${BIN:-.devout/bin}
 out=${OUT:-gpu-results}
+ops=${OPS:-w4a16_linear}
+templates=${TEMPLATES:-templates}
+variants=${VARIANTS:-decode_.*_bm(1|4)_bn64_bk32_w8_sk(1|4)_s(1|2|4)$}
 mkdir -p "$out"
 export PATH="$PATH:/usr/local/cuda/bin"
 cublas=$(find /usr/local/cuda*/targets /usr/local/cuda*/lib64 -name 'libcublas.so.13' 2>/dev/null | head -1)
 [ -n "$cublas" ] && export LD_LIBRARY_PATH="$(dirname "$cublas"):${LD_LIBRARY_PATH:-}"
-"$bin/autotune" --db tuned_db/kforge.sqlite --templates templates --time-budget "${1:-240}" -q > "$out/autotune.log" 2>&1
+step() { echo "== $* ($(date +%T))"; }
+
+step autotune "$ops"
+"$bin/autotune" --db tuned_db/kforge.sqlite --templates "$templates" --ops "$ops" --time-budget "${1:-240}" -q \
+  > "$out/autotune.log" 2>&1
 echo "autotune rc=$?"
 python3 tools/slim_db.py tuned_db/kforge.sqlite "$out/kforge.sqlite"
 tail -48 "$out/autotune.log"
+
+step bench/linear
 "$bin/kforge_bench_linear" tuned_db/kforge.sqlite "$out/bench_linear.csv" > "$out/bench_linear.log" 2>&1
 echo "bench rc=$?"; cat "$out/bench_linear.log"
+
+step check the DB\'s linear kernels
 "$bin/kforge_check_linear" --pack tuned_db/kforge.sqlite --csv "$out/check_linear.csv" > "$out/check_linear.log" 2>&1
 echo "check rc=$?"; grep -E "^FAIL" "$out/check_linear.log" | head -20; tail -8 "$out/check_linear.log"
+
+step check the variants "$variants"
+"$bin/genkernels" --arch sm_90a --ops w4a16_linear --templates "$templates" --quant sym,asym --dtype bf16,fp16 \
+  --group-size 32,128 --filter "$variants" --out /tmp/kf-variants -q > "$out/variants_gen.log" 2>&1
+echo "genkernels rc=$?"; tail -3 "$out/variants_gen.log"
+"$bin/kforge_check_linear" --pack /tmp/kf-variants/kforge.sqlite --m 1,3,4,16 --csv "$out/check_variants.csv" \
+  > "$out/check_variants.log" 2>&1
+echo "check rc=$?"; grep -E "^FAIL" "$out/check_variants.log" | head -20; tail -12 "$out/check_variants.log"
