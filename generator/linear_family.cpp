@@ -57,7 +57,7 @@ const char* kind_name(LinearKind kind) {
 std::string LinearConfig::key() const {
   return "bm" + std::to_string(block_m) + "_bn" + std::to_string(block_n) + "_bk" +
          std::to_string(block_k) + "_w" + std::to_string(warps) + "_sk" + std::to_string(split_k) +
-         "_s" + std::to_string(stages) + (silu ? "_silu" : "");
+         "_s" + std::to_string(stages) + (silu ? "_silu" : "") + (red ? "_red" : "");
 }
 
 std::string linear_kernel_name(const LinearShape& shape, const LinearConfig& cfg) {
@@ -129,6 +129,7 @@ void append_pipelined_prefill_configs(const LinearShape& s, const ArchInfo& arch
 
 Candidate make_linear_candidate(const LinearShape& s, const LinearConfig& cfg, const ArchInfo& arch) {
   if (cfg.silu) throw Error("the fused SiLU epilogue (" + cfg.key() + ") is a w4a16_moe_gemm1 config, not w4a16_linear's");
+  if (cfg.red) throw Error("the top_k reduction epilogue (" + cfg.key() + ") is a w4a16_moe_gemm2 config, not w4a16_linear's");
   Candidate c;
   c.op = "w4a16_linear";
   c.kind = kind_name(cfg.kind);
@@ -204,11 +205,11 @@ namespace kf {
 
 LinearConfig parse_linear_config(const std::string& kind, const std::string& key) {
   static const std::regex re(
-      "bm([1-9][0-9]*)_bn([1-9][0-9]*)_bk([1-9][0-9]*)_w([1-9][0-9]*)_sk([1-9][0-9]*)_s([1-9][0-9]*)(_silu)?");
+      "bm([1-9][0-9]*)_bn([1-9][0-9]*)_bk([1-9][0-9]*)_w([1-9][0-9]*)_sk([1-9][0-9]*)_s([1-9][0-9]*)(_silu|_red)?");
   std::smatch m;
   if ((kind != "decode" && kind != "prefill" && kind != "generic") || !std::regex_match(key, m, re))
     throw Error("bad w4a16_linear config '" + kind + " " + key +
-                "' (expected like prefill bm64_bn128_bk64_w4_sk1_s2, or with _silu appended)");
+                "' (expected like prefill bm64_bn128_bk64_w4_sk1_s2, or with _silu or _red appended)");
   LinearConfig c;
   c.kind = kind == "decode" ? LinearKind::decode : kind == "prefill" ? LinearKind::prefill : LinearKind::generic;
   try {
@@ -218,7 +219,8 @@ LinearConfig parse_linear_config(const std::string& kind, const std::string& key
     c.warps = std::stoi(m[4]);
     c.split_k = std::stoi(m[5]);
     c.stages = std::stoi(m[6]);
-    c.silu = m[7].matched;
+    c.silu = m[7] == "_silu";
+    c.red = m[7] == "_red";
   } catch (const std::out_of_range&) {
     throw Error("w4a16_linear config '" + key + "' has a number out of range");
   }

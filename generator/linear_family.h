@@ -44,9 +44,12 @@ struct LinearConfig {
                      // loads before this tile's math, 3+ = cp.async shared-memory ring
   bool silu = false;  // fused SiLU-and-mul epilogue (templates/w4a16_linear/silu.h): the
                       // MoE family's gemm1 only; w4a16_linear never enumerates it
+  bool red = false;   // epilogue that sums the top_k slots of a token into y [T, N] with
+                      // atomic adds (templates/w4a16_moe/gemm.h): the MoE family's gemm2 only
 
-  // bm64_bn128_bk64_w4_sk1_s2, and _silu appended for the fused epilogue: fixed order,
-  // every knob, so within a kind equal keys = equal configs (the kernel name adds the kind).
+  // bm64_bn128_bk64_w4_sk1_s2, and _silu or _red appended for those epilogues: fixed
+  // order, every knob, so within a kind equal keys = equal configs (the kernel name adds
+  // the kind).
   std::string key() const;
   bool operator==(const LinearConfig& o) const { return kind == o.kind && key() == o.key(); }
 };

@@ -121,13 +121,26 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
         out.push_back(c);
     }
   }
+  // gemm2: the epilogue that sums each token's top_k slots into y with atomic adds
+  // (templates/w4a16_moe/gemm.h), for every decode config and the prefetching prefill
+  // ones, as for the SiLU twins: it saves moe_sum's launch and the [T * top_k, H] round
+  // trip, and costs atomics where a token's slots meet.
+  if (s.gemm == 2) {
+    const size_t plain = out.size();
+    for (size_t i = 0; i < plain; ++i) {
+      LinearConfig c = out[i];
+      c.red = true;
+      if (c.kind == LinearKind::decode || c.stages >= 2) out.push_back(c);
+    }
+  }
   return out;
 }
 
 Candidate make_moe_candidate(const MoeShape& s, const LinearConfig& cfg, const ArchInfo& arch) {
   if (cfg.silu && s.gemm != 1) throw Error("the fused SiLU epilogue (" + cfg.key() + ") is for w4a16_moe_gemm1 only");
+  if (cfg.red && s.gemm != 2) throw Error("the top_k reduction epilogue (" + cfg.key() + ") is for w4a16_moe_gemm2 only");
   LinearConfig body = cfg;  // the w4a16_linear parameters: everything but the epilogue
-  body.silu = false;
+  body.silu = body.red = false;
   Candidate c = make_linear_candidate(s.expert(), body, arch);
   c.op = s.op();
   c.config = cfg.key();
@@ -138,6 +151,7 @@ Candidate make_moe_candidate(const MoeShape& s, const LinearConfig& cfg, const A
   c.params["config"] = c.op + " " + c.kind + " " + c.shape + " " + c.config + " " + arch.name;
   c.params["gemm"] = std::to_string(s.gemm);
   c.params["silu"] = cfg.silu ? "true" : "false";
+  c.params["red"] = cfg.red ? "true" : "false";
   return c;
 }
 

@@ -43,12 +43,13 @@ MoeShape parse_moe_shape(const std::string& op, const std::string& key);
 void validate_moe_shape(const MoeShape& shape, const std::string& layer);
 
 // w4a16_moe_gemm1_<kind>_<shape key>_<config key>, e.g. ..._bm1_bn64_bk64_w4_sk1_s1_silu
-// for a gemm1 with the fused SiLU-and-mul epilogue.
+// for a gemm1 with the fused SiLU-and-mul epilogue, ..._red for a gemm2 that sums over
+// top_k into y.
 std::string moe_kernel_name(const MoeShape& shape, const LinearConfig& cfg);
 
 // Every config the templates accept for this shape on this arch, decode first; for
 // gemm1 then the fused SiLU-and-mul twins (cfg.silu) of the decode and the prefetching
-// prefill ones. A subset of w4a16_linear's: MoE blocks see few rows per expert, so the
+// prefill ones, for gemm2 the top_k-reducing twins (cfg.red) of the same ones. A subset of w4a16_linear's: MoE blocks see few rows per expert, so the
 // space is narrower.
 std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& shape, const ArchInfo& arch);
 

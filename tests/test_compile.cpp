@@ -320,6 +320,44 @@ void compile_silu_arch(const std::string& arch) {
   CHECK(fused == 7);
 }
 
+// gemm2 with the epilogue that sums over top_k with packed 16-bit atomics
+// (templates/w4a16_moe/atomic_add.h) on `arch`: the same seven config shapes as the fused
+// SiLU test, on the down projection. Every kernel compiles with its _red name as the
+// symbol and no spills, and (AMD) the prefill ones use the matrix instructions.
+void compile_red_arch(const std::string& arch) {
+  if (!have_compiler(arch)) return;
+  const kf::ArchInfo& info = kf::arch_info(arch);
+  TempDir tmp;
+  kf::GenOptions opt = options(tmp, arch);
+  opt.ops = {"w4a16_moe_gemm2"};
+  opt.dtypes = {"bf16", "fp16"};
+  opt.quants = {"sym", "asym"};
+  opt.filter =
+      "_e256_topk8_n2048_k512_g128_(bf16_sym_(bm4_bn64_bk32_w4_sk1_s1|bm8_bn128_bk32_w4_sk2_s1|bm32_bn64_bk32_w4_sk1_s2|"
+      "bm64_bn128_bk64_w4_sk1_s3|bm16_bn128_bk64_w4_sk4_s4)|fp16_asym_(bm4_bn64_bk32_w4_sk2_s1|bm32_bn128_bk32_w8_sk1_s2))"
+      "_red$";
+  std::ostringstream out, err;
+  const kf::GenStats stats = kf::run_genkernels(opt, out, err);
+  INFO("genkernels output:\n" << out.str() << err.str());
+  CHECK(stats.candidates == 7);
+  CHECK(stats.compile_errors == 0);
+  const auto rows = kf::Pack::open(opt.out_dir + "/kforge.sqlite", false).kernels();
+  int reducing = 0;
+  for (const auto& r : rows) {
+    if (r.op != "w4a16_moe_gemm2") continue;
+    INFO(r.name << " status " << r.status << "\nlog:\n" << r.log);
+    ++reducing;
+    CHECK(contains(r.name, "_red"));
+    CHECK(contains(r.config, "_red"));
+    CHECK(r.status != "compile_error");
+    CHECK(r.spills == 0);
+    CHECK_FALSE(r.code_object.empty());
+    CHECK(contains(read_text(opt.out_dir + "/src/" + arch + "/" + r.name + ".cu"), "/*RED=*/true"));
+    if (r.kind == "prefill" && info.vendor == kf::Vendor::amd && have_objdump()) CHECK(r.mma_count > 0);
+  }
+  CHECK(reducing == 7);
+}
+
 // The mxfp4_moe family on `arch`: a decode-sized fused-SwiGLU gemm1 and a prefill-sized
 // gemm2 compile cleanly within tiling.h's shared memory and use the matrix instructions.
 void compile_mxfp4_arch(const std::string& arch) {
@@ -363,6 +401,9 @@ TEST_CASE("compile the MXFP4 MoE family, sm_90a") { compile_mxfp4_arch("sm_90a")
 TEST_CASE("compile the fused SiLU gemm1, gfx1151") { compile_silu_arch("gfx1151"); }
 TEST_CASE("compile the fused SiLU gemm1, gfx942") { compile_silu_arch("gfx942"); }
 TEST_CASE("compile the fused SiLU gemm1, sm_90a") { compile_silu_arch("sm_90a"); }
+TEST_CASE("compile the top_k-reducing gemm2, gfx1151") { compile_red_arch("gfx1151"); }
+TEST_CASE("compile the top_k-reducing gemm2, gfx942") { compile_red_arch("gfx942"); }
+TEST_CASE("compile the top_k-reducing gemm2, sm_90a") { compile_red_arch("sm_90a"); }
 
 TEST_CASE("compile the sparse MLA family, gfx1151") { compile_mla_arch("gfx1151"); }
 TEST_CASE("compile the sparse MLA family, gfx942") { compile_mla_arch("gfx942"); }

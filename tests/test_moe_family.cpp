@@ -82,6 +82,7 @@ TEST_CASE("every candidate is one the templates accept, distinct, with both kind
         CHECK(cand.params.at("gemm") == std::to_string(s.gemm));
         CHECK(cand.params.at("name") == cand.name);
         CHECK(cand.params.at("silu") == (c.silu ? "true" : "false"));
+        CHECK(cand.params.at("red") == (c.red ? "true" : "false"));
         CHECK(cand.config == c.key());
         if (c.kind == kf::LinearKind::decode) {
           ++decode;
@@ -167,6 +168,72 @@ TEST_CASE("fused SiLU gemm1: every decode config and the prefetching prefill one
       CHECK(fused_decode == decode);
       CHECK(fused_prefill > 0);
       for (const auto& c : kf::enumerate_moe_configs({2, 256, 8, 2048, 512, 128, true, asym}, info)) CHECK_FALSE(c.silu);
+    }
+  }
+}
+
+TEST_CASE("top_k-reducing gemm2: the _red key suffix round-trips and is gemm2's alone") {
+  const kf::MoeShape down{2, 256, 8, 2048, 512, 128, true, false};
+  kf::LinearConfig cfg{kf::LinearKind::prefill, 32, 128, 64, 4, 2, 4};
+  cfg.red = true;
+  CHECK(cfg.key() == "bm32_bn128_bk64_w4_sk2_s4_red");
+  CHECK(kf::moe_kernel_name(down, cfg) ==
+        "w4a16_moe_gemm2_prefill_e256_topk8_n2048_k512_g128_bf16_sym_bm32_bn128_bk64_w4_sk2_s4_red");
+  const kf::LinearConfig back = kf::parse_linear_config("prefill", cfg.key());
+  CHECK(back.red);
+  CHECK_FALSE(back.silu);
+  CHECK(back == cfg);
+  CHECK_FALSE(kf::parse_linear_config("prefill", "bm32_bn128_bk64_w4_sk2_s4").red);
+  for (const char* bad : {"bm32_bn128_bk64_w4_sk2_s4_red_red", "bm32_bn128_bk64_w4_sk2_s4_silu_red",
+                          "bm32_bn128_bk64_w4_sk2_s4_red_silu", "bm32_bn128_bk64_w4_sk2_s4red"})
+    CHECK_THROWS_AS(kf::parse_linear_config("prefill", bad), kf::Error);
+  const kf::ArchInfo& info = kf::arch_info("sm_90a");
+  const kf::Candidate c = kf::make_moe_candidate(down, cfg, info);
+  CHECK(c.name == kf::moe_kernel_name(down, cfg));
+  CHECK(c.config == cfg.key());
+  CHECK(c.params.at("red") == "true");
+  CHECK(c.params.at("silu") == "false");
+  CHECK(c.params.at("stages") == "4");
+  CHECK_THROWS_WITH_AS(kf::make_moe_candidate(qwen_gate_up(), cfg, info), doctest::Contains("w4a16_moe_gemm2 only"),
+                       kf::Error);
+  CHECK_THROWS_WITH_AS(kf::make_linear_candidate(down.expert(), cfg, info), doctest::Contains("w4a16_moe_gemm2"),
+                       kf::Error);
+}
+
+TEST_CASE("top_k-reducing gemm2: every decode config and the prefetching prefill ones get a twin; gemm1 none") {
+  for (const char* arch : {"gfx1151", "gfx942", "sm_90a"}) {
+    const kf::ArchInfo& info = kf::arch_info(arch);
+    for (bool asym : {false, true}) {
+      const kf::MoeShape s{2, 256, 8, 2048, 512, 128, true, asym};
+      INFO(arch << " " << s.key());
+      const auto configs = kf::enumerate_moe_configs(s, info);
+      std::set<std::string> plain;
+      int decode = 0, prefetching = 0, red_decode = 0, red_prefill = 0;
+      for (const auto& c : configs)
+        if (!c.red) {
+          plain.insert(std::string(kf::kind_name(c.kind)) + " " + c.key());
+          decode += c.kind == kf::LinearKind::decode;
+          prefetching += c.kind == kf::LinearKind::prefill && c.stages >= 2;
+        }
+      for (const auto& c : configs) {
+        CHECK_FALSE(c.silu);
+        if (!c.red) continue;
+        kf::LinearConfig twin = c;
+        twin.red = false;
+        CHECK(plain.count(std::string(kf::kind_name(c.kind)) + " " + twin.key()));
+        if (c.kind == kf::LinearKind::decode) {
+          ++red_decode;
+        } else {
+          ++red_prefill;
+          CHECK(c.stages >= 2);
+        }
+      }
+      CHECK(red_decode == decode);
+      CHECK(red_prefill == prefetching);
+      CHECK(red_prefill > 0);
+      kf::MoeShape up = qwen_gate_up();
+      up.asym = asym;
+      for (const auto& c : kf::enumerate_moe_configs(up, info)) CHECK_FALSE(c.red);
     }
   }
 }

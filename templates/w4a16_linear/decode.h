@@ -17,6 +17,8 @@
 // (w4a16_moe/gemm.h): a Rows policy (rows.h) says which rows of x and y a block takes.
 // SILU = true fuses silu(gate) * up into the epilogue (silu.h): the block's upper
 // BN/2 columns are the up partners of its lower BN/2, exchanged through shared memory.
+// A Rows policy with kReduce (the MoE gemm2 that sums over top_k) adds each thread's 4
+// outputs into y as two pairs (Rows::add_pair, packed 16-bit atomics) instead of storing.
 #pragma once
 #include "kf_portability.h"
 #include "w4a16_linear/args.h"
@@ -49,6 +51,7 @@ template <class Dims, class Rows, bool BF16, bool ASYM, int BM, int BN, int BK, 
 KF_INLINE void decode_body(const Dims dims, const Rows rows, const kf_linear_args& args) {
   static_assert(STAGES == 1 || STAGES == 2 || STAGES == 4, "decode stages: 1, 2 or 4");
   static_assert(!SILU || Dims::kFixed, "the fused SiLU epilogue is for kernels of one shape");
+  static_assert(!(SILU && Rows::kReduce), "the fused SiLU epilogue stores h; it does not reduce");
   using T = Act16<BF16>;
   constexpr int TN = decode_threads_n(BN);
   constexpr int TK = decode_threads_k(BN, THREADS);
@@ -202,6 +205,14 @@ KF_INLINE void decode_body(const Dims dims, const Rows rows, const kf_linear_arg
         for (int c = 0; c < 4; ++c) h[c] = silu_mul(acc[m][c] * f, up[m][tn * 4 + c] * f);
         store8(y + (size_t)rows.y_row(m0 + m) * (N / 2) + block_x() * HALF + tn * 4,
                u32x2{T::pack2(h[0], h[1]), T::pack2(h[2], h[3])});
+      }
+  } else if constexpr (Rows::kReduce) {
+    if (tk == 0 && col_ok)
+#pragma unroll
+      for (int m = 0; m < BM; ++m) {
+        if (!rows.valid(m0 + m)) continue;
+        rows.template add_pair<BF16>(y, N, m0 + m, n, acc[m][0], acc[m][1]);
+        rows.template add_pair<BF16>(y, N, m0 + m, n + 2, acc[m][2], acc[m][3]);
       }
   } else if (tk == 0 && col_ok) {
 #pragma unroll

@@ -17,6 +17,8 @@
 // gathered by routing in the MoE GEMMs (w4a16_moe/gemm.h).
 // SILU = true fuses silu(gate) * up into the epilogue (silu.h): each warp's atoms along
 // N are gate columns and, at the same fragment positions, their up partners.
+// A Rows policy with kReduce (the MoE gemm2 that sums over top_k) adds its outputs into y
+// in pairs of adjacent columns (Rows::add_pair, packed 16-bit atomics) instead of storing.
 #pragma once
 #include "kf_portability.h"
 #include "w4a16_linear/args.h"
@@ -34,15 +36,45 @@ struct PrefillThread {
   int tid, lane, wm, wn, m0, n0;
 };
 
+// Rows::kReduce: the accumulator elements of a tile in pairs of adjacent columns (even
+// column first), each pair added into y by the Rows policy. Where the layout gives a
+// thread both columns (sm_90a: elements e, e + 1) the pair is its own; where adjacent
+// columns are in adjacent lanes (AMD: column = lane % 16, rows alike in lanes l, l ^ 1)
+// the even lane takes its neighbour's value by a shuffle, which every lane executes.
+template <class Rows, bool BF16, int TM, int TN>
+KF_INLINE void prefill_add_pairs(const Rows& rows, uint16_t* y, int ld, const PrefillThread& t,
+                                 const FragC (&v)[TM][TN]) {
+  constexpr bool kInThread = MmaLayout::c_elem(0, 1).col == MmaLayout::c_elem(0, 0).col + 1 &&
+                             MmaLayout::c_elem(0, 1).row == MmaLayout::c_elem(0, 0).row;
+  static_assert(kInThread || (MmaLayout::c_elem(1, 0).col == MmaLayout::c_elem(0, 0).col + 1 &&
+                              MmaLayout::c_elem(1, 0).row == MmaLayout::c_elem(0, 0).row),
+                "a layout with adjacent output columns in one thread or in lanes l, l ^ 1");
+  static_assert(!kInThread || MmaLayout::kCElems % 2 == 0, "element pairs");
+#pragma unroll
+  for (int i = 0; i < TM; ++i)
+#pragma unroll
+    for (int j = 0; j < TN; ++j)
+#pragma unroll
+      for (int e = 0; e < MmaLayout::kCElems; e += kInThread ? 2 : 1) {
+        const layout::RC rc = MmaLayout::c_elem(t.lane, e);
+        const int row = t.m0 + (t.wm * TM + i) * 16 + rc.row;
+        const int col = t.n0 + (t.wn * TN + j) * 16 + rc.col;
+        const float a = v[i][j].v[e];
+        const float b = kInThread ? v[i][j].v[e + 1 < MmaLayout::kCElems ? e + 1 : e] : shuffle_xor(a, 1);
+        if ((kInThread || t.lane % 2 == 0) && rows.valid(row)) rows.template add_pair<BF16>(y, ld, row, col, a, b);
+      }
+}
+
 // The end of every prefill body: the block's accumulators (TM x TN atoms per warp) go
 // to y, scaled by the Rows policy, directly or (SPLIT_K > 1) through the fp32 partials
 // and the tile's counter. SILU: y gets silu(gate) * up of each pair of atoms j and
-// j + TN/2 (silu.h), N/2 columns.
+// j + TN/2 (silu.h), N/2 columns. Rows::kReduce: added into y (prefill_add_pairs).
 template <class Rows, int N, bool BF16, int BN, int SPLIT_K, int TM, int TN, bool SILU = false>
 KF_INLINE void prefill_epilogue(const Rows& rows, const kf_linear_args& args, const PrefillThread& t,
                                 const FragC (&acc)[TM][TN]) {
   using T = Act16<BF16>;
   static_assert(!SILU || TN % 2 == 0, "fused SiLU: gate and up atoms in pairs");
+  static_assert(!(SILU && Rows::kReduce), "the fused SiLU epilogue stores h; it does not reduce");
   const int tid = t.tid, lane = t.lane, wm = t.wm, wn = t.wn, m0 = t.m0, n0 = t.n0;
 
   // Every valid accumulator element's row of the block grid and column, in the arch's
@@ -85,7 +117,9 @@ KF_INLINE void prefill_epilogue(const Rows& rows, const kf_linear_args& args, co
     y[(size_t)rows.y_row(row) * (N / 2) + out] = (uint16_t)T::from_f32(silu_mul(g * f, u * f));
   };
   if constexpr (SPLIT_K == 1) {
-    if constexpr (SILU)
+    if constexpr (Rows::kReduce)
+      prefill_add_pairs<Rows, BF16>(rows, y, N, t, acc);
+    else if constexpr (SILU)
       for_each_pair([&](int row, int, int, int out, float g, float u) { store_silu(row, out, g, u); });
     else
       for_each_element(store);
@@ -109,7 +143,21 @@ KF_INLINE void prefill_epilogue(const Rows& rows, const kf_linear_args& args, co
       for (int s = 0; s < SPLIT_K; ++s) sum += load_coherent(ws + s * slice + (size_t)row * N + col);
       return sum;
     };
-    if constexpr (SILU)
+    if constexpr (Rows::kReduce) {
+      FragC sum[TM][TN];  // the tile's totals (zero on rows that are not valid)
+#pragma unroll
+      for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j)
+#pragma unroll
+          for (int e = 0; e < MmaLayout::kCElems; ++e) {
+            const layout::RC rc = MmaLayout::c_elem(lane, e);
+            const int row = m0 + (wm * TM + i) * 16 + rc.row;
+            const int col = n0 + (wn * TN + j) * 16 + rc.col;
+            sum[i][j].v[e] = rows.valid(row) ? total(row, col) : 0.f;
+          }
+      prefill_add_pairs<Rows, BF16>(rows, y, N, t, sum);
+    } else if constexpr (SILU)
       for_each_pair([&](int row, int gate, int up, int out, float, float) {
         store_silu(row, out, total(row, gate), total(row, up));
       });

@@ -6,6 +6,8 @@
 //   4. scatter every slot to its expert's run (order within a run is arbitrary: rows are
 //      independent, so the GEMM results do not depend on it).
 // Nothing comes back to the host: num_padded stays on the device for the GEMMs.
+// Blocks past the first only zero the optional buffer (a reducing gemm2's y, args.h),
+// kAlignZeroElems values each, so the layer needs no launch for it.
 #pragma once
 #include "kf_portability.h"
 #include "w4a16_moe/args.h"
@@ -14,8 +16,24 @@
 namespace kf {
 
 template <int THREADS>
+KF_INLINE void moe_align_zero(const kf_moe_align_args& a, int64_t block) {
+  constexpr int kSteps = (int)(moe::kAlignZeroElems / (THREADS * 8));
+  static_assert(kSteps * THREADS * 8 == moe::kAlignZeroElems, "a zeroing block: whole 16-byte steps");
+  uint16_t* z = static_cast<uint16_t*>(a.zero);
+#pragma unroll
+  for (int s = 0; s < kSteps; ++s) {
+    const int64_t i = block * moe::kAlignZeroElems + ((int64_t)s * THREADS + thread_id()) * 8;
+    if (i < a.zero_count) store16(z + i, u32x4{0, 0, 0, 0});
+  }
+}
+
+template <int THREADS>
 KF_INLINE void moe_align(const kf_moe_align_args& a) {
   static_assert(THREADS >= moe::kMaxExperts, "one thread per expert in the scan");
+  if (block_x() > 0) {  // uniform per block, before any barrier
+    if (a.zero) moe_align_zero<THREADS>(a, block_x() - 1);
+    return;
+  }
   KF_SHARED int count[moe::kMaxExperts];
   KF_SHARED int scan[moe::kMaxExperts];
   const int tid = thread_id();

@@ -10,6 +10,11 @@
  *   moe_sum          y[t, :]   = sum_j h2[t * top_k + j, :]  over the j with an expert in [0, E)
  * A gemm1 with the fused SiLU-and-mul epilogue (config suffix _silu) writes h itself,
  * [T * top_k, I] (N = 2 I is still its GEMM's N), and moe_silu_mul is not run.
+ * A gemm2 that reduces over top_k in its epilogue (config suffix _red) adds each slot's
+ * scaled row into its token's row, y[t, :] += topk_weights[s] * (h[s, :] . W2[e]^T), with
+ * packed 16-bit atomics (w4a16_moe/atomic_add.h), and moe_sum is not run; y [T, H] must
+ * be zero first, which the layer's moe_align does (its zero / zero_count). The sum is
+ * rounded to the 16-bit type after every add and its order is not fixed.
  * Expert ids outside [0, E) (e.g. -1 for an expert on another rank) route nowhere: align
  * drops the slot and moe_sum skips it.
  *
@@ -35,6 +40,11 @@ typedef struct kf_moe_align_args {
   int32_t* expert_ids;     /* [sorted_capacity / block_m] */
   int32_t* num_padded;     /* [1] */
   int t, top_k, experts, block_m;
+  /* Optional: zero_count 16-bit values at `zero` set to 0 by the same launch (a reducing
+   * gemm2's y, [T, H]), by blocks 1 .. of its grid (w4a16_moe/launch.h's align_blocks);
+   * NULL = nothing (grid of one block). zero 16-byte aligned, zero_count % 8 == 0. */
+  void* zero;
+  int64_t zero_count;
 } kf_moe_align_args;
 
 typedef struct kf_moe_gemm_args {
@@ -46,7 +56,8 @@ typedef struct kf_moe_gemm_args {
   const int32_t* sorted_ids; /* from moe_align with this kernel's block_m */
   const int32_t* expert_ids;
   const int32_t* num_padded;
-  void* y;                   /* [T * top_k, N], one row per routed slot; fused SiLU gemm1: N / 2 */
+  void* y;                   /* [T * top_k, N], one row per routed slot; fused SiLU gemm1: N / 2;
+                                reducing gemm2 (_red): [T, N], zero before the launch, added into */
   float* workspace;          /* split-K kernels: see w4a16_moe/launch.h */
   int* counters;
   int t, top_k, experts;

@@ -1,7 +1,8 @@
 // Launch geometry and buffer sizes of the MoE kernels: shared by the templates, the
 // generator, the tuner and the runtime, so a kernel is always launched and fed the way
 // its template expects.
-//   moe_align   : grid (1, 1, 1), kMoeAlignThreads threads
+//   moe_align   : grid (align_blocks(zero_count), 1, 1), kAlignThreads threads: block 0
+//                 sorts, the others zero the optional buffer (one block when there is none)
 //   gemm decode : grid (N / block_n, split_k, capacity / block_m)   (w4a16_linear decode with M = capacity)
 //   gemm prefill: grid (N / block_n, capacity / block_m, split_k)   (w4a16_linear prefill likewise)
 //   silu_mul, sum: grid (ceil(rows * n / 8 / kMoeEltThreads), 1, 1), kMoeEltThreads threads
@@ -17,6 +18,13 @@ namespace moe {
 constexpr int kAlignThreads = 1024;
 constexpr int kMaxExperts = 1024;  // moe_align keeps one counter per expert in shared memory
 constexpr int kEltThreads = 256;
+
+// moe_align's optional zeroing (args.h): 16-bit values per zeroing block, 16 bytes per
+// thread and step (4 steps).
+constexpr int64_t kAlignZeroElems = int64_t{kAlignThreads} * 8 * 4;
+KF_HD constexpr int64_t align_blocks(int64_t zero_count) {
+  return 1 + (zero_count > 0 ? (zero_count + kAlignZeroElems - 1) / kAlignZeroElems : 0);
+}
 
 // Entries of sorted_ids in the worst case: every slot, plus up to block_m - 1 padding
 // for each expert that receives any (at most min(E, slots) of them), in whole blocks.
