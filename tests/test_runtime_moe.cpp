@@ -215,7 +215,7 @@ TEST_CASE("MoE: the launch calls refuse bad inputs before they need a device") {
   REQUIRE(kf_select_moe(db.get(), 2, &s, 3, &g2) == KF_OK);
 
   kf_moe_align_args al{static_cast<const int32_t*>(fake(0x10000)), (int32_t*)fake(0x20000), (int32_t*)fake(0x30000),
-                       (int32_t*)fake(0x40000), 3, 2, 8, 16};
+                       (int32_t*)fake(0x40000), 3, 2, 8, 16, nullptr, 0};
   al.t = 0;
   CHECK(kf_launch_moe_align(db.get(), &al, nullptr) == KF_ERR_INVALID_ARGUMENT);
   CHECK(contains(kf_last_error(), "args->t = 0"));
@@ -384,6 +384,85 @@ TEST_CASE("MoE: a fused gemm1 needs no h1, so its scratch holds h2 where the unf
   }
   // 2048 slots x (256 - 128) 16-bit columns fewer.
   CHECK(bytes[0] - bytes[1] == size_t{1024} * 2 * 128 * 2);
+}
+
+TEST_CASE("MoE: a top_k-reducing gemm2 winner is served and flagged; _red anywhere else is refused") {
+  TempDir dir("rt-moe");
+  TestPackBuilder b;
+  const std::string red = b.add_moe_kernel(2, "decode", kGemm2, "bm16_bn64_bk32_w4_sk1_s1_red");
+  const std::string plain = b.add_moe_kernel(2, "prefill", kGemm2, "bm64_bn128_bk64_w4_sk1_s2");
+  b.add_moe_winner(2, kGemm2, red, 1, 16);
+  b.add_moe_winner(2, kGemm2, plain, 17, 4096);
+  // A reducing config on gemm1 or on a linear kernel is not something the family makes.
+  const std::string bad_g1 = b.add_moe_kernel(1, "decode", kGemm1, "bm16_bn64_bk32_w4_sk1_s1_red");
+  b.add_moe_winner(1, kGemm1, bad_g1, 1, 4096);
+  const std::string bad_linear = b.add_kernel("decode", "n2048_k4096_g128_bf16_sym", "bm1_bn64_bk32_w4_sk1_s1_red");
+  b.add_winner("n2048_k4096_g128_bf16_sym", bad_linear, 1, 4096);
+  b.add_moe_helpers();
+  b.write(dir.file("kforge.sqlite"));
+  DbPtr db;
+  std::string warnings;
+  {
+    CaptureStderr err(dir);
+    db = open_for_arch(dir.file("kforge.sqlite"));
+    warnings = err.text();
+  }
+  CHECK(contains(warnings, bad_g1));
+  CHECK(contains(warnings, bad_linear));
+  CHECK(contains(warnings, "w4a16_moe_gemm2 only"));
+  kf_moe_shape s = layer_shape();
+  const kf_kernel* k = nullptr;
+  REQUIRE(kf_select_moe(db.get(), 2, &s, 3, &k) == KF_OK);
+  CHECK(kf_kernel_name(k) == red);
+  CHECK(kf_kernel_reduces_topk(k) == 1);
+  CHECK(kf_kernel_fuses_silu(k) == 0);
+  REQUIRE(kf_select(db.get(), "w4a16_moe_gemm2", kGemm2, 100, &k) == KF_OK);
+  CHECK(kf_kernel_name(k) == plain);
+  CHECK(kf_kernel_reduces_topk(k) == 0);
+  CHECK(kf_kernel_reduces_topk(nullptr) == 0);
+  CHECK(kf_select_moe(db.get(), 1, &s, 3, &k) == KF_ERR_UNSUPPORTED_SHAPE);
+
+  // kf_launch_moe_align: the optional zeroing is checked (count, alignment).
+  kf_moe_align_args al{static_cast<const int32_t*>(fake(0x10000)), (int32_t*)fake(0x20000), (int32_t*)fake(0x30000),
+                       (int32_t*)fake(0x40000), 3, 2, 8, 16, (void*)fake(0x50000), 12};
+  CHECK(kf_launch_moe_align(db.get(), &al, nullptr) == KF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(kf_last_error(), "zero_count = 12"));
+  al.zero_count = 0;
+  CHECK(kf_launch_moe_align(db.get(), &al, nullptr) == KF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(kf_last_error(), "zero_count = 0"));
+  al.zero = (void*)fake(0x50008);
+  al.zero_count = 16;
+  CHECK(kf_launch_moe_align(db.get(), &al, nullptr) == KF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(kf_last_error(), "zero needs 16 bytes"));
+}
+
+TEST_CASE("MoE: a reducing gemm2 needs no h2, so its scratch holds only h1") {
+  // H = 128, I = 128: gemm1 N = 2 I = 256; gemm2 N = H = 128; the fused gemm1 then
+  // leaves nothing of the h1 | h2 region.
+  kf_moe_shape s = layer_shape();
+  s.hidden = 128;
+  const char* g1 = "e8_topk2_n256_k128_g128_bf16_sym";
+  const char* g2 = "e8_topk2_n128_k128_g128_bf16_sym";
+  size_t bytes[2][2] = {};
+  for (int fused : {0, 1})
+    for (int red : {0, 1}) {
+      TempDir dir("rt-moe");
+      TestPackBuilder b;
+      const std::string k1 =
+          b.add_moe_kernel(1, "prefill", g1, std::string("bm64_bn128_bk64_w4_sk1_s2") + (fused ? "_silu" : ""));
+      b.add_moe_winner(1, g1, k1, 1, 4096);
+      const std::string k2 =
+          b.add_moe_kernel(2, "prefill", g2, std::string("bm64_bn128_bk64_w4_sk1_s2") + (red ? "_red" : ""));
+      b.add_moe_winner(2, g2, k2, 1, 4096);
+      b.add_moe_helpers();
+      b.write(dir.file("kforge.sqlite"));
+      DbPtr db = open_for_arch(dir.file("kforge.sqlite"));
+      REQUIRE_MESSAGE(kf_moe_scratch_bytes(db.get(), &s, 1024, &bytes[fused][red]) == KF_OK, kf_last_error());
+    }
+  // Unfused gemm1: h1 (256 columns) is the wider one either way.
+  CHECK(bytes[0][0] == bytes[0][1]);
+  // Fused gemm1: h2's 2048 slots x 128 16-bit columns are gone too.
+  CHECK(bytes[1][0] - bytes[1][1] == size_t{1024} * 2 * 128 * 2);
 }
 
 TEST_CASE("MoE: a pack without the helpers says so") {

@@ -139,6 +139,7 @@ const char* kf_kernel_name(const kf_kernel* kernel) { return kernel ? kernel->im
 int kf_kernel_is_fallback(const kf_kernel* kernel) { return kernel && kernel->fallback ? 1 : 0; }
 
 int kf_kernel_fuses_silu(const kf_kernel* kernel) { return kernel && kernel->impl->config.silu ? 1 : 0; }
+int kf_kernel_reduces_topk(const kf_kernel* kernel) { return kernel && kernel->impl->config.red ? 1 : 0; }
 
 kf_status kf_kernel_workspace(const kf_kernel* kernel, int64_t m, int64_t* workspace_floats, int64_t* counter_ints) {
   return guarded("kf_kernel_workspace", [&] {

@@ -165,9 +165,10 @@ bool parse_linear_config_key(const char* text, LinearConfigKey* config) {
   for (int i = 0; i < 6; ++i)
     if (!eat(&p, labels[i]) || !eat_positive(&p, &v[i]) || v[i] > 65536) return false;
   const bool silu = eat(&p, "_silu");
+  const bool red = !silu && eat(&p, "_red");
   if (*p != '\0') return false;
   *config = {static_cast<int>(v[0]), static_cast<int>(v[1]), static_cast<int>(v[2]),
-             static_cast<int>(v[3]), static_cast<int>(v[4]), static_cast<int>(v[5]), silu};
+             static_cast<int>(v[3]), static_cast<int>(v[4]), static_cast<int>(v[5]), silu, red};
   return true;
 }
 

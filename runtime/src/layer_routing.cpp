@@ -24,11 +24,12 @@ void RoutingLayout::carve(int block_m1, int block_m2, int64_t t, int64_t top_k, 
 
 kf_status plan_routing(const kf_db& db, const RoutingLayout& l, void* scratch, const int32_t* topk_ids, int t,
                        int top_k, int experts, const char* function, kf_moe_align_args align[2],
-                       MoeLaunch launch[2]) {
+                       MoeLaunch launch[2], void* zero, int64_t zero_count) {
   kf_status status = KF_OK;
   for (int i = 0; i < l.slots && status == KF_OK; ++i) {
     align[i] = {topk_ids, at<int32_t>(scratch, l.sorted[i]), at<int32_t>(scratch, l.expert_ids[i]),
-                at<int32_t>(scratch, l.num_padded[i]), t, top_k, experts, l.block_m[i]};
+                at<int32_t>(scratch, l.num_padded[i]), t, top_k, experts, l.block_m[i],
+                i == 0 ? zero : nullptr, i == 0 && zero ? zero_count : 0};
     status = plan_moe_align(db, align[i], function, &launch[i]);
   }
   return status;

@@ -21,10 +21,12 @@ struct RoutingLayout {
   void carve(int block_m1, int block_m2, int64_t t, int64_t top_k, int64_t experts, Carver& c, bool* overflow);
 };
 
-// One align launch per slot, checked, with its arguments pointing into `scratch`.
+// One align launch per slot, checked, with its arguments pointing into `scratch`; the
+// first also zeroes `zero_count` 16-bit values at `zero` when that is not NULL (a
+// reducing gemm2's y).
 kf_status plan_routing(const kf_db& db, const RoutingLayout& l, void* scratch, const int32_t* topk_ids, int t,
                        int top_k, int experts, const char* function, kf_moe_align_args align[2],
-                       MoeLaunch launch[2]);
+                       MoeLaunch launch[2], void* zero = nullptr, int64_t zero_count = 0);
 
 }  // namespace rt
 }  // namespace kf

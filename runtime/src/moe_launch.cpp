@@ -74,7 +74,18 @@ kf_status plan_moe_align(const kf_db& db, const kf_moe_align_args& a, const char
   if (!aligned(a.topk_ids, 4) || !aligned(a.sorted_ids, 4) || !aligned(a.expert_ids, 4) || !aligned(a.num_padded, 4))
     return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): misaligned tensor (topk_ids, sorted_ids, expert_ids and "
                 "num_padded need 4 bytes)", function, name);
-  *out = {k, {{1, 1, 1}, {static_cast<unsigned>(moe::kAlignThreads), 1, 1}}};
+  // The optional zeroing (a reducing gemm2's y): 16-byte stores, blocks 1 .. of the grid.
+  const int64_t zero_count = a.zero ? a.zero_count : 0;
+  if (a.zero && (a.zero_count < 1 || a.zero_count % 8 != 0))
+    return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): args->zero_count = %lld, must be a positive multiple of 8 when "
+                "args->zero is set", function, name, static_cast<long long>(a.zero_count));
+  if (a.zero && !aligned(a.zero, 16))
+    return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): misaligned tensor (zero needs 16 bytes)", function, name);
+  const int64_t blocks = moe::align_blocks(zero_count);
+  if (blocks > INT_MAX)
+    return fail(KF_ERR_UNSUPPORTED_SHAPE, "%s(%s): zeroing %lld values needs %lld blocks, over the grid limit",
+                function, name, static_cast<long long>(zero_count), static_cast<long long>(blocks));
+  *out = {k, {{static_cast<unsigned>(blocks), 1, 1}, {static_cast<unsigned>(moe::kAlignThreads), 1, 1}}};
   return KF_OK;
 }
 
@@ -109,7 +120,9 @@ kf_status plan_moe_gemm(const KernelImpl& k, const kf_moe_gemm_args& a, const ch
     return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): args has n = %d, k = %d, group = %d; the kernel is built for "
                 "n = %lld, k = %lld, group = %lld%s", function, name, a.n, a.k, a.group, static_cast<long long>(e.n),
                 static_cast<long long>(e.k), static_cast<long long>(e.effective_group()),
-                c.silu ? " (fused SiLU: n is gate_up's N = 2 I, and y gets n / 2 columns, [t * top_k, n / 2])" : "");
+                c.silu  ? " (fused SiLU: n is gate_up's N = 2 I, and y gets n / 2 columns, [t * top_k, n / 2])"
+                : c.red ? " (top_k reduction: y is [t, n], zeroed first, added into)"
+                        : "");
   if (c.split_k > 1 && (!a.workspace || !a.counters))
     return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): split-K kernel (sk%d) needs args->workspace and args->counters "
                 "(sizes from kf_kernel_workspace with m = t)", function, name, c.split_k);

@@ -48,9 +48,10 @@ kf_status layout(const MoeShapeKey keys[2], const kf_kernel* const kernels[2], i
   l.route.carve(kernels[0]->impl->config.block_m, kernels[1]->impl->config.block_m, t, top_k, experts, c, &overflow);
   const int64_t slots = checked_mul(t, top_k, &overflow);
   const int64_t hidden = keys[0].expert.k, intermediate = keys[1].expert.k;
-  // A fused gemm1 writes h itself: h1 is never there, only h2.
-  const bool fused = kernels[0]->impl->config.silu;
-  l.h1 = c.take(checked_mul(slots, std::max(fused ? 0 : 2 * intermediate, hidden), &overflow), 2);
+  // A fused gemm1 writes h itself: h1 is never there, only h2; a reducing gemm2 adds
+  // into y: h2 is never there.
+  const bool fused = kernels[0]->impl->config.silu, reduced = kernels[1]->impl->config.red;
+  l.h1 = c.take(checked_mul(slots, std::max(fused ? 0 : 2 * intermediate, reduced ? 0 : hidden), &overflow), 2);
   l.h = c.take(checked_mul(slots, intermediate, &overflow), 2);
   int64_t floats = 0;
   for (int g = 0; g < 2; ++g) {
@@ -152,9 +153,21 @@ kf_status run_moe(const kf_db& db, const kf_moe_shape& shape, const kf_moe_layer
   const bool bf16 = keys[0].expert.bf16;
   void* const s = a.scratch;
 
+  // gemm2 summing over top_k in its epilogue adds into y, which the first align zeroes
+  // (before gemm1 reads x: the two must not overlap), and sum is skipped.
+  const bool reduced = kernels[1]->impl->config.red;
+  if (reduced && status == KF_OK) {
+    const char* xb = static_cast<const char*>(a.x);
+    const char* yb = static_cast<const char*>(a.y);
+    const size_t bytes = static_cast<size_t>(t) * static_cast<size_t>(hidden) * 2;
+    if (xb < yb + bytes && yb < xb + bytes)
+      return fail(KF_ERR_INVALID_ARGUMENT, "%s: args->y overlaps args->x; the gemm2 kernel %s sums over top_k into "
+                  "y, which is zeroed before gemm1 reads x", function, kernels[1]->impl->name.c_str());
+  }
   kf_moe_align_args align[2] = {};
   MoeLaunch align_launch[2];
-  status = plan_routing(db, l.route, s, a.topk_ids, t, top_k, experts, function, align, align_launch);
+  status = plan_routing(db, l.route, s, a.topk_ids, t, top_k, experts, function, align, align_launch,
+                        reduced ? a.y : nullptr, static_cast<int64_t>(t) * hidden);
   kf_moe_gemm_args gemm[2] = {};
   MoeLaunch gemm_launch[2];
   const void* const qweight[2] = {a.w1_qweight, a.w2_qweight};
@@ -163,7 +176,7 @@ kf_status run_moe(const kf_db& db, const kf_moe_shape& shape, const kf_moe_layer
   const void* const x[2] = {a.x, at<void>(s, l.h)};
   // gemm1 with the fused SiLU epilogue writes h directly, and silu_mul is skipped.
   const bool fused = kernels[0]->impl->config.silu;
-  void* const y[2] = {at<void>(s, fused ? l.h : l.h1), at<void>(s, l.h1)};
+  void* const y[2] = {at<void>(s, fused ? l.h : l.h1), reduced ? a.y : at<void>(s, l.h1)};
   for (int g = 0; g < 2 && status == KF_OK; ++g) {
     const int slot = l.route.slot[g];
     const LinearShapeKey& e = keys[g].expert;
@@ -177,14 +190,14 @@ kf_status run_moe(const kf_db& db, const kf_moe_shape& shape, const kf_moe_layer
   const kf_moe_sum_args sum = {at<void>(s, l.h1), a.topk_ids, a.y, t, top_k, experts, hidden};
   MoeLaunch silu_launch, sum_launch;
   if (status == KF_OK && !fused) status = plan_moe_silu_mul(db, bf16, silu, function, &silu_launch);
-  if (status == KF_OK) status = plan_moe_sum(db, bf16, sum, function, &sum_launch);
+  if (status == KF_OK && !reduced) status = plan_moe_sum(db, bf16, sum, function, &sum_launch);
   if (status != KF_OK) return status;
 
   for (int i = 0; i < l.route.slots && status == KF_OK; ++i) status = launch_planned(align_launch[i], align[i], stream);
   if (status == KF_OK) status = launch_planned(gemm_launch[0], gemm[0], stream);
   if (status == KF_OK && !fused) status = launch_planned(silu_launch, silu, stream);
   if (status == KF_OK) status = launch_planned(gemm_launch[1], gemm[1], stream);
-  if (status == KF_OK) status = launch_planned(sum_launch, sum, stream);
+  if (status == KF_OK && !reduced) status = launch_planned(sum_launch, sum, stream);
   return status;
 }
 

@@ -1,8 +1,9 @@
 // A whole MoE layer (kf_run_moe): the scratch layout carved from the caller's buffer,
 // and the launches align -> gemm1 -> silu_mul -> gemm2 -> sum, all checked before the
 // first one is made; when the gemm1 winner fuses SiLU-and-mul into its epilogue (config
-// _silu) it writes h itself and silu_mul is not launched. No allocation, no I/O, no
-// device sync.
+// _silu) it writes h itself and silu_mul is not launched; when the gemm2 winner sums over
+// top_k in its epilogue (config _red) it adds into y, which the first align launch
+// zeroes, and sum is not launched. No allocation, no I/O, no device sync.
 //
 // Scratch layout (byte offsets, every region 256-byte aligned):
 //   counters                 split-K tile counters, at offset 0 and sized for max_t and
@@ -13,7 +14,8 @@
 //                            num_padded [1] (int32)
 //   h1 | h2                  [T * top_k, max(2 I, H)] 16-bit: gemm1's output, then gemm2's
 //                            (h1 is dead once silu_mul has run); [T * top_k, H] (h2
-//                            alone) when gemm1 is fused
+//                            alone) when gemm1 is fused, [T * top_k, 2 I] (h1 alone)
+//                            when gemm2 reduces, nothing when both
 //   h                        [T * top_k, I] 16-bit: silu_mul's output, or the fused gemm1's
 //   workspace                split-K floats, the larger of the two GEMMs' needs
 #pragma once

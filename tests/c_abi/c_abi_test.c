@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
         "gemm1 T=8 name");
   check(kf_kernel_block_m(kernel, &block_m) == KF_OK && block_m == 16, "gemm1 T=8 block_m");
   check(kf_kernel_fuses_silu(kernel) == 0 && kf_kernel_fuses_silu(NULL) == 0, "gemm1 T=8 does not fuse SiLU");
+  check(kf_kernel_reduces_topk(kernel) == 0 && kf_kernel_reduces_topk(NULL) == 0, "gemm1 T=8 does not reduce over top_k");
   check(kf_select_moe(db, 1, &moe, 9, &kernel) == KF_OK, "kf_select_moe gemm1 T=9");
   check(strstr(kf_kernel_name(kernel), "_prefill_") != NULL, "gemm1 T=9 is the prefill kernel");
   check(kf_select(db, "w4a16_moe_gemm1", "e8_topk2_n256_k256_g128_bf16_sym", 9, &same) == KF_OK && same == kernel,

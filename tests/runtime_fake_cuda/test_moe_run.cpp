@@ -1,6 +1,7 @@
 // kf_run_moe and the kf_launch_moe_* calls on a recording CUDA stand-in: the launches
 // align (once per distinct block_m) -> gemm1 -> silu_mul -> gemm2 -> sum in that order
-// (no silu_mul after a gemm1 with the fused SiLU epilogue), with the grids of
+// (no silu_mul after a gemm1 with the fused SiLU epilogue, no sum after a gemm2 that
+// sums over top_k itself, whose y the first align zeroes), with the grids of
 // templates/w4a16_moe/launch.h, arguments wired through the carved scratch (split-K
 // counters at its start for every T), and nothing launched at all when an input is bad
 // or the scratch too small.
@@ -265,6 +266,78 @@ TEST_CASE("kf_run_moe skips silu_mul after a fused SiLU gemm1 winner, not after 
   kf_close(db);
 }
 
+TEST_CASE("kf_run_moe skips sum after a gemm2 winner that sums over top_k; its first align zeroes y") {
+  // gemm2: reducing decode up to T = 4, plain prefill up to 64, reducing split-K prefill
+  // above (block_m 32: a second align, which zeroes nothing).
+  TempDir dir{"rt-fake-cuda"};
+  TestPackBuilder b;
+  const std::string red = b.add_moe_kernel(2, "decode", kGemm2, "bm16_bn64_bk32_w4_sk1_s1_red", "sm_90a", 128);
+  const std::string plain = b.add_moe_kernel(2, "prefill", kGemm2, "bm16_bn128_bk64_w4_sk1_s2", "sm_90a", 128);
+  const std::string red_split = b.add_moe_kernel(2, "prefill", kGemm2, "bm32_bn128_bk64_w4_sk2_s2_red", "sm_90a", 128);
+  b.add_moe_winner(2, kGemm2, red, 1, 4);
+  b.add_moe_winner(2, kGemm2, plain, 5, 64);
+  b.add_moe_winner(2, kGemm2, red_split, 65, 4096);
+  const std::string up = b.add_moe_kernel(1, "decode", kGemm1, "bm16_bn64_bk32_w4_sk1_s1", "sm_90a", 64);
+  b.add_moe_winner(1, kGemm1, up, 1, 4096);
+  b.add_moe_helpers();
+  b.write(dir.file("kforge.sqlite"));
+  kf_db* db = nullptr;
+  REQUIRE_MESSAGE(kf_open(dir.file("kforge.sqlite").c_str(), &db) == KF_OK, kf_last_error());
+  const kf_moe_shape s = layer_shape();
+  const int max_t = 200, hidden = 256;
+  size_t bytes = 0;
+  REQUIRE(kf_moe_scratch_bytes(db, &s, max_t, &bytes) == KF_OK);
+  for (int t : {3, 10, 100}) {
+    CAPTURE(t);
+    const bool reduces = t <= 4 || t > 64;
+    const kf_kernel* k2 = nullptr;
+    REQUIRE(kf_select_moe(db, 2, &s, t, &k2) == KF_OK);
+    CHECK(kf_kernel_reduces_topk(k2) == (reduces ? 1 : 0));
+    CHECK(kf_kernel_fuses_silu(k2) == 0);
+    kf_fake_cuda_reset();
+    const kf_moe_layer_args a = layer_args(t, max_t, bytes);
+    REQUIRE_MESSAGE(kf_run_moe(db, &s, &a, kStream) == KF_OK, kf_last_error());
+    const std::vector<Launch> l = launches();
+    // align [, align], gemm1, silu_mul, gemm2 [, sum].
+    const size_t aligns = t > 64 ? 2 : 1;
+    REQUIRE(l.size() == aligns + (reduces ? 3u : 4u));
+    for (size_t i = 0; i < aligns; ++i) CHECK(l[i].kernel == "moe_align_any");
+    CHECK(l[aligns].kernel == up);
+    CHECK(l[aligns + 1].kernel == "moe_silu_mul_any_bf16");
+    CHECK(l[aligns + 2].kernel == kf_kernel_name(k2));
+    for (const Launch& x : l) CHECK(x.kernel != (reduces ? "moe_sum_any_bf16" : ""));
+    const auto align = l[0].as<kf_moe_align_args>();
+    const auto g2 = l[aligns + 2].as<kf_moe_gemm_args>();
+    if (reduces) {
+      // The first align zeroes y [t, H] with blocks past its first; gemm2 adds into y.
+      CHECK(align.zero == a.y);
+      CHECK(align.zero_count == int64_t{t} * hidden);
+      CHECK(grid_is(l[0], 1 + static_cast<unsigned>((int64_t{t} * hidden + 32767) / 32768), 1, 1));
+      CHECK(g2.y == a.y);
+      if (aligns == 2) CHECK((l[1].as<kf_moe_align_args>().zero == nullptr && grid_is(l[1], 1, 1, 1)));
+    } else {
+      CHECK(align.zero == nullptr);
+      CHECK(grid_is(l[0], 1, 1, 1));
+      const auto sum = l.back().as<kf_moe_sum_args>();
+      CHECK(l.back().kernel == "moe_sum_any_bf16");
+      CHECK(sum.x == g2.y);
+      CHECK(sum.y == a.y);
+      CHECK(in_scratch(g2.y, uint64_t(t) * 2 * hidden * 2, bytes));
+    }
+  }
+  // y overlapping x is refused when y is zeroed before gemm1 reads x; nothing launched.
+  kf_fake_cuda_reset();
+  kf_moe_layer_args a = layer_args(3, max_t, bytes);
+  a.y = const_cast<void*>(a.x);
+  CHECK(kf_run_moe(db, &s, &a, kStream) == KF_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(kf_last_error()).find("overlaps args->x") != std::string::npos);
+  CHECK(kf_fake_cuda_launch_count() == 0);
+  a = layer_args(10, max_t, bytes);  // the plain gemm2 winner: y may be x
+  a.y = const_cast<void*>(a.x);
+  CHECK(kf_run_moe(db, &s, &a, kStream) == KF_OK);
+  kf_close(db);
+}
+
 TEST_CASE("kf_run_moe, large T: two aligns for two block_m, prefill grids over the sorted capacity") {
   Pack p;
   const kf_moe_shape s = layer_shape();
@@ -425,7 +498,7 @@ TEST_CASE("the single-piece calls launch with launch.h's geometry") {
   Pack p;
   const kf_moe_shape s = layer_shape();
   kf_moe_align_args al{fake<const int32_t>(0x1000), fake<int32_t>(0x2000), fake<int32_t>(0x3000),
-                       fake<int32_t>(0x4000), 1000, 2, 8, 64};
+                       fake<int32_t>(0x4000), 1000, 2, 8, 64, nullptr, 0};
   REQUIRE(kf_launch_moe_align(p.db, &al, nullptr) == KF_OK);
   const kf_kernel* g2 = nullptr;
   REQUIRE(kf_select_moe(p.db, 2, &s, 1000, &g2) == KF_OK);
@@ -449,8 +522,13 @@ TEST_CASE("the single-piece calls launch with launch.h's geometry") {
   REQUIRE(kf_launch_moe_silu_mul(p.db, 1, &sm, nullptr) == KF_OK);
   kf_moe_sum_args su{fake<const void>(0x10000), fake<const int32_t>(0x20000), fake<void>(0x30000), 1000, 2, 8, 256};
   REQUIRE(kf_launch_moe_sum(p.db, 0, &su, nullptr) == KF_OK);
+  // align zeroing 100000 16-bit values: blocks 1 .. 4 of the grid zero 32768 each.
+  al.zero = fake<void>(0x90000);
+  al.zero_count = 100000;
+  REQUIRE(kf_launch_moe_align(p.db, &al, nullptr) == KF_OK);
   const std::vector<Launch> l = launches();
-  REQUIRE(l.size() == 4);
+  REQUIRE(l.size() == 5);
+  CHECK(grid_is(l[4], 5, 1, 1));
   CHECK(grid_is(l[0], 1, 1, 1));
   // 2000 slots over 8 experts, bm 32: 2000 + 8 * 31 = 2248 -> 2272 rows.
   CHECK(bm == 32);

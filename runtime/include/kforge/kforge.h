@@ -180,6 +180,13 @@ KF_API kf_status kf_kernel_block_m(const kf_kernel* kernel, int* block_m);
  * product [T * top_k, 2 I], so no moe_silu_mul follows it (args->n is still 2 I). Else 0
  * (NULL included). */
 KF_API int kf_kernel_fuses_silu(const kf_kernel* kernel);
+/* 1 when `kernel` is a gemm2 (down) that sums each token's top_k slots in its epilogue
+ * (config suffix _red): it adds topk_weights[s] * (h[s, :] . W2[e]^T) into y[t, :], [T, H],
+ * with atomic adds, instead of writing one row per slot, so no moe_sum follows it; y must
+ * be zero before it runs (kf_launch_moe_align's zero / zero_count does that in the
+ * layer's first launch). The sum rounds to the 16-bit type after every add, in no fixed
+ * order, so it is not bit-reproducible. Else 0 (NULL included). */
+KF_API int kf_kernel_reduces_topk(const kf_kernel* kernel);
 
 /* Launch one piece, asynchronously on `stream` (grids and buffer sizes:
  * templates/w4a16_moe/launch.h). Each checks first and launches nothing on a bad value:
@@ -195,7 +202,9 @@ KF_API kf_status kf_launch_moe_sum(const kf_db* db, int bf16, const kf_moe_sum_a
 
 /* A whole layer in one call: align (once per distinct block_m of the two winners),
  * gemm1, silu_mul (not when the gemm1 winner fuses it: kf_kernel_fuses_silu), gemm2
- * (times the routing weights), sum into y; every piece checked before the first launch.
+ * (times the routing weights), sum into y (not when the gemm2 winner sums over top_k
+ * itself: kf_kernel_reduces_topk; then the first align also zeroes y, so y must not
+ * overlap x); every piece checked before the first launch.
  * Intermediates live in `scratch`, one buffer per stream (layout: runtime/src/moe_layer.h). */
 typedef struct kf_moe_layer_args {
   const void* x;              /* [T, H], 16-byte aligned */
