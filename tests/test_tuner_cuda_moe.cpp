@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "linear_reference.h"
+#include "moe_reference.h"
 #include "test_tuner_util.h"
 
 #ifdef KF_FAKE_LIBCUDA_DIR
@@ -201,6 +202,69 @@ TEST_CASE("cuda measurer (stand-in driver), MoE: fused SiLU gemm1 verified on h,
         role.at("fused"));
   CHECK(!contains(err, "too small"));
   CHECK(!contains(err, "grid is not"));
+  CHECK(!contains(err, "illegal address"));
+}
+
+TEST_CASE("cuda measurer (stand-in driver), MoE: _red gemm2 verified on token rows after a zeroing align, moe_sum timed with gemm2") {
+  TempDir dir("tuner-cuda-moe");
+  const std::string db = dir.sub("kforge.sqlite");
+  std::map<std::string, std::string> role;
+  {
+    kf::Pack pack = kf::Pack::open(db, true);
+    pack.begin();
+    auto put = [&](const std::string& r, const kf::PackKernel& k) {
+      pack.put_kernel(k);
+      role[r] = k.name;
+    };
+    put("up", image_row(kGemm1, "prefill", "bm16_bn128_bk32_w4_sk1_s2", 15, "ok"));
+    put("plain", image_row(kGemm2, "decode", "bm4_bn64_bk32_w4_sk1_s1", 10, "ok"));
+    put("red", image_row(kGemm2, "decode", "bm4_bn64_bk32_w4_sk1_s1_red", 8, "ok"));
+    put("red_split", image_row(kGemm2, "prefill", "bm16_bn128_bk64_w4_sk2_s2_red", 30, "ok"));
+    put("red_wrong", image_row(kGemm2, "decode", "bm2_bn64_bk32_w4_sk1_s1_red", 1, "wrong"));
+    kf::PackKernel sum = util_row();
+    sum.name = "moe_sum_any_bf16";
+    sum.op = "moe_sum";
+    sum.kind = "sum";
+    sum.shape = "any_bf16";
+    sum.config = "t256";
+    put("sum", helper_row(sum, 3, "ok"));
+    kf::PackKernel u = util_row();
+    u.name = "kf_util_stream_read";
+    pack.put_kernel(helper_row(u, 100, "flush"));
+    pack.put_kernel(helper_row(align_row(), 2, "ok"));
+    pack.commit();
+  }
+  const Child c = spawn_autotune(args(db, "1,8,300"), dir.path.string(), "reduced",
+                                 {{"LD_LIBRARY_PATH", KF_FAKE_LIBCUDA_DIR}, {"CUDA_VISIBLE_DEVICES", "0"}});
+  const int status = c.wait_status();
+  const std::string err = c.err();
+  INFO(err << c.out());
+  REQUIRE(status == 0);
+  auto disp = [&](const std::string& r, int64_t t, const std::string& a) {
+    return text_of(db, "SELECT disposition FROM results WHERE kernel = '" + role.at(r) + "' AND m = " +
+                           std::to_string(t) + " AND routing = '" + a + "'");
+  };
+  for (const std::string a : {"uniform", "zipf2"})
+    for (int64_t t : {1, 8, 300}) {
+      CAPTURE(t);
+      CHECK(disp("sum", t, a) == "passed");
+      if (t <= 8) {
+        CHECK(disp("red", t, a) == "passed");
+        CHECK(disp("red_wrong", t, a) == "incorrect");
+        CHECK(disp("red_split", t, a) == "passed");
+      }
+    }
+  CHECK(scalar(db, "SELECT count(*) FROM results WHERE kernel = 'moe_sum_any_bf16' AND op = 'w4a16_moe_gemm2'"
+                   " AND median_us BETWEEN 2.99 AND 3.01") == 6);
+  CHECK(scalar(db, "SELECT count(*) FROM results WHERE kernel = 'moe_sum_any_bf16' AND op != 'w4a16_moe_gemm2'") == 0);
+  CHECK(scalar(db, "SELECT max(max_rel_err) FROM results WHERE disposition = 'passed'") <
+        kf::reduced_tolerance(true, kGemm2.top_k));
+  // T = 1: the _red kernel's 8 us against the plain 10 + moe_sum's 3.
+  CHECK(text_of(db, "SELECT kernel FROM winners WHERE op = 'w4a16_moe_gemm2' AND routing = '' AND m_lo = 1") ==
+        role.at("red"));
+  CHECK(!contains(err, "too small"));
+  CHECK(!contains(err, "grid is not"));
+  CHECK(!contains(err, "bad moe_align_any launch"));
   CHECK(!contains(err, "illegal address"));
 }
 

@@ -134,6 +134,41 @@ FusedPack write_fused_pack(const std::string& path) {
   return f;
 }
 
+// The pack's moe_sum_any_bf16 row, as genkernels writes it.
+kf::PackKernel sum_row() {
+  kf::PackKernel k = silu_mul_row();
+  k.name = "moe_sum_any_bf16";
+  k.op = "moe_sum";
+  k.kind = "sum";
+  return k;
+}
+
+// gemm1: one kernel; gemm2: a decode and a prefill kernel writing a row per slot and
+// their top_k-reducing twins; util, moe_align_any and moe_sum_any_bf16.
+struct ReducedPack {
+  std::string up, decode, decode_red, prefill, prefill_red;
+};
+ReducedPack write_reduced_pack(const std::string& path) {
+  kf::Pack pack = kf::Pack::open(path, true);
+  pack.begin();
+  ReducedPack f;
+  const std::pair<std::string*, kf::PackKernel> rows[] = {
+      {&f.up, moe_row(kGemm1, "prefill", "bm16_bn64_bk32_w4_sk1_s2")},
+      {&f.decode, moe_row(kGemm2, "decode", "bm4_bn64_bk32_w4_sk1_s1")},
+      {&f.decode_red, moe_row(kGemm2, "decode", "bm4_bn64_bk32_w4_sk1_s1_red")},
+      {&f.prefill, moe_row(kGemm2, "prefill", "bm64_bn128_bk64_w4_sk1_s2")},
+      {&f.prefill_red, moe_row(kGemm2, "prefill", "bm64_bn128_bk64_w4_sk1_s2_red")}};
+  for (const auto& [name, k] : rows) {
+    pack.put_kernel(k);
+    *name = k.name;
+  }
+  pack.put_kernel(util_row());
+  pack.put_kernel(align_row());
+  pack.put_kernel(sum_row());
+  pack.commit();
+  return f;
+}
+
 }  // namespace
 
 TEST_SUITE("tuner") {
@@ -359,6 +394,75 @@ TEST_CASE("autotune MoE: a fused SiLU gemm1 wins where it beats gemm1 + moe_silu
   }
 }
 
+TEST_CASE("gemm2 step times: kernels writing a row per slot pay moe_sum, _red ones only compete where it was timed") {
+  const std::vector<kf::Timing> rows = {
+      {1, "g2_a", 10, 9},  {1, "g2_a_red", 11, 10}, {1, "moe_sum_any_bf16", 3, 2.5},
+      {64, "g2_a", 20, 19}, {64, "g2_a_red", 27, 26}, {64, "moe_sum_any_bf16", 5, 4},
+      {128, "g2_a", 30, 29}, {128, "g2_a_red", 1, 1}};  // no moe_sum row at 128
+  const auto step = kf::gemm2_step_times(rows);
+  std::map<std::pair<int64_t, std::string>, double> at;
+  for (const auto& t : step) at[{t.m, t.kernel}] = t.median_us;
+  CHECK(at.size() == 5);
+  CHECK(at.at({1, "g2_a"}) == 13.0);
+  CHECK(at.at({1, "g2_a_red"}) == 11.0);
+  CHECK(at.at({64, "g2_a"}) == 25.0);
+  CHECK(at.at({64, "g2_a_red"}) == 27.0);
+  CHECK(at.at({128, "g2_a"}) == 30.0);
+  CHECK_FALSE(at.count({128, "g2_a_red"}));
+  for (const auto& t : step) CHECK_FALSE(kf::is_sum_kernel(t.kernel));
+  const auto win = kf::compute_winners(step);
+  REQUIRE(win.size() == 2);
+  CHECK(win[0].kernel == "g2_a_red");
+  CHECK(win[1].kernel == "g2_a");
+  CHECK(kf::reduces_topk("w4a16_moe_gemm2_decode_e8_bm1_bn64_bk64_w4_sk1_s1_red"));
+  CHECK_FALSE(kf::reduces_topk("w4a16_moe_gemm2_decode_e8_bm1_bn64_bk64_w4_sk1_s1"));
+  CHECK_FALSE(kf::reduces_topk("moe_sum_any_bf16"));
+  // gemm1's rule ignores moe_sum, gemm2's ignores moe_silu_mul and _silu.
+  CHECK(kf::gemm1_step_times({{1, "g1_a", 10, 9}, {1, "moe_sum_any_bf16", 3, 2}}).size() == 2);
+}
+
+TEST_CASE("autotune MoE: a _red gemm2 wins where it beats gemm2 + moe_sum, and only there") {
+  // moe_sum takes 4 us at every T. Decode (T <= 64): plain 10 (+ 4 = 14), _red
+  // `red_decode`. Prefill: 50 either way up to 64; above, plain 20 (+ 4 = 24) and _red 26.
+  for (double red_decode : {11.0, 15.0}) {
+    CAPTURE(red_decode);
+    TempDir dir("tuner-moe");
+    const std::string db = dir.sub("kforge.sqlite");
+    const ReducedPack f = write_reduced_pack(db);
+    kf::FakeOptions fo;
+    fo.moe_time_us = [&](const kf::PackKernel& k, const kf::MoeShape&, const kf::MoeRouting& r, bool) {
+      if (k.name == "moe_sum_any_bf16") return 4.0;
+      if (k.name == f.decode) return 10.0;
+      if (k.name == f.decode_red) return red_decode;
+      if (k.name == f.prefill) return r.t > 64 ? 20.0 : 50.0;
+      if (k.name == f.prefill_red) return r.t > 64 ? 26.0 : 50.0;
+      return 30.0;  // gemm1
+    };
+    kf::FakeMeasurer fm(fo);
+    const InProcess r = run_in_process(moe_options(db), fm);
+    INFO(r.out << r.err);
+    // Per archetype: gemm2 4 kernels + moe_sum at T <= 64, 2 + 1 above; gemm1 1 (the pack
+    // has no moe_silu_mul).
+    const int per_archetype = 3 * (4 + 1) + 1 * (2 + 1) + 4 * 1;
+    CHECK(fm.measurements() == 3 * per_archetype);
+    CHECK(scalar(db, "SELECT count(*) FROM results WHERE kernel = 'moe_sum_any_bf16' AND op = 'w4a16_moe_gemm2'"
+                     " AND shape = " + q(kGemm2.key()) + " AND disposition = 'passed' AND median_us = 4") ==
+          static_cast<int64_t>(kTs.size() * kArchetypes.size()));
+    CHECK(scalar(db, "SELECT count(*) FROM winners WHERE kernel = 'moe_sum_any_bf16'") == 0);
+    kf::ResultsDb rdb = kf::ResultsDb::open(db);
+    const kf::Provenance p{"sm_90a", "kforge-fake-gpu", "", "", ""};
+    for (const std::string routing : {"", "uniform", "zipf2"}) {
+      CAPTURE(routing);
+      const auto win = rdb.winners(p, {kGemm2.op(), kGemm2.key(), true, routing});
+      REQUIRE(win.size() == 2);
+      CHECK(win[0].kernel == (red_decode < 14 ? f.decode_red : f.decode));
+      CHECK(win[0].median_us == (red_decode < 14 ? red_decode : 14.0));  // the gemm2 step's time
+      CHECK(win[1].kernel == f.prefill);
+      CHECK(win[1].median_us == 24);
+    }
+  }
+}
+
 TEST_CASE("autotune MoE: without a moe_silu_mul time the fused gemm1 kernels never win") {
   TempDir dir("tuner-moe");
   const std::string db = dir.sub("kforge.sqlite");
@@ -525,6 +629,88 @@ TEST_CASE("MoE host checks: the fused SiLU gemm1 reference and verdict; moe_silu
   kf::Measurement overrun;
   kf::judge_silu_mul_output(over, sp, overrun);
   CHECK(contains(overrun.message, "past the last"));
+}
+
+TEST_CASE("MoE host checks: a _red gemm2's verdict on token rows, its check weights; moe_sum's problem and verdict") {
+  std::mt19937_64 rng(13);
+  const kf::MoeShape s{2, 8, 2, 32, 64, 32, true, false};
+  kf::MoeProblem p;
+  kf::make_moe_weights(p, s, rng);
+  const int64_t t = 5;
+  kf::make_moe_activations(p, {"uniform", t, kf::generate_routing(kf::RoutingArchetype::uniform, t, 8, 2, 1)}, rng);
+  p.topk_ids[3] = -1;  // token 1's second slot routes nowhere
+  const auto all = kf::moe_reference(p, kf::moe_checked_slots(p.topk_ids, 8, 4096, rng), 2);
+  REQUIRE_FALSE(all.sampled);
+  CHECK(kf::reduced_check_weights(p, all) == p.topk_weights);
+  // What a correct kernel leaves: each token's routed rows summed, guard rows poisoned.
+  auto reduced = [&](const kf::MoeReference& ref) {
+    std::vector<double> want(t * 32, 0.0);
+    for (size_t i = 0; i < ref.slots.size(); ++i)
+      for (int64_t c = 0; c < 32; ++c) want[ref.slots[i] / 2 * 32 + c] += ref.y[i * 32 + c];
+    std::vector<uint16_t> y(kf::moe_reduced_rows(t) * 32, 0xffff);
+    for (int64_t i = 0; i < t * 32; ++i) y[i] = kf::float_to_half_bits(static_cast<float>(want[i]), true);
+    return y;
+  };
+  const auto y = reduced(all);
+  kf::Measurement ok;
+  kf::judge_moe_reduced_output(y, all, s, t, ok);
+  CHECK(ok.disposition.empty());
+  CHECK(ok.max_rel_err < kf::linear_tolerance(true));
+  CHECK(kf::reduced_tolerance(true, 8) == doctest::Approx(8e-3 + std::sqrt(8.0) / 256));
+  auto past = y;
+  past[t * 32 + 1] = 0;
+  kf::Measurement overrun;
+  kf::judge_moe_reduced_output(past, all, s, t, overrun);
+  CHECK(contains(overrun.message, "past the last token"));
+  auto unzeroed = y;
+  unzeroed[2 * 32 + 4] = 0xffff;
+  kf::Measurement nan;
+  kf::judge_moe_reduced_output(unzeroed, all, s, t, nan);
+  CHECK(contains(nan.message, "token 2"));
+  auto per_slot = y;  // one slot's row stored instead of added: token 0 lacks slot 1
+  for (int64_t c = 0; c < 32; ++c) per_slot[c] = kf::float_to_half_bits(static_cast<float>(all.y[c]), true);
+  kf::Measurement lost;
+  kf::judge_moe_reduced_output(per_slot, all, s, t, lost);
+  CHECK(contains(lost.message, "above tolerance"));
+  // A sample of the slots: the others weigh 0, so the token rows sum the checked ones.
+  const auto some = kf::moe_reference(p, kf::moe_checked_slots(p.topk_ids, 8, 3, rng), 2);
+  REQUIRE(some.sampled);
+  const auto w = kf::reduced_check_weights(p, some);
+  for (int64_t sl = 0; sl < t * 2; ++sl)
+    CHECK(w[sl] == (std::count(some.slots.begin(), some.slots.end(), sl) ? p.topk_weights[sl] : 0.f));
+  kf::Measurement sampled_ok;
+  kf::judge_moe_reduced_output(reduced(some), some, s, t, sampled_ok);
+  CHECK(sampled_ok.disposition.empty());
+
+  // moe_sum: 1100 tokens x top-4 (more slots than kMoeCheckedSlots distinct rows).
+  const auto ids = kf::generate_routing(kf::RoutingArchetype::uniform, 1100, 16, 4, 2);
+  const kf::SumProblem sp = kf::make_sum_problem(ids, 1100, 4, 16, 16, true, rng);
+  CHECK(sp.distinct == kf::kMoeCheckedSlots);
+  CHECK(sp.tokens == kf::kMoeCheckedSlots / 4);
+  CHECK(sp.x[4200 * 16 + 3] == sp.x[(4200 - kf::kMoeCheckedSlots) * 16 + 3]);
+  double direct = 0;
+  for (int j = 0; j < 4; ++j) direct += kf::half_bits_to_float(sp.x[(7 * 4 + j) * 16 + 5], true);
+  CHECK(sp.ref[7 * 16 + 5] == doctest::Approx(direct).epsilon(1e-12));
+  std::vector<uint16_t> out((1100 + kf::kGuardRows) * 16, 0xffff);
+  for (int64_t r = 0; r < 1100; ++r)
+    for (int64_t c = 0; c < 16; ++c) {
+      double v = 0;
+      for (int j = 0; j < 4; ++j) v += kf::half_bits_to_float(sp.x[(r * 4 + j) * 16 + c], true);
+      out[r * 16 + c] = kf::float_to_half_bits(static_cast<float>(v), true);
+    }
+  kf::Measurement good;
+  kf::judge_sum_output(out, sp, good);
+  CHECK(good.disposition.empty());
+  auto missing = out;
+  missing[1099 * 16] = 0xffff;
+  kf::Measurement unwritten;
+  kf::judge_sum_output(missing, sp, unwritten);
+  CHECK(contains(unwritten.message, "token 1099"));
+  auto over = out;
+  over[1100 * 16 + 2] = 0;
+  kf::Measurement overrun2;
+  kf::judge_sum_output(over, sp, overrun2);
+  CHECK(contains(overrun2.message, "past the last token"));
 }
 
 TEST_CASE("MoE host checks: align verdict, checked slots, float64 reference, output verdict") {

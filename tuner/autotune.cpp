@@ -91,16 +91,16 @@ ShapePlan plan_moe_shape(const Pack& pack, const MoeTuneShape& ms_, const std::s
   p.rows = pack.kernels("arch = '" + arch + "' AND op = '" + ms_.op + "' AND shape = '" + ms_.key + "'");
   // gemm1: every unfused candidate is followed by moe_silu_mul in a layer, so its batches
   // time moe_silu_mul too, whatever the filter and --max-candidates, for the fused ones
-  // to be compared with the whole step (gemm1_step_times, winners.h). Its row goes at
-  // the end of rows, reserved now: candidates point into rows.
-  std::vector<PackKernel> silu_mul;
-  if (ms_.shape.gemm == 1)
-    silu_mul = pack.kernels("arch = '" + arch + "' AND op = 'moe_silu_mul' AND shape = '" +
-                            (ms_.shape.bf16 ? "any_bf16" : "any_fp16") + "' AND status = 'ok'");
+  // to be compared with the whole step (gemm1_step_times, winners.h); gemm2 likewise
+  // with moe_sum, for the kernels that sum over top_k themselves (gemm2_step_times). The
+  // helper's row goes at the end of rows, reserved now: candidates point into rows.
+  const std::vector<PackKernel> helper =
+      pack.kernels("arch = '" + arch + "' AND op = '" + (ms_.shape.gemm == 1 ? "moe_silu_mul" : "moe_sum") +
+                   "' AND shape = '" + (ms_.shape.bf16 ? "any_bf16" : "any_fp16") + "' AND status = 'ok'");
   p.rows.reserve(p.rows.size() + 1);
   plan_candidates(p, opt, filter, ts, 0);
-  if (!silu_mul.empty() && !p.planned.empty()) {
-    p.rows.push_back(silu_mul.front());
+  if (!helper.empty() && !p.planned.empty()) {
+    p.rows.push_back(helper.front());
     p.candidates.push_back(&p.rows.back());
     p.planned.push_back({&p.rows.back(), *std::max_element(ts.begin(), ts.end())});  // runs at every T
   }

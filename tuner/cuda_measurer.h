@@ -104,9 +104,10 @@ class CudaMeasurer final : public Measurer {
   void prepare_moe_problem(const MoeRouting& routing);
   CUfunction align_function();
   // moe_align for `block_m` over `topk_ids` (already in ids_), its output checked on the
-  // host; r failed when it is wrong (the GEMM cannot be judged then).
+  // host; r failed when it is wrong (the GEMM cannot be judged then). zero_count > 0:
+  // the same launch zeroes that many values of y (a _red gemm2's token rows).
   void run_align(const std::vector<int32_t>& topk_ids, int64_t t, int64_t top_k, int64_t experts, int block_m,
-                 Measurement& r);
+                 Measurement& r, int64_t zero_count = 0);
   CUfunction function_of(const PackKernel& k);
   CUfunction flush_function();
   // Waits for the stream (throws CallFailed on an execution error); false when it is
@@ -116,8 +117,8 @@ class CudaMeasurer final : public Measurer {
   bool zero_counters();  // false: the memset never finished
   void launch(CUfunction fn, const LaunchGrid& g, int threads, void* args, const char* what);
   void launch_flush(CUfunction flush);
-  // One run with y poisoned (poison_elems), `read_elems` of y read back and judged, then
-  // the split-K counters checked.
+  // One run with y poisoned (poison_elems; 0: poisoned by the caller), `read_elems` of y
+  // read back and judged, then the split-K counters checked.
   void verify(CUfunction fn, const LaunchGrid& g, int threads, void* args, int64_t poison_elems, int64_t read_elems,
               const Judge& judge, Measurement& r);
   void time_runs(CUfunction fn, const LaunchGrid& g, int threads, void* args, bool cold, int reps, Measurement& r);

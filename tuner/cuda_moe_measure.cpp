@@ -4,7 +4,10 @@
 // kernel (verify / time_runs of cuda_measure.cpp).
 // A gemm1 with the fused SiLU epilogue (_silu) is judged on its N/2-wide h against
 // silu(gate) * up of the reference; the pack's moe_silu_mul, a candidate of gemm1 shapes,
-// is verified and timed on its own problem (T * top_k rows of N/2).
+// is verified and timed on its own problem (T * top_k rows of N/2). A gemm2 summing over
+// top_k (_red) runs after an align that zeroes y's token rows and is judged on them
+// against the sums of the reference rows; the pack's moe_sum, a candidate of gemm2
+// shapes, is verified and timed on its own problem (T rows of N, the batch's routing).
 #include "cuda_measurer.h"
 #include "w4a16_moe/args.h"
 #include "w4a16_moe/launch.h"
@@ -86,7 +89,7 @@ CUfunction CudaMeasurer::align_function() {
 }
 
 void CudaMeasurer::run_align(const std::vector<int32_t>& topk_ids, int64_t t, int64_t top_k, int64_t experts,
-                             int block_m, Measurement& r) {
+                             int block_m, Measurement& r, int64_t zero_count) {
   const CUfunction fn = align_function();
   const int64_t cap = moe::sorted_capacity(t, top_k, experts, block_m);
   // Poisoned, so that what an earlier block_m left there cannot pass for this one's.
@@ -95,8 +98,10 @@ void CudaMeasurer::run_align(const std::vector<int32_t>& topk_ids, int64_t t, in
   check(ex_->cuMemsetD32Async(npad_.ptr, 0xfffffffe, 1, stream_), "cuMemsetD32Async");
   kf_moe_align_args a{static_cast<const int32_t*>(ids_.raw()), static_cast<int32_t*>(sorted_.raw()),
                       static_cast<int32_t*>(eids_.raw()), static_cast<int32_t*>(npad_.raw()),
-                      static_cast<int>(t), static_cast<int>(top_k), static_cast<int>(experts), block_m};
-  launch(fn, {1, 1, 1}, align_->threads, &a, "cuLaunchKernel (moe_align_any)");
+                      static_cast<int>(t), static_cast<int>(top_k), static_cast<int>(experts), block_m,
+                      zero_count > 0 ? y_.raw() : nullptr, zero_count};
+  launch(fn, {static_cast<unsigned>(moe::align_blocks(zero_count)), 1, 1}, align_->threads, &a,
+         "cuLaunchKernel (moe_align_any)");
   if (!wait(opt_.hang_timeout_s)) return mark_hung(r, opt_.hang_timeout_s);
   int32_t num_padded = 0;
   check(cu_->cuMemcpyDtoH(&num_padded, npad_.ptr, 4), "cuMemcpyDtoH");
@@ -147,6 +152,31 @@ Measurement CudaMeasurer::measure_moe(const PackKernel& k, const MoeShape& shape
       if (r.fatal) h1.forget();  // a kernel still running: freeing its input would wait for it
     });
   }
+  if (k.op == "moe_sum") {
+    // What a gemm2 writing one row per slot is followed by in a layer: T tokens of N, the
+    // batch's routing (in ids_), on its own random input (SumProblem), output in y.
+    const int64_t t = routing.t, n = shape.n;
+    std::mt19937_64 rng(opt_.seed ^ static_cast<uint64_t>(t * shape.top_k));
+    const SumProblem sp = make_sum_problem(moe_host_.problem().topk_ids, t, shape.top_k, shape.experts, n, shape.bf16, rng);
+    kf_moe_sum_args args{nullptr, static_cast<const int32_t*>(ids_.raw()), y_.raw(), static_cast<int>(t),
+                         static_cast<int>(shape.top_k), static_cast<int>(shape.experts), static_cast<int>(n)};
+    const LaunchGrid g{moe::elementwise_blocks(t, n), 1, 1};
+    return guarded([&](Measurement& r) {
+      const CUfunction fn = function_of(k);
+      DevBuf xs;
+      try {
+        xs.alloc(cu_, static_cast<int64_t>(sp.x.size()) * 2, "moe_sum's input");
+      } catch (const Error& e) {
+        throw CallFailed{e.what()};
+      }
+      check(cu_->cuMemcpyHtoD(xs.ptr, sp.x.data(), sp.x.size() * 2), "cuMemcpyHtoD");
+      args.x = xs.raw();
+      verify(fn, g, k.threads, &args, moe_sizes_.y_elems, (t + kGuardRows) * n,
+             [&](const std::vector<uint16_t>& y, Measurement& v) { judge_sum_output(y, sp, v); }, r);
+      if (r.disposition.empty()) time_runs(fn, g, k.threads, &args, cold, reps, r);
+      if (r.fatal) xs.forget();  // a kernel still running: freeing its input would wait for it
+    });
+  }
   const LinearConfig cfg = parse_linear_config(k.kind, k.config);
   const int64_t t = routing.t;
   const int64_t cap = moe::sorted_capacity(t, shape.top_k, shape.experts, cfg.block_m);
@@ -172,7 +202,26 @@ Measurement CudaMeasurer::measure_moe(const PackKernel& k, const MoeShape& shape
                         shape.expert().effective_group()};
   return guarded([&](Measurement& r) {
     const CUfunction fn = function_of(k);
-    run_align(moe_host_.problem().topk_ids, t, shape.top_k, shape.experts, cfg.block_m, r);
+    // A gemm2 summing over top_k (_red) adds into y [T, N]: y poisoned, its T token rows
+    // zeroed by the align launch (as a layer runs it), then the kernel with the slots the
+    // reference does not check weighted 0 (reduced_check_weights).
+    if (cfg.red) check(ex_->cuMemsetD16Async(y_.ptr, 0xffff, static_cast<size_t>(moe_sizes_.y_elems), stream_), "cuMemsetD16Async");
+    run_align(moe_host_.problem().topk_ids, t, shape.top_k, shape.experts, cfg.block_m, r, cfg.red ? t * shape.n : 0);
+    if (cfg.red) {
+      if (!r.disposition.empty()) return;
+      const MoeProblem& p = moe_host_.problem();
+      auto upload_weights = [&](const std::vector<float>& w) { check(cu_->cuMemcpyHtoD(tw_.ptr, w.data(), w.size() * 4), "cuMemcpyHtoD"); };
+      if (moe_host_.reference().sampled) upload_weights(reduced_check_weights(p, moe_host_.reference()));
+      if (r.disposition.empty())
+        verify(fn, g, k.threads, &args, 0, moe_reduced_rows(t) * shape.n,
+               [&](const std::vector<uint16_t>& y, Measurement& v) {
+                 judge_moe_reduced_output(y, moe_host_.reference(), shape, t, v);
+               },
+               r);
+      if (moe_host_.reference().sampled && !r.fatal) upload_weights(p.topk_weights);
+      if (r.disposition.empty()) time_runs(fn, g, k.threads, &args, cold, reps, r);
+      return;
+    }
     const int64_t rows = moe_checked_rows(t, shape.top_k);
     // A fused SiLU gemm1 writes h: N/2 columns.
     if (r.disposition.empty())

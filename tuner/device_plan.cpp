@@ -29,8 +29,9 @@ MoeShapeBuffers plan_moe_buffers(const MoeShape& s, const std::vector<PlannedKer
   MoeShapeBuffers b;
   for (const auto& pk : kernels) b.max_t = std::max(b.max_t, pk.max_m);
   for (const auto& pk : kernels) {
-    // gemm1's moe_silu_mul (timed with its candidates) needs no more than y: n/2 columns.
-    if (pk.kernel->op == "moe_silu_mul") continue;
+    // gemm1's moe_silu_mul and gemm2's moe_sum (timed with their candidates) need no more
+    // than y: n/2 columns, T rows (their inputs are their own).
+    if (pk.kernel->op == "moe_silu_mul" || pk.kernel->op == "moe_sum") continue;
     const LinearConfig cfg = parse_linear_config(pk.kernel->kind, pk.kernel->config);
     const int64_t cap = moe::sorted_capacity(pk.max_m, s.top_k, s.experts, cfg.block_m);
     b.sorted_ids = std::max(b.sorted_ids, moe::sorted_capacity(b.max_t, s.top_k, s.experts, cfg.block_m));

@@ -62,6 +62,11 @@ double fake_moe_time_us(const PackKernel& k, const MoeShape& s, const MoeRouting
     const double bytes = static_cast<double>(routing.t * s.top_k) * 3.0 * static_cast<double>(s.n / 2) * 2.0;
     return kLaunchUs + bytes / (kBytesPerUs * 0.8);
   }
+  if (k.op == "moe_sum") {
+    // Elementwise over T tokens: reads top_k rows and writes one of N 16-bit values each.
+    const double bytes = static_cast<double>(routing.t) * static_cast<double>(s.top_k + 1) * static_cast<double>(s.n) * 2.0;
+    return kLaunchUs + bytes / (kBytesPerUs * 0.8);
+  }
   const LinearConfig c = parse_linear_config(k.kind, k.config);
   const RoutingStats st = routing_stats(routing.topk_ids, routing.t, static_cast<int>(s.experts),
                                         static_cast<int>(s.top_k), c.block_m);
@@ -69,8 +74,9 @@ double fake_moe_time_us(const PackKernel& k, const MoeShape& s, const MoeRouting
   // Decode streams an expert's weights once per block; prefill tiles share the GPU:
   // the blocks run in waves, the weights of every expert hit are read at least once.
   const double one_block = fake_time_us(k, e, c.block_m, cold) - kLaunchUs;
-  // A fused SiLU epilogue costs a little in the kernel (the pairs exchanged, the exp).
-  const double epilogue = c.silu ? 0.5 : 0.0;
+  // A fused SiLU epilogue costs a little in the kernel (the pairs exchanged, the exp); the
+  // top_k reduction its atomics, more where many slots meet (a token's top_k rows).
+  const double epilogue = c.silu ? 0.5 : c.red ? 0.3 + 1e-4 * static_cast<double>(routing.t * s.top_k) : 0.0;
   if (c.kind == LinearKind::decode) return kLaunchUs + epilogue + static_cast<double>(st.blocks) * one_block / 4;
   const double tiles = static_cast<double>(st.blocks * (s.n / c.block_n));
   const double compute = std::ceil(tiles / kSms) * 2.0 * c.block_m * c.block_n * s.k / kFlopsPerUsPerSm;

@@ -78,7 +78,7 @@ class HipMeasurer final : public Measurer {
   void prepare_moe_problem(const MoeRouting& routing);
   hipFunction_t align_function();
   void run_align(const std::vector<int32_t>& topk_ids, int64_t t, int64_t top_k, int64_t experts, int block_m,
-                 Measurement& r);  // as CudaMeasurer::run_align
+                 Measurement& r, int64_t zero_count = 0);  // as CudaMeasurer::run_align
   hipFunction_t function_of(const PackKernel& k);
   hipFunction_t flush_function();
   bool wait(double timeout_s);  // false: still busy after timeout_s

@@ -262,4 +262,88 @@ void judge_silu_mul_output(const std::vector<uint16_t>& h, const SiluMulProblem&
   if (why[0]) flag(r, why);
 }
 
+double reduced_tolerance(bool bf16, int64_t top_k) {
+  return linear_tolerance(bf16) + std::sqrt(static_cast<double>(top_k)) * (bf16 ? 0x1p-8 : 0x1p-11);
+}
+
+std::vector<float> reduced_check_weights(const MoeProblem& p, const MoeReference& ref) {
+  if (!ref.sampled) return p.topk_weights;
+  std::vector<float> w(p.topk_weights.size(), 0.f);
+  for (int64_t s : ref.slots) w[s] = p.topk_weights[s];
+  return w;
+}
+
+int64_t moe_reduced_rows(int64_t t) { return t + kGuardRows; }
+
+void judge_moe_reduced_output(const std::vector<uint16_t>& y, const MoeReference& ref, const MoeShape& s, int64_t t,
+                              Measurement& r) {
+  const int64_t n = s.n;
+  std::vector<double> want(t * n, 0.0);
+  for (size_t i = 0; i < ref.slots.size(); ++i)
+    for (int64_t c = 0; c < n; ++c) want[ref.slots[i] / s.top_k * n + c] += ref.y[i * n + c];
+  char why[160] = "";
+  double err = 0, norm = 0;
+  for (int64_t i = 0; i < t * n && !why[0]; ++i) {
+    const double v = half_bits_to_float(y[i], s.bf16);
+    if (!std::isfinite(v))
+      std::snprintf(why, sizeof why, "token %lld's row not zeroed, or an add not finite", static_cast<long long>(i / n));
+    err += (v - want[i]) * (v - want[i]);
+    norm += want[i] * want[i];
+  }
+  const double e = why[0] ? INFINITY : std::sqrt(err / (norm > 0 ? norm : 1));
+  const double tol = reduced_tolerance(s.bf16, s.top_k);
+  r.max_rel_err = e;
+  if (!why[0] && !(e <= tol)) std::snprintf(why, sizeof why, "normalised error %.3g above tolerance %.3g", e, tol);
+  for (int64_t i = t * n; i < moe_reduced_rows(t) * n && !why[0]; ++i)
+    if (y[i] != 0xffff)
+      std::snprintf(why, sizeof why, "wrote row %lld past the last token", static_cast<long long>(i / n));
+  if (why[0]) flag(r, why);
+}
+
+SumProblem make_sum_problem(const std::vector<int32_t>& topk_ids, int64_t t, int64_t top_k, int64_t experts,
+                            int64_t n, bool bf16, std::mt19937_64& rng) {
+  SumProblem p;
+  p.t = t;
+  p.top_k = top_k;
+  p.n = n;
+  p.bf16 = bf16;
+  const int64_t rows = t * top_k;
+  p.distinct = std::min(rows, kMoeCheckedSlots);
+  p.tokens = std::min(t, std::max<int64_t>(1, kMoeCheckedSlots / top_k));
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  p.x.resize(rows * n);
+  for (int64_t i = 0; i < p.distinct * n; ++i) p.x[i] = float_to_half_bits(u(rng), bf16);
+  for (int64_t i = p.distinct * n; i < rows * n; ++i) p.x[i] = p.x[i % (p.distinct * n)];
+  p.ref.assign(p.tokens * n, 0.0);
+  for (int64_t tok = 0; tok < p.tokens; ++tok)
+    for (int64_t j = 0; j < top_k; ++j) {
+      const int32_t e = topk_ids[tok * top_k + j];
+      if (e < 0 || e >= experts) continue;
+      for (int64_t c = 0; c < n; ++c) p.ref[tok * n + c] += half_bits_to_float(p.x[(tok * top_k + j) * n + c], bf16);
+    }
+  return p;
+}
+
+void judge_sum_output(const std::vector<uint16_t>& y, const SumProblem& p, Measurement& r) {
+  const int64_t n = p.n;
+  double err = 0, norm = 0;
+  char why[160] = "";
+  for (int64_t i = 0; i < p.t * n && !why[0]; ++i)
+    if (!std::isfinite(half_bits_to_float(y[i], p.bf16)))
+      std::snprintf(why, sizeof why, "token %lld's row not fully written or not finite", static_cast<long long>(i / n));
+  for (int64_t i = 0; i < p.tokens * n && !why[0]; ++i) {
+    const double v = half_bits_to_float(y[i], p.bf16);
+    err += (v - p.ref[i]) * (v - p.ref[i]);
+    norm += p.ref[i] * p.ref[i];
+  }
+  const double e = why[0] ? INFINITY : std::sqrt(err / (norm > 0 ? norm : 1));
+  const double tol = linear_tolerance(p.bf16);
+  r.max_rel_err = e;
+  if (!why[0] && !(e <= tol)) std::snprintf(why, sizeof why, "normalised error %.3g above tolerance %.3g", e, tol);
+  for (int64_t i = p.t * n; i < (p.t + kGuardRows) * n && !why[0]; ++i)
+    if (y[i] != 0xffff)
+      std::snprintf(why, sizeof why, "wrote row %lld past the last token", static_cast<long long>(i / n));
+  if (why[0]) flag(r, why);
+}
+
 }  // namespace kf

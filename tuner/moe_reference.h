@@ -2,7 +2,8 @@
 // random expert weights and activations, the float64 reference of the routed slots a
 // verification checks (and, for gemm1, of silu(gate) * up, what a gemm1 with the fused
 // SiLU epilogue writes), what a correct moe_align writes, the verdicts on the outputs of
-// align and of a GEMM (templates/w4a16_moe/args.h), and moe_silu_mul's own problem.
+// align and of a GEMM (templates/w4a16_moe/args.h), the verdict on a gemm2 that sums over
+// top_k itself (_red), and the own problems of moe_silu_mul and moe_sum.
 #pragma once
 #include <cstdint>
 #include <random>
@@ -92,5 +93,40 @@ SiluMulProblem make_silu_mul_problem(int64_t rows, int64_t n, bool bf16, std::mt
 // row written, finite and within linear_tolerance of its reference row (normalised
 // error over all rows), guard rows untouched. Sets r.max_rel_err; flags r incorrect.
 void judge_silu_mul_output(const std::vector<uint16_t>& h, const SiluMulProblem& p, Measurement& r);
+
+// A gemm2 that sums over top_k in its epilogue (_red) adds every slot into y [T, N] with
+// 16-bit atomics in no fixed order: each of a token's up to top_k adds rounds the sum to
+// the type, so its tolerance is linear_tolerance plus sqrt(top_k) units of roundoff
+// (2^-8 for bf16, 2^-11 for fp16) of the normalised error.
+double reduced_tolerance(bool bf16, int64_t top_k);
+// The routing weights a _red verification runs with: topk_weights with every slot the
+// reference does not check (ref.sampled) set to 0, so each token row sums exactly the
+// checked slots (and an unchecked slot's product, finite, adds 0).
+std::vector<float> reduced_check_weights(const MoeProblem& p, const MoeReference& ref);
+// Rows of y a _red verification reads back: T token rows plus the poisoned guard rows.
+int64_t moe_reduced_rows(int64_t t);
+// The verdict on y ([moe_reduced_rows, N], poisoned with 0xFFFF, then rows [0, T) zeroed by
+// moe_align, before the run): every token row finite, normalised error against the sum
+// of each token's checked rows of ref within reduced_tolerance, guard rows untouched.
+void judge_moe_reduced_output(const std::vector<uint16_t>& y, const MoeReference& ref, const MoeShape& s, int64_t t,
+                              Measurement& r);
+
+// moe_sum as a gemm2 shape's layer runs it (T tokens, n = N), timed in the same batches as
+// the gemm2 candidates (autotune adds its time to the ones writing a row per slot): the
+// input x [T * top_k, n] holds `distinct` random rows ~ U(-1, 1) (at most
+// kMoeCheckedSlots) repeated, the routing is the batch's (topk_ids), and `ref` is the
+// float64 sum over each of the first `tokens` tokens' routed slots [tokens, n].
+struct SumProblem {
+  int64_t t = 0, top_k = 0, n = 0, distinct = 0, tokens = 0;
+  bool bf16 = true;
+  std::vector<uint16_t> x;
+  std::vector<double> ref;
+};
+SumProblem make_sum_problem(const std::vector<int32_t>& topk_ids, int64_t t, int64_t top_k, int64_t experts,
+                            int64_t n, bool bf16, std::mt19937_64& rng);
+// The verdict on y ([t + kGuardRows, n], poisoned with 0xFFFF before the run): every token
+// row written and finite, the first `tokens` within linear_tolerance (normalised error),
+// guard rows untouched.
+void judge_sum_output(const std::vector<uint16_t>& y, const SumProblem& p, Measurement& r);
 
 }  // namespace kf

@@ -169,18 +169,21 @@ std::vector<WinnerRange> ResultsDb::store(const Provenance& p, const TuneKey& ke
       }
     }
     // Winners from everything stored (this process's rows and any other's), so two
-    // processes tuning different Ms of one shape converge on the same table. gemm1 is
-    // compared by its step in the layer, moe_silu_mul included (gemm1_step_times).
-    const bool gemm1 = key.op == "w4a16_moe_gemm1";
-    const std::vector<WinnerRange> win =
-        compute_winners(gemm1 ? gemm1_step_times(passed(p, key)) : passed(p, key));
+    // processes tuning different Ms of one shape converge on the same table. The MoE
+    // GEMMs are compared by their step in the layer, moe_silu_mul (gemm1) and moe_sum
+    // (gemm2) included (gemm1_step_times, gemm2_step_times).
+    const bool gemm1 = key.op == "w4a16_moe_gemm1", gemm2 = key.op == "w4a16_moe_gemm2";
+    auto steps = [&](const std::vector<Timing>& rows) {
+      return gemm1 ? gemm1_step_times(rows) : gemm2 ? gemm2_step_times(rows) : rows;
+    };
+    const std::vector<WinnerRange> win = compute_winners(steps(passed(p, key)));
     replace_winners(p, key, win);
     if (!key.routing.empty()) {
       TuneKey robust = key;
       robust.routing = "";
       auto by_routing = passed_by_routing(p, key);
-      if (gemm1)
-        for (auto& [routing, rows] : by_routing) rows = gemm1_step_times(rows);
+      if (gemm1 || gemm2)
+        for (auto& [routing, rows] : by_routing) rows = steps(rows);
       replace_winners(p, robust, compute_robust_winners(by_routing));
     }
     exec("COMMIT");

@@ -119,33 +119,53 @@ std::vector<WinnerRange> compute_robust_winners(const std::map<std::string, std:
   return out;
 }
 
-bool is_silu_mul_kernel(const std::string& name) { return name.rfind("moe_silu_mul_", 0) == 0; }
+namespace {
 
-bool fuses_silu(const std::string& name) {
-  static const std::string suffix = "_silu";
+bool ends_with(const std::string& name, const std::string& suffix) {
   return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-std::vector<Timing> gemm1_step_times(const std::vector<Timing>& passed) {
-  std::map<int64_t, Timing> silu;  // m -> the fastest moe_silu_mul row (one per m in practice)
+// A MoE GEMM's step in the layer: kernels without the fused epilogue pay the helper
+// timed at their m (its rows, named helper_prefix..., never compete); fused ones
+// compete only where the helper was timed.
+std::vector<Timing> step_times(const std::vector<Timing>& passed, const std::string& helper_prefix,
+                               bool (*fused)(const std::string&)) {
+  auto is_helper = [&](const std::string& name) { return name.rfind(helper_prefix, 0) == 0; };
+  std::map<int64_t, Timing> helper;  // m -> the fastest helper row (one per m in practice)
   for (const auto& t : passed)
-    if (is_silu_mul_kernel(t.kernel)) {
-      const auto it = silu.find(t.m);
-      if (it == silu.end() || t.median_us < it->second.median_us) silu[t.m] = t;
+    if (is_helper(t.kernel)) {
+      const auto it = helper.find(t.m);
+      if (it == helper.end() || t.median_us < it->second.median_us) helper[t.m] = t;
     }
   std::vector<Timing> out;
   for (const auto& t : passed) {
-    if (is_silu_mul_kernel(t.kernel)) continue;
-    const auto s = silu.find(t.m);
-    if (fuses_silu(t.kernel)) {
-      if (s != silu.end()) out.push_back(t);
-    } else if (s == silu.end()) {
+    if (is_helper(t.kernel)) continue;
+    const auto s = helper.find(t.m);
+    if (fused(t.kernel)) {
+      if (s != helper.end()) out.push_back(t);
+    } else if (s == helper.end()) {
       out.push_back(t);
     } else {
       out.push_back({t.m, t.kernel, t.median_us + s->second.median_us, t.min_us + s->second.min_us});
     }
   }
   return out;
+}
+
+}  // namespace
+
+bool is_silu_mul_kernel(const std::string& name) { return name.rfind("moe_silu_mul_", 0) == 0; }
+bool is_sum_kernel(const std::string& name) { return name.rfind("moe_sum_", 0) == 0; }
+
+bool fuses_silu(const std::string& name) { return ends_with(name, "_silu"); }
+bool reduces_topk(const std::string& name) { return ends_with(name, "_red"); }
+
+std::vector<Timing> gemm1_step_times(const std::vector<Timing>& passed) {
+  return step_times(passed, "moe_silu_mul_", fuses_silu);
+}
+
+std::vector<Timing> gemm2_step_times(const std::vector<Timing>& passed) {
+  return step_times(passed, "moe_sum_", reduces_topk);
 }
 
 }  // namespace kf

@@ -64,4 +64,13 @@ std::vector<Timing> gemm1_step_times(const std::vector<Timing>& passed);
 bool is_silu_mul_kernel(const std::string& name);   // moe_silu_mul_any_<dtype>
 bool fuses_silu(const std::string& kernel_name);    // a gemm1 ending in _silu
 
+// gemm2 (w4a16_moe_gemm2) likewise: a kernel writing one row per slot is followed by
+// moe_sum (its rows: kernel moe_sum_any_<dtype>, timed in gemm2's batches), one that sums
+// over top_k in its epilogue (config suffix _red) is not. Same rules as gemm1_step_times.
+// The moe_align launch that zeroes y for a _red kernel is not charged: its zeroing
+// blocks run beside the one that sorts.
+std::vector<Timing> gemm2_step_times(const std::vector<Timing>& passed);
+bool is_sum_kernel(const std::string& name);        // moe_sum_any_<dtype>
+bool reduces_topk(const std::string& kernel_name);  // a gemm2 ending in _red
+
 }  // namespace kf

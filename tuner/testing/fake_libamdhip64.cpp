@@ -7,7 +7,7 @@
 // "FAKEHSACO name=<symbol> us=<cost> behave=<b>", b as in fake_libcuda.cpp. The device
 // is a gfx942 with features in gcnArchName, which the measurer must strip. The sparse MLA
 // kernels are fake_mla.h's, the mxfp4_moe GEMMs and moe_align fake_mxfp4.h's, the w4a16_moe
-// GEMMs and moe_silu_mul fake_moe.h's (wave64: a kernel's threads are its warps x 64).
+// GEMMs, moe_silu_mul and moe_sum fake_moe.h's (wave64: a kernel's threads are its warps x 64).
 #include <hip/hip_runtime_api.h>
 
 #include <cstdio>
@@ -249,6 +249,9 @@ hipError_t hipModuleLaunchKernel(hipFunction_t f, unsigned gx, unsigned gy, unsi
   if (mod->name.rfind("moe_silu_mul", 0) == 0)
     return kernel_result(*mod, fake_moe::silu_mul(mod->name, mod->behave, *static_cast<kf_moe_silu_mul_args*>(params[0]),
                                                   gx, bx, kEnv));
+  if (mod->name.rfind("moe_sum", 0) == 0)
+    return kernel_result(*mod, fake_moe::sum(mod->name, mod->behave, *static_cast<kf_moe_sum_args*>(params[0]), gx, bx,
+                                             kEnv));
   if (mod->name.rfind("mxfp4_moe_gemm", 0) == 0)
     return kernel_result(*mod, fake_mxfp4::gemm(mod->name, mod->behave, *static_cast<kf_mxfp4_moe_gemm_args*>(params[0]),
                                                 gx, gy, gz, bx, 64, kEnv));

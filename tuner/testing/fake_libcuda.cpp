@@ -17,7 +17,8 @@
 //     many); a w4a16_moe_gemm launch checks its buffers for T, E, N, K, its block_m and
 //     split-K and computes the slot rows of y from sorted_ids / expert_ids (behave
 //     padding: also writes the padding id's row); a gemm1 whose name ends in _silu
-//     writes silu(gate) * up, N/2 columns; moe_silu_mul checks its grid and buffers
+//     writes silu(gate) * up, N/2 columns, a gemm2 ending in _red adds into its token's
+//     row; moe_silu_mul and moe_sum check their grids and buffers
 //     and computes h from h1;
 //   - sparse MLA (fake_mla.h): a sparse_mla_decode launch checks its grid and buffers for
 //     Q, H, topk, S, its block_h and splits, and on a verification run (o, or a split
@@ -325,6 +326,9 @@ CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, uns
   if (mod->name.rfind("moe_silu_mul", 0) == 0)
     return kernel_result(*mod, fake_moe::silu_mul(mod->name, mod->behave, *static_cast<kf_moe_silu_mul_args*>(params[0]),
                                                   gx, bx, kEnv));
+  if (mod->name.rfind("moe_sum", 0) == 0)
+    return kernel_result(*mod, fake_moe::sum(mod->name, mod->behave, *static_cast<kf_moe_sum_args*>(params[0]), gx, bx,
+                                             kEnv));
   if (mod->name.rfind("mxfp4_moe_gemm", 0) == 0)
     return kernel_result(*mod, fake_mxfp4::gemm(mod->name, mod->behave, *static_cast<kf_mxfp4_moe_gemm_args*>(params[0]),
                                                 gx, gy, gz, bx, 32, kEnv));

@@ -2,8 +2,10 @@
 // (fake_libcuda.cpp, fake_libamdhip64.cpp): a launch's grid and every buffer it touches
 // checked against templates/w4a16_moe/launch.h and args.h, and on a verification run (y[0]
 // still poisoned) the rows of the sorted slots computed in float from the GPTQ weights
-// (gemm2 scaled by the routing weight; a `_silu` gemm1 writes silu(gate) * up), as the
-// templates do. moe_align is fake_mxfp4.h's (both families route the same way).
+// (gemm2 scaled by the routing weight; a `_silu` gemm1 writes silu(gate) * up; a `_red`
+// gemm2 adds each slot's row into its token's row, on every run since y is not poisoned
+// then), as the templates do; moe_sum likewise. moe_align is fake_mxfp4.h's (both
+// families route the same way).
 // Behaviours (the code object's behave=): wrong (outputs + 0.25), padding (also writes the
 // padding id's row T top_k), counters (leaves a split-K counter non-zero), fault (illegal
 // address). A launch with non-zero split-K counters is reported in Outcome::complaint.
@@ -48,6 +50,31 @@ inline Outcome silu_mul(const std::string& name, const std::string& behave, cons
   return {};
 }
 
+// moe_sum_any_<dtype>: one thread per 8 outputs in blocks of 256; the routed slots of each
+// token summed in j order.
+inline Outcome sum(const std::string& name, const std::string& behave, const kf_moe_sum_args& a, unsigned gx,
+                   unsigned threads, const Env& env) {
+  const bool bf16 = name.find("_bf16") != std::string::npos;
+  const int64_t t = a.t, top_k = a.top_k, n = a.n;
+  if (t < 1 || top_k < 1 || n < 8 || n % 8) return {{fake_kernel::Outcome::invalid, ""}, ""};
+  if (threads != 256 || gx != static_cast<unsigned>((t * n / 8 + 255) / 256))
+    return fail(name + ": grid is not w4a16_moe/launch.h's");
+  auto* x = reinterpret_cast<const uint16_t*>(env.live(a.x, t * top_k * n * 2));
+  auto* ids = reinterpret_cast<const int32_t*>(env.live(a.topk_ids, t * top_k * 4));
+  auto* y = reinterpret_cast<uint16_t*>(env.live(a.y, t * n * 2));
+  if (!x || !ids || !y) return fail(name + ": x, topk_ids or y too small");
+  if (y[0] == 0xffff)  // a verification run
+    for (int64_t r = 0; r < t; ++r)
+      for (int64_t c = 0; c < n; ++c) {
+        float acc = behave == "wrong" ? 0.25f : 0.f;
+        for (int64_t j = 0; j < top_k; ++j)
+          if (ids[r * top_k + j] >= 0 && ids[r * top_k + j] < a.experts)
+            acc += env.to_float(x[(r * top_k + j) * n + c], bf16);
+        y[r * n + c] = env.to_half(acc, bf16);
+      }
+  return {};
+}
+
 // w4a16_moe_gemm1/2: the decode grid (N / bn, split_k, capacity / bm) or the prefill one
 // (N / bn, capacity / bm, split_k).
 inline Outcome gemm(const std::string& name, const std::string& behave, const kf_moe_gemm_args& a, unsigned gx,
@@ -59,7 +86,9 @@ inline Outcome gemm(const std::string& name, const std::string& behave, const kf
   const int bn = fake_kernel::config_value(name, "bn");
   if (t < 1 || n < 1 || k < 1 || g < 1 || k % g) return {{fake_kernel::Outcome::invalid, ""}, ""};
   const bool silu = name.size() > 5 && name.compare(name.size() - 5, 5, "_silu") == 0;
+  const bool red = !gemm1 && name.size() > 4 && name.compare(name.size() - 4, 4, "_red") == 0;
   const int64_t cols = silu ? n / 2 : n;  // of y
+  const int64_t y_rows = red ? t : slots + (behave == "padding");
   const int64_t cap = fake_mxfp4::capacity(t, top_k, e_count, bm);
   if (gx != n / bn || (prefill ? gy : gz) * bm != cap || (prefill ? gz : gy) != static_cast<unsigned>(sk))
     return fail(name + ": grid is not w4a16_moe/launch.h's");
@@ -72,7 +101,7 @@ inline Outcome gemm(const std::string& name, const std::string& behave, const kf
   auto* sorted = reinterpret_cast<const int32_t*>(env.live(a.sorted_ids, cap * 4));
   auto* eids = reinterpret_cast<const int32_t*>(env.live(a.expert_ids, cap / bm * 4));
   auto* npad = reinterpret_cast<const int32_t*>(env.live(a.num_padded, 4));
-  auto* y = reinterpret_cast<uint16_t*>(env.live(a.y, (slots + (behave == "padding")) * cols * 2));
+  auto* y = reinterpret_cast<uint16_t*>(env.live(a.y, y_rows * cols * 2));
   if (!x || !qw || !sc || !qz || !tw || !sorted || !eids || !npad || !y) return fail(name + ": a MoE buffer too small");
   Outcome out;
   int* counters = nullptr;
@@ -85,10 +114,11 @@ inline Outcome gemm(const std::string& name, const std::string& behave, const kf
   }
   if (behave == "fault") return fail(name + ": injected");
   if (*npad < 0 || *npad > cap) return fail(name + ": num_padded out of range");
-  if (y[0] == 0xffff)  // a verification run
+  if (y[0] == 0xffff || red)  // a verification run (a _red kernel: every run)
     for (int64_t i = 0; i < *npad; ++i) {
       const int64_t slot = sorted[i], e = eids[i / bm];
       if (slot >= slots) {
+        if (red) continue;
         if (behave == "padding")
           for (int64_t c = 0; c < cols; ++c) y[slots * cols + c] = 0;
         continue;
@@ -107,7 +137,11 @@ inline Outcome gemm(const std::string& name, const std::string& behave, const kf
         }
         if (!gemm1) acc *= tw[slot];
         h1[c] = acc;
-        if (!silu) y[slot * n + c] = env.to_half(acc + (behave == "wrong" ? 0.25f : 0.f), bf16);
+        if (red)
+          y[slot / top_k * n + c] =
+              env.to_half(env.to_float(y[slot / top_k * n + c], bf16) + acc + (behave == "wrong" ? 0.25f : 0.f), bf16);
+        else if (!silu)
+          y[slot * n + c] = env.to_half(acc + (behave == "wrong" ? 0.25f : 0.f), bf16);
       }
       for (int64_t c = 0; silu && c < cols; ++c)
         y[slot * cols + c] = env.to_half(h1[c] / (1.f + std::exp(-h1[c])) * (h1[cols + c] + (behave == "wrong")), bf16);

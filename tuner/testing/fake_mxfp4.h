@@ -34,12 +34,21 @@ inline int64_t capacity(int64_t t, int64_t top_k, int64_t experts, int64_t block
 }
 
 // moe_align_any: each expert's slots (in descending order, so a caller must not assume
-// one) padded with T top_k to whole blocks; behave wrong: num_padded one block too many.
+// one) padded with T top_k to whole blocks, and the optional zero_count values at zero
+// set to 0 (grid: w4a16_moe/launch.h's align_blocks); behave wrong: num_padded one block
+// too many.
 inline Outcome align(const std::string& behave, const kf_moe_align_args& a, unsigned gx, unsigned threads,
                      const Env& env) {
   const int64_t slots = static_cast<int64_t>(a.t) * a.top_k, bm = a.block_m;
-  if (gx != 1 || threads != 1024 || a.t < 1 || a.top_k < 1 || a.experts < 1 || bm < 1)
+  const int64_t zero_count = a.zero ? a.zero_count : 0;
+  const int64_t blocks = 1 + (zero_count + 32767) / 32768;
+  if (gx != blocks || threads != 1024 || a.t < 1 || a.top_k < 1 || a.experts < 1 || bm < 1 || zero_count % 8)
     return {Outcome::fault, "bad moe_align_any launch"};
+  if (zero_count > 0) {
+    auto* z = reinterpret_cast<uint16_t*>(env.live(a.zero, zero_count * 2));
+    if (!z) return {Outcome::fault, "moe_align_any: the buffer to zero too small"};
+    for (int64_t i = 0; i < zero_count; ++i) z[i] = 0;
+  }
   const int64_t cap = capacity(a.t, a.top_k, a.experts, bm);
   auto* ids = reinterpret_cast<const int32_t*>(env.live(a.topk_ids, slots * 4));
   auto* sorted = reinterpret_cast<int32_t*>(env.live(a.sorted_ids, cap * 4));
