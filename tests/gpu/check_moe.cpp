@@ -19,8 +19,13 @@
 //             scratch: the runtime's error and no launch (outputs left as poisoned).
 // Outputs are poisoned (NaN) before every launch; rows of dropped slots, padding and
 // guard rows past the end must stay poisoned; split-K counters must come back zero.
+// A gemm2 summing over top_k (_red) runs after kf_launch_moe_align zeroed its y [T, H]
+// (rows past T stay poisoned) and is judged against the float64 sum of each token's
+// routed rows.
 // Tolerances (normalised error ||y - ref|| / ||ref||): gemm, silu_mul, sum
-// linear_tolerance (bf16 8e-3, fp16 2e-3); the layer twice that (two GEMMs chained,
+// linear_tolerance (bf16 8e-3, fp16 2e-3); a _red gemm2 linear_tolerance + sqrt(top_k)
+// units of 16-bit roundoff (2^-8 bf16, 2^-11 fp16: its atomics round after every add, in
+// no fixed order, so repeated runs differ in the last bits); the layer twice that (two GEMMs chained,
 // intermediates rounded to 16 bits); any single row, measured against the mean row
 // norm, 4x the case's tolerance (catches one misplaced row among thousands).
 // A line per check, then "N passed, N failed" (skips counted apart); exit 1 on any
@@ -55,7 +60,7 @@ void Checker::run_align() {
           blocks.poison32();
           num_padded.poison32();
           kf_moe_align_args args{ids.p<int32_t>(), sorted.p<int32_t>(), blocks.p<int32_t>(), num_padded.p<int32_t>(),
-                                 static_cast<int>(t), top_k, experts, bm};
+                                 static_cast<int>(t), top_k, experts, bm, nullptr, 0};
           const kf_status st = kf_launch_moe_align(db_, &args, nullptr);
           if (st != KF_OK) {
             tally_.line("align", what, status_text(st));
@@ -169,7 +174,7 @@ void Checker::run_gemms() {
     }
     const int64_t x_rows = s.gemm == 1 ? t_max : t_max * top_k;
     Buf dx(x_rows * s.k * 2), dw(t_max * top_k * 4), sorted(cap_max * 4), blocks(cap_max * 4), np(4),
-        dy((t_max * top_k + kGuard) * s.n * 2), ws(ws_floats * 4), counters(counter_ints * 4);
+        dy((t_max * top_k + kGuard) * s.n * 2), ws(ws_floats * 4), counters(counter_ints * 4), r_ids(t_max * top_k * 4);
     CU_CHECK(cu->cuMemsetD32(counters.ptr, 0, counters.bytes / 4));
     for (int64_t t : opt_.ts)
       for (RoutingArchetype a : opt_.archetypes) {
@@ -179,12 +184,30 @@ void Checker::run_gemms() {
         const auto ref = moe_gemm_reference(w, x, r.ids, r.weights, t, threads_, routed);
         // What a gemm1 with the fused SiLU epilogue writes: silu(gate) * up, N/2 columns.
         const auto ref_silu = s.gemm == 1 ? silu_mul_of(ref, t * top_k, s.n / 2) : std::vector<double>{};
+        // What a gemm2 summing over top_k (_red) leaves in y [T, N]: each token's routed rows summed.
+        std::vector<double> ref_red;
+        if (s.gemm == 2) {
+          ref_red.assign(t * s.n, 0.0);
+          for (int64_t sl = 0; sl < t * top_k; ++sl)
+            if (routed[sl])
+              for (int64_t c = 0; c < s.n; ++c) ref_red[sl / top_k * s.n + c] += ref[sl * s.n + c];
+        }
+        const double tol_red = tol + std::sqrt(static_cast<double>(top_k)) * (s.bf16 ? 0x1p-8 : 0x1p-11);
         dx.up(x);
         dw.up(r.weights);
+        r_ids.up(r.ids);
         const int64_t rows = t * top_k;
-        auto run = [&](const std::string& section, const std::string& name, int bm, bool fused, auto&& launch) {
+        auto run = [&](const std::string& section, const std::string& name, int bm, bool fused, bool reduced,
+                       auto&& launch) {
           upload_align(r, bm, sorted, blocks, np);
           dy.poison16();
+          if (reduced) {
+            // As the layer runs it: the align launch zeroes y's T rows (and sorts again).
+            kf_moe_align_args al{r_ids.p<int32_t>(), sorted.p<int32_t>(), blocks.p<int32_t>(), np.p<int32_t>(),
+                                 static_cast<int>(t), top_k, experts, bm, dy.p(), t * s.n};
+            const kf_status as = kf_launch_moe_align(db_, &al, nullptr);
+            if (as != KF_OK) return tally_.line(section, name + " " + case_name(experts, top_k, t, a), status_text(as));
+          }
           kf_moe_gemm_args args{dx.p(), qw.p(), sc.p(), s.asym ? qz.p() : nullptr, dw.p<float>(),
                                 sorted.p<int32_t>(), blocks.p<int32_t>(), np.p<int32_t>(), dy.p(),
                                 ws.p<float>(), counters.p<int>(), static_cast<int>(t), top_k, experts,
@@ -194,16 +217,18 @@ void Checker::run_gemms() {
           if (!launch_error.empty()) return tally_.line(section, what, launch_error);
           double err = 0;
           const int64_t cols = fused ? s.n / 2 : s.n;
-          std::string why = judge_rows(dy.down<uint16_t>((rows + kGuard) * cols), fused ? ref_silu : ref, rows, cols,
-                                       s.bf16, routed, tol, &err);
+          std::string why =
+              reduced ? judge_rows(dy.down<uint16_t>((t + kGuard) * s.n), ref_red, t, s.n, s.bf16, {}, tol_red, &err)
+                      : judge_rows(dy.down<uint16_t>((rows + kGuard) * cols), fused ? ref_silu : ref, rows, cols, s.bf16,
+                                   routed, tol, &err);
           for (uint32_t c : counters.down<uint32_t>(counters.bytes / 4))
             if (c != 0 && why.empty()) why = "split-K counter left non-zero";
           if (!why.empty()) CU_CHECK(cu->cuMemsetD32(counters.ptr, 0, counters.bytes / 4));
-          tally_.line(section, what, why, err, tol);
+          tally_.line(section, what, why, err, reduced ? tol_red : tol);
         };
         for (auto& g : list)
           if (opt_.candidates)
-            run("gemm", g.k.name, g.cfg.block_m, g.cfg.silu,
+            run("gemm", g.k.name, g.cfg.block_m, g.cfg.silu, g.cfg.red,
                 [&](kf_moe_gemm_args& args) { return launch_gemm(g, args); });
         // The runtime's pick for this T, launched through the runtime.
         const kf_moe_shape ms{s.experts, s.top_k, s.gemm == 1 ? s.k : s.n, s.gemm == 1 ? s.n / 2 : s.k, s.group,
@@ -217,7 +242,7 @@ void Checker::run_gemms() {
         } else if (st != KF_OK || kf_kernel_block_m(kern, &bm) != KF_OK) {
           tally_.line("gemm-rt", key + " T=" + std::to_string(t), status_text(st != KF_OK ? st : KF_ERR_INTERNAL));
         } else {
-          run("gemm-rt", kf_kernel_name(kern), bm, kf_kernel_fuses_silu(kern) == 1,
+          run("gemm-rt", kf_kernel_name(kern), bm, kf_kernel_fuses_silu(kern) == 1, kf_kernel_reduces_topk(kern) == 1,
               [&](kf_moe_gemm_args& args) -> std::string {
                 const kf_status ls = kf_launch_moe_gemm(kern, &args, nullptr);
                 if (ls != KF_OK) return status_text(ls);
