@@ -80,12 +80,10 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
             const int threads = w * arch.wave_size;
             if (!w4a16::decode_valid(n, k, g, bn, bk, threads, sk)) continue;
             out.push_back({LinearKind::decode, bm, bn, bk, w, sk, 1});
-            // A register ring of 2 or 4 k-steps (decode.h) only matters when a thread
-            // takes more steps than the ring has buffers ahead; 4 only for the few-row
-            // tiles, which are latency-bound (more rows make the arithmetic the limit).
-            const int steps = k / sk / (threads / (bn / 4) * bk);
-            for (int st : {2, 4})
-              if (steps > st / 2 && (st == 2 || bm <= 4)) out.push_back({LinearKind::decode, bm, bn, bk, w, sk, st});
+            // Prefetching the next k-step (a register ring of 2, decode.h) only matters
+            // when a thread takes several. (A ring of 4 never came within 2% of the best
+            // config at any M on the H200: bench/NOTES.md v7.)
+            if (k / sk / (threads / (bn / 4) * bk) > 1) out.push_back({LinearKind::decode, bm, bn, bk, w, sk, 2});
           }
   for (int bm : {16, 32, 64, 128})
     for (int bn : {64, 128, 256})

@@ -190,10 +190,9 @@ TEST_CASE("enumerate_linear_configs: every qwen3-35b shape on every arch") {
           ++decode;
           CHECK_FALSE(seen_prefill);  // decode first
           CHECK(kf::w4a16::decode_valid(n, k, g, c.block_n, c.block_k, threads, c.split_k));
-          CHECK((c.stages == 1 || c.stages == 2 || c.stages == 4));
-          // A register ring only where a thread takes more k-steps than it holds ahead.
-          if (c.stages > 1) CHECK(k / c.split_k / (threads / (c.block_n / 4) * c.block_k) > c.stages / 2);
-          if (c.stages == 4) CHECK(c.block_m <= 4);
+          CHECK((c.stages == 1 || c.stages == 2));
+          // Prefetching (stages 2) only where a thread takes more than one k-step.
+          if (c.stages == 2) CHECK(k / c.split_k / (threads / (c.block_n / 4) * c.block_k) > 1);
           CHECK(c.block_m <= 16);
         } else {
           ++prefill;
@@ -246,14 +245,13 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
               if ((sk <= 4 || bm <= 4) && kf::w4a16::decode_valid(2048, 512, 128, bn, bk, w * arch.wave_size, sk)) {
                 ++valid;
                 CHECK(has({kf::LinearKind::decode, bm, bn, bk, w, sk, 1}));
-                // and the register rings (2, 4) where a thread takes more k-steps
-                // than the ring holds ahead
+                // and the prefetching variant (a ring of 2) when a thread takes
+                // several k-steps
                 const int steps = 512 / sk / (w * arch.wave_size / (bn / 4) * bk);
-                for (int st : {2, 4})
-                  if (steps > st / 2 && (st == 2 || bm <= 4)) {
-                    ++valid;
-                    CHECK(has({kf::LinearKind::decode, bm, bn, bk, w, sk, st}));
-                  }
+                if (steps > 1) {
+                  ++valid;
+                  CHECK(has({kf::LinearKind::decode, bm, bn, bk, w, sk, 2}));
+                }
               }
     for (int bm : {16, 32, 64, 128})
       for (int bn : {64, 128, 256})
