@@ -3,7 +3,8 @@
 // routings (generator/moe_routing.h), timed cold like bench/linear (cold_timer.h: read
 // flush of 4x L2, event, kernel(s), event, median of the repetitions):
 //   layer    kf_run_moe: align + gemm1 + silu_mul + gemm2 + sum, selected by the runtime
-//            (no silu_mul when the gemm1 winner fuses it: kf_kernel_fuses_silu);
+//            (no silu_mul when the gemm1 winner fuses it: kf_kernel_fuses_silu; no sum
+//            when the gemm2 winner reduces over top_k: kf_kernel_reduces_topk);
 //   parts    each of those alone through kf_launch_moe_* with the same kernels;
 //   floor    a streaming read of the bytes the layer must read at least: int4 weights
 //            and scales of the experts the routing hits (both GEMMs) plus x, y, the
@@ -179,7 +180,7 @@ int main(int argc, char** argv) {
       };
       const Sorted s1 = sorted_for(bm1), s2 = bm2 == bm1 ? s1 : sorted_for(bm2);
       auto align = [&](const Sorted& so, int bm, cudaStream_t s) {
-        kf_moe_align_args a{ids, so.ids, so.experts, so.num, t, kTopK, kExperts, bm};
+        kf_moe_align_args a{ids, so.ids, so.experts, so.num, t, kTopK, kExperts, bm, nullptr, 0};
         kf_check(kf_launch_moe_align(db, &a, s), "kf_launch_moe_align");
       };
       auto workspace = [&](const kf_kernel* k, float** ws, int** cnt) {
@@ -216,7 +217,12 @@ int main(int argc, char** argv) {
                 : timer.median_us([&](cudaStream_t s) { kf_check(kf_launch_moe_silu_mul(db, 1, &sm, s), "silu_mul"); },
                                   reps);
       const double t_g2 = timer.median_us([&](cudaStream_t s) { kf_check(kf_launch_moe_gemm(k2, &g2, s), "gemm2"); }, reps);
-      const double t_sum = timer.median_us([&](cudaStream_t s) { kf_check(kf_launch_moe_sum(db, 1, &su, s), "sum"); }, reps);
+      // A _red gemm2 sums over top_k itself (into y; here into h2, which is larger, as
+      // only its time is wanted): no sum part then.
+      const bool reduces = kf_kernel_reduces_topk(k2) == 1;
+      const double t_sum =
+          reduces ? 0.0
+                  : timer.median_us([&](cudaStream_t s) { kf_check(kf_launch_moe_sum(db, 1, &su, s), "sum"); }, reps);
 
       const char* rname = kf::routing_archetype_name(r);
       auto row = [&](const char* part, double us, size_t bytes, double fl, const std::string& kernel, bool ratios) {
@@ -236,9 +242,9 @@ int main(int argc, char** argv) {
       row("gemm1", t_g1, g1_bytes + size_t(t) * kHidden * 2, g1_flops, kf_kernel_name(k1), false);
       if (!fused) row("silu_mul", t_silu, slots * 3 * kInter * 2, 0, "moe_silu_mul_any_bf16", false);
       row("gemm2", t_g2, g2_bytes + slots * kInter * 2, g2_flops, kf_kernel_name(k2), false);
-      row("sum", t_sum, slots * kHidden * 2 + size_t(t) * kHidden * 2, 0, "moe_sum_any_bf16", false);
+      if (!reduces) row("sum", t_sum, slots * kHidden * 2 + size_t(t) * kHidden * 2, 0, "moe_sum_any_bf16", false);
       row("parts", t_align + t_g1 + t_silu + t_g2 + t_sum, layer_bytes, flops,
-          fused ? "sum of the four parts" : "sum of the five parts", true);
+          "sum of the " + std::to_string(5 - fused - reduces) + " parts", true);
       for (void* p : {static_cast<void*>(s1.ids), static_cast<void*>(s1.experts), static_cast<void*>(s1.num)}) cudaFree(p);
       if (bm2 != bm1)
         for (void* p : {static_cast<void*>(s2.ids), static_cast<void*>(s2.experts), static_cast<void*>(s2.num)})

@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
   expect(kf_fake_cuda_launch_count() >= 5000, "kf_run_moe launched every piece");
   kf_moe_align_args align{layer.topk_ids, reinterpret_cast<int32_t*>(uintptr_t{0x20000000}),
                           reinterpret_cast<int32_t*>(uintptr_t{0x21000000}),
-                          reinterpret_cast<int32_t*>(uintptr_t{0x22000000}), 40, 2, 8, 16};
+                          reinterpret_cast<int32_t*>(uintptr_t{0x22000000}), 40, 2, 8, 16, nullptr, 0};
   kf_moe_sum_args sum{layer.x, layer.topk_ids, layer.y, 40, 2, 8, 256};
   kf_moe_silu_mul_args silu{layer.x, layer.y, 80, 128};
   report("kf_launch_moe_align/silu_mul/sum x1000", kf_testing::allocations_in([&] {

@@ -161,7 +161,7 @@ void Checker::layer_checks(std::vector<Gemm>& ups, std::vector<Gemm>& downs) {
         std::string why;
         auto align = [&](const Gemm& g, Buf& s, Buf& b, Buf& n) {
           kf_moe_align_args aa{ids.p<int32_t>(), s.p<int32_t>(), b.p<int32_t>(), n.p<int32_t>(), static_cast<int>(t),
-                               top_k, experts, g.cfg.block_m};
+                               top_k, experts, g.cfg.block_m, nullptr, 0};
           const kf_status st = kf_launch_moe_align(db_, &aa, nullptr);
           if (st != KF_OK && why.empty()) why = "align: " + status_text(st);
         };
@@ -249,7 +249,7 @@ void Checker::run_bad_inputs() {
     expect(tally_, "kf_launch_moe_align " + what, kf_launch_moe_align(db_, &a, nullptr), inval, sorted, false);
   };
   const kf_moe_align_args good{ids.p<int32_t>(), sorted.p<int32_t>(), blocks.p<int32_t>(), np.p<int32_t>(), t, top_k,
-                               experts, 16};
+                               experts, 16, nullptr, 0};
   kf_moe_align_args a = good;
   a.top_k = experts + 1;
   align_case("top_k > E", a);
