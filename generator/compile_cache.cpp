@@ -95,6 +95,11 @@ std::string default_cache_dir() {
   return ".kforge-cache";
 }
 
+std::string build_key(const Backend& backend, const std::string& source_text, const std::string& template_digest) {
+  return sha256_hex(source_text + '\0' + template_digest + '\0' + backend.compiler_identity() + '\0' +
+                    backend.flags());
+}
+
 CompileCache::CompileCache(std::string dir) : dir_(std::move(dir)) {
   std::error_code ec;
   fs::create_directories(dir_, ec);
@@ -107,8 +112,7 @@ CompiledObject CompileCache::compile(const Backend& backend, const std::string& 
                                      const std::string& include_dir,
                                      const std::string& template_digest, bool want_mma) const {
   CompiledObject r;
-  r.key = sha256_hex(source_text + '\0' + template_digest + '\0' + backend.compiler_identity() +
-                     '\0' + backend.flags());
+  r.key = build_key(backend, source_text, template_digest);
   const std::string base = dir_ + "/" + r.key.substr(0, 2) + "/" + r.key;
   fs::create_directories(dir_ + "/" + r.key.substr(0, 2));
 

@@ -27,6 +27,11 @@ struct CompiledObject {
   int mma_count = -2;             // -2: not asked; -1: cannot tell; else count
 };
 
+// The cache key of a build: generated source, the digest of the templates it includes,
+// compiler identity and flags. A pack stores it as source_hash, so a kernel whose key
+// changed was built from other sources or by another compiler.
+std::string build_key(const Backend& backend, const std::string& source_text, const std::string& template_digest);
+
 class CompileCache {
  public:
   // Creates `dir` if needed; throws kf::Error if it cannot.

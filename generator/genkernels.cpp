@@ -355,6 +355,26 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
     if (existing != j.source_text) std::ofstream(j.source_path, std::ios::binary) << j.source_text;
   }
 
+  // ---- skip what the given pack holds as it would be built now ----------------------
+  if (!opt.skip_current_in.empty() && fs::exists(opt.skip_current_in)) {
+    const Pack held = Pack::open(opt.skip_current_in, false);
+    std::map<std::string, std::map<std::string, std::string>> hashes;  // arch -> name -> hash
+    for (const ArchInfo* arch : archs) hashes[arch->name] = held.runnable_hashes(arch->name);
+    std::vector<Job> todo;
+    for (auto& j : jobs) {
+      const auto& h = hashes[j.cand.arch];
+      const auto it = h.find(j.cand.name);
+      if (it != h.end() &&
+          it->second == build_key(*backends[j.cand.arch], j.source_text, digests.at(j.cand.instance))) {
+        ++stats.current;
+        continue;
+      }
+      todo.push_back(std::move(j));
+    }
+    jobs = std::move(todo);
+    stats.candidates = static_cast<int>(jobs.size());
+  }
+
   // ---- compile in parallel ----------------------------------------------------------
   const int threads = std::max(1, opt.jobs > 0 ? opt.jobs : static_cast<int>(std::thread::hardware_concurrency()));
   Progress progress(err, static_cast<int>(jobs.size()), opt.progress);
@@ -385,7 +405,7 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
       pack.put_kernel(j.row);
     }
     // A full (unfiltered) run owns its (arch, shape) rows: drop what it no longer emits.
-    if (opt.filter.empty() && opt.names.empty()) {
+    if (opt.filter.empty() && opt.names.empty() && opt.skip_current_in.empty()) {
       std::map<std::tuple<std::string, std::string, std::string>, std::vector<std::string>> emitted;
       for (const auto& j : jobs)
         if (j.cand.op == "w4a16_linear" || j.cand.op.rfind("w4a16_moe_", 0) == 0 || j.cand.op == kMlaDecodeOp ||
@@ -402,6 +422,7 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
 
   std::vector<SummaryRow> rows;
   for (const auto& j : jobs) {
+    stats.names.push_back(j.cand.name);
     stats.cached += j.cached;
     stats.compiled += !j.cached;
     stats.compile_errors += j.row.status == "compile_error";
@@ -411,6 +432,7 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
   }
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   print_summary(out, rows);
+  if (stats.current) out << stats.current << " kernels already built from these sources in " << opt.skip_current_in << "\n";
   out << stats.candidates << " candidates (" << stats.compiled << " compiled, " << stats.cached
       << " from cache), " << stats.ok << " ok, " << stats.pruned << " pruned, " << stats.compile_errors
       << " compile errors in " << static_cast<int>(stats.seconds * 10) / 10.0 << " s\n"

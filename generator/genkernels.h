@@ -20,6 +20,9 @@ struct GenOptions {
   std::vector<std::string> quants = {"sym"};
   std::string filter;                        // regex on kernel names ("" = all)
   std::vector<std::string> names;            // exactly these kernels (empty = all); with filter
+  // A pack whose kernels built from the same sources, templates and compiler are
+  // skipped ("" = none): autotune builds only what its DB lacks or holds stale.
+  std::string skip_current_in;
   int jobs = 0;                              // 0 = hardware threads
   std::string out_dir = "kforge-pack";
   std::string cache_dir;                     // "" = default_cache_dir()
@@ -32,6 +35,8 @@ struct GenOptions {
 struct GenStats {
   int candidates = 0, compiled = 0, cached = 0, compile_errors = 0, pruned = 0, ok = 0;
   int stale_results = 0;  // measurements dropped because their kernel was rebuilt differently
+  int current = 0;        // skipped: skip_current_in holds them as they would be built
+  std::vector<std::string> names;  // the kernels this run built (compiled or from the cache)
   double seconds = 0;
 };
 

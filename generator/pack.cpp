@@ -336,6 +336,16 @@ std::string Pack::meta(const std::string& key) const {
   return sqlite3_step(s.s) == SQLITE_ROW ? s.col_text(0) : "";
 }
 
+std::map<std::string, std::string> Pack::runnable_hashes(const std::string& arch) const {
+  Stmt s(db_,
+         "SELECT name, source_hash FROM kernels WHERE arch = ?1"
+         " AND NOT (code_object IS NULL AND status = 'pruned:not_a_winner')");
+  s.text(1, arch);
+  std::map<std::string, std::string> out;
+  while (sqlite3_step(s.s) == SQLITE_ROW) out[s.col_text(0)] = s.col_text(1);
+  return out;
+}
+
 std::vector<PackKernel> Pack::kernels(const std::string& where_sql) const {
   Stmt s(db_,
          "SELECT name, arch, op, kind, shape, config, code_object, vgprs_or_regs, sgprs, agprs, lds_bytes,"

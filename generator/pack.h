@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,9 @@ class Pack {
                    const std::vector<std::string>& keep);
 
   std::vector<PackKernel> kernels(const std::string& where_sql = "") const;
+  // name -> source_hash of the kernels of `arch` that can run (not slimmed out of a
+  // shipped DB: tools/slim_db.py leaves no code object and status pruned:not_a_winner).
+  std::map<std::string, std::string> runnable_hashes(const std::string& arch) const;
   std::vector<PackShape> shapes() const;
   std::string meta(const std::string& key) const;
   const std::string& path() const { return path_; }

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "results_db.h"
 #include "test_tuner_util.h"
@@ -247,6 +248,49 @@ TEST_CASE("autotune: generates what the pack lacks (gfx1151, clang), also into a
   CHECK(scalar(o.db, "SELECT count(*) FROM kernels WHERE arch = 'gfx1151'") == 4);
   CHECK(scalar(o.db, "SELECT count(*) FROM results") == scalar(db, "SELECT count(*) FROM results"));
   CHECK(fs::exists(dir.sub("tuned/h100-run.genkernels/kforge.sqlite")));
+}
+
+TEST_CASE("autotune: a template change rebuilds the kernels that include it and measures them again") {
+  TempDir dir("tuner");
+  const std::string templates = dir.sub("templates");
+  fs::copy(KF_TEMPLATE_DIR, templates, fs::copy_options::recursive);
+  kf::AutotuneOptions o = options(dir.sub("tuned/kforge.sqlite"));
+  o.generate = true;
+  o.arch = "gfx1151";
+  o.ms = {1, 256};
+  o.jobs = 2;
+  o.cache_dir = dir.sub("cache");
+  o.templates_dir = templates;
+  o.filter = "n256_k256_.*(bm1_bn64_bk32_w4_sk1|bm16_bn64_bk32_w4_sk1_s2)|generic";
+  kf::FakeOptions fo;
+  fo.arch = "gfx1151";
+  kf::FakeMeasurer first(fo);
+  CHECK(run_in_process(o, first).stats.generated == 4);
+  kf::AutotuneOptions side = o;
+  side.db = dir.sub("tuned/other.sqlite");  // generated beside, then imported
+  kf::FakeMeasurer side_first(fo);
+  CHECK(run_in_process(side, side_first).stats.generated == 4);
+
+  // The decode body changes: the decode and generic kernels include it, the prefill
+  // kernel and the utility kernel do not.
+  std::ofstream(templates + "/w4a16_linear/decode.h", std::ios::app) << "// changed\n";
+  for (const auto& db : {o.db, side.db}) {
+    INFO(db);
+    kf::AutotuneOptions a = o;
+    a.db = db;
+    const std::string decode_hash =
+        "SELECT source_hash FROM kernels WHERE kind = 'decode' AND arch = 'gfx1151'";
+    const std::string before = text_of(db, decode_hash);
+    kf::FakeMeasurer again(fo);
+    const auto r = run_in_process(a, again);
+    CHECK(r.stats.generated == 2);
+    CHECK(text_of(db, decode_hash) != before);
+    // decode at M 1, generic at M 1 and 256 on the four shapes: measured again.
+    CHECK(again.measurements() == 1 + 4 * 2);
+    kf::FakeMeasurer settled(fo);
+    CHECK(run_in_process(a, settled).stats.generated == 0);
+    CHECK(settled.measurements() == 0);
+  }
 }
 
 }  // TEST_SUITE

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <sstream>
 
 #include "error.h"
 #include "genkernels.h"
@@ -59,7 +61,13 @@ void import_pack(const std::string& from, const std::string& to, const std::stri
     dst.set_meta("kforge_version", KF_VERSION);
     dst.set_meta("schema_version", std::to_string(kPackSchemaVersion));
     for (const auto& s : src.shapes()) dst.put_shape(s);
-    for (const auto& k : kernels) dst.put_kernel(k);
+    const std::map<std::string, std::string> held = dst.runnable_hashes(arch);
+    for (const auto& k : kernels) {
+      const auto it = held.find(k.name);
+      if (it != held.end() && it->second == k.source_hash) continue;
+      dst.drop_stale_results(k);  // measurements of another build of it no longer hold
+      dst.put_kernel(k);
+    }
     dst.commit();
   } catch (...) {
     dst.rollback();
@@ -88,10 +96,10 @@ int ensure_pack(const AutotuneOptions& opt, const std::string& arch, const std::
   // would be refused as "not a kforge pack") until its schema is committed.
   const GenLock lock(dir.string(), err);
   const std::vector<std::string> missing = missing_kernels(opt.db, arch, expected);
-  if (missing.empty()) return 0;
   if (!opt.generate) {
-    err << "autotune: warning: the pack lacks " << missing.size() << " of the " << expected.size()
-        << " kernels of this selection for " << arch << " (--no-generate): tuning what it has\n";
+    if (!missing.empty())
+      err << "autotune: warning: the pack lacks " << missing.size() << " of the " << expected.size()
+          << " kernels of this selection for " << arch << " (--no-generate): tuning what it has\n";
     return 0;
   }
 
@@ -120,18 +128,25 @@ int ensure_pack(const AutotuneOptions& opt, const std::string& arch, const std::
   g.group_sizes = opt.select.group_sizes;
   g.dtypes = opt.select.dtypes;
   g.quants = opt.select.quants;
-  // Exactly the missing names: a filtered run never drops rows, so measured kernels stay.
-  g.names = missing;
+  // The selection's kernels, less those the DB holds built from the same sources,
+  // templates and compiler: what it lacks, and what a template or compiler change made
+  // stale (rebuilt; their measurements are dropped and taken again). A name-limited run
+  // never drops rows, so measured kernels stay.
+  g.names = expected;
+  g.skip_current_in = opt.db;
   g.jobs = opt.jobs;
   g.out_dir = is_pack_name ? dir.string() : (dir / (db.stem().string() + ".genkernels")).string();
   g.cache_dir = opt.cache_dir;
   g.templates_dir = opt.templates_dir;
   g.tools = opt.tools;
   g.progress = opt.progress;
-  err << "autotune: generating " << missing.size() << " kernels the pack lacks into " << g.out_dir << "\n";
-  run_genkernels(g, out, err);
-  if (!is_pack_name) import_pack(g.out_dir + "/kforge.sqlite", opt.db, arch, missing);
-  return static_cast<int>(missing.size());
+  err << "autotune: bringing the DB's " << expected.size() << " kernels of this selection up to date (" << missing.size()
+      << " absent) through " << g.out_dir << "\n";
+  std::ostringstream gen_out;
+  const GenStats built = run_genkernels(g, gen_out, err);
+  if (built.candidates > 0) out << gen_out.str();
+  if (!is_pack_name && !built.names.empty()) import_pack(g.out_dir + "/kforge.sqlite", opt.db, arch, built.names);
+  return built.candidates;
 }
 
 }  // namespace kf
