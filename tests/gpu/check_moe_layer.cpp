@@ -68,7 +68,8 @@ void Checker::run_layers() {
 }
 
 // Per T and archetype: kf_run_moe (when the pack has winners) and the chain align ->
-// gemm1 -> silu_mul -> gemm2 -> sum with the first unfused gemm1 and the last gemm2
+// gemm1 -> silu_mul -> gemm2 -> sum (no sum after a _red gemm2, whose align zeroes y)
+// with the first unfused gemm1 and the last gemm2
 // candidate (usually different block_m, so two align results), against the float64
 // layer; then, when the pack has a gemm1 with the fused SiLU epilogue, the chain with the
 // first of those writing h itself and no silu_mul.
@@ -159,9 +160,11 @@ void Checker::layer_checks(std::vector<Gemm>& ups, std::vector<Gemm>& downs) {
         for (Buf* b : {&y, &h1, &h, &h2}) b->poison16();
         const std::string chain = std::string(g1.cfg.silu ? "chain (fused SiLU) " : "chain ") + what;
         std::string why;
-        auto align = [&](const Gemm& g, Buf& s, Buf& b, Buf& n) {
+        // A _red gemm2 adds its rows into y itself: its align zeroes y first, no sum.
+        const bool red = g2.cfg.red;
+        auto align = [&](const Gemm& g, Buf& s, Buf& b, Buf& n, void* zero) {
           kf_moe_align_args aa{ids.p<int32_t>(), s.p<int32_t>(), b.p<int32_t>(), n.p<int32_t>(), static_cast<int>(t),
-                               top_k, experts, g.cfg.block_m, nullptr, 0};
+                               top_k, experts, g.cfg.block_m, zero, zero ? static_cast<int>(t * hidden) : 0};
           const kf_status st = kf_launch_moe_align(db_, &aa, nullptr);
           if (st != KF_OK && why.empty()) why = "align: " + status_text(st);
         };
@@ -173,8 +176,8 @@ void Checker::layer_checks(std::vector<Gemm>& ups, std::vector<Gemm>& downs) {
                               static_cast<int>(g.shape.k), g.shape.expert().effective_group()};
           why = launch_gemm(g, ga);
         };
-        align(g1, sorted1, blocks1, np1);
-        align(g2, sorted2, blocks2, np2);
+        align(g1, sorted1, blocks1, np1, nullptr);
+        align(g2, sorted2, blocks2, np2, red ? y.p() : nullptr);
         kf_status st = KF_OK;
         if (g1.cfg.silu) {
           gemm(g1, d1, x, h, sorted1, blocks1, np1);  // writes h = silu(gate) * up itself
@@ -184,11 +187,13 @@ void Checker::layer_checks(std::vector<Gemm>& ups, std::vector<Gemm>& downs) {
           st = why.empty() ? kf_launch_moe_silu_mul(db_, s2.bf16, &sa, nullptr) : KF_OK;
           if (st != KF_OK) why = "silu_mul: " + status_text(st);
         }
-        gemm(g2, d2, h, h2, sorted2, blocks2, np2);
-        kf_moe_sum_args ma{h2.p(), ids.p<int32_t>(), y.p(), static_cast<int>(t), top_k, experts,
-                           static_cast<int>(hidden)};
-        st = why.empty() ? kf_launch_moe_sum(db_, s2.bf16, &ma, nullptr) : KF_OK;
-        if (st != KF_OK) why = "sum: " + status_text(st);
+        gemm(g2, d2, h, red ? y : h2, sorted2, blocks2, np2);
+        if (!red) {
+          kf_moe_sum_args ma{h2.p(), ids.p<int32_t>(), y.p(), static_cast<int>(t), top_k, experts,
+                             static_cast<int>(hidden)};
+          st = why.empty() ? kf_launch_moe_sum(db_, s2.bf16, &ma, nullptr) : KF_OK;
+          if (st != KF_OK) why = "sum: " + status_text(st);
+        }
         if (!why.empty()) {
           tally_.line("layer", chain, why);
           continue;
