@@ -81,18 +81,6 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
         if (threads <= 1024 && w4a16::decode_valid(n, k, g, bn, 64, threads, 1))
           out.push_back({LinearKind::decode, bm, bn, 64, w, 1, 1});
       }
-  // One or two rows per expert: a ring of 4 k-steps of weights in registers (decode.h)
-  // for threads with several steps, so each puts its loads in flight at once.
-  const size_t decode_end = out.size();
-  for (size_t i = 0; i < decode_end; ++i) {
-    const LinearConfig& c = out[i];
-    const int steps = k / c.split_k / (c.warps * arch.wave_size / (c.block_n / 4) * c.block_k);
-    if (c.block_m <= 2 && steps > 2) {
-      LinearConfig ring = c;
-      ring.stages = 4;
-      out.push_back(ring);
-    }
-  }
   for (int bm : {16, 32, 64, 128})
     for (int bn : {64, 128})
       for (int bk : {32, 64})
