@@ -7,8 +7,7 @@
 // STAGES is a ring of register buffers, each holding one k-step's weights and group
 // parameters: the loads of STAGES - 1 steps ahead are in flight while a step is
 // multiplied (1: none; 2: double buffering; 4: four steps, so a thread with few steps
-// issues all its loads at once and the block pays one DRAM round trip, not one per step;
-// the generator does not emit 4: it never won on the H200, bench/NOTES.md linear v7).
+// issues all its loads at once and the block pays one DRAM round trip, not one per step).
 // SPLIT_K > 1 spreads K over blocks too (more blocks in flight for small N): each
 // writes an fp32 partial and the last block of a tile to arrive sums them in fixed
 // order (deterministic) and resets the tile's counter.
