@@ -138,49 +138,69 @@ void check_measurer(const Vendor& v) {
   CHECK(scalar(db, "SELECT count(*) FROM winners WHERE routing = ''") >= 2);
 }
 
-}  // namespace
+// A fused-epilogue case: the GEMM rows (role, row) and the helper kernel the fused ones
+// replace (moe_silu_mul for gemm1, moe_sum for gemm2; 3 us), with the flush and the
+// align kernel, tuned through the stand-in driver at T = 1, 8, 300.
+struct FusedRun {
+  std::string db, err;
+  std::map<std::string, std::string> role;  // role -> kernel name
+  // The disposition of role `r`'s kernel at T = `t` under routing `a`.
+  std::string disp(const std::string& r, int64_t t, const std::string& a) const {
+    return text_of(db, "SELECT disposition FROM results WHERE kernel = '" + role.at(r) + "' AND m = " +
+                           std::to_string(t) + " AND routing = '" + a + "'");
+  }
+};
 
-TEST_SUITE("tuner") {
-
-TEST_CASE("cuda measurer (stand-in driver), MoE: fused SiLU gemm1 verified on h, moe_silu_mul timed with gemm1") {
-  TempDir dir("tuner-cuda-moe");
-  const std::string db = dir.sub("kforge.sqlite");
-  std::map<std::string, std::string> role;
+FusedRun run_fused(const TempDir& dir, const std::vector<std::pair<std::string, kf::PackKernel>>& gemms,
+                   const std::string& helper_op, const std::string& helper_kind, const std::string& tag) {
+  FusedRun r;
+  r.db = dir.sub("kforge.sqlite");
   {
-    kf::Pack pack = kf::Pack::open(db, true);
+    kf::Pack pack = kf::Pack::open(r.db, true);
     pack.begin();
-    auto put = [&](const std::string& r, const kf::PackKernel& k) {
+    for (const auto& [role, k] : gemms) {
       pack.put_kernel(k);
-      role[r] = k.name;
-    };
-    put("decode", image_row(kGemm1, "decode", "bm4_bn64_bk32_w4_sk1_s1", 10, "ok"));
-    put("fused", image_row(kGemm1, "decode", "bm4_bn64_bk32_w4_sk1_s1_silu", 8, "ok"));
-    put("fused_split", image_row(kGemm1, "prefill", "bm16_bn128_bk64_w4_sk2_s2_silu", 30, "ok"));
-    put("fused_wrong", image_row(kGemm1, "decode", "bm2_bn64_bk32_w4_sk1_s1_silu", 1, "wrong"));
-    put("down", image_row(kGemm2, "prefill", "bm16_bn128_bk32_w4_sk1_s2", 15, "ok"));
-    kf::PackKernel silu = util_row();
-    silu.name = "moe_silu_mul_any_bf16";
-    silu.op = "moe_silu_mul";
-    silu.kind = "silu_mul";
-    silu.shape = "any_bf16";
-    silu.config = "t256";
-    put("silu_mul", helper_row(silu, 3, "ok"));
+      r.role[role] = k.name;
+    }
+    kf::PackKernel helper = util_row();
+    helper.name = helper_op + "_any_bf16";
+    helper.op = helper_op;
+    helper.kind = helper_kind;
+    helper.shape = "any_bf16";
+    helper.config = "t256";
+    pack.put_kernel(helper_row(helper, 3, "ok"));
+    r.role[helper_kind] = helper.name;
     kf::PackKernel u = util_row();
     u.name = "kf_util_stream_read";
     pack.put_kernel(helper_row(u, 100, "flush"));
     pack.put_kernel(helper_row(align_row(), 2, "ok"));
     pack.commit();
   }
-  const Child c = spawn_autotune(args(db, "1,8,300"), dir.path.string(), "fused",
+  const Child c = spawn_autotune(args(r.db, "1,8,300"), dir.path.string(), tag,
                                  {{"LD_LIBRARY_PATH", KF_FAKE_LIBCUDA_DIR}, {"CUDA_VISIBLE_DEVICES", "0"}});
   const int status = c.wait_status();
-  const std::string err = c.err();
-  INFO(err << c.out());
+  r.err = c.err();
+  INFO(r.err << c.out());
   REQUIRE(status == 0);
-  auto disp = [&](const std::string& r, int64_t t, const std::string& a) {
-    return text_of(db, "SELECT disposition FROM results WHERE kernel = '" + role.at(r) + "' AND m = " +
-                           std::to_string(t) + " AND routing = '" + a + "'");
-  };
+  return r;
+}
+
+}  // namespace
+
+TEST_SUITE("tuner") {
+
+TEST_CASE("cuda measurer (stand-in driver), MoE: fused SiLU gemm1 verified on h, moe_silu_mul timed with gemm1") {
+  TempDir dir("tuner-cuda-moe");
+  const FusedRun r = run_fused(dir,
+                               {{"decode", image_row(kGemm1, "decode", "bm4_bn64_bk32_w4_sk1_s1", 10, "ok")},
+                                {"fused", image_row(kGemm1, "decode", "bm4_bn64_bk32_w4_sk1_s1_silu", 8, "ok")},
+                                {"fused_split", image_row(kGemm1, "prefill", "bm16_bn128_bk64_w4_sk2_s2_silu", 30, "ok")},
+                                {"fused_wrong", image_row(kGemm1, "decode", "bm2_bn64_bk32_w4_sk1_s1_silu", 1, "wrong")},
+                                {"down", image_row(kGemm2, "prefill", "bm16_bn128_bk32_w4_sk1_s2", 15, "ok")}},
+                               "moe_silu_mul", "silu_mul", "fused");
+  const std::string& db = r.db;
+  const std::string& err = r.err;
+  auto disp = [&](const std::string& role, int64_t t, const std::string& a) { return r.disp(role, t, a); };
   for (const std::string a : {"uniform", "zipf2"})
     for (int64_t t : {1, 8, 300}) {
       CAPTURE(t);
@@ -199,7 +219,7 @@ TEST_CASE("cuda measurer (stand-in driver), MoE: fused SiLU gemm1 verified on h,
   // T = 1: fused 8 us against the unfused 10 + moe_silu_mul's 3. (At T = 300 every GEMM
   // candidate here is pruned: moe_silu_mul alone runs, and never wins.)
   CHECK(text_of(db, "SELECT kernel FROM winners WHERE op = 'w4a16_moe_gemm1' AND routing = '' AND m_lo = 1") ==
-        role.at("fused"));
+        r.role.at("fused"));
   CHECK(!contains(err, "too small"));
   CHECK(!contains(err, "grid is not"));
   CHECK(!contains(err, "illegal address"));
@@ -207,43 +227,16 @@ TEST_CASE("cuda measurer (stand-in driver), MoE: fused SiLU gemm1 verified on h,
 
 TEST_CASE("cuda measurer (stand-in driver), MoE: _red gemm2 verified on token rows after a zeroing align, moe_sum timed with gemm2") {
   TempDir dir("tuner-cuda-moe");
-  const std::string db = dir.sub("kforge.sqlite");
-  std::map<std::string, std::string> role;
-  {
-    kf::Pack pack = kf::Pack::open(db, true);
-    pack.begin();
-    auto put = [&](const std::string& r, const kf::PackKernel& k) {
-      pack.put_kernel(k);
-      role[r] = k.name;
-    };
-    put("up", image_row(kGemm1, "prefill", "bm16_bn128_bk32_w4_sk1_s2", 15, "ok"));
-    put("plain", image_row(kGemm2, "decode", "bm4_bn64_bk32_w4_sk1_s1", 10, "ok"));
-    put("red", image_row(kGemm2, "decode", "bm4_bn64_bk32_w4_sk1_s1_red", 8, "ok"));
-    put("red_split", image_row(kGemm2, "prefill", "bm16_bn128_bk64_w4_sk2_s2_red", 30, "ok"));
-    put("red_wrong", image_row(kGemm2, "decode", "bm2_bn64_bk32_w4_sk1_s1_red", 1, "wrong"));
-    kf::PackKernel sum = util_row();
-    sum.name = "moe_sum_any_bf16";
-    sum.op = "moe_sum";
-    sum.kind = "sum";
-    sum.shape = "any_bf16";
-    sum.config = "t256";
-    put("sum", helper_row(sum, 3, "ok"));
-    kf::PackKernel u = util_row();
-    u.name = "kf_util_stream_read";
-    pack.put_kernel(helper_row(u, 100, "flush"));
-    pack.put_kernel(helper_row(align_row(), 2, "ok"));
-    pack.commit();
-  }
-  const Child c = spawn_autotune(args(db, "1,8,300"), dir.path.string(), "reduced",
-                                 {{"LD_LIBRARY_PATH", KF_FAKE_LIBCUDA_DIR}, {"CUDA_VISIBLE_DEVICES", "0"}});
-  const int status = c.wait_status();
-  const std::string err = c.err();
-  INFO(err << c.out());
-  REQUIRE(status == 0);
-  auto disp = [&](const std::string& r, int64_t t, const std::string& a) {
-    return text_of(db, "SELECT disposition FROM results WHERE kernel = '" + role.at(r) + "' AND m = " +
-                           std::to_string(t) + " AND routing = '" + a + "'");
-  };
+  const FusedRun r = run_fused(dir,
+                               {{"up", image_row(kGemm1, "prefill", "bm16_bn128_bk32_w4_sk1_s2", 15, "ok")},
+                                {"plain", image_row(kGemm2, "decode", "bm4_bn64_bk32_w4_sk1_s1", 10, "ok")},
+                                {"red", image_row(kGemm2, "decode", "bm4_bn64_bk32_w4_sk1_s1_red", 8, "ok")},
+                                {"red_split", image_row(kGemm2, "prefill", "bm16_bn128_bk64_w4_sk2_s2_red", 30, "ok")},
+                                {"red_wrong", image_row(kGemm2, "decode", "bm2_bn64_bk32_w4_sk1_s1_red", 1, "wrong")}},
+                               "moe_sum", "sum", "reduced");
+  const std::string& db = r.db;
+  const std::string& err = r.err;
+  auto disp = [&](const std::string& role, int64_t t, const std::string& a) { return r.disp(role, t, a); };
   for (const std::string a : {"uniform", "zipf2"})
     for (int64_t t : {1, 8, 300}) {
       CAPTURE(t);
@@ -261,7 +254,7 @@ TEST_CASE("cuda measurer (stand-in driver), MoE: _red gemm2 verified on token ro
         kf::reduced_tolerance(true, kGemm2.top_k));
   // T = 1: the _red kernel's 8 us against the plain 10 + moe_sum's 3.
   CHECK(text_of(db, "SELECT kernel FROM winners WHERE op = 'w4a16_moe_gemm2' AND routing = '' AND m_lo = 1") ==
-        role.at("red"));
+        r.role.at("red"));
   CHECK(!contains(err, "too small"));
   CHECK(!contains(err, "grid is not"));
   CHECK(!contains(err, "bad moe_align_any launch"));
