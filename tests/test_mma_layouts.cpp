@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kf_mma_layouts.h"
+#include "w4a16_linear/skinny_tiling.h"
 #include "w4a16_linear/tiling.h"
 
 namespace {
@@ -421,6 +422,95 @@ TEST_CASE("the raw pair check rejects a wrong nibble or column") {
   };
   CHECK(raw_pair_mismatches<KShifted>(ptx_b_truth(), false) > 0);
   CHECK(raw_pair_mismatches<NShifted>(ptx_b_truth(), false) > 0);
+}
+
+// The skinny kind (templates/w4a16_linear/skinny.h) feeds m16n8k16 atoms straight from
+// 16-byte GPTQ loads with k and n permuted (skinny_tiling.h). Rebuild each lane's
+// fragments from those functions, place them where the Mma16Sm80 layout says the
+// hardware reads them, run the atoms on the host, and map the accumulators back: the
+// result must be the plain product of the span, every input and output used once.
+int skinny_span_mismatches(int (*a_k)(int, int, int), int (*b_nibble)(int, int)) {
+  using L = kf::layout::Mma16Sm80;
+  namespace sk = kf::w4a16::skinny;
+  int A[16][32], B[32][32];  // A[row][actual k], B[actual k][actual column of the chunk]
+  unsigned seed = 7;
+  auto next = [&] { return static_cast<int>((seed = seed * 1103515245u + 12345u) >> 16) % 15 - 7; };
+  for (auto& r : A)
+    for (int& v : r) v = next();
+  for (auto& r : B)
+    for (int& v : r) v = next();
+  long long D[2][16][16] = {};  // per atom, logical (row, column)
+  for (int s = 0; s < 2; ++s) {
+    int Alog[16][16], Blog[2][16][16];  // [row][k], [atom][n][k]
+    int a_seen[16][16] = {}, b_seen[2][16][16] = {};
+    for (int lane = 0; lane < 32; ++lane) {
+      const int g = lane / 4, t = lane % 4;
+      for (int p = 0; p < 4; ++p) {
+        const kf::layout::RC rc = L::a_pair(lane, p);
+        const int row = sk::a_row(lane, p), k = a_k(lane, s, p);
+        Alog[rc.row][rc.col] = A[row][k];
+        Alog[rc.row][rc.col + 1] = A[row][k + 4];
+        ++a_seen[rc.row][rc.col];
+        ++a_seen[rc.row][rc.col + 1];
+        for (int atom = 0; atom < 2; ++atom) {
+          // word `w` of the lane is column 4g + w of word row t (actual k 8t .. 8t + 7)
+          const int col = 4 * g + sk::b_word(atom, p), nib = b_nibble(s, p);
+          const kf::layout::RC bc = L::b_pair(lane, p);
+          Blog[atom][bc.row][bc.col] = B[8 * t + nib][col];
+          Blog[atom][bc.row][bc.col + 1] = B[8 * t + nib + 4][col];
+          ++b_seen[atom][bc.row][bc.col];
+          ++b_seen[atom][bc.row][bc.col + 1];
+        }
+      }
+    }
+    for (int r = 0; r < 16; ++r)
+      for (int k = 0; k < 16; ++k) REQUIRE(a_seen[r][k] == 1);
+    for (int atom = 0; atom < 2; ++atom)
+      for (int n = 0; n < 16; ++n)
+        for (int k = 0; k < 16; ++k) REQUIRE(b_seen[atom][n][k] == 1);
+    for (int atom = 0; atom < 2; ++atom)
+      for (int r = 0; r < 16; ++r)
+        for (int n = 0; n < 16; ++n)
+          for (int k = 0; k < 16; ++k) D[atom][r][n] += Alog[r][k] * Blog[atom][n][k];
+  }
+  int mismatches = 0, c_seen[16][32] = {};
+  for (int lane = 0; lane < 32; ++lane)
+    for (int atom = 0; atom < 2; ++atom)
+      for (int e = 0; e < L::kCElems; ++e) {
+        const kf::layout::RC rc = L::c_elem(lane, e);
+        const int row = sk::c_row(lane, e), col = sk::c_col(lane, atom, e);
+        if (row != rc.row) ++mismatches;
+        ++c_seen[row][col];
+        long long want = 0;
+        for (int k = 0; k < 32; ++k) want += A[row][k] * B[k][col];
+        if (D[atom][rc.row][rc.col] != want) ++mismatches;
+      }
+  for (auto& r : c_seen)
+    for (int v : r)
+      if (v != 1) ++mismatches;
+  return mismatches;
+}
+
+TEST_CASE("skinny: fragments from 16-byte GPTQ loads with permuted k and n give the plain product") {
+  CHECK(skinny_span_mismatches(kf::w4a16::skinny::a_k, kf::w4a16::skinny::b_nibble) == 0);
+}
+
+TEST_CASE("skinny: the product check rejects A and B that disagree on k") {
+  auto a_k_off = [](int lane, int s, int p) { return kf::w4a16::skinny::a_k(lane, 1 - s, p); };
+  auto b_swap = [](int s, int p) { return kf::w4a16::skinny::b_nibble(s, 1 - p % 2 + 2 * (p / 2)); };
+  CHECK(skinny_span_mismatches(+a_k_off, kf::w4a16::skinny::b_nibble) > 0);
+  CHECK(skinny_span_mismatches(kf::w4a16::skinny::a_k, +b_swap) > 0);
+}
+
+TEST_CASE("skinny: config validity") {
+  using kf::w4a16::skinny::valid;
+  CHECK(valid(12288, 2048, 128, 64, 4, 1, 2));
+  CHECK_FALSE(valid(12288, 2048, 128, 48, 4, 1, 1));  // not whole 32-column chunks
+  CHECK_FALSE(valid(1024, 2048, 128, 64, 8, 4, 1));   // 64 k per warp: less than a group
+  CHECK(valid(2048, 512, 32, 64, 4, 4, 1));            // 32 k per warp = one g32 group, one span
+  CHECK_FALSE(valid(2048, 512, 32, 64, 4, 4, 2));      // a ring needs more than one span
+  CHECK(valid(2048, 4096, 4096, 64, 1, 1, 4));         // per-channel: one warp walks all of K
+  CHECK_FALSE(valid(2048, 4096, 4096, 64, 4, 1, 1));
 }
 
 }  // TEST_SUITE

@@ -1,0 +1,237 @@
+// w4a16_linear skinny kernel: y[M, N] = x[M, K] * dequant(W)^T for M <= 16 on the
+// matrix instructions, weights going from their 16-byte loads straight into B fragments.
+//
+// Why: the decode kind spends ~5 issue slots per int4 weight on CUDA cores (nibble to
+// float, zero point, scale, FMA), which at M = 1 costs as long as the weight stream
+// itself (bench/NOTES.md linear v7). Here a pair of weights costs a shift-and-mask and
+// one packed subtract (q - z, exact in 16 bits), the multiply-add is a matrix
+// instruction, and the scale is applied once per group to the fp32 sums.
+//
+// A block covers BN columns and 16 rows of M (rows past M are zeros and never stored).
+// Each of its WARPS warps takes a contiguous K slice (K / SPLIT_K / WARPS, whole groups)
+// and walks it in 32-k spans: per span a lane loads one 16-byte row of GPTQ words per
+// 32-column chunk and its two rows of x (skinny_tiling.h says which), through a ring of
+// STAGES spans of registers so later spans' loads are in flight during the products.
+// The warps' sums meet in shared memory in a fixed order; SPLIT_K > 1 spreads K over
+// blocks too, with fp32 partials and the last block of a tile summing them (as decode.h).
+// NVIDIA only (mma.sync m16n8k16 layout); the generator does not emit it for AMD.
+#pragma once
+#include "kf_portability.h"
+#include "w4a16_linear/args.h"
+#include "w4a16_linear/skinny_tiling.h"
+
+namespace kf {
+namespace w4a16 {
+namespace skinny {
+
+#if KF_MMA_SM80
+// Nibbles i and i + 4 of w as a 16-bit pair (q - z) of the activation type: the nibbles
+// land in the low mantissa bits of 2^7 (bf16) or 2^10 (fp16), which makes 128 + q or
+// 1024 + q exactly, and adding neg_bias = -(128 + z) (or -(1024 + z)) leaves q - z.
+template <bool BF16>
+KF_INLINE uint32_t weight_pair(uint32_t w, int i, uint32_t neg_bias) {
+  const uint32_t v = ((w >> (4 * i)) & 0x000F000Fu) | (BF16 ? 0x43004300u : 0x64006400u);
+  uint32_t r;
+  if constexpr (BF16) {
+    // fma with 1.0: the packed bf16 add of sm_80 (exact: the result is a small integer).
+    asm("fma.rn.bf16x2 %0, %1, %2, %3;\n" : "=r"(r) : "r"(v), "r"(0x3F803F80u), "r"(neg_bias));
+  } else {
+    asm("add.rn.f16x2 %0, %1, %2;\n" : "=r"(r) : "r"(v), "r"(neg_bias));
+  }
+  return r;
+}
+
+// -(128 + z) (bf16) or -(1024 + z) (fp16) in both halves.
+template <bool BF16>
+KF_INLINE uint32_t neg_bias_pair(uint32_t z) {
+  const uint32_t h = (BF16 ? 0xC300u : 0xE400u) | z;
+  return h | h << 16;
+}
+
+// Halves (lo of a, lo of b) or (hi of a, hi of b): x values 4 apart in k, one A register.
+KF_INLINE uint32_t pair_lo(uint32_t a, uint32_t b) { return __byte_perm(a, b, 0x5410); }
+KF_INLINE uint32_t pair_hi(uint32_t a, uint32_t b) { return __byte_perm(a, b, 0x7632); }
+#endif
+
+}  // namespace skinny
+
+template <int N, int K, int G, bool BF16, bool ASYM, int BN, int WARPS, int SPLIT_K, int STAGES>
+KF_INLINE void skinny_body(const kf_linear_args& args) {
+#if KF_MMA_SM80
+  static_assert(skinny::valid(N, K, G, BN, WARPS, SPLIT_K, STAGES), "invalid skinny config");
+  using T = Act16<BF16>;
+  constexpr int CHUNKS = BN / 32;            // 32-column chunks, two atoms each
+  constexpr int KW = K / SPLIT_K / WARPS;    // k of one warp
+  constexpr int SPANS = KW / skinny::kSpan;  // its 32-k spans
+  constexpr int GROUP_SPANS = G / skinny::kSpan;
+
+  const uint32_t* qweight = static_cast<const uint32_t*>(args.qweight);
+  const uint16_t* x = static_cast<const uint16_t*>(args.x);
+  const uint16_t* scales = static_cast<const uint16_t*>(args.scales);
+  const uint32_t* qzeros = static_cast<const uint32_t*>(args.qzeros);
+  const int M = args.m;
+  const int lane = thread_id() % 32, warp = thread_id() / 32;
+  const int g = lane / 4, t = lane % 4;
+  const int n0 = block_x() * BN, split = block_y(), m0 = block_z() * skinny::kRows;
+  const int k0 = (split * WARPS + warp) * KW;  // this warp's K slice
+  // The lane's two A rows (g, g + 8); rows past M read nothing and stay zero.
+  const bool row_ok[2] = {m0 + g < M, m0 + g + 8 < M};
+  const uint16_t* xrow[2] = {x + (size_t)(m0 + g) * K, x + (size_t)(m0 + g + 8) * K};
+
+  struct Stage {
+    u32x4 w[CHUNKS];  // word row t of the span, columns 4g .. 4g + 3 of each chunk
+    u32x4 xr[2];      // x[row][8t .. 8t + 7] of the lane's two rows
+  };
+  Stage ring[STAGES];
+  auto load_stage = [&](int span, Stage& st) {
+    const int k = k0 + span * skinny::kSpan;
+    const uint32_t* wrow = qweight + (size_t)(k / 8 + t) * N + n0 + 4 * g;
+#pragma unroll
+    for (int j = 0; j < CHUNKS; ++j) st.w[j] = load16(wrow + 32 * j);
+#pragma unroll
+    for (int r = 0; r < 2; ++r) st.xr[r] = row_ok[r] ? load16(xrow[r] + k + 8 * t) : u32x4{0, 0, 0, 0};
+  };
+
+  FragC acc[2 * CHUNKS], gacc[2 * CHUNKS];
+#pragma unroll
+  for (int a = 0; a < 2 * CHUNKS; ++a)
+#pragma unroll
+    for (int e = 0; e < 8; ++e) acc[a].v[e] = 0.f;
+  uint32_t neg_bias[CHUNKS][4];  // per chunk and word (column 4g + word)
+  u32x4 group_scales[CHUNKS];    // scales of columns 8t .. 8t + 7 of each chunk
+
+  auto multiply = [&](const Stage& st) {
+#pragma unroll
+    for (int s = 0; s < 2; ++s) {
+      // A: register p holds x at k 8t + 2s + p / 2 and + 4 of row g + 8 (p % 2).
+      FragA fa;
+      const uint32_t xs[2][4] = {{st.xr[0].x, st.xr[0].y, st.xr[0].z, st.xr[0].w},
+                                 {st.xr[1].x, st.xr[1].y, st.xr[1].z, st.xr[1].w}};
+#pragma unroll
+      for (int p = 0; p < 4; ++p) {
+        const uint32_t* xv = xs[p % 2];
+        const int kk = 2 * s + p / 2;  // 0 .. 3: words kk / 2 and kk / 2 + 2, half kk % 2
+        fa.r[p] = kk % 2 ? skinny::pair_hi(xv[kk / 2], xv[kk / 2 + 2]) : skinny::pair_lo(xv[kk / 2], xv[kk / 2 + 2]);
+      }
+#pragma unroll
+      for (int j = 0; j < CHUNKS; ++j) {
+        const uint32_t wv[4] = {st.w[j].x, st.w[j].y, st.w[j].z, st.w[j].w};
+#pragma unroll
+        for (int a = 0; a < 2; ++a) {
+          FragB fb;
+#pragma unroll
+          for (int p = 0; p < 4; ++p) {
+            const int word = skinny::b_word(a, p);
+            fb.r[p] = skinny::weight_pair<BF16>(wv[word], skinny::b_nibble(s, p), neg_bias[j][word]);
+          }
+          mma16<BF16>(gacc[2 * j + a], fa, fb);
+        }
+      }
+    }
+  };
+
+  // Per group: zero points before its first span, scales for its fold.
+  auto start_group = [&](int span) {
+    const int grp = (k0 + span * skinny::kSpan) / G;
+#pragma unroll
+    for (int j = 0; j < CHUNKS; ++j) {
+      group_scales[j] = load16(scales + (size_t)grp * N + n0 + 32 * j + 8 * t);
+      uint32_t z4 = 0x8888u;  // uint4b8: z = 8
+      if constexpr (ASYM) {
+        const int col = n0 + 32 * j + 4 * g;
+        z4 = qzeros[(size_t)grp * (N / 8) + col / 8] >> (4 * (col % 8));
+      }
+#pragma unroll
+      for (int wd = 0; wd < 4; ++wd) neg_bias[j][wd] = skinny::neg_bias_pair<BF16>((z4 >> (4 * wd)) & 0xfu);
+    }
+#pragma unroll
+    for (int a = 0; a < 2 * CHUNKS; ++a)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) gacc[a].v[e] = 0.f;
+  };
+  // acc += scale * the group's sums: element e of atom a is column 8t + 4 (e % 2) + 2a + e / 4.
+  auto fold_group = [&]() {
+#pragma unroll
+    for (int j = 0; j < CHUNKS; ++j) {
+      const uint32_t sw[4] = {group_scales[j].x, group_scales[j].y, group_scales[j].z, group_scales[j].w};
+#pragma unroll
+      for (int a = 0; a < 2; ++a)
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          const int c = 4 * (e % 2) + 2 * a + e / 4;  // 0 .. 7
+          const float sc = T::to_f32(c % 2 ? sw[c / 2] >> 16 : sw[c / 2] & 0xffffu);
+          acc[2 * j + a].v[e] += sc * gacc[2 * j + a].v[e];
+        }
+    }
+  };
+
+  // The ring, as in decode.h: fill STAGES - 1 buffers, then per span request the span
+  // STAGES - 1 ahead into the buffer the previous span freed, and multiply this one.
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s)
+    if (s < SPANS) load_stage(s, ring[s]);
+#pragma unroll 1
+  for (int base = 0; base < SPANS; base += STAGES) {
+#pragma unroll
+    for (int s = 0; s < STAGES; ++s) {
+      const int span = base + s;
+      if (span + STAGES - 1 < SPANS) load_stage(span + STAGES - 1, ring[(s + STAGES - 1) % STAGES]);
+      if (span < SPANS) {
+        if (span % GROUP_SPANS == 0) start_group(span);
+        multiply(ring[s]);
+        if (span % GROUP_SPANS == GROUP_SPANS - 1) fold_group();
+      }
+    }
+  }
+
+  // The warps' sums, added into one 16 x BN tile in warp order (deterministic).
+  KF_SHARED float tile[skinny::kRows][BN];
+  for (int w = 0; w < WARPS; ++w) {
+    if (warp == w)
+#pragma unroll
+      for (int j = 0; j < CHUNKS; ++j)
+#pragma unroll
+        for (int a = 0; a < 2; ++a)
+#pragma unroll
+          for (int e = 0; e < 8; ++e) {
+            float& dst = tile[skinny::c_row(lane, e)][32 * j + skinny::c_col(lane, a, e)];
+            dst = w == 0 ? acc[2 * j + a].v[e] : dst + acc[2 * j + a].v[e];
+          }
+    barrier();
+  }
+
+  uint16_t* y = static_cast<uint16_t*>(args.y);
+  const int rows = M - m0 < skinny::kRows ? M - m0 : skinny::kRows;
+  if constexpr (SPLIT_K > 1) {
+    float* ws = args.workspace;
+    for (int i = thread_id(); i < rows * BN; i += WARPS * 32)
+      ws[((size_t)split * M + m0 + i / BN) * N + n0 + i % BN] = tile[i / BN][i % BN];
+    fence_device();
+    barrier();
+    KF_SHARED int last;
+    int* counter = args.counters + block_z() * (N / BN) + block_x();
+    if (thread_id() == 0) last = atomic_add_device(counter, 1) == SPLIT_K - 1;
+    barrier();
+    if (!last) return;
+    fence_device();
+    for (int i = thread_id(); i < rows * BN; i += WARPS * 32) {
+      float sum = 0.f;
+      for (int sp = 0; sp < SPLIT_K; ++sp) sum += load_coherent(ws + ((size_t)sp * M + m0 + i / BN) * N + n0 + i % BN);
+      y[(size_t)(m0 + i / BN) * N + n0 + i % BN] = static_cast<uint16_t>(T::from_f32(sum));
+    }
+    if (thread_id() == 0) atomic_store_device(counter, 0);
+  } else {
+    for (int i = thread_id(); i < rows * BN; i += WARPS * 32)
+      y[(size_t)(m0 + i / BN) * N + n0 + i % BN] = static_cast<uint16_t>(T::from_f32(tile[i / BN][i % BN]));
+  }
+#endif
+}
+
+}  // namespace w4a16
+
+template <int N, int K, int G, bool BF16, bool ASYM, int BN, int WARPS, int SPLIT_K, int STAGES>
+KF_INLINE void w4a16_linear_skinny(const kf_linear_args& args) {
+  w4a16::skinny_body<N, K, G, BF16, ASYM, BN, WARPS, SPLIT_K, STAGES>(args);
+}
+
+}  // namespace kf

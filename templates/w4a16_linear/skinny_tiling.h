@@ -1,0 +1,69 @@
+// Index math of the skinny kind (skinny.h): the matrix instructions fed straight from
+// the GPTQ words a lane loads, without a shared-memory round trip or a shuffle.
+//
+// A matrix product does not care in which order it visits k, nor which output column an
+// accumulator stands for, as long as A and B agree on k and the epilogue knows the
+// columns. So the atom's logical k and n are permuted such that what one lane needs is
+// exactly what one 16-byte load gives it:
+//   - a warp walks K in spans of 32; in a span, lane (g = lane / 4, t = lane % 4) loads
+//     GPTQ word row t (actual k 8t .. 8t + 7) of actual columns 4g .. 4g + 3 of every
+//     32-column chunk: 8 lanes cover 128 contiguous bytes of a word row;
+//   - chunk s (0, 1) of the span is one 16-deep atom; the two 16-bit halves of a fragment
+//     register are nibbles i and i + 4 of one word, so a single shift and mask extracts
+//     both ((w >> 4i) & 0x000F000F);
+//   - a 32-column chunk is two 16-column atoms (0, 1); atom a's logical column c is
+//     actual column 4 (c % 8) + 2a + c / 8.
+// The layout is that of NVIDIA's m16n8k16 pair (kf_mma_layouts.h, Mma16Sm80); the host
+// tests rebuild the atoms from these functions and the layout table and check that the
+// permuted products equal the plain one.
+#pragma once
+#include "kf_mma_layouts.h"
+
+namespace kf {
+namespace w4a16 {
+namespace skinny {
+
+constexpr int kSpan = 32;  // k per warp step
+constexpr int kRows = 16;  // rows of M per block: one atom's A tile
+
+// Actual k (0 .. 31) within the span of logical k (0 .. 15) of chunk s.
+KF_HD constexpr int actual_k(int s, int logical_k) {
+  const int t = logical_k % 8 / 2, kh = logical_k / 8, high = logical_k % 2;
+  return 8 * t + 2 * s + kh + 4 * high;
+}
+// Actual column (0 .. 31) within the chunk of logical column c (0 .. 15) of atom a.
+KF_HD constexpr int actual_n(int atom, int c) { return 4 * (c % 8) + 2 * atom + c / 8; }
+
+// B register p of a lane for chunk s and atom a: the word (of the lane's four, actual
+// column 4g + word) and the nibble of its low half (the high half is nibble + 4).
+KF_HD constexpr int b_word(int atom, int p) { return 2 * atom + p / 2; }
+KF_HD constexpr int b_nibble(int s, int p) { return 2 * s + p % 2; }
+
+// A register p of `lane` for chunk s: the row (0 .. 15) and the actual k (0 .. 31) of its
+// low half; the high half is k + 4. Both come from the lane's 16-byte load of the row's
+// x[8t .. 8t + 7]: k - 8t is 2s + p / 2.
+KF_HD constexpr int a_row(int lane, int p) { return lane / 4 + 8 * (p % 2); }
+KF_HD constexpr int a_k(int lane, int s, int p) { return 8 * (lane % 4) + 2 * s + p / 2; }
+
+// Accumulator element e of `lane` for atom a: row (0 .. 15) and actual column (0 .. 31)
+// within the chunk. Per chunk a lane's eight columns are 8t .. 8t + 7: c_col - 8t is
+// 4 (e % 2) + 2a + e / 4.
+KF_HD constexpr int c_row(int lane, int e) { return lane / 4 + 8 * (e % 4 / 2); }
+KF_HD constexpr int c_col(int lane, int atom, int e) {
+  return actual_n(atom, 8 * (e / 4) + 2 * (lane % 4) + e % 2);
+}
+
+// A config the template accepts: whole 32-column chunks; each of the warps * split_k
+// slices of K a whole number of groups (the scale is applied once per group) and of spans.
+KF_HD constexpr bool valid(int n, int k, int group, int block_n, int warps, int split_k, int stages) {
+  if (block_n % 32 != 0 || block_n <= 0 || n % block_n != 0) return false;
+  if (warps < 1 || split_k < 1 || k % (split_k * warps) != 0) return false;
+  if (group % kSpan != 0) return false;
+  const int kw = k / split_k / warps;
+  if (kw < group || kw % group != 0) return false;
+  return stages == 1 || ((stages == 2 || stages == 4) && kw / kSpan > 1);
+}
+
+}  // namespace skinny
+}  // namespace w4a16
+}  // namespace kf
