@@ -98,7 +98,8 @@ KF_INLINE void skinny_body(const kf_linear_args& args) {
 #pragma unroll
     for (int e = 0; e < 8; ++e) acc[a].v[e] = 0.f;
   uint32_t neg_bias[CHUNKS][4];  // per chunk and word (column 4g + word)
-  u32x4 group_scales[CHUNKS];    // scales of columns 8t .. 8t + 7 of each chunk
+  u32x2 group_scales[CHUNKS][2];  // scales of columns 8t .. 8t + 7 of each chunk (8-byte
+                                  // loads: the runtime promises scales 8-byte alignment)
 
   auto multiply = [&](const Stage& st) {
 #pragma unroll
@@ -135,7 +136,9 @@ KF_INLINE void skinny_body(const kf_linear_args& args) {
     const int grp = (k0 + span * skinny::kSpan) / G;
 #pragma unroll
     for (int j = 0; j < CHUNKS; ++j) {
-      group_scales[j] = load16(scales + (size_t)grp * N + n0 + 32 * j + 8 * t);
+      const uint16_t* srow = scales + (size_t)grp * N + n0 + 32 * j + 8 * t;
+      group_scales[j][0] = load8(srow);
+      group_scales[j][1] = load8(srow + 4);
       uint32_t z4 = 0x8888u;  // uint4b8: z = 8
       if constexpr (ASYM) {
         const int col = n0 + 32 * j + 4 * g;
@@ -153,7 +156,7 @@ KF_INLINE void skinny_body(const kf_linear_args& args) {
   auto fold_group = [&]() {
 #pragma unroll
     for (int j = 0; j < CHUNKS; ++j) {
-      const uint32_t sw[4] = {group_scales[j].x, group_scales[j].y, group_scales[j].z, group_scales[j].w};
+      const uint32_t sw[4] = {group_scales[j][0].x, group_scales[j][0].y, group_scales[j][1].x, group_scales[j][1].y};
 #pragma unroll
       for (int a = 0; a < 2; ++a)
 #pragma unroll
