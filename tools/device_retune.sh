@@ -2,7 +2,8 @@
 # Retune on an NVIDIA machine: bring the tracked tuned DB up to date with the current
 # candidate space (autotune generates what it lacks and measures only what has no
 # result yet), run bench/linear, check the DB's kernels against the CPU reference, then
-# the decode kinds in the quantisation variants the DB does not hold (asym, fp16, g32),
+# the decode and skinny kinds in the quantisation variants the DB does not hold (asym,
+# fp16, g32, per-channel),
 # and write the slimmed DB and logs to $OUT.
 #   BIN=.devout/bin OUT=results [TEMPLATES=dir] [OPS=w4a16_linear] [VARIANTS=regex] tools/device_retune.sh [budget s]
 set -uo pipefail
@@ -10,7 +11,7 @@ bin=${BIN:-.devout/bin}
 out=${OUT:-gpu-results}
 ops=${OPS:-w4a16_linear}
 templates=${TEMPLATES:-templates}
-variants=${VARIANTS:-decode_.*_bm(1|4)_bn64_bk32_w8_sk(1|4)_s(1|2|4)$}
+variants=${VARIANTS:-decode_.*_bm(1|4)_bn64_bk32_w8_sk(1|4)_s(1|2)$|skinny_.*_bn(64|128)_bk32_w(1|4)_sk(1|2)_s(1|2)$}
 mkdir -p "$out"
 export PATH="$PATH:/usr/local/cuda/bin"
 cublas=$(find /usr/local/cuda*/targets /usr/local/cuda*/lib64 -name 'libcublas.so.13' 2>/dev/null | head -1)
@@ -34,7 +35,7 @@ echo "check rc=$?"; grep -E "^FAIL" "$out/check_linear.log" | head -20; tail -8 
 
 step check the variants "$variants"
 "$bin/genkernels" --arch sm_90a --ops w4a16_linear --templates "$templates" --quant sym,asym --dtype bf16,fp16 \
-  --group-size 32,128 --filter "$variants" --out /tmp/kf-variants -q > "$out/variants_gen.log" 2>&1
+  --group-size 32,128,channel --filter "$variants" --out /tmp/kf-variants -q > "$out/variants_gen.log" 2>&1
 echo "genkernels rc=$?"; tail -3 "$out/variants_gen.log"
 "$bin/kforge_check_linear" --pack /tmp/kf-variants/kforge.sqlite --m 1,3,4,16 --csv "$out/check_variants.csv" \
   > "$out/check_variants.log" 2>&1

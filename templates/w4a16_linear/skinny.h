@@ -63,7 +63,7 @@ KF_INLINE void skinny_body(const kf_linear_args& args) {
   constexpr int CHUNKS = BN / 32;            // 32-column chunks, two atoms each
   constexpr int KW = K / SPLIT_K / WARPS;    // k of one warp
   constexpr int SPANS = KW / skinny::kSpan;  // its 32-k spans
-  constexpr int GROUP_SPANS = G / skinny::kSpan;
+  constexpr int GROUP_SPANS = skinny::fold_k(K, G, KW) / skinny::kSpan;  // spans per scale fold
 
   const uint32_t* qweight = static_cast<const uint32_t*>(args.qweight);
   const uint16_t* x = static_cast<const uint16_t*>(args.x);
@@ -133,7 +133,7 @@ KF_INLINE void skinny_body(const kf_linear_args& args) {
 
   // Per group: zero points before its first span, scales for its fold.
   auto start_group = [&](int span) {
-    const int grp = (k0 + span * skinny::kSpan) / G;
+    const int grp = (k0 + span * skinny::kSpan) / G;  // 0 throughout for per-channel
 #pragma unroll
     for (int j = 0; j < CHUNKS; ++j) {
       const uint16_t* srow = scales + (size_t)grp * N + n0 + 32 * j + 8 * t;

@@ -53,14 +53,20 @@ KF_HD constexpr int c_col(int lane, int atom, int e) {
   return actual_n(atom, 8 * (e / 4) + 2 * (lane % 4) + e % 2);
 }
 
+// The k over which a warp sums before applying the scale: a group, or with one scale per
+// column (per-channel, group == k) its whole slice.
+KF_HD constexpr int fold_k(int k, int group, int kw) { return group == k ? kw : group; }
+
 // A config the template accepts: whole 32-column chunks; each of the warps * split_k
-// slices of K a whole number of groups (the scale is applied once per group) and of spans.
+// slices of K whole spans and, unless per-channel, whole groups (the scale is applied
+// once per group).
 KF_HD constexpr bool valid(int n, int k, int group, int block_n, int warps, int split_k, int stages) {
   if (block_n % 32 != 0 || block_n <= 0 || n % block_n != 0) return false;
   if (warps < 1 || split_k < 1 || k % (split_k * warps) != 0) return false;
-  if (group % kSpan != 0) return false;
   const int kw = k / split_k / warps;
-  if (kw < group || kw % group != 0) return false;
+  if (kw < kSpan || kw % kSpan != 0) return false;
+  const int fold = fold_k(k, group, kw);
+  if (fold % kSpan != 0 || kw < fold || kw % fold != 0) return false;
   return stages == 1 || ((stages == 2 || stages == 4) && kw / kSpan > 1);
 }
 
