@@ -3,6 +3,7 @@
 #include <regex>
 
 #include "error.h"
+#include "skinny_rules.h"
 #include "w4a16_linear/launch.h"
 #include "w4a16_linear/tiling.h"
 
@@ -50,6 +51,7 @@ const char* kind_name(LinearKind kind) {
   switch (kind) {
     case LinearKind::decode: return "decode";
     case LinearKind::prefill: return "prefill";
+    case LinearKind::skinny: return "skinny";
     default: return "generic";
   }
 }
@@ -85,6 +87,16 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
             // config at any M on the H200: bench/NOTES.md v7.)
             if (k / sk / (threads / (bn / 4) * bk) > 1) out.push_back({LinearKind::decode, bm, bn, bk, w, sk, 2});
           }
+  // Skinny: the decode kind's streaming with the arithmetic on the tensor cores, one
+  // 16-row mma.sync M tile per block (templates/w4a16_linear/skinny.h, NVIDIA only: it
+  // is written against mma.sync's fragment layouts).
+  if (arch.name.rfind("sm_", 0) == 0)
+    for (int bn : {64, 128, 256})
+      for (int w : {4, 8})
+        for (int sk : {1, 2, 4, 8})
+          for (int st : {1, 2, 4})
+            if (skinny_rules::config_valid(n, k, g, bn, w, sk, st))
+              out.push_back({LinearKind::skinny, skinny_rules::kBlockM, bn, skinny_rules::kBlockK, w, sk, st});
   for (int bm : {16, 32, 64, 128})
     for (int bn : {64, 128, 256})
       for (int bk : {32, 64})
@@ -155,6 +167,20 @@ Candidate make_linear_candidate(const LinearShape& s, const LinearConfig& cfg, c
     c.params["stages"] = std::to_string(cfg.stages);
     // Streaming kernels need waves in flight to cover memory latency.
     c.min_occupancy = 2;
+  } else if (cfg.kind == LinearKind::skinny) {
+    // skinny.cu.in: block_m and block_k are the template's own (16, 32).
+    if (cfg.block_m != skinny_rules::kBlockM || cfg.block_k != skinny_rules::kBlockK)
+      throw Error("a skinny config has block_m " + std::to_string(skinny_rules::kBlockM) + " and block_k " +
+                  std::to_string(skinny_rules::kBlockK) + " (" + cfg.key() + ")");
+    c.params.erase("block_m");
+    c.params.erase("block_k");
+    c.params["warps"] = std::to_string(cfg.warps);
+    c.params["split_k"] = std::to_string(cfg.split_k);
+    c.params["stages"] = std::to_string(cfg.stages);
+    // Streaming like decode, on the matrix instruction: compiled to scalar code it is
+    // on the slow path.
+    c.needs_mma = true;
+    c.min_occupancy = 2;
   } else {
     c.params["warps"] = std::to_string(cfg.warps);
     c.params["split_k"] = std::to_string(cfg.split_k);
@@ -205,11 +231,15 @@ LinearConfig parse_linear_config(const std::string& kind, const std::string& key
   static const std::regex re(
       "bm([1-9][0-9]*)_bn([1-9][0-9]*)_bk([1-9][0-9]*)_w([1-9][0-9]*)_sk([1-9][0-9]*)_s([1-9][0-9]*)(_silu|_red)?");
   std::smatch m;
-  if ((kind != "decode" && kind != "prefill" && kind != "generic") || !std::regex_match(key, m, re))
+  if ((kind != "decode" && kind != "skinny" && kind != "prefill" && kind != "generic") ||
+      !std::regex_match(key, m, re))
     throw Error("bad w4a16_linear config '" + kind + " " + key +
                 "' (expected like prefill bm64_bn128_bk64_w4_sk1_s2, or with _silu or _red appended)");
   LinearConfig c;
-  c.kind = kind == "decode" ? LinearKind::decode : kind == "prefill" ? LinearKind::prefill : LinearKind::generic;
+  c.kind = kind == "decode"    ? LinearKind::decode
+           : kind == "skinny"  ? LinearKind::skinny
+           : kind == "prefill" ? LinearKind::prefill
+                               : LinearKind::generic;
   try {
     c.block_m = std::stoi(m[1]);
     c.block_n = std::stoi(m[2]);
@@ -226,9 +256,10 @@ LinearConfig parse_linear_config(const std::string& kind, const std::string& key
 }
 
 LaunchGrid linear_grid(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
-  const w4a16::Kind kind = cfg.kind == LinearKind::decode    ? w4a16::Kind::decode
-                           : cfg.kind == LinearKind::prefill ? w4a16::Kind::prefill
-                                                             : w4a16::Kind::generic;
+  // skinny launches like decode: grid (N / block_n, split_k, ceil(M / block_m)).
+  const w4a16::Kind kind = cfg.kind == LinearKind::decode || cfg.kind == LinearKind::skinny ? w4a16::Kind::decode
+                           : cfg.kind == LinearKind::prefill                                ? w4a16::Kind::prefill
+                                                                                            : w4a16::Kind::generic;
   const w4a16::Grid g = w4a16::launch_grid(kind, s.n, m, cfg.block_m, cfg.block_n, cfg.split_k);
   return {g.x, g.y, g.z};
 }

@@ -1,6 +1,8 @@
 // The w4a16_linear family: int4-weight x 16-bit-activation linear layers in the GPTQ
-// layout (see templates/w4a16_linear/args.h), in two kinds: `decode` (small M,
-// memory-bound, no matrix instructions) and `prefill` (tiled, matrix instructions).
+// layout (see templates/w4a16_linear/args.h), in three kinds: `decode` (small M,
+// memory-bound, no matrix instructions), `skinny` (M <= 16 on NVIDIA: the decode
+// kind's streaming and launch geometry, the arithmetic on mma.sync) and `prefill`
+// (tiled, matrix instructions).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -30,18 +32,20 @@ LinearShape parse_linear_shape(const std::string& key);
 // group size, group in {32, 64, 128} or per-channel. Throws kf::Error naming the value.
 void validate_linear_shape(const LinearShape& shape, const std::string& layer);
 
-enum class LinearKind { decode, prefill, generic };
+enum class LinearKind { decode, prefill, generic, skinny };
 const char* kind_name(LinearKind kind);
 
 struct LinearConfig {
   LinearKind kind = LinearKind::decode;
   int block_m = 1;   // rows of M per block
   int block_n = 64;  // columns of N per block
-  int block_k = 32;  // decode: k per thread step; prefill: k per shared-memory tile
+  int block_k = 32;  // decode: k per thread step; prefill: k per shared-memory tile;
+                     // skinny: always 32, the k per warp span
   int warps = 4;     // waves (AMD) or warps (NVIDIA) per block
   int split_k = 1;   // blocks sharing one output tile's K range
-  int stages = 1;    // decode: register ring of k-steps (1, 2, 4); prefill: 2 = next tile's
-                     // loads before this tile's math, 3+ = cp.async shared-memory ring
+  int stages = 1;    // decode: register ring of k-steps (1, 2, 4); skinny: register ring of
+                     // 32-k spans (1, 2, 4); prefill: 2 = next tile's loads before this
+                     // tile's math, 3+ = cp.async shared-memory ring
   bool silu = false;  // fused SiLU-and-mul epilogue (templates/w4a16_linear/silu.h): the
                       // MoE family's gemm1 only; w4a16_linear never enumerates it
   bool red = false;   // epilogue that sums the top_k slots of a token into y [T, N] with
@@ -57,7 +61,8 @@ struct LinearConfig {
 // w4a16_linear_<kind>_<shape key>_<config key>: the kernel symbol and pack name.
 std::string linear_kernel_name(const LinearShape& shape, const LinearConfig& cfg);
 
-// Every config the templates accept for this shape on this arch, decode first.
+// Every config the templates accept for this shape on this arch: decode first, then
+// skinny (NVIDIA archs only; generator/skinny_rules.h), then prefill.
 std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& shape, const ArchInfo& arch);
 
 // The pipelined prefill configs (stages 3 and 4: templates/w4a16_linear/prefill.h) for
@@ -85,7 +90,8 @@ namespace kf {
 // Inverse of LinearConfig::key() for a kind; throws kf::Error naming the bad key.
 LinearConfig parse_linear_config(const std::string& kind, const std::string& key);
 
-// Launch geometry of a w4a16_linear kernel for M rows (block = threads, 1, 1).
+// Launch geometry of a w4a16_linear kernel for M rows (block = threads, 1, 1); the
+// skinny kind launches on the decode kind's grid.
 struct LaunchGrid {
   unsigned x, y, z;
 };

@@ -17,6 +17,7 @@
 #include "genkernels.h"
 #include "linear_family.h"
 #include "model.h"
+#include "skinny_rules.h"
 #include "w4a16_linear/tiling.h"
 
 namespace {
@@ -180,15 +181,34 @@ TEST_CASE("enumerate_linear_configs: every qwen3-35b shape on every arch") {
       REQUIRE_FALSE(configs.empty());
       const int n = static_cast<int>(s.n), k = static_cast<int>(s.k), g = s.effective_group();
       std::set<std::string> names;
-      int decode = 0, prefill = 0;
-      bool seen_prefill = false;
+      int decode = 0, skinny = 0, prefill = 0;
+      bool seen_skinny = false, seen_prefill = false;
       for (const auto& c : configs) {
         INFO("config " << kf::kind_name(c.kind) << " " << c.key());
         const int threads = c.warps * arch.wave_size;
         names.insert(kf::linear_kernel_name(s, c));
-        if (c.kind == kf::LinearKind::decode) {
+        // Parsed back from the pack's kind and config strings, the same config.
+        CHECK(same_fields(kf::parse_linear_config(kf::kind_name(c.kind), c.key()), c));
+        if (c.kind == kf::LinearKind::skinny) {
+          ++skinny;
+          seen_skinny = true;
+          CHECK_FALSE(seen_prefill);  // skinny after decode, before prefill
+          CHECK(arch.vendor == kf::Vendor::nvidia);
+          CHECK(c.block_m == 16);
+          CHECK(c.block_k == 32);
+          CHECK(kf::skinny_rules::config_valid(n, k, g, c.block_n, c.warps, c.split_k, c.stages));
+          const int kw = k / c.split_k / c.warps;
+          CHECK(kw * c.warps * c.split_k == k);
+          CHECK(kw % g == 0);
+          if (s.group == 0) CHECK((c.warps == 1 && c.split_k == 1));
+          if (c.stages > 1) CHECK(kw / 32 > 1);
+          const kf::Candidate cand = kf::make_linear_candidate(s, c, arch);
+          CHECK(cand.needs_mma);
+          CHECK(cand.instance == "w4a16_linear/skinny.cu.in");
+        } else if (c.kind == kf::LinearKind::decode) {
           ++decode;
-          CHECK_FALSE(seen_prefill);  // decode first
+          CHECK_FALSE(seen_skinny);   // decode first
+          CHECK_FALSE(seen_prefill);
           CHECK(kf::w4a16::decode_valid(n, k, g, c.block_n, c.block_k, threads, c.split_k));
           CHECK((c.stages == 1 || c.stages == 2));
           // Prefetching (stages 2) only where a thread takes more than one k-step.
@@ -215,6 +235,12 @@ TEST_CASE("enumerate_linear_configs: every qwen3-35b shape on every arch") {
       }
       CHECK(decode > 0);
       CHECK(prefill > 0);
+      // Only NVIDIA gets the skinny kind, and there every grouped shape of the model has
+      // some (per-channel would need one warp and no split: not on the grid).
+      if (arch.vendor == kf::Vendor::nvidia && s.group != 0)
+        CHECK(skinny > 0);
+      else
+        CHECK(skinny == 0);
       CHECK(names.size() == configs.size());
     }
   }
@@ -253,6 +279,15 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
                   CHECK(has({kf::LinearKind::decode, bm, bn, bk, w, sk, 2}));
                 }
               }
+    // Skinny, on NVIDIA only: every valid point of its grid.
+    for (int bn : {64, 128, 256})
+      for (int w : {4, 8})
+        for (int sk : {1, 2, 4, 8})
+          for (int st : {1, 2, 4})
+            if (arch.vendor == kf::Vendor::nvidia && kf::skinny_rules::config_valid(2048, 512, 128, bn, w, sk, st)) {
+              ++valid;
+              CHECK(has({kf::LinearKind::skinny, 16, bn, 32, w, sk, st}));
+            }
     for (int bm : {16, 32, 64, 128})
       for (int bn : {64, 128, 256})
         for (int bk : {32, 64})
@@ -376,6 +411,107 @@ TEST_CASE("make_linear_candidate: prefill parameters") {
   CHECK(nv.threads == 128);
   CHECK(nv.params.at("config") == "prefill n12288_k2048_g128_bf16_sym bm64_bn128_bk64_w4_sk1_s2 sm_90a");
   CHECK(nv.name == cand.name);
+}
+
+TEST_CASE("skinny_rules::config_valid: the skinny kind's rule, case by case") {
+  using kf::skinny_rules::config_valid;
+  // n, k, group, block_n, warps, split_k, stages
+  CHECK(config_valid(2048, 4096, 128, 128, 4, 1, 1));   // kw 1024: 8 groups per warp
+  CHECK(config_valid(2048, 4096, 128, 128, 8, 4, 1));   // kw 128: one group
+  CHECK_FALSE(config_valid(2048, 4096, 128, 128, 8, 8, 1));  // kw 64 < group
+  CHECK(config_valid(2048, 4096, 64, 128, 8, 8, 1));    // kw 64 = group 64
+  CHECK(config_valid(2048, 512, 32, 64, 4, 4, 1));      // kw 32: one span
+  CHECK_FALSE(config_valid(2048, 512, 32, 64, 4, 4, 2));  // a ring needs two spans
+  CHECK(config_valid(2048, 512, 32, 64, 4, 2, 2));      // kw 64: two spans
+  CHECK(config_valid(2048, 512, 32, 64, 4, 1, 4));
+  CHECK_FALSE(config_valid(2048, 512, 32, 64, 4, 1, 3));  // stages 1, 2 or 4
+  CHECK_FALSE(config_valid(2048, 4096, 128, 96, 4, 1, 1));   // block_n not whole 32s
+  CHECK(config_valid(96, 4096, 128, 32, 4, 1, 1));
+  CHECK_FALSE(config_valid(2176, 4096, 128, 256, 4, 1, 1));  // 2176 not a multiple of 256
+  CHECK_FALSE(config_valid(2048, 4096, 128, 128, 4, 0, 1));  // split_k >= 1
+  CHECK_FALSE(config_valid(2048, 4096, 96, 128, 4, 1, 1));   // group not whole spans
+  // K = 2080 (65 spans), group 32, 8 splits of 260: 8 warps of 32 would leave 4 k
+  // uncovered; the warps' ranges must tile each split.
+  CHECK_FALSE(config_valid(2048, 2080, 32, 128, 8, 8, 1));
+  // Per-channel (group = K): only one warp and no split.
+  CHECK(config_valid(2048, 4096, 4096, 128, 1, 1, 4));
+  CHECK_FALSE(config_valid(2048, 4096, 4096, 128, 4, 1, 1));
+  CHECK_FALSE(config_valid(2048, 4096, 4096, 128, 1, 2, 1));
+}
+
+TEST_CASE("skinny kind: name, candidate parameters, parse back, decode geometry") {
+  const kf::LinearShape s{12288, 2048, 128, true, false};
+  const kf::LinearConfig c{kf::LinearKind::skinny, 16, 128, 32, 8, 2, 2};
+  CHECK(std::string(kf::kind_name(c.kind)) == "skinny");
+  CHECK(kf::linear_kernel_name(s, c) == "w4a16_linear_skinny_n12288_k2048_g128_bf16_sym_bm16_bn128_bk32_w8_sk2_s2");
+  const kf::LinearConfig back = kf::parse_linear_config("skinny", "bm16_bn128_bk32_w8_sk2_s2");
+  CHECK(back.kind == kf::LinearKind::skinny);
+  CHECK(back == c);
+  CHECK_FALSE(back == kf::parse_linear_config("decode", "bm16_bn128_bk32_w8_sk2_s2"));
+
+  const kf::Candidate cand = kf::make_linear_candidate(s, c, kf::arch_info("sm_90a"));
+  CHECK(cand.op == "w4a16_linear");
+  CHECK(cand.kind == "skinny");
+  CHECK(cand.config == "bm16_bn128_bk32_w8_sk2_s2");
+  CHECK(cand.instance == "w4a16_linear/skinny.cu.in");
+  CHECK(cand.threads == 256);
+  CHECK(cand.needs_mma);
+  CHECK(cand.min_occupancy == 2);
+  // Exactly skinny.cu.in's placeholders: block_m and block_k are the template's own.
+  const kf::TemplateParams want = {
+      {"name", cand.name},
+      {"config", "skinny n12288_k2048_g128_bf16_sym bm16_bn128_bk32_w8_sk2_s2 sm_90a"},
+      {"n", "12288"},
+      {"k", "2048"},
+      {"group", "128"},
+      {"bf16", "true"},
+      {"asym", "false"},
+      {"block_n", "128"},
+      {"threads", "256"},
+      {"warps", "8"},
+      {"split_k", "2"},
+      {"stages", "2"},
+  };
+  CHECK(cand.params == want);
+  CHECK_THROWS_AS(kf::make_linear_candidate(s, {kf::LinearKind::skinny, 8, 128, 32, 8, 2, 2}, kf::arch_info("sm_90a")),
+                  kf::Error);
+  CHECK_THROWS_AS(kf::make_linear_candidate(s, {kf::LinearKind::skinny, 16, 128, 64, 8, 2, 2}, kf::arch_info("sm_90a")),
+                  kf::Error);
+
+  // The decode kind's grid (N / block_n, split_k, ceil(M / 16)) and split-K scratch.
+  for (int64_t m : {1, 16, 17, 64}) {
+    INFO("m " << m);
+    const kf::LaunchGrid g = kf::linear_grid(s, c, m);
+    const kf::LaunchGrid d = kf::linear_grid(s, {kf::LinearKind::decode, 16, 128, 32, 8, 2, 2}, m);
+    CHECK(g.x == 96);
+    CHECK(g.y == 2);
+    CHECK(g.z == static_cast<unsigned>((m + 15) / 16));
+    CHECK((g.x == d.x && g.y == d.y && g.z == d.z));
+    CHECK(kf::linear_workspace_floats(s, c, m) == 2 * m * 12288);
+    CHECK(kf::linear_counter_ints(s, c, m) == 96 * ((m + 15) / 16));
+  }
+}
+
+TEST_CASE("enumerate_linear_configs: skinny only on NVIDIA, between decode and prefill") {
+  const kf::LinearShape s{2048, 4096, 128, true, false};
+  for (const auto& arch_name : kf::supported_archs()) {
+    INFO(arch_name);
+    const auto configs = kf::enumerate_linear_configs(s, kf::arch_info(arch_name));
+    std::string order;  // one letter per run of a kind: d, s, p
+    for (const auto& c : configs) {
+      const char letter = kf::kind_name(c.kind)[0];
+      if (order.empty() || order.back() != letter) order += letter;
+    }
+    CHECK(order == (arch_name.rfind("sm_", 0) == 0 ? "dsp" : "dp"));
+  }
+  // K = 4096, group 128 on sm_90a: block_n 64/128/256 x (w4: sk 1, 2, 4, 8; w8: sk 1, 2,
+  // 4) = 21 (block_n, warps, split_k), each with stages 1, 2, 4 (kw >= 128 is 4 spans).
+  const auto nv = kf::enumerate_linear_configs(s, kf::arch_info("sm_90a"));
+  CHECK(std::count_if(nv.begin(), nv.end(), [](const kf::LinearConfig& c) { return c.kind == kf::LinearKind::skinny; }) ==
+        63);
+  // Per-channel: one warp and no split would be needed, and the grid has 4 or 8 warps.
+  const auto ch = kf::enumerate_linear_configs({2048, 4096, 0, true, false}, kf::arch_info("sm_90a"));
+  CHECK(std::none_of(ch.begin(), ch.end(), [](const kf::LinearConfig& c) { return c.kind == kf::LinearKind::skinny; }));
 }
 
 TEST_CASE("arch table") {

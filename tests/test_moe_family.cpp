@@ -32,6 +32,9 @@ TEST_CASE("shape keys and kernel names carry E, top_k, N, K, group, dtype and qu
   CHECK(s.key() == "e256_topk8_n1024_k2048_g128_bf16_sym");
   kf::LinearConfig cfg{kf::LinearKind::prefill, 32, 64, 32, 4, 1, 2};
   CHECK(kf::moe_kernel_name(s, cfg) == "w4a16_moe_gemm1_prefill_e256_topk8_n1024_k2048_g128_bf16_sym_bm32_bn64_bk32_w4_sk1_s2");
+  // The skinny kind is w4a16_linear's alone: there is no MoE template for it.
+  CHECK_THROWS_AS(kf::make_moe_candidate(s, {kf::LinearKind::skinny, 16, 64, 32, 4, 1, 1}, kf::arch_info("sm_90a")),
+                  kf::Error);
 
   const kf::MoeShape down = kf::parse_moe_shape("w4a16_moe_gemm2", "e128_topk4_n2880_k2880_gch_fp16_asym");
   CHECK(down.gemm == 2);

@@ -96,6 +96,8 @@ TEST_CASE("the real instance templates substitute cleanly with the generator's p
       const auto configs = kf::enumerate_linear_configs(s, kf::arch_info(arch));
       bool did_decode = false, did_prefill = false;
       for (const auto& cfg : configs) {
+        // The skinny kind's instance is checked with its template's own tests.
+        if (cfg.kind == kf::LinearKind::skinny) continue;
         bool& done = cfg.kind == kf::LinearKind::decode ? did_decode : did_prefill;
         if (done) continue;
         done = true;
