@@ -90,6 +90,55 @@ TEST_CASE("split-K workspace: per kernel and M, and the pack's maximum over what
   CHECK(kf_kernel_workspace(split, 1, nullptr, &counters) == KF_ERR_INVALID_ARGUMENT);
 }
 
+TEST_CASE("a skinny row is served like a decode one; skinny MoE rows and other block_m / block_k are ignored") {
+  TempDir dir{"rt-skinny"};
+  TestPackBuilder b;
+  const std::string skinny = b.add_kernel("skinny", kShape, "bm16_bn128_bk32_w8_sk2_s2", "sm_90a", 256);
+  const std::string prefill = b.add_kernel("prefill", kShape, "bm64_bn128_bk64_w4_sk1_s2");
+  b.add_winner(kShape, skinny, 1, 16);
+  b.add_winner(kShape, prefill, 17, 4096);
+  const char* kOther = "n4096_k2048_g128_bf16_sym";
+  const std::string bad_bm = b.add_kernel("skinny", kOther, "bm8_bn128_bk32_w8_sk1_s1", "sm_90a", 256);
+  b.add_winner(kOther, bad_bm, 1, 8);
+  const std::string bad_bk = b.add_kernel("skinny", kOther, "bm16_bn128_bk64_w8_sk1_s1", "sm_90a", 256);
+  b.add_winner(kOther, bad_bk, 9, 4096);
+  const char* kExpert = "e8_topk2_n256_k256_g128_bf16_sym";
+  const std::string moe = b.add_moe_kernel(1, "skinny", kExpert, "bm16_bn64_bk32_w4_sk1_s1");
+  b.add_moe_winner(1, kExpert, moe, 1, 4096);
+  b.write(dir.file("kforge.sqlite"));
+  DbPtr db;
+  std::string warnings;
+  {
+    CaptureStderr err(dir);
+    db = open_for_arch(dir.file("kforge.sqlite"));
+    warnings = err.text();
+  }
+  CHECK_FALSE(contains(warnings, skinny));
+  CHECK(contains(warnings, bad_bm));
+  CHECK(contains(warnings, bad_bk));
+  CHECK(contains(warnings, "block_m 16 and block_k 32"));
+  CHECK(contains(warnings, moe));
+  CHECK(contains(warnings, "skinny kind is for w4a16_linear only"));
+
+  const kf_kernel* k = select(db.get(), 9);
+  REQUIRE(kf_kernel_name(k) == skinny);
+  // The decode kind's split-K scratch: split_k * M * N floats, one counter per
+  // (column block, 16-row block).
+  int64_t floats = -1, counters = -1;
+  REQUIRE(kf_kernel_workspace(k, 9, &floats, &counters) == KF_OK);
+  CHECK(floats == 2 * 9 * 2048);
+  CHECK(counters == (2048 / 128) * 1);
+  REQUIRE(kf_kernel_workspace(k, 17, &floats, &counters) == KF_OK);
+  CHECK(counters == (2048 / 128) * 2);
+  REQUIRE(kf_db_max_workspace(db.get(), 4096, &floats, &counters) == KF_OK);
+  CHECK(floats == 2 * 16 * 2048);
+  CHECK(counters == 2048 / 128);
+  kf_linear_args a = fake_args(9);
+  CHECK(kf_launch(k, &a, nullptr) == KF_ERR_INVALID_ARGUMENT);  // split-K without workspace
+  CHECK(contains(kf_last_error(), "workspace"));
+  CHECK(pick(db.get(), 4096, 2048, 4) == "");  // both skinny rows of that shape ignored, no generic
+}
+
 TEST_CASE("kf_launch checks its arguments before it needs a device") {
   LaunchPack p;
   DbPtr db = open_for_arch(p.path);

@@ -21,8 +21,10 @@ void warn(const kf_db& db, const char* what, const std::string& name, const char
   std::fprintf(stderr, "kforge: %s: ignoring %s '%s': %s\n", db.path.c_str(), what, name.c_str(), why);
 }
 
+// The launch geometry of a kind (w4a16_linear/launch.h); the skinny kind
+// (w4a16_linear/skinny.h) launches on the decode kind's grid.
 bool parse_kind(const std::string& text, w4a16::Kind* kind) {
-  if (text == "decode") *kind = w4a16::Kind::decode;
+  if (text == "decode" || text == "skinny") *kind = w4a16::Kind::decode;
   else if (text == "prefill") *kind = w4a16::Kind::prefill;
   else if (text == "generic") *kind = w4a16::Kind::generic;
   else return false;
@@ -122,6 +124,10 @@ const char* parse_kernel(const KernelRow& row, KernelImpl* k) {
   if (!parse_linear_config_key(row.config.c_str(), &k->config)) return "unreadable config key";
   if (k->config.silu && gemm != 1) return "the fused SiLU epilogue (_silu) is for w4a16_moe_gemm1 only";
   if (k->config.red && gemm != 2) return "the top_k reduction epilogue (_red) is for w4a16_moe_gemm2 only";
+  if (row.kind == "skinny") {
+    if (gemm != 0) return "the skinny kind is for w4a16_linear only";
+    if (k->config.block_m != 16 || k->config.block_k != 32) return "a skinny kernel has block_m 16 and block_k 32";
+  }
   if (gemm != 0) {
     k->op_kind = KernelOp::moe_gemm;
     k->moe.gemm = gemm;

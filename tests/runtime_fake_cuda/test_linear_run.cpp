@@ -1,0 +1,83 @@
+// kf_run_linear on the recording CUDA stand-in for the w4a16_linear kinds whose grid
+// differs: a skinny winner launches on the decode kind's grid (N / block_n, split_k,
+// ceil(M / block_m)) with its own thread count, a prefill winner on (N / block_n,
+// ceil(M / block_m), split_k).
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <string>
+
+#include "fake_cuda.h"
+#include "kforge/kforge.h"
+#include "test_pack.h"
+
+namespace {
+
+using kf_testing::TempDir;
+using kf_testing::TestPackBuilder;
+
+const char* kShape = "n2048_k4096_g128_bf16_sym";
+
+template <class T>
+T* fake(uintptr_t address) {
+  return reinterpret_cast<T*>(address);
+}
+
+kf_linear_args linear_args(int m) {
+  kf_linear_args a{};
+  a.x = fake<const void>(0x100000);
+  a.qweight = fake<const void>(0x200000);
+  a.scales = fake<const void>(0x300000);
+  a.y = fake<void>(0x400000);
+  a.workspace = fake<float>(0x500000);
+  a.counters = fake<int>(0x600000);
+  a.m = m;
+  a.n = 2048;
+  a.k = 4096;
+  a.group = 128;
+  return a;
+}
+
+}  // namespace
+
+TEST_SUITE("runtime_fake_cuda") {
+
+TEST_CASE("linear: a skinny winner launches on the decode grid, a prefill one on its own") {
+  TempDir dir{"rt-fake-cuda-linear"};
+  TestPackBuilder b;
+  const std::string skinny = b.add_kernel("skinny", kShape, "bm16_bn128_bk32_w8_sk2_s2", "sm_90a", 256);
+  const std::string prefill = b.add_kernel("prefill", kShape, "bm64_bn128_bk64_w4_sk2_s2", "sm_90a", 128);
+  b.add_winner(kShape, skinny, 1, 16);
+  b.add_winner(kShape, prefill, 17, 4096);
+  b.write(dir.file("kforge.sqlite"));
+  kf_db* db = nullptr;
+  REQUIRE_MESSAGE(kf_open(dir.file("kforge.sqlite").c_str(), &db) == KF_OK, kf_last_error());
+  kf_fake_cuda_reset();
+  kf_fake_cuda_fail_launches_of(nullptr);
+  void* const stream = fake<void>(0x5000);
+
+  for (int m : {1, 9, 16}) {
+    kf_linear_args a = linear_args(m);
+    REQUIRE_MESSAGE(kf_run_linear(db, &a, 1, 0, stream) == KF_OK, kf_last_error());
+  }
+  kf_linear_args a = linear_args(100);
+  REQUIRE_MESSAGE(kf_run_linear(db, &a, 1, 0, stream) == KF_OK, kf_last_error());
+  REQUIRE(kf_fake_cuda_launch_count() == 4);
+  for (int i = 0; i < 3; ++i) {
+    const kf_fake_cuda_launch* l = kf_fake_cuda_launch_at(i);
+    CHECK(std::string(l->kernel) == skinny);
+    CHECK(l->grid[0] == 2048 / 128);
+    CHECK(l->grid[1] == 2);  // split_k
+    CHECK(l->grid[2] == 1);  // one 16-row block for M <= 16
+    CHECK(l->block[0] == 256);
+    CHECK(l->stream == stream);
+  }
+  const kf_fake_cuda_launch* p = kf_fake_cuda_launch_at(3);
+  CHECK(std::string(p->kernel) == prefill);
+  CHECK(p->grid[0] == 2048 / 128);
+  CHECK(p->grid[1] == (100 + 63) / 64);
+  CHECK(p->grid[2] == 2);
+  kf_close(db);
+}
+
+}  // TEST_SUITE
