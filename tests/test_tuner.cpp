@@ -138,6 +138,26 @@ TEST_CASE("plan: what is measured, pruned or failed without running") {
         "failed");
 }
 
+TEST_CASE("plan: skinny kernels are pruned above M = 64 like decode ones") {
+  using kf_tuner_test::kShape;
+  using kf_tuner_test::row;
+  const auto sk = row(kShape, "skinny", "bm16_bn64_bk32_w4_sk2_s2");
+  CHECK(kf::static_verdict(sk, 1).disposition.empty());
+  CHECK(kf::static_verdict(sk, kf::kDecodeMaxM).disposition.empty());
+  const auto v = kf::static_verdict(sk, kf::kDecodeMaxM + 1);
+  CHECK(v.disposition == "pruned");
+  CHECK(kf_test::contains(v.message, "skinny kernels"));
+  CHECK(kf_test::contains(v.message, "M <= 64"));
+  CHECK(kf::static_verdict(row(kShape, "skinny", "bm16_bn64_bk32_w4_sk1_s1", "pruned:no_mma"), 1).disposition ==
+        "pruned");
+  // The fake measurer times it like decode with the math on the tensor cores: never
+  // slower than the decode config of the same tile.
+  const kf::LinearShape s{12288, 2048, 128, true, false};
+  const auto skinny = kf_tuner_test::row(s, "skinny", "bm16_bn128_bk32_w8_sk1_s1");
+  const auto dec = kf_tuner_test::row(s, "decode", "bm16_bn128_bk32_w8_sk1_s1");
+  for (int64_t m : {1, 16, 64}) CHECK(kf::fake_time_us(skinny, s, m, true) <= kf::fake_time_us(dec, s, m, true));
+}
+
 TEST_CASE("plan: --max-candidates keeps a spread of the shape's kernels plus generic and non-ok rows") {
   using kf_tuner_test::kShape;
   using kf_tuner_test::row;

@@ -36,11 +36,13 @@ double fake_time_us(const PackKernel& k, const LinearShape& s, int64_t m, bool c
   const double bytes = weight_bytes(s) * (!cold && weight_bytes(s) < kL2Bytes ? 0.5 : 1.0);
   const double m_blocks = static_cast<double>((m + c.block_m - 1) / c.block_m);
   const double knobs = (c.warps == 8 ? 1.0 : 0.93) * (c.block_k == 64 ? 1.0 : 0.96);
-  if (c.kind == LinearKind::decode) {
+  if (c.kind == LinearKind::decode || c.kind == LinearKind::skinny) {
     const double blocks = static_cast<double>(s.n / c.block_n) * c.split_k;
     const double eff = 0.85 * knobs * std::min(1.0, blocks / kSms) * (c.block_n == 128 ? 1.0 : 0.92);
     const double par = std::min(1.0, blocks * m_blocks / kSms);
-    const double compute = 2.0 * m * s.n * s.k / (kFlopsPerUsPerSm * kSms / 8 * par);  // CUDA cores, not tensor
+    // decode on the CUDA cores; skinny streams the same way with the math on the tensor cores.
+    const double cores = c.kind == LinearKind::skinny ? 1.0 : 8.0;
+    const double compute = 2.0 * m * s.n * s.k / (kFlopsPerUsPerSm * kSms / cores * par);
     return kLaunchUs + (c.split_k > 1 ? 1.0 : 0.0) + m_blocks * bytes / (kBytesPerUs * eff) + compute;
   }
   if (c.kind == LinearKind::prefill) {

@@ -125,8 +125,8 @@ std::unique_ptr<Measurer> make_cuda_measurer(const CudaOptions& opt);
 // target genkernels compiles for), otherwise sm_<major><minor>.
 std::string cuda_arch_name(int major, int minor);
 
-// Synthetic times: a roofline-like cost model of the kernel's config (decode streams
-// the weights once per block_m rows, prefill is bounded by tile math and waves), exact
+// Synthetic times: a roofline-like cost model of the kernel's config (decode and skinny
+// stream the weights once per block_m rows, prefill is bounded by tile math and waves), exact
 // and noise-free, so tests know the answer. `time_us` overrides the model.
 using FakeTimeFn = std::function<double(const PackKernel& kernel, const LinearShape& shape, int64_t m, bool cold)>;
 using FakeMoeTimeFn =

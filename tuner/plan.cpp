@@ -170,7 +170,7 @@ std::vector<const PackKernel*> select_candidates(const std::vector<PackKernel>& 
   std::sort(own_ok.begin(), own_ok.end(), by_name);
   if (max_candidates > 0 && static_cast<int>(own_ok.size()) > max_candidates) {
     std::vector<const PackKernel*> spread;
-    // Evenly spaced, both ends included (the first decode and the last prefill by name).
+    // Evenly spaced, both ends included (the first and the last by name).
     const size_t n = own_ok.size(), k = static_cast<size_t>(max_candidates);
     for (size_t i = 0; i < k; ++i) spread.push_back(own_ok[k == 1 ? 0 : (i * (n - 1) + (k - 1) / 2) / (k - 1)]);
     own_ok = spread;
@@ -252,8 +252,8 @@ Verdict static_verdict(const PackKernel& k, int64_t m, int compute_units) {
     if (k.code_object.empty()) return {"failed", "status ok but no code object in the pack"};
     return {"", ""};
   }
-  if (k.kind == "decode" && m > kDecodeMaxM)
-    return {"pruned", "decode kernels are timed only for M <= " + std::to_string(kDecodeMaxM) +
+  if ((k.kind == "decode" || k.kind == "skinny") && m > kDecodeMaxM)
+    return {"pruned", k.kind + " kernels are timed only for M <= " + std::to_string(kDecodeMaxM) +
                           ": they stream the weights once per block_m rows, a prefill tile reuses them"};
   if (k.kind == "prefill" && m > kSplitPrefillMaxM && k.config.find("_sk1_") == std::string::npos)
     return {"pruned", "split-K prefill kernels are timed only for M <= " + std::to_string(kSplitPrefillMaxM) +

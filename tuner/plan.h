@@ -19,8 +19,8 @@
 
 namespace kf {
 
-// Decode kernels stream every weight once per block_m rows: past this M a tiled prefill
-// kernel always reads them fewer times, so they are not timed there.
+// Decode and skinny kernels stream every weight once per block_m rows: past this M a
+// tiled prefill kernel always reads them fewer times, so they are not timed there.
 constexpr int64_t kDecodeMaxM = 64;
 // Split-K prefill kernels (config _skN_ with N > 1) are timed up to this M (or T).
 constexpr int64_t kSplitPrefillMaxM = 256;
@@ -101,9 +101,10 @@ std::vector<const PackKernel*> select_candidates(const std::vector<PackKernel>& 
                                                  int max_candidates);
 
 // Why `k` is not run at `m`: {"", ""} when it is measured, else {disposition, message}
-// with disposition pruned (pack status pruned:*, decode above kDecodeMaxM, split-K prefill
-// above kSplitPrefillMaxM, an MLA split that cannot help: mla_split_prune_reason, an
-// MXFP4 block_m that does not suit T: mxfp4_block_m_prune_reason) or
+// with disposition pruned (pack status pruned:*, decode and skinny above kDecodeMaxM,
+// split-K prefill above kSplitPrefillMaxM, an MLA split that cannot help:
+// mla_split_prune_reason, an MXFP4 block_m that does not suit T:
+// mxfp4_block_m_prune_reason) or
 // failed (compile_error). `compute_units`: the device's SMs / CUs (0: unknown, no rule
 // that needs it applies).
 struct Verdict {
