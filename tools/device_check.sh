@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU checks of a kforge pack on an NVIDIA machine: every sm_90a w4a16_linear kernel
 # against the CPU reference (tests/gpu/check_linear.cpp), and tensor-core instructions
-# present in every prefill kernel. Results go to $OUT (default ./gpu-results).
+# present in every prefill and skinny kernel. Results go to $OUT (default ./gpu-results).
 #   tools/device_check.sh PACK CHECK_BINARY [extra kforge_check_linear args...]
 set -uo pipefail
 pack=${1:?pack path}
