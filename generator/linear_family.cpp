@@ -3,8 +3,8 @@
 #include <regex>
 
 #include "error.h"
-#include "skinny_rules.h"
 #include "w4a16_linear/launch.h"
+#include "w4a16_linear/skinny_tiling.h"
 #include "w4a16_linear/tiling.h"
 
 namespace kf {
@@ -89,14 +89,15 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
           }
   // Skinny: the decode kind's streaming with the arithmetic on the tensor cores, one
   // 16-row mma.sync M tile per block (templates/w4a16_linear/skinny.h, NVIDIA only: it
-  // is written against mma.sync's fragment layouts).
+  // is written against mma.sync's fragment layouts). block_n 256 holds 16 accumulator
+  // atoms twice over (sums and group sums) and spills in nearly every config.
   if (arch.name.rfind("sm_", 0) == 0)
-    for (int bn : {64, 128, 256})
+    for (int bn : {64, 128})
       for (int w : {4, 8})
         for (int sk : {1, 2, 4, 8})
           for (int st : {1, 2, 4})
-            if (skinny_rules::config_valid(n, k, g, bn, w, sk, st))
-              out.push_back({LinearKind::skinny, skinny_rules::kBlockM, bn, skinny_rules::kBlockK, w, sk, st});
+            if (w4a16::skinny::valid(n, k, g, bn, w, sk, st))
+              out.push_back({LinearKind::skinny, w4a16::skinny::kRows, bn, w4a16::skinny::kSpan, w, sk, st});
   for (int bm : {16, 32, 64, 128})
     for (int bn : {64, 128, 256})
       for (int bk : {32, 64})
@@ -169,9 +170,9 @@ Candidate make_linear_candidate(const LinearShape& s, const LinearConfig& cfg, c
     c.min_occupancy = 2;
   } else if (cfg.kind == LinearKind::skinny) {
     // skinny.cu.in: block_m and block_k are the template's own (16, 32).
-    if (cfg.block_m != skinny_rules::kBlockM || cfg.block_k != skinny_rules::kBlockK)
-      throw Error("a skinny config has block_m " + std::to_string(skinny_rules::kBlockM) + " and block_k " +
-                  std::to_string(skinny_rules::kBlockK) + " (" + cfg.key() + ")");
+    if (cfg.block_m != w4a16::skinny::kRows || cfg.block_k != w4a16::skinny::kSpan)
+      throw Error("a skinny config has block_m " + std::to_string(w4a16::skinny::kRows) + " and block_k " +
+                  std::to_string(w4a16::skinny::kSpan) + " (" + cfg.key() + ")");
     c.params.erase("block_m");
     c.params.erase("block_k");
     c.params["warps"] = std::to_string(cfg.warps);

@@ -62,7 +62,7 @@ struct LinearConfig {
 std::string linear_kernel_name(const LinearShape& shape, const LinearConfig& cfg);
 
 // Every config the templates accept for this shape on this arch: decode first, then
-// skinny (NVIDIA archs only; generator/skinny_rules.h), then prefill.
+// skinny (NVIDIA archs only; templates/w4a16_linear/skinny_tiling.h), then prefill.
 std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& shape, const ArchInfo& arch);
 
 // The pipelined prefill configs (stages 3 and 4: templates/w4a16_linear/prefill.h) for

@@ -17,7 +17,7 @@
 #include "genkernels.h"
 #include "linear_family.h"
 #include "model.h"
-#include "skinny_rules.h"
+#include "w4a16_linear/skinny_tiling.h"
 #include "w4a16_linear/tiling.h"
 
 namespace {
@@ -196,11 +196,11 @@ TEST_CASE("enumerate_linear_configs: every qwen3-35b shape on every arch") {
           CHECK(arch.vendor == kf::Vendor::nvidia);
           CHECK(c.block_m == 16);
           CHECK(c.block_k == 32);
-          CHECK(kf::skinny_rules::config_valid(n, k, g, c.block_n, c.warps, c.split_k, c.stages));
+          CHECK(kf::w4a16::skinny::valid(n, k, g, c.block_n, c.warps, c.split_k, c.stages));
           const int kw = k / c.split_k / c.warps;
           CHECK(kw * c.warps * c.split_k == k);
-          CHECK(kw % g == 0);
-          if (s.group == 0) CHECK((c.warps == 1 && c.split_k == 1));
+          CHECK(kw % 32 == 0);
+          if (s.group != 0) CHECK(kw % g == 0);  // whole groups (per-channel: any whole spans)
           if (c.stages > 1) CHECK(kw / 32 > 1);
           const kf::Candidate cand = kf::make_linear_candidate(s, c, arch);
           CHECK(cand.needs_mma);
@@ -235,9 +235,8 @@ TEST_CASE("enumerate_linear_configs: every qwen3-35b shape on every arch") {
       }
       CHECK(decode > 0);
       CHECK(prefill > 0);
-      // Only NVIDIA gets the skinny kind, and there every grouped shape of the model has
-      // some (per-channel would need one warp and no split: not on the grid).
-      if (arch.vendor == kf::Vendor::nvidia && s.group != 0)
+      // Only NVIDIA gets the skinny kind, and there every shape of the model has some.
+      if (arch.vendor == kf::Vendor::nvidia)
         CHECK(skinny > 0);
       else
         CHECK(skinny == 0);
@@ -280,11 +279,11 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
                 }
               }
     // Skinny, on NVIDIA only: every valid point of its grid.
-    for (int bn : {64, 128, 256})
+    for (int bn : {64, 128})
       for (int w : {4, 8})
         for (int sk : {1, 2, 4, 8})
           for (int st : {1, 2, 4})
-            if (arch.vendor == kf::Vendor::nvidia && kf::skinny_rules::config_valid(2048, 512, 128, bn, w, sk, st)) {
+            if (arch.vendor == kf::Vendor::nvidia && kf::w4a16::skinny::valid(2048, 512, 128, bn, w, sk, st)) {
               ++valid;
               CHECK(has({kf::LinearKind::skinny, 16, bn, 32, w, sk, st}));
             }
@@ -413,8 +412,8 @@ TEST_CASE("make_linear_candidate: prefill parameters") {
   CHECK(nv.name == cand.name);
 }
 
-TEST_CASE("skinny_rules::config_valid: the skinny kind's rule, case by case") {
-  using kf::skinny_rules::config_valid;
+TEST_CASE("skinny::valid (the generator's and the template's rule), case by case") {
+  constexpr auto config_valid = kf::w4a16::skinny::valid;
   // n, k, group, block_n, warps, split_k, stages
   CHECK(config_valid(2048, 4096, 128, 128, 4, 1, 1));   // kw 1024: 8 groups per warp
   CHECK(config_valid(2048, 4096, 128, 128, 8, 4, 1));   // kw 128: one group
@@ -433,10 +432,11 @@ TEST_CASE("skinny_rules::config_valid: the skinny kind's rule, case by case") {
   // K = 2080 (65 spans), group 32, 8 splits of 260: 8 warps of 32 would leave 4 k
   // uncovered; the warps' ranges must tile each split.
   CHECK_FALSE(config_valid(2048, 2080, 32, 128, 8, 8, 1));
-  // Per-channel (group = K): only one warp and no split.
+  // Per-channel (group = K): one scale per column, folded at the end of each warp's
+  // slice, so any split into whole spans.
   CHECK(config_valid(2048, 4096, 4096, 128, 1, 1, 4));
-  CHECK_FALSE(config_valid(2048, 4096, 4096, 128, 4, 1, 1));
-  CHECK_FALSE(config_valid(2048, 4096, 4096, 128, 1, 2, 1));
+  CHECK(config_valid(2048, 4096, 4096, 128, 4, 2, 1));
+  CHECK_FALSE(config_valid(2048, 4096, 4096, 128, 8, 32, 1));  // 16 k per warp
 }
 
 TEST_CASE("skinny kind: name, candidate parameters, parse back, decode geometry") {
@@ -504,14 +504,16 @@ TEST_CASE("enumerate_linear_configs: skinny only on NVIDIA, between decode and p
     }
     CHECK(order == (arch_name.rfind("sm_", 0) == 0 ? "dsp" : "dp"));
   }
-  // K = 4096, group 128 on sm_90a: block_n 64/128/256 x (w4: sk 1, 2, 4, 8; w8: sk 1, 2,
-  // 4) = 21 (block_n, warps, split_k), each with stages 1, 2, 4 (kw >= 128 is 4 spans).
+  // K = 4096, group 128 on sm_90a: block_n 64/128 x (w4: sk 1, 2, 4, 8; w8: sk 1, 2, 4)
+  // = 14 (block_n, warps, split_k), each with stages 1, 2, 4 (kw >= 128 is 4 spans).
   const auto nv = kf::enumerate_linear_configs(s, kf::arch_info("sm_90a"));
   CHECK(std::count_if(nv.begin(), nv.end(), [](const kf::LinearConfig& c) { return c.kind == kf::LinearKind::skinny; }) ==
-        63);
-  // Per-channel: one warp and no split would be needed, and the grid has 4 or 8 warps.
+        42);
+  // Per-channel: one scale per column, so every split into whole spans: 2 block_n x
+  // 2 warps x 4 split_k (kw 64 .. 1024), each with stages 1, 2, 4.
   const auto ch = kf::enumerate_linear_configs({2048, 4096, 0, true, false}, kf::arch_info("sm_90a"));
-  CHECK(std::none_of(ch.begin(), ch.end(), [](const kf::LinearConfig& c) { return c.kind == kf::LinearKind::skinny; }));
+  CHECK(std::count_if(ch.begin(), ch.end(), [](const kf::LinearConfig& c) { return c.kind == kf::LinearKind::skinny; }) ==
+        48);
 }
 
 TEST_CASE("arch table") {
