@@ -5,7 +5,9 @@
 # the decode and skinny kinds in the quantisation variants the DB does not hold (asym,
 # fp16, g32, per-channel),
 # and write the slimmed DB and logs to $OUT.
-#   BIN=.devout/bin OUT=results [TEMPLATES=dir] [OPS=w4a16_linear] [VARIANTS=regex] tools/device_retune.sh [budget s]
+#   BIN=.devout/bin OUT=results [TEMPLATES=dir] [OPS=w4a16_linear] [VARIANTS=regex] [FILTER=regex] tools/device_retune.sh [budget s]
+# FILTER limits what autotune builds and measures (e.g. '_skinny_': a new kind alone,
+# beside the winners already stored; the winners are recomputed over everything stored).
 set -uo pipefail
 bin=${BIN:-.devout/bin}
 out=${OUT:-gpu-results}
@@ -18,9 +20,10 @@ cublas=$(find /usr/local/cuda*/targets /usr/local/cuda*/lib64 -name 'libcublas.s
 [ -n "$cublas" ] && export LD_LIBRARY_PATH="$(dirname "$cublas"):${LD_LIBRARY_PATH:-}"
 step() { echo "== $* ($(date +%T))"; }
 
-step autotune "$ops"
+step autotune "$ops" ${FILTER:+--filter "$FILTER"}
+tune_args=(); [ -n "${FILTER:-}" ] && tune_args=(--filter "$FILTER")
 "$bin/autotune" --db tuned_db/kforge.sqlite --templates "$templates" --ops "$ops" --time-budget "${1:-240}" -q \
-  > "$out/autotune.log" 2>&1
+  "${tune_args[@]}" > "$out/autotune.log" 2>&1
 echo "autotune rc=$?"
 python3 tools/slim_db.py tuned_db/kforge.sqlite "$out/kforge.sqlite"
 tail -48 "$out/autotune.log"
