@@ -11,10 +11,11 @@
 // context: it is recorded failed and the primary context is reset and rebuilt. One that
 // never finishes cannot be stopped in-process: recorded failed and marked fatal.
 //
-// MoE (cuda_moe_measure.cpp): expert weights uploaded once per shape; per (T, routing)
-// fresh activations and routing weights and one float64 reference of the checked slots
-// (moe_reference.h); per kernel, moe_align_any sorts the slots for its block_m on the
-// GPU (checked against the host), then the GEMM is verified and timed as above.
+// MoE (moe_measure.h, one implementation for CUDA and HIP): expert weights uploaded
+// once per shape; per (T, routing) fresh activations and routing weights and one float64
+// reference of the checked slots (moe_reference.h); per kernel, moe_align_any sorts the
+// slots for its block_m on the GPU (checked against the host), then the GEMM is verified
+// and timed as above.
 //
 // sparse MLA (cuda_mla_measure.cpp): per (shape, Q) a fresh problem (mla_problem.h), its
 // KV cache drawn and uploaded a chunk at a time, and the float64 reference of the checked
@@ -81,6 +82,33 @@ class CudaMeasurer final : public Measurer {
 
  private:
   using Judge = std::function<void(const std::vector<uint16_t>& y, Measurement& r)>;
+  // The vendor layer of the family steps shared with the HIP measurer: their types, the
+  // CUDA calls they make (each checked under its own name) and their launch names.
+  friend struct measure::MoeSteps<CudaMeasurer>;
+  using Buf = DevBuf;
+  using Function = CUfunction;
+  using Module = CUmodule;
+  static constexpr const char* kLaunchAlign = "cuLaunchKernel (moe_align_any)";
+  bool ready() const { return ctx_ok_; }
+  void set_up() { setup_context(); }
+  void unload(CUmodule mod) { cu_->cuModuleUnload(mod); }
+  void alloc(DevBuf& b, int64_t bytes, const char* what) { b.alloc(cu_, bytes, what); }
+  void upload(const DevBuf& to, size_t offset, const void* data, size_t bytes) {
+    check(cu_->cuMemcpyHtoD(to.ptr + static_cast<CUdeviceptr>(offset), data, bytes), "cuMemcpyHtoD");
+  }
+  void download(void* to, const DevBuf& from, size_t bytes) {
+    check(cu_->cuMemcpyDtoH(to, from.ptr, bytes), "cuMemcpyDtoH");
+  }
+  void fill32(const DevBuf& b, uint32_t value, size_t count) {
+    check(cu_->cuMemsetD32(b.ptr, value, count), "cuMemsetD32");
+  }
+  void fill16_async(const DevBuf& b, uint16_t value, size_t count) {
+    check(ex_->cuMemsetD16Async(b.ptr, value, count, stream_), "cuMemsetD16Async");
+  }
+  void fill32_async(const DevBuf& b, uint32_t value, size_t count) {
+    check(ex_->cuMemsetD32Async(b.ptr, value, count, stream_), "cuMemsetD32Async");
+  }
+  void synchronize() { check(cu_->cuCtxSynchronize(), "cuCtxSynchronize"); }
   std::string text(CUresult rc) const;
   void check(CUresult rc, const char* call) const {
     if (rc != CUDA_SUCCESS) throw CallFailed{std::string(call) + ": " + text(rc)};

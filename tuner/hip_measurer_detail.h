@@ -31,6 +31,7 @@ struct DevBuf {
   }
   void forget() { ptr = nullptr; }  // the device was reset, which freed it
   ~DevBuf() { release(); }
+  void* raw() const { return ptr; }
 };
 
 class HipMeasurer final : public Measurer {
@@ -58,6 +59,34 @@ class HipMeasurer final : public Measurer {
 
  private:
   using Judge = std::function<void(const std::vector<uint16_t>& y, Measurement& r)>;
+  // The vendor layer of the family steps shared with the CUDA measurer (as there): their
+  // types, the HIP calls they make (each checked under its own name), launch names.
+  friend struct measure::MoeSteps<HipMeasurer>;
+  using Buf = DevBuf;
+  using Function = hipFunction_t;
+  using Module = hipModule_t;
+  static constexpr const char* kLaunchAlign = "hipModuleLaunchKernel (moe_align_any)";
+  bool ready() const { return dev_ok_; }
+  void set_up() { setup_device(); }
+  void unload(hipModule_t mod) { (void)hip_->hipModuleUnload(mod); }
+  void alloc(DevBuf& b, int64_t bytes, const char* what) { b.alloc(hip_, bytes, what); }
+  void upload(const DevBuf& to, size_t offset, const void* data, size_t bytes) {
+    check(hip_->hipMemcpy(static_cast<char*>(to.ptr) + offset, data, bytes, hipMemcpyHostToDevice),
+          "hipMemcpy (to the GPU)");
+  }
+  void download(void* to, const DevBuf& from, size_t bytes) {
+    check(hip_->hipMemcpy(to, from.ptr, bytes, hipMemcpyDeviceToHost), "hipMemcpy (from the GPU)");
+  }
+  void fill32(const DevBuf& b, uint32_t value, size_t count) {
+    check(hip_->hipMemsetD32(b.ptr, static_cast<int>(value), count), "hipMemsetD32");
+  }
+  void fill16_async(const DevBuf& b, uint16_t value, size_t count) {
+    check(hip_->hipMemsetD16Async(b.ptr, value, count, stream_), "hipMemsetD16Async");
+  }
+  void fill32_async(const DevBuf& b, uint32_t value, size_t count) {
+    check(hip_->hipMemsetD32Async(b.ptr, static_cast<int>(value), count, stream_), "hipMemsetD32Async");
+  }
+  void synchronize() { check(hip_->hipDeviceSynchronize(), "hipDeviceSynchronize"); }
   std::string text(hipError_t rc) const;
   void check(hipError_t rc, const char* call) const {
     if (rc != hipSuccess) throw CallFailed{std::string(call) + ": " + text(rc)};

@@ -30,6 +30,11 @@ struct CallFailed {
   std::string message;
 };
 
+// The family steps written once over either device measurer (D: CudaMeasurer or
+// HipMeasurer, which befriend them and give them a thin vendor layer of calls).
+template <class D>
+struct MoeSteps;  // moe_measure.h
+
 // The L2 flush kernel's arguments (templates/util/stream_read_args.h).
 using StreamReadArgs = kf_stream_read_args;
 constexpr int kStreamReadThreads = KF_STREAM_READ_THREADS;
