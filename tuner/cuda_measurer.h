@@ -23,7 +23,7 @@
 // (and for a split config the combine kernel after it) run, o and lse judged, then both
 // launches timed together between the events.
 //
-// mxfp4_moe (cuda_mxfp4_measure.cpp): per (shape, T, routing) a fresh problem
+// mxfp4_moe (mxfp4_measure.h, shared with HIP): per (shape, T, routing) a fresh problem
 // (mxfp4_problem.h), its weights and scales drawn and uploaded a chunk at a time, and the
 // float64 reference of the checked slots; per kernel, moe_align_any sorts the slots for
 // its block_m (checked against the host), y is poisoned, the GEMM run and judged, then
@@ -85,9 +85,11 @@ class CudaMeasurer final : public Measurer {
   // The vendor layer of the family steps shared with the HIP measurer: their types, the
   // CUDA calls they make (each checked under its own name) and their launch names.
   friend struct measure::MoeSteps<CudaMeasurer>;
+  friend struct measure::Mxfp4Steps<CudaMeasurer>;
   using Buf = DevBuf;
   using Function = CUfunction;
   using Module = CUmodule;
+  static constexpr const char* kLaunchCall = "cuLaunchKernel";
   static constexpr const char* kLaunchAlign = "cuLaunchKernel (moe_align_any)";
   bool ready() const { return ctx_ok_; }
   void set_up() { setup_context(); }

@@ -3,8 +3,9 @@
 // cuda_measurer.h), its vendor-neutral parts shared through measure_common.h. HIP has
 // no context to retain: the device is made current with hipSetDevice, and after a
 // reported fault hipDeviceReset frees everything, as the CUDA primary-context reset does.
-// sparse MLA: hip_mla_measure.cpp, step for step as cuda_mla_measure.cpp; mxfp4_moe:
-// hip_mxfp4_measure.cpp, step for step as cuda_mxfp4_measure.cpp.
+// The MoE GEMMs and mxfp4_moe are written once for both measurers (moe_measure.h,
+// mxfp4_measure.h) over the vendor layer below; sparse MLA: hip_mla_measure.cpp, step
+// for step as cuda_mla_measure.cpp.
 #pragma once
 #include <functional>
 #include <map>
@@ -62,9 +63,11 @@ class HipMeasurer final : public Measurer {
   // The vendor layer of the family steps shared with the CUDA measurer (as there): their
   // types, the HIP calls they make (each checked under its own name), launch names.
   friend struct measure::MoeSteps<HipMeasurer>;
+  friend struct measure::Mxfp4Steps<HipMeasurer>;
   using Buf = DevBuf;
   using Function = hipFunction_t;
   using Module = hipModule_t;
+  static constexpr const char* kLaunchCall = "hipModuleLaunchKernel";
   static constexpr const char* kLaunchAlign = "hipModuleLaunchKernel (moe_align_any)";
   bool ready() const { return dev_ok_; }
   void set_up() { setup_device(); }

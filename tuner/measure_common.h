@@ -34,6 +34,8 @@ struct CallFailed {
 // HipMeasurer, which befriend them and give them a thin vendor layer of calls).
 template <class D>
 struct MoeSteps;  // moe_measure.h
+template <class D>
+struct Mxfp4Steps;  // mxfp4_measure.h
 
 // The L2 flush kernel's arguments (templates/util/stream_read_args.h).
 using StreamReadArgs = kf_stream_read_args;
