@@ -17,11 +17,11 @@
 // slots for its block_m on the GPU (checked against the host), then the GEMM is verified
 // and timed as above.
 //
-// sparse MLA (cuda_mla_measure.cpp): per (shape, Q) a fresh problem (mla_problem.h), its
-// KV cache drawn and uploaded a chunk at a time, and the float64 reference of the checked
-// queries; per kernel, o, lse (and a split kernel's partials) poisoned, the decode kernel
-// (and for a split config the combine kernel after it) run, o and lse judged, then both
-// launches timed together between the events.
+// sparse MLA (mla_measure.h, shared with HIP): per (shape, Q) a fresh problem
+// (mla_problem.h), its KV cache drawn and uploaded a chunk at a time, and the float64
+// reference of the checked queries; per kernel, o, lse (and a split kernel's partials)
+// poisoned, the decode kernel (and for a split config the combine kernel after it) run,
+// o and lse judged, then both launches timed together between the events.
 //
 // mxfp4_moe (mxfp4_measure.h, shared with HIP): per (shape, T, routing) a fresh problem
 // (mxfp4_problem.h), its weights and scales drawn and uploaded a chunk at a time, and the
@@ -86,11 +86,13 @@ class CudaMeasurer final : public Measurer {
   // CUDA calls they make (each checked under its own name) and their launch names.
   friend struct measure::MoeSteps<CudaMeasurer>;
   friend struct measure::Mxfp4Steps<CudaMeasurer>;
+  friend struct measure::MlaSteps<CudaMeasurer>;
   using Buf = DevBuf;
   using Function = CUfunction;
   using Module = CUmodule;
   static constexpr const char* kLaunchCall = "cuLaunchKernel";
   static constexpr const char* kLaunchAlign = "cuLaunchKernel (moe_align_any)";
+  static constexpr const char* kLaunchCombine = "cuLaunchKernel (sparse_mla_combine)";
   bool ready() const { return ctx_ok_; }
   void set_up() { setup_context(); }
   void unload(CUmodule mod) { cu_->cuModuleUnload(mod); }

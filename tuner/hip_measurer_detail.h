@@ -3,9 +3,8 @@
 // cuda_measurer.h), its vendor-neutral parts shared through measure_common.h. HIP has
 // no context to retain: the device is made current with hipSetDevice, and after a
 // reported fault hipDeviceReset frees everything, as the CUDA primary-context reset does.
-// The MoE GEMMs and mxfp4_moe are written once for both measurers (moe_measure.h,
-// mxfp4_measure.h) over the vendor layer below; sparse MLA: hip_mla_measure.cpp, step
-// for step as cuda_mla_measure.cpp.
+// The MoE GEMMs, sparse MLA and mxfp4_moe are written once for both measurers
+// (moe_measure.h, mla_measure.h, mxfp4_measure.h) over the vendor layer below.
 #pragma once
 #include <functional>
 #include <map>
@@ -64,11 +63,13 @@ class HipMeasurer final : public Measurer {
   // types, the HIP calls they make (each checked under its own name), launch names.
   friend struct measure::MoeSteps<HipMeasurer>;
   friend struct measure::Mxfp4Steps<HipMeasurer>;
+  friend struct measure::MlaSteps<HipMeasurer>;
   using Buf = DevBuf;
   using Function = hipFunction_t;
   using Module = hipModule_t;
   static constexpr const char* kLaunchCall = "hipModuleLaunchKernel";
   static constexpr const char* kLaunchAlign = "hipModuleLaunchKernel (moe_align_any)";
+  static constexpr const char* kLaunchCombine = "hipModuleLaunchKernel (sparse_mla_combine)";
   bool ready() const { return dev_ok_; }
   void set_up() { setup_device(); }
   void unload(hipModule_t mod) { (void)hip_->hipModuleUnload(mod); }

@@ -1,134 +1,27 @@
-// HipMeasurer, part 4: sparse_mla_decode, step for step as cuda_mla_measure.cpp: a fresh
-// problem per (shape, Q), o, lse and the split partials poisoned, one verification run
-// judged against the float64 reference of the checked queries, then the decode kernel
-// (and the combine kernel after a split one) timed together.
+// HipMeasurer, part 4: sparse_mla_decode, step for step as on CUDA: the steps are
+// mla_measure.h, written once for both.
 #include "hip_measurer_detail.h"
-#include "sparse_mla/launch.h"
+#include "mla_measure.h"
 
 namespace kf {
 namespace hip_detail {
 
-using namespace measure;
+using Steps = measure::MlaSteps<HipMeasurer>;
 
 void HipMeasurer::begin_mla_shape(const MlaShape& shape, const std::vector<PlannedKernel>& kernels) {
-  for (hipModule_t mod : shape_modules_) (void)hip_->hipModuleUnload(mod);
-  shape_modules_.clear();
-  functions_.clear();
-  moe_ = false;
-  mla_shape_ = shape;
-  shape_key_ = std::string(kMlaDecodeOp) + "_" + shape.key();
-  mla_sizes_ = plan_mla_buffers(shape, kernels);
-  mla_host_.begin_shape();
-  uploaded_ = false;
-  try {
-    if (!dev_ok_)
-      setup_device();  // allocates the shape's buffers too
-    else
-      alloc_mla_shape();
-  } catch (const CallFailed& e) {
-    throw Error("cannot set up " + info_.name + " for " + shape_key_ + ": " + e.message);
-  }
+  Steps::begin_shape(*this, shape, kernels);
 }
 
-void HipMeasurer::alloc_mla_shape() {
-  // Nothing of a linear, MoE or MXFP4 shape is needed here (their alloc_* allocate it again).
-  for (DevBuf* b : {&x_, &qw_, &sc_, &qz_, &y_, &ws_, &cnt_, &ids_, &tw_, &sorted_, &eids_, &npad_, &fw_, &fsc_, &fb_})
-    b->release();
-  host_y_.clear();
-  host_counters_.clear();
-  const MlaShapeBuffers& b = mla_sizes_;
-  mq_.alloc(hip_, b.q_elems * 2, "q");
-  mkv_.alloc(hip_, b.kv_rows * mla::kHeadDim * 2, "the KV cache");
-  midx_.alloc(hip_, b.index_ints * 4, "indices");
-  mxs_.alloc(hip_, b.extra_ints * 4, "extra_start");
-  mxc_.alloc(hip_, b.extra_ints * 4, "extra_count");
-  mo_.alloc(hip_, b.o_elems * 2, "o");
-  mlse_.alloc(hip_, b.lse_floats * 4, "lse");
-  mpo_.alloc(hip_, b.part_o_floats * 4, "the split partials");
-  mplse_.alloc(hip_, b.part_lse_floats * 4, "the split partials' lse");
-  host_o_.assign(b.o_elems, 0);
-  host_lse_.assign(b.lse_floats, 0.f);
-  uploaded_ = false;
-}
+void HipMeasurer::alloc_mla_shape() { Steps::alloc_shape(*this); }
 
-void HipMeasurer::prepare_mla_problem(int64_t queries) {
-  if (mla_host_.prepare(mla_shape_, queries, mla_sizes_)) uploaded_ = false;
-  if (uploaded_) return;
-  const MlaTuneProblem& p = mla_host_.problem();
-  auto up = [&](void* to, const void* data, size_t bytes) {
-    if (bytes) check(hip_->hipMemcpy(to, data, bytes, hipMemcpyHostToDevice), "hipMemcpy (to the GPU)");
-  };
-  up(mq_.ptr, p.q.data(), p.q.size() * 2);
-  up(midx_.ptr, p.indices.data(), p.indices.size() * 4);
-  up(mxs_.ptr, p.extra_start.data(), p.extra_start.size() * 4);
-  up(mxc_.ptr, p.extra_count.data(), p.extra_count.size() * 4);
-  mla_host_.for_each_kv_chunk([&](int64_t row0, int64_t rows, const uint16_t* data) {
-    up(static_cast<char*>(mkv_.ptr) + row0 * mla::kHeadDim * 2, data, static_cast<size_t>(rows * mla::kHeadDim * 2));
-  });
-  check(hip_->hipDeviceSynchronize(), "hipDeviceSynchronize");
-  uploaded_ = true;
-}
+void HipMeasurer::prepare_mla_problem(int64_t queries) { Steps::prepare_problem(*this, queries); }
 
 void HipMeasurer::verify_mla(const std::function<void()>& run, int splits, Measurement& r) {
-  const MlaTuneProblem& p = mla_host_.problem();
-  const int64_t rows = (p.queries + 1) * p.shape.heads;  // with the guard query
-  check(hip_->hipMemsetD16Async(mo_.ptr, 0xffff, static_cast<size_t>(rows * mla::kLatentDim), stream_),
-        "hipMemsetD16Async");
-  check(hip_->hipMemsetD32Async(mlse_.ptr, -1, static_cast<size_t>(rows), stream_), "hipMemsetD32Async");
-  if (splits > 1) {  // else the combine could pass on what an earlier kernel left there
-    const auto part = static_cast<size_t>(mla::part_lse_floats(splits, p.queries, p.shape.heads));
-    check(hip_->hipMemsetD32Async(mpo_.ptr, -1, part * mla::kLatentDim, stream_), "hipMemsetD32Async");
-    check(hip_->hipMemsetD32Async(mplse_.ptr, -1, part, stream_), "hipMemsetD32Async");
-  }
-  const auto start = Clock::now();
-  run();
-  if (!wait(opt_.hang_timeout_s)) return mark_hung(r, opt_.hang_timeout_s);
-  verify_seconds_ = seconds_since(start);
-  auto down = [&](void* to, const DevBuf& from, size_t bytes) {
-    check(hip_->hipMemcpy(to, from.ptr, bytes, hipMemcpyDeviceToHost), "hipMemcpy (from the GPU)");
-  };
-  down(host_o_.data(), mo_, static_cast<size_t>(rows * mla::kLatentDim) * 2);
-  down(host_lse_.data(), mlse_, static_cast<size_t>(rows) * 4);
-  judge_mla_output(host_o_, host_lse_, mla_host_.reference(), p, r);
+  Steps::verify(*this, run, splits, r);
 }
 
-Measurement HipMeasurer::measure_mla(const PackKernel& k, const MlaShape& shape, int64_t queries, bool cold,
-                                     int reps) {
-  if (!mla_active() || std::string(kMlaDecodeOp) + "_" + shape.key() != shape_key_)
-    throw Error("internal: measure_mla() of " + shape.key() + " before begin_mla_shape()");
-  try {
-    if (!dev_ok_) setup_device();
-    prepare_mla_problem(queries);
-    if (cold) flush_function();
-  } catch (const CallFailed& e) {
-    throw Error("cannot prepare " + info_.name + " for " + shape_key_ + " at Q=" + std::to_string(queries) + ": " +
-                e.message);
-  }
-  const MlaTuneProblem& p = mla_host_.problem();
-  const MlaConfig cfg = parse_mla_config(k.config);
-  const mla::Grid dg = mla::decode_grid(shape.heads, queries, cfg.block_h, cfg.splits);
-  const mla::Grid cg = mla::combine_grid(queries, shape.heads);
-  kf_mla_decode_args args =
-      mla_decode_args(p, mq_.ptr, mkv_.ptr, midx_.ptr, mxs_.ptr, mxc_.ptr, mo_.ptr, mlse_.ptr, mpo_.ptr, mplse_.ptr);
-  kf_mla_combine_args cargs = mla_combine_args(p, cfg.splits, mpo_.ptr, mplse_.ptr, mo_.ptr, mlse_.ptr);
-  const PackKernel* combine = combine_[shape.bf16];
-  return guarded([&](Measurement& r) {
-    const hipFunction_t fn = function_of(k);
-    hipFunction_t cfn = nullptr;
-    if (cfg.splits > 1) {
-      if (!combine)
-        throw CallFailed{std::string("the pack has no usable sparse_mla_combine_any_") +
-                         (shape.bf16 ? "bf16" : "fp16") + " to merge the split partials with"};
-      cfn = function_of(*combine);
-    }
-    const auto run = [&] {
-      launch(fn, {dg.x, dg.y, dg.z}, k.threads, &args, "hipModuleLaunchKernel");
-      if (cfn)
-        launch(cfn, {cg.x, cg.y, cg.z}, combine->threads, &cargs, "hipModuleLaunchKernel (sparse_mla_combine)");
-    };
-    verify_mla(run, cfg.splits, r);
-    if (r.disposition.empty()) time_launches(run, false, cold, reps, r);
-  });
+Measurement HipMeasurer::measure_mla(const PackKernel& k, const MlaShape& shape, int64_t queries, bool cold, int reps) {
+  return Steps::measure(*this, k, shape, queries, cold, reps);
 }
 
 }  // namespace hip_detail

@@ -36,6 +36,8 @@ template <class D>
 struct MoeSteps;  // moe_measure.h
 template <class D>
 struct Mxfp4Steps;  // mxfp4_measure.h
+template <class D>
+struct MlaSteps;  // mla_measure.h
 
 // The L2 flush kernel's arguments (templates/util/stream_read_args.h).
 using StreamReadArgs = kf_stream_read_args;
