@@ -1,6 +1,7 @@
 // Internal to the CUDA measurer (cuda_measurer.cpp: device, context and buffers;
-// cuda_measure.cpp: verification and timing; what is not CUDA-specific is shared with
-// the HIP measurer in measure_common.h). Everything else sees only measurer.h.
+// cuda_measure.cpp: launches and the stream wait; verification and timing are
+// linear_measure.h, written once for CUDA and HIP; what is not CUDA-specific is shared
+// with the HIP measurer in measure_common.h). Everything else sees only measurer.h.
 //
 // Per shape: device buffers sized once for the largest M and split-K any candidate
 // needs (device_plan.h). Per (shape, M): fresh random GPTQ inputs and one float64 host
@@ -84,11 +85,13 @@ class CudaMeasurer final : public Measurer {
   using Judge = std::function<void(const std::vector<uint16_t>& y, Measurement& r)>;
   // The vendor layer of the family steps shared with the HIP measurer: their types, the
   // CUDA calls they make (each checked under its own name) and their launch names.
+  friend struct measure::LinearSteps<CudaMeasurer>;
   friend struct measure::MoeSteps<CudaMeasurer>;
   friend struct measure::Mxfp4Steps<CudaMeasurer>;
   friend struct measure::MlaSteps<CudaMeasurer>;
   using Buf = DevBuf;
   using Function = CUfunction;
+  using Event = CUevent;
   using Module = CUmodule;
   static constexpr const char* kLaunchCall = "cuLaunchKernel";
   static constexpr const char* kLaunchAlign = "cuLaunchKernel (moe_align_any)";
@@ -113,6 +116,17 @@ class CudaMeasurer final : public Measurer {
     check(ex_->cuMemsetD32Async(b.ptr, value, count, stream_), "cuMemsetD32Async");
   }
   void synchronize() { check(cu_->cuCtxSynchronize(), "cuCtxSynchronize"); }
+  CUevent create_event() {
+    CUevent e = nullptr;
+    check(ex_->cuEventCreate(&e, CU_EVENT_DEFAULT), "cuEventCreate");
+    return e;
+  }
+  void record(CUevent e) { check(ex_->cuEventRecord(e, stream_), "cuEventRecord"); }
+  float elapsed_ms(CUevent from, CUevent to) {
+    float ms = 0;
+    check(ex_->cuEventElapsedTime(&ms, from, to), "cuEventElapsedTime");
+    return ms;
+  }
   std::string text(CUresult rc) const;
   void check(CUresult rc, const char* call) const {
     if (rc != CUDA_SUCCESS) throw CallFailed{std::string(call) + ": " + text(rc)};

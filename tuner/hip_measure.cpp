@@ -1,11 +1,14 @@
-// HipMeasurer, part 2: one candidate at one M, step for step as cuda_measure.cpp:
-// verify on fresh inputs against the float64 reference, then time between events.
+// HipMeasurer, part 2: one candidate at one M, step for step as on CUDA: verification
+// and timing are linear_measure.h, written once for both; here the stream wait and the
+// launches.
 #include "hip_measurer_detail.h"
+#include "linear_measure.h"
 
 namespace kf {
 namespace hip_detail {
 
 using namespace measure;
+using Steps = LinearSteps<HipMeasurer>;
 
 bool HipMeasurer::wait(double timeout_s) {
   return poll_until_idle(timeout_s, [&] {
@@ -16,17 +19,9 @@ bool HipMeasurer::wait(double timeout_s) {
   });
 }
 
-bool HipMeasurer::counters_zero() {
-  check(hip_->hipMemcpy(host_counters_.data(), cnt_.ptr, host_counters_.size() * 4, hipMemcpyDeviceToHost),
-        "hipMemcpy (from the GPU)");
-  return all_zero(host_counters_);
-}
+bool HipMeasurer::counters_zero() { return Steps::counters_zero(*this); }
 
-bool HipMeasurer::zero_counters() {
-  // Every split-K kernel expects zero counters on entry.
-  check(hip_->hipMemsetD32Async(cnt_.ptr, 0, host_counters_.size(), stream_), "hipMemsetD32Async");
-  return wait(opt_.hang_timeout_s);
-}
+bool HipMeasurer::zero_counters() { return Steps::zero_counters(*this); }
 
 void HipMeasurer::launch(hipFunction_t fn, const LaunchGrid& g, int threads, void* args, const char* what) {
   void* params[] = {args};  // the argument struct, by value, is the kernel's only parameter
@@ -42,80 +37,21 @@ void HipMeasurer::launch_flush(hipFunction_t flush) {
 
 void HipMeasurer::verify(hipFunction_t fn, const LaunchGrid& g, int threads, void* args, int64_t poison_elems,
                          int64_t read_elems, const Judge& judge, Measurement& r) {
-  if (poison_elems > 0)  // 0: the caller poisoned y itself
-    check(hip_->hipMemsetD16Async(y_.ptr, 0xffff, static_cast<size_t>(poison_elems), stream_), "hipMemsetD16Async");
-  const auto start = Clock::now();
-  launch(fn, g, threads, args, "hipModuleLaunchKernel");
-  if (!wait(opt_.hang_timeout_s)) return mark_hung(r, opt_.hang_timeout_s);
-  verify_seconds_ = seconds_since(start);
-  check(hip_->hipMemcpy(host_y_.data(), y_.ptr, static_cast<size_t>(read_elems) * 2, hipMemcpyDeviceToHost),
-        "hipMemcpy (from the GPU)");
-  judge(host_y_, r);
-  if (!counters_zero()) {
-    flag_incorrect(r, "split-K counters left non-zero");
-    if (!zero_counters()) return mark_hung(r, opt_.hang_timeout_s);
-  }
+  Steps::verify(*this, fn, g, threads, args, poison_elems, read_elems, judge, r);
 }
 
 void HipMeasurer::time_runs(hipFunction_t fn, const LaunchGrid& g, int threads, void* args, bool cold, int reps,
                             Measurement& r) {
-  time_launches([&] { launch(fn, g, threads, args, "hipModuleLaunchKernel"); }, true, cold, reps, r);
+  Steps::time_runs(*this, fn, g, threads, args, cold, reps, r);
 }
 
 void HipMeasurer::time_launches(const std::function<void()>& run, bool check_counters, bool cold, int reps,
                                 Measurement& r) {
-  const hipFunction_t flush = cold ? flush_function() : nullptr;
-  while (events_.size() < static_cast<size_t>(2 * reps)) {
-    hipEvent_t e = nullptr;
-    check(hip_->hipEventCreate(&e), "hipEventCreate");
-    events_.push_back(e);
-  }
-  run();  // warm-up: clocks, instruction cache
-  // All reps queued back to back, each kernel alone between its two events (the flush
-  // before the first event), then one wait: no host round trip inside the timings.
-  for (int i = 0; i < reps; ++i) {
-    if (flush) launch_flush(flush);
-    check(hip_->hipEventRecord(events_[2 * i], stream_), "hipEventRecord");
-    run();
-    check(hip_->hipEventRecord(events_[2 * i + 1], stream_), "hipEventRecord");
-  }
-  const double timeout = timed_runs_timeout(opt_.hang_timeout_s, reps, verify_seconds_);
-  if (!wait(timeout)) return mark_hung(r, timeout);
-  std::vector<double> us(reps);
-  for (int i = 0; i < reps; ++i) {
-    float ms = 0;
-    check(hip_->hipEventElapsedTime(&ms, events_[2 * i], events_[2 * i + 1]), "hipEventElapsedTime");
-    us[i] = 1000.0 * ms;
-  }
-  // Checked again so that a kernel which breaks its contract only sometimes is blamed
-  // itself, not the next one verified.
-  if (check_counters && !counters_zero()) {
-    if (!zero_counters()) return mark_hung(r, opt_.hang_timeout_s);
-    return flag_incorrect(r, "split-K counters left non-zero by the timed runs");
-  }
-  record_timing(us, r);
+  Steps::time_launches(*this, run, check_counters, cold, reps, r);
 }
 
 Measurement HipMeasurer::measure(const PackKernel& k, const LinearShape& shape, int64_t m, bool cold, int reps) {
-  if (moe_ || shape.key() != shape_key_) throw Error("internal: measure() of " + shape.key() + " before begin_shape()");
-  try {
-    if (!dev_ok_) setup_device();
-    prepare_problem(m);
-    if (cold) flush_function();
-  } catch (const CallFailed& e) {
-    throw Error("cannot prepare " + info_.name + " for " + shape_key_ + " at M=" + std::to_string(m) + ": " +
-                e.message);
-  }
-  const LaunchGrid g = linear_grid(shape, parse_linear_config(k.kind, k.config), m);
-  kf_linear_args args = linear_args(shape, m, x_.ptr, qw_.ptr, sc_.ptr, qz_.ptr, y_.ptr, ws_.ptr, cnt_.ptr);
-  return guarded([&](Measurement& r) {
-    const hipFunction_t fn = function_of(k);
-    const int64_t rows = checked_rows(m, sizes_);
-    verify(fn, g, k.threads, &args, sizes_.y_elems, rows * shape.n,
-           [&](const std::vector<uint16_t>& y, Measurement& v) { judge_output(y, host_.reference(), shape, m, rows, v); },
-           r);
-    if (r.disposition.empty()) time_runs(fn, g, k.threads, &args, cold, reps, r);
-  });
+  return Steps::measure(*this, k, shape, m, cold, reps);
 }
 
 }  // namespace hip_detail

@@ -1,10 +1,11 @@
 // Internal to the HIP measurer (hip_measurer.cpp: device and buffers; hip_measure.cpp:
-// verification and timing). The same method and structure as the CUDA measurer (see
+// launches and the stream wait). The same method and structure as the CUDA measurer (see
 // cuda_measurer.h), its vendor-neutral parts shared through measure_common.h. HIP has
 // no context to retain: the device is made current with hipSetDevice, and after a
 // reported fault hipDeviceReset frees everything, as the CUDA primary-context reset does.
-// The MoE GEMMs, sparse MLA and mxfp4_moe are written once for both measurers
-// (moe_measure.h, mla_measure.h, mxfp4_measure.h) over the vendor layer below.
+// Verification and timing, the MoE GEMMs, sparse MLA and mxfp4_moe are written once for
+// both measurers (linear_measure.h, moe_measure.h, mla_measure.h, mxfp4_measure.h) over
+// the vendor layer below.
 #pragma once
 #include <functional>
 #include <map>
@@ -61,11 +62,13 @@ class HipMeasurer final : public Measurer {
   using Judge = std::function<void(const std::vector<uint16_t>& y, Measurement& r)>;
   // The vendor layer of the family steps shared with the CUDA measurer (as there): their
   // types, the HIP calls they make (each checked under its own name), launch names.
+  friend struct measure::LinearSteps<HipMeasurer>;
   friend struct measure::MoeSteps<HipMeasurer>;
   friend struct measure::Mxfp4Steps<HipMeasurer>;
   friend struct measure::MlaSteps<HipMeasurer>;
   using Buf = DevBuf;
   using Function = hipFunction_t;
+  using Event = hipEvent_t;
   using Module = hipModule_t;
   static constexpr const char* kLaunchCall = "hipModuleLaunchKernel";
   static constexpr const char* kLaunchAlign = "hipModuleLaunchKernel (moe_align_any)";
@@ -91,6 +94,17 @@ class HipMeasurer final : public Measurer {
     check(hip_->hipMemsetD32Async(b.ptr, static_cast<int>(value), count, stream_), "hipMemsetD32Async");
   }
   void synchronize() { check(hip_->hipDeviceSynchronize(), "hipDeviceSynchronize"); }
+  hipEvent_t create_event() {
+    hipEvent_t e = nullptr;
+    check(hip_->hipEventCreate(&e), "hipEventCreate");
+    return e;
+  }
+  void record(hipEvent_t e) { check(hip_->hipEventRecord(e, stream_), "hipEventRecord"); }
+  float elapsed_ms(hipEvent_t from, hipEvent_t to) {
+    float ms = 0;
+    check(hip_->hipEventElapsedTime(&ms, from, to), "hipEventElapsedTime");
+    return ms;
+  }
   std::string text(hipError_t rc) const;
   void check(hipError_t rc, const char* call) const {
     if (rc != hipSuccess) throw CallFailed{std::string(call) + ": " + text(rc)};

@@ -1,9 +1,11 @@
-// The vendor-neutral half of the device measurers (cuda_measure.cpp, hip_measure.cpp):
-// everything between "the kernel ran" and "here is the row" that needs no GPU API, so
-// both judge and time kernels by one rule: the host problem and its float64 reference,
-// the kernel arguments, the verdict on a verification run's output, the L2-flush launch,
-// the hang timeouts, and event times turned into median/min. Each measurer keeps only
-// the calls of its own API (see cuda_measurer.h for the method).
+// The vendor-neutral half of the device measurers (cuda_*.cpp, hip_*.cpp): everything
+// between "the kernel ran" and "here is the row" that needs no GPU API, so both judge
+// and time kernels by one rule: the host problem and its float64 reference, the kernel
+// arguments, the verdict on a verification run's output, the L2-flush launch, the hang
+// timeouts, and event times turned into median/min. The steps of each family that do
+// call the GPU are templates over the measurer (linear_measure.h, moe_measure.h,
+// mla_measure.h, mxfp4_measure.h); each measurer keeps only the calls of its own API
+// (see cuda_measurer.h for the method).
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -32,6 +34,8 @@ struct CallFailed {
 
 // The family steps written once over either device measurer (D: CudaMeasurer or
 // HipMeasurer, which befriend them and give them a thin vendor layer of calls).
+template <class D>
+struct LinearSteps;  // linear_measure.h
 template <class D>
 struct MoeSteps;  // moe_measure.h
 template <class D>

@@ -1,0 +1,104 @@
+// One candidate at one M, and the verification and timing every family uses, written
+// once for the CUDA and HIP measurers (D: CudaMeasurer or HipMeasurer; cuda_measure.cpp
+// and hip_measure.cpp forward to them and keep the stream wait, the launch and the L2
+// flush launch): verify on fresh inputs against the float64 reference, then time: one
+// warm-up, then per rep the flush (cold), event, kernel(s), event, all queued on one
+// stream and read back once. The verdicts and statistics are measure_common's.
+#pragma once
+#include "measure_common.h"
+
+namespace kf {
+namespace measure {
+
+template <class D>
+struct LinearSteps {
+  using Function = typename D::Function;
+  using Event = typename D::Event;
+
+  static bool counters_zero(D& d) {
+    d.download(d.host_counters_.data(), d.cnt_, d.host_counters_.size() * 4);
+    return all_zero(d.host_counters_);
+  }
+
+  static bool zero_counters(D& d) {
+    // Every split-K kernel expects zero counters on entry.
+    d.fill32_async(d.cnt_, 0, d.host_counters_.size());
+    return d.wait(d.opt_.hang_timeout_s);
+  }
+
+  static void verify(D& d, Function fn, const LaunchGrid& g, int threads, void* args, int64_t poison_elems,
+                     int64_t read_elems, const typename D::Judge& judge, Measurement& r) {
+    if (poison_elems > 0)  // 0: the caller poisoned y itself
+      d.fill16_async(d.y_, 0xffff, static_cast<size_t>(poison_elems));
+    const auto start = Clock::now();
+    d.launch(fn, g, threads, args, D::kLaunchCall);
+    if (!d.wait(d.opt_.hang_timeout_s)) return mark_hung(r, d.opt_.hang_timeout_s);
+    d.verify_seconds_ = seconds_since(start);
+    d.download(d.host_y_.data(), d.y_, static_cast<size_t>(read_elems) * 2);
+    judge(d.host_y_, r);
+    if (!d.counters_zero()) {
+      flag_incorrect(r, "split-K counters left non-zero");
+      if (!d.zero_counters()) return mark_hung(r, d.opt_.hang_timeout_s);
+    }
+  }
+
+  static void time_runs(D& d, Function fn, const LaunchGrid& g, int threads, void* args, bool cold, int reps,
+                        Measurement& r) {
+    d.time_launches([&] { d.launch(fn, g, threads, args, D::kLaunchCall); }, true, cold, reps, r);
+  }
+
+  static void time_launches(D& d, const std::function<void()>& run, bool check_counters, bool cold, int reps,
+                            Measurement& r) {
+    const Function flush = cold ? d.flush_function() : nullptr;
+    while (d.events_.size() < static_cast<size_t>(2 * reps)) d.events_.push_back(d.create_event());
+    run();  // warm-up: clocks, instruction cache
+    // All reps queued back to back, each kernel alone between its two events (the flush
+    // before the first event), then one wait: no host round trip inside the timings.
+    for (int i = 0; i < reps; ++i) {
+      if (flush) d.launch_flush(flush);
+      d.record(d.events_[2 * i]);
+      run();
+      d.record(d.events_[2 * i + 1]);
+    }
+    const double timeout = timed_runs_timeout(d.opt_.hang_timeout_s, reps, d.verify_seconds_);
+    if (!d.wait(timeout)) return mark_hung(r, timeout);
+    std::vector<double> us(reps);
+    for (int i = 0; i < reps; ++i) us[i] = 1000.0 * d.elapsed_ms(d.events_[2 * i], d.events_[2 * i + 1]);
+    // Checked again so that a kernel which breaks its contract only sometimes is blamed
+    // itself, not the next one verified.
+    if (check_counters && !d.counters_zero()) {
+      if (!d.zero_counters()) return mark_hung(r, d.opt_.hang_timeout_s);
+      return flag_incorrect(r, "split-K counters left non-zero by the timed runs");
+    }
+    record_timing(us, r);
+  }
+
+  static Measurement measure(D& d, const PackKernel& k, const LinearShape& shape, int64_t m, bool cold, int reps) {
+    if (d.moe_ || shape.key() != d.shape_key_)
+      throw Error("internal: measure() of " + shape.key() + " before begin_shape()");
+    try {
+      if (!d.ready()) d.set_up();
+      d.prepare_problem(m);
+      if (cold) d.flush_function();
+    } catch (const CallFailed& e) {
+      throw Error("cannot prepare " + d.info_.name + " for " + d.shape_key_ + " at M=" + std::to_string(m) + ": " +
+                  e.message);
+    }
+    const LaunchGrid g = linear_grid(shape, parse_linear_config(k.kind, k.config), m);
+    kf_linear_args args = linear_args(shape, m, d.x_.raw(), d.qw_.raw(), d.sc_.raw(), d.qz_.raw(), d.y_.raw(),
+                                      d.ws_.raw(), d.cnt_.raw());
+    return d.guarded([&](Measurement& r) {
+      const Function fn = d.function_of(k);
+      const int64_t rows = checked_rows(m, d.sizes_);
+      d.verify(fn, g, k.threads, &args, d.sizes_.y_elems, rows * shape.n,
+               [&](const std::vector<uint16_t>& y, Measurement& v) {
+                 judge_output(y, d.host_.reference(), shape, m, rows, v);
+               },
+               r);
+      if (r.disposition.empty()) d.time_runs(fn, g, k.threads, &args, cold, reps, r);
+    });
+  }
+};
+
+}  // namespace measure
+}  // namespace kf
