@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "arch.h"
+#include "linear_measure.h"
 
 namespace kf {
 namespace cuda_detail {
@@ -128,55 +129,12 @@ void CudaMeasurer::drop_context(bool reset) {
 }
 
 void CudaMeasurer::begin_shape(const LinearShape& shape, const std::vector<PlannedKernel>& kernels) {
-  for (CUmodule mod : shape_modules_) cu_->cuModuleUnload(mod);
-  shape_modules_.clear();
-  functions_.clear();
-  moe_ = false;
-  shape_ = shape;
-  shape_key_ = shape.key();
-  sizes_ = plan_shape_buffers(shape, kernels);
-  host_.invalidate();
-  try {
-    if (!ctx_ok_)
-      setup_context();  // allocates the shape's buffers too
-    else
-      alloc_shape();
-  } catch (const CallFailed& e) {
-    throw Error("cannot set up " + info_.name + " for " + shape_key_ + ": " + e.message);
-  }
+  measure::LinearSteps<CudaMeasurer>::begin_shape(*this, shape, kernels);
 }
 
-void CudaMeasurer::alloc_shape() {
-  const ShapeBuffers& b = sizes_;
-  x_.alloc(cu_, b.x_elems * 2, "x");
-  qw_.alloc(cu_, b.qweight_words * 4, "qweight");
-  sc_.alloc(cu_, b.scales_elems * 2, "scales");
-  qz_.alloc(cu_, b.qzeros_words * 4, "qzeros");
-  y_.alloc(cu_, b.y_elems * 2, "y");
-  ws_.alloc(cu_, b.workspace_floats * 4, "the split-K workspace");
-  cnt_.alloc(cu_, b.counter_ints * 4, "the split-K counters");
-  // Zeroed once: every kernel leaves the counters zero again (args.h).
-  check(cu_->cuMemsetD32(cnt_.ptr, 0, cnt_.bytes / 4), "cuMemsetD32");
-  check(cu_->cuCtxSynchronize(), "cuCtxSynchronize");
-  host_y_.assign(b.y_elems, 0);
-  host_counters_.assign(cnt_.bytes / 4, 0);
-  uploaded_ = false;
-}
+void CudaMeasurer::alloc_shape() { measure::LinearSteps<CudaMeasurer>::alloc_shape(*this); }
 
-void CudaMeasurer::prepare_problem(int64_t m) {
-  if (host_.prepare(shape_, m, sizes_)) uploaded_ = false;
-  if (uploaded_) return;
-  const LinearProblem& p = host_.problem();
-  auto up = [&](const DevBuf& b, const void* data, size_t bytes) {
-    if (bytes) check(cu_->cuMemcpyHtoD(b.ptr, data, bytes), "cuMemcpyHtoD");
-  };
-  up(x_, p.x.data(), p.x.size() * 2);
-  up(qw_, p.qweight.data(), p.qweight.size() * 4);
-  up(sc_, p.scales.data(), p.scales.size() * 2);
-  up(qz_, p.qzeros.data(), p.qzeros.size() * 4);
-  check(cu_->cuCtxSynchronize(), "cuCtxSynchronize");  // pageable uploads may return before their DMA ends
-  uploaded_ = true;
-}
+void CudaMeasurer::prepare_problem(int64_t m) { measure::LinearSteps<CudaMeasurer>::prepare_problem(*this, m); }
 
 CUfunction CudaMeasurer::function_of(const PackKernel& k) {
   const auto it = functions_.find(k.name);

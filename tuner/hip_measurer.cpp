@@ -5,6 +5,7 @@
 
 #include "arch.h"
 #include "hip_measurer_detail.h"
+#include "linear_measure.h"
 
 namespace kf {
 
@@ -133,55 +134,12 @@ void HipMeasurer::drop_device(bool reset) {
 }
 
 void HipMeasurer::begin_shape(const LinearShape& shape, const std::vector<PlannedKernel>& kernels) {
-  for (hipModule_t mod : shape_modules_) (void)hip_->hipModuleUnload(mod);
-  shape_modules_.clear();
-  functions_.clear();
-  moe_ = false;
-  shape_ = shape;
-  shape_key_ = shape.key();
-  sizes_ = plan_shape_buffers(shape, kernels);
-  host_.invalidate();
-  try {
-    if (!dev_ok_)
-      setup_device();  // allocates the shape's buffers too
-    else
-      alloc_shape();
-  } catch (const CallFailed& e) {
-    throw Error("cannot set up " + info_.name + " for " + shape_key_ + ": " + e.message);
-  }
+  measure::LinearSteps<HipMeasurer>::begin_shape(*this, shape, kernels);
 }
 
-void HipMeasurer::alloc_shape() {
-  const ShapeBuffers& b = sizes_;
-  x_.alloc(hip_, b.x_elems * 2, "x");
-  qw_.alloc(hip_, b.qweight_words * 4, "qweight");
-  sc_.alloc(hip_, b.scales_elems * 2, "scales");
-  qz_.alloc(hip_, b.qzeros_words * 4, "qzeros");
-  y_.alloc(hip_, b.y_elems * 2, "y");
-  ws_.alloc(hip_, b.workspace_floats * 4, "the split-K workspace");
-  cnt_.alloc(hip_, b.counter_ints * 4, "the split-K counters");
-  // Zeroed once: every kernel leaves the counters zero again (args.h).
-  check(hip_->hipMemsetD32(cnt_.ptr, 0, cnt_.bytes / 4), "hipMemsetD32");
-  check(hip_->hipDeviceSynchronize(), "hipDeviceSynchronize");
-  host_y_.assign(b.y_elems, 0);
-  host_counters_.assign(cnt_.bytes / 4, 0);
-  uploaded_ = false;
-}
+void HipMeasurer::alloc_shape() { measure::LinearSteps<HipMeasurer>::alloc_shape(*this); }
 
-void HipMeasurer::prepare_problem(int64_t m) {
-  if (host_.prepare(shape_, m, sizes_)) uploaded_ = false;
-  if (uploaded_) return;
-  const LinearProblem& p = host_.problem();
-  auto up = [&](const DevBuf& b, const void* data, size_t bytes) {
-    if (bytes) check(hip_->hipMemcpy(b.ptr, data, bytes, hipMemcpyHostToDevice), "hipMemcpy (to the GPU)");
-  };
-  up(x_, p.x.data(), p.x.size() * 2);
-  up(qw_, p.qweight.data(), p.qweight.size() * 4);
-  up(sc_, p.scales.data(), p.scales.size() * 2);
-  up(qz_, p.qzeros.data(), p.qzeros.size() * 4);
-  check(hip_->hipDeviceSynchronize(), "hipDeviceSynchronize");  // pageable uploads may return before their DMA ends
-  uploaded_ = true;
-}
+void HipMeasurer::prepare_problem(int64_t m) { measure::LinearSteps<HipMeasurer>::prepare_problem(*this, m); }
 
 hipFunction_t HipMeasurer::function_of(const PackKernel& k) {
   const auto it = functions_.find(k.name);

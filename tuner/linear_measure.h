@@ -1,7 +1,8 @@
 // One candidate at one M, and the verification and timing every family uses, written
 // once for the CUDA and HIP measurers (D: CudaMeasurer or HipMeasurer; cuda_measure.cpp
 // and hip_measure.cpp forward to them and keep the stream wait, the launch and the L2
-// flush launch): verify on fresh inputs against the float64 reference, then time: one
+// flush launch; the linear shape's buffers and problem too, for cuda_measurer.cpp and
+// hip_measurer.cpp): verify on fresh inputs against the float64 reference, then time: one
 // warm-up, then per rep the flush (cold), event, kernel(s), event, all queued on one
 // stream and read back once. The verdicts and statistics are measure_common's.
 #pragma once
@@ -14,6 +15,57 @@ template <class D>
 struct LinearSteps {
   using Function = typename D::Function;
   using Event = typename D::Event;
+
+  static void begin_shape(D& d, const LinearShape& shape, const std::vector<PlannedKernel>& kernels) {
+    for (typename D::Module mod : d.shape_modules_) d.unload(mod);
+    d.shape_modules_.clear();
+    d.functions_.clear();
+    d.moe_ = false;
+    d.shape_ = shape;
+    d.shape_key_ = shape.key();
+    d.sizes_ = plan_shape_buffers(shape, kernels);
+    d.host_.invalidate();
+    try {
+      if (!d.ready())
+        d.set_up();  // allocates the shape's buffers too
+      else
+        d.alloc_shape();
+    } catch (const CallFailed& e) {
+      throw Error("cannot set up " + d.info_.name + " for " + d.shape_key_ + ": " + e.message);
+    }
+  }
+
+  static void alloc_shape(D& d) {
+    const ShapeBuffers& b = d.sizes_;
+    d.alloc(d.x_, b.x_elems * 2, "x");
+    d.alloc(d.qw_, b.qweight_words * 4, "qweight");
+    d.alloc(d.sc_, b.scales_elems * 2, "scales");
+    d.alloc(d.qz_, b.qzeros_words * 4, "qzeros");
+    d.alloc(d.y_, b.y_elems * 2, "y");
+    d.alloc(d.ws_, b.workspace_floats * 4, "the split-K workspace");
+    d.alloc(d.cnt_, b.counter_ints * 4, "the split-K counters");
+    // Zeroed once: every kernel leaves the counters zero again (args.h).
+    d.fill32(d.cnt_, 0, d.cnt_.bytes / 4);
+    d.synchronize();
+    d.host_y_.assign(b.y_elems, 0);
+    d.host_counters_.assign(d.cnt_.bytes / 4, 0);
+    d.uploaded_ = false;
+  }
+
+  static void prepare_problem(D& d, int64_t m) {
+    if (d.host_.prepare(d.shape_, m, d.sizes_)) d.uploaded_ = false;
+    if (d.uploaded_) return;
+    const LinearProblem& p = d.host_.problem();
+    auto up = [&](const typename D::Buf& b, const void* data, size_t bytes) {
+      if (bytes) d.upload(b, 0, data, bytes);
+    };
+    up(d.x_, p.x.data(), p.x.size() * 2);
+    up(d.qw_, p.qweight.data(), p.qweight.size() * 4);
+    up(d.sc_, p.scales.data(), p.scales.size() * 2);
+    up(d.qz_, p.qzeros.data(), p.qzeros.size() * 4);
+    d.synchronize();  // pageable uploads may return before their DMA ends
+    d.uploaded_ = true;
+  }
 
   static bool counters_zero(D& d) {
     d.download(d.host_counters_.data(), d.cnt_, d.host_counters_.size() * 4);
