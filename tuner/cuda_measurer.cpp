@@ -137,23 +137,10 @@ void CudaMeasurer::alloc_shape() { measure::LinearSteps<CudaMeasurer>::alloc_sha
 void CudaMeasurer::prepare_problem(int64_t m) { measure::LinearSteps<CudaMeasurer>::prepare_problem(*this, m); }
 
 CUfunction CudaMeasurer::function_of(const PackKernel& k) {
-  const auto it = functions_.find(k.name);
-  if (it != functions_.end()) return it->second;
-  CUmodule mod = nullptr;
-  check(cu_->cuModuleLoadData(&mod, k.code_object.data()), "cuModuleLoadData");
-  shape_modules_.push_back(mod);
-  CUfunction fn = nullptr;
-  check(cu_->cuModuleGetFunction(&fn, mod, k.name.c_str()), "cuModuleGetFunction");
-  return functions_[k.name] = fn;
+  return measure::LinearSteps<CudaMeasurer>::function_of(*this, k);
 }
 
-CUfunction CudaMeasurer::flush_function() {
-  if (flush_fn_) return flush_fn_;
-  if (!util_) throw CallFailed{"the pack has no kf_util_stream_read to flush L2 with"};
-  check(cu_->cuModuleLoadData(&util_module_, util_->code_object.data()), "cuModuleLoadData (kf_util_stream_read)");
-  check(cu_->cuModuleGetFunction(&flush_fn_, util_module_, "kf_util_stream_read"), "cuModuleGetFunction");
-  return flush_fn_;
-}
+CUfunction CudaMeasurer::flush_function() { return measure::LinearSteps<CudaMeasurer>::flush_function(*this); }
 
 }  // namespace cuda_detail
 

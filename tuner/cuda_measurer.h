@@ -84,7 +84,7 @@ class CudaMeasurer final : public Measurer {
  private:
   using Judge = std::function<void(const std::vector<uint16_t>& y, Measurement& r)>;
   // The vendor layer of the family steps shared with the HIP measurer: their types, the
-  // CUDA calls they make (each checked under its own name) and their launch names.
+  // CUDA calls they make (each checked under its own name), load and launch names.
   friend struct measure::LinearSteps<CudaMeasurer>;
   friend struct measure::MoeSteps<CudaMeasurer>;
   friend struct measure::Mxfp4Steps<CudaMeasurer>;
@@ -93,12 +93,19 @@ class CudaMeasurer final : public Measurer {
   using Function = CUfunction;
   using Event = CUevent;
   using Module = CUmodule;
+  static constexpr const char* kLoadCall = "cuModuleLoadData";
+  static constexpr const char* kLoadFlush = "cuModuleLoadData (kf_util_stream_read)";
+  static constexpr const char* kLoadAlign = "cuModuleLoadData (moe_align_any)";
   static constexpr const char* kLaunchCall = "cuLaunchKernel";
   static constexpr const char* kLaunchAlign = "cuLaunchKernel (moe_align_any)";
   static constexpr const char* kLaunchCombine = "cuLaunchKernel (sparse_mla_combine)";
   bool ready() const { return ctx_ok_; }
   void set_up() { setup_context(); }
   void unload(CUmodule mod) { cu_->cuModuleUnload(mod); }
+  void load(CUmodule* mod, const void* image, const char* call) { check(cu_->cuModuleLoadData(mod, image), call); }
+  void get_function(CUfunction* fn, CUmodule mod, const char* name) {
+    check(cu_->cuModuleGetFunction(fn, mod, name), "cuModuleGetFunction");
+  }
   void alloc(DevBuf& b, int64_t bytes, const char* what) { b.alloc(cu_, bytes, what); }
   void upload(const DevBuf& to, size_t offset, const void* data, size_t bytes) {
     check(cu_->cuMemcpyHtoD(to.ptr + static_cast<CUdeviceptr>(offset), data, bytes), "cuMemcpyHtoD");

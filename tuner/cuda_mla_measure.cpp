@@ -20,7 +20,8 @@ void CudaMeasurer::verify_mla(const std::function<void()>& run, int splits, Meas
   Steps::verify(*this, run, splits, r);
 }
 
-Measurement CudaMeasurer::measure_mla(const PackKernel& k, const MlaShape& shape, int64_t queries, bool cold, int reps) {
+Measurement CudaMeasurer::measure_mla(const PackKernel& k, const MlaShape& shape, int64_t queries, bool cold,
+                                      int reps) {
   return Steps::measure(*this, k, shape, queries, cold, reps);
 }
 

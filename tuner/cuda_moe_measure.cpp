@@ -1,5 +1,5 @@
 // CudaMeasurer, part 3: the MoE GEMMs (see cuda_measurer.h). The steps are moe_measure.h,
-// written once for CUDA and HIP; here only the module load of moe_align_any.
+// written once for CUDA and HIP.
 #include "cuda_measurer.h"
 #include "moe_measure.h"
 
@@ -16,13 +16,7 @@ void CudaMeasurer::alloc_moe_shape() { Steps::alloc_shape(*this); }
 
 void CudaMeasurer::prepare_moe_problem(const MoeRouting& routing) { Steps::prepare_problem(*this, routing); }
 
-CUfunction CudaMeasurer::align_function() {
-  if (align_fn_) return align_fn_;
-  if (!align_) throw CallFailed{"the pack has no usable moe_align_any to sort the routed slots with"};
-  check(cu_->cuModuleLoadData(&align_module_, align_->code_object.data()), "cuModuleLoadData (moe_align_any)");
-  check(cu_->cuModuleGetFunction(&align_fn_, align_module_, align_->name.c_str()), "cuModuleGetFunction");
-  return align_fn_;
-}
+CUfunction CudaMeasurer::align_function() { return Steps::align_function(*this); }
 
 void CudaMeasurer::run_align(const std::vector<int32_t>& topk_ids, int64_t t, int64_t top_k, int64_t experts,
                              int block_m, Measurement& r, int64_t zero_count) {

@@ -142,23 +142,10 @@ void HipMeasurer::alloc_shape() { measure::LinearSteps<HipMeasurer>::alloc_shape
 void HipMeasurer::prepare_problem(int64_t m) { measure::LinearSteps<HipMeasurer>::prepare_problem(*this, m); }
 
 hipFunction_t HipMeasurer::function_of(const PackKernel& k) {
-  const auto it = functions_.find(k.name);
-  if (it != functions_.end()) return it->second;
-  hipModule_t mod = nullptr;
-  check(hip_->hipModuleLoadData(&mod, k.code_object.data()), "hipModuleLoadData");
-  shape_modules_.push_back(mod);
-  hipFunction_t fn = nullptr;
-  check(hip_->hipModuleGetFunction(&fn, mod, k.name.c_str()), "hipModuleGetFunction");
-  return functions_[k.name] = fn;
+  return measure::LinearSteps<HipMeasurer>::function_of(*this, k);
 }
 
-hipFunction_t HipMeasurer::flush_function() {
-  if (flush_fn_) return flush_fn_;
-  if (!util_) throw CallFailed{"the pack has no kf_util_stream_read to flush L2 with"};
-  check(hip_->hipModuleLoadData(&util_module_, util_->code_object.data()), "hipModuleLoadData (kf_util_stream_read)");
-  check(hip_->hipModuleGetFunction(&flush_fn_, util_module_, "kf_util_stream_read"), "hipModuleGetFunction");
-  return flush_fn_;
-}
+hipFunction_t HipMeasurer::flush_function() { return measure::LinearSteps<HipMeasurer>::flush_function(*this); }
 
 }  // namespace hip_detail
 

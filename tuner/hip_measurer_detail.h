@@ -61,7 +61,8 @@ class HipMeasurer final : public Measurer {
  private:
   using Judge = std::function<void(const std::vector<uint16_t>& y, Measurement& r)>;
   // The vendor layer of the family steps shared with the CUDA measurer (as there): their
-  // types, the HIP calls they make (each checked under its own name), launch names.
+  // types, the HIP calls they make (each checked under its own name), load and launch
+  // names.
   friend struct measure::LinearSteps<HipMeasurer>;
   friend struct measure::MoeSteps<HipMeasurer>;
   friend struct measure::Mxfp4Steps<HipMeasurer>;
@@ -70,12 +71,19 @@ class HipMeasurer final : public Measurer {
   using Function = hipFunction_t;
   using Event = hipEvent_t;
   using Module = hipModule_t;
+  static constexpr const char* kLoadCall = "hipModuleLoadData";
+  static constexpr const char* kLoadFlush = "hipModuleLoadData (kf_util_stream_read)";
+  static constexpr const char* kLoadAlign = "hipModuleLoadData (moe_align_any)";
   static constexpr const char* kLaunchCall = "hipModuleLaunchKernel";
   static constexpr const char* kLaunchAlign = "hipModuleLaunchKernel (moe_align_any)";
   static constexpr const char* kLaunchCombine = "hipModuleLaunchKernel (sparse_mla_combine)";
   bool ready() const { return dev_ok_; }
   void set_up() { setup_device(); }
   void unload(hipModule_t mod) { (void)hip_->hipModuleUnload(mod); }
+  void load(hipModule_t* mod, const void* image, const char* call) { check(hip_->hipModuleLoadData(mod, image), call); }
+  void get_function(hipFunction_t* fn, hipModule_t mod, const char* name) {
+    check(hip_->hipModuleGetFunction(fn, mod, name), "hipModuleGetFunction");
+  }
   void alloc(DevBuf& b, int64_t bytes, const char* what) { b.alloc(hip_, bytes, what); }
   void upload(const DevBuf& to, size_t offset, const void* data, size_t bytes) {
     check(hip_->hipMemcpy(static_cast<char*>(to.ptr) + offset, data, bytes, hipMemcpyHostToDevice),

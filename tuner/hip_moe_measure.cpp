@@ -1,5 +1,5 @@
 // HipMeasurer, part 3: the MoE GEMMs, step for step as on CUDA: the steps are
-// moe_measure.h, written once for both; here only the module load of moe_align_any.
+// moe_measure.h, written once for both.
 #include "hip_measurer_detail.h"
 #include "moe_measure.h"
 
@@ -16,13 +16,7 @@ void HipMeasurer::alloc_moe_shape() { Steps::alloc_shape(*this); }
 
 void HipMeasurer::prepare_moe_problem(const MoeRouting& routing) { Steps::prepare_problem(*this, routing); }
 
-hipFunction_t HipMeasurer::align_function() {
-  if (align_fn_) return align_fn_;
-  if (!align_) throw CallFailed{"the pack has no usable moe_align_any to sort the routed slots with"};
-  check(hip_->hipModuleLoadData(&align_module_, align_->code_object.data()), "hipModuleLoadData (moe_align_any)");
-  check(hip_->hipModuleGetFunction(&align_fn_, align_module_, align_->name.c_str()), "hipModuleGetFunction");
-  return align_fn_;
-}
+hipFunction_t HipMeasurer::align_function() { return Steps::align_function(*this); }
 
 void HipMeasurer::run_align(const std::vector<int32_t>& topk_ids, int64_t t, int64_t top_k, int64_t experts,
                             int block_m, Measurement& r, int64_t zero_count) {

@@ -67,6 +67,27 @@ struct LinearSteps {
     d.uploaded_ = true;
   }
 
+  // The kernel's function, its module loaded once per shape (freed by the next
+  // begin_*_shape).
+  static Function function_of(D& d, const PackKernel& k) {
+    const auto it = d.functions_.find(k.name);
+    if (it != d.functions_.end()) return it->second;
+    typename D::Module mod = nullptr;
+    d.load(&mod, k.code_object.data(), D::kLoadCall);
+    d.shape_modules_.push_back(mod);
+    Function fn = nullptr;
+    d.get_function(&fn, mod, k.name.c_str());
+    return d.functions_[k.name] = fn;
+  }
+
+  static Function flush_function(D& d) {
+    if (d.flush_fn_) return d.flush_fn_;
+    if (!d.util_) throw CallFailed{"the pack has no kf_util_stream_read to flush L2 with"};
+    d.load(&d.util_module_, d.util_->code_object.data(), D::kLoadFlush);
+    d.get_function(&d.flush_fn_, d.util_module_, "kf_util_stream_read");
+    return d.flush_fn_;
+  }
+
   static bool counters_zero(D& d) {
     d.download(d.host_counters_.data(), d.cnt_, d.host_counters_.size() * 4);
     return all_zero(d.host_counters_);

@@ -1,9 +1,8 @@
 // The MoE GEMMs' steps, written once for the CUDA and HIP measurers (D: CudaMeasurer or
-// HipMeasurer; cuda_moe_measure.cpp and hip_moe_measure.cpp forward to them and keep
-// only the module load of moe_align_any). Per kernel, moe_align sorts the routed slots
-// for its block_m on the GPU, the host checks them, then the GEMM is verified against
-// the float64 reference of the checked slots and timed like a linear kernel (the
-// measurer's verify / time_runs).
+// HipMeasurer; cuda_moe_measure.cpp and hip_moe_measure.cpp forward to them). Per
+// kernel, moe_align sorts the routed slots for its block_m on the GPU, the host checks
+// them, then the GEMM is verified against the float64 reference of the checked slots and
+// timed like a linear kernel (the measurer's verify / time_runs).
 // A gemm1 with the fused SiLU epilogue (_silu) is judged on its N/2-wide h against
 // silu(gate) * up of the reference; the pack's moe_silu_mul, a candidate of gemm1 shapes,
 // is verified and timed on its own problem (T * top_k rows of N/2). A gemm2 summing over
@@ -84,6 +83,14 @@ struct MoeSteps {
     }
     d.synchronize();  // pageable uploads may return before their DMA ends
     d.weights_uploaded_ = d.uploaded_ = true;
+  }
+
+  static Function align_function(D& d) {
+    if (d.align_fn_) return d.align_fn_;
+    if (!d.align_) throw CallFailed{"the pack has no usable moe_align_any to sort the routed slots with"};
+    d.load(&d.align_module_, d.align_->code_object.data(), D::kLoadAlign);
+    d.get_function(&d.align_fn_, d.align_module_, d.align_->name.c_str());
+    return d.align_fn_;
   }
 
   static void run_align(D& d, const std::vector<int32_t>& topk_ids, int64_t t, int64_t top_k, int64_t experts,
