@@ -265,8 +265,8 @@ TEST_CASE("cuda measurer (stand-in driver), MoE: align on the device, verificati
   check_measurer(kCuda);
 }
 
-// The HIP measurer mirrors the CUDA one (tuner/hip_moe_measure.cpp): the same method on a
-// wave64 gfx942 stand-in.
+// The HIP measurer runs the same MoE steps as the CUDA one (tuner/moe_measure.h) over
+// its own vendor layer: the same method on a wave64 gfx942 stand-in.
 TEST_CASE("hip measurer (stand-in libamdhip64), MoE: the CUDA method step for step") {
   REQUIRE(std::filesystem::exists(fake_hip_dir() + "/libamdhip64.so.6"));
   check_measurer(hip_vendor());
