@@ -308,30 +308,43 @@ TEST_CASE("MoE: the launch calls refuse bad inputs before they need a device") {
   CHECK(kf_launch_moe_sum(db.get(), 1, nullptr, nullptr) == KF_ERR_INVALID_ARGUMENT);
 }
 
-TEST_CASE("MoE: a fused SiLU gemm1 winner is served and flagged; _silu anywhere else is refused") {
-  TempDir dir("rt-moe");
+// A pack whose `gemm` winner up to T = 16 carries the epilogue `suffix` (a plain config
+// above), plus that suffix on the other GEMM and on a linear kernel, which the family
+// never makes: those are refused, and named on stderr, when the DB is opened.
+struct EpiloguePack {
+  DbPtr db;
+  std::string fused, plain, bad_other, bad_linear, warnings;
+};
+
+EpiloguePack epilogue_pack(const TempDir& dir, const std::string& suffix, int gemm) {
+  const char* shape = gemm == 1 ? kGemm1 : kGemm2;
+  const char* other_shape = gemm == 1 ? kGemm2 : kGemm1;
   TestPackBuilder b;
-  const std::string fused = b.add_moe_kernel(1, "decode", kGemm1, "bm16_bn64_bk32_w4_sk1_s1_silu");
-  const std::string plain = b.add_moe_kernel(1, "prefill", kGemm1, "bm64_bn128_bk64_w4_sk1_s2");
-  b.add_moe_winner(1, kGemm1, fused, 1, 16);
-  b.add_moe_winner(1, kGemm1, plain, 17, 4096);
-  // A fused config on gemm2 or on a linear kernel is not something the family makes.
-  const std::string bad_g2 = b.add_moe_kernel(2, "decode", kGemm2, "bm16_bn64_bk32_w4_sk1_s1_silu");
-  b.add_moe_winner(2, kGemm2, bad_g2, 1, 4096);
-  const std::string bad_linear = b.add_kernel("decode", "n2048_k4096_g128_bf16_sym", "bm1_bn64_bk32_w4_sk1_s1_silu");
-  b.add_winner("n2048_k4096_g128_bf16_sym", bad_linear, 1, 4096);
+  EpiloguePack p;
+  p.fused = b.add_moe_kernel(gemm, "decode", shape, "bm16_bn64_bk32_w4_sk1_s1" + suffix);
+  p.plain = b.add_moe_kernel(gemm, "prefill", shape, "bm64_bn128_bk64_w4_sk1_s2");
+  b.add_moe_winner(gemm, shape, p.fused, 1, 16);
+  b.add_moe_winner(gemm, shape, p.plain, 17, 4096);
+  p.bad_other = b.add_moe_kernel(3 - gemm, "decode", other_shape, "bm16_bn64_bk32_w4_sk1_s1" + suffix);
+  b.add_moe_winner(3 - gemm, other_shape, p.bad_other, 1, 4096);
+  p.bad_linear = b.add_kernel("decode", "n2048_k4096_g128_bf16_sym", "bm1_bn64_bk32_w4_sk1_s1" + suffix);
+  b.add_winner("n2048_k4096_g128_bf16_sym", p.bad_linear, 1, 4096);
   b.add_moe_helpers();
   b.write(dir.file("kforge.sqlite"));
-  DbPtr db;
-  std::string warnings;
-  {
-    CaptureStderr err(dir);
-    db = open_for_arch(dir.file("kforge.sqlite"));
-    warnings = err.text();
-  }
-  CHECK(contains(warnings, bad_g2));
-  CHECK(contains(warnings, bad_linear));
-  CHECK(contains(warnings, "w4a16_moe_gemm1 only"));
+  CaptureStderr err(dir);
+  p.db = open_for_arch(dir.file("kforge.sqlite"));
+  p.warnings = err.text();
+  return p;
+}
+
+TEST_CASE("MoE: a fused SiLU gemm1 winner is served and flagged; _silu anywhere else is refused") {
+  TempDir dir("rt-moe");
+  const EpiloguePack p = epilogue_pack(dir, "_silu", 1);
+  const DbPtr& db = p.db;
+  const std::string &fused = p.fused, &plain = p.plain;
+  CHECK(contains(p.warnings, p.bad_other));
+  CHECK(contains(p.warnings, p.bad_linear));
+  CHECK(contains(p.warnings, "w4a16_moe_gemm1 only"));
   kf_moe_shape s = layer_shape();
   const kf_kernel* k = nullptr;
   REQUIRE(kf_select_moe(db.get(), 1, &s, 3, &k) == KF_OK);
@@ -388,28 +401,12 @@ TEST_CASE("MoE: a fused gemm1 needs no h1, so its scratch holds h2 where the unf
 
 TEST_CASE("MoE: a top_k-reducing gemm2 winner is served and flagged; _red anywhere else is refused") {
   TempDir dir("rt-moe");
-  TestPackBuilder b;
-  const std::string red = b.add_moe_kernel(2, "decode", kGemm2, "bm16_bn64_bk32_w4_sk1_s1_red");
-  const std::string plain = b.add_moe_kernel(2, "prefill", kGemm2, "bm64_bn128_bk64_w4_sk1_s2");
-  b.add_moe_winner(2, kGemm2, red, 1, 16);
-  b.add_moe_winner(2, kGemm2, plain, 17, 4096);
-  // A reducing config on gemm1 or on a linear kernel is not something the family makes.
-  const std::string bad_g1 = b.add_moe_kernel(1, "decode", kGemm1, "bm16_bn64_bk32_w4_sk1_s1_red");
-  b.add_moe_winner(1, kGemm1, bad_g1, 1, 4096);
-  const std::string bad_linear = b.add_kernel("decode", "n2048_k4096_g128_bf16_sym", "bm1_bn64_bk32_w4_sk1_s1_red");
-  b.add_winner("n2048_k4096_g128_bf16_sym", bad_linear, 1, 4096);
-  b.add_moe_helpers();
-  b.write(dir.file("kforge.sqlite"));
-  DbPtr db;
-  std::string warnings;
-  {
-    CaptureStderr err(dir);
-    db = open_for_arch(dir.file("kforge.sqlite"));
-    warnings = err.text();
-  }
-  CHECK(contains(warnings, bad_g1));
-  CHECK(contains(warnings, bad_linear));
-  CHECK(contains(warnings, "w4a16_moe_gemm2 only"));
+  const EpiloguePack p = epilogue_pack(dir, "_red", 2);
+  const DbPtr& db = p.db;
+  const std::string &red = p.fused, &plain = p.plain;
+  CHECK(contains(p.warnings, p.bad_other));
+  CHECK(contains(p.warnings, p.bad_linear));
+  CHECK(contains(p.warnings, "w4a16_moe_gemm2 only"));
   kf_moe_shape s = layer_shape();
   const kf_kernel* k = nullptr;
   REQUIRE(kf_select_moe(db.get(), 2, &s, 3, &k) == KF_OK);
