@@ -3,6 +3,7 @@
 #include <regex>
 
 #include "error.h"
+#include "w4a16_linear/skinny_tiling.h"
 #include "w4a16_linear/tiling.h"
 #include "w4a16_moe/launch.h"
 
@@ -81,6 +82,15 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
         if (threads <= 1024 && w4a16::decode_valid(n, k, g, bn, 64, threads, 1))
           out.push_back({LinearKind::decode, bm, bn, 64, w, 1, 1});
       }
+  // Skinny (NVIDIA): the decode kind's few rows per expert on the tensor cores, one
+  // 16-slot block per expert run (templates/w4a16_moe/gemm_skinny.h).
+  if (arch.name.rfind("sm_", 0) == 0)
+    for (int bn : {64, 128})
+      for (int w : {4, 8})
+        for (int sk : {1, 2, 4})
+          for (int st : {1, 2})
+            if (w4a16::skinny::valid(n, k, g, bn, w, sk, st))
+              out.push_back({LinearKind::skinny, w4a16::skinny::kRows, bn, w4a16::skinny::kSpan, w, sk, st});
   for (int bm : {16, 32, 64, 128})
     for (int bn : {64, 128})
       for (int bk : {32, 64})
@@ -103,10 +113,11 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
     for (size_t i = 0; i < unfused; ++i) {
       LinearConfig c = out[i];
       c.silu = true;
-      if (c.kind == LinearKind::decode ? w4a16::decode_silu_valid(n, c.block_n)
-                                       : c.stages >= 2 && w4a16::prefill_silu_valid(n, c.block_m, c.block_n, c.warps,
-                                                                                     c.stages, s.asym))
-        out.push_back(c);
+      const bool ok = c.kind == LinearKind::decode   ? w4a16::decode_silu_valid(n, c.block_n)
+                      : c.kind == LinearKind::skinny ? c.block_n / 2 % 32 == 0 && n % 64 == 0
+                                                     : c.stages >= 2 && w4a16::prefill_silu_valid(n, c.block_m, c.block_n,
+                                                                                                  c.warps, c.stages, s.asym);
+      if (ok) out.push_back(c);
     }
   }
   // gemm2: the epilogue that sums each token's top_k slots into y with atomic adds
@@ -118,7 +129,7 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
     for (size_t i = 0; i < plain; ++i) {
       LinearConfig c = out[i];
       c.red = true;
-      if (c.kind == LinearKind::decode || c.stages >= 2) out.push_back(c);
+      if (c.kind != LinearKind::prefill || c.stages >= 2) out.push_back(c);
     }
   }
   return out;
@@ -127,8 +138,6 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
 Candidate make_moe_candidate(const MoeShape& s, const LinearConfig& cfg, const ArchInfo& arch) {
   if (cfg.silu && s.gemm != 1) throw Error("the fused SiLU epilogue (" + cfg.key() + ") is for w4a16_moe_gemm1 only");
   if (cfg.red && s.gemm != 2) throw Error("the top_k reduction epilogue (" + cfg.key() + ") is for w4a16_moe_gemm2 only");
-  if (cfg.kind == LinearKind::skinny)
-    throw Error("the skinny kind (" + cfg.key() + ") is w4a16_linear's; the MoE GEMMs have none");
   LinearConfig body = cfg;  // the w4a16_linear parameters: everything but the epilogue
   body.silu = body.red = false;
   Candidate c = make_linear_candidate(s.expert(), body, arch);

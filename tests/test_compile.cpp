@@ -240,6 +240,26 @@ void compile_skinny_sm90a() {
     CHECK(r.mma_count != 0);  // -1: not countable here; 0 would mean no tensor-core instruction
   }
   CHECK(skinny == 2 * 2 * 2 * 2);  // two configs x dtype x quantisation x grouping
+
+  // The MoE GEMMs on the skinny body: gemm1 plain and with the fused SiLU, gemm2 plain
+  // and summing over top_k.
+  TempDir moe_tmp;
+  kf::GenOptions mo = options(moe_tmp, "sm_90a");
+  mo.ops = {"w4a16_moe_gemm1", "w4a16_moe_gemm2"};
+  mo.filter = "_skinny_.*_bm16_bn64_bk32_w4_sk1_s2(_silu|_red)?$";
+  std::ostringstream mout, merr;
+  const kf::GenStats ms = kf::run_genkernels(mo, mout, merr);
+  INFO("genkernels output:\n" << mout.str() << merr.str());
+  CHECK(ms.compile_errors == 0);
+  int moe_skinny = 0;
+  for (const auto& r : kf::Pack::open(mo.out_dir + "/kforge.sqlite", false).kernels()) {
+    if (r.kind != "skinny") continue;
+    INFO(r.name << " status " << r.status << "\nlog:\n" << r.log);
+    ++moe_skinny;
+    CHECK(r.status == "ok");
+    CHECK(r.spills == 0);
+  }
+  CHECK(moe_skinny == 4);
 }
 
 // The pipelined prefill (stages >= 3) on `arch`: symmetric bf16 unsplit and asymmetric

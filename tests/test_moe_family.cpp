@@ -13,6 +13,7 @@
 #include "error.h"
 #include "moe_family.h"
 #include "moe_routing.h"
+#include "w4a16_linear/skinny_tiling.h"
 #include "w4a16_linear/tiling.h"
 #include "w4a16_moe/launch.h"
 
@@ -32,9 +33,15 @@ TEST_CASE("shape keys and kernel names carry E, top_k, N, K, group, dtype and qu
   CHECK(s.key() == "e256_topk8_n1024_k2048_g128_bf16_sym");
   kf::LinearConfig cfg{kf::LinearKind::prefill, 32, 64, 32, 4, 1, 2};
   CHECK(kf::moe_kernel_name(s, cfg) == "w4a16_moe_gemm1_prefill_e256_topk8_n1024_k2048_g128_bf16_sym_bm32_bn64_bk32_w4_sk1_s2");
-  // The skinny kind is w4a16_linear's alone: there is no MoE template for it.
-  CHECK_THROWS_AS(kf::make_moe_candidate(s, {kf::LinearKind::skinny, 16, 64, 32, 4, 1, 1}, kf::arch_info("sm_90a")),
-                  kf::Error);
+  // The skinny kind over routed rows: its own instance file, the MoE epilogue flags.
+  const kf::Candidate sk =
+      kf::make_moe_candidate(s, {kf::LinearKind::skinny, 16, 64, 32, 4, 1, 1, true}, kf::arch_info("sm_90a"));
+  CHECK(sk.name == "w4a16_moe_gemm1_skinny_e256_topk8_n1024_k2048_g128_bf16_sym_bm16_bn64_bk32_w4_sk1_s1_silu");
+  CHECK(sk.instance == "w4a16_moe/gemm_skinny.cu.in");
+  CHECK(sk.params.at("silu") == "true");
+  CHECK(sk.params.at("red") == "false");
+  CHECK(sk.params.at("gemm") == "1");
+  CHECK(sk.needs_mma);
 
   const kf::MoeShape down = kf::parse_moe_shape("w4a16_moe_gemm2", "e128_topk4_n2880_k2880_gch_fp16_asym");
   CHECK(down.gemm == 2);
@@ -76,7 +83,7 @@ TEST_CASE("every candidate is one the templates accept, distinct, with both kind
       INFO(arch << " " << s.op() << " " << s.key());
       const auto configs = kf::enumerate_moe_configs(s, info);
       std::set<std::string> names;
-      int decode = 0, prefill = 0;
+      int decode = 0, skinny = 0, prefill = 0;
       for (const auto& c : configs) {
         const kf::Candidate cand = kf::make_moe_candidate(s, c, info);
         CHECK(names.insert(cand.name).second);
@@ -92,6 +99,13 @@ TEST_CASE("every candidate is one the templates accept, distinct, with both kind
           CHECK(c.block_m <= 8);
           CHECK(kf::w4a16::decode_valid(int(s.n), int(s.k), 128, c.block_n, c.block_k, c.warps * info.wave_size, c.split_k));
           CHECK(cand.instance == "w4a16_moe/gemm_decode.cu.in");
+        } else if (c.kind == kf::LinearKind::skinny) {
+          ++skinny;
+          CHECK(info.vendor == kf::Vendor::nvidia);
+          CHECK(cand.needs_mma);
+          CHECK(c.block_m == 16);
+          CHECK(kf::w4a16::skinny::valid(int(s.n), int(s.k), 128, c.block_n, c.warps, c.split_k, c.stages));
+          CHECK(cand.instance == "w4a16_moe/gemm_skinny.cu.in");
         } else {
           ++prefill;
           CHECK(cand.needs_mma);
@@ -105,6 +119,7 @@ TEST_CASE("every candidate is one the templates accept, distinct, with both kind
       }
       CHECK(prefill > 0);
       if (info.wave_size == 32) CHECK(decode > 0);
+      CHECK((skinny > 0) == (info.vendor == kf::Vendor::nvidia));
     }
   }
 }
@@ -158,6 +173,8 @@ TEST_CASE("fused SiLU gemm1: every decode config and the prefetching prefill one
         if (c.kind == kf::LinearKind::decode) {
           ++fused_decode;
           CHECK(kf::w4a16::decode_silu_valid(int(s.n), c.block_n));
+        } else if (c.kind == kf::LinearKind::skinny) {
+          CHECK(c.block_n / 2 % 32 == 0);  // whole 32-column chunks of gate and of up
         } else {
           ++fused_prefill;
           CHECK(c.stages >= 2);
@@ -226,7 +243,7 @@ TEST_CASE("top_k-reducing gemm2: every decode config and the prefetching prefill
         CHECK(plain.count(std::string(kf::kind_name(c.kind)) + " " + twin.key()));
         if (c.kind == kf::LinearKind::decode) {
           ++red_decode;
-        } else {
+        } else if (c.kind == kf::LinearKind::prefill) {
           ++red_prefill;
           CHECK(c.stages >= 2);
         }

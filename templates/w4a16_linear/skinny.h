@@ -14,11 +14,18 @@
 // STAGES spans of registers so later spans' loads are in flight during the products.
 // The warps' sums meet in shared memory in a fixed order; SPLIT_K > 1 spreads K over
 // blocks too, with fp32 partials and the last block of a tile summing them (as decode.h).
+// A Rows policy (rows.h) says which rows of x a block reads and where its rows go, so the
+// MoE GEMMs run the same body over routed rows (w4a16_moe/gemm_skinny.h), with the
+// fused SiLU (silu.h: the block's upper BN/2 columns are the up partners of the lower)
+// or the top_k-summing epilogue (kReduce).
 // NVIDIA only (mma.sync m16n8k16 layout); the generator does not emit it for AMD.
 #pragma once
 #include "kf_portability.h"
 #include "w4a16_linear/args.h"
+#include "w4a16_linear/rows.h"
+#include "w4a16_linear/silu.h"
 #include "w4a16_linear/skinny_tiling.h"
+#include "w4a16_linear/tiling.h"
 
 namespace kf {
 namespace w4a16 {
@@ -55,10 +62,13 @@ KF_INLINE uint32_t pair_hi(uint32_t a, uint32_t b) { return __byte_perm(a, b, 0x
 
 }  // namespace skinny
 
-template <int N, int K, int G, bool BF16, bool ASYM, int BN, int WARPS, int SPLIT_K, int STAGES>
-KF_INLINE void skinny_body(const kf_linear_args& args) {
+template <class Rows, int N, int K, int G, bool BF16, bool ASYM, int BN, int WARPS, int SPLIT_K, int STAGES,
+          bool SILU = false>
+KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
 #if KF_MMA_SM80
   static_assert(skinny::valid(N, K, G, BN, WARPS, SPLIT_K, STAGES), "invalid skinny config");
+  static_assert(!SILU || (BN / 2) % 32 == 0, "fused SiLU: whole 32-column chunks of gate and of up");
+  static_assert(!(SILU && Rows::kReduce), "fused SiLU and the top_k sum are different GEMMs' epilogues");
   using T = Act16<BF16>;
   constexpr int CHUNKS = BN / 32;            // 32-column chunks, two atoms each
   constexpr int KW = K / SPLIT_K / WARPS;    // k of one warp
@@ -69,14 +79,19 @@ KF_INLINE void skinny_body(const kf_linear_args& args) {
   const uint16_t* x = static_cast<const uint16_t*>(args.x);
   const uint16_t* scales = static_cast<const uint16_t*>(args.scales);
   const uint32_t* qzeros = static_cast<const uint32_t*>(args.qzeros);
-  const int M = args.m;
+  const int M = rows.count();  // rows of the block grid (split-K partials are indexed by them)
   const int lane = thread_id() % 32, warp = thread_id() / 32;
   const int g = lane / 4, t = lane % 4;
   const int n0 = block_x() * BN, split = block_y(), m0 = block_z() * skinny::kRows;
   const int k0 = (split * WARPS + warp) * KW;  // this warp's K slice
-  // The lane's two A rows (g, g + 8); rows past M read nothing and stay zero.
-  const bool row_ok[2] = {m0 + g < M, m0 + g + 8 < M};
-  const uint16_t* xrow[2] = {x + (size_t)(m0 + g) * K, x + (size_t)(m0 + g + 8) * K};
+  // The lane's two A rows (g, g + 8); rows that are not valid read nothing and stay zero.
+  const bool row_ok[2] = {rows.valid(m0 + g), rows.valid(m0 + g + 8)};
+  const uint16_t* xrow[2] = {x + (size_t)rows.x_row(m0 + g) * K, x + (size_t)rows.x_row(m0 + g + 8) * K};
+  // The weight column of chunk j's first column (its 32 columns are contiguous): with
+  // SILU, chunks of the lower half are gate columns and of the upper half up columns.
+  auto chunk_col = [&](int j) {
+    return SILU ? silu_weight_col(N, BN, BN / 2, block_x(), 32 * j) : n0 + 32 * j;
+  };
 
   struct Stage {
     u32x4 w[CHUNKS];  // word row t of the span, columns 4g .. 4g + 3 of each chunk
@@ -85,9 +100,9 @@ KF_INLINE void skinny_body(const kf_linear_args& args) {
   Stage ring[STAGES];
   auto load_stage = [&](int span, Stage& st) {
     const int k = k0 + span * skinny::kSpan;
-    const uint32_t* wrow = qweight + (size_t)(k / 8 + t) * N + n0 + 4 * g;
+    const uint32_t* wrow = qweight + (size_t)(k / 8 + t) * N + 4 * g;
 #pragma unroll
-    for (int j = 0; j < CHUNKS; ++j) st.w[j] = load16(wrow + 32 * j);
+    for (int j = 0; j < CHUNKS; ++j) st.w[j] = load16(wrow + chunk_col(j));
 #pragma unroll
     for (int r = 0; r < 2; ++r) st.xr[r] = row_ok[r] ? load16(xrow[r] + k + 8 * t) : u32x4{0, 0, 0, 0};
   };
@@ -136,12 +151,12 @@ KF_INLINE void skinny_body(const kf_linear_args& args) {
     const int grp = (k0 + span * skinny::kSpan) / G;  // 0 throughout for per-channel
 #pragma unroll
     for (int j = 0; j < CHUNKS; ++j) {
-      const uint16_t* srow = scales + (size_t)grp * N + n0 + 32 * j + 8 * t;
+      const uint16_t* srow = scales + (size_t)grp * N + chunk_col(j) + 8 * t;
       group_scales[j][0] = load8(srow);
       group_scales[j][1] = load8(srow + 4);
       uint32_t z4 = 0x8888u;  // uint4b8: z = 8
       if constexpr (ASYM) {
-        const int col = n0 + 32 * j + 4 * g;
+        const int col = chunk_col(j) + 4 * g;
         z4 = qzeros[(size_t)grp * (N / 8) + col / 8] >> (4 * (col % 8));
       }
 #pragma unroll
@@ -203,12 +218,12 @@ KF_INLINE void skinny_body(const kf_linear_args& args) {
     barrier();
   }
 
-  uint16_t* y = static_cast<uint16_t*>(args.y);
-  const int rows = M - m0 < skinny::kRows ? M - m0 : skinny::kRows;
   if constexpr (SPLIT_K > 1) {
+    // fp32 partials of the valid rows; the last block of the tile sums them back into
+    // the tile in split order (deterministic) and runs the epilogue.
     float* ws = args.workspace;
-    for (int i = thread_id(); i < rows * BN; i += WARPS * 32)
-      ws[((size_t)split * M + m0 + i / BN) * N + n0 + i % BN] = tile[i / BN][i % BN];
+    for (int i = thread_id(); i < skinny::kRows * BN; i += WARPS * 32)
+      if (rows.valid(m0 + i / BN)) ws[((size_t)split * M + m0 + i / BN) * N + n0 + i % BN] = tile[i / BN][i % BN];
     fence_device();
     barrier();
     KF_SHARED int last;
@@ -217,15 +232,39 @@ KF_INLINE void skinny_body(const kf_linear_args& args) {
     barrier();
     if (!last) return;
     fence_device();
-    for (int i = thread_id(); i < rows * BN; i += WARPS * 32) {
+    for (int i = thread_id(); i < skinny::kRows * BN; i += WARPS * 32) {
+      if (!rows.valid(m0 + i / BN)) continue;
       float sum = 0.f;
       for (int sp = 0; sp < SPLIT_K; ++sp) sum += load_coherent(ws + ((size_t)sp * M + m0 + i / BN) * N + n0 + i % BN);
-      y[(size_t)(m0 + i / BN) * N + n0 + i % BN] = static_cast<uint16_t>(T::from_f32(sum));
+      tile[i / BN][i % BN] = sum;
     }
     if (thread_id() == 0) atomic_store_device(counter, 0);
+    barrier();
+  }
+
+  uint16_t* y = static_cast<uint16_t*>(args.y);
+  if constexpr (SILU) {
+    // Tile columns [0, BN/2) are gate sums, [BN/2, BN) their up partners; y has N/2 columns.
+    constexpr int HALF = BN / 2;
+    for (int i = thread_id(); i < skinny::kRows * HALF; i += WARPS * 32) {
+      const int r = i / HALF, c = i % HALF;
+      if (!rows.valid(m0 + r)) continue;
+      const float f = rows.scale(m0 + r);
+      y[(size_t)rows.y_row(m0 + r) * (N / 2) + block_x() * HALF + c] =
+          static_cast<uint16_t>(T::from_f32(silu_mul(tile[r][c] * f, tile[r][c + HALF] * f)));
+    }
+  } else if constexpr (Rows::kReduce) {
+    // Added into y (rows may share a row of y), two adjacent columns at a time.
+    for (int i = thread_id(); i < skinny::kRows * (BN / 2); i += WARPS * 32) {
+      const int r = i / (BN / 2), c = 2 * (i % (BN / 2));
+      if (rows.valid(m0 + r)) rows.template add_pair<BF16>(y, N, m0 + r, n0 + c, tile[r][c], tile[r][c + 1]);
+    }
   } else {
-    for (int i = thread_id(); i < rows * BN; i += WARPS * 32)
-      y[(size_t)(m0 + i / BN) * N + n0 + i % BN] = static_cast<uint16_t>(T::from_f32(tile[i / BN][i % BN]));
+    for (int i = thread_id(); i < skinny::kRows * BN; i += WARPS * 32) {
+      const int r = i / BN, c = i % BN;
+      if (rows.valid(m0 + r))
+        y[(size_t)rows.y_row(m0 + r) * N + n0 + c] = static_cast<uint16_t>(T::from_f32(tile[r][c] * rows.scale(m0 + r)));
+    }
   }
 #endif
 }
@@ -234,7 +273,7 @@ KF_INLINE void skinny_body(const kf_linear_args& args) {
 
 template <int N, int K, int G, bool BF16, bool ASYM, int BN, int WARPS, int SPLIT_K, int STAGES>
 KF_INLINE void w4a16_linear_skinny(const kf_linear_args& args) {
-  w4a16::skinny_body<N, K, G, BF16, ASYM, BN, WARPS, SPLIT_K, STAGES>(args);
+  w4a16::skinny_body<w4a16::DenseRows, N, K, G, BF16, ASYM, BN, WARPS, SPLIT_K, STAGES>({args.m}, args);
 }
 
 }  // namespace kf
