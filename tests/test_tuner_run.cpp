@@ -232,6 +232,14 @@ TEST_CASE("autotune: generates what the pack lacks (gfx1151, clang), also into a
   CHECK(fm.measurements() == 3 + 2 + 3 * 2);
   kf::FakeMeasurer again(fo);
   CHECK(run_in_process(o, again).stats.generated == 0);
+  // Without the compiler a complete DB is still tuned, with a warning.
+  kf::AutotuneOptions no_clang = o;
+  no_clang.tools.clang = "/nonexistent/clang++-19";
+  kf::FakeMeasurer bare(fo);
+  const auto nc = run_in_process(no_clang, bare);
+  CHECK(nc.stats.generated == 0);
+  CHECK(contains(nc.err, "cannot tell whether the DB's kernels are built from these templates"));
+  CHECK(contains(nc.err, "/nonexistent/clang++-19"));
 
   // A shipped DB keeps code objects of winners only (tools/slim_db.py): a kernel slimmed
   // out is built again, and what it measured before stays measured.

@@ -9,6 +9,8 @@
 #include <map>
 #include <sstream>
 
+#include "arch.h"
+#include "backend.h"
 #include "error.h"
 #include "genkernels.h"
 #include "pack.h"
@@ -101,6 +103,18 @@ int ensure_pack(const AutotuneOptions& opt, const std::string& arch, const std::
       err << "autotune: warning: the pack lacks " << missing.size() << " of the " << expected.size()
           << " kernels of this selection for " << arch << " (--no-generate): tuning what it has\n";
     return 0;
+  }
+
+  // A DB that holds every kernel of the selection can still be tuned on a machine without
+  // the compiler; only whether its kernels are current cannot be told there.
+  if (missing.empty()) {
+    try {
+      (void)make_backend(arch_info(arch), opt.tools);
+    } catch (const Error& e) {
+      err << "autotune: warning: cannot tell whether the DB's kernels are built from these templates (" << e.what()
+          << "): tuning the kernels it holds\n";
+      return 0;
+    }
   }
 
   const bool is_pack_name = db.filename() == "kforge.sqlite";
