@@ -70,17 +70,6 @@ void ResultsDb::exec(const std::string& sql) const {
   }
 }
 
-std::set<std::string> ResultsDb::kernel_names(const std::string& arch) const {
-  // A kernel slimmed out of a shipped DB (tools/slim_db.py: no code object, status
-  // pruned:not_a_winner) cannot run: it counts as absent, so autotune builds it again.
-  Stmt s(db_, path_,
-         "SELECT name FROM kernels WHERE arch = ?1 AND NOT (code_object IS NULL AND status = 'pruned:not_a_winner')");
-  s.text(1, arch);
-  std::set<std::string> out;
-  while (s.row()) out.insert(s.col_text(0));
-  return out;
-}
-
 std::set<std::pair<std::string, int64_t>> ResultsDb::stored(const Provenance& p, const TuneKey& key) const {
   Stmt s(db_, path_,
          "SELECT kernel, m FROM results WHERE arch = ?1 AND device = ?2 AND op = ?3 AND shape = ?4 AND cold_l2 = ?5"

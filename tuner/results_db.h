@@ -47,9 +47,6 @@ class ResultsDb {
   ResultsDb(const ResultsDb&) = delete;
   ~ResultsDb();
 
-  // Names of the pack's kernels for `arch` (any status but slimmed out of a shipped DB),
-  // without loading code objects.
-  std::set<std::string> kernel_names(const std::string& arch) const;
   // (kernel, m) already stored for this device and key: what a resumed run skips.
   std::set<std::pair<std::string, int64_t>> stored(const Provenance& p, const TuneKey& key) const;
   // Inserts (or replaces) `rows` and recomputes the key's winners from everything stored,
