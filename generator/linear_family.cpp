@@ -66,6 +66,21 @@ std::string linear_kernel_name(const LinearShape& shape, const LinearConfig& cfg
   return std::string("w4a16_linear_") + kind_name(cfg.kind) + "_" + shape.key() + "_" + cfg.key();
 }
 
+void append_skinny_configs(const LinearShape& s, const ArchInfo& arch, std::initializer_list<int> splits,
+                           std::initializer_list<int> stages, std::vector<LinearConfig>& out) {
+  // NVIDIA only: the template is written against mma.sync's fragment layouts. block_n
+  // 256 holds 16 accumulator atoms twice over (sums and group sums) and spills in nearly
+  // every config.
+  if (arch.vendor != Vendor::nvidia) return;
+  const int n = static_cast<int>(s.n), k = static_cast<int>(s.k), g = s.effective_group();
+  for (int bn : {64, 128})
+    for (int w : {4, 8})
+      for (int sk : splits)
+        for (int st : stages)
+          if (w4a16::skinny::valid(n, k, g, bn, w, sk, st))
+            out.push_back({LinearKind::skinny, w4a16::skinny::kRows, bn, w4a16::skinny::kSpan, w, sk, st});
+}
+
 std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const ArchInfo& arch) {
   std::vector<LinearConfig> out;
   const int n = static_cast<int>(s.n), k = static_cast<int>(s.k), g = s.effective_group();
@@ -87,17 +102,7 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
             // config at any M on the H200: bench/NOTES.md v7.)
             if (k / sk / (threads / (bn / 4) * bk) > 1) out.push_back({LinearKind::decode, bm, bn, bk, w, sk, 2});
           }
-  // Skinny: the decode kind's streaming with the arithmetic on the tensor cores, one
-  // 16-row mma.sync M tile per block (templates/w4a16_linear/skinny.h, NVIDIA only: it
-  // is written against mma.sync's fragment layouts). block_n 256 holds 16 accumulator
-  // atoms twice over (sums and group sums) and spills in nearly every config.
-  if (arch.name.rfind("sm_", 0) == 0)
-    for (int bn : {64, 128})
-      for (int w : {4, 8})
-        for (int sk : {1, 2, 4, 8})
-          for (int st : {1, 2, 4})
-            if (w4a16::skinny::valid(n, k, g, bn, w, sk, st))
-              out.push_back({LinearKind::skinny, w4a16::skinny::kRows, bn, w4a16::skinny::kSpan, w, sk, st});
+  append_skinny_configs(s, arch, {1, 2, 4, 8}, {1, 2, 4}, out);
   for (int bm : {16, 32, 64, 128})
     for (int bn : {64, 128, 256})
       for (int bk : {32, 64})

@@ -5,6 +5,7 @@
 // (tiled, matrix instructions).
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,12 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& shape, con
 // this shape on this arch, appended to `out`; shared by the MoE GEMMs, whose prefill is
 // the same body.
 void append_pipelined_prefill_configs(const LinearShape& shape, const ArchInfo& arch, std::vector<LinearConfig>& out);
+
+// The skinny configs (templates/w4a16_linear/skinny.h: M <= 16 on the tensor cores,
+// NVIDIA only) of this shape over the given split_k and stages values, block_n 64 and
+// 128, 4 or 8 warps, in that order; nothing on other vendors.
+void append_skinny_configs(const LinearShape& shape, const ArchInfo& arch, std::initializer_list<int> splits,
+                           std::initializer_list<int> stages, std::vector<LinearConfig>& out);
 
 Candidate make_linear_candidate(const LinearShape& shape, const LinearConfig& cfg,
                                 const ArchInfo& arch);

@@ -84,13 +84,7 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
       }
   // Skinny (NVIDIA): the decode kind's few rows per expert on the tensor cores, one
   // 16-slot block per expert run (templates/w4a16_moe/gemm_skinny.h).
-  if (arch.name.rfind("sm_", 0) == 0)
-    for (int bn : {64, 128})
-      for (int w : {4, 8})
-        for (int sk : {1, 2, 4})
-          for (int st : {1, 2})
-            if (w4a16::skinny::valid(n, k, g, bn, w, sk, st))
-              out.push_back({LinearKind::skinny, w4a16::skinny::kRows, bn, w4a16::skinny::kSpan, w, sk, st});
+  append_skinny_configs(s.expert(), arch, {1, 2, 4}, {1, 2}, out);
   for (int bm : {16, 32, 64, 128})
     for (int bn : {64, 128})
       for (int bk : {32, 64})
@@ -114,7 +108,7 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
       LinearConfig c = out[i];
       c.silu = true;
       const bool ok = c.kind == LinearKind::decode   ? w4a16::decode_silu_valid(n, c.block_n)
-                      : c.kind == LinearKind::skinny ? c.block_n / 2 % 32 == 0 && n % 64 == 0
+                      : c.kind == LinearKind::skinny ? w4a16::skinny::silu_valid(c.block_n)
                                                      : c.stages >= 2 && w4a16::prefill_silu_valid(n, c.block_m, c.block_n,
                                                                                                   c.warps, c.stages, s.asym);
       if (ok) out.push_back(c);

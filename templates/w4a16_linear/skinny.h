@@ -67,7 +67,7 @@ template <class Rows, int N, int K, int G, bool BF16, bool ASYM, int BN, int WAR
 KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
 #if KF_MMA_SM80
   static_assert(skinny::valid(N, K, G, BN, WARPS, SPLIT_K, STAGES), "invalid skinny config");
-  static_assert(!SILU || (BN / 2) % 32 == 0, "fused SiLU: whole 32-column chunks of gate and of up");
+  static_assert(!SILU || skinny::silu_valid(BN), "fused SiLU: whole 32-column chunks of gate and of up");
   static_assert(!(SILU && Rows::kReduce), "fused SiLU and the top_k sum are different GEMMs' epilogues");
   using T = Act16<BF16>;
   constexpr int CHUNKS = BN / 32;            // 32-column chunks, two atoms each

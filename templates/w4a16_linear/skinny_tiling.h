@@ -70,6 +70,10 @@ KF_HD constexpr bool valid(int n, int k, int group, int block_n, int warps, int 
   return stages == 1 || ((stages == 2 || stages == 4) && kw / kSpan > 1);
 }
 
+// The fused SiLU epilogue (gemm1, _silu): the block's gate and up halves are whole
+// 32-column chunks.
+KF_HD constexpr bool silu_valid(int block_n) { return block_n % 64 == 0; }
+
 }  // namespace skinny
 }  // namespace w4a16
 }  // namespace kf
