@@ -74,7 +74,7 @@ void append_skinny_configs(const LinearShape& s, const ArchInfo& arch, std::init
   if (arch.vendor != Vendor::nvidia) return;
   const int n = static_cast<int>(s.n), k = static_cast<int>(s.k), g = s.effective_group();
   for (int bn : {64, 128})
-    for (int w : {4, 8})
+    for (int w : {2, 4, 8})
       for (int sk : splits)
         for (int st : stages)
           if (w4a16::skinny::valid(n, k, g, bn, w, sk, st))
@@ -102,7 +102,7 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
             // config at any M on the H200: bench/NOTES.md v7.)
             if (k / sk / (threads / (bn / 4) * bk) > 1) out.push_back({LinearKind::decode, bm, bn, bk, w, sk, 2});
           }
-  append_skinny_configs(s, arch, {1, 2, 4, 8}, {1, 2, 4}, out);
+  append_skinny_configs(s, arch, {1, 2, 4, 8}, {2, 3, 4, 6, 8}, out);
   for (int bm : {16, 32, 64, 128})
     for (int bn : {64, 128, 256})
       for (int bk : {32, 64})

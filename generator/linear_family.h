@@ -73,7 +73,8 @@ void append_pipelined_prefill_configs(const LinearShape& shape, const ArchInfo& 
 
 // The skinny configs (templates/w4a16_linear/skinny.h: M <= 16 on the tensor cores,
 // NVIDIA only) of this shape over the given split_k and stages values, block_n 64 and
-// 128, 4 or 8 warps, in that order; nothing on other vendors.
+// 128, 2, 4 or 8 warps, in that order (skinny::valid drops the rings that do not fit
+// the static shared memory); nothing on other vendors.
 void append_skinny_configs(const LinearShape& shape, const ArchInfo& arch, std::initializer_list<int> splits,
                            std::initializer_list<int> stages, std::vector<LinearConfig>& out);
 

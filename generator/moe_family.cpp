@@ -84,7 +84,7 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
       }
   // Skinny (NVIDIA): the decode kind's few rows per expert on the tensor cores, one
   // 16-slot block per expert run (templates/w4a16_moe/gemm_skinny.h).
-  append_skinny_configs(s.expert(), arch, {1, 2, 4}, {1, 2}, out);
+  append_skinny_configs(s.expert(), arch, {1, 2, 4}, {2, 4, 8}, out);
   for (int bm : {16, 32, 64, 128})
     for (int bn : {64, 128})
       for (int bk : {32, 64})

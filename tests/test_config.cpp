@@ -280,9 +280,9 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
               }
     // Skinny, on NVIDIA only: every valid point of its grid.
     for (int bn : {64, 128})
-      for (int w : {4, 8})
+      for (int w : {2, 4, 8})
         for (int sk : {1, 2, 4, 8})
-          for (int st : {1, 2, 4})
+          for (int st : {2, 3, 4, 6, 8})
             if (arch.vendor == kf::Vendor::nvidia && kf::w4a16::skinny::valid(2048, 512, 128, bn, w, sk, st)) {
               ++valid;
               CHECK(has({kf::LinearKind::skinny, 16, bn, 32, w, sk, st}));
@@ -423,7 +423,12 @@ TEST_CASE("skinny::valid (the generator's and the template's rule), case by case
   CHECK_FALSE(config_valid(2048, 512, 32, 64, 4, 4, 2));  // a ring needs two spans
   CHECK(config_valid(2048, 512, 32, 64, 4, 2, 2));      // kw 64: two spans
   CHECK(config_valid(2048, 512, 32, 64, 4, 1, 4));
-  CHECK_FALSE(config_valid(2048, 512, 32, 64, 4, 1, 3));  // stages 1, 2 or 4
+  CHECK(config_valid(2048, 512, 32, 64, 4, 1, 3));        // any ring depth up to the spans
+  CHECK_FALSE(config_valid(2048, 512, 32, 64, 4, 2, 3));  // kw 64: two spans, three slots
+  CHECK(config_valid(2048, 4096, 128, 64, 4, 1, 5));       // 4 x 5 slots of 2 KiB: 40 KiB
+  CHECK_FALSE(config_valid(2048, 4096, 128, 64, 4, 1, 6));  // 48 KiB: no room for the epilogue's word
+  CHECK_FALSE(config_valid(2048, 4096, 128, 128, 8, 1, 2));  // 8 x 2 slots of 3 KiB
+  CHECK_FALSE(config_valid(2048, 4096, 128, 64, 2, 1, 9));   // deeper than kMaxStages
   CHECK_FALSE(config_valid(2048, 4096, 128, 96, 4, 1, 1));   // block_n not whole 32s
   CHECK(config_valid(96, 4096, 128, 32, 4, 1, 1));
   CHECK_FALSE(config_valid(2176, 4096, 128, 256, 4, 1, 1));  // 2176 not a multiple of 256
@@ -504,16 +509,18 @@ TEST_CASE("enumerate_linear_configs: skinny only on NVIDIA, between decode and p
     }
     CHECK(order == (arch_name.rfind("sm_", 0) == 0 ? "dsp" : "dp"));
   }
-  // K = 4096, group 128 on sm_90a: block_n 64/128 x (w4: sk 1, 2, 4, 8; w8: sk 1, 2, 4)
-  // = 14 (block_n, warps, split_k), each with stages 1, 2, 4 (kw >= 128 is 4 spans).
+  // K = 4096, group 128 on sm_90a, stages 2, 3, 4, 6, 8 where the ring fits 48 KiB less
+  // the epilogue's word (a warp's slot: 2 KiB at block_n 64, 3 KiB at 128):
+  //   block_n 64:  w2 sk 1..8 x 5 stages = 20; w4 sk 1..8 x stages 2-4 = 12; w8 sk 1..4 x stage 2 = 3;
+  //   block_n 128: w2 sk 1..8 x stages 2-6 = 16; w4 sk 1..8 x stages 2-3 = 8; w8 none.
   const auto nv = kf::enumerate_linear_configs(s, kf::arch_info("sm_90a"));
   CHECK(std::count_if(nv.begin(), nv.end(), [](const kf::LinearConfig& c) { return c.kind == kf::LinearKind::skinny; }) ==
-        42);
-  // Per-channel: one scale per column, so every split into whole spans: 2 block_n x
-  // 2 warps x 4 split_k (kw 64 .. 1024), each with stages 1, 2, 4.
+        59);
+  // Per-channel: one scale per column, so every split into whole spans: the same plus
+  // block_n 64, w8, sk 8 (kw 64: two spans).
   const auto ch = kf::enumerate_linear_configs({2048, 4096, 0, true, false}, kf::arch_info("sm_90a"));
   CHECK(std::count_if(ch.begin(), ch.end(), [](const kf::LinearConfig& c) { return c.kind == kf::LinearKind::skinny; }) ==
-        48);
+        60);
 }
 
 TEST_CASE("arch table") {

@@ -508,7 +508,7 @@ TEST_CASE("skinny: config validity") {
   CHECK_FALSE(valid(12288, 2048, 128, 48, 4, 1, 1));  // not whole 32-column chunks
   CHECK_FALSE(valid(1024, 2048, 128, 64, 8, 4, 1));   // 64 k per warp: less than a group
   CHECK(valid(2048, 512, 32, 64, 4, 4, 1));            // 32 k per warp = one g32 group, one span
-  CHECK_FALSE(valid(2048, 512, 32, 64, 4, 4, 2));      // a ring needs more than one span
+  CHECK_FALSE(valid(2048, 512, 32, 64, 4, 4, 2));      // more ring slots than the slice has spans
   CHECK(valid(2048, 4096, 4096, 64, 4, 2, 4));         // per-channel: one fold per warp slice
   CHECK(valid(2048, 4096, 4096, 64, 8, 16, 1));        // one span per warp is still a slice
   CHECK_FALSE(valid(2048, 4096, 4096, 64, 8, 32, 1));  // 16 k per warp: not a span

@@ -10,8 +10,13 @@
 // A block covers BN columns and 16 rows of M (rows past M are zeros and never stored).
 // Each of its WARPS warps takes a contiguous K slice (K / SPLIT_K / WARPS, whole groups)
 // and walks it in 32-k spans: per span a lane loads one 16-byte row of GPTQ words per
-// 32-column chunk and its two rows of x (skinny_tiling.h says which), through a ring of
-// STAGES spans of registers so later spans' loads are in flight during the products.
+// 32-column chunk and its two rows of x (skinny_tiling.h says which). Those rows travel
+// by asynchronous copies into the warp's ring of STAGES shared-memory slots, so STAGES
+// spans are in flight while the warp multiplies, at no register cost: a layer's whole
+// weight stream is requested at once, which is what a memory-bound launch of one wave
+// needs (a register ring of 4 left 11 warps per SM with 3 KB in flight each, DRAM at 18%,
+// bench/NOTES.md linear v8). A lane reads back only the rows it copied itself, so the
+// ring needs no barrier: its own cp.async.wait_group orders them.
 // The warps' sums meet in shared memory in a fixed order; SPLIT_K > 1 spreads K over
 // blocks too, with fp32 partials and the last block of a tile summing them (as decode.h).
 // A Rows policy (rows.h) says which rows of x a block reads and where its rows go, so the
@@ -93,18 +98,39 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
     return SILU ? silu_weight_col(N, BN, BN / 2, block_x(), 32 * j) : n0 + 32 * j;
   };
 
+  // One ring slot: per lane, 16-byte rows [0, CHUNKS) are word row t of the span at
+  // columns 4g .. 4g + 3 of each chunk, rows CHUNKS and CHUNKS + 1 are x[row][8t .. 8t + 7]
+  // of the lane's two rows (zeros for rows that are not valid: the copy reads nothing).
+  constexpr int SLOT = skinny::slot_rows(BN);
   struct Stage {
-    u32x4 w[CHUNKS];  // word row t of the span, columns 4g .. 4g + 3 of each chunk
-    u32x4 xr[2];      // x[row][8t .. 8t + 7] of the lane's two rows
+    u32x4 w[CHUNKS];
+    u32x4 xr[2];
   };
-  Stage ring[STAGES];
-  auto load_stage = [&](int span, Stage& st) {
-    const int k = k0 + span * skinny::kSpan;
-    const uint32_t* wrow = qweight + (size_t)(k / 8 + t) * N + 4 * g;
+  KF_SHARED u32x4 smem[skinny::shared_bytes(BN, WARPS, STAGES) / 16];
+  u32x4* const ring = smem + warp * STAGES * SLOT * 32;  // [STAGES][SLOT][32] of this warp
+  // Copies span `span` into `slot` and closes a group; past the slice the group is empty,
+  // which keeps one group per span for the waits.
+  auto request = [&](int span, int slot) {
+    if (span < SPANS) {
+      const int k = k0 + span * skinny::kSpan;
+      const uint32_t* wrow = qweight + (size_t)(k / 8 + t) * N + 4 * g;
+      u32x4* dst = ring + slot * SLOT * 32 + lane;
 #pragma unroll
-    for (int j = 0; j < CHUNKS; ++j) st.w[j] = load16(wrow + chunk_col(j));
+      for (int j = 0; j < CHUNKS; ++j) cp_async16(dst + j * 32, wrow + chunk_col(j), true);
 #pragma unroll
-    for (int r = 0; r < 2; ++r) st.xr[r] = row_ok[r] ? load16(xrow[r] + k + 8 * t) : u32x4{0, 0, 0, 0};
+      for (int r = 0; r < 2; ++r)
+        cp_async16(dst + (CHUNKS + r) * 32, row_ok[r] ? xrow[r] + k + 8 * t : x, row_ok[r]);
+    }
+    cp_async_commit();
+  };
+  auto read_slot = [&](int slot) {
+    const u32x4* src = ring + slot * SLOT * 32 + lane;
+    Stage st;
+#pragma unroll
+    for (int j = 0; j < CHUNKS; ++j) st.w[j] = src[j * 32];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) st.xr[r] = src[(CHUNKS + r) * 32];
+    return st;
   };
 
   FragC acc[2 * CHUNKS], gacc[2 * CHUNKS];
@@ -183,27 +209,32 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
     }
   };
 
-  // The ring, as in decode.h: fill STAGES - 1 buffers, then per span request the span
-  // STAGES - 1 ahead into the buffer the previous span freed, and multiply this one.
+  // The ring: request spans 0 .. STAGES - 1; then per span wait for its group (the
+  // STAGES - 1 later ones may stay in flight), take its slot into registers, multiply,
+  // and refill the slot with the span STAGES ahead (after the multiply, which consumed
+  // the registers the slot was read into).
 #pragma unroll
-  for (int s = 0; s < STAGES - 1; ++s)
-    if (s < SPANS) load_stage(s, ring[s]);
+  for (int s = 0; s < STAGES; ++s) request(s, s);
 #pragma unroll 1
   for (int base = 0; base < SPANS; base += STAGES) {
 #pragma unroll
     for (int s = 0; s < STAGES; ++s) {
       const int span = base + s;
-      if (span + STAGES - 1 < SPANS) load_stage(span + STAGES - 1, ring[(s + STAGES - 1) % STAGES]);
       if (span < SPANS) {
+        cp_async_wait<STAGES - 1>();
+        const Stage st = read_slot(s);
         if (span % GROUP_SPANS == 0) start_group(span);
-        multiply(ring[s]);
+        multiply(st);
         if (span % GROUP_SPANS == GROUP_SPANS - 1) fold_group();
+        request(span + STAGES, s);
       }
     }
   }
+  cp_async_wait<0>();
+  barrier();  // every warp is done with its ring before the tile reuses the memory
 
   // The warps' sums, added into one 16 x BN tile in warp order (deterministic).
-  KF_SHARED float tile[skinny::kRows][BN];
+  float(*tile)[BN] = reinterpret_cast<float(*)[BN]>(smem);
   for (int w = 0; w < WARPS; ++w) {
     if (warp == w)
 #pragma unroll

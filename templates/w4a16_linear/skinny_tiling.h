@@ -57,9 +57,28 @@ KF_HD constexpr int c_col(int lane, int atom, int e) {
 // column (per-channel, group == k) its whole slice.
 KF_HD constexpr int fold_k(int k, int group, int kw) { return group == k ? kw : group; }
 
+// Shared memory: each warp's ring of STAGES slots, a slot holding the 16-byte rows every
+// lane copies for one span (a weight row per 32-column chunk, its two rows of x), and,
+// once the ring is drained, the 16 x BN fp32 tile where the warps' sums meet (aliased).
+// Static shared memory only (no dynamic opt-in at launch): 48 KiB on sm_90a, of which the
+// split-K epilogue's "last block" flag takes a word.
+constexpr int kMaxShared = 48 * 1024;
+constexpr int kEpilogueShared = 16;
+constexpr int kMaxStages = 8;
+KF_HD constexpr int slot_rows(int block_n) { return block_n / kSpan + 2; }
+KF_HD constexpr int ring_bytes(int block_n, int warps, int stages) {
+  return warps * stages * slot_rows(block_n) * 32 * 16;
+}
+KF_HD constexpr int tile_bytes(int block_n) { return kRows * block_n * 4; }
+KF_HD constexpr int shared_bytes(int block_n, int warps, int stages) {
+  return ring_bytes(block_n, warps, stages) > tile_bytes(block_n) ? ring_bytes(block_n, warps, stages)
+                                                                   : tile_bytes(block_n);
+}
+
 // A config the template accepts: whole 32-column chunks; each of the warps * split_k
 // slices of K whole spans and, unless per-channel, whole groups (the scale is applied
-// once per group).
+// once per group); a ring no deeper than the slice's spans (deeper slots would never be
+// filled) whose slots fit the static shared memory.
 KF_HD constexpr bool valid(int n, int k, int group, int block_n, int warps, int split_k, int stages) {
   if (block_n % 32 != 0 || block_n <= 0 || n % block_n != 0) return false;
   if (warps < 1 || split_k < 1 || k % (split_k * warps) != 0) return false;
@@ -67,7 +86,8 @@ KF_HD constexpr bool valid(int n, int k, int group, int block_n, int warps, int 
   if (kw < kSpan || kw % kSpan != 0) return false;
   const int fold = fold_k(k, group, kw);
   if (fold % kSpan != 0 || kw < fold || kw % fold != 0) return false;
-  return stages == 1 || ((stages == 2 || stages == 4) && kw / kSpan > 1);
+  return stages >= 1 && stages <= kMaxStages && stages <= kw / kSpan &&
+         shared_bytes(block_n, warps, stages) + kEpilogueShared <= kMaxShared;
 }
 
 // The fused SiLU epilogue (gemm1, _silu): the block's gate and up halves are whole

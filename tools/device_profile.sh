@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Nsight Compute profile and SASS of chosen sm_90a kernels, on an NVIDIA machine
+# (binaries built elsewhere and passed in BIN, like device_run.sh): generate the kernels
+# matching FILTER, dump each one's SASS, and profile one launch of each at M rows (cold
+# caches: ncu flushes them before every profiled launch) while kforge_check_linear runs
+# them, so every profiled launch is also checked against the CPU reference.
+#   BIN=.devout/bin OUT=results tools/device_profile.sh FILTER [M] [OPS]
+# Writes $OUT/profile.txt (speed of light, memory, occupancy, warp stalls, scheduler)
+# and $OUT/sass.tgz.
+set -uo pipefail
+filter=${1:?kernel name regex}
+m=${2:-1}
+ops=${3:-w4a16_linear}
+bin=${BIN:-.devout/bin}
+out=${OUT:-gpu-results}
+work=${WORK:-/tmp/kforge-profile}
+mkdir -p "$out" "$work/sass"
+export PATH="$PATH:/usr/local/cuda/bin"
+
+"$bin/genkernels" --arch sm_90a --ops "$ops" --templates templates --filter "$filter" --out "$work/pack" -q |
+  tail -2
+python3 - "$work/pack/kforge.sqlite" "$work/sass" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+for name, blob in db.execute("SELECT name, code_object FROM kernels WHERE code_object IS NOT NULL"):
+    open(f"{sys.argv[2]}/{name}.cubin", "wb").write(blob)
+EOF
+n=0
+for f in "$work"/sass/*.cubin; do
+  cuobjdump -sass "$f" > "${f%.cubin}.sass" && rm "$f" && n=$((n + 1))
+done
+tar -C "$work" -czf "$out/sass.tgz" sass
+echo "sass of $n kernels"
+
+ncu --clock-control none --kernel-name "regex:$filter" --launch-count "$n" \
+  --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats \
+  --section WarpStateStats --section SchedulerStats \
+  "$bin/kforge_check_linear" --pack "$work/pack/kforge.sqlite" --m "$m" > "$out/profile.txt" 2>&1
+echo "ncu rc=$?"
+grep -E "^  [a-z_0-9]+\(|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|Issued Warp|passed" \
+  "$out/profile.txt" | head -120
