@@ -122,6 +122,54 @@ TEST_CASE("autotune: winners follow the measured times (crossover between tuned 
   CHECK(w[1].m_hi == kf::kMaxWinnerM);
 }
 
+TEST_CASE("autotune: only a kernel whose code object the DB holds can win; --recompute-winners") {
+  TempDir dir("tuner");
+  const std::string db = dir.sub("kforge.sqlite");
+  const FakePack f = write_fake_pack(db);
+  kf::FakeOptions fo;
+  fo.time_us = [&](const kf::PackKernel& k, const kf::LinearShape&, int64_t m, bool) {
+    if (k.name == f.decode_bm1) return 10.0 + m;
+    if (k.name == f.prefill_bm64) return 40.0;
+    return 1000.0;
+  };
+  kf::FakeMeasurer fm(fo);
+  run_in_process(options(db), fm);
+  // The fastest kernel at small M loses its code object (as tools/slim_db.py does to
+  // non-winners, or a kernel that left the candidate space).
+  sqlite3* h = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(h, ("UPDATE kernels SET code_object = NULL, status = 'pruned:not_a_winner' WHERE name = " + q(f.decode_bm1)).c_str(), nullptr,
+                       nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(h);
+  kf::ResultsDb r = kf::ResultsDb::open(db);
+  const kf::Provenance p{"sm_90a", "kforge-fake-gpu", "", "", ""};
+  const kf::TuneKey key{"w4a16_linear", kShape.key(), true, ""};
+  CHECK(r.winners(p, key).front().kernel == f.decode_bm1);  // stored before: stale now
+  // The command line recomputes them (no GPU, nothing measured) and says so.
+  const Child c = spawn_autotune({"--db", db, "--recompute-winners"}, dir.path.string(), "rewin");
+  INFO(c.err());
+  REQUIRE(c.wait_status() == 0);
+  CHECK(c.out().find("recomputed the winners of") != std::string::npos);
+  const auto w = r.winners(p, key);
+  REQUIRE(w.size() == 1);
+  CHECK(w[0].kernel == f.prefill_bm64);
+  CHECK(w[0].m_lo == 1);
+  CHECK(w[0].m_hi == kf::kMaxWinnerM);
+  // Its measurements stay, as history; a store() of new rows keeps it out as well.
+  CHECK(text_of(db, "SELECT count(*) FROM results WHERE disposition = 'passed' AND kernel = " + q(f.decode_bm1)) !=
+        "0");
+  kf::ResultRow row;
+  row.kernel = f.prefill_bm64;
+  row.disposition = "passed";
+  row.m = 3;
+  row.median_us = row.min_us = 40;
+  row.reps = 50;
+  const auto after = r.store(p, key, {row});
+  REQUIRE(after.size() == 1);
+  CHECK(after[0].kernel == f.prefill_bm64);
+  CHECK(r.recompute_winners() >= 1);
+}
+
 TEST_CASE("autotune: a rerun skips what is stored; --max-candidates; --warm is stored apart") {
   TempDir dir("tuner");
   const std::string db = dir.sub("kforge.sqlite");

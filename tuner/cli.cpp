@@ -16,6 +16,7 @@
 #include "hip_measurer.h"
 #include "model.h"
 #include "pack.h"
+#include "results_db.h"
 #include "vllm_export.h"
 
 namespace kf {
@@ -121,6 +122,15 @@ int export_vllm(const AutotuneOptions& opt, const std::string& dir) {
   return 0;
 }
 
+// --recompute-winners: no measuring, so no GPU.
+int recompute_winners(const AutotuneOptions& opt) {
+  Pack::open(opt.db, false);  // refuses (untouched) what is not a kforge pack; migrates version 1
+  const int keys = ResultsDb::open(opt.db).recompute_winners();
+  std::cout << "autotune: recomputed the winners of " << keys << " (arch, device, op, shape, routing) keys in "
+            << opt.db << " from its stored measurements\n";
+  return 0;
+}
+
 int autotune_main(int argc, char** argv) {
   CLI::App app{"kforge autotune: verify and time every kernel of a pack on this GPU, store the winners per M range"};
   AutotuneOptions opt;
@@ -147,6 +157,10 @@ int autotune_main(int argc, char** argv) {
   app.add_option("--export-vllm", export_dir,
                  "write the tuned w4a16 MoE winners as vLLM fused-MoE config JSON files into this directory (no"
                  " measuring; the MXFP4 ops are not exported)");
+  bool rewin = false;
+  app.add_flag("--recompute-winners", rewin,
+               "recompute every winner from the stored measurements, over the kernels whose code object the DB"
+               " holds (no measuring, no GPU)");
   app.add_option("--db", opt.db, "tuning DB = kernel pack; what it lacks is generated into it")->capture_default_str();
   app.add_option("--jobs,-j", opt.jobs, "parallel compiles and reference threads (default: CPU count)");
   app.add_option("--time-budget", opt.time_budget_s, "stop after this many seconds (a rerun continues)");
@@ -196,6 +210,7 @@ int autotune_main(int argc, char** argv) {
     opt.stop = &g_stop;
     if (!opt.arch.empty()) arch_info(opt.arch);  // an unknown --arch is an error even without a GPU
     if (!export_dir.empty()) return export_vllm(opt, export_dir);
+    if (rewin) return recompute_winners(opt);
 
     std::unique_ptr<Measurer> measurer;
     if (measurer_kind == "fake") {

@@ -43,6 +43,14 @@ struct Stmt {
 
 }  // namespace
 
+// Only a kernel whose code object the DB holds can win: the measurements of one that was
+// slimmed away (tools/slim_db.py) or left the candidate space stay as history, but a
+// winner the runtime cannot load would be skipped there and its M range served by
+// something never compared with it.
+#define KF_RUNNABLE                                                                      \
+  " AND EXISTS (SELECT 1 FROM kernels k WHERE k.name = results.kernel AND k.arch = results.arch" \
+  " AND k.code_object IS NOT NULL)"
+
 ResultsDb ResultsDb::open(const std::string& path, int busy_timeout_ms) {
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
@@ -83,7 +91,7 @@ std::set<std::pair<std::string, int64_t>> ResultsDb::stored(const Provenance& p,
 std::vector<Timing> ResultsDb::passed(const Provenance& p, const TuneKey& key) const {
   Stmt s(db_, path_,
          "SELECT m, kernel, median_us, min_us FROM results WHERE arch = ?1 AND device = ?2 AND op = ?3"
-         " AND shape = ?4 AND cold_l2 = ?5 AND routing = ?6 AND disposition = 'passed'");
+         " AND shape = ?4 AND cold_l2 = ?5 AND routing = ?6 AND disposition = 'passed'" KF_RUNNABLE);
   s.key(p, key);
   std::vector<Timing> out;
   while (s.row())
@@ -96,7 +104,7 @@ std::map<std::string, std::vector<Timing>> ResultsDb::passed_by_routing(const Pr
                                                                        const TuneKey& key) const {
   Stmt s(db_, path_,
          "SELECT routing, m, kernel, median_us, min_us FROM results WHERE arch = ?1 AND device = ?2 AND op = ?3"
-         " AND shape = ?4 AND cold_l2 = ?5 AND routing != '' AND disposition = 'passed'");
+         " AND shape = ?4 AND cold_l2 = ?5 AND routing != '' AND disposition = 'passed'" KF_RUNNABLE);
   s.text(1, p.arch).text(2, p.device).text(3, key.op).text(4, key.shape).integer(5, key.cold_l2);
   std::map<std::string, std::vector<Timing>> out;
   while (s.row())
@@ -157,26 +165,53 @@ std::vector<WinnerRange> ResultsDb::store(const Provenance& p, const TuneKey& ke
                       std::to_string(r.m) + ": " + sqlite3_errmsg(db_));
       }
     }
-    // Winners from everything stored (this process's rows and any other's), so two
-    // processes tuning different Ms of one shape converge on the same table. The MoE
-    // GEMMs are compared by their step in the layer, moe_silu_mul (gemm1) and moe_sum
-    // (gemm2) included (gemm1_step_times, gemm2_step_times).
-    const bool gemm1 = key.op == "w4a16_moe_gemm1", gemm2 = key.op == "w4a16_moe_gemm2";
-    auto steps = [&](const std::vector<Timing>& rows) {
-      return gemm1 ? gemm1_step_times(rows) : gemm2 ? gemm2_step_times(rows) : rows;
-    };
-    const std::vector<WinnerRange> win = compute_winners(steps(passed(p, key)));
-    replace_winners(p, key, win);
-    if (!key.routing.empty()) {
-      TuneKey robust = key;
-      robust.routing = "";
-      auto by_routing = passed_by_routing(p, key);
-      if (gemm1 || gemm2)
-        for (auto& [routing, rows] : by_routing) rows = steps(rows);
-      replace_winners(p, robust, compute_robust_winners(by_routing));
-    }
+    const std::vector<WinnerRange> win = update_winners(p, key);
     exec("COMMIT");
     return win;
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+// Winners from everything stored (this process's rows and any other's), so two processes
+// tuning different Ms of one shape converge on the same table. The MoE GEMMs are compared
+// by their step in the layer, moe_silu_mul (gemm1) and moe_sum (gemm2) included
+// (gemm1_step_times, gemm2_step_times). Inside the caller's transaction.
+std::vector<WinnerRange> ResultsDb::update_winners(const Provenance& p, const TuneKey& key) {
+  const bool gemm1 = key.op == "w4a16_moe_gemm1", gemm2 = key.op == "w4a16_moe_gemm2";
+  auto steps = [&](const std::vector<Timing>& rows) {
+    return gemm1 ? gemm1_step_times(rows) : gemm2 ? gemm2_step_times(rows) : rows;
+  };
+  const std::vector<WinnerRange> win = compute_winners(steps(passed(p, key)));
+  replace_winners(p, key, win);
+  if (!key.routing.empty()) {
+    TuneKey robust = key;
+    robust.routing = "";
+    auto by_routing = passed_by_routing(p, key);
+    if (gemm1 || gemm2)
+      for (auto& [routing, rows] : by_routing) rows = steps(rows);
+    replace_winners(p, robust, compute_robust_winners(by_routing));
+  }
+  return win;
+}
+
+int ResultsDb::recompute_winners() {
+  exec("BEGIN IMMEDIATE");
+  try {
+    std::vector<std::pair<Provenance, TuneKey>> keys;
+    {
+      Stmt s(db_, path_, "SELECT DISTINCT arch, device, op, shape, cold_l2, routing FROM results");
+      while (s.row()) {
+        Provenance p;
+        p.arch = s.col_text(0);
+        p.device = s.col_text(1);
+        keys.push_back({p, {s.col_text(2), s.col_text(3), sqlite3_column_int64(s.s, 4) != 0, s.col_text(5)}});
+      }
+    }
+    for (const auto& [p, key] : keys) update_winners(p, key);
+    exec("COMMIT");
+    return static_cast<int>(keys.size());
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;

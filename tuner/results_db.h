@@ -58,12 +58,18 @@ class ResultsDb {
   // The passed rows of every routing archetype of (op, shape, cold_l2) (key.routing is ignored).
   std::map<std::string, std::vector<Timing>> passed_by_routing(const Provenance& p, const TuneKey& key) const;
   std::vector<WinnerRange> winners(const Provenance& p, const TuneKey& key) const;
+  // Recomputes the winners of every key the results hold, in one transaction, measuring
+  // nothing (e.g. after kernels lost their code objects); returns the number of keys.
+  // Only kernels whose code object the DB holds can win (passed() and passed_by_routing()
+  // return only their rows).
+  int recompute_winners();
   const std::string& path() const { return path_; }
 
  private:
   ResultsDb(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   void exec(const std::string& sql) const;
   void replace_winners(const Provenance& p, const TuneKey& key, const std::vector<WinnerRange>& win);
+  std::vector<WinnerRange> update_winners(const Provenance& p, const TuneKey& key);
   sqlite3* db_;
   std::string path_;
 };
