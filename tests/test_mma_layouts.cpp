@@ -502,6 +502,69 @@ TEST_CASE("skinny: the product check rejects A and B that disagree on k") {
   CHECK(skinny_span_mismatches(kf::w4a16::skinny::a_k, +b_swap) > 0);
 }
 
+// The ring's copy and read-back (skinny.h request / read_slot), emulated: each copy lane
+// stores the (word row, chunk, column) it read at the swizzled slot position; each lane
+// must then find, for every chunk, its own fragment words (word row t, columns 4g .. 4g + 3).
+// `swz` is the slot position function under test (skinny::swizzled or a wrong one), `frag`
+// the read-back unit (skinny::fragment_unit or a wrong one).
+struct SlotCheck {
+  int wrong_words = 0, read_conflicts = 0, write_conflicts = 0;
+};
+SlotCheck skinny_slot_check(int block_n, int (*swz)(int, int),
+                            int (*frag)(int, int, int) = kf::w4a16::skinny::fragment_unit) {
+  using namespace kf::w4a16::skinny;
+  const int chunks = block_n / 32, units = 32 * chunks;
+  std::vector<std::array<int, 3>> slot(units, {-1, -1, -1});
+  SlotCheck r;
+  for (int c = 0; c < chunks; ++c) {
+    std::array<int, 8> groups{};
+    for (int lane = 0; lane < 32; ++lane) {
+      const int u = 32 * c + lane, p = swz(block_n, u);
+      REQUIRE(p >= 0);
+      REQUIRE(p < units);
+      CHECK(slot[p][0] == -1);  // a permutation: no unit lands on another
+      slot[p] = {unit_row(block_n, u), unit_chunk(block_n, u), unit_col(block_n, u)};
+      if (lane % 8 == 7) {  // a quarter-warp's 8 stores: 8 different 16-byte bank groups
+        for (int l = lane - 7; l <= lane; ++l) ++groups[swz(block_n, 32 * c + l) % 8];
+        for (int& n : groups) r.write_conflicts += n > 1, n = 0;
+      }
+    }
+  }
+  for (int j = 0; j < chunks; ++j)
+    for (int q = 0; q < 4; ++q) {
+      std::array<int, 8> groups{};
+      for (int lane = 8 * q; lane < 8 * q + 8; ++lane) {
+        const int p = swz(block_n, frag(block_n, lane, j));
+        ++groups[p % 8];
+        const std::array<int, 3> want{lane % 4, j, 4 * (lane / 4)};
+        r.wrong_words += slot[p] != want;
+      }
+      for (int n : groups) r.read_conflicts += n > 1;
+    }
+  return r;
+}
+
+TEST_CASE("skinny: the ring's whole-row copies reach every lane's fragment words, without bank conflicts") {
+  constexpr auto swizzled = kf::w4a16::skinny::swizzled;
+  for (int bn : {32, 64, 128}) {
+    CAPTURE(bn);
+    const SlotCheck r = skinny_slot_check(bn, +swizzled);
+    CHECK(r.wrong_words == 0);
+    CHECK(r.read_conflicts == 0);
+    CHECK(r.write_conflicts == 0);
+    // Copies read whole row pieces: a copy's 32 lanes cover 32 / row_units rows.
+    CHECK(32 / kf::w4a16::skinny::row_units(bn) == (bn == 32 ? 4 : bn == 64 ? 2 : 1));
+  }
+  // Without the swizzle the words still arrive, but a quarter-warp's 4 lanes of one g
+  // read one bank group; a read-back unit with g and t swapped delivers wrong words.
+  auto plain = [](int, int u) { return u; };
+  const SlotCheck p = skinny_slot_check(64, +plain);
+  CHECK(p.wrong_words == 0);
+  CHECK(p.read_conflicts > 0);
+  auto swapped = [](int bn, int lane, int j) { return lane / 4 % 4 * (bn / 4) + 8 * j + lane % 4 + 4 * (lane / 16); };
+  CHECK(skinny_slot_check(64, +swizzled, +swapped).wrong_words > 0);
+}
+
 TEST_CASE("skinny: config validity") {
   using kf::w4a16::skinny::valid;
   CHECK(valid(12288, 2048, 128, 64, 4, 1, 2));

@@ -15,8 +15,9 @@
 // spans are in flight while the warp multiplies, at no register cost: a layer's whole
 // weight stream is requested at once, which is what a memory-bound launch of one wave
 // needs (a register ring of 4 left 11 warps per SM with 3 KB in flight each, DRAM at 18%,
-// bench/NOTES.md linear v8). A lane reads back only the rows it copied itself, so the
-// ring needs no barrier: its own cp.async.wait_group orders them.
+// bench/NOTES.md linear v8). The warp copies whole row pieces and each lane reads back
+// the units its fragments need (skinny_tiling.h), so the warp synchronises (no block
+// barrier) between its copies landing and its reads, and between reads and refills.
 // The warps' sums meet in shared memory in a fixed order; SPLIT_K > 1 spreads K over
 // blocks too, with fp32 partials and the last block of a tile summing them (as decode.h).
 // A Rows policy (rows.h) says which rows of x a block reads and where its rows go, so the
@@ -60,6 +61,11 @@ KF_INLINE uint32_t neg_bias_pair(uint32_t z) {
   return h | h << 16;
 }
 
+// The warp's lanes meet, their shared-memory traffic ordered (NVIDIA: bar.warp.sync). Here
+// rather than in kf_portability.h: the kind is NVIDIA only, and every kernel includes that
+// header (an edit there rebuilds them all).
+KF_INLINE void warp_sync() { __syncwarp(); }
+
 // Halves (lo of a, lo of b) or (hi of a, hi of b): x values 4 apart in k, one A register.
 KF_INLINE uint32_t pair_lo(uint32_t a, uint32_t b) { return __byte_perm(a, b, 0x5410); }
 KF_INLINE uint32_t pair_hi(uint32_t a, uint32_t b) { return __byte_perm(a, b, 0x7632); }
@@ -98,38 +104,46 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
     return SILU ? silu_weight_col(N, BN, BN / 2, block_x(), 32 * j) : n0 + 32 * j;
   };
 
-  // One ring slot: per lane, 16-byte rows [0, CHUNKS) are word row t of the span at
-  // columns 4g .. 4g + 3 of each chunk, rows CHUNKS and CHUNKS + 1 are x[row][8t .. 8t + 7]
-  // of the lane's two rows (zeros for rows that are not valid: the copy reads nothing).
+  // One ring slot: 16-byte units [0, 32 CHUNKS) are the span's 4 word rows x BN columns
+  // in row-major order (swizzled), copied by whole row pieces and read back by the lane
+  // whose fragments need them (skinny_tiling.h); units 32 CHUNKS + 32 r + lane are
+  // x[row][8t .. 8t + 7] of the lane's two rows, each lane's own (zeros for rows that are
+  // not valid: the copy reads nothing).
   constexpr int SLOT = skinny::slot_rows(BN);
   struct Stage {
     u32x4 w[CHUNKS];
     u32x4 xr[2];
   };
   KF_SHARED u32x4 smem[skinny::shared_bytes(BN, WARPS, STAGES) / 16];
-  u32x4* const ring = smem + warp * STAGES * SLOT * 32;  // [STAGES][SLOT][32] of this warp
+  u32x4* const ring = smem + warp * STAGES * SLOT * 32;  // [STAGES][SLOT * 32] of this warp
   // Copies span `span` into `slot` and closes a group; past the slice the group is empty,
   // which keeps one group per span for the waits.
   auto request = [&](int span, int slot) {
     if (span < SPANS) {
       const int k = k0 + span * skinny::kSpan;
-      const uint32_t* wrow = qweight + (size_t)(k / 8 + t) * N + 4 * g;
-      u32x4* dst = ring + slot * SLOT * 32 + lane;
+      u32x4* dst = ring + slot * SLOT * 32;
 #pragma unroll
-      for (int j = 0; j < CHUNKS; ++j) cp_async16(dst + j * 32, wrow + chunk_col(j), true);
+      for (int c = 0; c < CHUNKS; ++c) {
+        const int u = 32 * c + lane;
+        const uint32_t* src = qweight + (size_t)(k / 8 + skinny::unit_row(BN, u)) * N +
+                              chunk_col(skinny::unit_chunk(BN, u)) + skinny::unit_col(BN, u);
+        cp_async16(dst + skinny::swizzled(BN, u), src, true);
+      }
 #pragma unroll
       for (int r = 0; r < 2; ++r)
-        cp_async16(dst + (CHUNKS + r) * 32, row_ok[r] ? xrow[r] + k + 8 * t : x, row_ok[r]);
+        cp_async16(dst + (CHUNKS + r) * 32 + lane, row_ok[r] ? xrow[r] + k + 8 * t : x, row_ok[r]);
     }
     cp_async_commit();
   };
+  // After the wait: the other lanes' copies are visible once the warp has synchronised.
   auto read_slot = [&](int slot) {
-    const u32x4* src = ring + slot * SLOT * 32 + lane;
+    skinny::warp_sync();
+    const u32x4* src = ring + slot * SLOT * 32;
     Stage st;
 #pragma unroll
-    for (int j = 0; j < CHUNKS; ++j) st.w[j] = src[j * 32];
+    for (int j = 0; j < CHUNKS; ++j) st.w[j] = src[skinny::swizzled(BN, skinny::fragment_unit(BN, lane, j))];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) st.xr[r] = src[(CHUNKS + r) * 32];
+    for (int r = 0; r < 2; ++r) st.xr[r] = src[(CHUNKS + r) * 32 + lane];
     return st;
   };
 
@@ -226,6 +240,7 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
         if (span % GROUP_SPANS == 0) start_group(span);
         multiply(st);
         if (span % GROUP_SPANS == GROUP_SPANS - 1) fold_group();
+        skinny::warp_sync();  // every lane has read the slot before any lane refills it
         request(span + STAGES, s);
       }
     }

@@ -53,6 +53,26 @@ KF_HD constexpr int c_col(int lane, int atom, int e) {
   return actual_n(atom, 8 * (e / 4) + 2 * (lane % 4) + e % 2);
 }
 
+// How a span's weights travel (skinny.h): the warp copies the span's 4 word rows x
+// block_n columns as 16-byte units in row-major order, unit u = 32 c + lane for copy c,
+// so one copy reads whole 256- or 512-byte row pieces (16 or 32 lanes per row). Copies
+// of 4 rows x 128 bytes (8 lanes per row, each lane its own fragment words) read the
+// same bytes at 1.45-1.5x the read floor on the H200, these at 1.01-1.12x
+// (bench/results/h200_v9_layout_probe.txt). A lane then reads back, from shared memory,
+// the unit its fragments need: word row t, columns 4g .. 4g + 3 of chunk j.
+KF_HD constexpr int row_units(int block_n) { return block_n / 4; }  // 16-byte units of a row
+KF_HD constexpr int unit_row(int block_n, int u) { return u / row_units(block_n); }
+KF_HD constexpr int unit_chunk(int block_n, int u) { return u % row_units(block_n) / 8; }
+KF_HD constexpr int unit_col(int block_n, int u) { return 4 * (u % 8); }  // within its chunk
+KF_HD constexpr int fragment_unit(int block_n, int lane, int chunk) {
+  return lane % 4 * row_units(block_n) + 8 * chunk + lane / 4;
+}
+// Where unit u sits in the slot: its index with the low 3 bits XORed by twice its row,
+// so the 8 lanes of each quarter-warp read 8 different 16-byte bank groups (without it,
+// lanes g, t = 0 .. 3 read the same group: 4-way conflicts), and a copy's 8 consecutive
+// units stay in 8 different groups. A permutation within each aligned group of 8.
+KF_HD constexpr int swizzled(int block_n, int u) { return u ^ (2 * unit_row(block_n, u) & 7); }
+
 // The k over which a warp sums before applying the scale: a group, or with one scale per
 // column (per-channel, group == k) its whole slice.
 KF_HD constexpr int fold_k(int k, int group, int kw) { return group == k ? kw : group; }
