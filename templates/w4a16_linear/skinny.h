@@ -116,32 +116,43 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
   };
   KF_SHARED u32x4 smem[skinny::shared_bytes(BN, WARPS, STAGES) / 16];
   u32x4* const ring = smem + warp * STAGES * SLOT * 32;  // [STAGES][SLOT * 32] of this warp
+  // The span-invariant part of each copy, per lane: its source at span 0 (a span is 4
+  // word rows, 4 N words, further on) and its slot position. Worked out once, so a span
+  // costs its copies and not their address arithmetic.
+  const uint32_t* wsrc[CHUNKS];
+  int wdst[CHUNKS];
+#pragma unroll
+  for (int c = 0; c < CHUNKS; ++c) {
+    const int u = 32 * c + lane;
+    wsrc[c] = qweight + (size_t)(k0 / 8 + skinny::unit_row(BN, u)) * N + chunk_col(skinny::unit_chunk(BN, u)) +
+              skinny::unit_col(BN, u);
+    wdst[c] = skinny::swizzled(BN, u);
+  }
+  const uint16_t* xsrc[2] = {xrow[0] + k0 + 8 * t, xrow[1] + k0 + 8 * t};
   // Copies span `span` into `slot` and closes a group; past the slice the group is empty,
   // which keeps one group per span for the waits.
   auto request = [&](int span, int slot) {
     if (span < SPANS) {
-      const int k = k0 + span * skinny::kSpan;
+      const size_t advance = (size_t)span * (4 * N);
       u32x4* dst = ring + slot * SLOT * 32;
 #pragma unroll
-      for (int c = 0; c < CHUNKS; ++c) {
-        const int u = 32 * c + lane;
-        const uint32_t* src = qweight + (size_t)(k / 8 + skinny::unit_row(BN, u)) * N +
-                              chunk_col(skinny::unit_chunk(BN, u)) + skinny::unit_col(BN, u);
-        cp_async16(dst + skinny::swizzled(BN, u), src, true);
-      }
+      for (int c = 0; c < CHUNKS; ++c) cp_async16(dst + wdst[c], wsrc[c] + advance, true);
 #pragma unroll
       for (int r = 0; r < 2; ++r)
-        cp_async16(dst + (CHUNKS + r) * 32 + lane, row_ok[r] ? xrow[r] + k + 8 * t : x, row_ok[r]);
+        cp_async16(dst + (CHUNKS + r) * 32 + lane, row_ok[r] ? xsrc[r] + span * skinny::kSpan : x, row_ok[r]);
     }
     cp_async_commit();
   };
+  int wread[CHUNKS];  // slot positions of the lane's fragment words, chunk by chunk
+#pragma unroll
+  for (int j = 0; j < CHUNKS; ++j) wread[j] = skinny::swizzled(BN, skinny::fragment_unit(BN, lane, j));
   // After the wait: the other lanes' copies are visible once the warp has synchronised.
   auto read_slot = [&](int slot) {
     skinny::warp_sync();
     const u32x4* src = ring + slot * SLOT * 32;
     Stage st;
 #pragma unroll
-    for (int j = 0; j < CHUNKS; ++j) st.w[j] = src[skinny::swizzled(BN, skinny::fragment_unit(BN, lane, j))];
+    for (int j = 0; j < CHUNKS; ++j) st.w[j] = src[wread[j]];
 #pragma unroll
     for (int r = 0; r < 2; ++r) st.xr[r] = src[(CHUNKS + r) * 32 + lane];
     return st;
