@@ -1,23 +1,23 @@
 // w4a16_linear skinny kernel: y[M, N] = x[M, K] * dequant(W)^T for M <= 16 on the
-// matrix instructions, weights going from their 16-byte loads straight into B fragments.
+// matrix instructions, B fragments built from the GPTQ words themselves (no dequantised tile).
 //
 // Why: the decode kind spends ~5 issue slots per int4 weight on CUDA cores (nibble to
 // float, zero point, scale, FMA), which at M = 1 costs as long as the weight stream
-// itself (bench/NOTES.md linear v7). Here a pair of weights costs a shift-and-mask and
-// one packed subtract (q - z, exact in 16 bits), the multiply-add is a matrix
-// instruction, and the scale is applied once per group to the fp32 sums.
+// itself (bench/NOTES.md linear v7). Here a pair of weights costs a shift and a logic op
+// (128 + q or 1024 + q, exact in 16 bits), the multiply-add is a matrix instruction, and
+// once per group the fold removes the bias (with the group's x sums, one more matrix
+// product) and applies the scale to the fp32 sums.
 //
 // A block covers BN columns and 16 rows of M (rows past M are zeros and never stored).
 // Each of its WARPS warps takes a contiguous K slice (K / SPLIT_K / WARPS, whole groups)
-// and walks it in 32-k spans: per span a lane loads one 16-byte row of GPTQ words per
-// 32-column chunk and its two rows of x (skinny_tiling.h says which). Those rows travel
-// by asynchronous copies into the warp's ring of STAGES shared-memory slots, so STAGES
-// spans are in flight while the warp multiplies, at no register cost: a layer's whole
-// weight stream is requested at once, which is what a memory-bound launch of one wave
-// needs (a register ring of 4 left 11 warps per SM with 3 KB in flight each, DRAM at 18%,
-// bench/NOTES.md linear v8). The warp copies whole row pieces and each lane reads back
-// the units its fragments need (skinny_tiling.h), so the warp synchronises (no block
-// barrier) between its copies landing and its reads, and between reads and refills.
+// and walks it in 32-k spans. A span's 4 GPTQ word rows x BN columns, and each lane's
+// two rows of x, travel by asynchronous copies into the warp's ring of STAGES
+// shared-memory slots, so STAGES spans are in flight while the warp multiplies, at no
+// register cost. The copies read whole 256- or 512-byte row pieces, and each lane reads
+// back the 16 bytes its fragments need (skinny_tiling.h): the warp synchronises between
+// copies landing and reads, and between reads and refills (no block barrier). Measured
+// on the way here (bench/NOTES.md linear v8-v10): a register ring left too few warps per
+// SM, and copies of 8 lanes x 128 bytes per row cost 1.5x the read floor by themselves.
 // The warps' sums meet in shared memory in a fixed order; SPLIT_K > 1 spreads K over
 // blocks too, with fp32 partials and the last block of a tile summing them (as decode.h).
 // A Rows policy (rows.h) says which rows of x a block reads and where its rows go, so the
@@ -38,27 +38,38 @@ namespace w4a16 {
 namespace skinny {
 
 #if KF_MMA_SM80
-// Nibbles i and i + 4 of w as a 16-bit pair (q - z) of the activation type: the nibbles
+// Nibbles i and i + 4 of w as a 16-bit pair of the activation type, biased: the nibbles
 // land in the low mantissa bits of 2^7 (bf16) or 2^10 (fp16), which makes 128 + q or
-// 1024 + q exactly, and adding neg_bias = -(128 + z) (or -(1024 + z)) leaves q - z.
+// 1024 + q exactly, in one shift and one logic op. The products are taken with the bias
+// in, and the fold removes it per group: sum (B + q) x - (B + z) sum x = sum (q - z) x,
+// where sum x comes from one more matrix product of the same A with a B of ones
+// (x_sums). That leaves no per-weight subtract and no per-column zero registers.
 template <bool BF16>
-KF_INLINE uint32_t weight_pair(uint32_t w, int i, uint32_t neg_bias) {
-  const uint32_t v = ((w >> (4 * i)) & 0x000F000Fu) | (BF16 ? 0x43004300u : 0x64006400u);
-  uint32_t r;
-  if constexpr (BF16) {
-    // fma with 1.0: the packed bf16 add of sm_80 (exact: the result is a small integer).
-    asm("fma.rn.bf16x2 %0, %1, %2, %3;\n" : "=r"(r) : "r"(v), "r"(0x3F803F80u), "r"(neg_bias));
-  } else {
-    asm("add.rn.f16x2 %0, %1, %2;\n" : "=r"(r) : "r"(v), "r"(neg_bias));
-  }
-  return r;
+KF_INLINE uint32_t biased_pair(uint32_t w, int i) {
+  return ((w >> (4 * i)) & 0x000F000Fu) | (BF16 ? 0x43004300u : 0x64006400u);
 }
-
-// -(128 + z) (bf16) or -(1024 + z) (fp16) in both halves.
 template <bool BF16>
-KF_INLINE uint32_t neg_bias_pair(uint32_t z) {
-  const uint32_t h = (BF16 ? 0xC300u : 0xE400u) | z;
-  return h | h << 16;
+constexpr float kBias = BF16 ? 128.f : 1024.f;
+
+// xs += A times a B of ones (one m16n8k16): xs[0] (= xs[1]) is the sum of row g's 16 x
+// values of the atom, xs[2] (= xs[3]) that of row g + 8 (the C layout: c0, c1 row g;
+// c2, c3 row g + 8).
+template <bool BF16>
+KF_INLINE void x_sums(float (&xs)[4], const FragA& a) {
+  constexpr uint32_t ones = BF16 ? 0x3F803F80u : 0x3C003C00u;
+  if constexpr (BF16) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%8}, {%0,%1,%2,%3};\n"
+        : "+f"(xs[0]), "+f"(xs[1]), "+f"(xs[2]), "+f"(xs[3])
+        : "r"(a.r[0]), "r"(a.r[1]), "r"(a.r[2]), "r"(a.r[3]), "r"(ones));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%8}, {%0,%1,%2,%3};\n"
+        : "+f"(xs[0]), "+f"(xs[1]), "+f"(xs[2]), "+f"(xs[3])
+        : "r"(a.r[0]), "r"(a.r[1]), "r"(a.r[2]), "r"(a.r[3]), "r"(ones));
+  }
 }
 
 // The warp's lanes meet, their shared-memory traffic ordered (NVIDIA: bar.warp.sync). Here
@@ -163,7 +174,8 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
   for (int a = 0; a < 2 * CHUNKS; ++a)
 #pragma unroll
     for (int e = 0; e < 8; ++e) acc[a].v[e] = 0.f;
-  uint32_t neg_bias[CHUNKS][4];  // per chunk and word (column 4g + word)
+  uint32_t group_zeros[CHUNKS];   // zero points of columns 8t .. 8t + 7 of each chunk
+  float xsum[4];                  // the group's x sums (x_sums)
   u32x2 group_scales[CHUNKS][2];  // scales of columns 8t .. 8t + 7 of each chunk (8-byte
                                   // loads: the runtime promises scales 8-byte alignment)
 
@@ -180,6 +192,7 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
         const int kk = 2 * s + p / 2;  // 0 .. 3: words kk / 2 and kk / 2 + 2, half kk % 2
         fa.r[p] = kk % 2 ? skinny::pair_hi(xv[kk / 2], xv[kk / 2 + 2]) : skinny::pair_lo(xv[kk / 2], xv[kk / 2 + 2]);
       }
+      skinny::x_sums<BF16>(xsum, fa);
 #pragma unroll
       for (int j = 0; j < CHUNKS; ++j) {
         const uint32_t wv[4] = {st.w[j].x, st.w[j].y, st.w[j].z, st.w[j].w};
@@ -187,17 +200,14 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
         for (int a = 0; a < 2; ++a) {
           FragB fb;
 #pragma unroll
-          for (int p = 0; p < 4; ++p) {
-            const int word = skinny::b_word(a, p);
-            fb.r[p] = skinny::weight_pair<BF16>(wv[word], skinny::b_nibble(s, p), neg_bias[j][word]);
-          }
+          for (int p = 0; p < 4; ++p) fb.r[p] = skinny::biased_pair<BF16>(wv[skinny::b_word(a, p)], skinny::b_nibble(s, p));
           mma16<BF16>(gacc[2 * j + a], fa, fb);
         }
       }
     }
   };
 
-  // Per group: zero points before its first span, scales for its fold.
+  // Per group: its scales and zero points (both used by the fold), sums zeroed.
   auto start_group = [&](int span) {
     const int grp = (k0 + span * skinny::kSpan) / G;  // 0 throughout for per-channel
 #pragma unroll
@@ -205,20 +215,19 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
       const uint16_t* srow = scales + (size_t)grp * N + chunk_col(j) + 8 * t;
       group_scales[j][0] = load8(srow);
       group_scales[j][1] = load8(srow + 4);
-      uint32_t z4 = 0x8888u;  // uint4b8: z = 8
-      if constexpr (ASYM) {
-        const int col = chunk_col(j) + 4 * g;
-        z4 = qzeros[(size_t)grp * (N / 8) + col / 8] >> (4 * (col % 8));
-      }
-#pragma unroll
-      for (int wd = 0; wd < 4; ++wd) neg_bias[j][wd] = skinny::neg_bias_pair<BF16>((z4 >> (4 * wd)) & 0xfu);
+      // uint4b8: z = 8; asymmetric: the 8 nibbles of one qzeros word (the 8 columns are
+      // a whole word: chunks start at multiples of 32).
+      group_zeros[j] = ASYM ? qzeros[(size_t)grp * (N / 8) + (chunk_col(j) + 8 * t) / 8] : 0x88888888u;
     }
+#pragma unroll
+    for (int v = 0; v < 4; ++v) xsum[v] = 0.f;
 #pragma unroll
     for (int a = 0; a < 2 * CHUNKS; ++a)
 #pragma unroll
       for (int e = 0; e < 8; ++e) gacc[a].v[e] = 0.f;
   };
-  // acc += scale * the group's sums: element e of atom a is column 8t + 4 (e % 2) + 2a + e / 4.
+  // acc += scale * (the group's biased sums - (bias + z) * its x sums): element e of atom a
+  // is column 8t + 4 (e % 2) + 2a + e / 4 of row g + 8 ((e % 4) / 2) (skinny_tiling.h).
   auto fold_group = [&]() {
 #pragma unroll
     for (int j = 0; j < CHUNKS; ++j) {
@@ -229,7 +238,9 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
         for (int e = 0; e < 8; ++e) {
           const int c = 4 * (e % 2) + 2 * a + e / 4;  // 0 .. 7
           const float sc = T::to_f32(c % 2 ? sw[c / 2] >> 16 : sw[c / 2] & 0xffffu);
-          acc[2 * j + a].v[e] += sc * gacc[2 * j + a].v[e];
+          const float bias = skinny::kBias<BF16> + (float)((group_zeros[j] >> (4 * c)) & 0xfu);
+          const float x_sum = xsum[2 * ((e % 4) / 2)];
+          acc[2 * j + a].v[e] += sc * (gacc[2 * j + a].v[e] - bias * x_sum);
         }
     }
   };
