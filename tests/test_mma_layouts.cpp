@@ -495,6 +495,55 @@ TEST_CASE("skinny: fragments from 16-byte GPTQ loads with permuted k and n give 
   CHECK(skinny_span_mismatches(kf::w4a16::skinny::a_k, kf::w4a16::skinny::b_nibble) == 0);
 }
 
+// The fold (skinny.h fold_group): the biased products minus (bias + z) times the x sums
+// of A against ones, scaled, must give the plain sum of (q - z) x s for every element,
+// which holds only if fold_col names the element's column and xsum_elem its row.
+int skinny_fold_mismatches(int (*fold_col)(int, int), int (*xsum_elem)(int)) {
+  using L = kf::layout::Mma16Sm80;
+  namespace sk = kf::w4a16::skinny;
+  int x[16][32], q[32][32], z[32], scale[32];  // rows x k, k x column, per column
+  unsigned seed = 11;
+  auto next = [&](int n) { return static_cast<int>((seed = seed * 1103515245u + 12345u) >> 16) % n; };
+  for (auto& r : x)
+    for (int& v : r) v = next(15) - 7;
+  for (auto& r : q)
+    for (int& v : r) v = next(16);
+  for (int c = 0; c < 32; ++c) z[c] = next(16), scale[c] = 1 + next(5);
+  const int bias = 128;
+  int mismatches = 0;
+  for (int lane = 0; lane < 32; ++lane) {
+    const int t = lane % 4;
+    // The x-sum fragment of this lane (m16n8 C layout), over the span's 32 k.
+    long long xs[4];
+    for (int v = 0; v < 4; ++v) {
+      const kf::layout::RC rc = L::c_elem(lane, v);
+      xs[v] = 0;
+      for (int k = 0; k < 32; ++k) xs[v] += x[rc.row][k];
+    }
+    for (int atom = 0; atom < 2; ++atom)
+      for (int e = 0; e < L::kCElems; ++e) {
+        const int row = sk::c_row(lane, e), col = sk::c_col(lane, atom, e);
+        long long biased = 0, want = 0;  // what the atoms accumulate, and the plain sum
+        for (int k = 0; k < 32; ++k) {
+          biased += static_cast<long long>(x[row][k]) * (bias + q[k][col]);
+          want += static_cast<long long>(x[row][k]) * (q[k][col] - z[col]) * scale[col];
+        }
+        const int c = 8 * t + fold_col(atom, e);  // the column the fold takes z and s of
+        const long long got = scale[c] * (biased - (bias + z[c]) * xs[xsum_elem(e)]);
+        mismatches += got != want;
+      }
+  }
+  return mismatches;
+}
+
+TEST_CASE("skinny: the fold removes the bias with the right row's x sum and the right column's zero") {
+  CHECK(skinny_fold_mismatches(kf::w4a16::skinny::fold_col, kf::w4a16::skinny::xsum_elem) == 0);
+  auto other_row = [](int e) { return 2 - kf::w4a16::skinny::xsum_elem(e); };
+  auto other_col = [](int atom, int e) { return kf::w4a16::skinny::fold_col(1 - atom, e); };
+  CHECK(skinny_fold_mismatches(kf::w4a16::skinny::fold_col, +other_row) > 0);
+  CHECK(skinny_fold_mismatches(+other_col, kf::w4a16::skinny::xsum_elem) > 0);
+}
+
 TEST_CASE("skinny: the product check rejects A and B that disagree on k") {
   auto a_k_off = [](int lane, int s, int p) { return kf::w4a16::skinny::a_k(lane, 1 - s, p); };
   auto b_swap = [](int s, int p) { return kf::w4a16::skinny::b_nibble(s, 1 - p % 2 + 2 * (p / 2)); };

@@ -226,8 +226,8 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
 #pragma unroll
       for (int e = 0; e < 8; ++e) gacc[a].v[e] = 0.f;
   };
-  // acc += scale * (the group's biased sums - (bias + z) * its x sums): element e of atom a
-  // is column 8t + 4 (e % 2) + 2a + e / 4 of row g + 8 ((e % 4) / 2) (skinny_tiling.h).
+  // acc += scale * (the group's biased sums - (bias + z) * its x sums), element by element
+  // (fold_col, xsum_elem: skinny_tiling.h).
   auto fold_group = [&]() {
 #pragma unroll
     for (int j = 0; j < CHUNKS; ++j) {
@@ -236,10 +236,10 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
       for (int a = 0; a < 2; ++a)
 #pragma unroll
         for (int e = 0; e < 8; ++e) {
-          const int c = 4 * (e % 2) + 2 * a + e / 4;  // 0 .. 7
+          const int c = skinny::fold_col(a, e);  // 0 .. 7
           const float sc = T::to_f32(c % 2 ? sw[c / 2] >> 16 : sw[c / 2] & 0xffffu);
           const float bias = skinny::kBias<BF16> + (float)((group_zeros[j] >> (4 * c)) & 0xfu);
-          const float x_sum = xsum[2 * ((e % 4) / 2)];
+          const float x_sum = xsum[skinny::xsum_elem(e)];
           acc[2 * j + a].v[e] += sc * (gacc[2 * j + a].v[e] - bias * x_sum);
         }
     }

@@ -73,6 +73,12 @@ KF_HD constexpr int fragment_unit(int block_n, int lane, int chunk) {
 // units stay in 8 different groups. A permutation within each aligned group of 8.
 KF_HD constexpr int swizzled(int block_n, int u) { return u ^ (2 * unit_row(block_n, u) & 7); }
 
+// The fold's view of accumulator element e of atom a: its column among the lane's 8 of
+// the chunk (actual column 8t + fold_col), and which element of the x-sum fragment (one
+// m16n8k16 of A against ones: c0, c1 row g; c2, c3 row g + 8) holds its row's sum.
+KF_HD constexpr int fold_col(int atom, int e) { return 4 * (e % 2) + 2 * atom + e / 4; }
+KF_HD constexpr int xsum_elem(int e) { return 2 * (e % 4 / 2); }
+
 // The k over which a warp sums before applying the scale: a group, or with one scale per
 // column (per-channel, group == k) its whole slice.
 KF_HD constexpr int fold_k(int k, int group, int kw) { return group == k ? kw : group; }
