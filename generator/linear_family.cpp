@@ -67,18 +67,20 @@ std::string linear_kernel_name(const LinearShape& shape, const LinearConfig& cfg
 }
 
 void append_skinny_configs(const LinearShape& s, const ArchInfo& arch, std::initializer_list<int> splits,
-                           std::initializer_list<int> stages, std::vector<LinearConfig>& out) {
+                           std::initializer_list<int> stages, std::vector<LinearConfig>& out,
+                           std::initializer_list<int> block_ms) {
   // NVIDIA only: the template is written against mma.sync's fragment layouts. block_n
   // 256 holds 16 accumulator atoms twice over (sums and group sums) and spills in nearly
   // every config.
   if (arch.vendor != Vendor::nvidia) return;
   const int n = static_cast<int>(s.n), k = static_cast<int>(s.k), g = s.effective_group();
-  for (int bn : {64, 128})
-    for (int w : {2, 4, 8})
-      for (int sk : splits)
-        for (int st : stages)
-          if (w4a16::skinny::valid(n, k, g, bn, w, sk, st))
-            out.push_back({LinearKind::skinny, w4a16::skinny::kRows, bn, w4a16::skinny::kSpan, w, sk, st});
+  for (int bm : block_ms)
+    for (int bn : {64, 128})
+      for (int w : {2, 4, 8})
+        for (int sk : splits)
+          for (int st : stages)
+            if (w4a16::skinny::valid(n, k, g, bn, w, sk, st, bm))
+              out.push_back({LinearKind::skinny, bm, bn, w4a16::skinny::kSpan, w, sk, st});
 }
 
 std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const ArchInfo& arch) {
@@ -102,7 +104,7 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
             // config at any M on the H200: bench/NOTES.md v7.)
             if (k / sk / (threads / (bn / 4) * bk) > 1) out.push_back({LinearKind::decode, bm, bn, bk, w, sk, 2});
           }
-  append_skinny_configs(s, arch, {1, 2, 4, 8}, {2, 3, 4, 6, 8}, out);
+  append_skinny_configs(s, arch, {1, 2, 4, 8}, {2, 3, 4, 6, 8}, out, {16, 8});
   for (int bm : {16, 32, 64, 128})
     for (int bn : {64, 128, 256})
       for (int bk : {32, 64})
@@ -174,11 +176,12 @@ Candidate make_linear_candidate(const LinearShape& s, const LinearConfig& cfg, c
     // Streaming kernels need waves in flight to cover memory latency.
     c.min_occupancy = 2;
   } else if (cfg.kind == LinearKind::skinny) {
-    // skinny.cu.in: block_m and block_k are the template's own (16, 32).
-    if (cfg.block_m != w4a16::skinny::kRows || cfg.block_k != w4a16::skinny::kSpan)
-      throw Error("a skinny config has block_m " + std::to_string(w4a16::skinny::kRows) + " and block_k " +
-                  std::to_string(w4a16::skinny::kSpan) + " (" + cfg.key() + ")");
-    c.params.erase("block_m");
+    // skinny.cu.in: block_m 16, or 8 (the swapped form); block_k is the template's own (32).
+    if ((cfg.block_m != w4a16::skinny::kRows && cfg.block_m != w4a16::skinny::kRowsSwapped) ||
+        cfg.block_k != w4a16::skinny::kSpan)
+      throw Error("a skinny config has block_m " + std::to_string(w4a16::skinny::kRows) + " or " +
+                  std::to_string(w4a16::skinny::kRowsSwapped) + " and block_k " + std::to_string(w4a16::skinny::kSpan) +
+                  " (" + cfg.key() + ")");
     c.params.erase("block_k");
     c.params["warps"] = std::to_string(cfg.warps);
     c.params["split_k"] = std::to_string(cfg.split_k);

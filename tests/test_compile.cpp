@@ -225,7 +225,7 @@ void compile_skinny_sm90a() {
   opt.group_sizes = {128, 0};
   opt.dtypes = {"bf16", "fp16"};
   opt.quants = {"sym", "asym"};
-  opt.filter = "_skinny_n2048_k4096_.*_(bm16_bn64_bk32_w2_sk1_s8|bm16_bn128_bk32_w4_sk2_s3)$";
+  opt.filter = "_skinny_n2048_k4096_.*_(bm16_bn64_bk32_w2_sk1_s8|bm16_bn128_bk32_w4_sk2_s3|bm8_bn64_bk32_w4_sk1_s6)$";
   std::ostringstream out, err;
   const kf::GenStats stats = kf::run_genkernels(opt, out, err);
   INFO("genkernels output:\n" << out.str() << err.str());
@@ -239,7 +239,9 @@ void compile_skinny_sm90a() {
     CHECK(r.spills == 0);
     CHECK(r.mma_count != 0);  // -1: not countable here; 0 would mean no tensor-core instruction
   }
-  CHECK(skinny == 2 * 2 * 2 * 2);  // two configs (the deepest ring, the widest tile) x dtype x quantisation x grouping
+  // Three configs (the deepest ring, the widest tile, the swapped form) x dtype x
+  // quantisation x grouping.
+  CHECK(skinny == 3 * 2 * 2 * 2);
 
   // The MoE GEMMs on the skinny body: gemm1 plain and with the fused SiLU, gemm2 plain
   // and summing over top_k.

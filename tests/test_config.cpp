@@ -194,9 +194,9 @@ TEST_CASE("enumerate_linear_configs: every qwen3-35b shape on every arch") {
           seen_skinny = true;
           CHECK_FALSE(seen_prefill);  // skinny after decode, before prefill
           CHECK(arch.vendor == kf::Vendor::nvidia);
-          CHECK(c.block_m == 16);
+          CHECK((c.block_m == 16 || c.block_m == 8));  // 8: the swapped form
           CHECK(c.block_k == 32);
-          CHECK(kf::w4a16::skinny::valid(n, k, g, c.block_n, c.warps, c.split_k, c.stages));
+          CHECK(kf::w4a16::skinny::valid(n, k, g, c.block_n, c.warps, c.split_k, c.stages, c.block_m));
           const int kw = k / c.split_k / c.warps;
           CHECK(kw * c.warps * c.split_k == k);
           CHECK(kw % 32 == 0);
@@ -278,15 +278,16 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
                   CHECK(has({kf::LinearKind::decode, bm, bn, bk, w, sk, 2}));
                 }
               }
-    // Skinny, on NVIDIA only: every valid point of its grid.
-    for (int bn : {64, 128})
-      for (int w : {2, 4, 8})
-        for (int sk : {1, 2, 4, 8})
-          for (int st : {2, 3, 4, 6, 8})
-            if (arch.vendor == kf::Vendor::nvidia && kf::w4a16::skinny::valid(2048, 512, 128, bn, w, sk, st)) {
-              ++valid;
-              CHECK(has({kf::LinearKind::skinny, 16, bn, 32, w, sk, st}));
-            }
+    // Skinny, on NVIDIA only: every valid point of its grid, both forms.
+    for (int bm : {16, 8})
+      for (int bn : {64, 128})
+        for (int w : {2, 4, 8})
+          for (int sk : {1, 2, 4, 8})
+            for (int st : {2, 3, 4, 6, 8})
+              if (arch.vendor == kf::Vendor::nvidia && kf::w4a16::skinny::valid(2048, 512, 128, bn, w, sk, st, bm)) {
+                ++valid;
+                CHECK(has({kf::LinearKind::skinny, bm, bn, 32, w, sk, st}));
+              }
     for (int bm : {16, 32, 64, 128})
       for (int bn : {64, 128, 256})
         for (int bk : {32, 64})
@@ -413,7 +414,9 @@ TEST_CASE("make_linear_candidate: prefill parameters") {
 }
 
 TEST_CASE("skinny::valid (the generator's and the template's rule), case by case") {
-  constexpr auto config_valid = kf::w4a16::skinny::valid;
+  auto config_valid = [](int n, int k, int g, int bn, int w, int sk, int st) {
+    return kf::w4a16::skinny::valid(n, k, g, bn, w, sk, st);
+  };
   // n, k, group, block_n, warps, split_k, stages
   CHECK(config_valid(2048, 4096, 128, 128, 4, 1, 1));   // kw 1024: 8 groups per warp
   CHECK(config_valid(2048, 4096, 128, 128, 8, 4, 1));   // kw 128: one group
@@ -462,7 +465,7 @@ TEST_CASE("skinny kind: name, candidate parameters, parse back, decode geometry"
   CHECK(cand.threads == 256);
   CHECK(cand.needs_mma);
   CHECK(cand.min_occupancy == 2);
-  // Exactly skinny.cu.in's placeholders: block_m and block_k are the template's own.
+  // Exactly skinny.cu.in's placeholders: block_k is the template's own.
   const kf::TemplateParams want = {
       {"name", cand.name},
       {"config", "skinny n12288_k2048_g128_bf16_sym bm16_bn128_bk32_w8_sk2_s2 sm_90a"},
@@ -471,6 +474,7 @@ TEST_CASE("skinny kind: name, candidate parameters, parse back, decode geometry"
       {"group", "128"},
       {"bf16", "true"},
       {"asym", "false"},
+      {"block_m", "16"},
       {"block_n", "128"},
       {"threads", "256"},
       {"warps", "8"},
@@ -478,7 +482,7 @@ TEST_CASE("skinny kind: name, candidate parameters, parse back, decode geometry"
       {"stages", "2"},
   };
   CHECK(cand.params == want);
-  CHECK_THROWS_AS(kf::make_linear_candidate(s, {kf::LinearKind::skinny, 8, 128, 32, 8, 2, 2}, kf::arch_info("sm_90a")),
+  CHECK_THROWS_AS(kf::make_linear_candidate(s, {kf::LinearKind::skinny, 12, 128, 32, 8, 2, 2}, kf::arch_info("sm_90a")),
                   kf::Error);
   CHECK_THROWS_AS(kf::make_linear_candidate(s, {kf::LinearKind::skinny, 16, 128, 64, 8, 2, 2}, kf::arch_info("sm_90a")),
                   kf::Error);
@@ -512,15 +516,18 @@ TEST_CASE("enumerate_linear_configs: skinny only on NVIDIA, between decode and p
   // K = 4096, group 128 on sm_90a, stages 2, 3, 4, 6, 8 where the ring fits 48 KiB less
   // the epilogue's word (a warp's slot: 2 KiB at block_n 64, 3 KiB at 128):
   //   block_n 64:  w2 sk 1..8 x 5 stages = 20; w4 sk 1..8 x stages 2-4 = 12; w8 sk 1..4 x stage 2 = 3;
-  //   block_n 128: w2 sk 1..8 x stages 2-6 = 16; w4 sk 1..8 x stages 2-3 = 8; w8 none.
+  //   block_n 128: w2 sk 1..8 x stages 2-6 = 16; w4 sk 1..8 x stages 2-3 = 8; w8 none;
+  // and the swapped form (block_m 8, one x unit per lane: slots of 1.5 / 2.5 KiB):
+  //   block_n 64:  w2 sk 1..8 x 5 stages = 20; w4 sk 1..4 x stages 2-6 + sk 8 x 2-4 = 15; w8 sk 1..4 x 2-3 = 6;
+  //   block_n 128: w2 sk 1..8 x 5 stages = 20; w4 sk 1..8 x stages 2-4 = 12; w8 sk 1..4 x stage 2 = 3.
   const auto nv = kf::enumerate_linear_configs(s, kf::arch_info("sm_90a"));
   CHECK(std::count_if(nv.begin(), nv.end(), [](const kf::LinearConfig& c) { return c.kind == kf::LinearKind::skinny; }) ==
-        59);
+        59 + 76);
   // Per-channel: one scale per column, so every split into whole spans: the same plus
-  // block_n 64, w8, sk 8 (kw 64: two spans).
+  // w8 sk 8 (kw 64: two spans) at block_n 64 (block_m 16 and 8) and 128 (block_m 8).
   const auto ch = kf::enumerate_linear_configs({2048, 4096, 0, true, false}, kf::arch_info("sm_90a"));
   CHECK(std::count_if(ch.begin(), ch.end(), [](const kf::LinearConfig& c) { return c.kind == kf::LinearKind::skinny; }) ==
-        60);
+        59 + 76 + 3);
 }
 
 TEST_CASE("arch table") {

@@ -544,6 +544,85 @@ TEST_CASE("skinny: the fold removes the bias with the right row's x sum and the 
   CHECK(skinny_fold_mismatches(+other_col, kf::w4a16::skinny::xsum_elem) > 0);
 }
 
+// The swapped form (block_m 8): the lanes' A registers (biased weight pairs of their own
+// words) and B registers (pairs from their x unit) placed where the m16n8k16 layout says
+// (the first half of Mma16Sm80: B registers 0-1, accumulators 0-3), multiplied, and
+// folded: every accumulator element must hold, for the column and M row the template
+// stores it at, the plain sum of (q - z) x s over the span's 32 k.
+int skinny_swapped_mismatches(int (*b_k)(int, int), int (*xsum_elem)(int)) {
+  using L = kf::layout::Mma16Sm80;
+  namespace sk = kf::w4a16::skinny;
+  int x[8][32], q[32][32], z[32], scale[32];  // M rows x k, k x column of the chunk
+  unsigned seed = 5;
+  auto next = [&](int n) { return static_cast<int>((seed = seed * 1103515245u + 12345u) >> 16) % n; };
+  for (auto& r : x)
+    for (int& v : r) v = next(15) - 7;
+  for (auto& r : q)
+    for (int& v : r) v = next(16);
+  for (int c = 0; c < 32; ++c) z[c] = next(16), scale[c] = 1 + next(5);
+  const int bias = 128;
+  long long D[2][16][8] = {}, XS[16][8] = {};  // per atom [logical row][M row]; ones x B
+  for (int s = 0; s < 2; ++s) {
+    int A[2][16][16], B[16][8];  // [atom][row][k], [k][n]
+    int a_seen[2][16][16] = {}, b_seen[16][8] = {};
+    for (int lane = 0; lane < 32; ++lane) {
+      const int g = lane / 4, t = lane % 4;
+      for (int atom = 0; atom < 2; ++atom)
+        for (int p = 0; p < 4; ++p) {
+          const kf::layout::RC rc = L::a_pair(lane, p);
+          const int col = 4 * g + sk::swapped_a_word(atom, p), nib = sk::swapped_a_nibble(s, p);
+          A[atom][rc.row][rc.col] = bias + q[8 * t + nib][col];
+          A[atom][rc.row][rc.col + 1] = bias + q[8 * t + nib + 4][col];
+          ++a_seen[atom][rc.row][rc.col];
+          ++a_seen[atom][rc.row][rc.col + 1];
+        }
+      for (int p = 0; p < 2; ++p) {
+        const kf::layout::RC bc = L::b_pair(lane, p);  // (n, k)
+        const int k = 8 * t + b_k(s, p);
+        B[bc.col][bc.row] = x[g][k];
+        B[bc.col + 1][bc.row] = x[g][k + 4];
+        ++b_seen[bc.col][bc.row];
+        ++b_seen[bc.col + 1][bc.row];
+      }
+    }
+    for (int atom = 0; atom < 2; ++atom)
+      for (int r = 0; r < 16; ++r)
+        for (int k = 0; k < 16; ++k) REQUIRE(a_seen[atom][r][k] == 1);
+    for (int k = 0; k < 16; ++k)
+      for (int n = 0; n < 8; ++n) REQUIRE(b_seen[k][n] == 1);
+    for (int r = 0; r < 16; ++r)
+      for (int n = 0; n < 8; ++n)
+        for (int k = 0; k < 16; ++k) {
+          for (int atom = 0; atom < 2; ++atom) D[atom][r][n] += A[atom][r][k] * B[k][n];
+          XS[r][n] += B[k][n];
+        }
+  }
+  int mismatches = 0, seen[8][32] = {};
+  for (int lane = 0; lane < 32; ++lane)
+    for (int atom = 0; atom < 2; ++atom)
+      for (int v = 0; v < 4; ++v) {
+        const kf::layout::RC rc = L::c_elem(lane, v);
+        const int col = 4 * (lane / 4) + sk::swapped_col(atom, v), row = sk::swapped_row(lane, v);
+        ++seen[row][col];
+        const kf::layout::RC xc = L::c_elem(lane, xsum_elem(v));
+        const long long got = scale[col] * (D[atom][rc.row][rc.col] - (bias + z[col]) * XS[xc.row][xc.col]);
+        long long want = 0;
+        for (int k = 0; k < 32; ++k) want += static_cast<long long>(x[row][k]) * (q[k][col] - z[col]) * scale[col];
+        mismatches += got != want;
+      }
+  for (auto& r : seen)
+    for (int v : r) mismatches += v != 1;
+  return mismatches;
+}
+
+TEST_CASE("skinny, swapped form: weights as A, x as B, every element its column's and row's folded sum") {
+  CHECK(skinny_swapped_mismatches(kf::w4a16::skinny::swapped_b_k, kf::w4a16::skinny::swapped_xsum_elem) == 0);
+  auto b_k_swapped_halves = [](int s, int p) { return kf::w4a16::skinny::swapped_b_k(s, 1 - p); };
+  auto other_row = [](int v) { return 1 - kf::w4a16::skinny::swapped_xsum_elem(v); };
+  CHECK(skinny_swapped_mismatches(+b_k_swapped_halves, kf::w4a16::skinny::swapped_xsum_elem) > 0);
+  CHECK(skinny_swapped_mismatches(kf::w4a16::skinny::swapped_b_k, +other_row) > 0);
+}
+
 TEST_CASE("skinny: the product check rejects A and B that disagree on k") {
   auto a_k_off = [](int lane, int s, int p) { return kf::w4a16::skinny::a_k(lane, 1 - s, p); };
   auto b_swap = [](int s, int p) { return kf::w4a16::skinny::b_nibble(s, 1 - p % 2 + 2 * (p / 2)); };

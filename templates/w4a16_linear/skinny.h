@@ -51,25 +51,32 @@ KF_INLINE uint32_t biased_pair(uint32_t w, int i) {
 template <bool BF16>
 constexpr float kBias = BF16 ? 128.f : 1024.f;
 
-// xs += A times a B of ones (one m16n8k16): xs[0] (= xs[1]) is the sum of row g's 16 x
-// values of the atom, xs[2] (= xs[3]) that of row g + 8 (the C layout: c0, c1 row g;
-// c2, c3 row g + 8).
+// d += a b, one m16n8k16 (A 16 x 16 in 4 registers, B 16 x 8 in 2, fp32 C in 4).
 template <bool BF16>
-KF_INLINE void x_sums(float (&xs)[4], const FragA& a) {
-  constexpr uint32_t ones = BF16 ? 0x3F803F80u : 0x3C003C00u;
+KF_INLINE void mma_16n8(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                        uint32_t b1) {
   if constexpr (BF16) {
     asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%8}, {%0,%1,%2,%3};\n"
-        : "+f"(xs[0]), "+f"(xs[1]), "+f"(xs[2]), "+f"(xs[3])
-        : "r"(a.r[0]), "r"(a.r[1]), "r"(a.r[2]), "r"(a.r[3]), "r"(ones));
+        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
   } else {
     asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%8}, {%0,%1,%2,%3};\n"
-        : "+f"(xs[0]), "+f"(xs[1]), "+f"(xs[2]), "+f"(xs[3])
-        : "r"(a.r[0]), "r"(a.r[1]), "r"(a.r[2]), "r"(a.r[3]), "r"(ones));
+        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
   }
+}
+template <bool BF16>
+constexpr uint32_t kOnes = BF16 ? 0x3F803F80u : 0x3C003C00u;  // 1.0 in both halves
+
+// xs += A times a B of ones: xs[0] (= xs[1]) is the sum of row g's 16 x values of the
+// atom, xs[2] (= xs[3]) that of row g + 8 (the C layout: c0, c1 row g; c2, c3 row g + 8).
+template <bool BF16>
+KF_INLINE void x_sums(float (&xs)[4], const FragA& a) {
+  mma_16n8<BF16>(xs, a.r[0], a.r[1], a.r[2], a.r[3], kOnes<BF16>, kOnes<BF16>);
 }
 
 // The warp's lanes meet, their shared-memory traffic ordered (NVIDIA: bar.warp.sync). Here
@@ -84,11 +91,16 @@ KF_INLINE uint32_t pair_hi(uint32_t a, uint32_t b) { return __byte_perm(a, b, 0x
 
 }  // namespace skinny
 
-template <class Rows, int N, int K, int G, bool BF16, bool ASYM, int BN, int WARPS, int SPLIT_K, int STAGES,
-          bool SILU = false>
+// BM 16: x is the A operand (16 rows of M per block); BM 8: the swapped form
+// (skinny_tiling.h), the weights are the A operand and x the B operand (8 rows of M).
+template <class Rows, int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int WARPS, int SPLIT_K,
+          int STAGES, bool SILU = false>
 KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
 #if KF_MMA_SM80
-  static_assert(skinny::valid(N, K, G, BN, WARPS, SPLIT_K, STAGES), "invalid skinny config");
+  static_assert(skinny::valid(N, K, G, BN, WARPS, SPLIT_K, STAGES, BM), "invalid skinny config");
+  constexpr bool SWAP = BM == skinny::kRowsSwapped;
+  constexpr int XUNITS = SWAP ? 1 : 2;  // x units per lane per span
+  constexpr int CE = SWAP ? 4 : 8;      // accumulator elements per atom
   static_assert(!SILU || skinny::silu_valid(BN), "fused SiLU: whole 32-column chunks of gate and of up");
   static_assert(!(SILU && Rows::kReduce), "fused SiLU and the top_k sum are different GEMMs' epilogues");
   using T = Act16<BF16>;
@@ -104,10 +116,11 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
   const int M = rows.count();  // rows of the block grid (split-K partials are indexed by them)
   const int lane = thread_id() % 32, warp = thread_id() / 32;
   const int g = lane / 4, t = lane % 4;
-  const int n0 = block_x() * BN, split = block_y(), m0 = block_z() * skinny::kRows;
+  const int n0 = block_x() * BN, split = block_y(), m0 = block_z() * BM;
   const int k0 = (split * WARPS + warp) * KW;  // this warp's K slice
-  // The lane's two A rows (g, g + 8); rows that are not valid read nothing and stay zero.
-  const bool row_ok[2] = {rows.valid(m0 + g), rows.valid(m0 + g + 8)};
+  // The lane's rows of x: g and g + 8 (A rows), or g alone (the swapped form's B column);
+  // rows that are not valid read nothing and stay zero.
+  const bool row_ok[2] = {rows.valid(m0 + g), !SWAP && rows.valid(m0 + g + 8)};
   const uint16_t* xrow[2] = {x + (size_t)rows.x_row(m0 + g) * K, x + (size_t)rows.x_row(m0 + g + 8) * K};
   // The weight column of chunk j's first column (its 32 columns are contiguous): with
   // SILU, chunks of the lower half are gate columns and of the upper half up columns.
@@ -120,12 +133,12 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
   // whose fragments need them (skinny_tiling.h); units 32 CHUNKS + 32 r + lane are
   // x[row][8t .. 8t + 7] of the lane's two rows, each lane's own (zeros for rows that are
   // not valid: the copy reads nothing).
-  constexpr int SLOT = skinny::slot_rows(BN);
+  constexpr int SLOT = skinny::slot_rows(BN, BM);
   struct Stage {
     u32x4 w[CHUNKS];
-    u32x4 xr[2];
+    u32x4 xr[XUNITS];
   };
-  KF_SHARED u32x4 smem[skinny::shared_bytes(BN, WARPS, STAGES) / 16];
+  KF_SHARED u32x4 smem[skinny::shared_bytes(BN, WARPS, STAGES, BM) / 16];
   u32x4* const ring = smem + warp * STAGES * SLOT * 32;  // [STAGES][SLOT * 32] of this warp
   // The span-invariant part of each copy, per lane: its source at span 0 (a span is 4
   // word rows, 4 N words, further on) and its slot position. Worked out once, so a span
@@ -149,7 +162,7 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
 #pragma unroll
       for (int c = 0; c < CHUNKS; ++c) cp_async16(dst + wdst[c], wsrc[c] + advance, true);
 #pragma unroll
-      for (int r = 0; r < 2; ++r)
+      for (int r = 0; r < XUNITS; ++r)
         cp_async16(dst + (CHUNKS + r) * 32 + lane, row_ok[r] ? xsrc[r] + span * skinny::kSpan : x, row_ok[r]);
     }
     cp_async_commit();
@@ -165,27 +178,64 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
 #pragma unroll
     for (int j = 0; j < CHUNKS; ++j) st.w[j] = src[wread[j]];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) st.xr[r] = src[(CHUNKS + r) * 32 + lane];
+    for (int r = 0; r < XUNITS; ++r) st.xr[r] = src[(CHUNKS + r) * 32 + lane];
     return st;
   };
 
+  // Per atom: 8 fp32 elements (16 x 16), or 4 in the swapped form (its 16 x 8 uses v[0 .. 3]).
   FragC acc[2 * CHUNKS], gacc[2 * CHUNKS];
 #pragma unroll
   for (int a = 0; a < 2 * CHUNKS; ++a)
 #pragma unroll
-    for (int e = 0; e < 8; ++e) acc[a].v[e] = 0.f;
-  uint32_t group_zeros[CHUNKS];   // zero points of columns 8t .. 8t + 7 of each chunk
-  float xsum[4];                  // the group's x sums (x_sums)
-  u32x2 group_scales[CHUNKS][2];  // scales of columns 8t .. 8t + 7 of each chunk (8-byte
-                                  // loads: the runtime promises scales 8-byte alignment)
+    for (int e = 0; e < CE; ++e) acc[a].v[e] = 0.f;
+  auto quad = [](FragC& f) -> float(&)[4] { return *reinterpret_cast<float(*)[4]>(f.v); };
+  // The zero points and scales of the lane's fold columns in each chunk: 8t .. 8t + 7, or
+  // 4g .. 4g + 3 in the swapped form (8-byte scale loads: the runtime promises scales
+  // 8-byte alignment).
+  uint32_t group_zeros[CHUNKS];
+  u32x2 group_scales[CHUNKS][2];
+  float xsum[4];  // the group's x sums (x_sums)
 
+  auto multiply_swapped = [&](const Stage& st) {
+#pragma unroll
+    for (int s = 0; s < 2; ++s) {
+      // B: register p holds x row g at k 8t + swapped_b_k(s, p) and + 4 (words w and w + 2
+      // of the lane's x unit, one half of each).
+      const uint32_t xv[4] = {st.xr[0].x, st.xr[0].y, st.xr[0].z, st.xr[0].w};
+      uint32_t b[2];
+#pragma unroll
+      for (int p = 0; p < 2; ++p) {
+        const int kk = skinny::swapped_b_k(s, p);
+        b[p] = kk % 2 ? skinny::pair_hi(xv[kk / 2], xv[kk / 2 + 2]) : skinny::pair_lo(xv[kk / 2], xv[kk / 2 + 2]);
+      }
+      constexpr uint32_t one = skinny::kOnes<BF16>;
+      skinny::mma_16n8<BF16>(xsum, one, one, one, one, b[0], b[1]);  // xsum[v % 2]: row 2t + v % 2
+#pragma unroll
+      for (int j = 0; j < CHUNKS; ++j) {
+        const uint32_t wv[4] = {st.w[j].x, st.w[j].y, st.w[j].z, st.w[j].w};
+#pragma unroll
+        for (int a = 0; a < 2; ++a) {
+          uint32_t ar[4];
+#pragma unroll
+          for (int p = 0; p < 4; ++p)
+            ar[p] = skinny::biased_pair<BF16>(wv[skinny::swapped_a_word(a, p)], skinny::swapped_a_nibble(s, p));
+          skinny::mma_16n8<BF16>(quad(gacc[2 * j + a]), ar[0], ar[1], ar[2], ar[3], b[0], b[1]);
+        }
+      }
+    }
+  };
   auto multiply = [&](const Stage& st) {
+    if constexpr (SWAP) {
+      multiply_swapped(st);
+      return;
+    }
 #pragma unroll
     for (int s = 0; s < 2; ++s) {
       // A: register p holds x at k 8t + 2s + p / 2 and + 4 of row g + 8 (p % 2).
       FragA fa;
       const uint32_t xs[2][4] = {{st.xr[0].x, st.xr[0].y, st.xr[0].z, st.xr[0].w},
-                                 {st.xr[1].x, st.xr[1].y, st.xr[1].z, st.xr[1].w}};
+                                 {st.xr[XUNITS - 1].x, st.xr[XUNITS - 1].y, st.xr[XUNITS - 1].z,
+                                  st.xr[XUNITS - 1].w}};
 #pragma unroll
       for (int p = 0; p < 4; ++p) {
         const uint32_t* xv = xs[p % 2];
@@ -212,34 +262,38 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
     const int grp = (k0 + span * skinny::kSpan) / G;  // 0 throughout for per-channel
 #pragma unroll
     for (int j = 0; j < CHUNKS; ++j) {
-      const uint16_t* srow = scales + (size_t)grp * N + chunk_col(j) + 8 * t;
+      // The fold's first column: 8t (8 columns: a whole qzeros word, chunks start at
+      // multiples of 32), or 4g in the swapped form (4 columns: half a word).
+      const int col = chunk_col(j) + (SWAP ? 4 * g : 8 * t);
+      const uint16_t* srow = scales + (size_t)grp * N + col;
       group_scales[j][0] = load8(srow);
-      group_scales[j][1] = load8(srow + 4);
-      // uint4b8: z = 8; asymmetric: the 8 nibbles of one qzeros word (the 8 columns are
-      // a whole word: chunks start at multiples of 32).
-      group_zeros[j] = ASYM ? qzeros[(size_t)grp * (N / 8) + (chunk_col(j) + 8 * t) / 8] : 0x88888888u;
+      if constexpr (!SWAP) group_scales[j][1] = load8(srow + 4);
+      // uint4b8: z = 8; asymmetric: nibbles from the word holding the columns.
+      group_zeros[j] = ASYM ? qzeros[(size_t)grp * (N / 8) + col / 8] >> (4 * (col % 8)) : 0x88888888u;
     }
 #pragma unroll
     for (int v = 0; v < 4; ++v) xsum[v] = 0.f;
 #pragma unroll
     for (int a = 0; a < 2 * CHUNKS; ++a)
 #pragma unroll
-      for (int e = 0; e < 8; ++e) gacc[a].v[e] = 0.f;
+      for (int e = 0; e < CE; ++e) gacc[a].v[e] = 0.f;
   };
   // acc += scale * (the group's biased sums - (bias + z) * its x sums), element by element
   // (fold_col, xsum_elem: skinny_tiling.h).
   auto fold_group = [&]() {
 #pragma unroll
     for (int j = 0; j < CHUNKS; ++j) {
-      const uint32_t sw[4] = {group_scales[j][0].x, group_scales[j][0].y, group_scales[j][1].x, group_scales[j][1].y};
+      const uint32_t sw[4] = {group_scales[j][0].x, group_scales[j][0].y, SWAP ? 0u : group_scales[j][1].x,
+                              SWAP ? 0u : group_scales[j][1].y};
 #pragma unroll
       for (int a = 0; a < 2; ++a)
 #pragma unroll
-        for (int e = 0; e < 8; ++e) {
-          const int c = skinny::fold_col(a, e);  // 0 .. 7
+        for (int e = 0; e < CE; ++e) {
+          // The element's column among the lane's fold columns, and its row's x sum.
+          const int c = SWAP ? skinny::swapped_col(a, e) : skinny::fold_col(a, e);
           const float sc = T::to_f32(c % 2 ? sw[c / 2] >> 16 : sw[c / 2] & 0xffffu);
           const float bias = skinny::kBias<BF16> + (float)((group_zeros[j] >> (4 * c)) & 0xfu);
-          const float x_sum = xsum[skinny::xsum_elem(e)];
+          const float x_sum = xsum[SWAP ? skinny::swapped_xsum_elem(e) : skinny::xsum_elem(e)];
           acc[2 * j + a].v[e] += sc * (gacc[2 * j + a].v[e] - bias * x_sum);
         }
     }
@@ -270,7 +324,7 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
   cp_async_wait<0>();
   barrier();  // every warp is done with its ring before the tile reuses the memory
 
-  // The warps' sums, added into one 16 x BN tile in warp order (deterministic).
+  // The warps' sums, added into one BM x BN tile in warp order (deterministic).
   float(*tile)[BN] = reinterpret_cast<float(*)[BN]>(smem);
   for (int w = 0; w < WARPS; ++w) {
     if (warp == w)
@@ -279,8 +333,10 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
 #pragma unroll
         for (int a = 0; a < 2; ++a)
 #pragma unroll
-          for (int e = 0; e < 8; ++e) {
-            float& dst = tile[skinny::c_row(lane, e)][32 * j + skinny::c_col(lane, a, e)];
+          for (int e = 0; e < CE; ++e) {
+            const int row = SWAP ? skinny::swapped_row(lane, e) : skinny::c_row(lane, e);
+            const int col = SWAP ? 4 * g + skinny::swapped_col(a, e) : skinny::c_col(lane, a, e);
+            float& dst = tile[row][32 * j + col];
             dst = w == 0 ? acc[2 * j + a].v[e] : dst + acc[2 * j + a].v[e];
           }
     barrier();
@@ -290,7 +346,7 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
     // fp32 partials of the valid rows; the last block of the tile sums them back into
     // the tile in split order (deterministic) and runs the epilogue.
     float* ws = args.workspace;
-    for (int i = thread_id(); i < skinny::kRows * BN; i += WARPS * 32)
+    for (int i = thread_id(); i < BM * BN; i += WARPS * 32)
       if (rows.valid(m0 + i / BN)) ws[((size_t)split * M + m0 + i / BN) * N + n0 + i % BN] = tile[i / BN][i % BN];
     fence_device();
     barrier();
@@ -300,7 +356,7 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
     barrier();
     if (!last) return;
     fence_device();
-    for (int i = thread_id(); i < skinny::kRows * BN; i += WARPS * 32) {
+    for (int i = thread_id(); i < BM * BN; i += WARPS * 32) {
       if (!rows.valid(m0 + i / BN)) continue;
       float sum = 0.f;
       for (int sp = 0; sp < SPLIT_K; ++sp) sum += load_coherent(ws + ((size_t)sp * M + m0 + i / BN) * N + n0 + i % BN);
@@ -314,7 +370,7 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
   if constexpr (SILU) {
     // Tile columns [0, BN/2) are gate sums, [BN/2, BN) their up partners; y has N/2 columns.
     constexpr int HALF = BN / 2;
-    for (int i = thread_id(); i < skinny::kRows * HALF; i += WARPS * 32) {
+    for (int i = thread_id(); i < BM * HALF; i += WARPS * 32) {
       const int r = i / HALF, c = i % HALF;
       if (!rows.valid(m0 + r)) continue;
       const float f = rows.scale(m0 + r);
@@ -323,12 +379,12 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
     }
   } else if constexpr (Rows::kReduce) {
     // Added into y (rows may share a row of y), two adjacent columns at a time.
-    for (int i = thread_id(); i < skinny::kRows * (BN / 2); i += WARPS * 32) {
+    for (int i = thread_id(); i < BM * (BN / 2); i += WARPS * 32) {
       const int r = i / (BN / 2), c = 2 * (i % (BN / 2));
       if (rows.valid(m0 + r)) rows.template add_pair<BF16>(y, N, m0 + r, n0 + c, tile[r][c], tile[r][c + 1]);
     }
   } else {
-    for (int i = thread_id(); i < skinny::kRows * BN; i += WARPS * 32) {
+    for (int i = thread_id(); i < BM * BN; i += WARPS * 32) {
       const int r = i / BN, c = i % BN;
       if (rows.valid(m0 + r))
         y[(size_t)rows.y_row(m0 + r) * N + n0 + c] = static_cast<uint16_t>(T::from_f32(tile[r][c] * rows.scale(m0 + r)));
@@ -339,9 +395,9 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
 
 }  // namespace w4a16
 
-template <int N, int K, int G, bool BF16, bool ASYM, int BN, int WARPS, int SPLIT_K, int STAGES>
+template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int WARPS, int SPLIT_K, int STAGES>
 KF_INLINE void w4a16_linear_skinny(const kf_linear_args& args) {
-  w4a16::skinny_body<w4a16::DenseRows, N, K, G, BF16, ASYM, BN, WARPS, SPLIT_K, STAGES>({args.m}, args);
+  w4a16::skinny_body<w4a16::DenseRows, N, K, G, BF16, ASYM, BM, BN, WARPS, SPLIT_K, STAGES>({args.m}, args);
 }
 
 }  // namespace kf

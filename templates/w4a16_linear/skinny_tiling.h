@@ -24,7 +24,8 @@ namespace w4a16 {
 namespace skinny {
 
 constexpr int kSpan = 32;  // k per warp step
-constexpr int kRows = 16;  // rows of M per block: one atom's A tile
+constexpr int kRows = 16;        // rows of M per block: one atom's A tile
+constexpr int kRowsSwapped = 8;  // the swapped form: M is the n of m16n8k16 (below)
 
 // Actual k (0 .. 31) within the span of logical k (0 .. 15) of chunk s.
 KF_HD constexpr int actual_k(int s, int logical_k) {
@@ -63,7 +64,7 @@ KF_HD constexpr int c_col(int lane, int atom, int e) {
 KF_HD constexpr int row_units(int block_n) { return block_n / 4; }  // 16-byte units of a row
 KF_HD constexpr int unit_row(int block_n, int u) { return u / row_units(block_n); }
 KF_HD constexpr int unit_chunk(int block_n, int u) { return u % row_units(block_n) / 8; }
-KF_HD constexpr int unit_col(int block_n, int u) { return 4 * (u % 8); }  // within its chunk
+KF_HD constexpr int unit_col(int /*block_n*/, int u) { return 4 * (u % 8); }  // within its chunk
 KF_HD constexpr int fragment_unit(int block_n, int lane, int chunk) {
   return lane % 4 * row_units(block_n) + 8 * chunk + lane / 4;
 }
@@ -79,6 +80,26 @@ KF_HD constexpr int swizzled(int block_n, int u) { return u ^ (2 * unit_row(bloc
 KF_HD constexpr int fold_col(int atom, int e) { return 4 * (e % 2) + 2 * atom + e / 4; }
 KF_HD constexpr int xsum_elem(int e) { return 2 * (e % 4 / 2); }
 
+// The swapped form (block_m 8, M <= 8): the weights are the A operand of m16n8k16 and x
+// the B operand, so one matrix instruction covers 16 columns (two in the form above) and
+// a lane keeps half the accumulators. Per 32-column chunk and 16-k sub-step s of a span,
+// atom a's logical rows g and g + 8 are actual columns 4g + 2a and 4g + 2a + 1 (the
+// lane's own words 2a and 2a + 1), and logical k 2t, 2t + 1, 2t + 8, 2t + 9 are actual
+// k 8t + 2s, 8t + 2s + 4, 8t + 2s + 1, 8t + 2s + 5 (word row t: nibbles 2s, 2s + 4,
+// 2s + 1, 2s + 5).
+// A register p: word and (low) nibble of the pair (the high half is nibble + 4).
+KF_HD constexpr int swapped_a_word(int atom, int p) { return 2 * atom + p % 2; }
+KF_HD constexpr int swapped_a_nibble(int s, int p) { return 2 * s + p / 2; }
+// B register p (0, 1): x row g at actual k 8t + swapped_b_k(s, p) (low half) and + 4
+// (high half), i.e. from the lane's x unit x[g][8t .. 8t + 7].
+KF_HD constexpr int swapped_b_k(int s, int p) { return 2 * s + p; }
+// Accumulator element v (0 .. 3) of atom a: its column among the lane's 4 of the chunk
+// (actual column 4g + swapped_col) and its row of M; its x sum (ones times B) is element
+// swapped_xsum_elem of that product.
+KF_HD constexpr int swapped_col(int atom, int v) { return 2 * atom + v / 2; }
+KF_HD constexpr int swapped_row(int lane, int v) { return 2 * (lane % 4) + v % 2; }
+KF_HD constexpr int swapped_xsum_elem(int v) { return v % 2; }
+
 // The k over which a warp sums before applying the scale: a group, or with one scale per
 // column (per-channel, group == k) its whole slice.
 KF_HD constexpr int fold_k(int k, int group, int kw) { return group == k ? kw : group; }
@@ -91,21 +112,28 @@ KF_HD constexpr int fold_k(int k, int group, int kw) { return group == k ? kw : 
 constexpr int kMaxShared = 48 * 1024;
 constexpr int kEpilogueShared = 16;
 constexpr int kMaxStages = 8;
-KF_HD constexpr int slot_rows(int block_n) { return block_n / kSpan + 2; }
-KF_HD constexpr int ring_bytes(int block_n, int warps, int stages) {
-  return warps * stages * slot_rows(block_n) * 32 * 16;
+// A slot: the weight units, then one x unit per lane per row of x it reads (2, or 1 in
+// the swapped form).
+KF_HD constexpr int slot_rows(int block_n, int block_m = kRows) {
+  return block_n / kSpan + (block_m == kRowsSwapped ? 1 : 2);
 }
-KF_HD constexpr int tile_bytes(int block_n) { return kRows * block_n * 4; }
-KF_HD constexpr int shared_bytes(int block_n, int warps, int stages) {
-  return ring_bytes(block_n, warps, stages) > tile_bytes(block_n) ? ring_bytes(block_n, warps, stages)
-                                                                   : tile_bytes(block_n);
+KF_HD constexpr int ring_bytes(int block_n, int warps, int stages, int block_m = kRows) {
+  return warps * stages * slot_rows(block_n, block_m) * 32 * 16;
+}
+KF_HD constexpr int tile_bytes(int block_n, int block_m = kRows) { return block_m * block_n * 4; }
+KF_HD constexpr int shared_bytes(int block_n, int warps, int stages, int block_m = kRows) {
+  return ring_bytes(block_n, warps, stages, block_m) > tile_bytes(block_n, block_m)
+             ? ring_bytes(block_n, warps, stages, block_m)
+             : tile_bytes(block_n, block_m);
 }
 
 // A config the template accepts: whole 32-column chunks; each of the warps * split_k
 // slices of K whole spans and, unless per-channel, whole groups (the scale is applied
 // once per group); a ring no deeper than the slice's spans (deeper slots would never be
 // filled) whose slots fit the static shared memory.
-KF_HD constexpr bool valid(int n, int k, int group, int block_n, int warps, int split_k, int stages) {
+KF_HD constexpr bool valid(int n, int k, int group, int block_n, int warps, int split_k, int stages,
+                           int block_m = kRows) {
+  if (block_m != kRows && block_m != kRowsSwapped) return false;
   if (block_n % 32 != 0 || block_n <= 0 || n % block_n != 0) return false;
   if (warps < 1 || split_k < 1 || k % (split_k * warps) != 0) return false;
   const int kw = k / split_k / warps;
@@ -113,7 +141,7 @@ KF_HD constexpr bool valid(int n, int k, int group, int block_n, int warps, int 
   const int fold = fold_k(k, group, kw);
   if (fold % kSpan != 0 || kw < fold || kw % fold != 0) return false;
   return stages >= 1 && stages <= kMaxStages && stages <= kw / kSpan &&
-         shared_bytes(block_n, warps, stages) + kEpilogueShared <= kMaxShared;
+         shared_bytes(block_n, warps, stages, block_m) + kEpilogueShared <= kMaxShared;
 }
 
 // The fused SiLU epilogue (gemm1, _silu): the block's gate and up halves are whole

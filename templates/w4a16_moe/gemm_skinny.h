@@ -1,7 +1,7 @@
 // w4a16_moe GEMMs on the skinny body (w4a16_linear/skinny.h): a few routed slots per
-// expert on the tensor cores, B fragments straight from the GPTQ words. One block covers
-// 16 sorted slots of one expert (moe_align pads each expert's run to whole blocks of
-// 16); padding slots are zero rows that are never stored. The epilogues are the other
+// expert on the tensor cores, fragments built from the GPTQ words. One block covers BM
+// sorted slots of one expert (moe_align pads each expert's run to whole blocks of BM;
+// the generator emits BM 16); padding slots are zero rows that are never stored. The epilogues are the other
 // kinds' (gemm.h): SILU (gemm1, _silu) writes h = silu(gate) * up, RED (gemm2, _red) adds
 // the routing-weighted rows into y's token rows.
 #pragma once
@@ -10,16 +10,15 @@
 
 namespace kf {
 
-template <int GEMM, int N, int K, int G, bool BF16, bool ASYM, int BN, int WARPS, int SPLIT_K, int STAGES, bool SILU,
-          bool RED>
+template <int GEMM, int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int WARPS, int SPLIT_K, int STAGES,
+          bool SILU, bool RED>
 KF_INLINE void w4a16_moe_gemm_skinny(const kf_moe_gemm_args& a) {
   static_assert(!SILU || GEMM == 1, "fused SiLU: gemm1 (gate_up) only");
   static_assert(!RED || GEMM == 2, "top_k reduction: gemm2 (down) only");
-  constexpr int BM = w4a16::skinny::kRows;
   const int m0 = block_z() * BM;
   const moe::BlockRoute r = moe::block_route(a, m0 / BM);
   if (m0 >= r.num_padded) return;  // uniform per block: before any barrier
-  w4a16::skinny_body<moe::RoutedRows<GEMM, RED>, N, K, G, BF16, ASYM, BN, WARPS, SPLIT_K, STAGES, SILU>(
+  w4a16::skinny_body<moe::RoutedRows<GEMM, RED>, N, K, G, BF16, ASYM, BM, BN, WARPS, SPLIT_K, STAGES, SILU>(
       moe::routed_rows<GEMM, BM, RED>(a), moe::expert_args<N, K, G>(a, r.expert));
 }
 
