@@ -83,8 +83,8 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
           out.push_back({LinearKind::decode, bm, bn, 64, w, 1, 1});
       }
   // Skinny (NVIDIA): the decode kind's few rows per expert on the tensor cores, one
-  // 16-slot block per expert run (templates/w4a16_moe/gemm_skinny.h).
-  append_skinny_configs(s.expert(), arch, {1, 2, 4}, {2, 4, 8}, out);
+  // 16- or 8-slot block per expert run (templates/w4a16_moe/gemm_skinny.h).
+  append_skinny_configs(s.expert(), arch, {1, 2, 4}, {2, 4, 8}, out, {16, 8});
   for (int bm : {16, 32, 64, 128})
     for (int bn : {64, 128})
       for (int bk : {32, 64})

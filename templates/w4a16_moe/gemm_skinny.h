@@ -1,7 +1,7 @@
 // w4a16_moe GEMMs on the skinny body (w4a16_linear/skinny.h): a few routed slots per
 // expert on the tensor cores, fragments built from the GPTQ words. One block covers BM
-// sorted slots of one expert (moe_align pads each expert's run to whole blocks of BM;
-// the generator emits BM 16); padding slots are zero rows that are never stored. The epilogues are the other
+// sorted slots of one expert (moe_align pads each expert's run to whole blocks of BM:
+// 16, or 8 for the swapped form); padding slots are zero rows that are never stored. The epilogues are the other
 // kinds' (gemm.h): SILU (gemm1, _silu) writes h = silu(gate) * up, RED (gemm2, _red) adds
 // the routing-weighted rows into y's token rows.
 #pragma once
