@@ -75,7 +75,7 @@ void append_pipelined_prefill_configs(const LinearShape& shape, const ArchInfo& 
 // NVIDIA only) of this shape over the given split_k and stages values, block_n 64 and
 // 128, 2, 4 or 8 warps, in that order (skinny::valid drops the rings that do not fit
 // the static shared memory); nothing on other vendors.
-// block_m 16 (x as the A operand) and, for the linear kind, 8 (the swapped form, M <= 8).
+// block_ms: 16 (x as the A operand) and 8 (the swapped form, M <= 8); both families emit both.
 void append_skinny_configs(const LinearShape& shape, const ArchInfo& arch, std::initializer_list<int> splits,
                            std::initializer_list<int> stages, std::vector<LinearConfig>& out,
                            std::initializer_list<int> block_ms = {16});
