@@ -84,9 +84,15 @@ KF_INLINE void x_sums(float (&xs)[4], const FragA& a) {
 // header (an edit there rebuilds them all).
 KF_INLINE void warp_sync() { __syncwarp(); }
 
-// Halves (lo of a, lo of b) or (hi of a, hi of b): x values 4 apart in k, one A register.
+// Halves (lo of a, lo of b) or (hi of a, hi of b): x values 4 apart in k, one register.
 KF_INLINE uint32_t pair_lo(uint32_t a, uint32_t b) { return __byte_perm(a, b, 0x5410); }
 KF_INLINE uint32_t pair_hi(uint32_t a, uint32_t b) { return __byte_perm(a, b, 0x7632); }
+// The x values at offsets kk and kk + 4 (0 <= kk < 4) of a 16-byte x unit (8 values of
+// one row, 2 per word) as one register: half kk % 2 of words kk / 2 and kk / 2 + 2.
+KF_INLINE uint32_t x_pair(const u32x4& unit, int kk) {
+  const uint32_t w[4] = {unit.x, unit.y, unit.z, unit.w};
+  return kk % 2 ? pair_hi(w[kk / 2], w[kk / 2 + 2]) : pair_lo(w[kk / 2], w[kk / 2 + 2]);
+}
 #endif
 
 }  // namespace skinny
@@ -199,15 +205,9 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
   auto multiply_swapped = [&](const Stage& st) {
 #pragma unroll
     for (int s = 0; s < 2; ++s) {
-      // B: register p holds x row g at k 8t + swapped_b_k(s, p) and + 4 (words w and w + 2
-      // of the lane's x unit, one half of each).
-      const uint32_t xv[4] = {st.xr[0].x, st.xr[0].y, st.xr[0].z, st.xr[0].w};
-      uint32_t b[2];
-#pragma unroll
-      for (int p = 0; p < 2; ++p) {
-        const int kk = skinny::swapped_b_k(s, p);
-        b[p] = kk % 2 ? skinny::pair_hi(xv[kk / 2], xv[kk / 2 + 2]) : skinny::pair_lo(xv[kk / 2], xv[kk / 2 + 2]);
-      }
+      // B: register p holds x row g at k 8t + swapped_b_k(s, p) and + 4.
+      const uint32_t b[2] = {skinny::x_pair(st.xr[0], skinny::swapped_b_k(s, 0)),
+                             skinny::x_pair(st.xr[0], skinny::swapped_b_k(s, 1))};
       constexpr uint32_t one = skinny::kOnes<BF16>;
       skinny::mma_16n8<BF16>(xsum, one, one, one, one, b[0], b[1]);  // xsum[v % 2]: row 2t + v % 2
 #pragma unroll
@@ -224,24 +224,13 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
       }
     }
   };
-  auto multiply = [&](const Stage& st) {
-    if constexpr (SWAP) {
-      multiply_swapped(st);
-      return;
-    }
+  auto multiply_unswapped = [&](const Stage& st) {
 #pragma unroll
     for (int s = 0; s < 2; ++s) {
       // A: register p holds x at k 8t + 2s + p / 2 and + 4 of row g + 8 (p % 2).
       FragA fa;
-      const uint32_t xs[2][4] = {{st.xr[0].x, st.xr[0].y, st.xr[0].z, st.xr[0].w},
-                                 {st.xr[XUNITS - 1].x, st.xr[XUNITS - 1].y, st.xr[XUNITS - 1].z,
-                                  st.xr[XUNITS - 1].w}};
 #pragma unroll
-      for (int p = 0; p < 4; ++p) {
-        const uint32_t* xv = xs[p % 2];
-        const int kk = 2 * s + p / 2;  // 0 .. 3: words kk / 2 and kk / 2 + 2, half kk % 2
-        fa.r[p] = kk % 2 ? skinny::pair_hi(xv[kk / 2], xv[kk / 2 + 2]) : skinny::pair_lo(xv[kk / 2], xv[kk / 2 + 2]);
-      }
+      for (int p = 0; p < 4; ++p) fa.r[p] = skinny::x_pair(st.xr[(XUNITS - 1) * (p % 2)], 2 * s + p / 2);
       skinny::x_sums<BF16>(xsum, fa);
 #pragma unroll
       for (int j = 0; j < CHUNKS; ++j) {
@@ -255,6 +244,12 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
         }
       }
     }
+  };
+  auto multiply = [&](const Stage& st) {
+    if constexpr (SWAP)
+      multiply_swapped(st);
+    else
+      multiply_unswapped(st);
   };
 
   // Per group: its scales and zero points (both used by the fold), sums zeroed.

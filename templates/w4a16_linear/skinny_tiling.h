@@ -27,11 +27,6 @@ constexpr int kSpan = 32;  // k per warp step
 constexpr int kRows = 16;        // rows of M per block: one atom's A tile
 constexpr int kRowsSwapped = 8;  // the swapped form: M is the n of m16n8k16 (below)
 
-// Actual k (0 .. 31) within the span of logical k (0 .. 15) of chunk s.
-KF_HD constexpr int actual_k(int s, int logical_k) {
-  const int t = logical_k % 8 / 2, kh = logical_k / 8, high = logical_k % 2;
-  return 8 * t + 2 * s + kh + 4 * high;
-}
 // Actual column (0 .. 31) within the chunk of logical column c (0 .. 15) of atom a.
 KF_HD constexpr int actual_n(int atom, int c) { return 4 * (c % 8) + 2 * atom + c / 8; }
 
@@ -47,12 +42,12 @@ KF_HD constexpr int a_row(int lane, int p) { return lane / 4 + 8 * (p % 2); }
 KF_HD constexpr int a_k(int lane, int s, int p) { return 8 * (lane % 4) + 2 * s + p / 2; }
 
 // Accumulator element e of `lane` for atom a: row (0 .. 15) and actual column (0 .. 31)
-// within the chunk. Per chunk a lane's eight columns are 8t .. 8t + 7: c_col - 8t is
-// 4 (e % 2) + 2a + e / 4.
+// within the chunk. Its logical column 8 (e / 4) + 2t + e % 2, through actual_n, is
+// 8t + fold_col(a, e) (= 8t + 4 (e % 2) + 2a + e / 4): per chunk a lane's eight columns
+// are 8t .. 8t + 7, and the fold takes each element's scale and zero point by fold_col.
+KF_HD constexpr int fold_col(int atom, int e) { return actual_n(atom, 8 * (e / 4) + e % 2); }
 KF_HD constexpr int c_row(int lane, int e) { return lane / 4 + 8 * (e % 4 / 2); }
-KF_HD constexpr int c_col(int lane, int atom, int e) {
-  return actual_n(atom, 8 * (e / 4) + 2 * (lane % 4) + e % 2);
-}
+KF_HD constexpr int c_col(int lane, int atom, int e) { return 8 * (lane % 4) + fold_col(atom, e); }
 
 // How a span's weights travel (skinny.h): the warp copies the span's 4 word rows x
 // block_n columns as 16-byte units in row-major order, unit u = 32 c + lane for copy c,
@@ -74,10 +69,8 @@ KF_HD constexpr int fragment_unit(int block_n, int lane, int chunk) {
 // units stay in 8 different groups. A permutation within each aligned group of 8.
 KF_HD constexpr int swizzled(int block_n, int u) { return u ^ (2 * unit_row(block_n, u) & 7); }
 
-// The fold's view of accumulator element e of atom a: its column among the lane's 8 of
-// the chunk (actual column 8t + fold_col), and which element of the x-sum fragment (one
-// m16n8k16 of A against ones: c0, c1 row g; c2, c3 row g + 8) holds its row's sum.
-KF_HD constexpr int fold_col(int atom, int e) { return 4 * (e % 2) + 2 * atom + e / 4; }
+// Which element of the x-sum fragment (one m16n8k16 of A against ones: c0, c1 row g;
+// c2, c3 row g + 8) holds the row sum of accumulator element e.
 KF_HD constexpr int xsum_elem(int e) { return 2 * (e % 4 / 2); }
 
 // The swapped form (block_m 8, M <= 8): the weights are the A operand of m16n8k16 and x
