@@ -495,21 +495,41 @@ TEST_CASE("skinny: fragments from 16-byte GPTQ loads with permuted k and n give 
   CHECK(skinny_span_mismatches(kf::w4a16::skinny::a_k, kf::w4a16::skinny::b_nibble) == 0);
 }
 
+// One 32-k span of a 32-column chunk in small integers: x (ROWS rows), int4 weights q,
+// per-column zero points and scales, drawn from `seed`; `want` is the plain sum of
+// (q - z) x s that the skinny kind must leave for (row, column), `biased` what its atoms
+// accumulate from weights offset by kBias.
+template <int ROWS>
+struct SkinnySpan {
+  static constexpr int kBias = 128;
+  int x[ROWS][32], q[32][32], z[32], scale[32];  // rows x k, k x column, per column
+  explicit SkinnySpan(unsigned seed) {
+    auto next = [&](int n) { return static_cast<int>((seed = seed * 1103515245u + 12345u) >> 16) % n; };
+    for (auto& r : x)
+      for (int& v : r) v = next(15) - 7;
+    for (auto& r : q)
+      for (int& v : r) v = next(16);
+    for (int c = 0; c < 32; ++c) z[c] = next(16), scale[c] = 1 + next(5);
+  }
+  long long want(int row, int col) const {
+    long long sum = 0;
+    for (int k = 0; k < 32; ++k) sum += static_cast<long long>(x[row][k]) * (q[k][col] - z[col]) * scale[col];
+    return sum;
+  }
+  long long biased(int row, int col) const {
+    long long sum = 0;
+    for (int k = 0; k < 32; ++k) sum += static_cast<long long>(x[row][k]) * (kBias + q[k][col]);
+    return sum;
+  }
+};
+
 // The fold (skinny.h fold_group): the biased products minus (bias + z) times the x sums
 // of A against ones, scaled, must give the plain sum of (q - z) x s for every element,
 // which holds only if fold_col names the element's column and xsum_elem its row.
 int skinny_fold_mismatches(int (*fold_col)(int, int), int (*xsum_elem)(int)) {
   using L = kf::layout::Mma16Sm80;
   namespace sk = kf::w4a16::skinny;
-  int x[16][32], q[32][32], z[32], scale[32];  // rows x k, k x column, per column
-  unsigned seed = 11;
-  auto next = [&](int n) { return static_cast<int>((seed = seed * 1103515245u + 12345u) >> 16) % n; };
-  for (auto& r : x)
-    for (int& v : r) v = next(15) - 7;
-  for (auto& r : q)
-    for (int& v : r) v = next(16);
-  for (int c = 0; c < 32; ++c) z[c] = next(16), scale[c] = 1 + next(5);
-  const int bias = 128;
+  const SkinnySpan<16> d(11);
   int mismatches = 0;
   for (int lane = 0; lane < 32; ++lane) {
     const int t = lane % 4;
@@ -518,19 +538,14 @@ int skinny_fold_mismatches(int (*fold_col)(int, int), int (*xsum_elem)(int)) {
     for (int v = 0; v < 4; ++v) {
       const kf::layout::RC rc = L::c_elem(lane, v);
       xs[v] = 0;
-      for (int k = 0; k < 32; ++k) xs[v] += x[rc.row][k];
+      for (int k = 0; k < 32; ++k) xs[v] += d.x[rc.row][k];
     }
     for (int atom = 0; atom < 2; ++atom)
       for (int e = 0; e < L::kCElems; ++e) {
         const int row = sk::c_row(lane, e), col = sk::c_col(lane, atom, e);
-        long long biased = 0, want = 0;  // what the atoms accumulate, and the plain sum
-        for (int k = 0; k < 32; ++k) {
-          biased += static_cast<long long>(x[row][k]) * (bias + q[k][col]);
-          want += static_cast<long long>(x[row][k]) * (q[k][col] - z[col]) * scale[col];
-        }
         const int c = 8 * t + fold_col(atom, e);  // the column the fold takes z and s of
-        const long long got = scale[c] * (biased - (bias + z[c]) * xs[xsum_elem(e)]);
-        mismatches += got != want;
+        const long long got = d.scale[c] * (d.biased(row, col) - (d.kBias + d.z[c]) * xs[xsum_elem(e)]);
+        mismatches += got != d.want(row, col);
       }
   }
   return mismatches;
@@ -552,15 +567,7 @@ TEST_CASE("skinny: the fold removes the bias with the right row's x sum and the 
 int skinny_swapped_mismatches(int (*b_k)(int, int), int (*xsum_elem)(int)) {
   using L = kf::layout::Mma16Sm80;
   namespace sk = kf::w4a16::skinny;
-  int x[8][32], q[32][32], z[32], scale[32];  // M rows x k, k x column of the chunk
-  unsigned seed = 5;
-  auto next = [&](int n) { return static_cast<int>((seed = seed * 1103515245u + 12345u) >> 16) % n; };
-  for (auto& r : x)
-    for (int& v : r) v = next(15) - 7;
-  for (auto& r : q)
-    for (int& v : r) v = next(16);
-  for (int c = 0; c < 32; ++c) z[c] = next(16), scale[c] = 1 + next(5);
-  const int bias = 128;
+  const SkinnySpan<8> d(5);  // 8 M rows
   long long D[2][16][8] = {}, XS[16][8] = {};  // per atom [logical row][M row]; ones x B
   for (int s = 0; s < 2; ++s) {
     int A[2][16][16], B[16][8];  // [atom][row][k], [k][n]
@@ -571,16 +578,16 @@ int skinny_swapped_mismatches(int (*b_k)(int, int), int (*xsum_elem)(int)) {
         for (int p = 0; p < 4; ++p) {
           const kf::layout::RC rc = L::a_pair(lane, p);
           const int col = 4 * g + sk::swapped_a_word(atom, p), nib = sk::swapped_a_nibble(s, p);
-          A[atom][rc.row][rc.col] = bias + q[8 * t + nib][col];
-          A[atom][rc.row][rc.col + 1] = bias + q[8 * t + nib + 4][col];
+          A[atom][rc.row][rc.col] = d.kBias + d.q[8 * t + nib][col];
+          A[atom][rc.row][rc.col + 1] = d.kBias + d.q[8 * t + nib + 4][col];
           ++a_seen[atom][rc.row][rc.col];
           ++a_seen[atom][rc.row][rc.col + 1];
         }
       for (int p = 0; p < 2; ++p) {
         const kf::layout::RC bc = L::b_pair(lane, p);  // (n, k)
         const int k = 8 * t + b_k(s, p);
-        B[bc.col][bc.row] = x[g][k];
-        B[bc.col + 1][bc.row] = x[g][k + 4];
+        B[bc.col][bc.row] = d.x[g][k];
+        B[bc.col + 1][bc.row] = d.x[g][k + 4];
         ++b_seen[bc.col][bc.row];
         ++b_seen[bc.col + 1][bc.row];
       }
@@ -605,10 +612,8 @@ int skinny_swapped_mismatches(int (*b_k)(int, int), int (*xsum_elem)(int)) {
         const int col = 4 * (lane / 4) + sk::swapped_col(atom, v), row = sk::swapped_row(lane, v);
         ++seen[row][col];
         const kf::layout::RC xc = L::c_elem(lane, xsum_elem(v));
-        const long long got = scale[col] * (D[atom][rc.row][rc.col] - (bias + z[col]) * XS[xc.row][xc.col]);
-        long long want = 0;
-        for (int k = 0; k < 32; ++k) want += static_cast<long long>(x[row][k]) * (q[k][col] - z[col]) * scale[col];
-        mismatches += got != want;
+        const long long got = d.scale[col] * (D[atom][rc.row][rc.col] - (d.kBias + d.z[col]) * XS[xc.row][xc.col]);
+        mismatches += got != d.want(row, col);
       }
   for (auto& r : seen)
     for (int v : r) mismatches += v != 1;

@@ -42,6 +42,21 @@ void check_winners_consistent(const std::string& db, const std::string& device, 
   CHECK(stored.back().m_hi == kf::kMaxWinnerM);
 }
 
+// A fake pack tuned in-process with decode_bm1 at 10 + M us, prefill_bm64 at 40 flat and
+// every other kernel at 1000: decode wins small M, prefill large.
+FakePack tune_decode_then_prefill(const std::string& db) {
+  const FakePack f = write_fake_pack(db);
+  kf::FakeOptions fo;
+  fo.time_us = [&](const kf::PackKernel& k, const kf::LinearShape&, int64_t m, bool) {
+    if (k.name == f.decode_bm1) return 10.0 + m;
+    if (k.name == f.prefill_bm64) return 40.0;
+    return 1000.0;
+  };
+  kf::FakeMeasurer fm(fo);
+  run_in_process(options(db), fm);
+  return f;
+}
+
 }  // namespace
 
 TEST_SUITE("tuner") {
@@ -96,18 +111,9 @@ TEST_CASE("autotune: every candidate's disposition at every M, with provenance")
 TEST_CASE("autotune: winners follow the measured times (crossover between tuned Ms)") {
   TempDir dir("tuner");
   const std::string db = dir.sub("kforge.sqlite");
-  const FakePack f = write_fake_pack(db);
-  kf::FakeOptions fo;
-  // decode_bm1: 10 + M; prefill_bm64: 40 flat; everything else slow. Decode wins M 1..16,
-  // prefill from 64 on; both timed at 16 and 64: 26 vs 40 at 16, 74 vs 40 at 64 ->
-  // crossover at 16 + 48 * 14 / 48 = 30.
-  fo.time_us = [&](const kf::PackKernel& k, const kf::LinearShape&, int64_t m, bool) {
-    if (k.name == f.decode_bm1) return 10.0 + m;
-    if (k.name == f.prefill_bm64) return 40.0;
-    return 1000.0;
-  };
-  kf::FakeMeasurer fm(fo);
-  run_in_process(options(db), fm);
+  // Decode wins M 1..16, prefill from 64 on; both timed at 16 and 64: 26 vs 40 at 16,
+  // 74 vs 40 at 64 -> crossover at 16 + 48 * 14 / 48 = 30.
+  const FakePack f = tune_decode_then_prefill(db);
   kf::ResultsDb r = kf::ResultsDb::open(db);
   const auto w = r.winners({"sm_90a", "kforge-fake-gpu", "", "", ""}, {"w4a16_linear", kShape.key(), true, ""});
   REQUIRE(w.size() == 2);
@@ -125,15 +131,7 @@ TEST_CASE("autotune: winners follow the measured times (crossover between tuned 
 TEST_CASE("autotune: only a kernel whose code object the DB holds can win; --recompute-winners") {
   TempDir dir("tuner");
   const std::string db = dir.sub("kforge.sqlite");
-  const FakePack f = write_fake_pack(db);
-  kf::FakeOptions fo;
-  fo.time_us = [&](const kf::PackKernel& k, const kf::LinearShape&, int64_t m, bool) {
-    if (k.name == f.decode_bm1) return 10.0 + m;
-    if (k.name == f.prefill_bm64) return 40.0;
-    return 1000.0;
-  };
-  kf::FakeMeasurer fm(fo);
-  run_in_process(options(db), fm);
+  const FakePack f = tune_decode_then_prefill(db);
   // The fastest kernel at small M loses its code object (as tools/slim_db.py does to
   // non-winners, or a kernel that left the candidate space).
   sqlite3* h = nullptr;
