@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Retune on an NVIDIA machine: bring the tracked tuned DB up to date with the current
-# candidate space (autotune generates what it lacks and measures only what has no
-# result yet), run bench/linear, check the DB's kernels against the CPU reference, then
-# the decode and skinny kinds in the quantisation variants the DB does not hold (asym,
-# fp16, g32, per-channel),
-# and write the slimmed DB and logs to $OUT.
+# Retune on an NVIDIA machine: check the decode and skinny kinds in the quantisation
+# variants the DB does not hold (asym, fp16, g32, per-channel), bring the tracked tuned
+# DB up to date with the current candidate space (autotune generates what it lacks and
+# measures only what has no result yet), run bench/linear, check the DB's kernels
+# against the CPU reference, and write the slimmed DB and logs to $OUT. The variants
+# come first: a wrong new build shows in the first minute.
 #   BIN=.devout/bin OUT=results [TEMPLATES=dir] [OPS=w4a16_linear] [VARIANTS=regex] [FILTER=regex] tools/device_retune.sh [budget s]
 # FILTER limits what autotune builds and measures (e.g. '_skinny_': a new kind alone,
 # beside the winners already stored; the winners are recomputed over everything stored).
@@ -19,6 +19,14 @@ export PATH="$PATH:/usr/local/cuda/bin"
 cublas=$(find /usr/local/cuda*/targets /usr/local/cuda*/lib64 -name 'libcublas.so.13' 2>/dev/null | head -1)
 [ -n "$cublas" ] && export LD_LIBRARY_PATH="$(dirname "$cublas"):${LD_LIBRARY_PATH:-}"
 step() { echo "== $* ($(date +%T))"; }
+
+step check the variants "$variants"
+"$bin/genkernels" --arch sm_90a --ops w4a16_linear --templates "$templates" --quant sym,asym --dtype bf16,fp16 \
+  --group-size 32,128,channel --filter "$variants" --out /tmp/kf-variants -q > "$out/variants_gen.log" 2>&1
+echo "genkernels rc=$?"; tail -3 "$out/variants_gen.log"
+"$bin/kforge_check_linear" --pack /tmp/kf-variants/kforge.sqlite --m 1,3,4,16 --csv "$out/check_variants.csv" \
+  > "$out/check_variants.log" 2>&1
+echo "check rc=$?"; grep -E "^FAIL" "$out/check_variants.log" | head -20; tail -12 "$out/check_variants.log"
 
 step autotune "$ops" ${FILTER:+--filter "$FILTER"}
 tune_args=(); [ -n "${FILTER:-}" ] && tune_args=(--filter "$FILTER")
@@ -35,11 +43,3 @@ echo "bench rc=$?"; cat "$out/bench_linear.log"
 step check the DB\'s linear kernels
 "$bin/kforge_check_linear" --pack tuned_db/kforge.sqlite --csv "$out/check_linear.csv" > "$out/check_linear.log" 2>&1
 echo "check rc=$?"; grep -E "^FAIL" "$out/check_linear.log" | head -20; tail -8 "$out/check_linear.log"
-
-step check the variants "$variants"
-"$bin/genkernels" --arch sm_90a --ops w4a16_linear --templates "$templates" --quant sym,asym --dtype bf16,fp16 \
-  --group-size 32,128,channel --filter "$variants" --out /tmp/kf-variants -q > "$out/variants_gen.log" 2>&1
-echo "genkernels rc=$?"; tail -3 "$out/variants_gen.log"
-"$bin/kforge_check_linear" --pack /tmp/kf-variants/kforge.sqlite --m 1,3,4,16 --csv "$out/check_variants.csv" \
-  > "$out/check_variants.log" 2>&1
-echo "check rc=$?"; grep -E "^FAIL" "$out/check_variants.log" | head -20; tail -12 "$out/check_variants.log"
