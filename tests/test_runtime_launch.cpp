@@ -90,7 +90,7 @@ TEST_CASE("split-K workspace: per kernel and M, and the pack's maximum over what
   CHECK(kf_kernel_workspace(split, 1, nullptr, &counters) == KF_ERR_INVALID_ARGUMENT);
 }
 
-TEST_CASE("a skinny row is served like a decode one, for linear and MoE; other block_m / block_k are ignored") {
+TEST_CASE("a skinny row is served like a decode one, for linear and MoE, in both forms; other block_m / block_k are ignored") {
   TempDir dir{"rt-skinny"};
   TestPackBuilder b;
   const std::string skinny = b.add_kernel("skinny", kShape, "bm16_bn128_bk32_w8_sk2_s2", "sm_90a", 256);
@@ -98,10 +98,14 @@ TEST_CASE("a skinny row is served like a decode one, for linear and MoE; other b
   b.add_winner(kShape, skinny, 1, 16);
   b.add_winner(kShape, prefill, 17, 4096);
   const char* kOther = "n4096_k2048_g128_bf16_sym";
-  const std::string bad_bm = b.add_kernel("skinny", kOther, "bm8_bn128_bk32_w8_sk1_s1", "sm_90a", 256);
+  const std::string bad_bm = b.add_kernel("skinny", kOther, "bm32_bn128_bk32_w8_sk1_s1", "sm_90a", 256);
   b.add_winner(kOther, bad_bm, 1, 8);
   const std::string bad_bk = b.add_kernel("skinny", kOther, "bm16_bn128_bk64_w8_sk1_s1", "sm_90a", 256);
   b.add_winner(kOther, bad_bk, 9, 4096);
+  const char* kSwapped = "n1024_k2048_g128_bf16_sym";
+  const std::string swapped = b.add_kernel("skinny", kSwapped, "bm8_bn64_bk32_w4_sk2_s4", "sm_90a", 128);
+  b.add_winner(kSwapped, swapped, 1, 8);
+  b.add_winner(kSwapped, b.add_kernel("prefill", kSwapped, "bm64_bn128_bk64_w4_sk1_s2"), 9, 4096);
   const char* kExpert = "e8_topk2_n256_k256_g128_bf16_sym";
   const std::string moe = b.add_moe_kernel(1, "skinny", kExpert, "bm16_bn64_bk32_w4_sk1_s1");
   b.add_moe_winner(1, kExpert, moe, 1, 4096);
@@ -116,8 +120,9 @@ TEST_CASE("a skinny row is served like a decode one, for linear and MoE; other b
   CHECK_FALSE(contains(warnings, skinny));
   CHECK(contains(warnings, bad_bm));
   CHECK(contains(warnings, bad_bk));
-  CHECK(contains(warnings, "block_m 16 and block_k 32"));
+  CHECK(contains(warnings, "block_m 16 (or 8, the swapped form) and block_k 32"));
   CHECK_FALSE(contains(warnings, moe));
+  CHECK_FALSE(contains(warnings, swapped));
 
   const kf_kernel* k = select(db.get(), 9);
   REQUIRE(kf_kernel_name(k) == skinny);
@@ -136,6 +141,14 @@ TEST_CASE("a skinny row is served like a decode one, for linear and MoE; other b
   CHECK(kf_launch(k, &a, nullptr) == KF_ERR_INVALID_ARGUMENT);  // split-K without workspace
   CHECK(contains(kf_last_error(), "workspace"));
   CHECK(pick(db.get(), 4096, 2048, 4) == "");  // both skinny rows of that shape ignored, no generic
+
+  // The swapped form: 8 rows of M per block, so a counter per (column block, 8-row block).
+  const kf_kernel* sw = nullptr;
+  REQUIRE(kf_select_linear(db.get(), 1024, 2048, 128, 1, 0, 8, &sw) == KF_OK);
+  REQUIRE(kf_kernel_name(sw) == swapped);
+  REQUIRE(kf_kernel_workspace(sw, 12, &floats, &counters) == KF_OK);
+  CHECK(floats == 2 * 12 * 1024);
+  CHECK(counters == (1024 / 64) * 2);
 }
 
 TEST_CASE("kf_launch checks its arguments before it needs a device") {

@@ -9,6 +9,7 @@
 #include "mxfp4_moe/decode_tiling.h"
 #include "mxfp4_moe/tiling.h"
 #include "sparse_mla/launch.h"
+#include "w4a16_linear/skinny_tiling.h"
 #include "status.h"
 #include "w4a16_moe/launch.h"
 
@@ -124,8 +125,10 @@ const char* parse_kernel(const KernelRow& row, KernelImpl* k) {
   if (!parse_linear_config_key(row.config.c_str(), &k->config)) return "unreadable config key";
   if (k->config.silu && gemm != 1) return "the fused SiLU epilogue (_silu) is for w4a16_moe_gemm1 only";
   if (k->config.red && gemm != 2) return "the top_k reduction epilogue (_red) is for w4a16_moe_gemm2 only";
-  if (row.kind == "skinny" && (k->config.block_m != 16 || k->config.block_k != 32))
-    return "a skinny kernel has block_m 16 and block_k 32";
+  namespace sk = w4a16::skinny;
+  if (row.kind == "skinny" && ((k->config.block_m != sk::kRows && k->config.block_m != sk::kRowsSwapped) ||
+                               k->config.block_k != sk::kSpan))
+    return "a skinny kernel has block_m 16 (or 8, the swapped form) and block_k 32";
   if (gemm != 0) {
     k->op_kind = KernelOp::moe_gemm;
     k->moe.gemm = gemm;
