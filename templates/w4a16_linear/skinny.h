@@ -44,9 +44,15 @@ namespace skinny {
 // in, and the fold removes it per group: sum (B + q) x - (B + z) sum x = sum (q - z) x,
 // where sum x comes from one more matrix product of the same A with a B of ones
 // (x_sums). That leaves no per-weight subtract and no per-column zero registers.
+// The mask and the or are one lop3 ((a & b) | c, table 0xEA): written as C++, nvcc
+// emits two logic ops per pair (a SASS logic op takes one immediate), which was 88 of
+// the ~144 instructions per span of the swapped form (bench/NOTES.md linear v11).
 template <bool BF16>
 KF_INLINE uint32_t biased_pair(uint32_t w, int i) {
-  return ((w >> (4 * i)) & 0x000F000Fu) | (BF16 ? 0x43004300u : 0x64006400u);
+  const uint32_t nibbles = w >> (4 * i);
+  uint32_t pair;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(pair) : "r"(nibbles), "n"(0x000F000F), "n"(BF16 ? 0x43004300 : 0x64006400));
+  return pair;
 }
 template <bool BF16>
 constexpr float kBias = BF16 ? 128.f : 1024.f;
