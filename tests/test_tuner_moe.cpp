@@ -513,11 +513,49 @@ TEST_CASE("autotune MoE: resumes after kill -9 measuring exactly what is missing
   kf::FakeMeasurer fm({});
   const InProcess r = run_in_process(moe_options(db), fm);
   CHECK(fm.measurements() == moe_measurements() - 8);
-  CHECK(r.stats.skipped == 10);  // 8 passed and the pruned kernel's 2 rows
+  CHECK(r.stats.skipped == 8);  // 8 passed; the pruned kernel's 2 rows are judged again and replaced
   CHECK(scalar(db, "SELECT count(*) FROM results") == moe_rows());
   CHECK(scalar(db, "SELECT count(*) FROM results") ==
         scalar(db, "SELECT count(*) FROM (SELECT DISTINCT arch, device, op, shape, m, kernel, cold_l2, routing"
                    " FROM results)"));
+}
+
+TEST_CASE("plan: MoE skinny kernels go by slots per expert, decode ones by T") {
+  // qwen3-35b's gemm1: E 256, top-8, so T * top_k / E = 32 at T = 1024.
+  const kf::MoeShape q35{1, 256, 8, 1024, 2048, 128, true, false};
+  const auto sk = moe_row(q35, "skinny", "bm8_bn64_bk32_w4_sk1_s4");
+  CHECK(kf::static_verdict(sk, 64).disposition.empty());
+  CHECK(kf::static_verdict(sk, 256).disposition.empty());
+  CHECK(kf::static_verdict(sk, 1024).disposition.empty());
+  const auto v = kf::static_verdict(sk, 1025);
+  CHECK(v.disposition == "pruned");
+  CHECK(kf_test::contains(v.message, "T <= 1024"));
+  CHECK(kf_test::contains(v.message, "T = 1025"));
+  // The tiny model (E 16, top-4): 32 slots per expert from T = 128.
+  const auto tiny = moe_row(kGemm2, "skinny", "bm16_bn64_bk32_w4_sk1_s2");
+  CHECK(kf::static_verdict(tiny, 128).disposition.empty());
+  CHECK(kf::static_verdict(tiny, 129).disposition == "pruned");
+  // The decode kind keeps the linear rule.
+  const auto dec = moe_row(q35, "decode", "bm4_bn64_bk32_w4_sk1_s1");
+  CHECK(kf::static_verdict(dec, kf::kDecodeMaxM).disposition.empty());
+  CHECK(kf::static_verdict(dec, kf::kDecodeMaxM + 1).disposition == "pruned");
+}
+
+TEST_CASE("autotune MoE: a stored pruned row is judged again, and measured once the rules allow it") {
+  TempDir dir("tuner-moe-repruned");
+  const std::string db = dir.sub("kforge.sqlite");
+  const MoePack f = write_moe_pack(db);
+  kf::FakeMeasurer first({});
+  run_in_process(moe_options(db), first);
+  // As an older kforge would have left it: the first gemm1 decode kernel pruned at T = 4.
+  const std::string where = " WHERE kernel = " + q(f.gemm1[0]) + " AND m = 4";
+  kf_test::sql(db, "UPDATE results SET disposition = 'pruned', median_us = NULL, message = 'an older rule'" + where);
+  CHECK(scalar(db, "SELECT count(*) FROM results" + where + " AND disposition = 'pruned'") == 3);
+  kf::FakeMeasurer again({});
+  const InProcess r = run_in_process(moe_options(db), again);
+  CHECK(again.measurements() == 3);  // one per archetype
+  CHECK(scalar(db, "SELECT count(*) FROM results" + where + " AND disposition = 'passed'") == 3);
+  CHECK(scalar(db, "SELECT count(*) FROM results") == moe_rows());
 }
 
 TEST_CASE("export: vLLM fused-MoE config JSON from the robust gemm1 winners") {

@@ -252,6 +252,21 @@ Verdict static_verdict(const PackKernel& k, int64_t m, int compute_units) {
     if (k.code_object.empty()) return {"failed", "status ok but no code object in the pack"};
     return {"", ""};
   }
+  if (k.kind == "skinny" && (k.op == "w4a16_moe_gemm1" || k.op == "w4a16_moe_gemm2")) {
+    const MoeShape s = parse_moe_shape(k.op, k.shape);
+    if (m * s.top_k > kMoeSkinnyMaxLoad * s.experts) {
+      char why[256];
+      std::snprintf(why, sizeof why,
+                    "skinny MoE kernels are timed only while T * top_k / E <= %lld (T <= %lld): T = %lld routes %.3g "
+                    "slots per expert on average, and they read an expert's weights once per block_m of its slots",
+                    static_cast<long long>(kMoeSkinnyMaxLoad),
+                    static_cast<long long>(kMoeSkinnyMaxLoad * s.experts / s.top_k), static_cast<long long>(m),
+                    static_cast<double>(m * s.top_k) / s.experts);
+      return {"pruned", why};
+    }
+    if (k.code_object.empty()) return {"failed", "status ok but no code object in the pack"};
+    return {"", ""};
+  }
   if ((k.kind == "decode" || k.kind == "skinny") && m > kDecodeMaxM)
     return {"pruned", k.kind + " kernels are timed only for M <= " + std::to_string(kDecodeMaxM) +
                           ": they stream the weights once per block_m rows, a prefill tile reuses them"};

@@ -22,6 +22,13 @@ namespace kf {
 // Decode and skinny kernels stream every weight once per block_m rows: past this M a
 // tiled prefill kernel always reads them fewer times, so they are not timed there.
 constexpr int64_t kDecodeMaxM = 64;
+// MoE GEMMs go by the load instead, T * top_k / E slots per expert: the skinny kind is
+// timed up to 32 (qwen3-35b: T = 1024). A block_m 32+ prefill tile reads each hit expert
+// once but pads a few-slot expert to the whole tile, whose math costs like real rows;
+// skinny (block_m 8 or 16) reads it once per 8 or 16 of its slots at a sixteenth of the
+// math. At T = 256 (8 slots per expert) the prefill kind took 3.7x the read floor
+// (bench/NOTES.md MoE v7).
+constexpr int64_t kMoeSkinnyMaxLoad = 32;
 // Split-K prefill kernels (config _skN_ with N > 1) are timed up to this M (or T).
 constexpr int64_t kSplitPrefillMaxM = 256;
 
@@ -101,7 +108,8 @@ std::vector<const PackKernel*> select_candidates(const std::vector<PackKernel>& 
                                                  int max_candidates);
 
 // Why `k` is not run at `m`: {"", ""} when it is measured, else {disposition, message}
-// with disposition pruned (pack status pruned:*, decode and skinny above kDecodeMaxM,
+// with disposition pruned (pack status pruned:*, decode and skinny above kDecodeMaxM, the
+// MoE skinny kind above kMoeSkinnyMaxLoad slots per expert,
 // split-K prefill above kSplitPrefillMaxM, an MLA split that cannot help:
 // mla_split_prune_reason, an MXFP4 block_m that does not suit T:
 // mxfp4_block_m_prune_reason) or

@@ -81,7 +81,7 @@ void ResultsDb::exec(const std::string& sql) const {
 std::set<std::pair<std::string, int64_t>> ResultsDb::stored(const Provenance& p, const TuneKey& key) const {
   Stmt s(db_, path_,
          "SELECT kernel, m FROM results WHERE arch = ?1 AND device = ?2 AND op = ?3 AND shape = ?4 AND cold_l2 = ?5"
-         " AND routing = ?6");
+         " AND routing = ?6 AND disposition != 'pruned'");
   s.key(p, key);
   std::set<std::pair<std::string, int64_t>> out;
   while (s.row()) out.insert({s.col_text(0), sqlite3_column_int64(s.s, 1)});

@@ -47,7 +47,9 @@ class ResultsDb {
   ResultsDb(const ResultsDb&) = delete;
   ~ResultsDb();
 
-  // (kernel, m) already stored for this device and key: what a resumed run skips.
+  // (kernel, m) already stored for this device and key: what a resumed run skips. Pruned
+  // rows are not among them: the pruning rules may have changed since (they cost no GPU
+  // time to apply again).
   std::set<std::pair<std::string, int64_t>> stored(const Provenance& p, const TuneKey& key) const;
   // Inserts (or replaces) `rows` and recomputes the key's winners from everything stored,
   // all in one transaction. Returns the new winners. Rows of a routing archetype also
