@@ -521,20 +521,20 @@ TEST_CASE("autotune MoE: resumes after kill -9 measuring exactly what is missing
 }
 
 TEST_CASE("plan: MoE skinny kernels go by slots per expert, decode ones by T") {
-  // qwen3-35b's gemm1: E 256, top-8, so T * top_k / E = 32 at T = 1024.
+  // qwen3-35b's gemm1: E 256, top-8, so T * top_k / E = 64 at T = 2048.
   const kf::MoeShape q35{1, 256, 8, 1024, 2048, 128, true, false};
   const auto sk = moe_row(q35, "skinny", "bm8_bn64_bk32_w4_sk1_s4");
   CHECK(kf::static_verdict(sk, 64).disposition.empty());
-  CHECK(kf::static_verdict(sk, 256).disposition.empty());
   CHECK(kf::static_verdict(sk, 1024).disposition.empty());
-  const auto v = kf::static_verdict(sk, 1025);
+  CHECK(kf::static_verdict(sk, 2048).disposition.empty());
+  const auto v = kf::static_verdict(sk, 2049);
   CHECK(v.disposition == "pruned");
-  CHECK(kf_test::contains(v.message, "T <= 1024"));
-  CHECK(kf_test::contains(v.message, "T = 1025"));
-  // The tiny model (E 16, top-4): 32 slots per expert from T = 128.
+  CHECK(kf_test::contains(v.message, "T <= 2048"));
+  CHECK(kf_test::contains(v.message, "T = 2049"));
+  // The tiny model (E 16, top-4): 64 slots per expert at T = 256.
   const auto tiny = moe_row(kGemm2, "skinny", "bm16_bn64_bk32_w4_sk1_s2");
-  CHECK(kf::static_verdict(tiny, 128).disposition.empty());
-  CHECK(kf::static_verdict(tiny, 129).disposition == "pruned");
+  CHECK(kf::static_verdict(tiny, 256).disposition.empty());
+  CHECK(kf::static_verdict(tiny, 257).disposition == "pruned");
   // The decode kind keeps the linear rule.
   const auto dec = moe_row(q35, "decode", "bm4_bn64_bk32_w4_sk1_s1");
   CHECK(kf::static_verdict(dec, kf::kDecodeMaxM).disposition.empty());
