@@ -27,20 +27,6 @@ KF_INLINE void moe_align_zero(const kf_moe_align_args& a, int64_t block) {
   }
 }
 
-// Both passes over topk_ids take kAlignBatch slots per thread at a time, their loads all
-// issued before the first is used: one slot per iteration made each a dependent memory
-// round trip (32 of them per thread at T = 4096, top-8: 38-44 us on the H200,
-// bench/NOTES.md MoE v9). -1 (no slot) past the end.
-constexpr int kAlignBatch = 8;
-template <int THREADS>
-KF_INLINE void load_expert_batch(const int32_t* topk_ids, int slots, int base, int tid, int (&e)[kAlignBatch]) {
-#pragma unroll
-  for (int j = 0; j < kAlignBatch; ++j) {
-    const int s = base + j * THREADS + tid;
-    e[j] = s < slots ? topk_ids[s] : -1;
-  }
-}
-
 template <int THREADS>
 KF_INLINE void moe_align(const kf_moe_align_args& a) {
   static_assert(THREADS >= moe::kMaxExperts, "one thread per expert in the scan");
@@ -55,12 +41,9 @@ KF_INLINE void moe_align(const kf_moe_align_args& a) {
 
   if (tid < E) count[tid] = 0;
   barrier();
-  for (int base = 0; base < slots; base += THREADS * kAlignBatch) {
-    int e[kAlignBatch];
-    load_expert_batch<THREADS>(a.topk_ids, slots, base, tid, e);
-#pragma unroll
-    for (int j = 0; j < kAlignBatch; ++j)
-      if (e[j] >= 0 && e[j] < E) atomic_add_shared(&count[e[j]], 1);
+  for (int s = tid; s < slots; s += THREADS) {
+    const int e = a.topk_ids[s];
+    if (e >= 0 && e < E) atomic_add_shared(&count[e], 1);
   }
   barrier();
 
@@ -84,12 +67,9 @@ KF_INLINE void moe_align(const kf_moe_align_args& a) {
   // run's cursor.
   if (tid < E) count[tid] = start;
   barrier();
-  for (int base = 0; base < slots; base += THREADS * kAlignBatch) {
-    int e[kAlignBatch];
-    load_expert_batch<THREADS>(a.topk_ids, slots, base, tid, e);
-#pragma unroll
-    for (int j = 0; j < kAlignBatch; ++j)
-      if (e[j] >= 0 && e[j] < E) a.sorted_ids[atomic_add_shared(&count[e[j]], 1)] = base + j * THREADS + tid;
+  for (int s = tid; s < slots; s += THREADS) {
+    const int e = a.topk_ids[s];
+    if (e >= 0 && e < E) a.sorted_ids[atomic_add_shared(&count[e], 1)] = s;
   }
   if (tid == 0) a.num_padded[0] = total;
 }
