@@ -19,6 +19,8 @@ struct Candidate {
   int threads = 0;            // threads per block
   bool needs_mma = false;     // the kind must compile to matrix instructions
   int min_occupancy = 1;      // waves per SIMD below which the candidate is pruned
+  int dynamic_shared = 0;     // bytes of dynamic shared memory its launch passes (counted
+                              // with the static ones for occupancy and pruning)
 };
 
 }  // namespace kf

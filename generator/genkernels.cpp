@@ -167,15 +167,22 @@ void compile_one(Job& job, const Backend& backend, const ArchInfo& arch, const C
   }
   row.code_object = obj.object;
   try {
-    const KernelResources res = backend.read_resources(obj.object, obj.log, c.name);
+    KernelResources res = backend.read_resources(obj.object, obj.log, c.name);
+    // Dynamic shared memory is not in the code object: the block holds it all the same,
+    // up to the opt-in limit.
+    ArchInfo limits = arch;
+    if (c.dynamic_shared > 0) {
+      res.lds_bytes += c.dynamic_shared;
+      limits.max_lds_per_block = arch.max_dynamic_lds_per_block;
+    }
     row.vgprs_or_regs = res.vgprs_or_regs;
     row.sgprs = res.sgprs;
     row.agprs = res.agprs;
     row.lds_bytes = res.lds_bytes;
     row.scratch_bytes = res.scratch_bytes;
     row.spills = res.spills;
-    row.occupancy = occupancy(arch, res, c.threads);
-    const std::string why = prune_reason(c, arch, res, row.occupancy, obj.mma_count);
+    row.occupancy = occupancy(limits, res, c.threads);
+    const std::string why = prune_reason(c, limits, res, row.occupancy, obj.mma_count);
     row.status = why.empty() ? "ok" : "pruned:" + why;
   } catch (const Error& e) {
     // An object we cannot read is not one we can vouch for.

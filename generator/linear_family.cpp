@@ -190,6 +190,7 @@ Candidate make_linear_candidate(const LinearShape& s, const LinearConfig& cfg, c
     // on the slow path.
     c.needs_mma = true;
     c.min_occupancy = 2;
+    c.dynamic_shared = skinny_dynamic_shared(cfg);
   } else {
     c.params["warps"] = std::to_string(cfg.warps);
     c.params["split_k"] = std::to_string(cfg.split_k);
@@ -264,13 +265,18 @@ LinearConfig parse_linear_config(const std::string& kind, const std::string& key
   return c;
 }
 
+int skinny_dynamic_shared(const LinearConfig& cfg) {
+  if (cfg.kind != LinearKind::skinny) return 0;
+  return w4a16::skinny::dynamic_shared_bytes(cfg.block_n, cfg.warps, cfg.stages, cfg.block_m);
+}
+
 LaunchGrid linear_grid(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
   // skinny launches like decode: grid (N / block_n, split_k, ceil(M / block_m)).
   const w4a16::Kind kind = cfg.kind == LinearKind::decode || cfg.kind == LinearKind::skinny ? w4a16::Kind::decode
                            : cfg.kind == LinearKind::prefill                                ? w4a16::Kind::prefill
                                                                                             : w4a16::Kind::generic;
   const w4a16::Grid g = w4a16::launch_grid(kind, s.n, m, cfg.block_m, cfg.block_n, cfg.split_k);
-  return {g.x, g.y, g.z};
+  return {g.x, g.y, g.z, static_cast<unsigned>(skinny_dynamic_shared(cfg))};
 }
 
 }  // namespace kf

@@ -104,7 +104,11 @@ LinearConfig parse_linear_config(const std::string& kind, const std::string& key
 // skinny kind launches on the decode kind's grid.
 struct LaunchGrid {
   unsigned x, y, z;
+  unsigned shared = 0;  // dynamic shared memory bytes (skinny_dynamic_shared)
 };
+// The dynamic shared memory a config's kernel launches with (and opts in to at load):
+// the skinny kind's rings above 48 KiB; 0 for everything else.
+int skinny_dynamic_shared(const LinearConfig& cfg);
 LaunchGrid linear_grid(const LinearShape& shape, const LinearConfig& cfg, int64_t m);
 
 }  // namespace kf

@@ -428,9 +428,13 @@ TEST_CASE("skinny::valid (the generator's and the template's rule), case by case
   CHECK(config_valid(2048, 512, 32, 64, 4, 1, 4));
   CHECK(config_valid(2048, 512, 32, 64, 4, 1, 3));        // any ring depth up to the spans
   CHECK_FALSE(config_valid(2048, 512, 32, 64, 4, 2, 3));  // kw 64: two spans, three slots
-  CHECK(config_valid(2048, 4096, 128, 64, 4, 1, 5));       // 4 x 5 slots of 2 KiB: 40 KiB
-  CHECK_FALSE(config_valid(2048, 4096, 128, 64, 4, 1, 6));  // 48 KiB: no room for the epilogue's word
-  CHECK_FALSE(config_valid(2048, 4096, 128, 128, 8, 1, 2));  // 8 x 2 slots of 3 KiB
+  CHECK(config_valid(2048, 4096, 128, 64, 4, 1, 5));       // 4 x 5 slots of 2 KiB: 40 KiB, static
+  CHECK(kf::w4a16::skinny::dynamic_shared_bytes(64, 4, 5) == 0);
+  CHECK(config_valid(2048, 4096, 128, 64, 4, 1, 6));       // 48 KiB and the epilogue's word: dynamic
+  CHECK(kf::w4a16::skinny::dynamic_shared_bytes(64, 4, 6) == 48 * 1024);
+  CHECK(config_valid(2048, 4096, 128, 128, 8, 1, 8));      // 8 x 8 slots of 3 KiB: 192 KiB
+  CHECK(kf::w4a16::skinny::dynamic_shared_bytes(128, 8, 8) == 192 * 1024);
+  CHECK_FALSE(config_valid(2048, 4096, 128, 256, 8, 1, 8));  // 8 x 8 slots of 5 KiB: over 227 KiB
   CHECK_FALSE(config_valid(2048, 4096, 128, 64, 2, 1, 9));   // deeper than kMaxStages
   CHECK_FALSE(config_valid(2048, 4096, 128, 96, 4, 1, 1));   // block_n not whole 32s
   CHECK(config_valid(96, 4096, 128, 32, 4, 1, 1));
@@ -513,21 +517,19 @@ TEST_CASE("enumerate_linear_configs: skinny only on NVIDIA, between decode and p
     }
     CHECK(order == (arch_name.rfind("sm_", 0) == 0 ? "dsp" : "dp"));
   }
-  // K = 4096, group 128 on sm_90a, stages 2, 3, 4, 6, 8 where the ring fits 48 KiB less
-  // the epilogue's word (a warp's slot: 2 KiB at block_n 64, 3 KiB at 128):
-  //   block_n 64:  w2 sk 1..8 x 5 stages = 20; w4 sk 1..8 x stages 2-4 = 12; w8 sk 1..4 x stage 2 = 3;
-  //   block_n 128: w2 sk 1..8 x stages 2-6 = 16; w4 sk 1..8 x stages 2-3 = 8; w8 none;
-  // and the swapped form (block_m 8, one x unit per lane: slots of 1.5 / 2.5 KiB):
-  //   block_n 64:  w2 sk 1..8 x 5 stages = 20; w4 sk 1..4 x stages 2-6 + sk 8 x 2-4 = 15; w8 sk 1..4 x 2-3 = 6;
-  //   block_n 128: w2 sk 1..8 x 5 stages = 20; w4 sk 1..8 x stages 2-4 = 12; w8 sk 1..4 x stage 2 = 3.
+  // K = 4096, group 128 on sm_90a, stages 2, 3, 4, 6, 8 up to the warp's spans; every
+  // ring fits the 227 KiB a block may have (above 48 KiB as dynamic shared memory). Per
+  // block_m (16, 8) and block_n (64, 128):
+  //   w2 sk 1..8 x 5 stages = 20; w4 sk 1..4 x 5 + sk 8 (4 spans) x 2-4 = 18;
+  //   w8 sk 1, 2 x 5 + sk 4 (4 spans) x 2-4 = 13 (sk 8 would split a group).
   const auto nv = kf::enumerate_linear_configs(s, kf::arch_info("sm_90a"));
   CHECK(std::count_if(nv.begin(), nv.end(), [](const kf::LinearConfig& c) { return c.kind == kf::LinearKind::skinny; }) ==
-        59 + 76);
+        4 * (20 + 18 + 13));
   // Per-channel: one scale per column, so every split into whole spans: the same plus
-  // w8 sk 8 (kw 64: two spans) at block_n 64 (block_m 16 and 8) and 128 (block_m 8).
+  // w8 sk 8 (kw 64: two spans, stages 2) in each of the four.
   const auto ch = kf::enumerate_linear_configs({2048, 4096, 0, true, false}, kf::arch_info("sm_90a"));
   CHECK(std::count_if(ch.begin(), ch.end(), [](const kf::LinearConfig& c) { return c.kind == kf::LinearKind::skinny; }) ==
-        59 + 76 + 3);
+        4 * (20 + 18 + 14));
 }
 
 TEST_CASE("arch table") {

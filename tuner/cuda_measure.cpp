@@ -26,7 +26,8 @@ bool CudaMeasurer::zero_counters() { return Steps::zero_counters(*this); }
 
 void CudaMeasurer::launch(CUfunction fn, const LaunchGrid& g, int threads, void* args, const char* what) {
   void* params[] = {args};  // the argument struct, by value, is the kernel's only parameter
-  check(cu_->cuLaunchKernel(fn, g.x, g.y, g.z, static_cast<unsigned>(threads), 1, 1, 0, stream_, params, nullptr),
+  check(cu_->cuLaunchKernel(fn, g.x, g.y, g.z, static_cast<unsigned>(threads), 1, 1, g.shared, stream_, params,
+                            nullptr),
         what);
 }
 

@@ -106,6 +106,10 @@ class CudaMeasurer final : public Measurer {
   void get_function(CUfunction* fn, CUmodule mod, const char* name) {
     check(cu_->cuModuleGetFunction(fn, mod, name), "cuModuleGetFunction");
   }
+  void allow_dynamic_shared(CUfunction fn, int bytes) {
+    check(cu_->cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes),
+          "cuFuncSetAttribute (dynamic shared memory)");
+  }
   void alloc(DevBuf& b, int64_t bytes, const char* what) { b.alloc(cu_, bytes, what); }
   void upload(const DevBuf& to, size_t offset, const void* data, size_t bytes) {
     check(cu_->cuMemcpyHtoD(to.ptr + static_cast<CUdeviceptr>(offset), data, bytes), "cuMemcpyHtoD");

@@ -25,8 +25,8 @@ bool HipMeasurer::zero_counters() { return Steps::zero_counters(*this); }
 
 void HipMeasurer::launch(hipFunction_t fn, const LaunchGrid& g, int threads, void* args, const char* what) {
   void* params[] = {args};  // the argument struct, by value, is the kernel's only parameter
-  check(hip_->hipModuleLaunchKernel(fn, g.x, g.y, g.z, static_cast<unsigned>(threads), 1, 1, 0, stream_, params,
-                                    nullptr),
+  check(hip_->hipModuleLaunchKernel(fn, g.x, g.y, g.z, static_cast<unsigned>(threads), 1, 1, g.shared, stream_,
+                                    params, nullptr),
         what);
 }
 

@@ -84,6 +84,10 @@ class HipMeasurer final : public Measurer {
   void get_function(hipFunction_t* fn, hipModule_t mod, const char* name) {
     check(hip_->hipModuleGetFunction(fn, mod, name), "hipModuleGetFunction");
   }
+  // No AMD kind uses dynamic shared memory (the skinny kind is NVIDIA only).
+  void allow_dynamic_shared(hipFunction_t, int bytes) {
+    if (bytes > 0) throw CallFailed{"dynamic shared memory is not supported on HIP"};
+  }
   void alloc(DevBuf& b, int64_t bytes, const char* what) { b.alloc(hip_, bytes, what); }
   void upload(const DevBuf& to, size_t offset, const void* data, size_t bytes) {
     check(hip_->hipMemcpy(static_cast<char*>(to.ptr) + offset, data, bytes, hipMemcpyHostToDevice),

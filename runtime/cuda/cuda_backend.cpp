@@ -53,7 +53,8 @@ class CudaBackend final : public Backend {
     return KF_OK;
   }
 
-  kf_status load(const void* image, size_t, const char* symbol, void** module, void** function) override {
+  kf_status load(const void* image, size_t, const char* symbol, unsigned dynamic_shared, void** module,
+                 void** function) override {
     CUmodule mod = nullptr;
     CUfunction fn = nullptr;
     CUresult r = cu_->cuModuleLoadData(&mod, image);
@@ -61,6 +62,12 @@ class CudaBackend final : public Backend {
     if ((r = cu_->cuModuleGetFunction(&fn, mod, symbol)) != CUDA_SUCCESS) {
       cu_->cuModuleUnload(mod);
       return failed(r, "cuModuleGetFunction", symbol);
+    }
+    if (dynamic_shared > 0 &&
+        (r = cu_->cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                     static_cast<int>(dynamic_shared))) != CUDA_SUCCESS) {
+      cu_->cuModuleUnload(mod);
+      return failed(r, "cuFuncSetAttribute (dynamic shared memory)", symbol);
     }
     *module = mod;
     *function = fn;
@@ -73,7 +80,7 @@ class CudaBackend final : public Backend {
 
   kf_status launch(void* function, const LaunchDims& d, void* stream, void** params) override {
     const CUresult r = cu_->cuLaunchKernel(static_cast<CUfunction>(function), d.grid[0], d.grid[1], d.grid[2],
-                                           d.block[0], d.block[1], d.block[2], 0, static_cast<CUstream>(stream),
+                                           d.block[0], d.block[1], d.block[2], d.shared_bytes, static_cast<CUstream>(stream),
                                            params, nullptr);
     return r == CUDA_SUCCESS ? KF_OK : failed(r, "cuLaunchKernel");
   }

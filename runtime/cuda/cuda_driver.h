@@ -23,7 +23,7 @@ struct Driver {
   X(cuCtxGetCurrent) X(cuCtxGetDevice)                                                         \
   X(cuCtxSynchronize) X(cuGetErrorString) X(cuMemAlloc) X(cuMemFree) X(cuMemcpyHtoD)            \
   X(cuMemcpyDtoH) X(cuMemsetD16) X(cuMemsetD32) X(cuModuleLoadData) X(cuModuleUnload)           \
-  X(cuModuleGetFunction) X(cuLaunchKernel) X(cuDriverGetVersion)
+  X(cuModuleGetFunction) X(cuFuncSetAttribute) X(cuLaunchKernel) X(cuDriverGetVersion)
 #define KF_CUDA_DECLARE(fn) decltype(&::fn) fn = nullptr;
   KF_CUDA_DRIVER_FUNCTIONS(KF_CUDA_DECLARE)
 #undef KF_CUDA_DECLARE

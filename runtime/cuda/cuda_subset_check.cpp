@@ -26,9 +26,11 @@ KF_SAME_VALUE(CUDA_ERROR_NOT_FOUND)
 KF_SAME_VALUE(CUDA_ERROR_UNKNOWN)
 KF_SAME_VALUE(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
 KF_SAME_VALUE(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)
+KF_SAME_VALUE(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES)
 #undef KF_SAME_VALUE
 
 static_assert(std::is_same<kf_subset::CUdevice, ::CUdevice>::value, "CUdevice");
 static_assert(std::is_same<kf_subset::CUdeviceptr, ::CUdeviceptr>::value, "CUdeviceptr");
 static_assert(sizeof(kf_subset::CUresult) == sizeof(::CUresult), "CUresult");
 static_assert(sizeof(kf_subset::CUdevice_attribute) == sizeof(::CUdevice_attribute), "CUdevice_attribute");
+static_assert(sizeof(kf_subset::CUfunction_attribute) == sizeof(::CUfunction_attribute), "CUfunction_attribute");

@@ -49,7 +49,12 @@ class HipBackend final : public Backend {
     return KF_OK;
   }
 
-  kf_status load(const void* image, size_t, const char* symbol, void** module, void** function) override {
+  kf_status load(const void* image, size_t, const char* symbol, unsigned dynamic_shared, void** module,
+                 void** function) override {
+    // No AMD kind launches with dynamic shared memory (the skinny kind is NVIDIA only).
+    if (dynamic_shared > 0)
+      return fail(KF_ERR_BACKEND, "%s asks for %u bytes of dynamic shared memory, which the HIP backend does not set up",
+                  symbol, dynamic_shared);
     hipModule_t mod = nullptr;
     hipFunction_t fn = nullptr;
     hipError_t r = hip_->hipModuleLoadData(&mod, image);
@@ -70,7 +75,8 @@ class HipBackend final : public Backend {
   kf_status launch(void* function, const LaunchDims& d, void* stream, void** params) override {
     const hipError_t r =
         hip_->hipModuleLaunchKernel(static_cast<hipFunction_t>(function), d.grid[0], d.grid[1], d.grid[2], d.block[0],
-                                    d.block[1], d.block[2], 0, static_cast<hipStream_t>(stream), params, nullptr);
+                                    d.block[1], d.block[2], d.shared_bytes, static_cast<hipStream_t>(stream), params,
+                                    nullptr);
     return r == hipSuccess ? KF_OK : failed(r, "hipModuleLaunchKernel");
   }
 

@@ -18,6 +18,7 @@ struct DeviceInfo {
 struct LaunchDims {
   unsigned grid[3];
   unsigned block[3];
+  unsigned shared_bytes = 0;  // dynamic shared memory (KernelImpl::dynamic_shared)
 };
 
 // Largest grid y/z a launch may use; the stricter of CUDA's and HIP's limits.
@@ -34,8 +35,10 @@ class Backend {
   // context current when it has none, as the CUDA runtime does).
   virtual kf_status current_device(int* ordinal) = 0;
   virtual kf_status device_info(int ordinal, DeviceInfo* info) = 0;
-  // Loads a code object on the current device and looks up `symbol` in it.
-  virtual kf_status load(const void* image, size_t bytes, const char* symbol, void** module, void** function) = 0;
+  // Loads a code object on the current device and looks up `symbol` in it; a kernel
+  // launched with dynamic shared memory is allowed `dynamic_shared` bytes of it.
+  virtual kf_status load(const void* image, size_t bytes, const char* symbol, unsigned dynamic_shared, void** module,
+                         void** function) = 0;
   virtual void unload(void* module) = 0;
   // Asynchronous launch: no allocation, no synchronisation.
   virtual kf_status launch(void* function, const LaunchDims& dims, void* stream, void** params) = 0;

@@ -129,6 +129,9 @@ const char* parse_kernel(const KernelRow& row, KernelImpl* k) {
   if (row.kind == "skinny" && ((k->config.block_m != sk::kRows && k->config.block_m != sk::kRowsSwapped) ||
                                k->config.block_k != sk::kSpan))
     return "a skinny kernel has block_m 16 (or 8, the swapped form) and block_k 32";
+  if (row.kind == "skinny")
+    k->dynamic_shared = static_cast<unsigned>(
+        sk::dynamic_shared_bytes(k->config.block_n, k->config.warps, k->config.stages, k->config.block_m));
   if (gemm != 0) {
     k->op_kind = KernelOp::moe_gemm;
     k->moe.gemm = gemm;

@@ -43,6 +43,9 @@ struct KernelImpl {
   // shape (kf_kernel_is_fallback = 1); set by build_catalog.
   const kf_kernel* fallback_handle = nullptr;
   int threads = 0;
+  // Dynamic shared memory its launches pass, allowed once at load (the skinny kind's rings
+  // above 48 KiB: w4a16_linear/skinny_tiling.h); 0 for every other kernel.
+  unsigned dynamic_shared = 0;
   std::vector<uint8_t> code;  // the code object, as stored in the pack
   const kf_db* db = nullptr;
 

@@ -99,7 +99,7 @@ kf_status function_on(const KernelImpl& k, Backend& backend, int device, void** 
     return fail(KF_ERR_NO_DEVICE, "device %d (%s) is %s; pack '%s' was opened for %s", device, info.name, info.arch,
                 k.db->path.c_str(), k.db->arch.c_str());
   void* module = nullptr;
-  status = backend.load(k.code.data(), k.code.size(), k.name.c_str(), &module, function);
+  status = backend.load(k.code.data(), k.code.size(), k.name.c_str(), k.dynamic_shared, &module, function);
   if (status != KF_OK) return status;
   k.module[device] = module;
   k.function[device].store(*function, std::memory_order_release);
@@ -117,7 +117,9 @@ kf_status launch_kernel(const KernelImpl& k, const LaunchDims& dims, void* args,
   if (status == KF_OK) status = function_on(k, *backend, device, &function);
   if (status != KF_OK) return status;
   void* params[] = {args};
-  return backend->launch(function, dims, stream, params);
+  LaunchDims with_shared = dims;
+  with_shared.shared_bytes = k.dynamic_shared;
+  return backend->launch(function, with_shared, stream, params);
 }
 
 kf_status launch(const kf_kernel& kernel, const kf_linear_args& args, void* stream) {

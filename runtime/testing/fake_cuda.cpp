@@ -20,7 +20,9 @@ CUcontext const g_context = reinterpret_cast<CUcontext>(0x1000);
 
 struct Module {
   char symbol[256];
+  int dynamic_allowed;  // cuFuncSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES)
 };
+constexpr unsigned kDefaultDynamicShared = 48 * 1024;
 
 bool starts_with(const char* text, const char* prefix) { return std::strncmp(text, prefix, std::strlen(prefix)) == 0; }
 
@@ -98,16 +100,25 @@ CUresult cuModuleGetFunction(CUfunction* function, CUmodule module, const char* 
   *function = reinterpret_cast<CUfunction>(m);  // the module is the function
   return CUDA_SUCCESS;
 }
+CUresult cuFuncSetAttribute(CUfunction function, CUfunction_attribute attribute, int value) {
+  // sm_90: up to 227 KiB of dynamic shared memory per block.
+  if (!function || attribute != CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES || value < 0 || value > 227 * 1024)
+    return CUDA_ERROR_INVALID_VALUE;
+  reinterpret_cast<Module*>(function)->dynamic_allowed = value;
+  return CUDA_SUCCESS;
+}
 CUresult cuLaunchKernel(CUfunction function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
-                        unsigned bz, unsigned, CUstream stream, void** params, void**) {
+                        unsigned bz, unsigned shared, CUstream stream, void** params, void**) {
   const auto* m = reinterpret_cast<const Module*>(function);
   if (!m || !params || !params[0]) return CUDA_ERROR_INVALID_VALUE;
+  if (shared > kDefaultDynamicShared && shared > static_cast<unsigned>(m->dynamic_allowed)) return CUDA_ERROR_INVALID_VALUE;
   if (g_fail_prefix[0] && starts_with(m->symbol, g_fail_prefix)) return CUDA_ERROR_UNKNOWN;
   if (g_count < kRecords) {
     kf_fake_cuda_launch& r = g_launches[g_count];
     std::snprintf(r.kernel, sizeof r.kernel, "%s", m->symbol);
     r.grid[0] = gx, r.grid[1] = gy, r.grid[2] = gz;
     r.block[0] = bx, r.block[1] = by, r.block[2] = bz;
+    r.shared_bytes = shared;
     r.stream = stream;
     r.args_bytes = args_bytes(m->symbol);
     std::memcpy(r.args, params[0], r.args_bytes);

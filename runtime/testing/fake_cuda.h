@@ -1,9 +1,10 @@
 // A recording stand-in for libcuda.so.1 (fake_cuda.cpp), for the runtime's launch
 // tests on machines without a GPU. One sm_90a device named kf_testing::kTestDevice;
 // code objects load as anything; cuLaunchKernel runs nothing and records the kernel's
-// symbol, grid, block and a copy of its argument struct (the struct is known from the
+// symbol, grid, block, dynamic shared memory and a copy of its argument struct (the struct is known from the
 // symbol's prefix) into a fixed table, so recording allocates nothing. Memory calls
-// fail. Programs link the library (its soname is libcuda.so.1, so the runtime's dlopen
+// fail. Like the driver, a launch with more than 48 KiB of dynamic shared memory fails
+// unless cuFuncSetAttribute allowed that much first. Programs link the library (its soname is libcuda.so.1, so the runtime's dlopen
 // finds the loaded one) and read the record with these functions.
 #pragma once
 #include <stddef.h>
@@ -15,6 +16,7 @@ extern "C" {
 typedef struct kf_fake_cuda_launch {
   char kernel[256];
   unsigned grid[3], block[3];
+  unsigned shared_bytes; /* dynamic shared memory */
   void* stream;
   unsigned char args[192];  /* the argument struct, sizeof of its type */
   size_t args_bytes;

@@ -90,6 +90,19 @@ KF_INLINE void x_sums(float (&xs)[4], const FragA& a) {
 // header (an edit there rebuilds them all).
 KF_INLINE void warp_sync() { __syncwarp(); }
 
+// The block's ring and tile: a static array when they fit 48 KiB, else the dynamic shared
+// memory the launch passes (skinny_tiling.h, dynamic_shared_bytes).
+template <bool DYNAMIC, int UNITS>
+KF_INLINE u32x4* shared_units() {
+  if constexpr (DYNAMIC) {
+    extern __shared__ u32x4 kf_skinny_dynamic_shared[];
+    return kf_skinny_dynamic_shared;
+  } else {
+    KF_SHARED u32x4 units[UNITS];
+    return units;
+  }
+}
+
 // Halves (lo of a, lo of b) or (hi of a, hi of b): x values 4 apart in k, one register.
 KF_INLINE uint32_t pair_lo(uint32_t a, uint32_t b) { return __byte_perm(a, b, 0x5410); }
 KF_INLINE uint32_t pair_hi(uint32_t a, uint32_t b) { return __byte_perm(a, b, 0x7632); }
@@ -150,7 +163,8 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
     u32x4 w[CHUNKS];
     u32x4 xr[XUNITS];
   };
-  KF_SHARED u32x4 smem[skinny::shared_bytes(BN, WARPS, STAGES, BM) / 16];
+  u32x4* const smem = skinny::shared_units<(skinny::dynamic_shared_bytes(BN, WARPS, STAGES, BM) > 0),
+                                           skinny::shared_bytes(BN, WARPS, STAGES, BM) / 16>();
   u32x4* const ring = smem + warp * STAGES * SLOT * 32;  // [STAGES][SLOT * 32] of this warp
   // The span-invariant part of each copy, per lane: its source at span 0 (a span is 4
   // word rows, 4 N words, further on) and its slot position. Worked out once, so a span

@@ -100,9 +100,11 @@ KF_HD constexpr int fold_k(int k, int group, int kw) { return group == k ? kw : 
 // Shared memory: each warp's ring of STAGES slots, a slot holding the 16-byte rows every
 // lane copies for one span (a weight row per 32-column chunk, its two rows of x), and,
 // once the ring is drained, the 16 x BN fp32 tile where the warps' sums meet (aliased).
-// Static shared memory only (no dynamic opt-in at launch): 48 KiB on sm_90a, of which the
-// split-K epilogue's "last block" flag takes a word.
-constexpr int kMaxShared = 48 * 1024;
+// Up to 48 KiB it is static shared memory; above, dynamic, which a block may have up to
+// 227 KiB of on sm_90a once its kernel opts in (the runtime and the tuner do, at load,
+// with dynamic_shared_bytes). The split-K epilogue's "last block" flag takes a static word.
+constexpr int kMaxStaticShared = 48 * 1024;
+constexpr int kMaxShared = 227 * 1024;
 constexpr int kEpilogueShared = 16;
 constexpr int kMaxStages = 8;
 // A slot: the weight units, then one x unit per lane per row of x it reads (2, or 1 in
@@ -120,10 +122,19 @@ KF_HD constexpr int shared_bytes(int block_n, int warps, int stages, int block_m
              : tile_bytes(block_n, block_m);
 }
 
+// The dynamic shared memory a config launches with: 0 when its ring and tile fit the
+// static 48 KiB (deeper rings and more warps keep more weight bytes in flight per SM:
+// bench/NOTES.md linear v11 profile).
+KF_HD constexpr int dynamic_shared_bytes(int block_n, int warps, int stages, int block_m = kRows) {
+  return shared_bytes(block_n, warps, stages, block_m) + kEpilogueShared > kMaxStaticShared
+             ? shared_bytes(block_n, warps, stages, block_m)
+             : 0;
+}
+
 // A config the template accepts: whole 32-column chunks; each of the warps * split_k
 // slices of K whole spans and, unless per-channel, whole groups (the scale is applied
 // once per group); a ring no deeper than the slice's spans (deeper slots would never be
-// filled) whose slots fit the static shared memory.
+// filled) whose slots fit the shared memory a block can have.
 KF_HD constexpr bool valid(int n, int k, int group, int block_n, int warps, int split_k, int stages,
                            int block_m = kRows) {
   if (block_m != kRows && block_m != kRowsSwapped) return false;

@@ -171,6 +171,8 @@ int main(int argc, char** argv) {
       CU_CHECK(cu->cuModuleLoadData(&mod, k->code_object.data()));
       CUfunction fn;
       CU_CHECK(cu->cuModuleGetFunction(&fn, mod, k->name.c_str()));
+      if (const int bytes = kf::skinny_dynamic_shared(cfg); bytes > 0)  // a skinny ring above 48 KiB
+        CU_CHECK(cu->cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes));
       const std::string cls = k->kind + std::string(shape.bf16 ? " bf16" : " fp16") + (shape.asym ? " asym" : " sym") +
                               (shape.group == 0 ? " gch" : " g" + std::to_string(shape.group));
       for (int64_t m : opt.ms) {
@@ -182,7 +184,7 @@ int main(int argc, char** argv) {
                             static_cast<int>(shape.k), shape.effective_group()};
         void* params[] = {&args};
         const kf::LaunchGrid g = kf::linear_grid(shape, cfg, m);
-        CU_CHECK(cu->cuLaunchKernel(fn, g.x, g.y, g.z, k->threads, 1, 1, 0, nullptr, params, nullptr));
+        CU_CHECK(cu->cuLaunchKernel(fn, g.x, g.y, g.z, k->threads, 1, 1, g.shared, nullptr, params, nullptr));
         CU_CHECK(cu->cuCtxSynchronize());
         CU_CHECK(cu->cuMemcpyDtoH(host_y.data(), y.ptr, host_y.size() * 2));
         CU_CHECK(cu->cuMemcpyDtoH(host_counters.data(), counters.ptr, counters.bytes));

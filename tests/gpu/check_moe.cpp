@@ -169,8 +169,7 @@ void Checker::run_gemms() {
       ws_floats = std::max(ws_floats, moe::gemm_workspace_floats(g.cfg.split_k, s.n, cap));
       counter_ints = std::max(counter_ints,
                               moe::gemm_counter_ints(g.cfg.split_k, g.cfg.block_m, g.cfg.block_n, s.n, cap));
-      CU_CHECK(cu->cuModuleLoadData(&g.mod, g.k.code_object.data()));
-      CU_CHECK(cu->cuModuleGetFunction(&g.fn, g.mod, g.k.name.c_str()));
+      g.load();
     }
     const int64_t x_rows = s.gemm == 1 ? t_max : t_max * top_k;
     Buf dx(x_rows * s.k * 2), dw(t_max * top_k * 4), sorted(cap_max * 4), blocks(cap_max * 4), np(4),

@@ -168,6 +168,14 @@ struct Gemm {
   LinearConfig cfg;
   CUmodule mod = nullptr;
   CUfunction fn = nullptr;
+
+  // Loads the code object; a skinny ring above 48 KiB is allowed its dynamic shared memory.
+  void load() {
+    CU_CHECK(cu->cuModuleLoadData(&mod, k.code_object.data()));
+    CU_CHECK(cu->cuModuleGetFunction(&fn, mod, k.name.c_str()));
+    if (const int bytes = skinny_dynamic_shared(cfg); bytes > 0)
+      CU_CHECK(cu->cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes));
+  }
 };
 
 // Device state of one routing: ids, weights, and align results per block_m.
@@ -243,7 +251,8 @@ class Checker {
     const w4a16::Grid grid = moe::gemm_grid(g.cfg.kind == LinearKind::prefill, g.shape.n, cap, g.cfg.block_m,
                                             g.cfg.block_n, g.cfg.split_k);
     void* params[] = {&a};
-    CUresult rc = cu->cuLaunchKernel(g.fn, grid.x, grid.y, grid.z, g.k.threads, 1, 1, 0, nullptr, params, nullptr);
+    CUresult rc = cu->cuLaunchKernel(g.fn, grid.x, grid.y, grid.z, g.k.threads, 1, 1,
+                                     static_cast<unsigned>(skinny_dynamic_shared(g.cfg)), nullptr, params, nullptr);
     if (rc == CUDA_SUCCESS) rc = cu->cuCtxSynchronize();
     if (rc == CUDA_SUCCESS) return "";
     const char* msg = nullptr;

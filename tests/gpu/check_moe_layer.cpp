@@ -115,10 +115,7 @@ void Checker::layer_checks(std::vector<Gemm>& ups, std::vector<Gemm>& downs) {
   cnt = std::max(cnt, moe::gemm_counter_ints(g2.cfg.split_k, g2.cfg.block_m, g2.cfg.block_n, s2.n, cap2));
   std::vector<Gemm*> loaded = firsts;
   loaded.push_back(&g2);
-  for (Gemm* g : loaded) {
-    CU_CHECK(cu->cuModuleLoadData(&g->mod, g->k.code_object.data()));
-    CU_CHECK(cu->cuModuleGetFunction(&g->fn, g->mod, g->k.name.c_str()));
-  }
+  for (Gemm* g : loaded) g->load();
   Buf x(t_max * hidden * 2), ids(slots_max * 4), wts(slots_max * 4), y((t_max + kGuard) * hidden * 2),
       sorted1(cap1 * 4), blocks1(cap1 * 4), np1(4), sorted2(cap2 * 4), blocks2(cap2 * 4), np2(4),
       h1(slots_max * s1.n * 2), h(slots_max * inter * 2), h2(slots_max * hidden * 2), work(ws * 4), counters(cnt * 4);

@@ -42,6 +42,32 @@ kf_linear_args linear_args(int m) {
 
 TEST_SUITE("runtime_fake_cuda") {
 
+TEST_CASE("linear: a skinny ring above 48 KiB launches with its dynamic shared memory, allowed at load") {
+  TempDir dir{"rt-fake-cuda-dynamic"};
+  TestPackBuilder b;
+  // 8 warps x 8 slots x 3 rows of 32 16-byte units (block_n 64, swapped form): 96 KiB.
+  const std::string deep = b.add_kernel("skinny", kShape, "bm8_bn64_bk32_w8_sk1_s8", "sm_90a", 256);
+  // 4 warps x 4 slots x 3 x 512 bytes: 24 KiB, static.
+  const std::string shallow = b.add_kernel("skinny", kShape, "bm8_bn64_bk32_w4_sk1_s4", "sm_90a", 128);
+  b.add_winner(kShape, deep, 1, 4);
+  b.add_winner(kShape, shallow, 5, 4096);
+  b.write(dir.file("kforge.sqlite"));
+  kf_db* db = nullptr;
+  REQUIRE_MESSAGE(kf_open(dir.file("kforge.sqlite").c_str(), &db) == KF_OK, kf_last_error());
+  kf_fake_cuda_reset();
+  kf_fake_cuda_fail_launches_of(nullptr);
+  for (int m : {1, 8}) {
+    kf_linear_args a = linear_args(m);
+    REQUIRE_MESSAGE(kf_run_linear(db, &a, 1, 0, nullptr) == KF_OK, kf_last_error());
+  }
+  REQUIRE(kf_fake_cuda_launch_count() == 2);
+  CHECK(std::string(kf_fake_cuda_launch_at(0)->kernel) == deep);
+  CHECK(kf_fake_cuda_launch_at(0)->shared_bytes == 8 * 8 * 3 * 32 * 16);
+  CHECK(std::string(kf_fake_cuda_launch_at(1)->kernel) == shallow);
+  CHECK(kf_fake_cuda_launch_at(1)->shared_bytes == 0);
+  kf_close(db);
+}
+
 TEST_CASE("linear: a skinny winner launches on the decode grid, a prefill one on its own") {
   TempDir dir{"rt-fake-cuda-linear"};
   TestPackBuilder b;
