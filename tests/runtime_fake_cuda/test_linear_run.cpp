@@ -38,6 +38,20 @@ kf_linear_args linear_args(int m) {
   return a;
 }
 
+// Writes b's kernels with `low` serving M 1 .. split and `high` above, opens the pack and
+// clears the launch record.
+kf_db* open_split_pack(const TempDir& dir, TestPackBuilder& b, const std::string& low, int split,
+                       const std::string& high) {
+  b.add_winner(kShape, low, 1, split);
+  b.add_winner(kShape, high, split + 1, 4096);
+  b.write(dir.file("kforge.sqlite"));
+  kf_db* db = nullptr;
+  REQUIRE_MESSAGE(kf_open(dir.file("kforge.sqlite").c_str(), &db) == KF_OK, kf_last_error());
+  kf_fake_cuda_reset();
+  kf_fake_cuda_fail_launches_of(nullptr);
+  return db;
+}
+
 }  // namespace
 
 TEST_SUITE("runtime_fake_cuda") {
@@ -49,13 +63,7 @@ TEST_CASE("linear: a skinny ring above 48 KiB launches with its dynamic shared m
   const std::string deep = b.add_kernel("skinny", kShape, "bm8_bn64_bk32_w8_sk1_s8", "sm_90a", 256);
   // 4 warps x 4 slots x 3 x 512 bytes: 24 KiB, static.
   const std::string shallow = b.add_kernel("skinny", kShape, "bm8_bn64_bk32_w4_sk1_s4", "sm_90a", 128);
-  b.add_winner(kShape, deep, 1, 4);
-  b.add_winner(kShape, shallow, 5, 4096);
-  b.write(dir.file("kforge.sqlite"));
-  kf_db* db = nullptr;
-  REQUIRE_MESSAGE(kf_open(dir.file("kforge.sqlite").c_str(), &db) == KF_OK, kf_last_error());
-  kf_fake_cuda_reset();
-  kf_fake_cuda_fail_launches_of(nullptr);
+  kf_db* db = open_split_pack(dir, b, deep, 4, shallow);
   for (int m : {1, 8}) {
     kf_linear_args a = linear_args(m);
     REQUIRE_MESSAGE(kf_run_linear(db, &a, 1, 0, nullptr) == KF_OK, kf_last_error());
@@ -73,13 +81,7 @@ TEST_CASE("linear: a skinny winner launches on the decode grid, a prefill one on
   TestPackBuilder b;
   const std::string skinny = b.add_kernel("skinny", kShape, "bm16_bn128_bk32_w8_sk2_s2", "sm_90a", 256);
   const std::string prefill = b.add_kernel("prefill", kShape, "bm64_bn128_bk64_w4_sk2_s2", "sm_90a", 128);
-  b.add_winner(kShape, skinny, 1, 16);
-  b.add_winner(kShape, prefill, 17, 4096);
-  b.write(dir.file("kforge.sqlite"));
-  kf_db* db = nullptr;
-  REQUIRE_MESSAGE(kf_open(dir.file("kforge.sqlite").c_str(), &db) == KF_OK, kf_last_error());
-  kf_fake_cuda_reset();
-  kf_fake_cuda_fail_launches_of(nullptr);
+  kf_db* db = open_split_pack(dir, b, skinny, 16, prefill);
   void* const stream = fake<void>(0x5000);
 
   for (int m : {1, 9, 16}) {
