@@ -41,6 +41,10 @@ CudaPack write_cuda_pack(const std::string& path, bool with_hang = false) {
       {"counters", "decode", "bm4_bn64_bk32_w4_sk4_s1", 1, "counters"},
       {"nan", "decode", "bm8_bn64_bk32_w4_sk1_s1", 1, "nan"},
       {"prefill", "prefill", "bm16_bn64_bk32_w4_sk1_s2", 20, "ok"},
+      // 8 warps x 8 slots: a 96 KiB ring in dynamic shared memory (the stand-in checks the
+      // launch passes it and the kernel was allowed it; it does not run the template, so
+      // the ring need not fit K = 256).
+      {"dynamic", "skinny", "bm8_bn64_bk32_w8_sk1_s8", 6, "ok"},
       {"overrun", "prefill", "bm32_bn64_bk32_w4_sk1_s1", 1, "overrun"},
       {"fault", "prefill", "bm64_bn64_bk64_w8_sk1_s2", 1, "fault"},
       {"refuse", "prefill", "bm128_bn64_bk32_w4_sk1_s1", 1, "refuse"},
@@ -116,6 +120,8 @@ TEST_CASE("cuda measurer (stand-in driver): verification, incorrect outputs, fau
     CHECK(contains(message("counters", m), "split-K counters"));
     CHECK(disp("nan", m) == "incorrect");
     CHECK(contains(message("nan", m), "not fully written"));
+    CHECK(disp("dynamic", m) == "passed");
+    CHECK(value("median_us", "dynamic", m) == doctest::Approx(6).epsilon(1e-4));
   }
   for (int64_t m : {1, 4, 64, 128}) {
     CAPTURE(m);
@@ -169,7 +175,7 @@ TEST_CASE("cuda measurer (stand-in driver): a hung kernel is recorded, the run s
   CHECK(text_of(db, "SELECT disposition" + where(p.by_role.at("hang"), 1)) == "failed");
   const Child second = spawn_autotune(args, dir.path.string(), "rerun", fake_driver_env());
   CHECK(second.wait_status() == 0);
-  CHECK(scalar(db, "SELECT count(*) FROM results WHERE shape = '" + kShape.key() + "'") == 11);
+  CHECK(scalar(db, "SELECT count(*) FROM results WHERE shape = '" + kShape.key() + "'") == 12);  // 11 kernels and the generic
   CHECK(text_of(db, "SELECT disposition" + where(p.by_role.at("decode"), 1)) == "passed");
 }
 

@@ -36,6 +36,7 @@
 #include <cuda.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -50,6 +51,7 @@
 #include "fake_moe.h"
 #include "fake_mxfp4.h"
 #include "sparse_mla/args.h"
+#include "w4a16_linear/skinny_tiling.h"
 #include "w4a16_linear/args.h"
 #include "w4a16_moe/args.h"
 
@@ -58,6 +60,7 @@ namespace {
 struct Module {
   std::string name, behave;
   double us = 1;
+  int dynamic_allowed = 0;  // cuFuncSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES)
 };
 struct Alloc {
   std::unique_ptr<char[]> data;
@@ -116,6 +119,18 @@ uint16_t float_to_half(float f, bool bf16) {
 int config_value(const std::string& name, const std::string& key) {
   const size_t at = name.find("_" + key);
   return at == std::string::npos ? 1 : std::atoi(name.c_str() + at + 1 + key.size());
+}
+
+// The dynamic shared memory a skinny kernel's name asks for (skinny_tiling.h), else 0.
+unsigned skinny_dynamic_bytes(const std::string& name) {
+  if (name.find("_skinny_") == std::string::npos) return 0;
+  size_t at = name.rfind("_s");  // the stages: the last "_s<digits>" (MoE names may end in _silu)
+  while (at != std::string::npos && at > 0 && !std::isdigit(static_cast<unsigned char>(name[at + 2])))
+    at = name.rfind("_s", at - 1);
+  if (at == std::string::npos) return 0;
+  const int stages = std::atoi(name.c_str() + at + 2);
+  return static_cast<unsigned>(kf::w4a16::skinny::dynamic_shared_bytes(config_value(name, "bn"), config_value(name, "w"),
+                                                                       stages, config_value(name, "bm")));
 }
 
 CUresult fault(const std::string& why) {
@@ -315,12 +330,19 @@ CUresult cuFuncSetAttribute(CUfunction f, CUfunction_attribute attribute, int va
   // sm_90: up to 227 KiB of dynamic shared memory per block.
   if (!f || attribute != CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES || value < 0 || value > 227 * 1024)
     return CUDA_ERROR_INVALID_VALUE;
+  reinterpret_cast<Module*>(f)->dynamic_allowed = value;
   return CUDA_SUCCESS;
 }
-CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned, unsigned, unsigned,
-                        CUstream, void** params, void**) {
+CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned, unsigned,
+                        unsigned shared, CUstream, void** params, void**) {
   if (g_sticky) return g_sticky;
   const auto* mod = reinterpret_cast<const Module*>(f);
+  // As the driver: more than 48 KiB of dynamic shared memory only once allowed; and a
+  // skinny kernel whose ring is dynamic faults without it.
+  if (shared > 48 * 1024 && static_cast<int>(shared) > mod->dynamic_allowed) return CUDA_ERROR_INVALID_VALUE;
+  if (const unsigned need = skinny_dynamic_bytes(mod->name); shared < need)
+    return fault(mod->name + " launched with " + std::to_string(shared) + " bytes of dynamic shared memory, its ring needs " +
+                 std::to_string(need));
   if (mod->behave == "refuse") return CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES;
   if (mod->behave == "flush") return run_flush(*static_cast<StreamReadArgs*>(params[0]), gx, bx);
   if (mod->name.rfind("moe_align", 0) == 0)
