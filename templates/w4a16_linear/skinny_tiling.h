@@ -123,9 +123,8 @@ KF_HD constexpr int shared_bytes(int block_n, int warps, int stages, int block_m
 }
 
 // The dynamic shared memory a config launches with: 0 when its ring and tile fit the
-// static 48 KiB. (8-warp blocks with such rings win the narrow qwen3-35b layers at mid M
-// on the H200; on the wide ones the 4-warp, 4-slot ring stays best: bench/NOTES.md
-// linear v12.)
+// static 48 KiB (deeper rings and more warps keep more weight bytes in flight per SM:
+// bench/NOTES.md linear v11 profile).
 KF_HD constexpr int dynamic_shared_bytes(int block_n, int warps, int stages, int block_m = kRows) {
   return shared_bytes(block_n, warps, stages, block_m) + kEpilogueShared > kMaxStaticShared
              ? shared_bytes(block_n, warps, stages, block_m)
