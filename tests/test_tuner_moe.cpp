@@ -558,6 +558,30 @@ TEST_CASE("autotune MoE: a stored pruned row is judged again, and measured once 
   CHECK(scalar(db, "SELECT count(*) FROM results") == moe_rows());
 }
 
+TEST_CASE("recompute_winners: the MoE winners, per archetype and robust, come back the same from the stored rows") {
+  TempDir dir("tuner-moe-rewin");
+  const std::string db = dir.sub("kforge.sqlite");
+  const MoePack f = write_moe_pack(db);
+  kf::FakeOptions fo;
+  // Archetypes disagree (as in the robust-pick test), so the robust winners differ from
+  // each archetype's own.
+  fo.moe_time_us = [&](const kf::PackKernel& k, const kf::MoeShape&, const kf::MoeRouting& r, bool) {
+    const bool zipf2 = r.archetype == "zipf2";
+    if (k.name == f.gemm1[0]) return zipf2 ? 40.0 : 10.0;
+    if (k.name == f.gemm1[2]) return r.t > 64 ? 30.0 : zipf2 ? 12.0 : 14.0;
+    return 25.0 + static_cast<double>(k.name.size() % 7);
+  };
+  kf::FakeMeasurer fm(fo);
+  run_in_process(moe_options(db), fm);
+  const std::string all = "SELECT group_concat(op || ' ' || shape || ' ' || routing || ' ' || m_lo || '-' || m_hi ||"
+                          " ' ' || kernel, '; ') FROM (SELECT * FROM winners ORDER BY op, shape, routing, m_lo)";
+  const std::string before = text_of(db, all);
+  REQUIRE(scalar(db, "SELECT count(*) FROM winners WHERE routing = ''") > 0);
+  kf_test::sql(db, "DELETE FROM winners");
+  CHECK(kf::ResultsDb::open(db).recompute_winners() == 2 * 3);  // 2 GEMMs x 3 archetypes
+  CHECK(text_of(db, all) == before);
+}
+
 TEST_CASE("export: vLLM fused-MoE config JSON from the robust gemm1 winners") {
   TempDir dir("tuner-moe");
   const std::string db = dir.sub("kforge.sqlite");

@@ -1,5 +1,7 @@
 #include "results_db.h"
 
+#include <tuple>
+
 #include "error.h"
 
 namespace kf {
@@ -178,20 +180,20 @@ std::vector<WinnerRange> ResultsDb::store(const Provenance& p, const TuneKey& ke
 // tuning different Ms of one shape converge on the same table. The MoE GEMMs are compared
 // by their step in the layer, moe_silu_mul (gemm1) and moe_sum (gemm2) included
 // (gemm1_step_times, gemm2_step_times). Inside the caller's transaction.
-std::vector<WinnerRange> ResultsDb::update_winners(const Provenance& p, const TuneKey& key) {
+std::vector<WinnerRange> ResultsDb::update_winners(const Provenance& p, const TuneKey& key, bool robust) {
   const bool gemm1 = key.op == "w4a16_moe_gemm1", gemm2 = key.op == "w4a16_moe_gemm2";
   auto steps = [&](const std::vector<Timing>& rows) {
     return gemm1 ? gemm1_step_times(rows) : gemm2 ? gemm2_step_times(rows) : rows;
   };
   const std::vector<WinnerRange> win = compute_winners(steps(passed(p, key)));
   replace_winners(p, key, win);
-  if (!key.routing.empty()) {
-    TuneKey robust = key;
-    robust.routing = "";
+  if (robust && !key.routing.empty()) {
+    TuneKey robust_key = key;
+    robust_key.routing = "";
     auto by_routing = passed_by_routing(p, key);
     if (gemm1 || gemm2)
       for (auto& [routing, rows] : by_routing) rows = steps(rows);
-    replace_winners(p, robust, compute_robust_winners(by_routing));
+    replace_winners(p, robust_key, compute_robust_winners(by_routing));
   }
   return win;
 }
@@ -209,7 +211,17 @@ int ResultsDb::recompute_winners() {
         keys.push_back({p, {s.col_text(2), s.col_text(3), sqlite3_column_int64(s.s, 4) != 0, s.col_text(5)}});
       }
     }
-    for (const auto& [p, key] : keys) update_winners(p, key);
+    // The robust winners (routing '') come from every archetype of a shape at once: once
+    // per (device, op, shape, cold), not once per archetype.
+    std::set<std::tuple<std::string, std::string, std::string, std::string, bool>> robust_done;
+    for (const auto& [p, key] : keys) {
+      if (key.routing.empty()) {
+        update_winners(p, key);
+        continue;
+      }
+      const bool first = robust_done.insert({p.arch, p.device, key.op, key.shape, key.cold_l2}).second;
+      update_winners(p, key, first);
+    }
     exec("COMMIT");
     return static_cast<int>(keys.size());
   } catch (...) {

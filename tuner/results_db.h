@@ -71,7 +71,8 @@ class ResultsDb {
   ResultsDb(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   void exec(const std::string& sql) const;
   void replace_winners(const Provenance& p, const TuneKey& key, const std::vector<WinnerRange>& win);
-  std::vector<WinnerRange> update_winners(const Provenance& p, const TuneKey& key);
+  // `robust`: also the routing-robust winners of the key's shape (MoE keys only).
+  std::vector<WinnerRange> update_winners(const Provenance& p, const TuneKey& key, bool robust = true);
   sqlite3* db_;
   std::string path_;
 };
