@@ -72,6 +72,23 @@ MoePack write_moe_pack(const std::string& path) {
   return f;
 }
 
+// gemm1 times on which the archetypes disagree: decode bm4 wins everything on uniform,
+// but is 4x the best under zipf2; prefill bm16 is second everywhere (within 1.5x): the
+// robust pick at T <= 64. Above 64 decode is pruned and prefill bm64 is best on every
+// archetype. gemm2: whatever.
+kf::FakeOptions disagreeing_archetypes(const MoePack& f) {
+  kf::FakeOptions fo;
+  fo.moe_time_us = [g = f.gemm1](const kf::PackKernel& k, const kf::MoeShape&, const kf::MoeRouting& r, bool) {
+    const bool zipf2 = r.archetype == "zipf2";
+    if (k.name == g[0]) return zipf2 ? 40.0 : 10.0;
+    if (k.name == g[2]) return r.t > 64 ? 30.0 : zipf2 ? 12.0 : 14.0;
+    if (k.name == g[3]) return r.t > 64 ? 20.0 : 50.0;
+    if (k.name == g[1]) return 100.0;
+    return 25.0 + static_cast<double>(k.name.size() % 7);
+  };
+  return fo;
+}
+
 kf::AutotuneOptions moe_options(const std::string& db) {
   kf::AutotuneOptions o;
   o.select.config_path = kTinyMoe;
@@ -247,18 +264,7 @@ TEST_CASE("autotune MoE: rows and winners per routing archetype, and the robust 
   TempDir dir("tuner-moe");
   const std::string db = dir.sub("kforge.sqlite");
   const MoePack f = write_moe_pack(db);
-  kf::FakeOptions fo;
-  // decode bm4 wins everything on uniform, but is 4x the best under zipf2; prefill bm16
-  // is second everywhere (within 1.5x): the robust pick at T <= 64. Above 64 decode is
-  // pruned and prefill bm64 is best on every archetype.
-  fo.moe_time_us = [&](const kf::PackKernel& k, const kf::MoeShape&, const kf::MoeRouting& r, bool) {
-    const bool zipf2 = r.archetype == "zipf2";
-    if (k.name == f.gemm1[0]) return zipf2 ? 40.0 : 10.0;
-    if (k.name == f.gemm1[2]) return r.t > 64 ? 30.0 : zipf2 ? 12.0 : 14.0;
-    if (k.name == f.gemm1[3]) return r.t > 64 ? 20.0 : 50.0;
-    if (k.name == f.gemm1[1]) return 100.0;
-    return 25.0 + static_cast<double>(k.name.size() % 7);  // gemm2: whatever
-  };
+  const kf::FakeOptions fo = disagreeing_archetypes(f);
   kf::FakeMeasurer fm(fo);
   const InProcess r = run_in_process(moe_options(db), fm);
   INFO(r.out << r.err);
@@ -562,16 +568,8 @@ TEST_CASE("recompute_winners: the MoE winners, per archetype and robust, come ba
   TempDir dir("tuner-moe-rewin");
   const std::string db = dir.sub("kforge.sqlite");
   const MoePack f = write_moe_pack(db);
-  kf::FakeOptions fo;
-  // Archetypes disagree (as in the robust-pick test), so the robust winners differ from
-  // each archetype's own.
-  fo.moe_time_us = [&](const kf::PackKernel& k, const kf::MoeShape&, const kf::MoeRouting& r, bool) {
-    const bool zipf2 = r.archetype == "zipf2";
-    if (k.name == f.gemm1[0]) return zipf2 ? 40.0 : 10.0;
-    if (k.name == f.gemm1[2]) return r.t > 64 ? 30.0 : zipf2 ? 12.0 : 14.0;
-    return 25.0 + static_cast<double>(k.name.size() % 7);
-  };
-  kf::FakeMeasurer fm(fo);
+  // The robust winners differ from each archetype's own.
+  kf::FakeMeasurer fm(disagreeing_archetypes(f));
   run_in_process(moe_options(db), fm);
   const std::string all = "SELECT group_concat(op || ' ' || shape || ' ' || routing || ' ' || m_lo || '-' || m_hi ||"
                           " ' ' || kernel, '; ') FROM (SELECT * FROM winners ORDER BY op, shape, routing, m_lo)";
