@@ -252,7 +252,8 @@ Verdict static_verdict(const PackKernel& k, int64_t m, int compute_units) {
     if (k.code_object.empty()) return {"failed", "status ok but no code object in the pack"};
     return {"", ""};
   }
-  if (k.kind == "skinny" && (k.op == "w4a16_moe_gemm1" || k.op == "w4a16_moe_gemm2")) {
+  const bool moe_skinny = k.kind == "skinny" && (k.op == "w4a16_moe_gemm1" || k.op == "w4a16_moe_gemm2");
+  if (moe_skinny) {
     const MoeShape s = parse_moe_shape(k.op, k.shape);
     if (m * s.top_k > kMoeSkinnyMaxLoad * s.experts) {
       char why[256];
@@ -264,12 +265,10 @@ Verdict static_verdict(const PackKernel& k, int64_t m, int compute_units) {
                     static_cast<double>(m * s.top_k) / s.experts);
       return {"pruned", why};
     }
-    if (k.code_object.empty()) return {"failed", "status ok but no code object in the pack"};
-    return {"", ""};
-  }
-  if ((k.kind == "decode" || k.kind == "skinny") && m > kDecodeMaxM)
+  } else if ((k.kind == "decode" || k.kind == "skinny") && m > kDecodeMaxM) {
     return {"pruned", k.kind + " kernels are timed only for M <= " + std::to_string(kDecodeMaxM) +
                           ": they stream the weights once per block_m rows, a prefill tile reuses them"};
+  }
   if (k.kind == "prefill" && m > kSplitPrefillMaxM && k.config.find("_sk1_") == std::string::npos)
     return {"pruned", "split-K prefill kernels are timed only for M <= " + std::to_string(kSplitPrefillMaxM) +
                           ": they exist to put blocks in flight when M has few tiles, and their fp32 partials grow with M"};

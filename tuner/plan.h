@@ -23,10 +23,10 @@ namespace kf {
 // tiled prefill kernel always reads them fewer times, so they are not timed there.
 constexpr int64_t kDecodeMaxM = 64;
 // MoE GEMMs go by the load instead, T * top_k / E slots per expert: the skinny kind is
-// timed up to 64 (qwen3-35b: T = 2048; it won every T from 1 to 1024 on the H200). A block_m 32+ prefill tile reads each hit expert
-// once but pads a few-slot expert to the whole tile, whose math costs like real rows;
-// skinny (block_m 8 or 16) reads it once per 8 or 16 of its slots at a sixteenth of the
-// math. At T = 256 (8 slots per expert) the prefill kind took 3.7x the read floor
+// timed up to 64 (qwen3-35b: T = 2048; it won every T from 1 to 1024 on the H200). A
+// block_m 32+ prefill tile reads each hit expert once but pads a few-slot expert to the
+// whole tile, whose math costs like real rows; skinny (block_m 8 or 16) reads it once
+// per 8 or 16 of its slots at a sixteenth of the math. At T = 256 (8 slots per expert) the prefill kind took 3.7x the read floor
 // (bench/NOTES.md MoE v7).
 constexpr int64_t kMoeSkinnyMaxLoad = 64;
 // Split-K prefill kernels (config _skN_ with N > 1) are timed up to this M (or T).

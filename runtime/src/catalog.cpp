@@ -125,13 +125,13 @@ const char* parse_kernel(const KernelRow& row, KernelImpl* k) {
   if (!parse_linear_config_key(row.config.c_str(), &k->config)) return "unreadable config key";
   if (k->config.silu && gemm != 1) return "the fused SiLU epilogue (_silu) is for w4a16_moe_gemm1 only";
   if (k->config.red && gemm != 2) return "the top_k reduction epilogue (_red) is for w4a16_moe_gemm2 only";
-  namespace sk = w4a16::skinny;
-  if (row.kind == "skinny" && ((k->config.block_m != sk::kRows && k->config.block_m != sk::kRowsSwapped) ||
-                               k->config.block_k != sk::kSpan))
-    return "a skinny kernel has block_m 16 (or 8, the swapped form) and block_k 32";
-  if (row.kind == "skinny")
-    k->dynamic_shared = static_cast<unsigned>(
-        sk::dynamic_shared_bytes(k->config.block_n, k->config.warps, k->config.stages, k->config.block_m));
+  if (row.kind == "skinny") {
+    namespace sk = w4a16::skinny;
+    const LinearConfigKey& c = k->config;
+    if ((c.block_m != sk::kRows && c.block_m != sk::kRowsSwapped) || c.block_k != sk::kSpan)
+      return "a skinny kernel has block_m 16 (or 8, the swapped form) and block_k 32";
+    k->dynamic_shared = static_cast<unsigned>(sk::dynamic_shared_bytes(c.block_n, c.warps, c.stages, c.block_m));
+  }
   if (gemm != 0) {
     k->op_kind = KernelOp::moe_gemm;
     k->moe.gemm = gemm;
