@@ -11,11 +11,13 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "kf_mma_layouts.h"
+#include "kf_wgmma_layout.h"
 #include "w4a16_linear/skinny_tiling.h"
 #include "w4a16_linear/tiling.h"
 
@@ -711,3 +713,49 @@ TEST_CASE("skinny: config validity") {
 }
 
 }  // TEST_SUITE
+
+// Hopper's warpgroup MMA (kf_wgmma_layout.h). The device check (gpu_check_wgmma_layout)
+// proves the layouts against the hardware; these pin the index math's own properties.
+TEST_CASE("wgmma layouts: A and D per warp are the m16n8k16 fragments shifted by 16 rows") {
+  for (int warp = 0; warp < 4; ++warp)
+    for (int lane = 0; lane < 32; ++lane) {
+      for (int p = 0; p < 4; ++p) {
+        const kf::layout::RC w = kf::wg::a_pair(warp, lane, p), m = kf::layout::Mma16Sm80::a_pair(lane, p);
+        CHECK(w.row == 16 * warp + m.row);
+        CHECK(w.col == m.col);
+      }
+      for (int e = 0; e < 128; ++e) {  // N = 256: 32 column groups of 8
+        const kf::layout::RC d = kf::wg::d_elem(warp, lane, e), c = kf::layout::Mma16Sm80::c_elem(lane, e % 4);
+        CHECK(d.row == 16 * warp + c.row);
+        CHECK(d.col == 8 * (e / 4) + c.col);
+      }
+    }
+}
+
+TEST_CASE("wgmma B tiles: both layouts place every element once, core matrices conflict-free") {
+  for (int n_extent : {64, 128, 256}) {
+    for (int k_extent : {16, 64, 128}) {
+      std::set<int> plain, swizzled;
+      for (int n = 0; n < n_extent; ++n)
+        for (int k = 0; k < k_extent; ++k) {
+          plain.insert(kf::wg::b_tile_offset(n, k, k_extent));
+          if (k_extent % 64 == 0) swizzled.insert(kf::wg::b_tile_offset_sw128(n, k, n_extent));
+        }
+      const size_t elems = static_cast<size_t>(n_extent) * k_extent;
+      CHECK(plain.size() == elems);
+      CHECK(*plain.rbegin() == 2 * static_cast<int>(elems) - 2);
+      if (k_extent % 64 == 0) {
+        CHECK(swizzled.size() == elems);
+        CHECK(*swizzled.rbegin() == 2 * static_cast<int>(elems) - 2);
+      }
+    }
+    // Eight rows of one 8-k chunk (a core matrix's rows, or eight copies of one phase)
+    // land in eight different 16-byte bank groups of a 128-byte line.
+    for (int k = 0; k < 64; k += 8)
+      for (int n0 = 0; n0 < n_extent; n0 += 8) {
+        std::set<int> groups;
+        for (int r = 0; r < 8; ++r) groups.insert(kf::wg::b_tile_offset_sw128(n0 + r, k, n_extent) / 16 % 8);
+        CHECK(groups.size() == 8);
+      }
+  }
+}

@@ -1,0 +1,192 @@
+// w4a16_linear `wgmma` kind (sm_90a only): y[M, N] = x[M, K] * dequant(W)^T for prefill
+// M, on Hopper's warpgroup MMA (kf_wgmma.h) with the weights as the A operand.
+//
+// wgmma takes A from registers and B from shared memory. The int4 weights must be
+// dequantised in registers anyway, so they are A (64 weight rows per warpgroup) and x is
+// B (block_m tokens, the instruction's N); the product is y^T, stored transposed.
+// Each warp's 16 A rows are weight rows in pairs: fragment rows g and g + 8 are weight
+// rows 2g and 2g + 1 of the warp's 16, so a thread's two rows sit side by side in every
+// GPTQ word row (one 8-byte shared load) and in y (one packed store per token).
+//
+// K is walked in block_k stages through a ring of STAGES slots filled by 16-byte
+// cp.async copies: x 128-byte swizzled for wgmma (wgmma_tiling.h), the raw weight words,
+// the stage's group of scales and zero points. Per k16 step a thread builds its four A
+// registers from four words: the nibbles of k 2t, 2t + 1 of a word (byte t) become a
+// biased 16-bit pair by one byte-permute and one lop3 (the 2^7 / 2^10 magic exponent:
+// 0x4300 | q is bf16 128 + q, 0x6400 | q is fp16 1024 + q), then (pair - (bias + z)) is
+// exact and one multiply applies the scale. Products run asynchronously: a stage's are
+// issued back to back and may still run while the next stage is unpacked, so the ring
+// keeps STAGES - 2 stages loading ahead and one slot for the stage still being read.
+// Each thread's copy addresses are fixed bases plus constants (one 16-byte column of x
+// and of the weight words), so issuing a stage costs a few instructions per copy: with
+// per-copy index arithmetic the issue cost was most of the loop (bench/NOTES.md v13).
+#pragma once
+#include "kf_portability.h"
+#include "kf_wgmma.h"
+#include "w4a16_linear/args.h"
+#include "w4a16_linear/wgmma_tiling.h"
+
+namespace kf {
+namespace w4a16 {
+namespace wgmma {
+
+// The biased pair (bias + q of k 2t, bias + q of k 2t + 1) of GPTQ word w (nibble j = k j).
+template <bool BF16>
+KF_INLINE uint32_t biased_pair(uint32_t w, uint32_t select_t) {
+  const uint32_t r = __byte_perm(w, w >> 4, select_t);  // byte 0: byte t of w, byte 2: of w >> 4
+  uint32_t pair;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(pair) : "r"(r), "n"(0x000F000F), "n"(BF16 ? 0x43004300 : 0x64006400));
+  return pair;
+}
+
+// (pair - bias) * scale on two packed 16-bit values: the subtraction is exact (small
+// integers), so the weight is rounded once, as the reference rounds it.
+template <bool BF16>
+KF_INLINE uint32_t dequant_pair(uint32_t pair, uint32_t bias, uint32_t scale) {
+  if constexpr (BF16) {
+    const __nv_bfloat162 v = __hmul2(__hsub2(*reinterpret_cast<const __nv_bfloat162*>(&pair),
+                                             *reinterpret_cast<const __nv_bfloat162*>(&bias)),
+                                     *reinterpret_cast<const __nv_bfloat162*>(&scale));
+    return *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __half2 v = __hmul2(__hsub2(*reinterpret_cast<const __half2*>(&pair), *reinterpret_cast<const __half2*>(&bias)),
+                              *reinterpret_cast<const __half2*>(&scale));
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+}
+
+}  // namespace wgmma
+}  // namespace w4a16
+
+template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int STAGES>
+KF_INLINE void w4a16_linear_wgmma(const kf_linear_args& args) {
+  using namespace w4a16::wgmma;
+  static_assert(valid(N, K, G, BM, BN, BK, WARPS, STAGES, ASYM), "wgmma_tiling.h rules");
+  constexpr int kThreads = WARPS * KF_WAVE;
+  constexpr int XB = x_bytes(BM, BK), WB = w_bytes(BN, BK), SB = s_bytes(BN);
+  constexpr int STAGE = stage_stride(BM, BN, BK, ASYM);
+  constexpr int KT = K / BK, STEPS = BK / 16;
+  constexpr uint32_t kBias = BF16 ? 0x4300u : 0x6400u;  // 16-bit 128.0 / 1024.0
+
+  extern __shared__ u32x4 kf_wgmma_dynamic_shared[];  // smem_bytes(...), passed at launch
+  unsigned char* const smem = reinterpret_cast<unsigned char*>(
+      (reinterpret_cast<uintptr_t>(kf_wgmma_dynamic_shared) + 1023) / 1024 * 1024);
+
+  const int tid = thread_id(), lane = tid % KF_WAVE, warp = tid / KF_WAVE;
+  const int t = lane % 4, g = lane / 4;
+  const int n0 = block_x() * BN, m0 = block_y() * BM, M = args.m;
+  // This thread's weight rows (output columns) within the block: fragment rows g, g + 8.
+  const int col = 64 * (warp / 4) + 16 * (warp % 4) + 2 * g;
+  const uint32_t select_t = static_cast<uint32_t>(t) | static_cast<uint32_t>(4 + t) << 8;
+
+  const uint16_t* x = static_cast<const uint16_t*>(args.x);
+  const uint32_t* qweight = static_cast<const uint32_t*>(args.qweight);
+  const uint16_t* scales = static_cast<const uint16_t*>(args.scales);
+  const uint32_t* qzeros = static_cast<const uint32_t*>(args.qzeros);
+
+  // Copies: each thread keeps one 16-byte column of the x tile (chunk c_x of rows r_x,
+  // r_x + XR, ...) and of the weight words (column c_w of word rows kb_w, kb_w + WR, ...),
+  // so a stage's addresses are this thread's fixed bases plus constants.
+  constexpr int CH = BK / 8;                           // 16-byte chunks of an x row
+  constexpr int XR = kThreads / CH, XPASSES = BM / XR;  // rows per pass; XR % 8 == 0 keeps r % 8
+  constexpr int WC = BN / 4, WR = kThreads / WC, WPASSES = CH / WR;
+  static_assert(kThreads % CH == 0 && XR % 8 == 0 && BM % XR == 0, "x copies: whole passes of 8-row atoms");
+  static_assert(kThreads % WC == 0 && CH % WR == 0, "weight copies: whole passes");
+  const int c_x = tid % CH, r_x = tid / CH;
+  const int x_smem = wg::b_tile_offset_sw128(r_x, 8 * c_x, BM);
+  const uint16_t* x_src = x + (size_t)(m0 + r_x) * K + 8 * c_x;
+  const int c_w = tid % WC, kb_w = tid / WC;
+  const uint32_t* w_src = qweight + (size_t)kb_w * N + n0 + 4 * c_w;
+  const int w_smem = (kb_w * BN + 4 * c_w) * 4;
+
+  auto issue = [&](int kt) {
+    unsigned char* xs = smem + kt % STAGES * STAGE;
+    unsigned char* ws = xs + XB;
+    unsigned char* ss = ws + WB;
+    unsigned char* zs = ss + SB;
+    const int k0 = kt * BK, grp = k0 / G;
+#pragma unroll
+    for (int j = 0; j < XPASSES; ++j) {
+      const bool live = m0 + r_x + j * XR < M;  // rows past M read as zeros
+      cp_async16(xs + x_smem + j * XR * 128, live ? x_src + (size_t)j * XR * K + k0 : x, live);
+    }
+#pragma unroll
+    for (int j = 0; j < WPASSES; ++j)
+      cp_async16(ws + w_smem + j * WR * BN * 4, w_src + (size_t)(k0 / 8 + j * WR) * N, true);
+    static_assert(BN / 8 <= kThreads, "one scale chunk per thread at most");
+    if (tid < BN / 8) cp_async16(ss + 16 * tid, scales + (size_t)grp * N + n0 + 8 * tid, true);
+    if constexpr (ASYM)
+      if (tid < BN / 32) cp_async16(zs + 16 * tid, qzeros + (size_t)grp * (N / 8) + n0 / 8 + 4 * tid, true);
+  };
+
+  float acc[BM / 2];
+#pragma unroll
+  for (int i = 0; i < BM / 2; ++i) {
+    acc[i] = 0.f;
+    wg::fence_operand(acc[i]);
+  }
+
+  // STAGES - 2 stages in flight ahead of the one being multiplied; the remaining slot is
+  // the previous stage, which its products may still be reading.
+#pragma unroll
+  for (int s = 0; s < STAGES - 2; ++s) {
+    if (s < KT) issue(s);
+    cp_async_commit();
+  }
+  for (int kt = 0; kt < KT; ++kt) {
+    cp_async_wait<STAGES - 3>();
+    wg::fence_proxy_async();
+    wg::wait<STEPS>();  // only the previous stage's products may still run
+    barrier();          // stage kt has landed for every thread; stage kt - 2 is free
+    if (kt + STAGES - 2 < KT) issue(kt + STAGES - 2);
+    cp_async_commit();
+
+    const unsigned char* xs = smem + kt % STAGES * STAGE;
+    const unsigned char* ws = xs + XB;
+    const unsigned char* ss = ws + WB;
+    const unsigned char* zs = ss + SB;
+    // The stage's scales and bias + zero point of rows col, col + 1, each in both halves.
+    const uint32_t s2 = *reinterpret_cast<const uint32_t*>(ss + 2 * col);
+    const uint32_t scale[2] = {__byte_perm(s2, 0, 0x1010), __byte_perm(s2, 0, 0x3232)};
+    uint32_t bias[2];
+    if constexpr (ASYM) {
+      const uint32_t z = reinterpret_cast<const uint32_t*>(zs)[col / 8] >> (4 * (col % 8));
+      bias[0] = (kBias | (z & 0xFu)) * 0x10001u;
+      bias[1] = (kBias | (z >> 4 & 0xFu)) * 0x10001u;
+    } else {
+      bias[0] = bias[1] = (kBias | 8u) * 0x10001u;  // uint4b8: z = 8
+    }
+#pragma unroll
+    for (int s = 0; s < STEPS; ++s) {
+      // The previous stage's product s still reads the registers `a` is about to
+      // overwrite (the same registers every stage): it and the STEPS - 1 after it may run.
+      wg::wait<STEPS - 1>();
+      // Words of k 16s .. 16s + 7 and 16s + 8 .. 16s + 15, rows col and col + 1.
+      const u32x2 lo = load8(ws + ((2 * s) * BN + col) * 4);
+      const u32x2 hi = load8(ws + ((2 * s + 1) * BN + col) * 4);
+      const uint32_t a[4] = {dequant_pair<BF16>(biased_pair<BF16>(lo.x, select_t), bias[0], scale[0]),
+                             dequant_pair<BF16>(biased_pair<BF16>(lo.y, select_t), bias[1], scale[1]),
+                             dequant_pair<BF16>(biased_pair<BF16>(hi.x, select_t), bias[0], scale[0]),
+                             dequant_pair<BF16>(biased_pair<BF16>(hi.y, select_t), bias[1], scale[1])};
+      wg::fence();
+      wg::mma_rs<BM, BF16>(acc, a, wg::b_desc_sw128(xs, 16 * s, BM));
+      wg::commit();
+    }
+  }
+  wg::wait<0>();
+#pragma unroll
+  for (int i = 0; i < BM / 2; ++i) wg::fence_operand(acc[i]);
+
+  // Element 4j + e: weight row col + e / 2, token 8j + 2t + e % 2 (kf_wgmma_layout.h).
+  uint16_t* y = static_cast<uint16_t*>(args.y);
+  const int ncol = n0 + col;
+#pragma unroll
+  for (int j = 0; j < BM / 8; ++j) {
+    const int tok = m0 + 8 * j + 2 * t;
+    if (tok < M) *reinterpret_cast<uint32_t*>(y + (size_t)tok * N + ncol) = Act16<BF16>::pack2(acc[4 * j], acc[4 * j + 2]);
+    if (tok + 1 < M)
+      *reinterpret_cast<uint32_t*>(y + (size_t)(tok + 1) * N + ncol) = Act16<BF16>::pack2(acc[4 * j + 1], acc[4 * j + 3]);
+  }
+}
+
+}  // namespace kf
