@@ -18,12 +18,12 @@ const std::vector<ArchInfo>& arch_table() {
   // Hopper sm_90a: 64K registers per SM allocated per warp in units of 256, 64 warps,
   // 32 blocks, 228 KiB shared per SM; a block may use 227 KiB only as dynamic shared
   // memory after an opt-in (the skinny kind's deep rings: Candidate::dynamic_shared),
-  // 48 KiB statically.
+  // 48 KiB statically. It has the warpgroup MMA (wgmma), which no other target does.
   static const std::vector<ArchInfo> table = {
       {"gfx1151", Vendor::amd, "v_wmma", 32, 65536, 131072, 4, 16, 1536, 24, 32},
       {"gfx1100", Vendor::amd, "v_wmma", 32, 65536, 131072, 4, 16, 1536, 24, 32},
       {"gfx942", Vendor::amd, "v_mfma", 64, 65536, 65536, 4, 8, 512, 8, 32},
-      {"sm_90a", Vendor::nvidia, "HMMA", 32, 49152, 233472, 4, 16, 65536, 256, 32, 232448},
+      {"sm_90a", Vendor::nvidia, "HMMA", 32, 49152, 233472, 4, 16, 65536, 256, 32, 232448, true},
   };
   return table;
 }

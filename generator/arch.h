@@ -24,6 +24,7 @@ struct ArchInfo {
   int reg_granule;          // allocation unit (AMD VGPRs per lane; NVIDIA registers per warp)
   int max_blocks_per_cu;    // hardware workgroup/block slots per CU/SM
   int max_dynamic_lds_per_block = 0;  // with a launch-time opt-in (NVIDIA); 0: none beyond max_lds_per_block
+  bool warpgroup_mma = false;         // Hopper's wgmma (the w4a16_linear wgmma kind)
 };
 
 // Throws kf::Error naming the unknown arch and the supported ones.

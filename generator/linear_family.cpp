@@ -6,6 +6,7 @@
 #include "w4a16_linear/launch.h"
 #include "w4a16_linear/skinny_tiling.h"
 #include "w4a16_linear/tiling.h"
+#include "w4a16_linear/wgmma_tiling.h"
 
 namespace kf {
 
@@ -52,6 +53,7 @@ const char* kind_name(LinearKind kind) {
     case LinearKind::decode: return "decode";
     case LinearKind::prefill: return "prefill";
     case LinearKind::skinny: return "skinny";
+    case LinearKind::wgmma: return "wgmma";
     default: return "generic";
   }
 }
@@ -121,6 +123,15 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
         for (int sk : {2, 4, 8})
           if (w4a16::prefill_valid(n, k, g, bm, bn, 64, w, sk)) out.push_back({LinearKind::prefill, bm, bn, 64, w, sk, 2});
   append_pipelined_prefill_configs(s, arch, out);
+  // Warpgroup MMA: one (4 warps) or two (8) warpgroups of 64 weight rows, 64-256 rows of x,
+  // rings of 3-5 stages of 64 or 128 k, as many as fit the opt-in shared memory.
+  if (arch.warpgroup_mma)
+    for (int bm : {64, 128, 256})
+      for (int w : {4, 8})
+        for (int bk : {64, 128})
+          for (int st : {3, 4, 5})
+            if (w4a16::wgmma::valid(n, k, g, bm, 16 * w, bk, w, st, s.asym))
+              out.push_back({LinearKind::wgmma, bm, 16 * w, bk, w, 1, st});
   return out;
 }
 
@@ -190,7 +201,15 @@ Candidate make_linear_candidate(const LinearShape& s, const LinearConfig& cfg, c
     // on the slow path.
     c.needs_mma = true;
     c.min_occupancy = 2;
-    c.dynamic_shared = skinny_dynamic_shared(cfg);
+    c.dynamic_shared = linear_dynamic_shared(s, cfg);
+  } else if (cfg.kind == LinearKind::wgmma) {
+    // wgmma.cu.in: no split-K; the whole ring is dynamic shared memory.
+    if (cfg.split_k != 1) throw Error("a wgmma config has split_k 1 (" + cfg.key() + ")");
+    c.params["warps"] = std::to_string(cfg.warps);
+    c.params["stages"] = std::to_string(cfg.stages);
+    c.needs_mma = true;
+    c.min_occupancy = 1;
+    c.dynamic_shared = linear_dynamic_shared(s, cfg);
   } else {
     c.params["warps"] = std::to_string(cfg.warps);
     c.params["split_k"] = std::to_string(cfg.split_k);
@@ -241,7 +260,7 @@ LinearConfig parse_linear_config(const std::string& kind, const std::string& key
   static const std::regex re(
       "bm([1-9][0-9]*)_bn([1-9][0-9]*)_bk([1-9][0-9]*)_w([1-9][0-9]*)_sk([1-9][0-9]*)_s([1-9][0-9]*)(_silu|_red)?");
   std::smatch m;
-  if ((kind != "decode" && kind != "skinny" && kind != "prefill" && kind != "generic") ||
+  if ((kind != "decode" && kind != "skinny" && kind != "prefill" && kind != "wgmma" && kind != "generic") ||
       !std::regex_match(key, m, re))
     throw Error("bad w4a16_linear config '" + kind + " " + key +
                 "' (expected like prefill bm64_bn128_bk64_w4_sk1_s2, or with _silu or _red appended)");
@@ -249,6 +268,7 @@ LinearConfig parse_linear_config(const std::string& kind, const std::string& key
   c.kind = kind == "decode"    ? LinearKind::decode
            : kind == "skinny"  ? LinearKind::skinny
            : kind == "prefill" ? LinearKind::prefill
+           : kind == "wgmma"   ? LinearKind::wgmma
                                : LinearKind::generic;
   try {
     c.block_m = std::stoi(m[1]);
@@ -270,13 +290,20 @@ int skinny_dynamic_shared(const LinearConfig& cfg) {
   return w4a16::skinny::dynamic_shared_bytes(cfg.block_n, cfg.warps, cfg.stages, cfg.block_m);
 }
 
+int linear_dynamic_shared(const LinearShape& s, const LinearConfig& cfg) {
+  if (cfg.kind == LinearKind::wgmma)
+    return w4a16::wgmma::smem_bytes(cfg.block_m, cfg.block_n, cfg.block_k, cfg.stages, s.asym);
+  return skinny_dynamic_shared(cfg);
+}
+
 LaunchGrid linear_grid(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
-  // skinny launches like decode: grid (N / block_n, split_k, ceil(M / block_m)).
+  // skinny launches like decode: grid (N / block_n, split_k, ceil(M / block_m)); wgmma
+  // like prefill: grid (N / block_n, ceil(M / block_m), 1).
   const w4a16::Kind kind = cfg.kind == LinearKind::decode || cfg.kind == LinearKind::skinny ? w4a16::Kind::decode
-                           : cfg.kind == LinearKind::prefill                                ? w4a16::Kind::prefill
+                           : cfg.kind == LinearKind::prefill || cfg.kind == LinearKind::wgmma ? w4a16::Kind::prefill
                                                                                             : w4a16::Kind::generic;
   const w4a16::Grid g = w4a16::launch_grid(kind, s.n, m, cfg.block_m, cfg.block_n, cfg.split_k);
-  return {g.x, g.y, g.z, static_cast<unsigned>(skinny_dynamic_shared(cfg))};
+  return {g.x, g.y, g.z, static_cast<unsigned>(linear_dynamic_shared(s, cfg))};
 }
 
 }  // namespace kf

@@ -1,8 +1,8 @@
 // The w4a16_linear family: int4-weight x 16-bit-activation linear layers in the GPTQ
-// layout (see templates/w4a16_linear/args.h), in three kinds: `decode` (small M,
+// layout (see templates/w4a16_linear/args.h), in four kinds: `decode` (small M,
 // memory-bound, no matrix instructions), `skinny` (M <= 16 on NVIDIA: the decode
-// kind's streaming and launch geometry, the arithmetic on mma.sync) and `prefill`
-// (tiled, matrix instructions).
+// kind's streaming and launch geometry, the arithmetic on mma.sync), `prefill`
+// (tiled, matrix instructions) and `wgmma` (prefill on Hopper's warpgroup MMA, sm_90a).
 #pragma once
 #include <cstdint>
 #include <initializer_list>
@@ -33,7 +33,7 @@ LinearShape parse_linear_shape(const std::string& key);
 // group size, group in {32, 64, 128} or per-channel. Throws kf::Error naming the value.
 void validate_linear_shape(const LinearShape& shape, const std::string& layer);
 
-enum class LinearKind { decode, prefill, generic, skinny };
+enum class LinearKind { decode, prefill, generic, skinny, wgmma };
 const char* kind_name(LinearKind kind);
 
 struct LinearConfig {
@@ -63,7 +63,8 @@ struct LinearConfig {
 std::string linear_kernel_name(const LinearShape& shape, const LinearConfig& cfg);
 
 // Every config the templates accept for this shape on this arch: decode first, then
-// skinny (NVIDIA archs only; templates/w4a16_linear/skinny_tiling.h), then prefill.
+// skinny (NVIDIA archs only; templates/w4a16_linear/skinny_tiling.h), then prefill, then
+// wgmma (archs with the warpgroup MMA; templates/w4a16_linear/wgmma_tiling.h).
 std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& shape, const ArchInfo& arch);
 
 // The pipelined prefill configs (stages 3 and 4: templates/w4a16_linear/prefill.h) for
@@ -104,10 +105,12 @@ LinearConfig parse_linear_config(const std::string& kind, const std::string& key
 // skinny kind launches on the decode kind's grid.
 struct LaunchGrid {
   unsigned x, y, z;
-  unsigned shared = 0;  // dynamic shared memory bytes (skinny_dynamic_shared)
+  unsigned shared = 0;  // dynamic shared memory bytes (linear_dynamic_shared)
 };
 // The dynamic shared memory a config's kernel launches with (and opts in to at load):
-// the skinny kind's rings above 48 KiB; 0 for everything else.
+// the skinny kind's rings above 48 KiB, the wgmma kind's whole ring; 0 for everything
+// else. skinny_dynamic_shared: the skinny kind's alone (the MoE GEMMs have no wgmma kind).
+int linear_dynamic_shared(const LinearShape& shape, const LinearConfig& cfg);
 int skinny_dynamic_shared(const LinearConfig& cfg);
 LaunchGrid linear_grid(const LinearShape& shape, const LinearConfig& cfg, int64_t m);
 

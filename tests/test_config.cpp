@@ -19,6 +19,7 @@
 #include "model.h"
 #include "w4a16_linear/skinny_tiling.h"
 #include "w4a16_linear/tiling.h"
+#include "w4a16_linear/wgmma_tiling.h"
 
 namespace {
 
@@ -181,8 +182,8 @@ TEST_CASE("enumerate_linear_configs: every qwen3-35b shape on every arch") {
       REQUIRE_FALSE(configs.empty());
       const int n = static_cast<int>(s.n), k = static_cast<int>(s.k), g = s.effective_group();
       std::set<std::string> names;
-      int decode = 0, skinny = 0, prefill = 0;
-      bool seen_skinny = false, seen_prefill = false;
+      int decode = 0, skinny = 0, prefill = 0, wgmma = 0;
+      bool seen_skinny = false, seen_prefill = false, seen_wgmma = false;
       for (const auto& c : configs) {
         INFO("config " << kf::kind_name(c.kind) << " " << c.key());
         const int threads = c.warps * arch.wave_size;
@@ -205,6 +206,23 @@ TEST_CASE("enumerate_linear_configs: every qwen3-35b shape on every arch") {
           const kf::Candidate cand = kf::make_linear_candidate(s, c, arch);
           CHECK(cand.needs_mma);
           CHECK(cand.instance == "w4a16_linear/skinny.cu.in");
+        } else if (c.kind == kf::LinearKind::wgmma) {
+          ++wgmma;
+          seen_wgmma = true;
+          CHECK(seen_prefill);  // last
+          CHECK(arch.warpgroup_mma);
+          CHECK(kf::w4a16::wgmma::valid(n, k, g, c.block_m, c.block_n, c.block_k, c.warps, c.stages, s.asym));
+          CHECK(c.block_n == 16 * c.warps);  // 64 weight rows per warpgroup
+          CHECK(c.split_k == 1);
+          CHECK(g % c.block_k == 0);  // one group per stage
+          const kf::Candidate cand = kf::make_linear_candidate(s, c, arch);
+          CHECK(cand.needs_mma);
+          CHECK(cand.instance == "w4a16_linear/wgmma.cu.in");
+          // The whole ring is dynamic shared memory, within the opt-in maximum.
+          CHECK(cand.dynamic_shared ==
+                kf::w4a16::wgmma::smem_bytes(c.block_m, c.block_n, c.block_k, c.stages, s.asym));
+          CHECK(cand.dynamic_shared <= arch.max_dynamic_lds_per_block);
+          CHECK(kf::linear_grid(s, c, 300).shared == static_cast<unsigned>(cand.dynamic_shared));
         } else if (c.kind == kf::LinearKind::decode) {
           ++decode;
           CHECK_FALSE(seen_skinny);   // decode first
@@ -217,6 +235,7 @@ TEST_CASE("enumerate_linear_configs: every qwen3-35b shape on every arch") {
         } else {
           ++prefill;
           seen_prefill = true;
+          CHECK_FALSE(seen_wgmma);
           CHECK(kf::w4a16::prefill_valid(n, k, g, c.block_m, c.block_n, c.block_k, c.warps, c.split_k));
           // split-K only on the small-M tiles
           if (c.split_k > 1) CHECK(c.block_m <= 32);
@@ -235,6 +254,10 @@ TEST_CASE("enumerate_linear_configs: every qwen3-35b shape on every arch") {
       }
       CHECK(decode > 0);
       CHECK(prefill > 0);
+      // The wgmma kind exactly where the arch has the instruction and a stage of 64 k fits
+      // in a group (not g32: the decode, skinny and prefill kinds serve those).
+      CHECK((wgmma > 0) == (arch.warpgroup_mma && g % 64 == 0));
+      CHECK(arch.warpgroup_mma == (arch_name == "sm_90a"));
       // Only NVIDIA gets the skinny kind, and there every shape of the model has some.
       if (arch.vendor == kf::Vendor::nvidia)
         CHECK(skinny > 0);
@@ -323,6 +346,15 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
     for (int bm : {16, 32})
       for (int bn : {64, 128})
         for (int sk : {2, 4}) pipelined(bm, bn, 64, 4, sk, 4);
+    // wgmma, where the arch has it: every valid point of its grid.
+    for (int bm : {64, 128, 256})
+      for (int w : {4, 8})
+        for (int bk : {64, 128})
+          for (int st : {3, 4, 5})
+            if (arch.warpgroup_mma && kf::w4a16::wgmma::valid(2048, 512, 128, bm, 16 * w, bk, w, st, false)) {
+              ++valid;
+              CHECK(has({kf::LinearKind::wgmma, bm, 16 * w, bk, w, 1, st}));
+            }
     CHECK(first.size() == valid);
   }
 }
@@ -505,17 +537,17 @@ TEST_CASE("skinny kind: name, candidate parameters, parse back, decode geometry"
   }
 }
 
-TEST_CASE("enumerate_linear_configs: skinny only on NVIDIA, between decode and prefill") {
+TEST_CASE("enumerate_linear_configs: skinny only on NVIDIA, between decode and prefill; wgmma last, on sm_90a") {
   const kf::LinearShape s{2048, 4096, 128, true, false};
   for (const auto& arch_name : kf::supported_archs()) {
     INFO(arch_name);
     const auto configs = kf::enumerate_linear_configs(s, kf::arch_info(arch_name));
-    std::string order;  // one letter per run of a kind: d, s, p
+    std::string order;  // one letter per run of a kind: d, s, p, w
     for (const auto& c : configs) {
       const char letter = kf::kind_name(c.kind)[0];
       if (order.empty() || order.back() != letter) order += letter;
     }
-    CHECK(order == (arch_name.rfind("sm_", 0) == 0 ? "dsp" : "dp"));
+    CHECK(order == (arch_name == "sm_90a" ? "dspw" : "dp"));
   }
   // K = 4096, group 128 on sm_90a, stages 2, 3, 4, 6, 8 up to the warp's spans; every
   // ring fits the 227 KiB a block may have (above 48 KiB as dynamic shared memory). Per

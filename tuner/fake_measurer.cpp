@@ -45,10 +45,12 @@ double fake_time_us(const PackKernel& k, const LinearShape& s, int64_t m, bool c
     const double compute = 2.0 * m * s.n * s.k / (kFlopsPerUsPerSm * kSms / cores * par);
     return kLaunchUs + (c.split_k > 1 ? 1.0 : 0.0) + m_blocks * bytes / (kBytesPerUs * eff) + compute;
   }
-  if (c.kind == LinearKind::prefill) {
+  if (c.kind == LinearKind::prefill || c.kind == LinearKind::wgmma) {
     const double tiles = static_cast<double>(s.n / c.block_n) * m_blocks;
     const double waves = std::ceil(tiles / kSms);
-    const double eff = knobs * (c.stages == 2 ? 1.0 : 0.85) * (c.block_m * c.block_n >= 8192 ? 1.0 : 0.8);
+    // The warpgroup MMA issues at about twice mma.sync's rate (bench/NOTES.md, linear v13).
+    const double eff = knobs * (c.stages == 2 ? 1.0 : 0.85) * (c.block_m * c.block_n >= 8192 ? 1.0 : 0.8) *
+                       (c.kind == LinearKind::wgmma ? 1.6 : 1.0);
     const double compute = waves * 2.0 * c.block_m * c.block_n * s.k / (kFlopsPerUsPerSm * eff);
     const double memory = bytes * std::max(1.0, m_blocks / 8) / (kBytesPerUs * 0.8);
     return kLaunchUs + 2.0 + std::max(compute, memory);

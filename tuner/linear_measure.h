@@ -77,10 +77,11 @@ struct LinearSteps {
     d.shape_modules_.push_back(mod);
     Function fn = nullptr;
     d.get_function(&fn, mod, k.name.c_str());
-    // A skinny ring above 48 KiB is dynamic shared memory, which the kernel must be
-    // allowed once before its launches pass it (LaunchGrid::shared).
-    if (k.kind == "skinny")
-      if (const int bytes = skinny_dynamic_shared(parse_linear_config(k.kind, k.config)); bytes > 0)
+    // A skinny ring above 48 KiB and a wgmma ring are dynamic shared memory, which the
+    // kernel must be allowed once before its launches pass it (LaunchGrid::shared).
+    if (k.kind == "skinny" || k.kind == "wgmma")
+      if (const int bytes = linear_dynamic_shared(parse_linear_shape(k.shape), parse_linear_config(k.kind, k.config));
+          bytes > 0)
         d.allow_dynamic_shared(fn, bytes);
     return d.functions_[k.name] = fn;
   }

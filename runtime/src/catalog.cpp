@@ -10,6 +10,7 @@
 #include "mxfp4_moe/tiling.h"
 #include "sparse_mla/launch.h"
 #include "w4a16_linear/skinny_tiling.h"
+#include "w4a16_linear/wgmma_tiling.h"
 #include "status.h"
 #include "w4a16_moe/launch.h"
 
@@ -23,10 +24,11 @@ void warn(const kf_db& db, const char* what, const std::string& name, const char
 }
 
 // The launch geometry of a kind (w4a16_linear/launch.h); the skinny kind
-// (w4a16_linear/skinny.h) launches on the decode kind's grid.
+// (w4a16_linear/skinny.h) launches on the decode kind's grid, the wgmma kind
+// (w4a16_linear/wgmma.h) on the prefill kind's.
 bool parse_kind(const std::string& text, w4a16::Kind* kind) {
   if (text == "decode" || text == "skinny") *kind = w4a16::Kind::decode;
-  else if (text == "prefill") *kind = w4a16::Kind::prefill;
+  else if (text == "prefill" || text == "wgmma") *kind = w4a16::Kind::prefill;
   else if (text == "generic") *kind = w4a16::Kind::generic;
   else return false;
   return true;
@@ -136,6 +138,7 @@ const char* parse_kernel(const KernelRow& row, KernelImpl* k) {
     k->op_kind = KernelOp::moe_gemm;
     k->moe.gemm = gemm;
     if (k->kind == w4a16::Kind::generic) return "MoE GEMMs have no generic kind";
+    if (row.kind == "wgmma") return "MoE GEMMs have no wgmma kind";
     if (!parse_moe_shape_key(row.shape.c_str(), &k->moe)) return "unreadable shape key";
     k->shape_key = k->moe.expert;
     return nullptr;
@@ -143,7 +146,18 @@ const char* parse_kernel(const KernelRow& row, KernelImpl* k) {
   const bool shape_ok = k->generic()
                             ? parse_generic_shape_key(row.shape.c_str(), &k->shape_key.bf16, &k->shape_key.asym)
                             : parse_linear_shape_key(row.shape.c_str(), &k->shape_key);
-  return shape_ok ? nullptr : "unreadable shape key";
+  if (!shape_ok) return "unreadable shape key";
+  if (row.kind == "wgmma") {
+    // Its whole ring is dynamic shared memory (w4a16_linear/wgmma_tiling.h).
+    const LinearConfigKey& c = k->config;
+    const LinearShapeKey& s = k->shape_key;
+    if (!w4a16::wgmma::valid(static_cast<int>(s.n), static_cast<int>(s.k), static_cast<int>(s.effective_group()), c.block_m, c.block_n, c.block_k, c.warps,
+                             c.stages, s.asym) ||
+        c.split_k != 1)
+      return "config outside the wgmma kind's rules (w4a16_linear/wgmma_tiling.h)";
+    k->dynamic_shared = static_cast<unsigned>(w4a16::wgmma::smem_bytes(c.block_m, c.block_n, c.block_k, c.stages, s.asym));
+  }
+  return nullptr;
 }
 
 // Which (device, cold_l2) measurement set of a shape to serve from, best first: this

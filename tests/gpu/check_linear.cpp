@@ -171,7 +171,7 @@ int main(int argc, char** argv) {
       CU_CHECK(cu->cuModuleLoadData(&mod, k->code_object.data()));
       CUfunction fn;
       CU_CHECK(cu->cuModuleGetFunction(&fn, mod, k->name.c_str()));
-      if (const int bytes = kf::skinny_dynamic_shared(cfg); bytes > 0)  // a skinny ring above 48 KiB
+      if (const int bytes = kf::linear_dynamic_shared(shape, cfg); bytes > 0)  // skinny above 48 KiB, wgmma
         CU_CHECK(cu->cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes));
       const std::string cls = k->kind + std::string(shape.bf16 ? " bf16" : " fp16") + (shape.asym ? " asym" : " sym") +
                               (shape.group == 0 ? " gch" : " g" + std::to_string(shape.group));
