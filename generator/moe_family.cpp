@@ -5,6 +5,7 @@
 #include "error.h"
 #include "w4a16_linear/skinny_tiling.h"
 #include "w4a16_linear/tiling.h"
+#include "w4a16_linear/wgmma_tiling.h"
 #include "w4a16_moe/launch.h"
 
 namespace kf {
@@ -98,6 +99,15 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
       for (int sk : {2, 4})
         if (w4a16::prefill_valid(n, k, g, bm, bn, 64, 4, sk)) out.push_back({LinearKind::prefill, bm, bn, 64, 4, sk, 2});
   append_pipelined_prefill_configs(s.expert(), arch, out);
+  // The warpgroup MMA (sm_90a; templates/w4a16_moe/gemm_wgmma.h) for experts with tens
+  // to hundreds of slots: 64- or 128-slot blocks, one or two warpgroups, rings of 3 or 4.
+  if (arch.warpgroup_mma)
+    for (int bm : {64, 128})
+      for (int w : {4, 8})
+        for (int bk : {64, 128})
+          for (int st : {3, 4})
+            if (w4a16::wgmma::valid(n, k, g, bm, 16 * w, bk, w, st, s.asym))
+              out.push_back({LinearKind::wgmma, bm, 16 * w, bk, w, 1, st});
   // gemm1: the fused SiLU-and-mul epilogue (templates/w4a16_linear/silu.h) of every
   // decode config, where the launch it saves is a large part of a few tokens' layer, and
   // of the prefetching prefill ones (stages >= 2), where it saves writing and reading
@@ -109,6 +119,7 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
       c.silu = true;
       const bool ok = c.kind == LinearKind::decode   ? w4a16::decode_silu_valid(n, c.block_n)
                       : c.kind == LinearKind::skinny ? w4a16::skinny::silu_valid(c.block_n)
+                      : c.kind == LinearKind::wgmma  ? true  // gate and up halves of whole 32-column chunks
                                                      : c.stages >= 2 && w4a16::prefill_silu_valid(n, c.block_m, c.block_n,
                                                                                                   c.warps, c.stages, s.asym);
       if (ok) out.push_back(c);

@@ -15,6 +15,7 @@
 #include "moe_routing.h"
 #include "w4a16_linear/skinny_tiling.h"
 #include "w4a16_linear/tiling.h"
+#include "w4a16_linear/wgmma_tiling.h"
 #include "w4a16_moe/launch.h"
 
 namespace {
@@ -83,7 +84,7 @@ TEST_CASE("every candidate is one the templates accept, distinct, with both kind
       INFO(arch << " " << s.op() << " " << s.key());
       const auto configs = kf::enumerate_moe_configs(s, info);
       std::set<std::string> names;
-      int decode = 0, skinny = 0, prefill = 0;
+      int decode = 0, skinny = 0, prefill = 0, wgmma = 0;
       for (const auto& c : configs) {
         const kf::Candidate cand = kf::make_moe_candidate(s, c, info);
         CHECK(names.insert(cand.name).second);
@@ -106,6 +107,16 @@ TEST_CASE("every candidate is one the templates accept, distinct, with both kind
           CHECK((c.block_m == 16 || c.block_m == 8));  // 8: the swapped form
           CHECK(kf::w4a16::skinny::valid(int(s.n), int(s.k), 128, c.block_n, c.warps, c.split_k, c.stages, c.block_m));
           CHECK(cand.instance == "w4a16_moe/gemm_skinny.cu.in");
+        } else if (c.kind == kf::LinearKind::wgmma) {
+          ++wgmma;
+          CHECK(info.warpgroup_mma);
+          CHECK(cand.needs_mma);
+          CHECK((c.block_m == 64 || c.block_m == 128));
+          CHECK(kf::w4a16::wgmma::valid(int(s.n), int(s.k), 128, c.block_m, c.block_n, c.block_k, c.warps, c.stages,
+                                        s.asym));
+          CHECK(cand.dynamic_shared ==
+                kf::w4a16::wgmma::smem_bytes(c.block_m, c.block_n, c.block_k, c.stages, s.asym));
+          CHECK(cand.instance == "w4a16_moe/gemm_wgmma.cu.in");
         } else {
           ++prefill;
           CHECK(cand.needs_mma);
@@ -120,6 +131,7 @@ TEST_CASE("every candidate is one the templates accept, distinct, with both kind
       CHECK(prefill > 0);
       if (info.wave_size == 32) CHECK(decode > 0);
       CHECK((skinny > 0) == (info.vendor == kf::Vendor::nvidia));
+      CHECK((wgmma > 0) == info.warpgroup_mma);
     }
   }
 }
@@ -175,6 +187,9 @@ TEST_CASE("fused SiLU gemm1: every decode config and the prefetching prefill one
           CHECK(kf::w4a16::decode_silu_valid(int(s.n), c.block_n));
         } else if (c.kind == kf::LinearKind::skinny) {
           CHECK(c.block_n / 2 % 32 == 0);  // whole 32-column chunks of gate and of up
+        } else if (c.kind == kf::LinearKind::wgmma) {
+          CHECK(info.warpgroup_mma);
+          CHECK(c.block_n / 2 % 32 == 0);  // gate and up halves of whole zero-point chunks
         } else {
           ++fused_prefill;
           CHECK(c.stages >= 2);
@@ -243,6 +258,8 @@ TEST_CASE("top_k-reducing gemm2: every decode config and the prefetching prefill
         CHECK(plain.count(std::string(kf::kind_name(c.kind)) + " " + twin.key()));
         if (c.kind == kf::LinearKind::decode) {
           ++red_decode;
+        } else if (c.kind == kf::LinearKind::wgmma) {
+          CHECK(info.warpgroup_mma);
         } else if (c.kind == kf::LinearKind::prefill) {
           ++red_prefill;
           CHECK(c.stages >= 2);

@@ -547,6 +547,23 @@ TEST_CASE("plan: MoE skinny kernels go by slots per expert, decode ones by T") {
   CHECK(kf::static_verdict(dec, kf::kDecodeMaxM + 1).disposition == "pruned");
 }
 
+TEST_CASE("plan: MoE wgmma kernels go by slots per expert, linear ones by M") {
+  // qwen3-35b's gemm1: 16 slots per expert from T = 512.
+  const kf::MoeShape q35{1, 256, 8, 1024, 2048, 128, true, false};
+  const auto wg = moe_row(q35, "wgmma", "bm64_bn128_bk64_w8_sk1_s4");
+  CHECK(kf::static_verdict(wg, 512).disposition.empty());
+  CHECK(kf::static_verdict(wg, 4096).disposition.empty());
+  const auto v = kf::static_verdict(wg, 511);
+  CHECK(v.disposition == "pruned");
+  CHECK(kf_test::contains(v.message, "T >= 512"));
+  CHECK(kf_test::contains(v.message, "T = 511"));
+  // w4a16_linear's wgmma kernels: from M = 64.
+  const kf::LinearShape s{12288, 2048, 128, true, false};
+  const auto lin = kf_tuner_test::row(s, "wgmma", "bm64_bn128_bk64_w8_sk1_s4");
+  CHECK(kf::static_verdict(lin, kf::kWgmmaMinM).disposition.empty());
+  CHECK(kf::static_verdict(lin, kf::kWgmmaMinM - 1).disposition == "pruned");
+}
+
 TEST_CASE("autotune MoE: a stored pruned row is judged again, and measured once the rules allow it") {
   TempDir dir("tuner-moe-repruned");
   const std::string db = dir.sub("kforge.sqlite");

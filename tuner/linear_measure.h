@@ -79,10 +79,12 @@ struct LinearSteps {
     d.get_function(&fn, mod, k.name.c_str());
     // A skinny ring above 48 KiB and a wgmma ring are dynamic shared memory, which the
     // kernel must be allowed once before its launches pass it (LaunchGrid::shared).
-    if (k.kind == "skinny" || k.kind == "wgmma")
-      if (const int bytes = linear_dynamic_shared(parse_linear_shape(k.shape), parse_linear_config(k.kind, k.config));
-          bytes > 0)
+    // (The MoE GEMMs' kernels come through here too: their shape is one expert's.)
+    if (k.kind == "skinny" || k.kind == "wgmma") {
+      const LinearShape shape = k.op == "w4a16_linear" ? parse_linear_shape(k.shape) : parse_moe_shape(k.op, k.shape).expert();
+      if (const int bytes = linear_dynamic_shared(shape, parse_linear_config(k.kind, k.config)); bytes > 0)
         d.allow_dynamic_shared(fn, bytes);
+    }
     return d.functions_[k.name] = fn;
   }
 

@@ -186,8 +186,8 @@ struct MoeSteps {
     const int64_t t = routing.t;
     const int64_t cap = moe::sorted_capacity(t, shape.top_k, shape.experts, cfg.block_m);
     const w4a16::Grid grid =
-        moe::gemm_grid(cfg.kind == LinearKind::prefill, shape.n, cap, cfg.block_m, cfg.block_n, cfg.split_k);
-    const LaunchGrid g{grid.x, grid.y, grid.z, static_cast<unsigned>(skinny_dynamic_shared(cfg))};
+        moe::gemm_grid(cfg.kind == LinearKind::prefill || cfg.kind == LinearKind::wgmma, shape.n, cap, cfg.block_m, cfg.block_n, cfg.split_k);
+    const LaunchGrid g{grid.x, grid.y, grid.z, static_cast<unsigned>(linear_dynamic_shared(shape.expert(), cfg))};
     kf_moe_gemm_args args{d.x_.raw(),
                           d.qw_.raw(),
                           d.sc_.raw(),

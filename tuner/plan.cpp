@@ -269,7 +269,20 @@ Verdict static_verdict(const PackKernel& k, int64_t m, int compute_units) {
     return {"pruned", k.kind + " kernels are timed only for M <= " + std::to_string(kDecodeMaxM) +
                           ": they stream the weights once per block_m rows, a prefill tile reuses them"};
   }
-  if (k.kind == "wgmma" && m < kWgmmaMinM)
+  const bool moe_gemm = k.op == "w4a16_moe_gemm1" || k.op == "w4a16_moe_gemm2";
+  if (k.kind == "wgmma" && moe_gemm) {
+    const MoeShape s = parse_moe_shape(k.op, k.shape);
+    if (m * s.top_k < kMoeWgmmaMinLoad * s.experts) {
+      char why[256];
+      std::snprintf(why, sizeof why,
+                    "wgmma MoE kernels are timed only from T * top_k / E >= %lld (T >= %lld): T = %lld routes %.3g "
+                    "slots per expert on average, and their blocks take 64 or 128",
+                    static_cast<long long>(kMoeWgmmaMinLoad),
+                    static_cast<long long>((kMoeWgmmaMinLoad * s.experts + s.top_k - 1) / s.top_k),
+                    static_cast<long long>(m), static_cast<double>(m * s.top_k) / s.experts);
+      return {"pruned", why};
+    }
+  } else if (k.kind == "wgmma" && m < kWgmmaMinM)
     return {"pruned", "wgmma kernels are timed only for M >= " + std::to_string(kWgmmaMinM) +
                           ": their smallest tile is 64 rows, and the decode and skinny kinds serve fewer"};
   if (k.kind == "prefill" && m > kSplitPrefillMaxM && k.config.find("_sk1_") == std::string::npos)

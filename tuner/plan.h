@@ -34,6 +34,9 @@ constexpr int64_t kSplitPrefillMaxM = 256;
 // The wgmma kind's smallest tile is 64 rows of x: below this M it is mostly padding, and
 // the decode and skinny kinds stream the weights at fewer rows anyway.
 constexpr int64_t kWgmmaMinM = 64;
+// The MoE GEMMs' wgmma kernels go by load: timed from 16 slots per expert on average
+// (qwen3-35b: T = 512), below which a 64-slot block is mostly padding and skinny wins.
+constexpr int64_t kMoeWgmmaMinLoad = 16;
 
 struct ShapeSelection {
   std::string model, config_path;  // one of them; both empty = the default model
@@ -113,7 +116,8 @@ std::vector<const PackKernel*> select_candidates(const std::vector<PackKernel>& 
 // Why `k` is not run at `m`: {"", ""} when it is measured, else {disposition, message}
 // with disposition pruned (pack status pruned:*, decode and skinny above kDecodeMaxM, the
 // MoE skinny kind above kMoeSkinnyMaxLoad slots per expert,
-// split-K prefill above kSplitPrefillMaxM, wgmma below kWgmmaMinM, an MLA split that cannot help:
+// split-K prefill above kSplitPrefillMaxM, wgmma below kWgmmaMinM (MoE: below
+// kMoeWgmmaMinLoad slots per expert), an MLA split that cannot help:
 // mla_split_prune_reason, an MXFP4 block_m that does not suit T:
 // mxfp4_block_m_prune_reason) or
 // failed (compile_error). `compute_units`: the device's SMs / CUs (0: unknown, no rule

@@ -138,22 +138,22 @@ const char* parse_kernel(const KernelRow& row, KernelImpl* k) {
     k->op_kind = KernelOp::moe_gemm;
     k->moe.gemm = gemm;
     if (k->kind == w4a16::Kind::generic) return "MoE GEMMs have no generic kind";
-    if (row.kind == "wgmma") return "MoE GEMMs have no wgmma kind";
     if (!parse_moe_shape_key(row.shape.c_str(), &k->moe)) return "unreadable shape key";
     k->shape_key = k->moe.expert;
-    return nullptr;
+  } else {
+    const bool shape_ok = k->generic()
+                              ? parse_generic_shape_key(row.shape.c_str(), &k->shape_key.bf16, &k->shape_key.asym)
+                              : parse_linear_shape_key(row.shape.c_str(), &k->shape_key);
+    if (!shape_ok) return "unreadable shape key";
   }
-  const bool shape_ok = k->generic()
-                            ? parse_generic_shape_key(row.shape.c_str(), &k->shape_key.bf16, &k->shape_key.asym)
-                            : parse_linear_shape_key(row.shape.c_str(), &k->shape_key);
-  if (!shape_ok) return "unreadable shape key";
   if (row.kind == "wgmma") {
-    // Its whole ring is dynamic shared memory (w4a16_linear/wgmma_tiling.h).
+    // Its whole ring is dynamic shared memory (w4a16_linear/wgmma_tiling.h); for the MoE
+    // GEMMs the shape is one expert's.
     const LinearConfigKey& c = k->config;
     const LinearShapeKey& s = k->shape_key;
-    if (!w4a16::wgmma::valid(static_cast<int>(s.n), static_cast<int>(s.k), static_cast<int>(s.effective_group()), c.block_m, c.block_n, c.block_k, c.warps,
-                             c.stages, s.asym) ||
-        c.split_k != 1)
+    if (c.split_k != 1 || !w4a16::wgmma::valid(static_cast<int>(s.n), static_cast<int>(s.k),
+                                                static_cast<int>(s.effective_group()), c.block_m, c.block_n,
+                                                c.block_k, c.warps, c.stages, s.asym))
       return "config outside the wgmma kind's rules (w4a16_linear/wgmma_tiling.h)";
     k->dynamic_shared = static_cast<unsigned>(w4a16::wgmma::smem_bytes(c.block_m, c.block_n, c.block_k, c.stages, s.asym));
   }

@@ -24,6 +24,8 @@
 #include "kf_portability.h"
 #include "kf_wgmma.h"
 #include "w4a16_linear/args.h"
+#include "w4a16_linear/rows.h"
+#include "w4a16_linear/silu.h"
 #include "w4a16_linear/wgmma_tiling.h"
 
 namespace kf {
@@ -56,12 +58,31 @@ KF_INLINE uint32_t dequant_pair(uint32_t pair, uint32_t bias, uint32_t scale) {
 }
 
 }  // namespace wgmma
-}  // namespace w4a16
 
-template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int STAGES>
-KF_INLINE void w4a16_linear_wgmma(const kf_linear_args& args) {
-  using namespace w4a16::wgmma;
+// Whether a Rows policy gathers its rows of x (the MoE GEMMs): then the block's x row
+// numbers are looked up once into shared memory; dense rows are plain arithmetic.
+template <class Rows>
+struct GathersRows {
+  static constexpr bool value = true;
+};
+template <>
+struct GathersRows<DenseRows> {
+  static constexpr bool value = false;
+};
+
+// The kind's body over rows given by a Rows policy (rows.h: DenseRows for w4a16_linear,
+// the MoE GEMMs' routed rows), for the weight slice `args` describes.
+// SILU (the MoE gemm1's fused epilogue, silu.h): block b covers gate columns
+// [b BN/2, (b + 1) BN/2) and their up partners N/2 further; a warp's fragment rows g and
+// g + 8 are gate column 8 warp + g of the block and its up partner, so each thread holds
+// both sums of its pairs and writes h = silu(gate) * up (y has N/2 columns).
+template <class Rows, int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int STAGES,
+          bool SILU>
+KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
+  using namespace wgmma;
   static_assert(valid(N, K, G, BM, BN, BK, WARPS, STAGES, ASYM), "wgmma_tiling.h rules");
+  static_assert(!SILU || !Rows::kReduce, "the fused SiLU epilogue stores h; it does not reduce");
+  constexpr bool kGather = GathersRows<Rows>::value;
   constexpr int kThreads = WARPS * KF_WAVE;
   constexpr int XB = x_bytes(BM, BK), WB = w_bytes(BN, BK), SB = s_bytes(BN);
   constexpr int STAGE = stage_stride(BM, BN, BK, ASYM);
@@ -71,12 +92,18 @@ KF_INLINE void w4a16_linear_wgmma(const kf_linear_args& args) {
   extern __shared__ u32x4 kf_wgmma_dynamic_shared[];  // smem_bytes(...), passed at launch
   unsigned char* const smem = reinterpret_cast<unsigned char*>(
       (reinterpret_cast<uintptr_t>(kf_wgmma_dynamic_shared) + 1023) / 1024 * 1024);
+  KF_SHARED int x_row_of[kGather ? BM : 1];  // gathered rows: the x row of each tile row, -1 = none
 
   const int tid = thread_id(), lane = tid % KF_WAVE, warp = tid / KF_WAVE;
   const int t = lane % 4, g = lane / 4;
-  const int n0 = block_x() * BN, m0 = block_y() * BM, M = args.m;
-  // This thread's weight rows (output columns) within the block: fragment rows g, g + 8.
-  const int col = 64 * (warp / 4) + 16 * (warp % 4) + 2 * g;
+  const int m0 = block_y() * BM;
+  // The block's shared-memory columns of this thread's fragment rows g and g + 8: weight
+  // rows col, col + 1 side by side, or (SILU) a gate column and its up partner.
+  const int c0 = SILU ? 8 * warp + g : 64 * (warp / 4) + 16 * (warp % 4) + 2 * g;
+  const int c1 = SILU ? BN / 2 + c0 : c0 + 1;
+  // The weight row (global column) of shared column c.
+  const int n0 = block_x() * (SILU ? BN / 2 : BN);
+  auto global_col = [&](int c) { return SILU && c >= BN / 2 ? N / 2 + n0 + (c - BN / 2) : n0 + c; };
   const uint32_t select_t = static_cast<uint32_t>(t) | static_cast<uint32_t>(4 + t) << 8;
 
   const uint16_t* x = static_cast<const uint16_t*>(args.x);
@@ -92,12 +119,17 @@ KF_INLINE void w4a16_linear_wgmma(const kf_linear_args& args) {
   constexpr int WC = BN / 4, WR = kThreads / WC, WPASSES = CH / WR;
   static_assert(kThreads % CH == 0 && XR % 8 == 0 && BM % XR == 0, "x copies: whole passes of 8-row atoms");
   static_assert(kThreads % WC == 0 && CH % WR == 0, "weight copies: whole passes");
+  static_assert(BN / 8 <= kThreads, "one scale chunk per thread at most");
   const int c_x = tid % CH, r_x = tid / CH;
   const int x_smem = wg::b_tile_offset_sw128(r_x, 8 * c_x, BM);
   const uint16_t* x_src = x + (size_t)(m0 + r_x) * K + 8 * c_x;
   const int c_w = tid % WC, kb_w = tid / WC;
-  const uint32_t* w_src = qweight + (size_t)kb_w * N + n0 + 4 * c_w;
+  const uint32_t* w_src = qweight + (size_t)kb_w * N + global_col(4 * c_w);
   const int w_smem = (kb_w * BN + 4 * c_w) * 4;
+  if constexpr (kGather) {
+    for (int r = tid; r < BM; r += kThreads) x_row_of[r] = rows.valid(m0 + r) ? rows.x_row(m0 + r) : -1;
+    barrier();
+  }
 
   auto issue = [&](int kt) {
     unsigned char* xs = smem + kt % STAGES * STAGE;
@@ -107,16 +139,20 @@ KF_INLINE void w4a16_linear_wgmma(const kf_linear_args& args) {
     const int k0 = kt * BK, grp = k0 / G;
 #pragma unroll
     for (int j = 0; j < XPASSES; ++j) {
-      const bool live = m0 + r_x + j * XR < M;  // rows past M read as zeros
-      cp_async16(xs + x_smem + j * XR * 128, live ? x_src + (size_t)j * XR * K + k0 : x, live);
+      if constexpr (kGather) {
+        const int row = x_row_of[r_x + j * XR];  // rows without a slot read as zeros
+        cp_async16(xs + x_smem + j * XR * 128, row >= 0 ? x + (size_t)row * K + k0 + 8 * c_x : x, row >= 0);
+      } else {
+        const bool live = rows.valid(m0 + r_x + j * XR);  // rows past M read as zeros
+        cp_async16(xs + x_smem + j * XR * 128, live ? x_src + (size_t)j * XR * K + k0 : x, live);
+      }
     }
 #pragma unroll
     for (int j = 0; j < WPASSES; ++j)
       cp_async16(ws + w_smem + j * WR * BN * 4, w_src + (size_t)(k0 / 8 + j * WR) * N, true);
-    static_assert(BN / 8 <= kThreads, "one scale chunk per thread at most");
-    if (tid < BN / 8) cp_async16(ss + 16 * tid, scales + (size_t)grp * N + n0 + 8 * tid, true);
+    if (tid < BN / 8) cp_async16(ss + 16 * tid, scales + (size_t)grp * N + global_col(8 * tid), true);
     if constexpr (ASYM)
-      if (tid < BN / 32) cp_async16(zs + 16 * tid, qzeros + (size_t)grp * (N / 8) + n0 / 8 + 4 * tid, true);
+      if (tid < BN / 32) cp_async16(zs + 16 * tid, qzeros + (size_t)grp * (N / 8) + global_col(32 * tid) / 8, true);
   };
 
   float acc[BM / 2];
@@ -145,25 +181,33 @@ KF_INLINE void w4a16_linear_wgmma(const kf_linear_args& args) {
     const unsigned char* ws = xs + XB;
     const unsigned char* ss = ws + WB;
     const unsigned char* zs = ss + SB;
-    // The stage's scales and bias + zero point of rows col, col + 1, each in both halves.
-    const uint32_t s2 = *reinterpret_cast<const uint32_t*>(ss + 2 * col);
-    const uint32_t scale[2] = {__byte_perm(s2, 0, 0x1010), __byte_perm(s2, 0, 0x3232)};
+    // The stage's scales and bias + zero point of columns c0, c1, each in both halves.
+    const uint16_t* s16 = reinterpret_cast<const uint16_t*>(ss);
+    const uint32_t scale[2] = {s16[c0] * 0x10001u, s16[c1] * 0x10001u};
     uint32_t bias[2];
     if constexpr (ASYM) {
-      const uint32_t z = reinterpret_cast<const uint32_t*>(zs)[col / 8] >> (4 * (col % 8));
-      bias[0] = (kBias | (z & 0xFu)) * 0x10001u;
-      bias[1] = (kBias | (z >> 4 & 0xFu)) * 0x10001u;
+      const uint32_t* z = reinterpret_cast<const uint32_t*>(zs);
+      bias[0] = (kBias | (z[c0 / 8] >> (4 * (c0 % 8)) & 0xFu)) * 0x10001u;
+      bias[1] = (kBias | (z[c1 / 8] >> (4 * (c1 % 8)) & 0xFu)) * 0x10001u;
     } else {
       bias[0] = bias[1] = (kBias | 8u) * 0x10001u;  // uint4b8: z = 8
     }
+    // Words of word row kb for fragment rows g and g + 8 (one 8-byte load when adjacent).
+    auto words = [&](int kb) -> u32x2 {
+      if constexpr (SILU) {
+        const uint32_t* w = reinterpret_cast<const uint32_t*>(ws) + kb * BN;
+        return {w[c0], w[c1]};
+      } else {
+        return load8(ws + (kb * BN + c0) * 4);
+      }
+    };
 #pragma unroll
     for (int s = 0; s < STEPS; ++s) {
       // The previous stage's product s still reads the registers `a` is about to
       // overwrite (the same registers every stage): it and the STEPS - 1 after it may run.
       wg::wait<STEPS - 1>();
-      // Words of k 16s .. 16s + 7 and 16s + 8 .. 16s + 15, rows col and col + 1.
-      const u32x2 lo = load8(ws + ((2 * s) * BN + col) * 4);
-      const u32x2 hi = load8(ws + ((2 * s + 1) * BN + col) * 4);
+      // Words of k 16s .. 16s + 7 and 16s + 8 .. 16s + 15.
+      const u32x2 lo = words(2 * s), hi = words(2 * s + 1);
       const uint32_t a[4] = {dequant_pair<BF16>(biased_pair<BF16>(lo.x, select_t), bias[0], scale[0]),
                              dequant_pair<BF16>(biased_pair<BF16>(lo.y, select_t), bias[1], scale[1]),
                              dequant_pair<BF16>(biased_pair<BF16>(hi.x, select_t), bias[0], scale[0]),
@@ -177,16 +221,34 @@ KF_INLINE void w4a16_linear_wgmma(const kf_linear_args& args) {
 #pragma unroll
   for (int i = 0; i < BM / 2; ++i) wg::fence_operand(acc[i]);
 
-  // Element 4j + e: weight row col + e / 2, token 8j + 2t + e % 2 (kf_wgmma_layout.h).
+  // Element 4j + e: fragment row g + 8 (e / 2) (column c0 or c1), tile row 8j + 2t + e % 2
+  // (kf_wgmma_layout.h).
   uint16_t* y = static_cast<uint16_t*>(args.y);
-  const int ncol = n0 + col;
 #pragma unroll
-  for (int j = 0; j < BM / 8; ++j) {
-    const int tok = m0 + 8 * j + 2 * t;
-    if (tok < M) *reinterpret_cast<uint32_t*>(y + (size_t)tok * N + ncol) = Act16<BF16>::pack2(acc[4 * j], acc[4 * j + 2]);
-    if (tok + 1 < M)
-      *reinterpret_cast<uint32_t*>(y + (size_t)(tok + 1) * N + ncol) = Act16<BF16>::pack2(acc[4 * j + 1], acc[4 * j + 3]);
-  }
+  for (int j = 0; j < BM / 8; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int i = m0 + 8 * j + 2 * t + h;
+      if (!rows.valid(i)) continue;
+      const float v0 = acc[4 * j + h], v1 = acc[4 * j + 2 + h];
+      if constexpr (SILU) {
+        y[(size_t)rows.y_row(i) * (N / 2) + n0 + c0] = static_cast<uint16_t>(
+            Act16<BF16>::from_f32(silu_mul(v0, v1) * rows.scale(i)));
+      } else if constexpr (Rows::kReduce) {
+        rows.template add_pair<BF16>(y, N, i, n0 + c0, v0, v1);
+      } else {
+        const float f = rows.scale(i);
+        *reinterpret_cast<uint32_t*>(y + (size_t)rows.y_row(i) * N + n0 + c0) = Act16<BF16>::pack2(v0 * f, v1 * f);
+      }
+    }
+}
+
+}  // namespace w4a16
+
+template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int STAGES>
+KF_INLINE void w4a16_linear_wgmma(const kf_linear_args& args) {
+  w4a16::wgmma_body<w4a16::DenseRows, N, K, G, BF16, ASYM, BM, BN, BK, WARPS, STAGES, false>(w4a16::DenseRows{args.m},
+                                                                                            args);
 }
 
 }  // namespace kf

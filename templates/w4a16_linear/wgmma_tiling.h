@@ -46,7 +46,8 @@ KF_HD constexpr bool valid(int n, int k, int g, int block_m, int block_n, int bl
   if (block_k != 64 && block_k != 128) return false;
   if (g % block_k != 0 || k % block_k != 0 || n % block_n != 0) return false;  // one group per stage
   if (stages < 3) return false;
-  return smem_bytes(block_m, block_n, block_k, stages, asym) <= kMaxShared;
+  // The MoE GEMMs' gathered-row table (block_m ints) is static shared memory beside it.
+  return smem_bytes(block_m, block_n, block_k, stages, asym) + block_m * 4 <= kMaxShared;
 }
 
 }  // namespace wgmma

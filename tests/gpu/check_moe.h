@@ -169,11 +169,12 @@ struct Gemm {
   CUmodule mod = nullptr;
   CUfunction fn = nullptr;
 
-  // Loads the code object; a skinny ring above 48 KiB is allowed its dynamic shared memory.
+  // Loads the code object; a skinny ring above 48 KiB and a wgmma ring are allowed their
+  // dynamic shared memory.
   void load() {
     CU_CHECK(cu->cuModuleLoadData(&mod, k.code_object.data()));
     CU_CHECK(cu->cuModuleGetFunction(&fn, mod, k.name.c_str()));
-    if (const int bytes = skinny_dynamic_shared(cfg); bytes > 0)
+    if (const int bytes = linear_dynamic_shared(shape.expert(), cfg); bytes > 0)
       CU_CHECK(cu->cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes));
   }
 };
@@ -248,11 +249,12 @@ class Checker {
   // Launches a candidate with the launch.h geometry; returns the launch error or "".
   std::string launch_gemm(const Gemm& g, kf_moe_gemm_args& a) {
     const int64_t cap = moe::sorted_capacity(a.t, a.top_k, a.experts, g.cfg.block_m);
-    const w4a16::Grid grid = moe::gemm_grid(g.cfg.kind == LinearKind::prefill, g.shape.n, cap, g.cfg.block_m,
+    const w4a16::Grid grid = moe::gemm_grid(g.cfg.kind == LinearKind::prefill || g.cfg.kind == LinearKind::wgmma, g.shape.n, cap, g.cfg.block_m,
                                             g.cfg.block_n, g.cfg.split_k);
     void* params[] = {&a};
     CUresult rc = cu->cuLaunchKernel(g.fn, grid.x, grid.y, grid.z, g.k.threads, 1, 1,
-                                     static_cast<unsigned>(skinny_dynamic_shared(g.cfg)), nullptr, params, nullptr);
+                                     static_cast<unsigned>(linear_dynamic_shared(g.shape.expert(), g.cfg)), nullptr,
+                                     params, nullptr);
     if (rc == CUDA_SUCCESS) rc = cu->cuCtxSynchronize();
     if (rc == CUDA_SUCCESS) return "";
     const char* msg = nullptr;
