@@ -125,13 +125,22 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
   append_pipelined_prefill_configs(s, arch, out);
   // Warpgroup MMA: one (4 warps) or two (8) warpgroups of 64 weight rows, 64-256 rows of x,
   // rings of 3-5 stages of 64 or 128 k, as many as fit the opt-in shared memory.
-  if (arch.warpgroup_mma)
+  if (arch.warpgroup_mma) {
     for (int bm : {64, 128, 256})
       for (int w : {4, 8})
         for (int bk : {64, 128})
           for (int st : {3, 4, 5})
             if (w4a16::wgmma::valid(n, k, g, bm, 16 * w, bk, w, st, s.asym))
               out.push_back({LinearKind::wgmma, bm, 16 * w, bk, w, 1, st});
+    // Split-K for the middle Ms of narrow layers (N = 2048 gives 16 to 32 column
+    // blocks): 2 or 4 slices, rings of 4.
+    for (int bm : {64, 128})
+      for (int w : {4, 8})
+        for (int bk : {64, 128})
+          for (int sk : {2, 4})
+            if (w4a16::wgmma::valid(n, k, g, bm, 16 * w, bk, w, 4, s.asym, sk))
+              out.push_back({LinearKind::wgmma, bm, 16 * w, bk, w, sk, 4});
+  }
   return out;
 }
 
@@ -203,9 +212,9 @@ Candidate make_linear_candidate(const LinearShape& s, const LinearConfig& cfg, c
     c.min_occupancy = 2;
     c.dynamic_shared = linear_dynamic_shared(s, cfg);
   } else if (cfg.kind == LinearKind::wgmma) {
-    // wgmma.cu.in: no split-K; the whole ring is dynamic shared memory.
-    if (cfg.split_k != 1) throw Error("a wgmma config has split_k 1 (" + cfg.key() + ")");
+    // wgmma.cu.in: the whole ring is dynamic shared memory.
     c.params["warps"] = std::to_string(cfg.warps);
+    c.params["split_k"] = std::to_string(cfg.split_k);
     c.params["stages"] = std::to_string(cfg.stages);
     c.needs_mma = true;
     c.min_occupancy = 1;

@@ -211,9 +211,12 @@ TEST_CASE("enumerate_linear_configs: every qwen3-35b shape on every arch") {
           seen_wgmma = true;
           CHECK(seen_prefill);  // last
           CHECK(arch.warpgroup_mma);
-          CHECK(kf::w4a16::wgmma::valid(n, k, g, c.block_m, c.block_n, c.block_k, c.warps, c.stages, s.asym));
+          CHECK(kf::w4a16::wgmma::valid(n, k, g, c.block_m, c.block_n, c.block_k, c.warps, c.stages, s.asym,
+                                        c.split_k));
           CHECK(c.block_n == 16 * c.warps);  // 64 weight rows per warpgroup
-          CHECK(c.split_k == 1);
+          CHECK((c.split_k == 1 || ((c.split_k == 2 || c.split_k == 4) && c.block_m <= 128 && c.stages == 4)));
+          CHECK(k / c.block_k % c.split_k == 0);  // whole stages per slice
+          CHECK(kf::linear_grid(s, c, 300).z == static_cast<unsigned>(c.split_k));
           CHECK(g % c.block_k == 0);  // one group per stage
           const kf::Candidate cand = kf::make_linear_candidate(s, c, arch);
           CHECK(cand.needs_mma);
@@ -354,6 +357,14 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
             if (arch.warpgroup_mma && kf::w4a16::wgmma::valid(2048, 512, 128, bm, 16 * w, bk, w, st, false)) {
               ++valid;
               CHECK(has({kf::LinearKind::wgmma, bm, 16 * w, bk, w, 1, st}));
+            }
+    for (int bm : {64, 128})
+      for (int w : {4, 8})
+        for (int bk : {64, 128})
+          for (int sk : {2, 4})
+            if (arch.warpgroup_mma && kf::w4a16::wgmma::valid(2048, 512, 128, bm, 16 * w, bk, w, 4, false, sk)) {
+              ++valid;
+              CHECK(has({kf::LinearKind::wgmma, bm, 16 * w, bk, w, sk, 4}));
             }
     CHECK(first.size() == valid);
   }

@@ -562,6 +562,12 @@ TEST_CASE("plan: MoE wgmma kernels go by slots per expert, linear ones by M") {
   const auto lin = kf_tuner_test::row(s, "wgmma", "bm64_bn128_bk64_w8_sk1_s4");
   CHECK(kf::static_verdict(lin, kf::kWgmmaMinM).disposition.empty());
   CHECK(kf::static_verdict(lin, kf::kWgmmaMinM - 1).disposition == "pruned");
+  // Split-K ones up to M = 1024.
+  const auto split = kf_tuner_test::row(s, "wgmma", "bm64_bn64_bk128_w4_sk4_s4");
+  CHECK(kf::static_verdict(split, kf::kSplitWgmmaMaxM).disposition.empty());
+  const auto v2 = kf::static_verdict(split, kf::kSplitWgmmaMaxM + 1);
+  CHECK(v2.disposition == "pruned");
+  CHECK(kf_test::contains(v2.message, "split-K wgmma"));
 }
 
 TEST_CASE("autotune MoE: a stored pruned row is judged again, and measured once the rules allow it") {

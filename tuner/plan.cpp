@@ -285,6 +285,9 @@ Verdict static_verdict(const PackKernel& k, int64_t m, int compute_units) {
   } else if (k.kind == "wgmma" && m < kWgmmaMinM)
     return {"pruned", "wgmma kernels are timed only for M >= " + std::to_string(kWgmmaMinM) +
                           ": their smallest tile is 64 rows, and the decode and skinny kinds serve fewer"};
+  if (k.kind == "wgmma" && m > kSplitWgmmaMaxM && k.config.find("_sk1_") == std::string::npos)
+    return {"pruned", "split-K wgmma kernels are timed only for M <= " + std::to_string(kSplitWgmmaMaxM) +
+                          ": they exist to fill the GPU when M has few tiles, and their fp32 partials grow with M"};
   if (k.kind == "prefill" && m > kSplitPrefillMaxM && k.config.find("_sk1_") == std::string::npos)
     return {"pruned", "split-K prefill kernels are timed only for M <= " + std::to_string(kSplitPrefillMaxM) +
                           ": they exist to put blocks in flight when M has few tiles, and their fp32 partials grow with M"};

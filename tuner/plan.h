@@ -31,6 +31,9 @@ constexpr int64_t kDecodeMaxM = 64;
 constexpr int64_t kMoeSkinnyMaxLoad = 64;
 // Split-K prefill kernels (config _skN_ with N > 1) are timed up to this M (or T).
 constexpr int64_t kSplitPrefillMaxM = 256;
+// Split-K wgmma kernels are timed up to this M: on the narrow layers 1024 rows still
+// leave SMs idle at one slice.
+constexpr int64_t kSplitWgmmaMaxM = 1024;
 // The wgmma kind's smallest tile is 64 rows of x: below this M it is mostly padding, and
 // the decode and skinny kinds stream the weights at fewer rows anyway.
 constexpr int64_t kWgmmaMinM = 64;
@@ -116,7 +119,7 @@ std::vector<const PackKernel*> select_candidates(const std::vector<PackKernel>& 
 // Why `k` is not run at `m`: {"", ""} when it is measured, else {disposition, message}
 // with disposition pruned (pack status pruned:*, decode and skinny above kDecodeMaxM, the
 // MoE skinny kind above kMoeSkinnyMaxLoad slots per expert,
-// split-K prefill above kSplitPrefillMaxM, wgmma below kWgmmaMinM (MoE: below
+// split-K prefill above kSplitPrefillMaxM (split-K wgmma above kSplitWgmmaMaxM), wgmma below kWgmmaMinM (MoE: below
 // kMoeWgmmaMinLoad slots per expert), an MLA split that cannot help:
 // mla_split_prune_reason, an MXFP4 block_m that does not suit T:
 // mxfp4_block_m_prune_reason) or

@@ -70,27 +70,27 @@ __global__ void dequant_kernel(const uint32_t* qw, const uint16_t* sc, const uin
   }
 }
 
-#define KERNEL(NAME, N_, K_, G_, BF, AS, BM_, BN_, BK_, W_, S_)                        \
+#define KERNEL(NAME, N_, K_, G_, BF, AS, BM_, BN_, BK_, W_, SK_, S_)                   \
   __global__ __launch_bounds__(W_ * 32) void NAME(kf_linear_args a) {               \
-    kf::w4a16_linear_wgmma<N_, K_, G_, BF, AS, BM_, BN_, BK_, W_, S_>(a);             \
+    kf::w4a16_linear_wgmma<N_, K_, G_, BF, AS, BM_, BN_, BK_, W_, SK_, S_>(a);        \
   }
-KERNEL(c0, 12288, 2048, 128, true, false, 256, 128, 128, 8, 3)
-KERNEL(c1, 12288, 2048, 128, true, false, 256, 128, 64, 8, 4)
-KERNEL(c2, 12288, 2048, 128, true, false, 128, 128, 128, 8, 4)
-KERNEL(c3, 12288, 2048, 128, true, false, 256, 64, 128, 4, 3)
+KERNEL(c0, 12288, 2048, 128, true, false, 256, 128, 128, 8, 1, 3)
+KERNEL(c1, 12288, 2048, 128, true, false, 256, 128, 64, 8, 1, 4)
+KERNEL(c2, 12288, 2048, 128, true, false, 128, 128, 128, 8, 1, 4)
+KERNEL(c3, 12288, 2048, 128, true, false, 64, 128, 128, 8, 4, 4)
 
 struct Cfg {
   const char* name;
   void (*fn)(kf_linear_args);
   int N, K, G;
   bool bf16, asym;
-  int bm, bn, bk, warps, stages;
+  int bm, bn, bk, warps, split_k, stages;
 };
 static Cfg cfgs[] = {
-    {"bm256_bn128_bk128_w8_s3", c0, 12288, 2048, 128, true, false, 256, 128, 128, 8, 3},
-    {"bm256_bn128_bk64_w8_s4", c1, 12288, 2048, 128, true, false, 256, 128, 64, 8, 4},
-    {"bm128_bn128_bk128_w8_s4", c2, 12288, 2048, 128, true, false, 128, 128, 128, 8, 4},
-    {"bm256_bn64_bk128_w4_s3", c3, 12288, 2048, 128, true, false, 256, 64, 128, 4, 3},
+    {"bm256_bn128_bk128_w8_s3", c0, 12288, 2048, 128, true, false, 256, 128, 128, 8, 1, 3},
+    {"bm256_bn128_bk64_w8_s4", c1, 12288, 2048, 128, true, false, 256, 128, 64, 8, 1, 4},
+    {"bm128_bn128_bk128_w8_s4", c2, 12288, 2048, 128, true, false, 128, 128, 128, 8, 1, 4},
+    {"bm64_bn128_bk128_w8_sk4_s4", c3, 12288, 2048, 128, true, false, 64, 128, 128, 8, 4, 4},
 };
 
 int main() {
@@ -111,7 +111,8 @@ int main() {
   const int Mmax = 4096;
   uint32_t *dqw, *dqz;
   uint16_t *dsc, *dx, *dy, *dW;
-  float* dref;
+  float *dref, *dws;
+  int* dcounters;
   CK(cudaMalloc(&dqw, qw.size() * 4));
   CK(cudaMalloc(&dqz, qz.size() * 4));
   CK(cudaMalloc(&dsc, (size_t)K / 32 * N * 2));
@@ -119,6 +120,9 @@ int main() {
   CK(cudaMalloc(&dy, (size_t)Mmax * N * 2));
   CK(cudaMalloc(&dW, (size_t)N * K * 2));
   CK(cudaMalloc(&dref, (size_t)Mmax * N * 4));
+  CK(cudaMalloc(&dws, (size_t)4 * Mmax * N * 4));  // split-K partials, up to 4 slices
+  CK(cudaMalloc(&dcounters, (size_t)(N / 64) * (Mmax / 64) * 4));
+  CK(cudaMemset(dcounters, 0, (size_t)(N / 64) * (Mmax / 64) * 4));  // the kernels leave them zero
   CK(cudaMemcpy(dqw, qw.data(), qw.size() * 4, cudaMemcpyHostToDevice));
   CK(cudaMemcpy(dqz, qz.data(), qz.size() * 4, cudaMemcpyHostToDevice));
   std::vector<uint16_t> y((size_t)Mmax * N);
@@ -150,7 +154,9 @@ int main() {
       a.k = K;
       a.group = c.G;
       CK(cudaMemset(dy, 0xff, (size_t)Mmax * N * 2));  // poison (NaN)
-      dim3 grid(N / c.bn, (M + c.bm - 1) / c.bm);
+      dim3 grid(N / c.bn, (M + c.bm - 1) / c.bm, c.split_k);
+      a.workspace = dws;
+      a.counters = dcounters;
       for (int rep = 0; rep < 5; ++rep) c.fn<<<grid, c.warps * 32, smem>>>(a);  // races would show
       CK(cudaGetLastError());
       CK(cudaDeviceSynchronize());

@@ -76,17 +76,22 @@ struct GathersRows<DenseRows> {
 // [b BN/2, (b + 1) BN/2) and their up partners N/2 further; a warp's fragment rows g and
 // g + 8 are gate column 8 warp + g of the block and its up partner, so each thread holds
 // both sums of its pairs and writes h = silu(gate) * up (y has N/2 columns).
+// SPLIT_K > 1 (grid z) gives each block K / SPLIT_K: for the middle Ms of narrow layers,
+// where the tile grid alone leaves SMs idle. Each slice writes fp32 partials; the last
+// block of a tile to arrive sums them in slice order (deterministic), stores y and
+// resets the tile's counter, as the prefill kind does (args.h: workspace, counters).
 template <class Rows, int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int STAGES,
-          bool SILU>
+          bool SILU, int SPLIT_K = 1>
 KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
   using namespace wgmma;
-  static_assert(valid(N, K, G, BM, BN, BK, WARPS, STAGES, ASYM), "wgmma_tiling.h rules");
+  static_assert(valid(N, K, G, BM, BN, BK, WARPS, STAGES, ASYM, SPLIT_K), "wgmma_tiling.h rules");
   static_assert(!SILU || !Rows::kReduce, "the fused SiLU epilogue stores h; it does not reduce");
+  static_assert(SPLIT_K == 1 || (!SILU && !Rows::kReduce), "split-K: plain stores only");
   constexpr bool kGather = GathersRows<Rows>::value;
   constexpr int kThreads = WARPS * KF_WAVE;
   constexpr int XB = x_bytes(BM, BK), WB = w_bytes(BN, BK), SB = s_bytes(BN);
   constexpr int STAGE = stage_stride(BM, BN, BK, ASYM);
-  constexpr int KT = K / BK, STEPS = BK / 16;
+  constexpr int KT = K / BK / SPLIT_K, STEPS = BK / 16;  // stages of this block's K slice
   constexpr uint32_t kBias = BF16 ? 0x4300u : 0x6400u;  // 16-bit 128.0 / 1024.0
 
   extern __shared__ u32x4 kf_wgmma_dynamic_shared[];  // smem_bytes(...), passed at launch
@@ -96,7 +101,7 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
 
   const int tid = thread_id(), lane = tid % KF_WAVE, warp = tid / KF_WAVE;
   const int t = lane % 4, g = lane / 4;
-  const int m0 = block_y() * BM;
+  const int m0 = block_y() * BM, kt0 = SPLIT_K > 1 ? block_z() * KT : 0;
   // The block's shared-memory columns of this thread's fragment rows g and g + 8: weight
   // rows col, col + 1 side by side, or (SILU) a gate column and its up partner.
   const int c0 = SILU ? 8 * warp + g : 64 * (warp / 4) + 16 * (warp % 4) + 2 * g;
@@ -131,12 +136,12 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
     barrier();
   }
 
-  auto issue = [&](int kt) {
+  auto issue = [&](int kt) {  // kt: the slice's stage number
     unsigned char* xs = smem + kt % STAGES * STAGE;
     unsigned char* ws = xs + XB;
     unsigned char* ss = ws + WB;
     unsigned char* zs = ss + SB;
-    const int k0 = kt * BK, grp = k0 / G;
+    const int k0 = (kt0 + kt) * BK, grp = k0 / G;
 #pragma unroll
     for (int j = 0; j < XPASSES; ++j) {
       if constexpr (kGather) {
@@ -231,7 +236,12 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
       const int i = m0 + 8 * j + 2 * t + h;
       if (!rows.valid(i)) continue;
       const float v0 = acc[4 * j + h], v1 = acc[4 * j + 2 + h];
-      if constexpr (SILU) {
+      if constexpr (SPLIT_K > 1) {
+        const size_t slice = (size_t)rows.count() * N;
+        float* part = args.workspace + block_z() * slice + (size_t)i * N + n0 + c0;
+        part[0] = v0;
+        part[1] = v1;
+      } else if constexpr (SILU) {
         y[(size_t)rows.y_row(i) * (N / 2) + n0 + c0] = static_cast<uint16_t>(
             Act16<BF16>::from_f32(silu_mul(v0, v1) * rows.scale(i)));
       } else if constexpr (Rows::kReduce) {
@@ -241,14 +251,41 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
         *reinterpret_cast<uint32_t*>(y + (size_t)rows.y_row(i) * N + n0 + c0) = Act16<BF16>::pack2(v0 * f, v1 * f);
       }
     }
+  if constexpr (SPLIT_K > 1) {
+    fence_device();
+    barrier();
+    KF_SHARED int last;
+    int* counter = args.counters + block_y() * (N / BN) + block_x();
+    if (tid == 0) last = atomic_add_device(counter, 1) == SPLIT_K - 1;
+    barrier();
+    if (!last) return;
+    fence_device();
+    const size_t slice = (size_t)rows.count() * N;
+#pragma unroll
+    for (int j = 0; j < BM / 8; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int i = m0 + 8 * j + 2 * t + h;
+        if (!rows.valid(i)) continue;
+        const float* part = args.workspace + (size_t)i * N + n0 + c0;
+        float v0 = 0.f, v1 = 0.f;
+        for (int s = 0; s < SPLIT_K; ++s) {
+          v0 += load_coherent(part + s * slice);
+          v1 += load_coherent(part + s * slice + 1);
+        }
+        const float f = rows.scale(i);
+        *reinterpret_cast<uint32_t*>(y + (size_t)rows.y_row(i) * N + n0 + c0) = Act16<BF16>::pack2(v0 * f, v1 * f);
+      }
+    if (tid == 0) atomic_store_device(counter, 0);  // ready for the next launch
+  }
 }
 
 }  // namespace w4a16
 
-template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int STAGES>
+template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int SPLIT_K, int STAGES>
 KF_INLINE void w4a16_linear_wgmma(const kf_linear_args& args) {
-  w4a16::wgmma_body<w4a16::DenseRows, N, K, G, BF16, ASYM, BM, BN, BK, WARPS, STAGES, false>(w4a16::DenseRows{args.m},
-                                                                                            args);
+  w4a16::wgmma_body<w4a16::DenseRows, N, K, G, BF16, ASYM, BM, BN, BK, WARPS, STAGES, false, SPLIT_K>(
+      w4a16::DenseRows{args.m}, args);
 }
 
 }  // namespace kf

@@ -37,9 +37,11 @@ KF_HD constexpr int smem_bytes(int block_m, int block_n, int block_k, int stages
   return stages * stage_stride(block_m, block_n, block_k, asym) + 1024;
 }
 
-// n, k: the layer; g: its group size (k for per-channel).
+// n, k: the layer; g: its group size (k for per-channel); split_k: blocks sharing a
+// tile's K, each a whole number of stages.
 KF_HD constexpr bool valid(int n, int k, int g, int block_m, int block_n, int block_k, int warps, int stages,
-                           bool asym) {
+                           bool asym, int split_k = 1) {
+  if (split_k < 1 || k % block_k != 0 || (k / block_k) % split_k != 0) return false;
   if (warps != 4 && warps != 8) return false;     // one or two warpgroups
   if (block_n != 16 * warps) return false;        // 64 weight rows per warpgroup
   if (block_m != 64 && block_m != 128 && block_m != 256) return false;
