@@ -6,11 +6,13 @@
 #include "test_util.h"
 
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 
 #include "error.h"
 #include "linear_family.h"
+#include "moe_family.h"
 #include "template_subst.h"
 
 namespace {
@@ -118,6 +120,30 @@ TEST_CASE("the real instance templates substitute cleanly with the generator's p
       CHECK(did_decode);
       CHECK(did_prefill);
     }
+}
+
+TEST_CASE("every linear and MoE kind's instance template substitutes cleanly, each epilogue too") {
+  // One config per (op, kind, epilogue) on sm_90a, where every kind exists.
+  const kf::ArchInfo& arch = kf::arch_info("sm_90a");
+  std::set<std::string> seen;
+  auto render = [&](const kf::Candidate& c, const std::string& what) {
+    if (!seen.insert(what).second) return;
+    INFO(c.name);
+    const std::string out = kf::substitute(read_template(c.instance), c.params, c.instance);
+    CHECK_FALSE(contains(out, "${"));
+    CHECK(contains(out, "void " + c.name + "("));
+  };
+  const kf::LinearShape s{12288, 2048, 128, true, false};
+  for (const auto& cfg : kf::enumerate_linear_configs(s, arch))
+    render(kf::make_linear_candidate(s, cfg, arch), std::string("linear ") + kf::kind_name(cfg.kind) +
+                                                         (cfg.split_k > 1 ? " split" : ""));
+  for (const kf::MoeShape& m : {kf::MoeShape{1, 256, 8, 1024, 2048, 128, true, false},
+                                kf::MoeShape{2, 256, 8, 2048, 512, 128, true, false}})
+    for (const auto& cfg : kf::enumerate_moe_configs(m, arch))
+      render(kf::make_moe_candidate(m, cfg, arch), m.op() + " " + kf::kind_name(cfg.kind) + cfg.key().substr(cfg.key().rfind('_')));
+  CHECK(seen.count("linear wgmma split"));
+  CHECK(seen.count("w4a16_moe_gemm1 wgmma_silu"));
+  CHECK(seen.count("w4a16_moe_gemm2 wgmma_red"));
 }
 
 TEST_CASE("a kind's parameters do not fit the other kind's template") {
