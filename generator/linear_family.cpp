@@ -211,20 +211,14 @@ Candidate make_linear_candidate(const LinearShape& s, const LinearConfig& cfg, c
     c.needs_mma = true;
     c.min_occupancy = 2;
     c.dynamic_shared = linear_dynamic_shared(s, cfg);
-  } else if (cfg.kind == LinearKind::wgmma) {
-    // wgmma.cu.in: the whole ring is dynamic shared memory.
+  } else {
+    // prefill.cu.in and wgmma.cu.in; the wgmma kind's whole ring is dynamic shared memory.
     c.params["warps"] = std::to_string(cfg.warps);
     c.params["split_k"] = std::to_string(cfg.split_k);
     c.params["stages"] = std::to_string(cfg.stages);
     c.needs_mma = true;
     c.min_occupancy = 1;
     c.dynamic_shared = linear_dynamic_shared(s, cfg);
-  } else {
-    c.params["warps"] = std::to_string(cfg.warps);
-    c.params["split_k"] = std::to_string(cfg.split_k);
-    c.params["stages"] = std::to_string(cfg.stages);
-    c.needs_mma = true;
-    c.min_occupancy = 1;
   }
   return c;
 }
