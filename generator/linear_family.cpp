@@ -288,15 +288,12 @@ LinearConfig parse_linear_config(const std::string& kind, const std::string& key
   return c;
 }
 
-int skinny_dynamic_shared(const LinearConfig& cfg) {
-  if (cfg.kind != LinearKind::skinny) return 0;
-  return w4a16::skinny::dynamic_shared_bytes(cfg.block_n, cfg.warps, cfg.stages, cfg.block_m);
-}
-
 int linear_dynamic_shared(const LinearShape& s, const LinearConfig& cfg) {
   if (cfg.kind == LinearKind::wgmma)
     return w4a16::wgmma::smem_bytes(cfg.block_m, cfg.block_n, cfg.block_k, cfg.stages, s.asym);
-  return skinny_dynamic_shared(cfg);
+  if (cfg.kind == LinearKind::skinny)
+    return w4a16::skinny::dynamic_shared_bytes(cfg.block_n, cfg.warps, cfg.stages, cfg.block_m);
+  return 0;
 }
 
 LaunchGrid linear_grid(const LinearShape& s, const LinearConfig& cfg, int64_t m) {

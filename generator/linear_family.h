@@ -109,9 +109,8 @@ struct LaunchGrid {
 };
 // The dynamic shared memory a config's kernel launches with (and opts in to at load):
 // the skinny kind's rings above 48 KiB, the wgmma kind's whole ring; 0 for everything
-// else. skinny_dynamic_shared: the skinny kind's alone (the MoE GEMMs have no wgmma kind).
+// else (the MoE GEMMs pass their expert's shape).
 int linear_dynamic_shared(const LinearShape& shape, const LinearConfig& cfg);
-int skinny_dynamic_shared(const LinearConfig& cfg);
 LaunchGrid linear_grid(const LinearShape& shape, const LinearConfig& cfg, int64_t m);
 
 }  // namespace kf

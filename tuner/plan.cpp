@@ -252,8 +252,8 @@ Verdict static_verdict(const PackKernel& k, int64_t m, int compute_units) {
     if (k.code_object.empty()) return {"failed", "status ok but no code object in the pack"};
     return {"", ""};
   }
-  const bool moe_skinny = k.kind == "skinny" && (k.op == "w4a16_moe_gemm1" || k.op == "w4a16_moe_gemm2");
-  if (moe_skinny) {
+  const bool moe_gemm = k.op == "w4a16_moe_gemm1" || k.op == "w4a16_moe_gemm2";
+  if (k.kind == "skinny" && moe_gemm) {
     const MoeShape s = parse_moe_shape(k.op, k.shape);
     if (m * s.top_k > kMoeSkinnyMaxLoad * s.experts) {
       char why[256];
@@ -269,7 +269,6 @@ Verdict static_verdict(const PackKernel& k, int64_t m, int compute_units) {
     return {"pruned", k.kind + " kernels are timed only for M <= " + std::to_string(kDecodeMaxM) +
                           ": they stream the weights once per block_m rows, a prefill tile reuses them"};
   }
-  const bool moe_gemm = k.op == "w4a16_moe_gemm1" || k.op == "w4a16_moe_gemm2";
   if (k.kind == "wgmma" && moe_gemm) {
     const MoeShape s = parse_moe_shape(k.op, k.shape);
     if (m * s.top_k < kMoeWgmmaMinLoad * s.experts) {
