@@ -7,6 +7,7 @@
 #include "kf_mma_layouts.h"
 #include "mxfp4_moe/decode_tiling.h"
 #include "mxfp4_moe/tiling.h"
+#include "mxfp4_moe/wgmma_tiling.h"
 #include "w4a16_moe/launch.h"
 
 namespace kf {
@@ -67,8 +68,17 @@ std::string Mxfp4Config::key() const {
          "_ep" + str(subtiles);
 }
 
+const char* mxfp4_kind_name(Mxfp4Kind kind) {
+  switch (kind) {
+    case Mxfp4Kind::decode: return "decode";
+    case Mxfp4Kind::wgmma: return "wgmma";
+    default: return "mma";
+  }
+}
+
 Mxfp4Config parse_mxfp4_config(const std::string& key, const std::string& kind) {
-  if (kind != "mma" && kind != "decode") throw Error("unknown mxfp4_moe kind '" + kind + "' (mma, decode)");
+  if (kind != "mma" && kind != "decode" && kind != "wgmma")
+    throw Error("unknown mxfp4_moe kind '" + kind + "' (mma, decode, wgmma)");
   static const std::regex re("bm([1-9][0-9]{0,3})_bn([1-9][0-9]{0,3})_bk([1-9][0-9]{0,3})_w([1-9][0-9]?)_s([1-9])_ep([1-9][0-9]?)");
   std::smatch m;
   if (!std::regex_match(key, m, re))
@@ -80,16 +90,29 @@ Mxfp4Config parse_mxfp4_config(const std::string& key, const std::string& kind) 
   c.warps = static_cast<int>(key_number(m[4], key));
   c.stages = static_cast<int>(key_number(m[5], key));
   c.subtiles = static_cast<int>(key_number(m[6], key));
-  c.decode = kind == "decode";
+  c.kind = kind == "decode" ? Mxfp4Kind::decode : kind == "wgmma" ? Mxfp4Kind::wgmma : Mxfp4Kind::mma;
   return c;
 }
 
 std::string mxfp4_kernel_name(const Mxfp4MoeShape& shape, const Mxfp4Config& cfg) {
-  return shape.op() + (cfg.decode ? "_decode_" : "_") + shape.key() + "_" + cfg.key();
+  const std::string kind = cfg.kind == Mxfp4Kind::mma ? "" : std::string(mxfp4_kind_name(cfg.kind)) + "_";
+  return shape.op() + "_" + kind + shape.key() + "_" + cfg.key();
+}
+
+int mxfp4_dynamic_shared(const Mxfp4Config& c) {
+  return c.kind == Mxfp4Kind::wgmma ? mxfp4::wgmma::smem_bytes(c.block_m, c.block_n, c.block_k, c.stages) : 0;
 }
 
 std::string mxfp4_config_problem(const Mxfp4MoeShape& s, const Mxfp4Config& c, const ArchInfo& arch) {
-  if (c.decode) {
+  if (c.kind == Mxfp4Kind::wgmma) {
+    if (!arch.warpgroup_mma) return "the wgmma kind needs the warpgroup MMA (sm_90a)";
+    if (c.subtiles != 1) return "the wgmma kind has one epilogue pass (ep 1)";
+    if (!mxfp4::wgmma::config_valid(static_cast<int>(s.n), static_cast<int>(s.k), s.swiglu, c.block_m, c.block_n,
+                                    c.block_k, c.warps, c.stages))
+      return "wgmma rules (templates/mxfp4_moe/wgmma_tiling.h)";
+    return "";
+  }
+  if (c.kind == Mxfp4Kind::decode) {
     if (c.block_k != 32 || c.stages != 1 || c.subtiles != 1) return "the decode kind is block_k 32, stages 1, ep 1";
     if (c.warps * arch.wave_size > 1024) return "more than 1024 threads";
     if (!mxfp4::decode_config_valid(static_cast<int>(s.n), static_cast<int>(s.k), s.swiglu, c.block_m, c.block_n,
@@ -118,7 +141,7 @@ std::vector<Mxfp4Config> enumerate_mxfp4_configs(const Mxfp4MoeShape& s, const A
     for (int bn : {16, 32, 64})
       for (int w : {4, 8}) {
         Mxfp4Config c{bm, bn, 32, w, 1, 1};
-        c.decode = true;
+        c.kind = Mxfp4Kind::decode;
         if (mxfp4_config_problem(s, c, arch).empty()) out.push_back(c);
       }
   // block_m follows tokens per expert (T top_k / E): 16 for decode, up to 128 for
@@ -137,6 +160,17 @@ std::vector<Mxfp4Config> enumerate_mxfp4_configs(const Mxfp4MoeShape& s, const A
               if (ep == 2 && mxfp4::epilogue_bytes(bm, bn, 1) <= mxfp4::main_loop_bytes(bm, bn, bk, st)) continue;
               if (mxfp4_config_problem(s, c, arch).empty()) out.push_back(c);
             }
+  // The warpgroup MMA for prefill loads (tens of slots per expert and up): the slots are
+  // the instruction's N (64-256), 64 weight rows per warpgroup.
+  if (arch.warpgroup_mma)
+    for (int bm : {64, 128, 256})
+      for (int w : {4, 8})
+        for (int bk : {64, 128})
+          for (int st : {3, 4, 6}) {
+            Mxfp4Config c{bm, 16 * w, bk, w, st, 1};
+            c.kind = Mxfp4Kind::wgmma;
+            if (mxfp4_config_problem(s, c, arch).empty()) out.push_back(c);
+          }
   return out;
 }
 
@@ -145,14 +179,17 @@ Candidate make_mxfp4_candidate(const Mxfp4MoeShape& s, const Mxfp4Config& cfg, c
   if (!why.empty()) throw Error(s.op() + " config " + cfg.key() + " for " + s.key() + " on " + arch.name + ": " + why);
   Candidate c;
   c.op = s.op();
-  c.kind = cfg.decode ? "decode" : "mma";
+  c.kind = mxfp4_kind_name(cfg.kind);
   c.arch = arch.name;
   c.shape = s.key();
   c.config = cfg.key();
   c.name = mxfp4_kernel_name(s, cfg);
-  c.instance = cfg.decode ? "mxfp4_moe/gemv.cu.in" : "mxfp4_moe/gemm.cu.in";
+  c.instance = cfg.kind == Mxfp4Kind::decode  ? "mxfp4_moe/gemv.cu.in"
+               : cfg.kind == Mxfp4Kind::wgmma ? "mxfp4_moe/gemm_wgmma.cu.in"
+                                              : "mxfp4_moe/gemm.cu.in";
   c.threads = cfg.warps * arch.wave_size;
-  c.needs_mma = !cfg.decode;
+  c.needs_mma = cfg.kind != Mxfp4Kind::decode;
+  c.dynamic_shared = mxfp4_dynamic_shared(cfg);
   c.min_occupancy = 1;
   c.params = {{"name", c.name},
               {"config", c.op + " " + c.shape + " " + c.config + " " + arch.name},
@@ -167,8 +204,9 @@ Candidate make_mxfp4_candidate(const Mxfp4MoeShape& s, const Mxfp4Config& cfg, c
               {"warps", str(cfg.warps)},
               {"stages", str(cfg.stages)},
               {"subtiles", str(cfg.subtiles)}};
-  if (cfg.decode)  // gemv.cu.in has no pipeline or epilogue passes
+  if (cfg.kind == Mxfp4Kind::decode)  // gemv.cu.in has no pipeline or epilogue passes
     for (const char* unused : {"block_k", "stages", "subtiles"}) c.params.erase(unused);
+  if (cfg.kind == Mxfp4Kind::wgmma) c.params.erase("subtiles");  // gemm_wgmma.cu.in: one pass
   return c;
 }
 

@@ -3,7 +3,9 @@
 //   mxfp4_moe_gemm1 (gate_up): x rows gathered by token, bias, and, for layers whose
 //                   activation is swiglu, gpt-oss's clamped SwiGLU fused (N / 2 outputs);
 //   mxfp4_moe_gemm2 (down): one input row per slot, bias, scaled by the routing weight.
-// One matrix-instruction kind; configs: block_m (also moe_align's block), block_n,
+// Three kinds: `mma` (the arch's 16x16x16 matrix instruction, weights decoded into shared
+// memory), `decode` (CUDA cores, a few slots per expert) and `wgmma` (sm_90a's warpgroup
+// MMA, weights decoded in registers); configs: block_m (also moe_align's block), block_n,
 // block_k, warps, pipeline stages, epilogue subtiles. Routing and the top-k sum are the
 // w4a16_moe helpers (moe_align, moe_sum), which every pack with MoE kernels carries.
 #pragma once
@@ -35,6 +37,8 @@ Mxfp4MoeShape parse_mxfp4_shape(const std::string& op, const std::string& key);
 // the bad value.
 void validate_mxfp4_shape(const Mxfp4MoeShape& shape, const std::string& layer);
 
+enum class Mxfp4Kind { mma, decode, wgmma };
+
 struct Mxfp4Config {
   int block_m = 16;
   int block_n = 64;
@@ -42,19 +46,28 @@ struct Mxfp4Config {
   int warps = 4;
   int stages = 2;
   int subtiles = 1;  // epilogue passes of block_m / subtiles rows
-  // The decode kind (templates/mxfp4_moe/gemv.h, CUDA cores) instead of the matrix one:
-  // block_m <= 8 slots, block_n weight rows, warps; block_k 32, stages 1, subtiles 1.
-  bool decode = false;
+  // mma: templates/mxfp4_moe/gemm.h.
+  // decode (gemv.h, CUDA cores): block_m <= 8 slots, block_n weight rows, warps;
+  //   block_k 32, stages 1, subtiles 1.
+  // wgmma (gemm_wgmma.h, sm_90a): block_m 64/128/256, block_n 16 x warps, block_k 64/128,
+  //   stages >= 3, subtiles 1; its ring is dynamic shared memory (mxfp4_dynamic_shared).
+  Mxfp4Kind kind = Mxfp4Kind::mma;
 
   std::string key() const;  // bm16_bn64_bk64_w4_s2_ep1 (the kind is in the kernel name)
-  bool operator==(const Mxfp4Config& o) const { return decode == o.decode && key() == o.key(); }
+  bool operator==(const Mxfp4Config& o) const { return kind == o.kind && key() == o.key(); }
 };
 
-// `kind` is the pack row's: "mma" or "decode".
+const char* mxfp4_kind_name(Mxfp4Kind kind);  // "mma", "decode", "wgmma"
+
+// `kind` is the pack row's: "mma", "decode" or "wgmma".
 Mxfp4Config parse_mxfp4_config(const std::string& key, const std::string& kind = "mma");
 
-// mxfp4_moe_gemm1_<shape key>_<config key>; the decode kind: mxfp4_moe_gemm1_decode_<...>
+// mxfp4_moe_gemm1_<shape key>_<config key>; the other kinds name themselves:
+// mxfp4_moe_gemm1_decode_<...>, mxfp4_moe_gemm1_wgmma_<...>
 std::string mxfp4_kernel_name(const Mxfp4MoeShape& shape, const Mxfp4Config& cfg);
+
+// Dynamic shared memory a launch passes: the wgmma kind's ring, 0 for the others.
+int mxfp4_dynamic_shared(const Mxfp4Config& cfg);
 
 // Why the template cannot take this config here ("" = it can).
 std::string mxfp4_config_problem(const Mxfp4MoeShape& shape, const Mxfp4Config& cfg, const ArchInfo& arch);

@@ -4,6 +4,9 @@
 
 #include "test_util.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <set>
 
 #include "arch.h"
@@ -11,7 +14,9 @@
 #include "genkernels.h"
 #include "model.h"
 #include "mxfp4_family.h"
+#include "kf_wgmma_layout.h"
 #include "mxfp4_moe/tiling.h"
+#include "mxfp4_moe/wgmma_tiling.h"
 
 namespace {
 
@@ -42,7 +47,7 @@ TEST_CASE("shape and config keys round-trip and name the kernel") {
 
 TEST_CASE("the decode kind: its own name, rules and kernel template") {
   kf::Mxfp4Config c{4, 32, 32, 4, 1, 1};
-  c.decode = true;
+  c.kind = kf::Mxfp4Kind::decode;
   CHECK(kf::mxfp4_kernel_name(gate_up(), c) == "mxfp4_moe_gemm1_decode_e128_topk4_n5760_k2880_swiglu_bm4_bn32_bk32_w4_s1_ep1");
   CHECK(kf::parse_mxfp4_config(c.key(), "decode") == c);
   CHECK_FALSE(kf::parse_mxfp4_config(c.key(), "mma") == c);
@@ -62,8 +67,118 @@ TEST_CASE("the decode kind: its own name, rules and kernel template") {
   thin.block_n = 2;
   CHECK_FALSE(kf::mxfp4_config_problem(gate_up(), thin, sm90).empty());
   int decode = 0;
-  for (const auto& x : kf::enumerate_mxfp4_configs(gate_up(), sm90)) decode += x.decode;
+  for (const auto& x : kf::enumerate_mxfp4_configs(gate_up(), sm90)) decode += x.kind == kf::Mxfp4Kind::decode;
   CHECK(decode >= 12);
+}
+
+TEST_CASE("the wgmma kind: sm_90a only, its name, rules, template and dynamic shared memory") {
+  kf::Mxfp4Config c{128, 64, 64, 4, 4, 1};
+  c.kind = kf::Mxfp4Kind::wgmma;
+  CHECK(kf::mxfp4_kernel_name(gate_up(), c) == "mxfp4_moe_gemm1_wgmma_e128_topk4_n5760_k2880_swiglu_bm128_bn64_bk64_w4_s4_ep1");
+  CHECK(kf::parse_mxfp4_config(c.key(), "wgmma") == c);
+  const kf::ArchInfo& sm90 = kf::arch_info("sm_90a");
+  CHECK(kf::mxfp4_config_problem(gate_up(), c, sm90).empty());
+  CHECK(kf::mxfp4_config_problem(gate_up(), c, kf::arch_info("gfx942")).find("sm_90a") != std::string::npos);
+  const kf::Candidate cand = kf::make_mxfp4_candidate(gate_up(), c, sm90);
+  CHECK(cand.kind == "wgmma");
+  CHECK(cand.instance == "mxfp4_moe/gemm_wgmma.cu.in");
+  CHECK(cand.needs_mma);
+  CHECK(cand.params.count("subtiles") == 0);
+  // 4 stages of (128 x 64 x 2 + 64 x 32 + 2 x 64 bytes, rounded to 1 KiB) + the alignment slack.
+  CHECK(cand.dynamic_shared == 4 * 19 * 1024 + 1024);
+  kf::Mxfp4Config bad = c;
+  bad.block_n = 128;  // 8 warps' worth of rows on 4 warps
+  CHECK(kf::mxfp4_config_problem(gate_up(), bad, sm90).find("wgmma rules") != std::string::npos);
+  bad = c;
+  bad.block_k = 128;  // 2880 is not a multiple of 128
+  CHECK_FALSE(kf::mxfp4_config_problem(gate_up(), bad, sm90).empty());
+  int wgmma = 0;
+  for (const auto& x : kf::enumerate_mxfp4_configs(gate_up(), sm90)) wgmma += x.kind == kf::Mxfp4Kind::wgmma;
+  CHECK(wgmma >= 12);
+  for (const auto& x : kf::enumerate_mxfp4_configs(gate_up(), kf::arch_info("gfx1151")))
+    CHECK(x.kind != kf::Mxfp4Kind::wgmma);
+}
+
+// The wgmma kind's raw weight layout (wgmma_tiling.h): every chunk of a stage has its own
+// place, the eight row pairs a warp reads at once hit eight different 16-byte bank
+// groups, and the copies' fixed bases plus whole passes land where the reads look.
+TEST_CASE("wgmma raw weight layout: a bijection, conflict-free reads, copies in passes") {
+  for (int bk : {64, 128})
+    for (int bn : {64, 128}) {
+      CAPTURE(bk);
+      CAPTURE(bn);
+      const int chunks = bk / 32, units = bn * chunks;
+      std::vector<int> seen(units, 0);
+      for (int r = 0; r < bn; ++r)
+        for (int j = 0; j < chunks; ++j) {
+          const int off = kf::mxfp4::wgmma::raw_chunk_offset(r, j, bk);
+          REQUIRE(off % 16 == 0);
+          REQUIRE(off / 16 < units);
+          ++seen[off / 16];
+        }
+      CHECK(std::count(seen.begin(), seen.end(), 1) == units);
+      // A warp's lanes g = 0..7 read rows c0 = 16 w + 2 g (+ 1): one 16-byte chunk each.
+      for (int w = 0; w < bn / 16; ++w)
+        for (int j = 0; j < chunks; ++j)
+          for (int h = 0; h < 2; ++h) {
+            std::set<int> slots;
+            for (int g = 0; g < 8; ++g) {
+              const int c0 = 64 * (w / 4) + 16 * (w % 4) + 2 * g;
+              slots.insert(kf::mxfp4::wgmma::raw_chunk_offset(c0 + h, j, bk) / 16 % 8);
+            }
+            CHECK(slots.size() == 8);
+          }
+      // Copies: thread tid has chunk tid % chunks of row tid / chunks, then WR rows per pass.
+      for (int warps : {4, 8}) {
+        const int threads = 32 * warps, wr = threads / chunks;
+        if (bn % wr != 0) continue;
+        for (int tid = 0; tid < threads; ++tid)
+          for (int pass = 0; pass < bn / wr; ++pass) {
+            const int r = tid / chunks + pass * wr, j = tid % chunks;
+            CHECK(kf::mxfp4::wgmma::raw_chunk_offset(tid / chunks, j, bk) + pass * wr * (bk / 2) ==
+                  kf::mxfp4::wgmma::raw_chunk_offset(r, j, bk));
+          }
+      }
+    }
+}
+
+// The A registers: the wgmma A fragment (kf_wgmma_layout.h) of lane (g, t) asks, in k16
+// step s, for rows 16w + g (+ 8) at k 2t, 2t + 1 (+ 8). The template feeds row c0 (+ 1)
+// and byte t of the step's word lo (hi), i.e. bytes 8s + t (+ 4) of the row: k 16s + 2t,
+// 16s + 2t + 1 (+ 8), two e2m1 codes per byte with the low nibble first.
+TEST_CASE("wgmma A operand: fragment rows and k pairs are the bytes each thread decodes") {
+  for (int w = 0; w < 4; ++w)
+    for (int lane = 0; lane < 32; ++lane)
+      for (int p = 0; p < 4; ++p) {
+        const kf::layout::RC rc = kf::wg::a_pair(w, lane, p);
+        const int g = lane / 4, t = lane % 4;
+        CHECK(rc.row == 16 * w + g + 8 * (p % 2));          // weight row c0 + p % 2 of the warpgroup
+        const int byte_in_step = 4 * (p / 2) + t;            // word lo (p < 2) or hi, byte t
+        CHECK(rc.col == 2 * byte_in_step);                   // the byte's low nibble: k 2b
+      }
+}
+
+// The bit-level decode: a byte of two e2m1 codes becomes bf16 bits of the values scaled
+// by 2^-126 (exact for all 16 codes, the subnormal 0.5 too); e8m0 becomes 2^(s - 127).
+TEST_CASE("wgmma e2m1 and e8m0 bit builds are exact for every code and exponent") {
+  auto bf16 = [](uint32_t bits) {
+    const uint32_t u = bits << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return static_cast<double>(f);
+  };
+  const double e2m1[16] = {0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6};
+  for (uint32_t byte = 0; byte < 256; ++byte) {
+    CAPTURE(byte);
+    const uint32_t nibbles = (byte & 0xFu) | (byte >> 4) << 16;  // what the byte-permute and mask leave
+    const uint32_t v = kf::mxfp4::wgmma::e2m1_pair_scaled(nibbles);
+    CHECK(bf16(v & 0xFFFFu) * std::ldexp(1.0, 126) == e2m1[byte & 0xF]);
+    CHECK(bf16(v >> 16) * std::ldexp(1.0, 126) == e2m1[byte >> 4]);
+    CHECK(std::signbit(bf16(v & 0xFFFFu)) == ((byte & 8u) != 0));
+  }
+  CHECK(bf16(kf::mxfp4::wgmma::kTwoPow126) == std::ldexp(1.0, 126));
+  for (uint32_t s = 0; s < 255; ++s) CHECK(bf16(kf::mxfp4::wgmma::e8m0_bf16(s)) == std::ldexp(1.0, static_cast<int>(s) - 127));
+  CHECK(std::isnan(bf16(kf::mxfp4::wgmma::e8m0_bf16(255))));
 }
 
 TEST_CASE("bad shapes are named: K not a multiple of 32, top_k > E, SwiGLU on gemm2") {
@@ -87,8 +202,13 @@ TEST_CASE("every arch enumerates valid, distinct configs from decode to prefill 
         CHECK(kf::mxfp4_config_problem(s, c, arch).empty());
         CHECK(s.n % c.block_n == 0);
         CHECK(s.k % c.block_k == 0);
-        CHECK(kf::mxfp4::smem_bytes(c.block_m, c.block_n, c.block_k, c.stages, c.subtiles) <= arch.max_lds_per_block);
-        keys.insert(c.key());
+        if (c.kind == kf::Mxfp4Kind::wgmma) {
+          CHECK(arch.warpgroup_mma);
+          CHECK(kf::mxfp4_dynamic_shared(c) <= kf::mxfp4::wgmma::kMaxShared);
+        } else {
+          CHECK(kf::mxfp4::smem_bytes(c.block_m, c.block_n, c.block_k, c.stages, c.subtiles) <= arch.max_lds_per_block);
+        }
+        keys.insert(kf::mxfp4_kernel_name(s, c));  // kinds share config keys
         block_m.insert(c.block_m);
         CHECK(kf::make_mxfp4_candidate(s, c, arch).threads == c.warps * arch.wave_size);
       }

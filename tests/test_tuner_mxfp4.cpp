@@ -180,6 +180,19 @@ TEST_CASE("plan: MXFP4 block_m pruning by routed slots per expert") {
   CHECK(contains(reason(kUp120, 64, 256), "block_m 64 is timed from T = 512"));
   CHECK(contains(reason(kUp120, 128, 512), "timed from T = 1024"));
   CHECK(contains(reason(kUp120, 16, 2048), "block_m 16 is timed below T = 2048"));
+  // The wgmma kind's padding is cheap: block_m / 16 slots per expert suffice.
+  auto wgmma_reason = [](const kf::Mxfp4MoeShape& s, int bm, int64_t t) {
+    kf::Mxfp4Config c{bm, 64, 64, 4, 4, 1};
+    c.kind = kf::Mxfp4Kind::wgmma;
+    return kf::mxfp4_block_m_prune_reason(s, c, t);
+  };
+  for (int64_t t = 1; t <= 4096; t *= 2) {
+    CAPTURE(t);
+    CHECK(wgmma_reason(kUp120, 64, t).empty() == (t >= 128));
+    CHECK(wgmma_reason(kUp120, 256, t).empty() == (t >= 512));
+  }
+  CHECK(contains(wgmma_reason(kUp120, 128, 128), "wgmma block_m 128"));
+  CHECK(contains(wgmma_reason(kUp120, 128, 128), "wgmma block_m 128 is timed from T = 256"));
   // Not a power of two: the bounds are exact.
   CHECK(reason(kUp120, 64, 511).size() > 0);
   CHECK(reason(kUp120, 16, 2047).empty());

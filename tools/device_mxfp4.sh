@@ -11,7 +11,8 @@
 # go to kforge_check_mxfp4 and CHECK=0 skips it (autotune verifies every candidate it times
 # anyway); TUNED (default tuned_db/kforge.sqlite) is the DB whose copy is tuned (a partly
 # tuned one resumes where it stopped); AUTOTUNE_ARGS (e.g. "--m 1,64,1024 --archetypes
-# uniform") go to autotune as they are.
+# uniform") go to autotune as they are; FILTER (a kernel-name regex, e.g. _wgmma_) limits
+# generation, checks and tuning to those kernels (the tuned copy's other rows stay).
 set -uo pipefail
 bin=${BIN:-.devout/bin}
 out=${OUT:-gpu-results}
@@ -19,6 +20,7 @@ work=${WORK:-/tmp/kforge-mxfp4}
 budget=${1:-600}
 model=${MODEL:-gpt-oss-120b}
 ops=mxfp4_moe
+filter=${FILTER:-.*}
 mkdir -p "$out" "$work"
 export PATH="$PATH:/usr/local/cuda/bin"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv | tee "$out/gpu.txt"
@@ -26,14 +28,14 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu 
 step() { echo "== $* ($(date +%T))"; }
 
 step genkernels "$ops" sm_90a: "$model"
-"$bin/genkernels" --arch sm_90a --model "$model" --ops "$ops" --templates templates --out "$work/pack" -q \
+"$bin/genkernels" --arch sm_90a --model "$model" --ops "$ops" --templates templates --out "$work/pack" -q --filter "$filter" \
   > "$out/genkernels_mxfp4.log" 2>&1
 echo "genkernels rc=$?"; tail -12 "$out/genkernels_mxfp4.log"
 
 if [ "${CHECK:-1}" != 0 ]; then
   step check every mxfp4_moe kernel of the generated pack
   read -r -a check_args <<< "${CHECK_ARGS:-}"
-  "$bin/kforge_check_mxfp4" --pack "$work/pack/kforge.sqlite" "${check_args[@]}" > "$out/check_mxfp4.log" 2>&1
+  "$bin/kforge_check_mxfp4" --pack "$work/pack/kforge.sqlite" --filter "$filter" "${check_args[@]}" > "$out/check_mxfp4.log" 2>&1
   echo "check rc=$?"; grep -E "^FAIL" "$out/check_mxfp4.log" | head -20; tail -1 "$out/check_mxfp4.log"
 fi
 
@@ -42,7 +44,7 @@ cp "${TUNED:-tuned_db/kforge.sqlite}" "$work/tuned.sqlite"
 read -r -a extra <<< "${AUTOTUNE_ARGS:-}"
 # The kernels come from the compile cache the genkernels step filled.
 "$bin/autotune" --db "$work/tuned.sqlite" --model "$model" --ops "$ops" --templates templates \
-  --time-budget "$budget" -q "${extra[@]}" > "$out/autotune_mxfp4.log" 2>&1
+  --time-budget "$budget" -q --filter "$filter" "${extra[@]}" > "$out/autotune_mxfp4.log" 2>&1
 echo "autotune rc=$?"; tail -40 "$out/autotune_mxfp4.log"
 
 step measurements as CSV, dispositions, time per T

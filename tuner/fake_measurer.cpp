@@ -103,14 +103,15 @@ double fake_mla_time_us(const PackKernel& k, const MlaShape& s, int64_t queries,
 }
 
 double fake_mxfp4_time_us(const PackKernel& k, const Mxfp4MoeShape& s, const MoeRouting& routing, bool cold) {
-  const Mxfp4Config c = parse_mxfp4_config(k.config);
+  const Mxfp4Config c = parse_mxfp4_config(k.config, k.kind);
   std::vector<int64_t> load(s.experts, 0);
   for (int32_t e : routing.topk_ids)
     if (e >= 0 && e < s.experts) ++load[e];
   double blocks = 0;
   for (int64_t l : load) blocks += static_cast<double>((l + c.block_m - 1) / c.block_m);
   const double knobs = (c.stages >= 3 ? 1.0 : 0.9) * (c.block_k == 32 ? 0.9 : 1.0) * (c.warps == 8 ? 1.0 : 0.95) *
-                       (c.subtiles == 1 ? 1.0 : 0.97) * (c.block_m * c.block_n >= 4096 ? 1.0 : 0.75);
+                       (c.subtiles == 1 ? 1.0 : 0.97) * (c.block_m * c.block_n >= 4096 ? 1.0 : 0.75) *
+                       (c.kind == Mxfp4Kind::wgmma ? 1.6 : 1.0);
   // Tiles in waves, each block_m x block_n x K of math; every block row reads its
   // expert's weights (e2m1 and scales) once, warm runs at 1.5x the rate.
   const double tiles = blocks * static_cast<double>(s.n / c.block_n);

@@ -109,7 +109,7 @@ struct Mxfp4Steps {
                   ": " + e.message);
     }
     const Mxfp4TuneProblem& p = d.mx_host_.problem();
-    const Mxfp4Config cfg = parse_mxfp4_config(k.config);
+    const Mxfp4Config cfg = parse_mxfp4_config(k.config, k.kind);
     const int64_t cap = moe::sorted_capacity(p.t, shape.top_k, shape.experts, cfg.block_m);
     const mxfp4::Grid g = mxfp4::gemm_grid(shape.n, cap, cfg.block_m, cfg.block_n);
     kf_mxfp4_moe_gemm_args args{};
@@ -131,7 +131,8 @@ struct Mxfp4Steps {
     args.swiglu_limit = kMxfp4SwigluLimit;
     return d.guarded([&](Measurement& r) {
       const Function fn = d.function_of(k);
-      const auto run = [&] { d.launch(fn, {g.x, g.y, g.z}, k.threads, &args, D::kLaunchCall); };
+      const auto run = [&] { d.launch(fn, {g.x, g.y, g.z, static_cast<unsigned>(mxfp4_dynamic_shared(cfg))}, k.threads, &args,
+                                      D::kLaunchCall); };
       d.run_align(p.topk_ids, p.t, shape.top_k, shape.experts, cfg.block_m, r);
       if (r.disposition.empty()) d.verify_mxfp4(run, r);
       if (r.disposition.empty()) d.time_launches(run, false, cold, reps, r);

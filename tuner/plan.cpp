@@ -201,7 +201,7 @@ std::string mxfp4_block_m_prune_reason(const Mxfp4MoeShape& s, const Mxfp4Config
   char why[320];
   // The decode kind (CUDA cores) reads an expert's weights once per block_m <= 8 slots:
   // only worth timing while a few slots reach each expert.
-  if (c.decode) {
+  if (c.kind == Mxfp4Kind::decode) {
     if (slots <= kMxfp4DecodeMaxLoad * s.experts) return "";
     std::snprintf(why, sizeof why,
                   "decode kind: T = %lld routes %.3g slots per expert on average, over %lld; it is timed up to T = %lld",
@@ -210,15 +210,16 @@ std::string mxfp4_block_m_prune_reason(const Mxfp4MoeShape& s, const Mxfp4Config
                   static_cast<long long>(kMxfp4DecodeMaxLoad * s.experts / s.top_k));
     return why;
   }
-  if (bm >= 64 && slots * kMxfp4LargeBlockMinFill < bm * s.experts) {
+  const bool wgmma = c.kind == Mxfp4Kind::wgmma;
+  const int64_t fill = wgmma ? kMxfp4WgmmaMinFill : kMxfp4LargeBlockMinFill;
+  if (bm >= 64 && slots * fill < bm * s.experts) {
     std::snprintf(why, sizeof why,
-                  "block_m %lld: T = %lld routes %.3g slots per expert on average (%lld slots, %lld experts), "
-                  "under block_m / %lld: the blocks would be mostly padding; block_m %lld is timed from T = %lld",
-                  static_cast<long long>(bm), static_cast<long long>(t), static_cast<double>(slots) / s.experts,
-                  static_cast<long long>(slots), static_cast<long long>(s.experts),
-                  static_cast<long long>(kMxfp4LargeBlockMinFill), static_cast<long long>(bm),
-                  static_cast<long long>((bm * s.experts + kMxfp4LargeBlockMinFill * s.top_k - 1) /
-                                         (kMxfp4LargeBlockMinFill * s.top_k)));
+                  "%sblock_m %lld: T = %lld routes %.3g slots per expert on average (%lld slots, %lld experts), "
+                  "under block_m / %lld: the blocks would be mostly padding; %sblock_m %lld is timed from T = %lld",
+                  wgmma ? "wgmma " : "", static_cast<long long>(bm), static_cast<long long>(t),
+                  static_cast<double>(slots) / s.experts, static_cast<long long>(slots),
+                  static_cast<long long>(s.experts), static_cast<long long>(fill), wgmma ? "wgmma " : "",
+                  static_cast<long long>(bm), static_cast<long long>((bm * s.experts + fill * s.top_k - 1) / (fill * s.top_k)));
     return why;
   }
   if (bm == 16 && slots >= kMxfp4SmallBlockMaxLoad * s.experts) {

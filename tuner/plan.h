@@ -147,10 +147,15 @@ std::string mla_split_prune_reason(const MlaShape& shape, const MlaConfig& cfg, 
 //   - block_m 16 is timed only while L < kMxfp4SmallBlockMaxLoad: above, the average
 //     expert's weights are streamed through the SMs once per 16 slots (4+ times) on the
 //     smallest, least efficient tile, where block_m 32 to 128 read them 2 to 8 times less.
+//   - the wgmma kind (block_m 64 to 256) is timed from L >= block_m / kMxfp4WgmmaMinFill:
+//     its padding rows are cheap (the weights are decoded once per block whatever its
+//     fill), and the mma kind it replaces is bound by decoding, not by the tile's math.
 // For gpt-oss-120b (E 128, top-4): block_m 64 from T = 512, 128 from T = 1024, 16 below
-// T = 2048; gpt-oss-20b (E 32): 64 from T = 128, 128 from T = 256, 16 below T = 512.
+// T = 2048, wgmma 64 / 128 / 256 from T = 128 / 256 / 512; gpt-oss-20b (E 32): 64 from
+// T = 128, 128 from T = 256, 16 below T = 512.
 // "" when it is timed, else why not.
 constexpr int64_t kMxfp4LargeBlockMinFill = 4;
+constexpr int64_t kMxfp4WgmmaMinFill = 16;
 constexpr int64_t kMxfp4SmallBlockMaxLoad = 64;
 // The MXFP4 decode kind is timed while T * top_k / E <= this.
 constexpr int64_t kMxfp4DecodeMaxLoad = 8;

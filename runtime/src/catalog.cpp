@@ -8,6 +8,7 @@
 
 #include "mxfp4_moe/decode_tiling.h"
 #include "mxfp4_moe/tiling.h"
+#include "mxfp4_moe/wgmma_tiling.h"
 #include "sparse_mla/launch.h"
 #include "w4a16_linear/skinny_tiling.h"
 #include "w4a16_linear/wgmma_tiling.h"
@@ -86,13 +87,13 @@ const char* parse_mla_combine(const KernelRow& row, KernelImpl* k) {
   return row.threads == mla::kCombineThreads ? nullptr : "thread count differs from kf::mla::kCombineThreads";
 }
 
-// mxfp4_moe_gemm1/2 rows (kind mma): shape and config keys the runtime can launch with
-// mxfp4_moe/tiling.h's geometry (the template's own tiling rules, block_m within
-// moe_align's limit, one wave size's worth of threads per warp).
+// mxfp4_moe_gemm1/2 rows (kinds mma, decode, wgmma): shape and config keys the runtime
+// can launch with mxfp4_moe/tiling.h's geometry (the kind's own tiling rules, block_m
+// within moe_align's limit, one wave size's worth of threads per warp).
 const char* parse_mxfp4_gemm(const KernelRow& row, int gemm, KernelImpl* k) {
   k->op_kind = KernelOp::mxfp4_gemm;
   k->mxfp4.gemm = gemm;
-  if (row.kind != "mma" && row.kind != "decode") return "unknown kind";
+  if (row.kind != "mma" && row.kind != "decode" && row.kind != "wgmma") return "unknown kind";
   if (!parse_mxfp4_shape_key(row.shape.c_str(), &k->mxfp4)) return "unreadable shape key";
   if (const char* problem = mxfp4_shape_problem(k->mxfp4)) return problem;
   if (!parse_mxfp4_config_key(row.config.c_str(), &k->mxfp4_config)) return "unreadable config key";
@@ -104,6 +105,12 @@ const char* parse_mxfp4_gemm(const KernelRow& row, int gemm, KernelImpl* k) {
     if (!mxfp4::decode_config_valid(static_cast<int>(s.n), static_cast<int>(s.k), s.swiglu, c.block_m, c.block_n,
                                     c.warps, wave))
       return "config breaks the decode rules of templates/mxfp4_moe/decode_tiling.h";
+  } else if (row.kind == "wgmma") {
+    // Its whole ring is dynamic shared memory (mxfp4_moe/wgmma_tiling.h).
+    if (c.subtiles != 1 || !mxfp4::wgmma::config_valid(static_cast<int>(s.n), static_cast<int>(s.k), s.swiglu,
+                                                        c.block_m, c.block_n, c.block_k, c.warps, c.stages))
+      return "config breaks the wgmma rules of templates/mxfp4_moe/wgmma_tiling.h";
+    k->dynamic_shared = static_cast<unsigned>(mxfp4::wgmma::smem_bytes(c.block_m, c.block_n, c.block_k, c.stages));
   } else if (!mxfp4::config_valid(static_cast<int>(s.n), static_cast<int>(s.k), s.swiglu, c.block_m, c.block_n,
                                   c.block_k, c.warps, c.stages, c.subtiles)) {
     return "config breaks the tiling rules of templates/mxfp4_moe/tiling.h";

@@ -163,6 +163,8 @@ int main(int argc, char** argv) {
         CUfunction fn;
         CU_CHECK(cu->cuModuleLoadData(&mod, k.code_object.data()));
         CU_CHECK(cu->cuModuleGetFunction(&fn, mod, k.name.c_str()));
+        const int shared = mxfp4_dynamic_shared(cfg);  // the wgmma kind's ring
+        if (shared > 0) CU_CHECK(cu->cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, shared));
         kf_mxfp4_moe_gemm_args a{};
         a.x = x.p();
         a.weight = weight.p<uint8_t>();
@@ -183,7 +185,7 @@ int main(int argc, char** argv) {
         void* params[] = {&a};
         const int64_t capacity = moe::sorted_capacity(t, top_k, experts, cfg.block_m);
         const mxfp4::Grid g = mxfp4::gemm_grid(s.n, capacity, cfg.block_m, cfg.block_n);
-        CU_CHECK(cu->cuLaunchKernel(fn, g.x, g.y, g.z, k.threads, 1, 1, 0, nullptr, params, nullptr));
+        CU_CHECK(cu->cuLaunchKernel(fn, g.x, g.y, g.z, k.threads, 1, 1, shared, nullptr, params, nullptr));
         CU_CHECK(cu->cuCtxSynchronize());
         const std::vector<uint16_t> got = y.down<uint16_t>((slots + kGuardRows) * n_out);
         CU_CHECK(cu->cuModuleUnload(mod));
