@@ -65,7 +65,7 @@ void validate_mxfp4_shape(const Mxfp4MoeShape& s, const std::string& layer) {
 
 std::string Mxfp4Config::key() const {
   return "bm" + str(block_m) + "_bn" + str(block_n) + "_bk" + str(block_k) + "_w" + str(warps) + "_s" + str(stages) +
-         "_ep" + str(subtiles);
+         "_ep" + str(subtiles) + (persistent > 0 ? "_p" + str(persistent) : "");
 }
 
 const char* mxfp4_kind_name(Mxfp4Kind kind) {
@@ -79,7 +79,7 @@ const char* mxfp4_kind_name(Mxfp4Kind kind) {
 Mxfp4Config parse_mxfp4_config(const std::string& key, const std::string& kind) {
   if (kind != "mma" && kind != "decode" && kind != "wgmma")
     throw Error("unknown mxfp4_moe kind '" + kind + "' (mma, decode, wgmma)");
-  static const std::regex re("bm([1-9][0-9]{0,3})_bn([1-9][0-9]{0,3})_bk([1-9][0-9]{0,3})_w([1-9][0-9]?)_s([1-9])_ep([1-9][0-9]?)");
+  static const std::regex re("bm([1-9][0-9]{0,3})_bn([1-9][0-9]{0,3})_bk([1-9][0-9]{0,3})_w([1-9][0-9]?)_s([1-9])_ep([1-9][0-9]?)(?:_p([1-9]))?");
   std::smatch m;
   if (!std::regex_match(key, m, re))
     throw Error("bad mxfp4_moe config '" + key + "' (expected like bm16_bn64_bk64_w4_s2_ep1)");
@@ -90,6 +90,7 @@ Mxfp4Config parse_mxfp4_config(const std::string& key, const std::string& kind) 
   c.warps = static_cast<int>(key_number(m[4], key));
   c.stages = static_cast<int>(key_number(m[5], key));
   c.subtiles = static_cast<int>(key_number(m[6], key));
+  c.persistent = m[7].matched ? static_cast<int>(key_number(m[7], key)) : 0;
   c.kind = kind == "decode" ? Mxfp4Kind::decode : kind == "wgmma" ? Mxfp4Kind::wgmma : Mxfp4Kind::mma;
   return c;
 }
@@ -103,7 +104,19 @@ int mxfp4_dynamic_shared(const Mxfp4Config& c) {
   return c.kind == Mxfp4Kind::wgmma ? mxfp4::wgmma::smem_bytes(c.block_m, c.block_n, c.block_k, c.stages) : 0;
 }
 
+Mxfp4Grid mxfp4_grid(const Mxfp4MoeShape& s, const Mxfp4Config& c, int64_t capacity, int compute_units) {
+  if (c.persistent > 0)
+    return {static_cast<unsigned>(
+                mxfp4::wgmma::persistent_blocks(s.n, capacity, c.block_m, c.block_n, c.persistent, compute_units)),
+            1, 1};
+  const mxfp4::Grid g = mxfp4::gemm_grid(s.n, capacity, c.block_m, c.block_n);
+  return {g.x, g.y, g.z};
+}
+
 std::string mxfp4_config_problem(const Mxfp4MoeShape& s, const Mxfp4Config& c, const ArchInfo& arch) {
+  if (c.persistent < 0 || c.persistent > mxfp4::wgmma::kMaxPersistentPerUnit)
+    return "persistent launches take 1 to " + str(mxfp4::wgmma::kMaxPersistentPerUnit) + " blocks per SM";
+  if (c.persistent > 0 && c.kind != Mxfp4Kind::wgmma) return "only the wgmma kind has a persistent launch";
   if (c.kind == Mxfp4Kind::wgmma) {
     if (!arch.warpgroup_mma) return "the wgmma kind needs the warpgroup MMA (sm_90a)";
     if (c.subtiles != 1) return "the wgmma kind has one epilogue pass (ep 1)";
@@ -164,13 +177,15 @@ std::vector<Mxfp4Config> enumerate_mxfp4_configs(const Mxfp4MoeShape& s, const A
   // the instruction's N (64-256), 64 weight rows per warpgroup.
   if (arch.warpgroup_mma)
     for (int bm : {64, 128, 256})
-      for (int w : {4, 8})
+      for (int w : {4, 8, 12})
         for (int bk : {64, 128})
-          for (int st : {3, 4, 6}) {
-            Mxfp4Config c{bm, 16 * w, bk, w, st, 1};
-            c.kind = Mxfp4Kind::wgmma;
-            if (mxfp4_config_problem(s, c, arch).empty()) out.push_back(c);
-          }
+          for (int st : {3, 4, 6})
+            for (int persistent : {0, 1, 2}) {  // one tile per block, or 1 or 2 walkers per SM
+              Mxfp4Config c{bm, 16 * w, bk, w, st, 1};
+              c.kind = Mxfp4Kind::wgmma;
+              c.persistent = persistent;
+              if (mxfp4_config_problem(s, c, arch).empty()) out.push_back(c);
+            }
   return out;
 }
 
@@ -206,7 +221,10 @@ Candidate make_mxfp4_candidate(const Mxfp4MoeShape& s, const Mxfp4Config& cfg, c
               {"subtiles", str(cfg.subtiles)}};
   if (cfg.kind == Mxfp4Kind::decode)  // gemv.cu.in has no pipeline or epilogue passes
     for (const char* unused : {"block_k", "stages", "subtiles"}) c.params.erase(unused);
-  if (cfg.kind == Mxfp4Kind::wgmma) c.params.erase("subtiles");  // gemm_wgmma.cu.in: one pass
+  if (cfg.kind == Mxfp4Kind::wgmma) {  // gemm_wgmma.cu.in: one epilogue pass, maybe persistent
+    c.params.erase("subtiles");
+    c.params["persistent"] = cfg.persistent > 0 ? "true" : "false";
+  }
   return c;
 }
 

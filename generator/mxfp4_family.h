@@ -52,8 +52,11 @@ struct Mxfp4Config {
   // wgmma (gemm_wgmma.h, sm_90a): block_m 64/128/256, block_n 16 x warps, block_k 64/128,
   //   stages >= 3, subtiles 1; its ring is dynamic shared memory (mxfp4_dynamic_shared).
   Mxfp4Kind kind = Mxfp4Kind::mma;
+  // wgmma only: 0 = one tile per block on the sorted capacity's grid; P = a persistent
+  // launch of P blocks per SM walking the routed tiles (key suffix _pP).
+  int persistent = 0;
 
-  std::string key() const;  // bm16_bn64_bk64_w4_s2_ep1 (the kind is in the kernel name)
+  std::string key() const;  // bm16_bn64_bk64_w4_s2_ep1[_p1] (the kind is in the kernel name)
   bool operator==(const Mxfp4Config& o) const { return kind == o.kind && key() == o.key(); }
 };
 
@@ -68,6 +71,13 @@ std::string mxfp4_kernel_name(const Mxfp4MoeShape& shape, const Mxfp4Config& cfg
 
 // Dynamic shared memory a launch passes: the wgmma kind's ring, 0 for the others.
 int mxfp4_dynamic_shared(const Mxfp4Config& cfg);
+
+// The launch grid for T tokens' sorted capacity (moe::sorted_capacity with cfg.block_m):
+// tiling.h's, or a persistent config's fixed block count on a GPU of compute_units SMs.
+struct Mxfp4Grid {
+  unsigned x, y, z;
+};
+Mxfp4Grid mxfp4_grid(const Mxfp4MoeShape& shape, const Mxfp4Config& cfg, int64_t capacity, int compute_units);
 
 // Why the template cannot take this config here ("" = it can).
 std::string mxfp4_config_problem(const Mxfp4MoeShape& shape, const Mxfp4Config& cfg, const ArchInfo& arch);

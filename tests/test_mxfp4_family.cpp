@@ -99,12 +99,42 @@ TEST_CASE("the wgmma kind: sm_90a only, its name, rules, template and dynamic sh
     CHECK(x.kind != kf::Mxfp4Kind::wgmma);
 }
 
+TEST_CASE("persistent wgmma configs: the _p key, the template flag, a grid of a few blocks per SM") {
+  kf::Mxfp4Config c{128, 64, 64, 4, 4, 1};
+  c.kind = kf::Mxfp4Kind::wgmma;
+  c.persistent = 2;
+  CHECK(c.key() == "bm128_bn64_bk64_w4_s4_ep1_p2");
+  CHECK(kf::parse_mxfp4_config(c.key(), "wgmma") == c);
+  CHECK(kf::parse_mxfp4_config("bm128_bn64_bk64_w4_s4_ep1", "wgmma").persistent == 0);
+  CHECK_THROWS_AS(kf::parse_mxfp4_config("bm128_bn64_bk64_w4_s4_ep1_p", "wgmma"), kf::Error);
+  const kf::ArchInfo& sm90 = kf::arch_info("sm_90a");
+  CHECK(kf::mxfp4_config_problem(gate_up(), c, sm90).empty());
+  CHECK(kf::make_mxfp4_candidate(gate_up(), c, sm90).params.at("persistent") == "true");
+  c.persistent = 0;
+  CHECK(kf::make_mxfp4_candidate(gate_up(), c, sm90).params.at("persistent") == "false");
+  kf::Mxfp4Config mma{64, 64, 64, 4, 3, 1};
+  mma.persistent = 1;
+  CHECK(kf::mxfp4_config_problem(gate_up(), mma, sm90).find("only the wgmma kind") != std::string::npos);
+  // 5760 / 64 = 90 column tiles per slot block; 132 SMs x 2 walkers.
+  c.persistent = 2;
+  const kf::Mxfp4Grid many = kf::mxfp4_grid(gate_up(), c, 128 * 40, 132);
+  CHECK((many.x == 264 && many.y == 1 && many.z == 1));
+  const kf::Mxfp4Grid few = kf::mxfp4_grid(gate_up(), c, 128, 132);  // one slot block: 90 tiles
+  CHECK(few.x == 90);
+  c.persistent = 0;
+  const kf::Mxfp4Grid plain = kf::mxfp4_grid(gate_up(), c, 128 * 40, 132);
+  CHECK((plain.x == 90 && plain.y == 40));
+  int persistent = 0;
+  for (const auto& x : kf::enumerate_mxfp4_configs(gate_up(), sm90)) persistent += x.persistent > 0;
+  CHECK(persistent >= 12);
+}
+
 // The wgmma kind's raw weight layout (wgmma_tiling.h): every chunk of a stage has its own
 // place, the eight row pairs a warp reads at once hit eight different 16-byte bank
 // groups, and the copies' fixed bases plus whole passes land where the reads look.
 TEST_CASE("wgmma raw weight layout: a bijection, conflict-free reads, copies in passes") {
   for (int bk : {64, 128})
-    for (int bn : {64, 128}) {
+    for (int bn : {64, 128, 192}) {
       CAPTURE(bk);
       CAPTURE(bn);
       const int chunks = bk / 32, units = bn * chunks;
@@ -129,7 +159,7 @@ TEST_CASE("wgmma raw weight layout: a bijection, conflict-free reads, copies in 
             CHECK(slots.size() == 8);
           }
       // Copies: thread tid has chunk tid % chunks of row tid / chunks, then WR rows per pass.
-      for (int warps : {4, 8}) {
+      for (int warps : {4, 8, 12}) {
         const int threads = 32 * warps, wr = threads / chunks;
         if (bn % wr != 0) continue;
         for (int tid = 0; tid < threads; ++tid)

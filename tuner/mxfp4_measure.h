@@ -111,7 +111,7 @@ struct Mxfp4Steps {
     const Mxfp4TuneProblem& p = d.mx_host_.problem();
     const Mxfp4Config cfg = parse_mxfp4_config(k.config, k.kind);
     const int64_t cap = moe::sorted_capacity(p.t, shape.top_k, shape.experts, cfg.block_m);
-    const mxfp4::Grid g = mxfp4::gemm_grid(shape.n, cap, cfg.block_m, cfg.block_n);
+    const Mxfp4Grid g = mxfp4_grid(shape, cfg, cap, d.info_.compute_units);
     kf_mxfp4_moe_gemm_args args{};
     args.x = d.x_.raw();
     args.weight = static_cast<const uint8_t*>(d.fw_.raw());

@@ -47,6 +47,7 @@ class CudaBackend final : public Backend {
     if (r == CUDA_SUCCESS) r = cu_->cuDeviceGetName(info->name, sizeof info->name, dev);
     if (r == CUDA_SUCCESS) r = cu_->cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev);
     if (r == CUDA_SUCCESS) r = cu_->cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev);
+    if (r == CUDA_SUCCESS) r = cu_->cuDeviceGetAttribute(&info->compute_units, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev);
     if (r != CUDA_SUCCESS) return failed(r, "device query");
     // 9.0 code objects are built for sm_90a (wgmma and friends); others carry no suffix.
     std::snprintf(info->arch, sizeof info->arch, "sm_%d%d%s", major, minor, major == 9 && minor == 0 ? "a" : "");

@@ -46,6 +46,7 @@ class HipBackend final : public Backend {
     std::memcpy(info->arch, arch, len);
     info->arch[len] = '\0';
     std::snprintf(info->name, sizeof info->name, "%s", storage.props.name);
+    info->compute_units = storage.props.multiProcessorCount;
     return KF_OK;
   }
 

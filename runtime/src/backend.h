@@ -13,6 +13,7 @@ namespace rt {
 struct DeviceInfo {
   char arch[64];   // "sm_90a", "gfx1151"
   char name[256];  // the driver's device name, as the tuner records it in winners.device
+  int compute_units = 0;  // SMs / CUs: persistent kernels launch a few blocks per unit
 };
 
 struct LaunchDims {

@@ -110,7 +110,11 @@ const char* parse_mxfp4_gemm(const KernelRow& row, int gemm, KernelImpl* k) {
     if (c.subtiles != 1 || !mxfp4::wgmma::config_valid(static_cast<int>(s.n), static_cast<int>(s.k), s.swiglu,
                                                         c.block_m, c.block_n, c.block_k, c.warps, c.stages))
       return "config breaks the wgmma rules of templates/mxfp4_moe/wgmma_tiling.h";
+    if (c.persistent > mxfp4::wgmma::kMaxPersistentPerUnit) return "persistent launch above 8 blocks per SM";
     k->dynamic_shared = static_cast<unsigned>(mxfp4::wgmma::smem_bytes(c.block_m, c.block_n, c.block_k, c.stages));
+    k->persistent_per_unit = c.persistent;
+  } else if (c.persistent != 0) {
+    return "only the wgmma kind has a persistent launch (_p)";
   } else if (!mxfp4::config_valid(static_cast<int>(s.n), static_cast<int>(s.k), s.swiglu, c.block_m, c.block_n,
                                   c.block_k, c.warps, c.stages, c.subtiles)) {
     return "config breaks the tiling rules of templates/mxfp4_moe/tiling.h";

@@ -46,6 +46,9 @@ struct KernelImpl {
   // Dynamic shared memory its launches pass, allowed once at load (the skinny kind's rings
   // above 48 KiB: w4a16_linear/skinny_tiling.h); 0 for every other kernel.
   unsigned dynamic_shared = 0;
+  // A persistent launch (mxfp4_moe wgmma configs _pP): at most this many blocks per SM of
+  // the launching device; the planned grid (one block per tile) is the other bound.
+  int persistent_per_unit = 0;
   std::vector<uint8_t> code;  // the code object, as stored in the pack
   const kf_db* db = nullptr;
 
@@ -130,4 +133,6 @@ struct kf_db {
   mutable std::atomic<int> backend_state{0};  // 0 not tried, 1 ready, 2 unavailable
   mutable char unbound_why[600] = {};
   mutable std::mutex load_mutex;  // binding and code object loads
+  // SMs / CUs per device, published (release) by the first code object load there.
+  mutable std::atomic<int> compute_units[kf::rt::kMaxDevices] = {};
 };

@@ -102,7 +102,8 @@ kf_status function_on(const KernelImpl& k, Backend& backend, int device, void** 
   status = backend.load(k.code.data(), k.code.size(), k.name.c_str(), k.dynamic_shared, &module, function);
   if (status != KF_OK) return status;
   k.module[device] = module;
-  k.function[device].store(*function, std::memory_order_release);
+  k.db->compute_units[device].store(info.compute_units, std::memory_order_relaxed);
+  k.function[device].store(*function, std::memory_order_release);  // publishes compute_units too
   return KF_OK;
 }
 
@@ -119,6 +120,11 @@ kf_status launch_kernel(const KernelImpl& k, const LaunchDims& dims, void* args,
   void* params[] = {args};
   LaunchDims with_shared = dims;
   with_shared.shared_bytes = k.dynamic_shared;
+  if (k.persistent_per_unit > 0) {  // a few walkers per SM instead of a block per tile
+    const int64_t units = k.db->compute_units[device].load(std::memory_order_relaxed);
+    const int64_t walkers = units > 0 ? units * k.persistent_per_unit : with_shared.grid[0];
+    with_shared.grid[0] = static_cast<unsigned>(std::min<int64_t>(with_shared.grid[0], walkers));
+  }
   return backend->launch(function, with_shared, stream, params);
 }
 

@@ -78,7 +78,9 @@ kf_status plan_mxfp4_gemm(const KernelImpl& k, const kf_mxfp4_moe_gemm_args& a, 
   if ((status = check_aligned(tensors, function, name)) != KF_OK) return status;
   const int64_t capacity = moe_capacity(function, name, a.t, a.top_k, a.experts, c.block_m);
   if (capacity < 0) return KF_ERR_INVALID_ARGUMENT;
-  const mxfp4::Grid g = mxfp4::gemm_grid(s.n, capacity, c.block_m, c.block_n);
+  mxfp4::Grid g = mxfp4::gemm_grid(s.n, capacity, c.block_m, c.block_n);
+  // Persistent: one block per tile planned; the launch keeps persistent_per_unit per SM.
+  if (c.persistent > 0) g = {g.x * g.y, 1, 1};
   if (g.y > kMaxGridYZ)
     return fail(KF_ERR_UNSUPPORTED_SHAPE, "%s(%s): t = %d needs a grid of %u x %u x %u blocks; y is limited to %u",
                 function, name, a.t, g.x, g.y, g.z, kMaxGridYZ);

@@ -86,8 +86,9 @@ std::string mla_kernel_name(const std::string& shape, const std::string& config)
   return "sparse_mla_decode_" + shape + "_" + config;
 }
 
-std::string mxfp4_kernel_name(int gemm, const std::string& shape, const std::string& config) {
-  return "mxfp4_moe_gemm" + std::to_string(gemm) + "_" + shape + "_" + config;
+std::string mxfp4_kernel_name(int gemm, const std::string& shape, const std::string& config,
+                              const std::string& kind) {
+  return "mxfp4_moe_gemm" + std::to_string(gemm) + "_" + (kind == "mma" ? "" : kind + "_") + shape + "_" + config;
 }
 
 kf_mxfp4_moe_shape small_mxfp4_shape() {
@@ -164,13 +165,13 @@ void TestPackBuilder::add_mla_winner(const std::string& shape, const std::string
 }
 
 std::string TestPackBuilder::add_mxfp4_kernel(int gemm, const std::string& shape, const std::string& config,
-                                              const std::string& arch, int threads) {
+                                              const std::string& arch, int threads, const std::string& kind) {
   if (threads == 0) {  // warps x 32, from the config's _w<warps>_
     const size_t w = config.find("_w");
     threads = 32 * std::stoi(config.substr(w + 2));
   }
-  kernels_.push_back({mxfp4_kernel_name(gemm, shape, config), arch, "mxfp4_moe_gemm" + std::to_string(gemm), "mma",
-                      shape, config, threads});
+  kernels_.push_back({mxfp4_kernel_name(gemm, shape, config, kind), arch, "mxfp4_moe_gemm" + std::to_string(gemm),
+                      kind, shape, config, threads});
   return kernels_.back().name;
 }
 

@@ -22,8 +22,9 @@ std::string kernel_name(const std::string& kind, const std::string& shape, const
 std::string moe_kernel_name(int gemm, const std::string& kind, const std::string& shape, const std::string& config);
 // sparse_mla_decode_<shape>_<config> (generator/mla_family.h).
 std::string mla_kernel_name(const std::string& shape, const std::string& config);
-// mxfp4_moe_gemm<gemm>_<shape>_<config> (generator/mxfp4_family.h).
-std::string mxfp4_kernel_name(int gemm, const std::string& shape, const std::string& config);
+// mxfp4_moe_gemm<gemm>_[<kind>_]<shape>_<config>, kind "mma" unnamed (generator/mxfp4_family.h).
+std::string mxfp4_kernel_name(int gemm, const std::string& shape, const std::string& config,
+                              const std::string& kind = "mma");
 
 // The small MXFP4 MoE layer the runtime's tests build packs for: E 8, top_k 2, H 256,
 // I 128, SwiGLU fused (gemm1 e8_topk2_n256_k256_swiglu, gemm2 e8_topk2_n256_k128).
@@ -60,12 +61,12 @@ class TestPackBuilder {
   void add_mla_winner(const std::string& shape, const std::string& kernel, int64_t q_lo, int64_t q_hi,
                       const std::string& device = kTestDevice, int cold_l2 = 1, const std::string& arch = "sm_90a");
 
-  // mxfp4_moe: a GEMM kernel (gemm 1 = gate_up, 2 = down; kind mma; shape like
-  // e8_topk2_n256_k256_swiglu, config like bm16_bn64_bk64_w4_s2_ep1; threads default to
-  // warps x 32) and a winner over T = [t_lo, t_hi] for `routing` ('' = the
+  // mxfp4_moe: a GEMM kernel (gemm 1 = gate_up, 2 = down; kind mma, decode or wgmma;
+  // shape like e8_topk2_n256_k256_swiglu, config like bm16_bn64_bk64_w4_s2_ep1; threads
+  // default to warps x 32) and a winner over T = [t_lo, t_hi] for `routing` ('' = the
   // routing-robust pick). The layer's helpers are add_moe_helpers'.
   std::string add_mxfp4_kernel(int gemm, const std::string& shape, const std::string& config,
-                               const std::string& arch = "sm_90a", int threads = 0);
+                               const std::string& arch = "sm_90a", int threads = 0, const std::string& kind = "mma");
   void add_mxfp4_winner(int gemm, const std::string& shape, const std::string& kernel, int64_t t_lo, int64_t t_hi,
                         const std::string& routing = "", const std::string& device = kTestDevice, int cold_l2 = 1,
                         const std::string& arch = "sm_90a");

@@ -39,8 +39,10 @@ KF_INLINE uint32_t decode_pair(uint32_t w, uint32_t select_t, uint32_t scale2) {
   return *reinterpret_cast<const uint32_t*>(&r);
 }
 
+// One block_m x block_n tile: sorted-slot block m_blk (one expert's run), weight rows
+// n_blk * BN .. + BN of expert e.
 template <int GEMM, int N, int K, bool SWIGLU, int BM, int BN, int BK, int WARPS, int STAGES>
-KF_INLINE void mxfp4_moe_gemm_wgmma(const kf_mxfp4_moe_gemm_args& a) {
+KF_INLINE void mxfp4_wgmma_tile(const kf_mxfp4_moe_gemm_args& a, int n_blk, int m_blk, int e) {
   using namespace wgmma;
   static_assert(GEMM == 1 || GEMM == 2, "gemm1 (gate_up) or gemm2 (down)");
   static_assert(!SWIGLU || GEMM == 1, "the SwiGLU epilogue is gemm1's");
@@ -58,10 +60,7 @@ KF_INLINE void mxfp4_moe_gemm_wgmma(const kf_mxfp4_moe_gemm_args& a) {
 
   const int tid = thread_id(), lane = tid % KF_WAVE, warp = tid / KF_WAVE;
   const int t = lane % 4, g = lane / 4;
-  const int n0 = block_x() * BN, m0 = block_y() * BM;
-  const int num_padded = *a.num_padded;
-  const int e = a.expert_ids[block_y()];
-  if (m0 >= num_padded || e < 0 || e >= a.experts) return;  // uniform per block: before any barrier
+  const int n0 = n_blk * BN, m0 = m_blk * BM;
   const int slots = a.t * a.top_k;
   for (int r = tid; r < BM; r += kThreads) {
     const int s = a.sorted_ids[m0 + r];
@@ -79,11 +78,12 @@ KF_INLINE void mxfp4_moe_gemm_wgmma(const kf_mxfp4_moe_gemm_args& a) {
 
   // Copies from fixed per-thread bases: one 16-byte column of the x tile (chunk c_x of
   // rows r_x, r_x + XR, ...) and one of the weight rows (chunk c_w of rows r_w, r_w + WR,
-  // ...); passes keep the swizzles' patterns (XR % 8, WR % 16 rows).
-  constexpr int CH = BK / 8, XR = kThreads / CH, XPASSES = BM / XR;
+  // ...); passes keep the swizzles' patterns (XR % 8, WR % 16 rows). Three warpgroups
+  // cover the x tile in passes of 48 or 96 rows, the last one partly.
+  constexpr int CH = BK / 8, XR = kThreads / CH, XPASSES = (BM + XR - 1) / XR;
   constexpr int WR = kThreads / CHUNKS, WPASSES = BN / WR;
   constexpr int S_COPIES = BK / kBlock * (BN / 16);
-  static_assert(kThreads % CH == 0 && XR % 8 == 0 && BM % XR == 0, "x copies: whole passes of 8-row atoms");
+  static_assert(kThreads % CH == 0 && XR % 8 == 0, "x copies: passes of whole 8-row atoms");
   static_assert(kThreads % CHUNKS == 0 && WR % 16 == 0 && BN % WR == 0, "weight copies: whole passes of 8 pairs");
   static_assert(S_COPIES <= kThreads, "one scale copy per thread at most");
   const int c_x = tid % CH, r_x = tid / CH;
@@ -101,6 +101,7 @@ KF_INLINE void mxfp4_moe_gemm_wgmma(const kf_mxfp4_moe_gemm_args& a) {
     const int k0 = kt * BK;
 #pragma unroll
     for (int j = 0; j < XPASSES; ++j) {
+      if (BM % XR != 0 && r_x + j * XR >= BM) break;
       const int row = x_row_of[r_x + j * XR];  // padding rows read as zeros
       cp_async16(xs + x_smem + j * XR * 128, row >= 0 ? x + (size_t)row * K + k0 + 8 * c_x : x, row >= 0);
     }
@@ -182,6 +183,30 @@ KF_INLINE void mxfp4_moe_gemm_wgmma(const kf_mxfp4_moe_gemm_args& a) {
         *reinterpret_cast<uint32_t*>(y + (size_t)s * N + n0 + c0) = pack2_bf16(v0 * f, v1 * f);
       }
     }
+}
+
+// PERSISTENT: the launch has a fixed number of blocks (wgmma_tiling.h: persistent_blocks,
+// a few per SM), each walking the tiles of the routed blocks in turn (weight tiles of one
+// slot block consecutive, so a wave shares its gathered x rows): no blocks launched for
+// the sorted capacity's unused tail. Otherwise the grid is the mma kind's, one tile per
+// block.
+template <int GEMM, int N, int K, bool SWIGLU, int BM, int BN, int BK, int WARPS, int STAGES, bool PERSISTENT>
+KF_INLINE void mxfp4_moe_gemm_wgmma(const kf_mxfp4_moe_gemm_args& a) {
+  const int num_padded = *a.num_padded;
+  if constexpr (PERSISTENT) {
+    constexpr int kTilesN = N / BN;
+    const int tiles = num_padded / BM * kTilesN;
+    for (int tile = block_x(); tile < tiles; tile += gridDim.x) {  // sm_90a only: gridDim is CUDA's
+      const int m_blk = tile / kTilesN, e = a.expert_ids[m_blk];
+      if (e < 0 || e >= a.experts) continue;  // uniform per block
+      mxfp4_wgmma_tile<GEMM, N, K, SWIGLU, BM, BN, BK, WARPS, STAGES>(a, tile % kTilesN, m_blk, e);
+      barrier();  // the next tile rewrites the row tables the epilogue just read
+    }
+  } else {
+    const int e = a.expert_ids[block_y()];
+    if (block_y() * BM >= num_padded || e < 0 || e >= a.experts) return;  // uniform per block: before any barrier
+    mxfp4_wgmma_tile<GEMM, N, K, SWIGLU, BM, BN, BK, WARPS, STAGES>(a, block_x(), block_y(), e);
+  }
 }
 
 }  // namespace mxfp4

@@ -2,12 +2,15 @@
 // (gemm_wgmma.h, sm_90a only) as constexpr functions: the template static_asserts them,
 // the generator enumerates with them, the runtime and tuner launch with them, and host
 // tests check the index math. It launches on the mma kind's grid (tiling.h: N / block_n,
-// sorted_capacity / block_m), always with dynamic shared memory.
+// sorted_capacity / block_m), always with dynamic shared memory, or, persistent, on
+// persistent_blocks(...) blocks that walk the tiles.
 //   block_m: sorted slots per block, the wgmma N: 64, 128 or 256
-//   block_n: weight rows per block: 64 per warpgroup of 4 warps
+//   block_n: weight rows per block: 64 per warpgroup of 4 warps, one to three warpgroups
+//            (the gathered x tile, most of a stage's bytes, is shared by all of them)
 //   block_k: k per pipeline stage, 64 or 128 (two or four 32-value MXFP4 blocks)
 //   stages:  ring slots; STAGES - 2 stages load ahead, one is read by the products still
 //            running from the previous stage
+//   persistent: 0 (one tile per block), or blocks per SM of a persistent launch
 #pragma once
 #include <stdint.h>
 
@@ -36,7 +39,7 @@ KF_HD constexpr int smem_bytes(int block_m, int block_n, int block_k, int stages
 
 KF_HD constexpr bool config_valid(int n, int k, bool swiglu, int block_m, int block_n, int block_k, int warps,
                                   int stages) {
-  if (warps != 4 && warps != 8) return false;  // one or two warpgroups
+  if (warps != 4 && warps != 8 && warps != 12) return false;  // one to three warpgroups
   if (block_n != 16 * warps) return false;     // 64 weight rows per warpgroup
   if (block_m != 64 && block_m != 128 && block_m != 256) return false;
   if (block_k != 64 && block_k != 128) return false;
@@ -44,6 +47,16 @@ KF_HD constexpr bool config_valid(int n, int k, bool swiglu, int block_m, int bl
   if (stages < 3) return false;
   // The gathered-row table (block_m ints) is static shared memory beside the ring.
   return smem_bytes(block_m, block_n, block_k, stages) + block_m * 4 <= kMaxShared;
+}
+
+constexpr int kMaxPersistentPerUnit = 8;
+
+// A persistent launch: per_unit blocks per SM (compute unit), never more than the tiles
+// the sorted capacity can hold (n / block_n per block of block_m slots).
+KF_HD constexpr int64_t persistent_blocks(int64_t n, int64_t capacity, int block_m, int block_n, int per_unit,
+                                          int compute_units) {
+  const int64_t tiles = n / block_n * (capacity / block_m), want = int64_t{per_unit} * compute_units;
+  return tiles < want ? tiles : want;
 }
 
 // Raw weight layout of a stage. The fragment rows g and g + 8 of a warp's A operand are

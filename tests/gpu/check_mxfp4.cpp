@@ -95,6 +95,10 @@ int main(int argc, char** argv) {
   const uint64_t seed = opt.seed;
   std::string device;
   gpu_check::start_device(&device);
+  CUdevice dev0;
+  int sms = 0;  // persistent configs launch a few blocks per SM
+  CU_CHECK(cu->cuDeviceGet(&dev0, 0));
+  CU_CHECK(cu->cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev0));
 
   const std::regex re(filter);
   std::map<std::pair<std::string, std::string>, std::vector<KernelRow>> by_shape;
@@ -184,7 +188,7 @@ int main(int argc, char** argv) {
         a.swiglu_limit = 7.0f;
         void* params[] = {&a};
         const int64_t capacity = moe::sorted_capacity(t, top_k, experts, cfg.block_m);
-        const mxfp4::Grid g = mxfp4::gemm_grid(s.n, capacity, cfg.block_m, cfg.block_n);
+        const Mxfp4Grid g = mxfp4_grid(s, cfg, capacity, sms);
         CU_CHECK(cu->cuLaunchKernel(fn, g.x, g.y, g.z, k.threads, 1, 1, shared, nullptr, params, nullptr));
         CU_CHECK(cu->cuCtxSynchronize());
         const std::vector<uint16_t> got = y.down<uint16_t>((slots + kGuardRows) * n_out);

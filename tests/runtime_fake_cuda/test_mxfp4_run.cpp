@@ -16,6 +16,7 @@
 
 #include "fake_cuda.h"
 #include "kforge/kforge.h"
+#include "mxfp4_moe/wgmma_tiling.h"
 #include "test_pack.h"
 #include "test_util.h"
 
@@ -87,6 +88,7 @@ kf_mxfp4_moe_layer_args layer_args(int t, int max_t, size_t scratch_bytes) {
 struct Launch {
   std::string kernel;
   unsigned grid[3], block[3];
+  unsigned shared;
   void* stream;
   std::vector<unsigned char> args;
   template <class T>
@@ -104,7 +106,7 @@ std::vector<Launch> launches() {
     const kf_fake_cuda_launch* r = kf_fake_cuda_launch_at(i);
     REQUIRE(r);
     out.push_back({r->kernel, {r->grid[0], r->grid[1], r->grid[2]}, {r->block[0], r->block[1], r->block[2]},
-                   r->stream, std::vector<unsigned char>(r->args, r->args + r->args_bytes)});
+                   r->shared_bytes, r->stream, std::vector<unsigned char>(r->args, r->args + r->args_bytes)});
   }
   return out;
 }
@@ -445,6 +447,43 @@ TEST_CASE("kf_launch_mxfp4_moe_gemm launches one GEMM with tiling.h's grid, or n
   CHECK(sent.swiglu_limit == 9.f);
   CHECK((sent.x == g.x && sent.weight == g.weight && sent.scales == g.scales && sent.y == g.y));
   CHECK(sent.bias == nullptr);
+}
+
+TEST_CASE("a persistent wgmma GEMM launches a few blocks per SM, never more than its tiles") {
+  // 132 SMs (the fake device), persistent 2: at most 264 walkers; gemm1 N 256 / block_n 64.
+  TestPackBuilder b;
+  const std::string p2 = b.add_mxfp4_kernel(1, kGemm1, "bm64_bn64_bk64_w4_s4_ep1_p2", "sm_90a", 0, "wgmma");
+  b.add_mxfp4_winner(1, kGemm1, p2, 1, 4096);
+  b.add_moe_helpers();
+  TempDir dir("rt-mxfp4-persistent");
+  b.write(dir.file("kforge.sqlite"));
+  kf_db* db = nullptr;
+  REQUIRE(kf_open(dir.file("kforge.sqlite").c_str(), &db) == KF_OK);
+  const kf_mxfp4_moe_shape s = layer_shape();
+  const kf_kernel* g1 = nullptr;
+  REQUIRE(kf_select_mxfp4_moe(db, 1, &s, 4096, &g1) == KF_OK);
+  CHECK(std::string(kf_kernel_name(g1)) == p2);
+  kf_fake_cuda_reset();
+  for (int t : {4096, 10}) {
+    kf_mxfp4_moe_gemm_args g{};
+    g.x = fake<const void>(0x10000);
+    g.weight = fake<const uint8_t>(0x20000);
+    g.scales = fake<const uint8_t>(0x30000);
+    g.sorted_ids = fake<const int32_t>(0x40000);
+    g.expert_ids = fake<const int32_t>(0x50000);
+    g.num_padded = fake<const int32_t>(0x60000);
+    g.y = fake<void>(0x80000);
+    g.t = t, g.top_k = 2, g.experts = 8, g.n = 256, g.k = 256;
+    REQUIRE_MESSAGE(kf_launch_mxfp4_moe_gemm(g1, &g, kStream) == KF_OK, kf_last_error());
+  }
+  const std::vector<Launch> l = launches();
+  REQUIRE(l.size() == 2);
+  CHECK(grid_is(l[0], 2 * 132, 1, 1));  // 8192 slots: (8192 + 8 * 63) / 64 x 4 tiles, far more than 264
+  // 20 slots: capacity 20 + 8 * 63 = 524 -> 576 rows, 9 slot blocks x 4 column tiles = 36.
+  CHECK(grid_is(l[1], 36, 1, 1));
+  CHECK(l[0].block[0] == 128);
+  CHECK(l[0].shared == static_cast<unsigned>(kf::mxfp4::wgmma::smem_bytes(64, 64, 64, 4)));
+  kf_close(db);
 }
 
 }  // TEST_SUITE
