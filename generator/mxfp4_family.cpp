@@ -180,7 +180,9 @@ std::vector<Mxfp4Config> enumerate_mxfp4_configs(const Mxfp4MoeShape& s, const A
       for (int w : {4, 8, 12})
         for (int bk : {64, 128})
           for (int st : {3, 4, 6})
-            for (int persistent : {0, 1, 2}) {  // one tile per block, or 1 or 2 walkers per SM
+            // One tile per block, or one walker per SM (two per SM never won on an H200:
+            // bench/NOTES.md MXFP4 v4; the key takes any count).
+            for (int persistent : {0, 1}) {
               Mxfp4Config c{bm, 16 * w, bk, w, st, 1};
               c.kind = Mxfp4Kind::wgmma;
               c.persistent = persistent;

@@ -52,9 +52,13 @@ KF_INLINE void mxfp4_wgmma_tile(const kf_mxfp4_moe_gemm_args& a, int n_blk, int 
   constexpr int STAGE = stage_stride(BM, BN, BK);
   constexpr int KT = K / BK, STEPS = BK / 16, CHUNKS = BK / 32;
 
-  extern __shared__ u32x4 kf_wgmma_dynamic_shared[];  // smem_bytes(...), passed at launch
-  unsigned char* const smem = reinterpret_cast<unsigned char*>(
-      (reinterpret_cast<uintptr_t>(kf_wgmma_dynamic_shared) + 1023) / 1024 * 1024);
+  // The ring starts at the first 1024-byte boundary of the dynamic shared memory
+  // (smem_bytes(...), passed at launch). Offsetting the shared array itself, not a
+  // round-tripped integer address, keeps the pointer's address space known, so the
+  // reads below compile to shared loads (LDS) rather than generic ones.
+  extern __shared__ u32x4 kf_wgmma_dynamic_shared[];
+  const uint32_t base = static_cast<uint32_t>(__cvta_generic_to_shared(kf_wgmma_dynamic_shared));
+  unsigned char* const smem = reinterpret_cast<unsigned char*>(kf_wgmma_dynamic_shared) + ((1024u - base % 1024u) % 1024u);
   KF_SHARED int slot_of[BM];   // the block's sorted slots, -1 = padding
   KF_SHARED int x_row_of[BM];  // the x row each slot reads, -1 = none
 
