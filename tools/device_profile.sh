@@ -3,7 +3,9 @@
 # (binaries built elsewhere and passed in BIN, like device_run.sh): generate the kernels
 # matching FILTER, dump each one's SASS, and profile one launch of each at M rows (cold
 # caches: ncu flushes them before every profiled launch) while kforge_check_linear runs
-# them, so every profiled launch is also checked against the CPU reference.
+# them, so every profiled launch is also checked against the CPU reference. With OPS
+# mxfp4_moe the kernels come from MODEL (default gpt-oss-120b) and kforge_check_mxfp4 runs
+# them at T = M tokens.
 #   BIN=.devout/bin OUT=results tools/device_profile.sh FILTER [M] [OPS]
 # Writes $OUT/profile.txt (speed of light, memory, occupancy, warp stalls, scheduler)
 # and $OUT/sass.tgz.
@@ -17,7 +19,13 @@ work=${WORK:-/tmp/kforge-profile}
 mkdir -p "$out" "$work/sass"
 export PATH="$PATH:/usr/local/cuda/bin"
 
-"$bin/genkernels" --arch sm_90a --ops "$ops" --templates templates --filter "$filter" --out "$work/pack" -q |
+model=()
+check=("$bin/kforge_check_linear" --pack "$work/pack/kforge.sqlite" --m "$m")
+if [ "$ops" = mxfp4_moe ]; then
+  model=(--model "${MODEL:-gpt-oss-120b}")
+  check=("$bin/kforge_check_mxfp4" --pack "$work/pack/kforge.sqlite" --t "$m")
+fi
+"$bin/genkernels" --arch sm_90a "${model[@]}" --ops "$ops" --templates templates --filter "$filter" --out "$work/pack" -q |
   tail -2
 python3 - "$work/pack/kforge.sqlite" "$work/sass" <<'EOF'
 import sqlite3, sys
@@ -36,7 +44,7 @@ ncu --clock-control none --kernel-name "regex:$filter" --launch-count "$n" \
   --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats \
   --section WarpStateStats --section SchedulerStats --section SourceCounters \
   --metrics dram__bytes_read.sum,lts__t_sectors_op_read.sum,lts__t_sector_op_read_hit_rate.pct,smsp__pcsamp_warps_issue_stalled_long_scoreboard,smsp__pcsamp_warps_issue_stalled_barrier,smsp__pcsamp_warps_issue_stalled_membar,smsp__pcsamp_warps_issue_stalled_lg_throttle,smsp__pcsamp_warps_issue_stalled_wait,smsp__pcsamp_warps_issue_stalled_short_scoreboard,smsp__pcsamp_warps_issue_stalled_math_pipe_throttle,smsp__pcsamp_warps_issue_stalled_mio_throttle,smsp__pcsamp_warps_issue_stalled_selected,smsp__pcsamp_warps_issue_stalled_not_selected,smsp__pcsamp_warps_issue_stalled_no_instructions,smsp__pcsamp_warps_issue_stalled_drain,smsp__pcsamp_warps_issue_stalled_imc_miss,smsp__pcsamp_warps_issue_stalled_dispatch_stall,smsp__pcsamp_warps_issue_stalled_branch_resolving,smsp__pcsamp_warps_issue_stalled_sleeping \
-  "$bin/kforge_check_linear" --pack "$work/pack/kforge.sqlite" --m "$m" > "$out/profile.txt" 2>&1
+  "${check[@]}" > "$out/profile.txt" 2>&1
 echo "ncu rc=$?"
 grep -E "^  [a-z_0-9]+\(|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|Issued Warp|passed" \
   "$out/profile.txt" | head -120

@@ -94,9 +94,13 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
   constexpr int KT = K / BK / SPLIT_K, STEPS = BK / 16;  // stages of this block's K slice
   constexpr uint32_t kBias = BF16 ? 0x4300u : 0x6400u;  // 16-bit 128.0 / 1024.0
 
-  extern __shared__ u32x4 kf_wgmma_dynamic_shared[];  // smem_bytes(...), passed at launch
-  unsigned char* const smem = reinterpret_cast<unsigned char*>(
-      (reinterpret_cast<uintptr_t>(kf_wgmma_dynamic_shared) + 1023) / 1024 * 1024);
+  // The ring starts at the first 1024-byte boundary of the dynamic shared memory
+  // (smem_bytes(...), passed at launch). Offsetting the shared array itself, not a
+  // round-tripped integer address, keeps the pointer's address space known, so the
+  // stage reads compile to shared loads (LDS) rather than generic ones.
+  extern __shared__ u32x4 kf_wgmma_dynamic_shared[];
+  const uint32_t base = static_cast<uint32_t>(__cvta_generic_to_shared(kf_wgmma_dynamic_shared));
+  unsigned char* const smem = reinterpret_cast<unsigned char*>(kf_wgmma_dynamic_shared) + ((1024u - base % 1024u) % 1024u);
   KF_SHARED int x_row_of[kGather ? BM : 1];  // gathered rows: the x row of each tile row, -1 = none
 
   const int tid = thread_id(), lane = tid % KF_WAVE, warp = tid / KF_WAVE;
