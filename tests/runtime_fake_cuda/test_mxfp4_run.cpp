@@ -132,6 +132,21 @@ bool apart(const void* a, uint64_t a_bytes, const void* b, uint64_t b_bytes) {
 
 TEST_SUITE("runtime_fake_cuda") {
 
+// gemm1 of the small layer at T tokens over the given routing buffers (no bias).
+kf_mxfp4_moe_gemm_args gemm1_args(int t, const int32_t* sorted_ids, const int32_t* expert_ids,
+                                  const int32_t* num_padded) {
+  kf_mxfp4_moe_gemm_args g{};
+  g.x = fake<const void>(0x10000);
+  g.weight = fake<const uint8_t>(0x20000);
+  g.scales = fake<const uint8_t>(0x30000);
+  g.sorted_ids = sorted_ids;
+  g.expert_ids = expert_ids;
+  g.num_padded = num_padded;
+  g.y = fake<void>(0x80000);
+  g.t = t, g.top_k = 2, g.experts = 8, g.n = 256, g.k = 256;
+  return g;
+}
+
 TEST_CASE("kf_run_mxfp4_moe, small T: one align (both GEMMs block_m 16), then gemm1, gemm2, sum") {
   Pack p;
   const kf_mxfp4_moe_shape s = layer_shape();
@@ -414,15 +429,7 @@ TEST_CASE("kf_launch_mxfp4_moe_gemm launches one GEMM with tiling.h's grid, or n
   kf_moe_align_args al{fake<const int32_t>(0x1000), fake<int32_t>(0x2000), fake<int32_t>(0x3000),
                        fake<int32_t>(0x4000), 1000, 2, 8, bm};
   REQUIRE(kf_launch_moe_align(p.db, &al, nullptr) == KF_OK);
-  kf_mxfp4_moe_gemm_args g{};
-  g.x = fake<const void>(0x10000);
-  g.weight = fake<const uint8_t>(0x20000);
-  g.scales = fake<const uint8_t>(0x30000);
-  g.sorted_ids = al.sorted_ids;
-  g.expert_ids = al.expert_ids;
-  g.num_padded = al.num_padded;
-  g.y = fake<void>(0x80000);
-  g.t = 1000, g.top_k = 2, g.experts = 8, g.n = 256, g.k = 256;
+  kf_mxfp4_moe_gemm_args g = gemm1_args(1000, al.sorted_ids, al.expert_ids, al.num_padded);
   g.swiglu_limit = 9.f;  // alpha 0: gpt-oss's
   REQUIRE_MESSAGE(kf_launch_mxfp4_moe_gemm(g1, &g, kStream) == KF_OK, kf_last_error());
   kf_mxfp4_moe_gemm_args bad = g;
@@ -465,15 +472,8 @@ TEST_CASE("a persistent wgmma GEMM launches a few blocks per SM, never more than
   CHECK(std::string(kf_kernel_name(g1)) == p2);
   kf_fake_cuda_reset();
   for (int t : {4096, 10}) {
-    kf_mxfp4_moe_gemm_args g{};
-    g.x = fake<const void>(0x10000);
-    g.weight = fake<const uint8_t>(0x20000);
-    g.scales = fake<const uint8_t>(0x30000);
-    g.sorted_ids = fake<const int32_t>(0x40000);
-    g.expert_ids = fake<const int32_t>(0x50000);
-    g.num_padded = fake<const int32_t>(0x60000);
-    g.y = fake<void>(0x80000);
-    g.t = t, g.top_k = 2, g.experts = 8, g.n = 256, g.k = 256;
+    const kf_mxfp4_moe_gemm_args g = gemm1_args(t, fake<const int32_t>(0x40000), fake<const int32_t>(0x50000),
+                                                fake<const int32_t>(0x60000));
     REQUIRE_MESSAGE(kf_launch_mxfp4_moe_gemm(g1, &g, kStream) == KF_OK, kf_last_error());
   }
   const std::vector<Launch> l = launches();
