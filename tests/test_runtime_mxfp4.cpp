@@ -243,10 +243,15 @@ TEST_CASE("MXFP4 MoE: kernel rows the runtime cannot launch are skipped at open,
   const std::string bad_bn = b.add_mxfp4_kernel(1, kGemm1, "bm16_bn96_bk64_w4_s2_ep1");
   const std::string bad_threads = b.add_mxfp4_kernel(1, kGemm1, "bm32_bn64_bk64_w4_s2_ep1", "sm_90a", 100);
   const std::string bad_shape = b.add_mxfp4_kernel(2, "e8_topk2_n256_k128_swiglu", "bm16_bn64_bk64_w4_s2_ep1");
+  // A persistent launch is the wgmma kind's; a wgmma row must follow its own tiling rules.
+  const std::string bad_persistent = b.add_mxfp4_kernel(1, kGemm1, "bm16_bn64_bk64_w4_s2_ep1_p1");
+  const std::string bad_wgmma = b.add_mxfp4_kernel(1, kGemm1, "bm16_bn64_bk64_w4_s4_ep1", "sm_90a", 0, "wgmma");
   b.add_mxfp4_winner(1, kGemm1, bad_bk, 9, 16);
   b.add_mxfp4_winner(1, kGemm1, bad_bn, 17, 32);
   b.add_mxfp4_winner(1, kGemm1, bad_threads, 33, 4096);
   b.add_mxfp4_winner(2, "e8_topk2_n256_k128_swiglu", bad_shape, 1, 4096);
+  b.add_mxfp4_winner(1, kGemm1, bad_persistent, 4097, 8192);
+  b.add_mxfp4_winner(1, kGemm1, bad_wgmma, 8193, 16384);
   b.add_moe_helpers();
   b.write(dir.file("kforge.sqlite"));
   DbPtr db;
@@ -256,13 +261,15 @@ TEST_CASE("MXFP4 MoE: kernel rows the runtime cannot launch are skipped at open,
     db = open_for_arch(dir.file("kforge.sqlite"));
     warnings = err.text();
   }
-  for (const std::string& name : {bad_bk, bad_bn, bad_threads, bad_shape}) {
+  for (const std::string& name : {bad_bk, bad_bn, bad_threads, bad_shape, bad_persistent, bad_wgmma}) {
     CAPTURE(name);
     CHECK(count_of(warnings, "kernel '" + name + "'") == 1);
   }
   CHECK(contains(warnings, "tiling rules"));
   CHECK(contains(warnings, "warps x 32 or 64"));
   CHECK(contains(warnings, "gemm1's"));
+  CHECK(contains(warnings, "only the wgmma kind has a persistent launch"));
+  CHECK(contains(warnings, "wgmma rules"));
   // The good one serves every T (the skipped winners leave its range open-ended).
   for (int64_t t : {1, 9, 100}) CHECK(pick_mxfp4(db.get(), 1, t) == good);
 }
