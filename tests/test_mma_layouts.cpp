@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "kf_mma_layouts.h"
+#include "kf_wgmma_forms_layout.h"
 #include "kf_wgmma_layout.h"
 #include "w4a16_linear/skinny_tiling.h"
 #include "w4a16_linear/tiling.h"
@@ -729,6 +730,31 @@ TEST_CASE("wgmma layouts: A and D per warp are the m16n8k16 fragments shifted by
         CHECK(d.row == 16 * warp + c.row);
         CHECK(d.col == 8 * (e / 4) + c.col);
       }
+    }
+}
+
+// The MN-major reading (kf_wgmma_forms_layout.h) of a 128-byte swizzled tile: every
+// element once, and the strides its descriptor states (the next 64-element n block, the
+// next 8 rows of k) hold for every element; within an 8-row atom the rows are 128 bytes
+// apart whatever the swizzle, so a k16 step starting at a multiple of 8 rows keeps it.
+TEST_CASE("wgmma MN-major tiles: a bijection with the descriptor's strides") {
+  for (int k_extent : {16, 64, 128})
+    for (int n_extent : {64, 256, 512}) {
+      CAPTURE(k_extent);
+      CAPTURE(n_extent);
+      std::set<int> offsets;
+      for (int k = 0; k < k_extent; ++k)
+        for (int n = 0; n < n_extent; ++n) {
+          const int off = kf::wg::mn_tile_offset_sw128(k, n, k_extent);
+          offsets.insert(off);
+          if (n + 64 < n_extent)
+            CHECK(kf::wg::mn_tile_offset_sw128(k, n + 64, k_extent) - off == kf::wg::mn_leading_bytes(k_extent));
+          if (k + 8 < k_extent) CHECK(kf::wg::mn_tile_offset_sw128(k + 8, n, k_extent) - off == kf::wg::kMnStrideBytes);
+          // 16-byte chunks hold 8 consecutive n of one k row.
+          CHECK(off / 16 == kf::wg::mn_tile_offset_sw128(k, n / 8 * 8, k_extent) / 16);
+        }
+      CHECK(offsets.size() == static_cast<size_t>(k_extent) * n_extent);
+      CHECK(*offsets.rbegin() == 2 * k_extent * n_extent - 2);
     }
 }
 

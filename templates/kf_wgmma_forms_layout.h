@@ -1,0 +1,22 @@
+// Index math of the MN-major operand form of kf_wgmma_forms.h, as constexpr functions
+// callable from host code (as kf_wgmma_layout.h is for kf_wgmma.h).
+#pragma once
+#include "kf_wgmma_layout.h"
+
+namespace kf {
+namespace wg {
+
+// Byte offset of B[k][n] in an MN-major tile with the 128-byte swizzle, k_extent rows of
+// k (a multiple of 8) by a multiple of 64 n: each 64-element n block is k_extent rows of
+// 128 bytes (8-row atoms of 1024 bytes), and the 16-byte chunk c of row k sits at chunk
+// c ^ (k % 8). The same function as b_tile_offset_sw128 with the roles of the two
+// indices swapped.
+KF_HD constexpr int mn_tile_offset_sw128(int k, int n, int k_extent) { return b_tile_offset_sw128(k, n, k_extent); }
+
+// Descriptor strides of such a tile: the next 64-element n block (leading byte offset)
+// and the next 8 rows of k (stride byte offset).
+KF_HD constexpr int mn_leading_bytes(int k_extent) { return k_extent * 128; }
+constexpr int kMnStrideBytes = 1024;
+
+}  // namespace wg
+}  // namespace kf
