@@ -23,6 +23,31 @@ namespace {
 
 constexpr int kRows = 64;  // the instruction's M
 
+// The A registers of k16 step s for this lane, by wg::a_pair, from A row-major [64][k].
+__device__ void load_a(uint32_t (&a)[4], const uint16_t* a_rows, int k_depth, int s, int warp, int lane) {
+  for (int p = 0; p < 4; ++p) {
+    const kf::layout::RC rc = kf::wg::a_pair(warp, lane, p);
+    const uint16_t* src = a_rows + rc.row * k_depth + 16 * s + rc.col;
+    a[p] = src[0] | uint32_t(src[1]) << 16;
+  }
+}
+template <int N>
+__device__ void zero_d(float (&d)[N / 2]) {
+  for (int i = 0; i < N / 2; ++i) {
+    d[i] = 0.f;
+    kf::wg::fence_operand(d[i]);
+  }
+}
+// After the products: d [64 x N] row-major, by wg::d_elem.
+template <int N>
+__device__ void store_d(float (&d)[N / 2], float* d_out, int warp, int lane) {
+  for (int i = 0; i < N / 2; ++i) kf::wg::fence_operand(d[i]);
+  for (int e = 0; e < N / 2; ++e) {
+    const kf::layout::RC rc = kf::wg::d_elem(warp, lane, e);
+    d_out[rc.row * N + rc.col] = d[e];
+  }
+}
+
 // K = 16 unswizzled (one product), or K = 64 swizzled (four).
 template <int N, bool BF16, bool SW128>
 __global__ void wgmma_kernel(const uint16_t* a_rows, const uint16_t* b_rows, float* d_out) {
@@ -37,27 +62,16 @@ __global__ void wgmma_kernel(const uint16_t* a_rows, const uint16_t* b_rows, flo
   kf::wg::fence_proxy_async();
   __syncthreads();
   float d[N / 2];
-  for (int i = 0; i < N / 2; ++i) {
-    d[i] = 0.f;
-    kf::wg::fence_operand(d[i]);
-  }
+  zero_d<N>(d);
   for (int s = 0; s < K / 16; ++s) {
     uint32_t a[4];
-    for (int p = 0; p < 4; ++p) {
-      const kf::layout::RC rc = kf::wg::a_pair(warp, lane, p);
-      const uint16_t* src = a_rows + rc.row * K + 16 * s + rc.col;
-      a[p] = src[0] | uint32_t(src[1]) << 16;
-    }
+    load_a(a, a_rows, K, s, warp, lane);
     kf::wg::fence();
     kf::wg::mma_rs<N, BF16>(d, a, SW128 ? kf::wg::b_desc_sw128(bs, 16 * s, N) : kf::wg::b_desc(bs, K));
     kf::wg::commit();
     kf::wg::wait<0>();
   }
-  for (int i = 0; i < N / 2; ++i) kf::wg::fence_operand(d[i]);
-  for (int e = 0; e < N / 2; ++e) {
-    const kf::layout::RC rc = kf::wg::d_elem(warp, lane, e);
-    d_out[rc.row * N + rc.col] = d[e];
-  }
+  store_d<N>(d, d_out, warp, lane);
 }
 
 // The kf_wgmma_forms.h products over K = 64 (four k16 steps):
@@ -79,18 +93,11 @@ __global__ void wgmma_forms_kernel(const uint16_t* a_rows, const uint16_t* b_row
   kf::wg::fence_proxy_async();
   __syncthreads();
   float d[N / 2];
-  for (int i = 0; i < N / 2; ++i) {
-    d[i] = 0.f;
-    kf::wg::fence_operand(d[i]);
-  }
+  zero_d<N>(d);
   for (int s = 0; s < K / 16; ++s) {
     if constexpr (MN) {
       uint32_t a[4];
-      for (int p = 0; p < 4; ++p) {
-        const kf::layout::RC rc = kf::wg::a_pair(warp, lane, p);
-        const uint16_t* src = a_rows + rc.row * K + 16 * s + rc.col;
-        a[p] = src[0] | uint32_t(src[1]) << 16;
-      }
+      load_a(a, a_rows, K, s, warp, lane);
       kf::wg::fence();
       kf::wg::mma_rs_mn_n256<BF16>(d, a, kf::wg::mn_desc_sw128(bs, 16 * s, K));
     } else {
@@ -100,11 +107,7 @@ __global__ void wgmma_forms_kernel(const uint16_t* a_rows, const uint16_t* b_row
     kf::wg::commit();
     kf::wg::wait<0>();
   }
-  for (int i = 0; i < N / 2; ++i) kf::wg::fence_operand(d[i]);
-  for (int e = 0; e < N / 2; ++e) {
-    const kf::layout::RC rc = kf::wg::d_elem(warp, lane, e);
-    d_out[rc.row * N + rc.col] = d[e];
-  }
+  store_d<N>(d, d_out, warp, lane);
 }
 
 uint16_t to16(float f, bool bf16) {
@@ -126,23 +129,27 @@ bool ok(cudaError_t e, const char* what) {
   return false;
 }
 
-template <int N, bool BF16, bool SW128>
-bool check(std::mt19937& rng) {
-  constexpr int K = SW128 ? 64 : 16;
+// Runs `launch` (a kernel filling d[64 x n] from A [64][k] and B) on fresh random A and B
+// and compares d with the float64 product, B[k][n] read from b at b_index(n, k). fp32
+// accumulation of k products of magnitude <= 1 stays far below 1e-3 when the layout is
+// right; a wrong index gives errors of order 1.
+template <class Launch, class BIndex>
+bool run_case(std::mt19937& rng, bool bf16, int n_cols, int k_depth, BIndex b_index, Launch launch,
+              const char* what) {
   std::uniform_real_distribution<float> u(-1.f, 1.f);
-  std::vector<uint16_t> a(kRows * K), b(N * K);
-  for (auto& v : a) v = to16(u(rng), BF16);
-  for (auto& v : b) v = to16(u(rng), BF16);
+  std::vector<uint16_t> a(kRows * k_depth), b(n_cols * k_depth);
+  for (auto& v : a) v = to16(u(rng), bf16);
+  for (auto& v : b) v = to16(u(rng), bf16);
   uint16_t *da = nullptr, *db = nullptr;
   float* dd = nullptr;
   bool good = ok(cudaMalloc(&da, a.size() * 2), "malloc") && ok(cudaMalloc(&db, b.size() * 2), "malloc") &&
-              ok(cudaMalloc(&dd, kRows * N * 4), "malloc") &&
+              ok(cudaMalloc(&dd, kRows * n_cols * 4), "malloc") &&
               ok(cudaMemcpy(da, a.data(), a.size() * 2, cudaMemcpyHostToDevice), "copy") &&
               ok(cudaMemcpy(db, b.data(), b.size() * 2, cudaMemcpyHostToDevice), "copy") &&
-              ok(cudaMemset(dd, 0xff, kRows * N * 4), "poison");  // NaN where nothing is stored
-  std::vector<float> d(kRows * N);
+              ok(cudaMemset(dd, 0xff, kRows * n_cols * 4), "poison");  // NaN where nothing is stored
+  std::vector<float> d(kRows * n_cols);
   if (good) {
-    wgmma_kernel<N, BF16, SW128><<<1, kf::wg::kThreads>>>(da, db, dd);
+    launch(da, db, dd);
     good = ok(cudaGetLastError(), "launch") && ok(cudaDeviceSynchronize(), "run") &&
            ok(cudaMemcpy(d.data(), dd, d.size() * 4, cudaMemcpyDeviceToHost), "copy back");
   }
@@ -150,63 +157,39 @@ bool check(std::mt19937& rng) {
   bool finite = true;
   if (good)
     for (int m = 0; m < kRows; ++m)
-      for (int n = 0; n < N; ++n) {
+      for (int n = 0; n < n_cols; ++n) {
         double ref = 0;
-        for (int k = 0; k < K; ++k) ref += from16(a[m * K + k], BF16) * from16(b[n * K + k], BF16);
-        const double err = std::fabs(ref - d[m * N + n]);
+        for (int k = 0; k < k_depth; ++k) ref += from16(a[m * k_depth + k], bf16) * from16(b[b_index(n, k)], bf16);
+        const double err = std::fabs(ref - d[m * n_cols + n]);
         finite &= std::isfinite(err);
         worst = std::max(worst, err);
       }
-  // fp32 accumulation of K products of magnitude <= 1: far below 1e-3 when the layout is right;
-  // a wrong index gives errors of order 1.
   const bool pass = good && finite && worst < 1e-3;
-  std::printf("%s m64n%dk16 %s %s: max abs error %.3g (tolerance 1e-3)\n", pass ? "PASS" : "FAIL", N,
-              BF16 ? "bf16" : "fp16", SW128 ? "128-byte swizzle, 4 steps" : "unswizzled", worst);
+  std::printf("%s m64n%dk16 %s %s: max abs error %.3g (tolerance 1e-3)\n", pass ? "PASS" : "FAIL", n_cols,
+              bf16 ? "bf16" : "fp16", what, worst);
   cudaFree(da);
   cudaFree(db);
   cudaFree(dd);
   return pass;
 }
 
+template <int N, bool BF16, bool SW128>
+bool check(std::mt19937& rng) {
+  constexpr int K = SW128 ? 64 : 16;
+  return run_case(
+      rng, BF16, N, K, [](int n, int k) { return n * K + k; },
+      [](const uint16_t* a, const uint16_t* b, float* d) { wgmma_kernel<N, BF16, SW128><<<1, kf::wg::kThreads>>>(a, b, d); },
+      SW128 ? "128-byte swizzle, 4 steps" : "unswizzled");
+}
+
+// The kf_wgmma_forms.h forms: B is [n][k] for the shared-memory A form, [k][n] for MN-major.
 template <bool BF16, bool MN>
 bool check_form(std::mt19937& rng) {
   constexpr int K = 64, N = MN ? 256 : 64;
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  std::vector<uint16_t> a(kRows * K), b(N * K);
-  for (auto& v : a) v = to16(u(rng), BF16);
-  for (auto& v : b) v = to16(u(rng), BF16);
-  uint16_t *da = nullptr, *db = nullptr;
-  float* dd = nullptr;
-  bool good = ok(cudaMalloc(&da, a.size() * 2), "malloc") && ok(cudaMalloc(&db, b.size() * 2), "malloc") &&
-              ok(cudaMalloc(&dd, kRows * N * 4), "malloc") &&
-              ok(cudaMemcpy(da, a.data(), a.size() * 2, cudaMemcpyHostToDevice), "copy") &&
-              ok(cudaMemcpy(db, b.data(), b.size() * 2, cudaMemcpyHostToDevice), "copy") &&
-              ok(cudaMemset(dd, 0xff, kRows * N * 4), "poison");
-  std::vector<float> d(kRows * N);
-  if (good) {
-    wgmma_forms_kernel<BF16, MN><<<1, kf::wg::kThreads>>>(da, db, dd);
-    good = ok(cudaGetLastError(), "launch") && ok(cudaDeviceSynchronize(), "run") &&
-           ok(cudaMemcpy(d.data(), dd, d.size() * 4, cudaMemcpyDeviceToHost), "copy back");
-  }
-  double worst = 0;
-  bool finite = true;
-  if (good)
-    for (int m = 0; m < kRows; ++m)
-      for (int n = 0; n < N; ++n) {
-        double ref = 0;
-        for (int k = 0; k < K; ++k)
-          ref += from16(a[m * K + k], BF16) * from16(MN ? b[k * N + n] : b[n * K + k], BF16);
-        const double err = std::fabs(ref - d[m * N + n]);
-        finite &= std::isfinite(err);
-        worst = std::max(worst, err);
-      }
-  const bool pass = good && finite && worst < 1e-3;
-  std::printf("%s m64n%dk16 %s %s, 4 steps: max abs error %.3g (tolerance 1e-3)\n", pass ? "PASS" : "FAIL", N,
-              BF16 ? "bf16" : "fp16", MN ? "A in registers, MN-major B" : "A and B in shared memory", worst);
-  cudaFree(da);
-  cudaFree(db);
-  cudaFree(dd);
-  return pass;
+  return run_case(
+      rng, BF16, N, K, [](int n, int k) { return MN ? k * N + n : n * K + k; },
+      [](const uint16_t* a, const uint16_t* b, float* d) { wgmma_forms_kernel<BF16, MN><<<1, kf::wg::kThreads>>>(a, b, d); },
+      MN ? "A in registers, MN-major B, 4 steps" : "A and B in shared memory, 4 steps");
 }
 
 }  // namespace
