@@ -101,11 +101,12 @@ namespace kf {
 // Inverse of LinearConfig::key() for a kind; throws kf::Error naming the bad key.
 LinearConfig parse_linear_config(const std::string& kind, const std::string& key);
 
-// Launch geometry of a w4a16_linear kernel for M rows (block = threads, 1, 1); the
-// skinny kind launches on the decode kind's grid.
+// Launch geometry of a kernel (block = threads, 1, 1): linear_grid's for a w4a16_linear
+// kernel at M rows (the skinny kind launches on the decode kind's grid), mxfp4_grid's for
+// an MXFP4 MoE GEMM.
 struct LaunchGrid {
   unsigned x, y, z;
-  unsigned shared = 0;  // dynamic shared memory bytes (linear_dynamic_shared)
+  unsigned shared = 0;  // dynamic shared memory bytes (linear_dynamic_shared, mxfp4_dynamic_shared)
 };
 // The dynamic shared memory a config's kernel launches with (and opts in to at load):
 // the skinny kind's rings above 48 KiB, the wgmma kind's whole ring; 0 for everything

@@ -104,13 +104,14 @@ int mxfp4_dynamic_shared(const Mxfp4Config& c) {
   return c.kind == Mxfp4Kind::wgmma ? mxfp4::wgmma::smem_bytes(c.block_m, c.block_n, c.block_k, c.stages) : 0;
 }
 
-Mxfp4Grid mxfp4_grid(const Mxfp4MoeShape& s, const Mxfp4Config& c, int64_t capacity, int compute_units) {
+LaunchGrid mxfp4_grid(const Mxfp4MoeShape& s, const Mxfp4Config& c, int64_t capacity, int compute_units) {
+  const unsigned shared = static_cast<unsigned>(mxfp4_dynamic_shared(c));
   if (c.persistent > 0)
     return {static_cast<unsigned>(
                 mxfp4::wgmma::persistent_blocks(s.n, capacity, c.block_m, c.block_n, c.persistent, compute_units)),
-            1, 1};
+            1, 1, shared};
   const mxfp4::Grid g = mxfp4::gemm_grid(s.n, capacity, c.block_m, c.block_n);
-  return {g.x, g.y, g.z};
+  return {g.x, g.y, g.z, shared};
 }
 
 std::string mxfp4_config_problem(const Mxfp4MoeShape& s, const Mxfp4Config& c, const ArchInfo& arch) {

@@ -15,6 +15,7 @@
 
 #include "arch.h"
 #include "candidate.h"
+#include "linear_family.h"  // LaunchGrid
 
 namespace kf {
 
@@ -72,12 +73,10 @@ std::string mxfp4_kernel_name(const Mxfp4MoeShape& shape, const Mxfp4Config& cfg
 // Dynamic shared memory a launch passes: the wgmma kind's ring, 0 for the others.
 int mxfp4_dynamic_shared(const Mxfp4Config& cfg);
 
-// The launch grid for T tokens' sorted capacity (moe::sorted_capacity with cfg.block_m):
-// tiling.h's, or a persistent config's fixed block count on a GPU of compute_units SMs.
-struct Mxfp4Grid {
-  unsigned x, y, z;
-};
-Mxfp4Grid mxfp4_grid(const Mxfp4MoeShape& shape, const Mxfp4Config& cfg, int64_t capacity, int compute_units);
+// The launch for T tokens' sorted capacity (moe::sorted_capacity with cfg.block_m):
+// tiling.h's grid, or a persistent config's fixed block count on a GPU of compute_units
+// SMs, with mxfp4_dynamic_shared's bytes.
+LaunchGrid mxfp4_grid(const Mxfp4MoeShape& shape, const Mxfp4Config& cfg, int64_t capacity, int compute_units);
 
 // Why the template cannot take this config here ("" = it can).
 std::string mxfp4_config_problem(const Mxfp4MoeShape& shape, const Mxfp4Config& cfg, const ArchInfo& arch);

@@ -117,12 +117,12 @@ TEST_CASE("persistent wgmma configs: the _p key, the template flag, a grid of a 
   CHECK(kf::mxfp4_config_problem(gate_up(), mma, sm90).find("only the wgmma kind") != std::string::npos);
   // 5760 / 64 = 90 column tiles per slot block; 132 SMs x 2 walkers.
   c.persistent = 2;
-  const kf::Mxfp4Grid many = kf::mxfp4_grid(gate_up(), c, 128 * 40, 132);
+  const kf::LaunchGrid many = kf::mxfp4_grid(gate_up(), c, 128 * 40, 132);
   CHECK((many.x == 264 && many.y == 1 && many.z == 1));
-  const kf::Mxfp4Grid few = kf::mxfp4_grid(gate_up(), c, 128, 132);  // one slot block: 90 tiles
+  const kf::LaunchGrid few = kf::mxfp4_grid(gate_up(), c, 128, 132);  // one slot block: 90 tiles
   CHECK(few.x == 90);
   c.persistent = 0;
-  const kf::Mxfp4Grid plain = kf::mxfp4_grid(gate_up(), c, 128 * 40, 132);
+  const kf::LaunchGrid plain = kf::mxfp4_grid(gate_up(), c, 128 * 40, 132);
   CHECK((plain.x == 90 && plain.y == 40));
   int persistent = 0;
   for (const auto& x : kf::enumerate_mxfp4_configs(gate_up(), sm90)) persistent += x.persistent > 0;

@@ -111,7 +111,7 @@ struct Mxfp4Steps {
     const Mxfp4TuneProblem& p = d.mx_host_.problem();
     const Mxfp4Config cfg = parse_mxfp4_config(k.config, k.kind);
     const int64_t cap = moe::sorted_capacity(p.t, shape.top_k, shape.experts, cfg.block_m);
-    const Mxfp4Grid g = mxfp4_grid(shape, cfg, cap, d.info_.compute_units);
+    const LaunchGrid g = mxfp4_grid(shape, cfg, cap, d.info_.compute_units);
     kf_mxfp4_moe_gemm_args args{};
     args.x = d.x_.raw();
     args.weight = static_cast<const uint8_t*>(d.fw_.raw());
@@ -131,8 +131,7 @@ struct Mxfp4Steps {
     args.swiglu_limit = kMxfp4SwigluLimit;
     return d.guarded([&](Measurement& r) {
       const Function fn = d.function_of(k);
-      const auto run = [&] { d.launch(fn, {g.x, g.y, g.z, static_cast<unsigned>(mxfp4_dynamic_shared(cfg))}, k.threads, &args,
-                                      D::kLaunchCall); };
+      const auto run = [&] { d.launch(fn, g, k.threads, &args, D::kLaunchCall); };
       d.run_align(p.topk_ids, p.t, shape.top_k, shape.experts, cfg.block_m, r);
       if (r.disposition.empty()) d.verify_mxfp4(run, r);
       if (r.disposition.empty()) d.time_launches(run, false, cold, reps, r);

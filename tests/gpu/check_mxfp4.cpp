@@ -167,8 +167,10 @@ int main(int argc, char** argv) {
         CUfunction fn;
         CU_CHECK(cu->cuModuleLoadData(&mod, k.code_object.data()));
         CU_CHECK(cu->cuModuleGetFunction(&fn, mod, k.name.c_str()));
-        const int shared = mxfp4_dynamic_shared(cfg);  // the wgmma kind's ring
-        if (shared > 0) CU_CHECK(cu->cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, shared));
+        const int64_t capacity = moe::sorted_capacity(t, top_k, experts, cfg.block_m);
+        const LaunchGrid g = mxfp4_grid(s, cfg, capacity, sms);
+        if (g.shared > 0)  // the wgmma kind's ring
+          CU_CHECK(cu->cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, static_cast<int>(g.shared)));
         kf_mxfp4_moe_gemm_args a{};
         a.x = x.p();
         a.weight = weight.p<uint8_t>();
@@ -187,9 +189,7 @@ int main(int argc, char** argv) {
         a.swiglu_alpha = 1.702f;
         a.swiglu_limit = 7.0f;
         void* params[] = {&a};
-        const int64_t capacity = moe::sorted_capacity(t, top_k, experts, cfg.block_m);
-        const Mxfp4Grid g = mxfp4_grid(s, cfg, capacity, sms);
-        CU_CHECK(cu->cuLaunchKernel(fn, g.x, g.y, g.z, k.threads, 1, 1, shared, nullptr, params, nullptr));
+        CU_CHECK(cu->cuLaunchKernel(fn, g.x, g.y, g.z, k.threads, 1, 1, g.shared, nullptr, params, nullptr));
         CU_CHECK(cu->cuCtxSynchronize());
         const std::vector<uint16_t> got = y.down<uint16_t>((slots + kGuardRows) * n_out);
         CU_CHECK(cu->cuModuleUnload(mod));
