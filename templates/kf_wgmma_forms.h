@@ -2,8 +2,8 @@
 // register-A / K-major-B one, for kernels whose operands both live in shared memory
 // (attention: S = Q K^T with Q and K tiles in shared memory, then O += P V with V read
 // from the very K tile):
-//   mma_ss: A (64 x 16) from shared memory, K-major and 128-byte swizzled like the B
-//           tiles of kf_wgmma_layout.h (the A rows are its n rows);
+//   mma_ss: A (64 x 16) from shared memory (B 32 or 64 wide), K-major and 128-byte
+//           swizzled like the B tiles of kf_wgmma_layout.h (the A rows are its n rows);
 //   mma_rs_mn: A from registers, B "MN-major" (N contiguous: B[k][n] stored k-row by
 //           k-row, 128-byte swizzled per 64-element n block): the instruction's
 //           transposed-B flag.
@@ -36,23 +36,33 @@ KF_INLINE uint64_t a_desc_sw128(const void* tile, int k) { return b_desc_sw128(t
   "+f"(d[b + 0]), "+f"(d[b + 1]), "+f"(d[b + 2]), "+f"(d[b + 3]), "+f"(d[b + 4]), "+f"(d[b + 5]),        \
       "+f"(d[b + 6]), "+f"(d[b + 7])
 #define KF_WGF_D32(b) KF_WGF_D8(b), KF_WGF_D8(b + 8), KF_WGF_D8(b + 16), KF_WGF_D8(b + 24)
+#define KF_WGF_D16(b) KF_WGF_D8(b), KF_WGF_D8(b + 8)
 
+#define KF_WGF_REGS16 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15"
 #define KF_WGF_REGS32                                                                                      \
-  "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
-  "%23, %24, %25, %26, %27, %28, %29, %30, %31"
-#define KF_WGF_SS_N64(TYPE)                                                                               \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\nwgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE \
-               "." TYPE " {" KF_WGF_REGS32 "}, %32, %33, p, 1, 1, 0, 0;\n}\n"                              \
-               : KF_WGF_D32(0)                                                                            \
+  KF_WGF_REGS16 ", %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+#define KF_WGF_SS(SHAPE, TYPE, REGS, OUTS, ADESC, BDESC, ONE)                                              \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %" #ONE ", 0;\nwgmma.mma_async.sync.aligned." SHAPE     \
+               ".f32." TYPE "." TYPE " {" REGS "}, %" #ADESC ", %" #BDESC ", p, 1, 1, 0, 0;\n}\n"          \
+               : OUTS                                                                                     \
                : "l"(a_desc), "l"(b_desc), "r"(1))
 
-// d (32 fp32 per thread, m64n64) += A (shared memory, a_desc) x B (K-major, b_desc).
-template <bool BF16>
-KF_INLINE void mma_ss_n64(float (&d)[32], uint64_t a_desc, uint64_t b_desc) {
-  if constexpr (BF16)
-    KF_WGF_SS_N64("bf16");
-  else
-    KF_WGF_SS_N64("f16");
+// d (N / 2 fp32 per thread, m64nN) += A (shared memory, a_desc) x B (K-major, b_desc);
+// N = 32 lets two warpgroups split one 64-row B tile between them.
+template <int N, bool BF16>
+KF_INLINE void mma_ss(float (&d)[N / 2], uint64_t a_desc, uint64_t b_desc) {
+  static_assert(N == 32 || N == 64, "the widths kforge's templates use");
+  if constexpr (N == 32) {
+    if constexpr (BF16)
+      KF_WGF_SS("m64n32k16", "bf16", KF_WGF_REGS16, KF_WGF_D16(0), 16, 17, 18);
+    else
+      KF_WGF_SS("m64n32k16", "f16", KF_WGF_REGS16, KF_WGF_D16(0), 16, 17, 18);
+  } else {
+    if constexpr (BF16)
+      KF_WGF_SS("m64n64k16", "bf16", KF_WGF_REGS32, KF_WGF_D32(0), 32, 33, 34);
+    else
+      KF_WGF_SS("m64n64k16", "f16", KF_WGF_REGS32, KF_WGF_D32(0), 32, 33, 34);
+  }
 }
 
 // The 128 accumulators of an n256 product, in four runs of 32.
@@ -79,7 +89,9 @@ KF_INLINE void mma_rs_mn_n256(float (&d)[128], const uint32_t (&a)[4], uint64_t 
 }
 #undef KF_WGF_RS_MN_N256
 #undef KF_WGF_REGS128
-#undef KF_WGF_SS_N64
+#undef KF_WGF_SS
+#undef KF_WGF_D16
+#undef KF_WGF_REGS16
 #undef KF_WGF_REGS32
 #undef KF_WGF_D32
 #undef KF_WGF_D8

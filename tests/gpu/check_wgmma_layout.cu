@@ -4,7 +4,7 @@
 // wg::b_tile_offset_sw128 (128-byte swizzle, four k16 steps through b_desc_sw128), runs
 // the products and stores D by wg::d_elem; the result must equal a float64 product of
 // the same random inputs, for N = 64, 128, 256 in bf16 and fp16. It also checks the two
-// forms of kf_wgmma_forms.h: A from shared memory (mma_ss_n64) and a transposed,
+// forms of kf_wgmma_forms.h: A from shared memory (mma_ss, N = 32 and 64) and a transposed,
 // MN-major B (mma_rs_mn_n256, B written by mn_tile_offset_sw128).
 // Exits 77 (ctest: skipped) without an sm_90 GPU.
 #include <cuda_bf16.h>
@@ -75,12 +75,12 @@ __global__ void wgmma_kernel(const uint16_t* a_rows, const uint16_t* b_rows, flo
 }
 
 // The kf_wgmma_forms.h products over K = 64 (four k16 steps):
-//   SS: d[64 x 64] = A[64 x 64] B^T, A rows and B rows (n) K-major in shared memory;
+//   SS: d[64 x NS] = A[64 x 64] B^T, A rows and B rows (n) K-major in shared memory;
 //   MN: d[64 x 256] = A[64 x 64] B, A in registers, B[k][n] MN-major in shared memory.
 // a_rows is A row-major [64][64]; b_rows is [n][k] for SS and [k][n] for MN.
-template <bool BF16, bool MN>
+template <bool BF16, bool MN, int NS>
 __global__ void wgmma_forms_kernel(const uint16_t* a_rows, const uint16_t* b_rows, float* d_out) {
-  constexpr int K = 64, N = MN ? 256 : 64;
+  constexpr int K = 64, N = MN ? 256 : NS;
   __shared__ __align__(1024) unsigned char as[kRows * K * 2];
   __shared__ __align__(1024) unsigned char bs[N * K * 2];
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
@@ -102,7 +102,7 @@ __global__ void wgmma_forms_kernel(const uint16_t* a_rows, const uint16_t* b_row
       kf::wg::mma_rs_mn_n256<BF16>(d, a, kf::wg::mn_desc_sw128(bs, 16 * s, K));
     } else {
       kf::wg::fence();
-      kf::wg::mma_ss_n64<BF16>(d, kf::wg::a_desc_sw128(as, 16 * s), kf::wg::b_desc_sw128(bs, 16 * s, N));
+      kf::wg::mma_ss<N, BF16>(d, kf::wg::a_desc_sw128(as, 16 * s), kf::wg::b_desc_sw128(bs, 16 * s, N));
     }
     kf::wg::commit();
     kf::wg::wait<0>();
@@ -183,12 +183,14 @@ bool check(std::mt19937& rng) {
 }
 
 // The kf_wgmma_forms.h forms: B is [n][k] for the shared-memory A form, [k][n] for MN-major.
-template <bool BF16, bool MN>
+template <bool BF16, bool MN, int NS = 64>
 bool check_form(std::mt19937& rng) {
-  constexpr int K = 64, N = MN ? 256 : 64;
+  constexpr int K = 64, N = MN ? 256 : NS;
   return run_case(
       rng, BF16, N, K, [](int n, int k) { return MN ? k * N + n : n * K + k; },
-      [](const uint16_t* a, const uint16_t* b, float* d) { wgmma_forms_kernel<BF16, MN><<<1, kf::wg::kThreads>>>(a, b, d); },
+      [](const uint16_t* a, const uint16_t* b, float* d) {
+        wgmma_forms_kernel<BF16, MN, NS><<<1, kf::wg::kThreads>>>(a, b, d);
+      },
       MN ? "A in registers, MN-major B, 4 steps" : "A and B in shared memory, 4 steps");
 }
 
@@ -209,7 +211,7 @@ int main() {
   pass &= check<64, false, false>(rng) & check<256, false, false>(rng);
   pass &= check<64, true, true>(rng) & check<128, true, true>(rng) & check<256, true, true>(rng);
   pass &= check<128, false, true>(rng);
-  pass &= check_form<true, false>(rng) & check_form<false, false>(rng);
+  pass &= check_form<true, false>(rng) & check_form<false, false>(rng) & check_form<true, false, 32>(rng);
   pass &= check_form<true, true>(rng) & check_form<false, true>(rng);
   std::printf(pass ? "all wgmma layout checks passed\n" : "wgmma layout checks FAILED\n");
   return pass ? 0 : 1;
