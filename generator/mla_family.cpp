@@ -6,6 +6,7 @@
 #include "key_number.h"
 #include "kf_mma_layouts.h"
 #include "sparse_mla/launch.h"
+#include "sparse_mla/wgmma_tiling.h"
 
 namespace kf {
 
@@ -63,7 +64,10 @@ std::string MlaConfig::key() const {
   return "bh" + str(block_h) + "_bk" + str(block_k) + "_w" + str(warps) + "_sp" + str(splits) + "_s" + str(stages);
 }
 
-MlaConfig parse_mla_config(const std::string& key) {
+const char* mla_kind_name(MlaKind kind) { return kind == MlaKind::wgmma ? "wgmma" : "decode"; }
+
+MlaConfig parse_mla_config(const std::string& key, const std::string& kind) {
+  if (kind != "decode" && kind != "wgmma") throw Error("unknown sparse_mla_decode kind '" + kind + "' (decode, wgmma)");
   static const std::regex re("bh([1-9][0-9]{0,3})_bk([1-9][0-9]{0,3})_w([1-9][0-9]?)_sp([1-9][0-9]{0,2})_s([1-9])");
   std::smatch m;
   if (!std::regex_match(key, m, re))
@@ -74,14 +78,28 @@ MlaConfig parse_mla_config(const std::string& key) {
   c.warps = static_cast<int>(key_number(m[3], key));
   c.splits = static_cast<int>(key_number(m[4], key));
   c.stages = static_cast<int>(key_number(m[5], key));
+  c.kind = kind == "wgmma" ? MlaKind::wgmma : MlaKind::decode;
   return c;
 }
 
+int mla_dynamic_shared(const MlaConfig& cfg) { return cfg.kind == MlaKind::wgmma ? mla::wgmma::smem_bytes() : 0; }
+
 std::string mla_kernel_name(const MlaShape& shape, const MlaConfig& cfg) {
-  return std::string(kMlaDecodeOp) + "_" + shape.key() + "_" + cfg.key();
+  const std::string kind = cfg.kind == MlaKind::wgmma ? "wgmma_" : "";
+  return std::string(kMlaDecodeOp) + "_" + kind + shape.key() + "_" + cfg.key();
 }
 
 std::string mla_config_problem(const MlaShape& s, const MlaConfig& c, const ArchInfo& arch) {
+  if (c.kind == MlaKind::wgmma) {
+    if (!arch.warpgroup_mma) return "the wgmma kind needs the warpgroup MMA (sm_90a)";
+    if (s.heads % mla::wgmma::kBlockH != 0)
+      return "the wgmma kind takes H in multiples of " + str(mla::wgmma::kBlockH) + ", not H = " + str(s.heads);
+    if (!mla::wgmma::config_valid(static_cast<int>(s.heads), c.block_h, c.block_k, c.warps, c.splits, c.stages))
+      return "wgmma rules (templates/sparse_mla/wgmma_tiling.h: bh64_bk64_w8_s2, splits 1.." + str(mla::kMaxSplits) + ")";
+    if (c.warps * arch.wave_size != 256) return "the wgmma kind is two warpgroups of 128 threads";
+    if (mla::wgmma::smem_bytes() > mla::wgmma::kMaxShared) return "shared memory over sm_90a's per-block limit";
+    return "";
+  }
   if (c.block_h < 16 || c.block_h % 16 != 0) return "block_h " + str(c.block_h) + " is not a multiple of 16";
   if (s.heads % c.block_h != 0) return "block_h " + str(c.block_h) + " does not divide H = " + str(s.heads);
   if (c.block_k < 16 || c.block_k % 16 != 0) return "block_k " + str(c.block_k) + " is not a multiple of 16";
@@ -113,6 +131,13 @@ std::vector<MlaConfig> enumerate_mla_configs(const MlaShape& s, const ArchInfo& 
             const MlaConfig c{bh, bk, w, sp, st};
             if (mla_config_problem(s, c, arch).empty()) out.push_back(c);
           }
+  // The warpgroup MMA for H >= 64: one config but for the splits.
+  if (arch.warpgroup_mma)
+    for (int sp : {1, 2, 4, 8, 16, 32}) {
+      MlaConfig c{mla::wgmma::kBlockH, mla::wgmma::kBlockK, mla::wgmma::kWarps, sp, mla::wgmma::kStages};
+      c.kind = MlaKind::wgmma;
+      if (mla_config_problem(s, c, arch).empty()) out.push_back(c);
+    }
   return out;
 }
 
@@ -121,14 +146,15 @@ Candidate make_mla_candidate(const MlaShape& s, const MlaConfig& cfg, const Arch
   if (!why.empty()) throw Error("sparse_mla_decode config " + cfg.key() + " for " + s.key() + " on " + arch.name + ": " + why);
   Candidate c;
   c.op = kMlaDecodeOp;
-  c.kind = "decode";
+  c.kind = mla_kind_name(cfg.kind);
   c.arch = arch.name;
   c.shape = s.key();
   c.config = cfg.key();
   c.name = mla_kernel_name(s, cfg);
-  c.instance = "sparse_mla/decode.cu.in";
+  c.instance = cfg.kind == MlaKind::wgmma ? "sparse_mla/decode_wgmma.cu.in" : "sparse_mla/decode.cu.in";
   c.threads = cfg.warps * arch.wave_size;
   c.needs_mma = true;
+  c.dynamic_shared = mla_dynamic_shared(cfg);
   c.min_occupancy = 1;
   c.params = {{"name", c.name},
               {"config", c.op + " " + c.shape + " " + c.config + " " + arch.name},
@@ -141,6 +167,8 @@ Candidate make_mla_candidate(const MlaShape& s, const MlaConfig& cfg, const Arch
               {"warps", str(cfg.warps)},
               {"splits", str(cfg.splits)},
               {"stages", str(cfg.stages)}};
+  if (cfg.kind == MlaKind::wgmma)  // decode_wgmma.cu.in: the tile is fixed (wgmma_tiling.h)
+    for (const char* fixed : {"block_h", "block_k", "warps", "stages"}) c.params.erase(fixed);
   return c;
 }
 

@@ -1,8 +1,10 @@
 // The sparse_mla family: DeepSeek-V3.2-style sparse attention decode over a latent KV
-// cache (templates/sparse_mla/args.h). One kind, `decode`, on the arch's matrix
+// cache (templates/sparse_mla/args.h). Two kinds: `decode` (the arch's 16x16x16 matrix
 // instruction, configured by heads per block, KV rows per step, warps, KV splits and
-// pipeline stages; split configs need the shape-independent combine kernel
-// (sparse_mla_combine_any_<dtype>), which every pack with MLA kernels carries.
+// pipeline stages) and `wgmma` (sm_90a's warpgroup MMA, 64 heads and 64 KV rows per step,
+// two warpgroups, Q and two KV stages in dynamic shared memory; only the KV splits vary).
+// Split configs need the shape-independent combine kernel (sparse_mla_combine_any_<dtype>),
+// which every pack with MLA kernels carries.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -33,21 +35,30 @@ MlaShape parse_mla_shape(const std::string& key);
 // 0 <= extras <= 65536. Throws kf::Error naming the layer and the bad value.
 void validate_mla_shape(const MlaShape& shape, const std::string& layer);
 
+enum class MlaKind { decode, wgmma };
+
 struct MlaConfig {
   int block_h = 16;  // heads per block: a multiple of 16 (one matrix atom row)
   int block_k = 16;  // KV rows gathered per step
   int warps = 4;     // head tiles x d-slices (decode.h)
   int splits = 1;    // KV splits per query (> 1: partials + combine)
   int stages = 1;    // KV steps in flight
+  MlaKind kind = MlaKind::decode;  // the pack row's kind; not part of key()
 
   // bh16_bk16_w4_sp1_s2: fixed order, every knob.
   std::string key() const;
-  bool operator==(const MlaConfig& o) const { return key() == o.key(); }
+  bool operator==(const MlaConfig& o) const { return key() == o.key() && kind == o.kind; }
 };
 
-MlaConfig parse_mla_config(const std::string& key);
+// `kind` is the pack row's: "decode" or "wgmma".
+MlaConfig parse_mla_config(const std::string& key, const std::string& kind = "decode");
+const char* mla_kind_name(MlaKind kind);
 
-// sparse_mla_decode_<shape key>_<config key>
+// The dynamic shared memory a config's kernel launches with (and opts in to at load):
+// the wgmma kind's Q, stages and exchange buffers; 0 for the decode kind.
+int mla_dynamic_shared(const MlaConfig& cfg);
+
+// sparse_mla_decode_<shape key>_<config key>, sparse_mla_decode_wgmma_<...>
 std::string mla_kernel_name(const MlaShape& shape, const MlaConfig& cfg);
 
 // Why the template cannot take this config for this shape on this arch ("" = it can).

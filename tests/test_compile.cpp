@@ -29,6 +29,7 @@
 #include "pack.h"
 #include "process.h"
 #include "sparse_mla/launch.h"
+#include "sparse_mla/wgmma_tiling.h"
 #include "w4a16_linear/tiling.h"
 
 namespace {
@@ -300,8 +301,8 @@ void compile_pipelined_arch(const std::string& arch) {
   }
 }
 
-// The sparse_mla family on `arch`: an unsplit and a split decode config and the combine
-// kernel compile cleanly within the shared memory launch.h counts, and the decode
+// The sparse_mla family on `arch`: an unsplit and a split decode config, a split wgmma
+// config where the arch has the warpgroup MMA, and the combine kernel compile cleanly within the shared memory launch.h counts, and the decode
 // kernels use the matrix instructions.
 void compile_mla_arch(const std::string& arch) {
   if (!have_compiler(arch)) return;
@@ -310,7 +311,10 @@ void compile_mla_arch(const std::string& arch) {
   kf::GenOptions opt = options(tmp, arch);
   opt.model = "deepseek-v3.2";
   opt.ops = {"sparse_mla_decode"};
-  opt.filter = "^sparse_mla_combine|_h32_topk2048_x0_bf16_(bh16_bk16_w8_sp1_s2|bh32_bk16_w16_sp8_s1)$";
+  // The wgmma kind exists on sm_90a only: elsewhere the last alternative matches nothing.
+  opt.filter =
+      "^sparse_mla_combine|_h32_topk2048_x0_bf16_(bh16_bk16_w8_sp1_s2|bh32_bk16_w16_sp8_s1)$|"
+      "^sparse_mla_decode_wgmma_h128_topk2048_x0_bf16_bh64_bk64_w8_sp2_s2$";
   std::ostringstream out, err;
   const kf::GenStats stats = kf::run_genkernels(opt, out, err);
   INFO("genkernels output:\n" << out.str() << err.str());
@@ -322,7 +326,11 @@ void compile_mla_arch(const std::string& arch) {
     if (r.op == "util") continue;
     ++by_kind[r.op + " " + r.kind];
     CHECK(r.status == "ok");
-    CHECK(r.lds_bytes <= info.max_lds_per_block);
+    CHECK(r.lds_bytes <= (r.kind == "wgmma" ? kf::mla::wgmma::kMaxShared : info.max_lds_per_block));
+    if (r.kind == "wgmma") {  // Q and both KV stages are dynamic shared memory, counted with the static part
+      CHECK(r.lds_bytes >= kf::mla_dynamic_shared(kf::parse_mla_config(r.config, r.kind)));
+      CHECK(r.spills == 0);
+    }
     if (r.kind == "decode") {
       const kf::MlaConfig c = kf::parse_mla_config(r.config);
       CHECK(r.lds_bytes <= kf::mla::decode_smem_bytes(c.block_h, c.block_k, c.warps, c.stages));
@@ -330,6 +338,7 @@ void compile_mla_arch(const std::string& arch) {
     }
   }
   CHECK(by_kind["sparse_mla_decode decode"] == 2);
+  CHECK(by_kind["sparse_mla_decode wgmma"] == (info.warpgroup_mma ? 1 : 0));
   CHECK(by_kind["sparse_mla_combine combine"] == 1);
 }
 

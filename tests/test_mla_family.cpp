@@ -13,6 +13,7 @@
 #include "mla_family.h"
 #include "model.h"
 #include "sparse_mla/launch.h"
+#include "sparse_mla/wgmma_tiling.h"
 
 namespace {
 
@@ -74,8 +75,11 @@ TEST_CASE("every arch enumerates valid, distinct configs, splits and stages incl
       std::set<std::string> keys, splits;
       for (const auto& c : configs) {
         CHECK(kf::mla_config_problem(s, c, arch).empty());
-        CHECK(kf::mla::decode_smem_bytes(c.block_h, c.block_k, c.warps, c.stages) <= arch.max_lds_per_block);
-        keys.insert(c.key());
+        if (c.kind == kf::MlaKind::wgmma)
+          CHECK(kf::mla_dynamic_shared(c) <= kf::mla::wgmma::kMaxShared);
+        else
+          CHECK(kf::mla::decode_smem_bytes(c.block_h, c.block_k, c.warps, c.stages) <= arch.max_lds_per_block);
+        keys.insert(std::string(kf::mla_kind_name(c.kind)) + " " + c.key());
         splits.insert(std::to_string(c.splits));
         const kf::Candidate cand = kf::make_mla_candidate(s, c, arch);
         CHECK(cand.threads == c.warps * arch.wave_size);
@@ -86,6 +90,42 @@ TEST_CASE("every arch enumerates valid, distinct configs, splits and stages incl
       CHECK(splits.size() > 3);
     }
   }
+}
+
+TEST_CASE("the wgmma kind: sm_90a only, H a multiple of 64, one tile with its splits, dynamic shared memory") {
+  const kf::ArchInfo& sm90 = kf::arch_info("sm_90a");
+  kf::MlaConfig c{64, 64, 8, 4, 2};
+  c.kind = kf::MlaKind::wgmma;
+  CHECK(kf::mla_kernel_name(h128(), c) == "sparse_mla_decode_wgmma_h128_topk2048_x0_bf16_bh64_bk64_w8_sp4_s2");
+  CHECK(kf::parse_mla_config(c.key(), "wgmma") == c);
+  CHECK_FALSE(kf::parse_mla_config(c.key()) == c);  // the same key read as the decode kind
+  CHECK_THROWS_WITH_AS(kf::parse_mla_config(c.key(), "mma"), doctest::Contains("'mma'"), kf::Error);
+  CHECK(kf::mla_config_problem(h128(), c, sm90).empty());
+  CHECK(kf::mla_config_problem({64, 2048, 128, false}, c, sm90).empty());
+  CHECK(kf::mla_config_problem({32, 2048, 0, true}, c, sm90).find("H = 32") != std::string::npos);
+  CHECK(kf::mla_config_problem(h128(), c, kf::arch_info("gfx942")).find("sm_90a") != std::string::npos);
+  kf::MlaConfig other = c;
+  other.block_k = 32;
+  CHECK(kf::mla_config_problem(h128(), other, sm90).find("wgmma rules") != std::string::npos);
+  // Q and two 64-row stages (3 x 72 KB) plus the exchange buffers: above the static limit,
+  // within the 227 KB a block may opt in to.
+  CHECK(kf::mla_dynamic_shared(c) > 3 * 73728);
+  CHECK(kf::mla_dynamic_shared(c) <= kf::mla::wgmma::kMaxShared);
+  CHECK(kf::mla_dynamic_shared({64, 64, 8, 4, 2}) == 0);
+  const kf::Candidate cand = kf::make_mla_candidate(h128(), c, sm90);
+  CHECK(cand.kind == "wgmma");
+  CHECK(cand.instance == "sparse_mla/decode_wgmma.cu.in");
+  CHECK(cand.threads == 256);
+  CHECK(cand.dynamic_shared == kf::mla_dynamic_shared(c));
+  CHECK(cand.params.count("splits"));
+  CHECK_FALSE(cand.params.count("block_k"));
+
+  size_t wgmma_h128 = 0, wgmma_h16 = 0;
+  for (const auto& e : kf::enumerate_mla_configs(h128(), sm90)) wgmma_h128 += e.kind == kf::MlaKind::wgmma;
+  for (const auto& e : kf::enumerate_mla_configs({16, 2048, 0, true}, sm90)) wgmma_h16 += e.kind == kf::MlaKind::wgmma;
+  CHECK(wgmma_h128 == 6);  // splits 1 .. 32
+  CHECK(wgmma_h16 == 0);
+  for (const auto& e : kf::enumerate_mla_configs(h128(), kf::arch_info("gfx1100"))) CHECK(e.kind == kf::MlaKind::decode);
 }
 
 TEST_CASE("split scratch: partial outputs and lse per split, none unsplit") {

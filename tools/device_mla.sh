@@ -11,7 +11,8 @@
 #   BIN=.devout/bin OUT=results tools/device_mla.sh [autotune time budget, s (default 600)]
 # TUNED (default tuned_db/kforge.sqlite) is the DB whose copy is tuned (a partly tuned one
 # resumes where it stopped); AUTOTUNE_ARGS (e.g. "--m 1,64,1024 --max-candidates 8") go
-# to autotune as they are.
+# to autotune as they are; FILTER (a kernel-name regex, e.g. _wgmma_) limits generation,
+# checks and tuning to those kernels (the tuned copy's other rows stay).
 set -uo pipefail
 bin=${BIN:-.devout/bin}
 out=${OUT:-gpu-results}
@@ -19,6 +20,7 @@ work=${WORK:-/tmp/kforge-mla}
 budget=${1:-600}
 model=deepseek-v3.2
 ops=sparse_mla_decode
+filter=${FILTER:-.*}
 mkdir -p "$out" "$work"
 export PATH="$PATH:/usr/local/cuda/bin"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv | tee "$out/gpu.txt"
@@ -26,14 +28,14 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu 
 step() { echo "== $* ($(date +%T))"; }
 
 step genkernels "$ops" sm_90a: "$model"
-"$bin/genkernels" --arch sm_90a --model "$model" --ops "$ops" --templates templates --out "$work/dsv32" -q \
+"$bin/genkernels" --arch sm_90a --model "$model" --ops "$ops" --templates templates --out "$work/dsv32" -q --filter "$filter" \
   > "$out/genkernels_mla.log" 2>&1
 echo "genkernels rc=$?"; tail -14 "$out/genkernels_mla.log"
 
 if [ "${CHECK:-1}" != 0 ] && [ -x "$bin/kforge_check_mla" ]; then
   step check every sparse_mla_decode kernel of the generated pack
   read -r -a check_args <<< "${CHECK_ARGS:-}"
-  "$bin/kforge_check_mla" --pack "$work/dsv32/kforge.sqlite" "${check_args[@]}" > "$out/check_mla.log" 2>&1
+  "$bin/kforge_check_mla" --pack "$work/dsv32/kforge.sqlite" --filter "$filter" "${check_args[@]}" > "$out/check_mla.log" 2>&1
   echo "check rc=$?"; grep -E "^FAIL" "$out/check_mla.log" | head -20; tail -1 "$out/check_mla.log"
 fi
 
@@ -42,7 +44,7 @@ cp "${TUNED:-tuned_db/kforge.sqlite}" "$work/tuned.sqlite"
 read -r -a extra <<< "${AUTOTUNE_ARGS:-}"
 # The kernels come from the compile cache the genkernels step filled.
 "$bin/autotune" --db "$work/tuned.sqlite" --model "$model" --ops "$ops" --templates templates \
-  --time-budget "$budget" -q "${extra[@]}" > "$out/autotune_mla.log" 2>&1
+  --time-budget "$budget" -q --filter "$filter" "${extra[@]}" > "$out/autotune_mla.log" 2>&1
 echo "autotune rc=$?"; tail -40 "$out/autotune_mla.log"
 
 step measurements as CSV, dispositions

@@ -53,7 +53,7 @@ MlaShapeBuffers plan_mla_buffers(const MlaShape& s, const std::vector<PlannedKer
   MlaShapeBuffers b;
   for (const auto& pk : kernels) {
     b.max_q = std::max(b.max_q, pk.max_m);
-    const MlaConfig cfg = parse_mla_config(pk.kernel->config);
+    const MlaConfig cfg = parse_mla_config(pk.kernel->config, pk.kernel->kind);
     b.part_o_floats = std::max(b.part_o_floats, mla::part_o_floats(cfg.splits, pk.max_m, s.heads));
     b.part_lse_floats = std::max(b.part_lse_floats, mla::part_lse_floats(cfg.splits, pk.max_m, s.heads));
   }

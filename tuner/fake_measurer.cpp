@@ -89,7 +89,7 @@ double fake_moe_time_us(const PackKernel& k, const MoeShape& s, const MoeRouting
 }
 
 double fake_mla_time_us(const PackKernel& k, const MlaShape& s, int64_t queries, bool cold) {
-  const MlaConfig c = parse_mla_config(k.config);
+  const MlaConfig c = parse_mla_config(k.config, k.kind);
   const double q = static_cast<double>(queries);
   const double blocks = static_cast<double>(s.heads / c.block_h) * q * c.splits;
   const double rows = static_cast<double>(s.topk + s.extras) / c.splits;  // KV rows per block
@@ -97,7 +97,8 @@ double fake_mla_time_us(const PackKernel& k, const MlaShape& s, int64_t queries,
   // One SM's share of HBM (each query's rows are its own: warm runs find them in L2 at
   // twice the rate), or the block's math: scores and P . V for block_h heads per row.
   const double memory = rows * 576 * 2 / (kBytesPerUs / kSms * (cold ? 1.0 : 2.0) * knobs);
-  const double compute = rows * c.block_h * (576 + 512) * 2 / (kFlopsPerUsPerSm * knobs);
+  const double compute = rows * c.block_h * (576 + 512) * 2 / (kFlopsPerUsPerSm * knobs) /
+                         (c.kind == MlaKind::wgmma ? 3.0 : 1.0);  // the warpgroup MMA's rate
   const double combine = c.splits > 1 ? kLaunchUs + c.splits * q * s.heads * 512 * 4.0 * 2 / kBytesPerUs : 0;
   return kLaunchUs + std::ceil(blocks / kSms) * std::max(memory, compute) + combine;
 }

@@ -7,6 +7,7 @@
 // stream and read back once. The verdicts and statistics are measure_common's.
 #pragma once
 #include "measure_common.h"
+#include "mla_family.h"
 #include "mxfp4_family.h"
 
 namespace kf {
@@ -81,8 +82,10 @@ struct LinearSteps {
     // A skinny ring above 48 KiB and a wgmma ring are dynamic shared memory, which the
     // kernel must be allowed once before its launches pass it (LaunchGrid::shared).
     // (The MoE GEMMs' kernels come through here too: their shape is one expert's; the
-    // MXFP4 ones' ring size depends on the config alone.)
-    if (k.kind == "wgmma" && (k.op == "mxfp4_moe_gemm1" || k.op == "mxfp4_moe_gemm2")) {
+    // MXFP4 ones' and sparse MLA's sizes depend on the config alone.)
+    if (k.kind == "wgmma" && k.op == kMlaDecodeOp) {
+      d.allow_dynamic_shared(fn, mla_dynamic_shared(parse_mla_config(k.config, k.kind)));
+    } else if (k.kind == "wgmma" && (k.op == "mxfp4_moe_gemm1" || k.op == "mxfp4_moe_gemm2")) {
       d.allow_dynamic_shared(fn, mxfp4_dynamic_shared(parse_mxfp4_config(k.config, k.kind)));
     } else if (k.kind == "skinny" || k.kind == "wgmma") {
       const LinearShape shape = k.op == "w4a16_linear" ? parse_linear_shape(k.shape) : parse_moe_shape(k.op, k.shape).expert();

@@ -109,7 +109,7 @@ struct MlaSteps {
                   ": " + e.message);
     }
     const MlaTuneProblem& p = d.mla_host_.problem();
-    const MlaConfig cfg = parse_mla_config(k.config);
+    const MlaConfig cfg = parse_mla_config(k.config, k.kind);
     const mla::Grid dg = mla::decode_grid(shape.heads, queries, cfg.block_h, cfg.splits);
     const mla::Grid cg = mla::combine_grid(queries, shape.heads);
     kf_mla_decode_args args = mla_decode_args(p, d.mq_.raw(), d.mkv_.raw(), d.midx_.raw(), d.mxs_.raw(),
@@ -127,7 +127,8 @@ struct MlaSteps {
         cfn = d.function_of(*combine);
       }
       const auto run = [&] {
-        d.launch(fn, {dg.x, dg.y, dg.z}, k.threads, &args, D::kLaunchCall);
+        d.launch(fn, {dg.x, dg.y, dg.z, static_cast<unsigned>(mla_dynamic_shared(cfg))}, k.threads, &args,
+                 D::kLaunchCall);
         if (cfn) d.launch(cfn, {cg.x, cg.y, cg.z}, combine->threads, &cargs, D::kLaunchCombine);
       };
       d.verify_mla(run, cfg.splits, r);

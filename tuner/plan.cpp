@@ -240,7 +240,7 @@ Verdict static_verdict(const PackKernel& k, int64_t m, int compute_units) {
     return {"pruned", "genkernels pruned it (" + k.status.substr(7) + "); not run"};
   if (k.status != "ok") return {"failed", "unknown pack status '" + k.status + "'"};
   if (k.op == kMlaDecodeOp) {
-    const std::string why = mla_split_prune_reason(parse_mla_shape(k.shape), parse_mla_config(k.config), m,
+    const std::string why = mla_split_prune_reason(parse_mla_shape(k.shape), parse_mla_config(k.config, k.kind), m,
                                                    compute_units);
     if (!why.empty()) return {"pruned", why};
     if (k.code_object.empty()) return {"failed", "status ok but no code object in the pack"};

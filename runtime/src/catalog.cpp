@@ -10,6 +10,7 @@
 #include "mxfp4_moe/tiling.h"
 #include "mxfp4_moe/wgmma_tiling.h"
 #include "sparse_mla/launch.h"
+#include "sparse_mla/wgmma_tiling.h"
 #include "w4a16_linear/skinny_tiling.h"
 #include "w4a16_linear/wgmma_tiling.h"
 #include "status.h"
@@ -58,12 +59,13 @@ const char* parse_moe_helper(const KernelRow& row, KernelImpl* k) {
   return row.threads == moe::kEltThreads ? nullptr : "thread count differs from kf::moe::kEltThreads";
 }
 
-// sparse_mla_decode rows: shape and config keys the runtime can launch with
-// sparse_mla/launch.h's geometry (head tiles dividing H, splits within kMaxSplits, one
-// wave size's worth of threads per warp).
+// sparse_mla_decode rows (kinds decode, wgmma): shape and config keys the runtime can
+// launch with sparse_mla/launch.h's geometry (head tiles dividing H, splits within
+// kMaxSplits, one wave size's worth of threads per warp); the wgmma kind's fixed tile
+// (sparse_mla/wgmma_tiling.h) launches with its dynamic shared memory.
 const char* parse_mla_decode(const KernelRow& row, KernelImpl* k) {
   k->op_kind = KernelOp::mla_decode;
-  if (row.kind != "decode") return "unknown kind";
+  if (row.kind != "decode" && row.kind != "wgmma") return "unknown kind";
   if (!parse_mla_shape_key(row.shape.c_str(), &k->mla)) return "unreadable shape key";
   if (const char* problem = mla_shape_problem(k->mla)) return problem;
   if (!parse_mla_config_key(row.config.c_str(), &k->mla_config)) return "unreadable config key";
@@ -71,6 +73,12 @@ const char* parse_mla_decode(const KernelRow& row, KernelImpl* k) {
   if (c.block_h % 16 != 0 || k->mla.heads % c.block_h != 0) return "block_h does not tile H in multiples of 16";
   if (c.splits > mla::kMaxSplits) return "more KV splits than kf::mla::kMaxSplits";
   if (row.threads != c.warps * 32 && row.threads != c.warps * 64) return "thread count is not warps x 32 or 64";
+  if (row.kind == "wgmma") {
+    if (!mla::wgmma::config_valid(static_cast<int>(k->mla.heads), c.block_h, c.block_k, c.warps, c.splits, c.stages) ||
+        row.threads != c.warps * 32)
+      return "config outside the wgmma kind's rules (sparse_mla/wgmma_tiling.h)";
+    k->dynamic_shared = static_cast<unsigned>(mla::wgmma::smem_bytes());
+  }
   k->shape_key.bf16 = k->mla.bf16;
   return nullptr;
 }

@@ -82,8 +82,8 @@ std::string moe_kernel_name(int gemm, const std::string& kind, const std::string
   return "w4a16_moe_gemm" + std::to_string(gemm) + "_" + kind + "_" + shape + "_" + config;
 }
 
-std::string mla_kernel_name(const std::string& shape, const std::string& config) {
-  return "sparse_mla_decode_" + shape + "_" + config;
+std::string mla_kernel_name(const std::string& shape, const std::string& config, const std::string& kind) {
+  return "sparse_mla_decode_" + (kind == "decode" ? "" : kind + "_") + shape + "_" + config;
 }
 
 std::string mxfp4_kernel_name(int gemm, const std::string& shape, const std::string& config,
@@ -143,12 +143,12 @@ void TestPackBuilder::add_moe_winner(int gemm, const std::string& shape, const s
 }
 
 std::string TestPackBuilder::add_mla_kernel(const std::string& shape, const std::string& config,
-                                            const std::string& arch, int threads) {
+                                            const std::string& arch, int threads, const std::string& kind) {
   if (threads == 0) {  // warps x 32, from the config's _w<warps>_
     const size_t w = config.find("_w");
     threads = 32 * std::stoi(config.substr(w + 2));
   }
-  kernels_.push_back({mla_kernel_name(shape, config), arch, "sparse_mla_decode", "decode", shape, config, threads});
+  kernels_.push_back({mla_kernel_name(shape, config, kind), arch, "sparse_mla_decode", kind, shape, config, threads});
   return kernels_.back().name;
 }
 

@@ -56,7 +56,7 @@ class TestPackBuilder {
   // (sparse_mla_combine_any_<dtype>, kf::mla::kCombineThreads), and a winner over
   // Q = [q_lo, q_hi].
   std::string add_mla_kernel(const std::string& shape, const std::string& config, const std::string& arch = "sm_90a",
-                             int threads = 0);
+                             int threads = 0, const std::string& kind = "decode");
   void add_mla_combine(bool bf16, const std::string& arch = "sm_90a");
   void add_mla_winner(const std::string& shape, const std::string& kernel, int64_t q_lo, int64_t q_hi,
                       const std::string& device = kTestDevice, int cold_l2 = 1, const std::string& arch = "sm_90a");

@@ -264,7 +264,7 @@ int main(int argc, char** argv) {
           part_o(mla::part_o_floats(mla::kMaxSplits, queries, s.heads) * 4),
           part_lse(mla::part_lse_floats(mla::kMaxSplits, queries, s.heads) * 4);
       for (const KernelRow& k : list) {
-        const MlaConfig cfg = parse_mla_config(k.config);
+        const MlaConfig cfg = parse_mla_config(k.config, k.kind);
         const std::string what = k.name + " Q=" + std::to_string(queries);
         if (cfg.splits > 1 && !comb.fn) {
           line(what, "split kernel but the pack has no sparse_mla_combine kernel for its dtype", -1);
@@ -278,7 +278,9 @@ int main(int argc, char** argv) {
         kf_mla_decode_args a = in.args(s, o.p(), lse.p<float>(), part_o.p<float>(), part_lse.p<float>());
         void* params[] = {&a};
         const mla::Grid g = mla::decode_grid(s.heads, queries, cfg.block_h, cfg.splits);
-        CU_CHECK(cu->cuLaunchKernel(l.fn, g.x, g.y, g.z, k.threads, 1, 1, 0, nullptr, params, nullptr));
+        const int shared = mla_dynamic_shared(cfg);
+        if (shared > 0) CU_CHECK(cu->cuFuncSetAttribute(l.fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, shared));
+        CU_CHECK(cu->cuLaunchKernel(l.fn, g.x, g.y, g.z, k.threads, 1, 1, shared, nullptr, params, nullptr));
         if (cfg.splits > 1) {
           kf_mla_combine_args c{part_o.p<float>(), part_lse.p<float>(), o.p(), lse.p<float>(),
                                 static_cast<int>(queries), static_cast<int>(s.heads), cfg.splits};
@@ -298,7 +300,11 @@ int main(int argc, char** argv) {
   }
   // ---- the runtime's pick, where the pack has winners
   kf_db* db = nullptr;
-  if (kf_open(pack.c_str(), &db) != KF_OK) {
+  const kf_status opened = kf_open(pack.c_str(), &db);
+  if (opened == KF_ERR_NOT_FOUND) {
+    // An untuned pack of MLA kernels alone has nothing the runtime may serve.
+    std::printf("SKIP runtime: %s\n", kf_last_error());
+  } else if (opened != KF_OK) {
     line("runtime kf_open", kf_last_error(), -1);
   } else {
     for (auto& [key, list] : by_shape) {

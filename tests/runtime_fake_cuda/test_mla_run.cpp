@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "fake_cuda.h"
+#include "sparse_mla/wgmma_tiling.h"
 #include "kforge/kforge.h"
 #include "test_pack.h"
 #include "test_util.h"
@@ -86,6 +87,7 @@ kf_mla_decode_args decode_args(int queries) {
 struct Launch {
   std::string kernel;
   unsigned grid[3], block[3];
+  unsigned shared;
   void* stream;
   std::vector<unsigned char> args;
   template <class T>
@@ -103,7 +105,7 @@ std::vector<Launch> launches() {
     const kf_fake_cuda_launch* r = kf_fake_cuda_launch_at(i);
     REQUIRE(r);
     out.push_back({r->kernel, {r->grid[0], r->grid[1], r->grid[2]}, {r->block[0], r->block[1], r->block[2]},
-                   r->stream, std::vector<unsigned char>(r->args, r->args + r->args_bytes)});
+                   r->shared_bytes, r->stream, std::vector<unsigned char>(r->args, r->args + r->args_bytes)});
   }
   return out;
 }
@@ -196,6 +198,41 @@ TEST_CASE("MLA: an unsplit winner launches decode alone, needing no scratch") {
   CHECK(d.part_o == nullptr);
   CHECK(d.part_lse == nullptr);
   CHECK(d.o == a.o);
+}
+
+TEST_CASE("MLA: a wgmma winner launches on the decode grid with its dynamic shared memory; a bad wgmma row is skipped") {
+  TempDir dir{"rt-fake-cuda-mla-wgmma"};
+  const std::string path = dir.file("kforge.sqlite");
+  TestPackBuilder b;
+  const std::string wg = b.add_mla_kernel(kShape, "bh64_bk64_w8_sp2_s2", "sm_90a", 0, "wgmma");
+  const std::string bad = b.add_mla_kernel(kShapeX128, "bh64_bk32_w8_sp1_s2", "sm_90a", 0, "wgmma");
+  b.add_mla_winner(kShape, wg, 1, 1024);
+  b.add_mla_winner(kShapeX128, bad, 1, 1024);
+  b.add_mla_combine(true);
+  b.write(path);
+  kf_db* db = nullptr;
+  REQUIRE_MESSAGE(kf_open(path.c_str(), &db) == KF_OK, kf_last_error());
+  kf_fake_cuda_reset();
+  const kf_mla_shape s = mla_shape();
+  size_t bytes = 0;
+  REQUIRE(kf_mla_scratch_bytes(db, &s, 64, &bytes) == KF_OK);
+  const kf_mla_decode_args a = decode_args(64);
+  REQUIRE_MESSAGE(kf_run_mla(db, &s, &a, fake<void>(kScratch), bytes, kStream) == KF_OK, kf_last_error());
+  const std::vector<Launch> l = launches();
+  REQUIRE(l.size() == 2);
+  CHECK(l[0].kernel == wg);
+  CHECK(grid_is(l[0], 128 / 64, 64, 2));
+  CHECK(l[0].block[0] == 256);
+  CHECK(l[0].shared == static_cast<unsigned>(kf::mla::wgmma::smem_bytes()));
+  CHECK(l[1].kernel == "sparse_mla_combine_any_bf16");
+  CHECK(l[1].shared == 0);
+  // The block_k 32 row breaks the wgmma kind's fixed tile: not served, so the x128
+  // bucket falls back to the nearest tuned one (x0), the wgmma kernel above.
+  const kf_mla_shape x = mla_shape(128);
+  const kf_kernel* k = nullptr;
+  REQUIRE(kf_select_mla(db, &x, 8, &k) == KF_OK);
+  CHECK(std::string(kf_kernel_name(k)) == wg);
+  kf_close(db);
 }
 
 TEST_CASE("MLA: an untuned extras bucket runs the nearest tuned bucket's kernel") {

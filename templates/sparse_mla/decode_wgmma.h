@@ -1,0 +1,264 @@
+// sparse_mla wgmma kind (sm_90a only): the decode kind's attention (args.h) on Hopper's
+// warpgroup MMA, for H a multiple of 64. One block per (64 heads, query, KV split), two
+// warpgroups, shared memory as wgmma_tiling.h plans it.
+//
+// Q (64 heads x 576) is copied once into shared memory, 128-byte swizzled: the
+// shared-memory A operand of S = Q K^T. The KV rows are gathered 64 at a time (a tile)
+// into one of two stages with 16-byte asynchronous copies, in the same swizzled layout,
+// and that one copy serves both products: read K-major it is the B operand of S (k = the
+// 576 dims), read MN-major (kf_wgmma_forms.h) it is the B operand of O += P V (k = the
+// tile's rows, n = the first 512 dims).
+// Per tile, warpgroup w computes the scores of rows 32w .. 32w + 31 (m64n32, 36 k16
+// steps); the two meet twice through shared memory: the row maxima (both then hold the
+// same running max, so each keeps its own partial row sum) and the P fragments. P needs
+// no layout change: the m64n32 accumulators of a warpgroup are, pair by pair, the A
+// registers of its two k16 steps of P V, and the other warpgroup's two steps are its
+// counterpart thread's registers (stored and read back at the same place). Each
+// warpgroup then accumulates 64 x 256 output dims (128 fp32 registers per thread).
+// Softmax state is in the base-2 domain (scores pre-multiplied by scale * log2(e)).
+// The gather of tile c + 1 runs while tile c is computed; the KV row numbers of tile c + 2
+// are loaded into registers a tile earlier still, so no copy waits on an index load.
+#pragma once
+#include "kf_portability.h"
+#include "kf_wgmma_forms.h"
+#include "sparse_mla/args.h"
+#include "sparse_mla/launch.h"
+#include "sparse_mla/wgmma_tiling.h"
+
+namespace kf {
+namespace mla {
+
+template <int H, int TOPK, bool BF16, int SPLITS>
+KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
+  namespace t = wgmma;
+  using Act = Act16<BF16>;
+  constexpr int BH = t::kBlockH, BK = t::kBlockK, kThreads = t::kWarps * KF_WAVE;
+  static_assert(t::config_valid(H, BH, BK, t::kWarps, SPLITS, t::kStages), "wgmma_tiling.h rules");
+  static_assert(kThreads == 2 * wg::kThreads, "two warpgroups");
+  constexpr int kChunks16 = kHeadDim / 8;  // 16-byte pieces of a 576-dim row
+  constexpr int kKSteps = kHeadDim / 16;   // 36
+
+  extern __shared__ u32x4 kf_wgmma_dynamic_shared[];
+  const uint32_t base = static_cast<uint32_t>(__cvta_generic_to_shared(kf_wgmma_dynamic_shared));
+  unsigned char* const smem = reinterpret_cast<unsigned char*>(kf_wgmma_dynamic_shared) + ((1024u - base % 1024u) % 1024u);
+  unsigned char* const q_s = smem + t::kQOffset;
+  uint32_t* const p_s = reinterpret_cast<uint32_t*>(smem + t::kPOffset);
+  float* const max_s = reinterpret_cast<float*>(smem + t::kMaxOffset);
+  int* const rows_s = reinterpret_cast<int*>(smem + t::kRowsOffset);
+
+  const int tid = thread_id(), lane = tid % KF_WAVE;
+  const int w = tid / wg::kThreads, wtid = tid % wg::kThreads, warp = wtid / KF_WAVE;  // warpgroup, its thread, warp
+  const int qi = block_y(), split = block_z();
+  const int h0 = block_x() * BH;
+  const int ecount = a.extra_count ? (a.extra_count[qi] > 0 ? a.extra_count[qi] : 0) : 0;
+  const int estart = a.extra_start ? a.extra_start[qi] : 0;
+  const int slots = TOPK + ecount;
+  const int lo = static_cast<int>(split_begin(slots, split, SPLITS));
+  const int hi = static_cast<int>(split_begin(slots, split + 1, SPLITS));
+  const int tiles = hi > lo ? (hi - lo + BK - 1) / BK : 0;
+  const uint16_t* kv = static_cast<const uint16_t*>(a.kv);
+  const float scale_log2 = a.softmax_scale * 1.4426950408889634f;
+
+  // The KV row of tile c's row r (threads 0 .. BK - 1 load one each), or -1 (unused slot,
+  // past the split, or outside [0, S)).
+  auto tile_row = [&](int c, int r) -> int {
+    const int pos = lo + c * BK + r;
+    if (pos >= hi) return -1;
+    const int row = pos < TOPK ? a.indices[(size_t)qi * TOPK + pos] : estart + (pos - TOPK);
+    return row >= 0 && row < a.kv_rows ? row : -1;
+  };
+  // Gather tile c's rows (KV row numbers published in rows_s) into stage c % 2.
+  auto issue = [&](int c) {
+    const int* rows = rows_s + (c % t::kRowBuffers) * BK;
+    unsigned char* stage = smem + t::kv_offset(c % t::kStages);
+    for (int i = tid; i < BK * kChunks16; i += kThreads) {
+      const int r = i / kChunks16, piece = i % kChunks16;
+      const int row = rows[r];
+      cp_async16(stage + wg::b_tile_offset_sw128(r, piece * 8, BK), kv + (size_t)(row >= 0 ? row : 0) * kHeadDim + piece * 8,
+                 row >= 0);
+    }
+  };
+
+  // ---- prologue: Q and tile 0 in one copy group; tile 1's row numbers in registers
+  {
+    const uint16_t* qg = static_cast<const uint16_t*>(a.q) + ((size_t)qi * H + h0) * kHeadDim;
+    for (int i = tid; i < BH * kChunks16; i += kThreads) {
+      const int h = i / kChunks16, piece = i % kChunks16;
+      cp_async16(q_s + wg::b_tile_offset_sw128(h, piece * 8, BH), qg + (size_t)h * kHeadDim + piece * 8, true);
+    }
+  }
+  int next_row = -1;
+  if (tid < BK) {
+    rows_s[tid] = tile_row(0, tid);
+    next_row = tile_row(1, tid);
+  }
+  barrier();
+  if (tiles > 0) issue(0);
+  cp_async_commit();
+
+  // Accumulator element e of this thread: row g + 8 * ((e % 4) / 2) of its warp's 16, so
+  // two rows per thread (half 0 and 1), shared with the other three lanes of its quad.
+  const int row0 = 16 * warp + lane / 4;
+  float o[128];
+#pragma unroll
+  for (int e = 0; e < 128; ++e) {
+    o[e] = 0.f;
+    wg::fence_operand(o[e]);
+  }
+  float m_run[2] = {neg_inf(), neg_inf()}, l_part[2] = {0.f, 0.f};
+
+  for (int c = 0; c < tiles; ++c) {
+    const unsigned char* stage = smem + t::kv_offset(c % t::kStages);
+    // Tile c has landed for this thread; after the barrier for every thread, and the
+    // other stage (tile c - 1, whose products each warpgroup waited for) is free.
+    wg::wait<0>();
+    cp_async_wait<0>();
+    if (tid < BK) rows_s[((c + 1) % t::kRowBuffers) * BK + tid] = next_row;
+    wg::fence_proxy_async();
+    barrier();
+    if (c + 1 < tiles) issue(c + 1);
+    cp_async_commit();
+    if (tid < BK) next_row = tile_row(c + 2, tid);
+
+    // ---- S = Q K^T over this warpgroup's 32 rows of the tile
+    float s[16];
+#pragma unroll
+    for (int e = 0; e < 16; ++e) {
+      s[e] = 0.f;
+      wg::fence_operand(s[e]);
+    }
+    wg::fence();
+#pragma unroll
+    for (int ks = 0; ks < kKSteps; ++ks)
+      wg::mma_ss<32, BF16>(s, wg::a_desc_sw128(q_s, 16 * ks), wg::b_desc_sw128(stage + 32 * w * 128, 16 * ks, BK));
+    wg::commit();
+    wg::wait<0>();
+#pragma unroll
+    for (int e = 0; e < 16; ++e) wg::fence_operand(s[e]);
+
+    // ---- online softmax: local row maxima, exchanged with the other warpgroup
+    const int* rows = rows_s + (c % t::kRowBuffers) * BK;
+    float mx[2] = {neg_inf(), neg_inf()};
+#pragma unroll
+    for (int e = 0; e < 16; ++e) {
+      const int col = 32 * w + wg::d_elem(warp, lane, e).col;
+      s[e] = rows[col] >= 0 ? s[e] * scale_log2 : neg_inf();
+      const int half = (e % 4) / 2;
+      mx[half] = mx[half] > s[e] ? mx[half] : s[e];
+    }
+#pragma unroll
+    for (int half = 0; half < 2; ++half)
+#pragma unroll
+      for (int m = 1; m < 4; m *= 2) {
+        const float other = shuffle_xor(mx[half], m);
+        mx[half] = mx[half] > other ? mx[half] : other;
+      }
+    if (lane % 4 == 0) {
+      max_s[w * BH + row0] = mx[0];
+      max_s[w * BH + row0 + 8] = mx[1];
+    }
+    barrier();
+    float alpha[2];
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const float theirs = max_s[(1 - w) * BH + row0 + 8 * half];
+      const float tile_max = mx[half] > theirs ? mx[half] : theirs;
+      const float m_new = m_run[half] > tile_max ? m_run[half] : tile_max;
+      const float m_use = m_new == neg_inf() ? 0.f : m_new;  // no -inf - -inf
+      alpha[half] = fast_exp2(m_run[half] - m_use);
+      m_run[half] = m_new;
+      mx[half] = m_use;
+    }
+    float sum[2] = {0.f, 0.f};
+#pragma unroll
+    for (int e = 0; e < 16; ++e) {
+      const int half = (e % 4) / 2;
+      s[e] = fast_exp2(s[e] - mx[half]);
+      sum[half] += s[e];
+    }
+#pragma unroll
+    for (int half = 0; half < 2; ++half) l_part[half] = l_part[half] * alpha[half] + sum[half];
+    // P as A registers: k16 step j, register p holds accumulators e0, e0 + 1 with
+    // e0 = 8j + 4(p / 2) + 2(p % 2) (same row, neighbouring columns).
+    uint32_t p_own[2][4];
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+#pragma unroll
+      for (int p = 0; p < 4; ++p) {
+        const int e0 = 8 * j + 4 * (p / 2) + 2 * (p % 2);
+        p_own[j][p] = Act::pack2(s[e0], s[e0 + 1]);
+        p_s[(w * t::kPWordsPerThread + 4 * j + p) * wg::kThreads + wtid] = p_own[j][p];
+      }
+#pragma unroll
+    for (int e = 0; e < 128; ++e) o[e] *= alpha[(e % 4) / 2];
+    barrier();
+    uint32_t p_other[2][4];
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+#pragma unroll
+      for (int p = 0; p < 4; ++p) p_other[j][p] = p_s[((1 - w) * t::kPWordsPerThread + 4 * j + p) * wg::kThreads + wtid];
+
+    // ---- O += P V over this warpgroup's 256 dims: k16 steps 0, 1 are warpgroup 0's rows
+    uint32_t pa[4][4];
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+      for (int p = 0; p < 4; ++p) pa[kk][p] = kk / 2 == w ? p_own[kk % 2][p] : p_other[kk % 2][p];
+#pragma unroll
+    for (int e = 0; e < 128; ++e) wg::fence_operand(o[e]);
+    wg::fence();
+    const unsigned char* v_cols = stage + (256 * w / 64) * BK * 128;  // first 64-dim block of this half
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) wg::mma_rs_mn_n256<BF16>(o, pa[kk], wg::mn_desc_sw128(v_cols, 16 * kk, BK));
+    wg::commit();
+  }
+  wg::wait<0>();
+#pragma unroll
+  for (int e = 0; e < 128; ++e) wg::fence_operand(o[e]);
+
+  // ---- epilogue: the row sums of both warpgroups, o / l, lse = (m + log2 l) * ln 2
+#pragma unroll
+  for (int half = 0; half < 2; ++half)
+#pragma unroll
+    for (int m = 1; m < 4; m *= 2) l_part[half] += shuffle_xor(l_part[half], m);
+  barrier();  // the last tile's maxima are read
+  if (lane % 4 == 0) {
+    max_s[w * BH + row0] = l_part[0];
+    max_s[w * BH + row0 + 8] = l_part[1];
+  }
+  barrier();
+  float l[2];
+#pragma unroll
+  for (int half = 0; half < 2; ++half) l[half] = l_part[half] + max_s[(1 - w) * BH + row0 + 8 * half];
+  const size_t qh0 = (size_t)qi * H + h0;  // first (query, head) row of the block
+#pragma unroll
+  for (int e = 0; e < 128; e += 2) {
+    const layout::RC rc = wg::d_elem(warp, lane, e);
+    const int half = (e % 4) / 2;
+    const float inv = l[half] > 0.f ? 1.f / l[half] : 0.f;
+    const int dim = 256 * w + rc.col;
+    if (SPLITS == 1) {
+      uint32_t* dst = reinterpret_cast<uint32_t*>(static_cast<uint16_t*>(a.o) + (qh0 + rc.row) * kLatentDim + dim);
+      *dst = Act::pack2(o[e] * inv, o[e + 1] * inv);
+    } else {
+      float* dst = a.part_o + (((size_t)split * a.queries + qi) * H + h0 + rc.row) * kLatentDim + dim;
+      dst[0] = o[e] * inv;
+      dst[1] = o[e + 1] * inv;
+    }
+  }
+  if (w == 0 && lane % 4 == 0) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int row = row0 + 8 * half;
+      const float lse = l[half] > 0.f ? (m_run[half] + fast_log2(l[half])) * 0.6931471805599453f : neg_inf();
+      if (SPLITS == 1) {
+        if (a.lse) a.lse[qh0 + row] = lse;
+      } else {
+        a.part_lse[((size_t)split * a.queries + qi) * H + h0 + row] = lse;
+      }
+    }
+  }
+}
+
+}  // namespace mla
+}  // namespace kf
