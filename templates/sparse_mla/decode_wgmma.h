@@ -56,6 +56,7 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
   const int lo = static_cast<int>(split_begin(slots, split, SPLITS));
   const int hi = static_cast<int>(split_begin(slots, split + 1, SPLITS));
   const int tiles = hi > lo ? (hi - lo + BK - 1) / BK : 0;
+  static_assert(BK / 2 == KF_WAVE, "a warpgroup's half of a tile is one ballot");
   const uint16_t* kv = static_cast<const uint16_t*>(a.kv);
   const float scale_log2 = a.softmax_scale * 1.4426950408889634f;
 
@@ -67,17 +68,27 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
     const int row = pos < TOPK ? a.indices[(size_t)qi * TOPK + pos] : estart + (pos - TOPK);
     return row >= 0 && row < a.kv_rows ? row : -1;
   };
-  // Gather tile c's rows (KV row numbers published in rows_s) into stage c % 2.
+  // Gather tile c's rows (KV row numbers published in rows_s) into stage c % 2: warp v
+  // copies rows 8v .. 8v + 7, its lanes the 72 16-byte pieces of each (chunk j of column
+  // block b sits at chunk j ^ (row % 8) of that block's row).
   auto issue = [&](int c) {
     const int* rows = rows_s + (c % t::kRowBuffers) * BK;
     unsigned char* stage = smem + t::kv_offset(c % t::kStages);
-    for (int i = tid; i < BK * kChunks16; i += kThreads) {
-      const int r = i / kChunks16, piece = i % kChunks16;
-      const int row = rows[r];
-      cp_async16(stage + wg::b_tile_offset_sw128(r, piece * 8, BK), kv + (size_t)(row >= 0 ? row : 0) * kHeadDim + piece * 8,
-                 row >= 0);
+    const int warp8 = tid / KF_WAVE * (BK / t::kWarps);
+#pragma unroll
+    for (int rr = 0; rr < BK / t::kWarps; ++rr) {
+      const int r = warp8 + rr, row = rows[r];
+      const uint16_t* src = kv + (size_t)(row >= 0 ? row : 0) * kHeadDim;
+      unsigned char* dst = stage + r * 128;
+#pragma unroll
+      for (int j = 0; j < (kChunks16 + KF_WAVE - 1) / KF_WAVE; ++j) {
+        const int piece = lane + j * KF_WAVE;
+        if (piece < kChunks16)
+          cp_async16(dst + (piece / 8) * (BK * 128) + ((piece % 8) ^ (r % 8)) * 16, src + piece * 8, row >= 0);
+      }
     }
   };
+  static_assert(BK % t::kWarps == 0, "whole rows per warp");
 
   // ---- prologue: Q and tile 0 in one copy group; tile 1's row numbers in registers
   {
@@ -116,11 +127,9 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
     if (tid < BK) rows_s[((c + 1) % t::kRowBuffers) * BK + tid] = next_row;
     wg::fence_proxy_async();
     barrier();
-    if (c + 1 < tiles) issue(c + 1);
-    cp_async_commit();
-    if (tid < BK) next_row = tile_row(c + 2, tid);
 
-    // ---- S = Q K^T over this warpgroup's 32 rows of the tile
+    // ---- S = Q K^T over this warpgroup's 32 rows of the tile, issued first: the tensor
+    // cores work on it while this thread issues the next tile's gather.
     float s[16];
 #pragma unroll
     for (int e = 0; e < 16; ++e) {
@@ -132,17 +141,20 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
     for (int ks = 0; ks < kKSteps; ++ks)
       wg::mma_ss<32, BF16>(s, wg::a_desc_sw128(q_s, 16 * ks), wg::b_desc_sw128(stage + 32 * w * 128, 16 * ks, BK));
     wg::commit();
+    if (c + 1 < tiles) issue(c + 1);
+    cp_async_commit();
+    if (tid < BK) next_row = tile_row(c + 2, tid);
+    // Which of this warpgroup's 32 rows hold a KV row: bit j for row 32w + j.
+    const uint32_t valid = __ballot_sync(0xffffffffu, rows_s[(c % t::kRowBuffers) * BK + 32 * w + lane] >= 0);
     wg::wait<0>();
 #pragma unroll
     for (int e = 0; e < 16; ++e) wg::fence_operand(s[e]);
 
     // ---- online softmax: local row maxima, exchanged with the other warpgroup
-    const int* rows = rows_s + (c % t::kRowBuffers) * BK;
     float mx[2] = {neg_inf(), neg_inf()};
 #pragma unroll
     for (int e = 0; e < 16; ++e) {
-      const int col = 32 * w + wg::d_elem(warp, lane, e).col;
-      s[e] = rows[col] >= 0 ? s[e] * scale_log2 : neg_inf();
+      s[e] = valid >> wg::d_elem(warp, lane, e).col & 1u ? s[e] * scale_log2 : neg_inf();
       const int half = (e % 4) / 2;
       mx[half] = mx[half] > s[e] ? mx[half] : s[e];
     }
@@ -189,8 +201,12 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
         p_own[j][p] = Act::pack2(s[e0], s[e0 + 1]);
         p_s[(w * t::kPWordsPerThread + 4 * j + p) * wg::kThreads + wtid] = p_own[j][p];
       }
+    // The output shrinks only when a row's running max moved (rarely, once a few tiles
+    // are in); the warp skips the 128 multiplies when none of its rows did.
+    if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
 #pragma unroll
-    for (int e = 0; e < 128; ++e) o[e] *= alpha[(e % 4) / 2];
+      for (int e = 0; e < 128; ++e) o[e] *= alpha[(e % 4) / 2];
+    }
     barrier();
     uint32_t p_other[2][4];
 #pragma unroll
