@@ -8,16 +8,18 @@
 // and that one copy serves both products: read K-major it is the B operand of S (k = the
 // 576 dims), read MN-major (kf_wgmma_forms.h) it is the B operand of O += P V (k = the
 // tile's rows, n = the first 512 dims).
-// Per tile, warpgroup w computes the scores of rows 32w .. 32w + 31 (m64n32, 36 k16
-// steps); the two meet twice through shared memory: the row maxima (both then hold the
-// same running max, so each keeps its own partial row sum) and the P fragments. P needs
-// no layout change: the m64n32 accumulators of a warpgroup are, pair by pair, the A
-// registers of its two k16 steps of P V, and the other warpgroup's two steps are its
-// counterpart thread's registers (stored and read back at the same place). Each
-// warpgroup then accumulates 64 x 256 output dims (128 fp32 registers per thread).
-// Softmax state is in the base-2 domain (scores pre-multiplied by scale * log2(e)).
-// The gather of tile c + 1 runs while tile c is computed; the KV row numbers of tile c + 2
-// are loaded into registers a tile earlier still, so no copy waits on an index load.
+// Per tile, warpgroup 0 computes the scores (m64n64, 36 k16 steps: the widest product
+// the tile allows, so the fewest operand bytes read from shared memory per multiply) and
+// the online softmax, while warpgroup 1 issues the gather of the next tile. They meet
+// once through shared memory: warpgroup 0 leaves P and each row's rescale factor there.
+// P needs no layout change: the m64n64 accumulators are, pair by pair, the A registers
+// of the four k16 steps of P V, and warpgroup 1 reads its counterpart thread's registers
+// back from the same place. Each warpgroup then accumulates 64 x 256 output dims (128
+// fp32 registers per thread). Softmax state is in the base-2 domain (scores
+// pre-multiplied by scale * log2(e)) and lives in warpgroup 0, which hands the row sums
+// and maxima over at the end. The gather of tile c + 1 runs while tile c is computed;
+// the KV row numbers of tile c + 2 are loaded into registers a tile earlier still, so no
+// copy waits on an index load.
 #pragma once
 #include "kf_portability.h"
 #include "kf_wgmma_forms.h"
@@ -37,13 +39,16 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
   static_assert(kThreads == 2 * wg::kThreads, "two warpgroups");
   constexpr int kChunks16 = kHeadDim / 8;  // 16-byte pieces of a 576-dim row
   constexpr int kKSteps = kHeadDim / 16;   // 36
+  constexpr int kWgWarps = wg::kThreads / KF_WAVE;
+  static_assert(BK == 2 * KF_WAVE, "a tile's validity is two ballots");
+  static_assert(BK % kWgWarps == 0, "whole rows per gathering warp");
 
   extern __shared__ u32x4 kf_wgmma_dynamic_shared[];
   const uint32_t base = static_cast<uint32_t>(__cvta_generic_to_shared(kf_wgmma_dynamic_shared));
   unsigned char* const smem = reinterpret_cast<unsigned char*>(kf_wgmma_dynamic_shared) + ((1024u - base % 1024u) % 1024u);
   unsigned char* const q_s = smem + t::kQOffset;
   uint32_t* const p_s = reinterpret_cast<uint32_t*>(smem + t::kPOffset);
-  float* const max_s = reinterpret_cast<float*>(smem + t::kMaxOffset);
+  float* const stat_s = reinterpret_cast<float*>(smem + t::kMaxOffset);  // per row: rescale, then l and m
   int* const rows_s = reinterpret_cast<int*>(smem + t::kRowsOffset);
 
   const int tid = thread_id(), lane = tid % KF_WAVE;
@@ -56,41 +61,43 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
   const int lo = static_cast<int>(split_begin(slots, split, SPLITS));
   const int hi = static_cast<int>(split_begin(slots, split + 1, SPLITS));
   const int tiles = hi > lo ? (hi - lo + BK - 1) / BK : 0;
-  static_assert(BK / 2 == KF_WAVE, "a warpgroup's half of a tile is one ballot");
   const uint16_t* kv = static_cast<const uint16_t*>(a.kv);
   const float scale_log2 = a.softmax_scale * 1.4426950408889634f;
 
-  // The KV row of tile c's row r (threads 0 .. BK - 1 load one each), or -1 (unused slot,
-  // past the split, or outside [0, S)).
-  auto tile_row = [&](int c, int r) -> int {
+  // The KV row of tile c's row r as listed (past the split: -1). It is loaded a tile
+  // ahead and checked against [0, S) only when published, so no thread waits on the load.
+  auto listed_row = [&](int c, int r) -> int {
     const int pos = lo + c * BK + r;
     if (pos >= hi) return -1;
-    const int row = pos < TOPK ? a.indices[(size_t)qi * TOPK + pos] : estart + (pos - TOPK);
-    return row >= 0 && row < a.kv_rows ? row : -1;
+    return pos < TOPK ? a.indices[(size_t)qi * TOPK + pos] : estart + (pos - TOPK);
   };
-  // Gather tile c's rows (KV row numbers published in rows_s) into stage c % 2: warp v
-  // copies rows 8v .. 8v + 7, its lanes the 72 16-byte pieces of each (chunk j of column
-  // block b sits at chunk j ^ (row % 8) of that block's row).
+  auto checked = [&](int row) { return row >= 0 && row < a.kv_rows ? row : -1; };
+  // Warpgroup 1 gathers tile c's rows (KV row numbers published in rows_s) into stage
+  // c % 2: its warp v copies rows 16v .. 16v + 15, the lanes the 72 16-byte pieces of each
+  // (chunk j of column block b sits at chunk j ^ (row % 8) of that block's row). Fully
+  // unrolled, so each piece's shared-memory offset is a constant plus the row's base:
+  // the 4608 copies of a tile are most of warpgroup 1's instructions.
+  constexpr int kRowsPerWarp = BK / kWgWarps;
+  static_assert(kRowsPerWarp % 8 == 0, "a warp's first row starts a swizzle atom");
   auto issue = [&](int c) {
-    const int* rows = rows_s + (c % t::kRowBuffers) * BK;
-    unsigned char* stage = smem + t::kv_offset(c % t::kStages);
-    const int warp8 = tid / KF_WAVE * (BK / t::kWarps);
+    const int* rows = rows_s + (c % t::kRowBuffers) * BK + warp * kRowsPerWarp;
+    unsigned char* dst = smem + t::kv_offset(c % t::kStages) + warp * kRowsPerWarp * 128;
 #pragma unroll
-    for (int rr = 0; rr < BK / t::kWarps; ++rr) {
-      const int r = warp8 + rr, row = rows[r];
+    for (int rr = 0; rr < kRowsPerWarp; ++rr) {
+      const int row = rows[rr];
       const uint16_t* src = kv + (size_t)(row >= 0 ? row : 0) * kHeadDim;
-      unsigned char* dst = stage + r * 128;
 #pragma unroll
       for (int j = 0; j < (kChunks16 + KF_WAVE - 1) / KF_WAVE; ++j) {
         const int piece = lane + j * KF_WAVE;
         if (piece < kChunks16)
-          cp_async16(dst + (piece / 8) * (BK * 128) + ((piece % 8) ^ (r % 8)) * 16, src + piece * 8, row >= 0);
+          cp_async16(dst + (piece / 8) * (BK * 128) + rr * 128 + ((piece % 8) ^ (rr % 8)) * 16, src + piece * 8,
+                     row >= 0);
       }
     }
   };
-  static_assert(BK % t::kWarps == 0, "whole rows per warp");
 
-  // ---- prologue: Q and tile 0 in one copy group; tile 1's row numbers in registers
+  // ---- prologue: Q (all threads) and tile 0 (warpgroup 1) in one copy group; tile 1's
+  // row numbers in registers of warpgroup 1's first BK threads
   {
     const uint16_t* qg = static_cast<const uint16_t*>(a.q) + ((size_t)qi * H + h0) * kHeadDim;
     for (int i = tid; i < BH * kChunks16; i += kThreads) {
@@ -98,13 +105,14 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
       cp_async16(q_s + wg::b_tile_offset_sw128(h, piece * 8, BH), qg + (size_t)h * kHeadDim + piece * 8, true);
     }
   }
+  const bool row_loader = w == 1 && wtid < BK;
   int next_row = -1;
-  if (tid < BK) {
-    rows_s[tid] = tile_row(0, tid);
-    next_row = tile_row(1, tid);
+  if (row_loader) {
+    rows_s[wtid] = checked(listed_row(0, wtid));
+    next_row = listed_row(1, wtid);
   }
   barrier();
-  if (tiles > 0) issue(0);
+  if (w == 1 && tiles > 0) issue(0);
   cp_async_commit();
 
   // Accumulator element e of this thread: row g + 8 * ((e % 4) / 2) of its warp's 16, so
@@ -116,110 +124,110 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
     o[e] = 0.f;
     wg::fence_operand(o[e]);
   }
-  float m_run[2] = {neg_inf(), neg_inf()}, l_part[2] = {0.f, 0.f};
+  float m_run[2] = {neg_inf(), neg_inf()}, l_run[2] = {0.f, 0.f};  // warpgroup 0's
 
   for (int c = 0; c < tiles; ++c) {
     const unsigned char* stage = smem + t::kv_offset(c % t::kStages);
-    // Tile c has landed for this thread; after the barrier for every thread, and the
-    // other stage (tile c - 1, whose products each warpgroup waited for) is free.
+    // Tile c has landed; after the barrier for every thread, and the other stage (tile
+    // c - 1, whose products each warpgroup waited for) is free.
     wg::wait<0>();
     cp_async_wait<0>();
-    if (tid < BK) rows_s[((c + 1) % t::kRowBuffers) * BK + tid] = next_row;
+    if (row_loader) rows_s[((c + 1) % t::kRowBuffers) * BK + wtid] = checked(next_row);
     wg::fence_proxy_async();
     barrier();
 
-    // ---- S = Q K^T over this warpgroup's 32 rows of the tile, issued first: the tensor
-    // cores work on it while this thread issues the next tile's gather.
-    float s[16];
+    uint32_t pa[4][4];  // P as the A registers of the four k16 steps of P V
+    if (w == 0) {
+      // ---- S = Q K^T over the whole tile
+      float s[32];
 #pragma unroll
-    for (int e = 0; e < 16; ++e) {
-      s[e] = 0.f;
-      wg::fence_operand(s[e]);
-    }
-    wg::fence();
-#pragma unroll
-    for (int ks = 0; ks < kKSteps; ++ks)
-      wg::mma_ss<32, BF16>(s, wg::a_desc_sw128(q_s, 16 * ks), wg::b_desc_sw128(stage + 32 * w * 128, 16 * ks, BK));
-    wg::commit();
-    if (c + 1 < tiles) issue(c + 1);
-    cp_async_commit();
-    if (tid < BK) next_row = tile_row(c + 2, tid);
-    // Which of this warpgroup's 32 rows hold a KV row: bit j for row 32w + j.
-    const uint32_t valid = __ballot_sync(0xffffffffu, rows_s[(c % t::kRowBuffers) * BK + 32 * w + lane] >= 0);
-    wg::wait<0>();
-#pragma unroll
-    for (int e = 0; e < 16; ++e) wg::fence_operand(s[e]);
-
-    // ---- online softmax: local row maxima, exchanged with the other warpgroup
-    float mx[2] = {neg_inf(), neg_inf()};
-#pragma unroll
-    for (int e = 0; e < 16; ++e) {
-      s[e] = valid >> wg::d_elem(warp, lane, e).col & 1u ? s[e] * scale_log2 : neg_inf();
-      const int half = (e % 4) / 2;
-      mx[half] = mx[half] > s[e] ? mx[half] : s[e];
-    }
-#pragma unroll
-    for (int half = 0; half < 2; ++half)
-#pragma unroll
-      for (int m = 1; m < 4; m *= 2) {
-        const float other = shuffle_xor(mx[half], m);
-        mx[half] = mx[half] > other ? mx[half] : other;
+      for (int e = 0; e < 32; ++e) {
+        s[e] = 0.f;
+        wg::fence_operand(s[e]);
       }
-    if (lane % 4 == 0) {
-      max_s[w * BH + row0] = mx[0];
-      max_s[w * BH + row0 + 8] = mx[1];
-    }
-    barrier();
-    float alpha[2];
+      wg::fence();
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const float theirs = max_s[(1 - w) * BH + row0 + 8 * half];
-      const float tile_max = mx[half] > theirs ? mx[half] : theirs;
-      const float m_new = m_run[half] > tile_max ? m_run[half] : tile_max;
-      const float m_use = m_new == neg_inf() ? 0.f : m_new;  // no -inf - -inf
-      alpha[half] = fast_exp2(m_run[half] - m_use);
-      m_run[half] = m_new;
-      mx[half] = m_use;
-    }
-    float sum[2] = {0.f, 0.f};
+      for (int ks = 0; ks < kKSteps; ++ks)
+        wg::mma_ss<64, BF16>(s, wg::a_desc_sw128(q_s, 16 * ks), wg::b_desc_sw128(stage, 16 * ks, BK));
+      wg::commit();
+      // Which of the tile's rows hold a KV row: bit j of valid[h] for row 32h + j.
+      const int* rows = rows_s + (c % t::kRowBuffers) * BK;
+      const uint32_t valid[2] = {__ballot_sync(0xffffffffu, rows[lane] >= 0),
+                                 __ballot_sync(0xffffffffu, rows[KF_WAVE + lane] >= 0)};
+      wg::wait<0>();
 #pragma unroll
-    for (int e = 0; e < 16; ++e) {
-      const int half = (e % 4) / 2;
-      s[e] = fast_exp2(s[e] - mx[half]);
-      sum[half] += s[e];
-    }
-#pragma unroll
-    for (int half = 0; half < 2; ++half) l_part[half] = l_part[half] * alpha[half] + sum[half];
-    // P as A registers: k16 step j, register p holds accumulators e0, e0 + 1 with
-    // e0 = 8j + 4(p / 2) + 2(p % 2) (same row, neighbouring columns).
-    uint32_t p_own[2][4];
-#pragma unroll
-    for (int j = 0; j < 2; ++j)
-#pragma unroll
-      for (int p = 0; p < 4; ++p) {
-        const int e0 = 8 * j + 4 * (p / 2) + 2 * (p % 2);
-        p_own[j][p] = Act::pack2(s[e0], s[e0 + 1]);
-        p_s[(w * t::kPWordsPerThread + 4 * j + p) * wg::kThreads + wtid] = p_own[j][p];
-      }
-    // The output shrinks only when a row's running max moved (rarely, once a few tiles
-    // are in); the warp skips the 128 multiplies when none of its rows did.
-    if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
-#pragma unroll
-      for (int e = 0; e < 128; ++e) o[e] *= alpha[(e % 4) / 2];
-    }
-    barrier();
-    uint32_t p_other[2][4];
-#pragma unroll
-    for (int j = 0; j < 2; ++j)
-#pragma unroll
-      for (int p = 0; p < 4; ++p) p_other[j][p] = p_s[((1 - w) * t::kPWordsPerThread + 4 * j + p) * wg::kThreads + wtid];
+      for (int e = 0; e < 32; ++e) wg::fence_operand(s[e]);
 
-    // ---- O += P V over this warpgroup's 256 dims: k16 steps 0, 1 are warpgroup 0's rows
-    uint32_t pa[4][4];
+      // ---- online softmax over the quad's two rows
+      float mx[2] = {neg_inf(), neg_inf()};
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk)
+      for (int e = 0; e < 32; ++e) {
+        // Column 8 (e / 4) + 2 (lane % 4) + e % 2: in the first ballot's rows for e < 16.
+        const int col = wg::d_elem(warp, lane, e).col;
+        s[e] = valid[e / 16] >> (col - KF_WAVE * (e / 16)) & 1u ? s[e] * scale_log2 : neg_inf();
+        const int half = (e % 4) / 2;
+        mx[half] = mx[half] > s[e] ? mx[half] : s[e];
+      }
+      float alpha[2], sum[2] = {0.f, 0.f};
 #pragma unroll
-      for (int p = 0; p < 4; ++p) pa[kk][p] = kk / 2 == w ? p_own[kk % 2][p] : p_other[kk % 2][p];
+      for (int half = 0; half < 2; ++half) {
+#pragma unroll
+        for (int m = 1; m < 4; m *= 2) {
+          const float other = shuffle_xor(mx[half], m);
+          mx[half] = mx[half] > other ? mx[half] : other;
+        }
+        const float m_new = m_run[half] > mx[half] ? m_run[half] : mx[half];
+        const float m_use = m_new == neg_inf() ? 0.f : m_new;  // no -inf - -inf
+        alpha[half] = fast_exp2(m_run[half] - m_use);
+        m_run[half] = m_new;
+        mx[half] = m_use;
+      }
+#pragma unroll
+      for (int e = 0; e < 32; ++e) {
+        const int half = (e % 4) / 2;
+        s[e] = fast_exp2(s[e] - mx[half]);
+        sum[half] += s[e];
+      }
+#pragma unroll
+      for (int half = 0; half < 2; ++half) l_run[half] = l_run[half] * alpha[half] + sum[half];
+      if (lane % 4 == 0) {
+        stat_s[row0] = alpha[0];
+        stat_s[row0 + 8] = alpha[1];
+      }
+      // k16 step j, register p: accumulators e0, e0 + 1 with e0 = 8j + 4(p / 2) + 2(p % 2)
+      // (same row, neighbouring columns).
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int p = 0; p < 4; ++p) {
+          const int e0 = 8 * j + 4 * (p / 2) + 2 * (p % 2);
+          pa[j][p] = Act::pack2(s[e0], s[e0 + 1]);
+          p_s[(4 * j + p) * wg::kThreads + wtid] = pa[j][p];
+        }
+      if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
+#pragma unroll
+        for (int e = 0; e < 128; ++e) o[e] *= alpha[(e % 4) / 2];
+      }
+      barrier();
+    } else {
+      if (c + 1 < tiles) issue(c + 1);
+      cp_async_commit();
+      if (row_loader) next_row = listed_row(c + 2, wtid);
+      barrier();
+      const float alpha[2] = {stat_s[row0], stat_s[row0 + 8]};
+      // The output shrinks only when a row's running max moved (rarely, once a few tiles
+      // are in); the warp skips the 128 multiplies when none of its rows did.
+      if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
+#pragma unroll
+        for (int e = 0; e < 128; ++e) o[e] *= alpha[(e % 4) / 2];
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int p = 0; p < 4; ++p) pa[j][p] = p_s[(4 * j + p) * wg::kThreads + wtid];
+    }
+
+    // ---- O += P V over this warpgroup's 256 dims
 #pragma unroll
     for (int e = 0; e < 128; ++e) wg::fence_operand(o[e]);
     wg::fence();
@@ -232,20 +240,22 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
 #pragma unroll
   for (int e = 0; e < 128; ++e) wg::fence_operand(o[e]);
 
-  // ---- epilogue: the row sums of both warpgroups, o / l, lse = (m + log2 l) * ln 2
+  // ---- epilogue: warpgroup 0's row sums and maxima to both, o / l, lse = (m + log2 l) ln 2
+  barrier();  // the last tile's rescale factors are read
+  if (w == 0) {
 #pragma unroll
-  for (int half = 0; half < 2; ++half)
+    for (int half = 0; half < 2; ++half)
 #pragma unroll
-    for (int m = 1; m < 4; m *= 2) l_part[half] += shuffle_xor(l_part[half], m);
-  barrier();  // the last tile's maxima are read
-  if (lane % 4 == 0) {
-    max_s[w * BH + row0] = l_part[0];
-    max_s[w * BH + row0 + 8] = l_part[1];
+      for (int m = 1; m < 4; m *= 2) l_run[half] += shuffle_xor(l_run[half], m);
+    if (lane % 4 == 0)
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        stat_s[row0 + 8 * half] = l_run[half];
+        stat_s[BH + row0 + 8 * half] = m_run[half];
+      }
   }
   barrier();
-  float l[2];
-#pragma unroll
-  for (int half = 0; half < 2; ++half) l[half] = l_part[half] + max_s[(1 - w) * BH + row0 + 8 * half];
+  const float l[2] = {stat_s[row0], stat_s[row0 + 8]};
   const size_t qh0 = (size_t)qi * H + h0;  // first (query, head) row of the block
 #pragma unroll
   for (int e = 0; e < 128; e += 2) {

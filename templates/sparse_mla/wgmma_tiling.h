@@ -10,8 +10,9 @@ namespace kf {
 namespace mla {
 namespace wgmma {
 
-// 64 heads per block (the instruction's M), 64 KV rows per tile, two warpgroups: each
-// computes the scores of half the tile's rows and owns half of the 512 output dims.
+// 64 heads per block (the instruction's M), 64 KV rows per tile, two warpgroups: one
+// computes the scores while the other gathers the next tile; each owns half of the 512
+// output dims.
 constexpr int kBlockH = 64;
 constexpr int kBlockK = 64;
 constexpr int kWarps = 8;
@@ -19,14 +20,15 @@ constexpr int kStages = 2;  // what 227 KB holds beside Q: a tile in use and one
 
 // Byte offsets in the dynamic shared memory, after aligning its start to 1024 bytes (the
 // 128-byte swizzle's atom): Q and each KV stage are 64 rows x 576 dims of 16 bits, nine
-// 64-dim column blocks of 64 rows x 128 bytes; then each warpgroup's P fragments (8 words
-// per thread), each warpgroup's row maxima, and three tiles' KV row numbers.
+// 64-dim column blocks of 64 rows x 128 bytes; then the P fragments (16 words per thread
+// of a warpgroup), two floats per row (rescale factor; row sum and max at the end), and
+// three tiles' KV row numbers.
 constexpr int kTileBytes = kBlockK * kHeadDim * 2;  // 73728
 constexpr int kQOffset = 0;
 KF_HD constexpr int kv_offset(int stage) { return kTileBytes * (1 + stage); }
 constexpr int kPOffset = kTileBytes * (1 + kStages);
-constexpr int kPWordsPerThread = 8;  // two k16 steps x four A registers
-constexpr int kPBytes = 2 * 128 * kPWordsPerThread * 4;
+constexpr int kPWordsPerThread = 16;  // four k16 steps x four A registers
+constexpr int kPBytes = 128 * kPWordsPerThread * 4;
 constexpr int kMaxOffset = kPOffset + kPBytes;
 constexpr int kRowsOffset = kMaxOffset + 2 * kBlockH * 4;
 constexpr int kRowBuffers = 3;  // tile c in use, c + 1 being gathered, c + 2 published early

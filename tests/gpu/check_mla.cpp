@@ -110,7 +110,10 @@ Problem make_problem(const MlaShape& s, int64_t queries, uint64_t seed) {
     p.extra_count.assign(queries, 0);
     std::uniform_int_distribution<int32_t> start(0, static_cast<int32_t>(kKvRows - kExtras));
     for (int64_t q = 1; q < queries; ++q) {
-      p.extra_start[q] = q == 1 ? std::max(0, p.indices[q * s.topk] - 8) : start(rng);
+      // q1's extras overlap its first index row (rows listed twice count twice), kept
+      // inside the cache whichever row the shuffle put first.
+      p.extra_start[q] = q == 1 ? std::clamp(p.indices[q * s.topk] - 8, 0, static_cast<int32_t>(kKvRows - kExtras))
+                                : start(rng);
       p.extra_count[q] = static_cast<int32_t>(kExtras);
     }
   }
