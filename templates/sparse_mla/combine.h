@@ -24,28 +24,46 @@ KF_INLINE void sparse_mla_combine(const kf_mla_combine_args& a) {
   if (row >= (int64_t)a.queries * a.heads) return;
   const int d0 = (thread_id() % kCombineRowThreads) * 16;
   const int64_t plane = (int64_t)a.queries * a.heads;  // rows per split
+  // Splits are taken kBatch at a time with every load of a batch issued before any is
+  // used: one partial after another waited a full memory round trip each (a 32-split
+  // merge took longer than the split decode it follows).
+  constexpr int kBatch = 8;
   float mx = neg_inf();
-  for (int s = 0; s < a.splits; ++s) {
-    const float l = a.part_lse[s * plane + row];
-    mx = mx > l ? mx : l;
+  for (int s0 = 0; s0 < a.splits; s0 += kBatch) {
+    float l[kBatch];
+#pragma unroll
+    for (int b = 0; b < kBatch; ++b) l[b] = s0 + b < a.splits ? a.part_lse[(s0 + b) * plane + row] : neg_inf();
+#pragma unroll
+    for (int b = 0; b < kBatch; ++b) mx = mx > l[b] ? mx : l[b];
   }
   float acc[16];
 #pragma unroll
   for (int i = 0; i < 16; ++i) acc[i] = 0.f;
   float total = 0.f;
   if (mx != neg_inf()) {
-    for (int s = 0; s < a.splits; ++s) {
-      const float w = exp_accurate(a.part_lse[s * plane + row] - mx);  // 0 for an empty part
-      total += w;
-      if (w == 0.f) continue;
-      const float* po = a.part_o + (s * plane + row) * kLatentDim + d0;
+    for (int s0 = 0; s0 < a.splits; s0 += kBatch) {
+      float l[kBatch];
+      u32x4 v[kBatch][4];
 #pragma unroll
-      for (int i = 0; i < 16; i += 4) {
-        const u32x4 v = load16(po + i);
-        acc[i] += w * bits_as_float(v.x);
-        acc[i + 1] += w * bits_as_float(v.y);
-        acc[i + 2] += w * bits_as_float(v.z);
-        acc[i + 3] += w * bits_as_float(v.w);
+      for (int b = 0; b < kBatch; ++b) {
+        const bool real = s0 + b < a.splits;
+        l[b] = real ? a.part_lse[(s0 + b) * plane + row] : neg_inf();
+        const float* po = a.part_o + ((s0 + b) * plane + row) * kLatentDim + d0;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) v[b][i] = real ? load16(po + 4 * i) : u32x4{0, 0, 0, 0};
+      }
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        // An empty part (lse = -inf) weighs 0; its partial output is written as zeros.
+        const float w = exp_accurate(l[b] - mx);
+        total += w;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          acc[4 * i] += w * bits_as_float(v[b][i].x);
+          acc[4 * i + 1] += w * bits_as_float(v[b][i].y);
+          acc[4 * i + 2] += w * bits_as_float(v[b][i].z);
+          acc[4 * i + 3] += w * bits_as_float(v[b][i].w);
+        }
       }
     }
   }
