@@ -5,7 +5,8 @@
 # caches: ncu flushes them before every profiled launch) while kforge_check_linear runs
 # them, so every profiled launch is also checked against the CPU reference. With OPS
 # mxfp4_moe the kernels come from MODEL (default gpt-oss-120b) and kforge_check_mxfp4 runs
-# them at T = M tokens.
+# them at T = M tokens; with OPS sparse_mla_decode they come from deepseek-v3.2 and
+# kforge_check_mla runs them at Q = M queries.
 #   BIN=.devout/bin OUT=results tools/device_profile.sh FILTER [M] [OPS]
 # Writes $OUT/profile.txt (speed of light, memory, occupancy, warp stalls, scheduler)
 # and $OUT/sass.tgz.
@@ -24,6 +25,9 @@ check=("$bin/kforge_check_linear" --pack "$work/pack/kforge.sqlite" --m "$m")
 if [ "$ops" = mxfp4_moe ]; then
   model=(--model "${MODEL:-gpt-oss-120b}")
   check=("$bin/kforge_check_mxfp4" --pack "$work/pack/kforge.sqlite" --t "$m")
+elif [ "$ops" = sparse_mla_decode ]; then
+  model=(--model deepseek-v3.2)
+  check=("$bin/kforge_check_mla" --pack "$work/pack/kforge.sqlite" --q "$m" --filter "$filter")
 fi
 "$bin/genkernels" --arch sm_90a "${model[@]}" --ops "$ops" --templates templates --filter "$filter" --out "$work/pack" -q |
   tail -2
@@ -41,7 +45,7 @@ tar -C "$work" -czf "$out/sass.tgz" sass
 echo "sass of $n kernels"
 
 ncu --clock-control none --kernel-name "regex:$filter" --launch-count "$n" \
-  --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats \
+  --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats \
   --section WarpStateStats --section SchedulerStats --section SourceCounters \
   --metrics dram__bytes_read.sum,lts__t_sectors_op_read.sum,lts__t_sector_op_read_hit_rate.pct,smsp__pcsamp_warps_issue_stalled_long_scoreboard,smsp__pcsamp_warps_issue_stalled_barrier,smsp__pcsamp_warps_issue_stalled_membar,smsp__pcsamp_warps_issue_stalled_lg_throttle,smsp__pcsamp_warps_issue_stalled_wait,smsp__pcsamp_warps_issue_stalled_short_scoreboard,smsp__pcsamp_warps_issue_stalled_math_pipe_throttle,smsp__pcsamp_warps_issue_stalled_mio_throttle,smsp__pcsamp_warps_issue_stalled_selected,smsp__pcsamp_warps_issue_stalled_not_selected,smsp__pcsamp_warps_issue_stalled_no_instructions,smsp__pcsamp_warps_issue_stalled_drain,smsp__pcsamp_warps_issue_stalled_imc_miss,smsp__pcsamp_warps_issue_stalled_dispatch_stall,smsp__pcsamp_warps_issue_stalled_branch_resolving,smsp__pcsamp_warps_issue_stalled_sleeping \
   "${check[@]}" > "$out/profile.txt" 2>&1
