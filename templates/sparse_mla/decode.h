@@ -15,6 +15,7 @@
 #pragma once
 #include "kf_portability.h"
 #include "sparse_mla/args.h"
+#include "sparse_mla/decode_common.h"
 #include "sparse_mla/launch.h"
 
 namespace kf {
@@ -73,11 +74,8 @@ KF_INLINE void sparse_mla_decode(const kf_mla_decode_args& a) {
   const int mt = warp / WD, wd = warp % WD;
   const int qi = block_y(), split = block_z();
   const int h0 = block_x() * BH;
-  const int ecount = a.extra_count ? (a.extra_count[qi] > 0 ? a.extra_count[qi] : 0) : 0;
-  const int estart = a.extra_start ? a.extra_start[qi] : 0;
-  const int slots = TOPK + ecount;
-  const int lo = static_cast<int>(split_begin(slots, split, SPLITS));
-  const int hi = static_cast<int>(split_begin(slots, split + 1, SPLITS));
+  const BlockSlots bs = block_slots<TOPK, SPLITS>(a, qi, split);
+  const int estart = bs.estart, lo = bs.lo, hi = bs.hi;
   const uint16_t* kv = static_cast<const uint16_t*>(a.kv);
   const float scale_log2 = a.softmax_scale * 1.4426950408889634f;
 
@@ -270,15 +268,7 @@ KF_INLINE void sparse_mla_decode(const kf_mla_decode_args& a) {
       else
         a.part_o[(((size_t)split * a.queries + qi) * H + h0 + hrow) * kLatentDim + dim] = v;
     }
-  if (tid < BH) {
-    const float l = sm.row_l[tid];
-    const float lse = l > 0.f ? (sm.row_m[tid] + fast_log2(l)) * 0.6931471805599453f : neg_inf();
-    if (SPLITS == 1) {
-      if (a.lse) a.lse[qh0 + tid] = lse;
-    } else {
-      a.part_lse[((size_t)split * a.queries + qi) * H + h0 + tid] = lse;
-    }
-  }
+  if (tid < BH) store_lse<H, SPLITS>(a, split, qh0 + tid, sm.row_m[tid], sm.row_l[tid]);
 }
 
 }  // namespace mla

@@ -24,6 +24,7 @@
 #include "kf_portability.h"
 #include "kf_wgmma_forms.h"
 #include "sparse_mla/args.h"
+#include "sparse_mla/decode_common.h"
 #include "sparse_mla/launch.h"
 #include "sparse_mla/wgmma_tiling.h"
 
@@ -55,11 +56,8 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
   const int w = tid / wg::kThreads, wtid = tid % wg::kThreads, warp = wtid / KF_WAVE;  // warpgroup, its thread, warp
   const int qi = block_y(), split = block_z();
   const int h0 = block_x() * BH;
-  const int ecount = a.extra_count ? (a.extra_count[qi] > 0 ? a.extra_count[qi] : 0) : 0;
-  const int estart = a.extra_start ? a.extra_start[qi] : 0;
-  const int slots = TOPK + ecount;
-  const int lo = static_cast<int>(split_begin(slots, split, SPLITS));
-  const int hi = static_cast<int>(split_begin(slots, split + 1, SPLITS));
+  const BlockSlots bs = block_slots<TOPK, SPLITS>(a, qi, split);
+  const int estart = bs.estart, lo = bs.lo, hi = bs.hi;
   const int tiles = hi > lo ? (hi - lo + BK - 1) / BK : 0;
   const uint16_t* kv = static_cast<const uint16_t*>(a.kv);
   const float scale_log2 = a.softmax_scale * 1.4426950408889634f;
@@ -272,18 +270,9 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
       dst[1] = o[e + 1] * inv;
     }
   }
-  if (w == 0 && lane % 4 == 0) {
+  if (w == 0 && lane % 4 == 0)
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int row = row0 + 8 * half;
-      const float lse = l[half] > 0.f ? (m_run[half] + fast_log2(l[half])) * 0.6931471805599453f : neg_inf();
-      if (SPLITS == 1) {
-        if (a.lse) a.lse[qh0 + row] = lse;
-      } else {
-        a.part_lse[((size_t)split * a.queries + qi) * H + h0 + row] = lse;
-      }
-    }
-  }
+    for (int half = 0; half < 2; ++half) store_lse<H, SPLITS>(a, split, qh0 + row0 + 8 * half, m_run[half], l[half]);
 }
 
 }  // namespace mla
