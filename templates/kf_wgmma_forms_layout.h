@@ -18,5 +18,11 @@ KF_HD constexpr int mn_tile_offset_sw128(int k, int n, int k_extent) { return b_
 KF_HD constexpr int mn_leading_bytes(int k_extent) { return k_extent * 128; }
 constexpr int kMnStrideBytes = 1024;
 
+// D of one product as the A operand of the next (attention's P = softmax(S) into P V):
+// accumulator elements e and e + 1, e = acc_pair_elem(j, p), are exactly A register p of
+// k16 step j (D columns 16j .. 16j + 15 as k), so the pair packs into that register with
+// no exchange between threads.
+KF_HD constexpr int acc_pair_elem(int j, int p) { return 8 * j + 4 * (p / 2) + 2 * (p % 2); }
+
 }  // namespace wg
 }  // namespace kf

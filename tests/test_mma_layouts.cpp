@@ -19,6 +19,7 @@
 #include "kf_mma_layouts.h"
 #include "kf_wgmma_forms_layout.h"
 #include "kf_wgmma_layout.h"
+#include "sparse_mla/wgmma_tiling.h"
 #include "w4a16_linear/skinny_tiling.h"
 #include "w4a16_linear/tiling.h"
 
@@ -784,4 +785,41 @@ TEST_CASE("wgmma B tiles: both layouts place every element once, core matrices c
         CHECK(groups.size() == 8);
       }
   }
+}
+
+// The sparse MLA wgmma kind hands S's accumulators to P V as A registers
+// (acc_pair_elem) and gathers rows by row_piece_offset: both against the layouts above.
+TEST_CASE("wgmma: an accumulator pair is the A register of the next product's k16 step") {
+  for (int warp = 0; warp < 4; ++warp)
+    for (int lane = 0; lane < 32; ++lane)
+      for (int j = 0; j < 4; ++j)
+        for (int p = 0; p < 4; ++p) {
+          CAPTURE(warp);
+          CAPTURE(lane);
+          CAPTURE(j);
+          CAPTURE(p);
+          const int e = kf::wg::acc_pair_elem(j, p);
+          const kf::layout::RC a = kf::wg::a_pair(warp, lane, p), d0 = kf::wg::d_elem(warp, lane, e),
+                               d1 = kf::wg::d_elem(warp, lane, e + 1);
+          CHECK(d0.row == a.row);
+          CHECK(d0.col == 16 * j + a.col);
+          CHECK(d1.row == a.row);
+          CHECK(d1.col == d0.col + 1);
+        }
+}
+
+TEST_CASE("sparse MLA wgmma: a row piece lands where the swizzled tile puts it, from any 8-row base") {
+  namespace t = kf::mla::wgmma;
+  std::set<int> seen;
+  for (int r = 0; r < t::kBlockK; ++r)
+    for (int piece = 0; piece < kf::mla::kHeadDim / 8; ++piece) {
+      CAPTURE(r);
+      CAPTURE(piece);
+      const int off = t::row_piece_offset(r, piece);
+      CHECK(off == kf::wg::b_tile_offset_sw128(r, 8 * piece, t::kBlockK));
+      CHECK(off == (r / 8 * 8) * 128 + t::row_piece_offset(r % 8, piece));  // a warp's run from its first row
+      seen.insert(off);
+    }
+  CHECK(seen.size() == static_cast<size_t>(t::kBlockK) * kf::mla::kHeadDim / 8);
+  CHECK(*seen.rbegin() + 16 == t::kTileBytes);
 }

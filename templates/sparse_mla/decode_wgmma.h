@@ -43,6 +43,7 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
   constexpr int kWgWarps = wg::kThreads / KF_WAVE;
   static_assert(BK == 2 * KF_WAVE, "a tile's validity is two ballots");
   static_assert(BK % kWgWarps == 0, "whole rows per gathering warp");
+  static_assert(BH == BK, "Q and the KV stages share one tile layout (row_piece_offset)");
 
   extern __shared__ u32x4 kf_wgmma_dynamic_shared[];
   const uint32_t base = static_cast<uint32_t>(__cvta_generic_to_shared(kf_wgmma_dynamic_shared));
@@ -72,7 +73,7 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
   auto checked = [&](int row) { return row >= 0 && row < a.kv_rows ? row : -1; };
   // Warpgroup 1 gathers tile c's rows (KV row numbers published in rows_s) into stage
   // c % 2: its warp v copies rows 16v .. 16v + 15, the lanes the 72 16-byte pieces of each
-  // (chunk j of column block b sits at chunk j ^ (row % 8) of that block's row). Fully
+  // (wgmma_tiling.h row_piece_offset, from the warp's first row: a multiple of 8). Fully
   // unrolled, so each piece's shared-memory offset is a constant plus the row's base:
   // the 4608 copies of a tile are most of warpgroup 1's instructions.
   constexpr int kRowsPerWarp = BK / kWgWarps;
@@ -88,8 +89,7 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
       for (int j = 0; j < (kChunks16 + KF_WAVE - 1) / KF_WAVE; ++j) {
         const int piece = lane + j * KF_WAVE;
         if (piece < kChunks16)
-          cp_async16(dst + (piece / 8) * (BK * 128) + rr * 128 + ((piece % 8) ^ (rr % 8)) * 16, src + piece * 8,
-                     row >= 0);
+          cp_async16(dst + t::row_piece_offset(rr, piece), src + piece * 8, row >= 0);
       }
     }
   };
@@ -100,7 +100,7 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
     const uint16_t* qg = static_cast<const uint16_t*>(a.q) + ((size_t)qi * H + h0) * kHeadDim;
     for (int i = tid; i < BH * kChunks16; i += kThreads) {
       const int h = i / kChunks16, piece = i % kChunks16;
-      cp_async16(q_s + wg::b_tile_offset_sw128(h, piece * 8, BH), qg + (size_t)h * kHeadDim + piece * 8, true);
+      cp_async16(q_s + t::row_piece_offset(h, piece), qg + (size_t)h * kHeadDim + piece * 8, true);
     }
   }
   const bool row_loader = w == 1 && wtid < BK;
@@ -192,13 +192,12 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
         stat_s[row0] = alpha[0];
         stat_s[row0 + 8] = alpha[1];
       }
-      // k16 step j, register p: accumulators e0, e0 + 1 with e0 = 8j + 4(p / 2) + 2(p % 2)
-      // (same row, neighbouring columns).
+      // k16 step j, register p: accumulators e0, e0 + 1 (kf_wgmma_forms_layout.h).
 #pragma unroll
       for (int j = 0; j < 4; ++j)
 #pragma unroll
         for (int p = 0; p < 4; ++p) {
-          const int e0 = 8 * j + 4 * (p / 2) + 2 * (p % 2);
+          const int e0 = wg::acc_pair_elem(j, p);
           pa[j][p] = Act::pack2(s[e0], s[e0 + 1]);
           p_s[(4 * j + p) * wg::kThreads + wtid] = pa[j][p];
         }

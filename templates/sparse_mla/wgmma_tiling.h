@@ -34,6 +34,13 @@ constexpr int kRowsOffset = kMaxOffset + 2 * kBlockH * 4;
 constexpr int kRowBuffers = 3;  // tile c in use, c + 1 being gathered, c + 2 published early
 constexpr int kEnd = kRowsOffset + kRowBuffers * kBlockK * 4;
 
+// Byte offset of 16-byte piece `piece` (dims 8 piece .. 8 piece + 7) of row r in a KV
+// stage or Q: wg::b_tile_offset_sw128(r, 8 piece, kBlockK) spelled so that, for a run of
+// rows starting at a multiple of 8, everything but r * 128 is a compile-time constant.
+KF_HD constexpr int row_piece_offset(int r, int piece) {
+  return (piece / 8) * (kBlockK * 128) + r * 128 + ((piece % 8) ^ (r % 8)) * 16;
+}
+
 // What a launch passes as dynamic shared memory: the plan plus the alignment slack.
 KF_HD constexpr int smem_bytes() { return kEnd + 1024; }
 constexpr int kMaxShared = 232448;  // sm_90a's opt-in limit per block (227 KB)
