@@ -79,7 +79,7 @@ int print_robust_winners(std::ostream& out, const ResultsDb& db, const Provenanc
   if (shapes.empty()) return 0;
   out << "\n" << family << " winners on " << prov.device << " (" << prov.arch << ", " << (cold_l2 ? "cold" : "warm")
       << " L2), robust over the routing archetypes; median us = worst over them:\n";
-  return print_table(out, db, prov, shapes, cold_l2, {16, 40, 90, "T range", "(no kernel passed under every routing)"});
+  return print_table(out, db, prov, shapes, cold_l2, {16, 40, 90, "T range", "(no winner stored: none passed under every routing, or the shape was not tuned)"});
 }
 
 }  // namespace
@@ -90,7 +90,7 @@ int print_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov
   out << "\nwinners on " << prov.device << " (" << prov.arch << ", " << (cold_l2 ? "cold" : "warm") << " L2):\n";
   std::vector<std::pair<std::string, std::string>> keys;
   for (const auto& ts : shapes) keys.push_back({"w4a16_linear", ts.key});
-  return print_table(out, db, prov, keys, cold_l2, {0, 28, 76, "M range", "(no kernel passed)"});
+  return print_table(out, db, prov, keys, cold_l2, {0, 28, 76, "M range", "(no winner stored: none passed, or the shape was not tuned)"});
 }
 
 int print_moe_winners(std::ostream& out, const ResultsDb& db, const Provenance& prov,
@@ -114,7 +114,7 @@ int print_mla_winners(std::ostream& out, const ResultsDb& db, const Provenance& 
       << " L2; a split kernel's time includes its combine):\n";
   std::vector<std::pair<std::string, std::string>> keys;
   for (const auto& m : shapes) keys.push_back({m.op, m.key});
-  return print_table(out, db, prov, keys, cold_l2, {0, 24, 72, "Q range", "(no kernel passed)"});
+  return print_table(out, db, prov, keys, cold_l2, {0, 24, 72, "Q range", "(no winner stored: none passed, or the shape was not tuned)"});
 }
 
 }  // namespace kf
