@@ -12,7 +12,9 @@
 # TUNED (default tuned_db/kforge.sqlite) is the DB whose copy is tuned (a partly tuned one
 # resumes where it stopped); AUTOTUNE_ARGS (e.g. "--m 1,64,1024 --max-candidates 8") go
 # to autotune as they are; FILTER (a kernel-name regex, e.g. _wgmma_) limits generation,
-# checks and tuning to those kernels (the tuned copy's other rows stay).
+# checks and tuning to those kernels (the tuned copy's other rows stay; winners are
+# recomputed, over every stored row, only for the shapes whose kernels the filter selects,
+# so a shape's winners deleted from TUNED come back only if its kernels are selected).
 set -uo pipefail
 bin=${BIN:-.devout/bin}
 out=${OUT:-gpu-results}
