@@ -24,7 +24,7 @@ namespace wg {
 // in, a whole number of 8-row atoms, so the swizzle phase holds.
 KF_INLINE uint64_t mn_desc_sw128(const void* tile, int k, int k_extent) {
   const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(tile)) + 128 * k;
-  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | static_cast<uint64_t>(mn_leading_bytes(k_extent) >> 4) << 16 |
+  return desc_start_field(addr) | static_cast<uint64_t>(mn_leading_bytes(k_extent) >> 4) << 16 |
          uint64_t{kMnStrideBytes >> 4} << 32 | uint64_t{1} << 62;
 }
 

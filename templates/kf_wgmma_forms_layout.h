@@ -24,5 +24,14 @@ constexpr int kMnStrideBytes = 1024;
 // no exchange between threads.
 KF_HD constexpr int acc_pair_elem(int j, int p) { return 8 * j + 4 * (p / 2) + 2 * (p % 2); }
 
+// A matrix descriptor's low 14 bits are its start address field, (shared address &
+// 0x3FFFF) >> 4. Shared memory ends below 2^18 bytes, so for a tile inside it the field
+// never carries: the descriptor of the step `bytes` further on is the first step's plus
+// bytes / 16. Kernels build one descriptor per tile and advance it by constants; built
+// from the address each time, the mask hides the constant from the compiler and every
+// product costs ~10 more instructions.
+KF_HD constexpr uint64_t desc_start_field(uint32_t addr) { return (addr & 0x3FFFFu) >> 4; }
+KF_HD constexpr uint64_t desc_advance(uint64_t desc, uint32_t bytes) { return desc + (bytes >> 4); }
+
 }  // namespace wg
 }  // namespace kf

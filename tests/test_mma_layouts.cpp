@@ -12,6 +12,7 @@
 #include <fstream>
 #include <regex>
 #include <set>
+#include <utility>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -822,4 +823,49 @@ TEST_CASE("sparse MLA wgmma: a row piece lands where the swizzled tile puts it, 
     }
   CHECK(seen.size() == static_cast<size_t>(t::kBlockK) * kf::mla::kHeadDim / 8);
   CHECK(*seen.rbegin() + 16 == t::kTileBytes);
+}
+
+TEST_CASE("sparse MLA wgmma: the gather's four-row copies cover a warp's rows once, at row_piece_offset") {
+  namespace t = kf::mla::wgmma;
+  constexpr int kRowsPerWarp = t::kBlockK / 4, kBlocks = kf::mla::kHeadDim / 64;
+  std::set<std::pair<int, int>> copied;
+  for (int lane = 0; lane < 32; ++lane)
+    for (int g = 0; g < kRowsPerWarp / t::kGatherRows; ++g)
+      for (int b = 0; b < kBlocks; ++b) {
+        CAPTURE(lane);
+        CAPTURE(g);
+        CAPTURE(b);
+        const int r = t::gather_row(lane, g), piece = t::gather_piece(lane, b);
+        CHECK(r < kRowsPerWarp);
+        CHECK(t::gather_lane_base(lane, g % 2) + t::gather_step(g, b) == t::row_piece_offset(r, piece));
+        copied.insert({r, piece});
+      }
+  CHECK(copied.size() == static_cast<size_t>(kRowsPerWarp) * kf::mla::kHeadDim / 8);
+  // One copy instruction (fixed g, b) writes four whole 128-byte lines: no bank conflict.
+  for (int g = 0; g < kRowsPerWarp / t::kGatherRows; ++g)
+    for (int b = 0; b < kBlocks; ++b) {
+      std::set<int> lines, chunks;
+      for (int lane = 0; lane < 32; ++lane) {
+        const int off = t::gather_lane_base(lane, g % 2) + t::gather_step(g, b);
+        lines.insert(off / 128);
+        chunks.insert(off / 16);
+      }
+      CHECK(lines.size() == 4);
+      CHECK(chunks.size() == 32);
+    }
+}
+
+TEST_CASE("wgmma: advancing a descriptor by a byte offset equals building it at the new address") {
+  const uint64_t flags = uint64_t{1} << 16 | uint64_t{1024 >> 4} << 32 | uint64_t{1} << 62;
+  constexpr uint32_t kShared = 232448;  // sm_90a's largest block allocation
+  for (uint32_t base = 0; base < kShared; base += 1024)
+    for (uint32_t bytes = 0; base + bytes < kShared; bytes += 2064) {  // 16-byte multiples
+      CAPTURE(base);
+      CAPTURE(bytes);
+      CHECK(kf::wg::desc_advance(kf::wg::desc_start_field(base) | flags, bytes) ==
+            (kf::wg::desc_start_field(base + bytes) | flags));
+    }
+  // The field is the address's bits 4..17: an address past 2^18 would wrap, which no
+  // shared-memory tile reaches.
+  CHECK(kf::wg::desc_start_field(0x40000u) == 0);
 }

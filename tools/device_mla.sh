@@ -30,7 +30,9 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu 
 step() { echo "== $* ($(date +%T))"; }
 
 step genkernels "$ops" sm_90a: "$model"
-"$bin/genkernels" --arch sm_90a --model "$model" --ops "$ops" --templates templates --out "$work/dsv32" -q --filter "$filter" \
+# The combine kernel always comes along: the split configs' checks need it.
+"$bin/genkernels" --arch sm_90a --model "$model" --ops "$ops" --templates templates --out "$work/dsv32" -q \
+  --filter "($filter)|sparse_mla_combine" \
   > "$out/genkernels_mla.log" 2>&1
 echo "genkernels rc=$?"; tail -14 "$out/genkernels_mla.log"
 

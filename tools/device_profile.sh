@@ -9,7 +9,8 @@
 # kforge_check_mla runs them at Q = M queries.
 #   BIN=.devout/bin OUT=results tools/device_profile.sh FILTER [M] [OPS]
 # Writes $OUT/profile.txt (speed of light, memory, occupancy, warp stalls, scheduler)
-# and $OUT/sass.tgz.
+# and $OUT/sass.tgz; with SOURCE=1 also $OUT/source.csv.gz, the first matching launch's
+# SASS with its stall samples per instruction (where a kernel waits, line by line).
 set -uo pipefail
 filter=${1:?kernel name regex}
 m=${2:-1}
@@ -52,3 +53,10 @@ ncu --clock-control none --kernel-name "regex:$filter" --launch-count "$n" \
 echo "ncu rc=$?"
 grep -E "^  [a-z_0-9]+\(|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|Issued Warp|passed" \
   "$out/profile.txt" | head -120
+
+if [ "${SOURCE:-0}" = 1 ]; then
+  ncu --clock-control none --kernel-name "regex:$filter" --launch-count 1 --section SourceCounters \
+    --section WarpStateStats -f -o "$work/source" "${check[@]}" > "$work/source.log" 2>&1
+  echo "ncu source rc=$?"
+  ncu -i "$work/source.ncu-rep" --page source --print-source sass --csv | gzip -c > "$out/source.csv.gz"
+fi

@@ -72,25 +72,26 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
   };
   auto checked = [&](int row) { return row >= 0 && row < a.kv_rows ? row : -1; };
   // Warpgroup 1 gathers tile c's rows (KV row numbers published in rows_s) into stage
-  // c % 2: its warp v copies rows 16v .. 16v + 15, the lanes the 72 16-byte pieces of each
-  // (wgmma_tiling.h row_piece_offset, from the warp's first row: a multiple of 8). Fully
-  // unrolled, so each piece's shared-memory offset is a constant plus the row's base:
-  // the 4608 copies of a tile are most of warpgroup 1's instructions.
+  // c % 2: its warp v copies rows 16v .. 16v + 15, four rows per copy instruction
+  // (wgmma_tiling.h gather_row: lane l takes row 4 g + l / 8 of group g and its pieces
+  // l % 8 of the nine 64-dim blocks), so each row's address is formed once and every
+  // piece's shared offset is a per-lane base plus a constant.
   constexpr int kRowsPerWarp = BK / kWgWarps;
+  constexpr int kGroups = kRowsPerWarp / t::kGatherRows;
   static_assert(kRowsPerWarp % 8 == 0, "a warp's first row starts a swizzle atom");
+  static_assert(kRowsPerWarp % t::kGatherRows == 0 && KF_WAVE == 8 * t::kGatherRows, "whole row groups per warp");
+  static_assert(kHeadDim % 64 == 0, "whole 64-dim column blocks");
+  const int lane_base[2] = {t::gather_lane_base(lane, 0), t::gather_lane_base(lane, 1)};
   auto issue = [&](int c) {
     const int* rows = rows_s + (c % t::kRowBuffers) * BK + warp * kRowsPerWarp;
     unsigned char* dst = smem + t::kv_offset(c % t::kStages) + warp * kRowsPerWarp * 128;
 #pragma unroll
-    for (int rr = 0; rr < kRowsPerWarp; ++rr) {
-      const int row = rows[rr];
-      const uint16_t* src = kv + (size_t)(row >= 0 ? row : 0) * kHeadDim;
+    for (int g = 0; g < kGroups; ++g) {
+      const int row = rows[t::gather_row(lane, g)];
+      const uint16_t* src = kv + (size_t)(row >= 0 ? row : 0) * kHeadDim + 8 * (lane % 8);
+      unsigned char* d = dst + lane_base[g % 2];
 #pragma unroll
-      for (int j = 0; j < (kChunks16 + KF_WAVE - 1) / KF_WAVE; ++j) {
-        const int piece = lane + j * KF_WAVE;
-        if (piece < kChunks16)
-          cp_async16(dst + t::row_piece_offset(rr, piece), src + piece * 8, row >= 0);
-      }
+      for (int b = 0; b < kHeadDim / 64; ++b) cp_async16(d + t::gather_step(g, b), src + 64 * b, row >= 0);
     }
   };
 
@@ -144,9 +145,12 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
         wg::fence_operand(s[e]);
       }
       wg::fence();
+      // One descriptor per operand, advanced by constants (kf_wgmma_forms_layout.h).
+      const uint64_t q_desc = wg::a_desc_sw128(q_s, 0), k_desc = wg::b_desc_sw128(stage, 0, BK);
 #pragma unroll
       for (int ks = 0; ks < kKSteps; ++ks)
-        wg::mma_ss<64, BF16>(s, wg::a_desc_sw128(q_s, 16 * ks), wg::b_desc_sw128(stage, 16 * ks, BK));
+        wg::mma_ss<64, BF16>(s, wg::desc_advance(q_desc, wg::b_tile_offset_sw128(0, 16 * ks, BH)),
+                             wg::desc_advance(k_desc, wg::b_tile_offset_sw128(0, 16 * ks, BK)));
       wg::commit();
       // Which of the tile's rows hold a KV row: bit j of valid[h] for row 32h + j.
       const int* rows = rows_s + (c % t::kRowBuffers) * BK;
@@ -229,8 +233,9 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
     for (int e = 0; e < 128; ++e) wg::fence_operand(o[e]);
     wg::fence();
     const unsigned char* v_cols = stage + (256 * w / 64) * BK * 128;  // first 64-dim block of this half
+    const uint64_t v_desc = wg::mn_desc_sw128(v_cols, 0, BK);
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) wg::mma_rs_mn_n256<BF16>(o, pa[kk], wg::mn_desc_sw128(v_cols, 16 * kk, BK));
+    for (int kk = 0; kk < 4; ++kk) wg::mma_rs_mn_n256<BF16>(o, pa[kk], wg::desc_advance(v_desc, 128 * 16 * kk));
     wg::commit();
   }
   wg::wait<0>();

@@ -41,6 +41,22 @@ KF_HD constexpr int row_piece_offset(int r, int piece) {
   return (piece / 8) * (kBlockK * 128) + r * 128 + ((piece % 8) ^ (r % 8)) * 16;
 }
 
+// The gather's copies: each warp instruction moves four whole rows' 128-byte column
+// blocks. Lane l copies, in row group g of its warp's rows, row 4 g + l / 8 and of it the
+// 16-byte piece 8 c + l % 8 for each of the nine column blocks c. So a row's source
+// address is formed once per group, and the destination is one of two per-lane bases
+// (the swizzle phase of the row, (4 g + l / 8) % 8, depends on g only through g % 2) plus
+// a compile-time constant: row_piece_offset(gather_row(l, g), gather_piece(l, c)) ==
+// gather_lane_base(l, g % 2) + gather_step(g, c), from the warp's first row (a multiple
+// of 8). One copy per piece and group as before, a few instructions per row group.
+constexpr int kGatherRows = 4;  // rows per warp copy instruction
+KF_HD constexpr int gather_row(int lane, int group) { return kGatherRows * group + lane / 8; }
+KF_HD constexpr int gather_piece(int lane, int block) { return 8 * block + lane % 8; }
+KF_HD constexpr int gather_lane_base(int lane, int odd_group) {
+  return (lane / 8) * 128 + ((lane % 8) ^ (lane / 8 + kGatherRows * odd_group)) * 16;
+}
+KF_HD constexpr int gather_step(int group, int block) { return block * (kBlockK * 128) + group * kGatherRows * 128; }
+
 // What a launch passes as dynamic shared memory: the plan plus the alignment slack.
 KF_HD constexpr int smem_bytes() { return kEnd + 1024; }
 constexpr int kMaxShared = 232448;  // sm_90a's opt-in limit per block (227 KB)
