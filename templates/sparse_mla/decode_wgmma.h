@@ -160,17 +160,25 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
 #pragma unroll
       for (int e = 0; e < 32; ++e) wg::fence_operand(s[e]);
 
-      // ---- online softmax over the quad's two rows
+      // ---- online softmax over the quad's two rows. The maxima are taken on the raw
+      // scores (the runtime refuses a scale that is not positive) and the scale is folded
+      // into the exponent's multiply-add; rows without a KV row are masked only in tiles
+      // that have one.
+      if (~valid[0] | ~valid[1]) {
+#pragma unroll
+        for (int e = 0; e < 32; ++e) {
+          // Column 8 (e / 4) + 2 (lane % 4) + e % 2: in the first ballot's rows for e < 16.
+          const int col = wg::d_elem(warp, lane, e).col;
+          if (!(valid[e / 16] >> (col - KF_WAVE * (e / 16)) & 1u)) s[e] = neg_inf();
+        }
+      }
       float mx[2] = {neg_inf(), neg_inf()};
 #pragma unroll
       for (int e = 0; e < 32; ++e) {
-        // Column 8 (e / 4) + 2 (lane % 4) + e % 2: in the first ballot's rows for e < 16.
-        const int col = wg::d_elem(warp, lane, e).col;
-        s[e] = valid[e / 16] >> (col - KF_WAVE * (e / 16)) & 1u ? s[e] * scale_log2 : neg_inf();
         const int half = (e % 4) / 2;
         mx[half] = mx[half] > s[e] ? mx[half] : s[e];
       }
-      float alpha[2], sum[2] = {0.f, 0.f};
+      float alpha[2], sum[2] = {0.f, 0.f}, neg_m[2];
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
 #pragma unroll
@@ -178,16 +186,17 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
           const float other = shuffle_xor(mx[half], m);
           mx[half] = mx[half] > other ? mx[half] : other;
         }
-        const float m_new = m_run[half] > mx[half] ? m_run[half] : mx[half];
+        const float tile_max = mx[half] * scale_log2;
+        const float m_new = m_run[half] > tile_max ? m_run[half] : tile_max;
         const float m_use = m_new == neg_inf() ? 0.f : m_new;  // no -inf - -inf
         alpha[half] = fast_exp2(m_run[half] - m_use);
         m_run[half] = m_new;
-        mx[half] = m_use;
+        neg_m[half] = -m_use;
       }
 #pragma unroll
       for (int e = 0; e < 32; ++e) {
         const int half = (e % 4) / 2;
-        s[e] = fast_exp2(s[e] - mx[half]);
+        s[e] = fast_exp2(fmaf(s[e], scale_log2, neg_m[half]));
         sum[half] += s[e];
       }
 #pragma unroll
@@ -196,15 +205,17 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
         stat_s[row0] = alpha[0];
         stat_s[row0 + 8] = alpha[1];
       }
-      // k16 step j, register p: accumulators e0, e0 + 1 (kf_wgmma_forms_layout.h).
+      // k16 step j, register p: accumulators e0, e0 + 1 (kf_wgmma_forms_layout.h); each
+      // step's four registers go out as one 16-byte store.
 #pragma unroll
-      for (int j = 0; j < 4; ++j)
+      for (int j = 0; j < 4; ++j) {
 #pragma unroll
         for (int p = 0; p < 4; ++p) {
           const int e0 = wg::acc_pair_elem(j, p);
           pa[j][p] = Act::pack2(s[e0], s[e0 + 1]);
-          p_s[(4 * j + p) * wg::kThreads + wtid] = pa[j][p];
         }
+        store16(p_s + (j * wg::kThreads + wtid) * 4, u32x4{pa[j][0], pa[j][1], pa[j][2], pa[j][3]});
+      }
       if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
 #pragma unroll
         for (int e = 0; e < 128; ++e) o[e] *= alpha[(e % 4) / 2];
@@ -223,9 +234,13 @@ KF_INLINE void sparse_mla_decode_wgmma(const kf_mla_decode_args& a) {
         for (int e = 0; e < 128; ++e) o[e] *= alpha[(e % 4) / 2];
       }
 #pragma unroll
-      for (int j = 0; j < 4; ++j)
-#pragma unroll
-        for (int p = 0; p < 4; ++p) pa[j][p] = p_s[(4 * j + p) * wg::kThreads + wtid];
+      for (int j = 0; j < 4; ++j) {
+        const u32x4 v = load16(p_s + (j * wg::kThreads + wtid) * 4);
+        pa[j][0] = v.x;
+        pa[j][1] = v.y;
+        pa[j][2] = v.z;
+        pa[j][3] = v.w;
+      }
     }
 
     // ---- O += P V over this warpgroup's 256 dims
