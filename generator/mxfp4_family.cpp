@@ -65,7 +65,8 @@ void validate_mxfp4_shape(const Mxfp4MoeShape& s, const std::string& layer) {
 
 std::string Mxfp4Config::key() const {
   return "bm" + str(block_m) + "_bn" + str(block_n) + "_bk" + str(block_k) + "_w" + str(warps) + "_s" + str(stages) +
-         "_ep" + str(subtiles) + (persistent > 0 ? "_p" + str(persistent) : "");
+         "_ep" + str(subtiles) + (persistent > 0 ? "_p" + str(persistent) : "") +
+         (split_k > 1 ? "_sk" + str(split_k) : "");
 }
 
 const char* mxfp4_kind_name(Mxfp4Kind kind) {
@@ -79,7 +80,7 @@ const char* mxfp4_kind_name(Mxfp4Kind kind) {
 Mxfp4Config parse_mxfp4_config(const std::string& key, const std::string& kind) {
   if (kind != "mma" && kind != "decode" && kind != "wgmma")
     throw Error("unknown mxfp4_moe kind '" + kind + "' (mma, decode, wgmma)");
-  static const std::regex re("bm([1-9][0-9]{0,3})_bn([1-9][0-9]{0,3})_bk([1-9][0-9]{0,3})_w([1-9][0-9]?)_s([1-9])_ep([1-9][0-9]?)(?:_p([1-9]))?");
+  static const std::regex re("bm([1-9][0-9]{0,3})_bn([1-9][0-9]{0,3})_bk([1-9][0-9]{0,3})_w([1-9][0-9]?)_s([1-9])_ep([1-9][0-9]?)(?:_p([1-9]))?(?:_sk([2-9]))?");
   std::smatch m;
   if (!std::regex_match(key, m, re))
     throw Error("bad mxfp4_moe config '" + key + "' (expected like bm16_bn64_bk64_w4_s2_ep1)");
@@ -91,6 +92,7 @@ Mxfp4Config parse_mxfp4_config(const std::string& key, const std::string& kind) 
   c.stages = static_cast<int>(key_number(m[5], key));
   c.subtiles = static_cast<int>(key_number(m[6], key));
   c.persistent = m[7].matched ? static_cast<int>(key_number(m[7], key)) : 0;
+  c.split_k = m[8].matched ? static_cast<int>(key_number(m[8], key)) : 1;
   c.kind = kind == "decode" ? Mxfp4Kind::decode : kind == "wgmma" ? Mxfp4Kind::wgmma : Mxfp4Kind::mma;
   return c;
 }
@@ -111,13 +113,20 @@ LaunchGrid mxfp4_grid(const Mxfp4MoeShape& s, const Mxfp4Config& c, int64_t capa
                 mxfp4::wgmma::persistent_blocks(s.n, capacity, c.block_m, c.block_n, c.persistent, compute_units)),
             1, 1, shared};
   const mxfp4::Grid g = mxfp4::gemm_grid(s.n, capacity, c.block_m, c.block_n);
-  return {g.x, g.y, g.z, shared};
+  return {g.x, g.y, g.z * static_cast<unsigned>(c.split_k), shared};  // split-K: the cluster's blocks along z
 }
 
 std::string mxfp4_config_problem(const Mxfp4MoeShape& s, const Mxfp4Config& c, const ArchInfo& arch) {
   if (c.persistent < 0 || c.persistent > mxfp4::wgmma::kMaxPersistentPerUnit)
     return "persistent launches take 1 to " + str(mxfp4::wgmma::kMaxPersistentPerUnit) + " blocks per SM";
   if (c.persistent > 0 && c.kind != Mxfp4Kind::wgmma) return "only the wgmma kind has a persistent launch";
+  if (c.split_k != 1) {
+    if (c.kind != Mxfp4Kind::decode) return "only the decode kind splits K";
+    if (!arch.warpgroup_mma) return "split-K sums through a thread-block cluster (sm_90a)";
+    if (!mxfp4::decode_split_valid(static_cast<int>(s.k), c.split_k))
+      return "split_k " + str(c.split_k) + " must divide K / 32 = " + str(s.k / 32) + " and be at most " +
+             str(mxfp4::kMaxDecodeSplitK);
+  }
   if (c.kind == Mxfp4Kind::wgmma) {
     if (!arch.warpgroup_mma) return "the wgmma kind needs the warpgroup MMA (sm_90a)";
     if (c.subtiles != 1) return "the wgmma kind has one epilogue pass (ep 1)";
@@ -132,7 +141,7 @@ std::string mxfp4_config_problem(const Mxfp4MoeShape& s, const Mxfp4Config& c, c
     if (!mxfp4::decode_config_valid(static_cast<int>(s.n), static_cast<int>(s.k), s.swiglu, c.block_m, c.block_n,
                                     c.warps, arch.wave_size))
       return "decode rules (templates/mxfp4_moe/decode_tiling.h)";
-    if (mxfp4::decode_smem_bytes(c.block_m, static_cast<int>(s.k)) > arch.max_lds_per_block)
+    if (mxfp4::decode_smem_bytes(c.block_m, c.block_n, static_cast<int>(s.k), c.split_k) > arch.max_lds_per_block)
       return "shared memory over the arch's per-block limit";
     return "";
   }
@@ -151,13 +160,17 @@ std::vector<Mxfp4Config> enumerate_mxfp4_configs(const Mxfp4MoeShape& s, const A
   std::vector<Mxfp4Config> out;
   // The decode kind for a handful of slots per expert: block_m up to 8, a weight row per
   // 4-16 threads.
+  // Split-K (sm_90a) for one or two slots per block, where a tile's blocks are fewest.
   for (int bm : {1, 2, 4, 8})
     for (int bn : {16, 32, 64})
-      for (int w : {4, 8}) {
-        Mxfp4Config c{bm, bn, 32, w, 1, 1};
-        c.kind = Mxfp4Kind::decode;
-        if (mxfp4_config_problem(s, c, arch).empty()) out.push_back(c);
-      }
+      for (int w : {4, 8})
+        for (int sk : {1, 2, 3}) {
+          if (sk > 1 && bm > 2) continue;
+          Mxfp4Config c{bm, bn, 32, w, 1, 1};
+          c.kind = Mxfp4Kind::decode;
+          c.split_k = sk;
+          if (mxfp4_config_problem(s, c, arch).empty()) out.push_back(c);
+        }
   // block_m follows tokens per expert (T top_k / E): 16 for decode, up to 128 for
   // prefill; block_n and block_k 96 and 192 divide gpt-oss's 2880. A decode-sized stage
   // (16 rows, 64 columns, 64 k) is under 3 KB, so 6 and 8 stages are what keeps enough
@@ -222,8 +235,11 @@ Candidate make_mxfp4_candidate(const Mxfp4MoeShape& s, const Mxfp4Config& cfg, c
               {"warps", str(cfg.warps)},
               {"stages", str(cfg.stages)},
               {"subtiles", str(cfg.subtiles)}};
-  if (cfg.kind == Mxfp4Kind::decode)  // gemv.cu.in has no pipeline or epilogue passes
+  if (cfg.kind == Mxfp4Kind::decode) {  // gemv.cu.in has no pipeline or epilogue passes
     for (const char* unused : {"block_k", "stages", "subtiles"}) c.params.erase(unused);
+    c.params["split_k"] = str(cfg.split_k);
+    c.params["cluster"] = cfg.split_k > 1 ? "__cluster_dims__(1, 1, " + str(cfg.split_k) + ")" : "";
+  }
   if (cfg.kind == Mxfp4Kind::wgmma) {  // gemm_wgmma.cu.in: one epilogue pass, maybe persistent
     c.params.erase("subtiles");
     c.params["persistent"] = cfg.persistent > 0 ? "true" : "false";

@@ -56,8 +56,11 @@ struct Mxfp4Config {
   // wgmma only: 0 = one tile per block on the sorted capacity's grid; P = a persistent
   // launch of P blocks per SM walking the routed tiles (key suffix _pP).
   int persistent = 0;
+  // decode only, sm_90a: blocks of one cluster sharing a tile's K (key suffix _skN when
+  // N > 1; templates/mxfp4_moe/decode_tiling.h).
+  int split_k = 1;
 
-  std::string key() const;  // bm16_bn64_bk64_w4_s2_ep1[_p1] (the kind is in the kernel name)
+  std::string key() const;  // bm16_bn64_bk64_w4_s2_ep1[_p1][_sk2] (the kind is in the kernel name)
   bool operator==(const Mxfp4Config& o) const { return kind == o.kind && key() == o.key(); }
 };
 

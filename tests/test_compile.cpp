@@ -439,7 +439,7 @@ void compile_mxfp4_arch(const std::string& arch) {
     ++by_op[r.op];
     CHECK(r.status == "ok");
     if (r.op.rfind("mxfp4_moe_", 0) == 0 && r.kind == "decode") {
-      CHECK(r.lds_bytes <= kf::mxfp4::decode_smem_bytes(4, 2880));
+      CHECK(r.lds_bytes <= kf::mxfp4::decode_smem_bytes(4, 64, 2880, 1));
     } else if (r.op.rfind("mxfp4_moe_", 0) == 0) {
       const kf::Mxfp4Config c = kf::parse_mxfp4_config(r.config);
       CHECK(r.lds_bytes <= kf::mxfp4::smem_bytes(c.block_m, c.block_n, c.block_k, c.stages, c.subtiles));

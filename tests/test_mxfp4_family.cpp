@@ -15,6 +15,7 @@
 #include "model.h"
 #include "mxfp4_family.h"
 #include "kf_wgmma_layout.h"
+#include "mxfp4_moe/decode_tiling.h"
 #include "mxfp4_moe/tiling.h"
 #include "mxfp4_moe/wgmma_tiling.h"
 
@@ -127,6 +128,42 @@ TEST_CASE("persistent wgmma configs: the _p key, the template flag, a grid of a 
   int persistent = 0;
   for (const auto& x : kf::enumerate_mxfp4_configs(gate_up(), sm90)) persistent += x.persistent > 0;
   CHECK(persistent >= 12);
+}
+
+TEST_CASE("split-K decode configs: the _sk key, sm_90a clusters, whole chunks, grid z") {
+  kf::Mxfp4Config c{1, 16, 32, 8, 1, 1};
+  c.kind = kf::Mxfp4Kind::decode;
+  c.split_k = 3;
+  CHECK(c.key() == "bm1_bn16_bk32_w8_s1_ep1_sk3");
+  CHECK(kf::parse_mxfp4_config(c.key(), "decode") == c);
+  CHECK(kf::parse_mxfp4_config("bm1_bn16_bk32_w8_s1_ep1", "decode").split_k == 1);
+  CHECK_THROWS_AS(kf::parse_mxfp4_config("bm1_bn16_bk32_w8_s1_ep1_sk1", "decode"), kf::Error);  // 1 has no suffix
+  const kf::ArchInfo& sm90 = kf::arch_info("sm_90a");
+  CHECK(kf::mxfp4_config_problem(gate_up(), c, sm90).empty());  // K 2880: 90 chunks, 30 per block
+  const kf::Candidate cand = kf::make_mxfp4_candidate(gate_up(), c, sm90);
+  CHECK(cand.params.at("split_k") == "3");
+  CHECK(cand.params.at("cluster") == "__cluster_dims__(1, 1, 3)");
+  c.split_k = 1;
+  CHECK(kf::make_mxfp4_candidate(gate_up(), c, sm90).params.at("cluster").empty());
+  c.split_k = 7;
+  CHECK(kf::mxfp4_config_problem(gate_up(), c, sm90).find("must divide K / 32 = 90") != std::string::npos);
+  c.split_k = 2;
+  CHECK(kf::mxfp4_config_problem(gate_up(), c, kf::arch_info("gfx942")).find("cluster") != std::string::npos);
+  kf::Mxfp4Config mma{16, 64, 64, 4, 2, 1};
+  mma.split_k = 2;
+  CHECK(kf::mxfp4_config_problem(gate_up(), mma, sm90).find("only the decode kind") != std::string::npos);
+  // The cluster's blocks go along z; each stages only its K slice of x.
+  const kf::LaunchGrid g = kf::mxfp4_grid(gate_up(), c, 4, 132);
+  CHECK((g.x == 5760 / 16 && g.y == 4 && g.z == 2));
+  CHECK(kf::mxfp4::decode_smem_bytes(1, 16, 2880, 2) < kf::mxfp4::decode_smem_bytes(1, 16, 2880, 1));
+  int split_sm90 = 0, split_gfx = 0;
+  for (const auto& x : kf::enumerate_mxfp4_configs(gate_up(), sm90)) {
+    split_sm90 += x.split_k > 1;
+    if (x.split_k > 1) CHECK(x.block_m <= 2);
+  }
+  for (const auto& x : kf::enumerate_mxfp4_configs(gate_up(), kf::arch_info("gfx1151"))) split_gfx += x.split_k > 1;
+  CHECK(split_sm90 >= 8);
+  CHECK(split_gfx == 0);
 }
 
 // The wgmma kind's raw weight layout (wgmma_tiling.h): every chunk of a stage has its own

@@ -246,12 +246,17 @@ TEST_CASE("MXFP4 MoE: kernel rows the runtime cannot launch are skipped at open,
   // A persistent launch is the wgmma kind's; a wgmma row must follow its own tiling rules.
   const std::string bad_persistent = b.add_mxfp4_kernel(1, kGemm1, "bm16_bn64_bk64_w4_s2_ep1_p1");
   const std::string bad_wgmma = b.add_mxfp4_kernel(1, kGemm1, "bm16_bn64_bk64_w4_s4_ep1", "sm_90a", 0, "wgmma");
+  // Split-K is the decode kind's, in whole chunks: K 256 has 8, so 3 does not divide them.
+  const std::string bad_split = b.add_mxfp4_kernel(1, kGemm1, "bm1_bn16_bk32_w8_s1_ep1_sk3", "sm_90a", 0, "decode");
+  const std::string bad_split_kind = b.add_mxfp4_kernel(1, kGemm1, "bm16_bn64_bk64_w4_s2_ep1_sk2");
   b.add_mxfp4_winner(1, kGemm1, bad_bk, 9, 16);
   b.add_mxfp4_winner(1, kGemm1, bad_bn, 17, 32);
   b.add_mxfp4_winner(1, kGemm1, bad_threads, 33, 4096);
   b.add_mxfp4_winner(2, "e8_topk2_n256_k128_swiglu", bad_shape, 1, 4096);
   b.add_mxfp4_winner(1, kGemm1, bad_persistent, 4097, 8192);
   b.add_mxfp4_winner(1, kGemm1, bad_wgmma, 8193, 16384);
+  b.add_mxfp4_winner(1, kGemm1, bad_split, 16385, 20000);
+  b.add_mxfp4_winner(1, kGemm1, bad_split_kind, 20001, 30000);
   b.add_moe_helpers();
   b.write(dir.file("kforge.sqlite"));
   DbPtr db;
@@ -261,7 +266,8 @@ TEST_CASE("MXFP4 MoE: kernel rows the runtime cannot launch are skipped at open,
     db = open_for_arch(dir.file("kforge.sqlite"));
     warnings = err.text();
   }
-  for (const std::string& name : {bad_bk, bad_bn, bad_threads, bad_shape, bad_persistent, bad_wgmma}) {
+  for (const std::string& name :
+       {bad_bk, bad_bn, bad_threads, bad_shape, bad_persistent, bad_wgmma, bad_split, bad_split_kind}) {
     CAPTURE(name);
     CHECK(count_of(warnings, "kernel '" + name + "'") == 1);
   }
@@ -270,6 +276,8 @@ TEST_CASE("MXFP4 MoE: kernel rows the runtime cannot launch are skipped at open,
   CHECK(contains(warnings, "gemm1's"));
   CHECK(contains(warnings, "only the wgmma kind has a persistent launch"));
   CHECK(contains(warnings, "wgmma rules"));
+  CHECK(contains(warnings, "split_k breaks the decode rules"));
+  CHECK(contains(warnings, "only the decode kind splits K"));
   // The good one serves every T (the skipped winners leave its range open-ended).
   for (int64_t t : {1, 9, 100}) CHECK(pick_mxfp4(db.get(), 1, t) == good);
 }

@@ -113,6 +113,10 @@ const char* parse_mxfp4_gemm(const KernelRow& row, int gemm, KernelImpl* k) {
     if (!mxfp4::decode_config_valid(static_cast<int>(s.n), static_cast<int>(s.k), s.swiglu, c.block_m, c.block_n,
                                     c.warps, wave))
       return "config breaks the decode rules of templates/mxfp4_moe/decode_tiling.h";
+    if (!mxfp4::decode_split_valid(static_cast<int>(s.k), c.split_k))
+      return "split_k breaks the decode rules of templates/mxfp4_moe/decode_tiling.h";
+  } else if (c.split_k != 1) {
+    return "only the decode kind splits K (_sk)";
   } else if (row.kind == "wgmma") {
     // Its whole ring is dynamic shared memory (mxfp4_moe/wgmma_tiling.h).
     if (c.subtiles != 1 || !mxfp4::wgmma::config_valid(static_cast<int>(s.n), static_cast<int>(s.k), s.swiglu,

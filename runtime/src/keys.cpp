@@ -281,12 +281,13 @@ bool parse_mxfp4_config_key(const char* text, Mxfp4ConfigKey* config) {
   const char* const labels[6] = {"bm", "_bn", "_bk", "_w", "_s", "_ep"};
   for (int i = 0; i < 6; ++i)
     if (!eat(&p, labels[i]) || !eat_positive(&p, &v[i]) || v[i] > 65536) return false;
-  int64_t persistent = 0;
-  if (*p != '\0' && (!eat(&p, "_p") || !eat_positive(&p, &persistent) || persistent > 64)) return false;
+  int64_t persistent = 0, split_k = 1;
+  if (eat(&p, "_p") && (!eat_positive(&p, &persistent) || persistent > 64)) return false;
+  if (eat(&p, "_sk") && (!eat_positive(&p, &split_k) || split_k < 2 || split_k > 64)) return false;
   if (*p != '\0') return false;
   *config = {static_cast<int>(v[0]), static_cast<int>(v[1]), static_cast<int>(v[2]),
              static_cast<int>(v[3]), static_cast<int>(v[4]), static_cast<int>(v[5]),
-             static_cast<int>(persistent)};
+             static_cast<int>(persistent), static_cast<int>(split_k)};
   return true;
 }
 

@@ -134,9 +134,10 @@ const char* mxfp4_shape_problem(const Mxfp4ShapeKey& key);
 struct Mxfp4ConfigKey {
   int block_m = 0, block_n = 0, block_k = 0, warps = 0, stages = 0, subtiles = 0;
   int persistent = 0;  // blocks per SM of a persistent launch (wgmma kind), 0 = none
+  int split_k = 1;     // blocks of one cluster sharing K (decode kind, sm_90a)
 };
 
-// bm<M>_bn<N>_bk<K>_w<W>_s<stages>_ep<subtiles>[_p<persistent>].
+// bm<M>_bn<N>_bk<K>_w<W>_s<stages>_ep<subtiles>[_p<persistent>][_sk<split_k>].
 bool parse_mxfp4_config_key(const char* text, Mxfp4ConfigKey* config);
 
 }  // namespace rt

@@ -81,6 +81,7 @@ kf_status plan_mxfp4_gemm(const KernelImpl& k, const kf_mxfp4_moe_gemm_args& a, 
   mxfp4::Grid g = mxfp4::gemm_grid(s.n, capacity, c.block_m, c.block_n);
   // Persistent: one block per tile planned; the launch keeps persistent_per_unit per SM.
   if (c.persistent > 0) g = {g.x * g.y, 1, 1};
+  g.z *= static_cast<uint32_t>(c.split_k);  // split-K: the blocks of one cluster (gemv.h)
   if (g.y > kMaxGridYZ)
     return fail(KF_ERR_UNSUPPORTED_SHAPE, "%s(%s): t = %d needs a grid of %u x %u x %u blocks; y is limited to %u",
                 function, name, a.t, g.x, g.y, g.z, kMaxGridYZ);

@@ -17,6 +17,9 @@
 #include "mxfp4_moe/args.h"
 #include "mxfp4_moe/decode_tiling.h"
 #include "mxfp4_moe/gemm.h"  // e2m1, e8m0, swiglu
+#if KF_NVIDIA
+#include <cooperative_groups.h>
+#endif
 
 namespace kf {
 namespace mxfp4 {
@@ -40,17 +43,27 @@ KF_INLINE void e2m1_pair(uint32_t byte, float& lo, float& hi) {
 #endif
 }
 
-template <int GEMM, int N, int K, bool SWIGLU, int BM, int BN, int WARPS>
+// SPLIT_K > 1 (sm_90a; the kernel is compiled with cluster dims (1, 1, SPLIT_K) and
+// launched with grid z = SPLIT_K): this block takes chunks [z CHUNKS / SPLIT_K, ...) of
+// every row, stages only that K slice of x, and block 0 of the cluster adds the others'
+// partial sums to its own in rank order before the epilogue (decode_tiling.h).
+template <int GEMM, int N, int K, bool SWIGLU, int BM, int BN, int WARPS, int SPLIT_K = 1>
 KF_INLINE void mxfp4_moe_gemv(const kf_mxfp4_moe_gemm_args& a) {
   static_assert(!SWIGLU || GEMM == 1, "the SwiGLU epilogue is gemm1's");
   constexpr int kThreads = WARPS * KF_WAVE;
   static_assert(decode_config_valid(N, K, SWIGLU, BM, BN, WARPS, KF_WAVE), "decode_tiling.h rules");
+  static_assert(decode_split_valid(K, SPLIT_K), "split-K: whole chunks of the K slice");
+#if !KF_NVIDIA
+  static_assert(SPLIT_K == 1, "split-K sums through a thread-block cluster (sm_90a)");
+#endif
   constexpr int TK = kThreads / BN;  // threads per weight row
-  constexpr int CHUNKS = K / kBlock;  // 16-byte chunks of a row
-  static_assert(decode_smem_bytes(BM, K) <= KF_MAX_STATIC_SHARED, "static shared memory of the target");
+  constexpr int CHUNKS = K / kBlock / SPLIT_K;  // 16-byte chunks of a row in this block's K slice
+  constexpr int KS = K / SPLIT_K;               // the slice's k
+  static_assert(decode_smem_bytes(BM, BN, K, SPLIT_K) <= KF_MAX_STATIC_SHARED, "static shared memory of the target");
 
-  alignas(16) KF_SHARED uint16_t xs[BM * K];
+  alignas(16) KF_SHARED uint16_t xs[BM * KS];
   KF_SHARED int slot_of[BM];
+  const int k0 = SPLIT_K > 1 ? block_z() * KS : 0;  // this block's first k
   const int tid = thread_id();
   const int n0 = block_x() * BN, m0 = block_y() * BM;
   const int num_padded = *a.num_padded;
@@ -61,18 +74,18 @@ KF_INLINE void mxfp4_moe_gemv(const kf_mxfp4_moe_gemm_args& a) {
   barrier();
   // Stage the block's x rows (16-byte pieces); padding rows are zeros.
   const uint16_t* x = static_cast<const uint16_t*>(a.x);
-  for (int i = tid; i < BM * (K / 8); i += kThreads) {
-    const int r = i / (K / 8), c = i % (K / 8);
+  for (int i = tid; i < BM * (KS / 8); i += kThreads) {
+    const int r = i / (KS / 8), c = i % (KS / 8);
     const int s = slot_of[r];
     const int row = s < slots ? (GEMM == 1 ? s / a.top_k : s) : -1;
-    store16(xs + r * K + c * 8, row >= 0 ? load16(x + (size_t)row * K + c * 8) : u32x4{0, 0, 0, 0});
+    store16(xs + r * KS + c * 8, row >= 0 ? load16(x + (size_t)row * K + k0 + c * 8) : u32x4{0, 0, 0, 0});
   }
   barrier();
 
   const int wrow = tid / TK, tk = tid % TK;  // this thread's weight row in the block, lane in it
   const int n = n0 + wrow;
-  const uint8_t* wr = a.weight + ((size_t)e * N + n) * (K / 2);
-  const uint8_t* sc = a.scales + (size_t)e * CHUNKS * N + n;
+  const uint8_t* wr = a.weight + ((size_t)e * N + n) * (K / 2) + k0 / 2;
+  const uint8_t* sc = a.scales + ((size_t)e * (K / kBlock) + k0 / kBlock) * N + n;
   float acc[BM];
 #pragma unroll
   for (int r = 0; r < BM; ++r) acc[r] = 0.f;
@@ -90,7 +103,7 @@ KF_INLINE void mxfp4_moe_gemv(const kf_mxfp4_moe_gemm_args& a) {
       for (int b = 0; b < 4; ++b) e2m1_pair(words[w] >> (8 * b) & 0xFFu, v[2 * b], v[2 * b + 1]);
 #pragma unroll
       for (int r = 0; r < BM; ++r) {
-        const u32x4 xv = load16(xs + r * K + c * 32 + w * 8);
+        const u32x4 xv = load16(xs + r * KS + c * 32 + w * 8);
         const uint32_t xw[4] = {xv.x, xv.y, xv.z, xv.w};
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
@@ -107,6 +120,28 @@ KF_INLINE void mxfp4_moe_gemv(const kf_mxfp4_moe_gemm_args& a) {
   for (int r = 0; r < BM; ++r)
 #pragma unroll
     for (int m = TK / 2; m > 0; m /= 2) acc[r] += shuffle_xor(acc[r], m);
+#if KF_NVIDIA
+  if constexpr (SPLIT_K > 1) {
+    // Every block's partial sums into its shared memory; block 0 of the cluster adds the
+    // others' in rank order; the second cluster barrier keeps them alive until it has.
+    KF_SHARED float part[BM * BN];
+    namespace cg = cooperative_groups;
+    const cg::cluster_group cluster = cg::this_cluster();
+    if (tk == 0)
+#pragma unroll
+      for (int r = 0; r < BM; ++r) part[r * BN + wrow] = acc[r];
+    cluster.sync();
+    const unsigned rank = cluster.block_rank();
+    if (rank == 0 && tk == 0)
+      for (int q = 1; q < SPLIT_K; ++q) {
+        const float* other = cluster.map_shared_rank(part, q);
+#pragma unroll
+        for (int r = 0; r < BM; ++r) acc[r] += other[r * BN + wrow];
+      }
+    cluster.sync();
+    if (rank != 0) return;
+  }
+#endif
 
   uint16_t* y = static_cast<uint16_t*>(a.y);
   const float bias = a.bias ? a.bias[(size_t)e * N + n] : 0.f;

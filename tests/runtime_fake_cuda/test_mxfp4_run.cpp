@@ -486,4 +486,28 @@ TEST_CASE("a persistent wgmma GEMM launches a few blocks per SM, never more than
   kf_close(db);
 }
 
+TEST_CASE("a split-K decode GEMM launches its cluster's blocks along z") {
+  // gemm1 N 256 / block_n 16 column tiles, one slot per block, split_k 2 (K 256: 8 chunks).
+  TestPackBuilder b;
+  const std::string sk2 = b.add_mxfp4_kernel(1, kGemm1, "bm1_bn16_bk32_w8_s1_ep1_sk2", "sm_90a", 0, "decode");
+  b.add_mxfp4_winner(1, kGemm1, sk2, 1, 4096);
+  b.add_moe_helpers();
+  TempDir dir("rt-mxfp4-split");
+  b.write(dir.file("kforge.sqlite"));
+  kf_db* db = nullptr;
+  REQUIRE(kf_open(dir.file("kforge.sqlite").c_str(), &db) == KF_OK);
+  const kf_mxfp4_moe_shape s = layer_shape();
+  const kf_kernel* g1 = nullptr;
+  REQUIRE(kf_select_mxfp4_moe(db, 1, &s, 1, &g1) == KF_OK);
+  CHECK(std::string(kf_kernel_name(g1)) == sk2);
+  kf_fake_cuda_reset();
+  const kf_mxfp4_moe_gemm_args g = gemm1_args(1, fake<const int32_t>(0x40000), fake<const int32_t>(0x50000),
+                                              fake<const int32_t>(0x60000));
+  REQUIRE_MESSAGE(kf_launch_mxfp4_moe_gemm(g1, &g, kStream) == KF_OK, kf_last_error());
+  const std::vector<Launch> l = launches();
+  REQUIRE(l.size() == 1);
+  CHECK(grid_is(l[0], 256 / 16, 2, 2));  // two slots (top-2), block_m 1; z = split_k
+  kf_close(db);
+}
+
 }  // TEST_SUITE
