@@ -325,8 +325,10 @@ KF_API kf_status kf_select_mxfp4_moe(const kf_db* db, int gemm, const kf_mxfp4_m
 
 /* Launches one mxfp4_moe GEMM asynchronously on `stream`: grid (N / block_n,
  * sorted_capacity(t, top_k, E, block_m) / block_m, 1) (templates/mxfp4_moe/tiling.h and
- * w4a16_moe/launch.h), or, for a persistent wgmma config (_pP), P blocks per SM of the
- * current device but no more than that grid's blocks (mxfp4_moe/wgmma_tiling.h); sorted_ids, expert_ids and num_padded from kf_launch_moe_align
+ * w4a16_moe/launch.h), with z = N for a split-K decode config (_skN: the N blocks of one
+ * thread-block cluster, mxfp4_moe/decode_tiling.h), or, for a persistent wgmma config
+ * (_pP), P blocks per SM of the current device but no more than that grid's blocks
+ * (mxfp4_moe/wgmma_tiling.h); sorted_ids, expert_ids and num_padded from kf_launch_moe_align
  * with this kernel's block_m. args->n and args->k are the GEMM's (gemm1: n = 2 I even
  * when the SwiGLU is fused and y gets n / 2 columns). For a SwiGLU kernel,
  * args->swiglu_alpha and args->swiglu_limit of 0 mean gpt-oss's 1.702 and 7.0; other
