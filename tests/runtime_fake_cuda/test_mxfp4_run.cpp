@@ -456,20 +456,27 @@ TEST_CASE("kf_launch_mxfp4_moe_gemm launches one GEMM with tiling.h's grid, or n
   CHECK(sent.bias == nullptr);
 }
 
+// A pack whose only gemm1 kernel (sm_90a, this config and kind) wins every T, opened in
+// `dir`; returns that kernel as kf_select_mxfp4_moe picks it at T = t.
+const kf_kernel* open_sole_gemm1(TempDir& dir, const std::string& config, const char* kind, int64_t t, kf_db** db) {
+  TestPackBuilder b;
+  const std::string name = b.add_mxfp4_kernel(1, kGemm1, config, "sm_90a", 0, kind);
+  b.add_mxfp4_winner(1, kGemm1, name, 1, 4096);
+  b.add_moe_helpers();
+  b.write(dir.file("kforge.sqlite"));
+  REQUIRE(kf_open(dir.file("kforge.sqlite").c_str(), db) == KF_OK);
+  const kf_mxfp4_moe_shape s = layer_shape();
+  const kf_kernel* k = nullptr;
+  REQUIRE(kf_select_mxfp4_moe(*db, 1, &s, t, &k) == KF_OK);
+  CHECK(std::string(kf_kernel_name(k)) == name);
+  return k;
+}
+
 TEST_CASE("a persistent wgmma GEMM launches a few blocks per SM, never more than its tiles") {
   // 132 SMs (the fake device), persistent 2: at most 264 walkers; gemm1 N 256 / block_n 64.
-  TestPackBuilder b;
-  const std::string p2 = b.add_mxfp4_kernel(1, kGemm1, "bm64_bn64_bk64_w4_s4_ep1_p2", "sm_90a", 0, "wgmma");
-  b.add_mxfp4_winner(1, kGemm1, p2, 1, 4096);
-  b.add_moe_helpers();
   TempDir dir("rt-mxfp4-persistent");
-  b.write(dir.file("kforge.sqlite"));
   kf_db* db = nullptr;
-  REQUIRE(kf_open(dir.file("kforge.sqlite").c_str(), &db) == KF_OK);
-  const kf_mxfp4_moe_shape s = layer_shape();
-  const kf_kernel* g1 = nullptr;
-  REQUIRE(kf_select_mxfp4_moe(db, 1, &s, 4096, &g1) == KF_OK);
-  CHECK(std::string(kf_kernel_name(g1)) == p2);
+  const kf_kernel* g1 = open_sole_gemm1(dir, "bm64_bn64_bk64_w4_s4_ep1_p2", "wgmma", 4096, &db);
   kf_fake_cuda_reset();
   for (int t : {4096, 10}) {
     const kf_mxfp4_moe_gemm_args g = gemm1_args(t, fake<const int32_t>(0x40000), fake<const int32_t>(0x50000),
@@ -488,18 +495,9 @@ TEST_CASE("a persistent wgmma GEMM launches a few blocks per SM, never more than
 
 TEST_CASE("a split-K decode GEMM launches its cluster's blocks along z") {
   // gemm1 N 256 / block_n 16 column tiles, one slot per block, split_k 2 (K 256: 8 chunks).
-  TestPackBuilder b;
-  const std::string sk2 = b.add_mxfp4_kernel(1, kGemm1, "bm1_bn16_bk32_w8_s1_ep1_sk2", "sm_90a", 0, "decode");
-  b.add_mxfp4_winner(1, kGemm1, sk2, 1, 4096);
-  b.add_moe_helpers();
   TempDir dir("rt-mxfp4-split");
-  b.write(dir.file("kforge.sqlite"));
   kf_db* db = nullptr;
-  REQUIRE(kf_open(dir.file("kforge.sqlite").c_str(), &db) == KF_OK);
-  const kf_mxfp4_moe_shape s = layer_shape();
-  const kf_kernel* g1 = nullptr;
-  REQUIRE(kf_select_mxfp4_moe(db, 1, &s, 1, &g1) == KF_OK);
-  CHECK(std::string(kf_kernel_name(g1)) == sk2);
+  const kf_kernel* g1 = open_sole_gemm1(dir, "bm1_bn16_bk32_w8_s1_ep1_sk2", "decode", 1, &db);
   kf_fake_cuda_reset();
   const kf_mxfp4_moe_gemm_args g = gemm1_args(1, fake<const int32_t>(0x40000), fake<const int32_t>(0x50000),
                                               fake<const int32_t>(0x60000));
