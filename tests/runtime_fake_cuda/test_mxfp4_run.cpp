@@ -427,7 +427,7 @@ TEST_CASE("kf_launch_mxfp4_moe_gemm launches one GEMM with tiling.h's grid, or n
   REQUIRE(kf_kernel_block_m(g1, &bm) == KF_OK);
   CHECK(bm == 64);
   kf_moe_align_args al{fake<const int32_t>(0x1000), fake<int32_t>(0x2000), fake<int32_t>(0x3000),
-                       fake<int32_t>(0x4000), 1000, 2, 8, bm};
+                       fake<int32_t>(0x4000), 1000, 2, 8, bm, nullptr, 0};
   REQUIRE(kf_launch_moe_align(p.db, &al, nullptr) == KF_OK);
   kf_mxfp4_moe_gemm_args g = gemm1_args(1000, al.sorted_ids, al.expert_ids, al.num_padded);
   g.swiglu_limit = 9.f;  // alpha 0: gpt-oss's
