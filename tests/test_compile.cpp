@@ -420,7 +420,8 @@ void compile_red_arch(const std::string& arch) {
 }
 
 // The mxfp4_moe family on `arch`: a decode-sized fused-SwiGLU gemm1 and a prefill-sized
-// gemm2 compile cleanly within tiling.h's shared memory and use the matrix instructions.
+// gemm2 compile cleanly within tiling.h's shared memory and use the matrix instructions;
+// on sm_90a also a split-K decode config (a thread-block cluster).
 void compile_mxfp4_arch(const std::string& arch) {
   if (!have_compiler(arch)) return;
   const kf::ArchInfo& info = kf::arch_info(arch);
@@ -428,7 +429,7 @@ void compile_mxfp4_arch(const std::string& arch) {
   kf::GenOptions opt = options(tmp, arch);
   opt.model = "gpt-oss-20b";
   opt.ops = {"mxfp4_moe"};
-  opt.filter = "^moe_align|_swiglu_bm16_bn64_bk64_w4_s2_ep1$|gemm2_e.*_bm64_bn64_bk32_w4_s2_ep1$|_decode_.*_bm4_bn32_bk32_w4_s1_ep1$";
+  opt.filter = "^moe_align|_swiglu_bm16_bn64_bk64_w4_s2_ep1$|gemm2_e.*_bm64_bn64_bk32_w4_s2_ep1$|_decode_.*_bm4_bn32_bk32_w4_s1_ep1$|_decode_.*_bm1_bn16_bk32_w8_s1_ep1_sk2$";
   std::ostringstream out, err;
   const kf::GenStats stats = kf::run_genkernels(opt, out, err);
   INFO("genkernels output:\n" << out.str() << err.str());
@@ -439,15 +440,17 @@ void compile_mxfp4_arch(const std::string& arch) {
     ++by_op[r.op];
     CHECK(r.status == "ok");
     if (r.op.rfind("mxfp4_moe_", 0) == 0 && r.kind == "decode") {
-      CHECK(r.lds_bytes <= kf::mxfp4::decode_smem_bytes(4, 64, 2880, 1));
+      const kf::Mxfp4Config c = kf::parse_mxfp4_config(r.config, "decode");
+      CHECK(r.lds_bytes <= kf::mxfp4::decode_smem_bytes(c.block_m, c.block_n, 2880, c.split_k));
     } else if (r.op.rfind("mxfp4_moe_", 0) == 0) {
       const kf::Mxfp4Config c = kf::parse_mxfp4_config(r.config);
       CHECK(r.lds_bytes <= kf::mxfp4::smem_bytes(c.block_m, c.block_n, c.block_k, c.stages, c.subtiles));
       if (info.vendor == kf::Vendor::amd && have_objdump()) CHECK(r.mma_count > 0);
     }
   }
-  CHECK(by_op["mxfp4_moe_gemm1"] == 2);  // the matrix kind and the decode kind
-  CHECK(by_op["mxfp4_moe_gemm2"] == 2);
+  const int split = info.warpgroup_mma ? 1 : 0;  // split-K clusters are sm_90a's
+  CHECK(by_op["mxfp4_moe_gemm1"] == 2 + split);  // the matrix kind and the decode kind
+  CHECK(by_op["mxfp4_moe_gemm2"] == 2 + split);
   CHECK(by_op["moe_align"] == 1);
 }
 
