@@ -8,6 +8,8 @@ std::string prune_reason(const Candidate& c, const ArchInfo& arch, const KernelR
   // Scratch without spills is a private array the compiler could not keep in
   // registers (run-time indexing): every access goes to memory.
   if (res.scratch_bytes > 0) return "scratch(" + std::to_string(res.scratch_bytes) + ")";
+  // Products that wait for each other lose the overlap the warpgroup MMA kinds are built on.
+  if (res.mma_serialized) return "mma_serialized";
   if (res.lds_bytes > arch.max_lds_per_block)
     return "lds(" + std::to_string(res.lds_bytes) + ">" + std::to_string(arch.max_lds_per_block) + ")";
   if (occupancy < c.min_occupancy)

@@ -19,6 +19,10 @@ struct KernelResources {
   int scratch_bytes = 0;  // private segment / stack frame per lane
   int spills = 0;         // AMD: VGPR + SGPR spill count; NVIDIA: spill store + load bytes
   int wave_size = 0;      // 32 or 64 (0 if the object does not say)
+  // NVIDIA: ptxas made the kernel's warpgroup MMAs wait for each other ("Potential
+  // Performance Loss: wgmma.mma_async instructions are serialized ...", C751x/C752x:
+  // too few registers, or accumulators touched while a product is in flight).
+  bool mma_serialized = false;
 };
 
 namespace amdgpu {
@@ -33,7 +37,8 @@ std::vector<KernelResources> read_all_resources(const std::vector<uint8_t>& elf)
 namespace nvptx {
 // Parses `ptxas -v` output (as printed through nvcc -Xptxas -v) for `kernel`:
 // "Used N registers", "... bytes smem", "N bytes stack frame, N bytes spill stores,
-// N bytes spill loads". Throws kf::Error if the kernel's lines are absent.
+// N bytes spill loads", and whether a line names the kernel's wgmma instructions as
+// serialized. Throws kf::Error if the kernel's lines are absent.
 KernelResources parse_ptxas_report(const std::string& report, const std::string& kernel);
 // Registers per thread of `kernel` as recorded in the cubin itself (the EIATTR_REGCOUNT
 // record of .nv.info; sm_90+ cubins no longer put it in the .text section's sh_info);

@@ -59,6 +59,16 @@ TEST_CASE("scratch without spills") {
         "scratch(64)");
 }
 
+TEST_CASE("warpgroup MMAs serialized by ptxas") {
+  kf::KernelResources r = clean();
+  r.mma_serialized = true;
+  CHECK(kf::prune_reason(candidate(kf::LinearKind::prefill, "sm_90a"), kf::arch_info("sm_90a"), r, 1, 16) ==
+        "mma_serialized");
+  r.spills = 4;  // spills are named first
+  CHECK(kf::prune_reason(candidate(kf::LinearKind::prefill, "sm_90a"), kf::arch_info("sm_90a"), r, 1, 16) ==
+        "spills(4)");
+}
+
 TEST_CASE("LDS over the per-block limit") {
   kf::KernelResources r = clean();
   r.lds_bytes = 70000;

@@ -237,6 +237,28 @@ TEST_CASE("nvptx: a non-inlined callee's properties do not leak into the entry")
   CHECK(r.scratch_bytes == 0);
 }
 
+TEST_CASE("nvptx: ptxas's notice that a kernel's wgmma instructions are serialized") {
+  // As CUDA 13 prints it, before the entry's own block, naming the function; another
+  // kernel's notice in the same report does not mark this one.
+  const std::string report =
+      "ptxas info    : (C7512) Potential Performance Loss: wgmma.mma_async instructions are serialized due to "
+      "insufficient register resources for the function 'wide_tile'\n"
+      "ptxas info    : 0 bytes gmem\n"
+      "ptxas info    : Compiling entry function 'wide_tile' for 'sm_90a'\n"
+      "ptxas info    : Function properties for wide_tile\n"
+      "    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads\n"
+      "ptxas info    : Used 168 registers, used 1 barriers\n"
+      "ptxas info    : Compile time = 361.091 ms\n"
+      "ptxas info    : Compiling entry function 'wide_tile_2' for 'sm_90a'\n"
+      "ptxas info    : Function properties for wide_tile_2\n"
+      "    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads\n"
+      "ptxas info    : Used 90 registers, used 1 barriers\n"
+      "ptxas info    : Compile time = 300.0 ms\n";
+  CHECK(kf::nvptx::parse_ptxas_report(report, "wide_tile").mma_serialized);
+  CHECK_FALSE(kf::nvptx::parse_ptxas_report(report, "wide_tile_2").mma_serialized);
+  CHECK_FALSE(kf::nvptx::parse_ptxas_report(text("nv_sm90a.ptxas.txt"), "axpy").mma_serialized);
+}
+
 TEST_CASE("nvptx: absent kernels and damaged reports") {
   const std::string report = text("nv_sm90a.ptxas.txt");
   const std::string msg = error_of([&] { kf::nvptx::parse_ptxas_report(report, "axp"); });
