@@ -1,7 +1,8 @@
 // moe_align: routing (topk_ids) -> the sorted slot list the MoE GEMMs walk (args.h).
 // One workgroup of THREADS (>= E) threads, everything in shared memory:
 //   1. count each expert's slots (ids outside [0, E) are dropped);
-//   2. pad each count up to a multiple of block_m and scan: start of each expert's run;
+//   2. pad each count up to a multiple of block_m and scan: start of each expert's run
+//      (within waves by shuffles, then across them);
 //   3. write expert_ids per block and fill the runs with the padding id T * top_k;
 //   4. scatter every slot to its expert's run (order within a run is arbitrary: rows are
 //      independent, so the GEMM results do not depend on it).
@@ -28,7 +29,25 @@ KF_INLINE void moe_align_zero(const kf_moe_align_args& a, int64_t block) {
 }
 
 template <int THREADS>
+constexpr int kAlignWaves = THREADS / KF_WAVE;
+
+// Inclusive prefix sum of `incl` over the lanes of the wave, by exchanges with the lanes
+// 1, 2, 4, ... apart: after the step with mask m, `total` is the sum over the aligned run
+// of 2m lanes holding this one and `incl` the part of it up to this lane. Ints travel as
+// float bits (shuffle_xor moves bits unchanged).
+KF_INLINE void wave_scan(int lane, int& incl, int& total) {
+#pragma unroll
+  for (int m = 1; m < KF_WAVE; m *= 2) {
+    const int other = static_cast<int>(float_as_bits(shuffle_xor(bits_as_float(static_cast<uint32_t>(total)), m)));
+    if (lane & m) incl += other;
+    total += other;
+  }
+}
+
+template <int THREADS>
 KF_INLINE void moe_align(const kf_moe_align_args& a) {
+  static_assert(kAlignWaves<THREADS> <= KF_WAVE, "one wave scans the waves' totals");
+  static_assert(THREADS % KF_WAVE == 0, "whole waves");
   static_assert(THREADS >= moe::kMaxExperts, "one thread per expert in the scan");
   if (block_x() > 0) {  // uniform per block, before any barrier
     if (a.zero) moe_align_zero<THREADS>(a, block_x() - 1);
@@ -47,16 +66,26 @@ KF_INLINE void moe_align(const kf_moe_align_args& a) {
   }
   barrier();
 
-  // Inclusive scan of the padded run lengths (Hillis-Steele, one expert per thread).
+  // Inclusive scan of the padded run lengths, one expert per thread: within each wave by
+  // shuffles, then across the waves' totals, three barriers in all. A block-wide
+  // Hillis-Steele scan takes two per step (16 for 256 experts); this saves ~0.6 us of a
+  // small T's ~5 us launch on an H200 (bench/NOTES.md MoE v15).
   const int padded = tid < E ? (count[tid] + bm - 1) / bm * bm : 0;
-  if (tid < moe::kMaxExperts) scan[tid] = padded;
+  KF_SHARED int wave_sum[kAlignWaves<THREADS>];
+  const int lane = tid % KF_WAVE, wave = tid / KF_WAVE;
+  int incl = padded, wave_total = padded;
+  wave_scan(lane, incl, wave_total);
+  if (lane == 0) wave_sum[wave] = wave_total;
   barrier();
-  for (int off = 1; off < E; off *= 2) {
-    const int add = tid < E && tid >= off ? scan[tid - off] : 0;
-    barrier();
-    if (tid < E) scan[tid] += add;
-    barrier();
+  if (wave == 0) {  // the waves' exclusive offsets, in place
+    const int mine = lane < kAlignWaves<THREADS> ? wave_sum[lane] : 0;
+    int before = mine, all = mine;
+    wave_scan(lane, before, all);
+    if (lane < kAlignWaves<THREADS>) wave_sum[lane] = before - mine;
   }
+  barrier();
+  if (tid < moe::kMaxExperts) scan[tid] = wave_sum[wave] + incl;
+  barrier();
   const int total = scan[E - 1];
   const int start = tid < E ? scan[tid] - padded : 0;
 

@@ -4,7 +4,8 @@
 // expert, ids outside [0, E), a token with no expert):
 //   align     kf_launch_moe_align, exactly: num_padded, each expert's run holding its
 //             slots once plus padding T * top_k, run lengths multiples of block_m,
-//             expert_ids per block, nothing written past the capacity of launch.h;
+//             expert_ids per block, nothing written past the capacity of launch.h; at
+//             the GEMM checks' T and at T = 4096, 5000 and 16000 (align.h's two ways);
 //   gemm      every w4a16_moe_gemm1/2 candidate (loaded by name from the pack, launched
 //             with the geometry of w4a16_moe/launch.h) on a correct align result whose
 //             unused tail holds valid-looking ids; and the runtime's pick
@@ -43,12 +44,17 @@ void Checker::run_align() {
   std::set<int> bms = {1, 16, 64};
   for (auto& [key, list] : gemms_)
     for (auto& g : list) bms.insert(g.cfg.block_m);
-  const int64_t t_max = *std::max_element(opt_.ts.begin(), opt_.ts.end());
+  // Beyond the GEMM checks' T: routings that take align's windowed fill over several
+  // windows (4096), and ones too large for it, by slot count (5000, 16000 with top_k 8)
+  // or by one expert's run (16000 with E = 8, top_k = 2, a hot expert): align.h's two ways.
+  std::set<int64_t> ts(opt_.ts.begin(), opt_.ts.end());
+  ts.insert({4096, 5000, 16000});
+  const int64_t t_max = *ts.rbegin();
   for (auto [experts, top_k] : routing_cases()) {
     const int64_t cap_max = moe::sorted_capacity(t_max, top_k, experts, *bms.rbegin());
     Buf ids(t_max * top_k * 4), sorted((moe::sorted_capacity(t_max, top_k, experts, 1) + cap_max + kGuard) * 4),
         blocks((moe::sorted_capacity(t_max, top_k, experts, 1) + kGuard) * 4), num_padded((1 + kGuard) * 4);
-    for (int64_t t : opt_.ts)
+    for (int64_t t : ts)
       for (RoutingArchetype a : opt_.archetypes) {
         const Routing r = make_routing(t, experts, top_k, a);
         ids.up(r.ids);
