@@ -304,6 +304,67 @@ TEST_CASE("autotune: generates what the pack lacks (gfx1151, clang), also into a
   CHECK(fs::exists(dir.sub("tuned/h100-run.genkernels/kforge.sqlite")));
 }
 
+TEST_CASE("autotune: kernels the templates no longer generate are removed, and no winner comes from them") {
+  TempDir dir("tuner");
+  kf::AutotuneOptions o = options(dir.sub("tuned/kforge.sqlite"));
+  o.generate = true;
+  o.arch = "gfx1151";
+  o.ms = {1, 256};
+  o.jobs = 2;
+  o.cache_dir = dir.sub("cache");
+  o.filter = "n256_k256_.*(bm1_bn64_bk32_w4_sk1|bm16_bn64_bk32_w4_sk1_s2)|generic";
+  kf::FakeOptions fo;
+  fo.arch = "gfx1151";
+  kf::FakeMeasurer first(fo);
+  CHECK(run_in_process(o, first).stats.dropped == 0);
+  const std::string db = o.db;
+
+  // A DB tuned with older templates: a decode config the candidate space has since
+  // retired (split-K 7) still holds a code object and the fastest time at M = 1, so it
+  // wins there; and one of a shape outside this selection.
+  const std::string decode = text_of(db, "SELECT name FROM kernels WHERE kind = 'decode' AND arch = 'gfx1151'");
+  REQUIRE(contains(decode, "_sk1_"));
+  std::string retired = decode;
+  retired.replace(retired.find("_sk1_"), 5, "_sk7_");
+  const std::string elsewhere = "w4a16_linear_decode_n999_k256_g128_bf16_sym_bm1_bn64_bk32_w4_sk1_s1";
+  for (const auto& [name, shape] : {std::pair{retired, std::string()}, std::pair{elsewhere, std::string("n999_k256_g128_bf16_sym")}}) {
+    const std::string shape_sql = shape.empty() ? "shape" : q(shape);
+    kf_test::sql(db, "INSERT INTO kernels (name, arch, op, kind, shape, config, code_object, vgprs_or_regs, sgprs, agprs,"
+                     " lds_bytes, scratch_bytes, spills, occupancy, threads, mma_count, status, compiler, source_hash, log)"
+                     " SELECT " + q(name) + ", arch, op, kind, " + shape_sql + ", config, code_object, vgprs_or_regs,"
+                     " sgprs, agprs, lds_bytes, scratch_bytes, spills, occupancy, threads, mma_count, status, compiler,"
+                     " source_hash, log FROM kernels WHERE name = " + q(decode) + " AND arch = 'gfx1151'");
+  }
+  kf_test::sql(db, "INSERT INTO results (arch, device, op, shape, cold_l2, routing, m, kernel, disposition, median_us,"
+                   " min_us, reps, max_rel_err, message, driver, runtime, compiler, kforge_version)"
+                   " SELECT arch, device, op, shape, cold_l2, routing, m, " + q(retired) + ", disposition, 0.5, 0.5,"
+                   " reps, max_rel_err, message, driver, runtime, compiler, kforge_version FROM results"
+                   " WHERE kernel = " + q(decode) + " AND m = 1");
+  CHECK(kf::ResultsDb::open(db).recompute_winners() > 0);
+  REQUIRE(scalar(db, "SELECT count(*) FROM winners WHERE kernel = " + q(retired)) == 1);
+
+  // Without generation the DB is tuned as it is.
+  kf::AutotuneOptions as_is = o;
+  as_is.generate = false;
+  kf::FakeMeasurer bare(fo);
+  CHECK(run_in_process(as_is, bare).stats.dropped == 0);
+  CHECK(scalar(db, "SELECT count(*) FROM kernels WHERE name = " + q(retired)) == 1);
+
+  kf::FakeMeasurer again(fo);
+  const auto r = run_in_process(o, again);
+  CHECK(r.stats.dropped == 1);
+  CHECK(contains(r.err, "removed 1 kernel of this selection that the templates no longer generate"));
+  CHECK(scalar(db, "SELECT count(*) FROM kernels WHERE name = " + q(retired)) == 0);
+  CHECK(scalar(db, "SELECT count(*) FROM winners WHERE kernel = " + q(retired)) == 0);
+  CHECK(scalar(db, "SELECT count(*) FROM results WHERE kernel = " + q(retired)) == 1);  // history
+  CHECK(text_of(db, "SELECT kernel FROM winners WHERE op = 'w4a16_linear' AND shape = " + q(kShape.key()) +
+                        " AND m_lo = 1 AND arch = 'gfx1151'") == decode);
+  CHECK(scalar(db, "SELECT count(*) FROM kernels WHERE name = " + q(elsewhere)) == 1);  // not this selection's
+  CHECK(again.measurements() == 0);
+  kf::FakeMeasurer settled(fo);
+  CHECK(run_in_process(o, settled).stats.dropped == 0);
+}
+
 TEST_CASE("autotune: a template change rebuilds the kernels that include it and measures them again") {
   TempDir dir("tuner");
   const std::string templates = dir.sub("templates");

@@ -278,9 +278,18 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
   const std::vector<MlaTuneShape> mla_shapes = mla_tune_shapes(model, opt.select, ops);
   const std::vector<Mxfp4TuneShape> mx_shapes = mxfp4_tune_shapes(model, ops);
 
-  st.generated = ensure_pack(opt, arch, shapes, moe_shapes, mla_shapes, mx_shapes, filter, out, err);
+  const PackSetup setup = ensure_pack(opt, arch, shapes, moe_shapes, mla_shapes, mx_shapes, filter, out, err);
+  st.generated = setup.generated;
+  st.dropped = setup.dropped;
   const Pack pack = Pack::open(opt.db, false);
   ResultsDb db = ResultsDb::open(opt.db);
+  if (setup.dropped > 0) {
+    // Their winners went with them: every range is taken again from what can still run.
+    db.recompute_winners();
+    err << "autotune: removed " << setup.dropped << " kernel" << (setup.dropped == 1 ? "" : "s")
+        << " of this selection that the templates no longer generate (their measurements stay as history);"
+           " winners recomputed without them\n";
+  }
   const bool cold = !opt.warm;
   const std::vector<PackKernel> util =
       pack.kernels("arch = '" + arch + "' AND name = 'kf_util_stream_read' AND status = 'ok'");

@@ -55,6 +55,7 @@ struct AutotuneOptions {
 
 struct AutotuneStats {
   int generated = 0;  // kernels genkernels added to the pack
+  int dropped = 0;    // kernels of the selection the templates no longer generate, removed
   int measured = 0;   // Measurer::measure calls
   int skipped = 0;    // (kernel, M) already stored for this device: not redone
   int stored = 0;     // result rows written

@@ -77,12 +77,43 @@ void import_pack(const std::string& from, const std::string& to, const std::stri
   }
 }
 
+// The kernels of the selection's (op, shape) pairs that the candidate space no longer
+// emits (a template retiled, a config retired): left in the DB they keep their code
+// objects and measurements, so one could keep winning, and the runtime refuses such a
+// winner when it opens the DB (its tiling no longer holds) and serves a slower fallback.
+// Their rows go, as a full genkernels run drops them from a pack; their measurements stay
+// as history, which no winner is taken from (results_db.cpp, KF_RUNNABLE).
+int drop_retired_kernels(const AutotuneOptions& opt, const std::string& arch, const std::vector<TuneShape>& shapes,
+                         const std::vector<MoeTuneShape>& moe_shapes, const std::vector<MlaTuneShape>& mla_shapes,
+                         const std::vector<Mxfp4TuneShape>& mxfp4_shapes) {
+  if (!fs::exists(opt.db)) return 0;
+  // Every name of these shapes, whatever --filter limits the run to.
+  const std::vector<std::string> current =
+      expected_kernels(shapes, opt.select, arch, std::regex(".*"), moe_shapes, mla_shapes, mxfp4_shapes);
+  std::vector<std::pair<std::string, std::string>> scopes;  // (op, shape key)
+  for (const auto& s : shapes) scopes.push_back({"w4a16_linear", s.key});
+  for (const auto& s : moe_shapes) scopes.push_back({s.op, s.key});
+  for (const auto& s : mla_shapes) scopes.push_back({s.op, s.key});
+  for (const auto& s : mxfp4_shapes) scopes.push_back({s.op, s.key});
+  Pack pack = Pack::open(opt.db, true);
+  pack.begin();
+  int dropped = 0;
+  try {
+    for (const auto& [op, key] : scopes) dropped += pack.delete_stale(arch, op, key, current);
+    pack.commit();
+  } catch (...) {
+    pack.rollback();
+    throw;
+  }
+  return dropped;
+}
+
 }  // namespace
 
-int ensure_pack(const AutotuneOptions& opt, const std::string& arch, const std::vector<TuneShape>& shapes,
-                const std::vector<MoeTuneShape>& moe_shapes, const std::vector<MlaTuneShape>& mla_shapes,
-                const std::vector<Mxfp4TuneShape>& mxfp4_shapes, const std::regex& filter, std::ostream& out,
-                std::ostream& err) {
+PackSetup ensure_pack(const AutotuneOptions& opt, const std::string& arch, const std::vector<TuneShape>& shapes,
+                      const std::vector<MoeTuneShape>& moe_shapes, const std::vector<MlaTuneShape>& mla_shapes,
+                      const std::vector<Mxfp4TuneShape>& mxfp4_shapes, const std::regex& filter, std::ostream& out,
+                      std::ostream& err) {
   const fs::path db(opt.db);
   if (db.filename().empty() || fs::is_directory(db))
     throw Error("--db '" + opt.db + "' must name a file (e.g. tuned_db/kforge.sqlite)");
@@ -97,12 +128,14 @@ int ensure_pack(const AutotuneOptions& opt, const std::string& arch, const std::
   // Checked under the lock too: a pack another process is creating looks empty (and
   // would be refused as "not a kforge pack") until its schema is committed.
   const GenLock lock(dir.string(), err);
+  PackSetup setup;
+  if (opt.generate) setup.dropped = drop_retired_kernels(opt, arch, shapes, moe_shapes, mla_shapes, mxfp4_shapes);
   const std::vector<std::string> missing = missing_kernels(opt.db, arch, expected);
   if (!opt.generate) {
     if (!missing.empty())
       err << "autotune: warning: the pack lacks " << missing.size() << " of the " << expected.size()
           << " kernels of this selection for " << arch << " (--no-generate): tuning what it has\n";
-    return 0;
+    return setup;
   }
 
   // A DB that holds every kernel of the selection can still be tuned on a machine without
@@ -113,7 +146,7 @@ int ensure_pack(const AutotuneOptions& opt, const std::string& arch, const std::
     } catch (const Error& e) {
       err << "autotune: warning: cannot tell whether the DB's kernels are built from these templates (" << e.what()
           << "): tuning the kernels it holds\n";
-      return 0;
+      return setup;
     }
   }
 
@@ -160,7 +193,8 @@ int ensure_pack(const AutotuneOptions& opt, const std::string& arch, const std::
   const GenStats built = run_genkernels(g, gen_out, err);
   if (built.candidates > 0) out << gen_out.str();
   if (!is_pack_name && !built.names.empty()) import_pack(g.out_dir + "/kforge.sqlite", opt.db, arch, built.names);
-  return built.candidates;
+  setup.generated = built.candidates;
+  return setup;
 }
 
 }  // namespace kf

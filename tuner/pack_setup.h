@@ -12,11 +12,18 @@
 
 namespace kf {
 
-// Returns how many kernels were added. Throws kf::Error for a file that is not a
-// kforge pack (left untouched), or when the DB is missing and generation is off.
-int ensure_pack(const AutotuneOptions& opt, const std::string& arch, const std::vector<TuneShape>& shapes,
-                const std::vector<MoeTuneShape>& moe_shapes, const std::vector<MlaTuneShape>& mla_shapes,
-                const std::vector<Mxfp4TuneShape>& mxfp4_shapes, const std::regex& filter, std::ostream& out,
-                std::ostream& err);
+struct PackSetup {
+  int generated = 0;  // kernels added or rebuilt
+  int dropped = 0;    // kernels of the selection the templates no longer generate, removed
+};
+
+// Brings the DB's kernels of this selection up to date: generates what it lacks or holds
+// built from other sources, and (generation on) removes the kernels of the selection's
+// (op, shape) pairs that the candidate space no longer emits. Throws kf::Error for a file
+// that is not a kforge pack (left untouched), or when the DB is missing and generation is off.
+PackSetup ensure_pack(const AutotuneOptions& opt, const std::string& arch, const std::vector<TuneShape>& shapes,
+                      const std::vector<MoeTuneShape>& moe_shapes, const std::vector<MlaTuneShape>& mla_shapes,
+                      const std::vector<Mxfp4TuneShape>& mxfp4_shapes, const std::regex& filter, std::ostream& out,
+                      std::ostream& err);
 
 }  // namespace kf
