@@ -79,8 +79,9 @@ void import_pack(const std::string& from, const std::string& to, const std::stri
 
 // The kernels of the selection's (op, shape) pairs that the candidate space no longer
 // emits (a template retiled, a config retired): left in the DB they keep their code
-// objects and measurements, so one could keep winning, and the runtime refuses such a
-// winner when it opens the DB (its tiling no longer holds) and serves a slower fallback.
+// objects and measurements, so one could keep winning, while a newer runtime sizes
+// launches by the current rules (it refuses such a kernel at open, or may launch one its
+// rules still accept with the wrong geometry: bench/NOTES.md, sparse MLA v10).
 // Their rows go, as a full genkernels run drops them from a pack; their measurements stay
 // as history, which no winner is taken from (results_db.cpp, KF_RUNNABLE).
 int drop_retired_kernels(const AutotuneOptions& opt, const std::string& arch, const std::vector<TuneShape>& shapes,
