@@ -57,6 +57,19 @@ FakePack tune_decode_then_prefill(const std::string& db) {
   return f;
 }
 
+// autotune generating gfx1151 kernels with clang into DIR/tuned/kforge.sqlite: a decode
+// and a prefill config of one shape plus the generic kernels, at M 1 and 256.
+kf::AutotuneOptions generating_options(const TempDir& dir) {
+  kf::AutotuneOptions o = options(dir.sub("tuned/kforge.sqlite"));
+  o.generate = true;
+  o.arch = "gfx1151";
+  o.ms = {1, 256};
+  o.jobs = 2;
+  o.cache_dir = dir.sub("cache");
+  o.filter = "n256_k256_.*(bm1_bn64_bk32_w4_sk1|bm16_bn64_bk32_w4_sk1_s2)|generic";
+  return o;
+}
+
 }  // namespace
 
 TEST_SUITE("tuner") {
@@ -259,13 +272,7 @@ TEST_CASE("autotune: no L2 flush kernel in the pack: cold timing refused, warm a
 
 TEST_CASE("autotune: generates what the pack lacks (gfx1151, clang), also into a DB of another name") {
   TempDir dir("tuner");
-  kf::AutotuneOptions o = options(dir.sub("tuned/kforge.sqlite"));
-  o.generate = true;
-  o.arch = "gfx1151";
-  o.ms = {1, 256};
-  o.jobs = 2;
-  o.cache_dir = dir.sub("cache");
-  o.filter = "n256_k256_.*(bm1_bn64_bk32_w4_sk1|bm16_bn64_bk32_w4_sk1_s2)|generic";
+  kf::AutotuneOptions o = generating_options(dir);
   kf::FakeOptions fo;
   fo.arch = "gfx1151";
   kf::FakeMeasurer fm(fo);
@@ -306,13 +313,7 @@ TEST_CASE("autotune: generates what the pack lacks (gfx1151, clang), also into a
 
 TEST_CASE("autotune: kernels the templates no longer generate are removed, and no winner comes from them") {
   TempDir dir("tuner");
-  kf::AutotuneOptions o = options(dir.sub("tuned/kforge.sqlite"));
-  o.generate = true;
-  o.arch = "gfx1151";
-  o.ms = {1, 256};
-  o.jobs = 2;
-  o.cache_dir = dir.sub("cache");
-  o.filter = "n256_k256_.*(bm1_bn64_bk32_w4_sk1|bm16_bn64_bk32_w4_sk1_s2)|generic";
+  kf::AutotuneOptions o = generating_options(dir);
   kf::FakeOptions fo;
   fo.arch = "gfx1151";
   kf::FakeMeasurer first(fo);
@@ -369,14 +370,8 @@ TEST_CASE("autotune: a template change rebuilds the kernels that include it and 
   TempDir dir("tuner");
   const std::string templates = dir.sub("templates");
   fs::copy(KF_TEMPLATE_DIR, templates, fs::copy_options::recursive);
-  kf::AutotuneOptions o = options(dir.sub("tuned/kforge.sqlite"));
-  o.generate = true;
-  o.arch = "gfx1151";
-  o.ms = {1, 256};
-  o.jobs = 2;
-  o.cache_dir = dir.sub("cache");
+  kf::AutotuneOptions o = generating_options(dir);
   o.templates_dir = templates;
-  o.filter = "n256_k256_.*(bm1_bn64_bk32_w4_sk1|bm16_bn64_bk32_w4_sk1_s2)|generic";
   kf::FakeOptions fo;
   fo.arch = "gfx1151";
   kf::FakeMeasurer first(fo);
