@@ -70,14 +70,14 @@ std::string linear_kernel_name(const LinearShape& shape, const LinearConfig& cfg
 
 void append_skinny_configs(const LinearShape& s, const ArchInfo& arch, std::initializer_list<int> splits,
                            std::initializer_list<int> stages, std::vector<LinearConfig>& out,
-                           std::initializer_list<int> block_ms) {
+                           std::initializer_list<int> block_ms, std::initializer_list<int> block_ns) {
   // NVIDIA only: the template is written against mma.sync's fragment layouts. block_n
   // 256 holds 16 accumulator atoms twice over (sums and group sums) and spills in nearly
   // every config.
   if (arch.vendor != Vendor::nvidia) return;
   const int n = static_cast<int>(s.n), k = static_cast<int>(s.k), g = s.effective_group();
   for (int bm : block_ms)
-    for (int bn : {64, 128})
+    for (int bn : block_ns)
       for (int w : {2, 4, 8})
         for (int sk : splits)
           for (int st : stages)
@@ -107,6 +107,10 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
             if (k / sk / (threads / (bn / 4) * bk) > 1) out.push_back({LinearKind::decode, bm, bn, bk, w, sk, 2});
           }
   append_skinny_configs(s, arch, {1, 2, 4, 8}, {2, 3, 4, 6, 8}, out, {16, 8});
+  // Swapped-form widths that tile N into other block counts: 96 puts 12288 columns on
+  // 128 blocks (one per SM of a 132-SM part; 64 gives 192, 1.45 waves) and 9216 on 96;
+  // 32 doubles the blocks of the narrow layers.
+  append_skinny_configs(s, arch, {1, 2, 4, 8}, {2, 3, 4, 6, 8}, out, {8}, {32, 96});
   for (int bm : {16, 32, 64, 128})
     for (int bn : {64, 128, 256})
       for (int bk : {32, 64})

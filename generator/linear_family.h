@@ -73,13 +73,13 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& shape, con
 void append_pipelined_prefill_configs(const LinearShape& shape, const ArchInfo& arch, std::vector<LinearConfig>& out);
 
 // The skinny configs (templates/w4a16_linear/skinny.h: M <= 16 on the tensor cores,
-// NVIDIA only) of this shape over the given split_k and stages values, block_n 64 and
-// 128, 2, 4 or 8 warps, in that order (skinny::valid drops the rings that do not fit
-// the static shared memory); nothing on other vendors.
+// NVIDIA only) of this shape over the given block_m, block_n, split_k and stages values
+// and 2, 4 or 8 warps, in that order (skinny::valid drops what the shape or the shared
+// memory cannot take); nothing on other vendors.
 // block_ms: 16 (x as the A operand) and 8 (the swapped form, M <= 8); both families emit both.
 void append_skinny_configs(const LinearShape& shape, const ArchInfo& arch, std::initializer_list<int> splits,
                            std::initializer_list<int> stages, std::vector<LinearConfig>& out,
-                           std::initializer_list<int> block_ms = {16});
+                           std::initializer_list<int> block_ms = {16}, std::initializer_list<int> block_ns = {64, 128});
 
 Candidate make_linear_candidate(const LinearShape& shape, const LinearConfig& cfg,
                                 const ArchInfo& arch);

@@ -314,6 +314,15 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
                 ++valid;
                 CHECK(has({kf::LinearKind::skinny, bm, bn, 32, w, sk, st}));
               }
+    // and the swapped form's other widths
+    for (int bn : {32, 96})
+      for (int w : {2, 4, 8})
+        for (int sk : {1, 2, 4, 8})
+          for (int st : {2, 3, 4, 6, 8})
+            if (arch.vendor == kf::Vendor::nvidia && kf::w4a16::skinny::valid(2048, 512, 128, bn, w, sk, st, 8)) {
+              ++valid;
+              CHECK(has({kf::LinearKind::skinny, 8, bn, 32, w, sk, st}));
+            }
     for (int bm : {16, 32, 64, 128})
       for (int bn : {64, 128, 256})
         for (int bk : {32, 64})
@@ -564,15 +573,16 @@ TEST_CASE("enumerate_linear_configs: skinny only on NVIDIA, between decode and p
   // ring fits the 227 KiB a block may have (above 48 KiB as dynamic shared memory). Per
   // block_m (16, 8) and block_n (64, 128):
   //   w2 sk 1..8 x 5 stages = 20; w4 sk 1..4 x 5 + sk 8 (4 spans) x 2-4 = 18;
-  //   w8 sk 1, 2 x 5 + sk 4 (4 spans) x 2-4 = 13 (sk 8 would split a group).
+  //   w8 sk 1, 2 x 5 + sk 4 (4 spans) x 2-4 = 13 (sk 8 would split a group);
+  // and once more for the swapped form's block_n 32 (96 does not divide N = 2048).
   const auto nv = kf::enumerate_linear_configs(s, kf::arch_info("sm_90a"));
   CHECK(std::count_if(nv.begin(), nv.end(), [](const kf::LinearConfig& c) { return c.kind == kf::LinearKind::skinny; }) ==
-        4 * (20 + 18 + 13));
+        5 * (20 + 18 + 13));
   // Per-channel: one scale per column, so every split into whole spans: the same plus
-  // w8 sk 8 (kw 64: two spans, stages 2) in each of the four.
+  // w8 sk 8 (kw 64: two spans, stages 2) in each of the five.
   const auto ch = kf::enumerate_linear_configs({2048, 4096, 0, true, false}, kf::arch_info("sm_90a"));
   CHECK(std::count_if(ch.begin(), ch.end(), [](const kf::LinearConfig& c) { return c.kind == kf::LinearKind::skinny; }) ==
-        4 * (20 + 18 + 14));
+        5 * (20 + 18 + 14));
 }
 
 TEST_CASE("arch table") {
