@@ -70,6 +70,13 @@ kf::AutotuneOptions generating_options(const TempDir& dir) {
   return o;
 }
 
+// The fake measurer's options for those runs.
+kf::FakeOptions gfx1151_measurer() {
+  kf::FakeOptions fo;
+  fo.arch = "gfx1151";
+  return fo;
+}
+
 }  // namespace
 
 TEST_SUITE("tuner") {
@@ -273,8 +280,7 @@ TEST_CASE("autotune: no L2 flush kernel in the pack: cold timing refused, warm a
 TEST_CASE("autotune: generates what the pack lacks (gfx1151, clang), also into a DB of another name") {
   TempDir dir("tuner");
   kf::AutotuneOptions o = generating_options(dir);
-  kf::FakeOptions fo;
-  fo.arch = "gfx1151";
+  const kf::FakeOptions fo = gfx1151_measurer();
   kf::FakeMeasurer fm(fo);
   const auto r = run_in_process(o, fm);
   CHECK(r.stats.generated == 4);  // decode, prefill, generic, util
@@ -314,8 +320,7 @@ TEST_CASE("autotune: generates what the pack lacks (gfx1151, clang), also into a
 TEST_CASE("autotune: kernels the templates no longer generate are removed, and no winner comes from them") {
   TempDir dir("tuner");
   kf::AutotuneOptions o = generating_options(dir);
-  kf::FakeOptions fo;
-  fo.arch = "gfx1151";
+  const kf::FakeOptions fo = gfx1151_measurer();
   kf::FakeMeasurer first(fo);
   CHECK(run_in_process(o, first).stats.dropped == 0);
   const std::string db = o.db;
@@ -372,8 +377,7 @@ TEST_CASE("autotune: a template change rebuilds the kernels that include it and 
   fs::copy(KF_TEMPLATE_DIR, templates, fs::copy_options::recursive);
   kf::AutotuneOptions o = generating_options(dir);
   o.templates_dir = templates;
-  kf::FakeOptions fo;
-  fo.arch = "gfx1151";
+  const kf::FakeOptions fo = gfx1151_measurer();
   kf::FakeMeasurer first(fo);
   CHECK(run_in_process(o, first).stats.generated == 4);
   kf::AutotuneOptions side = o;
