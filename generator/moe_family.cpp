@@ -86,6 +86,9 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
   // Skinny (NVIDIA): the decode kind's few rows per expert on the tensor cores, one
   // 16- or 8-slot block per expert run (templates/w4a16_moe/gemm_skinny.h).
   append_skinny_configs(s.expert(), arch, {1, 2, 4}, {2, 4, 8}, out, {16, 8});
+  // gemm2's swapped form also at block_n 32: twice the column blocks (bench/NOTES.md
+  // linear v18; gemm1's fused SiLU needs whole 64-column gate and up halves).
+  if (s.gemm == 2) append_skinny_configs(s.expert(), arch, {1, 2, 4}, {2, 4, 8}, out, {8}, {32});
   for (int bm : {16, 32, 64, 128})
     for (int bn : {64, 128})
       for (int bk : {32, 64})

@@ -6,6 +6,8 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "device_plan.h"
@@ -524,6 +526,19 @@ TEST_CASE("autotune MoE: resumes after kill -9 measuring exactly what is missing
   CHECK(scalar(db, "SELECT count(*) FROM results") ==
         scalar(db, "SELECT count(*) FROM (SELECT DISTINCT arch, device, op, shape, m, kernel, cold_l2, routing"
                    " FROM results)"));
+}
+
+TEST_CASE("the shipped vLLM export is what the shipped tuned DB exports") {
+  // tuned_db/vllm/ is derived data: regenerate it (autotune --export-vllm) whenever the
+  // DB's MoE winners change, or engines reading it get another tile than kforge serves.
+  const std::string dir = KF_TEST_DATA_DIR "/../tuned_db";
+  const kf::MoeShape q35{1, 256, 8, 1024, 2048, 128, true, false};  // qwen3-35b's gate_up
+  const std::string device = "NVIDIA H200";
+  const std::string shipped = dir + "/vllm/" + kf::vllm_config_file_name(q35, device);
+  std::ifstream f(shipped, std::ios::binary);
+  REQUIRE_MESSAGE(f.good(), shipped);
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  CHECK(text == kf::vllm_config_json(dir + "/kforge.sqlite", "sm_90a", device, q35, true));
 }
 
 TEST_CASE("plan: MoE skinny kernels go by slots per expert, decode ones by T") {
