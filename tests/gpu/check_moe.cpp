@@ -5,7 +5,7 @@
 //   align     kf_launch_moe_align, exactly: num_padded, each expert's run holding its
 //             slots once plus padding T * top_k, run lengths multiples of block_m,
 //             expert_ids per block, nothing written past the capacity of launch.h; at
-//             the GEMM checks' T and at T = 4096, 5000 and 16000 (align.h's two ways);
+//             the GEMM checks' T and at T = 4096, 5000 and 16000 (large routings);
 //   gemm      every w4a16_moe_gemm1/2 candidate (loaded by name from the pack, launched
 //             with the geometry of w4a16_moe/launch.h) on a correct align result whose
 //             unused tail holds valid-looking ids; and the runtime's pick
@@ -44,9 +44,10 @@ void Checker::run_align() {
   std::set<int> bms = {1, 16, 64};
   for (auto& [key, list] : gemms_)
     for (auto& g : list) bms.insert(g.cfg.block_m);
-  // Beyond the GEMM checks' T: routings that take align's windowed fill over several
-  // windows (4096), and ones too large for it, by slot count (5000, 16000 with top_k 8)
-  // or by one expert's run (16000 with E = 8, top_k = 2, a hot expert): align.h's two ways.
+  // Beyond the GEMM checks' T: prefill routings (4096), slot counts past 32768 (5000 and
+  // 16000 with top_k 8), and one expert taking thousands of slots (16000 with E = 8,
+  // top_k = 2, a hot archetype): sizes where a faster sort may take another way than
+  // small T does (bench/NOTES.md MoE v14 tried one).
   std::set<int64_t> ts(opt_.ts.begin(), opt_.ts.end());
   ts.insert({4096, 5000, 16000});
   const int64_t t_max = *ts.rbegin();
