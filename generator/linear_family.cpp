@@ -210,6 +210,8 @@ Candidate make_linear_candidate(const LinearShape& s, const LinearConfig& cfg, c
     c.params["warps"] = std::to_string(cfg.warps);
     c.params["split_k"] = std::to_string(cfg.split_k);
     c.params["stages"] = std::to_string(cfg.stages);
+    // A split tile's blocks form one thread-block cluster and sum on chip (skinny.h).
+    c.params["cluster"] = cfg.split_k > 1 ? "__cluster_dims__(1, " + std::to_string(cfg.split_k) + ", 1)" : "";
     // Streaming like decode, on the matrix instruction: compiled to scalar code it is
     // on the slow path.
     c.needs_mma = true;
@@ -250,13 +252,14 @@ Candidate make_linear_generic_candidate(bool bf16, bool asym, const ArchInfo& ar
   return c;
 }
 
-// The kernel ABI's own formulas (templates/w4a16_linear/launch.h), shared with the runtime.
+// The kernel ABI's own formulas (templates/w4a16_linear/launch.h), shared with the runtime;
+// the skinny kind's split tiles sum within a thread-block cluster and need none.
 int64_t linear_workspace_floats(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
-  return w4a16::workspace_floats(cfg.split_k, s.n, m);
+  return cfg.kind == LinearKind::skinny ? 0 : w4a16::workspace_floats(cfg.split_k, s.n, m);
 }
 
 int64_t linear_counter_ints(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
-  return w4a16::counter_ints(cfg.split_k, cfg.block_m, cfg.block_n, s.n, m);
+  return cfg.kind == LinearKind::skinny ? 0 : w4a16::counter_ints(cfg.split_k, cfg.block_m, cfg.block_n, s.n, m);
 }
 
 }  // namespace kf

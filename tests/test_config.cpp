@@ -536,14 +536,19 @@ TEST_CASE("skinny kind: name, candidate parameters, parse back, decode geometry"
       {"warps", "8"},
       {"split_k", "2"},
       {"stages", "2"},
+      // The split tile's two blocks are one thread-block cluster (skinny.h sums on chip).
+      {"cluster", "__cluster_dims__(1, 2, 1)"},
   };
   CHECK(cand.params == want);
+  const kf::Candidate unsplit =
+      kf::make_linear_candidate(s, {kf::LinearKind::skinny, 16, 128, 32, 8, 1, 2}, kf::arch_info("sm_90a"));
+  CHECK(unsplit.params.at("cluster") == "");
   CHECK_THROWS_AS(kf::make_linear_candidate(s, {kf::LinearKind::skinny, 12, 128, 32, 8, 2, 2}, kf::arch_info("sm_90a")),
                   kf::Error);
   CHECK_THROWS_AS(kf::make_linear_candidate(s, {kf::LinearKind::skinny, 16, 128, 64, 8, 2, 2}, kf::arch_info("sm_90a")),
                   kf::Error);
 
-  // The decode kind's grid (N / block_n, split_k, ceil(M / 16)) and split-K scratch.
+  // The decode kind's grid (N / block_n, split_k, ceil(M / 16)); no split-K scratch.
   for (int64_t m : {1, 16, 17, 64}) {
     INFO("m " << m);
     const kf::LaunchGrid g = kf::linear_grid(s, c, m);
@@ -552,8 +557,11 @@ TEST_CASE("skinny kind: name, candidate parameters, parse back, decode geometry"
     CHECK(g.y == 2);
     CHECK(g.z == static_cast<unsigned>((m + 15) / 16));
     CHECK((g.x == d.x && g.y == d.y && g.z == d.z));
-    CHECK(kf::linear_workspace_floats(s, c, m) == 2 * m * 12288);
-    CHECK(kf::linear_counter_ints(s, c, m) == 96 * ((m + 15) / 16));
+    CHECK(kf::linear_workspace_floats(s, c, m) == 0);
+    CHECK(kf::linear_counter_ints(s, c, m) == 0);
+    const kf::LinearConfig decode{kf::LinearKind::decode, 16, 128, 32, 8, 2, 2};
+    CHECK(kf::linear_workspace_floats(s, decode, m) == 2 * m * 12288);
+    CHECK(kf::linear_counter_ints(s, decode, m) == 96 * ((m + 15) / 16));
   }
 }
 

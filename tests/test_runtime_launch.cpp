@@ -126,29 +126,27 @@ TEST_CASE("a skinny row is served like a decode one, for linear and MoE, in both
 
   const kf_kernel* k = select(db.get(), 9);
   REQUIRE(kf_kernel_name(k) == skinny);
-  // The decode kind's split-K scratch: split_k * M * N floats, one counter per
-  // (column block, 16-row block).
+  // Its split tiles sum within a thread-block cluster: no split-K scratch, and a launch
+  // without any is fine.
   int64_t floats = -1, counters = -1;
   REQUIRE(kf_kernel_workspace(k, 9, &floats, &counters) == KF_OK);
-  CHECK(floats == 2 * 9 * 2048);
-  CHECK(counters == (2048 / 128) * 1);
-  REQUIRE(kf_kernel_workspace(k, 17, &floats, &counters) == KF_OK);
-  CHECK(counters == (2048 / 128) * 2);
-  REQUIRE(kf_db_max_workspace(db.get(), 4096, &floats, &counters) == KF_OK);
-  CHECK(floats == 2 * 16 * 2048);
-  CHECK(counters == 2048 / 128);
+  CHECK(floats == 0);
+  CHECK(counters == 0);
+  REQUIRE(kf_db_max_workspace(db.get(), 16, &floats, &counters) == KF_OK);
+  CHECK(floats == 0);
+  CHECK(counters == 0);
   kf_linear_args a = fake_args(9);
-  CHECK(kf_launch(k, &a, nullptr) == KF_ERR_INVALID_ARGUMENT);  // split-K without workspace
-  CHECK(contains(kf_last_error(), "workspace"));
+  const kf_status launched = kf_launch(k, &a, nullptr);  // no workspace: fails only for want of a GPU
+  CHECK((launched == KF_OK || !contains(kf_last_error(), "workspace")));
   CHECK(pick(db.get(), 4096, 2048, 4) == "");  // both skinny rows of that shape ignored, no generic
 
-  // The swapped form: 8 rows of M per block, so a counter per (column block, 8-row block).
+  // The swapped form likewise.
   const kf_kernel* sw = nullptr;
   REQUIRE(kf_select_linear(db.get(), 1024, 2048, 128, 1, 0, 8, &sw) == KF_OK);
   REQUIRE(kf_kernel_name(sw) == swapped);
   REQUIRE(kf_kernel_workspace(sw, 12, &floats, &counters) == KF_OK);
-  CHECK(floats == 2 * 12 * 1024);
-  CHECK(counters == (1024 / 64) * 2);
+  CHECK(floats == 0);
+  CHECK(counters == 0);
 }
 
 TEST_CASE("kf_launch checks its arguments before it needs a device") {

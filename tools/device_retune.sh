@@ -6,6 +6,8 @@
 # against the CPU reference, and write the slimmed DB and logs to $OUT. The variants
 # come first: a wrong new build shows in the first minute.
 #   BIN=.devout/bin OUT=results [TEMPLATES=dir] [OPS=w4a16_linear] [VARIANTS=regex] [CHECK_M=list] [FILTER=regex] tools/device_retune.sh [budget s]
+# VARIANT_PACK: a variants pack generated elsewhere (genkernels' own --quant/--dtype/
+# --group-size spread), checked instead of generating one here.
 # CHECK_M: the M values the variants are checked at (default 1,3,4,16, the decode range).
 # SKIP_DB_CHECK=1 leaves out the last step (every DB kernel against the CPU reference),
 # for a run that must fit one call; autotune has verified each kernel it timed anyway.
@@ -23,11 +25,14 @@ cublas=$(find /usr/local/cuda*/targets /usr/local/cuda*/lib64 -name 'libcublas.s
 [ -n "$cublas" ] && export LD_LIBRARY_PATH="$(dirname "$cublas"):${LD_LIBRARY_PATH:-}"
 step() { echo "== $* ($(date +%T))"; }
 
-step check the variants "$variants"
-"$bin/genkernels" --arch sm_90a --ops w4a16_linear --templates "$templates" --quant sym,asym --dtype bf16,fp16 \
-  --group-size 32,128,channel --filter "$variants" --out /tmp/kf-variants -q > "$out/variants_gen.log" 2>&1
-echo "genkernels rc=$?"; tail -3 "$out/variants_gen.log"
-"$bin/kforge_check_linear" --pack /tmp/kf-variants/kforge.sqlite --m "${CHECK_M:-1,3,4,16}" --csv "$out/check_variants.csv" \
+step check the variants "${VARIANT_PACK:-$variants}"
+vpack=${VARIANT_PACK:-/tmp/kf-variants/kforge.sqlite}
+if [ -z "${VARIANT_PACK:-}" ]; then
+  "$bin/genkernels" --arch sm_90a --ops w4a16_linear --templates "$templates" --quant sym,asym --dtype bf16,fp16 \
+    --group-size 32,128,channel --filter "$variants" --out /tmp/kf-variants -q > "$out/variants_gen.log" 2>&1
+  echo "genkernels rc=$?"; tail -3 "$out/variants_gen.log"
+fi
+"$bin/kforge_check_linear" --pack "$vpack" --m "${CHECK_M:-1,3,4,16}" --csv "$out/check_variants.csv" \
   > "$out/check_variants.log" 2>&1
 echo "check rc=$?"; grep -E "^FAIL" "$out/check_variants.log" | head -20; tail -12 "$out/check_variants.log"
 

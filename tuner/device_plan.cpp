@@ -33,11 +33,10 @@ MoeShapeBuffers plan_moe_buffers(const MoeShape& s, const std::vector<PlannedKer
     // than y: n/2 columns, T rows (their inputs are their own).
     if (pk.kernel->op == "moe_silu_mul" || pk.kernel->op == "moe_sum") continue;
     const LinearConfig cfg = parse_linear_config(pk.kernel->kind, pk.kernel->config);
-    const int64_t cap = moe::sorted_capacity(pk.max_m, s.top_k, s.experts, cfg.block_m);
     b.sorted_ids = std::max(b.sorted_ids, moe::sorted_capacity(b.max_t, s.top_k, s.experts, cfg.block_m));
     b.expert_ids = std::max(b.expert_ids, moe::sorted_capacity(b.max_t, s.top_k, s.experts, cfg.block_m) / cfg.block_m);
-    b.workspace_floats = std::max(b.workspace_floats, moe::gemm_workspace_floats(cfg.split_k, s.n, cap));
-    b.counter_ints = std::max(b.counter_ints, moe::gemm_counter_ints(cfg.split_k, cfg.block_m, cfg.block_n, s.n, cap));
+    b.workspace_floats = std::max(b.workspace_floats, moe_workspace_floats(s, cfg, pk.max_m));
+    b.counter_ints = std::max(b.counter_ints, moe_counter_ints(s, cfg, pk.max_m));
   }
   const int64_t groups = s.k / s.expert().effective_group();
   b.slots = b.max_t * s.top_k;

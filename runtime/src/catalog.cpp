@@ -156,6 +156,7 @@ const char* parse_kernel(const KernelRow& row, KernelImpl* k) {
     if ((c.block_m != sk::kRows && c.block_m != sk::kRowsSwapped) || c.block_k != sk::kSpan)
       return "a skinny kernel has block_m 16 (or 8, the swapped form) and block_k 32";
     k->dynamic_shared = static_cast<unsigned>(sk::dynamic_shared_bytes(c.block_n, c.warps, c.stages, c.block_m));
+    k->split_on_chip = true;
   }
   if (gemm != 0) {
     k->op_kind = KernelOp::moe_gemm;

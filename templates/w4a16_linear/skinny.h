@@ -19,7 +19,8 @@
 // on the way here (bench/NOTES.md linear v8-v10): a register ring left too few warps per
 // SM, and copies of 8 lanes x 128 bytes per row cost 1.5x the read floor by themselves.
 // The warps' sums meet in shared memory in a fixed order; SPLIT_K > 1 spreads K over
-// blocks too, with fp32 partials and the last block of a tile summing them (as decode.h).
+// the blocks of a thread-block cluster too (sm_90), block 0 of which sums their tiles
+// from distributed shared memory.
 // A Rows policy (rows.h) says which rows of x a block reads and where its rows go, so the
 // MoE GEMMs run the same body over routed rows (w4a16_moe/gemm_skinny.h), with the
 // fused SiLU (silu.h: the block's upper BN/2 columns are the up partners of the lower)
@@ -56,6 +57,25 @@ KF_INLINE uint32_t biased_pair(uint32_t w, int i) {
 }
 template <bool BF16>
 constexpr float kBias = BF16 ? 128.f : 1024.f;
+
+// Thread-block clusters (sm_90), for split-K (skinny_body).
+KF_INLINE void cluster_sync() {  // every thread of every block of the cluster; orders shared memory
+  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+KF_INLINE uint32_t cluster_rank() {
+  uint32_t r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+  return r;
+}
+KF_INLINE uint32_t shared_address(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
+// The float at this block's shared address `addr`, in the shared memory of cluster block `rank`.
+KF_INLINE float cluster_load(uint32_t addr, uint32_t rank) {
+  uint32_t remote;
+  float v;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(addr), "r"(rank));
+  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(remote) : "memory");
+  return v;
+}
 
 // d += a b, one m16n8k16 (A 16 x 16 in 4 registers, B 16 x 8 in 2, fp32 C in 4).
 template <bool BF16>
@@ -138,7 +158,6 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
   const uint16_t* x = static_cast<const uint16_t*>(args.x);
   const uint16_t* scales = static_cast<const uint16_t*>(args.scales);
   const uint32_t* qzeros = static_cast<const uint32_t*>(args.qzeros);
-  const int M = rows.count();  // rows of the block grid (split-K partials are indexed by them)
   const int lane = thread_id() % 32, warp = thread_id() / 32;
   const int g = lane / 4, t = lane % 4;
   const int n0 = block_x() * BN, split = block_y(), m0 = block_z() * BM;
@@ -358,27 +377,38 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
   }
 
   if constexpr (SPLIT_K > 1) {
-    // fp32 partials of the valid rows; the last block of the tile sums them back into
-    // the tile in split order (deterministic) and runs the epilogue.
-    float* ws = args.workspace;
-    for (int i = thread_id(); i < BM * BN; i += WARPS * 32)
-      if (rows.valid(m0 + i / BN)) ws[((size_t)split * M + m0 + i / BN) * N + n0 + i % BN] = tile[i / BN][i % BN];
-    fence_device();
-    barrier();
-    KF_SHARED int last;
-    int* counter = args.counters + block_z() * (N / BN) + block_x();
-    if (thread_id() == 0) last = atomic_add_device(counter, 1) == SPLIT_K - 1;
-    barrier();
-    if (!last) return;
-    fence_device();
-    for (int i = thread_id(); i < BM * BN; i += WARPS * 32) {
-      if (!rows.valid(m0 + i / BN)) continue;
-      float sum = 0.f;
-      for (int sp = 0; sp < SPLIT_K; ++sp) sum += load_coherent(ws + ((size_t)sp * M + m0 + i / BN) * N + n0 + i % BN);
-      tile[i / BN][i % BN] = sum;
+    // The SPLIT_K blocks of a tile are one thread-block cluster (cluster dims
+    // (1, SPLIT_K, 1), skinny.cu.in): rank 0 adds the others' tiles, read from their
+    // shared memory, to its own in rank order (deterministic) and runs the epilogue. The
+    // second cluster barrier keeps the other tiles alive until it has read them, and is
+    // rank 0's block barrier before the epilogue. No workspace, no counter: the partial
+    // sums of the old global-memory reduction cost a store, a fence, an atomic and a
+    // load, more than the split gained (bench/NOTES.md linear v20).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+    static_assert(SPLIT_K == 1, "split-K sums through a thread-block cluster (sm_90)");
+#endif
+    skinny::cluster_sync();
+    const uint32_t rank = skinny::cluster_rank();
+    if (rank == 0) {
+      // Each thread's PER entries, every remote load issued before the first add (one
+      // round trip, not SPLIT_K - 1); written as loops over a dynamic index instead,
+      // ptxas spilled.
+      constexpr int PER = BM * BN / (WARPS * 32);
+      static_assert(BM * BN % (WARPS * 32) == 0, "whole tile entries per thread");
+      float* const flat = &tile[0][0];
+      const uint32_t mine = skinny::shared_address(flat);
+      float sum[PER];
+#pragma unroll
+      for (int r = 0; r < PER; ++r) sum[r] = flat[thread_id() + r * WARPS * 32];
+#pragma unroll
+      for (int q = 1; q < SPLIT_K; ++q)
+#pragma unroll
+        for (int r = 0; r < PER; ++r) sum[r] += skinny::cluster_load(mine + 4 * (thread_id() + r * WARPS * 32), q);
+#pragma unroll
+      for (int r = 0; r < PER; ++r) flat[thread_id() + r * WARPS * 32] = sum[r];
     }
-    if (thread_id() == 0) atomic_store_device(counter, 0);
-    barrier();
+    skinny::cluster_sync();
+    if (rank != 0) return;
   }
 
   uint16_t* y = static_cast<uint16_t*>(args.y);
