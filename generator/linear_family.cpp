@@ -137,11 +137,12 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
             if (w4a16::wgmma::valid(n, k, g, bm, 16 * w, bk, w, st, s.asym))
               out.push_back({LinearKind::wgmma, bm, 16 * w, bk, w, 1, st});
     // Split-K for the middle Ms of narrow layers (N = 2048 gives 16 to 32 column
-    // blocks): 2 or 4 slices, rings of 4.
-    for (int bm : {64, 128})
+    // blocks): 2, 4 or 8 slices (one thread-block cluster), rings of 4; block_m 256 too,
+    // which dequantises each weight once for 256 tokens where one row block covers M.
+    for (int bm : {64, 128, 256})
       for (int w : {4, 8})
         for (int bk : {64, 128})
-          for (int sk : {2, 4})
+          for (int sk : {2, 4, 8})
             if (w4a16::wgmma::valid(n, k, g, bm, 16 * w, bk, w, 4, s.asym, sk))
               out.push_back({LinearKind::wgmma, bm, 16 * w, bk, w, sk, 4});
   }
@@ -222,6 +223,9 @@ Candidate make_linear_candidate(const LinearShape& s, const LinearConfig& cfg, c
     c.params["warps"] = std::to_string(cfg.warps);
     c.params["split_k"] = std::to_string(cfg.split_k);
     c.params["stages"] = std::to_string(cfg.stages);
+    // A split wgmma tile's blocks form one thread-block cluster and sum on chip (wgmma.h).
+    if (cfg.kind == LinearKind::wgmma)
+      c.params["cluster"] = cfg.split_k > 1 ? "__cluster_dims__(1, 1, " + std::to_string(cfg.split_k) + ")" : "";
     c.needs_mma = true;
     c.min_occupancy = 1;
     c.dynamic_shared = linear_dynamic_shared(s, cfg);
@@ -253,13 +257,17 @@ Candidate make_linear_generic_candidate(bool bf16, bool asym, const ArchInfo& ar
 }
 
 // The kernel ABI's own formulas (templates/w4a16_linear/launch.h), shared with the runtime;
-// the skinny kind's split tiles sum within a thread-block cluster and need none.
+// the skinny and wgmma kinds' split tiles sum within a thread-block cluster and need none.
+static bool splits_on_chip(const LinearConfig& cfg) {
+  return cfg.kind == LinearKind::skinny || cfg.kind == LinearKind::wgmma;
+}
+
 int64_t linear_workspace_floats(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
-  return cfg.kind == LinearKind::skinny ? 0 : w4a16::workspace_floats(cfg.split_k, s.n, m);
+  return splits_on_chip(cfg) ? 0 : w4a16::workspace_floats(cfg.split_k, s.n, m);
 }
 
 int64_t linear_counter_ints(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
-  return cfg.kind == LinearKind::skinny ? 0 : w4a16::counter_ints(cfg.split_k, cfg.block_m, cfg.block_n, s.n, m);
+  return splits_on_chip(cfg) ? 0 : w4a16::counter_ints(cfg.split_k, cfg.block_m, cfg.block_n, s.n, m);
 }
 
 }  // namespace kf

@@ -159,7 +159,10 @@ Candidate make_moe_candidate(const MoeShape& s, const LinearConfig& cfg, const A
   c.params["gemm"] = std::to_string(s.gemm);
   c.params["silu"] = cfg.silu ? "true" : "false";
   c.params["red"] = cfg.red ? "true" : "false";
-  if (cfg.kind == LinearKind::wgmma) c.params.erase("split_k");  // gemm_wgmma.cu.in: never split
+  if (cfg.kind == LinearKind::wgmma) {  // gemm_wgmma.cu.in: never split
+    c.params.erase("split_k");
+    c.params.erase("cluster");
+  }
   return c;
 }
 

@@ -25,6 +25,11 @@ namespace {
 
 using namespace kf_test;
 
+// The cluster dims a linear candidate is compiled with.
+std::string cand_cluster(const kf::LinearShape& s, const kf::LinearConfig& c, const kf::ArchInfo& arch) {
+  return kf::make_linear_candidate(s, c, arch).params.at("cluster");
+}
+
 kf::KernelResources res(int vgprs, int lds = 0) {
   kf::KernelResources r;
   r.vgprs_or_regs = vgprs;
@@ -214,7 +219,9 @@ TEST_CASE("enumerate_linear_configs: every qwen3-35b shape on every arch") {
           CHECK(kf::w4a16::wgmma::valid(n, k, g, c.block_m, c.block_n, c.block_k, c.warps, c.stages, s.asym,
                                         c.split_k));
           CHECK(c.block_n == 16 * c.warps);  // 64 weight rows per warpgroup
-          CHECK((c.split_k == 1 || ((c.split_k == 2 || c.split_k == 4) && c.block_m <= 128 && c.stages == 4)));
+          CHECK((c.split_k == 1 || ((c.split_k == 2 || c.split_k == 4 || c.split_k == 8) && c.stages == 4)));
+          CHECK(cand_cluster(s, c, arch) ==
+                (c.split_k > 1 ? "__cluster_dims__(1, 1, " + std::to_string(c.split_k) + ")" : std::string()));
           CHECK(k / c.block_k % c.split_k == 0);  // whole stages per slice
           CHECK(kf::linear_grid(s, c, 300).z == static_cast<unsigned>(c.split_k));
           CHECK(g % c.block_k == 0);  // one group per stage
@@ -367,10 +374,10 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
               ++valid;
               CHECK(has({kf::LinearKind::wgmma, bm, 16 * w, bk, w, 1, st}));
             }
-    for (int bm : {64, 128})
+    for (int bm : {64, 128, 256})
       for (int w : {4, 8})
         for (int bk : {64, 128})
-          for (int sk : {2, 4})
+          for (int sk : {2, 4, 8})
             if (arch.warpgroup_mma && kf::w4a16::wgmma::valid(2048, 512, 128, bm, 16 * w, bk, w, 4, false, sk)) {
               ++valid;
               CHECK(has({kf::LinearKind::wgmma, bm, 16 * w, bk, w, sk, 4}));
@@ -725,3 +732,26 @@ TEST_CASE("run_genkernels: an exact name list selects those kernels, however man
 }
 
 }  // TEST_SUITE
+
+TEST_CASE("the wgmma kind's split-K: one thread-block cluster per tile, no workspace, tiles that fit the ring") {
+  const kf::LinearShape s{2048, 4096, 128, true, false};
+  const kf::ArchInfo& hopper = kf::arch_info("sm_90a");
+  const kf::LinearConfig split{kf::LinearKind::wgmma, 64, 128, 64, 8, 2, 4};
+  const kf::Candidate c = kf::make_linear_candidate(s, split, hopper);
+  CHECK(c.params.at("cluster") == "__cluster_dims__(1, 1, 2)");
+  CHECK(kf::make_linear_candidate(s, {kf::LinearKind::wgmma, 64, 128, 64, 8, 1, 4}, hopper).params.at("cluster") == "");
+  // Its blocks sum on chip: no scratch, unlike the prefill kind's split.
+  CHECK(kf::linear_workspace_floats(s, split, 256) == 0);
+  CHECK(kf::linear_counter_ints(s, split, 256) == 0);
+  CHECK(kf::linear_workspace_floats(s, {kf::LinearKind::prefill, 64, 128, 64, 4, 2, 2}, 256) == 2 * 256 * 2048);
+
+  namespace wg = kf::w4a16::wgmma;
+  CHECK(wg::valid(2048, 4096, 128, 64, 128, 64, 8, 4, false, 8));   // 8 row groups, 8 blocks
+  CHECK_FALSE(wg::valid(2048, 4096, 128, 64, 128, 64, 8, 4, false, 16));  // a cluster has at most 8
+  CHECK_FALSE(wg::valid(2048, 4096, 128, 64, 128, 64, 8, 4, false, 3));   // 8 row groups over 3 ranks
+  // The fp32 tile (256 x 128 x 4 bytes) must fit the ring it reuses: 3 stages of 64 k
+  // (~37 KiB each) do not hold it, 4 do.
+  CHECK(wg::valid(2048, 4096, 128, 256, 128, 64, 8, 3, false, 1));
+  CHECK_FALSE(wg::valid(2048, 4096, 128, 256, 128, 64, 8, 3, false, 2));
+  CHECK(wg::valid(2048, 4096, 128, 256, 128, 64, 8, 4, false, 2));
+}

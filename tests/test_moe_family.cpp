@@ -349,6 +349,14 @@ TEST_CASE("split-K scratch follows the capacity; unsplit kernels need none") {
   const kf::LinearConfig sk1{kf::LinearKind::prefill, 32, 64, 32, 4, 1, 2};
   CHECK(kf::moe_workspace_floats(s, sk1, 4096) == 0);
   CHECK(kf::moe_counter_ints(s, sk1, 4096) == 0);
+  // The skinny kind's split tiles sum within a thread-block cluster.
+  const kf::LinearConfig skinny_sk2{kf::LinearKind::skinny, 8, 64, 32, 4, 2, 4};
+  CHECK(kf::moe_workspace_floats(s, skinny_sk2, 5) == 0);
+  CHECK(kf::moe_counter_ints(s, skinny_sk2, 5) == 0);
+  CHECK(kf::make_moe_candidate(s, skinny_sk2, kf::arch_info("sm_90a")).params.at("cluster") == "__cluster_dims__(1, 2, 1)");
+  // The MoE wgmma kernels never split, and their template has no cluster placeholder.
+  CHECK_FALSE(kf::make_moe_candidate(s, {kf::LinearKind::wgmma, 64, 128, 64, 8, 1, 4}, kf::arch_info("sm_90a"))
+                  .params.count("cluster"));
 }
 
 }  // TEST_SUITE

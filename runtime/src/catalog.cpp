@@ -180,6 +180,7 @@ const char* parse_kernel(const KernelRow& row, KernelImpl* k) {
                              c.block_m, c.block_n, c.block_k, c.warps, c.stages, s.asym, c.split_k))
       return "config outside the wgmma kind's rules (w4a16_linear/wgmma_tiling.h)";
     k->dynamic_shared = static_cast<unsigned>(w4a16::wgmma::smem_bytes(c.block_m, c.block_n, c.block_k, c.stages, s.asym));
+    k->split_on_chip = true;
   }
   return nullptr;
 }

@@ -43,8 +43,8 @@ struct KernelImpl {
   // shape (kf_kernel_is_fallback = 1); set by build_catalog.
   const kf_kernel* fallback_handle = nullptr;
   int threads = 0;
-  // The skinny kind's split-K sums within a thread-block cluster (w4a16_linear/skinny.h):
-  // no workspace, no counters.
+  // The skinny and wgmma kinds' split-K sums within a thread-block cluster
+  // (w4a16_linear/skinny.h, wgmma.h): no workspace, no counters.
   bool split_on_chip = false;
   // Dynamic shared memory its launches pass, allowed once at load (the skinny kind's rings
   // above 48 KiB: w4a16_linear/skinny_tiling.h); 0 for every other kernel.

@@ -21,6 +21,7 @@
 // and of the weight words), so issuing a stage costs a few instructions per copy: with
 // per-copy index arithmetic the issue cost was most of the loop (bench/NOTES.md v13).
 #pragma once
+#include "kf_cluster.h"
 #include "kf_portability.h"
 #include "kf_wgmma.h"
 #include "w4a16_linear/args.h"
@@ -77,9 +78,12 @@ struct GathersRows<DenseRows> {
 // g + 8 are gate column 8 warp + g of the block and its up partner, so each thread holds
 // both sums of its pairs and writes h = silu(gate) * up (y has N/2 columns).
 // SPLIT_K > 1 (grid z) gives each block K / SPLIT_K: for the middle Ms of narrow layers,
-// where the tile grid alone leaves SMs idle. Each slice writes fp32 partials; the last
-// block of a tile to arrive sums them in slice order (deterministic), stores y and
-// resets the tile's counter, as the prefill kind does (args.h: workspace, counters).
+// where the tile grid alone leaves SMs idle. A tile's SPLIT_K blocks are one thread-block
+// cluster (cluster dims (1, 1, SPLIT_K), wgmma.cu.in): each leaves its fp32 sums in its
+// shared memory, and block r of the cluster sums rows 8j.. of the tile with j = r mod
+// SPLIT_K from all of them, in rank order (deterministic), and stores them. No workspace,
+// no counter: through global memory the partials cost about what the split gained
+// (bench/NOTES.md linear v15, v21).
 template <class Rows, int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int STAGES,
           bool SILU, int SPLIT_K = 1>
 KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
@@ -233,6 +237,45 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
   // Element 4j + e: fragment row g + 8 (e / 2) (column c0 or c1), tile row 8j + 2t + e % 2
   // (kf_wgmma_layout.h).
   uint16_t* y = static_cast<uint16_t*>(args.y);
+  if constexpr (SPLIT_K > 1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    // The ring is free once every warp's products are done: element i of thread tid goes
+    // to flat[i][tid] (conflict-free).
+    cp_async_wait<0>();
+    barrier();
+    float* const flat = reinterpret_cast<float*>(smem);
+#pragma unroll
+    for (int i = 0; i < BM / 2; ++i) flat[i * kThreads + tid] = acc[i];
+    cluster::sync();
+    const uint32_t rank = cluster::rank();
+    const uint32_t mine = cluster::shared_address(flat) + 4 * tid;
+    constexpr int JR = BM / 8 / SPLIT_K;  // tile row groups per rank
+#pragma unroll
+    for (int jj = 0; jj < JR; ++jj) {
+      const int j = jj * SPLIT_K + static_cast<int>(rank);
+      float v[4] = {0.f, 0.f, 0.f, 0.f};  // elements 4j .. 4j + 3, every load issued first
+      float part[SPLIT_K][4];
+#pragma unroll
+      for (int q = 0; q < SPLIT_K; ++q)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) part[q][e] = cluster::load(mine + 4 * (4 * j + e) * kThreads, q);
+#pragma unroll
+      for (int q = 0; q < SPLIT_K; ++q)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) v[e] += part[q][e];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int i = m0 + 8 * j + 2 * t + h;
+        if (!rows.valid(i)) continue;
+        const float f = rows.scale(i);
+        *reinterpret_cast<uint32_t*>(y + (size_t)rows.y_row(i) * N + n0 + c0) =
+            Act16<BF16>::pack2(v[h] * f, v[2 + h] * f);
+      }
+    }
+    cluster::sync();  // the other blocks' sums stay until every rank has read them
+#endif
+    return;
+  }
 #pragma unroll
   for (int j = 0; j < BM / 8; ++j)
 #pragma unroll
@@ -240,12 +283,7 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
       const int i = m0 + 8 * j + 2 * t + h;
       if (!rows.valid(i)) continue;
       const float v0 = acc[4 * j + h], v1 = acc[4 * j + 2 + h];
-      if constexpr (SPLIT_K > 1) {
-        const size_t slice = (size_t)rows.count() * N;
-        float* part = args.workspace + block_z() * slice + (size_t)i * N + n0 + c0;
-        part[0] = v0;
-        part[1] = v1;
-      } else if constexpr (SILU) {
+      if constexpr (SILU) {
         y[(size_t)rows.y_row(i) * (N / 2) + n0 + c0] = static_cast<uint16_t>(
             Act16<BF16>::from_f32(silu_mul(v0, v1) * rows.scale(i)));
       } else if constexpr (Rows::kReduce) {
@@ -255,33 +293,6 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
         *reinterpret_cast<uint32_t*>(y + (size_t)rows.y_row(i) * N + n0 + c0) = Act16<BF16>::pack2(v0 * f, v1 * f);
       }
     }
-  if constexpr (SPLIT_K > 1) {
-    fence_device();
-    barrier();
-    KF_SHARED int last;
-    int* counter = args.counters + block_y() * (N / BN) + block_x();
-    if (tid == 0) last = atomic_add_device(counter, 1) == SPLIT_K - 1;
-    barrier();
-    if (!last) return;
-    fence_device();
-    const size_t slice = (size_t)rows.count() * N;
-#pragma unroll
-    for (int j = 0; j < BM / 8; ++j)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int i = m0 + 8 * j + 2 * t + h;
-        if (!rows.valid(i)) continue;
-        const float* part = args.workspace + (size_t)i * N + n0 + c0;
-        float v0 = 0.f, v1 = 0.f;
-        for (int s = 0; s < SPLIT_K; ++s) {
-          v0 += load_coherent(part + s * slice);
-          v1 += load_coherent(part + s * slice + 1);
-        }
-        const float f = rows.scale(i);
-        *reinterpret_cast<uint32_t*>(y + (size_t)rows.y_row(i) * N + n0 + c0) = Act16<BF16>::pack2(v0 * f, v1 * f);
-      }
-    if (tid == 0) atomic_store_device(counter, 0);  // ready for the next launch
-  }
 }
 
 }  // namespace w4a16

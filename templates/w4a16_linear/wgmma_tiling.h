@@ -38,7 +38,8 @@ KF_HD constexpr int smem_bytes(int block_m, int block_n, int block_k, int stages
 }
 
 // n, k: the layer; g: its group size (k for per-channel); split_k: blocks sharing a
-// tile's K, each a whole number of stages.
+// tile's K, each a whole number of stages: one thread-block cluster (at most 8 blocks),
+// whose blocks leave their fp32 tiles in the ring and each sum whole 8-row groups of it.
 KF_HD constexpr bool valid(int n, int k, int g, int block_m, int block_n, int block_k, int warps, int stages,
                            bool asym, int split_k = 1) {
   if (split_k < 1 || k % block_k != 0 || (k / block_k) % split_k != 0) return false;
@@ -48,6 +49,9 @@ KF_HD constexpr bool valid(int n, int k, int g, int block_m, int block_n, int bl
   if (block_k != 64 && block_k != 128) return false;
   if (g % block_k != 0 || k % block_k != 0 || n % block_n != 0) return false;  // one group per stage
   if (stages < 3) return false;
+  if (split_k > 1 && (split_k > 8 || block_m / 8 % split_k != 0 ||
+                      block_m * block_n * 4 > stages * stage_stride(block_m, block_n, block_k, asym)))
+    return false;
   // The MoE GEMMs' gathered-row table (block_m ints) is static shared memory beside it.
   return smem_bytes(block_m, block_n, block_k, stages, asym) + block_m * 4 <= kMaxShared;
 }

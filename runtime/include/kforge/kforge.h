@@ -107,7 +107,7 @@ KF_API const char* kf_kernel_name(const kf_kernel* kernel);
 KF_API int kf_kernel_is_fallback(const kf_kernel* kernel);
 /* Split-K scratch a launch of `kernel` for m rows needs: floats for args.workspace and
  * ints for args.counters (both 0 when the kernel does not split K, or splits it on chip:
- * the skinny kind's split tiles sum within a thread-block cluster). Counters must be
+ * the skinny and wgmma kinds' split tiles sum within a thread-block cluster). Counters must be
  * zeroed once when allocated; kernels leave them zero. */
 KF_API kf_status kf_kernel_workspace(const kf_kernel* kernel, int64_t m, int64_t* workspace_floats,
                                      int64_t* counter_ints);

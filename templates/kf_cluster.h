@@ -1,0 +1,38 @@
+// Thread-block clusters (NVIDIA sm_90): the few operations the split-K reductions use
+// (w4a16_linear/wgmma.h), as inline PTX: cooperative_groups' cluster calls made ptxas
+// spill around them (bench/NOTES.md linear v20).
+#pragma once
+#include <stdint.h>
+
+#include "kf_portability.h"
+
+namespace kf {
+namespace cluster {
+
+// Every thread of every block of the cluster arrives and waits; orders shared memory
+// (release before, acquire after).
+KF_INLINE void sync() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+
+// This block's rank in its cluster (x fastest).
+KF_INLINE uint32_t rank() {
+  uint32_t r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+  return r;
+}
+
+KF_INLINE uint32_t shared_address(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
+
+// The float at this block's shared address `addr`, in the shared memory of block `rank`
+// of the cluster.
+KF_INLINE float load(uint32_t addr, uint32_t rank) {
+  uint32_t remote;
+  float v;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(addr), "r"(rank));
+  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(remote) : "memory");
+  return v;
+}
+
+}  // namespace cluster
+}  // namespace kf
