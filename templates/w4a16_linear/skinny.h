@@ -27,6 +27,7 @@
 // or the top_k-summing epilogue (kReduce).
 // NVIDIA only (mma.sync m16n8k16 layout); the generator does not emit it for AMD.
 #pragma once
+#include "kf_cluster.h"
 #include "kf_portability.h"
 #include "w4a16_linear/args.h"
 #include "w4a16_linear/rows.h"
@@ -57,25 +58,6 @@ KF_INLINE uint32_t biased_pair(uint32_t w, int i) {
 }
 template <bool BF16>
 constexpr float kBias = BF16 ? 128.f : 1024.f;
-
-// Thread-block clusters (sm_90), for split-K (skinny_body).
-KF_INLINE void cluster_sync() {  // every thread of every block of the cluster; orders shared memory
-  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
-KF_INLINE uint32_t cluster_rank() {
-  uint32_t r;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
-  return r;
-}
-KF_INLINE uint32_t shared_address(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
-// The float at this block's shared address `addr`, in the shared memory of cluster block `rank`.
-KF_INLINE float cluster_load(uint32_t addr, uint32_t rank) {
-  uint32_t remote;
-  float v;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(addr), "r"(rank));
-  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(remote) : "memory");
-  return v;
-}
 
 // d += a b, one m16n8k16 (A 16 x 16 in 4 registers, B 16 x 8 in 2, fp32 C in 4).
 template <bool BF16>
@@ -387,27 +369,27 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
     static_assert(SPLIT_K == 1, "split-K sums through a thread-block cluster (sm_90)");
 #endif
-    skinny::cluster_sync();
-    const uint32_t rank = skinny::cluster_rank();
+    cluster::sync();
+    const uint32_t rank = cluster::rank();
     if (rank == 0) {
       // Each thread's PER entries, every remote load issued before the first add (one
-      // round trip, not SPLIT_K - 1); written as loops over a dynamic index instead,
-      // ptxas spilled.
+      // round trip, not SPLIT_K - 1); written as a loop over a dynamic tile index, ptxas
+      // spilled.
       constexpr int PER = BM * BN / (WARPS * 32);
       static_assert(BM * BN % (WARPS * 32) == 0, "whole tile entries per thread");
       float* const flat = &tile[0][0];
-      const uint32_t mine = skinny::shared_address(flat);
+      const uint32_t mine = cluster::shared_address(flat);
       float sum[PER];
 #pragma unroll
       for (int r = 0; r < PER; ++r) sum[r] = flat[thread_id() + r * WARPS * 32];
 #pragma unroll
       for (int q = 1; q < SPLIT_K; ++q)
 #pragma unroll
-        for (int r = 0; r < PER; ++r) sum[r] += skinny::cluster_load(mine + 4 * (thread_id() + r * WARPS * 32), q);
+        for (int r = 0; r < PER; ++r) sum[r] += cluster::load(mine + 4 * (thread_id() + r * WARPS * 32), q);
 #pragma unroll
       for (int r = 0; r < PER; ++r) flat[thread_id() + r * WARPS * 32] = sum[r];
     }
-    skinny::cluster_sync();
+    cluster::sync();
     if (rank != 0) return;
   }
 
