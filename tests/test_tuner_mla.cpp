@@ -84,6 +84,7 @@ kf::AutotuneOptions mla_options(const std::string& db) {
   o.ops = {"sparse_mla_decode"};
   o.db = db;
   o.reps = 5;
+  o.confirm_rounds = 0;  // exact measurement counts (re-timing: test_tuner_run.cpp)
   o.generate = false;
   o.progress = false;
   return o;  // Q: the default buckets 1 .. 1024
@@ -274,7 +275,7 @@ TEST_CASE("autotune MLA: resumes after kill -9 measuring exactly what is missing
   write_mla_pack(db);
   // Q = 1 measures 4 kernels of h16 (one batch), Q = 2 the next 4: dies in the second.
   const std::vector<std::string> args = {"--measurer", "fake", "--model", "deepseek-v3.2", "--ops", "sparse_mla_decode",
-                                         "--db", db, "--no-generate", "--reps", "5", "-q", "--fake-die-after", "6"};
+                                         "--db", db, "--no-generate", "--reps", "5", "--confirm-rounds", "0", "-q", "--fake-die-after", "6"};
   const Child killed = spawn_autotune(args, dir.path.string(), "killed");
   REQUIRE(killed.wait_status() == 137);
   CHECK(scalar(db, "SELECT count(*) FROM results WHERE disposition = 'passed'") == 4);

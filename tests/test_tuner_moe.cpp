@@ -98,6 +98,7 @@ kf::AutotuneOptions moe_options(const std::string& db) {
   o.db = db;
   o.ms = kTs;
   o.reps = 5;
+  o.confirm_rounds = 0;  // exact measurement counts (re-timing: test_tuner_run.cpp)
   o.generate = false;
   o.progress = false;
   return o;
@@ -511,7 +512,7 @@ TEST_CASE("autotune MoE: resumes after kill -9 measuring exactly what is missing
   write_moe_pack(db);
   // T=1: a batch of 4 per archetype. Dies in the third batch (zipf2 at T=1).
   const std::vector<std::string> args = {"--measurer", "fake",   "--config", kTinyMoe, "--db", db, "--no-generate",
-                                         "--ops",      "w4a16_moe", "--m", "1,4,64,128", "--reps", "5", "-q",
+                                         "--ops",      "w4a16_moe", "--m", "1,4,64,128", "--reps", "5", "--confirm-rounds", "0", "-q",
                                          "--fake-die-after", "10"};
   const Child killed = spawn_autotune(args, dir.path.string(), "killed");
   REQUIRE(killed.wait_status() == 137);

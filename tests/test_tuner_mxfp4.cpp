@@ -75,6 +75,7 @@ kf::AutotuneOptions mx_options(const std::string& db) {
   o.db = db;
   o.ms = kTs;
   o.reps = 5;
+  o.confirm_rounds = 0;  // exact measurement counts (re-timing: test_tuner_run.cpp)
   o.generate = false;
   o.progress = false;
   return o;
@@ -341,7 +342,7 @@ TEST_CASE("autotune MXFP4: resumes after kill -9 measuring exactly what is missi
   write_mx_pack(db);
   // T=1 batches: 2 gemm1 kernels per archetype. Dies in the third (zipf2).
   const std::vector<std::string> args = {"--measurer", "fake", "--model", "gpt-oss-20b", "--db", db, "--no-generate",
-                                         "--ops", "mxfp4_moe", "--m", "1,16,128,512", "--reps", "5", "-q",
+                                         "--ops", "mxfp4_moe", "--m", "1,16,128,512", "--reps", "5", "--confirm-rounds", "0", "-q",
                                          "--fake-die-after", "5"};
   const Child killed = spawn_autotune(args, dir.path.string(), "killed");
   REQUIRE(killed.wait_status() == 137);

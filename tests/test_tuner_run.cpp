@@ -408,3 +408,73 @@ TEST_CASE("autotune: a template change rebuilds the kernels that include it and 
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("tuner") {
+
+TEST_CASE("autotune: close contenders are timed again, and a lucky first timing does not win") {
+  // decode_bm1 times 10.0 us the first time and 10.6 after; prefill_bm64 10.2 every time;
+  // everything else 1000. Within 3%, both are close contenders at every M.
+  auto tune = [](const std::string& db, int rounds) {
+    const FakePack f = write_fake_pack(db);
+    auto calls = std::make_shared<std::map<std::pair<std::string, int64_t>, int>>();
+    kf::FakeOptions fo;
+    fo.time_us = [f, calls](const kf::PackKernel& k, const kf::LinearShape&, int64_t m, bool) {
+      const int n = (*calls)[{k.name, m}]++;
+      if (k.name == f.decode_bm1) return n == 0 ? 10.0 : 10.6;
+      if (k.name == f.prefill_bm64) return 10.2;
+      return 1000.0;
+    };
+    kf::FakeMeasurer fm(fo);
+    kf::AutotuneOptions o = options(db);
+    o.ms = {16, 64};
+    o.confirm_rounds = rounds;
+    o.confirm_within = 0.03;
+    const InProcess r = run_in_process(o, fm);
+    return std::make_pair(f, r);
+  };
+  auto winner_at = [](const std::string& db, int64_t m) {
+    return text_of(db, "SELECT kernel FROM winners WHERE shape = '" + kShape.key() + "' AND m_lo <= " +
+                           std::to_string(m) + " AND m_hi >= " + std::to_string(m));
+  };
+  TempDir dir("tuner-confirm");
+
+  // Without re-timing the lucky first timing wins.
+  const std::string plain = dir.sub("plain.sqlite");
+  const auto [f0, r0] = tune(plain, 0);
+  CHECK(r0.stats.retimed == 0);
+  CHECK(winner_at(plain, 16) == f0.decode_bm1);
+
+  // With two more rounds each contender stores the median of three timings, its reps
+  // summed; the others keep one timing.
+  const std::string db = dir.sub("confirmed.sqlite");
+  const auto [f, r] = tune(db, 2);
+  CHECK(r.stats.retimed == 2 * 2 * 2);  // rounds x contenders x Ms
+  CHECK(contains(r.out, "8 extra timings of close contenders"));
+  for (int64_t m : {16, 64}) {
+    INFO("M " << m);
+    CHECK(winner_at(db, m) == f.prefill_bm64);
+    const std::string at = " AND m = " + std::to_string(m) + " AND shape = '" + kShape.key() + "'";
+    CHECK(scalar(db, "SELECT median_us FROM results WHERE kernel = '" + f.decode_bm1 + "'" + at) == doctest::Approx(10.6));
+    // The least of the minima: the lucky first timing's (the fake's minimum is 0.98 of its median).
+    CHECK(scalar(db, "SELECT min_us FROM results WHERE kernel = '" + f.decode_bm1 + "'" + at) == doctest::Approx(0.98 * 10.0));
+    CHECK(scalar(db, "SELECT reps FROM results WHERE kernel = '" + f.decode_bm1 + "'" + at) == 21);
+    CHECK(scalar(db, "SELECT reps FROM results WHERE kernel = '" + f.prefill_bm64 + "'" + at) == 21);
+    CHECK(scalar(db, "SELECT reps FROM results WHERE kernel = '" + f.prefill_bm16 + "'" + at) == 7);
+  }
+}
+
+TEST_CASE("autotune: --confirm-rounds and --confirm-within are checked") {
+  TempDir dir("tuner-confirm-bad");
+  const std::string db = dir.sub("kforge.sqlite");
+  write_fake_pack(db);
+  kf::FakeMeasurer fm(kf::FakeOptions{});
+  kf::AutotuneOptions o = options(db);
+  o.confirm_rounds = -1;
+  CHECK_THROWS_WITH_AS(run_in_process(o, fm), doctest::Contains("--confirm-rounds"), kf::Error);
+  o.confirm_rounds = 2;
+  o.confirm_within = 1.5;
+  CHECK_THROWS_WITH_AS(run_in_process(o, fm), doctest::Contains("--confirm-within"), kf::Error);
+  CHECK(fm.measurements() == 0);
+}
+
+}  // TEST_SUITE

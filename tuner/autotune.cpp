@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <climits>
 #include <cstdio>
 #include <functional>
@@ -42,6 +43,9 @@ void validate(const AutotuneOptions& opt) {
   resolve_ops(opt.ops);  // an unknown op is an error naming the known ones
   if (opt.archetypes.empty()) throw Error("--archetypes needs at least one value");
   if (opt.reps < 1) throw Error("--reps must be at least 1");
+  if (opt.confirm_rounds < 0) throw Error("--confirm-rounds must be at least 0 (got " + std::to_string(opt.confirm_rounds) + ")");
+  if (!(opt.confirm_within >= 0 && opt.confirm_within <= 1))
+    throw Error("--confirm-within must be a fraction in [0, 1] (got " + std::to_string(opt.confirm_within) + ")");
   if (opt.max_candidates < 0) throw Error("--max-candidates must not be negative");
   if (opt.time_budget_s < 0) throw Error("--time-budget must not be negative");
   for (const auto* list : {&opt.ms, &opt.mla_qs}) {
@@ -196,6 +200,7 @@ struct Run {
     // Re-read per batch: another process on this DB may have measured some meanwhile.
     const auto done = db.stored(prov, key);
     std::vector<ResultRow> rows;
+    std::vector<const PackKernel*> timed;  // rows[i] is timed[i]'s (null: not timed here)
     bool go_on = true;
     try {
       for (const PackKernel* k : p.candidates) {
@@ -209,6 +214,7 @@ struct Run {
           r.disposition = v.disposition;
           r.message = v.message;
           rows.push_back(make_row(*k, m, r));
+          timed.push_back(nullptr);
           continue;
         }
         if (stop_now()) {
@@ -220,6 +226,7 @@ struct Run {
         const Measurement r = job.measure(*k);
         ++st.measured;
         rows.push_back(make_row(*k, m, r));
+        timed.push_back(k);
         progress.tick(job.label);
         if (r.fatal) {
           err << "\nautotune: " << k->name << " at " << job.label << ": " << r.message << "\n";
@@ -228,6 +235,7 @@ struct Run {
           break;
         }
       }
+      if (go_on) go_on = confirm(job, timed, rows);
     } catch (...) {
       if (!rows.empty()) db.store(prov, key, rows);  // what was measured stays measured
       throw;
@@ -235,6 +243,59 @@ struct Run {
     if (!rows.empty()) {
       db.store(prov, key, rows);
       count(st, rows);
+    }
+    return go_on;
+  }
+
+  // The batch's close contenders (passed, within opt.confirm_within of its fastest), timed
+  // opt.confirm_rounds more times each in interleaved rounds; each row then holds the
+  // median of its timings, the least of their minima and the sum of their reps. A
+  // contender that fails or comes out wrong when timed again keeps that disposition. A
+  // stop between timings keeps the medians of what was timed. False: stop the run.
+  bool confirm(const BatchJob& job, const std::vector<const PackKernel*>& timed, std::vector<ResultRow>& rows) {
+    if (opt.confirm_rounds < 1) return true;
+    double best = INFINITY;
+    for (const ResultRow& r : rows)
+      if (r.disposition == "passed") best = std::min(best, r.median_us);
+    std::vector<size_t> close;
+    for (size_t i = 0; i < rows.size(); ++i)
+      if (timed[i] && rows[i].disposition == "passed" && rows[i].median_us <= best * (1 + opt.confirm_within))
+        close.push_back(i);
+    if (close.size() < 2) return true;
+    std::vector<std::vector<double>> medians(close.size());
+    for (size_t c = 0; c < close.size(); ++c) medians[c].push_back(rows[close[c]].median_us);
+    bool go_on = true;
+    for (int round = 0; round < opt.confirm_rounds && go_on; ++round)
+      for (size_t c = 0; c < close.size(); ++c) {
+        ResultRow& row = rows[close[c]];
+        if (row.disposition != "passed") continue;
+        if (stop_now()) {
+          go_on = false;
+          break;
+        }
+        const Measurement r = job.measure(*timed[close[c]]);
+        ++st.retimed;
+        if (r.disposition != "passed" || r.fatal) {
+          row = make_row(*timed[close[c]], job.m, r);
+          if (r.fatal) {
+            err << "\nautotune: " << row.kernel << " at " << job.label << " (timed again): " << r.message << "\n";
+            st.device_lost = true;
+            go_on = false;
+            break;
+          }
+          continue;
+        }
+        medians[c].push_back(r.median_us);
+        row.min_us = std::min(row.min_us, r.min_us);
+        row.reps += r.reps;
+      }
+    for (size_t c = 0; c < close.size(); ++c) {
+      ResultRow& row = rows[close[c]];
+      if (row.disposition != "passed") continue;
+      std::vector<double>& v = medians[c];
+      std::sort(v.begin(), v.end());
+      const size_t n = v.size();
+      row.median_us = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
     }
     return go_on;
   }
@@ -451,6 +512,9 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
                 "%d pruned in %.1f s\n",
                 st.measured, st.skipped, st.stored, st.passed, st.incorrect, st.failed, st.pruned, secs);
   out << line;
+  if (st.retimed > 0)
+    out << st.retimed << " extra timings of close contenders (within " << opt.confirm_within * 100 << "% of a batch's "
+        << "fastest, " << opt.confirm_rounds << " rounds): each stores the median of its timings\n";
   if (stopped) {
     const std::string why = st.device_lost       ? "the device cannot go on after a hung kernel"
                             : st.out_of_time ? "the time budget is used up"

@@ -43,6 +43,12 @@ struct AutotuneOptions {
   double time_budget_s = 0;      // stop (as on Ctrl-C) after this much wall time, compiling included; 0 = none
   bool warm = false;             // no L2 flush between runs (rows get cold_l2 = 0)
   int reps = 50;
+  // Close contenders: the passed candidates of a batch (one shape, M and routing) within
+  // confirm_within of its fastest are timed confirm_rounds more times each, interleaved,
+  // and store the median of their timings, so a single lucky timing does not pick the
+  // winner among near-ties. 0 rounds: off.
+  int confirm_rounds = 2;
+  double confirm_within = 0.03;
   int max_candidates = 0;        // per shape, 0 = all
   std::string filter;            // regex on kernel names (generation and candidates)
   bool generate = true;          // compile what the pack lacks (else tune what it has)
@@ -56,7 +62,8 @@ struct AutotuneOptions {
 struct AutotuneStats {
   int generated = 0;  // kernels genkernels added to the pack
   int dropped = 0;    // kernels of the selection the templates no longer generate, removed
-  int measured = 0;   // Measurer::measure calls
+  int measured = 0;   // candidates timed (Measurer::measure calls, re-timings not counted)
+  int retimed = 0;    // extra timings of close contenders (AutotuneOptions::confirm_rounds)
   int skipped = 0;    // (kernel, M) already stored for this device: not redone
   int stored = 0;     // result rows written
   int passed = 0, incorrect = 0, failed = 0, pruned = 0;

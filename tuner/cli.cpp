@@ -169,6 +169,12 @@ int autotune_main(int argc, char** argv) {
   app.add_option("--dtype", dtypes, "activation types: bf16, fp16")->capture_default_str();
   app.add_option("--quant", quants, "weight quantisation: sym, asym")->capture_default_str();
   app.add_option("--reps", opt.reps, "timed runs per kernel and M (median and min are stored)")->capture_default_str();
+  app.add_option("--confirm-rounds", opt.confirm_rounds,
+                 "extra timings of each close contender (within --confirm-within of a batch's fastest), which"
+                 " then stores the median of its timings; 0 = off")
+      ->capture_default_str();
+  app.add_option("--confirm-within", opt.confirm_within, "what counts as a close contender: this fraction of the fastest")
+      ->capture_default_str();
   app.add_option("--seed", seed, "seed of the random inputs (default: random, printed)");
   app.add_option("--max-candidates", opt.max_candidates, "per shape, for quick runs (0 = all)")->capture_default_str();
   app.add_option("--filter", opt.filter, "only kernels whose name matches this regex");
