@@ -24,7 +24,7 @@ model=deepseek-v3.2
 ops=sparse_mla_decode
 filter=${FILTER:-.*}
 mkdir -p "$out" "$work"
-export PATH="$PATH:/usr/local/cuda/bin"
+source "$(dirname "$0")/device_env.sh"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv | tee "$out/gpu.txt"
 
 step() { echo "== $* ($(date +%T))"; }

@@ -20,9 +20,7 @@ work=${WORK:-/tmp/kforge-moe}
 budget=${1:-600}
 ops=w4a16_moe_gemm1,w4a16_moe_gemm2
 mkdir -p "$out" "$work"
-export PATH="$PATH:/usr/local/cuda/bin"
-cublas=$(find /usr/local/cuda* /usr/lib /opt -name 'libcublas.so.13' 2>/dev/null | head -1)
-[ -n "$cublas" ] && export LD_LIBRARY_PATH="$(dirname "$cublas"):${LD_LIBRARY_PATH:-}"
+source "$(dirname "$0")/device_env.sh"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv | tee "$out/gpu.txt"
 
 step() { echo "== $* ($(date +%T))"; }

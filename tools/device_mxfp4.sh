@@ -22,7 +22,7 @@ model=${MODEL:-gpt-oss-120b}
 ops=mxfp4_moe
 filter=${FILTER:-.*}
 mkdir -p "$out" "$work"
-export PATH="$PATH:/usr/local/cuda/bin"
+source "$(dirname "$0")/device_env.sh"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv | tee "$out/gpu.txt"
 
 step() { echo "== $* ($(date +%T))"; }

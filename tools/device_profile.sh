@@ -19,7 +19,7 @@ bin=${BIN:-.devout/bin}
 out=${OUT:-gpu-results}
 work=${WORK:-/tmp/kforge-profile}
 mkdir -p "$out" "$work/sass"
-export PATH="$PATH:/usr/local/cuda/bin"
+source "$(dirname "$0")/device_env.sh"
 
 model=()
 check=("$bin/kforge_check_linear" --pack "$work/pack/kforge.sqlite" --m "$m")

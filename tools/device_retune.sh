@@ -20,9 +20,7 @@ ops=${OPS:-w4a16_linear}
 templates=${TEMPLATES:-templates}
 variants=${VARIANTS:-decode_.*_bm(1|4)_bn64_bk32_w8_sk(1|4)_s(1|2)$|skinny_.*_bn(64|128)_bk32_w(2|4)_sk(1|2)_s(3|8)$}
 mkdir -p "$out"
-export PATH="$PATH:/usr/local/cuda/bin"
-cublas=$(find /usr/local/cuda*/targets /usr/local/cuda*/lib64 -name 'libcublas.so.13' 2>/dev/null | head -1)
-[ -n "$cublas" ] && export LD_LIBRARY_PATH="$(dirname "$cublas"):${LD_LIBRARY_PATH:-}"
+source "$(dirname "$0")/device_env.sh"
 step() { echo "== $* ($(date +%T))"; }
 
 step check the variants "${VARIANT_PACK:-$variants}"

@@ -9,9 +9,7 @@ bin=${BIN:-.devout/bin}
 out=${OUT:-gpu-results}
 budget=${1:-300}
 mkdir -p "$out" tuned_db
-export PATH="$PATH:/usr/local/cuda/bin"
-cublas=$(find /usr/local/cuda* /usr/lib /opt -name 'libcublas.so.13' 2>/dev/null | head -1)
-[ -n "$cublas" ] && export LD_LIBRARY_PATH="$(dirname "$cublas"):${LD_LIBRARY_PATH:-}"
+source "$(dirname "$0")/device_env.sh"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv | tee "$out/gpu.txt"
 
 step() { echo "== $* ($(date +%T))"; }

@@ -13,9 +13,7 @@ db=${1:-tuned_db/kforge.sqlite}
 bench=${BENCH:?BENCH names the benchmark binary}
 reps=${REPS:-100}
 mkdir -p "$out"
-export PATH="$PATH:/usr/local/cuda/bin"
-cublas=$(find /usr/local/cuda* /usr/lib /opt -name 'libcublas.so.13' 2>/dev/null | head -1)
-[ -n "$cublas" ] && export LD_LIBRARY_PATH="$(dirname "$cublas"):${LD_LIBRARY_PATH:-}"
+source "$(dirname "$0")/device_env.sh"
 work=$(mktemp -d)
 run() {  # name db
   echo "== $bench: $1 ($(date +%T))"

@@ -1,0 +1,7 @@
+# Sourced by the tools/device_*.sh scripts: nvcc on PATH (autotune compiles what a pack
+# lacks) and, where the machine has one, the directory of CUDA 13's cuBLAS on
+# LD_LIBRARY_PATH (the benchmarks' baseline links it).
+export PATH="$PATH:/usr/local/cuda/bin"
+kf_cublas=$(find /usr/local/cuda*/targets /usr/local/cuda*/lib64 /usr/local/cuda*/lib /usr/lib /opt -name 'libcublas.so.13' 2>/dev/null | head -1)
+[ -n "$kf_cublas" ] && export LD_LIBRARY_PATH="$(dirname "$kf_cublas"):${LD_LIBRARY_PATH:-}"
+unset kf_cublas
