@@ -256,12 +256,11 @@ Candidate make_linear_generic_candidate(bool bf16, bool asym, const ArchInfo& ar
   return c;
 }
 
-// The kernel ABI's own formulas (templates/w4a16_linear/launch.h), shared with the runtime;
-// the skinny and wgmma kinds' split tiles sum within a thread-block cluster and need none.
-static bool splits_on_chip(const LinearConfig& cfg) {
+bool splits_on_chip(const LinearConfig& cfg) {
   return cfg.kind == LinearKind::skinny || cfg.kind == LinearKind::wgmma;
 }
 
+// The kernel ABI's own formulas (templates/w4a16_linear/launch.h), shared with the runtime.
 int64_t linear_workspace_floats(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
   return splits_on_chip(cfg) ? 0 : w4a16::workspace_floats(cfg.split_k, s.n, m);
 }

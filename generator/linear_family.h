@@ -90,6 +90,10 @@ Candidate make_linear_candidate(const LinearShape& shape, const LinearConfig& cf
 Candidate make_linear_generic_candidate(bool bf16, bool asym, const ArchInfo& arch);
 std::string linear_generic_shape_key(bool bf16, bool asym);
 
+// Whether a kind's split tiles sum within a thread-block cluster (the skinny and wgmma
+// kinds, sm_90), so its launches need no split-K workspace or counters.
+bool splits_on_chip(const LinearConfig& cfg);
+
 // Workspace a split-K launch needs (floats and counters), for runtimes and tests.
 int64_t linear_workspace_floats(const LinearShape& shape, const LinearConfig& cfg, int64_t m);
 int64_t linear_counter_ints(const LinearShape& shape, const LinearConfig& cfg, int64_t m);

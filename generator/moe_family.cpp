@@ -205,14 +205,14 @@ Candidate make_moe_sum_candidate(bool bf16, const ArchInfo& arch) {
   return c;
 }
 
-// As linear_workspace_floats: none for the skinny kind.
+// As linear_workspace_floats: none for the kinds that split on chip.
 int64_t moe_workspace_floats(const MoeShape& s, const LinearConfig& cfg, int64_t t) {
-  if (cfg.kind == LinearKind::skinny) return 0;
+  if (splits_on_chip(cfg)) return 0;
   return moe::gemm_workspace_floats(cfg.split_k, s.n, moe::sorted_capacity(t, s.top_k, s.experts, cfg.block_m));
 }
 
 int64_t moe_counter_ints(const MoeShape& s, const LinearConfig& cfg, int64_t t) {
-  if (cfg.kind == LinearKind::skinny) return 0;
+  if (splits_on_chip(cfg)) return 0;
   return moe::gemm_counter_ints(cfg.split_k, cfg.block_m, cfg.block_n, s.n,
                                 moe::sorted_capacity(t, s.top_k, s.experts, cfg.block_m));
 }

@@ -60,6 +60,8 @@ struct KernelImpl {
   mutable void* module[kMaxDevices] = {};
 
   bool generic() const { return op_kind == KernelOp::linear && kind == w4a16::Kind::generic; }
+  // Split-K through global memory: its launches need args.workspace and args.counters.
+  bool splits_through_memory() const { return config.split_k > 1 && !split_on_chip; }
 };
 
 // One tuned M range of a shape, already made contiguous: [lo, hi] with hi = next lo - 1

@@ -36,7 +36,7 @@ kf_status check_args(const KernelImpl& k, const kf_linear_args& a) {
                   "group = %lld", name, a.n, a.k, a.group, static_cast<long long>(s.n), static_cast<long long>(s.k),
                   static_cast<long long>(s.effective_group()));
   }
-  if (k.config.split_k > 1 && !k.split_on_chip && (!a.workspace || !a.counters))
+  if (k.splits_through_memory() && (!a.workspace || !a.counters))
     return fail(KF_ERR_INVALID_ARGUMENT,
                 "kf_launch(%s): split-K kernel (sk%d) needs args->workspace and args->counters (sizes from "
                 "kf_kernel_workspace or kf_db_max_workspace)", name, k.config.split_k);
@@ -164,7 +164,7 @@ void unload_all(const kf_db& db) {
 
 void kernel_workspace(const KernelImpl& k, int64_t m, int64_t* floats, int64_t* counters) {
   *floats = *counters = 0;
-  if (k.split_on_chip) return;
+  if (!k.splits_through_memory()) return;
   if (k.op_kind == KernelOp::moe_gemm) {  // m is T: the launch covers the sorted capacity
     const LinearConfigKey& c = k.config;
     const int64_t capacity = moe::sorted_capacity(m, k.moe.top_k, k.moe.experts, c.block_m);

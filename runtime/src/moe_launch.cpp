@@ -123,7 +123,7 @@ kf_status plan_moe_gemm(const KernelImpl& k, const kf_moe_gemm_args& a, const ch
                 c.silu  ? " (fused SiLU: n is gate_up's N = 2 I, and y gets n / 2 columns, [t * top_k, n / 2])"
                 : c.red ? " (top_k reduction: y is [t, n], zeroed first, added into)"
                         : "");
-  if (c.split_k > 1 && !k.split_on_chip && (!a.workspace || !a.counters))
+  if (k.splits_through_memory() && (!a.workspace || !a.counters))
     return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): split-K kernel (sk%d) needs args->workspace and args->counters "
                 "(sizes from kf_kernel_workspace with m = t)", function, name, c.split_k);
   if (!aligned(a.x, 16) || !aligned(a.qweight, 16) || !aligned(a.scales, 8) || !aligned(a.y, 8) ||
