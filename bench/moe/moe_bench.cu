@@ -5,6 +5,8 @@
 //   layer    kf_run_moe: align + gemm1 + silu_mul + gemm2 + sum, selected by the runtime
 //            (no silu_mul when the gemm1 winner fuses it: kf_kernel_fuses_silu; no sum
 //            when the gemm2 winner reduces over top_k: kf_kernel_reduces_topk);
+//   serial   the layer with KFORGE_OVERLAP_LAUNCHES=0: no kernel starts before the one
+//            before it has finished (kf_run_moe otherwise overlaps skinny GEMMs with it);
 //   parts    each of those alone through kf_launch_moe_* with the same kernels;
 //   floor    a streaming read of the bytes the layer must read at least: int4 weights
 //            and scales of the experts the routing hits (both GEMMs) plus x, y, the
@@ -64,6 +66,17 @@ int main(int argc, char** argv) {
   const int reps = run.reps;
   const cudaDeviceProp& prop = run.prop;
   kf_db* const db = run.db;
+  // The same DB opened with overlapped launches off (KFORGE_OVERLAP_LAUNCHES=0 at open):
+  // the layer with every kernel starting after the one before it has finished.
+  kf_db* serial_db = nullptr;
+  {
+    const char* before = std::getenv("KFORGE_OVERLAP_LAUNCHES");
+    const std::string kept = before ? before : "";
+    setenv("KFORGE_OVERLAP_LAUNCHES", "0", 1);
+    kf_check(kf_open(db_path, &serial_db), "kf_open (overlap off)");
+    if (before) setenv("KFORGE_OVERLAP_LAUNCHES", kept.c_str(), 1);
+    else unsetenv("KFORGE_OVERLAP_LAUNCHES");
+  }
   kf::bench::ColdTimer timer;
   cublasHandle_t blas;
   cublasCreate(&blas);
@@ -162,6 +175,8 @@ int main(int argc, char** argv) {
       la.max_t = kMaxT;
       const double t_layer = timer.median_us([&](cudaStream_t s) { kf_check(kf_run_moe(db, &shape, &la, s), "kf_run_moe"); },
                                              reps);
+      const double t_serial = timer.median_us(
+          [&](cudaStream_t s) { kf_check(kf_run_moe(serial_db, &shape, &la, s), "kf_run_moe (overlap off)"); }, reps);
 
       // The same pieces one at a time, on buffers of their own.
       const kf_kernel *k1 = nullptr, *k2 = nullptr;
@@ -237,6 +252,7 @@ int main(int argc, char** argv) {
       };
       const std::string names = std::string(kf_kernel_name(k1)) + " + " + kf_kernel_name(k2);
       row("layer", t_layer, layer_bytes, flops, names, true);
+      row("serial", t_serial, layer_bytes, flops, "the layer with KFORGE_OVERLAP_LAUNCHES=0", true);
       row("align", t_align, slots * 4, 0, "moe_align_any (block_m " + std::to_string(bm1) +
                                              (bm2 != bm1 ? ", " + std::to_string(bm2) : "") + ")", false);
       row("gemm1", t_g1, g1_bytes + size_t(t) * kHidden * 2, g1_flops, kf_kernel_name(k1), false);
@@ -256,6 +272,7 @@ int main(int argc, char** argv) {
   check(cudaGetLastError(), "launch");
   if (csv) std::fclose(csv);
   cublasDestroy(blas);
+  kf_close(serial_db);
   kf_close(db);
   return 0;
 }

@@ -1,5 +1,7 @@
 // The CUDA side of the runtime: cubins loaded with cuModuleLoadData into the context
-// current on the calling thread, launched with cuLaunchKernel (kernelParams = {&args}).
+// current on the calling thread, launched with cuLaunchKernel (kernelParams = {&args}), or
+// with cuLaunchKernelEx when a launch may overlap the previous kernel (drivers before 12.3
+// launch as usual).
 #include <cstdarg>
 #include <cstdio>
 #include <mutex>
@@ -80,6 +82,20 @@ class CudaBackend final : public Backend {
   }
 
   kf_status launch(void* function, const LaunchDims& d, void* stream, void** params) override {
+    if (d.overlap_previous && overlap_supported_) {
+      CUlaunchAttribute overlap = {};
+      overlap.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+      overlap.value.programmaticStreamSerializationAllowed = 1;
+      CUlaunchConfig config = {};
+      config.gridDimX = d.grid[0], config.gridDimY = d.grid[1], config.gridDimZ = d.grid[2];
+      config.blockDimX = d.block[0], config.blockDimY = d.block[1], config.blockDimZ = d.block[2];
+      config.sharedMemBytes = d.shared_bytes;
+      config.hStream = static_cast<CUstream>(stream);
+      config.attrs = &overlap;
+      config.numAttrs = 1;
+      const CUresult r = cu_->cuLaunchKernelEx(&config, static_cast<CUfunction>(function), params, nullptr);
+      return r == CUDA_SUCCESS ? KF_OK : failed(r, "cuLaunchKernelEx");
+    }
     const CUresult r = cu_->cuLaunchKernel(static_cast<CUfunction>(function), d.grid[0], d.grid[1], d.grid[2],
                                            d.block[0], d.block[1], d.block[2], d.shared_bytes, static_cast<CUstream>(stream),
                                            params, nullptr);
@@ -97,6 +113,11 @@ class CudaBackend final : public Backend {
     r = cu_->cuDeviceGetCount(&count);
     if (r != CUDA_SUCCESS) return no_device("cuDeviceGetCount failed: %s", message(r));
     if (count < 1) return no_device("no CUDA device");
+    // Overlapped launches (programmatic stream serialization) from drivers that also keep
+    // them under stream capture (12.3): older ones launch every kernel as usual.
+    int version = 0;
+    overlap_supported_ = cu_->cuLaunchKernelEx && cu_->cuDriverGetVersion(&version) == CUDA_SUCCESS &&
+                         version >= kOverlapMinDriver;
     return KF_OK;
   }
 
@@ -121,7 +142,9 @@ class CudaBackend final : public Backend {
     return fail(KF_ERR_BACKEND, "CUDA: %s failed: %s (%d)", what, message(r), int(r));
   }
 
+  static constexpr int kOverlapMinDriver = 12030;
   const cuda::Driver* cu_ = nullptr;
+  bool overlap_supported_ = false;
   std::once_flag once_;
   kf_status init_status_ = KF_ERR_NO_DEVICE;
   char why_[512] = {};

@@ -32,6 +32,9 @@ Driver* load() {
   }
   KF_CUDA_DRIVER_FUNCTIONS(KF_CUDA_LOAD)
 #undef KF_CUDA_LOAD
+#define KF_CUDA_LOAD_OPTIONAL(fn) d.fn = reinterpret_cast<decltype(d.fn)>(dlsym(lib, KF_STR(fn)));
+  KF_CUDA_DRIVER_OPTIONAL_FUNCTIONS(KF_CUDA_LOAD_OPTIONAL)
+#undef KF_CUDA_LOAD_OPTIONAL
   return &d;
 }
 

@@ -24,8 +24,15 @@ struct Driver {
   X(cuCtxSynchronize) X(cuGetErrorString) X(cuMemAlloc) X(cuMemFree) X(cuMemcpyHtoD)            \
   X(cuMemcpyDtoH) X(cuMemsetD16) X(cuMemsetD32) X(cuModuleLoadData) X(cuModuleUnload)           \
   X(cuModuleGetFunction) X(cuFuncSetAttribute) X(cuLaunchKernel) X(cuDriverGetVersion)
+// Null when the driver lacks them: a newer entry point, and what only the GPU checks use
+// (streams and graph capture, to check launches inside captured graphs).
+#define KF_CUDA_DRIVER_OPTIONAL_FUNCTIONS(X)                                                   \
+  X(cuLaunchKernelEx) X(cuStreamCreate) X(cuStreamDestroy) X(cuStreamSynchronize)               \
+  X(cuStreamBeginCapture) X(cuStreamEndCapture) X(cuGraphInstantiate) X(cuGraphLaunch)         \
+  X(cuGraphExecDestroy) X(cuGraphDestroy)
 #define KF_CUDA_DECLARE(fn) decltype(&::fn) fn = nullptr;
   KF_CUDA_DRIVER_FUNCTIONS(KF_CUDA_DECLARE)
+  KF_CUDA_DRIVER_OPTIONAL_FUNCTIONS(KF_CUDA_DECLARE)
 #undef KF_CUDA_DECLARE
 };
 

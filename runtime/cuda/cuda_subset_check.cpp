@@ -5,6 +5,7 @@
 // type size is compared below.
 #include <cuda.h>
 
+#include <cstddef>
 #include <type_traits>
 
 #include "cuda_subset.h"
@@ -28,6 +29,10 @@ KF_SAME_VALUE(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
 KF_SAME_VALUE(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
 KF_SAME_VALUE(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)
 KF_SAME_VALUE(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES)
+KF_SAME_VALUE(CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION)
+KF_SAME_VALUE(CU_STREAM_CAPTURE_MODE_GLOBAL)
+KF_SAME_VALUE(CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+KF_SAME_VALUE(CU_STREAM_CAPTURE_MODE_RELAXED)
 #undef KF_SAME_VALUE
 
 static_assert(std::is_same<kf_subset::CUdevice, ::CUdevice>::value, "CUdevice");
@@ -35,3 +40,10 @@ static_assert(std::is_same<kf_subset::CUdeviceptr, ::CUdeviceptr>::value, "CUdev
 static_assert(sizeof(kf_subset::CUresult) == sizeof(::CUresult), "CUresult");
 static_assert(sizeof(kf_subset::CUdevice_attribute) == sizeof(::CUdevice_attribute), "CUdevice_attribute");
 static_assert(sizeof(kf_subset::CUfunction_attribute) == sizeof(::CUfunction_attribute), "CUfunction_attribute");
+static_assert(sizeof(kf_subset::CUlaunchAttributeValue) == sizeof(::CUlaunchAttributeValue), "CUlaunchAttributeValue");
+static_assert(sizeof(kf_subset::CUlaunchAttribute) == sizeof(::CUlaunchAttribute), "CUlaunchAttribute");
+static_assert(offsetof(kf_subset::CUlaunchAttribute, value) == offsetof(::CUlaunchAttribute, value), "CUlaunchAttribute");
+static_assert(sizeof(kf_subset::CUlaunchConfig) == sizeof(::CUlaunchConfig), "CUlaunchConfig");
+static_assert(offsetof(kf_subset::CUlaunchConfig, hStream) == offsetof(::CUlaunchConfig, hStream), "CUlaunchConfig");
+static_assert(offsetof(kf_subset::CUlaunchConfig, attrs) == offsetof(::CUlaunchConfig, attrs), "CUlaunchConfig");
+static_assert(offsetof(kf_subset::CUlaunchConfig, numAttrs) == offsetof(::CUlaunchConfig, numAttrs), "CUlaunchConfig");

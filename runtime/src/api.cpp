@@ -1,5 +1,7 @@
 // The C boundary: argument checks, and every C++ exception (out of memory while
 // opening, mostly) turned into a status, since nothing may unwind into an engine's C.
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <new>
 
@@ -45,6 +47,8 @@ kf_status open_pack(const char* path, const char* arch, const char* device_name,
   db->path = path;
   db->arch = arch;
   db->device_name = device_name ? device_name : "";
+  const char* overlap = std::getenv("KFORGE_OVERLAP_LAUNCHES");
+  db->overlap_launches = !(overlap && std::strcmp(overlap, "0") == 0);
   PackRows rows;
   kf_status status = read_pack(path, arch, &rows);
   if (status == KF_OK) status = build_catalog(std::move(rows), db.get());

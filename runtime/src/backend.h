@@ -20,6 +20,10 @@ struct LaunchDims {
   unsigned grid[3];
   unsigned block[3];
   unsigned shared_bytes = 0;  // dynamic shared memory (KernelImpl::dynamic_shared)
+  // The kernel may start before the previous kernel on the stream has finished: CUDA's
+  // programmatic dependent launch, for kernels that wait for it before reading what it
+  // writes (templates/kf_grid_dependency.h). A backend without it launches as usual.
+  bool overlap_previous = false;
 };
 
 // Largest grid y/z a launch may use; the stricter of CUDA's and HIP's limits.

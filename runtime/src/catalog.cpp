@@ -157,6 +157,7 @@ const char* parse_kernel(const KernelRow& row, KernelImpl* k) {
       return "a skinny kernel has block_m 16 (or 8, the swapped form) and block_k 32";
     k->dynamic_shared = static_cast<unsigned>(sk::dynamic_shared_bytes(c.block_n, c.warps, c.stages, c.block_m));
     k->split_on_chip = true;
+    k->waits_for_previous = true;
   }
   if (gemm != 0) {
     k->op_kind = KernelOp::moe_gemm;

@@ -46,6 +46,10 @@ struct KernelImpl {
   // The skinny and wgmma kinds' split-K sums within a thread-block cluster
   // (w4a16_linear/skinny.h, wgmma.h): no workspace, no counters.
   bool split_on_chip = false;
+  // It waits for the kernel before it on the stream before it touches memory (the skinny
+  // kind: templates/kf_grid_dependency.h), so its launches may overlap that kernel
+  // (LaunchDims::overlap_previous).
+  bool waits_for_previous = false;
   // Dynamic shared memory its launches pass, allowed once at load (the skinny kind's rings
   // above 48 KiB: w4a16_linear/skinny_tiling.h); 0 for every other kernel.
   unsigned dynamic_shared = 0;
@@ -131,6 +135,10 @@ struct kf_db {
   const kf_kernel* mla_combine[2] = {};  // by bf16
 
   mutable kf::rt::FallbackNotes fallback_notes;
+
+  // Whether launches of kernels that wait for the one before them overlap it
+  // (KernelImpl::waits_for_previous): on unless KFORGE_OVERLAP_LAUNCHES=0 at open.
+  bool overlap_launches = true;
 
   // The GPU side. kf_open binds the backend at once; kf_open_for_arch binds it on the
   // first launch or prepare and remembers a failure (state 2, reason in `unbound_why`).

@@ -120,6 +120,9 @@ kf_status launch_kernel(const KernelImpl& k, const LaunchDims& dims, void* args,
   void* params[] = {args};
   LaunchDims with_shared = dims;
   with_shared.shared_bytes = k.dynamic_shared;
+  // A kernel that waits for the one before it on the stream before it reads or writes
+  // anything may start while that one finishes (templates/kf_grid_dependency.h).
+  with_shared.overlap_previous = k.waits_for_previous && k.db->overlap_launches;
   if (k.persistent_per_unit > 0) {  // a few walkers per SM instead of a block per tile
     const int64_t units = k.db->compute_units[device].load(std::memory_order_relaxed);
     const int64_t walkers = units > 0 ? units * k.persistent_per_unit : with_shared.grid[0];

@@ -43,6 +43,26 @@ static_assert(sizeof(kf_moe_gemm_args) <= sizeof(kf_fake_cuda_launch::args), "re
 static_assert(sizeof(kf_mla_decode_args) <= sizeof(kf_fake_cuda_launch::args), "record too small");
 static_assert(sizeof(kf_mxfp4_moe_gemm_args) <= sizeof(kf_fake_cuda_launch::args), "record too small");
 
+CUresult record_launch(CUfunction function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                       unsigned bz, unsigned shared, CUstream stream, void** params, bool overlap) {
+  const auto* m = reinterpret_cast<const Module*>(function);
+  if (!m || !params || !params[0]) return CUDA_ERROR_INVALID_VALUE;
+  if (shared > kDefaultDynamicShared && shared > static_cast<unsigned>(m->dynamic_allowed)) return CUDA_ERROR_INVALID_VALUE;
+  if (g_fail_prefix[0] && starts_with(m->symbol, g_fail_prefix)) return CUDA_ERROR_UNKNOWN;
+  if (g_count < kRecords) {
+    kf_fake_cuda_launch& r = g_launches[g_count];
+    std::snprintf(r.kernel, sizeof r.kernel, "%s", m->symbol);
+    r.grid[0] = gx, r.grid[1] = gy, r.grid[2] = gz;
+    r.block[0] = bx, r.block[1] = by, r.block[2] = bz;
+    r.shared_bytes = shared;
+    r.stream = stream;
+    r.args_bytes = args_bytes(m->symbol);
+    std::memcpy(r.args, params[0], r.args_bytes);
+    r.overlap_previous = overlap;
+  }
+  ++g_count;
+  return CUDA_SUCCESS;
+}
 }  // namespace
 
 extern "C" {
@@ -109,24 +129,23 @@ CUresult cuFuncSetAttribute(CUfunction function, CUfunction_attribute attribute,
   reinterpret_cast<Module*>(function)->dynamic_allowed = value;
   return CUDA_SUCCESS;
 }
+
 CUresult cuLaunchKernel(CUfunction function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                         unsigned bz, unsigned shared, CUstream stream, void** params, void**) {
-  const auto* m = reinterpret_cast<const Module*>(function);
-  if (!m || !params || !params[0]) return CUDA_ERROR_INVALID_VALUE;
-  if (shared > kDefaultDynamicShared && shared > static_cast<unsigned>(m->dynamic_allowed)) return CUDA_ERROR_INVALID_VALUE;
-  if (g_fail_prefix[0] && starts_with(m->symbol, g_fail_prefix)) return CUDA_ERROR_UNKNOWN;
-  if (g_count < kRecords) {
-    kf_fake_cuda_launch& r = g_launches[g_count];
-    std::snprintf(r.kernel, sizeof r.kernel, "%s", m->symbol);
-    r.grid[0] = gx, r.grid[1] = gy, r.grid[2] = gz;
-    r.block[0] = bx, r.block[1] = by, r.block[2] = bz;
-    r.shared_bytes = shared;
-    r.stream = stream;
-    r.args_bytes = args_bytes(m->symbol);
-    std::memcpy(r.args, params[0], r.args_bytes);
+  return record_launch(function, gx, gy, gz, bx, by, bz, shared, stream, params, false);
+}
+
+// Only the attribute kforge sets is understood; any other is refused, as an unknown one
+// would be by the driver.
+CUresult cuLaunchKernelEx(const CUlaunchConfig* c, CUfunction function, void** params, void**) {
+  if (!c) return CUDA_ERROR_INVALID_VALUE;
+  bool overlap = false;
+  for (unsigned i = 0; i < c->numAttrs; ++i) {
+    if (c->attrs[i].id != CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION) return CUDA_ERROR_INVALID_VALUE;
+    overlap = c->attrs[i].value.programmaticStreamSerializationAllowed != 0;
   }
-  ++g_count;
-  return CUDA_SUCCESS;
+  return record_launch(function, c->gridDimX, c->gridDimY, c->gridDimZ, c->blockDimX, c->blockDimY, c->blockDimZ,
+                       c->sharedMemBytes, c->hStream, params, overlap);
 }
 
 }  // extern "C"

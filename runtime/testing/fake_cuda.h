@@ -1,7 +1,8 @@
 // A recording stand-in for libcuda.so.1 (fake_cuda.cpp), for the runtime's launch
 // tests on machines without a GPU. One sm_90a device named kf_testing::kTestDevice;
 // code objects load as anything; cuLaunchKernel runs nothing and records the kernel's
-// symbol, grid, block, dynamic shared memory and a copy of its argument struct (the struct is known from the
+// symbol, grid, block, dynamic shared memory, whether it may overlap the kernel before it
+// (cuLaunchKernelEx with programmatic stream serialization) and a copy of its argument struct (the struct is known from the
 // symbol's prefix) into a fixed table, so recording allocates nothing. Memory calls
 // fail. Like the driver, a launch with more than 48 KiB of dynamic shared memory fails
 // unless cuFuncSetAttribute allowed that much first. Programs link the library (its soname is libcuda.so.1, so the runtime's dlopen
@@ -20,6 +21,7 @@ typedef struct kf_fake_cuda_launch {
   void* stream;
   unsigned char args[192];  /* the argument struct, sizeof of its type */
   size_t args_bytes;
+  int overlap_previous; /* launched by cuLaunchKernelEx with programmatic stream serialization */
 } kf_fake_cuda_launch;
 
 /* Launches recorded since the last reset (the table keeps the first 64). */

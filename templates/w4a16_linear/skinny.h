@@ -21,6 +21,8 @@
 // The warps' sums meet in shared memory in a fixed order; SPLIT_K > 1 spreads K over
 // the blocks of a thread-block cluster too (sm_90), block 0 of which sums their tiles
 // from distributed shared memory.
+// Its entry points wait for the kernel before them first (kf_grid_dependency.h), so the
+// runtime may launch them to overlap that kernel.
 // A Rows policy (rows.h) says which rows of x a block reads and where its rows go, so the
 // MoE GEMMs run the same body over routed rows (w4a16_moe/gemm_skinny.h), with the
 // fused SiLU (silu.h: the block's upper BN/2 columns are the up partners of the lower)
@@ -28,6 +30,7 @@
 // NVIDIA only (mma.sync m16n8k16 layout); the generator does not emit it for AMD.
 #pragma once
 #include "kf_cluster.h"
+#include "kf_grid_dependency.h"
 #include "kf_portability.h"
 #include "w4a16_linear/args.h"
 #include "w4a16_linear/rows.h"
@@ -424,6 +427,9 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
 
 template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int WARPS, int SPLIT_K, int STAGES>
 KF_INLINE void w4a16_linear_skinny(const kf_linear_args& args) {
+  // Nothing is read before the kernel before this one is done (kf_grid_dependency.h).
+  grid_dependency::wait();
+  grid_dependency::launch_dependents();
   w4a16::skinny_body<w4a16::DenseRows, N, K, G, BF16, ASYM, BM, BN, WARPS, SPLIT_K, STAGES>({args.m}, args);
 }
 

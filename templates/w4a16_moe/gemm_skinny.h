@@ -15,6 +15,10 @@ template <int GEMM, int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, i
 KF_INLINE void w4a16_moe_gemm_skinny(const kf_moe_gemm_args& a) {
   static_assert(!SILU || GEMM == 1, "fused SiLU: gemm1 (gate_up) only");
   static_assert(!RED || GEMM == 2, "top_k reduction: gemm2 (down) only");
+  // Nothing is read before the kernel before this one is done (kf_grid_dependency.h):
+  // the runtime launches the skinny kind to overlap it.
+  grid_dependency::wait();
+  grid_dependency::launch_dependents();
   const int m0 = block_z() * BM;
   const moe::BlockRoute r = moe::block_route(a, m0 / BM);
   if (m0 >= r.num_padded) return;  // uniform per block: before any barrier

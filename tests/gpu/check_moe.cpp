@@ -13,7 +13,9 @@
 //             with the fused SiLU epilogue (_silu) against silu(gate) * up of the
 //             float64 gemm1, N/2 columns (poison past them checked the same way);
 //   silu_mul, sum  kf_launch_moe_silu_mul / kf_launch_moe_sum;
-//   layer     kf_run_moe (needs tuned winners), and the same chain built from the
+//   layer     kf_run_moe (needs tuned winners); at T <= 64 also 16 layers back to back
+//             on two inputs in turn, no sync between (its skinny GEMMs start while the
+//             kernel before them finishes); and the same chain built from the
 //             pieces with two candidates (works on an untuned pack), again with a
 //             fused SiLU gemm1 and no silu_mul when the pack has one;
 //   bad input top_k > E, E > 1024, T = 0, null buffers, mismatched shapes, too little

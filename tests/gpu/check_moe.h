@@ -34,6 +34,10 @@ extern const cuda::Driver* cu;
 
 constexpr uint16_t kPoison16 = 0xffff;      // NaN in bf16 and fp16
 constexpr uint32_t kPoison32 = 0x7f7f7f7fu; // an int no align result can hold
+// Layers run back to back by the overlap check (check_moe_layer.cpp), at T up to this
+// (where the skinny GEMMs that overlap the kernel before them serve).
+constexpr int kOverlapRepeats = 16;
+constexpr int64_t kOverlapCheckMaxT = 64;
 constexpr int64_t kGuard = 64;              // poisoned entries / rows past every buffer's end
 
 struct Buf {
@@ -267,6 +271,9 @@ class Checker {
   // The pack's layers: gemm1 / gemm2 candidate lists of one (E, top_k, H, I, dtype, quant).
   std::vector<std::pair<std::vector<Gemm>*, std::vector<Gemm>*>> layers();
   void layer_checks(std::vector<Gemm>& gemm1, std::vector<Gemm>& gemm2);
+  void overlap_check(const kf_moe_shape& ms, const kf_moe_layer_args& la, int64_t t, int64_t hidden, const Routing& r,
+                     const MoeWeights& w1, const MoeWeights& w2, const std::vector<double>& ref, double tol,
+                     const std::string& what);
 
   const Options& opt_;
   Tally& tally_;

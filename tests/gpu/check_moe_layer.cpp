@@ -46,6 +46,73 @@ struct DeviceWeights {
 
 }  // namespace
 
+// Skinny GEMMs start while the kernel before them finishes: one that read its input
+// before waiting would see the previous layer's intermediates. So layers run back to
+// back, no sync between them, on two inputs in turn (the second fresh), sharing one
+// scratch, each into its own poisoned y; both must match their references. Then the
+// same inside a captured graph.
+void Checker::overlap_check(const kf_moe_shape& ms, const kf_moe_layer_args& la, int64_t t, int64_t hidden,
+                            const Routing& r, const MoeWeights& w1, const MoeWeights& w2,
+                            const std::vector<double>& ref, double tol,
+                            const std::string& what) {
+  const auto hx_b = random_half(t * hidden, -1, 1, ms.bf16, rng_);
+  const auto ref_b = moe_layer_reference(w1, w2, hx_b, r.ids, r.weights, t, threads_);
+  Buf x_b(t * hidden * 2), y_a((t + kGuard) * hidden * 2), y_b((t + kGuard) * hidden * 2);
+  x_b.up(hx_b);
+  y_a.poison16();
+  y_b.poison16();
+  kf_moe_layer_args a = la, b = la;
+  a.y = y_a.p();
+  b.x = x_b.p();
+  b.y = y_b.p();
+  auto judge_both = [&](const std::string& name) {
+    sync();
+    for (int which = 0; which < 2; ++which) {
+      double err = 0;
+      const auto out = (which ? y_b : y_a).down<uint16_t>((t + kGuard) * hidden);
+      std::string bad = judge_rows(out, which ? ref_b : ref, t, hidden, ms.bf16, {}, tol, &err);
+      if (bad.empty()) bad = zero_tokens(out, r.ids, t, ms.top_k, ms.experts, hidden);
+      tally_.line("layer", name + (which ? " (second input)" : " (first input)"), bad, err, tol);
+    }
+  };
+  std::string why;
+  for (int i = 0; i < kOverlapRepeats && why.empty(); ++i) {
+    const kf_status st = kf_run_moe(db_, &ms, i % 2 ? &b : &a, nullptr);
+    if (st != KF_OK) why = status_text(st);
+  }
+  const std::string name = "kf_run_moe x" + std::to_string(kOverlapRepeats) + ", two inputs in turn, " + what;
+  if (!why.empty()) return tally_.line("layer", name, why);
+  judge_both(name);
+
+  // The same two layers captured into a graph (the overlap is a property of the graph's
+  // edges then), replayed twice.
+  const std::string graph_name = "kf_run_moe x2 captured in a graph, replayed x2, " + what;
+  if (!cu->cuStreamCreate || !cu->cuStreamBeginCapture || !cu->cuGraphInstantiate)
+    return tally_.skip("layer", graph_name, "the driver has no stream capture");
+  y_a.poison16();
+  y_b.poison16();
+  CUstream stream = nullptr;
+  CUgraph graph = nullptr;
+  CUgraphExec exec = nullptr;
+  CU_CHECK(cu->cuStreamCreate(&stream, 0));
+  CU_CHECK(cu->cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
+  for (const kf_moe_layer_args* l : {&a, &b}) {
+    const kf_status st = kf_run_moe(db_, &ms, l, stream);
+    if (st != KF_OK && why.empty()) why = "under capture: " + status_text(st);
+  }
+  CU_CHECK(cu->cuStreamEndCapture(stream, &graph));
+  if (why.empty()) {
+    CU_CHECK(cu->cuGraphInstantiate(&exec, graph, 0));
+    for (int i = 0; i < 2; ++i) CU_CHECK(cu->cuGraphLaunch(exec, stream));
+    CU_CHECK(cu->cuStreamSynchronize(stream));
+    CU_CHECK(cu->cuGraphExecDestroy(exec));
+  }
+  CU_CHECK(cu->cuGraphDestroy(graph));
+  CU_CHECK(cu->cuStreamDestroy(stream));
+  if (!why.empty()) return tally_.line("layer", graph_name, why);
+  judge_both(graph_name);
+}
+
 std::vector<std::pair<std::vector<Gemm>*, std::vector<Gemm>*>> Checker::layers() {
   std::vector<std::pair<std::vector<Gemm>*, std::vector<Gemm>*>> out;
   for (auto& [k2, down] : gemms_) {
@@ -148,6 +215,7 @@ void Checker::layer_checks(std::vector<Gemm>& ups, std::vector<Gemm>& downs) {
         } else {
           sync();
           judge("layer", "kf_run_moe " + what);
+          if (t <= kOverlapCheckMaxT) overlap_check(ms, la, t, hidden, r, w1, w2, ref, tol, what);
         }
       }
       // The chain from the pieces; every intermediate poisoned, so a dropped slot's row

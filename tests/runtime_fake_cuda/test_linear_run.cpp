@@ -99,9 +99,11 @@ TEST_CASE("linear: a skinny winner launches on the decode grid, a prefill one on
     CHECK(l->grid[2] == 1);  // one 16-row block for M <= 16
     CHECK(l->block[0] == 256);
     CHECK(l->stream == stream);
+    CHECK(l->overlap_previous);  // it waits for the kernel before it (kf_grid_dependency.h)
   }
   const kf_fake_cuda_launch* p = kf_fake_cuda_launch_at(3);
   CHECK(std::string(p->kernel) == prefill);
+  CHECK_FALSE(p->overlap_previous);
   CHECK(p->grid[0] == 2048 / 128);
   CHECK(p->grid[1] == (100 + 63) / 64);
   CHECK(p->grid[2] == 2);

@@ -3,12 +3,13 @@
 // (no silu_mul after a gemm1 with the fused SiLU epilogue, no sum after a gemm2 that
 // sums over top_k itself, whose y the first align zeroes), with the grids of
 // templates/w4a16_moe/launch.h, arguments wired through the carved scratch (split-K
-// counters at its start for every T), and nothing launched at all when an input is bad
-// or the scratch too small.
+// counters at its start for every T), skinny GEMMs launched to overlap the kernel before
+// them, and nothing launched at all when an input is bad or the scratch too small.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -87,6 +88,7 @@ struct Launch {
   unsigned grid[3], block[3];
   void* stream;
   std::vector<unsigned char> args;
+  bool overlap_previous;
   template <class T>
   T as() const {
     T v;
@@ -102,7 +104,7 @@ std::vector<Launch> launches() {
     const kf_fake_cuda_launch* r = kf_fake_cuda_launch_at(i);
     REQUIRE(r);
     out.push_back({r->kernel, {r->grid[0], r->grid[1], r->grid[2]}, {r->block[0], r->block[1], r->block[2]},
-                   r->stream, std::vector<unsigned char>(r->args, r->args + r->args_bytes)});
+                   r->stream, std::vector<unsigned char>(r->args, r->args + r->args_bytes), r->overlap_previous != 0});
   }
   return out;
 }
@@ -336,6 +338,75 @@ TEST_CASE("kf_run_moe skips sum after a gemm2 winner that sums over top_k; its f
   a.y = const_cast<void*>(a.x);
   CHECK(kf_run_moe(db, &s, &a, kStream) == KF_OK);
   kf_close(db);
+}
+
+// Skinny GEMMs wait for the kernel before them before they touch memory
+// (templates/kf_grid_dependency.h), so they start while it finishes; no other kind
+// waits, so none other overlaps, and KFORGE_OVERLAP_LAUNCHES=0 at open turns it off.
+TEST_CASE("kf_run_moe overlaps skinny GEMMs with the kernel before them, and only those") {
+  TempDir dir("rt-fake-cuda-overlap");
+  const std::string path = dir.file("kforge.sqlite");
+  TestPackBuilder b;
+  const std::string g1_skinny = b.add_moe_kernel(1, "skinny", kGemm1, "bm8_bn64_bk32_w4_sk1_s4_silu", "sm_90a", 128);
+  const std::string g1_decode = b.add_moe_kernel(1, "decode", kGemm1, "bm16_bn64_bk32_w4_sk1_s1", "sm_90a", 128);
+  const std::string g2_skinny = b.add_moe_kernel(2, "skinny", kGemm2, "bm8_bn32_bk32_w2_sk1_s8_red", "sm_90a", 64);
+  b.add_moe_winner(1, kGemm1, g1_skinny, 1, 8);
+  b.add_moe_winner(1, kGemm1, g1_decode, 9, 4096);
+  b.add_moe_winner(2, kGemm2, g2_skinny, 1, 4096);
+  b.add_moe_helpers();
+  b.write(path);
+  const kf_moe_shape s = layer_shape();
+
+  for (const bool switched_off : {false, true}) {
+    CAPTURE(switched_off);
+    if (switched_off) setenv("KFORGE_OVERLAP_LAUNCHES", "0", 1);
+    kf_db* db = nullptr;
+    const kf_status opened = kf_open(path.c_str(), &db);
+    unsetenv("KFORGE_OVERLAP_LAUNCHES");
+    REQUIRE_MESSAGE(opened == KF_OK, kf_last_error());
+    size_t bytes = 0;
+    REQUIRE(kf_moe_scratch_bytes(db, &s, 64, &bytes) == KF_OK);
+
+    // T = 2: align, skinny gemm1 (fused SiLU), skinny gemm2 (sums into y).
+    kf_fake_cuda_reset();
+    kf_moe_layer_args a = layer_args(2, 64, bytes);
+    REQUIRE_MESSAGE(kf_run_moe(db, &s, &a, kStream) == KF_OK, kf_last_error());
+    std::vector<Launch> l = launches();
+    REQUIRE(l.size() == 3);
+    CHECK(l[0].kernel == "moe_align_any");
+    CHECK(l[1].kernel == g1_skinny);
+    CHECK(l[2].kernel == g2_skinny);
+    CHECK_FALSE(l[0].overlap_previous);
+    CHECK(l[1].overlap_previous == !switched_off);
+    CHECK(l[2].overlap_previous == !switched_off);
+
+    // T = 16: two aligns (block_m 16 and 8), decode gemm1, silu_mul, skinny gemm2.
+    kf_fake_cuda_reset();
+    a = layer_args(16, 64, bytes);
+    REQUIRE_MESSAGE(kf_run_moe(db, &s, &a, kStream) == KF_OK, kf_last_error());
+    l = launches();
+    REQUIRE(l.size() == 5);
+    CHECK(l[2].kernel == g1_decode);
+    CHECK(l[3].kernel == "moe_silu_mul_any_bf16");
+    CHECK(l[4].kernel == g2_skinny);
+    for (int i = 0; i < 4; ++i) CHECK_FALSE(l[i].overlap_previous);
+    CHECK(l[4].overlap_previous == !switched_off);
+
+    // Launched on its own, the same: it reads nothing before the kernel before it is done.
+    kf_fake_cuda_reset();
+    const kf_kernel* k = nullptr;
+    REQUIRE(kf_select_moe(db, 2, &s, 2, &k) == KF_OK);
+    kf_moe_gemm_args g = l[4].as<kf_moe_gemm_args>();
+    REQUIRE_MESSAGE(kf_launch_moe_gemm(k, &g, kStream) == KF_OK, kf_last_error());
+    REQUIRE(kf_select_moe(db, 1, &s, 16, &k) == KF_OK);  // the decode kind
+    g = l[2].as<kf_moe_gemm_args>();
+    REQUIRE_MESSAGE(kf_launch_moe_gemm(k, &g, kStream) == KF_OK, kf_last_error());
+    l = launches();
+    REQUIRE(l.size() == 2);
+    CHECK(l[0].overlap_previous == !switched_off);
+    CHECK_FALSE(l[1].overlap_previous);
+    kf_close(db);
+  }
 }
 
 TEST_CASE("kf_run_moe, large T: two aligns for two block_m, prefill grids over the sorted capacity") {

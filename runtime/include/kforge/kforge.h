@@ -124,7 +124,12 @@ KF_API kf_status kf_prepare(kf_db* db);
  * to a specialised kernel's shape (group K or 0 for per-channel); what the generic needs
  * (N % 8 == 0, K % 32 == 0, group a multiple of 32 dividing K); x and qweight 16-byte
  * aligned, scales and y 8-byte aligned, qzeros (asym) 4-byte aligned; workspace and
- * counters set for split-K kernels. */
+ * counters set for split-K kernels.
+ * Kernels of the skinny kind (decode, linear and MoE) wait for the kernel before them on
+ * the stream before they read or write anything, so on CUDA drivers from 12.3 they are
+ * launched to overlap it (programmatic dependent launch): their blocks start while it
+ * finishes, which hides most of a launch. Stream capture keeps that in the graph. Setting
+ * KFORGE_OVERLAP_LAUNCHES=0 before kf_open launches every kernel after the one before it. */
 KF_API kf_status kf_launch(const kf_kernel* kernel, const kf_linear_args* args, void* stream);
 /* kf_select_linear(db, args->n, args->k, args->group, bf16, asym, args->m) + kf_launch:
  * the one call an engine's linear op makes per forward. */
