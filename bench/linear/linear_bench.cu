@@ -7,6 +7,9 @@
 //   empty    an empty kernel, the launch cost alone.
 // Prints time, effective TB/s and TFLOP/s, kforge/floor (time ratio, >= 1) and
 // cuBLAS/kforge (speed ratio, > 1 = kforge faster).
+// Then a decode step: the five layers back to back in one timed region at M = 1, 4, 16,
+// as an engine launches them, with the runtime's overlapped launches and without
+// (KFORGE_OVERLAP_LAUNCHES=0), against one streaming read of all their bytes.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -52,6 +55,78 @@ void* device_random(size_t bytes, std::mt19937_64& rng, bool bf16_values) {
   check(cudaMalloc(&d, host.size() * 2), "cudaMalloc");
   check(cudaMemcpy(d, host.data(), host.size() * 2, cudaMemcpyHostToDevice), "upload");
   return d;
+}
+
+void* device_zeros(size_t bytes) {
+  void* d = nullptr;
+  check(cudaMalloc(&d, bytes), "cudaMalloc");
+  check(cudaMemset(d, 0, bytes), "zero");
+  return d;
+}
+
+// The decode step section (see the top): every layer's own weights, x and y; the kernels
+// each DB selects for M (skinny ones split on chip: no workspace).
+void decode_step(kf_db* db, kf_db* serial_db, const Shape* shapes, int count, int group, kf::bench::ColdTimer& timer,
+                 int reps, std::mt19937_64& rng) {
+  struct Layer {
+    void *qweight, *scales, *x, *y;
+    size_t bytes;
+  };
+  std::vector<Layer> layers;
+  size_t most_bytes = 0;  // the floor's buffer: every layer at M = 16
+  for (int i = 0; i < count; ++i) {
+    const Shape& sh = shapes[i];
+    const size_t q = static_cast<size_t>(sh.n) * sh.k / 2, sc = static_cast<size_t>(sh.k / group) * sh.n * 2;
+    layers.push_back({device_random(q, rng, false), device_random(sc, rng, true), device_random(16 * sh.k * 2, rng, true),
+                      device_zeros(16 * sh.n * 2), q + sc});
+    most_bytes += q + sc + static_cast<size_t>(16) * (sh.k + sh.n) * 2;  // and x, y at M = 16
+  }
+  void* workspace = device_zeros(16);
+  void* floor_buf = device_zeros(most_bytes + 16);
+  std::printf("\ndecode step: the %d layers above back to back, one timed region (us)\n", count);
+  std::printf("%6s | %8s %8s %8s | %7s %7s\n", "M", "overlap", "serial", "floor", "x floor", "saved");
+  for (int m : {1, 4, 16}) {
+    std::vector<kf_linear_args> args;
+    std::vector<const kf_kernel*> kernels[2];
+    size_t bytes = 0;
+    for (int i = 0; i < count; ++i) {
+      const Shape& sh = shapes[i];
+      args.push_back({layers[i].x, layers[i].qweight, layers[i].scales, nullptr, layers[i].y,
+                      static_cast<float*>(workspace), static_cast<int*>(workspace), m, sh.n, sh.k, group});
+      for (int d = 0; d < 2; ++d) {
+        const kf_kernel* k = nullptr;
+        if (kf_select_linear(d ? serial_db : db, sh.n, sh.k, group, 1, 0, m, &k) != KF_OK) {
+          std::fprintf(stderr, "kf_select_linear: %s\n", kf_last_error());
+          std::exit(1);
+        }
+        int64_t floats = 0, counters = 0;
+        kf_kernel_workspace(k, m, &floats, &counters);
+        if (floats > 0 || counters > 0) {
+          std::printf("%6d | skipped: %s splits K through memory\n", m, kf_kernel_name(k));
+          return;
+        }
+        kernels[d].push_back(k);
+      }
+      bytes += layers[i].bytes + static_cast<size_t>(m) * (sh.k + sh.n) * 2;
+    }
+    double t[2];
+    for (int d = 0; d < 2; ++d)
+      t[d] = timer.median_us(
+          [&](cudaStream_t s) {
+            for (int i = 0; i < count; ++i)
+              if (kf_launch(kernels[d][i], &args[i], s) != KF_OK) {
+                std::fprintf(stderr, "kf_launch: %s\n", kf_last_error());
+                std::exit(1);
+              }
+          },
+          reps);
+    const double t_floor = timer.median_us([&](cudaStream_t s) { timer.stream_read(floor_buf, bytes, s); }, reps);
+    std::printf("%6d | %8.2f %8.2f %8.2f | %7.2f %7.2f\n", m, t[0], t[1], t_floor, t[0] / t_floor, t[1] - t[0]);
+  }
+  for (Layer& l : layers)
+    for (void* p : {l.qweight, l.scales, l.x, l.y}) cudaFree(p);
+  cudaFree(workspace);
+  cudaFree(floor_buf);
 }
 
 }  // namespace
@@ -157,6 +232,23 @@ int main(int argc, char** argv) {
     cudaFree(dense_w);
   }
   if (csv) std::fclose(csv);
+
+  // The same DB with overlapped launches off, for the decode step.
+  kf_db* serial_db = nullptr;
+  {
+    const char* before = std::getenv("KFORGE_OVERLAP_LAUNCHES");
+    const std::string kept = before ? before : "";
+    setenv("KFORGE_OVERLAP_LAUNCHES", "0", 1);
+    const kf_status opened = kf_open(db_path, &serial_db);
+    if (before) setenv("KFORGE_OVERLAP_LAUNCHES", kept.c_str(), 1);
+    else unsetenv("KFORGE_OVERLAP_LAUNCHES");
+    if (opened != KF_OK) {
+      std::fprintf(stderr, "kf_open(%s), overlap off: %s\n", db_path, kf_last_error());
+      return 1;
+    }
+  }
+  decode_step(db, serial_db, shapes, static_cast<int>(sizeof shapes / sizeof shapes[0]), group, timer, reps, rng);
+  kf_close(serial_db);
   cublasDestroy(blas);
   kf_close(db);
   return 0;

@@ -429,7 +429,6 @@ template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int WARPS, 
 KF_INLINE void w4a16_linear_skinny(const kf_linear_args& args) {
   // Nothing is read before the kernel before this one is done (kf_grid_dependency.h).
   grid_dependency::wait();
-  grid_dependency::launch_dependents();
   w4a16::skinny_body<w4a16::DenseRows, N, K, G, BF16, ASYM, BM, BN, WARPS, SPLIT_K, STAGES>({args.m}, args);
 }
 

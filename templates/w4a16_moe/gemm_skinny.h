@@ -18,7 +18,6 @@ KF_INLINE void w4a16_moe_gemm_skinny(const kf_moe_gemm_args& a) {
   // Nothing is read before the kernel before this one is done (kf_grid_dependency.h):
   // the runtime launches the skinny kind to overlap it.
   grid_dependency::wait();
-  grid_dependency::launch_dependents();
   const int m0 = block_z() * BM;
   const moe::BlockRoute r = moe::block_route(a, m0 / BM);
   if (m0 >= r.num_padded) return;  // uniform per block: before any barrier
