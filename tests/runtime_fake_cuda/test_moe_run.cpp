@@ -341,7 +341,7 @@ TEST_CASE("kf_run_moe skips sum after a gemm2 winner that sums over top_k; its f
 }
 
 // Skinny GEMMs wait for the kernel before them before they touch memory
-// (templates/kf_grid_dependency.h), so they start while it finishes; no other kind
+// (templates/kf_grid_dependency.h), so they are launched to overlap it; no other kind
 // waits, so none other overlaps, and KFORGE_OVERLAP_LAUNCHES=0 at open turns it off.
 TEST_CASE("kf_run_moe overlaps skinny GEMMs with the kernel before them, and only those") {
   TempDir dir("rt-fake-cuda-overlap");
