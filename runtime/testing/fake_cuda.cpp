@@ -1,6 +1,7 @@
 #include "fake_cuda.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "cuda_subset.h"
@@ -76,7 +77,13 @@ void kf_fake_cuda_fail_launches_of(const char* prefix) {
 }
 
 CUresult cuInit(unsigned int) { return CUDA_SUCCESS; }
-CUresult cuDriverGetVersion(int* v) { return *v = 12040, CUDA_SUCCESS; }
+// 12.4, or KF_FAKE_CUDA_DRIVER_VERSION (e.g. 12020: a driver without overlapped launches
+// under stream capture, which the runtime must then not use).
+CUresult cuDriverGetVersion(int* v) {
+  const char* forced = std::getenv("KF_FAKE_CUDA_DRIVER_VERSION");
+  *v = forced ? std::atoi(forced) : 12040;
+  return CUDA_SUCCESS;
+}
 CUresult cuGetErrorString(CUresult, const char** text) { return *text = "fake CUDA error", CUDA_SUCCESS; }
 CUresult cuDeviceGetCount(int* count) { return *count = 1, CUDA_SUCCESS; }
 CUresult cuDeviceGet(CUdevice* device, int ordinal) {

@@ -4,7 +4,8 @@
 // symbol, grid, block, dynamic shared memory, whether it may overlap the kernel before it
 // (cuLaunchKernelEx with programmatic stream serialization) and a copy of its argument struct (the struct is known from the
 // symbol's prefix) into a fixed table, so recording allocates nothing. Memory calls
-// fail. Like the driver, a launch with more than 48 KiB of dynamic shared memory fails
+// fail. The driver reports version 12.4, or KF_FAKE_CUDA_DRIVER_VERSION when set. Like
+// the driver, a launch with more than 48 KiB of dynamic shared memory fails
 // unless cuFuncSetAttribute allowed that much first. Programs link the library (its soname is libcuda.so.1, so the runtime's dlopen
 // finds the loaded one) and read the record with these functions.
 #pragma once
