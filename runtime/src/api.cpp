@@ -47,8 +47,10 @@ kf_status open_pack(const char* path, const char* arch, const char* device_name,
   db->path = path;
   db->arch = arch;
   db->device_name = device_name ? device_name : "";
+  // Overlapped launches exist from sm_90 on; the kernels' wait compiles to nothing below.
   const char* overlap = std::getenv("KFORGE_OVERLAP_LAUNCHES");
-  db->overlap_launches = !(overlap && std::strcmp(overlap, "0") == 0);
+  db->overlap_launches = !(overlap && std::strcmp(overlap, "0") == 0) && std::strncmp(arch, "sm_", 3) == 0 &&
+                         std::atoi(arch + 3) >= 90;
   PackRows rows;
   kf_status status = read_pack(path, arch, &rows);
   if (status == KF_OK) status = build_catalog(std::move(rows), db.get());

@@ -137,7 +137,8 @@ struct kf_db {
   mutable kf::rt::FallbackNotes fallback_notes;
 
   // Whether launches of kernels that wait for the one before them overlap it
-  // (KernelImpl::waits_for_previous): on unless KFORGE_OVERLAP_LAUNCHES=0 at open.
+  // (KernelImpl::waits_for_previous): for sm_90 and later, unless
+  // KFORGE_OVERLAP_LAUNCHES=0 at open.
   bool overlap_launches = true;
 
   // The GPU side. kf_open binds the backend at once; kf_open_for_arch binds it on the
