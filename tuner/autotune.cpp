@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "arch.h"
+#include "device_plan.h"
 #include "error.h"
 #include "genkernels.h"
 #include "mxfp4_problem.h"
@@ -291,11 +292,7 @@ struct Run {
       }
     for (size_t c = 0; c < close.size(); ++c) {
       ResultRow& row = rows[close[c]];
-      if (row.disposition != "passed") continue;
-      std::vector<double>& v = medians[c];
-      std::sort(v.begin(), v.end());
-      const size_t n = v.size();
-      row.median_us = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+      if (row.disposition == "passed") row.median_us = timing_stats(medians[c]).median;
     }
     return go_on;
   }
