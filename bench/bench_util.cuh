@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 
 #include "kforge/kforge.h"
 
@@ -44,6 +45,21 @@ struct Start {
   cudaDeviceProp prop;
   kf_db* db;
 };
+
+// The DB at `path` opened again with overlapped launches off (KFORGE_OVERLAP_LAUNCHES=0
+// at open, the caller's setting restored after): for the rows that time the runtime's
+// launches each after the one before it has finished.
+inline kf_db* open_without_overlap(const char* path) {
+  const char* before = std::getenv("KFORGE_OVERLAP_LAUNCHES");
+  const std::string kept = before ? before : "";
+  setenv("KFORGE_OVERLAP_LAUNCHES", "0", 1);
+  kf_db* db = nullptr;
+  const kf_status opened = kf_open(path, &db);
+  if (before) setenv("KFORGE_OVERLAP_LAUNCHES", kept.c_str(), 1);
+  else unsetenv("KFORGE_OVERLAP_LAUNCHES");
+  kf_check(opened, "kf_open (overlap off)");
+  return db;
+}
 
 inline Start start(int argc, char** argv) {
   Start s{};

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.cuh"
 #include "cold_timer.h"
 #include "kforge/kforge.h"
 
@@ -234,19 +235,7 @@ int main(int argc, char** argv) {
   if (csv) std::fclose(csv);
 
   // The same DB with overlapped launches off, for the decode step.
-  kf_db* serial_db = nullptr;
-  {
-    const char* before = std::getenv("KFORGE_OVERLAP_LAUNCHES");
-    const std::string kept = before ? before : "";
-    setenv("KFORGE_OVERLAP_LAUNCHES", "0", 1);
-    const kf_status opened = kf_open(db_path, &serial_db);
-    if (before) setenv("KFORGE_OVERLAP_LAUNCHES", kept.c_str(), 1);
-    else unsetenv("KFORGE_OVERLAP_LAUNCHES");
-    if (opened != KF_OK) {
-      std::fprintf(stderr, "kf_open(%s), overlap off: %s\n", db_path, kf_last_error());
-      return 1;
-    }
-  }
+  kf_db* const serial_db = kf::bench::open_without_overlap(db_path);
   decode_step(db, serial_db, shapes, static_cast<int>(sizeof shapes / sizeof shapes[0]), group, timer, reps, rng);
   kf_close(serial_db);
   cublasDestroy(blas);

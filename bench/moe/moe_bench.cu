@@ -68,15 +68,7 @@ int main(int argc, char** argv) {
   kf_db* const db = run.db;
   // The same DB opened with overlapped launches off (KFORGE_OVERLAP_LAUNCHES=0 at open):
   // the layer with every kernel starting after the one before it has finished.
-  kf_db* serial_db = nullptr;
-  {
-    const char* before = std::getenv("KFORGE_OVERLAP_LAUNCHES");
-    const std::string kept = before ? before : "";
-    setenv("KFORGE_OVERLAP_LAUNCHES", "0", 1);
-    kf_check(kf_open(db_path, &serial_db), "kf_open (overlap off)");
-    if (before) setenv("KFORGE_OVERLAP_LAUNCHES", kept.c_str(), 1);
-    else unsetenv("KFORGE_OVERLAP_LAUNCHES");
-  }
+  kf_db* const serial_db = kf::bench::open_without_overlap(db_path);
   kf::bench::ColdTimer timer;
   cublasHandle_t blas;
   cublasCreate(&blas);
