@@ -7,6 +7,8 @@
 //            when the gemm2 winner reduces over top_k: kf_kernel_reduces_topk);
 //   serial   the layer with KFORGE_OVERLAP_LAUNCHES=0: no kernel starts before the one
 //            before it has finished (kf_run_moe otherwise overlaps skinny GEMMs with it);
+//   gemms    the layer without moe_align: gemm1 and gemm2 (silu_mul, sum when not
+//            fused) back to back in one timed region on routing aligned before it;
 //   parts    each of those alone through kf_launch_moe_* with the same kernels;
 //   floor    a streaming read of the bytes the layer must read at least: int4 weights
 //            and scales of the experts the routing hits (both GEMMs) plus x, y, the
@@ -231,6 +233,18 @@ int main(int argc, char** argv) {
           reduces ? 0.0
                   : timer.median_us([&](cudaStream_t s) { kf_check(kf_launch_moe_sum(db, 1, &su, s), "sum"); }, reps);
 
+      // gemm1 and gemm2 (with silu_mul and sum when the winners do not fuse them) back to
+      // back in one timed region, on the sorted lists aligned above: the two expert GEMMs
+      // as the layer runs them, launches overlapped as kf_run_moe overlaps them.
+      const double t_gemms = timer.median_us(
+          [&](cudaStream_t s) {
+            kf_check(kf_launch_moe_gemm(k1, &g1, s), "gemm1");
+            if (!fused) kf_check(kf_launch_moe_silu_mul(db, 1, &sm, s), "silu_mul");
+            kf_check(kf_launch_moe_gemm(k2, &g2, s), "gemm2");
+            if (!reduces) kf_check(kf_launch_moe_sum(db, 1, &su, s), "sum");
+          },
+          reps);
+
       const char* rname = kf::routing_archetype_name(r);
       auto row = [&](const char* part, double us, size_t bytes, double fl, const std::string& kernel, bool ratios) {
         std::printf("%5d %-7s %4d %-8s | %9.2f %6.2f %7.1f |", t, rname, n_hit, part, us, bytes / us * 1e-6,
@@ -245,6 +259,10 @@ int main(int argc, char** argv) {
       const std::string names = std::string(kf_kernel_name(k1)) + " + " + kf_kernel_name(k2);
       row("layer", t_layer, layer_bytes, flops, names, true);
       row("serial", t_serial, layer_bytes, flops, "the layer with KFORGE_OVERLAP_LAUNCHES=0", true);
+      row("gemms", t_gemms, layer_bytes, flops,
+          std::string("gemm1") + (fused ? "" : " + silu_mul") + " + gemm2" + (reduces ? "" : " + sum") +
+              " back to back, aligned before",
+          true);
       row("align", t_align, slots * 4, 0, "moe_align_any (block_m " + std::to_string(bm1) +
                                              (bm2 != bm1 ? ", " + std::to_string(bm2) : "") + ")", false);
       row("gemm1", t_g1, g1_bytes + size_t(t) * kHidden * 2, g1_flops, kf_kernel_name(k1), false);
