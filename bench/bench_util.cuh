@@ -46,20 +46,22 @@ struct Start {
   kf_db* db;
 };
 
-// The DB at `path` opened again with overlapped launches off (KFORGE_OVERLAP_LAUNCHES=0
-// at open, the caller's setting restored after): for the rows that time the runtime's
-// launches each after the one before it has finished.
-inline kf_db* open_without_overlap(const char* path) {
-  const char* before = std::getenv("KFORGE_OVERLAP_LAUNCHES");
+// The DB at `path` opened again with a runtime switch set to 0 at open (the caller's
+// setting restored after): KFORGE_OVERLAP_LAUNCHES for the rows that time the runtime's
+// launches each after the one before it has finished, KFORGE_CLUSTER_ALIGN for moe_align
+// in one workgroup at every T.
+inline kf_db* open_switched_off(const char* path, const char* variable) {
+  const char* before = std::getenv(variable);
   const std::string kept = before ? before : "";
-  setenv("KFORGE_OVERLAP_LAUNCHES", "0", 1);
+  setenv(variable, "0", 1);
   kf_db* db = nullptr;
   const kf_status opened = kf_open(path, &db);
-  if (before) setenv("KFORGE_OVERLAP_LAUNCHES", kept.c_str(), 1);
-  else unsetenv("KFORGE_OVERLAP_LAUNCHES");
-  kf_check(opened, "kf_open (overlap off)");
+  if (before) setenv(variable, kept.c_str(), 1);
+  else unsetenv(variable);
+  kf_check(opened, (std::string("kf_open (") + variable + "=0)").c_str());
   return db;
 }
+inline kf_db* open_without_overlap(const char* path) { return open_switched_off(path, "KFORGE_OVERLAP_LAUNCHES"); }
 
 inline Start start(int argc, char** argv) {
   Start s{};

@@ -293,7 +293,7 @@ GenStats run_genkernels(const GenOptions& opt, std::ostream& out, std::ostream& 
   // (the MXFP4 layers use align and the bf16 sum).
   if (!moe.empty() || !mx.empty())
     for (const ArchInfo* arch : archs) {
-      std::vector<Candidate> helpers = {make_moe_align_candidate(*arch)};
+      std::vector<Candidate> helpers = make_moe_align_candidates(*arch);
       std::vector<std::string> dtypes = moe.empty() ? std::vector<std::string>{} : opt.dtypes;
       if (!mx.empty() && std::count(dtypes.begin(), dtypes.end(), "bf16") == 0) dtypes.push_back("bf16");
       for (const auto& dt : dtypes) {

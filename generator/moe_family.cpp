@@ -6,6 +6,7 @@
 #include "w4a16_linear/skinny_tiling.h"
 #include "w4a16_linear/tiling.h"
 #include "w4a16_linear/wgmma_tiling.h"
+#include "w4a16_moe/align_cluster_tiling.h"
 #include "w4a16_moe/launch.h"
 
 namespace kf {
@@ -189,6 +190,22 @@ Candidate helper_candidate(const std::string& op, const std::string& shape, cons
 
 Candidate make_moe_align_candidate(const ArchInfo& arch) {
   return helper_candidate("moe_align", "any", "w4a16_moe/align.cu.in", moe::kAlignThreads, arch);
+}
+
+std::vector<Candidate> make_moe_align_candidates(const ArchInfo& arch) {
+  std::vector<Candidate> out = {make_moe_align_candidate(arch)};
+  // The cluster form needs thread-block clusters: the sm_90 archs, the ones with wgmma.
+  if (arch.warpgroup_mma) {
+    Candidate c = helper_candidate("moe_align", "any", "w4a16_moe/align_cluster.cu.in", moe::kAlignThreads, arch);
+    c.kind = "align_cluster";
+    c.config += "_c" + std::to_string(moe::kAlignCluster);
+    c.name = "moe_align_cluster_any";
+    c.params["name"] = c.name;
+    c.params["config"] = c.op + " " + c.shape + " " + c.config + " " + arch.name;
+    c.params["cluster"] = std::to_string(moe::kAlignCluster);
+    out.push_back(std::move(c));
+  }
+  return out;
 }
 
 Candidate make_moe_silu_mul_candidate(bool bf16, const ArchInfo& arch) {

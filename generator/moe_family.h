@@ -59,6 +59,10 @@ Candidate make_moe_candidate(const MoeShape& shape, const LinearConfig& cfg, con
 // kf::moe::kMaxExperts, block_m at run time), moe_silu_mul_any_<dtype> and
 // moe_sum_any_<dtype>. Their op is the kernel's prefix: "moe_align", "moe_silu_mul", "moe_sum".
 Candidate make_moe_align_candidate(const ArchInfo& arch);
+// Every align of the arch: moe_align_any and, on archs with thread-block clusters,
+// moe_align_cluster_any (w4a16_moe/align_cluster.h), which the runtime runs from
+// kf::moe::kAlignClusterMinSlots slots.
+std::vector<Candidate> make_moe_align_candidates(const ArchInfo& arch);
 Candidate make_moe_silu_mul_candidate(bool bf16, const ArchInfo& arch);
 Candidate make_moe_sum_candidate(bool bf16, const ArchInfo& arch);
 

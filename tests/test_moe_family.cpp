@@ -318,6 +318,21 @@ TEST_CASE("the helper kernels: one align per arch, silu_mul and sum per dtype") 
   CHECK(align.name == "moe_align_any");
   CHECK(align.op == "moe_align");
   CHECK(align.threads == kf::moe::kAlignThreads);
+  // The cluster form only where thread-block clusters exist.
+  const std::vector<kf::Candidate> aligns = kf::make_moe_align_candidates(info);
+  REQUIRE(aligns.size() == 2);
+  CHECK(aligns[0].name == "moe_align_any");
+  CHECK(aligns[1].name == "moe_align_cluster_any");
+  CHECK(aligns[1].op == "moe_align");
+  CHECK(aligns[1].kind == "align_cluster");
+  CHECK(aligns[1].config == "t1024_c8");
+  CHECK(aligns[1].params.at("cluster") == "8");
+  CHECK(aligns[1].instance == "w4a16_moe/align_cluster.cu.in");
+  for (const char* amd : {"gfx1151", "gfx1100", "gfx942"}) {
+    const std::vector<kf::Candidate> one = kf::make_moe_align_candidates(kf::arch_info(amd));
+    REQUIRE(one.size() == 1);
+    CHECK(one[0].name == "moe_align_any");
+  }
   CHECK(kf::make_moe_silu_mul_candidate(true, info).name == "moe_silu_mul_any_bf16");
   CHECK(kf::make_moe_sum_candidate(false, info).name == "moe_sum_any_fp16");
   CHECK(kf::make_moe_sum_candidate(false, info).params.at("bf16") == "false");

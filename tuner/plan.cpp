@@ -135,7 +135,7 @@ std::vector<std::string> expected_kernels(const std::vector<TuneShape>& shapes, 
   // The MoE helpers come with the GEMMs: align sorts the slots while tuning, and the
   // runtime needs all three (and the tuned DB ships them) to serve a whole layer.
   if (!moe_shapes.empty()) {
-    out.push_back(make_moe_align_candidate(arch).name);
+    for (const Candidate& c : make_moe_align_candidates(arch)) out.push_back(c.name);
     for (const auto& dt : sel.dtypes) {
       out.push_back(make_moe_silu_mul_candidate(dt == "bf16", arch).name);
       out.push_back(make_moe_sum_candidate(dt == "bf16", arch).name);
@@ -145,10 +145,11 @@ std::vector<std::string> expected_kernels(const std::vector<TuneShape>& shapes, 
   // silu_mul with them too).
   for (const auto& ms : mxfp4_shapes)
     for (const auto& cfg : enumerate_mxfp4_configs(ms.shape, arch)) add(mxfp4_kernel_name(ms.shape, cfg));
-  if (!mxfp4_shapes.empty())
-    for (const Candidate& c : {make_moe_align_candidate(arch), make_moe_silu_mul_candidate(true, arch),
-                               make_moe_sum_candidate(true, arch)})
+  if (!mxfp4_shapes.empty()) {
+    for (const Candidate& c : make_moe_align_candidates(arch)) out.push_back(c.name);
+    for (const Candidate& c : {make_moe_silu_mul_candidate(true, arch), make_moe_sum_candidate(true, arch)})
       out.push_back(c.name);
+  }
   // Split MLA kernels are timed together with the combine kernel of their dtype.
   for (const auto& ms : mla_shapes) {
     for (const auto& cfg : enumerate_mla_configs(ms.shape, arch)) add(mla_kernel_name(ms.shape, cfg));

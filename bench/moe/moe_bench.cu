@@ -10,6 +10,9 @@
 //   gemms    the layer without moe_align: gemm1 and gemm2 (silu_mul, sum when not
 //            fused) back to back in one timed region on routing aligned before it;
 //   parts    each of those alone through kf_launch_moe_* with the same kernels;
+//   align1   moe_align in one workgroup (KFORGE_CLUSTER_ALIGN=0), beside the align part,
+//            which the runtime runs as a thread-block cluster from
+//            kf::moe::kAlignClusterMinSlots slots where the DB has that form;
 //   floor    a streaming read of the bytes the layer must read at least: int4 weights
 //            and scales of the experts the routing hits (both GEMMs) plus x, y, the
 //            routing ids and weights;
@@ -34,6 +37,7 @@
 #include "cold_timer.h"
 #include "kforge/kforge.h"
 #include "moe_routing.h"
+#include "w4a16_moe/align_cluster_tiling.h"
 #include "w4a16_moe/launch.h"
 
 namespace {
@@ -71,6 +75,7 @@ int main(int argc, char** argv) {
   // The same DB opened with overlapped launches off (KFORGE_OVERLAP_LAUNCHES=0 at open):
   // the layer with every kernel starting after the one before it has finished.
   kf_db* const serial_db = kf::bench::open_without_overlap(db_path);
+  kf_db* const one_workgroup_db = kf::bench::open_switched_off(db_path, "KFORGE_CLUSTER_ALIGN");
   kf::bench::ColdTimer timer;
   cublasHandle_t blas;
   cublasCreate(&blas);
@@ -188,10 +193,11 @@ int main(int argc, char** argv) {
                       static_cast<int32_t*>(alloc(4))};
       };
       const Sorted s1 = sorted_for(bm1), s2 = bm2 == bm1 ? s1 : sorted_for(bm2);
-      auto align = [&](const Sorted& so, int bm, cudaStream_t s) {
+      auto align_on = [&](kf_db* on, const Sorted& so, int bm, cudaStream_t s) {
         kf_moe_align_args a{ids, so.ids, so.experts, so.num, t, kTopK, kExperts, bm, nullptr, 0};
-        kf_check(kf_launch_moe_align(db, &a, s), "kf_launch_moe_align");
+        kf_check(kf_launch_moe_align(on, &a, s), "kf_launch_moe_align");
       };
+      auto align = [&](const Sorted& so, int bm, cudaStream_t s) { align_on(db, so, bm, s); };
       auto workspace = [&](const kf_kernel* k, float** ws, int** cnt) {
         int64_t floats = 0, counters = 0;
         kf_check(kf_kernel_workspace(k, t, &floats, &counters), "kf_kernel_workspace");
@@ -220,6 +226,14 @@ int main(int argc, char** argv) {
             if (bm2 != bm1) align(s2, bm2, s);
           },
           reps);
+      // moe_align in one workgroup at this T too (the cluster form's baseline).
+      const double t_align1 = timer.median_us(
+          [&](cudaStream_t s) {
+            align_on(one_workgroup_db, s1, bm1, s);
+            if (bm2 != bm1) align_on(one_workgroup_db, s2, bm2, s);
+          },
+          reps);
+      const bool cluster_align = int64_t{t} * kTopK >= kf::moe::kAlignClusterMinSlots;
       const double t_g1 = timer.median_us([&](cudaStream_t s) { kf_check(kf_launch_moe_gemm(k1, &g1, s), "gemm1"); }, reps);
       const double t_silu =
           fused ? 0.0
@@ -263,8 +277,10 @@ int main(int argc, char** argv) {
           std::string("gemm1") + (fused ? "" : " + silu_mul") + " + gemm2" + (reduces ? "" : " + sum") +
               " back to back, aligned before",
           true);
-      row("align", t_align, slots * 4, 0, "moe_align_any (block_m " + std::to_string(bm1) +
-                                             (bm2 != bm1 ? ", " + std::to_string(bm2) : "") + ")", false);
+      const std::string bms = "(block_m " + std::to_string(bm1) + (bm2 != bm1 ? ", " + std::to_string(bm2) : "") + ")";
+      row("align", t_align, slots * 4, 0,
+          std::string(cluster_align ? "moe_align_cluster_any" : "moe_align_any") + " where the DB has it " + bms, false);
+      row("align1", t_align1, slots * 4, 0, "moe_align_any, one workgroup (KFORGE_CLUSTER_ALIGN=0) " + bms, false);
       row("gemm1", t_g1, g1_bytes + size_t(t) * kHidden * 2, g1_flops, kf_kernel_name(k1), false);
       if (!fused) row("silu_mul", t_silu, slots * 3 * kInter * 2, 0, "moe_silu_mul_any_bf16", false);
       row("gemm2", t_g2, g2_bytes + slots * kInter * 2, g2_flops, kf_kernel_name(k2), false);
@@ -283,6 +299,7 @@ int main(int argc, char** argv) {
   if (csv) std::fclose(csv);
   cublasDestroy(blas);
   kf_close(serial_db);
+  kf_close(one_workgroup_db);
   kf_close(db);
   return 0;
 }

@@ -55,6 +55,8 @@ kf_status open_pack(const char* path, const char* arch, const char* device_name,
   kf_status status = read_pack(path, arch, &rows);
   if (status == KF_OK) status = build_catalog(std::move(rows), db.get());
   if (status != KF_OK) return status;
+  const char* cluster_align = std::getenv("KFORGE_CLUSTER_ALIGN");
+  if (cluster_align && std::strcmp(cluster_align, "0") == 0) db->moe_align_cluster = nullptr;
   db->backend = backend ? backend : backend_for_arch(arch);
   if (backend) db->backend_state.store(1);
   *out = db.release();

@@ -14,6 +14,7 @@
 #include "w4a16_linear/skinny_tiling.h"
 #include "w4a16_linear/wgmma_tiling.h"
 #include "status.h"
+#include "w4a16_moe/align_cluster_tiling.h"
 #include "w4a16_moe/launch.h"
 
 namespace kf {
@@ -47,6 +48,10 @@ bool ends_with(const std::string& text, const char* suffix) {
 const char* parse_moe_helper(const KernelRow& row, KernelImpl* k) {
   if (row.op == "moe_align") {
     k->op_kind = KernelOp::moe_align;
+    if (row.kind == "align_cluster")
+      k->align_cluster = moe::kAlignCluster;
+    else if (row.kind != "align")
+      return "unknown kind (align or align_cluster)";
     return row.threads == moe::kAlignThreads ? nullptr : "thread count differs from kf::moe::kAlignThreads";
   }
   k->op_kind = row.op == "moe_sum" ? KernelOp::moe_sum : KernelOp::moe_silu_mul;
@@ -236,7 +241,10 @@ kf_status build_catalog(PackRows&& rows, kf_db* db) {
     const KernelImpl* k = db->kernels[i].get();
     db->tuned_handles[i] = {k, false};
     const kf_kernel* handle = &db->tuned_handles[i];
-    if (k->op_kind == KernelOp::moe_align && !db->moe_align) db->moe_align = handle;
+    if (k->op_kind == KernelOp::moe_align) {
+      const kf_kernel*& slot = k->align_cluster ? db->moe_align_cluster : db->moe_align;
+      if (!slot) slot = handle;
+    }
     if (k->op_kind == KernelOp::moe_silu_mul && !db->moe_silu_mul[k->shape_key.bf16])
       db->moe_silu_mul[k->shape_key.bf16] = handle;
     if (k->op_kind == KernelOp::moe_sum && !db->moe_sum[k->shape_key.bf16]) db->moe_sum[k->shape_key.bf16] = handle;

@@ -56,6 +56,9 @@ struct KernelImpl {
   // A persistent launch (mxfp4_moe wgmma configs _pP): at most this many blocks per SM of
   // the launching device; the planned grid (one block per tile) is the other bound.
   int persistent_per_unit = 0;
+  // moe_align's cluster form: its launches take whole clusters of this many blocks
+  // (w4a16_moe/align_cluster_tiling.h); 0 for every other kernel.
+  int align_cluster = 0;
   std::vector<uint8_t> code;  // the code object, as stored in the pack
   const kf_db* db = nullptr;
 
@@ -129,6 +132,10 @@ struct kf_db {
 
   // The MoE layer's helpers (run-time sizes, one per arch or per dtype), or null.
   const kf_kernel* moe_align = nullptr;
+  // moe_align's cluster form (sm_90: w4a16_moe/align_cluster.h), which plan_moe_align
+  // runs from kf::moe::kAlignClusterMinSlots slots; null without one or with
+  // KFORGE_CLUSTER_ALIGN=0 at open.
+  const kf_kernel* moe_align_cluster = nullptr;
   const kf_kernel* moe_silu_mul[2] = {};  // by bf16
   const kf_kernel* moe_sum[2] = {};
   // The sparse MLA combine kernel (run-time sizes, one per dtype), or null.

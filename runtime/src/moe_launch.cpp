@@ -5,6 +5,7 @@
 
 #include "status.h"
 #include "tensor_args.h"
+#include "w4a16_moe/align_cluster_tiling.h"
 #include "w4a16_moe/launch.h"
 
 namespace kf {
@@ -60,7 +61,10 @@ int64_t moe_capacity(const char* function, const char* name, int t, int top_k, i
 
 kf_status plan_moe_align(const kf_db& db, const kf_moe_align_args& a, const char* function, MoeLaunch* out) {
   const KernelImpl* k = nullptr;
-  kf_status status = helper(db, db.moe_align, function, "moe_align", &k);
+  // Many slots: the cluster form, where one workgroup's passes over them set the time.
+  const bool many = int64_t{a.t} * a.top_k >= moe::kAlignClusterMinSlots;
+  kf_status status = helper(db, many && db.moe_align_cluster ? db.moe_align_cluster : db.moe_align, function,
+                            "moe_align", &k);
   if (status != KF_OK) return status;
   const char* name = k->name.c_str();
   if (!a.topk_ids || !a.sorted_ids || !a.expert_ids || !a.num_padded)
@@ -81,7 +85,7 @@ kf_status plan_moe_align(const kf_db& db, const kf_moe_align_args& a, const char
                 "args->zero is set", function, name, static_cast<long long>(a.zero_count));
   if (a.zero && !aligned(a.zero, 16))
     return fail(KF_ERR_INVALID_ARGUMENT, "%s(%s): misaligned tensor (zero needs 16 bytes)", function, name);
-  const int64_t blocks = moe::align_blocks(zero_count);
+  const int64_t blocks = k->align_cluster ? moe::cluster_align_blocks(zero_count) : moe::align_blocks(zero_count);
   if (blocks > INT_MAX)
     return fail(KF_ERR_UNSUPPORTED_SHAPE, "%s(%s): zeroing %lld values needs %lld blocks, over the grid limit",
                 function, name, static_cast<long long>(zero_count), static_cast<long long>(blocks));

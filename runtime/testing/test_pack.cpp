@@ -8,6 +8,7 @@
 
 #include "pack.h"
 #include "sparse_mla/launch.h"
+#include "w4a16_moe/align_cluster_tiling.h"
 #include "w4a16_moe/launch.h"
 
 namespace kf_testing {
@@ -133,6 +134,12 @@ void TestPackBuilder::add_moe_helpers(const std::string& arch) {
     kernels_.push_back({"moe_silu_mul_" + shape, arch, "moe_silu_mul", "silu_mul", shape, config, elt});
     kernels_.push_back({"moe_sum_" + shape, arch, "moe_sum", "sum", shape, config, elt});
   }
+}
+
+void TestPackBuilder::add_moe_align_cluster(const std::string& arch) {
+  const int align = kf::moe::kAlignThreads;
+  kernels_.push_back({"moe_align_cluster_any", arch, "moe_align", "align_cluster", "any",
+                      "t" + std::to_string(align) + "_c" + std::to_string(kf::moe::kAlignCluster), align});
 }
 
 void TestPackBuilder::add_moe_winner(int gemm, const std::string& shape, const std::string& kernel, int64_t t_lo,

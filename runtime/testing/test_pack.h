@@ -47,6 +47,9 @@ class TestPackBuilder {
   std::string add_moe_kernel(int gemm, const std::string& kind, const std::string& shape, const std::string& config,
                              const std::string& arch = "sm_90a", int threads = 128);
   void add_moe_helpers(const std::string& arch = "sm_90a");
+  // moe_align's cluster form (moe_align_cluster_any, kind align_cluster), as the
+  // generator writes it for the sm_90 archs.
+  void add_moe_align_cluster(const std::string& arch = "sm_90a");
   void add_moe_winner(int gemm, const std::string& shape, const std::string& kernel, int64_t t_lo, int64_t t_hi,
                       const std::string& routing = "", const std::string& device = kTestDevice, int cold_l2 = 1,
                       const std::string& arch = "sm_90a");

@@ -35,6 +35,7 @@
 // failure or when nothing was checked, 77 without a GPU.
 #include "check_moe.h"
 
+#include <cstdlib>
 #include <stdexcept>
 
 namespace kf {
@@ -53,6 +54,22 @@ void Checker::run_align() {
   std::set<int64_t> ts(opt_.ts.begin(), opt_.ts.end());
   ts.insert({4096, 5000, 16000});
   const int64_t t_max = *ts.rbegin();
+  // The runtime sorts many slots with the cluster form where the pack has one
+  // (w4a16_moe/align_cluster.h); the same pack opened with KFORGE_CLUSTER_ALIGN=0 sorts
+  // every T in one workgroup, so both forms are checked at every size.
+  setenv("KFORGE_CLUSTER_ALIGN", "0", 1);
+  kf_db* one_workgroup = nullptr;
+  const kf_status opened = kf_open(opt_.pack.c_str(), &one_workgroup);
+  unsetenv("KFORGE_CLUSTER_ALIGN");
+  if (opened != KF_OK) {
+    tally_.line("align", "kf_open with KFORGE_CLUSTER_ALIGN=0", kf_last_error());
+    return;
+  }
+  struct Form {
+    kf_db* db;
+    const char* label;
+  };
+  for (const Form form : {Form{db_, ""}, Form{one_workgroup, " (one workgroup)"}})
   for (auto [experts, top_k] : routing_cases()) {
     const int64_t cap_max = moe::sorted_capacity(t_max, top_k, experts, *bms.rbegin());
     Buf ids(t_max * top_k * 4), sorted((moe::sorted_capacity(t_max, top_k, experts, 1) + cap_max + kGuard) * 4),
@@ -62,7 +79,7 @@ void Checker::run_align() {
         const Routing r = make_routing(t, experts, top_k, a);
         ids.up(r.ids);
         for (int bm : bms) {
-          const std::string what = case_name(experts, top_k, t, a) + " block_m=" + std::to_string(bm);
+          const std::string what = case_name(experts, top_k, t, a) + " block_m=" + std::to_string(bm) + form.label;
           const AlignRef ref = align_reference(r.ids, t, top_k, experts, bm);
           const int64_t cap = moe::sorted_capacity(t, top_k, experts, bm);
           sorted.poison32();
@@ -70,7 +87,7 @@ void Checker::run_align() {
           num_padded.poison32();
           kf_moe_align_args args{ids.p<int32_t>(), sorted.p<int32_t>(), blocks.p<int32_t>(), num_padded.p<int32_t>(),
                                  static_cast<int>(t), top_k, experts, bm, nullptr, 0};
-          const kf_status st = kf_launch_moe_align(db_, &args, nullptr);
+          const kf_status st = kf_launch_moe_align(form.db, &args, nullptr);
           if (st != KF_OK) {
             tally_.line("align", what, status_text(st));
             continue;
@@ -89,6 +106,7 @@ void Checker::run_align() {
         }
       }
   }
+  kf_close(one_workgroup);
 }
 
 void Checker::run_elementwise() {

@@ -18,6 +18,7 @@
 #include "kforge/kforge.h"
 #include "test_pack.h"
 #include "test_util.h"
+#include "w4a16_moe/align_cluster_tiling.h"
 
 namespace {
 
@@ -34,8 +35,9 @@ struct Pack {
   std::string g1_small, g1_split, g1_prefill, g2_small, g2_prefill;
   kf_db* db = nullptr;
 
-  Pack() {
+  explicit Pack(bool cluster_align = false) {
     TestPackBuilder b;
+    if (cluster_align) b.add_moe_align_cluster();
     g1_small = b.add_moe_kernel(1, "decode", kGemm1, "bm16_bn64_bk32_w4_sk1_s1", "sm_90a", 128);
     g1_split = b.add_moe_kernel(1, "decode", kGemm1, "bm16_bn128_bk64_w4_sk2_s1", "sm_90a", 128);
     g1_prefill = b.add_moe_kernel(1, "prefill", kGemm1, "bm64_bn128_bk64_w4_sk1_s2", "sm_90a", 128);
@@ -607,6 +609,56 @@ TEST_CASE("the single-piece calls launch with launch.h's geometry") {
   CHECK(grid_is(l[2], 2000 * 128 / 8 / 256, 1, 1));
   CHECK(l[3].kernel == "moe_sum_any_fp16");
   CHECK(grid_is(l[3], 1000 * 256 / 8 / 256, 1, 1));
+}
+
+TEST_CASE("moe_align: the cluster form from kAlignClusterMinSlots slots, in whole clusters") {
+  constexpr int kMin = static_cast<int>(kf::moe::kAlignClusterMinSlots), kC = kf::moe::kAlignCluster;
+  kf_moe_align_args al{fake<const int32_t>(0x1000), fake<int32_t>(0x2000), fake<int32_t>(0x3000),
+                       fake<int32_t>(0x4000), kMin / 2 - 1, 2, 8, 64, nullptr, 0};
+  {
+    Pack p(true);
+    REQUIRE(kf_launch_moe_align(p.db, &al, nullptr) == KF_OK);  // one slot short of the cluster form
+    al.t = kMin / 2;
+    REQUIRE(kf_launch_moe_align(p.db, &al, nullptr) == KF_OK);
+    // Zeroing 100000 values takes 4 blocks after the sorting cluster: one more cluster.
+    al.zero = fake<void>(0x90000);
+    al.zero_count = 100000;
+    REQUIRE(kf_launch_moe_align(p.db, &al, nullptr) == KF_OK);
+    al.zero = nullptr;
+    al.zero_count = 0;
+    const kf_moe_shape s = layer_shape();
+    size_t bytes = 0;
+    REQUIRE(kf_moe_scratch_bytes(p.db, &s, 4096, &bytes) == KF_OK);
+    kf_moe_layer_args a = layer_args(4096, 4096, bytes);
+    REQUIRE_MESSAGE(kf_run_moe(p.db, &s, &a, kStream) == KF_OK, kf_last_error());
+    const std::vector<Launch> l = launches();
+    REQUIRE(l.size() >= 4);
+    CHECK(l[0].kernel == "moe_align_any");
+    CHECK(grid_is(l[0], 1, 1, 1));
+    CHECK(l[1].kernel == "moe_align_cluster_any");
+    CHECK(grid_is(l[1], kC, 1, 1));
+    CHECK(l[2].kernel == "moe_align_cluster_any");
+    CHECK(grid_is(l[2], 2 * kC, 1, 1));
+    CHECK(l[2].as<kf_moe_align_args>().zero_count == 100000);
+    CHECK(l[3].kernel == "moe_align_cluster_any");  // the layer's, at 8192 slots
+  }
+  {
+    Pack p;  // a pack without the cluster form (HIP archs, older packs) sorts in one block
+    REQUIRE(kf_launch_moe_align(p.db, &al, nullptr) == KF_OK);
+    const std::vector<Launch> l = launches();
+    REQUIRE(l.size() == 1);
+    CHECK(l[0].kernel == "moe_align_any");
+    CHECK(grid_is(l[0], 1, 1, 1));
+  }
+  {
+    setenv("KFORGE_CLUSTER_ALIGN", "0", 1);
+    Pack p(true);
+    unsetenv("KFORGE_CLUSTER_ALIGN");
+    REQUIRE(kf_launch_moe_align(p.db, &al, nullptr) == KF_OK);
+    const std::vector<Launch> l = launches();
+    REQUIRE(l.size() == 1);
+    CHECK(l[0].kernel == "moe_align_any");
+  }
 }
 
 }  // TEST_SUITE
