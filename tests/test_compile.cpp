@@ -204,6 +204,7 @@ void compile_moe_arch(const std::string& arch) {
     if (r.kind == "prefill" && info.vendor == kf::Vendor::amd) CHECK(r.status == "ok");
   }
   CHECK(by_kind["moe_align align"] == 1);
+  CHECK(by_kind["moe_align align_cluster"] == (info.warpgroup_mma ? 1 : 0));
   CHECK(by_kind["moe_silu_mul silu_mul"] == 1);
   CHECK(by_kind["moe_sum sum"] == 1);
   CHECK(by_kind["w4a16_moe_gemm1 prefill"] == 1);
@@ -451,7 +452,7 @@ void compile_mxfp4_arch(const std::string& arch) {
   const int split = info.warpgroup_mma ? 1 : 0;  // split-K clusters are sm_90a's
   CHECK(by_op["mxfp4_moe_gemm1"] == 2 + split);  // the matrix kind and the decode kind
   CHECK(by_op["mxfp4_moe_gemm2"] == 2 + split);
-  CHECK(by_op["moe_align"] == 1);
+  CHECK(by_op["moe_align"] == 1 + split);  // and the cluster form where clusters exist
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 // float64 reference, output verdicts).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -200,8 +201,13 @@ TEST_CASE("plan: an MoE selection expects its GEMMs and all three helpers, whate
   const auto moe = kf::moe_tune_shapes(kf::resolve_model(sel), sel, {"w4a16_moe_gemm1", "w4a16_moe_gemm2"});
   REQUIRE(moe.size() == 4);  // 2 GEMMs x 2 dtypes
   const auto names = kf::expected_kernels({}, sel, "sm_90a", std::regex("^$"), moe);
-  CHECK(names == std::vector<std::string>{"kf_util_stream_read", "moe_align_any", "moe_silu_mul_any_bf16",
-                                          "moe_silu_mul_any_fp16", "moe_sum_any_bf16", "moe_sum_any_fp16"});
+  CHECK(names == std::vector<std::string>{"kf_util_stream_read", "moe_align_any", "moe_align_cluster_any",
+                                          "moe_silu_mul_any_bf16", "moe_silu_mul_any_fp16", "moe_sum_any_bf16",
+                                          "moe_sum_any_fp16"});
+  // Without thread-block clusters, one align.
+  const auto amd = kf::expected_kernels({}, sel, "gfx942", std::regex("^$"), moe);
+  CHECK(std::count(amd.begin(), amd.end(), "moe_align_cluster_any") == 0);
+  CHECK(std::count(amd.begin(), amd.end(), "moe_align_any") == 1);
 }
 
 TEST_CASE("robust pick: a kernel best on one archetype but bad on another loses to a consistent one") {

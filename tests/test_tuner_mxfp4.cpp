@@ -150,8 +150,8 @@ TEST_CASE("plan: gpt-oss's expert layers are mxfp4_moe shapes, with their kernel
   // The helpers come whatever the filter: align, and the bf16 silu_mul and sum genkernels
   // emits with the family.
   const auto helpers = kf::expected_kernels({}, sel, "sm_90a", std::regex("^$"), {}, {}, shapes);
-  CHECK(helpers == std::vector<std::string>{"kf_util_stream_read", "moe_align_any", "moe_silu_mul_any_bf16",
-                                            "moe_sum_any_bf16"});
+  CHECK(helpers == std::vector<std::string>{"kf_util_stream_read", "moe_align_any", "moe_align_cluster_any",
+                                            "moe_silu_mul_any_bf16", "moe_sum_any_bf16"});
   const auto all = kf::expected_kernels({}, sel, "sm_90a", std::regex("_bm16_"), {}, {}, shapes);
   size_t bm16 = 0;
   for (const auto& s : shapes)
