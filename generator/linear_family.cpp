@@ -127,23 +127,26 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
         for (int sk : {2, 4, 8})
           if (w4a16::prefill_valid(n, k, g, bm, bn, 64, w, sk)) out.push_back({LinearKind::prefill, bm, bn, 64, w, sk, 2});
   append_pipelined_prefill_configs(s, arch, out);
-  // Warpgroup MMA: one (4 warps) or two (8) warpgroups of 64 weight rows, 64-256 rows of x,
-  // rings of 3-5 stages of 64 or 128 k, as many as fit the opt-in shared memory.
+  // Warpgroup MMA: one (4 warps), two (8) or three (12) warpgroups of 64 weight rows,
+  // 64-256 rows of x, rings of 3-5 stages of 64 or 128 k, as many as fit the opt-in shared
+  // memory. Three warpgroups only up to block_m 128: at 256 their 384 threads cannot keep
+  // 128 accumulators each within the register file without spilling.
+  auto wgmma_warps_fit = [](int bm, int w) { return w < 12 || bm <= 128; };
   if (arch.warpgroup_mma) {
     for (int bm : {64, 128, 256})
-      for (int w : {4, 8})
+      for (int w : {4, 8, 12})
         for (int bk : {64, 128})
           for (int st : {3, 4, 5})
-            if (w4a16::wgmma::valid(n, k, g, bm, 16 * w, bk, w, st, s.asym))
+            if (wgmma_warps_fit(bm, w) && w4a16::wgmma::valid(n, k, g, bm, 16 * w, bk, w, st, s.asym))
               out.push_back({LinearKind::wgmma, bm, 16 * w, bk, w, 1, st});
     // Split-K for the middle Ms of narrow layers (N = 2048 gives 16 to 32 column
     // blocks): 2, 4 or 8 slices (one thread-block cluster), rings of 4; block_m 256 too,
     // which dequantises each weight once for 256 tokens where one row block covers M.
     for (int bm : {64, 128, 256})
-      for (int w : {4, 8})
+      for (int w : {4, 8, 12})
         for (int bk : {64, 128})
           for (int sk : {2, 4, 8})
-            if (w4a16::wgmma::valid(n, k, g, bm, 16 * w, bk, w, 4, s.asym, sk))
+            if (wgmma_warps_fit(bm, w) && w4a16::wgmma::valid(n, k, g, bm, 16 * w, bk, w, 4, s.asym, sk))
               out.push_back({LinearKind::wgmma, bm, 16 * w, bk, w, sk, 4});
   }
   return out;

@@ -386,6 +386,24 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
   }
 }
 
+TEST_CASE("enumerate_linear_configs: three-warpgroup wgmma tiles where 192 columns divide N") {
+  const kf::ArchInfo& arch = kf::arch_info("sm_90a");
+  CHECK(kf::w4a16::wgmma::valid(12288, 2048, 128, 128, 192, 64, 12, 4, false));
+  CHECK(kf::w4a16::wgmma::valid(9216, 2048, 128, 64, 192, 128, 12, 3, true));
+  CHECK_FALSE(kf::w4a16::wgmma::valid(2048, 2048, 128, 128, 192, 64, 12, 4, false));  // 192 does not divide 2048
+  CHECK_FALSE(kf::w4a16::wgmma::valid(12288, 2048, 128, 128, 256, 64, 16, 4, false));  // four warpgroups
+  CHECK_FALSE(kf::w4a16::wgmma::valid(12288, 2048, 128, 128, 128, 64, 12, 4, false));  // 64 rows per warpgroup
+  int w12 = 0;
+  for (const auto& c : kf::enumerate_linear_configs({12288, 2048, 128, true, false}, arch)) {
+    if (c.kind != kf::LinearKind::wgmma || c.warps != 12) continue;
+    ++w12;
+    CHECK(c.block_n == 192);
+    CHECK(c.block_m <= 128);  // 256 accumulators' worth spills at 384 threads
+  }
+  CHECK(w12 == 21);
+  for (const auto& c : kf::enumerate_linear_configs({2048, 4096, 128, true, false}, arch)) CHECK(c.warps != 12);
+}
+
 TEST_CASE("enumerate_linear_configs: wave size shapes the decode space") {
   // K = 512, block_n 64: 16 threads along N. wave32 with 4 warps = 128 threads -> 8 along
   // K -> 8 * 32 = 256 k per step, so split-K 2 (256 each) still fits; wave64 with 4 warps

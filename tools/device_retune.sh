@@ -9,6 +9,7 @@
 # VARIANT_PACK: a variants pack generated elsewhere (genkernels' own --quant/--dtype/
 # --group-size spread), checked instead of generating one here.
 # CHECK_M: the M values the variants are checked at (default 1,3,4,16, the decode range).
+# SKIP_BENCH=1 leaves out bench/linear (for a run that benchmarks in a later call).
 # SKIP_DB_CHECK=1 leaves out the last step (every DB kernel against the CPU reference),
 # for a run that must fit one call; autotune has verified each kernel it timed anyway.
 # FILTER limits what autotune builds and measures (e.g. '_skinny_': a new kind alone,
@@ -42,9 +43,11 @@ echo "autotune rc=$?"
 python3 tools/slim_db.py tuned_db/kforge.sqlite "$out/kforge.sqlite"
 tail -48 "$out/autotune.log"
 
-step bench/linear
-"$bin/kforge_bench_linear" tuned_db/kforge.sqlite "$out/bench_linear.csv" > "$out/bench_linear.log" 2>&1
-echo "bench rc=$?"; cat "$out/bench_linear.log"
+if [ "${SKIP_BENCH:-0}" != 1 ]; then
+  step bench/linear
+  "$bin/kforge_bench_linear" tuned_db/kforge.sqlite "$out/bench_linear.csv" > "$out/bench_linear.log" 2>&1
+  echo "bench rc=$?"; cat "$out/bench_linear.log"
+fi
 
 [ "${SKIP_DB_CHECK:-0}" = 1 ] && exit 0
 step check the DB\'s linear kernels

@@ -127,10 +127,12 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
   // Copies: each thread keeps one 16-byte column of the x tile (chunk c_x of rows r_x,
   // r_x + XR, ...) and of the weight words (column c_w of word rows kb_w, kb_w + WR, ...),
   // so a stage's addresses are this thread's fixed bases plus constants.
-  constexpr int CH = BK / 8;                           // 16-byte chunks of an x row
-  constexpr int XR = kThreads / CH, XPASSES = BM / XR;  // rows per pass; XR % 8 == 0 keeps r % 8
+  // Three warpgroups (384 threads) copy 48 or 24 rows per pass: the last pass of a tile
+  // is partial then, and its threads past the tile's rows copy nothing.
+  constexpr int CH = BK / 8;                                     // 16-byte chunks of an x row
+  constexpr int XR = kThreads / CH, XPASSES = (BM + XR - 1) / XR;  // rows per pass; XR % 8 == 0 keeps r % 8
   constexpr int WC = BN / 4, WR = kThreads / WC, WPASSES = CH / WR;
-  static_assert(kThreads % CH == 0 && XR % 8 == 0 && BM % XR == 0, "x copies: whole passes of 8-row atoms");
+  static_assert(kThreads % CH == 0 && XR % 8 == 0, "x copies: passes of whole 8-row atoms");
   static_assert(kThreads % WC == 0 && CH % WR == 0, "weight copies: whole passes");
   static_assert(BN / 8 <= kThreads, "one scale chunk per thread at most");
   const int c_x = tid % CH, r_x = tid / CH;
@@ -152,6 +154,7 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
     const int k0 = (kt0 + kt) * BK, grp = k0 / G;
 #pragma unroll
     for (int j = 0; j < XPASSES; ++j) {
+      if (BM % XR != 0 && r_x + j * XR >= BM) break;
       if constexpr (kGather) {
         const int row = x_row_of[r_x + j * XR];  // rows without a slot read as zeros
         cp_async16(xs + x_smem + j * XR * 128, row >= 0 ? x + (size_t)row * K + k0 + 8 * c_x : x, row >= 0);
