@@ -128,12 +128,12 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
           if (w4a16::prefill_valid(n, k, g, bm, bn, 64, w, sk)) out.push_back({LinearKind::prefill, bm, bn, 64, w, sk, 2});
   append_pipelined_prefill_configs(s, arch, out);
   // Warpgroup MMA: one (4 warps), two (8) or three (12) warpgroups of 64 weight rows,
-  // 64-256 rows of x, rings of 3-5 stages of 64 or 128 k, as many as fit the opt-in shared
+  // 32-256 rows of x (32 for the M just above the skinny kind's 16), rings of 3-5 stages of 64 or 128 k, as many as fit the opt-in shared
   // memory. Three warpgroups only up to block_m 128: at 256 their 384 threads cannot keep
   // 128 accumulators each within the register file without spilling.
   auto wgmma_warps_fit = [](int bm, int w) { return w < 12 || bm <= 128; };
   if (arch.warpgroup_mma) {
-    for (int bm : {64, 128, 256})
+    for (int bm : {32, 64, 128, 256})
       for (int w : {4, 8, 12})
         for (int bk : {64, 128})
           for (int st : {3, 4, 5})
@@ -142,7 +142,7 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
     // Split-K for the middle Ms of narrow layers (N = 2048 gives 16 to 32 column
     // blocks): 2, 4 or 8 slices (one thread-block cluster), rings of 4; block_m 256 too,
     // which dequantises each weight once for 256 tokens where one row block covers M.
-    for (int bm : {64, 128, 256})
+    for (int bm : {32, 64, 128, 256})
       for (int w : {4, 8, 12})
         for (int bk : {64, 128})
           for (int sk : {2, 4, 8})

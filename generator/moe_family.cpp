@@ -104,9 +104,10 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
         if (w4a16::prefill_valid(n, k, g, bm, bn, 64, 4, sk)) out.push_back({LinearKind::prefill, bm, bn, 64, 4, sk, 2});
   append_pipelined_prefill_configs(s.expert(), arch, out);
   // The warpgroup MMA (sm_90a; templates/w4a16_moe/gemm_wgmma.h) for experts with tens
-  // to hundreds of slots: 64- or 128-slot blocks, one or two warpgroups, rings of 3 or 4.
+  // to hundreds of slots: 16- to 128-slot blocks (16 and 32 for the T where experts hold
+  // tens of slots, which 64 would pad to twice), one or two warpgroups, rings of 3 or 4.
   if (arch.warpgroup_mma)
-    for (int bm : {64, 128})
+    for (int bm : {16, 32, 64, 128})
       for (int w : {4, 8})
         for (int bk : {64, 128})
           for (int st : {3, 4})

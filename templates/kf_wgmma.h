@@ -60,6 +60,8 @@ KF_INLINE void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta
 // accumulator before wait() nor moves its initialisation past the first product.
 KF_INLINE void fence_operand(float& r) { asm volatile("" : "+f"(r)::"memory"); }
 
+#define KF_WG_REGS8 "%0, %1, %2, %3, %4, %5, %6, %7"
+#define KF_WG_REGS16 KF_WG_REGS8 ", %8, %9, %10, %11, %12, %13, %14, %15"
 #define KF_WG_REGS32                                                                                          \
   "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
   "%23, %24, %25, %26, %27, %28, %29, %30, %31"
@@ -77,6 +79,9 @@ KF_INLINE void fence_operand(float& r) { asm volatile("" : "+f"(r)::"memory"); }
   "+f"(d[b + 0]), "+f"(d[b + 1]), "+f"(d[b + 2]), "+f"(d[b + 3]), "+f"(d[b + 4]), "+f"(d[b + 5]),             \
       "+f"(d[b + 6]), "+f"(d[b + 7]), "+f"(d[b + 8]), "+f"(d[b + 9]), "+f"(d[b + 10]), "+f"(d[b + 11]),       \
       "+f"(d[b + 12]), "+f"(d[b + 13]), "+f"(d[b + 14]), "+f"(d[b + 15])
+#define KF_WG_OUT8                                                                                       \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
+#define KF_WG_OUT16 KF_WG_D16(0)
 #define KF_WG_OUT32 KF_WG_D16(0), KF_WG_D16(16)
 #define KF_WG_OUT64 KF_WG_OUT32, KF_WG_D16(32), KF_WG_D16(48)
 #define KF_WG_OUT128 KF_WG_OUT64, KF_WG_D16(64), KF_WG_D16(80), KF_WG_D16(96), KF_WG_D16(112)
@@ -93,8 +98,18 @@ KF_INLINE void fence_operand(float& r) { asm volatile("" : "+f"(r)::"memory"); }
 // commit() and wait() before d is read, fence() before it when a or d was just written.
 template <int N, bool BF16>
 KF_INLINE void mma_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t b_desc) {
-  static_assert(N == 64 || N == 128 || N == 256, "the widths kforge's templates use");
-  if constexpr (N == 64) {
+  static_assert(N == 16 || N == 32 || N == 64 || N == 128 || N == 256, "the widths kforge's templates use");
+  if constexpr (N == 16) {
+    if constexpr (BF16)
+      KF_WG_MMA_RS("m64n16k16", "bf16", KF_WG_REGS8, KF_WG_OUT8, 8, 9, 10, 11, 12, 13);
+    else
+      KF_WG_MMA_RS("m64n16k16", "f16", KF_WG_REGS8, KF_WG_OUT8, 8, 9, 10, 11, 12, 13);
+  } else if constexpr (N == 32) {
+    if constexpr (BF16)
+      KF_WG_MMA_RS("m64n32k16", "bf16", KF_WG_REGS16, KF_WG_OUT16, 16, 17, 18, 19, 20, 21);
+    else
+      KF_WG_MMA_RS("m64n32k16", "f16", KF_WG_REGS16, KF_WG_OUT16, 16, 17, 18, 19, 20, 21);
+  } else if constexpr (N == 64) {
     if constexpr (BF16)
       KF_WG_MMA_RS("m64n64k16", "bf16", KF_WG_REGS32, KF_WG_OUT32, 32, 33, 34, 35, 36, 37);
     else
@@ -115,10 +130,14 @@ KF_INLINE void mma_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t b_desc
 #undef KF_WG_OUT128
 #undef KF_WG_OUT64
 #undef KF_WG_OUT32
+#undef KF_WG_OUT16
+#undef KF_WG_OUT8
 #undef KF_WG_D16
 #undef KF_WG_REGS128
 #undef KF_WG_REGS64
 #undef KF_WG_REGS32
+#undef KF_WG_REGS16
+#undef KF_WG_REGS8
 
 }  // namespace wg
 }  // namespace kf

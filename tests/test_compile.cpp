@@ -281,7 +281,7 @@ void compile_pipelined_arch(const std::string& arch) {
   opt.dtypes = {"bf16", "fp16"};
   opt.quants = {"sym", "asym"};
   opt.filter =
-      "_(n2048_k512|e256_topk8_n1024_k2048)_g128_(bf16_sym_bm32_bn64_bk64_w4_sk1_s3|fp16_asym_bm16_bn128_bk64_w4_sk2_s4)$";
+      "_prefill_(n2048_k512|e256_topk8_n1024_k2048)_g128_(bf16_sym_bm32_bn64_bk64_w4_sk1_s3|fp16_asym_bm16_bn128_bk64_w4_sk2_s4)$";
   std::ostringstream out, err;
   const kf::GenStats stats = kf::run_genkernels(opt, out, err);
   INFO("genkernels output:\n" << out.str() << err.str());

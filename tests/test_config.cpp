@@ -366,19 +366,21 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
       for (int bn : {64, 128})
         for (int sk : {2, 4}) pipelined(bm, bn, 64, 4, sk, 4);
     // wgmma, where the arch has it: every valid point of its grid.
-    for (int bm : {64, 128, 256})
-      for (int w : {4, 8})
+    for (int bm : {32, 64, 128, 256})
+      for (int w : {4, 8, 12})
         for (int bk : {64, 128})
           for (int st : {3, 4, 5})
-            if (arch.warpgroup_mma && kf::w4a16::wgmma::valid(2048, 512, 128, bm, 16 * w, bk, w, st, false)) {
+            if (arch.warpgroup_mma && (w < 12 || bm <= 128) &&
+                kf::w4a16::wgmma::valid(2048, 512, 128, bm, 16 * w, bk, w, st, false)) {
               ++valid;
               CHECK(has({kf::LinearKind::wgmma, bm, 16 * w, bk, w, 1, st}));
             }
-    for (int bm : {64, 128, 256})
-      for (int w : {4, 8})
+    for (int bm : {32, 64, 128, 256})
+      for (int w : {4, 8, 12})
         for (int bk : {64, 128})
           for (int sk : {2, 4, 8})
-            if (arch.warpgroup_mma && kf::w4a16::wgmma::valid(2048, 512, 128, bm, 16 * w, bk, w, 4, false, sk)) {
+            if (arch.warpgroup_mma && (w < 12 || bm <= 128) &&
+                kf::w4a16::wgmma::valid(2048, 512, 128, bm, 16 * w, bk, w, 4, false, sk)) {
               ++valid;
               CHECK(has({kf::LinearKind::wgmma, bm, 16 * w, bk, w, sk, 4}));
             }
@@ -398,9 +400,9 @@ TEST_CASE("enumerate_linear_configs: three-warpgroup wgmma tiles where 192 colum
     if (c.kind != kf::LinearKind::wgmma || c.warps != 12) continue;
     ++w12;
     CHECK(c.block_n == 192);
-    CHECK(c.block_m <= 128);  // 256 accumulators' worth spills at 384 threads
+    CHECK(c.block_m <= 128);  // 256 rows' accumulators spill at 384 threads
   }
-  CHECK(w12 == 21);
+  CHECK(w12 == 31);  // 10 at block_m 32, 21 at 64 and 128
   for (const auto& c : kf::enumerate_linear_configs({2048, 4096, 128, true, false}, arch)) CHECK(c.warps != 12);
 }
 

@@ -111,7 +111,7 @@ TEST_CASE("every candidate is one the templates accept, distinct, with both kind
           ++wgmma;
           CHECK(info.warpgroup_mma);
           CHECK(cand.needs_mma);
-          CHECK((c.block_m == 64 || c.block_m == 128));
+          CHECK((c.block_m == 16 || c.block_m == 32 || c.block_m == 64 || c.block_m == 128));
           CHECK(kf::w4a16::wgmma::valid(int(s.n), int(s.k), 128, c.block_m, c.block_n, c.block_k, c.warps, c.stages,
                                         s.asym));
           CHECK(cand.dynamic_shared ==

@@ -579,11 +579,22 @@ TEST_CASE("plan: MoE wgmma kernels go by slots per expert, linear ones by M") {
   CHECK(v.disposition == "pruned");
   CHECK(kf_test::contains(v.message, "T >= 512"));
   CHECK(kf_test::contains(v.message, "T = 511"));
-  // w4a16_linear's wgmma kernels: from M = 64.
+  // Narrower blocks from fewer slots: block_m / 4 per expert (32: T = 256, 16: T = 128).
+  const auto wg32 = moe_row(q35, "wgmma", "bm32_bn128_bk64_w8_sk1_s4");
+  CHECK(kf::static_verdict(wg32, 256).disposition.empty());
+  CHECK(kf::static_verdict(wg32, 255).disposition == "pruned");
+  CHECK(kf_test::contains(kf::static_verdict(wg32, 255).message, "block_m 32"));
+  const auto wg16 = moe_row(q35, "wgmma", "bm16_bn128_bk64_w8_sk1_s4");
+  CHECK(kf::static_verdict(wg16, 128).disposition.empty());
+  CHECK(kf::static_verdict(wg16, 127).disposition == "pruned");
+  // w4a16_linear's wgmma kernels: from M = 64, or block_m 32 from M = 32.
   const kf::LinearShape s{12288, 2048, 128, true, false};
   const auto lin = kf_tuner_test::row(s, "wgmma", "bm64_bn128_bk64_w8_sk1_s4");
   CHECK(kf::static_verdict(lin, kf::kWgmmaMinM).disposition.empty());
   CHECK(kf::static_verdict(lin, kf::kWgmmaMinM - 1).disposition == "pruned");
+  const auto lin32 = kf_tuner_test::row(s, "wgmma", "bm32_bn128_bk64_w8_sk1_s4");
+  CHECK(kf::static_verdict(lin32, 32).disposition.empty());
+  CHECK(kf::static_verdict(lin32, 31).disposition == "pruned");
   // Split-K ones up to M = 1024.
   const auto split = kf_tuner_test::row(s, "wgmma", "bm64_bn64_bk128_w4_sk4_s4");
   CHECK(kf::static_verdict(split, kf::kSplitWgmmaMaxM).disposition.empty());

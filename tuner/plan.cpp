@@ -273,19 +273,23 @@ Verdict static_verdict(const PackKernel& k, int64_t m, int compute_units) {
   }
   if (k.kind == "wgmma" && moe_gemm) {
     const MoeShape s = parse_moe_shape(k.op, k.shape);
-    if (m * s.top_k < kMoeWgmmaMinLoad * s.experts) {
+    const int64_t bm = parse_linear_config(k.kind, k.config).block_m, min_load = std::min<int64_t>(kMoeWgmmaMinLoad, bm / 4);
+    if (m * s.top_k < min_load * s.experts) {
       char why[256];
       std::snprintf(why, sizeof why,
-                    "wgmma MoE kernels are timed only from T * top_k / E >= %lld (T >= %lld): T = %lld routes %.3g "
-                    "slots per expert on average, and their blocks take 64 or 128",
-                    static_cast<long long>(kMoeWgmmaMinLoad),
-                    static_cast<long long>((kMoeWgmmaMinLoad * s.experts + s.top_k - 1) / s.top_k),
-                    static_cast<long long>(m), static_cast<double>(m * s.top_k) / s.experts);
+                    "block_m %lld wgmma MoE kernels are timed only from T * top_k / E >= %lld (T >= %lld): T = %lld "
+                    "routes %.3g slots per expert on average, and their blocks take %lld",
+                    static_cast<long long>(bm), static_cast<long long>(min_load),
+                    static_cast<long long>((min_load * s.experts + s.top_k - 1) / s.top_k), static_cast<long long>(m),
+                    static_cast<double>(m * s.top_k) / s.experts, static_cast<long long>(bm));
       return {"pruned", why};
     }
-  } else if (k.kind == "wgmma" && m < kWgmmaMinM)
-    return {"pruned", "wgmma kernels are timed only for M >= " + std::to_string(kWgmmaMinM) +
-                          ": their smallest tile is 64 rows, and the decode and skinny kinds serve fewer"};
+  } else if (k.kind == "wgmma" && m < std::min<int64_t>(kWgmmaMinM, parse_linear_config(k.kind, k.config).block_m)) {
+    const int64_t from = std::min<int64_t>(kWgmmaMinM, parse_linear_config(k.kind, k.config).block_m);
+    return {"pruned", "block_m " + std::to_string(parse_linear_config(k.kind, k.config).block_m) + " wgmma kernels are timed only for M >= " +
+                          std::to_string(from) + ": below their tile they are mostly padding, and the decode and "
+                          "skinny kinds serve fewer"};
+  }
   if (k.kind == "wgmma" && m > kSplitWgmmaMaxM && k.config.find("_sk1_") == std::string::npos)
     return {"pruned", "split-K wgmma kernels are timed only for M <= " + std::to_string(kSplitWgmmaMaxM) +
                           ": they exist to fill the GPU when M has few tiles, and their fp32 partials grow with M"};

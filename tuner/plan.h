@@ -34,11 +34,12 @@ constexpr int64_t kSplitPrefillMaxM = 256;
 // Split-K wgmma kernels are timed up to this M: on the narrow layers 1024 rows still
 // leave SMs idle at one slice.
 constexpr int64_t kSplitWgmmaMaxM = 1024;
-// The wgmma kind's smallest tile is 64 rows of x: below this M it is mostly padding, and
-// the decode and skinny kinds stream the weights at fewer rows anyway.
+// The wgmma kind is timed from M = min(kWgmmaMinM, block_m): below its tile it is mostly
+// padding, and the decode and skinny kinds stream the weights at fewer rows anyway.
 constexpr int64_t kWgmmaMinM = 64;
-// The MoE GEMMs' wgmma kernels go by load: timed from 16 slots per expert on average
-// (qwen3-35b: T = 512), below which a 64-slot block is mostly padding and skinny wins.
+// The MoE GEMMs' wgmma kernels go by load: timed from min(kMoeWgmmaMinLoad, block_m / 4)
+// slots per expert on average (qwen3-35b, block_m 64 and 128: T = 512; 32: T = 256;
+// 16: T = 128), below which a block is mostly padding and skinny wins.
 constexpr int64_t kMoeWgmmaMinLoad = 16;
 
 struct ShapeSelection {

@@ -3,7 +3,7 @@
 // wg::a_pair, writes B to shared memory by wg::b_tile_offset (unswizzled) or
 // wg::b_tile_offset_sw128 (128-byte swizzle, four k16 steps through b_desc_sw128), runs
 // the products and stores D by wg::d_elem; the result must equal a float64 product of
-// the same random inputs, for N = 64, 128, 256 in bf16 and fp16. It also checks the two
+// the same random inputs, for N = 16, 32, 64, 128, 256 in bf16 and fp16. It also checks the two
 // forms of kf_wgmma_forms.h: A from shared memory (mma_ss, N = 32 and 64) and a transposed,
 // MN-major B (mma_rs_mn_n256, B written by mn_tile_offset_sw128).
 // Exits 77 (ctest: skipped) without an sm_90 GPU.
@@ -211,6 +211,9 @@ int main() {
   pass &= check<64, false, false>(rng) & check<256, false, false>(rng);
   pass &= check<64, true, true>(rng) & check<128, true, true>(rng) & check<256, true, true>(rng);
   pass &= check<128, false, true>(rng);
+  // The narrow widths the MoE GEMMs' 16- and 32-slot blocks use.
+  pass &= check<16, true, false>(rng) & check<32, true, false>(rng);
+  pass &= check<16, true, true>(rng) & check<32, true, true>(rng) & check<32, false, true>(rng);
   pass &= check_form<true, false>(rng) & check_form<false, false>(rng) & check_form<true, false, 32>(rng);
   pass &= check_form<true, true>(rng) & check_form<false, true>(rng);
   std::printf(pass ? "all wgmma layout checks passed\n" : "wgmma layout checks FAILED\n");
