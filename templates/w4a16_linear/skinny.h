@@ -343,22 +343,47 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
   cp_async_wait<0>();
   barrier();  // every warp is done with its ring before the tile reuses the memory
 
-  // The warps' sums, added into one BM x BN tile in warp order (deterministic).
+  // The warps' sums, added into one BM x BN tile in warp order (deterministic). Where the
+  // ring holds a tile per warp, every warp stores its own and each thread then adds its
+  // entries over the warps: two barriers, where adding warp after warp into one tile
+  // takes one per warp, a chain on the path of every decode layer.
   float(*tile)[BN] = reinterpret_cast<float(*)[BN]>(smem);
-  for (int w = 0; w < WARPS; ++w) {
-    if (warp == w)
+  if constexpr (WARPS >= 8 && WARPS * skinny::tile_bytes(BN, BM) <= skinny::shared_bytes(BN, WARPS, STAGES, BM)) {
+    float* const part = &tile[0][0];  // [WARPS][BM * BN]; part[0] is the tile
 #pragma unroll
-      for (int j = 0; j < CHUNKS; ++j)
+    for (int j = 0; j < CHUNKS; ++j)
 #pragma unroll
-        for (int a = 0; a < 2; ++a)
+      for (int a = 0; a < 2; ++a)
 #pragma unroll
-          for (int e = 0; e < CE; ++e) {
-            const int row = SWAP ? skinny::swapped_row(lane, e) : skinny::c_row(lane, e);
-            const int col = SWAP ? 4 * g + skinny::swapped_col(a, e) : skinny::c_col(lane, a, e);
-            float& dst = tile[row][32 * j + col];
-            dst = w == 0 ? acc[2 * j + a].v[e] : dst + acc[2 * j + a].v[e];
-          }
+        for (int e = 0; e < CE; ++e) {
+          const int row = SWAP ? skinny::swapped_row(lane, e) : skinny::c_row(lane, e);
+          const int col = SWAP ? 4 * g + skinny::swapped_col(a, e) : skinny::c_col(lane, a, e);
+          part[warp * BM * BN + row * BN + 32 * j + col] = acc[2 * j + a].v[e];
+        }
     barrier();
+    for (int i = thread_id(); i < BM * BN; i += WARPS * 32) {
+      float sum = part[i];
+#pragma unroll
+      for (int w = 1; w < WARPS; ++w) sum += part[w * BM * BN + i];
+      part[i] = sum;  // only this thread reads or writes entry i of part[0]
+    }
+    barrier();
+  } else {
+    for (int w = 0; w < WARPS; ++w) {
+      if (warp == w)
+#pragma unroll
+        for (int j = 0; j < CHUNKS; ++j)
+#pragma unroll
+          for (int a = 0; a < 2; ++a)
+#pragma unroll
+            for (int e = 0; e < CE; ++e) {
+              const int row = SWAP ? skinny::swapped_row(lane, e) : skinny::c_row(lane, e);
+              const int col = SWAP ? 4 * g + skinny::swapped_col(a, e) : skinny::c_col(lane, a, e);
+              float& dst = tile[row][32 * j + col];
+              dst = w == 0 ? acc[2 * j + a].v[e] : dst + acc[2 * j + a].v[e];
+            }
+      barrier();
+    }
   }
 
   if constexpr (SPLIT_K > 1) {
