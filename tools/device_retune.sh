@@ -14,6 +14,9 @@
 # for a run that must fit one call; autotune has verified each kernel it timed anyway.
 # FILTER limits what autotune builds and measures (e.g. '_skinny_': a new kind alone,
 # beside the winners already stored; the winners are recomputed over everything stored).
+# BUNDLE=1 leaves $OUT with two files whatever step it ends at: kforge.sqlite.gz (the
+# slimmed DB) and logs.tgz (every log and CSV), for a caller that can take back only a
+# few files.
 set -uo pipefail
 bin=${BIN:-.devout/bin}
 out=${OUT:-gpu-results}
@@ -22,6 +25,13 @@ templates=${TEMPLATES:-templates}
 variants=${VARIANTS:-decode_.*_bm(1|4)_bn64_bk32_w8_sk(1|4)_s(1|2)$|skinny_.*_bn(64|128)_bk32_w(2|4)_sk(1|2)_s(3|8)$}
 mkdir -p "$out"
 source "$(dirname "$0")/device_env.sh"
+bundle() {
+  [ -f "$out/kforge.sqlite" ] && gzip -9f "$out/kforge.sqlite"
+  local rest
+  rest=$(cd "$out" && ls | grep -v -e '^kforge\.sqlite\.gz$' -e '^logs\.tgz$')
+  [ -n "$rest" ] && tar -C "$out" -czf "$out/logs.tgz" --remove-files $rest
+}
+[ "${BUNDLE:-0}" = 1 ] && trap bundle EXIT
 step() { echo "== $* ($(date +%T))"; }
 
 step check the variants "${VARIANT_PACK:-$variants}"
