@@ -41,6 +41,12 @@ kf_status null_argument(const char* function, const char* name) {
   return fail(KF_ERR_INVALID_ARGUMENT, "%s: %s is NULL", function, name);
 }
 
+// A runtime switch the environment turns off at kf_open (KFORGE_<NAME>=0).
+bool switched_off(const char* variable) {
+  const char* value = std::getenv(variable);
+  return value && std::strcmp(value, "0") == 0;
+}
+
 // `backend` is null for kf_open_for_arch: bound on first use (launch.cpp).
 kf_status open_pack(const char* path, const char* arch, const char* device_name, Backend* backend, kf_db** out) {
   auto db = std::make_unique<kf_db>();
@@ -48,15 +54,13 @@ kf_status open_pack(const char* path, const char* arch, const char* device_name,
   db->arch = arch;
   db->device_name = device_name ? device_name : "";
   // Overlapped launches exist from sm_90 on; the kernels' wait compiles to nothing below.
-  const char* overlap = std::getenv("KFORGE_OVERLAP_LAUNCHES");
-  db->overlap_launches = !(overlap && std::strcmp(overlap, "0") == 0) && std::strncmp(arch, "sm_", 3) == 0 &&
-                         std::atoi(arch + 3) >= 90;
+  db->overlap_launches =
+      !switched_off("KFORGE_OVERLAP_LAUNCHES") && std::strncmp(arch, "sm_", 3) == 0 && std::atoi(arch + 3) >= 90;
   PackRows rows;
   kf_status status = read_pack(path, arch, &rows);
   if (status == KF_OK) status = build_catalog(std::move(rows), db.get());
   if (status != KF_OK) return status;
-  const char* cluster_align = std::getenv("KFORGE_CLUSTER_ALIGN");
-  if (cluster_align && std::strcmp(cluster_align, "0") == 0) db->moe_align_cluster = nullptr;
+  if (switched_off("KFORGE_CLUSTER_ALIGN")) db->moe_align_cluster = nullptr;
   db->backend = backend ? backend : backend_for_arch(arch);
   if (backend) db->backend_state.store(1);
   *out = db.release();
