@@ -271,24 +271,27 @@ Verdict static_verdict(const PackKernel& k, int64_t m, int compute_units) {
     return {"pruned", k.kind + " kernels are timed only for M <= " + std::to_string(kDecodeMaxM) +
                           ": they stream the weights once per block_m rows, a prefill tile reuses them"};
   }
-  if (k.kind == "wgmma" && moe_gemm) {
-    const MoeShape s = parse_moe_shape(k.op, k.shape);
-    const int64_t bm = parse_linear_config(k.kind, k.config).block_m, min_load = std::min<int64_t>(kMoeWgmmaMinLoad, bm / 4);
-    if (m * s.top_k < min_load * s.experts) {
-      char why[256];
-      std::snprintf(why, sizeof why,
-                    "block_m %lld wgmma MoE kernels are timed only from T * top_k / E >= %lld (T >= %lld): T = %lld "
-                    "routes %.3g slots per expert on average, and their blocks take %lld",
-                    static_cast<long long>(bm), static_cast<long long>(min_load),
-                    static_cast<long long>((min_load * s.experts + s.top_k - 1) / s.top_k), static_cast<long long>(m),
-                    static_cast<double>(m * s.top_k) / s.experts, static_cast<long long>(bm));
-      return {"pruned", why};
+  if (k.kind == "wgmma") {
+    const int64_t bm = parse_linear_config(k.kind, k.config).block_m;
+    if (moe_gemm) {
+      const MoeShape s = parse_moe_shape(k.op, k.shape);
+      const int64_t min_load = std::min<int64_t>(kMoeWgmmaMinLoad, bm / 4);
+      if (m * s.top_k < min_load * s.experts) {
+        char why[256];
+        std::snprintf(why, sizeof why,
+                      "block_m %lld wgmma MoE kernels are timed only from T * top_k / E >= %lld (T >= %lld): T = %lld "
+                      "routes %.3g slots per expert on average, and their blocks take %lld",
+                      static_cast<long long>(bm), static_cast<long long>(min_load),
+                      static_cast<long long>((min_load * s.experts + s.top_k - 1) / s.top_k),
+                      static_cast<long long>(m), static_cast<double>(m * s.top_k) / s.experts,
+                      static_cast<long long>(bm));
+        return {"pruned", why};
+      }
+    } else if (const int64_t from = std::min<int64_t>(kWgmmaMinM, bm); m < from) {
+      return {"pruned", "block_m " + std::to_string(bm) + " wgmma kernels are timed only for M >= " +
+                            std::to_string(from) + ": below their tile they are mostly padding, and the decode and "
+                            "skinny kinds serve fewer"};
     }
-  } else if (k.kind == "wgmma" && m < std::min<int64_t>(kWgmmaMinM, parse_linear_config(k.kind, k.config).block_m)) {
-    const int64_t from = std::min<int64_t>(kWgmmaMinM, parse_linear_config(k.kind, k.config).block_m);
-    return {"pruned", "block_m " + std::to_string(parse_linear_config(k.kind, k.config).block_m) + " wgmma kernels are timed only for M >= " +
-                          std::to_string(from) + ": below their tile they are mostly padding, and the decode and "
-                          "skinny kinds serve fewer"};
   }
   if (k.kind == "wgmma" && m > kSplitWgmmaMaxM && k.config.find("_sk1_") == std::string::npos)
     return {"pruned", "split-K wgmma kernels are timed only for M <= " + std::to_string(kSplitWgmmaMaxM) +
