@@ -69,7 +69,7 @@ void Checker::run_align() {
     kf_db* db;
     const char* label;
   };
-  for (const Form form : {Form{db_, ""}, Form{one_workgroup, " (one workgroup)"}})
+  const Form forms[] = {{db_, ""}, {one_workgroup, " (one workgroup)"}};
   for (auto [experts, top_k] : routing_cases()) {
     const int64_t cap_max = moe::sorted_capacity(t_max, top_k, experts, *bms.rbegin());
     Buf ids(t_max * top_k * 4), sorted((moe::sorted_capacity(t_max, top_k, experts, 1) + cap_max + kGuard) * 4),
@@ -79,30 +79,33 @@ void Checker::run_align() {
         const Routing r = make_routing(t, experts, top_k, a);
         ids.up(r.ids);
         for (int bm : bms) {
-          const std::string what = case_name(experts, top_k, t, a) + " block_m=" + std::to_string(bm) + form.label;
           const AlignRef ref = align_reference(r.ids, t, top_k, experts, bm);
           const int64_t cap = moe::sorted_capacity(t, top_k, experts, bm);
-          sorted.poison32();
-          blocks.poison32();
-          num_padded.poison32();
-          kf_moe_align_args args{ids.p<int32_t>(), sorted.p<int32_t>(), blocks.p<int32_t>(), num_padded.p<int32_t>(),
-                                 static_cast<int>(t), top_k, experts, bm, nullptr, 0};
-          const kf_status st = kf_launch_moe_align(form.db, &args, nullptr);
-          if (st != KF_OK) {
-            tally_.line("align", what, status_text(st));
-            continue;
+          for (const Form& form : forms) {  // the same routing sorted both ways
+            const std::string what =
+                case_name(experts, top_k, t, a) + " block_m=" + std::to_string(bm) + form.label;
+            sorted.poison32();
+            blocks.poison32();
+            num_padded.poison32();
+            kf_moe_align_args args{ids.p<int32_t>(), sorted.p<int32_t>(), blocks.p<int32_t>(),
+                                   num_padded.p<int32_t>(), static_cast<int>(t), top_k, experts, bm, nullptr, 0};
+            const kf_status st = kf_launch_moe_align(form.db, &args, nullptr);
+            if (st != KF_OK) {
+              tally_.line("align", what, status_text(st));
+              continue;
+            }
+            sync();
+            const auto s = sorted.down<int32_t>(sorted.bytes / 4);
+            const auto b = blocks.down<int32_t>(blocks.bytes / 4);
+            const auto np = num_padded.down<int32_t>(1 + kGuard);
+            std::string why = check_align(ref, t, top_k, bm, s, b, np[0]);
+            if (why.empty() && ref.num_padded > cap) why = "host: num_padded above launch.h capacity";
+            if (why.empty()) why = untouched_from<int32_t>(s, cap, static_cast<int32_t>(kPoison32), "sorted_ids");
+            if (why.empty()) why = untouched_from<int32_t>(b, cap / bm, static_cast<int32_t>(kPoison32), "expert_ids");
+            if (why.empty()) why = untouched_from<int32_t>(np, 1, static_cast<int32_t>(kPoison32), "num_padded");
+            tally_.line("align", what + " (idle experts " + std::to_string(ref.experts_idle) + ", dropped " +
+                                     std::to_string(ref.dropped) + ")", why);
           }
-          sync();
-          const auto s = sorted.down<int32_t>(sorted.bytes / 4);
-          const auto b = blocks.down<int32_t>(blocks.bytes / 4);
-          const auto np = num_padded.down<int32_t>(1 + kGuard);
-          std::string why = check_align(ref, t, top_k, bm, s, b, np[0]);
-          if (why.empty() && ref.num_padded > cap) why = "host: num_padded above launch.h capacity";
-          if (why.empty()) why = untouched_from<int32_t>(s, cap, static_cast<int32_t>(kPoison32), "sorted_ids");
-          if (why.empty()) why = untouched_from<int32_t>(b, cap / bm, static_cast<int32_t>(kPoison32), "expert_ids");
-          if (why.empty()) why = untouched_from<int32_t>(np, 1, static_cast<int32_t>(kPoison32), "num_padded");
-          tally_.line("align", what + " (idle experts " + std::to_string(ref.experts_idle) + ", dropped " +
-                                   std::to_string(ref.dropped) + ")", why);
         }
       }
   }
