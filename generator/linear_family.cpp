@@ -127,14 +127,15 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
         for (int sk : {2, 4, 8})
           if (w4a16::prefill_valid(n, k, g, bm, bn, 64, w, sk)) out.push_back({LinearKind::prefill, bm, bn, 64, w, sk, 2});
   append_pipelined_prefill_configs(s, arch, out);
-  // Warpgroup MMA: one (4 warps), two (8) or three (12) warpgroups of 64 weight rows,
-  // 32-256 rows of x (32 for the M just above the skinny kind's 16), rings of 3-5 stages of 64 or 128 k, as many as fit the opt-in shared
-  // memory. Three warpgroups only up to block_m 128: at 256 their 384 threads cannot keep
-  // 128 accumulators each within the register file without spilling.
+  // Warpgroup MMA: one to four warpgroups (4 to 16 warps) of 64 weight rows, 32-256 rows
+  // of x (32 for the M just above the skinny kind's 16), rings of 3-5 stages of 64 or 128
+  // k, as many as fit the opt-in shared memory. Three or four warpgroups only up to
+  // block_m 128: at 256 their 384 or 512 threads cannot keep 128 accumulators each within
+  // the register file without spilling.
   auto wgmma_warps_fit = [](int bm, int w) { return w < 12 || bm <= 128; };
   if (arch.warpgroup_mma) {
     for (int bm : {32, 64, 128, 256})
-      for (int w : {4, 8, 12})
+      for (int w : {4, 8, 12, 16})
         for (int bk : {64, 128})
           for (int st : {3, 4, 5})
             if (wgmma_warps_fit(bm, w) && w4a16::wgmma::valid(n, k, g, bm, 16 * w, bk, w, st, s.asym))
@@ -143,7 +144,7 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
     // blocks): 2, 4 or 8 slices (one thread-block cluster), rings of 4; block_m 256 too,
     // which dequantises each weight once for 256 tokens where one row block covers M.
     for (int bm : {32, 64, 128, 256})
-      for (int w : {4, 8, 12})
+      for (int w : {4, 8, 12, 16})
         for (int bk : {64, 128})
           for (int sk : {2, 4, 8})
             if (wgmma_warps_fit(bm, w) && w4a16::wgmma::valid(n, k, g, bm, 16 * w, bk, w, 4, s.asym, sk))

@@ -105,10 +105,11 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
   append_pipelined_prefill_configs(s.expert(), arch, out);
   // The warpgroup MMA (sm_90a; templates/w4a16_moe/gemm_wgmma.h) for experts with tens
   // to hundreds of slots: 16- to 128-slot blocks (16 and 32 for the T where experts hold
-  // tens of slots, which 64 would pad to twice), one or two warpgroups, rings of 3 or 4.
+  // tens of slots, which 64 would pad to twice), one, two or four warpgroups (four: 256
+  // weight rows per block, so each gathered x tile feeds twice the columns), rings of 3 or 4.
   if (arch.warpgroup_mma)
     for (int bm : {16, 32, 64, 128})
-      for (int w : {4, 8})
+      for (int w : {4, 8, 16})
         for (int bk : {64, 128})
           for (int st : {3, 4})
             if (w4a16::wgmma::valid(n, k, g, bm, 16 * w, bk, w, st, s.asym))

@@ -367,7 +367,7 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
         for (int sk : {2, 4}) pipelined(bm, bn, 64, 4, sk, 4);
     // wgmma, where the arch has it: every valid point of its grid.
     for (int bm : {32, 64, 128, 256})
-      for (int w : {4, 8, 12})
+      for (int w : {4, 8, 12, 16})
         for (int bk : {64, 128})
           for (int st : {3, 4, 5})
             if (arch.warpgroup_mma && (w < 12 || bm <= 128) &&
@@ -376,7 +376,7 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
               CHECK(has({kf::LinearKind::wgmma, bm, 16 * w, bk, w, 1, st}));
             }
     for (int bm : {32, 64, 128, 256})
-      for (int w : {4, 8, 12})
+      for (int w : {4, 8, 12, 16})
         for (int bk : {64, 128})
           for (int sk : {2, 4, 8})
             if (arch.warpgroup_mma && (w < 12 || bm <= 128) &&
@@ -393,7 +393,7 @@ TEST_CASE("enumerate_linear_configs: three-warpgroup wgmma tiles where 192 colum
   CHECK(kf::w4a16::wgmma::valid(12288, 2048, 128, 128, 192, 64, 12, 4, false));
   CHECK(kf::w4a16::wgmma::valid(9216, 2048, 128, 64, 192, 128, 12, 3, true));
   CHECK_FALSE(kf::w4a16::wgmma::valid(2048, 2048, 128, 128, 192, 64, 12, 4, false));  // 192 does not divide 2048
-  CHECK_FALSE(kf::w4a16::wgmma::valid(12288, 2048, 128, 128, 256, 64, 16, 4, false));  // four warpgroups
+  CHECK_FALSE(kf::w4a16::wgmma::valid(12288, 2048, 128, 128, 320, 64, 20, 4, false));  // five warpgroups
   CHECK_FALSE(kf::w4a16::wgmma::valid(12288, 2048, 128, 128, 128, 64, 12, 4, false));  // 64 rows per warpgroup
   int w12 = 0;
   for (const auto& c : kf::enumerate_linear_configs({12288, 2048, 128, true, false}, arch)) {
@@ -404,6 +404,24 @@ TEST_CASE("enumerate_linear_configs: three-warpgroup wgmma tiles where 192 colum
   }
   CHECK(w12 == 31);  // 10 at block_m 32, 21 at 64 and 128
   for (const auto& c : kf::enumerate_linear_configs({2048, 4096, 128, true, false}, arch)) CHECK(c.warps != 12);
+}
+
+TEST_CASE("enumerate_linear_configs: four-warpgroup wgmma tiles, 256 columns, up to block_m 128") {
+  const kf::ArchInfo& arch = kf::arch_info("sm_90a");
+  CHECK(kf::w4a16::wgmma::valid(2048, 4096, 128, 128, 256, 64, 16, 4, false));
+  CHECK_FALSE(kf::w4a16::wgmma::valid(1152, 2048, 128, 128, 256, 64, 16, 4, false));  // 256 does not divide 1152
+  CHECK_FALSE(kf::w4a16::wgmma::valid(2048, 4096, 128, 128, 192, 64, 16, 4, false));  // 64 rows per warpgroup
+  int w16 = 0;
+  for (const auto& c : kf::enumerate_linear_configs({2048, 4096, 128, true, false}, arch)) {
+    if (c.kind != kf::LinearKind::wgmma || c.warps != 16) continue;
+    ++w16;
+    CHECK(c.block_n == 256);
+    CHECK(c.block_m <= 128);  // 256 rows' accumulators spill at 512 threads
+  }
+  CHECK(w16 > 0);
+  for (const auto& c : kf::enumerate_linear_configs({1152, 2048, 128, true, false}, arch)) CHECK(c.warps != 16);
+  for (const auto& c : kf::enumerate_linear_configs({2048, 4096, 128, true, false}, kf::arch_info("gfx942")))
+    CHECK(c.kind != kf::LinearKind::wgmma);
 }
 
 TEST_CASE("enumerate_linear_configs: wave size shapes the decode space") {

@@ -5,8 +5,9 @@
 //   block_m: rows of x (tokens) per block, the wgmma N: 16, 32, 64, 128 or 256 (16 and
 //            32 for MoE experts holding tens of slots, which 64 would pad to twice)
 //   block_n: output columns (weight rows) per block: 64 per warpgroup of 4 warps, one to
-//            three warpgroups (192 tiles 12288 and 9216 columns into 64 and 48 blocks,
-//            where 128 leaves a 132-SM part a quarter idle at block_m 256)
+//            four warpgroups (192 tiles 12288 and 9216 columns into 64 and 48 blocks,
+//            where 128 leaves a 132-SM part a quarter idle at block_m 256; 256 halves
+//            how often each x tile is read, which bounds the MoE GEMMs at large T)
 //   block_k: k per pipeline stage, 64 or 128, dividing the group size
 //   stages:  ring slots; STAGES - 2 stages are loaded ahead, one is read by the products
 //            still running from the previous stage
@@ -46,7 +47,7 @@ KF_HD constexpr int smem_bytes(int block_m, int block_n, int block_k, int stages
 KF_HD constexpr bool valid(int n, int k, int g, int block_m, int block_n, int block_k, int warps, int stages,
                            bool asym, int split_k = 1) {
   if (split_k < 1 || k % block_k != 0 || (k / block_k) % split_k != 0) return false;
-  if (warps != 4 && warps != 8 && warps != 12) return false;  // one to three warpgroups
+  if (warps != 4 && warps != 8 && warps != 12 && warps != 16) return false;  // one to four warpgroups
   if (block_n != 16 * warps) return false;        // 64 weight rows per warpgroup
   if (block_m != 16 && block_m != 32 && block_m != 64 && block_m != 128 && block_m != 256) return false;
   if (block_k != 64 && block_k != 128) return false;
