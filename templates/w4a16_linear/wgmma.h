@@ -28,6 +28,7 @@
 #include "w4a16_linear/rows.h"
 #include "w4a16_linear/silu.h"
 #include "w4a16_linear/wgmma_tiling.h"
+#include "w4a16_moe/atomic_add.h"  // the MoE gemm2's reducing epilogue (Rows::kReduce)
 
 namespace kf {
 namespace w4a16 {
@@ -106,6 +107,11 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
   const uint32_t base = static_cast<uint32_t>(__cvta_generic_to_shared(kf_wgmma_dynamic_shared));
   unsigned char* const smem = reinterpret_cast<unsigned char*>(kf_wgmma_dynamic_shared) + ((1024u - base % 1024u) % 1024u);
   KF_SHARED int x_row_of[kGather ? BM : 1];  // gathered rows: the x row of each tile row, -1 = none
+  // ... and the y row and factor of each, read once per tile: through the Rows policy the
+  // epilogue waited, row after row, on the sorted id and then on its routing weight (two
+  // dependent global loads), a fifth of gemm2's stall samples at T = 4096.
+  KF_SHARED int y_row_of[kGather ? BM : 1];
+  KF_SHARED float scale_of[kGather ? BM : 1];
 
   const int tid = thread_id(), lane = tid % KF_WAVE, warp = tid / KF_WAVE;
   const int t = lane % 4, g = lane / 4;
@@ -142,7 +148,11 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
   const uint32_t* w_src = qweight + (size_t)kb_w * N + global_col(4 * c_w);
   const int w_smem = (kb_w * BN + 4 * c_w) * 4;
   if constexpr (kGather) {
-    for (int r = tid; r < BM; r += kThreads) x_row_of[r] = rows.valid(m0 + r) ? rows.x_row(m0 + r) : -1;
+    for (int r = tid; r < BM; r += kThreads) {
+      const bool live = rows.valid(m0 + r);
+      x_row_of[r] = live ? rows.x_row(m0 + r) : -1;
+      y_row_of[r] = live ? rows.y_row(m0 + r) : -1;
+    }
     barrier();
   }
 
@@ -185,6 +195,10 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
     if (s < KT) issue(s);
     cp_async_commit();
   }
+  // The factors' loads wait on the sorted ids, so they go out behind the first stages;
+  // the main loop's barriers publish them before the epilogue reads them.
+  if constexpr (kGather)
+    for (int r = tid; r < BM; r += kThreads) scale_of[r] = y_row_of[r] >= 0 ? rows.scale(m0 + r) : 0.f;
   for (int kt = 0; kt < KT; ++kt) {
     cp_async_wait<STAGES - 3>();
     wg::fence_proxy_async();
@@ -283,17 +297,26 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
   for (int j = 0; j < BM / 8; ++j)
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const int i = m0 + 8 * j + 2 * t + h;
-      if (!rows.valid(i)) continue;
+      const int r = 8 * j + 2 * t + h, i = m0 + r;
+      int y_row;
+      float f;
+      if constexpr (kGather) {
+        y_row = y_row_of[r];
+        if (y_row < 0) continue;
+        f = scale_of[r];
+      } else {
+        if (!rows.valid(i)) continue;
+        y_row = rows.y_row(i);
+        f = rows.scale(i);
+      }
       const float v0 = acc[4 * j + h], v1 = acc[4 * j + 2 + h];
       if constexpr (SILU) {
-        y[(size_t)rows.y_row(i) * (N / 2) + n0 + c0] = static_cast<uint16_t>(
-            Act16<BF16>::from_f32(silu_mul(v0, v1) * rows.scale(i)));
-      } else if constexpr (Rows::kReduce) {
-        rows.template add_pair<BF16>(y, N, i, n0 + c0, v0, v1);
+        y[(size_t)y_row * (N / 2) + n0 + c0] = static_cast<uint16_t>(Act16<BF16>::from_f32(silu_mul(v0, v1) * f));
+      } else if constexpr (Rows::kReduce) {  // as Rows::add_pair, from the cached row and factor
+        moe::atomic_add_packed<BF16>(reinterpret_cast<uint32_t*>(y + (size_t)y_row * N + n0 + c0),
+                                     Act16<BF16>::pack2(v0 * f, v1 * f));
       } else {
-        const float f = rows.scale(i);
-        *reinterpret_cast<uint32_t*>(y + (size_t)rows.y_row(i) * N + n0 + c0) = Act16<BF16>::pack2(v0 * f, v1 * f);
+        *reinterpret_cast<uint32_t*>(y + (size_t)y_row * N + n0 + c0) = Act16<BF16>::pack2(v0 * f, v1 * f);
       }
     }
 }
