@@ -58,22 +58,32 @@ void ColdTimer::empty(cudaStream_t stream) { empty_kernel<<<1, 32, 0, stream>>>(
 void ColdTimer::flush() { stream_read(flush_buf_, flush_bytes_, stream_); }
 
 double ColdTimer::median_us(const std::function<void(cudaStream_t)>& launch, int reps, bool cold) {
-  launch(stream_);  // warm-up: module load, first-touch, library heuristics
+  return medians_us_alternating({launch}, reps, cold)[0];
+}
+
+std::vector<double> ColdTimer::medians_us_alternating(const std::vector<std::function<void(cudaStream_t)>>& launches,
+                                                      int reps, bool cold) {
+  for (const auto& launch : launches) launch(stream_);  // warm-up: module load, first-touch, library heuristics
   check(cudaStreamSynchronize(stream_), "warm-up");
-  std::vector<float> times;
-  for (int r = 0; r < reps; ++r) {
-    if (cold) flush();
-    check(cudaEventRecord(start_, stream_), "record");
-    launch(stream_);
-    check(cudaEventRecord(stop_, stream_), "record");
-    check(cudaEventSynchronize(stop_), "sync");
-    float ms = 0;
-    check(cudaEventElapsedTime(&ms, start_, stop_), "elapsed");
-    times.push_back(ms * 1000.f);
-  }
+  std::vector<std::vector<float>> times(launches.size());
+  for (int r = 0; r < reps; ++r)
+    for (size_t i = 0; i < launches.size(); ++i) {
+      if (cold) flush();
+      check(cudaEventRecord(start_, stream_), "record");
+      launches[i](stream_);
+      check(cudaEventRecord(stop_, stream_), "record");
+      check(cudaEventSynchronize(stop_), "sync");
+      float ms = 0;
+      check(cudaEventElapsedTime(&ms, start_, stop_), "elapsed");
+      times[i].push_back(ms * 1000.f);
+    }
   check(cudaGetLastError(), "launch");
-  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
-  return times[times.size() / 2];
+  std::vector<double> medians;
+  for (auto& t : times) {
+    std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
+    medians.push_back(t[t.size() / 2]);
+  }
+  return medians;
 }
 
 }  // namespace bench

@@ -7,6 +7,7 @@
 //            when the gemm2 winner reduces over top_k: kf_kernel_reduces_topk);
 //   serial   the layer with KFORGE_OVERLAP_LAUNCHES=0: no kernel starts before the one
 //            before it has finished (kf_run_moe otherwise overlaps skinny GEMMs with it);
+//            layer and serial are timed in turn, rep by rep (ColdTimer::medians_us_alternating);
 //   gemms    the layer without moe_align: gemm1 and gemm2 (silu_mul, sum when not
 //            fused) back to back in one timed region on routing aligned before it;
 //   parts    each of those alone through kf_launch_moe_* with the same kernels;
@@ -172,10 +173,13 @@ int main(int argc, char** argv) {
       la.scratch_bytes = scratch_bytes;
       la.t = t;
       la.max_t = kMaxT;
-      const double t_layer = timer.median_us([&](cudaStream_t s) { kf_check(kf_run_moe(db, &shape, &la, s), "kf_run_moe"); },
-                                             reps);
-      const double t_serial = timer.median_us(
-          [&](cudaStream_t s) { kf_check(kf_run_moe(serial_db, &shape, &la, s), "kf_run_moe (overlap off)"); }, reps);
+      // The two forms in turn within each repetition: timed one after the other, the first
+      // (right after cuBLAS) ran 14-32 us slower at T = 4096 whichever it was (NOTES, MoE v21).
+      const std::vector<double> layer_serial = timer.medians_us_alternating(
+          {[&](cudaStream_t s) { kf_check(kf_run_moe(db, &shape, &la, s), "kf_run_moe"); },
+           [&](cudaStream_t s) { kf_check(kf_run_moe(serial_db, &shape, &la, s), "kf_run_moe (overlap off)"); }},
+          reps);
+      const double t_layer = layer_serial[0], t_serial = layer_serial[1];
 
       // The same pieces one at a time, on buffers of their own.
       const kf_kernel *k1 = nullptr, *k2 = nullptr;
