@@ -6,7 +6,9 @@
 # them, so every profiled launch is also checked against the CPU reference. With OPS
 # mxfp4_moe the kernels come from MODEL (default gpt-oss-120b) and kforge_check_mxfp4 runs
 # them at T = M tokens; with OPS sparse_mla_decode they come from deepseek-v3.2 and
-# kforge_check_mla runs them at Q = M queries.
+# kforge_check_mla runs them at Q = M queries; with OPS w4a16_moe they come from qwen3-35b
+# and kforge_check_moe runs them at T = M tokens under uniform routing, from PACK (default
+# the tuned DB, which has the helper kernels a layer needs).
 #   BIN=.devout/bin OUT=results tools/device_profile.sh FILTER [M] [OPS]
 # Writes $OUT/profile.txt (speed of light, memory, occupancy, warp stalls, scheduler)
 # and $OUT/sass.tgz; with SOURCE=1 also $OUT/source.csv.gz, the first matching launch's
@@ -26,6 +28,9 @@ check=("$bin/kforge_check_linear" --pack "$work/pack/kforge.sqlite" --m "$m")
 if [ "$ops" = mxfp4_moe ]; then
   model=(--model "${MODEL:-gpt-oss-120b}")
   check=("$bin/kforge_check_mxfp4" --pack "$work/pack/kforge.sqlite" --t "$m")
+elif [ "$ops" = w4a16_moe ]; then
+  # kf_open wants the helper kernels (moe_align, ...) beside the GEMMs: a tuned DB holds them.
+  check=("$bin/kforge_check_moe" --pack "${PACK:-tuned_db/kforge.sqlite}" --t "$m" --archetypes uniform --filter "$filter")
 elif [ "$ops" = sparse_mla_decode ]; then
   model=(--model deepseek-v3.2)
   check=("$bin/kforge_check_mla" --pack "$work/pack/kforge.sqlite" --q "$m" --filter "$filter")
