@@ -188,7 +188,7 @@ int main(int argc, char** argv) {
         auto* sorted = static_cast<int32_t*>(alloc(cap * 4));
         auto* blocks = static_cast<int32_t*>(alloc(cap * 4));
         auto* num = static_cast<int32_t*>(alloc(4));
-        kf_moe_align_args al{ids, sorted, blocks, num, t, kTopK, kExperts, bm};
+        kf_moe_align_args al{ids, sorted, blocks, num, t, kTopK, kExperts, bm, nullptr, 0};  // nothing to zero
         kf_check(kf_launch_moe_align(db, &al, timer.stream()), "align");
         check(cudaStreamSynchronize(timer.stream()), "align");
         const Gemm& w = gemm == 1 ? w1 : w2;
