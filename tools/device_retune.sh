@@ -25,13 +25,7 @@ templates=${TEMPLATES:-templates}
 variants=${VARIANTS:-decode_.*_bm(1|4)_bn64_bk32_w8_sk(1|4)_s(1|2)$|skinny_.*_bn(64|128)_bk32_w(2|4)_sk(1|2)_s(3|8)$}
 mkdir -p "$out"
 source "$(dirname "$0")/device_env.sh"
-bundle() {
-  [ -f "$out/kforge.sqlite" ] && gzip -9f "$out/kforge.sqlite"
-  local rest
-  rest=$(cd "$out" && ls | grep -v -e '^kforge\.sqlite\.gz$' -e '^logs\.tgz$')
-  [ -n "$rest" ] && tar -C "$out" -czf "$out/logs.tgz" --remove-files $rest
-}
-[ "${BUNDLE:-0}" = 1 ] && trap bundle EXIT
+[ "${BUNDLE:-0}" = 1 ] && trap 'kf_bundle "$out"' EXIT
 step() { echo "== $* ($(date +%T))"; }
 
 step check the variants "${VARIANT_PACK:-$variants}"

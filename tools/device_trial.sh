@@ -16,13 +16,7 @@ ops=${OPS:-w4a16_linear,w4a16_moe}
 budget=${1:-300}
 mkdir -p "$out"
 source "$(dirname "$0")/device_env.sh"
-bundle() {
-  [ -f "$out/kforge.sqlite" ] && gzip -9f "$out/kforge.sqlite"
-  local rest
-  rest=$(cd "$out" && ls | grep -v -e '^kforge\.sqlite\.gz$' -e '^logs\.tgz$')
-  [ -n "$rest" ] && tar -C "$out" -czf "$out/logs.tgz" --remove-files $rest
-}
-trap bundle EXIT
+trap 'kf_bundle "$out"' EXIT
 step() { echo "== $* ($(date +%T))"; }
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv | tee "$out/gpu.txt"
 
