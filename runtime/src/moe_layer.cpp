@@ -1,7 +1,6 @@
 #include "moe_layer.h"
 
 #include <algorithm>
-#include <climits>
 
 #include "launch.h"
 #include "moe_launch.h"
@@ -107,30 +106,18 @@ kf_status moe_scratch_bytes(const kf_db& db, const kf_moe_shape& shape, int64_t 
   const char* function = "kf_moe_scratch_bytes";
   MoeShapeKey keys[2];
   kf_status status = keys_of(shape, function, keys);
-  if (status != KF_OK) return status;
-  if (max_t < 1 || max_t > INT_MAX)
-    return fail(KF_ERR_INVALID_ARGUMENT, "%s: max_t = %lld, must be in [1, %d]", function,
-                static_cast<long long>(max_t), INT_MAX);
   const kf_kernel* kernels[2] = {};
-  if ((status = select_both(db, keys, 1, function, kernels)) != KF_OK) return status;
-  // The kernels change only where a range of either GEMM starts, and each pair's needs
-  // grow with T: the most is at the top of some range (cut at max_t).
+  if (status == KF_OK) status = select_both(db, keys, 1, function, kernels);
+  if (status != KF_OK) return status;
+  const ShapeEntry* const entries[2] = {find_moe_entry(db, keys[0]), find_moe_entry(db, keys[1])};  // both selected
   const int64_t counter_bytes = counter_region_bytes(db, max_t);
-  int64_t most = 0;
-  for (const MoeShapeKey& key : keys) {
-    const ShapeEntry* entry = find_moe_entry(db, key);  // there: both were selected above
-    for (uint32_t i = entry->first; i < entry->first + entry->count; ++i) {
-      const WinnerRange& r = db.ranges[i];
-      if (r.lo > max_t) break;
-      const int64_t t = std::min(max_t, r.hi);
-      Layout l;
-      if ((status = select_both(db, keys, t, function, kernels)) != KF_OK) return status;
-      if ((status = layout(keys, kernels, t, counter_bytes, function, &l)) != KF_OK) return status;
-      most = std::max(most, l.total);
-    }
-  }
-  *bytes = static_cast<size_t>(most);
-  return KF_OK;
+  return most_scratch_over_ranges(db, entries, max_t, function, [&](int64_t t, int64_t* need) {
+    Layout l;
+    kf_status s = select_both(db, keys, t, function, kernels);
+    if (s == KF_OK) s = layout(keys, kernels, t, counter_bytes, function, &l);
+    *need = l.total;
+    return s;
+  }, bytes);
 }
 
 kf_status run_moe(const kf_db& db, const kf_moe_shape& shape, const kf_moe_layer_args& a, void* stream) {

@@ -1,7 +1,6 @@
 #include "mxfp4_layer.h"
 
 #include <algorithm>
-#include <climits>
 
 #include "launch.h"
 #include "moe_launch.h"
@@ -90,29 +89,17 @@ kf_status mxfp4_scratch_bytes(const kf_db& db, const kf_mxfp4_moe_shape& shape, 
   const char* function = "kf_mxfp4_moe_scratch_bytes";
   Mxfp4ShapeKey keys[2];
   kf_status status = keys_of(shape, function, keys);
-  if (status != KF_OK) return status;
-  if (max_t < 1 || max_t > INT_MAX)
-    return fail(KF_ERR_INVALID_ARGUMENT, "%s: max_t = %lld, must be in [1, %d]", function,
-                static_cast<long long>(max_t), INT_MAX);
   const kf_kernel* kernels[2] = {};
-  if ((status = select_both(db, keys, 1, function, kernels)) != KF_OK) return status;
-  // The kernels change only where a range of either GEMM starts, and each pair's needs
-  // grow with T: the most is at the top of some range (cut at max_t).
-  int64_t most = 0;
-  for (const Mxfp4ShapeKey& key : keys) {
-    const ShapeEntry* entry = find_mxfp4_entry(db, key);  // there: both were selected above
-    for (uint32_t i = entry->first; i < entry->first + entry->count; ++i) {
-      const WinnerRange& r = db.ranges[i];
-      if (r.lo > max_t) break;
-      const int64_t t = std::min(max_t, r.hi);
-      Layout l;
-      if ((status = select_both(db, keys, t, function, kernels)) != KF_OK) return status;
-      if ((status = layout(keys, kernels, t, function, &l)) != KF_OK) return status;
-      most = std::max(most, l.total);
-    }
-  }
-  *bytes = static_cast<size_t>(most);
-  return KF_OK;
+  if (status == KF_OK) status = select_both(db, keys, 1, function, kernels);
+  if (status != KF_OK) return status;
+  const ShapeEntry* const entries[2] = {find_mxfp4_entry(db, keys[0]), find_mxfp4_entry(db, keys[1])};  // both selected
+  return most_scratch_over_ranges(db, entries, max_t, function, [&](int64_t t, int64_t* need) {
+    Layout l;
+    kf_status s = select_both(db, keys, t, function, kernels);
+    if (s == KF_OK) s = layout(keys, kernels, t, function, &l);
+    *need = l.total;
+    return s;
+  }, bytes);
 }
 
 kf_status run_mxfp4_moe(const kf_db& db, const kf_mxfp4_moe_shape& shape, const kf_mxfp4_moe_layer_args& a,
