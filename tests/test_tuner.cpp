@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "device_plan.h"
+#include "measure_common.h"
 #include "measurer.h"
 #include "plan.h"
 #include "test_tuner_util.h"
@@ -213,6 +214,34 @@ TEST_CASE("fake measurer: deterministic, decode wins small M, prefill large M, g
   CHECK(p.median_us == kf::fake_time_us(pre, s, 1, true));
   CHECK(p.reps == 9);
   CHECK(fm.measurements() == 2);
+}
+
+
+TEST_CASE("device measurers: a device kforge cannot serve, or one it cannot set up, is an error naming it") {
+  kf::DeviceInfo info;
+  info.name = "Some GPU";
+  info.arch = "sm_90a";
+  info.l2_bytes = 50 << 20;
+  CHECK_NOTHROW(kf::measure::check_device(info));
+  info.arch = "sm_80";
+  CHECK_THROWS_WITH_AS(kf::measure::check_device(info),
+                       doctest::Contains("Some GPU is sm_80, which kforge does not generate kernels for (gfx1151"),
+                       kf::Error);
+  info.arch = "gfx942";
+  info.l2_bytes = 0;
+  CHECK_THROWS_WITH_AS(kf::measure::check_device(info), "cannot read the L2 size of Some GPU", kf::Error);
+
+  int dropped = 0;
+  auto drop = [&] { ++dropped; };
+  CHECK_NOTHROW(kf::measure::set_up_device("Some GPU", [] {}, drop));
+  CHECK(dropped == 0);
+  CHECK_THROWS_WITH_AS(kf::measure::set_up_device(
+                           "Some GPU", [] { throw kf::measure::CallFailed{"cuStreamCreate: out of memory"}; }, drop),
+                       "cannot set up Some GPU: cuStreamCreate: out of memory", kf::Error);
+  CHECK(dropped == 1);  // what the setup did is undone: no destructor runs after a throwing constructor
+  CHECK_THROWS_WITH_AS(kf::measure::set_up_device("Some GPU", [] { throw kf::Error("no flush buffer"); }, drop),
+                       "no flush buffer", kf::Error);
+  CHECK(dropped == 2);
 }
 
 }  // TEST_SUITE

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 
-#include "arch.h"
 #include "linear_measure.h"
 
 namespace kf {
@@ -60,22 +59,8 @@ CudaMeasurer::CudaMeasurer(const CudaOptions& opt)
   info_.l2_bytes = attr(CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE);
   sms_ = std::max(1, attr(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT));
   info_.compute_units = sms_;
-  const auto archs = supported_archs();
-  if (std::find(archs.begin(), archs.end(), info_.arch) == archs.end()) {
-    std::string list;
-    for (const auto& a : archs) list += (list.empty() ? "" : ", ") + a;
-    throw Error(info_.name + " is " + info_.arch + ", which kforge does not generate kernels for (" + list + ")");
-  }
-  if (info_.l2_bytes <= 0) throw Error("cannot read the L2 size of " + info_.name);
-  try {
-    setup_context();
-  } catch (const CallFailed& e) {
-    drop_context(false);
-    throw Error("cannot set up " + info_.name + ": " + e.message);
-  } catch (...) {
-    drop_context(false);  // a throwing constructor runs no destructor
-    throw;
-  }
+  measure::check_device(info_);
+  measure::set_up_device(info_.name, [&] { setup_context(); }, [&] { drop_context(false); });
 }
 
 CudaMeasurer::~CudaMeasurer() {

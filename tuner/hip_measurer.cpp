@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "arch.h"
 #include "hip_measurer_detail.h"
 #include "linear_measure.h"
 
@@ -68,22 +67,8 @@ HipMeasurer::HipMeasurer(const HipOptions& opt)
   info_.l2_bytes = attr(hipDeviceAttributeL2CacheSize);
   cus_ = std::max(1, attr(hipDeviceAttributeMultiprocessorCount));
   info_.compute_units = cus_;
-  const auto archs = supported_archs();
-  if (std::find(archs.begin(), archs.end(), info_.arch) == archs.end()) {
-    std::string list;
-    for (const auto& a : archs) list += (list.empty() ? "" : ", ") + a;
-    throw Error(info_.name + " is " + info_.arch + ", which kforge does not generate kernels for (" + list + ")");
-  }
-  if (info_.l2_bytes <= 0) throw Error("cannot read the L2 size of " + info_.name);
-  try {
-    setup_device();
-  } catch (const CallFailed& e) {
-    drop_device(false);
-    throw Error("cannot set up " + info_.name + ": " + e.message);
-  } catch (...) {
-    drop_device(false);  // a throwing constructor runs no destructor
-    throw;
-  }
+  measure::check_device(info_);
+  measure::set_up_device(info_.name, [&] { setup_device(); }, [&] { drop_device(false); });
 }
 
 HipMeasurer::~HipMeasurer() {

@@ -5,10 +5,21 @@
 #include <cstdio>
 #include <thread>
 
+#include "arch.h"
 #include "sparse_mla/launch.h"
 
 namespace kf {
 namespace measure {
+
+void check_device(const DeviceInfo& info) {
+  const auto archs = supported_archs();
+  if (std::find(archs.begin(), archs.end(), info.arch) == archs.end()) {
+    std::string list;
+    for (const auto& a : archs) list += (list.empty() ? "" : ", ") + a;
+    throw Error(info.name + " is " + info.arch + ", which kforge does not generate kernels for (" + list + ")");
+  }
+  if (info.l2_bytes <= 0) throw Error("cannot read the L2 size of " + info.name);
+}
 
 StreamReadArgs stream_read_args(const void* data, int64_t bytes, void* sink, int compute_units) {
   StreamReadArgs a{};

@@ -32,6 +32,25 @@ struct CallFailed {
   std::string message;
 };
 
+// A measurer's opening checks of the device it found: an arch kforge generates kernels
+// for and a readable L2 size (the flush is sized by it). Throws kf::Error naming both.
+void check_device(const DeviceInfo& info);
+
+// Runs a measurer's device setup; when it fails, drop() undoes what it did (a throwing
+// constructor runs no destructor) and a failed call becomes an error naming the device.
+template <class Setup, class Drop>
+void set_up_device(const std::string& name, Setup setup, Drop drop) {
+  try {
+    setup();
+  } catch (const CallFailed& e) {
+    drop();
+    throw Error("cannot set up " + name + ": " + e.message);
+  } catch (...) {
+    drop();
+    throw;
+  }
+}
+
 // The family steps written once over either device measurer (D: CudaMeasurer or
 // HipMeasurer, which befriend them and give them a thin vendor layer of calls).
 template <class D>
