@@ -54,6 +54,20 @@ bool same_fields(const kf::LinearConfig& a, const kf::LinearConfig& b) {
          a.stages == b.stages;
 }
 
+// The wgmma configs of `warps` warps the generator emits for a shape on sm_90a, each
+// checked to be 64 weight rows per warpgroup and at most 128 rows of x (256 rows'
+// accumulators spill at 384 or more threads).
+int wide_wgmma_configs(const kf::LinearShape& s, int warps) {
+  int count = 0;
+  for (const auto& c : kf::enumerate_linear_configs(s, kf::arch_info("sm_90a"))) {
+    if (c.kind != kf::LinearKind::wgmma || c.warps != warps) continue;
+    ++count;
+    CHECK(c.block_n == 16 * warps);
+    CHECK(c.block_m <= 128);
+  }
+  return count;
+}
+
 }  // namespace
 
 TEST_SUITE("config") {
@@ -389,37 +403,21 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
 }
 
 TEST_CASE("enumerate_linear_configs: three-warpgroup wgmma tiles where 192 columns divide N") {
-  const kf::ArchInfo& arch = kf::arch_info("sm_90a");
   CHECK(kf::w4a16::wgmma::valid(12288, 2048, 128, 128, 192, 64, 12, 4, false));
   CHECK(kf::w4a16::wgmma::valid(9216, 2048, 128, 64, 192, 128, 12, 3, true));
   CHECK_FALSE(kf::w4a16::wgmma::valid(2048, 2048, 128, 128, 192, 64, 12, 4, false));  // 192 does not divide 2048
   CHECK_FALSE(kf::w4a16::wgmma::valid(12288, 2048, 128, 128, 320, 64, 20, 4, false));  // five warpgroups
   CHECK_FALSE(kf::w4a16::wgmma::valid(12288, 2048, 128, 128, 128, 64, 12, 4, false));  // 64 rows per warpgroup
-  int w12 = 0;
-  for (const auto& c : kf::enumerate_linear_configs({12288, 2048, 128, true, false}, arch)) {
-    if (c.kind != kf::LinearKind::wgmma || c.warps != 12) continue;
-    ++w12;
-    CHECK(c.block_n == 192);
-    CHECK(c.block_m <= 128);  // 256 rows' accumulators spill at 384 threads
-  }
-  CHECK(w12 == 31);  // 10 at block_m 32, 21 at 64 and 128
-  for (const auto& c : kf::enumerate_linear_configs({2048, 4096, 128, true, false}, arch)) CHECK(c.warps != 12);
+  CHECK(wide_wgmma_configs({12288, 2048, 128, true, false}, 12) == 31);  // 10 at block_m 32, 21 at 64 and 128
+  CHECK(wide_wgmma_configs({2048, 4096, 128, true, false}, 12) == 0);
 }
 
 TEST_CASE("enumerate_linear_configs: four-warpgroup wgmma tiles, 256 columns, up to block_m 128") {
-  const kf::ArchInfo& arch = kf::arch_info("sm_90a");
   CHECK(kf::w4a16::wgmma::valid(2048, 4096, 128, 128, 256, 64, 16, 4, false));
   CHECK_FALSE(kf::w4a16::wgmma::valid(1152, 2048, 128, 128, 256, 64, 16, 4, false));  // 256 does not divide 1152
   CHECK_FALSE(kf::w4a16::wgmma::valid(2048, 4096, 128, 128, 192, 64, 16, 4, false));  // 64 rows per warpgroup
-  int w16 = 0;
-  for (const auto& c : kf::enumerate_linear_configs({2048, 4096, 128, true, false}, arch)) {
-    if (c.kind != kf::LinearKind::wgmma || c.warps != 16) continue;
-    ++w16;
-    CHECK(c.block_n == 256);
-    CHECK(c.block_m <= 128);  // 256 rows' accumulators spill at 512 threads
-  }
-  CHECK(w16 > 0);
-  for (const auto& c : kf::enumerate_linear_configs({1152, 2048, 128, true, false}, arch)) CHECK(c.warps != 16);
+  CHECK(wide_wgmma_configs({2048, 4096, 128, true, false}, 16) > 0);
+  CHECK(wide_wgmma_configs({1152, 2048, 128, true, false}, 16) == 0);
   for (const auto& c : kf::enumerate_linear_configs({2048, 4096, 128, true, false}, kf::arch_info("gfx942")))
     CHECK(c.kind != kf::LinearKind::wgmma);
 }
