@@ -9,20 +9,18 @@
 #include <string>
 
 #include "fake_cuda.h"
+#include "recorded_launches.h"
 #include "kforge/kforge.h"
 #include "test_pack.h"
 
 namespace {
 
+using namespace kf_testing::recorded;
+
 using kf_testing::TempDir;
 using kf_testing::TestPackBuilder;
 
 const char* kShape = "n2048_k4096_g128_bf16_sym";
-
-template <class T>
-T* fake(uintptr_t address) {
-  return reinterpret_cast<T*>(address);
-}
 
 kf_linear_args linear_args(int m) {
   kf_linear_args a{};

@@ -12,12 +12,15 @@
 #include <vector>
 
 #include "fake_cuda.h"
+#include "recorded_launches.h"
 #include "sparse_mla/wgmma_tiling.h"
 #include "kforge/kforge.h"
 #include "test_pack.h"
 #include "test_util.h"
 
 namespace {
+
+using namespace kf_testing::recorded;
 
 using kf_test::contains;
 using kf_testing::TempDir;
@@ -61,14 +64,6 @@ struct Pack {
   ~Pack() { kf_close(db); }
 };
 
-template <class T>
-T* fake(uintptr_t address) {
-  return reinterpret_cast<T*>(address);
-}
-
-constexpr uintptr_t kScratch = 0x10000000;
-void* const kStream = fake<void>(0x5000);
-
 kf_mla_decode_args decode_args(int queries) {
   kf_mla_decode_args a{};
   a.q = fake<const void>(0x100000);
@@ -84,37 +79,7 @@ kf_mla_decode_args decode_args(int queries) {
   return a;
 }
 
-struct Launch {
-  std::string kernel;
-  unsigned grid[3], block[3];
-  unsigned shared;
-  void* stream;
-  std::vector<unsigned char> args;
-  template <class T>
-  T as() const {
-    T v;
-    REQUIRE(args.size() == sizeof v);
-    std::memcpy(&v, args.data(), sizeof v);
-    return v;
-  }
-};
 
-std::vector<Launch> launches() {
-  std::vector<Launch> out;
-  for (int i = 0; i < kf_fake_cuda_launch_count(); ++i) {
-    const kf_fake_cuda_launch* r = kf_fake_cuda_launch_at(i);
-    REQUIRE(r);
-    out.push_back({r->kernel, {r->grid[0], r->grid[1], r->grid[2]}, {r->block[0], r->block[1], r->block[2]},
-                   r->shared_bytes, r->stream, std::vector<unsigned char>(r->args, r->args + r->args_bytes)});
-  }
-  return out;
-}
-
-bool grid_is(const Launch& l, unsigned x, unsigned y, unsigned z) {
-  return l.grid[0] == x && l.grid[1] == y && l.grid[2] == z;
-}
-
-uintptr_t address(const void* p) { return reinterpret_cast<uintptr_t>(p); }
 
 }  // namespace
 

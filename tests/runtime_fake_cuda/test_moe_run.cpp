@@ -15,12 +15,15 @@
 #include <vector>
 
 #include "fake_cuda.h"
+#include "recorded_launches.h"
 #include "kforge/kforge.h"
 #include "test_pack.h"
 #include "test_util.h"
 #include "w4a16_moe/align_cluster_tiling.h"
 
 namespace {
+
+using namespace kf_testing::recorded;
 
 using kf_test::contains;
 using kf_testing::TempDir;
@@ -60,14 +63,6 @@ struct Pack {
 
 kf_moe_shape layer_shape() { return kf_testing::small_moe_shape(); }
 
-template <class T>
-T* fake(uintptr_t address) {
-  return reinterpret_cast<T*>(address);
-}
-
-constexpr uintptr_t kScratch = 0x10000000;
-void* const kStream = fake<void>(0x5000);
-
 kf_moe_layer_args layer_args(int t, int max_t, size_t scratch_bytes) {
   kf_moe_layer_args a{};
   a.x = fake<const void>(0x100000);
@@ -85,43 +80,7 @@ kf_moe_layer_args layer_args(int t, int max_t, size_t scratch_bytes) {
   return a;
 }
 
-struct Launch {
-  std::string kernel;
-  unsigned grid[3], block[3];
-  void* stream;
-  std::vector<unsigned char> args;
-  bool overlap_previous;
-  template <class T>
-  T as() const {
-    T v;
-    REQUIRE(args.size() == sizeof v);
-    std::memcpy(&v, args.data(), sizeof v);
-    return v;
-  }
-};
 
-std::vector<Launch> launches() {
-  std::vector<Launch> out;
-  for (int i = 0; i < kf_fake_cuda_launch_count(); ++i) {
-    const kf_fake_cuda_launch* r = kf_fake_cuda_launch_at(i);
-    REQUIRE(r);
-    out.push_back({r->kernel, {r->grid[0], r->grid[1], r->grid[2]}, {r->block[0], r->block[1], r->block[2]},
-                   r->stream, std::vector<unsigned char>(r->args, r->args + r->args_bytes), r->overlap_previous != 0});
-  }
-  return out;
-}
-
-bool grid_is(const Launch& l, unsigned x, unsigned y, unsigned z) {
-  return l.grid[0] == x && l.grid[1] == y && l.grid[2] == z;
-}
-
-uintptr_t address(const void* p) { return reinterpret_cast<uintptr_t>(p); }
-
-// [p, p + bytes) inside the scratch, 256-byte aligned.
-bool in_scratch(const void* p, uint64_t bytes, size_t scratch_bytes) {
-  const uintptr_t a = address(p);
-  return a >= kScratch && a % 256 == 0 && a + bytes <= kScratch + scratch_bytes;
-}
 
 }  // namespace
 
