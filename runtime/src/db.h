@@ -98,6 +98,19 @@ class FallbackNotes {
  public:
   // True exactly once per hash (for the first caller, across threads).
   bool first_time(uint64_t hash);
+  // The hash of a shape: splitmix64 steps over its fields from a seed per family (so
+  // the families' shapes do not collide); never 0, which marks an empty slot.
+  template <size_t N>
+  static uint64_t hash(uint64_t seed, const uint64_t (&fields)[N]) {
+    uint64_t h = seed;
+    for (uint64_t f : fields) {
+      h ^= f + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+      h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+      h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+      h ^= h >> 31;
+    }
+    return h ? h : 1;
+  }
 
  private:
   static constexpr int kSlots = 512;

@@ -37,18 +37,9 @@ const ShapeEntry* find_mla_entry(const kf_db& db, const MlaShapeKey& key, bool* 
 }
 
 uint64_t mla_hash(const MlaShapeKey& key) {
-  // splitmix64 steps over the fields, from a seed of its own so linear shapes never
-  // collide with these; 0 is reserved for empty slots.
-  uint64_t h = 0x6d6c615f6b657973ull;
   const uint64_t fields[] = {static_cast<uint64_t>(key.heads), static_cast<uint64_t>(key.topk),
                              static_cast<uint64_t>(key.extras), uint64_t(key.bf16)};
-  for (uint64_t f : fields) {
-    h ^= f + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
-    h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
-    h ^= h >> 31;
-  }
-  return h ? h : 1;
+  return FallbackNotes::hash(0x6d6c615f6b657973ull, fields);  // a seed of its own: no collision with linear shapes
 }
 
 // "H = 128 (topk 2048, bf16), H = 64 (topk 512, fp16)": each tuned (H, topk, dtype) once.

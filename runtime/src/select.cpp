@@ -35,17 +35,9 @@ const ShapeEntry* find_by_name(const kf_db& db, const char* op, const char* shap
 }
 
 uint64_t shape_hash(const LinearShapeKey& key) {
-  // splitmix64 steps over the fields; 0 is reserved for empty slots.
-  uint64_t h = 0x9e3779b97f4a7c15ull;
   const uint64_t fields[] = {static_cast<uint64_t>(key.n), static_cast<uint64_t>(key.k),
                              static_cast<uint64_t>(key.group), uint64_t(key.bf16) << 1 | uint64_t(key.asym)};
-  for (uint64_t f : fields) {
-    h ^= f + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
-    h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
-    h ^= h >> 31;
-  }
-  return h ? h : 1;
+  return FallbackNotes::hash(0x9e3779b97f4a7c15ull, fields);
 }
 
 kf_status fallback(const kf_db& db, const LinearShapeKey& key, const kf_kernel** kernel) {
