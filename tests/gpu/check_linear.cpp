@@ -8,16 +8,15 @@
 // on any failure, 77 when no GPU is present (reported as skipped, never as passed).
 #include "cu_check.h"
 #include "cuda_driver.h"
+#include "gpu_check_util.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
 #include <regex>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -49,13 +48,6 @@ struct Options {
   bool include_pruned = false;
 };
 
-std::vector<int64_t> parse_list(const std::string& s) {
-  std::vector<int64_t> out;
-  std::stringstream ss(s);
-  for (std::string t; std::getline(ss, t, ',');) out.push_back(std::stoll(t));
-  return out;
-}
-
 // Poisoned rows past the largest M: a kernel writing beyond row M is caught there too,
 // not only at the smaller Ms.
 constexpr int64_t kGuardRows = 16;
@@ -69,33 +61,17 @@ struct ClassStats {
 
 int main(int argc, char** argv) {
   Options opt;
-  opt.seed = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--pack") opt.pack = next();
-    else if (a == "--arch") opt.arch = next();
-    else if (a == "--filter") opt.filter = next();
-    else if (a == "--m") opt.ms = parse_list(next());
-    else if (a == "--seed") opt.seed = std::stoull(next());
-    else if (a == "--csv") opt.csv = next();
-    else if (a == "--include-pruned") opt.include_pruned = true;
-    else {
-      std::fprintf(stderr, "usage: %s --pack kforge.sqlite [--arch sm_90a] [--filter RE] [--m 1,7,16]"
-                           " [--seed N] [--csv FILE] [--include-pruned]\n", argv[0]);
-      return 2;
-    }
-  }
-  if (opt.pack.empty()) {
-    std::fprintf(stderr, "--pack is required\n");
-    return 2;
-  }
+  const kf::gpu_check::Options common = kf::gpu_check::parse_options(
+      argc, argv, "kforge_check_linear: every w4a16_linear kernel of a pack against the CPU reference", "m",
+      "M values", opt.ms, [&](CLI::App& app) {
+        app.add_option("--csv", opt.csv, "also write every check as a CSV row to this file");
+        app.add_flag("--include-pruned", opt.include_pruned, "also the kernels pruned at generation (not compile errors)");
+      });
+  opt.pack = common.pack;
+  opt.arch = common.arch;
+  opt.filter = common.filter;
+  opt.ms = common.sizes;
+  opt.seed = common.seed;
 
   int devices = 0;
   const char* why = "no CUDA device";

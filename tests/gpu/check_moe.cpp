@@ -291,36 +291,30 @@ int main(int argc, char** argv) {
   using namespace kf;
   using namespace kf::moe_check;
   Options opt;
-  opt.seed = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--pack") opt.pack = next();
-    else if (a == "--arch") opt.arch = next();
-    else if (a == "--filter") opt.filter = next();
-    else if (a == "--t") opt.ts = parse_list(next());
-    else if (a == "--archetypes") opt.archetypes = parse_routing_archetypes(next());
-    else if (a == "--seed") opt.seed = std::stoull(next());
-    else if (a == "--csv") opt.csv = next();
-    else if (a == "--no-candidates") opt.candidates = false;
-    else {
-      std::fprintf(stderr,
-                   "usage: %s --pack kforge.sqlite [--arch sm_90a] [--filter RE (gemm kernels)] [--t 1,3,16,100,512]"
-                   " [--archetypes balanced,uniform,zipf1,zipf2,hot16] [--seed N] [--csv FILE] [--no-candidates]\n"
-                   "  --no-candidates: skip the per-candidate GEMM checks (runtime picks, layers, bad input only)\n",
-                   argv[0]);
+  std::string archetypes;
+  bool no_candidates = false;
+  const gpu_check::Options common = gpu_check::parse_options(
+      argc, argv, "kforge_check_moe: every w4a16_moe GEMM of a pack against the CPU reference, then the runtime's "
+      "MoE calls", "t", "token counts", opt.ts, [&](CLI::App& app) {
+        app.add_option("--archetypes", archetypes, "routing archetypes, comma-separated: balanced, uniform, zipf1, "
+                       "zipf2, hot16 (default all)");
+        app.add_option("--csv", opt.csv, "also write every check as a CSV row to this file");
+        app.add_flag("--no-candidates", no_candidates,
+                     "skip the per-candidate GEMM checks (runtime picks, layers, bad input only)");
+      });
+  opt.pack = common.pack;
+  opt.arch = common.arch;
+  opt.filter = common.filter;
+  opt.ts = common.sizes;
+  opt.seed = common.seed;
+  opt.candidates = !no_candidates;
+  if (!archetypes.empty()) {
+    try {
+      opt.archetypes = parse_routing_archetypes(archetypes);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "--archetypes: %s\n", e.what());
       return 2;
     }
-  }
-  if (opt.pack.empty() || opt.ts.empty() || *std::min_element(opt.ts.begin(), opt.ts.end()) < 1) {
-    std::fprintf(stderr, "--pack is required and every --t must be >= 1\n");
-    return 2;
   }
   int devices = 0;
   const char* why = "no CUDA device";

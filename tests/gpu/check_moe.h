@@ -3,7 +3,6 @@
 // of checks, output judging, and the Checker that walks a pack's MoE kernels.
 #pragma once
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -12,7 +11,6 @@
 #include <memory>
 #include <regex>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -94,13 +92,6 @@ struct Tally {
     if (csv) csv << section << ",\"" << what << "\",,,\"skipped: " << why << "\"\n";
   }
 };
-
-inline std::vector<int64_t> parse_list(const std::string& s) {
-  std::vector<int64_t> out;
-  std::stringstream ss(s);
-  for (std::string t; std::getline(ss, t, ',');) out.push_back(std::stoll(t));
-  return out;
-}
 
 inline std::string status_text(kf_status st) { return std::string(kf_status_name(st)) + ": " + kf_last_error(); }
 

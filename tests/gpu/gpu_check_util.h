@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -120,7 +121,8 @@ inline std::vector<KernelRow> read_kernels_or_exit(const std::string& pack, cons
 }
 
 // --pack FILE (required), --arch, --filter RE (kernel names), --<sizes> 1,3,8 (each >= 1),
-// --seed N (default: the clock). Bad or missing options print the usage and exit 2.
+// --seed N (default: the clock), and whatever options `more` adds for one program. Bad
+// or missing options print the usage and exit 2.
 struct Options {
   std::string pack, arch = "sm_90a", filter = ".*";
   std::vector<int64_t> sizes;
@@ -128,7 +130,8 @@ struct Options {
 };
 
 inline Options parse_options(int argc, char** argv, const std::string& what, const std::string& sizes_flag,
-                             const std::string& sizes_help, std::vector<int64_t> default_sizes) {
+                             const std::string& sizes_help, std::vector<int64_t> default_sizes,
+                             const std::function<void(CLI::App&)>& more = {}) {
   Options o;
   o.sizes = std::move(default_sizes);
   o.seed = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
@@ -142,6 +145,7 @@ inline Options parse_options(int argc, char** argv, const std::string& what, con
           [](std::string& v) { return std::stoll(v) >= 1 ? std::string() : "every value must be >= 1, got " + v; },
           "INT >= 1"));
   app.add_option("--seed", o.seed, "random data seed (default: the clock)");
+  if (more) more(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
