@@ -280,12 +280,17 @@ void Pack::put_kernel(const PackKernel& k) {
 }
 
 int Pack::drop_stale_results(const PackKernel& k) {
+  // ?4 is NULL for a rebuild that did not compile: then, as where the stored row kept no
+  // code object (a slimmed DB's non-winners), nothing says the code is the same.
   Stmt s(db_,
          "DELETE FROM results WHERE arch = ?1 AND kernel = ?2 AND EXISTS (SELECT 1 FROM kernels"
-         " WHERE kernels.arch = ?1 AND kernels.name = ?2 AND kernels.source_hash != ?3)");
+         " WHERE kernels.arch = ?1 AND kernels.name = ?2 AND kernels.source_hash != ?3"
+         " AND (?4 IS NULL OR kernels.code_object IS NULL OR kernels.code_object != ?4))");
   s.text(1, k.arch);
   s.text(2, k.name);
   s.text(3, k.source_hash);
+  if (!k.code_object.empty())
+    sqlite3_bind_blob(s.s, 4, k.code_object.data(), static_cast<int>(k.code_object.size()), SQLITE_TRANSIENT);
   if (sqlite3_step(s.s) != SQLITE_DONE)
     throw Error("pack '" + path_ + "': cannot drop stale results of '" + k.name + "': " + sqlite3_errmsg(db_));
   return sqlite3_changes(db_);

@@ -56,7 +56,9 @@ class Pack {
   void put_kernel(const PackKernel& k);   // insert or replace by (name, arch)
   // Measurements of `k.name` on `k.arch` taken of a code object built differently from
   // `k` (another source_hash) no longer describe it: deletes them, so autotune measures
-  // the kernel again. Returns how many went. Call before put_kernel.
+  // the kernel again, unless the stored code object is byte for byte k's (a template
+  // change that leaves this kernel's code alone: a comment, another kind's branch).
+  // Returns how many went. Call before put_kernel.
   int drop_stale_results(const PackKernel& k);
   void put_shape(const PackShape& s);     // insert or ignore
   void set_meta(const std::string& key, const std::string& value);

@@ -561,7 +561,7 @@ TEST_CASE("a compile error is recorded in the pack, not fatal") {
   }
 }
 
-TEST_CASE("measurements of a kernel rebuilt from changed templates are dropped, others kept") {
+TEST_CASE("measurements of a kernel rebuilt to other code are dropped; the same code keeps them") {
   const std::string arch = "gfx1151";
   if (!have_compiler(arch)) return;
   TempDir tmp;
@@ -600,13 +600,24 @@ TEST_CASE("measurements of a kernel rebuilt from changed templates are dropped, 
   CHECK(results_of("decode") == 1);
   CHECK(results_of("prefill") == 1);
 
-  // The prefill template changes (a comment is enough to rebuild): only its kernel's
-  // measurement is stale.
+  // The prefill template gains a comment: its kernel is rebuilt, to the same code
+  // object, so its measurement still holds.
   {
     std::ofstream f(templates + "/w4a16_linear/prefill.h", std::ios::app);
     f << "\n// changed\n";
   }
+  CHECK(kf::run_genkernels(opt, out, err).stale_results == 0);
+  CHECK(results_of("decode") == 1);
+  CHECK(results_of("prefill") == 1);
+
+  // The prefill template's code changes (the kernel's object gains a variable): only its
+  // kernel's measurement is stale.
+  {
+    std::ofstream f(templates + "/w4a16_linear/prefill.h", std::ios::app);
+    f << "\n__attribute__((device, used)) int kf_test_changed_prefill = 1;\n";
+  }
   const kf::GenStats stats = kf::run_genkernels(opt, out, err);
+  CHECK(stats.compile_errors == 0);  // a rebuild that compiled, to other code
   CHECK(stats.stale_results == 1);
   CHECK(results_of("decode") == 1);
   CHECK(results_of("prefill") == 0);

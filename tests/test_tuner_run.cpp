@@ -371,7 +371,7 @@ TEST_CASE("autotune: kernels the templates no longer generate are removed, and n
   CHECK(run_in_process(o, settled).stats.dropped == 0);
 }
 
-TEST_CASE("autotune: a template change rebuilds the kernels that include it and measures them again") {
+TEST_CASE("autotune: a template change rebuilds the kernels that include it, and measures again those whose code changed") {
   TempDir dir("tuner");
   const std::string templates = dir.sub("templates");
   fs::copy(KF_TEMPLATE_DIR, templates, fs::copy_options::recursive);
@@ -386,24 +386,27 @@ TEST_CASE("autotune: a template change rebuilds the kernels that include it and 
   CHECK(run_in_process(side, side_first).stats.generated == 4);
 
   // The decode body changes: the decode and generic kernels include it, the prefill
-  // kernel and the utility kernel do not.
-  std::ofstream(templates + "/w4a16_linear/decode.h", std::ios::app) << "// changed\n";
-  for (const auto& db : {o.db, side.db}) {
-    INFO(db);
-    kf::AutotuneOptions a = o;
-    a.db = db;
-    const std::string decode_hash =
-        "SELECT source_hash FROM kernels WHERE kind = 'decode' AND arch = 'gfx1151'";
-    const std::string before = text_of(db, decode_hash);
-    kf::FakeMeasurer again(fo);
-    const auto r = run_in_process(a, again);
-    CHECK(r.stats.generated == 2);
-    CHECK(text_of(db, decode_hash) != before);
-    // decode at M 1, generic at M 1 and 256 on the four shapes: measured again.
-    CHECK(again.measurements() == 1 + 4 * 2);
-    kf::FakeMeasurer settled(fo);
-    CHECK(run_in_process(a, settled).stats.generated == 0);
-    CHECK(settled.measurements() == 0);
+  // kernel and the utility kernel do not. First a comment (rebuilt to the same code
+  // objects: the measurements stand), then code (the kernels' objects gain a variable).
+  const std::string decode_hash = "SELECT source_hash FROM kernels WHERE kind = 'decode' AND arch = 'gfx1151'";
+  for (const std::string change : {"// changed\n", "__attribute__((device, used)) int kf_test_changed_decode = 1;\n"}) {
+    const bool same_code = change[0] == '/';
+    std::ofstream(templates + "/w4a16_linear/decode.h", std::ios::app) << change;
+    for (const auto& db : {o.db, side.db}) {
+      INFO(db << ", " << (same_code ? std::string("a comment") : std::string("code")));
+      kf::AutotuneOptions a = o;
+      a.db = db;
+      const std::string before = text_of(db, decode_hash);
+      kf::FakeMeasurer again(fo);
+      const auto r = run_in_process(a, again);
+      CHECK(r.stats.generated == 2);
+      CHECK(text_of(db, decode_hash) != before);
+      // Changed code: decode at M 1, generic at M 1 and 256 on the four shapes measured again.
+      CHECK(again.measurements() == (same_code ? 0 : 1 + 4 * 2));
+      kf::FakeMeasurer settled(fo);
+      CHECK(run_in_process(a, settled).stats.generated == 0);
+      CHECK(settled.measurements() == 0);
+    }
   }
 }
 

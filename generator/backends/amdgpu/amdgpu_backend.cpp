@@ -22,15 +22,17 @@ class AmdgpuBackend : public Backend {
   const std::string& compiler_identity() const override { return identity_; }
 
   std::string flags() const override {
-    return "-x hip --offload-arch=" + arch_.name +
-           " --cuda-device-only -nogpulib -nogpuinc -O3 -std=c++17 --no-gpu-bundle-output";
+    std::string joined;
+    for (const auto& f : device_flags()) joined += (joined.empty() ? "" : " ") + f;
+    return joined;
   }
 
   std::vector<std::string> compile_command(const std::string& source, const std::string& object,
                                            const std::string& include_dir) const override {
-    return {clang_, "-x", "hip", "--offload-arch=" + arch_.name, "--cuda-device-only",
-            "-nogpulib", "-nogpuinc", "-O3", "-std=c++17", "--no-gpu-bundle-output",
-            "-I" + include_dir, "-o", object, source};
+    std::vector<std::string> cmd = {clang_};
+    for (const auto& f : device_flags()) cmd.push_back(f);
+    for (const auto& a : {"-I" + include_dir, std::string("-o"), object, source}) cmd.push_back(a);
+    return cmd;
   }
 
   KernelResources read_resources(const std::vector<uint8_t>& object, const std::string&,
@@ -57,6 +59,14 @@ class AmdgpuBackend : public Backend {
   }
 
  private:
+  // -fuse-cuid=none: no per-source hash in the object (clang names a variable after one),
+  // so a template change that leaves a kernel's code alone leaves its code object byte
+  // for byte the same, and its measurements stand (Pack::drop_stale_results).
+  std::vector<std::string> device_flags() const {
+    return {"-x", "hip", "--offload-arch=" + arch_.name, "--cuda-device-only", "-nogpulib", "-nogpuinc", "-O3",
+            "-std=c++17", "--no-gpu-bundle-output", "-fuse-cuid=none"};
+  }
+
   ArchInfo arch_;
   std::string clang_, identity_, objdump_;
 };
