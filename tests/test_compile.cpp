@@ -15,6 +15,7 @@
 #include <map>
 #include <iterator>
 #include <sstream>
+#include <functional>
 #include <regex>
 #include <string>
 #include <vector>
@@ -218,6 +219,27 @@ void compile_moe_arch(const std::string& arch) {
   CHECK(layers);
 }
 
+// Generates what `opt` selects and counts its kernels of `kind`, each of which must have
+// compiled ("ok") without spills; `each` adds the caller's checks of every such kernel
+// (the failure message names it and shows its compiler log).
+int compiled_without_spills(const kf::GenOptions& opt, const std::string& kind,
+                            const std::function<void(const kf::PackKernel&)>& each = {}) {
+  std::ostringstream out, err;
+  const kf::GenStats stats = kf::run_genkernels(opt, out, err);
+  INFO("genkernels output:\n" << out.str() << err.str());
+  CHECK(stats.compile_errors == 0);
+  int count = 0;
+  for (const auto& r : kf::Pack::open(opt.out_dir + "/kforge.sqlite", false).kernels()) {
+    if (r.kind != kind) continue;
+    INFO(r.name << " status " << r.status << "\nlog:\n" << r.log);
+    ++count;
+    CHECK(r.status == "ok");
+    CHECK(r.spills == 0);
+    if (each) each(r);
+  }
+  return count;
+}
+
 // The skinny kind (sm_90a only): bf16 and fp16, symmetric and asymmetric, group 128 and
 // per-channel, unsplit and split-K, rings of 3 to 6; every kernel compiles without
 // spilling and uses the tensor cores wherever the backend can count them. (2 warps of
@@ -231,22 +253,11 @@ void compile_skinny_sm90a() {
   opt.dtypes = {"bf16", "fp16"};
   opt.quants = {"sym", "asym"};
   opt.filter = "_skinny_n2048_k4096_.*_(bm16_bn64_bk32_w2_sk1_s6|bm16_bn128_bk32_w4_sk2_s3|bm8_bn64_bk32_w4_sk1_s6)$";
-  std::ostringstream out, err;
-  const kf::GenStats stats = kf::run_genkernels(opt, out, err);
-  INFO("genkernels output:\n" << out.str() << err.str());
-  CHECK(stats.compile_errors == 0);
-  int skinny = 0;
-  for (const auto& r : kf::Pack::open(opt.out_dir + "/kforge.sqlite", false).kernels()) {
-    if (r.kind != "skinny") continue;
-    INFO(r.name << " status " << r.status << "\nlog:\n" << r.log);
-    ++skinny;
-    CHECK(r.status == "ok");
-    CHECK(r.spills == 0);
-    CHECK(r.mma_count != 0);  // -1: not countable here; 0 would mean no tensor-core instruction
-  }
   // Three configs (the deepest ring, the widest tile, the swapped form) x dtype x
   // quantisation x grouping.
-  CHECK(skinny == 3 * 2 * 2 * 2);
+  CHECK(compiled_without_spills(opt, "skinny", [](const kf::PackKernel& r) {
+          CHECK(r.mma_count != 0);  // -1: not countable here; 0 would mean no tensor-core instruction
+        }) == 3 * 2 * 2 * 2);
 
   // The MoE GEMMs on the skinny body: gemm1 plain and with the fused SiLU, gemm2 plain
   // and summing over top_k.
@@ -254,19 +265,7 @@ void compile_skinny_sm90a() {
   kf::GenOptions mo = options(moe_tmp, "sm_90a");
   mo.ops = {"w4a16_moe_gemm1", "w4a16_moe_gemm2"};
   mo.filter = "_skinny_.*_bm16_bn64_bk32_w4_sk1_s2(_silu|_red)?$";
-  std::ostringstream mout, merr;
-  const kf::GenStats ms = kf::run_genkernels(mo, mout, merr);
-  INFO("genkernels output:\n" << mout.str() << merr.str());
-  CHECK(ms.compile_errors == 0);
-  int moe_skinny = 0;
-  for (const auto& r : kf::Pack::open(mo.out_dir + "/kforge.sqlite", false).kernels()) {
-    if (r.kind != "skinny") continue;
-    INFO(r.name << " status " << r.status << "\nlog:\n" << r.log);
-    ++moe_skinny;
-    CHECK(r.status == "ok");
-    CHECK(r.spills == 0);
-  }
-  CHECK(moe_skinny == 4);
+  CHECK(compiled_without_spills(mo, "skinny") == 4);
 }
 
 // The pipelined prefill (stages >= 3) on `arch`: symmetric bf16 unsplit and asymmetric
@@ -359,23 +358,12 @@ void compile_wgmma_sm90a() {
       "bm32_bn64_bk128_w4_sk2_s4)$|^w4a16_linear_wgmma_n2048_k4096_g128_bf16_sym_bm128_bn256_bk64_w16_sk1_s4$|"
       "^w4a16_moe_gemm1_wgmma_.*_bm128_bn256_bk128_w16_sk1_s4_silu$|"
       "^w4a16_moe_gemm2_wgmma_.*_(bm128_bn256_bk128_w16_sk1_s3|bm32_bn128_bk64_w8_sk1_s4)_red$";
-  std::ostringstream out, err;
-  const kf::GenStats stats = kf::run_genkernels(opt, out, err);
-  INFO("genkernels output:\n" << out.str() << err.str());
-  CHECK(stats.compile_errors == 0);
-  int wgmma = 0;
-  for (const auto& r : kf::Pack::open(opt.out_dir + "/kforge.sqlite", false).kernels()) {
-    if (r.kind != "wgmma") continue;
-    INFO(r.name << " status " << r.status << "\nlog:\n" << r.log);
-    ++wgmma;
-    CHECK(r.status == "ok");
-    CHECK(r.spills == 0);
-    CHECK(r.mma_count != 0);  // -1: not countable here; 0 would mean no warpgroup product
-    std::smatch warps;
-    REQUIRE(std::regex_search(r.name, warps, std::regex("_w([0-9]+)_")));
-    CHECK(r.threads == 32 * std::stoi(warps[1]));  // 128 threads per warpgroup, up to 512
-  }
-  CHECK(wgmma == 7);
+  CHECK(compiled_without_spills(opt, "wgmma", [](const kf::PackKernel& r) {
+          CHECK(r.mma_count != 0);  // -1: not countable here; 0 would mean no warpgroup product
+          std::smatch warps;
+          REQUIRE(std::regex_search(r.name, warps, std::regex("_w([0-9]+)_")));
+          CHECK(r.threads == 32 * std::stoi(warps[1]));  // 128 threads per warpgroup, up to 512
+        }) == 7);
 }
 
 // gemm1 with the fused SiLU-and-mul epilogue (templates/w4a16_linear/silu.h) on `arch`:
