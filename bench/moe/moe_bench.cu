@@ -173,8 +173,9 @@ int main(int argc, char** argv) {
       la.scratch_bytes = scratch_bytes;
       la.t = t;
       la.max_t = kMaxT;
-      // The two forms in turn within each repetition: timed one after the other, the first
-      // (right after cuBLAS) ran 14-32 us slower at T = 4096 whichever it was (NOTES, MoE v21).
+      // The two forms in turn within each repetition: timed one after the other, the layer
+      // (first, right after cuBLAS) ran 11-32 us slower than serial at T = 4096, where none
+      // of its kernels overlap (NOTES, MoE v21).
       const std::vector<double> layer_serial = timer.medians_us_alternating(
           {[&](cudaStream_t s) { kf_check(kf_run_moe(db, &shape, &la, s), "kf_run_moe"); },
            [&](cudaStream_t s) { kf_check(kf_run_moe(serial_db, &shape, &la, s), "kf_run_moe (overlap off)"); }},
