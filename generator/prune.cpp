@@ -10,6 +10,9 @@ std::string prune_reason(const Candidate& c, const ArchInfo& arch, const KernelR
   if (res.scratch_bytes > 0) return "scratch(" + std::to_string(res.scratch_bytes) + ")";
   // Products that wait for each other lose the overlap the warpgroup MMA kinds are built on.
   if (res.mma_serialized) return "mma_serialized";
+  // The same when ptxas fenced them: a product whose accumulators are used in a branch of
+  // its own made gemm1 1.4x slower (bench/NOTES.md MoE v22).
+  if (res.mma_fenced) return "mma_fenced";
   if (res.lds_bytes > arch.max_lds_per_block)
     return "lds(" + std::to_string(res.lds_bytes) + ">" + std::to_string(arch.max_lds_per_block) + ")";
   if (occupancy < c.min_occupancy)

@@ -9,7 +9,7 @@
 
 namespace kf {
 
-// "" to keep; otherwise the reason, e.g. "spills(12)", "scratch(64)", "mma_serialized",
+// "" to keep; otherwise the reason, e.g. "spills(12)", "scratch(64)", "mma_serialized", "mma_fenced",
 // "lds(70000>65536)", "occupancy(1<2)", "no_mma".
 std::string prune_reason(const Candidate& c, const ArchInfo& arch, const KernelResources& res,
                          int occupancy, int mma_count);

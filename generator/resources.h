@@ -23,6 +23,10 @@ struct KernelResources {
   // Performance Loss: wgmma.mma_async instructions are serialized ...", C751x/C752x:
   // too few registers, or accumulators touched while a product is in flight).
   bool mma_serialized = false;
+  // NVIDIA: ptxas fenced the accumulators around products ("warpgroup.arrive is injected
+  // ... to allow use of registers in GMMA", C7519): registers a product uses were touched
+  // where it could not prove the product done, so the products no longer overlap either.
+  bool mma_fenced = false;
 };
 
 namespace amdgpu {

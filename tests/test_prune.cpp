@@ -69,6 +69,13 @@ TEST_CASE("warpgroup MMAs serialized by ptxas") {
         "spills(4)");
 }
 
+TEST_CASE("warpgroup MMA accumulators fenced by ptxas") {
+  kf::KernelResources r = clean();
+  r.mma_fenced = true;
+  CHECK(kf::prune_reason(candidate(kf::LinearKind::prefill, "sm_90a"), kf::arch_info("sm_90a"), r, 1, 16) ==
+        "mma_fenced");
+}
+
 TEST_CASE("LDS over the per-block limit") {
   kf::KernelResources r = clean();
   r.lds_bytes = 70000;

@@ -259,6 +259,27 @@ TEST_CASE("nvptx: ptxas's notice that a kernel's wgmma instructions are serializ
   CHECK_FALSE(kf::nvptx::parse_ptxas_report(text("nv_sm90a.ptxas.txt"), "axpy").mma_serialized);
 }
 
+TEST_CASE("nvptx: ptxas's notice that it fenced a kernel's wgmma accumulators") {
+  // As CUDA 13 prints it, once per fence, before the entry's block; another kernel's
+  // notice does not mark this one, nor does it mark the products serialized.
+  const std::string report =
+      "ptxas info    : (C7519) warpgroup.arrive is injected in around line 1087 by compiler to allow use of "
+      "registers in GMMA in function 'narrow_tile'\n"
+      "ptxas info    : 0 bytes gmem\n"
+      "ptxas info    : Compiling entry function 'narrow_tile' for 'sm_90a'\n"
+      "ptxas info    : Function properties for narrow_tile\n"
+      "    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads\n"
+      "ptxas info    : Used 122 registers, used 1 barriers\n"
+      "ptxas info    : Compiling entry function 'narrow_tile_2' for 'sm_90a'\n"
+      "ptxas info    : Function properties for narrow_tile_2\n"
+      "    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads\n"
+      "ptxas info    : Used 90 registers, used 1 barriers\n";
+  const kf::KernelResources fenced = kf::nvptx::parse_ptxas_report(report, "narrow_tile");
+  CHECK(fenced.mma_fenced);
+  CHECK_FALSE(fenced.mma_serialized);
+  CHECK_FALSE(kf::nvptx::parse_ptxas_report(report, "narrow_tile_2").mma_fenced);
+}
+
 TEST_CASE("nvptx: absent kernels and damaged reports") {
   const std::string report = text("nv_sm90a.ptxas.txt");
   const std::string msg = error_of([&] { kf::nvptx::parse_ptxas_report(report, "axp"); });

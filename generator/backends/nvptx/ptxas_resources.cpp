@@ -239,11 +239,12 @@ KernelResources parse_ptxas_report(const std::string& report, const std::string&
       have_used = true;
     }
   }
-  // The serialization notice comes before the entry's block and names the function.
-  for (const std::string& l : lines)
-    if (l.find("wgmma.mma_async instructions are serialized") != std::string::npos &&
-        l.find("'" + kernel + "'") != std::string::npos)
-      r.mma_serialized = true;
+  // The serialization and fence notices come before the entry's block and name the function.
+  for (const std::string& l : lines) {
+    if (l.find("'" + kernel + "'") == std::string::npos) continue;
+    if (l.find("wgmma.mma_async instructions are serialized") != std::string::npos) r.mma_serialized = true;
+    if (l.find("warpgroup.arrive is injected") != std::string::npos) r.mma_fenced = true;
+  }
   if (!have_used) throw Error("ptxas report: kernel '" + kernel + "' has no 'Used N registers' line");
   if (!have_stack)
     throw Error("ptxas report: kernel '" + kernel + "' has no 'Function properties' / stack frame lines");
