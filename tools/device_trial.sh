@@ -43,7 +43,7 @@ if [[ "$ops" == *w4a16_moe* ]]; then
   echo "check rc=$?"; grep -E "^FAIL" "$out/check_moe.log" | head -20; tail -3 "$out/check_moe.log"
   step bench/moe
   "$bin/kforge_bench_moe" tuned_db/kforge.sqlite "$out/bench_moe.csv" > "$out/bench_moe.log" 2>&1
-  echo "bench rc=$?"; grep -E "^ *(1|16|256|1024|4096) .*(layer|gemms|gemm1|gemm2|sum|align) " "$out/bench_moe.log"
+  echo "bench rc=$?"; grep -E "^ *(1|16|256|1024|4096) .*(layer|gemms|gemms_a|gemm1|gemm2|sum|align) " "$out/bench_moe.log"
 fi
 if [[ "$ops" == *w4a16_linear* ]]; then
   step bench/linear

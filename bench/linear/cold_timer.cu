@@ -61,14 +61,21 @@ double ColdTimer::median_us(const std::function<void(cudaStream_t)>& launch, int
   return medians_us_alternating({launch}, reps, cold)[0];
 }
 
+double ColdTimer::median_us_after(const std::function<void(cudaStream_t)>& before,
+                                  const std::function<void(cudaStream_t)>& launch, int reps) {
+  return medians_us_alternating({launch}, reps, true, before)[0];
+}
+
 std::vector<double> ColdTimer::medians_us_alternating(const std::vector<std::function<void(cudaStream_t)>>& launches,
-                                                      int reps, bool cold) {
+                                                      int reps, bool cold,
+                                                      const std::function<void(cudaStream_t)>& before) {
   for (const auto& launch : launches) launch(stream_);  // warm-up: module load, first-touch, library heuristics
   check(cudaStreamSynchronize(stream_), "warm-up");
   std::vector<std::vector<float>> times(launches.size());
   for (int r = 0; r < reps; ++r)
     for (size_t i = 0; i < launches.size(); ++i) {
       if (cold) flush();
+      if (before) before(stream_);
       check(cudaEventRecord(start_, stream_), "record");
       launches[i](stream_);
       check(cudaEventRecord(stop_, stream_), "record");

@@ -17,11 +17,16 @@ class ColdTimer {
   ~ColdTimer();
   // Median microseconds of `launch` over `reps` cold (or warm) repetitions.
   double median_us(const std::function<void(cudaStream_t)>& launch, int reps, bool cold = true);
+  // The same with `before` run, untimed, between the flush and the first event: work that
+  // leaves the timed kernels' inputs in L2 as the step before them in a layer would.
+  double median_us_after(const std::function<void(cudaStream_t)>& before,
+                         const std::function<void(cudaStream_t)>& launch, int reps);
   // The same for several launches timed in turn within each repetition (A B A B ...), so
   // that a drift of the GPU's clocks over the run (after a heavy baseline, say) falls on
   // each alike: for rows that are compared with each other.
   std::vector<double> medians_us_alternating(const std::vector<std::function<void(cudaStream_t)>>& launches, int reps,
-                                             bool cold = true);
+                                             bool cold = true,
+                                             const std::function<void(cudaStream_t)>& before = nullptr);
   // Streams `bytes` from `data` once (the read floor kernel), on `stream`.
   void stream_read(const void* data, size_t bytes, cudaStream_t stream);
   void empty(cudaStream_t stream);

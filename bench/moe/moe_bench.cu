@@ -10,6 +10,9 @@
 //            layer and serial are timed in turn, rep by rep (ColdTimer::medians_us_alternating);
 //   gemms    the layer without moe_align: gemm1 and gemm2 (silu_mul, sum when not
 //            fused) back to back in one timed region on routing aligned before it;
+//   gemms_a  the same right after an untimed moe_align (between the flush and the first
+//            event): the routing ids are in L2, as the layer's align leaves them, and
+//            the weights cold. gemms reads the ids cold too, which no layer does;
 //   parts    each of those alone through kf_launch_moe_* with the same kernels;
 //   align1   moe_align in one workgroup (KFORGE_CLUSTER_ALIGN=0), beside the align part,
 //            which the runtime runs as a thread-block cluster from
@@ -255,14 +258,19 @@ int main(int argc, char** argv) {
       // gemm1 and gemm2 (with silu_mul and sum when the winners do not fuse them) back to
       // back in one timed region, on the sorted lists aligned above: the two expert GEMMs
       // as the layer runs them, launches overlapped as kf_run_moe overlaps them.
-      const double t_gemms = timer.median_us(
+      auto gemms = [&](cudaStream_t s) {
+        kf_check(kf_launch_moe_gemm(k1, &g1, s), "gemm1");
+        if (!fused) kf_check(kf_launch_moe_silu_mul(db, 1, &sm, s), "silu_mul");
+        kf_check(kf_launch_moe_gemm(k2, &g2, s), "gemm2");
+        if (!reduces) kf_check(kf_launch_moe_sum(db, 1, &su, s), "sum");
+      };
+      const double t_gemms = timer.median_us(gemms, reps);
+      const double t_gemms_a = timer.median_us_after(
           [&](cudaStream_t s) {
-            kf_check(kf_launch_moe_gemm(k1, &g1, s), "gemm1");
-            if (!fused) kf_check(kf_launch_moe_silu_mul(db, 1, &sm, s), "silu_mul");
-            kf_check(kf_launch_moe_gemm(k2, &g2, s), "gemm2");
-            if (!reduces) kf_check(kf_launch_moe_sum(db, 1, &su, s), "sum");
+            align(s1, bm1, s);
+            if (bm2 != bm1) align(s2, bm2, s);
           },
-          reps);
+          gemms, reps);
 
       const char* rname = kf::routing_archetype_name(r);
       auto row = [&](const char* part, double us, size_t bytes, double fl, const std::string& kernel, bool ratios) {
@@ -281,6 +289,8 @@ int main(int argc, char** argv) {
       row("gemms", t_gemms, layer_bytes, flops,
           std::string("gemm1") + (fused ? "" : " + silu_mul") + " + gemm2" + (reduces ? "" : " + sum") +
               " back to back, aligned before",
+          true);
+      row("gemms_a", t_gemms_a, layer_bytes, flops, "the same, right after an untimed moe_align (routing ids in L2)",
           true);
       const std::string bms = "(block_m " + std::to_string(bm1) + (bm2 != bm1 ? ", " + std::to_string(bm2) : "") + ")";
       row("align", t_align, slots * 4, 0,
