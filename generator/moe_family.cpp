@@ -112,7 +112,7 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
       for (int w : {4, 8, 16})
         for (int bk : {64, 128})
           for (int st : {3, 4})
-            if (w4a16::wgmma::valid(n, k, g, bm, 16 * w, bk, w, st, s.asym))
+            if (w4a16::wgmma::valid_gathered(n, k, g, bm, 16 * w, bk, w, st, s.asym))
               out.push_back({LinearKind::wgmma, bm, 16 * w, bk, w, 1, st});
   // gemm1: the fused SiLU-and-mul epilogue (templates/w4a16_linear/silu.h) of every
   // decode config, where the launch it saves is a large part of a few tokens' layer, and

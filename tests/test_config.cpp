@@ -402,6 +402,31 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
   }
 }
 
+TEST_CASE("wgmma kind: the MoE GEMMs' row tables count against shared memory; products narrow to the rows held") {
+  namespace wg = kf::w4a16::wgmma;
+  // A five-stage block_m 128 x 192 ring leaves 1 KiB: room for a dense tile, not for the
+  // gathered one's 1552 bytes of row tables.
+  CHECK(wg::valid(12288, 2048, 128, 128, 192, 128, 12, 5, false));
+  CHECK_FALSE(wg::valid_gathered(12288, 2048, 128, 128, 192, 128, 12, 5, false));
+  CHECK(wg::valid_gathered(1024, 2048, 128, 128, 256, 128, 16, 4, false));
+  CHECK_FALSE(wg::valid_gathered(1024, 2048, 128, 128, 256, 100, 16, 4, false));  // valid()'s rules too
+  // The narrowest of 128, 64, 32, 16 that covers the rows held.
+  CHECK(wg::product_width(128, 128) == 128);
+  CHECK(wg::product_width(128, 65) == 128);
+  CHECK(wg::product_width(128, 64) == 64);
+  CHECK(wg::product_width(128, 33) == 64);
+  CHECK(wg::product_width(128, 17) == 32);
+  CHECK(wg::product_width(128, 16) == 16);
+  CHECK(wg::product_width(128, 1) == 16);
+  CHECK(wg::product_width(16, 1) == 16);
+  CHECK(wg::product_width(256, 129) == 256);
+  for (int bm : {16, 32, 64, 128, 256})
+    for (int rows = 1; rows <= bm; ++rows) {
+      const int w = wg::product_width(bm, rows);
+      CHECK((w >= rows && w >= 16 && w <= bm && (w == 16 || rows > w / 2)));
+    }
+}
+
 TEST_CASE("enumerate_linear_configs: three-warpgroup wgmma tiles where 192 columns divide N") {
   CHECK(kf::w4a16::wgmma::valid(12288, 2048, 128, 128, 192, 64, 12, 4, false));
   CHECK(kf::w4a16::wgmma::valid(9216, 2048, 128, 64, 192, 128, 12, 3, true));

@@ -181,9 +181,12 @@ const char* parse_kernel(const KernelRow& row, KernelImpl* k) {
     // GEMMs the shape is one expert's.
     const LinearConfigKey& c = k->config;
     const LinearShapeKey& s = k->shape_key;
-    if ((gemm != 0 && c.split_k != 1) ||
-        !w4a16::wgmma::valid(static_cast<int>(s.n), static_cast<int>(s.k), static_cast<int>(s.effective_group()),
-                             c.block_m, c.block_n, c.block_k, c.warps, c.stages, s.asym, c.split_k))
+    const int n = static_cast<int>(s.n), kd = static_cast<int>(s.k), g = static_cast<int>(s.effective_group());
+    const bool fits = gemm != 0 ? c.split_k == 1 && w4a16::wgmma::valid_gathered(n, kd, g, c.block_m, c.block_n,
+                                                                                  c.block_k, c.warps, c.stages, s.asym)
+                                : w4a16::wgmma::valid(n, kd, g, c.block_m, c.block_n, c.block_k, c.warps, c.stages,
+                                                      s.asym, c.split_k);
+    if (!fits)
       return "config outside the wgmma kind's rules (w4a16_linear/wgmma_tiling.h)";
     k->dynamic_shared = static_cast<unsigned>(w4a16::wgmma::smem_bytes(c.block_m, c.block_n, c.block_k, c.stages, s.asym));
     k->split_on_chip = true;

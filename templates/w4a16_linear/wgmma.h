@@ -59,6 +59,24 @@ KF_INLINE uint32_t dequant_pair(uint32_t pair, uint32_t bias, uint32_t scale) {
   }
 }
 
+// A product width as a type, for code specialised on it.
+template <int W>
+struct Width {
+  static constexpr int value = W;
+};
+
+// Runs run(Width<w>) with w = product_width(W, rows) (wgmma_tiling.h).
+template <int W, class Run>
+KF_INLINE void with_product_width(int rows, Run&& run) {
+  if constexpr (W > 16) {
+    if (product_width(W, rows) < W) {
+      with_product_width<W / 2>(rows, run);
+      return;
+    }
+  }
+  run(Width<W>{});
+}
+
 }  // namespace wgmma
 
 // Whether a Rows policy gathers its rows of x (the MoE GEMMs): then the block's x row
@@ -89,10 +107,12 @@ template <class Rows, int N, int K, int G, bool BF16, bool ASYM, int BM, int BN,
           bool SILU, int SPLIT_K = 1>
 KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
   using namespace wgmma;
-  static_assert(valid(N, K, G, BM, BN, BK, WARPS, STAGES, ASYM, SPLIT_K), "wgmma_tiling.h rules");
+  constexpr bool kGather = GathersRows<Rows>::value;
+  static_assert(kGather ? SPLIT_K == 1 && valid_gathered(N, K, G, BM, BN, BK, WARPS, STAGES, ASYM)
+                        : valid(N, K, G, BM, BN, BK, WARPS, STAGES, ASYM, SPLIT_K),
+                "wgmma_tiling.h rules");
   static_assert(!SILU || !Rows::kReduce, "the fused SiLU epilogue stores h; it does not reduce");
   static_assert(SPLIT_K == 1 || (!SILU && !Rows::kReduce), "split-K: plain stores only");
-  constexpr bool kGather = GathersRows<Rows>::value;
   constexpr int kThreads = WARPS * KF_WAVE;
   constexpr int XB = x_bytes(BM, BK), WB = w_bytes(BN, BK), SB = s_bytes(BN);
   constexpr int STAGE = stage_stride(BM, BN, BK, ASYM);
@@ -147,13 +167,25 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
   const int c_w = tid % WC, kb_w = tid / WC;
   const uint32_t* w_src = qweight + (size_t)kb_w * N + global_col(4 * c_w);
   const int w_smem = (kb_w * BN + 4 * c_w) * 4;
+  // Gathered rows: 1 + the last tile row that holds a slot. Padding closes each expert's
+  // run, so at large T about a third of a block_m 128 tile is padding (half the experts
+  // spill into a mostly empty second block); the products then run only as wide as this.
+  int width_rows = BM;  // uniform across the block
   if constexpr (kGather) {
+    KF_SHARED int rows_held;
+    if (tid == 0) rows_held = 0;
+    barrier();
+    int last = 0;
     for (int r = tid; r < BM; r += kThreads) {
       const bool live = rows.valid(m0 + r);
       x_row_of[r] = live ? rows.x_row(m0 + r) : -1;
       y_row_of[r] = live ? rows.y_row(m0 + r) : -1;
+      if (live) last = r + 1;
     }
+    last = __reduce_max_sync(0xFFFFFFFFu, last);
+    if (lane == 0 && last > 0) atomicMax(&rows_held, last);
     barrier();
+    width_rows = rows_held;
   }
 
   auto issue = [&](int kt) {  // kt: the slice's stage number
@@ -181,144 +213,157 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
       if (tid < BN / 32) cp_async16(zs + 16 * tid, qzeros + (size_t)grp * (N / 8) + global_col(32 * tid) / 8, true);
   };
 
-  float acc[BM / 2];
+  // From here on the tile's products are W rows wide: all of it for dense rows, the
+  // first rows holding slots for gathered ones (with_product_width), reading the first W
+  // rows of the same x tile. Each width is a whole copy of the pipeline with its own
+  // accumulators: chosen per product inside one loop, the width made ptxas fence the
+  // accumulators around every product and serialise them (bench/NOTES.md MoE v22).
+  auto tile = [&](auto width) {
+    constexpr int W = decltype(width)::value;
+    static_assert(W == BM || (kGather && W < BM), "narrower products only over gathered rows");
+    float acc[W / 2];
 #pragma unroll
-  for (int i = 0; i < BM / 2; ++i) {
-    acc[i] = 0.f;
-    wg::fence_operand(acc[i]);
-  }
-
-  // STAGES - 2 stages in flight ahead of the one being multiplied; the remaining slot is
-  // the previous stage, which its products may still be reading.
-#pragma unroll
-  for (int s = 0; s < STAGES - 2; ++s) {
-    if (s < KT) issue(s);
-    cp_async_commit();
-  }
-  // The factors' loads wait on the sorted ids, so they go out behind the first stages;
-  // the main loop's barriers publish them before the epilogue reads them.
-  if constexpr (kGather)
-    for (int r = tid; r < BM; r += kThreads) scale_of[r] = y_row_of[r] >= 0 ? rows.scale(m0 + r) : 0.f;
-  for (int kt = 0; kt < KT; ++kt) {
-    cp_async_wait<STAGES - 3>();
-    wg::fence_proxy_async();
-    wg::wait<STEPS>();  // only the previous stage's products may still run
-    barrier();          // stage kt has landed for every thread; stage kt - 2 is free
-    if (kt + STAGES - 2 < KT) issue(kt + STAGES - 2);
-    cp_async_commit();
-
-    const unsigned char* xs = smem + kt % STAGES * STAGE;
-    const unsigned char* ws = xs + XB;
-    const unsigned char* ss = ws + WB;
-    const unsigned char* zs = ss + SB;
-    // The stage's scales and bias + zero point of columns c0, c1, each in both halves.
-    const uint16_t* s16 = reinterpret_cast<const uint16_t*>(ss);
-    const uint32_t scale[2] = {s16[c0] * 0x10001u, s16[c1] * 0x10001u};
-    uint32_t bias[2];
-    if constexpr (ASYM) {
-      const uint32_t* z = reinterpret_cast<const uint32_t*>(zs);
-      bias[0] = (kBias | (z[c0 / 8] >> (4 * (c0 % 8)) & 0xFu)) * 0x10001u;
-      bias[1] = (kBias | (z[c1 / 8] >> (4 * (c1 % 8)) & 0xFu)) * 0x10001u;
-    } else {
-      bias[0] = bias[1] = (kBias | 8u) * 0x10001u;  // uint4b8: z = 8
+    for (int i = 0; i < W / 2; ++i) {
+      acc[i] = 0.f;
+      wg::fence_operand(acc[i]);
     }
-    // Words of word row kb for fragment rows g and g + 8 (one 8-byte load when adjacent).
-    auto words = [&](int kb) -> u32x2 {
-      if constexpr (SILU) {
-        const uint32_t* w = reinterpret_cast<const uint32_t*>(ws) + kb * BN;
-        return {w[c0], w[c1]};
+
+    // STAGES - 2 stages in flight ahead of the one being multiplied; the remaining slot is
+    // the previous stage, which its products may still be reading.
+#pragma unroll
+    for (int s = 0; s < STAGES - 2; ++s) {
+      if (s < KT) issue(s);
+      cp_async_commit();
+    }
+    // The factors' loads wait on the sorted ids, so they go out behind the first stages;
+    // the main loop's barriers publish them before the epilogue reads them.
+    if constexpr (kGather)
+      for (int r = tid; r < BM; r += kThreads) scale_of[r] = y_row_of[r] >= 0 ? rows.scale(m0 + r) : 0.f;
+    for (int kt = 0; kt < KT; ++kt) {
+      cp_async_wait<STAGES - 3>();
+      wg::fence_proxy_async();
+      wg::wait<STEPS>();  // only the previous stage's products may still run
+      barrier();          // stage kt has landed for every thread; stage kt - 2 is free
+      if (kt + STAGES - 2 < KT) issue(kt + STAGES - 2);
+      cp_async_commit();
+
+      const unsigned char* xs = smem + kt % STAGES * STAGE;
+      const unsigned char* ws = xs + XB;
+      const unsigned char* ss = ws + WB;
+      const unsigned char* zs = ss + SB;
+      // The stage's scales and bias + zero point of columns c0, c1, each in both halves.
+      const uint16_t* s16 = reinterpret_cast<const uint16_t*>(ss);
+      const uint32_t scale[2] = {s16[c0] * 0x10001u, s16[c1] * 0x10001u};
+      uint32_t bias[2];
+      if constexpr (ASYM) {
+        const uint32_t* z = reinterpret_cast<const uint32_t*>(zs);
+        bias[0] = (kBias | (z[c0 / 8] >> (4 * (c0 % 8)) & 0xFu)) * 0x10001u;
+        bias[1] = (kBias | (z[c1 / 8] >> (4 * (c1 % 8)) & 0xFu)) * 0x10001u;
       } else {
-        return load8(ws + (kb * BN + c0) * 4);
+        bias[0] = bias[1] = (kBias | 8u) * 0x10001u;  // uint4b8: z = 8
       }
-    };
+      // Words of word row kb for fragment rows g and g + 8 (one 8-byte load when adjacent).
+      auto words = [&](int kb) -> u32x2 {
+        if constexpr (SILU) {
+          const uint32_t* w = reinterpret_cast<const uint32_t*>(ws) + kb * BN;
+          return {w[c0], w[c1]};
+        } else {
+          return load8(ws + (kb * BN + c0) * 4);
+        }
+      };
 #pragma unroll
-    for (int s = 0; s < STEPS; ++s) {
-      // The previous stage's product s still reads the registers `a` is about to
-      // overwrite (the same registers every stage): it and the STEPS - 1 after it may run.
-      wg::wait<STEPS - 1>();
-      // Words of k 16s .. 16s + 7 and 16s + 8 .. 16s + 15.
-      const u32x2 lo = words(2 * s), hi = words(2 * s + 1);
-      const uint32_t a[4] = {dequant_pair<BF16>(biased_pair<BF16>(lo.x, select_t), bias[0], scale[0]),
-                             dequant_pair<BF16>(biased_pair<BF16>(lo.y, select_t), bias[1], scale[1]),
-                             dequant_pair<BF16>(biased_pair<BF16>(hi.x, select_t), bias[0], scale[0]),
-                             dequant_pair<BF16>(biased_pair<BF16>(hi.y, select_t), bias[1], scale[1])};
-      wg::fence();
-      wg::mma_rs<BM, BF16>(acc, a, wg::b_desc_sw128(xs, 16 * s, BM));
-      wg::commit();
+      for (int s = 0; s < STEPS; ++s) {
+        // The previous stage's product s still reads the registers `a` is about to
+        // overwrite (the same registers every stage): it and the STEPS - 1 after it may run.
+        wg::wait<STEPS - 1>();
+        // Words of k 16s .. 16s + 7 and 16s + 8 .. 16s + 15.
+        const u32x2 lo = words(2 * s), hi = words(2 * s + 1);
+        const uint32_t a[4] = {dequant_pair<BF16>(biased_pair<BF16>(lo.x, select_t), bias[0], scale[0]),
+                               dequant_pair<BF16>(biased_pair<BF16>(lo.y, select_t), bias[1], scale[1]),
+                               dequant_pair<BF16>(biased_pair<BF16>(hi.x, select_t), bias[0], scale[0]),
+                               dequant_pair<BF16>(biased_pair<BF16>(hi.y, select_t), bias[1], scale[1])};
+        wg::fence();
+        wg::mma_rs<W, BF16>(acc, a, wg::b_desc_sw128(xs, 16 * s, BM));
+        wg::commit();
+      }
     }
-  }
-  wg::wait<0>();
+    wg::wait<0>();
 #pragma unroll
-  for (int i = 0; i < BM / 2; ++i) wg::fence_operand(acc[i]);
+    for (int i = 0; i < W / 2; ++i) wg::fence_operand(acc[i]);
 
-  // Element 4j + e: fragment row g + 8 (e / 2) (column c0 or c1), tile row 8j + 2t + e % 2
-  // (kf_wgmma_layout.h).
-  uint16_t* y = static_cast<uint16_t*>(args.y);
-  if constexpr (SPLIT_K > 1) {
+    // Element 4j + e: fragment row g + 8 (e / 2) (column c0 or c1), tile row 8j + 2t + e % 2
+    // (kf_wgmma_layout.h).
+    uint16_t* y = static_cast<uint16_t*>(args.y);
+    if constexpr (SPLIT_K > 1) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    // The ring is free once every warp's products are done: element i of thread tid goes
-    // to flat[i][tid] (conflict-free).
-    cp_async_wait<0>();
-    barrier();
-    float* const flat = reinterpret_cast<float*>(smem);
+      // The ring is free once every warp's products are done: element i of thread tid goes
+      // to flat[i][tid] (conflict-free).
+      cp_async_wait<0>();
+      barrier();
+      float* const flat = reinterpret_cast<float*>(smem);
 #pragma unroll
-    for (int i = 0; i < BM / 2; ++i) flat[i * kThreads + tid] = acc[i];
-    cluster::sync();
-    const uint32_t rank = cluster::rank();
-    const uint32_t mine = cluster::shared_address(flat) + 4 * tid;
-    constexpr int JR = BM / 8 / SPLIT_K;  // tile row groups per rank
+      for (int i = 0; i < BM / 2; ++i) flat[i * kThreads + tid] = acc[i];
+      cluster::sync();
+      const uint32_t rank = cluster::rank();
+      const uint32_t mine = cluster::shared_address(flat) + 4 * tid;
+      constexpr int JR = BM / 8 / SPLIT_K;  // tile row groups per rank
 #pragma unroll
-    for (int jj = 0; jj < JR; ++jj) {
-      const int j = jj * SPLIT_K + static_cast<int>(rank);
-      float v[4] = {0.f, 0.f, 0.f, 0.f};  // elements 4j .. 4j + 3, every load issued first
-      float part[SPLIT_K][4];
+      for (int jj = 0; jj < JR; ++jj) {
+        const int j = jj * SPLIT_K + static_cast<int>(rank);
+        float v[4] = {0.f, 0.f, 0.f, 0.f};  // elements 4j .. 4j + 3, every load issued first
+        float part[SPLIT_K][4];
 #pragma unroll
-      for (int q = 0; q < SPLIT_K; ++q)
+        for (int q = 0; q < SPLIT_K; ++q)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) part[q][e] = cluster::load(mine + 4 * (4 * j + e) * kThreads, q);
+          for (int e = 0; e < 4; ++e) part[q][e] = cluster::load(mine + 4 * (4 * j + e) * kThreads, q);
 #pragma unroll
-      for (int q = 0; q < SPLIT_K; ++q)
+        for (int q = 0; q < SPLIT_K; ++q)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) v[e] += part[q][e];
+          for (int e = 0; e < 4; ++e) v[e] += part[q][e];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int i = m0 + 8 * j + 2 * t + h;
+          if (!rows.valid(i)) continue;
+          const float f = rows.scale(i);
+          *reinterpret_cast<uint32_t*>(y + (size_t)rows.y_row(i) * N + n0 + c0) =
+              Act16<BF16>::pack2(v[h] * f, v[2 + h] * f);
+        }
+      }
+      cluster::sync();  // the other blocks' sums stay until every rank has read them
+#endif
+      return;
+    }
+#pragma unroll
+    for (int j = 0; j < W / 8; ++j)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const int i = m0 + 8 * j + 2 * t + h;
-        if (!rows.valid(i)) continue;
-        const float f = rows.scale(i);
-        *reinterpret_cast<uint32_t*>(y + (size_t)rows.y_row(i) * N + n0 + c0) =
-            Act16<BF16>::pack2(v[h] * f, v[2 + h] * f);
+        const int r = 8 * j + 2 * t + h, i = m0 + r;
+        int y_row;
+        float f;
+        if constexpr (kGather) {
+          y_row = y_row_of[r];
+          if (y_row < 0) continue;
+          f = scale_of[r];
+        } else {
+          if (!rows.valid(i)) continue;
+          y_row = rows.y_row(i);
+          f = rows.scale(i);
+        }
+        const float v0 = acc[4 * j + h], v1 = acc[4 * j + 2 + h];
+        if constexpr (SILU) {
+          y[(size_t)y_row * (N / 2) + n0 + c0] = static_cast<uint16_t>(Act16<BF16>::from_f32(silu_mul(v0, v1) * f));
+        } else if constexpr (Rows::kReduce) {  // as Rows::add_pair, from the cached row and factor
+          moe::atomic_add_packed<BF16>(reinterpret_cast<uint32_t*>(y + (size_t)y_row * N + n0 + c0),
+                                       Act16<BF16>::pack2(v0 * f, v1 * f));
+        } else {
+          *reinterpret_cast<uint32_t*>(y + (size_t)y_row * N + n0 + c0) = Act16<BF16>::pack2(v0 * f, v1 * f);
+        }
       }
-    }
-    cluster::sync();  // the other blocks' sums stay until every rank has read them
-#endif
-    return;
-  }
-#pragma unroll
-  for (int j = 0; j < BM / 8; ++j)
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int r = 8 * j + 2 * t + h, i = m0 + r;
-      int y_row;
-      float f;
-      if constexpr (kGather) {
-        y_row = y_row_of[r];
-        if (y_row < 0) continue;
-        f = scale_of[r];
-      } else {
-        if (!rows.valid(i)) continue;
-        y_row = rows.y_row(i);
-        f = rows.scale(i);
-      }
-      const float v0 = acc[4 * j + h], v1 = acc[4 * j + 2 + h];
-      if constexpr (SILU) {
-        y[(size_t)y_row * (N / 2) + n0 + c0] = static_cast<uint16_t>(Act16<BF16>::from_f32(silu_mul(v0, v1) * f));
-      } else if constexpr (Rows::kReduce) {  // as Rows::add_pair, from the cached row and factor
-        moe::atomic_add_packed<BF16>(reinterpret_cast<uint32_t*>(y + (size_t)y_row * N + n0 + c0),
-                                     Act16<BF16>::pack2(v0 * f, v1 * f));
-      } else {
-        *reinterpret_cast<uint32_t*>(y + (size_t)y_row * N + n0 + c0) = Act16<BF16>::pack2(v0 * f, v1 * f);
-      }
-    }
+  };
+  if constexpr (kGather)
+    with_product_width<BM>(width_rows, tile);
+  else
+    tile(Width<BM>{});
 }
 
 }  // namespace w4a16

@@ -56,8 +56,24 @@ KF_HD constexpr bool valid(int n, int k, int g, int block_m, int block_n, int bl
   if (split_k > 1 && (split_k > 8 || block_m / 8 % split_k != 0 ||
                       block_m * block_n * 4 > stages * stage_stride(block_m, block_n, block_k, asym)))
     return false;
-  // The MoE GEMMs' gathered-row table (block_m ints) is static shared memory beside it.
-  return smem_bytes(block_m, block_n, block_k, stages, asym) + block_m * 4 <= kMaxShared;
+  return smem_bytes(block_m, block_n, block_k, stages, asym) <= kMaxShared;
+}
+
+// The MoE GEMMs (gathered rows) also keep tables of the block's rows in static shared
+// memory beside the ring: the x row, y row and factor of each, and how many it holds.
+KF_HD constexpr int row_table_bytes(int block_m) { return block_m * 12 + 16; }
+KF_HD constexpr bool valid_gathered(int n, int k, int g, int block_m, int block_n, int block_k, int warps, int stages,
+                                    bool asym) {
+  return valid(n, k, g, block_m, block_n, block_k, warps, stages, asym) &&
+         smem_bytes(block_m, block_n, block_k, stages, asym) + row_table_bytes(block_m) <= kMaxShared;
+}
+
+// The product width of a gathered tile of block_m rows (the wgmma N) of which the first
+// `rows` hold slots: the narrowest of block_m, block_m / 2, ..., 16 that covers them.
+KF_HD constexpr int product_width(int block_m, int rows) {
+  int w = block_m;
+  while (w > 16 && rows <= w / 2) w /= 2;
+  return w;
 }
 
 }  // namespace wgmma
