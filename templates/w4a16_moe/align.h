@@ -44,6 +44,29 @@ KF_INLINE void wave_scan(int lane, int& incl, int& total) {
   }
 }
 
+// The inclusive scan of the padded run lengths, one expert per thread (`padded`, 0 past
+// the experts), into scan[] (moe::kMaxExperts entries): within each wave by shuffles, then
+// across the waves' totals (wave_sum, kAlignWaves<THREADS> entries), three barriers in
+// all. A block-wide Hillis-Steele scan takes two per step (16 for 256 experts); this
+// saves ~0.6 us of a small T's ~5 us launch on an H200 (bench/NOTES.md MoE v15).
+template <int THREADS>
+KF_INLINE void scan_padded_runs(int tid, int padded, int* scan, int* wave_sum) {
+  const int lane = tid % KF_WAVE, wave = tid / KF_WAVE;
+  int incl = padded, wave_total = padded;
+  wave_scan(lane, incl, wave_total);
+  if (lane == 0) wave_sum[wave] = wave_total;
+  barrier();
+  if (wave == 0) {  // the waves' exclusive offsets, in place
+    const int mine = lane < kAlignWaves<THREADS> ? wave_sum[lane] : 0;
+    int before = mine, all = mine;
+    wave_scan(lane, before, all);
+    if (lane < kAlignWaves<THREADS>) wave_sum[lane] = before - mine;
+  }
+  barrier();
+  if (tid < moe::kMaxExperts) scan[tid] = wave_sum[wave] + incl;
+  barrier();
+}
+
 template <int THREADS>
 KF_INLINE void moe_align(const kf_moe_align_args& a) {
   static_assert(kAlignWaves<THREADS> <= KF_WAVE, "one wave scans the waves' totals");
@@ -66,26 +89,9 @@ KF_INLINE void moe_align(const kf_moe_align_args& a) {
   }
   barrier();
 
-  // Inclusive scan of the padded run lengths, one expert per thread: within each wave by
-  // shuffles, then across the waves' totals, three barriers in all. A block-wide
-  // Hillis-Steele scan takes two per step (16 for 256 experts); this saves ~0.6 us of a
-  // small T's ~5 us launch on an H200 (bench/NOTES.md MoE v15).
   const int padded = tid < E ? (count[tid] + bm - 1) / bm * bm : 0;
   KF_SHARED int wave_sum[kAlignWaves<THREADS>];
-  const int lane = tid % KF_WAVE, wave = tid / KF_WAVE;
-  int incl = padded, wave_total = padded;
-  wave_scan(lane, incl, wave_total);
-  if (lane == 0) wave_sum[wave] = wave_total;
-  barrier();
-  if (wave == 0) {  // the waves' exclusive offsets, in place
-    const int mine = lane < kAlignWaves<THREADS> ? wave_sum[lane] : 0;
-    int before = mine, all = mine;
-    wave_scan(lane, before, all);
-    if (lane < kAlignWaves<THREADS>) wave_sum[lane] = before - mine;
-  }
-  barrier();
-  if (tid < moe::kMaxExperts) scan[tid] = wave_sum[wave] + incl;
-  barrier();
+  scan_padded_runs<THREADS>(tid, padded, scan, wave_sum);
   const int total = scan[E - 1];
   const int start = tid < E ? scan[tid] - padded : 0;
 

@@ -65,22 +65,8 @@ KF_INLINE void moe_align_cluster(const kf_moe_align_args& a) {
     }
   }
 
-  // The padded runs' inclusive scan, as align.h does it (within waves, then across).
   const int padded = tid < E ? (total_e + bm - 1) / bm * bm : 0;
-  const int lane = tid % KF_WAVE, wave = tid / KF_WAVE;
-  int incl = padded, wave_total = padded;
-  wave_scan(lane, incl, wave_total);
-  if (lane == 0) wave_sum[wave] = wave_total;
-  barrier();
-  if (wave == 0) {
-    const int mine = lane < kAlignWaves<THREADS> ? wave_sum[lane] : 0;
-    int before = mine, all = mine;
-    wave_scan(lane, before, all);
-    if (lane < kAlignWaves<THREADS>) wave_sum[lane] = before - mine;
-  }
-  barrier();
-  if (tid < moe::kMaxExperts) scan[tid] = wave_sum[wave] + incl;
-  barrier();
+  scan_padded_runs<THREADS>(tid, padded, scan, wave_sum);
   const int total = scan[E - 1];
   const int start = tid < E ? scan[tid] - padded : 0;
 

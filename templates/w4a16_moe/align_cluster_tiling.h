@@ -1,7 +1,7 @@
 // Launch geometry of moe_align's cluster form (align_cluster.h, sm_90a): shared by the
 // template, the generator and the runtime. Kept out of launch.h, which every MoE GEMM
 // includes, so that adding it left their builds as they were.
-//   grid (cluster_blocks(zero_count), 1, 1), kAlignThreads threads, clusters of
+//   grid (cluster_align_blocks(zero_count), 1, 1), kAlignThreads threads, clusters of
 //   kAlignCluster blocks along x: the first cluster sorts, the blocks after it zero the
 //   optional buffer (args.h) kAlignZeroElems values each.
 #pragma once
