@@ -13,7 +13,11 @@
 //   gemms_a  the same right after an untimed moe_align (between the flush and the first
 //            event): the routing ids are in L2, as the layer's align leaves them, and
 //            the weights cold. gemms reads the ids cold too, which no layer does;
+//   gemms_z  (a top_k-reducing gemm2) the same after the untimed align zeroed y, with
+//            gemm2 adding into that y, as in the layer;
 //   parts    each of those alone through kf_launch_moe_* with the same kernels;
+//   align_z  the align part as the layer runs it before a top_k-reducing gemm2: its extra
+//            blocks also zero y (T x H), which gemm2 then adds into;
 //   align1   moe_align in one workgroup (KFORGE_CLUSTER_ALIGN=0), beside the align part,
 //            which the runtime runs as a thread-block cluster from
 //            kf::moe::kAlignClusterMinSlots slots where the DB has that form;
@@ -254,16 +258,24 @@ int main(int argc, char** argv) {
       const double t_sum =
           reduces ? 0.0
                   : timer.median_us([&](cudaStream_t s) { kf_check(kf_launch_moe_sum(db, 1, &su, s), "sum"); }, reps);
+      // The aligns as the layer launches them before a reducing gemm2: the first zeroes y.
+      auto align_zeroing = [&](cudaStream_t s) {
+        kf_moe_align_args a{ids, s1.ids, s1.experts, s1.num, t, kTopK, kExperts, bm1, y, int64_t{t} * kHidden};
+        kf_check(kf_launch_moe_align(db, &a, s), "kf_launch_moe_align");
+        if (bm2 != bm1) align(s2, bm2, s);
+      };
+      const double t_align_z = reduces ? timer.median_us(align_zeroing, reps) : 0.0;
 
       // gemm1 and gemm2 (with silu_mul and sum when the winners do not fuse them) back to
       // back in one timed region, on the sorted lists aligned above: the two expert GEMMs
       // as the layer runs them, launches overlapped as kf_run_moe overlaps them.
-      auto gemms = [&](cudaStream_t s) {
+      auto gemms_into = [&](const kf_moe_gemm_args& second, cudaStream_t s) {
         kf_check(kf_launch_moe_gemm(k1, &g1, s), "gemm1");
         if (!fused) kf_check(kf_launch_moe_silu_mul(db, 1, &sm, s), "silu_mul");
-        kf_check(kf_launch_moe_gemm(k2, &g2, s), "gemm2");
+        kf_check(kf_launch_moe_gemm(k2, &second, s), "gemm2");
         if (!reduces) kf_check(kf_launch_moe_sum(db, 1, &su, s), "sum");
       };
+      auto gemms = [&](cudaStream_t s) { gemms_into(g2, s); };
       const double t_gemms = timer.median_us(gemms, reps);
       const double t_gemms_a = timer.median_us_after(
           [&](cudaStream_t s) {
@@ -271,6 +283,10 @@ int main(int argc, char** argv) {
             if (bm2 != bm1) align(s2, bm2, s);
           },
           gemms, reps);
+      kf_moe_gemm_args g2y = g2;  // a reducing gemm2 adds into y ([T, H]) itself
+      g2y.y = y;
+      const double t_gemms_z =
+          reduces ? timer.median_us_after(align_zeroing, [&](cudaStream_t s) { gemms_into(g2y, s); }, reps) : 0.0;
 
       const char* rname = kf::routing_archetype_name(r);
       auto row = [&](const char* part, double us, size_t bytes, double fl, const std::string& kernel, bool ratios) {
@@ -292,9 +308,15 @@ int main(int argc, char** argv) {
           true);
       row("gemms_a", t_gemms_a, layer_bytes, flops, "the same, right after an untimed moe_align (routing ids in L2)",
           true);
+      if (reduces)
+        row("gemms_z", t_gemms_z, layer_bytes, flops, "the same after an untimed align that zeroed y, gemm2 adding into it",
+            true);
       const std::string bms = "(block_m " + std::to_string(bm1) + (bm2 != bm1 ? ", " + std::to_string(bm2) : "") + ")";
       row("align", t_align, slots * 4, 0,
           std::string(cluster_align ? "moe_align_cluster_any" : "moe_align_any") + " where the DB has it " + bms, false);
+      if (reduces)
+        row("align_z", t_align_z, slots * 4 + size_t(t) * kHidden * 2, 0, "the align part zeroing y as well " + bms,
+            false);
       row("align1", t_align1, slots * 4, 0, "moe_align_any, one workgroup (KFORGE_CLUSTER_ALIGN=0) " + bms, false);
       row("gemm1", t_g1, g1_bytes + size_t(t) * kHidden * 2, g1_flops, kf_kernel_name(k1), false);
       if (!fused) row("silu_mul", t_silu, slots * 3 * kInter * 2, 0, "moe_silu_mul_any_bf16", false);
