@@ -73,12 +73,14 @@ void append_skinny_configs(const LinearShape& s, const ArchInfo& arch, std::init
                            std::initializer_list<int> block_ms, std::initializer_list<int> block_ns) {
   // NVIDIA only: the template is written against mma.sync's fragment layouts. block_n
   // 256 holds 16 accumulator atoms twice over (sums and group sums) and spills in nearly
-  // every config.
+  // every config. 16 warps halve each warp's chain of spans where a layer has too few
+  // blocks to fill the SMs (1024x2048 at M = 1: 64 blocks of 8 warps, 7.5-11 cycles per
+  // issued instruction; bench/NOTES.md linear v26).
   if (arch.vendor != Vendor::nvidia) return;
   const int n = static_cast<int>(s.n), k = static_cast<int>(s.k), g = s.effective_group();
   for (int bm : block_ms)
     for (int bn : block_ns)
-      for (int w : {2, 4, 8})
+      for (int w : {2, 4, 8, 16})
         for (int sk : splits)
           for (int st : stages)
             if (w4a16::skinny::valid(n, k, g, bn, w, sk, st, bm))

@@ -651,14 +651,21 @@ TEST_CASE("enumerate_linear_configs: skinny only on NVIDIA, between decode and p
   //   w2 sk 1..8 x 5 stages = 20; w4 sk 1..4 x 5 + sk 8 (4 spans) x 2-4 = 18;
   //   w8 sk 1, 2 x 5 + sk 4 (4 spans) x 2-4 = 13 (sk 8 would split a group);
   // and once more for the swapped form's block_n 32 (96 does not divide N = 2048).
+  // w16 (8 spans a warp unsplit, 4 at sk 2) where the ring fits: 32 in all, 7 and 6 at
+  // block_m 16 (block_n 64, 128), 8 and 6 at block_m 8, and 5 at block_n 32, which has no
+  // split (its 256 tile entries do not share out over 512 threads).
   const auto nv = kf::enumerate_linear_configs(s, kf::arch_info("sm_90a"));
   CHECK(std::count_if(nv.begin(), nv.end(), [](const kf::LinearConfig& c) { return c.kind == kf::LinearKind::skinny; }) ==
-        5 * (20 + 18 + 13));
+        5 * (20 + 18 + 13) + 32);
+  CHECK(std::none_of(nv.begin(), nv.end(), [](const kf::LinearConfig& c) {
+    return c.kind == kf::LinearKind::skinny && c.split_k > 1 && c.block_m * c.block_n % (c.warps * 32) != 0;
+  }));
   // Per-channel: one scale per column, so every split into whole spans: the same plus
-  // w8 sk 8 (kw 64: two spans, stages 2) in each of the five.
+  // w8 sk 8 (kw 64: two spans, stages 2) in each of the five, and w16 sk 4 (stages 2)
+  // in the four that split.
   const auto ch = kf::enumerate_linear_configs({2048, 4096, 0, true, false}, kf::arch_info("sm_90a"));
   CHECK(std::count_if(ch.begin(), ch.end(), [](const kf::LinearConfig& c) { return c.kind == kf::LinearKind::skinny; }) ==
-        5 * (20 + 18 + 14));
+        5 * (20 + 18 + 14) + 36);
 }
 
 TEST_CASE("arch table") {

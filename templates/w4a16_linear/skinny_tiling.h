@@ -142,6 +142,8 @@ KF_HD constexpr bool valid(int n, int k, int group, int block_n, int warps, int 
   if (warps < 1 || split_k < 1 || k % (split_k * warps) != 0) return false;
   const int kw = k / split_k / warps;
   if (kw < kSpan || kw % kSpan != 0) return false;
+  // Split-K: the cluster's first block sums the tiles with each thread taking whole entries.
+  if (split_k > 1 && block_m * block_n % (warps * 32) != 0) return false;
   const int fold = fold_k(k, group, kw);
   if (fold % kSpan != 0 || kw < fold || kw % fold != 0) return false;
   return stages >= 1 && stages <= kMaxStages && stages <= kw / kSpan &&
