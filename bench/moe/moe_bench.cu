@@ -205,11 +205,17 @@ int main(int argc, char** argv) {
                       static_cast<int32_t*>(alloc(4))};
       };
       const Sorted s1 = sorted_for(bm1), s2 = bm2 == bm1 ? s1 : sorted_for(bm2);
-      auto align_on = [&](kf_db* on, const Sorted& so, int bm, cudaStream_t s) {
-        kf_moe_align_args a{ids, so.ids, so.experts, so.num, t, kTopK, kExperts, bm, nullptr, 0};
+      // The layer's aligns through `on`, one per distinct block_m; with zero_y the first
+      // also zeroes y, as kf_run_moe's does before a top_k-reducing gemm2.
+      auto align_on = [&](kf_db* on, const Sorted& so, int bm, cudaStream_t s, void* zero, int64_t zero_count) {
+        kf_moe_align_args a{ids, so.ids, so.experts, so.num, t, kTopK, kExperts, bm, zero, zero_count};
         kf_check(kf_launch_moe_align(on, &a, s), "kf_launch_moe_align");
       };
-      auto align = [&](const Sorted& so, int bm, cudaStream_t s) { align_on(db, so, bm, s); };
+      auto aligns_on = [&](kf_db* on, cudaStream_t s, bool zero_y = false) {
+        align_on(on, s1, bm1, s, zero_y ? y : nullptr, zero_y ? int64_t{t} * kHidden : 0);
+        if (bm2 != bm1) align_on(on, s2, bm2, s, nullptr, 0);
+      };
+      auto aligns = [&](cudaStream_t s) { aligns_on(db, s); };
       auto workspace = [&](const kf_kernel* k, float** ws, int** cnt) {
         int64_t floats = 0, counters = 0;
         kf_check(kf_kernel_workspace(k, t, &floats, &counters), "kf_kernel_workspace");
@@ -229,22 +235,11 @@ int main(int argc, char** argv) {
                           t, kTopK, kExperts, static_cast<int>(w2.n), static_cast<int>(w2.k), kGroup};
       kf_moe_silu_mul_args sm{h1, h, static_cast<int>(slots), kInter};
       kf_moe_sum_args su{h2, ids, y, t, kTopK, kExperts, kHidden};
-      align(s1, bm1, timer.stream());
-      if (bm2 != bm1) align(s2, bm2, timer.stream());
+      aligns(timer.stream());
       check(cudaStreamSynchronize(timer.stream()), "align");
-      const double t_align = timer.median_us(
-          [&](cudaStream_t s) {
-            align(s1, bm1, s);
-            if (bm2 != bm1) align(s2, bm2, s);
-          },
-          reps);
+      const double t_align = timer.median_us(aligns, reps);
       // moe_align in one workgroup at this T too (the cluster form's baseline).
-      const double t_align1 = timer.median_us(
-          [&](cudaStream_t s) {
-            align_on(one_workgroup_db, s1, bm1, s);
-            if (bm2 != bm1) align_on(one_workgroup_db, s2, bm2, s);
-          },
-          reps);
+      const double t_align1 = timer.median_us([&](cudaStream_t s) { aligns_on(one_workgroup_db, s); }, reps);
       const bool cluster_align = int64_t{t} * kTopK >= kf::moe::kAlignClusterMinSlots;
       const double t_g1 = timer.median_us([&](cudaStream_t s) { kf_check(kf_launch_moe_gemm(k1, &g1, s), "gemm1"); }, reps);
       const double t_silu =
@@ -258,12 +253,7 @@ int main(int argc, char** argv) {
       const double t_sum =
           reduces ? 0.0
                   : timer.median_us([&](cudaStream_t s) { kf_check(kf_launch_moe_sum(db, 1, &su, s), "sum"); }, reps);
-      // The aligns as the layer launches them before a reducing gemm2: the first zeroes y.
-      auto align_zeroing = [&](cudaStream_t s) {
-        kf_moe_align_args a{ids, s1.ids, s1.experts, s1.num, t, kTopK, kExperts, bm1, y, int64_t{t} * kHidden};
-        kf_check(kf_launch_moe_align(db, &a, s), "kf_launch_moe_align");
-        if (bm2 != bm1) align(s2, bm2, s);
-      };
+      auto align_zeroing = [&](cudaStream_t s) { aligns_on(db, s, true); };
       const double t_align_z = reduces ? timer.median_us(align_zeroing, reps) : 0.0;
 
       // gemm1 and gemm2 (with silu_mul and sum when the winners do not fuse them) back to
@@ -277,12 +267,7 @@ int main(int argc, char** argv) {
       };
       auto gemms = [&](cudaStream_t s) { gemms_into(g2, s); };
       const double t_gemms = timer.median_us(gemms, reps);
-      const double t_gemms_a = timer.median_us_after(
-          [&](cudaStream_t s) {
-            align(s1, bm1, s);
-            if (bm2 != bm1) align(s2, bm2, s);
-          },
-          gemms, reps);
+      const double t_gemms_a = timer.median_us_after(aligns, gemms, reps);
       kf_moe_gemm_args g2y = g2;  // a reducing gemm2 adds into y ([T, H]) itself
       g2y.y = y;
       const double t_gemms_z =
