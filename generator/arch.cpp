@@ -38,12 +38,16 @@ std::vector<std::string> supported_archs() {
   return names;
 }
 
+std::string supported_archs_text() {
+  std::string known;
+  for (const auto& n : supported_archs()) known += (known.empty() ? "" : ", ") + n;
+  return known;
+}
+
 const ArchInfo& arch_info(const std::string& name) {
   for (const auto& a : arch_table())
     if (a.name == name) return a;
-  std::string known;
-  for (const auto& n : supported_archs()) known += (known.empty() ? "" : ", ") + n;
-  throw Error("unknown arch '" + name + "' (supported: " + known + ")");
+  throw Error("unknown arch '" + name + "' (supported: " + supported_archs_text() + ")");
 }
 
 std::vector<std::string> parse_arch_list(const std::string& csv) {

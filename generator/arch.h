@@ -30,6 +30,8 @@ struct ArchInfo {
 // Throws kf::Error naming the unknown arch and the supported ones.
 const ArchInfo& arch_info(const std::string& name);
 std::vector<std::string> supported_archs();
+// "gfx1151, gfx1100, gfx942, sm_90a": the supported archs for an error message.
+std::string supported_archs_text();
 // "gfx1151,sm_90a" -> {"gfx1151", "sm_90a"}, each checked, duplicates removed.
 std::vector<std::string> parse_arch_list(const std::string& csv);
 

@@ -13,11 +13,9 @@ namespace measure {
 
 void check_device(const DeviceInfo& info) {
   const auto archs = supported_archs();
-  if (std::find(archs.begin(), archs.end(), info.arch) == archs.end()) {
-    std::string list;
-    for (const auto& a : archs) list += (list.empty() ? "" : ", ") + a;
-    throw Error(info.name + " is " + info.arch + ", which kforge does not generate kernels for (" + list + ")");
-  }
+  if (std::find(archs.begin(), archs.end(), info.arch) == archs.end())
+    throw Error(info.name + " is " + info.arch + ", which kforge does not generate kernels for (" +
+                supported_archs_text() + ")");
   if (info.l2_bytes <= 0) throw Error("cannot read the L2 size of " + info.name);
 }
 
