@@ -61,7 +61,7 @@ const char* kind_name(LinearKind kind) {
 std::string LinearConfig::key() const {
   return "bm" + std::to_string(block_m) + "_bn" + std::to_string(block_n) + "_bk" +
          std::to_string(block_k) + "_w" + std::to_string(warps) + "_sk" + std::to_string(split_k) +
-         "_s" + std::to_string(stages) + (silu ? "_silu" : "") + (red ? "_red" : "");
+         "_s" + std::to_string(stages) + (swapped ? "_sw" : "") + (silu ? "_silu" : "") + (red ? "_red" : "");
 }
 
 std::string linear_kernel_name(const LinearShape& shape, const LinearConfig& cfg) {
@@ -70,7 +70,7 @@ std::string linear_kernel_name(const LinearShape& shape, const LinearConfig& cfg
 
 void append_skinny_configs(const LinearShape& s, const ArchInfo& arch, std::initializer_list<int> splits,
                            std::initializer_list<int> stages, std::vector<LinearConfig>& out,
-                           std::initializer_list<int> block_ms, std::initializer_list<int> block_ns) {
+                           std::initializer_list<int> block_ms, std::initializer_list<int> block_ns, bool swapped) {
   // NVIDIA only: the template is written against mma.sync's fragment layouts. block_n
   // 256 holds 16 accumulator atoms twice over (sums and group sums) and spills in nearly
   // every config. 16 warps halve each warp's chain of spans where a layer has too few
@@ -83,8 +83,10 @@ void append_skinny_configs(const LinearShape& s, const ArchInfo& arch, std::init
       for (int w : {2, 4, 8, 16})
         for (int sk : splits)
           for (int st : stages)
-            if (w4a16::skinny::valid(n, k, g, bn, w, sk, st, bm))
+            if (w4a16::skinny::valid(n, k, g, bn, w, sk, st, bm)) {
               out.push_back({LinearKind::skinny, bm, bn, w4a16::skinny::kSpan, w, sk, st});
+              out.back().swapped = swapped;
+            }
 }
 
 std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const ArchInfo& arch) {
@@ -113,6 +115,9 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
   // 128 blocks (one per SM of a 132-SM part; 64 gives 192, 1.45 waves) and 9216 on 96;
   // 32 doubles the blocks of the narrow layers.
   append_skinny_configs(s, arch, {1, 2, 4, 8}, {2, 3, 4, 6, 8}, out, {8}, {32, 96});
+  // The swapped form at block_m 16 (_sw): M = 9-16 with each weight unpacked once for both
+  // 8-row halves, where block_m 8 takes two blocks per column block (bench/NOTES.md v27).
+  append_skinny_configs(s, arch, {1, 2}, {2, 4}, out, {16}, {32, 64, 96, 128}, /*swapped=*/true);
   for (int bm : {16, 32, 64, 128})
     for (int bn : {64, 128, 256})
       for (int bk : {32, 64})
@@ -177,6 +182,9 @@ void append_pipelined_prefill_configs(const LinearShape& s, const ArchInfo& arch
 }
 
 Candidate make_linear_candidate(const LinearShape& s, const LinearConfig& cfg, const ArchInfo& arch) {
+  if (cfg.swapped && cfg.kind != LinearKind::skinny)
+    throw Error("_sw (the swapped form at block_m 16) is a skinny config, not " + std::string(kind_name(cfg.kind)) +
+                "'s (" + cfg.key() + ")");
   if (cfg.silu) throw Error("the fused SiLU epilogue (" + cfg.key() + ") is a w4a16_moe_gemm1 config, not w4a16_linear's");
   if (cfg.red) throw Error("the top_k reduction epilogue (" + cfg.key() + ") is a w4a16_moe_gemm2 config, not w4a16_linear's");
   Candidate c;
@@ -213,7 +221,11 @@ Candidate make_linear_candidate(const LinearShape& s, const LinearConfig& cfg, c
       throw Error("a skinny config has block_m " + std::to_string(w4a16::skinny::kRows) + " or " +
                   std::to_string(w4a16::skinny::kRowsSwapped) + " and block_k " + std::to_string(w4a16::skinny::kSpan) +
                   " (" + cfg.key() + ")");
+    if (cfg.swapped && cfg.block_m != w4a16::skinny::kRows)
+      throw Error("the swapped skinny form (_sw) is block_m " + std::to_string(w4a16::skinny::kRows) + "'s (" +
+                  cfg.key() + "; block_m " + std::to_string(w4a16::skinny::kRowsSwapped) + " is always swapped)");
     c.params.erase("block_k");
+    c.params["paired"] = cfg.swapped ? "true" : "false";
     c.params["warps"] = std::to_string(cfg.warps);
     c.params["split_k"] = std::to_string(cfg.split_k);
     c.params["stages"] = std::to_string(cfg.stages);
@@ -281,7 +293,7 @@ namespace kf {
 
 LinearConfig parse_linear_config(const std::string& kind, const std::string& key) {
   static const std::regex re(
-      "bm([1-9][0-9]*)_bn([1-9][0-9]*)_bk([1-9][0-9]*)_w([1-9][0-9]*)_sk([1-9][0-9]*)_s([1-9][0-9]*)(_silu|_red)?");
+      "bm([1-9][0-9]*)_bn([1-9][0-9]*)_bk([1-9][0-9]*)_w([1-9][0-9]*)_sk([1-9][0-9]*)_s([1-9][0-9]*)(_sw)?(_silu|_red)?");
   std::smatch m;
   if ((kind != "decode" && kind != "skinny" && kind != "prefill" && kind != "wgmma" && kind != "generic") ||
       !std::regex_match(key, m, re))
@@ -300,8 +312,9 @@ LinearConfig parse_linear_config(const std::string& kind, const std::string& key
     c.warps = std::stoi(m[4]);
     c.split_k = std::stoi(m[5]);
     c.stages = std::stoi(m[6]);
-    c.silu = m[7] == "_silu";
-    c.red = m[7] == "_red";
+    c.swapped = m[7] == "_sw";
+    c.silu = m[8] == "_silu";
+    c.red = m[8] == "_red";
   } catch (const std::out_of_range&) {
     throw Error("w4a16_linear config '" + key + "' has a number out of range");
   }

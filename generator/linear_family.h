@@ -51,8 +51,11 @@ struct LinearConfig {
                       // MoE family's gemm1 only; w4a16_linear never enumerates it
   bool red = false;   // epilogue that sums the top_k slots of a token into y [T, N] with
                       // atomic adds (templates/w4a16_moe/gemm.h): the MoE family's gemm2 only
+  bool swapped = false;  // skinny block_m 16 in the swapped form (weights as the A operand,
+                         // dequantised once for both 8-row halves: skinny.h PAIRED); key _sw
 
-  // bm64_bn128_bk64_w4_sk1_s2, and _silu or _red appended for those epilogues: fixed
+  // bm64_bn128_bk64_w4_sk1_s2, then _sw for the swapped skinny form at block_m 16, and
+  // _silu or _red for those epilogues: fixed
   // order, every knob, so within a kind equal keys = equal configs (the kernel name adds
   // the kind).
   std::string key() const;
@@ -74,12 +77,15 @@ void append_pipelined_prefill_configs(const LinearShape& shape, const ArchInfo& 
 
 // The skinny configs (templates/w4a16_linear/skinny.h: M <= 16 on the tensor cores,
 // NVIDIA only) of this shape over the given block_m, block_n, split_k and stages values
-// and 2, 4 or 8 warps, in that order (skinny::valid drops what the shape or the shared
+// and 2, 4, 8 or 16 warps, in that order (skinny::valid drops what the shape or the shared
 // memory cannot take); nothing on other vendors.
-// block_ms: 16 (x as the A operand) and 8 (the swapped form, M <= 8); both families emit both.
+// block_ms: 16 (x as the A operand, or with `swapped` the weights, as block_m 8's swapped
+// form, for both 8-row halves) and 8 (the swapped form, M <= 8); both families emit 16 and 8,
+// only w4a16_linear the swapped 16.
 void append_skinny_configs(const LinearShape& shape, const ArchInfo& arch, std::initializer_list<int> splits,
                            std::initializer_list<int> stages, std::vector<LinearConfig>& out,
-                           std::initializer_list<int> block_ms = {16}, std::initializer_list<int> block_ns = {64, 128});
+                           std::initializer_list<int> block_ms = {16}, std::initializer_list<int> block_ns = {64, 128},
+                           bool swapped = false);
 
 Candidate make_linear_candidate(const LinearShape& shape, const LinearConfig& cfg,
                                 const ArchInfo& arch);

@@ -149,9 +149,11 @@ std::vector<LinearConfig> enumerate_moe_configs(const MoeShape& s, const ArchInf
 Candidate make_moe_candidate(const MoeShape& s, const LinearConfig& cfg, const ArchInfo& arch) {
   if (cfg.silu && s.gemm != 1) throw Error("the fused SiLU epilogue (" + cfg.key() + ") is for w4a16_moe_gemm1 only");
   if (cfg.red && s.gemm != 2) throw Error("the top_k reduction epilogue (" + cfg.key() + ") is for w4a16_moe_gemm2 only");
+  if (cfg.swapped) throw Error("the swapped skinny form at block_m 16 (" + cfg.key() + ") is w4a16_linear's only");
   LinearConfig body = cfg;  // the w4a16_linear parameters: everything but the epilogue
   body.silu = body.red = false;
   Candidate c = make_linear_candidate(s.expert(), body, arch);
+  c.params.erase("paired");  // gemm_skinny.cu.in: the MoE GEMMs take block_m 16 unswapped
   c.op = s.op();
   c.config = cfg.key();
   c.shape = s.key();

@@ -51,7 +51,7 @@ std::vector<kf::LinearShape> qwen_shapes() {
 bool same_fields(const kf::LinearConfig& a, const kf::LinearConfig& b) {
   return a.kind == b.kind && a.block_m == b.block_m && a.block_n == b.block_n &&
          a.block_k == b.block_k && a.warps == b.warps && a.split_k == b.split_k &&
-         a.stages == b.stages;
+         a.stages == b.stages && a.swapped == b.swapped;
 }
 
 // The wgmma configs of `warps` warps the generator emits for a shape on sm_90a, each
@@ -344,6 +344,15 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
               ++valid;
               CHECK(has({kf::LinearKind::skinny, 8, bn, 32, w, sk, st}));
             }
+    // and the swapped form at block_m 16 (_sw)
+    for (int bn : {32, 64, 96, 128})
+      for (int w : {2, 4, 8, 16})
+        for (int sk : {1, 2})
+          for (int st : {2, 4})
+            if (arch.vendor == kf::Vendor::nvidia && kf::w4a16::skinny::valid(2048, 512, 128, bn, w, sk, st, 16)) {
+              ++valid;
+              CHECK(has({kf::LinearKind::skinny, 16, bn, 32, w, sk, st, false, false, true}));
+            }
     for (int bm : {16, 32, 64, 128})
       for (int bn : {64, 128, 256})
         for (int bk : {32, 64})
@@ -601,6 +610,7 @@ TEST_CASE("skinny kind: name, candidate parameters, parse back, decode geometry"
       {"block_m", "16"},
       {"block_n", "128"},
       {"threads", "256"},
+      {"paired", "false"},
       {"warps", "8"},
       {"split_k", "2"},
       {"stages", "2"},
@@ -615,6 +625,30 @@ TEST_CASE("skinny kind: name, candidate parameters, parse back, decode geometry"
                   kf::Error);
   CHECK_THROWS_AS(kf::make_linear_candidate(s, {kf::LinearKind::skinny, 16, 128, 64, 8, 2, 2}, kf::arch_info("sm_90a")),
                   kf::Error);
+
+  // The swapped form at block_m 16: _sw in the key and name, PAIRED in the template, the
+  // same grid and shared memory as block_m 16; block_m 8 (always swapped) and the other
+  // kinds do not take it.
+  kf::LinearConfig sw = c;
+  sw.swapped = true;
+  CHECK(sw.key() == "bm16_bn128_bk32_w8_sk2_s2_sw");
+  CHECK_FALSE(sw == c);
+  const kf::LinearConfig sw_back = kf::parse_linear_config("skinny", sw.key());
+  CHECK(sw_back.swapped);
+  CHECK(sw_back == sw);
+  CHECK_FALSE(kf::parse_linear_config("skinny", c.key()).swapped);
+  for (const char* bad : {"bm16_bn128_bk32_w8_sk2_s2_sw_sw", "bm16_bn128_bk32_w8_sk2_s2sw", "bm16_bn128_bk32_w8_sk2_s2_SW"})
+    CHECK_THROWS_AS(kf::parse_linear_config("skinny", bad), kf::Error);
+  const kf::Candidate sw_cand = kf::make_linear_candidate(s, sw, kf::arch_info("sm_90a"));
+  CHECK(sw_cand.name == "w4a16_linear_skinny_n12288_k2048_g128_bf16_sym_bm16_bn128_bk32_w8_sk2_s2_sw");
+  CHECK(sw_cand.params.at("paired") == "true");
+  CHECK(sw_cand.dynamic_shared == cand.dynamic_shared);
+  kf::LinearConfig sw8 = sw;
+  sw8.block_m = 8;
+  CHECK_THROWS_AS(kf::make_linear_candidate(s, sw8, kf::arch_info("sm_90a")), kf::Error);
+  kf::LinearConfig sw_decode = sw;
+  sw_decode.kind = kf::LinearKind::decode;
+  CHECK_THROWS_AS(kf::make_linear_candidate(s, sw_decode, kf::arch_info("sm_90a")), kf::Error);
 
   // The decode kind's grid (N / block_n, split_k, ceil(M / 16)); no split-K scratch.
   for (int64_t m : {1, 16, 17, 64}) {
@@ -653,19 +687,21 @@ TEST_CASE("enumerate_linear_configs: skinny only on NVIDIA, between decode and p
   // and once more for the swapped form's block_n 32 (96 does not divide N = 2048).
   // w16 (8 spans a warp unsplit, 4 at sk 2) where the ring fits: 32 in all, 7 and 6 at
   // block_m 16 (block_n 64, 128), 8 and 6 at block_m 8, and 5 at block_n 32, which has no
-  // split (its 256 tile entries do not share out over 512 threads).
+  // split (its 256 tile entries do not share out over 512 threads). The swapped form at
+  // block_m 16: block_n 32, 64, 128 (96 does not divide N) x 2-16 warps x sk 1, 2 x
+  // stages 2, 4, all 48 valid.
   const auto nv = kf::enumerate_linear_configs(s, kf::arch_info("sm_90a"));
   CHECK(std::count_if(nv.begin(), nv.end(), [](const kf::LinearConfig& c) { return c.kind == kf::LinearKind::skinny; }) ==
-        5 * (20 + 18 + 13) + 32);
+        5 * (20 + 18 + 13) + 32 + 48);
   CHECK(std::none_of(nv.begin(), nv.end(), [](const kf::LinearConfig& c) {
     return c.kind == kf::LinearKind::skinny && c.split_k > 1 && c.block_m * c.block_n % (c.warps * 32) != 0;
   }));
   // Per-channel: one scale per column, so every split into whole spans: the same plus
   // w8 sk 8 (kw 64: two spans, stages 2) in each of the five, and w16 sk 4 (stages 2)
-  // in the four that split.
+  // in the four that split; the 48 swapped ones as well.
   const auto ch = kf::enumerate_linear_configs({2048, 4096, 0, true, false}, kf::arch_info("sm_90a"));
   CHECK(std::count_if(ch.begin(), ch.end(), [](const kf::LinearConfig& c) { return c.kind == kf::LinearKind::skinny; }) ==
-        5 * (20 + 18 + 14) + 36);
+        5 * (20 + 18 + 14) + 36 + 48);
 }
 
 TEST_CASE("arch table") {

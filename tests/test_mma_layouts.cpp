@@ -633,6 +633,69 @@ TEST_CASE("skinny, swapped form: weights as A, x as B, every element its column'
   CHECK(skinny_swapped_mismatches(kf::w4a16::skinny::swapped_b_k, +other_row) > 0);
 }
 
+// The paired swapped form (block_m 16, _sw): the same biased A registers times two B
+// fragments (x rows g and g + 8) into the two 4-element halves of the atom's group sums,
+// each half with its own x sums (ones times its B); folded, every element must hold, at
+// the M row and column the template stores it (paired_row, paired_col), the plain sum of
+// (q - z) x s over the span's 32 k.
+int skinny_paired_mismatches(int (*row_of)(int, int), int (*col_of)(int, int)) {
+  using L = kf::layout::Mma16Sm80;
+  namespace sk = kf::w4a16::skinny;
+  const SkinnySpan<16> d(7);  // 16 M rows
+  long long D[2][2][16][8] = {}, XS[2][16][8] = {};  // [half][atom][logical row][n]; [half] ones x B
+  for (int s = 0; s < 2; ++s) {
+    int A[2][16][16], B[2][16][8];  // [atom][row][k] biased; [half][k][n]
+    for (int lane = 0; lane < 32; ++lane) {
+      const int g = lane / 4, t = lane % 4;
+      for (int atom = 0; atom < 2; ++atom)
+        for (int p = 0; p < 4; ++p) {
+          const kf::layout::RC rc = L::a_pair(lane, p);
+          const int col = 4 * g + sk::swapped_a_word(atom, p), nib = sk::swapped_a_nibble(s, p);
+          A[atom][rc.row][rc.col] = d.kBias + d.q[8 * t + nib][col];
+          A[atom][rc.row][rc.col + 1] = d.kBias + d.q[8 * t + nib + 4][col];
+        }
+      for (int h = 0; h < 2; ++h)
+        for (int p = 0; p < 2; ++p) {
+          const kf::layout::RC bc = L::b_pair(lane, p);  // (n, k)
+          const int k = 8 * t + sk::swapped_b_k(s, p);
+          B[h][bc.col][bc.row] = d.x[8 * h + g][k];
+          B[h][bc.col + 1][bc.row] = d.x[8 * h + g][k + 4];
+        }
+    }
+    for (int h = 0; h < 2; ++h)
+      for (int r = 0; r < 16; ++r)
+        for (int n = 0; n < 8; ++n)
+          for (int k = 0; k < 16; ++k) {
+            for (int atom = 0; atom < 2; ++atom) D[h][atom][r][n] += A[atom][r][k] * B[h][k][n];
+            XS[h][r][n] += B[h][k][n];
+          }
+  }
+  int mismatches = 0, seen[16][32] = {};
+  for (int lane = 0; lane < 32; ++lane)
+    for (int atom = 0; atom < 2; ++atom)
+      for (int e = 0; e < 8; ++e) {
+        const int h = e / 4;
+        const kf::layout::RC rc = L::c_elem(lane, e % 4), xc = L::c_elem(lane, sk::swapped_xsum_elem(e % 4));
+        const int row = row_of(lane, e), col = 4 * (lane / 4) + col_of(atom, e);
+        ++seen[row][col];
+        const long long got =
+            d.scale[col] * (D[h][atom][rc.row][rc.col] - (d.kBias + d.z[col]) * XS[h][xc.row][xc.col]);
+        mismatches += got != d.want(row, col);
+      }
+  for (auto& r : seen)
+    for (int v : r) mismatches += v != 1;
+  return mismatches;
+}
+
+TEST_CASE("skinny, paired swapped form: one dequantised A, two 8-row halves of x, every element in its place") {
+  namespace sk = kf::w4a16::skinny;
+  CHECK(skinny_paired_mismatches(sk::paired_row, sk::paired_col) == 0);
+  auto halves_swapped = [](int lane, int e) { return sk::paired_row(lane, (e + 4) % 8); };
+  auto other_atom = [](int atom, int e) { return sk::paired_col(1 - atom, e); };
+  CHECK(skinny_paired_mismatches(+halves_swapped, sk::paired_col) > 0);
+  CHECK(skinny_paired_mismatches(sk::paired_row, +other_atom) > 0);
+}
+
 TEST_CASE("skinny: the product check rejects A and B that disagree on k") {
   auto a_k_off = [](int lane, int s, int p) { return kf::w4a16::skinny::a_k(lane, 1 - s, p); };
   auto b_swap = [](int s, int p) { return kf::w4a16::skinny::b_nibble(s, 1 - p % 2 + 2 * (p / 2)); };

@@ -90,7 +90,7 @@ TEST_CASE("split-K workspace: per kernel and M, and the pack's maximum over what
   CHECK(kf_kernel_workspace(split, 1, nullptr, &counters) == KF_ERR_INVALID_ARGUMENT);
 }
 
-TEST_CASE("a skinny row is served like a decode one, for linear and MoE, in both forms; other block_m / block_k are ignored") {
+TEST_CASE("a skinny row is served like a decode one, for linear and MoE, in all forms; other block_m / block_k are ignored") {
   TempDir dir{"rt-skinny"};
   TestPackBuilder b;
   const std::string skinny = b.add_kernel("skinny", kShape, "bm16_bn128_bk32_w8_sk2_s2", "sm_90a", 256);
@@ -105,10 +105,18 @@ TEST_CASE("a skinny row is served like a decode one, for linear and MoE, in both
   const char* kSwapped = "n1024_k2048_g128_bf16_sym";
   const std::string swapped = b.add_kernel("skinny", kSwapped, "bm8_bn64_bk32_w4_sk2_s4", "sm_90a", 128);
   b.add_winner(kSwapped, swapped, 1, 8);
-  b.add_winner(kSwapped, b.add_kernel("prefill", kSwapped, "bm64_bn128_bk64_w4_sk1_s2"), 9, 4096);
+  // The swapped form at block_m 16 (_sw): w4a16_linear's skinny kind only.
+  const std::string paired = b.add_kernel("skinny", kSwapped, "bm16_bn64_bk32_w4_sk1_s4_sw", "sm_90a", 128);
+  b.add_winner(kSwapped, paired, 9, 16);
+  b.add_winner(kSwapped, b.add_kernel("prefill", kSwapped, "bm64_bn128_bk64_w4_sk1_s2"), 17, 4096);
+  const char* kThird = "n8192_k2048_g128_bf16_sym";
+  const std::string bad_sw = b.add_kernel("prefill", kThird, "bm16_bn128_bk64_w4_sk1_s2_sw");
+  b.add_winner(kThird, bad_sw, 1, 4);
   const char* kExpert = "e8_topk2_n256_k256_g128_bf16_sym";
   const std::string moe = b.add_moe_kernel(1, "skinny", kExpert, "bm16_bn64_bk32_w4_sk1_s1");
   b.add_moe_winner(1, kExpert, moe, 1, 4096);
+  const std::string moe_sw = b.add_moe_kernel(2, "skinny", kExpert, "bm16_bn64_bk32_w4_sk1_s1_sw");
+  b.add_moe_winner(2, kExpert, moe_sw, 1, 4096);
   b.write(dir.file("kforge.sqlite"));
   DbPtr db;
   std::string warnings;
@@ -123,6 +131,10 @@ TEST_CASE("a skinny row is served like a decode one, for linear and MoE, in both
   CHECK(contains(warnings, "block_m 16 (or 8, the swapped form) and block_k 32"));
   CHECK_FALSE(contains(warnings, moe));
   CHECK_FALSE(contains(warnings, swapped));
+  CHECK_FALSE(contains(warnings, paired));
+  CHECK(contains(warnings, bad_sw));
+  CHECK(contains(warnings, moe_sw));
+  CHECK(contains(warnings, "_sw) is for w4a16_linear's skinny kind only"));
 
   const kf_kernel* k = select(db.get(), 9);
   REQUIRE(kf_kernel_name(k) == skinny);
@@ -147,6 +159,8 @@ TEST_CASE("a skinny row is served like a decode one, for linear and MoE, in both
   REQUIRE(kf_kernel_workspace(sw, 12, &floats, &counters) == KF_OK);
   CHECK(floats == 0);
   CHECK(counters == 0);
+  REQUIRE(kf_select_linear(db.get(), 1024, 2048, 128, 1, 0, 12, &sw) == KF_OK);
+  REQUIRE(kf_kernel_name(sw) == paired);
 }
 
 TEST_CASE("kf_launch checks its arguments before it needs a device") {

@@ -155,6 +155,8 @@ const char* parse_kernel(const KernelRow& row, KernelImpl* k) {
   if (!parse_linear_config_key(row.config.c_str(), &k->config)) return "unreadable config key";
   if (k->config.silu && gemm != 1) return "the fused SiLU epilogue (_silu) is for w4a16_moe_gemm1 only";
   if (k->config.red && gemm != 2) return "the top_k reduction epilogue (_red) is for w4a16_moe_gemm2 only";
+  if (k->config.swapped && (gemm != 0 || row.kind != "skinny" || k->config.block_m != w4a16::skinny::kRows))
+    return "the swapped form at block_m 16 (_sw) is for w4a16_linear's skinny kind only";
   if (row.kind == "skinny") {
     namespace sk = w4a16::skinny;
     const LinearConfigKey& c = k->config;

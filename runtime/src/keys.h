@@ -69,9 +69,10 @@ struct LinearConfigKey {
   int block_m = 0, block_n = 0, block_k = 0, warps = 0, split_k = 0, stages = 0;
   bool silu = false;  // _silu: the fused SiLU-and-mul epilogue (w4a16_moe_gemm1 only)
   bool red = false;   // _red: the epilogue summing over top_k into y [T, N] (w4a16_moe_gemm2 only)
+  bool swapped = false;  // _sw: the skinny kind's swapped form at block_m 16 (w4a16_linear only)
 };
 
-// bm<M>_bn<N>_bk<K>_w<W>_sk<S>_s<stages>, optionally followed by _silu or _red.
+// bm<M>_bn<N>_bk<K>_w<W>_sk<S>_s<stages>, optionally followed by _sw, then _silu or _red.
 bool parse_linear_config_key(const char* text, LinearConfigKey* config);
 
 // A sparse_mla_decode shape: H query heads, topk index slots per query, the extras

@@ -27,6 +27,11 @@
 // MoE GEMMs run the same body over routed rows (w4a16_moe/gemm_skinny.h), with the
 // fused SiLU (silu.h: the block's upper BN/2 columns are the up partners of the lower)
 // or the top_k-summing epilogue (kReduce).
+// The paired swapped form (block_m 16, PAIRED; `_sw` in the config key) takes 16 rows with
+// the weights as the A operand: each biased weight pair feeds two products, one per 8-row
+// half of x, where block_m 8 runs M = 16 as two blocks per column block that each unpack
+// the same weights (the unpacking is what a decode kernel's issue slots go to:
+// bench/NOTES.md linear v27). Each half has its own group sums and x sums, folded alike.
 // NVIDIA only (mma.sync m16n8k16 layout); the generator does not emit it for AMD.
 #pragma once
 #include "kf_cluster.h"
@@ -117,6 +122,7 @@ KF_INLINE uint32_t x_pair(const u32x4& unit, int kk) {
   const uint32_t w[4] = {unit.x, unit.y, unit.z, unit.w};
   return kk % 2 ? pair_hi(w[kk / 2], w[kk / 2 + 2]) : pair_lo(w[kk / 2], w[kk / 2 + 2]);
 }
+
 #endif
 
 }  // namespace skinny
@@ -124,13 +130,14 @@ KF_INLINE uint32_t x_pair(const u32x4& unit, int kk) {
 // BM 16: x is the A operand (16 rows of M per block); BM 8: the swapped form
 // (skinny_tiling.h), the weights are the A operand and x the B operand (8 rows of M).
 template <class Rows, int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int WARPS, int SPLIT_K,
-          int STAGES, bool SILU = false>
+          int STAGES, bool SILU = false, bool PAIRED = false>
 KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
 #if KF_MMA_SM80
   static_assert(skinny::valid(N, K, G, BN, WARPS, SPLIT_K, STAGES, BM), "invalid skinny config");
-  constexpr bool SWAP = BM == skinny::kRowsSwapped;
-  constexpr int XUNITS = SWAP ? 1 : 2;  // x units per lane per span
-  constexpr int CE = SWAP ? 4 : 8;      // accumulator elements per atom
+  static_assert(!PAIRED || BM == skinny::kRows, "the paired swapped form takes 16 rows");
+  constexpr bool SWAP = BM == skinny::kRowsSwapped || PAIRED;  // the weights are the A operand
+  constexpr int XUNITS = SWAP && !PAIRED ? 1 : 2;              // x units per lane per span
+  constexpr int CE = SWAP && !PAIRED ? 4 : 8;                  // accumulator elements per atom
   static_assert(!SILU || skinny::silu_valid(BN), "fused SiLU: whole 32-column chunks of gate and of up");
   static_assert(!(SILU && Rows::kReduce), "fused SiLU and the top_k sum are different GEMMs' epilogues");
   using T = Act16<BF16>;
@@ -149,7 +156,7 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
   const int k0 = (split * WARPS + warp) * KW;  // this warp's K slice
   // The lane's rows of x: g and g + 8 (A rows), or g alone (the swapped form's B column);
   // rows that are not valid read nothing and stay zero.
-  const bool row_ok[2] = {rows.valid(m0 + g), !SWAP && rows.valid(m0 + g + 8)};
+  const bool row_ok[2] = {rows.valid(m0 + g), XUNITS == 2 && rows.valid(m0 + g + 8)};
   const uint16_t* xrow[2] = {x + (size_t)rows.x_row(m0 + g) * K, x + (size_t)rows.x_row(m0 + g + 8) * K};
   // The weight column of chunk j's first column (its 32 columns are contiguous): with
   // SILU, chunks of the lower half are gate columns and of the upper half up columns.
@@ -269,8 +276,41 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
       }
     }
   };
+  // The paired form: the swapped form's products for x rows g (half 0, accumulator
+  // elements 0-3, x sums in xsum) and g + 8 (half 1, elements 4-7, x sums in xsum_hi).
+  float xsum_hi[4];
+  auto half = [](FragC& f, int h) -> float(&)[4] { return *reinterpret_cast<float(*)[4]>(f.v + 4 * h); };
+  auto multiply_paired = [&](const Stage& st) {
+#pragma unroll
+    for (int s = 0; s < 2; ++s) {
+      uint32_t b[2][2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int p = 0; p < 2; ++p) b[h][p] = skinny::x_pair(st.xr[h], skinny::swapped_b_k(s, p));
+      constexpr uint32_t one = skinny::kOnes<BF16>;
+      skinny::mma_16n8<BF16>(xsum, one, one, one, one, b[0][0], b[0][1]);
+      skinny::mma_16n8<BF16>(xsum_hi, one, one, one, one, b[1][0], b[1][1]);
+#pragma unroll
+      for (int j = 0; j < CHUNKS; ++j) {
+        const uint32_t wv[4] = {st.w[j].x, st.w[j].y, st.w[j].z, st.w[j].w};
+#pragma unroll
+        for (int a = 0; a < 2; ++a) {
+          uint32_t ar[4];
+#pragma unroll
+          for (int p = 0; p < 4; ++p)
+            ar[p] = skinny::biased_pair<BF16>(wv[skinny::swapped_a_word(a, p)], skinny::swapped_a_nibble(s, p));
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+            skinny::mma_16n8<BF16>(half(gacc[2 * j + a], h), ar[0], ar[1], ar[2], ar[3], b[h][0], b[h][1]);
+        }
+      }
+    }
+  };
   auto multiply = [&](const Stage& st) {
-    if constexpr (SWAP)
+    if constexpr (PAIRED)
+      multiply_paired(st);
+    else if constexpr (SWAP)
       multiply_swapped(st);
     else
       multiply_unswapped(st);
@@ -292,6 +332,9 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
     }
 #pragma unroll
     for (int v = 0; v < 4; ++v) xsum[v] = 0.f;
+    if constexpr (PAIRED)
+#pragma unroll
+      for (int v = 0; v < 4; ++v) xsum_hi[v] = 0.f;
 #pragma unroll
     for (int a = 0; a < 2 * CHUNKS; ++a)
 #pragma unroll
@@ -309,10 +352,11 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
 #pragma unroll
         for (int e = 0; e < CE; ++e) {
           // The element's column among the lane's fold columns, and its row's x sum.
-          const int c = SWAP ? skinny::swapped_col(a, e) : skinny::fold_col(a, e);
+          const int c = PAIRED ? skinny::paired_col(a, e) : SWAP ? skinny::swapped_col(a, e) : skinny::fold_col(a, e);
           const float sc = T::to_f32(c % 2 ? sw[c / 2] >> 16 : sw[c / 2] & 0xffffu);
           const float bias = skinny::kBias<BF16> + (float)((group_zeros[j] >> (4 * c)) & 0xfu);
-          const float x_sum = xsum[SWAP ? skinny::swapped_xsum_elem(e) : skinny::xsum_elem(e)];
+          const float x_sum = PAIRED ? (e < 4 ? xsum : xsum_hi)[skinny::swapped_xsum_elem(e % 4)]
+                                     : xsum[SWAP ? skinny::swapped_xsum_elem(e) : skinny::xsum_elem(e)];
           acc[2 * j + a].v[e] += sc * (gacc[2 * j + a].v[e] - bias * x_sum);
         }
     }
@@ -348,6 +392,13 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
   // entries over the warps: two barriers, where adding warp after warp into one tile
   // takes one per warp, a chain on the path of every decode layer.
   float(*tile)[BN] = reinterpret_cast<float(*)[BN]>(smem);
+  // Where accumulator element e of atom a sits in the tile: row, and column within its chunk.
+  auto tile_row = [&](int e) {
+    return PAIRED ? skinny::paired_row(lane, e) : SWAP ? skinny::swapped_row(lane, e) : skinny::c_row(lane, e);
+  };
+  auto tile_col = [&](int a, int e) {
+    return PAIRED ? 4 * g + skinny::paired_col(a, e) : SWAP ? 4 * g + skinny::swapped_col(a, e) : skinny::c_col(lane, a, e);
+  };
   if constexpr (WARPS >= 8 && WARPS * skinny::tile_bytes(BN, BM) <= skinny::shared_bytes(BN, WARPS, STAGES, BM)) {
     float* const part = &tile[0][0];  // [WARPS][BM * BN]; part[0] is the tile
 #pragma unroll
@@ -356,9 +407,7 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
       for (int a = 0; a < 2; ++a)
 #pragma unroll
         for (int e = 0; e < CE; ++e) {
-          const int row = SWAP ? skinny::swapped_row(lane, e) : skinny::c_row(lane, e);
-          const int col = SWAP ? 4 * g + skinny::swapped_col(a, e) : skinny::c_col(lane, a, e);
-          part[warp * BM * BN + row * BN + 32 * j + col] = acc[2 * j + a].v[e];
+          part[warp * BM * BN + tile_row(e) * BN + 32 * j + tile_col(a, e)] = acc[2 * j + a].v[e];
         }
     barrier();
     for (int i = thread_id(); i < BM * BN; i += WARPS * 32) {
@@ -377,9 +426,7 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
           for (int a = 0; a < 2; ++a)
 #pragma unroll
             for (int e = 0; e < CE; ++e) {
-              const int row = SWAP ? skinny::swapped_row(lane, e) : skinny::c_row(lane, e);
-              const int col = SWAP ? 4 * g + skinny::swapped_col(a, e) : skinny::c_col(lane, a, e);
-              float& dst = tile[row][32 * j + col];
+              float& dst = tile[tile_row(e)][32 * j + tile_col(a, e)];
               dst = w == 0 ? acc[2 * j + a].v[e] : dst + acc[2 * j + a].v[e];
             }
       barrier();
@@ -450,11 +497,13 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
 
 }  // namespace w4a16
 
-template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int WARPS, int SPLIT_K, int STAGES>
+template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int WARPS, int SPLIT_K, int STAGES,
+          bool PAIRED = false>
 KF_INLINE void w4a16_linear_skinny(const kf_linear_args& args) {
   // Nothing is read before the kernel before this one is done (kf_grid_dependency.h).
   grid_dependency::wait();
-  w4a16::skinny_body<w4a16::DenseRows, N, K, G, BF16, ASYM, BM, BN, WARPS, SPLIT_K, STAGES>({args.m}, args);
+  w4a16::skinny_body<w4a16::DenseRows, N, K, G, BF16, ASYM, BM, BN, WARPS, SPLIT_K, STAGES, false, PAIRED>({args.m},
+                                                                                                          args);
 }
 
 }  // namespace kf

@@ -93,6 +93,13 @@ KF_HD constexpr int swapped_col(int atom, int v) { return 2 * atom + v / 2; }
 KF_HD constexpr int swapped_row(int lane, int v) { return 2 * (lane % 4) + v % 2; }
 KF_HD constexpr int swapped_xsum_elem(int v) { return v % 2; }
 
+// The paired swapped form (block_m 16, `_sw`): the swapped form's A registers feed two
+// products, one per 8-row half of x (B from x rows g and g + 8). Accumulator element e
+// (0 .. 7) of atom a is element e % 4 of half e / 4: M row 8 (e / 4) + swapped_row,
+// column 4g + swapped_col; each half folds with its own x sums (swapped_xsum_elem).
+KF_HD constexpr int paired_row(int lane, int e) { return 8 * (e / 4) + swapped_row(lane, e % 4); }
+KF_HD constexpr int paired_col(int atom, int e) { return swapped_col(atom, e % 4); }
+
 // The k over which a warp sums before applying the scale: a group, or with one scale per
 // column (per-channel, group == k) its whole slice.
 KF_HD constexpr int fold_k(int k, int group, int kw) { return group == k ? kw : group; }
