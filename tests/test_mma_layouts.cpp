@@ -564,19 +564,23 @@ TEST_CASE("skinny: the fold removes the bias with the right row's x sum and the 
   CHECK(skinny_fold_mismatches(+other_col, kf::w4a16::skinny::xsum_elem) > 0);
 }
 
-// The swapped form (block_m 8): the lanes' A registers (biased weight pairs of their own
-// words) and B registers (pairs from their x unit) placed where the m16n8k16 layout says
-// (the first half of Mma16Sm80: B registers 0-1, accumulators 0-3), multiplied, and
-// folded: every accumulator element must hold, for the column and M row the template
-// stores it at, the plain sum of (q - z) x s over the span's 32 k.
-int skinny_swapped_mismatches(int (*b_k)(int, int), int (*xsum_elem)(int)) {
+// The swapped forms (block_m 8, and block_m 16 paired, _sw): the lanes' A registers
+// (biased weight pairs of their own words) and B registers (pairs from their x unit, of
+// x rows g and, paired, g + 8) placed where the m16n8k16 layout says (the first half of
+// Mma16Sm80: B registers 0-1, accumulators 0-3), multiplied, one product per half, and
+// folded with each half's x sums (ones times its B): every accumulator element must
+// hold, for the column and M row the template stores it at, the plain sum of (q - z) x s
+// over the span's 32 k.
+template <int HALVES>
+int skinny_swapped_mismatches(int (*b_k)(int, int), int (*xsum_elem)(int), int (*row_of)(int, int),
+                              int (*col_of)(int, int)) {
   using L = kf::layout::Mma16Sm80;
   namespace sk = kf::w4a16::skinny;
-  const SkinnySpan<8> d(5);  // 8 M rows
-  long long D[2][16][8] = {}, XS[16][8] = {};  // per atom [logical row][M row]; ones x B
+  const SkinnySpan<8 * HALVES> d(3 + 2 * HALVES);  // 8 M rows per half
+  long long D[HALVES][2][16][8] = {}, XS[HALVES][16][8] = {};  // [half][atom][logical row][n]; ones x B
   for (int s = 0; s < 2; ++s) {
-    int A[2][16][16], B[16][8];  // [atom][row][k], [k][n]
-    int a_seen[2][16][16] = {}, b_seen[16][8] = {};
+    int A[2][16][16], B[HALVES][16][8];  // [atom][row][k], [half][k][n]
+    int a_seen[2][16][16] = {}, b_seen[HALVES][16][8] = {};
     for (int lane = 0; lane < 32; ++lane) {
       const int g = lane / 4, t = lane % 4;
       for (int atom = 0; atom < 2; ++atom)
@@ -588,81 +592,23 @@ int skinny_swapped_mismatches(int (*b_k)(int, int), int (*xsum_elem)(int)) {
           ++a_seen[atom][rc.row][rc.col];
           ++a_seen[atom][rc.row][rc.col + 1];
         }
-      for (int p = 0; p < 2; ++p) {
-        const kf::layout::RC bc = L::b_pair(lane, p);  // (n, k)
-        const int k = 8 * t + b_k(s, p);
-        B[bc.col][bc.row] = d.x[g][k];
-        B[bc.col + 1][bc.row] = d.x[g][k + 4];
-        ++b_seen[bc.col][bc.row];
-        ++b_seen[bc.col + 1][bc.row];
-      }
+      for (int h = 0; h < HALVES; ++h)
+        for (int p = 0; p < 2; ++p) {
+          const kf::layout::RC bc = L::b_pair(lane, p);  // (n, k)
+          const int k = 8 * t + b_k(s, p);
+          B[h][bc.col][bc.row] = d.x[8 * h + g][k];
+          B[h][bc.col + 1][bc.row] = d.x[8 * h + g][k + 4];
+          ++b_seen[h][bc.col][bc.row];
+          ++b_seen[h][bc.col + 1][bc.row];
+        }
     }
     for (int atom = 0; atom < 2; ++atom)
       for (int r = 0; r < 16; ++r)
         for (int k = 0; k < 16; ++k) REQUIRE(a_seen[atom][r][k] == 1);
-    for (int k = 0; k < 16; ++k)
-      for (int n = 0; n < 8; ++n) REQUIRE(b_seen[k][n] == 1);
-    for (int r = 0; r < 16; ++r)
-      for (int n = 0; n < 8; ++n)
-        for (int k = 0; k < 16; ++k) {
-          for (int atom = 0; atom < 2; ++atom) D[atom][r][n] += A[atom][r][k] * B[k][n];
-          XS[r][n] += B[k][n];
-        }
-  }
-  int mismatches = 0, seen[8][32] = {};
-  for (int lane = 0; lane < 32; ++lane)
-    for (int atom = 0; atom < 2; ++atom)
-      for (int v = 0; v < 4; ++v) {
-        const kf::layout::RC rc = L::c_elem(lane, v);
-        const int col = 4 * (lane / 4) + sk::swapped_col(atom, v), row = sk::swapped_row(lane, v);
-        ++seen[row][col];
-        const kf::layout::RC xc = L::c_elem(lane, xsum_elem(v));
-        const long long got = d.scale[col] * (D[atom][rc.row][rc.col] - (d.kBias + d.z[col]) * XS[xc.row][xc.col]);
-        mismatches += got != d.want(row, col);
-      }
-  for (auto& r : seen)
-    for (int v : r) mismatches += v != 1;
-  return mismatches;
-}
-
-TEST_CASE("skinny, swapped form: weights as A, x as B, every element its column's and row's folded sum") {
-  CHECK(skinny_swapped_mismatches(kf::w4a16::skinny::swapped_b_k, kf::w4a16::skinny::swapped_xsum_elem) == 0);
-  auto b_k_swapped_halves = [](int s, int p) { return kf::w4a16::skinny::swapped_b_k(s, 1 - p); };
-  auto other_row = [](int v) { return 1 - kf::w4a16::skinny::swapped_xsum_elem(v); };
-  CHECK(skinny_swapped_mismatches(+b_k_swapped_halves, kf::w4a16::skinny::swapped_xsum_elem) > 0);
-  CHECK(skinny_swapped_mismatches(kf::w4a16::skinny::swapped_b_k, +other_row) > 0);
-}
-
-// The paired swapped form (block_m 16, _sw): the same biased A registers times two B
-// fragments (x rows g and g + 8) into the two 4-element halves of the atom's group sums,
-// each half with its own x sums (ones times its B); folded, every element must hold, at
-// the M row and column the template stores it (paired_row, paired_col), the plain sum of
-// (q - z) x s over the span's 32 k.
-int skinny_paired_mismatches(int (*row_of)(int, int), int (*col_of)(int, int)) {
-  using L = kf::layout::Mma16Sm80;
-  namespace sk = kf::w4a16::skinny;
-  const SkinnySpan<16> d(7);  // 16 M rows
-  long long D[2][2][16][8] = {}, XS[2][16][8] = {};  // [half][atom][logical row][n]; [half] ones x B
-  for (int s = 0; s < 2; ++s) {
-    int A[2][16][16], B[2][16][8];  // [atom][row][k] biased; [half][k][n]
-    for (int lane = 0; lane < 32; ++lane) {
-      const int g = lane / 4, t = lane % 4;
-      for (int atom = 0; atom < 2; ++atom)
-        for (int p = 0; p < 4; ++p) {
-          const kf::layout::RC rc = L::a_pair(lane, p);
-          const int col = 4 * g + sk::swapped_a_word(atom, p), nib = sk::swapped_a_nibble(s, p);
-          A[atom][rc.row][rc.col] = d.kBias + d.q[8 * t + nib][col];
-          A[atom][rc.row][rc.col + 1] = d.kBias + d.q[8 * t + nib + 4][col];
-        }
-      for (int h = 0; h < 2; ++h)
-        for (int p = 0; p < 2; ++p) {
-          const kf::layout::RC bc = L::b_pair(lane, p);  // (n, k)
-          const int k = 8 * t + sk::swapped_b_k(s, p);
-          B[h][bc.col][bc.row] = d.x[8 * h + g][k];
-          B[h][bc.col + 1][bc.row] = d.x[8 * h + g][k + 4];
-        }
-    }
-    for (int h = 0; h < 2; ++h)
+    for (int h = 0; h < HALVES; ++h)
+      for (int k = 0; k < 16; ++k)
+        for (int n = 0; n < 8; ++n) REQUIRE(b_seen[h][k][n] == 1);
+    for (int h = 0; h < HALVES; ++h)
       for (int r = 0; r < 16; ++r)
         for (int n = 0; n < 8; ++n)
           for (int k = 0; k < 16; ++k) {
@@ -670,13 +616,13 @@ int skinny_paired_mismatches(int (*row_of)(int, int), int (*col_of)(int, int)) {
             XS[h][r][n] += B[h][k][n];
           }
   }
-  int mismatches = 0, seen[16][32] = {};
+  int mismatches = 0, seen[8 * HALVES][32] = {};
   for (int lane = 0; lane < 32; ++lane)
     for (int atom = 0; atom < 2; ++atom)
-      for (int e = 0; e < 8; ++e) {
+      for (int e = 0; e < 4 * HALVES; ++e) {
         const int h = e / 4;
-        const kf::layout::RC rc = L::c_elem(lane, e % 4), xc = L::c_elem(lane, sk::swapped_xsum_elem(e % 4));
-        const int row = row_of(lane, e), col = 4 * (lane / 4) + col_of(atom, e);
+        const kf::layout::RC rc = L::c_elem(lane, e % 4), xc = L::c_elem(lane, xsum_elem(e % 4));
+        const int col = 4 * (lane / 4) + col_of(atom, e), row = row_of(lane, e);
         ++seen[row][col];
         const long long got =
             d.scale[col] * (D[h][atom][rc.row][rc.col] - (d.kBias + d.z[col]) * XS[h][xc.row][xc.col]);
@@ -687,13 +633,28 @@ int skinny_paired_mismatches(int (*row_of)(int, int), int (*col_of)(int, int)) {
   return mismatches;
 }
 
-TEST_CASE("skinny, paired swapped form: one dequantised A, two 8-row halves of x, every element in its place") {
+TEST_CASE("skinny, swapped form: weights as A, x as B, every element its column's and row's folded sum") {
   namespace sk = kf::w4a16::skinny;
-  CHECK(skinny_paired_mismatches(sk::paired_row, sk::paired_col) == 0);
+  auto sw = [](int (*b_k)(int, int), int (*xsum_elem)(int)) {
+    return skinny_swapped_mismatches<1>(b_k, xsum_elem, sk::swapped_row, sk::swapped_col);
+  };
+  CHECK(sw(sk::swapped_b_k, sk::swapped_xsum_elem) == 0);
+  auto b_k_swapped_halves = [](int s, int p) { return sk::swapped_b_k(s, 1 - p); };
+  auto other_row = [](int v) { return 1 - sk::swapped_xsum_elem(v); };
+  CHECK(sw(+b_k_swapped_halves, sk::swapped_xsum_elem) > 0);
+  CHECK(sw(sk::swapped_b_k, +other_row) > 0);
+}
+
+TEST_CASE("skinny, paired swapped form: one A, two 8-row halves of x, every element its column's and row's folded sum") {
+  namespace sk = kf::w4a16::skinny;
+  auto paired = [](int (*row_of)(int, int), int (*col_of)(int, int)) {
+    return skinny_swapped_mismatches<2>(sk::swapped_b_k, sk::swapped_xsum_elem, row_of, col_of);
+  };
+  CHECK(paired(sk::paired_row, sk::paired_col) == 0);
   auto halves_swapped = [](int lane, int e) { return sk::paired_row(lane, (e + 4) % 8); };
   auto other_atom = [](int atom, int e) { return sk::paired_col(1 - atom, e); };
-  CHECK(skinny_paired_mismatches(+halves_swapped, sk::paired_col) > 0);
-  CHECK(skinny_paired_mismatches(sk::paired_row, +other_atom) > 0);
+  CHECK(paired(+halves_swapped, sk::paired_col) > 0);
+  CHECK(paired(sk::paired_row, +other_atom) > 0);
 }
 
 TEST_CASE("skinny: the product check rejects A and B that disagree on k") {

@@ -219,13 +219,13 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
     return st;
   };
 
-  // Per atom: 8 fp32 elements (16 x 16), or 4 in the swapped form (its 16 x 8 uses v[0 .. 3]).
+  // Per atom: 8 fp32 elements (16 x 16), or 4 in the swapped form (its 16 x 8 uses v[0 .. 3];
+  // the paired form's second half v[4 .. 7]).
   FragC acc[2 * CHUNKS], gacc[2 * CHUNKS];
 #pragma unroll
   for (int a = 0; a < 2 * CHUNKS; ++a)
 #pragma unroll
     for (int e = 0; e < CE; ++e) acc[a].v[e] = 0.f;
-  auto quad = [](FragC& f) -> float(&)[4] { return *reinterpret_cast<float(*)[4]>(f.v); };
   // The zero points and scales of the lane's fold columns in each chunk: 8t .. 8t + 7, or
   // 4g .. 4g + 3 in the swapped form (8-byte scale loads: the runtime promises scales
   // 8-byte alignment).
@@ -233,14 +233,26 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
   u32x2 group_scales[CHUNKS][2];
   float xsum[4];  // the group's x sums (x_sums)
 
+  // The swapped form's products: per 16-k step, each half's x sums (ones times its B)
+  // and, per atom, one product per half from the same A registers. One half (block_m 8:
+  // x row g) or, PAIRED, two (x rows g and g + 8: accumulator elements 4-7, x sums in
+  // xsum_hi).
+  constexpr int HALVES = PAIRED ? 2 : 1;
+  float xsum_hi[4];
+  auto half = [](FragC& f, int h) -> float(&)[4] { return *reinterpret_cast<float(*)[4]>(f.v + 4 * h); };
   auto multiply_swapped = [&](const Stage& st) {
 #pragma unroll
     for (int s = 0; s < 2; ++s) {
-      // B: register p holds x row g at k 8t + swapped_b_k(s, p) and + 4.
-      const uint32_t b[2] = {skinny::x_pair(st.xr[0], skinny::swapped_b_k(s, 0)),
-                             skinny::x_pair(st.xr[0], skinny::swapped_b_k(s, 1))};
+      // B of half h: register p holds x row g + 8h at k 8t + swapped_b_k(s, p) and + 4.
+      uint32_t b[HALVES][2];
+#pragma unroll
+      for (int h = 0; h < HALVES; ++h)
+#pragma unroll
+        for (int p = 0; p < 2; ++p) b[h][p] = skinny::x_pair(st.xr[h], skinny::swapped_b_k(s, p));
       constexpr uint32_t one = skinny::kOnes<BF16>;
-      skinny::mma_16n8<BF16>(xsum, one, one, one, one, b[0], b[1]);  // xsum[v % 2]: row 2t + v % 2
+#pragma unroll
+      for (int h = 0; h < HALVES; ++h)  // element v % 2: row 2t + v % 2 of the half
+        skinny::mma_16n8<BF16>(h == 0 ? xsum : xsum_hi, one, one, one, one, b[h][0], b[h][1]);
 #pragma unroll
       for (int j = 0; j < CHUNKS; ++j) {
         const uint32_t wv[4] = {st.w[j].x, st.w[j].y, st.w[j].z, st.w[j].w};
@@ -250,7 +262,9 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
 #pragma unroll
           for (int p = 0; p < 4; ++p)
             ar[p] = skinny::biased_pair<BF16>(wv[skinny::swapped_a_word(a, p)], skinny::swapped_a_nibble(s, p));
-          skinny::mma_16n8<BF16>(quad(gacc[2 * j + a]), ar[0], ar[1], ar[2], ar[3], b[0], b[1]);
+#pragma unroll
+          for (int h = 0; h < HALVES; ++h)
+            skinny::mma_16n8<BF16>(half(gacc[2 * j + a], h), ar[0], ar[1], ar[2], ar[3], b[h][0], b[h][1]);
         }
       }
     }
@@ -276,41 +290,8 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
       }
     }
   };
-  // The paired form: the swapped form's products for x rows g (half 0, accumulator
-  // elements 0-3, x sums in xsum) and g + 8 (half 1, elements 4-7, x sums in xsum_hi).
-  float xsum_hi[4];
-  auto half = [](FragC& f, int h) -> float(&)[4] { return *reinterpret_cast<float(*)[4]>(f.v + 4 * h); };
-  auto multiply_paired = [&](const Stage& st) {
-#pragma unroll
-    for (int s = 0; s < 2; ++s) {
-      uint32_t b[2][2];
-#pragma unroll
-      for (int h = 0; h < 2; ++h)
-#pragma unroll
-        for (int p = 0; p < 2; ++p) b[h][p] = skinny::x_pair(st.xr[h], skinny::swapped_b_k(s, p));
-      constexpr uint32_t one = skinny::kOnes<BF16>;
-      skinny::mma_16n8<BF16>(xsum, one, one, one, one, b[0][0], b[0][1]);
-      skinny::mma_16n8<BF16>(xsum_hi, one, one, one, one, b[1][0], b[1][1]);
-#pragma unroll
-      for (int j = 0; j < CHUNKS; ++j) {
-        const uint32_t wv[4] = {st.w[j].x, st.w[j].y, st.w[j].z, st.w[j].w};
-#pragma unroll
-        for (int a = 0; a < 2; ++a) {
-          uint32_t ar[4];
-#pragma unroll
-          for (int p = 0; p < 4; ++p)
-            ar[p] = skinny::biased_pair<BF16>(wv[skinny::swapped_a_word(a, p)], skinny::swapped_a_nibble(s, p));
-#pragma unroll
-          for (int h = 0; h < 2; ++h)
-            skinny::mma_16n8<BF16>(half(gacc[2 * j + a], h), ar[0], ar[1], ar[2], ar[3], b[h][0], b[h][1]);
-        }
-      }
-    }
-  };
   auto multiply = [&](const Stage& st) {
-    if constexpr (PAIRED)
-      multiply_paired(st);
-    else if constexpr (SWAP)
+    if constexpr (SWAP)
       multiply_swapped(st);
     else
       multiply_unswapped(st);
