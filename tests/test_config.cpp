@@ -220,7 +220,7 @@ TEST_CASE("enumerate_linear_configs: every qwen3-35b shape on every arch") {
           const int kw = k / c.split_k / c.warps;
           CHECK(kw * c.warps * c.split_k == k);
           CHECK(kw % 32 == 0);
-          if (s.group != 0) CHECK(kw % g == 0);  // whole groups (per-channel: any whole spans)
+          if (s.group != 0) CHECK((kw % g == 0 || g % kw == 0));  // whole groups or a part of one
           if (c.stages > 1) CHECK(kw / 32 > 1);
           const kf::Candidate cand = kf::make_linear_candidate(s, c, arch);
           CHECK(cand.needs_mma);
@@ -549,7 +549,8 @@ TEST_CASE("skinny::valid (the generator's and the template's rule), case by case
   // n, k, group, block_n, warps, split_k, stages
   CHECK(config_valid(2048, 4096, 128, 128, 4, 1, 1));   // kw 1024: 8 groups per warp
   CHECK(config_valid(2048, 4096, 128, 128, 8, 4, 1));   // kw 128: one group
-  CHECK_FALSE(config_valid(2048, 4096, 128, 128, 8, 8, 1));  // kw 64 < group
+  CHECK(config_valid(2048, 4096, 128, 128, 8, 8, 1));   // kw 64: half a group, folded once
+  CHECK_FALSE(config_valid(2048, 768, 128, 64, 8, 1, 1));  // kw 96 would straddle two groups
   CHECK(config_valid(2048, 4096, 64, 128, 8, 8, 1));    // kw 64 = group 64
   CHECK(config_valid(2048, 512, 32, 64, 4, 4, 1));      // kw 32: one span
   CHECK_FALSE(config_valid(2048, 512, 32, 64, 4, 4, 2));  // a ring needs two spans
@@ -683,22 +684,21 @@ TEST_CASE("enumerate_linear_configs: skinny only on NVIDIA, between decode and p
   // ring fits the 227 KiB a block may have (above 48 KiB as dynamic shared memory). Per
   // block_m (16, 8) and block_n (64, 128):
   //   w2 sk 1..8 x 5 stages = 20; w4 sk 1..4 x 5 + sk 8 (4 spans) x 2-4 = 18;
-  //   w8 sk 1, 2 x 5 + sk 4 (4 spans) x 2-4 = 13 (sk 8 would split a group);
+  //   w8 sk 1, 2 x 5 + sk 4 (4 spans) x 2-4 + sk 8 (2 spans, half a group) x 2 = 14;
   // and once more for the swapped form's block_n 32 (96 does not divide N = 2048).
-  // w16 (8 spans a warp unsplit, 4 at sk 2) where the ring fits: 32 in all, 7 and 6 at
-  // block_m 16 (block_n 64, 128), 8 and 6 at block_m 8, and 5 at block_n 32, which has no
-  // split (its 256 tile entries do not share out over 512 threads). The swapped form at
+  // w16 (8 spans a warp unsplit, 4 at sk 2, 2 at sk 4) where the ring fits: 36 in all,
+  // 8 and 7 at block_m 16 (block_n 64, 128), 9 and 7 at block_m 8, and 5 at block_n 32,
+  // which has no split (its 256 tile entries do not share out over 512 threads). The swapped form at
   // block_m 16: block_n 32, 64, 128 (96 does not divide N) x 2-16 warps x sk 1, 2 x
   // stages 2, 4, all 48 valid.
   const auto nv = kf::enumerate_linear_configs(s, kf::arch_info("sm_90a"));
   CHECK(std::count_if(nv.begin(), nv.end(), [](const kf::LinearConfig& c) { return c.kind == kf::LinearKind::skinny; }) ==
-        5 * (20 + 18 + 13) + 32 + 48);
+        5 * (20 + 18 + 14) + 36 + 48);
   CHECK(std::none_of(nv.begin(), nv.end(), [](const kf::LinearConfig& c) {
     return c.kind == kf::LinearKind::skinny && c.split_k > 1 && c.block_m * c.block_n % (c.warps * 32) != 0;
   }));
-  // Per-channel: one scale per column, so every split into whole spans: the same plus
-  // w8 sk 8 (kw 64: two spans, stages 2) in each of the five, and w16 sk 4 (stages 2)
-  // in the four that split; the 48 swapped ones as well.
+  // Per-channel: one scale per column, so every split into whole spans: the same
+  // configs (group 128 now takes the slices of half a group too).
   const auto ch = kf::enumerate_linear_configs({2048, 4096, 0, true, false}, kf::arch_info("sm_90a"));
   CHECK(std::count_if(ch.begin(), ch.end(), [](const kf::LinearConfig& c) { return c.kind == kf::LinearKind::skinny; }) ==
         5 * (20 + 18 + 14) + 36 + 48);

@@ -731,7 +731,8 @@ TEST_CASE("skinny: config validity") {
   using kf::w4a16::skinny::valid;
   CHECK(valid(12288, 2048, 128, 64, 4, 1, 2));
   CHECK_FALSE(valid(12288, 2048, 128, 48, 4, 1, 1));  // not whole 32-column chunks
-  CHECK_FALSE(valid(1024, 2048, 128, 64, 8, 4, 1));   // 64 k per warp: less than a group
+  CHECK(valid(1024, 2048, 128, 64, 8, 4, 1));         // 64 k per warp: half a group, folded once
+  CHECK_FALSE(valid(1024, 768, 128, 64, 8, 1, 1));    // 96 k per warp would straddle two groups
   CHECK(valid(2048, 512, 32, 64, 4, 4, 1));            // 32 k per warp = one g32 group, one span
   CHECK_FALSE(valid(2048, 512, 32, 64, 4, 4, 2));      // more ring slots than the slice has spans
   CHECK(valid(2048, 4096, 4096, 64, 4, 2, 4));         // per-channel: one fold per warp slice

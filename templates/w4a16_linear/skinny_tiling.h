@@ -100,9 +100,11 @@ KF_HD constexpr int swapped_xsum_elem(int v) { return v % 2; }
 KF_HD constexpr int paired_row(int lane, int e) { return 8 * (e / 4) + swapped_row(lane, e % 4); }
 KF_HD constexpr int paired_col(int atom, int e) { return swapped_col(atom, e % 4); }
 
-// The k over which a warp sums before applying the scale: a group, or with one scale per
-// column (per-channel, group == k) its whole slice.
-KF_HD constexpr int fold_k(int k, int group, int kw) { return group == k ? kw : group; }
+// The k over which a warp sums before applying the scale: a group, or its whole slice
+// when that lies within one group (more warps than groups on a short K: K = 512 over 8
+// warps, 64 k each, bench/NOTES.md linear v29) or when there is one scale per column
+// (per-channel, group == k).
+KF_HD constexpr int fold_k(int k, int group, int kw) { return group == k || kw < group ? kw : group; }
 
 // Shared memory: each warp's ring of STAGES slots, a slot holding the 16-byte rows every
 // lane copies for one span (a weight row per 32-column chunk, its two rows of x), and,
@@ -139,9 +141,10 @@ KF_HD constexpr int dynamic_shared_bytes(int block_n, int warps, int stages, int
 }
 
 // A config the template accepts: whole 32-column chunks; each of the warps * split_k
-// slices of K whole spans and, unless per-channel, whole groups (the scale is applied
-// once per group); a ring no deeper than the slice's spans (deeper slots would never be
-// filled) whose slots fit the shared memory a block can have.
+// slices of K whole spans and, unless per-channel, whole groups or a whole part of one
+// (the scale is applied once per group, or once per slice); a ring no deeper than the
+// slice's spans (deeper slots would never be filled) whose slots fit the shared memory a
+// block can have.
 KF_HD constexpr bool valid(int n, int k, int group, int block_n, int warps, int split_k, int stages,
                            int block_m = kRows) {
   if (block_m != kRows && block_m != kRowsSwapped) return false;
@@ -153,6 +156,7 @@ KF_HD constexpr bool valid(int n, int k, int group, int block_n, int warps, int 
   if (split_k > 1 && block_m * block_n % (warps * 32) != 0) return false;
   const int fold = fold_k(k, group, kw);
   if (fold % kSpan != 0 || kw < fold || kw % fold != 0) return false;
+  if (kw < group && group % kw != 0) return false;  // a slice within one group
   return stages >= 1 && stages <= kMaxStages && stages <= kw / kSpan &&
          shared_bytes(block_n, warps, stages, block_m) + kEpilogueShared <= kMaxShared;
 }
