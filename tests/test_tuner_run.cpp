@@ -466,6 +466,41 @@ TEST_CASE("autotune: close contenders are timed again, and a lucky first timing 
   }
 }
 
+TEST_CASE("autotune: --retime-before times again what was measured before it, and a rerun resumes") {
+  TempDir dir("tuner-retime");
+  const std::string db = dir.sub("kforge.sqlite");
+  write_fake_pack(db);
+  kf::FakeMeasurer first({});
+  run_in_process(options(db), first);
+  REQUIRE(first.measurements() == full_run_measurements());
+  // Half the shape's rows as if from an earlier run.
+  sqlite3* h = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(h, "UPDATE results SET measured_at = '2026-01-01T00:00:00Z' WHERE m <= 4", nullptr, nullptr,
+                       nullptr) == SQLITE_OK);
+  sqlite3_close(h);
+  const double old_rows = scalar(db, "SELECT count(*) FROM results WHERE measured_at < '2026-06-01T00:00:00Z'");
+  REQUIRE(old_rows > 0);
+  kf::AutotuneOptions o = options(db);
+  o.retime_before = "2026-06-01T00:00:00Z";
+  kf::FakeMeasurer again({});
+  const InProcess r = run_in_process(o, again);
+  CHECK(again.measurements() == full_run_measurements({1, 4}));  // exactly the old rows' measurements
+  CHECK(r.stats.skipped == scalar(db, "SELECT count(*) FROM results WHERE m > 4 AND disposition != 'pruned'"));
+  CHECK(scalar(db, "SELECT count(*) FROM results WHERE measured_at < '2026-06-01T00:00:00Z'") == 0);  // replaced
+  CHECK(scalar(db, "SELECT count(*) FROM results") == full_run_rows());
+  // The same time again: everything is from after it now, so nothing is redone.
+  kf::FakeMeasurer resumed({});
+  CHECK(run_in_process(o, resumed).stats.measured == 0);
+  CHECK(resumed.measurements() == 0);
+  check_winners_consistent(db, "kforge-fake-gpu", true);
+  // Not a time: refused before measuring, naming the value.
+  o.retime_before = "yesterday";
+  kf::FakeMeasurer bad({});
+  CHECK_THROWS_WITH_AS(run_in_process(o, bad), doctest::Contains("--retime-before 'yesterday'"), kf::Error);
+  CHECK(bad.measurements() == 0);
+}
+
 TEST_CASE("autotune: --confirm-rounds and --confirm-within are checked") {
   TempDir dir("tuner-confirm-bad");
   const std::string db = dir.sub("kforge.sqlite");

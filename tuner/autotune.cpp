@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <regex>
 
 #include "arch.h"
 #include "device_plan.h"
@@ -49,6 +50,10 @@ void validate(const AutotuneOptions& opt) {
     throw Error("--confirm-within must be a fraction in [0, 1] (got " + std::to_string(opt.confirm_within) + ")");
   if (opt.max_candidates < 0) throw Error("--max-candidates must not be negative");
   if (opt.time_budget_s < 0) throw Error("--time-budget must not be negative");
+  // The form results.measured_at is stored in, so that text order is time order.
+  static const std::regex utc("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z");
+  if (!opt.retime_before.empty() && !std::regex_match(opt.retime_before, utc))
+    throw Error("--retime-before '" + opt.retime_before + "' is not a UTC time like 2026-12-01T21:00:00Z");
   for (const auto* list : {&opt.ms, &opt.mla_qs}) {
     if (list->empty()) throw Error("--m needs at least one value");
     for (int64_t m : *list)
@@ -199,7 +204,7 @@ struct Run {
     const int64_t m = job.m;
     const TuneKey& key = job.key;
     // Re-read per batch: another process on this DB may have measured some meanwhile.
-    const auto done = db.stored(prov, key);
+    const auto done = db.stored(prov, key, opt.retime_before);
     std::vector<ResultRow> rows;
     std::vector<const PackKernel*> timed;  // rows[i] is timed[i]'s (null: not timed here)
     bool go_on = true;

@@ -42,6 +42,12 @@ struct AutotuneOptions {
   int jobs = 0;                  // parallel compiles; 0 = hardware threads
   double time_budget_s = 0;      // stop (as on Ctrl-C) after this much wall time, compiling included; 0 = none
   bool warm = false;             // no L2 flush between runs (rows get cold_l2 = 0)
+  // "" = off; a UTC time as stored in results.measured_at (2026-12-01T21:00:00Z): stored
+  // measurements taken before it are not skipped but timed again and replaced, so that
+  // every candidate a winner is picked from was timed in the same run (timings of one
+  // kernel taken in different runs differed by up to 0.5 us on the H200, bench/NOTES.md
+  // linear v29). A resumed run passes the same time and skips what it already redid.
+  std::string retime_before;
   int reps = 50;
   // Close contenders: the passed candidates of a batch (one shape, M and routing) within
   // confirm_within of its fastest are timed confirm_rounds more times each, interleaved,

@@ -80,11 +80,12 @@ void ResultsDb::exec(const std::string& sql) const {
   }
 }
 
-std::set<std::pair<std::string, int64_t>> ResultsDb::stored(const Provenance& p, const TuneKey& key) const {
+std::set<std::pair<std::string, int64_t>> ResultsDb::stored(const Provenance& p, const TuneKey& key,
+                                                             const std::string& measured_since) const {
   Stmt s(db_, path_,
          "SELECT kernel, m FROM results WHERE arch = ?1 AND device = ?2 AND op = ?3 AND shape = ?4 AND cold_l2 = ?5"
-         " AND routing = ?6 AND disposition != 'pruned'");
-  s.key(p, key);
+         " AND routing = ?6 AND disposition != 'pruned' AND (?7 = '' OR measured_at >= ?7)");
+  s.key(p, key).text(7, measured_since);
   std::set<std::pair<std::string, int64_t>> out;
   while (s.row()) out.insert({s.col_text(0), sqlite3_column_int64(s.s, 1)});
   return out;

@@ -49,8 +49,10 @@ class ResultsDb {
 
   // (kernel, m) already stored for this device and key: what a resumed run skips. Pruned
   // rows are not among them: the pruning rules may have changed since (they cost no GPU
-  // time to apply again).
-  std::set<std::pair<std::string, int64_t>> stored(const Provenance& p, const TuneKey& key) const;
+  // time to apply again); nor, given `measured_since` (a measured_at time), rows taken
+  // before it.
+  std::set<std::pair<std::string, int64_t>> stored(const Provenance& p, const TuneKey& key,
+                                                    const std::string& measured_since = "") const;
   // Inserts (or replaces) `rows` and recomputes the key's winners from everything stored,
   // all in one transaction. Returns the new winners. Rows of a routing archetype also
   // recompute the routing-robust winners (routing '') from every archetype stored for
