@@ -83,10 +83,8 @@ void append_skinny_configs(const LinearShape& s, const ArchInfo& arch, std::init
       for (int w : {2, 4, 8, 16})
         for (int sk : splits)
           for (int st : stages)
-            if (w4a16::skinny::valid(n, k, g, bn, w, sk, st, bm)) {
-              out.push_back({LinearKind::skinny, bm, bn, w4a16::skinny::kSpan, w, sk, st});
-              out.back().swapped = swapped;
-            }
+            if (w4a16::skinny::valid(n, k, g, bn, w, sk, st, bm))
+              out.push_back({LinearKind::skinny, bm, bn, w4a16::skinny::kSpan, w, sk, st, false, false, swapped});
 }
 
 std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const ArchInfo& arch) {

@@ -169,8 +169,7 @@ bool parse_linear_config_key(const char* text, LinearConfigKey* config) {
   const bool red = !silu && eat(&p, "_red");
   if (*p != '\0') return false;
   *config = {static_cast<int>(v[0]), static_cast<int>(v[1]), static_cast<int>(v[2]),
-             static_cast<int>(v[3]), static_cast<int>(v[4]), static_cast<int>(v[5]), silu, red};
-  config->swapped = swapped;
+             static_cast<int>(v[3]), static_cast<int>(v[4]), static_cast<int>(v[5]), silu, red, swapped};
   return true;
 }
 
