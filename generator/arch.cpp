@@ -23,7 +23,7 @@ const std::vector<ArchInfo>& arch_table() {
       {"gfx1151", Vendor::amd, "v_wmma", 32, 65536, 131072, 4, 16, 1536, 24, 32},
       {"gfx1100", Vendor::amd, "v_wmma", 32, 65536, 131072, 4, 16, 1536, 24, 32},
       {"gfx942", Vendor::amd, "v_mfma", 64, 65536, 65536, 4, 8, 512, 8, 32},
-      {"sm_90a", Vendor::nvidia, "HMMA", 32, 49152, 233472, 4, 16, 65536, 256, 32, 232448, true},
+      {"sm_90a", Vendor::nvidia, "HMMA", 32, 49152, 233472, 4, 16, 65536, 256, 32, 232448, true, 132},
   };
   return table;
 }

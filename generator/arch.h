@@ -25,6 +25,9 @@ struct ArchInfo {
   int max_blocks_per_cu;    // hardware workgroup/block slots per CU/SM
   int max_dynamic_lds_per_block = 0;  // with a launch-time opt-in (NVIDIA); 0: none beyond max_lds_per_block
   bool warpgroup_mma = false;         // Hopper's wgmma (the w4a16_linear wgmma kind)
+  // SMs of the arch's largest common part (H100 SXM and H200: 132): the most blocks a
+  // stream-K grid is built for (a launch takes fewer on a smaller part); 0: no stream-K.
+  int stream_blocks = 0;
 };
 
 // Throws kf::Error naming the unknown arch and the supported ones.

@@ -1,5 +1,6 @@
 #include "linear_family.h"
 
+#include <algorithm>
 #include <regex>
 
 #include "error.h"
@@ -61,7 +62,8 @@ const char* kind_name(LinearKind kind) {
 std::string LinearConfig::key() const {
   return "bm" + std::to_string(block_m) + "_bn" + std::to_string(block_n) + "_bk" +
          std::to_string(block_k) + "_w" + std::to_string(warps) + "_sk" + std::to_string(split_k) +
-         "_s" + std::to_string(stages) + (swapped ? "_sw" : "") + (silu ? "_silu" : "") + (red ? "_red" : "");
+         "_s" + std::to_string(stages) + (stream_blocks > 0 ? "_stk" + std::to_string(stream_blocks) : "") +
+         (swapped ? "_sw" : "") + (silu ? "_silu" : "") + (red ? "_red" : "");
 }
 
 std::string linear_kernel_name(const LinearShape& shape, const LinearConfig& cfg) {
@@ -154,6 +156,18 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
           for (int sk : {2, 4, 8})
             if (wgmma_warps_fit(bm, w) && w4a16::wgmma::valid(n, k, g, bm, 16 * w, bk, w, 4, s.asym, sk))
               out.push_back({LinearKind::wgmma, bm, 16 * w, bk, w, sk, 4});
+    // Stream-K (_stkB): the tiles' k-steps dealt evenly to one block per SM, for the Ms
+    // whose tiles are not a whole number of waves (9216 x 2048 at M = 256 and 1024:
+    // 96 and 288 tiles of the best shapes on 132 SMs; bench/NOTES.md linear v30).
+    for (int bm : {64, 128, 256})
+      for (int w : {8, 12})
+        for (int bk : {64, 128})
+          if (arch.stream_blocks > 0 && wgmma_warps_fit(bm, w) &&
+              w4a16::wgmma::stream_valid(n, k, g, bm, 16 * w, bk, w, 4, s.asym, arch.stream_blocks)) {
+            LinearConfig c{LinearKind::wgmma, bm, 16 * w, bk, w, 1, 4};
+            c.stream_blocks = arch.stream_blocks;
+            out.push_back(c);
+          }
   }
   return out;
 }
@@ -183,6 +197,9 @@ Candidate make_linear_candidate(const LinearShape& s, const LinearConfig& cfg, c
   if (cfg.swapped && cfg.kind != LinearKind::skinny)
     throw Error("_sw (the swapped form at block_m 16) is a skinny config, not " + std::string(kind_name(cfg.kind)) +
                 "'s (" + cfg.key() + ")");
+  if (cfg.stream_blocks > 0 && (cfg.kind != LinearKind::wgmma || cfg.split_k != 1))
+    throw Error("_stk (a stream-K grid) is a wgmma config without split-K, not " + std::string(kind_name(cfg.kind)) +
+                " " + cfg.key());
   if (cfg.silu) throw Error("the fused SiLU epilogue (" + cfg.key() + ") is a w4a16_moe_gemm1 config, not w4a16_linear's");
   if (cfg.red) throw Error("the top_k reduction epilogue (" + cfg.key() + ") is a w4a16_moe_gemm2 config, not w4a16_linear's");
   Candidate c;
@@ -240,8 +257,10 @@ Candidate make_linear_candidate(const LinearShape& s, const LinearConfig& cfg, c
     c.params["split_k"] = std::to_string(cfg.split_k);
     c.params["stages"] = std::to_string(cfg.stages);
     // A split wgmma tile's blocks form one thread-block cluster and sum on chip (wgmma.h).
-    if (cfg.kind == LinearKind::wgmma)
+    if (cfg.kind == LinearKind::wgmma) {
       c.params["cluster"] = cfg.split_k > 1 ? "__cluster_dims__(1, 1, " + std::to_string(cfg.split_k) + ")" : "";
+      c.params["stream_blocks"] = std::to_string(cfg.stream_blocks);
+    }
     c.needs_mma = true;
     c.min_occupancy = 1;
     c.dynamic_shared = linear_dynamic_shared(s, cfg);
@@ -278,10 +297,12 @@ bool splits_on_chip(const LinearConfig& cfg) {
 
 // The kernel ABI's own formulas (templates/w4a16_linear/launch.h), shared with the runtime.
 int64_t linear_workspace_floats(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
+  if (cfg.stream_blocks > 0) return w4a16::wgmma::stream_workspace_floats(cfg.stream_blocks, cfg.block_m, cfg.block_n);
   return splits_on_chip(cfg) ? 0 : w4a16::workspace_floats(cfg.split_k, s.n, m);
 }
 
 int64_t linear_counter_ints(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
+  if (cfg.stream_blocks > 0) return w4a16::wgmma::stream_counter_ints(cfg.stream_blocks);
   return splits_on_chip(cfg) ? 0 : w4a16::counter_ints(cfg.split_k, cfg.block_m, cfg.block_n, s.n, m);
 }
 
@@ -291,7 +312,8 @@ namespace kf {
 
 LinearConfig parse_linear_config(const std::string& kind, const std::string& key) {
   static const std::regex re(
-      "bm([1-9][0-9]*)_bn([1-9][0-9]*)_bk([1-9][0-9]*)_w([1-9][0-9]*)_sk([1-9][0-9]*)_s([1-9][0-9]*)(_sw)?(_silu|_red)?");
+      "bm([1-9][0-9]*)_bn([1-9][0-9]*)_bk([1-9][0-9]*)_w([1-9][0-9]*)_sk([1-9][0-9]*)_s([1-9][0-9]*)(?:_stk([1-9][0-9]*))?"
+      "(_sw)?(_silu|_red)?");
   std::smatch m;
   if ((kind != "decode" && kind != "skinny" && kind != "prefill" && kind != "wgmma" && kind != "generic") ||
       !std::regex_match(key, m, re))
@@ -310,9 +332,10 @@ LinearConfig parse_linear_config(const std::string& kind, const std::string& key
     c.warps = std::stoi(m[4]);
     c.split_k = std::stoi(m[5]);
     c.stages = std::stoi(m[6]);
-    c.swapped = m[7] == "_sw";
-    c.silu = m[8] == "_silu";
-    c.red = m[8] == "_red";
+    c.stream_blocks = m[7].matched ? std::stoi(m[7]) : 0;
+    c.swapped = m[8] == "_sw";
+    c.silu = m[9] == "_silu";
+    c.red = m[9] == "_red";
   } catch (const std::out_of_range&) {
     throw Error("w4a16_linear config '" + key + "' has a number out of range");
   }
@@ -327,13 +350,15 @@ int linear_dynamic_shared(const LinearShape& s, const LinearConfig& cfg) {
   return 0;
 }
 
-LaunchGrid linear_grid(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
+LaunchGrid linear_grid(const LinearShape& s, const LinearConfig& cfg, int64_t m, int compute_units) {
   // skinny launches like decode: grid (N / block_n, split_k, ceil(M / block_m)); wgmma
   // like prefill: grid (N / block_n, ceil(M / block_m), 1).
   const w4a16::Kind kind = cfg.kind == LinearKind::decode || cfg.kind == LinearKind::skinny ? w4a16::Kind::decode
                            : cfg.kind == LinearKind::prefill || cfg.kind == LinearKind::wgmma ? w4a16::Kind::prefill
                                                                                             : w4a16::Kind::generic;
-  const w4a16::Grid g = w4a16::launch_grid(kind, s.n, m, cfg.block_m, cfg.block_n, cfg.split_k);
+  w4a16::Grid g = w4a16::launch_grid(kind, s.n, m, cfg.block_m, cfg.block_n, cfg.split_k, cfg.stream_blocks);
+  // Stream-K blocks wait on each other: at most one per SM, as the runtime launches them.
+  if (cfg.stream_blocks > 0 && compute_units > 0) g.x = std::min(g.x, static_cast<uint32_t>(compute_units));
   return {g.x, g.y, g.z, static_cast<unsigned>(linear_dynamic_shared(s, cfg))};
 }
 

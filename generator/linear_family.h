@@ -53,9 +53,11 @@ struct LinearConfig {
                       // atomic adds (templates/w4a16_moe/gemm.h): the MoE family's gemm2 only
   bool swapped = false;  // skinny block_m 16 in the swapped form (weights as the A operand,
                          // dequantised once for both 8-row halves: skinny.h PAIRED); key _sw
+  int stream_blocks = 0;  // wgmma only: stream-K over at most this many blocks (key _stkB;
+                          // templates/w4a16_linear/wgmma_tiling.h); 0: a block per tile
 
-  // bm64_bn128_bk64_w4_sk1_s2, then _sw for the swapped skinny form at block_m 16, and
-  // _silu or _red for those epilogues: fixed
+  // bm64_bn128_bk64_w4_sk1_s2, then _stkB for a stream-K wgmma grid, _sw for the swapped
+  // skinny form at block_m 16, and _silu or _red for those epilogues: fixed
   // order, every knob, so within a kind equal keys = equal configs (the kernel name adds
   // the kind).
   std::string key() const;
@@ -122,6 +124,7 @@ struct LaunchGrid {
 // the skinny kind's rings above 48 KiB, the wgmma kind's whole ring; 0 for everything
 // else (the MoE GEMMs pass their expert's shape).
 int linear_dynamic_shared(const LinearShape& shape, const LinearConfig& cfg);
-LaunchGrid linear_grid(const LinearShape& shape, const LinearConfig& cfg, int64_t m);
+// `compute_units`: the device's SMs, which bound a stream-K grid (0: unknown, B blocks).
+LaunchGrid linear_grid(const LinearShape& shape, const LinearConfig& cfg, int64_t m, int compute_units = 0);
 
 }  // namespace kf

@@ -150,6 +150,8 @@ Candidate make_moe_candidate(const MoeShape& s, const LinearConfig& cfg, const A
   if (cfg.silu && s.gemm != 1) throw Error("the fused SiLU epilogue (" + cfg.key() + ") is for w4a16_moe_gemm1 only");
   if (cfg.red && s.gemm != 2) throw Error("the top_k reduction epilogue (" + cfg.key() + ") is for w4a16_moe_gemm2 only");
   if (cfg.swapped) throw Error("the swapped skinny form at block_m 16 (" + cfg.key() + ") is w4a16_linear's only");
+  if (cfg.stream_blocks > 0)
+    throw Error("a stream-K grid (" + cfg.key() + ") is w4a16_linear's only: routed rows take one block per tile");
   LinearConfig body = cfg;  // the w4a16_linear parameters: everything but the epilogue
   body.silu = body.red = false;
   Candidate c = make_linear_candidate(s.expert(), body, arch);
@@ -167,6 +169,7 @@ Candidate make_moe_candidate(const MoeShape& s, const LinearConfig& cfg, const A
   if (cfg.kind == LinearKind::wgmma) {  // gemm_wgmma.cu.in: never split
     c.params.erase("split_k");
     c.params.erase("cluster");
+    c.params.erase("stream_blocks");
   }
   return c;
 }

@@ -89,6 +89,14 @@ KF_INLINE float load_coherent(const float* p) {
 KF_INLINE int atomic_add_shared(int* p, int v) {
   return __hip_atomic_fetch_add(p, v, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_WORKGROUP);
 }
+// A flag between workgroups: the store publishes what this workgroup wrote before its
+// last barrier; the load, once it sees the value, makes those writes visible.
+KF_INLINE void store_release_device(int* p, int v) {
+  __hip_atomic_store(p, v, __ATOMIC_RELEASE, __HIP_MEMORY_SCOPE_AGENT);
+}
+KF_INLINE int load_acquire_device(const int* p) {
+  return __hip_atomic_load(p, __ATOMIC_ACQUIRE, __HIP_MEMORY_SCOPE_AGENT);
+}
 #else
 KF_INLINE void barrier() { __syncthreads(); }
 KF_INLINE void fence_device() { __threadfence(); }
@@ -96,6 +104,14 @@ KF_INLINE int atomic_add_device(int* p, int v) { return atomicAdd(p, v); }
 KF_INLINE void atomic_store_device(int* p, int v) { atomicExch(p, v); }
 KF_INLINE float load_coherent(const float* p) { return __ldcg(p); }
 KF_INLINE int atomic_add_shared(int* p, int v) { return atomicAdd(p, v); }
+KF_INLINE void store_release_device(int* p, int v) {
+  asm volatile("st.release.gpu.global.b32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+KF_INLINE int load_acquire_device(const int* p) {
+  int v;
+  asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
 #endif
 
 // e^x at the hardware's approximate rate (activation epilogues; not for references).

@@ -51,7 +51,7 @@ std::vector<kf::LinearShape> qwen_shapes() {
 bool same_fields(const kf::LinearConfig& a, const kf::LinearConfig& b) {
   return a.kind == b.kind && a.block_m == b.block_m && a.block_n == b.block_n &&
          a.block_k == b.block_k && a.warps == b.warps && a.split_k == b.split_k &&
-         a.stages == b.stages && a.swapped == b.swapped;
+         a.stages == b.stages && a.swapped == b.swapped && a.stream_blocks == b.stream_blocks;
 }
 
 // The wgmma configs of `warps` warps the generator emits for a shape on sm_90a, each
@@ -60,7 +60,7 @@ bool same_fields(const kf::LinearConfig& a, const kf::LinearConfig& b) {
 int wide_wgmma_configs(const kf::LinearShape& s, int warps) {
   int count = 0;
   for (const auto& c : kf::enumerate_linear_configs(s, kf::arch_info("sm_90a"))) {
-    if (c.kind != kf::LinearKind::wgmma || c.warps != warps) continue;
+    if (c.kind != kf::LinearKind::wgmma || c.warps != warps || c.stream_blocks > 0) continue;  // one block per tile
     ++count;
     CHECK(c.block_n == 16 * warps);
     CHECK(c.block_m <= 128);
@@ -407,6 +407,17 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
               ++valid;
               CHECK(has({kf::LinearKind::wgmma, bm, 16 * w, bk, w, sk, 4}));
             }
+    // and stream-K over the arch's SMs (_stkB)
+    for (int bm : {64, 128, 256})
+      for (int w : {8, 12})
+        for (int bk : {64, 128})
+          if (arch.stream_blocks > 0 && (w < 12 || bm <= 128) &&
+              kf::w4a16::wgmma::stream_valid(2048, 512, 128, bm, 16 * w, bk, w, 4, false, arch.stream_blocks)) {
+            ++valid;
+            kf::LinearConfig c{kf::LinearKind::wgmma, bm, 16 * w, bk, w, 1, 4};
+            c.stream_blocks = arch.stream_blocks;
+            CHECK(has(c));
+          }
     CHECK(first.size() == valid);
   }
 }
@@ -454,6 +465,133 @@ TEST_CASE("enumerate_linear_configs: four-warpgroup wgmma tiles, 256 columns, up
   CHECK(wide_wgmma_configs({1152, 2048, 128, true, false}, 16) == 0);
   for (const auto& c : kf::enumerate_linear_configs({2048, 4096, 128, true, false}, kf::arch_info("gfx942")))
     CHECK(c.kind != kf::LinearKind::wgmma);
+}
+
+TEST_CASE("wgmma stream-K (_stkB): key, parse, candidate, grid and scratch; wgmma without split-K, sm_90a only") {
+  const kf::LinearShape s{9216, 2048, 128, true, false};
+  kf::LinearConfig c{kf::LinearKind::wgmma, 128, 192, 128, 12, 1, 4};
+  c.stream_blocks = 132;
+  CHECK(c.key() == "bm128_bn192_bk128_w12_sk1_s4_stk132");
+  const kf::LinearConfig back = kf::parse_linear_config("wgmma", c.key());
+  CHECK(back.stream_blocks == 132);
+  CHECK(same_fields(back, c));
+  CHECK(kf::parse_linear_config("wgmma", "bm128_bn192_bk128_w12_sk1_s4").stream_blocks == 0);
+  for (const char* bad : {"bm128_bn192_bk128_w12_sk1_s4_stk", "bm128_bn192_bk128_w12_sk1_s4_stk0",
+                          "bm128_bn192_bk128_w12_sk1_s4stk132", "bm128_bn192_bk128_w12_sk1_s4_sw_stk132"})
+    CHECK_THROWS_AS(kf::parse_linear_config("wgmma", bad), kf::Error);
+
+  const kf::Candidate cand = kf::make_linear_candidate(s, c, kf::arch_info("sm_90a"));
+  CHECK(cand.name == "w4a16_linear_wgmma_n9216_k2048_g128_bf16_sym_bm128_bn192_bk128_w12_sk1_s4_stk132");
+  CHECK(cand.params.at("stream_blocks") == "132");
+  CHECK(cand.params.at("cluster") == "");
+  CHECK(kf::make_linear_candidate(s, {kf::LinearKind::wgmma, 128, 192, 128, 12, 1, 4}, kf::arch_info("sm_90a"))
+            .params.at("stream_blocks") == "0");
+  // B blocks whatever M (fewer on a part with fewer SMs); scratch for B tiles and B flags.
+  for (int64_t m : {1, 256, 4096}) {
+    INFO("m " << m);
+    const kf::LaunchGrid g = kf::linear_grid(s, c, m);
+    CHECK((g.x == 132 && g.y == 1 && g.z == 1));
+    CHECK(kf::linear_workspace_floats(s, c, m) == 132 * 128 * 192);
+    CHECK(kf::linear_counter_ints(s, c, m) == 132);
+    CHECK(kf::linear_grid(s, c, m, 114).x == 114);  // one block per SM of a smaller part
+    CHECK(kf::linear_grid(s, c, m, 200).x == 132);
+  }
+  kf::LinearConfig split = c;
+  split.split_k = 2;
+  CHECK_THROWS_AS(kf::make_linear_candidate(s, split, kf::arch_info("sm_90a")), kf::Error);
+  kf::LinearConfig skinny{kf::LinearKind::skinny, 16, 64, 32, 4, 1, 4};
+  skinny.stream_blocks = 132;
+  CHECK_THROWS_AS(kf::make_linear_candidate(s, skinny, kf::arch_info("sm_90a")), kf::Error);
+
+  // Enumerated for sm_90a's 132 SMs: block_m 64, 128, 256 x two or three warpgroups x
+  // block_k 64, 128 at 4 stages, three warpgroups only up to block_m 128 (and where 192
+  // divides N), block_m 256 only at block_k 64 (four 72 KiB stages do not fit).
+  for (const auto& arch : kf::supported_archs()) {
+    INFO(arch);
+    int stream = 0;
+    for (const auto& e : kf::enumerate_linear_configs(s, kf::arch_info(arch))) {
+      if (e.stream_blocks == 0) continue;
+      ++stream;
+      CHECK(e.kind == kf::LinearKind::wgmma);
+      CHECK(e.split_k == 1);
+      CHECK(e.stream_blocks == 132);
+      CHECK(kf::w4a16::wgmma::stream_valid(9216, 2048, 128, e.block_m, e.block_n, e.block_k, e.warps, e.stages, false,
+                                           132));
+    }
+    CHECK(stream == (arch == "sm_90a" ? 5 + 4 : 0));
+  }
+  int narrow = 0;  // 192 does not divide 2048: two warpgroups only
+  for (const auto& e : kf::enumerate_linear_configs({2048, 4096, 128, true, false}, kf::arch_info("sm_90a")))
+    narrow += e.stream_blocks > 0;
+  CHECK(narrow == 5);
+  CHECK_FALSE(kf::w4a16::wgmma::stream_valid(9216, 2048, 128, 128, 192, 128, 12, 4, false, 0));
+  CHECK_FALSE(kf::w4a16::wgmma::stream_valid(9216, 2048, 128, 128, 192, 128, 12, 4, false, 2048));
+}
+
+// Deals the steps of `tiles` tiles of `tile_steps` k-steps to `blocks` blocks the way
+// wgmma.h walks them, and checks what the kernel relies on: each step is multiplied
+// once; a block contributes at most once, in the first run it takes; each tile is stored
+// by one run, which waits only on lower tickets, and exactly on the blocks that
+// contributed to that tile.
+void check_stream_runs(int tiles, int tile_steps, int blocks) {
+  namespace wg = kf::w4a16::wgmma;
+  CAPTURE(tiles);
+  CAPTURE(tile_steps);
+  CAPTURE(blocks);
+  const long long steps = static_cast<long long>(tiles) * tile_steps;
+  std::vector<int> multiplied(steps, 0), stored(tiles, 0);
+  std::vector<std::set<int>> contributors(tiles), awaited(tiles);
+  int runs = 0;
+  for (int ticket = 0; ticket < blocks; ++ticket) {
+    const long long first = wg::stream_first_step(ticket, blocks, steps);
+    int taken = 0;
+    for (long long end = wg::stream_first_step(ticket + 1, blocks, steps); end > first; ++taken) {
+      const wg::StreamRun r = wg::stream_run(first, end, tile_steps);
+      REQUIRE(r.begin < end);
+      REQUIRE(r.tile == r.begin / tile_steps);  // one tile per run
+      for (long long i = r.begin; i < end; ++i) ++multiplied[i];
+      ++runs;
+      if (r.role == wg::StreamRole::contribute) {
+        CHECK(taken == 0);
+        contributors[r.tile].insert(ticket);
+      } else {
+        ++stored[r.tile];
+      }
+      if (r.role == wg::StreamRole::finish) {
+        const long long tile_first = static_cast<long long>(r.tile) * tile_steps;
+        for (int b = wg::stream_block_of(tile_first, blocks, steps); b < ticket; ++b)
+          if (wg::stream_holds_steps(b, blocks, steps)) awaited[r.tile].insert(b);
+        CHECK_FALSE(awaited[r.tile].empty());
+      }
+      end = r.begin;
+    }
+    if (!wg::stream_holds_steps(ticket, blocks, steps)) CHECK(taken == 0);
+  }
+  CHECK(std::count(multiplied.begin(), multiplied.end(), 1) == steps);
+  CHECK(std::count(stored.begin(), stored.end(), 1) == tiles);
+  for (int t = 0; t < tiles; ++t) {
+    CHECK(awaited[t] == contributors[t]);
+    const int finisher = wg::stream_block_of(static_cast<long long>(t + 1) * tile_steps - 1, blocks, steps);
+    for (int b : contributors[t]) CHECK(b < finisher);
+  }
+  CHECK(runs <= tiles + blocks);
+}
+
+TEST_CASE("wgmma stream-K runs: every step once, every tile stored once, waits only on the blocks that contributed") {
+  for (int tiles : {1, 5, 96, 288})
+    for (int tile_steps : {1, 4, 16, 32})
+      for (int blocks : {1, 2, 7, 132, 200}) check_stream_runs(tiles, tile_steps, blocks);
+  // 9216 x 2048 at M = 256, block_m 128 x block_n 192, block_k 128: 96 tiles of 16 steps
+  // on 132 blocks: 11 or 12 steps each, so every tile is split between two blocks.
+  namespace wg = kf::w4a16::wgmma;
+  CHECK(wg::stream_first_step(1, 132, 96 * 16) == 11);
+  CHECK(wg::stream_first_step(132, 132, 96 * 16) == 96 * 16);
+  CHECK(wg::stream_block_of(0, 132, 96 * 16) == 0);
+  CHECK(wg::stream_block_of(11, 132, 96 * 16) == 1);
+  CHECK(wg::stream_block_of(96 * 16 - 1, 132, 96 * 16) == 131);
+  // Fewer steps than blocks: some blocks hold none.
+  CHECK_FALSE(wg::stream_holds_steps(0, 8, 3));
+  CHECK(wg::stream_holds_steps(7, 8, 3));
 }
 
 TEST_CASE("enumerate_linear_configs: wave size shapes the decode space") {

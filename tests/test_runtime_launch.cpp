@@ -163,6 +163,53 @@ TEST_CASE("a skinny row is served like a decode one, for linear and MoE, in all 
   REQUIRE(kf_kernel_name(sw) == paired);
 }
 
+TEST_CASE("a stream-K wgmma row: B tiles of workspace and B counters at every M; w4a16_linear's wgmma kind only") {
+  TempDir dir{"rt-stream-k"};
+  TestPackBuilder b;
+  const std::string stream = b.add_kernel("wgmma", kShape, "bm128_bn128_bk64_w8_sk1_s4_stk132", "sm_90a", 256);
+  b.add_winner(kShape, b.add_kernel("skinny", kShape, "bm16_bn64_bk32_w4_sk1_s4", "sm_90a", 128), 1, 16);
+  b.add_winner(kShape, stream, 17, 4096);
+  // Refused: with split-K, on another kind, for an MoE GEMM, beyond the wgmma rules.
+  const char* kOther = "n4096_k2048_g128_bf16_sym";
+  const std::string split = b.add_kernel("wgmma", kOther, "bm128_bn128_bk64_w8_sk2_s4_stk132", "sm_90a", 256);
+  b.add_winner(kOther, split, 1, 16);
+  const std::string skinny = b.add_kernel("skinny", kOther, "bm16_bn64_bk32_w4_sk1_s4_stk132", "sm_90a", 128);
+  b.add_winner(kOther, skinny, 17, 64);
+  const std::string wide = b.add_kernel("wgmma", kOther, "bm256_bn128_bk128_w8_sk1_s4_stk132", "sm_90a", 256);
+  b.add_winner(kOther, wide, 65, 4096);
+  const char* kExpert = "e8_topk2_n256_k256_g128_bf16_sym";
+  const std::string moe = b.add_moe_kernel(1, "wgmma", kExpert, "bm64_bn128_bk64_w8_sk1_s4_stk132");
+  b.add_moe_winner(1, kExpert, moe, 1, 4096);
+  b.write(dir.file("kforge.sqlite"));
+  DbPtr db;
+  std::string warnings;
+  {
+    CaptureStderr err(dir);
+    db = open_for_arch(dir.file("kforge.sqlite"));
+    warnings = err.text();
+  }
+  CHECK_FALSE(contains(warnings, stream));
+  for (const std::string& bad : {split, skinny, moe}) CHECK(contains(warnings, bad));
+  CHECK(contains(warnings, "_stk) is for w4a16_linear's wgmma kind only, without split-K"));
+  CHECK(contains(warnings, wide));  // four 72 KiB stages
+  CHECK(contains(warnings, "outside the wgmma kind's rules"));
+
+  const kf_kernel* k = select(db.get(), 300);
+  REQUIRE(kf_kernel_name(k) == stream);
+  int64_t floats = -1, counters = -1;
+  for (int64_t m : {17, 300, 4096}) {
+    REQUIRE(kf_kernel_workspace(k, m, &floats, &counters) == KF_OK);
+    CHECK(floats == 132 * 128 * 128);
+    CHECK(counters == 132);
+  }
+  REQUIRE(kf_db_max_workspace(db.get(), 4096, &floats, &counters) == KF_OK);
+  CHECK(floats == 132 * 128 * 128);
+  CHECK(counters == 132);
+  kf_linear_args a = fake_args(300);
+  CHECK(kf_launch(k, &a, nullptr) == KF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(kf_last_error(), "stream-K kernel needs args->workspace and args->counters"));
+}
+
 TEST_CASE("kf_launch checks its arguments before it needs a device") {
   LaunchPack p;
   DbPtr db = open_for_arch(p.path);

@@ -172,7 +172,7 @@ struct LinearSteps {
       throw Error("cannot prepare " + d.info_.name + " for " + d.shape_key_ + " at M=" + std::to_string(m) + ": " +
                   e.message);
     }
-    const LaunchGrid g = linear_grid(shape, parse_linear_config(k.kind, k.config), m);
+    const LaunchGrid g = linear_grid(shape, parse_linear_config(k.kind, k.config), m, d.info_.compute_units);
     kf_linear_args args = linear_args(shape, m, d.x_.raw(), d.qw_.raw(), d.sc_.raw(), d.qz_.raw(), d.y_.raw(),
                                       d.ws_.raw(), d.cnt_.raw());
     return d.guarded([&](Measurement& r) {

@@ -157,6 +157,8 @@ const char* parse_kernel(const KernelRow& row, KernelImpl* k) {
   if (k->config.red && gemm != 2) return "the top_k reduction epilogue (_red) is for w4a16_moe_gemm2 only";
   if (k->config.swapped && (gemm != 0 || row.kind != "skinny" || k->config.block_m != w4a16::skinny::kRows))
     return "the swapped form at block_m 16 (_sw) is for w4a16_linear's skinny kind only";
+  if (k->config.stream_blocks > 0 && (gemm != 0 || row.kind != "wgmma" || k->config.split_k != 1))
+    return "a stream-K grid (_stk) is for w4a16_linear's wgmma kind only, without split-K";
   if (row.kind == "skinny") {
     namespace sk = w4a16::skinny;
     const LinearConfigKey& c = k->config;
@@ -186,12 +188,16 @@ const char* parse_kernel(const KernelRow& row, KernelImpl* k) {
     const int n = static_cast<int>(s.n), kd = static_cast<int>(s.k), g = static_cast<int>(s.effective_group());
     const bool fits = gemm != 0 ? c.split_k == 1 && w4a16::wgmma::valid_gathered(n, kd, g, c.block_m, c.block_n,
                                                                                   c.block_k, c.warps, c.stages, s.asym)
-                                : w4a16::wgmma::valid(n, kd, g, c.block_m, c.block_n, c.block_k, c.warps, c.stages,
-                                                      s.asym, c.split_k);
+                      : c.stream_blocks > 0 ? w4a16::wgmma::stream_valid(n, kd, g, c.block_m, c.block_n, c.block_k,
+                                                                         c.warps, c.stages, s.asym, c.stream_blocks)
+                                            : w4a16::wgmma::valid(n, kd, g, c.block_m, c.block_n, c.block_k, c.warps,
+                                                                  c.stages, s.asym, c.split_k);
     if (!fits)
       return "config outside the wgmma kind's rules (w4a16_linear/wgmma_tiling.h)";
     k->dynamic_shared = static_cast<unsigned>(w4a16::wgmma::smem_bytes(c.block_m, c.block_n, c.block_k, c.stages, s.asym));
-    k->split_on_chip = true;
+    k->split_on_chip = c.stream_blocks == 0;
+    // Stream-K: one block per SM of the launching part, at most the B it was built for.
+    if (c.stream_blocks > 0) k->persistent_per_unit = 1;
   }
   return nullptr;
 }

@@ -53,8 +53,9 @@ struct KernelImpl {
   // Dynamic shared memory its launches pass, allowed once at load (the skinny kind's rings
   // above 48 KiB: w4a16_linear/skinny_tiling.h); 0 for every other kernel.
   unsigned dynamic_shared = 0;
-  // A persistent launch (mxfp4_moe wgmma configs _pP): at most this many blocks per SM of
-  // the launching device; the planned grid (one block per tile) is the other bound.
+  // A persistent launch (mxfp4_moe wgmma configs _pP, w4a16_linear stream-K _stkB): at
+  // most this many blocks per SM of the launching device; the planned grid (one block per
+  // tile, or B) is the other bound.
   int persistent_per_unit = 0;
   // moe_align's cluster form: its launches take whole clusters of this many blocks
   // (w4a16_moe/align_cluster_tiling.h); 0 for every other kernel.
@@ -67,8 +68,9 @@ struct KernelImpl {
   mutable void* module[kMaxDevices] = {};
 
   bool generic() const { return op_kind == KernelOp::linear && kind == w4a16::Kind::generic; }
-  // Split-K through global memory: its launches need args.workspace and args.counters.
-  bool splits_through_memory() const { return config.split_k > 1 && !split_on_chip; }
+  // Split-K through global memory (or stream-K, whose tiles' runs meet there): its
+  // launches need args.workspace and args.counters.
+  bool splits_through_memory() const { return (config.split_k > 1 && !split_on_chip) || config.stream_blocks > 0; }
 };
 
 // One tuned M range of a shape, already made contiguous: [lo, hi] with hi = next lo - 1

@@ -164,12 +164,15 @@ bool parse_linear_config_key(const char* text, LinearConfigKey* config) {
   const char* const labels[6] = {"bm", "_bn", "_bk", "_w", "_sk", "_s"};
   for (int i = 0; i < 6; ++i)
     if (!eat(&p, labels[i]) || !eat_positive(&p, &v[i]) || v[i] > 65536) return false;
+  int64_t stream_blocks = 0;
+  if (eat(&p, "_stk") && (!eat_positive(&p, &stream_blocks) || stream_blocks > 65536)) return false;
   const bool swapped = eat(&p, "_sw");
   const bool silu = eat(&p, "_silu");
   const bool red = !silu && eat(&p, "_red");
   if (*p != '\0') return false;
   *config = {static_cast<int>(v[0]), static_cast<int>(v[1]), static_cast<int>(v[2]),
-             static_cast<int>(v[3]), static_cast<int>(v[4]), static_cast<int>(v[5]), silu, red, swapped};
+             static_cast<int>(v[3]), static_cast<int>(v[4]), static_cast<int>(v[5]), silu, red, swapped,
+             static_cast<int>(stream_blocks)};
   return true;
 }
 

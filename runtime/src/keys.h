@@ -70,9 +70,11 @@ struct LinearConfigKey {
   bool silu = false;  // _silu: the fused SiLU-and-mul epilogue (w4a16_moe_gemm1 only)
   bool red = false;   // _red: the epilogue summing over top_k into y [T, N] (w4a16_moe_gemm2 only)
   bool swapped = false;  // _sw: the skinny kind's swapped form at block_m 16 (w4a16_linear only)
+  int stream_blocks = 0;  // _stk<B>: a stream-K grid of at most B blocks (w4a16_linear's wgmma kind only)
 };
 
-// bm<M>_bn<N>_bk<K>_w<W>_sk<S>_s<stages>, optionally followed by _sw, then _silu or _red.
+// bm<M>_bn<N>_bk<K>_w<W>_sk<S>_s<stages>, optionally followed by _stk<B>, then _sw, then
+// _silu or _red.
 bool parse_linear_config_key(const char* text, LinearConfigKey* config);
 
 // A sparse_mla_decode shape: H query heads, topk index slots per query, the extras

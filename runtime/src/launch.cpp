@@ -6,6 +6,7 @@
 
 #include "status.h"
 #include "tensor_args.h"
+#include "w4a16_linear/wgmma_tiling.h"
 #include "w4a16_moe/launch.h"
 
 namespace kf {
@@ -38,8 +39,8 @@ kf_status check_args(const KernelImpl& k, const kf_linear_args& a) {
   }
   if (k.splits_through_memory() && (!a.workspace || !a.counters))
     return fail(KF_ERR_INVALID_ARGUMENT,
-                "kf_launch(%s): split-K kernel (sk%d) needs args->workspace and args->counters (sizes from "
-                "kf_kernel_workspace or kf_db_max_workspace)", name, k.config.split_k);
+                "kf_launch(%s): %s kernel needs args->workspace and args->counters (sizes from "
+                "kf_kernel_workspace or kf_db_max_workspace)", name, k.config.stream_blocks > 0 ? "stream-K" : "split-K");
   // The kernels' vector loads (16 bytes of x and qweight, 8 of scales, 8-byte stores of y).
   if (!aligned(a.x, 16) || !aligned(a.qweight, 16) || !aligned(a.scales, 8) || !aligned(a.y, 8) ||
       (k.shape_key.asym && !aligned(a.qzeros, 4)) || (a.workspace && !aligned(a.workspace, 4)) ||
@@ -51,7 +52,8 @@ kf_status check_args(const KernelImpl& k, const kf_linear_args& a) {
 }
 
 kf_status launch_dims(const KernelImpl& k, const kf_linear_args& a, LaunchDims* dims) {
-  const w4a16::Grid g = w4a16::launch_grid(k.kind, a.n, a.m, k.config.block_m, k.config.block_n, k.config.split_k);
+  const w4a16::Grid g = w4a16::launch_grid(k.kind, a.n, a.m, k.config.block_m, k.config.block_n, k.config.split_k,
+                                           k.config.stream_blocks);
   if (g.y > kMaxGridYZ || g.z > kMaxGridYZ)
     return fail(KF_ERR_UNSUPPORTED_SHAPE, "kf_launch(%s): m = %d needs a grid of %u x %u x %u blocks; y and z are "
                 "limited to %u", k.name.c_str(), a.m, g.x, g.y, g.z, kMaxGridYZ);
@@ -176,6 +178,12 @@ void kernel_workspace(const KernelImpl& k, int64_t m, int64_t* floats, int64_t* 
     return;
   }
   if (k.op_kind != KernelOp::linear) return;  // the MoE helpers never split
+  const LinearConfigKey& c = k.config;
+  if (c.stream_blocks > 0) {  // the most blocks a launch takes, whatever M
+    *floats = w4a16::wgmma::stream_workspace_floats(c.stream_blocks, c.block_m, c.block_n);
+    *counters = w4a16::wgmma::stream_counter_ints(c.stream_blocks);
+    return;
+  }
   const int64_t n = k.generic() ? 0 : k.shape_key.n;  // the generic kernel never splits K
   *floats = w4a16::workspace_floats(k.config.split_k, n, m);
   *counters = w4a16::counter_ints(k.config.split_k, k.config.block_m, k.config.block_n, n, m);

@@ -11,7 +11,9 @@
  *   x [M, K], y [M, N]        row-major 16-bit
  * Split-K kernels (sk > 1) also need `workspace` (split_k * M * N floats) and
  * `counters` ((N / block_n) * ceil(M / block_m) ints, zeroed once at allocation; every
- * kernel leaves them zero again, so one buffer serves all launches and graph replays).
+ * kernel leaves them zero again, so one buffer serves all launches and graph replays);
+ * stream-K kernels (_stkB) need B * block_m * block_n floats and B ints
+ * (w4a16_linear/wgmma_tiling.h). Launches running at once need buffers of their own.
  * The generic kernel (generic.h) takes N, K and the group size at run time and serves
  * any shape with N % 8 == 0, K % 32 == 0 and the group size a multiple of 32.
  */

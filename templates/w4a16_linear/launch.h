@@ -1,7 +1,8 @@
 // Launch geometry of every w4a16_linear kind: shared by the generator, the tuner and the
 // runtime, so a kernel is always launched the way its template expects.
 //   decode : grid (N / block_n, split_k, ceil(M / block_m))
-//   prefill: grid (N / block_n, ceil(M / block_m), split_k)
+//   prefill: grid (N / block_n, ceil(M / block_m), split_k); a stream-K wgmma config
+//            (_stkB): grid (B), fewer on a part with fewer SMs (wgmma_tiling.h)
 //   generic: grid (ceil(N / 128), 1, ceil(M / 4)), 128 threads (see generic.h)
 #pragma once
 #include <stdint.h>
@@ -15,7 +16,9 @@ struct Grid {
   uint32_t x, y, z;
 };
 
-inline Grid launch_grid(Kind kind, int64_t n, int64_t m, int block_m, int block_n, int split_k) {
+inline Grid launch_grid(Kind kind, int64_t n, int64_t m, int block_m, int block_n, int split_k,
+                        int stream_blocks = 0) {
+  if (kind == Kind::prefill && stream_blocks > 0) return {static_cast<uint32_t>(stream_blocks), 1, 1};
   const auto m_blocks = static_cast<uint32_t>((m + block_m - 1) / block_m);
   switch (kind) {
     case Kind::decode:

@@ -65,6 +65,13 @@ struct Width {
   static constexpr int value = W;
 };
 
+// A count given as a Width (a constant) or as an int (a run-time value).
+template <int W>
+KF_INLINE constexpr int count_of(Width<W>) {
+  return W;
+}
+KF_INLINE int count_of(int n) { return n; }
+
 // Runs run(Width<w>) with w = product_width(W, rows) (wgmma_tiling.h).
 template <int W, class Run>
 KF_INLINE void with_product_width(int rows, Run&& run) {
@@ -103,8 +110,10 @@ struct GathersRows<DenseRows> {
 // SPLIT_K from all of them, in rank order (deterministic), and stores them. No workspace,
 // no counter: through global memory the partials cost about what the split gained
 // (bench/NOTES.md linear v15, v21).
+// STREAM > 0 (stream-K, dense rows only; wgmma_tiling.h): the grid is at most STREAM
+// blocks, each taking a run of the tiles' k-steps; a tile's runs meet in the workspace.
 template <class Rows, int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int STAGES,
-          bool SILU, int SPLIT_K = 1>
+          bool SILU, int SPLIT_K = 1, int STREAM = 0>
 KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
   using namespace wgmma;
   constexpr bool kGather = GathersRows<Rows>::value;
@@ -113,6 +122,9 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
                 "wgmma_tiling.h rules");
   static_assert(!SILU || !Rows::kReduce, "the fused SiLU epilogue stores h; it does not reduce");
   static_assert(SPLIT_K == 1 || (!SILU && !Rows::kReduce), "split-K: plain stores only");
+  static_assert(STREAM == 0 || (!kGather && SPLIT_K == 1 && !SILU && !Rows::kReduce &&
+                                stream_valid(N, K, G, BM, BN, BK, WARPS, STAGES, ASYM, STREAM)),
+                "stream-K: dense rows, plain stores, no cluster split");
   constexpr int kThreads = WARPS * KF_WAVE;
   constexpr int XB = x_bytes(BM, BK), WB = w_bytes(BN, BK), SB = s_bytes(BN);
   constexpr int STAGE = stage_stride(BM, BN, BK, ASYM);
@@ -135,13 +147,14 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
 
   const int tid = thread_id(), lane = tid % KF_WAVE, warp = tid / KF_WAVE;
   const int t = lane % 4, g = lane / 4;
-  const int m0 = block_y() * BM, kt0 = SPLIT_K > 1 ? block_z() * KT : 0;
+  // The tile and the k-steps this block works on; a stream-K block moves them run by run.
+  int m0 = block_y() * BM, kt0 = SPLIT_K > 1 ? block_z() * KT : 0, kts = KT;
   // The block's shared-memory columns of this thread's fragment rows g and g + 8: weight
   // rows col, col + 1 side by side, or (SILU) a gate column and its up partner.
   const int c0 = SILU ? 8 * warp + g : 64 * (warp / 4) + 16 * (warp % 4) + 2 * g;
   const int c1 = SILU ? BN / 2 + c0 : c0 + 1;
   // The weight row (global column) of shared column c.
-  const int n0 = block_x() * (SILU ? BN / 2 : BN);
+  int n0 = block_x() * (SILU ? BN / 2 : BN);
   auto global_col = [&](int c) { return SILU && c >= BN / 2 ? N / 2 + n0 + (c - BN / 2) : n0 + c; };
   const uint32_t select_t = static_cast<uint32_t>(t) | static_cast<uint32_t>(4 + t) << 8;
 
@@ -163,9 +176,9 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
   static_assert(BN / 8 <= kThreads, "one scale chunk per thread at most");
   const int c_x = tid % CH, r_x = tid / CH;
   const int x_smem = wg::b_tile_offset_sw128(r_x, 8 * c_x, BM);
-  const uint16_t* x_src = x + (size_t)(m0 + r_x) * K + 8 * c_x;
+  const uint16_t* x_src = x + (size_t)(m0 + r_x) * K + 8 * c_x;  // moved with m0 (stream-K)
   const int c_w = tid % WC, kb_w = tid / WC;
-  const uint32_t* w_src = qweight + (size_t)kb_w * N + global_col(4 * c_w);
+  const uint32_t* w_src = qweight + (size_t)kb_w * N + global_col(4 * c_w);  // and with n0
   const int w_smem = (kb_w * BN + 4 * c_w) * 4;
   // Gathered rows: 1 + the last tile row that holds a slot. Padding closes each expert's
   // run, so at large T about a third of a block_m 128 tile is padding (half the experts
@@ -218,6 +231,13 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
   // rows of the same x tile. Each width is a whole copy of the pipeline with its own
   // accumulators: chosen per product inside one loop, the width made ptxas fence the
   // accumulators around every product and serialise them (bench/NOTES.md MoE v22).
+  // Stream-K: what the current run does with its sums, this block's number and the
+  // launch's, and for a run that ends a tile the first block whose run holds that tile's
+  // earlier steps.
+  StreamRole run = StreamRole::whole;
+  int block = 0, blocks = 1, first_contributor = 0;
+  long long steps = 0;
+
   auto tile = [&](auto width) {
     constexpr int W = decltype(width)::value;
     static_assert(W == BM || (kGather && W < BM), "narrower products only over gathered rows");
@@ -232,19 +252,19 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
     // the previous stage, which its products may still be reading.
 #pragma unroll
     for (int s = 0; s < STAGES - 2; ++s) {
-      if (s < KT) issue(s);
+      if (s < kts) issue(s);
       cp_async_commit();
     }
     // The factors' loads wait on the sorted ids, so they go out behind the first stages;
     // the main loop's barriers publish them before the epilogue reads them.
     if constexpr (kGather)
       for (int r = tid; r < BM; r += kThreads) scale_of[r] = y_row_of[r] >= 0 ? rows.scale(m0 + r) : 0.f;
-    for (int kt = 0; kt < KT; ++kt) {
+    for (int kt = 0; kt < kts; ++kt) {
       cp_async_wait<STAGES - 3>();
       wg::fence_proxy_async();
       wg::wait<STEPS>();  // only the previous stage's products may still run
       barrier();          // stage kt has landed for every thread; stage kt - 2 is free
-      if (kt + STAGES - 2 < KT) issue(kt + STAGES - 2);
+      if (kt + STAGES - 2 < kts) issue(kt + STAGES - 2);
       cp_async_commit();
 
       const unsigned char* xs = smem + kt % STAGES * STAGE;
@@ -293,6 +313,39 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
 
     // Element 4j + e: fragment row g + 8 (e / 2) (column c0 or c1), tile row 8j + 2t + e % 2
     // (kf_wgmma_layout.h).
+    if constexpr (STREAM > 0) {
+      if (run == StreamRole::contribute) {  // element i of thread tid at slot[i][tid] (coalesced)
+        float* const slot = args.workspace + (size_t)block * (BM * BN) + tid;
+#pragma unroll
+        for (int i = 0; i < BM / 2; ++i) slot[i * kThreads] = acc[i];
+        barrier();  // every thread's sums are written before the flag is raised
+        if (tid == 0) store_release_device(args.counters + block, 1);
+        return;
+      }
+      if (run == StreamRole::finish) {  // the tile's earlier steps, block by block (deterministic)
+        if (tid == 0)
+          for (int b = first_contributor; b < block; ++b)
+            if (stream_holds_steps(b, blocks, steps)) {
+              while (load_acquire_device(args.counters + b) == 0) {
+              }
+              args.counters[b] = 0;  // read once: left zero for the next launch
+            }
+        barrier();
+        for (int b = first_contributor; b < block; ++b)
+          if (stream_holds_steps(b, blocks, steps)) {
+            const float* const slot = args.workspace + (size_t)b * (BM * BN) + tid;
+            // In chunks: all BM / 2 loads in flight at once would hold as many registers.
+#pragma unroll
+            for (int i0 = 0; i0 < BM / 2; i0 += 16) {
+              float part[16];
+#pragma unroll
+              for (int i = 0; i < 16; ++i) part[i] = load_coherent(slot + (i0 + i) * kThreads);
+#pragma unroll
+              for (int i = 0; i < 16; ++i) acc[i0 + i] += part[i];
+            }
+          }
+      }
+    }
     uint16_t* y = static_cast<uint16_t*>(args.y);
     if constexpr (SPLIT_K > 1) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -360,17 +413,54 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
         }
       }
   };
-  if constexpr (kGather)
+  if constexpr (kGather) {
     with_product_width<BM>(width_rows, tile);
-  else
+  } else if constexpr (STREAM > 0) {
+    // The partition from the launch's block number and count, never from memory, and
+    // with the count a constant where the launch has all B blocks (the tuned case): the
+    // main loop's bounds then stay uniform values, so the ring's slot arithmetic and the
+    // products' descriptors stay on the uniform datapath. A ticket read back from shared
+    // memory, or a division by a run-time count, moved them to vector registers (one
+    // R2UR per product) and cost 12-15% on whole tiles (bench/NOTES.md linear v30).
+    block = block_x();
+    constexpr int kTileSteps = K / BK, kColTiles = N / BN;
+    steps = static_cast<long long>(kColTiles) * ((args.m + BM - 1) / BM) * kTileSteps;
+    auto walk = [&](auto launched) {
+      blocks = count_of(launched);
+      // The block's runs from its last step back: the run that may contribute goes
+      // first, the one that may wait on lower-numbered blocks last.
+      const long long first = stream_first_step(block, blocks, steps);
+      for (long long end = stream_first_step(block + 1, blocks, steps); end > first;) {
+        const StreamRun r = stream_run(first, end, kTileSteps);
+        const long long tile_first = static_cast<long long>(r.tile) * kTileSteps;
+        m0 = r.tile / kColTiles * BM;
+        n0 = r.tile % kColTiles * BN;
+        kt0 = static_cast<int>(r.begin - tile_first);
+        kts = static_cast<int>(end - r.begin);
+        x_src = x + (size_t)(m0 + r_x) * K + 8 * c_x;
+        w_src = qweight + (size_t)kb_w * N + global_col(4 * c_w);
+        run = r.role;
+        first_contributor = stream_block_of(tile_first, blocks, steps);
+        barrier();  // every warp's products of the previous run have read the ring
+        tile(Width<BM>{});
+        end = r.begin;
+      }
+    };
+    if (gridDim.x == STREAM)
+      walk(Width<STREAM>{});
+    else
+      walk(static_cast<int>(gridDim.x));  // a part with fewer SMs
+  } else {
     tile(Width<BM>{});
+  }
 }
 
 }  // namespace w4a16
 
-template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int SPLIT_K, int STAGES>
+template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int SPLIT_K, int STAGES,
+          int STREAM = 0>
 KF_INLINE void w4a16_linear_wgmma(const kf_linear_args& args) {
-  w4a16::wgmma_body<w4a16::DenseRows, N, K, G, BF16, ASYM, BM, BN, BK, WARPS, STAGES, false, SPLIT_K>(
+  w4a16::wgmma_body<w4a16::DenseRows, N, K, G, BF16, ASYM, BM, BN, BK, WARPS, STAGES, false, SPLIT_K, STREAM>(
       w4a16::DenseRows{args.m}, args);
 }
 

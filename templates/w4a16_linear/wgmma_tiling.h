@@ -59,6 +59,59 @@ KF_HD constexpr bool valid(int n, int k, int g, int block_m, int block_n, int bl
   return smem_bytes(block_m, block_n, block_k, stages, asym) <= kMaxShared;
 }
 
+// Stream-K (config suffix _stkB, dense rows only): the tiles' k-steps, tile after tile
+// (tile-major, K / block_k steps each), are dealt out evenly to B blocks in contiguous
+// runs, so a layer whose tiles are not a whole number of waves (9216 columns of 192 at
+// M = 256: 96 tiles on 132 SMs) still keeps every SM busy. A run that ends inside a tile
+// leaves its fp32 sums in the workspace (`workspace` slot of its block) and raises its
+// block's flag; the block holding the tile's last step adds those sums (in block order)
+// to its own and stores the tile. A block only waits on lower-numbered blocks, and their
+// contribution is the first run they process, before any wait of their own. The launch
+// takes at most B blocks and at most one per SM (the runtime and the tuner clamp it to
+// the part's SMs, one block fills an SM's shared memory), so every block it waits on is
+// running or done; the kernel reads the count it got.
+//   workspace: B tiles of block_m x block_n floats; counters: B flags, zeroed once and
+//   left zero (args.h).
+constexpr int kMaxStreamBlocks = 1024;
+KF_HD constexpr long long stream_first_step(int block, int blocks, long long steps) {
+  return static_cast<long long>(block) * steps / blocks;
+}
+// The block whose run holds step i (the last of several blocks starting there), and
+// whether block b holds any step (not when there are fewer steps than blocks).
+KF_HD constexpr int stream_block_of(long long step, int blocks, long long steps) {
+  return static_cast<int>(((step + 1) * blocks - 1) / steps);
+}
+KF_HD constexpr bool stream_holds_steps(int block, int blocks, long long steps) {
+  return stream_first_step(block, blocks, steps) < stream_first_step(block + 1, blocks, steps);
+}
+// A block walks its steps [first, last) from the end, run by run; the run ending at step
+// `end` lies in one tile, starts at `begin`, and either covers the whole tile, leaves
+// its sums for a later block (it stops short of the tile's last step), or finishes the
+// tile with the sums of the blocks before it (it starts after the tile's first step).
+enum class StreamRole { whole, contribute, finish };
+struct StreamRun {
+  int tile;
+  long long begin;
+  StreamRole role;
+};
+KF_HD constexpr StreamRun stream_run(long long first, long long end, int tile_steps) {
+  const int tile = static_cast<int>((end - 1) / tile_steps);
+  const long long tile_first = static_cast<long long>(tile) * tile_steps;
+  const long long begin = first > tile_first ? first : tile_first;
+  const StreamRole role = end < tile_first + tile_steps ? StreamRole::contribute
+                          : begin > tile_first          ? StreamRole::finish
+                                                        : StreamRole::whole;
+  return {tile, begin, role};
+}
+KF_HD constexpr long long stream_workspace_floats(int blocks, int block_m, int block_n) {
+  return static_cast<long long>(blocks) * block_m * block_n;
+}
+KF_HD constexpr int stream_counter_ints(int blocks) { return blocks; }
+KF_HD constexpr bool stream_valid(int n, int k, int g, int block_m, int block_n, int block_k, int warps, int stages,
+                                  bool asym, int blocks) {
+  return blocks >= 1 && blocks <= kMaxStreamBlocks && valid(n, k, g, block_m, block_n, block_k, warps, stages, asym);
+}
+
 // The MoE GEMMs (gathered rows) also keep tables of the block's rows in static shared
 // memory beside the ring: the x row, y row and factor of each, and how many it holds.
 KF_HD constexpr int row_table_bytes(int block_m) { return block_m * 12 + 16; }

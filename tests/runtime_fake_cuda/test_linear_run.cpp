@@ -12,6 +12,7 @@
 #include "recorded_launches.h"
 #include "kforge/kforge.h"
 #include "test_pack.h"
+#include "w4a16_linear/wgmma_tiling.h"
 
 namespace {
 
@@ -106,6 +107,30 @@ TEST_CASE("linear: a skinny winner launches on the decode grid, a prefill one on
   CHECK(p->grid[0] == 2048 / 128);
   CHECK(p->grid[1] == (100 + 63) / 64);
   CHECK(p->grid[2] == 2);
+  kf_close(db);
+}
+
+TEST_CASE("linear: a stream-K wgmma winner launches one block per SM, at most the B it was built for") {
+  // The stand-in has 132 SMs: _stk264 launches 132 blocks, _stk100 100, whatever M.
+  TempDir dir{"rt-fake-cuda-stream-k"};
+  TestPackBuilder b;
+  const std::string wide = b.add_kernel("wgmma", kShape, "bm128_bn128_bk64_w8_sk1_s4_stk264", "sm_90a", 256);
+  const std::string narrow = b.add_kernel("wgmma", kShape, "bm64_bn128_bk64_w8_sk1_s4_stk100", "sm_90a", 256);
+  kf_db* db = open_split_pack(dir, b, narrow, 256, wide);
+  for (int m : {1, 256, 257, 4096}) {
+    kf_linear_args a = linear_args(m);
+    REQUIRE_MESSAGE(kf_run_linear(db, &a, 1, 0, nullptr) == KF_OK, kf_last_error());
+  }
+  REQUIRE(kf_fake_cuda_launch_count() == 4);
+  for (int i = 0; i < 4; ++i) {
+    const kf_fake_cuda_launch* l = kf_fake_cuda_launch_at(i);
+    CHECK(std::string(l->kernel) == (i < 2 ? narrow : wide));
+    CHECK(l->grid[0] == (i < 2 ? 100u : 132u));
+    CHECK(l->grid[1] == 1);
+    CHECK(l->grid[2] == 1);
+    CHECK(l->block[0] == 256);
+    CHECK(l->shared_bytes == static_cast<unsigned>(kf::w4a16::wgmma::smem_bytes(i < 2 ? 64 : 128, 128, 64, 4, false)));
+  }
   kf_close(db);
 }
 

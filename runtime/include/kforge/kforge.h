@@ -107,8 +107,10 @@ KF_API const char* kf_kernel_name(const kf_kernel* kernel);
 KF_API int kf_kernel_is_fallback(const kf_kernel* kernel);
 /* Split-K scratch a launch of `kernel` for m rows needs: floats for args.workspace and
  * ints for args.counters (both 0 when the kernel does not split K, or splits it on chip:
- * the skinny and wgmma kinds' split tiles sum within a thread-block cluster). Counters must be
- * zeroed once when allocated; kernels leave them zero. */
+ * the skinny and wgmma kinds' split tiles sum within a thread-block cluster; a stream-K
+ * wgmma kernel, _stkB, needs B tiles and B flags whatever m). Counters must be zeroed once
+ * when allocated; kernels leave them zero. One buffer serves one stream: two launches
+ * running at once on other streams need their own. */
 KF_API kf_status kf_kernel_workspace(const kf_kernel* kernel, int64_t m, int64_t* workspace_floats,
                                      int64_t* counter_ints);
 /* The largest kf_kernel_workspace of any kernel kf_select can return for any m <= max_m:
@@ -124,7 +126,7 @@ KF_API kf_status kf_prepare(kf_db* db);
  * to a specialised kernel's shape (group K or 0 for per-channel); what the generic needs
  * (N % 8 == 0, K % 32 == 0, group a multiple of 32 dividing K); x and qweight 16-byte
  * aligned, scales and y 8-byte aligned, qzeros (asym) 4-byte aligned; workspace and
- * counters set for split-K kernels.
+ * counters set for split-K and stream-K kernels.
  * Kernels of the skinny kind (decode, linear and MoE) wait for the kernel before them on
  * the stream before they read or write anything, so on CUDA drivers from 12.3 they are
  * launched to overlap it (programmatic dependent launch): each is launched as the kernel
