@@ -7,7 +7,9 @@
 # then run bench/moe and bench/linear on it. $OUT keeps two files whatever step it ends
 # at: kforge.sqlite.gz (the slimmed DB) and logs.tgz, as device_retune.sh's BUNDLE=1.
 #   BIN=.devout/bin OUT=results FILTER=regex [OPS=w4a16_linear,w4a16_moe] [LINEAR_M=list]
-#     [MOE_T=list] [TUNE_M=list (linear)] [TUNE_T=list (MoE)] tools/device_trial.sh [budget s]
+#     [MOE_T=list] [TUNE_M=list (linear)] [TUNE_T=list (MoE)] [RETIME=1] tools/device_trial.sh [budget s]
+# RETIME=1 times the matching kernels' stored rows again in this run (autotune
+# --retime-before), so the new kernels are compared with timings of the same run.
 set -uo pipefail
 bin=${BIN:-.devout/bin}
 out=${OUT:-gpu-results}
@@ -17,6 +19,8 @@ budget=${1:-300}
 mkdir -p "$out"
 source "$(dirname "$0")/device_env.sh"
 trap 'kf_bundle "$out"' EXIT
+retime=()
+[ -n "${RETIME:-}" ] && retime=(--retime-before "$(date -u +%Y-%m-%dT%H:%M:%SZ)")
 step() { echo "== $* ($(date +%T))"; }
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv | tee "$out/gpu.txt"
 
@@ -25,14 +29,14 @@ for op in ${ops//,/ }; do
   [ "$op" = w4a16_moe ] && ms=${TUNE_T:-256,512,1024,2048,4096}
   step autotune "$op" --filter "$filter" --m "$ms"
   "$bin/autotune" --db tuned_db/kforge.sqlite --templates templates --ops "$op" --filter "$filter" --m "$ms" \
-    --time-budget "$budget" -q > "$out/autotune_$op.log" 2>&1
+    --time-budget "$budget" "${retime[@]}" -q > "$out/autotune_$op.log" 2>&1
   echo "autotune rc=$?"; tail -30 "$out/autotune_$op.log"
 done
 python3 tools/slim_db.py tuned_db/kforge.sqlite "$out/kforge.sqlite"
 
 if [[ "$ops" == *w4a16_linear* ]]; then
   step check linear "$filter"
-  "$bin/kforge_check_linear" --pack tuned_db/kforge.sqlite --filter "$filter" --m "${LINEAR_M:-3,100,256}" \
+  timeout 600 "$bin/kforge_check_linear" --pack tuned_db/kforge.sqlite --filter "$filter" --m "${LINEAR_M:-3,100,256}" \
     --csv "$out/check_linear.csv" > "$out/check_linear.log" 2>&1
   echo "check rc=$?"; grep -E "^FAIL" "$out/check_linear.log" | head -20; tail -3 "$out/check_linear.log"
 fi

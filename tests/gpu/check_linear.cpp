@@ -3,7 +3,9 @@
 // output poisoned (NaN) before each launch. Checks, per kernel and M:
 //   - normalised error ||y - ref|| / ||ref|| within linear_tolerance(dtype);
 //   - every output element of the M rows written (no NaN left), rows past M untouched;
-//   - split-K counters back to zero (the kernel's own contract).
+//   - split-K counters back to zero (the kernel's own contract);
+//   - stream-K kernels (_stkB) also on a grid below B, as on a part with fewer SMs: the
+//     kernel deals its steps out over the blocks it gets.
 // Prints a line per failure and a table of the worst error per kernel class; exit 1
 // on any failure, 77 when no GPU is present (reported as skipped, never as passed).
 #include "cu_check.h"
@@ -46,6 +48,7 @@ struct Options {
   std::vector<int64_t> ms = {1, 7, 16, 64, 333};
   uint64_t seed = 0;
   bool include_pruned = false;
+  std::vector<unsigned> stream_grids;  // stream-K launches besides the planned grid (default: 7/12 of it)
 };
 
 // Poisoned rows past the largest M: a kernel writing beyond row M is caught there too,
@@ -66,6 +69,9 @@ int main(int argc, char** argv) {
       "M values", opt.ms, [&](CLI::App& app) {
         app.add_option("--csv", opt.csv, "also write every check as a CSV row to this file");
         app.add_flag("--include-pruned", opt.include_pruned, "also the kernels pruned at generation (not compile errors)");
+        app.add_option("--stream-grids", opt.stream_grids,
+                       "stream-K kernels (_stkB) also run on these block counts, each at most B (default: 7/12 of B)")
+            ->delimiter(',');
       });
   opt.pack = common.pack;
   opt.arch = common.arch;
@@ -152,39 +158,47 @@ int main(int argc, char** argv) {
       const std::string cls = k->kind + std::string(shape.bf16 ? " bf16" : " fp16") + (shape.asym ? " asym" : " sym") +
                               (shape.group == 0 ? " gch" : " g" + std::to_string(shape.group));
       for (int64_t m : opt.ms) {
-        CU_CHECK(cu->cuMemsetD16(y.ptr, 0xffff, y.bytes / 2));  // NaN in fp16 and bf16
-        kf_linear_args args{reinterpret_cast<void*>(x.ptr), reinterpret_cast<void*>(qw.ptr),
-                            reinterpret_cast<void*>(sc.ptr), reinterpret_cast<void*>(qz.ptr),
-                            reinterpret_cast<void*>(y.ptr), reinterpret_cast<float*>(ws.ptr),
-                            reinterpret_cast<int*>(counters.ptr), static_cast<int>(m), static_cast<int>(shape.n),
-                            static_cast<int>(shape.k), shape.effective_group()};
-        void* params[] = {&args};
-        const kf::LaunchGrid g = kf::linear_grid(shape, cfg, m);
-        CU_CHECK(cu->cuLaunchKernel(fn, g.x, g.y, g.z, k->threads, 1, 1, g.shared, nullptr, params, nullptr));
-        CU_CHECK(cu->cuCtxSynchronize());
-        CU_CHECK(cu->cuMemcpyDtoH(host_y.data(), y.ptr, host_y.size() * 2));
-        CU_CHECK(cu->cuMemcpyDtoH(host_counters.data(), counters.ptr, counters.bytes));
-        const double err = kf::normalised_error(host_y, ref, m, shape.n, shape.bf16);
-        const double tol = kf::linear_tolerance(shape.bf16);
-        std::string why;
-        if (!(err <= tol)) why = std::isinf(err) ? "unwritten or non-finite output" : "error above tolerance";
-        for (size_t i = m * shape.n; i < host_y.size() && why.empty(); ++i)
-          if (host_y[i] != 0xffff) why = "wrote past row M";
-        for (uint32_t c : host_counters)
-          if (c != 0 && why.empty()) why = "split-K counter left non-zero";
-        ClassStats& st = classes[cls];
-        ++st.runs;
-        ++total_runs;
-        st.max_err = std::max(st.max_err, err);
-        if (!why.empty()) {
-          ++st.failures;
-          ++total_failures;
-          std::printf("FAIL %s m=%lld err=%.3g tol=%.3g: %s\n", k->name.c_str(), static_cast<long long>(m), err, tol,
-                      why.c_str());
-          CU_CHECK(cu->cuMemsetD32(counters.ptr, 0, counters.bytes / 4));
+        const kf::LaunchGrid planned = kf::linear_grid(shape, cfg, m);
+        std::vector<unsigned> grid_x{planned.x};
+        if (cfg.stream_blocks > 0 && opt.stream_grids.empty()) grid_x.push_back(std::max(1u, planned.x * 7 / 12));
+        if (cfg.stream_blocks > 0)
+          for (const unsigned b : opt.stream_grids)
+            if (b >= 1 && b < planned.x) grid_x.push_back(b);
+        for (const unsigned gx : grid_x) {
+          CU_CHECK(cu->cuMemsetD16(y.ptr, 0xffff, y.bytes / 2));  // NaN in fp16 and bf16
+          kf_linear_args args{reinterpret_cast<void*>(x.ptr), reinterpret_cast<void*>(qw.ptr),
+                              reinterpret_cast<void*>(sc.ptr), reinterpret_cast<void*>(qz.ptr),
+                              reinterpret_cast<void*>(y.ptr), reinterpret_cast<float*>(ws.ptr),
+                              reinterpret_cast<int*>(counters.ptr), static_cast<int>(m), static_cast<int>(shape.n),
+                              static_cast<int>(shape.k), shape.effective_group()};
+          void* params[] = {&args};
+          CU_CHECK(cu->cuLaunchKernel(fn, gx, planned.y, planned.z, k->threads, 1, 1, planned.shared, nullptr, params,
+                                      nullptr));
+          CU_CHECK(cu->cuCtxSynchronize());
+          CU_CHECK(cu->cuMemcpyDtoH(host_y.data(), y.ptr, host_y.size() * 2));
+          CU_CHECK(cu->cuMemcpyDtoH(host_counters.data(), counters.ptr, counters.bytes));
+          const double err = kf::normalised_error(host_y, ref, m, shape.n, shape.bf16);
+          const double tol = kf::linear_tolerance(shape.bf16);
+          std::string why;
+          if (!(err <= tol)) why = std::isinf(err) ? "unwritten or non-finite output" : "error above tolerance";
+          for (size_t i = m * shape.n; i < host_y.size() && why.empty(); ++i)
+            if (host_y[i] != 0xffff) why = "wrote past row M";
+          for (uint32_t c : host_counters)
+            if (c != 0 && why.empty()) why = "split-K counter left non-zero";
+          ClassStats& st = classes[cls];
+          ++st.runs;
+          ++total_runs;
+          st.max_err = std::max(st.max_err, err);
+          if (!why.empty()) {
+            ++st.failures;
+            ++total_failures;
+            std::printf("FAIL %s m=%lld grid=%u err=%.3g tol=%.3g: %s\n", k->name.c_str(), static_cast<long long>(m), gx,
+                        err, tol, why.c_str());
+            CU_CHECK(cu->cuMemsetD32(counters.ptr, 0, counters.bytes / 4));
+          }
+          if (csv) csv << k->name << "," << shape_key << "," << k->kind << "," << m << "," << err << "," << tol << ","
+                       << (why.empty() ? "pass" : why) << "\n";
         }
-        if (csv) csv << k->name << "," << shape_key << "," << k->kind << "," << m << "," << err << "," << tol << ","
-                     << (why.empty() ? "pass" : why) << "\n";
       }
       CU_CHECK(cu->cuModuleUnload(mod));
     }
