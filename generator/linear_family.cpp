@@ -159,15 +159,17 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
     // Stream-K (_stkB): the tiles' k-steps dealt evenly to one block per SM, for the Ms
     // whose tiles are not a whole number of waves (9216 x 2048 at M = 256 and 1024:
     // 96 and 288 tiles of the best shapes on 132 SMs; bench/NOTES.md linear v30).
+    // Rings of 4-6 stages: with a block per SM, only the ring hides the memory latency.
     for (int bm : {64, 128, 256})
       for (int w : {8, 12})
         for (int bk : {64, 128})
-          if (arch.stream_blocks > 0 && wgmma_warps_fit(bm, w) &&
-              w4a16::wgmma::stream_valid(n, k, g, bm, 16 * w, bk, w, 4, s.asym, arch.stream_blocks)) {
-            LinearConfig c{LinearKind::wgmma, bm, 16 * w, bk, w, 1, 4};
-            c.stream_blocks = arch.stream_blocks;
-            out.push_back(c);
-          }
+          for (int st : {4, 5, 6})
+            if (arch.stream_blocks > 0 && wgmma_warps_fit(bm, w) &&
+                w4a16::wgmma::stream_valid(n, k, g, bm, 16 * w, bk, w, st, s.asym, arch.stream_blocks)) {
+              LinearConfig c{LinearKind::wgmma, bm, 16 * w, bk, w, 1, st};
+              c.stream_blocks = arch.stream_blocks;
+              out.push_back(c);
+            }
   }
   return out;
 }

@@ -411,13 +411,14 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
     for (int bm : {64, 128, 256})
       for (int w : {8, 12})
         for (int bk : {64, 128})
-          if (arch.stream_blocks > 0 && (w < 12 || bm <= 128) &&
-              kf::w4a16::wgmma::stream_valid(2048, 512, 128, bm, 16 * w, bk, w, 4, false, arch.stream_blocks)) {
-            ++valid;
-            kf::LinearConfig c{kf::LinearKind::wgmma, bm, 16 * w, bk, w, 1, 4};
-            c.stream_blocks = arch.stream_blocks;
-            CHECK(has(c));
-          }
+          for (int st : {4, 5, 6})
+            if (arch.stream_blocks > 0 && (w < 12 || bm <= 128) &&
+                kf::w4a16::wgmma::stream_valid(2048, 512, 128, bm, 16 * w, bk, w, st, false, arch.stream_blocks)) {
+              ++valid;
+              kf::LinearConfig c{kf::LinearKind::wgmma, bm, 16 * w, bk, w, 1, st};
+              c.stream_blocks = arch.stream_blocks;
+              CHECK(has(c));
+            }
     CHECK(first.size() == valid);
   }
 }
@@ -504,8 +505,9 @@ TEST_CASE("wgmma stream-K (_stkB): key, parse, candidate, grid and scratch; wgmm
   CHECK_THROWS_AS(kf::make_linear_candidate(s, skinny, kf::arch_info("sm_90a")), kf::Error);
 
   // Enumerated for sm_90a's 132 SMs: block_m 64, 128, 256 x two or three warpgroups x
-  // block_k 64, 128 at 4 stages, three warpgroups only up to block_m 128 (and where 192
-  // divides N), block_m 256 only at block_k 64 (four 72 KiB stages do not fit).
+  // block_k 64, 128 x 4-6 stages where the ring fits, three warpgroups only up to block_m
+  // 128 (and where 192 divides N): 9216 x 2048 has 12 at block_m 64 (all fit), 10 at 128
+  // (block_k 128: 4 and 5 stages), 3 at 256 (block_k 64 only).
   for (const auto& arch : kf::supported_archs()) {
     INFO(arch);
     int stream = 0;
@@ -518,12 +520,12 @@ TEST_CASE("wgmma stream-K (_stkB): key, parse, candidate, grid and scratch; wgmm
       CHECK(kf::w4a16::wgmma::stream_valid(9216, 2048, 128, e.block_m, e.block_n, e.block_k, e.warps, e.stages, false,
                                            132));
     }
-    CHECK(stream == (arch == "sm_90a" ? 5 + 4 : 0));
+    CHECK(stream == (arch == "sm_90a" ? 12 + 10 + 3 : 0));
   }
   int narrow = 0;  // 192 does not divide 2048: two warpgroups only
   for (const auto& e : kf::enumerate_linear_configs({2048, 4096, 128, true, false}, kf::arch_info("sm_90a")))
     narrow += e.stream_blocks > 0;
-  CHECK(narrow == 5);
+  CHECK(narrow == 6 + 5 + 3);
   CHECK_FALSE(kf::w4a16::wgmma::stream_valid(9216, 2048, 128, 128, 192, 128, 12, 4, false, 0));
   CHECK_FALSE(kf::w4a16::wgmma::stream_valid(9216, 2048, 128, 128, 192, 128, 12, 4, false, 2048));
 }
