@@ -118,13 +118,7 @@ TEST_CASE("a skinny row is served like a decode one, for linear and MoE, in all 
   const std::string moe_sw = b.add_moe_kernel(2, "skinny", kExpert, "bm16_bn64_bk32_w4_sk1_s1_sw");
   b.add_moe_winner(2, kExpert, moe_sw, 1, 4096);
   b.write(dir.file("kforge.sqlite"));
-  DbPtr db;
-  std::string warnings;
-  {
-    CaptureStderr err(dir);
-    db = open_for_arch(dir.file("kforge.sqlite"));
-    warnings = err.text();
-  }
+  auto [db, warnings] = open_capturing_stderr(dir, dir.file("kforge.sqlite"));
   CHECK_FALSE(contains(warnings, skinny));
   CHECK(contains(warnings, bad_bm));
   CHECK(contains(warnings, bad_bk));
@@ -181,13 +175,7 @@ TEST_CASE("a stream-K wgmma row: B tiles of workspace and B counters at every M;
   const std::string moe = b.add_moe_kernel(1, "wgmma", kExpert, "bm64_bn128_bk64_w8_sk1_s4_stk132");
   b.add_moe_winner(1, kExpert, moe, 1, 4096);
   b.write(dir.file("kforge.sqlite"));
-  DbPtr db;
-  std::string warnings;
-  {
-    CaptureStderr err(dir);
-    db = open_for_arch(dir.file("kforge.sqlite"));
-    warnings = err.text();
-  }
+  auto [db, warnings] = open_capturing_stderr(dir, dir.file("kforge.sqlite"));
   CHECK_FALSE(contains(warnings, stream));
   for (const std::string& bad : {split, skinny, moe}) CHECK(contains(warnings, bad));
   CHECK(contains(warnings, "_stk) is for w4a16_linear's wgmma kind only, without split-K"));

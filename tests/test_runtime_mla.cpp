@@ -239,13 +239,7 @@ TEST_CASE("MLA: split winners without the pack's combine kernel: said at open, r
   b.add_mla_winner(kShape, plain, 5, 1024);
   b.add_mla_combine(false);  // the other dtype's only
   b.write(dir.file("kforge.sqlite"));
-  std::string opened;
-  DbPtr db;
-  {
-    CaptureStderr err(dir);
-    db = open_for_arch(dir.file("kforge.sqlite"));
-    opened = err.text();
-  }
+  auto [db, opened] = open_capturing_stderr(dir, dir.file("kforge.sqlite"));
   CHECK(contains(opened, "sparse_mla_decode h128_topk2048_x0_bf16 has split-KV winners but the pack has no "
                          "sparse_mla_combine_any_bf16 kernel"));
   const kf_mla_shape s = mla_shape();

@@ -259,13 +259,7 @@ TEST_CASE("MXFP4 MoE: kernel rows the runtime cannot launch are skipped at open,
   b.add_mxfp4_winner(1, kGemm1, bad_split_kind, 20001, 30000);
   b.add_moe_helpers();
   b.write(dir.file("kforge.sqlite"));
-  DbPtr db;
-  std::string warnings;
-  {
-    CaptureStderr err(dir);
-    db = open_for_arch(dir.file("kforge.sqlite"));
-    warnings = err.text();
-  }
+  auto [db, warnings] = open_capturing_stderr(dir, dir.file("kforge.sqlite"));
   for (const std::string& name :
        {bad_bk, bad_bn, bad_threads, bad_shape, bad_persistent, bad_wgmma, bad_split, bad_split_kind}) {
     CAPTURE(name);

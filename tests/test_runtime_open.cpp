@@ -123,13 +123,7 @@ TEST_CASE("a winners row naming a kernel the pack lacks is skipped with a warnin
   b.add_generic(true, false);
   b.add_winner("n2048_k4096_g128_bf16_sym", "w4a16_linear_decode_gone", 1, 64);
   b.write(path);
-  std::string log;
-  DbPtr db;
-  {
-    CaptureStderr err(dir);
-    db = open_for_arch(path);
-    log = err.text();
-  }
+  auto [db, log] = open_capturing_stderr(dir, path);
   CHECK(contains(log, "w4a16_linear_decode_gone is not in the pack"));
   const kf_kernel* k = nullptr;
   REQUIRE(kf_select_linear(db.get(), 2048, 4096, 128, 1, 0, 1, &k) == KF_OK);

@@ -75,6 +75,20 @@ class CaptureStderr {
   int saved_ = -1;
 };
 
+// The pack at `path` opened for sm_90a, and what opening it wrote to stderr (the
+// warnings about rows it ignores).
+struct OpenedPack {
+  DbPtr db;
+  std::string warnings;
+};
+inline OpenedPack open_capturing_stderr(const TempDir& dir, const std::string& path) {
+  OpenedPack opened;
+  CaptureStderr err(dir);
+  opened.db = open_for_arch(path);
+  opened.warnings = err.text();
+  return opened;
+}
+
 inline int count_of(const std::string& hay, const std::string& needle) {
   int n = 0;
   for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + 1)) ++n;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <initializer_list>
 #include <string>
 
 #include "fake_cuda.h"
@@ -52,6 +53,14 @@ kf_db* open_split_pack(const TempDir& dir, TestPackBuilder& b, const std::string
   return db;
 }
 
+// kf_run_linear at each M of `ms` (bf16, symmetric), on `stream`.
+void run_linear_at(const kf_db* db, std::initializer_list<int> ms, void* stream = nullptr) {
+  for (int m : ms) {
+    kf_linear_args a = linear_args(m);
+    REQUIRE_MESSAGE(kf_run_linear(db, &a, 1, 0, stream) == KF_OK, kf_last_error());
+  }
+}
+
 }  // namespace
 
 TEST_SUITE("runtime_fake_cuda") {
@@ -64,10 +73,7 @@ TEST_CASE("linear: a skinny ring above 48 KiB launches with its dynamic shared m
   // 4 warps x 4 slots x 3 x 512 bytes: 24 KiB, static.
   const std::string shallow = b.add_kernel("skinny", kShape, "bm8_bn64_bk32_w4_sk1_s4", "sm_90a", 128);
   kf_db* db = open_split_pack(dir, b, deep, 4, shallow);
-  for (int m : {1, 8}) {
-    kf_linear_args a = linear_args(m);
-    REQUIRE_MESSAGE(kf_run_linear(db, &a, 1, 0, nullptr) == KF_OK, kf_last_error());
-  }
+  run_linear_at(db, {1, 8});
   REQUIRE(kf_fake_cuda_launch_count() == 2);
   CHECK(std::string(kf_fake_cuda_launch_at(0)->kernel) == deep);
   CHECK(kf_fake_cuda_launch_at(0)->shared_bytes == 8 * 8 * 3 * 32 * 16);
@@ -84,12 +90,7 @@ TEST_CASE("linear: a skinny winner launches on the decode grid, a prefill one on
   kf_db* db = open_split_pack(dir, b, skinny, 16, prefill);
   void* const stream = fake<void>(0x5000);
 
-  for (int m : {1, 9, 16}) {
-    kf_linear_args a = linear_args(m);
-    REQUIRE_MESSAGE(kf_run_linear(db, &a, 1, 0, stream) == KF_OK, kf_last_error());
-  }
-  kf_linear_args a = linear_args(100);
-  REQUIRE_MESSAGE(kf_run_linear(db, &a, 1, 0, stream) == KF_OK, kf_last_error());
+  run_linear_at(db, {1, 9, 16, 100}, stream);
   REQUIRE(kf_fake_cuda_launch_count() == 4);
   for (int i = 0; i < 3; ++i) {
     const kf_fake_cuda_launch* l = kf_fake_cuda_launch_at(i);
@@ -117,10 +118,7 @@ TEST_CASE("linear: a stream-K wgmma winner launches one block per SM, at most th
   const std::string wide = b.add_kernel("wgmma", kShape, "bm128_bn128_bk64_w8_sk1_s4_stk264", "sm_90a", 256);
   const std::string narrow = b.add_kernel("wgmma", kShape, "bm64_bn128_bk64_w8_sk1_s4_stk100", "sm_90a", 256);
   kf_db* db = open_split_pack(dir, b, narrow, 256, wide);
-  for (int m : {1, 256, 257, 4096}) {
-    kf_linear_args a = linear_args(m);
-    REQUIRE_MESSAGE(kf_run_linear(db, &a, 1, 0, nullptr) == KF_OK, kf_last_error());
-  }
+  run_linear_at(db, {1, 256, 257, 4096});
   REQUIRE(kf_fake_cuda_launch_count() == 4);
   for (int i = 0; i < 4; ++i) {
     const kf_fake_cuda_launch* l = kf_fake_cuda_launch_at(i);
