@@ -528,6 +528,9 @@ TEST_CASE("wgmma stream-K (_stkB): key, parse, candidate, grid and scratch; wgmm
   CHECK(narrow == 6 + 5 + 3);
   CHECK_FALSE(kf::w4a16::wgmma::stream_valid(9216, 2048, 128, 128, 192, 128, 12, 4, false, 0));
   CHECK_FALSE(kf::w4a16::wgmma::stream_valid(9216, 2048, 128, 128, 192, 128, 12, 4, false, 2048));
+  CHECK(kf::w4a16::wgmma::valid(9216, 2048, 128, 16, 192, 128, 12, 4, false));
+  CHECK_FALSE(kf::w4a16::wgmma::stream_valid(9216, 2048, 128, 16, 192, 128, 12, 4, false, 132));  // 8 accumulators
+  CHECK(kf::w4a16::wgmma::stream_valid(9216, 2048, 128, 32, 192, 128, 12, 4, false, 132));
 }
 
 // Deals the steps of `tiles` tiles of `tile_steps` k-steps to `blocks` blocks the way

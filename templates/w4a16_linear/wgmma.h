@@ -335,6 +335,7 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
           if (stream_holds_steps(b, blocks, steps)) {
             const float* const slot = args.workspace + (size_t)b * (BM * BN) + tid;
             // In chunks: all BM / 2 loads in flight at once would hold as many registers.
+            static_assert(BM / 2 % 16 == 0, "whole chunks of 16 accumulators");
 #pragma unroll
             for (int i0 = 0; i0 < BM / 2; i0 += 16) {
               float part[16];
