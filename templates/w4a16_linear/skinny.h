@@ -128,7 +128,9 @@ KF_INLINE uint32_t x_pair(const u32x4& unit, int kk) {
 }  // namespace skinny
 
 // BM 16: x is the A operand (16 rows of M per block); BM 8: the swapped form
-// (skinny_tiling.h), the weights are the A operand and x the B operand (8 rows of M).
+// (skinny_tiling.h), the weights are the A operand and x the B operand (8 rows of M);
+// BM 16 with PAIRED: the swapped form over two 8-row halves of x, each weight fragment
+// feeding one product per half (skinny_tiling.h paired_row, paired_col).
 template <class Rows, int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int WARPS, int SPLIT_K,
           int STAGES, bool SILU = false, bool PAIRED = false>
 KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
