@@ -176,10 +176,16 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
   static_assert(BN / 8 <= kThreads, "one scale chunk per thread at most");
   const int c_x = tid % CH, r_x = tid / CH;
   const int x_smem = wg::b_tile_offset_sw128(r_x, 8 * c_x, BM);
-  const uint16_t* x_src = x + (size_t)(m0 + r_x) * K + 8 * c_x;  // moved with m0 (stream-K)
   const int c_w = tid % WC, kb_w = tid / WC;
-  const uint32_t* w_src = qweight + (size_t)kb_w * N + global_col(4 * c_w);  // and with n0
   const int w_smem = (kb_w * BN + 4 * c_w) * 4;
+  // This thread's copy bases in the tile at m0, n0 (a stream-K block moves them per run).
+  const uint16_t* x_src;
+  const uint32_t* w_src;
+  auto locate = [&] {
+    x_src = x + (size_t)(m0 + r_x) * K + 8 * c_x;
+    w_src = qweight + (size_t)kb_w * N + global_col(4 * c_w);
+  };
+  locate();
   // Gathered rows: 1 + the last tile row that holds a slot. Padding closes each expert's
   // run, so at large T about a third of a block_m 128 tile is padding (half the experts
   // spill into a mostly empty second block); the products then run only as wide as this.
@@ -438,8 +444,7 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
         n0 = r.tile % kColTiles * BN;
         kt0 = static_cast<int>(r.begin - tile_first);
         kts = static_cast<int>(end - r.begin);
-        x_src = x + (size_t)(m0 + r_x) * K + 8 * c_x;
-        w_src = qweight + (size_t)kb_w * N + global_col(4 * c_w);
+        locate();
         run = r.role;
         first_contributor = stream_block_of(tile_first, blocks, steps);
         barrier();  // every warp's products of the previous run have read the ring

@@ -160,10 +160,11 @@ int main(int argc, char** argv) {
       for (int64_t m : opt.ms) {
         const kf::LaunchGrid planned = kf::linear_grid(shape, cfg, m);
         std::vector<unsigned> grid_x{planned.x};
-        if (cfg.stream_blocks > 0 && opt.stream_grids.empty()) grid_x.push_back(std::max(1u, planned.x * 7 / 12));
-        if (cfg.stream_blocks > 0)
+        if (cfg.stream_blocks > 0) {
+          if (opt.stream_grids.empty()) grid_x.push_back(std::max(1u, planned.x * 7 / 12));
           for (const unsigned b : opt.stream_grids)
             if (b >= 1 && b < planned.x) grid_x.push_back(b);
+        }
         for (const unsigned gx : grid_x) {
           CU_CHECK(cu->cuMemsetD16(y.ptr, 0xffff, y.bytes / 2));  // NaN in fp16 and bf16
           kf_linear_args args{reinterpret_cast<void*>(x.ptr), reinterpret_cast<void*>(qw.ptr),
