@@ -11,7 +11,8 @@
 # the tuned DB, which has the helper kernels a layer needs).
 #   BIN=.devout/bin OUT=results tools/device_profile.sh FILTER [M] [OPS]
 # Writes $OUT/profile.txt (speed of light, memory, occupancy, warp stalls, scheduler)
-# and $OUT/sass.tgz; with SOURCE=1 also $OUT/source.csv.gz, the first matching launch's
+# and $OUT/sass.tgz (LAUNCHES: how many launches to profile, default one per kernel; a
+# stream-K kernel is launched on more than one grid); with SOURCE=1 also $OUT/source.csv.gz, the first matching launch's
 # SASS with its stall samples per instruction (where a kernel waits, line by line).
 set -uo pipefail
 filter=${1:?kernel name regex}
@@ -50,7 +51,7 @@ done
 tar -C "$work" -czf "$out/sass.tgz" sass
 echo "sass of $n kernels"
 
-ncu --clock-control none --kernel-name "regex:$filter" --launch-count "$n" \
+ncu --clock-control none --kernel-name "regex:$filter" --launch-count "${LAUNCHES:-$n}" \
   --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats \
   --section WarpStateStats --section SchedulerStats --section SourceCounters \
   --metrics dram__bytes_read.sum,lts__t_sectors_op_read.sum,lts__t_sector_op_read_hit_rate.pct,smsp__pcsamp_warps_issue_stalled_long_scoreboard,smsp__pcsamp_warps_issue_stalled_barrier,smsp__pcsamp_warps_issue_stalled_membar,smsp__pcsamp_warps_issue_stalled_lg_throttle,smsp__pcsamp_warps_issue_stalled_wait,smsp__pcsamp_warps_issue_stalled_short_scoreboard,smsp__pcsamp_warps_issue_stalled_math_pipe_throttle,smsp__pcsamp_warps_issue_stalled_mio_throttle,smsp__pcsamp_warps_issue_stalled_selected,smsp__pcsamp_warps_issue_stalled_not_selected,smsp__pcsamp_warps_issue_stalled_no_instructions,smsp__pcsamp_warps_issue_stalled_drain,smsp__pcsamp_warps_issue_stalled_imc_miss,smsp__pcsamp_warps_issue_stalled_dispatch_stall,smsp__pcsamp_warps_issue_stalled_branch_resolving,smsp__pcsamp_warps_issue_stalled_sleeping \
