@@ -298,14 +298,19 @@ bool splits_on_chip(const LinearConfig& cfg) {
 }
 
 // The kernel ABI's own formulas (templates/w4a16_linear/launch.h), shared with the runtime.
+// Stream-K partials meet in memory in the wgmma kind too.
+static bool exchanges_through_memory(const LinearConfig& cfg) {
+  return cfg.stream_blocks > 0 || !splits_on_chip(cfg);
+}
+
 int64_t linear_workspace_floats(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
-  if (cfg.stream_blocks > 0) return w4a16::wgmma::stream_workspace_floats(cfg.stream_blocks, cfg.block_m, cfg.block_n);
-  return splits_on_chip(cfg) ? 0 : w4a16::workspace_floats(cfg.split_k, s.n, m);
+  if (!exchanges_through_memory(cfg)) return 0;
+  return w4a16::exchange_floats(cfg.split_k, cfg.block_m, cfg.block_n, cfg.stream_blocks, s.n, m);
 }
 
 int64_t linear_counter_ints(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
-  if (cfg.stream_blocks > 0) return w4a16::wgmma::stream_counter_ints(cfg.stream_blocks);
-  return splits_on_chip(cfg) ? 0 : w4a16::counter_ints(cfg.split_k, cfg.block_m, cfg.block_n, s.n, m);
+  if (!exchanges_through_memory(cfg)) return 0;
+  return w4a16::exchange_counters(cfg.split_k, cfg.block_m, cfg.block_n, cfg.stream_blocks, s.n, m);
 }
 
 }  // namespace kf

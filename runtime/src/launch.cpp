@@ -6,7 +6,6 @@
 
 #include "status.h"
 #include "tensor_args.h"
-#include "w4a16_linear/wgmma_tiling.h"
 #include "w4a16_moe/launch.h"
 
 namespace kf {
@@ -179,14 +178,9 @@ void kernel_workspace(const KernelImpl& k, int64_t m, int64_t* floats, int64_t* 
   }
   if (k.op_kind != KernelOp::linear) return;  // the MoE helpers never split
   const LinearConfigKey& c = k.config;
-  if (c.stream_blocks > 0) {  // the most blocks a launch takes, whatever M
-    *floats = w4a16::wgmma::stream_workspace_floats(c.stream_blocks, c.block_m, c.block_n);
-    *counters = w4a16::wgmma::stream_counter_ints(c.stream_blocks);
-    return;
-  }
   const int64_t n = k.generic() ? 0 : k.shape_key.n;  // the generic kernel never splits K
-  *floats = w4a16::workspace_floats(k.config.split_k, n, m);
-  *counters = w4a16::counter_ints(k.config.split_k, k.config.block_m, k.config.block_n, n, m);
+  *floats = w4a16::exchange_floats(c.split_k, c.block_m, c.block_n, c.stream_blocks, n, m);
+  *counters = w4a16::exchange_counters(c.split_k, c.block_m, c.block_n, c.stream_blocks, n, m);
 }
 
 void max_workspace(const kf_db& db, int64_t max_m, int64_t* floats, int64_t* counters) {

@@ -7,6 +7,8 @@
 #pragma once
 #include <stdint.h>
 
+#include "w4a16_linear/wgmma_tiling.h"  // the stream-K scratch
+
 namespace kf {
 namespace w4a16 {
 
@@ -35,6 +37,19 @@ inline Grid launch_grid(Kind kind, int64_t n, int64_t m, int block_m, int block_
 inline int64_t workspace_floats(int split_k, int64_t n, int64_t m) { return split_k > 1 ? split_k * m * n : 0; }
 inline int64_t counter_ints(int split_k, int block_m, int block_n, int64_t n, int64_t m) {
   return split_k > 1 ? (n / block_n) * ((m + block_m - 1) / block_m) : 0;
+}
+
+// The scratch of a config whose partial sums meet in memory: the split-K slices and
+// counters above, or for a stream-K wgmma config (_stkB) B tiles and B flags, whatever M.
+// The caller knows whether its config's partials meet in memory (the skinny and wgmma
+// kinds split K on chip, through a thread-block cluster).
+inline int64_t exchange_floats(int split_k, int block_m, int block_n, int stream_blocks, int64_t n, int64_t m) {
+  if (stream_blocks > 0) return wgmma::stream_workspace_floats(stream_blocks, block_m, block_n);
+  return workspace_floats(split_k, n, m);
+}
+inline int64_t exchange_counters(int split_k, int block_m, int block_n, int stream_blocks, int64_t n, int64_t m) {
+  if (stream_blocks > 0) return wgmma::stream_counter_ints(stream_blocks);
+  return counter_ints(split_k, block_m, block_n, n, m);
 }
 
 }  // namespace w4a16
