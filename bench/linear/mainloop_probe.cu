@@ -1,11 +1,12 @@
 // Development harness: the ceilings under the w4a16_linear wgmma kind's main loop on
-// sm_90a (bench/NOTES.md, "the wgmma main loop against its ceilings"). (1) The rate of register-A wgmma m64n256k16 from
-// two warpgroups alone, with a wait and a wgmma.fence before each product (as wgmma.h
-// issues them), and with the kind's unpacking of 8 weights per product from shared memory
-// and a barrier per 4 products added. (2) How many bytes per second one SM's copies bring
-// in from the L2 (a 16 MiB source, resident after the first pass) through a 4-slot ring
-// of 32 KiB stages, two ahead: 16-byte cp.async against bulk copies (cp.async.bulk), on
-// 1, half and all SMs. Timings, not checks: the products multiply whatever is there.
+// sm_90a (bench/NOTES.md, "the wgmma main loop against its ceilings"). (1) The rate of
+// register-A wgmma m64n256k16 from two warpgroups alone, with a wait and a wgmma.fence
+// before each product (as wgmma.h issues them), and with the kind's unpacking of 8
+// weights per product from shared memory and a barrier per 4 products added. (2) How many
+// bytes per second one SM's copies bring in from the L2 (a 16 MiB source, resident after
+// the first pass) through a 4-slot ring of 32 KiB stages, two ahead: 16-byte cp.async
+// against bulk copies (cp.async.bulk), on 1, half and all SMs. Timings, not checks: the
+// products multiply whatever is there.
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
 #include <cstdio>
