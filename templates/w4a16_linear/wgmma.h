@@ -220,8 +220,12 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
         const int row = x_row_of[r_x + j * XR];  // rows without a slot read as zeros
         cp_async16(xs + x_smem + j * XR * 128, row >= 0 ? x + (size_t)row * K + k0 + 8 * c_x : x, row >= 0);
       } else {
-        const bool live = rows.valid(m0 + r_x + j * XR);  // rows past M read as zeros
-        cp_async16(xs + x_smem + j * XR * 128, live ? x_src + (size_t)j * XR * K + k0 : x, live);
+        // Rows past M read nothing (a zero fill) and their address is never used, so every
+        // pass copies from one base plus a constant. Choosing a valid pointer for them
+        // instead put each copy's address through a move into the register pair the
+        // previous copy was still reading: those moves waited on it one by one, a third of
+        // the loop's stall samples (bench/NOTES.md linear v36).
+        cp_async16(xs + x_smem + j * XR * 128, x_src + (size_t)j * XR * K + k0, rows.valid(m0 + r_x + j * XR));
       }
     }
 #pragma unroll
