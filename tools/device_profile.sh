@@ -11,9 +11,10 @@
 # the tuned DB, which has the helper kernels a layer needs).
 #   BIN=.devout/bin OUT=results tools/device_profile.sh FILTER [M] [OPS]
 # Writes $OUT/profile.txt (speed of light, memory, occupancy, warp stalls, scheduler)
-# and $OUT/sass.tgz (LAUNCHES: how many launches to profile, default one per kernel; a
-# stream-K kernel is launched on more than one grid); with SOURCE=1 also $OUT/source.csv.gz, the first matching launch's
+# and $OUT/sass.tgz; with SOURCE=1 also $OUT/source.csv.gz, the first matching launch's
 # SASS with its stall samples per instruction (where a kernel waits, line by line).
+# LAUNCHES: how many launches to profile (default one per kernel; kforge_check_linear
+# also runs a stream-K kernel on a smaller grid, a second launch of the same kernel).
 set -uo pipefail
 filter=${1:?kernel name regex}
 m=${2:-1}
