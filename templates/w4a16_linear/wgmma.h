@@ -274,13 +274,37 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
       wg::fence_proxy_async();
       wg::wait<STEPS>();  // only the previous stage's products may still run
       barrier();          // stage kt has landed for every thread; stage kt - 2 is free
-      if (kt + STAGES - 2 < kts) issue(kt + STAGES - 2);
-      cp_async_commit();
 
       const unsigned char* xs = smem + kt % STAGES * STAGE;
       const unsigned char* ws = xs + XB;
       const unsigned char* ss = ws + WB;
       const unsigned char* zs = ss + SB;
+      // Words of word row kb for fragment rows g and g + 8 (one 8-byte load when adjacent).
+      auto words = [&](int kb) -> u32x2 {
+        if constexpr (SILU) {
+          const uint32_t* w = reinterpret_cast<const uint32_t*>(ws) + kb * BN;
+          return {w[c0], w[c1]};
+        } else {
+          return load8(ws + (kb * BN + c0) * 4);
+        }
+      };
+      // The words of the first AHEAD products, read before the stage's copies are issued
+      // (their latency hides behind them), then each product's words AHEAD products early.
+      // Read where they are used, each product's shared loads sat behind the previous
+      // product's wgmma fence and wait (memory clobbers), so every product waited for a
+      // shared-memory round trip and then its unpacking chain; with products 64 or 128
+      // tokens wide that latency, not the tensor core, set the pace (bench/NOTES.md v37).
+      // Two ahead: a shared load's latency is about one product's unpacking, and 16-warp
+      // blocks (128 registers a thread) have room for two products' words, not four.
+      constexpr int AHEAD = STEPS < 2 ? STEPS : 2;
+      u32x2 ahead_lo[AHEAD], ahead_hi[AHEAD];  // product s's words in slot s % AHEAD
+#pragma unroll
+      for (int s = 0; s < AHEAD; ++s) {
+        ahead_lo[s] = words(2 * s);
+        ahead_hi[s] = words(2 * s + 1);
+      }
+      if (kt + STAGES - 2 < kts) issue(kt + STAGES - 2);
+      cp_async_commit();
       // The stage's scales and bias + zero point of columns c0, c1, each in both halves.
       const uint16_t* s16 = reinterpret_cast<const uint16_t*>(ss);
       const uint32_t scale[2] = {s16[c0] * 0x10001u, s16[c1] * 0x10001u};
@@ -292,22 +316,17 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
       } else {
         bias[0] = bias[1] = (kBias | 8u) * 0x10001u;  // uint4b8: z = 8
       }
-      // Words of word row kb for fragment rows g and g + 8 (one 8-byte load when adjacent).
-      auto words = [&](int kb) -> u32x2 {
-        if constexpr (SILU) {
-          const uint32_t* w = reinterpret_cast<const uint32_t*>(ws) + kb * BN;
-          return {w[c0], w[c1]};
-        } else {
-          return load8(ws + (kb * BN + c0) * 4);
-        }
-      };
 #pragma unroll
       for (int s = 0; s < STEPS; ++s) {
         // The previous stage's product s still reads the registers `a` is about to
         // overwrite (the same registers every stage): it and the STEPS - 1 after it may run.
         wg::wait<STEPS - 1>();
-        // Words of k 16s .. 16s + 7 and 16s + 8 .. 16s + 15.
-        const u32x2 lo = words(2 * s), hi = words(2 * s + 1);
+        // Words of k 16s .. 16s + 7 and 16s + 8 .. 16s + 15; the slot takes product s + AHEAD's.
+        const u32x2 lo = ahead_lo[s % AHEAD], hi = ahead_hi[s % AHEAD];
+        if (s + AHEAD < STEPS) {
+          ahead_lo[s % AHEAD] = words(2 * (s + AHEAD));
+          ahead_hi[s % AHEAD] = words(2 * (s + AHEAD) + 1);
+        }
         const uint32_t a[4] = {dequant_pair<BF16>(biased_pair<BF16>(lo.x, select_t), bias[0], scale[0]),
                                dequant_pair<BF16>(biased_pair<BF16>(lo.y, select_t), bias[1], scale[1]),
                                dequant_pair<BF16>(biased_pair<BF16>(hi.x, select_t), bias[0], scale[0]),
