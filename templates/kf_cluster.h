@@ -15,6 +15,16 @@ KF_INLINE void sync() {
   asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
 }
 
+// Every thread of every block of the cluster arrives and waits, without ordering memory:
+// the end of a reduction whose remote shared-memory reads have all returned (each value
+// is used before the arrive), so that no block's shared memory goes before the others'
+// reads of it. The release form also waits for the thread's global stores to complete
+// (a MEMBAR.GPU in the SASS), which after an epilogue's stores is a memory round trip;
+// it is not a block barrier for this block's own shared memory.
+KF_INLINE void sync_after_reads() {
+  asm volatile("barrier.cluster.arrive.relaxed.aligned;\n\tbarrier.cluster.wait.aligned;" ::: "memory");
+}
+
 // This block's rank in its cluster (x fastest).
 KF_INLINE uint32_t rank() {
   uint32_t r;

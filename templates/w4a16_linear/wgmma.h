@@ -412,7 +412,7 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
               Act16<BF16>::pack2(v[h] * f, v[2 + h] * f);
         }
       }
-      cluster::sync();  // the other blocks' sums stay until every rank has read them
+      cluster::sync_after_reads();  // the other blocks' sums stay until every rank has read them
 #endif
       return;
     }

@@ -83,7 +83,7 @@ KF_INLINE void moe_align_cluster(const kf_moe_align_args& a) {
     if (e >= 0 && e < E) a.sorted_ids[atomic_add_shared(&cursor[e], 1)] = s;
   }
   if (rank == 0 && tid == 0) a.num_padded[0] = total;
-  cluster::sync();  // no workgroup leaves while another may still read its counts
+  cluster::sync_after_reads();  // no workgroup leaves while another may still read its counts
 #endif
 }
 
