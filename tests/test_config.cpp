@@ -529,8 +529,10 @@ TEST_CASE("wgmma stream-K (_stkB): key, parse, candidate, grid and scratch; wgmm
   CHECK_FALSE(kf::w4a16::wgmma::stream_valid(9216, 2048, 128, 128, 192, 128, 12, 4, false, 0));
   CHECK_FALSE(kf::w4a16::wgmma::stream_valid(9216, 2048, 128, 128, 192, 128, 12, 4, false, 2048));
   CHECK(kf::w4a16::wgmma::valid(9216, 2048, 128, 16, 192, 128, 12, 4, false));
-  CHECK_FALSE(kf::w4a16::wgmma::stream_valid(9216, 2048, 128, 16, 192, 128, 12, 4, false, 132));  // 8 accumulators
-  CHECK(kf::w4a16::wgmma::stream_valid(9216, 2048, 128, 32, 192, 128, 12, 4, false, 132));
+  // Partials read in chunks of 16 words: block_m 32 leaves 8 words of bf16 pairs a thread.
+  CHECK_FALSE(kf::w4a16::wgmma::stream_valid(9216, 2048, 128, 16, 192, 128, 12, 4, false, 132));
+  CHECK_FALSE(kf::w4a16::wgmma::stream_valid(9216, 2048, 128, 32, 192, 128, 12, 4, false, 132));
+  CHECK(kf::w4a16::wgmma::stream_valid(9216, 2048, 128, 64, 192, 128, 12, 4, false, 132));
 }
 
 // Deals the steps of `tiles` tiles of `tile_steps` k-steps to `blocks` blocks the way

@@ -343,10 +343,18 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
     // Element 4j + e: fragment row g + 8 (e / 2) (column c0 or c1), tile row 8j + 2t + e % 2
     // (kf_wgmma_layout.h).
     if constexpr (STREAM > 0) {
-      if (run == StreamRole::contribute) {  // element i of thread tid at slot[i][tid] (coalesced)
-        float* const slot = args.workspace + (size_t)block * (BM * BN) + tid;
+      // bf16 layers exchange their partial sums as bf16 pairs (elements 2i, 2i + 1 in one
+      // word): one SM writes and reads a split tile's partials at ~48 GB/s, on the critical
+      // path twice (bench/NOTES.md v33), and halving the bytes took 9216x2048 at M = 256
+      // from 24.8 to 23.0 us (v40). The error stays within one bf16 rounding of a partial
+      // (normalised error 0.0026 against 0.0022 in fp32, tolerance 0.008). fp16 layers keep
+      // fp32 partials: a bf16 rounding would be 8 times their output's.
+      constexpr int WORDS = BF16 ? BM / 4 : BM / 2;  // 32-bit words of partials per thread
+      if (run == StreamRole::contribute) {  // word i of thread tid at slot[i][tid] (coalesced)
+        float* const slot = args.workspace + (size_t)block * (WORDS * kThreads) + tid;
 #pragma unroll
-        for (int i = 0; i < BM / 2; ++i) slot[i * kThreads] = acc[i];
+        for (int i = 0; i < WORDS; ++i)
+          slot[i * kThreads] = BF16 ? __uint_as_float(pack2_bf16(acc[2 * i], acc[2 * i + 1])) : acc[i];
         barrier();  // every thread's sums are written before the flag is raised
         if (tid == 0) store_release_device(args.counters + block, 1);
         return;
@@ -362,16 +370,24 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
         barrier();
         for (int b = first_contributor; b < block; ++b)
           if (stream_holds_steps(b, blocks, steps)) {
-            const float* const slot = args.workspace + (size_t)b * (BM * BN) + tid;
-            // In chunks: all BM / 2 loads in flight at once would hold as many registers.
-            static_assert(BM / 2 % 16 == 0, "whole chunks of 16 accumulators");
+            const float* const slot = args.workspace + (size_t)b * (WORDS * kThreads) + tid;
+            // In chunks: all the loads in flight at once would hold as many registers.
+            static_assert(WORDS % 16 == 0, "whole chunks of 16 words");
 #pragma unroll
-            for (int i0 = 0; i0 < BM / 2; i0 += 16) {
+            for (int i0 = 0; i0 < WORDS; i0 += 16) {
               float part[16];
 #pragma unroll
               for (int i = 0; i < 16; ++i) part[i] = load_coherent(slot + (i0 + i) * kThreads);
 #pragma unroll
-              for (int i = 0; i < 16; ++i) acc[i0 + i] += part[i];
+              for (int i = 0; i < 16; ++i) {
+                if constexpr (BF16) {  // low half element 2i, high half 2i + 1
+                  const uint32_t u = __float_as_uint(part[i]);
+                  acc[2 * (i0 + i)] += __uint_as_float(u << 16);
+                  acc[2 * (i0 + i) + 1] += __uint_as_float(u & 0xffff0000u);
+                } else {
+                  acc[i0 + i] += part[i];
+                }
+              }
             }
           }
       }

@@ -107,11 +107,11 @@ KF_HD constexpr long long stream_workspace_floats(int blocks, int block_m, int b
   return static_cast<long long>(blocks) * block_m * block_n;
 }
 KF_HD constexpr int stream_counter_ints(int blocks) { return blocks; }
-// block_m 32 up: a block reads the partials it adds in chunks of 16 of its block_m / 2
-// accumulators.
+// block_m 64 up: a block reads the partials it adds in chunks of 16 words, of the
+// block_m / 4 words of bf16 pairs a thread exchanges (block_m / 2 in fp32 for fp16).
 KF_HD constexpr bool stream_valid(int n, int k, int g, int block_m, int block_n, int block_k, int warps, int stages,
                                   bool asym, int blocks) {
-  return blocks >= 1 && blocks <= kMaxStreamBlocks && block_m >= 32 &&
+  return blocks >= 1 && blocks <= kMaxStreamBlocks && block_m >= 64 &&
          valid(n, k, g, block_m, block_n, block_k, warps, stages, asym);
 }
 
