@@ -148,14 +148,17 @@ std::vector<LinearConfig> enumerate_linear_configs(const LinearShape& s, const A
             if (wgmma_warps_fit(bm, w) && w4a16::wgmma::valid(n, k, g, bm, 16 * w, bk, w, st, s.asym))
               out.push_back({LinearKind::wgmma, bm, 16 * w, bk, w, 1, st});
     // Split-K for the middle Ms of narrow layers (N = 2048 gives 16 to 32 column
-    // blocks): 2, 4 or 8 slices (one thread-block cluster), rings of 4; block_m 256 too,
-    // which dequantises each weight once for 256 tokens where one row block covers M.
+    // blocks): 2, 4 or 8 slices (one thread-block cluster), rings of 4 or 5 (a slice is
+    // few stages long, so the ring's depth is most of what hides the memory latency);
+    // block_m 256 too, which dequantises each weight once for 256 tokens where one row
+    // block covers M.
     for (int bm : {32, 64, 128, 256})
       for (int w : {4, 8, 12, 16})
         for (int bk : {64, 128})
           for (int sk : {2, 4, 8})
-            if (wgmma_warps_fit(bm, w) && w4a16::wgmma::valid(n, k, g, bm, 16 * w, bk, w, 4, s.asym, sk))
-              out.push_back({LinearKind::wgmma, bm, 16 * w, bk, w, sk, 4});
+            for (int st : {4, 5})
+              if (wgmma_warps_fit(bm, w) && w4a16::wgmma::valid(n, k, g, bm, 16 * w, bk, w, st, s.asym, sk))
+                out.push_back({LinearKind::wgmma, bm, 16 * w, bk, w, sk, st});
     // Stream-K (_stkB): the tiles' k-steps dealt evenly to one block per SM, for the Ms
     // whose tiles are not a whole number of waves (9216 x 2048 at M = 256 and 1024:
     // 96 and 288 tiles of the best shapes on 132 SMs; bench/NOTES.md linear v30).

@@ -233,7 +233,7 @@ TEST_CASE("enumerate_linear_configs: every qwen3-35b shape on every arch") {
           CHECK(kf::w4a16::wgmma::valid(n, k, g, c.block_m, c.block_n, c.block_k, c.warps, c.stages, s.asym,
                                         c.split_k));
           CHECK(c.block_n == 16 * c.warps);  // 64 weight rows per warpgroup
-          CHECK((c.split_k == 1 || ((c.split_k == 2 || c.split_k == 4 || c.split_k == 8) && c.stages == 4)));
+          CHECK((c.split_k == 1 || ((c.split_k == 2 || c.split_k == 4 || c.split_k == 8) && (c.stages == 4 || c.stages == 5))));
           CHECK(cand_cluster(s, c, arch) ==
                 (c.split_k > 1 ? "__cluster_dims__(1, 1, " + std::to_string(c.split_k) + ")" : std::string()));
           CHECK(k / c.block_k % c.split_k == 0);  // whole stages per slice
@@ -402,11 +402,12 @@ TEST_CASE("enumerate_linear_configs: complete over its grid and deterministic") 
       for (int w : {4, 8, 12, 16})
         for (int bk : {64, 128})
           for (int sk : {2, 4, 8})
-            if (arch.warpgroup_mma && (w < 12 || bm <= 128) &&
-                kf::w4a16::wgmma::valid(2048, 512, 128, bm, 16 * w, bk, w, 4, false, sk)) {
-              ++valid;
-              CHECK(has({kf::LinearKind::wgmma, bm, 16 * w, bk, w, sk, 4}));
-            }
+            for (int st : {4, 5})
+              if (arch.warpgroup_mma && (w < 12 || bm <= 128) &&
+                  kf::w4a16::wgmma::valid(2048, 512, 128, bm, 16 * w, bk, w, st, false, sk)) {
+                ++valid;
+                CHECK(has({kf::LinearKind::wgmma, bm, 16 * w, bk, w, sk, st}));
+              }
     // and stream-K over the arch's SMs (_stkB)
     for (int bm : {64, 128, 256})
       for (int w : {8, 12})
@@ -454,7 +455,9 @@ TEST_CASE("enumerate_linear_configs: three-warpgroup wgmma tiles where 192 colum
   CHECK_FALSE(kf::w4a16::wgmma::valid(2048, 2048, 128, 128, 192, 64, 12, 4, false));  // 192 does not divide 2048
   CHECK_FALSE(kf::w4a16::wgmma::valid(12288, 2048, 128, 128, 320, 64, 20, 4, false));  // five warpgroups
   CHECK_FALSE(kf::w4a16::wgmma::valid(12288, 2048, 128, 128, 128, 64, 12, 4, false));  // 64 rows per warpgroup
-  CHECK(wide_wgmma_configs({12288, 2048, 128, true, false}, 12) == 31);  // 10 at block_m 32, 21 at 64 and 128
+  // 31 one tile a block or split-K in rings of 4 (10 at block_m 32, 21 at 64 and 128),
+  // and 16 split-K in rings of 5.
+  CHECK(wide_wgmma_configs({12288, 2048, 128, true, false}, 12) == 47);
   CHECK(wide_wgmma_configs({2048, 4096, 128, true, false}, 12) == 0);
 }
 
