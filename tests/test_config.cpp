@@ -233,7 +233,8 @@ TEST_CASE("enumerate_linear_configs: every qwen3-35b shape on every arch") {
           CHECK(kf::w4a16::wgmma::valid(n, k, g, c.block_m, c.block_n, c.block_k, c.warps, c.stages, s.asym,
                                         c.split_k));
           CHECK(c.block_n == 16 * c.warps);  // 64 weight rows per warpgroup
-          CHECK((c.split_k == 1 || ((c.split_k == 2 || c.split_k == 4 || c.split_k == 8) && (c.stages == 4 || c.stages == 5))));
+          const bool split_ring = c.stages == 4 || c.stages == 5;  // split-K rings of 4 or 5
+          CHECK((c.split_k == 1 || ((c.split_k == 2 || c.split_k == 4 || c.split_k == 8) && split_ring)));
           CHECK(cand_cluster(s, c, arch) ==
                 (c.split_k > 1 ? "__cluster_dims__(1, 1, " + std::to_string(c.split_k) + ")" : std::string()));
           CHECK(k / c.block_k % c.split_k == 0);  // whole stages per slice
