@@ -301,18 +301,17 @@ bool splits_on_chip(const LinearConfig& cfg) {
 }
 
 // The kernel ABI's own formulas (templates/w4a16_linear/launch.h), shared with the runtime.
-// Stream-K partials meet in memory in the wgmma kind too.
-static bool exchanges_through_memory(const LinearConfig& cfg) {
-  return cfg.stream_blocks > 0 || !splits_on_chip(cfg);
+static bool exchanges_in_memory(const LinearConfig& cfg) {
+  return w4a16::exchanges_in_memory(cfg.split_k, splits_on_chip(cfg), cfg.stream_blocks);
 }
 
 int64_t linear_workspace_floats(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
-  if (!exchanges_through_memory(cfg)) return 0;
+  if (!exchanges_in_memory(cfg)) return 0;
   return w4a16::exchange_floats(cfg.split_k, cfg.block_m, cfg.block_n, cfg.stream_blocks, s.n, m);
 }
 
 int64_t linear_counter_ints(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
-  if (!exchanges_through_memory(cfg)) return 0;
+  if (!exchanges_in_memory(cfg)) return 0;
   return w4a16::exchange_counters(cfg.split_k, cfg.block_m, cfg.block_n, cfg.stream_blocks, s.n, m);
 }
 

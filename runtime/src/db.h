@@ -70,7 +70,9 @@ struct KernelImpl {
   bool generic() const { return op_kind == KernelOp::linear && kind == w4a16::Kind::generic; }
   // Split-K through global memory (or stream-K, whose tiles' runs meet there): its
   // launches need args.workspace and args.counters.
-  bool splits_through_memory() const { return (config.split_k > 1 && !split_on_chip) || config.stream_blocks > 0; }
+  bool splits_through_memory() const {
+    return w4a16::exchanges_in_memory(config.split_k, split_on_chip, config.stream_blocks);
+  }
 };
 
 // One tuned M range of a shape, already made contiguous: [lo, hi] with hi = next lo - 1

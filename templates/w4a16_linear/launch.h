@@ -39,10 +39,16 @@ inline int64_t counter_ints(int split_k, int block_m, int block_n, int64_t n, in
   return split_k > 1 ? (n / block_n) * ((m + block_m - 1) / block_m) : 0;
 }
 
-// The scratch of a config whose partial sums meet in memory: the split-K slices and
-// counters above, or for a stream-K wgmma config (_stkB) B tiles and B flags, whatever M.
-// The caller knows whether its config's partials meet in memory (the skinny and wgmma
-// kinds split K on chip, through a thread-block cluster).
+// Whether a config's partial sums meet in memory, through args.workspace and
+// args.counters: a stream-K grid, or split-K over blocks that do not sum on chip (the
+// skinny and wgmma kinds sum a split tile within a thread-block cluster).
+inline bool exchanges_in_memory(int split_k, bool split_on_chip, int stream_blocks) {
+  return stream_blocks > 0 || (split_k > 1 && !split_on_chip);
+}
+
+// The scratch of a config whose partial sums meet in memory (exchanges_in_memory): the
+// split-K slices and counters above, or for a stream-K wgmma config (_stkB) B tiles and
+// B flags, whatever M.
 inline int64_t exchange_floats(int split_k, int block_m, int block_n, int stream_blocks, int64_t n, int64_t m) {
   if (stream_blocks > 0) return wgmma::stream_workspace_floats(stream_blocks, block_m, block_n);
   return workspace_floats(split_k, n, m);

@@ -63,15 +63,15 @@ KF_HD constexpr bool valid(int n, int k, int g, int block_m, int block_n, int bl
 // (tile-major, K / block_k steps each), are dealt out evenly to B blocks in contiguous
 // runs, so a layer whose tiles are not a whole number of waves (9216 columns of 192 at
 // M = 256: 96 tiles on 132 SMs) still keeps every SM busy. A run that ends inside a tile
-// leaves its fp32 sums in the workspace (`workspace` slot of its block) and raises its
-// block's flag; the block holding the tile's last step adds those sums (in block order)
-// to its own and stores the tile. A block only waits on lower-numbered blocks, and their
+// leaves its sums in its block's workspace slot (bf16 pairs in bf16 layers, fp32 in fp16
+// ones: wgmma.h) and raises its block's flag; the block holding the tile's last step adds
+// those sums (in block order) to its own and stores the tile. A block only waits on lower-numbered blocks, and their
 // contribution is the first run they process, before any wait of their own. The launch
 // takes at most B blocks and at most one per SM (the runtime and the tuner clamp it to
 // the part's SMs, one block fills an SM's shared memory), so every block it waits on is
 // running or done; the kernel reads the count it got.
-//   workspace: B tiles of block_m x block_n floats; counters: B flags, zeroed once and
-//   left zero (args.h).
+//   workspace: B tiles of block_m x block_n floats (bf16 layers fill half of each);
+//   counters: B flags, zeroed once and left zero (args.h).
 constexpr int kMaxStreamBlocks = 1024;
 KF_HD constexpr long long stream_first_step(int block, int blocks, long long steps) {
   return static_cast<long long>(block) * steps / blocks;
