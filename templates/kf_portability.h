@@ -160,7 +160,10 @@ KF_INLINE void store8(void* p, u32x2 v) { *reinterpret_cast<u32x2*>(p) = v; }
 
 // ---- asynchronous global -> shared copies -----------------------------------------
 // cp_async16 copies 16 bytes (both addresses 16-byte aligned), or writes 16 zero bytes
-// when !fill (the source is then not read, but must still be a mapped address).
+// when !fill. On sm_90a the source is then not read at all (src-size 0), so it may lie
+// past the end of an allocation: the dense wgmma kind's copies of rows past M rely on
+// it, and kforge_check_linear runs every kernel with x flush against the end of its
+// mapping, where such a read would fault. The AMD fallback below reads nothing either.
 // cp_async_commit closes the group of copies issued since the last commit;
 // cp_async_wait<P>() returns when at most P groups are still in flight (this thread's
 // copies only: a barrier must follow before other threads read them).

@@ -3,13 +3,19 @@
 // output poisoned (NaN) before each launch. Checks, per kernel and M:
 //   - normalised error ||y - ref|| / ||ref|| within linear_tolerance(dtype);
 //   - every output element of the M rows written (no NaN left), rows past M untouched;
+//   - no read of x past row M: x's M rows end where its mapping ends (edge_mapping.h), so
+//     such a read faults, zero-filled copies of the rows past M included;
 //   - split-K counters back to zero (the kernel's own contract);
 //   - stream-K kernels (_stkB) also on a grid below B, as on a part with fewer SMs: the
 //     kernel deals its steps out over the blocks it gets.
 // Prints a line per failure and a table of the worst error per kernel class; exit 1
 // on any failure, 77 when no GPU is present (reported as skipped, never as passed).
+// --edge-self-test instead proves the x placement can catch a bad read: the pack's
+// kf_util_stream_read must read the last bytes before a mapping's end and must fault
+// when its read runs 16 bytes past it.
 #include "cu_check.h"
 #include "cuda_driver.h"
+#include "edge_mapping.h"
 #include "gpu_check_util.h"
 
 #include <algorithm>
@@ -18,6 +24,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <regex>
 #include <string>
 #include <thread>
@@ -26,6 +33,7 @@
 #include "linear_family.h"
 #include "linear_reference.h"
 #include "pack.h"
+#include "util/stream_read_args.h"
 #include "w4a16_linear/args.h"
 
 namespace {
@@ -48,12 +56,55 @@ struct Options {
   std::vector<int64_t> ms = {1, 7, 16, 64, 333};
   uint64_t seed = 0;
   bool include_pruned = false;
+  bool edge_self_test = false;
   std::vector<unsigned> stream_grids;  // stream-K launches besides the planned grid (default: 7/12 of it)
 };
 
 // Poisoned rows past the largest M: a kernel writing beyond row M is caught there too,
 // not only at the smaller Ms.
 constexpr int64_t kGuardRows = 16;
+// The most rows of x one tile spans (the largest block_m of any kind): reserved unmapped
+// address space after x's last row covers every row a tile past M could address.
+constexpr int64_t kMaxTileRows = 256;
+
+// --edge-self-test: a read ending at EdgeMapping::end() succeeds, one running 16 bytes past
+// it faults. The second leaves the context unusable, so it comes last and the program ends.
+int edge_self_test(const kf::Pack& pack, const std::string& arch, CUdevice dev) {
+  const auto rows = pack.kernels("arch = '" + arch + "' AND name = 'kf_util_stream_read' AND status = 'ok'");
+  if (rows.empty()) {
+    std::fprintf(stderr, "edge self-test: the pack has no kf_util_stream_read for %s\n", arch.c_str());
+    return 1;
+  }
+  CUmodule mod;
+  CU_CHECK(cu->cuModuleLoadData(&mod, rows[0].code_object.data()));
+  CUfunction fn;
+  CU_CHECK(cu->cuModuleGetFunction(&fn, mod, "kf_util_stream_read"));
+  kf::gpu_check::EdgeMapping mapping(cu, dev, 1 << 20, 1 << 20);
+  DeviceBuffer sink(16);
+  constexpr unsigned long long kBytes = 1 << 16;
+  auto read = [&](CUdeviceptr from) {
+    kf_stream_read_args a{reinterpret_cast<const void*>(from), kBytes, reinterpret_cast<unsigned*>(sink.ptr), 1, 0};
+    void* params[] = {&a};
+    CUresult rc = cu->cuLaunchKernel(fn, 1, 1, 1, KF_STREAM_READ_THREADS, 1, 1, 0, nullptr, params, nullptr);
+    return rc == CUDA_SUCCESS ? cu->cuCtxSynchronize() : rc;
+  };
+  const CUresult inside = read(mapping.end() - kBytes);
+  if (inside != CUDA_SUCCESS) {
+    std::printf("FAIL edge self-test: a read ending at the mapping's end failed (CUresult %d)\n", inside);
+    return 1;
+  }
+  const CUresult past = read(mapping.end() - kBytes + 16);
+  if (past == CUDA_SUCCESS) {
+    std::printf("FAIL edge self-test: a read 16 bytes past the mapping's end did not fault, so the x placement "
+                "cannot catch reads past row M\n");
+    return 1;
+  }
+  const char* msg = nullptr;
+  cu->cuGetErrorString(past, &msg);
+  std::printf("edge self-test passed: reading up to the mapping's end works, 16 bytes past it faults (%s)\n",
+              msg ? msg : "?");
+  return 0;
+}
 
 struct ClassStats {
   int runs = 0, failures = 0;
@@ -69,6 +120,8 @@ int main(int argc, char** argv) {
       "M values", opt.ms, [&](CLI::App& app) {
         app.add_option("--csv", opt.csv, "also write every check as a CSV row to this file");
         app.add_flag("--include-pruned", opt.include_pruned, "also the kernels pruned at generation (not compile errors)");
+        app.add_flag("--edge-self-test", opt.edge_self_test,
+                     "only prove that a read past x's mapping faults (the check's bound on reads past row M)");
         app.add_option("--stream-grids", opt.stream_grids,
                        "stream-K kernels (_stkB) also run on these block counts, each at most B (default: 7/12 of B)")
             ->delimiter(',');
@@ -95,6 +148,7 @@ int main(int argc, char** argv) {
   CU_CHECK(cu->cuCtxSetCurrent(ctx));
 
   const kf::Pack pack = kf::Pack::open_read_only(opt.pack);  // never migrates a tracked DB
+  if (opt.edge_self_test) return edge_self_test(pack, opt.arch, dev);
   const std::string where = "op = 'w4a16_linear' AND arch = '" + opt.arch + "' AND status " +
                             (opt.include_pruned ? "!= 'compile_error'" : "= 'ok'");
   std::vector<kf::PackKernel> kernels = pack.kernels(where);
@@ -128,9 +182,18 @@ int main(int argc, char** argv) {
     const kf::LinearShape shape = kf::parse_linear_shape(shape_key);
     const kf::LinearProblem prob = kf::make_linear_problem(shape, m_max, rng);
     const std::vector<double> ref = kf::linear_reference(prob, host_threads);
-    DeviceBuffer x(prob.x.size() * 2), qw(prob.qweight.size() * 4), sc(prob.scales.size() * 2),
-        qz(prob.qzeros.size() * 4), y((m_max + kGuardRows) * shape.n * 2);
-    x.upload(prob.x);
+    DeviceBuffer qw(prob.qweight.size() * 4), sc(prob.scales.size() * 2), qz(prob.qzeros.size() * 4),
+        y((m_max + kGuardRows) * shape.n * 2);
+    // Per M, x's first M rows flush against the end of their own mapping, with room for a
+    // whole tile of rows (kMaxTileRows) reserved and unmapped after it.
+    std::map<int64_t, std::unique_ptr<kf::gpu_check::EdgeMapping>> x_at_edge;
+    const size_t row_bytes = static_cast<size_t>(shape.k) * 2;
+    for (int64_t m : opt.ms) {
+      auto& mapping = x_at_edge[m];
+      if (mapping) continue;
+      mapping = std::make_unique<kf::gpu_check::EdgeMapping>(cu, dev, m * row_bytes, kMaxTileRows * row_bytes);
+      CU_CHECK(cu->cuMemcpyHtoD(mapping->end() - m * row_bytes, prob.x.data(), m * row_bytes));
+    }
     qw.upload(prob.qweight);
     sc.upload(prob.scales);
     qz.upload(prob.qzeros);
@@ -149,6 +212,11 @@ int main(int argc, char** argv) {
 
     for (const auto* k : shape_kernels) {
       const kf::LinearConfig cfg = kf::parse_linear_config(k->kind, k->config);
+      if (cfg.block_m > kMaxTileRows) {
+        std::fprintf(stderr, "%s: block_m %d is above the %lld rows reserved after x; raise kMaxTileRows\n",
+                     k->name.c_str(), cfg.block_m, static_cast<long long>(kMaxTileRows));
+        return 1;
+      }
       CUmodule mod;
       CU_CHECK(cu->cuModuleLoadData(&mod, k->code_object.data()));
       CUfunction fn;
@@ -167,7 +235,8 @@ int main(int argc, char** argv) {
         }
         for (const unsigned gx : grid_x) {
           CU_CHECK(cu->cuMemsetD16(y.ptr, 0xffff, y.bytes / 2));  // NaN in fp16 and bf16
-          kf_linear_args args{reinterpret_cast<void*>(x.ptr), reinterpret_cast<void*>(qw.ptr),
+          const CUdeviceptr x = x_at_edge.at(m)->end() - m * row_bytes;
+          kf_linear_args args{reinterpret_cast<void*>(x), reinterpret_cast<void*>(qw.ptr),
                               reinterpret_cast<void*>(sc.ptr), reinterpret_cast<void*>(qz.ptr),
                               reinterpret_cast<void*>(y.ptr), reinterpret_cast<float*>(ws.ptr),
                               reinterpret_cast<int*>(counters.ptr), static_cast<int>(m), static_cast<int>(shape.n),
