@@ -587,14 +587,18 @@ TEST_CASE("plan: MoE wgmma kernels go by slots per expert, linear ones by M") {
   const auto wg16 = moe_row(q35, "wgmma", "bm16_bn128_bk64_w8_sk1_s4");
   CHECK(kf::static_verdict(wg16, 128).disposition.empty());
   CHECK(kf::static_verdict(wg16, 127).disposition == "pruned");
-  // w4a16_linear's wgmma kernels: from M = 64, or block_m 32 from M = 32.
+  // w4a16_linear's wgmma kernels: from half their tile plus one row, at most from M = 64.
   const kf::LinearShape s{12288, 2048, 128, true, false};
-  const auto lin = kf_tuner_test::row(s, "wgmma", "bm64_bn128_bk64_w8_sk1_s4");
+  const auto lin = kf_tuner_test::row(s, "wgmma", "bm128_bn128_bk64_w8_sk1_s4");
   CHECK(kf::static_verdict(lin, kf::kWgmmaMinM).disposition.empty());
   CHECK(kf::static_verdict(lin, kf::kWgmmaMinM - 1).disposition == "pruned");
+  const auto lin64 = kf_tuner_test::row(s, "wgmma", "bm64_bn128_bk64_w8_sk1_s4");
+  CHECK(kf::static_verdict(lin64, 33).disposition.empty());
+  CHECK(kf::static_verdict(lin64, 32).disposition == "pruned");
   const auto lin32 = kf_tuner_test::row(s, "wgmma", "bm32_bn128_bk64_w8_sk1_s4");
-  CHECK(kf::static_verdict(lin32, 32).disposition.empty());
-  CHECK(kf::static_verdict(lin32, 31).disposition == "pruned");
+  CHECK(kf::static_verdict(lin32, 17).disposition.empty());
+  CHECK(kf::static_verdict(lin32, 16).disposition == "pruned");
+  CHECK(kf_test::contains(kf::static_verdict(lin32, 16).message, "M >= 17"));
   // Split-K ones up to M = 1024.
   const auto split = kf_tuner_test::row(s, "wgmma", "bm64_bn64_bk128_w4_sk4_s4");
   CHECK(kf::static_verdict(split, kf::kSplitWgmmaMaxM).disposition.empty());

@@ -287,10 +287,10 @@ Verdict static_verdict(const PackKernel& k, int64_t m, int compute_units) {
                       static_cast<long long>(bm));
         return {"pruned", why};
       }
-    } else if (const int64_t from = std::min<int64_t>(kWgmmaMinM, bm); m < from) {
+    } else if (const int64_t from = std::min<int64_t>(kWgmmaMinM, bm / 2 + 1); m < from) {
       return {"pruned", "block_m " + std::to_string(bm) + " wgmma kernels are timed only for M >= " +
-                            std::to_string(from) + ": below their tile they are mostly padding, and the decode and "
-                            "skinny kinds serve fewer"};
+                            std::to_string(from) + ": below half their tile they are mostly padding, and the decode "
+                            "and skinny kinds serve fewer"};
     }
   }
   if (k.kind == "wgmma" && m > kSplitWgmmaMaxM && k.config.find("_sk1_") == std::string::npos)

@@ -34,8 +34,10 @@ constexpr int64_t kSplitPrefillMaxM = 256;
 // Split-K wgmma kernels are timed up to this M: on the narrow layers 1024 rows still
 // leave SMs idle at one slice.
 constexpr int64_t kSplitWgmmaMaxM = 1024;
-// The wgmma kind is timed from M = min(kWgmmaMinM, block_m): below its tile it is mostly
-// padding, and the decode and skinny kinds stream the weights at fewer rows anyway.
+// The wgmma kind is timed from M = min(kWgmmaMinM, block_m / 2 + 1), where its tile is at
+// least half full: below that it is mostly padding, and the decode and skinny kinds stream
+// the weights at fewer rows anyway. Half a tile, not a whole one: at M = 24 a block_m 32
+// tile beat the skinny kind's best by 1.2x on 12288x2048 (bench/NOTES.md linear v43).
 constexpr int64_t kWgmmaMinM = 64;
 // The MoE GEMMs' wgmma kernels go by load: timed from min(kMoeWgmmaMinLoad, block_m / 4)
 // slots per expert on average (qwen3-35b, block_m 64 and 128: T = 512; 32: T = 256;

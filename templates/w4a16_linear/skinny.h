@@ -43,6 +43,14 @@
 #include "w4a16_linear/skinny_tiling.h"
 #include "w4a16_linear/tiling.h"
 
+// Timeline hooks for development harnesses (bench/linear/decode_timeline.cu defines it to
+// stamp the global timer); compiled out everywhere else.
+#ifndef KF_SKINNY_STAMP
+#define KF_SKINNY_STAMP(point) \
+  do {                         \
+  } while (0)
+#endif
+
 namespace kf {
 namespace w4a16 {
 namespace skinny {
@@ -142,6 +150,7 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
   constexpr int CE = SWAP && !PAIRED ? 4 : 8;                  // accumulator elements per atom
   static_assert(!SILU || skinny::silu_valid(BN), "fused SiLU: whole 32-column chunks of gate and of up");
   static_assert(!(SILU && Rows::kReduce), "fused SiLU and the top_k sum are different GEMMs' epilogues");
+  KF_SKINNY_STAMP(0);  // start
   using T = Act16<BF16>;
   constexpr int CHUNKS = BN / 32;            // 32-column chunks, two atoms each
   constexpr int KW = K / SPLIT_K / WARPS;    // k of one warp
@@ -358,6 +367,8 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
       const int span = base + s;
       if (span < SPANS) {
         cp_async_wait<STAGES - 1>();
+        if (span == 0) KF_SKINNY_STAMP(1);          // the first span has landed
+        if (span == SPANS - 1) KF_SKINNY_STAMP(2);  // the last one has
         const Stage st = read_slot(s);
         if (span % GROUP_SPANS == 0) start_group(span);
         multiply(st);
@@ -369,11 +380,22 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
   }
   cp_async_wait<0>();
   barrier();  // every warp is done with its ring before the tile reuses the memory
+  KF_SKINNY_STAMP(3);  // every warp's loop done
 
   // The warps' sums, added into one BM x BN tile in warp order (deterministic). Where the
   // ring holds a tile per warp, every warp stores its own and each thread then adds its
   // entries over the warps: two barriers, where adding warp after warp into one tile
   // takes one per warp, a chain on the path of every decode layer.
+  // In the block_m 8 form only the rows that are stored travel: at M = 1 one of the tile's
+  // 8 (a MoE block at small T likewise), where moving every row's sums through shared
+  // memory took 0.35-0.75 us after the last span (bench/NOTES.md linear v43). Which rows
+  // are valid comes from the lanes' row_ok (lane 4g holds row g), live here anyway: a
+  // fresh rows.valid per lane kept a MoE routing load alive across the loop, and spilled.
+  // The 16-row forms exchange every row (skipping them spilled the paired form, which
+  // serves M = 9-16, where most rows are valid).
+  constexpr bool SKIP_ROWS = SWAP && !PAIRED;
+  const uint32_t rows_valid = SKIP_ROWS ? __ballot_sync(0xFFFFFFFFu, row_ok[0]) : 0u;
+  auto row_valid = [&](int r) { return !SKIP_ROWS || (rows_valid >> (4 * r) & 1u) != 0; };
   float(*tile)[BN] = reinterpret_cast<float(*)[BN]>(smem);
   // Where accumulator element e of atom a sits in the tile: row, and column within its chunk.
   auto tile_row = [&](int e) {
@@ -390,10 +412,12 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
       for (int a = 0; a < 2; ++a)
 #pragma unroll
         for (int e = 0; e < CE; ++e) {
-          part[warp * BM * BN + tile_row(e) * BN + 32 * j + tile_col(a, e)] = acc[2 * j + a].v[e];
+          if (row_valid(tile_row(e)))
+            part[warp * BM * BN + tile_row(e) * BN + 32 * j + tile_col(a, e)] = acc[2 * j + a].v[e];
         }
     barrier();
     for (int i = thread_id(); i < BM * BN; i += WARPS * 32) {
+      if (!row_valid(i / BN)) continue;
       float sum = part[i];
 #pragma unroll
       for (int w = 1; w < WARPS; ++w) sum += part[w * BM * BN + i];
@@ -409,6 +433,7 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
           for (int a = 0; a < 2; ++a)
 #pragma unroll
             for (int e = 0; e < CE; ++e) {
+              if (!row_valid(tile_row(e))) continue;
               float& dst = tile[tile_row(e)][32 * j + tile_col(a, e)];
               dst = w == 0 ? acc[2 * j + a].v[e] : dst + acc[2 * j + a].v[e];
             }
@@ -438,19 +463,26 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
       float* const flat = &tile[0][0];
       const uint32_t mine = cluster::shared_address(flat);
       float sum[PER];
+      bool live[PER];  // the entry's row is valid
 #pragma unroll
-      for (int r = 0; r < PER; ++r) sum[r] = flat[thread_id() + r * WARPS * 32];
+      for (int r = 0; r < PER; ++r) {
+        live[r] = row_valid((thread_id() + r * WARPS * 32) / BN);
+        sum[r] = live[r] ? flat[thread_id() + r * WARPS * 32] : 0.f;
+      }
 #pragma unroll
       for (int q = 1; q < SPLIT_K; ++q)
 #pragma unroll
-        for (int r = 0; r < PER; ++r) sum[r] += cluster::load(mine + 4 * (thread_id() + r * WARPS * 32), q);
+        for (int r = 0; r < PER; ++r)
+          if (live[r]) sum[r] += cluster::load(mine + 4 * (thread_id() + r * WARPS * 32), q);
 #pragma unroll
-      for (int r = 0; r < PER; ++r) flat[thread_id() + r * WARPS * 32] = sum[r];
+      for (int r = 0; r < PER; ++r)
+        if (live[r]) flat[thread_id() + r * WARPS * 32] = sum[r];
     }
     cluster::sync();
     if (rank != 0) return;
   }
 
+  KF_SKINNY_STAMP(4);  // the block's sums are in its tile
   uint16_t* y = static_cast<uint16_t*>(args.y);
   if constexpr (SILU) {
     // Tile columns [0, BN/2) are gate sums, [BN/2, BN) their up partners; y has N/2 columns.
@@ -475,6 +507,7 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
         y[(size_t)rows.y_row(m0 + r) * N + n0 + c] = static_cast<uint16_t>(T::from_f32(tile[r][c] * rows.scale(m0 + r)));
     }
   }
+  KF_SKINNY_STAMP(5);  // stored
 #endif
 }
 

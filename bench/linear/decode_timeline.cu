@@ -1,0 +1,156 @@
+// Development harness: where a decode (skinny, M = 1) kernel's time goes, block by block.
+// The served skinny configs of the qwen3-35b linear layers, built from the template with
+// its timeline hooks (KF_SKINNY_STAMP) stamping the global timer from thread 0 of every
+// block: start, warp 0's first and last span landed, every warp's loop done, the block's
+// sums in its tile, stored. The read floor's kernel gets the same start and end stamps.
+// Each is timed cold as the benchmark times it (event median), then launched once more
+// cold for the stamps. Timings, not checks: the data is random and the outputs unread.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "cold_timer.h"
+
+__device__ unsigned long long* g_stamps;  // [block][8]
+__device__ __forceinline__ void kf_timeline_stamp(int point) {
+  if (threadIdx.x != 0) return;
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  const unsigned block = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  g_stamps[block * 8 + point] = t;
+}
+#define KF_SKINNY_STAMP(point) kf_timeline_stamp(point)
+#include "util/stream_read.h"
+#include "w4a16_linear/launch.h"
+#include "w4a16_linear/skinny.h"
+
+namespace {
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) {
+    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(e));
+    std::exit(1);
+  }
+}
+
+constexpr int kPoints = 6;
+const char* const kPointNames[kPoints] = {"start", "span0", "spanN", "loop", "summed", "stored"};
+
+template <int N, int K, int BN, int WARPS, int STAGES>
+__global__ void __launch_bounds__(WARPS * 32) skinny_kernel(kf_linear_args args) {
+  kf::w4a16_linear_skinny<N, K, 128, true, false, 8, BN, WARPS, 1, STAGES>(args);
+}
+
+__global__ void __launch_bounds__(kf::kStreamReadThreads) floor_kernel(kf_stream_read_args a) {
+  kf_timeline_stamp(0);
+  kf::stream_read(a);
+  kf_timeline_stamp(5);
+}
+
+// Prints, per point, the stamps' spread over the blocks (us after the first block's start).
+void print_timeline(const char* what, double event_us, const std::vector<unsigned long long>& st, unsigned blocks,
+                    bool floor) {
+  unsigned long long t0 = ~0ull, t_end = 0;
+  for (unsigned b = 0; b < blocks; ++b) {
+    t0 = std::min(t0, st[b * 8 + 0]);
+    t_end = std::max(t_end, st[b * 8 + 5]);
+  }
+  std::printf("%-44s event %6.2f us   blocks %4u   first start to last store %5.2f us\n", what, event_us, blocks,
+              (t_end - t0) / 1e3);
+  for (int p = 0; p < kPoints; ++p) {
+    if (floor && p != 0 && p != 5) continue;
+    std::vector<double> v;
+    for (unsigned b = 0; b < blocks; ++b) v.push_back((st[b * 8 + p] - t0) / 1e3);
+    std::sort(v.begin(), v.end());
+    std::printf("    %-7s min %5.2f  median %5.2f  max %5.2f\n", kPointNames[p], v.front(), v[v.size() / 2], v.back());
+  }
+}
+
+struct Layer {
+  int n, k;
+};
+
+template <int N, int K, int BN, int WARPS, int STAGES>
+void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps) {
+  const size_t words = size_t(K / 8) * N, scales = size_t(K / 128) * N;
+  std::mt19937 rng(N ^ K);
+  std::vector<uint32_t> qw(words);
+  for (auto& w : qw) w = rng();
+  std::vector<uint16_t> sc(scales, 0x3c00 /* bf16 0.0078 */), x(K);
+  for (auto& v : x) v = 0x3f80 ^ (rng() & 0x007f);
+  uint32_t* d_qw;
+  uint16_t *d_sc, *d_x, *d_y;
+  check(cudaMalloc(&d_qw, words * 4), "qweight");
+  check(cudaMalloc(&d_sc, scales * 2), "scales");
+  check(cudaMalloc(&d_x, K * 2 * 8), "x");
+  check(cudaMalloc(&d_y, N * 2 * 8), "y");
+  check(cudaMemcpy(d_qw, qw.data(), words * 4, cudaMemcpyHostToDevice), "up");
+  check(cudaMemcpy(d_sc, sc.data(), scales * 2, cudaMemcpyHostToDevice), "up");
+  check(cudaMemcpy(d_x, x.data(), K * 2, cudaMemcpyHostToDevice), "up");
+  kf_linear_args args{d_x, d_qw, d_sc, nullptr, d_y, nullptr, nullptr, 1, N, K, 128};
+  const int dyn = kf::w4a16::skinny::dynamic_shared_bytes(BN, WARPS, STAGES, 8);
+  auto kernel = skinny_kernel<N, K, BN, WARPS, STAGES>;
+  if (dyn > 0) check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dyn), "smem");
+  const dim3 grid(N / BN, 1, 1);
+  auto launch = [&](cudaStream_t s) { kernel<<<grid, WARPS * 32, dyn > 0 ? dyn : 0, s>>>(args); };
+
+  const size_t bytes = words * 4 + scales * 2 + K * 2 + N * 2;
+  void* floor_buf;
+  check(cudaMalloc(&floor_buf, bytes), "floor buffer");
+  check(cudaMemset(floor_buf, 0x11, bytes), "floor fill");
+  unsigned* sink;
+  check(cudaMalloc(&sink, 4), "sink");
+  const unsigned fblocks = static_cast<unsigned>(std::min<size_t>(timer.sms() * 8, (bytes / 16 + 255) / 256 + 1));
+  kf_stream_read_args fa{floor_buf, bytes / 16 * 16, sink, fblocks, 0};
+  auto floor_launch = [&](cudaStream_t s) { floor_kernel<<<fblocks, kf::kStreamReadThreads, 0, s>>>(fa); };
+
+  const std::vector<double> us = timer.medians_us_alternating({launch, floor_launch}, reps);
+  std::vector<unsigned long long> st(std::max<unsigned>(grid.x, fblocks) * 8);
+  char what[96];
+  // One more cold launch of each, its stamps kept (the last launch before the copy).
+  for (int which = 0; which < 2; ++which) {
+    timer.median_us(which == 0 ? std::function<void(cudaStream_t)>(launch) : floor_launch, 3);
+    check(cudaDeviceSynchronize(), "stamps run");
+    const unsigned blocks = which == 0 ? grid.x : fblocks;
+    check(cudaMemcpy(st.data(), stamps_dev, blocks * 8 * 8, cudaMemcpyDeviceToHost), "stamps");
+    std::snprintf(what, sizeof what, which == 0 ? "%dx%d skinny bn%d w%d s%d" : "%dx%d read floor", N, K, BN, WARPS,
+                  STAGES);
+    print_timeline(what, us[which], st, blocks, which == 1);
+  }
+  cudaFree(d_qw);
+  cudaFree(d_sc);
+  cudaFree(d_x);
+  cudaFree(d_y);
+  cudaFree(floor_buf);
+  cudaFree(sink);
+}
+
+}  // namespace
+
+int main() {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::printf("skipped: no CUDA GPU\n");
+    return 77;
+  }
+  cudaDeviceProp prop;
+  check(cudaGetDeviceProperties(&prop, 0), "properties");
+  std::printf("device: %s (%d SMs); M = 1, bf16, symmetric, group 128; cold, event median of 100\n", prop.name,
+              prop.multiProcessorCount);
+  kf::bench::ColdTimer timer;
+  unsigned long long* stamps;
+  check(cudaMalloc(&stamps, 4096 * 8 * 8), "stamps");
+  check(cudaMemcpyToSymbol(g_stamps, &stamps, sizeof stamps), "stamps symbol");
+  constexpr int reps = 100;
+  run<12288, 2048, 96, 8, 4>(timer, stamps, reps);
+  run<9216, 2048, 96, 8, 4>(timer, stamps, reps);
+  run<2048, 4096, 32, 16, 8>(timer, stamps, reps);
+  run<1024, 2048, 32, 16, 4>(timer, stamps, reps);
+  run<2048, 512, 32, 8, 2>(timer, stamps, reps);
+  cudaFree(stamps);
+  return 0;
+}
