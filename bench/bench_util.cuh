@@ -35,6 +35,18 @@ inline void* alloc(size_t bytes) {
   return p;
 }
 
+// Device 0's properties; without a CUDA GPU says so and exits 77 (skipped, never passed).
+inline cudaDeviceProp device_or_skip() {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::printf("skipped: no CUDA GPU\n");
+    std::exit(77);
+  }
+  cudaDeviceProp prop;
+  check(cudaGetDeviceProperties(&prop, 0), "properties");
+  return prop;
+}
+
 // What every layer benchmark starts with: its command line `[DB (tuned_db/kforge.sqlite)]
 // [CSV] [reps (100, at least 50)]`, the device's properties and the DB opened and prepared.
 // Without a GPU it says so and exits 77.
@@ -68,12 +80,7 @@ inline Start start(int argc, char** argv) {
   s.db_path = argc > 1 ? argv[1] : "tuned_db/kforge.sqlite";
   s.csv_path = argc > 2 ? argv[2] : nullptr;
   s.reps = argc > 3 ? std::max(50, std::atoi(argv[3])) : 100;
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::printf("skipped: no GPU\n");
-    std::exit(77);
-  }
-  check(cudaGetDeviceProperties(&s.prop, 0), "properties");
+  s.prop = device_or_skip();
   kf_check(kf_open(s.db_path, &s.db), s.db_path);
   kf_check(kf_prepare(s.db), "kf_prepare");
   return s;

@@ -13,6 +13,7 @@
 #include <random>
 #include <vector>
 
+#include "bench_util.cuh"
 #include "cold_timer.h"
 
 __device__ unsigned long long* g_stamps;  // [block][8]
@@ -30,12 +31,7 @@ __device__ __forceinline__ void kf_timeline_stamp(int point) {
 
 namespace {
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) {
-    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(e));
-    std::exit(1);
-  }
-}
+using kf::bench::check;
 
 constexpr int kPoints = 6;
 const char* const kPointNames[kPoints] = {"start", "span0", "spanN", "loop", "summed", "stored"};
@@ -132,13 +128,7 @@ void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps) 
 }  // namespace
 
 int main() {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::printf("skipped: no CUDA GPU\n");
-    return 77;
-  }
-  cudaDeviceProp prop;
-  check(cudaGetDeviceProperties(&prop, 0), "properties");
+  const cudaDeviceProp prop = kf::bench::device_or_skip();
   std::printf("device: %s (%d SMs); M = 1, bf16, symmetric, group 128; cold, event median of 100\n", prop.name,
               prop.multiProcessorCount);
   kf::bench::ColdTimer timer;

@@ -136,13 +136,7 @@ int main(int argc, char** argv) {
   const char* db_path = argc > 1 ? argv[1] : "tuned_db/kforge.sqlite";
   const char* csv_path = argc > 2 ? argv[2] : nullptr;
   const int reps = 100;
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::printf("SKIPPED: no CUDA GPU\n");
-    return 77;
-  }
-  cudaDeviceProp prop;
-  check(cudaGetDeviceProperties(&prop, 0), "properties");
+  const cudaDeviceProp prop = kf::bench::device_or_skip();
   kf_db* db = nullptr;
   if (kf_open(db_path, &db) != KF_OK) {
     std::fprintf(stderr, "kf_open(%s): %s\n", db_path, kf_last_error());
