@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <regex>
+#include <tuple>
 
 #include "arch.h"
 #include "device_plan.h"
@@ -388,12 +389,17 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
   std::vector<std::string> routings;  // MoE and MXFP4: one batch per (T, archetype)
   for (RoutingArchetype a : opt.archetypes) routings.push_back(routing_archetype_name(a));
   int todo = 0;
+  // (op, shape, kind) -> M -> measurements to make (over every routing), for --plan.
+  std::map<std::tuple<std::string, std::string, std::string>, std::map<int64_t, int>> todo_by;
   auto count_todo = [&](const ShapePlan& p, const std::string& routing, const std::vector<int64_t>& buckets) {
     const auto done = db.stored(prov, {p.op(), p.key(), cold, routing});
     for (const auto& pk : p.planned)
       for (int64_t m : buckets)
-        todo += m <= pk.max_m && static_verdict(*pk.kernel, m, dev.compute_units).disposition.empty() &&
-                !done.count({pk.kernel->name, m});
+        if (m <= pk.max_m && static_verdict(*pk.kernel, m, dev.compute_units).disposition.empty() &&
+            !done.count({pk.kernel->name, m})) {
+          ++todo;
+          ++todo_by[{p.op(), p.key(), pk.kernel->kind}][m];
+        }
   };
   for (const auto& ts : shapes) {
     plans.push_back(plan_shape(pack, ts, arch, opt, filter, ms));
@@ -430,6 +436,18 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
   out << ", " << (cold ? "cold" : "warm") << " L2, "
       << opt.reps << " reps: " << todo << " measurements to make\n"
       << std::flush;
+  if (opt.plan_only) {
+    auto size_label = [](const std::string& op) {
+      return op == "w4a16_linear" ? "M=" : op == "sparse_mla_decode" ? "Q=" : "T=";
+    };
+    for (const auto& [what, by_m] : todo_by) {
+      out << "  " << std::get<0>(what) << " " << std::get<1>(what) << " " << std::get<2>(what) << ":";
+      for (const auto& [m, n] : by_m) out << " " << size_label(std::get<0>(what)) << m << " x" << n;
+      out << "\n";
+    }
+    st.remaining = todo;
+    return st;
+  }
 
   if (opt.stop) opt.stop->graceful = 1;
   MeasureProgress progress(err, todo, opt.progress);

@@ -62,6 +62,11 @@ struct AutotuneOptions {
   std::string templates_dir;     // kernel templates ("" = the source tree's, as built)
   ToolPaths tools;
   bool progress = true;
+  // Print what the run would measure (per op, shape, kind and M, after skipping what the
+  // DB stores for this device) and stop there, measuring nothing: after a partial retune
+  // it shows the M values some kernels still lack. With the fake measurer and its device
+  // name it runs without that GPU.
+  bool plan_only = false;
   StopSignal* stop = nullptr;
 };
 
