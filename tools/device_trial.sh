@@ -31,6 +31,11 @@ for op in ${ops//,/ }; do
   "$bin/autotune" --db tuned_db/kforge.sqlite --templates templates --ops "$op" --filter "$filter" --m "$ms" \
     --time-budget "$budget" "${retime[@]}" -q > "$out/autotune_$op.log" 2>&1
   echo "autotune rc=$?"; tail -30 "$out/autotune_$op.log"
+  # What the matching kernels still lack at the default M (or T) buckets: a rebuild drops
+  # a changed kernel's rows at every M, not only at those timed above.
+  "$bin/autotune" --db tuned_db/kforge.sqlite --templates templates --ops "$op" --filter "$filter" --no-generate \
+    --plan -q > "$out/plan_$op.log" 2>&1
+  echo "still to measure at the default buckets:"; grep -E 'measurements to make|^  ' "$out/plan_$op.log" | head -20
 done
 python3 tools/slim_db.py tuned_db/kforge.sqlite "$out/kforge.sqlite"
 
