@@ -11,6 +11,7 @@
 
 #include <cstdio>
 
+#include "bench_util.cuh"
 #include "cold_timer.h"
 #include "kf_portability.h"
 
@@ -111,11 +112,7 @@ void probe(kf::bench::ColdTimer& t, const void* q, int n, int k, int split_k, un
 }  // namespace
 
 int main() {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::printf("SKIPPED: no CUDA GPU\n");
-    return 77;
-  }
+  kf::bench::device_or_skip();
   const int n = 12288, k = 2048;
   const size_t bytes = static_cast<size_t>(n) * k / 2;
   void* q = nullptr;
