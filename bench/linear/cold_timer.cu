@@ -46,9 +46,13 @@ ColdTimer::~ColdTimer() {
   cudaFree(flush_buf_);
 }
 
+unsigned ColdTimer::stream_read_blocks(size_t bytes) const {
+  return static_cast<unsigned>(std::min<size_t>(sms_ * 8, (bytes / 16 + 255) / 256 + 1));
+}
+
 void ColdTimer::stream_read(const void* data, size_t bytes, cudaStream_t stream) {
-  // Enough blocks to fill every SM several times over; each streams a grid-strided slice.
-  const unsigned blocks = static_cast<unsigned>(std::min<size_t>(sms_ * 8, (bytes / 16 + 255) / 256 + 1));
+  // Each block streams a grid-strided slice.
+  const unsigned blocks = stream_read_blocks(bytes);
   kf_stream_read_args a{data, bytes / 16 * 16, sink_, blocks, 0};
   stream_read_kernel<<<blocks, kStreamReadThreads, 0, stream>>>(a);
 }

@@ -29,6 +29,8 @@ class ColdTimer {
                                              const std::function<void(cudaStream_t)>& before = nullptr);
   // Streams `bytes` from `data` once (the read floor kernel), on `stream`.
   void stream_read(const void* data, size_t bytes, cudaStream_t stream);
+  // The blocks stream_read launches for `bytes`: enough to fill every SM several times over.
+  unsigned stream_read_blocks(size_t bytes) const;
   void empty(cudaStream_t stream);
   cudaStream_t stream() const { return stream_; }
   size_t l2_bytes() const { return l2_bytes_; }

@@ -100,7 +100,7 @@ void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps) 
   check(cudaMemset(floor_buf, 0x11, bytes), "floor fill");
   unsigned* sink;
   check(cudaMalloc(&sink, 4), "sink");
-  const unsigned fblocks = static_cast<unsigned>(std::min<size_t>(timer.sms() * 8, (bytes / 16 + 255) / 256 + 1));
+  const unsigned fblocks = timer.stream_read_blocks(bytes);  // as the read floor's launch
   kf_stream_read_args fa{floor_buf, bytes / 16 * 16, sink, fblocks, 0};
   auto floor_launch = [&](cudaStream_t s) { floor_kernel<<<fblocks, kf::kStreamReadThreads, 0, s>>>(fa); };
 
