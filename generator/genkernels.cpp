@@ -166,6 +166,7 @@ void compile_one(Job& job, const Backend& backend, const ArchInfo& arch, const C
     return;
   }
   row.code_object = obj.object;
+  row.code_sha256 = sha256_hex(std::string(obj.object.begin(), obj.object.end()));
   try {
     KernelResources res = backend.read_resources(obj.object, obj.log, c.name);
     // Dynamic shared memory is not in the code object: the block holds it all the same,

@@ -8,6 +8,19 @@ namespace kf {
 
 namespace {
 
+// The SHA-256 of each kernel's code object, kept when a shipped DB drops the object itself
+// (tools/slim_db.py keeps winners' objects only): a later rebuild to the same code keeps
+// the kernel's measurements (drop_stale_results). Added within schema version 2, where
+// readers ignore it: open() creates it in a new pack and adds it to one that lacks it.
+const char* kCodeDigests = R"sql(
+CREATE TABLE IF NOT EXISTS code_digests (
+  arch   TEXT NOT NULL,
+  name   TEXT NOT NULL,
+  sha256 TEXT NOT NULL,
+  PRIMARY KEY (arch, name)
+);
+)sql";
+
 const char* kSchema = R"sql(
 CREATE TABLE meta (
   key   TEXT PRIMARY KEY,
@@ -211,6 +224,7 @@ Pack Pack::open(const std::string& path, bool create) {
     throw Error("pack '" + path + "' has schema version " + std::to_string(version) + ", this kforge reads version " +
                 std::to_string(kPackSchemaVersion) + "; left untouched");
   }
+  pack.exec(kCodeDigests);
   return pack;
 }
 
@@ -277,20 +291,32 @@ void Pack::put_kernel(const PackKernel& k) {
   s.text(20, k.log);
   if (sqlite3_step(s.s) != SQLITE_DONE)
     throw Error("pack '" + path_ + "': cannot store kernel '" + k.name + "': " + sqlite3_errmsg(db_));
+  const bool digest = !k.code_sha256.empty();  // a slimmed row copied keeps it too
+  Stmt d(db_, digest ? "INSERT OR REPLACE INTO code_digests (arch, name, sha256) VALUES (?1, ?2, ?3)"
+                     : "DELETE FROM code_digests WHERE arch = ?1 AND name = ?2");
+  d.text(1, k.arch);
+  d.text(2, k.name);
+  if (digest) d.text(3, k.code_sha256);
+  if (sqlite3_step(d.s) != SQLITE_DONE)
+    throw Error("pack '" + path_ + "': cannot store the digest of kernel '" + k.name + "': " + sqlite3_errmsg(db_));
 }
 
 int Pack::drop_stale_results(const PackKernel& k) {
-  // ?4 is NULL for a rebuild that did not compile: then, as where the stored row kept no
-  // code object (a slimmed DB's non-winners), nothing says the code is the same.
+  // ?4 is NULL for a rebuild that did not compile: then nothing says the code is the
+  // same. Where the stored row kept no code object (a slimmed DB's non-winners), its
+  // digest (?5, code_digests) stands for it; without one, the rows go.
   Stmt s(db_,
          "DELETE FROM results WHERE arch = ?1 AND kernel = ?2 AND EXISTS (SELECT 1 FROM kernels"
          " WHERE kernels.arch = ?1 AND kernels.name = ?2 AND kernels.source_hash != ?3"
-         " AND (?4 IS NULL OR kernels.code_object IS NULL OR kernels.code_object != ?4))");
+         " AND (?4 IS NULL OR (kernels.code_object IS NULL AND NOT EXISTS (SELECT 1 FROM code_digests d"
+         " WHERE d.arch = ?1 AND d.name = ?2 AND d.sha256 = ?5)) OR kernels.code_object != ?4))");
   s.text(1, k.arch);
   s.text(2, k.name);
   s.text(3, k.source_hash);
-  if (!k.code_object.empty())
+  if (!k.code_object.empty()) {
     sqlite3_bind_blob(s.s, 4, k.code_object.data(), static_cast<int>(k.code_object.size()), SQLITE_TRANSIENT);
+    if (!k.code_sha256.empty()) s.text(5, k.code_sha256);
+  }
   if (sqlite3_step(s.s) != SQLITE_DONE)
     throw Error("pack '" + path_ + "': cannot drop stale results of '" + k.name + "': " + sqlite3_errmsg(db_));
   return sqlite3_changes(db_);
@@ -352,10 +378,19 @@ std::map<std::string, std::string> Pack::runnable_hashes(const std::string& arch
 }
 
 std::vector<PackKernel> Pack::kernels(const std::string& where_sql) const {
+  // A pack opened read-only may predate code_digests.
+  bool digests = false;
+  {
+    Stmt t(db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'code_digests'");
+    digests = sqlite3_step(t.s) == SQLITE_ROW;
+  }
   Stmt s(db_,
          "SELECT name, arch, op, kind, shape, config, code_object, vgprs_or_regs, sgprs, agprs, lds_bytes,"
-         " scratch_bytes, spills, occupancy, threads, mma_count, status, compiler, source_hash, log"
-         " FROM kernels " + (where_sql.empty() ? "" : "WHERE " + where_sql) + " ORDER BY arch, name");
+         " scratch_bytes, spills, occupancy, threads, mma_count, status, compiler, source_hash, log, " +
+             std::string(digests ? "(SELECT sha256 FROM code_digests d WHERE d.arch = kernels.arch AND"
+                                   " d.name = kernels.name)"
+                                 : "NULL") +
+             " FROM kernels " + (where_sql.empty() ? "" : "WHERE " + where_sql) + " ORDER BY arch, name");
   std::vector<PackKernel> out;
   while (sqlite3_step(s.s) == SQLITE_ROW) {
     PackKernel k;
@@ -374,6 +409,7 @@ std::vector<PackKernel> Pack::kernels(const std::string& where_sql) const {
     k.compiler = s.col_text(17);
     k.source_hash = s.col_text(18);
     k.log = s.col_text(19);
+    k.code_sha256 = s.col_text(20);
     out.push_back(std::move(k));
   }
   return out;

@@ -29,6 +29,9 @@ struct PackKernel {
   // compiler identity and flags (the compile cache key).
   std::string source_hash;
   std::string log;
+  // Hex SHA-256 of code_object (sha256_hex, compile_cache.h), "" when not known. Table
+  // code_digests keeps it where a shipped DB drops the object (tools/slim_db.py).
+  std::string code_sha256;
 };
 
 struct PackShape {
@@ -53,11 +56,12 @@ class Pack {
   void begin();
   void commit();
   void rollback();
-  void put_kernel(const PackKernel& k);   // insert or replace by (name, arch)
+  void put_kernel(const PackKernel& k);   // insert or replace by (name, arch), with its digest
   // Measurements of `k.name` on `k.arch` taken of a code object built differently from
   // `k` (another source_hash) no longer describe it: deletes them, so autotune measures
   // the kernel again, unless the stored code object is byte for byte k's (a template
-  // change that leaves this kernel's code alone: a comment, another kind's branch).
+  // change that leaves this kernel's code alone: a comment, another kind's branch), or,
+  // where the object was not kept (a shipped DB's non-winners), its digest matches.
   // Returns how many went. Call before put_kernel.
   int drop_stale_results(const PackKernel& k);
   void put_shape(const PackShape& s);     // insert or ignore

@@ -612,3 +612,69 @@ TEST_CASE("measurements of a kernel rebuilt to other code are dropped; the same 
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("genkernels") {
+
+TEST_CASE("a kernel stored without its code object keeps its measurements through a rebuild to the same code") {
+  const std::string arch = "gfx1151";
+  if (!have_compiler(arch)) return;
+  TempDir tmp;
+  const std::string templates = tmp.sub("templates");
+  fs::copy(KF_TEMPLATE_DIR, templates, fs::copy_options::recursive);
+  kf::GenOptions opt = options(tmp, arch);
+  opt.templates_dir = templates;
+  std::ostringstream out, err;
+  kf::run_genkernels(opt, out, err);
+  const std::string db = opt.out_dir + "/kforge.sqlite";
+  sql(db,
+      "INSERT INTO results (arch, device, op, shape, m, kernel, disposition, median_us, cold_l2, driver, runtime,"
+      " compiler, kforge_version) SELECT arch, 'dev', op, shape, 1, name, 'passed', 10.0, 1, 'd', 'r', compiler,"
+      " 'v' FROM kernels WHERE kind = 'prefill'");
+  auto count = [&](const std::string& query) {
+    sqlite3* h = nullptr;
+    REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    REQUIRE(sqlite3_prepare_v2(h, query.c_str(), -1, &st, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+    const int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return n;
+  };
+  const std::string prefill_results = "SELECT count(*) FROM results WHERE kernel LIKE 'w4a16_linear_prefill_%'";
+  const int measured = count(prefill_results);
+  REQUIRE(measured > 0);
+  // Every built kernel's digest is stored beside it.
+  CHECK(count("SELECT count(*) FROM code_digests") == count("SELECT count(*) FROM kernels WHERE status = 'ok'"));
+  // As a shipped DB keeps non-winners (tools/slim_db.py): no code object, the digest stays.
+  sql(db, "UPDATE kernels SET code_object = NULL, status = 'pruned:not_a_winner' WHERE kind = 'prefill'");
+  auto touch = [&](const std::string& line) {
+    std::ofstream f(templates + "/w4a16_linear/prefill.h", std::ios::app);
+    f << "\n" << line << "\n";
+  };
+
+  // A comment: rebuilt to the same code, which the digest shows.
+  touch("// changed");
+  CHECK(kf::run_genkernels(opt, out, err).stale_results == 0);
+  CHECK(count(prefill_results) == measured);
+
+  // Slimmed again, now without digests (a DB slimmed before they were kept): nothing
+  // says the code is the same, so the next rebuild drops the measurements.
+  sql(db, "UPDATE kernels SET code_object = NULL, status = 'pruned:not_a_winner' WHERE kind = 'prefill';"
+          " DELETE FROM code_digests WHERE name LIKE 'w4a16_linear_prefill_%'");
+  touch("// changed again");
+  CHECK(kf::run_genkernels(opt, out, err).stale_results == measured);
+  CHECK(count(prefill_results) == 0);
+
+  // With the digest kept but the code changed, they go too.
+  sql(db,
+      "INSERT INTO results (arch, device, op, shape, m, kernel, disposition, median_us, cold_l2, driver, runtime,"
+      " compiler, kforge_version) SELECT arch, 'dev', op, shape, 1, name, 'passed', 10.0, 1, 'd', 'r', compiler,"
+      " 'v' FROM kernels WHERE kind = 'prefill';"
+      " UPDATE kernels SET code_object = NULL, status = 'pruned:not_a_winner' WHERE kind = 'prefill'");
+  touch("__attribute__((device, used)) int kf_test_changed_prefill = 1;");
+  CHECK(kf::run_genkernels(opt, out, err).stale_results == measured);
+  CHECK(count(prefill_results) == 0);
+}
+
+}  // TEST_SUITE

@@ -4,12 +4,15 @@ kept, code objects (and compiler logs) are kept only for winners, generic and ut
 the MoE helpers (moe_align, moe_silu_mul, moe_sum), which every MoE layer runs (the MXFP4
 ones too: moe_align sorts their slots and moe_sum adds their bf16 rows), and the
 sparse MLA combine kernel, which split MLA winners run after them
-(the others' rows stay, marked pruned:not_a_winner, so the DB still says what was tried).
+(the others' rows stay, marked pruned:not_a_winner, so the DB still says what was tried,
+with the SHA-256 of the dropped code object in code_digests: a later rebuild to the same
+code keeps their measurements).
 Measurements of kernels that have no row any more (autotune removes the kernels the
 templates no longer generate and keeps their results as history in the tuning DB) are
 left out of the copy: nothing can serve or re-measure them, and they grew the shipped
 file by a few MB per retiling.
 usage: slim_db.py TUNED_DB OUT_DB"""
+import hashlib
 import os
 import shutil
 import sqlite3
@@ -21,11 +24,15 @@ if os.path.exists(dst):
 shutil.copyfile(src, dst)
 db = sqlite3.connect(dst)
 db.execute("PRAGMA journal_mode=DELETE")
-db.execute(
-    """UPDATE kernels SET code_object = NULL, status = 'pruned:not_a_winner'
-       WHERE kind NOT IN ('generic', 'util')
+DROPPED = """kind NOT IN ('generic', 'util')
          AND op NOT IN ('moe_align', 'moe_silu_mul', 'moe_sum', 'sparse_mla_combine')
-         AND NOT EXISTS (SELECT 1 FROM winners w WHERE w.kernel = kernels.name AND w.arch = kernels.arch)""")
+         AND NOT EXISTS (SELECT 1 FROM winners w WHERE w.kernel = kernels.name AND w.arch = kernels.arch)"""
+db.execute("""CREATE TABLE IF NOT EXISTS code_digests (
+  arch TEXT NOT NULL, name TEXT NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (arch, name))""")
+db.executemany("INSERT OR REPLACE INTO code_digests (arch, name, sha256) VALUES (?, ?, ?)",
+               [(arch, name, hashlib.sha256(code).hexdigest()) for arch, name, code in db.execute(
+                   f"SELECT arch, name, code_object FROM kernels WHERE code_object IS NOT NULL AND {DROPPED}")])
+db.execute(f"UPDATE kernels SET code_object = NULL, status = 'pruned:not_a_winner' WHERE {DROPPED}")
 retired = db.execute(
     """DELETE FROM results WHERE NOT EXISTS
          (SELECT 1 FROM kernels k WHERE k.name = results.kernel AND k.arch = results.arch)""").rowcount
