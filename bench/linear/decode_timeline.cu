@@ -1,10 +1,13 @@
 // Development harness: where a decode (skinny, M = 1) kernel's time goes, block by block.
 // The served skinny configs of the qwen3-35b linear layers, built from the template with
 // its timeline hooks (KF_SKINNY_STAMP) stamping the global timer from thread 0 of every
-// block: start, warp 0's first and last span landed, every warp's loop done, the block's
-// sums in its tile, stored. The read floor's kernel gets the same start and end stamps.
-// Each is timed cold as the benchmark times it (event median), then launched once more
-// cold for the stamps. Timings, not checks: the data is random and the outputs unread.
+// block: start, warp 0's first and last span landed, warp 0's and every warp's loop done,
+// warp 0's and every warp's sums stored to shared memory, the block's sums in its tile,
+// stored. The read floor's kernel gets the same start and end stamps. Each is timed cold
+// as the benchmark times it (event median), then launched once more cold for the stamps,
+// and the skinny kernel once more warm (right after itself). Timings, not checks: the
+// data is random and the outputs unread. The stamps cost the kernel ~0.1-0.2 us of its
+// event time (bench/linear times the kernels without them).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -16,13 +19,16 @@
 #include "bench_util.cuh"
 #include "cold_timer.h"
 
-__device__ unsigned long long* g_stamps;  // [block][8]
+// [block][kSlots]. In constant memory: a __device__ pointer is loaded from memory at each
+// stamp (a store through it may alias it), and thread 0 waited an L2 round trip for it
+// before each stamp's store, which inflated every phase after a stamp by ~0.2 us.
+__constant__ unsigned long long* g_stamps;
 __device__ __forceinline__ void kf_timeline_stamp(int point) {
   if (threadIdx.x != 0) return;
   unsigned long long t;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
   const unsigned block = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
-  g_stamps[block * 8 + point] = t;
+  g_stamps[block * 16 + point] = t;
 }
 #define KF_SKINNY_STAMP(point) kf_timeline_stamp(point)
 #include "util/stream_read.h"
@@ -33,8 +39,11 @@ namespace {
 
 using kf::bench::check;
 
-constexpr int kPoints = 6;
-const char* const kPointNames[kPoints] = {"start", "span0", "spanN", "loop", "summed", "stored"};
+constexpr int kSlots = 16;  // stamps per block
+constexpr int kPoints = 10;  // KF_SKINNY_STAMP's points, printed in the order they are passed
+const char* const kPointNames[kPoints] = {"start", "span0", "spanN", "loop",   "summed",
+                                          "stored", "loop0", "tile0", "tiles", "added0"};
+constexpr int kOrder[kPoints] = {0, 1, 2, 6, 3, 7, 8, 9, 4, 5};
 
 template <int N, int K, int BN, int WARPS, int STAGES>
 __global__ void __launch_bounds__(WARPS * 32) skinny_kernel(kf_linear_args args) {
@@ -52,15 +61,15 @@ void print_timeline(const char* what, double event_us, const std::vector<unsigne
                     bool floor) {
   unsigned long long t0 = ~0ull, t_end = 0;
   for (unsigned b = 0; b < blocks; ++b) {
-    t0 = std::min(t0, st[b * 8 + 0]);
-    t_end = std::max(t_end, st[b * 8 + 5]);
+    t0 = std::min(t0, st[b * kSlots + 0]);
+    t_end = std::max(t_end, st[b * kSlots + 5]);
   }
   std::printf("%-44s event %6.2f us   blocks %4u   first start to last store %5.2f us\n", what, event_us, blocks,
               (t_end - t0) / 1e3);
-  for (int p = 0; p < kPoints; ++p) {
+  for (int p : kOrder) {
     if (floor && p != 0 && p != 5) continue;
     std::vector<double> v;
-    for (unsigned b = 0; b < blocks; ++b) v.push_back((st[b * 8 + p] - t0) / 1e3);
+    for (unsigned b = 0; b < blocks; ++b) v.push_back((st[b * kSlots + p] - t0) / 1e3);
     std::sort(v.begin(), v.end());
     std::printf("    %-7s min %5.2f  median %5.2f  max %5.2f\n", kPointNames[p], v.front(), v[v.size() / 2], v.back());
   }
@@ -105,18 +114,27 @@ void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps) 
   auto floor_launch = [&](cudaStream_t s) { floor_kernel<<<fblocks, kf::kStreamReadThreads, 0, s>>>(fa); };
 
   const std::vector<double> us = timer.medians_us_alternating({launch, floor_launch}, reps);
-  std::vector<unsigned long long> st(std::max<unsigned>(grid.x, fblocks) * 8);
+  std::vector<unsigned long long> st(std::max<unsigned>(grid.x, fblocks) * kSlots);
   char what[96];
   // One more cold launch of each, its stamps kept (the last launch before the copy).
   for (int which = 0; which < 2; ++which) {
     timer.median_us(which == 0 ? std::function<void(cudaStream_t)>(launch) : floor_launch, 3);
     check(cudaDeviceSynchronize(), "stamps run");
     const unsigned blocks = which == 0 ? grid.x : fblocks;
-    check(cudaMemcpy(st.data(), stamps_dev, blocks * 8 * 8, cudaMemcpyDeviceToHost), "stamps");
+    check(cudaMemcpy(st.data(), stamps_dev, blocks * kSlots * 8, cudaMemcpyDeviceToHost), "stamps");
     std::snprintf(what, sizeof what, which == 0 ? "%dx%d skinny bn%d w%d s%d" : "%dx%d read floor", N, K, BN, WARPS,
                   STAGES);
     print_timeline(what, us[which], st, blocks, which == 1);
   }
+  // Warm: launched right after itself, weights and code in L2 (the stamps of the second
+  // launch). What the tail costs without cold misses: where a phase takes as long warm as
+  // cold, it is the kernel's own work.
+  launch(0);
+  launch(0);
+  check(cudaDeviceSynchronize(), "warm stamps run");
+  check(cudaMemcpy(st.data(), stamps_dev, grid.x * kSlots * 8, cudaMemcpyDeviceToHost), "stamps");
+  std::snprintf(what, sizeof what, "%dx%d skinny, warm", N, K);
+  print_timeline(what, 0.0, st, grid.x, false);
   cudaFree(d_qw);
   cudaFree(d_sc);
   cudaFree(d_x);
@@ -133,7 +151,7 @@ int main() {
               prop.multiProcessorCount);
   kf::bench::ColdTimer timer;
   unsigned long long* stamps;
-  check(cudaMalloc(&stamps, 4096 * 8 * 8), "stamps");
+  check(cudaMalloc(&stamps, 4096 * kSlots * 8), "stamps");
   check(cudaMemcpyToSymbol(g_stamps, &stamps, sizeof stamps), "stamps symbol");
   constexpr int reps = 100;
   run<12288, 2048, 96, 8, 4>(timer, stamps, reps);

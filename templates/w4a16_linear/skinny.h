@@ -378,14 +378,16 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
       }
     }
   }
+  KF_SKINNY_STAMP(6);  // warp 0's loop done
   cp_async_wait<0>();
   barrier();  // every warp is done with its ring before the tile reuses the memory
   KF_SKINNY_STAMP(3);  // every warp's loop done
 
   // The warps' sums, added into one BM x BN tile in warp order (deterministic). Where the
   // ring holds a tile per warp, every warp stores its own and each thread then adds its
-  // entries over the warps: two barriers, where adding warp after warp into one tile
-  // takes one per warp, a chain on the path of every decode layer.
+  // entries over the warps (as the epilogue reads them, or first for a cluster's sum):
+  // one or two barriers, where adding warp after warp into one tile takes one per warp, a
+  // chain on the path of every decode layer.
   // In the block_m 8 form only the rows that are stored travel: at M = 1 one of the tile's
   // 8 (a MoE block at small T likewise), where moving every row's sums through shared
   // memory took 0.35-0.75 us after the last span (bench/NOTES.md linear v43). Which rows
@@ -408,8 +410,40 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
   auto tile_col = [&](int a, int e) {
     return PAIRED ? 4 * g + skinny::paired_col(a, e) : SWAP ? 4 * g + skinny::swapped_col(a, e) : skinny::c_col(lane, a, e);
   };
-  if constexpr (PER_WARP_TILES) {
-    float* const part = &tile[0][0];  // [WARPS][BM * BN]; part[0] is the tile
+  float* const part = &tile[0][0];  // PER_WARP_TILES: [WARPS][BM * BN]; part[0] is the tile
+  // Where every warp keeps its own tile and no cluster adds more (SPLIT_K 1), the
+  // epilogue adds an entry over the warps as it reads it, in the same warp order: a pass
+  // that wrote the sums back to the tile and a barrier before the epilogue read them again
+  // took ~0.2 us of the decode tail (bench/NOTES.md linear v45).
+  constexpr bool SUM_AT_STORE = PER_WARP_TILES && SPLIT_K == 1;
+  auto sum_at = [&](int r, int c) {
+    if constexpr (SUM_AT_STORE) {
+      float sum = part[r * BN + c];
+#pragma unroll
+      for (int w = 1; w < WARPS; ++w) sum += part[w * BM * BN + r * BN + c];
+      return sum;
+    } else {
+      return tile[r][c];
+    }
+  };
+  if constexpr (PER_WARP_TILES && SWAP) {
+    // In the swapped forms a lane holds, per chunk and row, the 4 adjacent columns
+    // 4g .. 4g + 3 (swapped_col: atom 2j elements q, q + 2, then atom 2j + 1's): one
+    // 16-byte store each. Scalar stores issued 4x the shared-memory instructions, all
+    // warps' through one pipe at the end of the block (bench/NOTES.md linear v45).
+#pragma unroll
+    for (int j = 0; j < CHUNKS; ++j)
+#pragma unroll
+      for (int h = 0; h < HALVES; ++h)
+#pragma unroll
+        for (int q = 0; q < 2; ++q) {
+          const int r = 8 * h + skinny::swapped_row(lane, q);
+          const int e = 4 * h + q;
+          if (row_valid(r))
+            *reinterpret_cast<float4*>(&part[warp * BM * BN + r * BN + 32 * j + 4 * g]) =
+                make_float4(acc[2 * j].v[e], acc[2 * j].v[e + 2], acc[2 * j + 1].v[e], acc[2 * j + 1].v[e + 2]);
+        }
+  } else if constexpr (PER_WARP_TILES) {
 #pragma unroll
     for (int j = 0; j < CHUNKS; ++j)
 #pragma unroll
@@ -419,15 +453,22 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
           if (row_valid(tile_row(e)))
             part[warp * BM * BN + tile_row(e) * BN + 32 * j + tile_col(a, e)] = acc[2 * j + a].v[e];
         }
+  }
+  if constexpr (PER_WARP_TILES) {
+    KF_SKINNY_STAMP(7);  // warp 0's tile stored
     barrier();
-    for (int i = thread_id(); i < BM * BN; i += WARPS * 32) {
-      if (!row_valid(i / BN)) continue;
-      float sum = part[i];
+    KF_SKINNY_STAMP(8);  // every warp's tile stored
+    if constexpr (!SUM_AT_STORE) {
+      for (int i = thread_id(); i < BM * BN; i += WARPS * 32) {
+        if (!row_valid(i / BN)) continue;
+        float sum = part[i];
 #pragma unroll
-      for (int w = 1; w < WARPS; ++w) sum += part[w * BM * BN + i];
-      part[i] = sum;  // only this thread reads or writes entry i of part[0]
+        for (int w = 1; w < WARPS; ++w) sum += part[w * BM * BN + i];
+        part[i] = sum;  // only this thread reads or writes entry i of part[0]
+      }
+      KF_SKINNY_STAMP(9);  // thread 0's entries added
+      barrier();
     }
-    barrier();
   } else {
     for (int w = 0; w < WARPS; ++w) {
       if (warp == w)
@@ -495,19 +536,20 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
       if (!rows.valid(m0 + r)) continue;
       const float f = rows.scale(m0 + r);
       y[(size_t)rows.y_row(m0 + r) * (N / 2) + block_x() * HALF + c] =
-          static_cast<uint16_t>(T::from_f32(silu_mul(tile[r][c] * f, tile[r][c + HALF] * f)));
+          static_cast<uint16_t>(T::from_f32(silu_mul(sum_at(r, c) * f, sum_at(r, c + HALF) * f)));
     }
   } else if constexpr (Rows::kReduce) {
     // Added into y (rows may share a row of y), two adjacent columns at a time.
     for (int i = thread_id(); i < BM * (BN / 2); i += WARPS * 32) {
       const int r = i / (BN / 2), c = 2 * (i % (BN / 2));
-      if (rows.valid(m0 + r)) rows.template add_pair<BF16>(y, N, m0 + r, n0 + c, tile[r][c], tile[r][c + 1]);
+      if (rows.valid(m0 + r)) rows.template add_pair<BF16>(y, N, m0 + r, n0 + c, sum_at(r, c), sum_at(r, c + 1));
     }
   } else {
     for (int i = thread_id(); i < BM * BN; i += WARPS * 32) {
       const int r = i / BN, c = i % BN;
       if (rows.valid(m0 + r))
-        y[(size_t)rows.y_row(m0 + r) * N + n0 + c] = static_cast<uint16_t>(T::from_f32(tile[r][c] * rows.scale(m0 + r)));
+        y[(size_t)rows.y_row(m0 + r) * N + n0 + c] =
+            static_cast<uint16_t>(T::from_f32(sum_at(r, c) * rows.scale(m0 + r)));
     }
   }
   KF_SKINNY_STAMP(5);  // stored
