@@ -613,7 +613,7 @@ TEST_CASE("measurements of a kernel rebuilt to other code are dropped; the same 
 
 }  // TEST_SUITE
 
-TEST_SUITE("genkernels") {
+TEST_SUITE("compile") {
 
 TEST_CASE("a kernel stored without its code object keeps its measurements through a rebuild to the same code") {
   const std::string arch = "gfx1151";
