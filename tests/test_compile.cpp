@@ -549,88 +549,29 @@ TEST_CASE("a compile error is recorded in the pack, not fatal") {
   }
 }
 
-TEST_CASE("measurements of a kernel rebuilt to other code are dropped; the same code keeps them") {
-  const std::string arch = "gfx1151";
-  if (!have_compiler(arch)) return;
+// A gfx1151 pack built from a copy of the templates, with one fake measurement per
+// kernel of `kind` as autotune would have stored: for the tests of what a rebuild keeps.
+struct RebuildFixture {
   TempDir tmp;
-  const std::string templates = tmp.sub("templates");
-  fs::copy(KF_TEMPLATE_DIR, templates, fs::copy_options::recursive);
-  kf::GenOptions opt = options(tmp, arch);
-  opt.templates_dir = templates;
+  std::string templates = tmp.sub("templates");
+  kf::GenOptions opt;
+  std::string db;
   std::ostringstream out, err;
-  kf::run_genkernels(opt, out, err);
-  const std::string db = opt.out_dir + "/kforge.sqlite";
-  // One fake measurement per kernel, as autotune would have stored.
-  auto add_results = [&] {
+
+  RebuildFixture() {
+    fs::copy(KF_TEMPLATE_DIR, templates, fs::copy_options::recursive);
+    opt = options(tmp, "gfx1151");
+    opt.templates_dir = templates;
+    kf::run_genkernels(opt, out, err);
+    db = opt.out_dir + "/kforge.sqlite";
+  }
+  void measure(const std::string& kind) {
     sql(db,
         "INSERT OR REPLACE INTO results (arch, device, op, shape, m, kernel, disposition, median_us, cold_l2,"
         " driver, runtime, compiler, kforge_version) SELECT arch, 'dev', op, shape, 1, name, 'passed', 10.0, 1,"
-        " 'd', 'r', compiler, 'v' FROM kernels WHERE op = 'w4a16_linear'");
-  };
-  auto results_of = [&](const std::string& kind) {
-    sqlite3* h = nullptr;
-    REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
-    sqlite3_stmt* st = nullptr;
-    const std::string sql = "SELECT count(*) FROM results WHERE kernel LIKE 'w4a16_linear_" + kind + "_%'";
-    REQUIRE(sqlite3_prepare_v2(h, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
-    REQUIRE(sqlite3_step(st) == SQLITE_ROW);
-    const int n = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return n;
-  };
-  add_results();
-  REQUIRE(results_of("decode") == 1);
-  REQUIRE(results_of("prefill") == 1);
-
-  // Nothing changed: the measurements stay.
-  CHECK(kf::run_genkernels(opt, out, err).stale_results == 0);
-  CHECK(results_of("decode") == 1);
-  CHECK(results_of("prefill") == 1);
-
-  // The prefill template gains a comment: its kernel is rebuilt, to the same code
-  // object, so its measurement still holds.
-  {
-    std::ofstream f(templates + "/w4a16_linear/prefill.h", std::ios::app);
-    f << "\n// changed\n";
+        " 'd', 'r', compiler, 'v' FROM kernels WHERE kind = '" + kind + "'");
   }
-  CHECK(kf::run_genkernels(opt, out, err).stale_results == 0);
-  CHECK(results_of("decode") == 1);
-  CHECK(results_of("prefill") == 1);
-
-  // The prefill template's code changes (the kernel's object gains a variable): only its
-  // kernel's measurement is stale.
-  {
-    std::ofstream f(templates + "/w4a16_linear/prefill.h", std::ios::app);
-    f << "\n__attribute__((device, used)) int kf_test_changed_prefill = 1;\n";
-  }
-  const kf::GenStats stats = kf::run_genkernels(opt, out, err);
-  CHECK(stats.compile_errors == 0);  // a rebuild that compiled, to other code
-  CHECK(stats.stale_results == 1);
-  CHECK(results_of("decode") == 1);
-  CHECK(results_of("prefill") == 0);
-}
-
-}  // TEST_SUITE
-
-TEST_SUITE("compile") {
-
-TEST_CASE("a kernel stored without its code object keeps its measurements through a rebuild to the same code") {
-  const std::string arch = "gfx1151";
-  if (!have_compiler(arch)) return;
-  TempDir tmp;
-  const std::string templates = tmp.sub("templates");
-  fs::copy(KF_TEMPLATE_DIR, templates, fs::copy_options::recursive);
-  kf::GenOptions opt = options(tmp, arch);
-  opt.templates_dir = templates;
-  std::ostringstream out, err;
-  kf::run_genkernels(opt, out, err);
-  const std::string db = opt.out_dir + "/kforge.sqlite";
-  sql(db,
-      "INSERT INTO results (arch, device, op, shape, m, kernel, disposition, median_us, cold_l2, driver, runtime,"
-      " compiler, kforge_version) SELECT arch, 'dev', op, shape, 1, name, 'passed', 10.0, 1, 'd', 'r', compiler,"
-      " 'v' FROM kernels WHERE kind = 'prefill'");
-  auto count = [&](const std::string& query) {
+  int count(const std::string& query) {
     sqlite3* h = nullptr;
     REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
     sqlite3_stmt* st = nullptr;
@@ -640,41 +581,82 @@ TEST_CASE("a kernel stored without its code object keeps its measurements throug
     sqlite3_finalize(st);
     sqlite3_close(h);
     return n;
-  };
-  const std::string prefill_results = "SELECT count(*) FROM results WHERE kernel LIKE 'w4a16_linear_prefill_%'";
-  const int measured = count(prefill_results);
-  REQUIRE(measured > 0);
-  // Every built kernel's digest is stored beside it.
-  CHECK(count("SELECT count(*) FROM code_digests") == count("SELECT count(*) FROM kernels WHERE status = 'ok'"));
-  // As a shipped DB keeps non-winners (tools/slim_db.py): no code object, the digest stays.
-  sql(db, "UPDATE kernels SET code_object = NULL, status = 'pruned:not_a_winner' WHERE kind = 'prefill'");
-  auto touch = [&](const std::string& line) {
+  }
+  int results_of(const std::string& kind) {
+    return count("SELECT count(*) FROM results WHERE kernel LIKE 'w4a16_linear_" + kind + "_%'");
+  }
+  // Appends a line to the prefill template: a comment leaves its code alone, a variable
+  // does not.
+  void touch_prefill(const std::string& line) {
     std::ofstream f(templates + "/w4a16_linear/prefill.h", std::ios::app);
     f << "\n" << line << "\n";
-  };
+  }
+  kf::GenStats rebuild() { return kf::run_genkernels(opt, out, err); }
+  // As tools/slim_db.py keeps a shipped DB's non-winners: no code object.
+  void slim(const std::string& kind) {
+    sql(db, "UPDATE kernels SET code_object = NULL, status = 'pruned:not_a_winner' WHERE kind = '" + kind + "'");
+  }
+};
 
-  // A comment: rebuilt to the same code, which the digest shows.
-  touch("// changed");
-  CHECK(kf::run_genkernels(opt, out, err).stale_results == 0);
-  CHECK(count(prefill_results) == measured);
+TEST_CASE("measurements of a kernel rebuilt to other code are dropped; the same code keeps them") {
+  if (!have_compiler("gfx1151")) return;
+  RebuildFixture f;
+  f.measure("decode");
+  f.measure("prefill");
+  REQUIRE(f.results_of("decode") == 1);
+  REQUIRE(f.results_of("prefill") == 1);
 
-  // Slimmed again, now without digests (a DB slimmed before they were kept): nothing
-  // says the code is the same, so the next rebuild drops the measurements.
-  sql(db, "UPDATE kernels SET code_object = NULL, status = 'pruned:not_a_winner' WHERE kind = 'prefill';"
-          " DELETE FROM code_digests WHERE name LIKE 'w4a16_linear_prefill_%'");
-  touch("// changed again");
-  CHECK(kf::run_genkernels(opt, out, err).stale_results == measured);
-  CHECK(count(prefill_results) == 0);
+  // Nothing changed: the measurements stay.
+  CHECK(f.rebuild().stale_results == 0);
+  CHECK(f.results_of("decode") == 1);
+  CHECK(f.results_of("prefill") == 1);
+
+  // The prefill template gains a comment: its kernel is rebuilt, to the same code
+  // object, so its measurement still holds.
+  f.touch_prefill("// changed");
+  CHECK(f.rebuild().stale_results == 0);
+  CHECK(f.results_of("decode") == 1);
+  CHECK(f.results_of("prefill") == 1);
+
+  // The prefill template's code changes (the kernel's object gains a variable): only its
+  // kernel's measurement is stale.
+  f.touch_prefill("__attribute__((device, used)) int kf_test_changed_prefill = 1;");
+  const kf::GenStats stats = f.rebuild();
+  CHECK(stats.compile_errors == 0);  // a rebuild that compiled, to other code
+  CHECK(stats.stale_results == 1);
+  CHECK(f.results_of("decode") == 1);
+  CHECK(f.results_of("prefill") == 0);
+}
+
+TEST_CASE("a kernel stored without its code object keeps its measurements through a rebuild to the same code") {
+  if (!have_compiler("gfx1151")) return;
+  RebuildFixture f;
+  f.measure("prefill");
+  const int measured = f.results_of("prefill");
+  REQUIRE(measured > 0);
+  // Every built kernel's digest is stored beside it.
+  CHECK(f.count("SELECT count(*) FROM code_digests") == f.count("SELECT count(*) FROM kernels WHERE status = 'ok'"));
+  f.slim("prefill");
+
+  // A comment: rebuilt to the same code, which the kept digest shows.
+  f.touch_prefill("// changed");
+  CHECK(f.rebuild().stale_results == 0);
+  CHECK(f.results_of("prefill") == measured);
+
+  // Slimmed again without digests (a DB slimmed before they were kept): nothing says the
+  // code is the same, so the next rebuild drops the measurements.
+  f.slim("prefill");
+  sql(f.db, "DELETE FROM code_digests WHERE name LIKE 'w4a16_linear_prefill_%'");
+  f.touch_prefill("// changed again");
+  CHECK(f.rebuild().stale_results == measured);
+  CHECK(f.results_of("prefill") == 0);
 
   // With the digest kept but the code changed, they go too.
-  sql(db,
-      "INSERT INTO results (arch, device, op, shape, m, kernel, disposition, median_us, cold_l2, driver, runtime,"
-      " compiler, kforge_version) SELECT arch, 'dev', op, shape, 1, name, 'passed', 10.0, 1, 'd', 'r', compiler,"
-      " 'v' FROM kernels WHERE kind = 'prefill';"
-      " UPDATE kernels SET code_object = NULL, status = 'pruned:not_a_winner' WHERE kind = 'prefill'");
-  touch("__attribute__((device, used)) int kf_test_changed_prefill = 1;");
-  CHECK(kf::run_genkernels(opt, out, err).stale_results == measured);
-  CHECK(count(prefill_results) == 0);
+  f.measure("prefill");
+  f.slim("prefill");
+  f.touch_prefill("__attribute__((device, used)) int kf_test_changed_prefill = 1;");
+  CHECK(f.rebuild().stale_results == measured);
+  CHECK(f.results_of("prefill") == 0);
 }
 
 }  // TEST_SUITE
