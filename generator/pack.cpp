@@ -358,7 +358,13 @@ int Pack::delete_stale(const std::string& arch, const std::string& op, const std
   del.text(2, op);
   del.text(3, shape);
   if (sqlite3_step(del.s) != SQLITE_DONE) throw Error("pack '" + path_ + "': " + sqlite3_errmsg(db_));
-  return sqlite3_changes(db_);
+  const int deleted = sqlite3_changes(db_);
+  // Their digests go with them.
+  Stmt dig(db_, "DELETE FROM code_digests WHERE arch = ?1 AND NOT EXISTS"
+                " (SELECT 1 FROM kernels k WHERE k.arch = code_digests.arch AND k.name = code_digests.name)");
+  dig.text(1, arch);
+  if (sqlite3_step(dig.s) != SQLITE_DONE) throw Error("pack '" + path_ + "': " + sqlite3_errmsg(db_));
+  return deleted;
 }
 
 std::string Pack::meta(const std::string& key) const {

@@ -155,16 +155,31 @@ TEST_CASE("delete_stale drops only the named (arch, op, shape)'s rows not kept")
   kf::Pack pack = kf::Pack::open(tmp.sub("p.sqlite"), true);
   kf::PackKernel other_shape = sample("c", "gfx1151");
   other_shape.shape = "n1024_k2048_g128_bf16_sym";
-  pack.put_kernel(sample("a", "gfx1151"));
-  pack.put_kernel(sample("b", "gfx1151"));
-  pack.put_kernel(sample("b", "gfx942"));  // other arch
-  pack.put_kernel(other_shape);
+  auto digested = [](kf::PackKernel k) {
+    k.code_sha256 = "digest of " + k.name + " " + k.arch;
+    return k;
+  };
+  pack.put_kernel(digested(sample("a", "gfx1151")));
+  pack.put_kernel(digested(sample("b", "gfx1151")));
+  pack.put_kernel(digested(sample("b", "gfx942")));  // other arch
+  pack.put_kernel(digested(other_shape));
   CHECK(pack.delete_stale("gfx1151", "w4a16_linear", "n2048_k512_g128_bf16_sym", {"a"}) == 1);
   const auto rows = pack.kernels();
   REQUIRE(rows.size() == 3);
   CHECK(rows[0].name == "a");
   CHECK(rows[1].name == "c");
   CHECK(rows[2].arch == "gfx942");
+  // The digests stay with their kernels: gfx1151's b went with its row, gfx942's stayed.
+  CHECK(rows[0].code_sha256 == "digest of a gfx1151");
+  CHECK(rows[2].code_sha256 == "digest of b gfx942");
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(tmp.sub("p.sqlite").c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM code_digests", -1, &st, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  CHECK(sqlite3_column_int(st, 0) == 3);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
   // Nothing kept: the whole (arch, op, shape) goes; a second call finds nothing.
   CHECK(pack.delete_stale("gfx1151", "w4a16_linear", "n2048_k512_g128_bf16_sym", {}) == 1);
   CHECK(pack.delete_stale("gfx1151", "w4a16_linear", "n2048_k512_g128_bf16_sym", {}) == 0);

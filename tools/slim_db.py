@@ -36,6 +36,8 @@ db.execute(f"UPDATE kernels SET code_object = NULL, status = 'pruned:not_a_winne
 retired = db.execute(
     """DELETE FROM results WHERE NOT EXISTS
          (SELECT 1 FROM kernels k WHERE k.name = results.kernel AND k.arch = results.arch)""").rowcount
+db.execute("""DELETE FROM code_digests WHERE NOT EXISTS
+                (SELECT 1 FROM kernels k WHERE k.name = code_digests.name AND k.arch = code_digests.arch)""")
 # Compiler logs (ptxas reports, messages) are kept only where the code object is.
 db.execute("UPDATE kernels SET log = '' WHERE code_object IS NULL AND status != 'compile_error'")
 db.commit()
