@@ -224,7 +224,14 @@ Pack Pack::open(const std::string& path, bool create) {
     throw Error("pack '" + path + "' has schema version " + std::to_string(version) + ", this kforge reads version " +
                 std::to_string(kPackSchemaVersion) + "; left untouched");
   }
-  pack.exec(kCodeDigests);
+  // Writers need code_digests; a read-only file (a shipped DB installed read-only, opened
+  // to export or check) goes on without it, as readers do.
+  bool digests = false;
+  {
+    Stmt t(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'code_digests'");
+    digests = sqlite3_step(t.s) == SQLITE_ROW;
+  }
+  if (!digests && !sqlite3_db_readonly(db, "main")) pack.exec(kCodeDigests);
   return pack;
 }
 
