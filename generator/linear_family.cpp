@@ -307,7 +307,7 @@ static bool exchanges_in_memory(const LinearConfig& cfg) {
 
 int64_t linear_workspace_floats(const LinearShape& s, const LinearConfig& cfg, int64_t m) {
   if (!exchanges_in_memory(cfg)) return 0;
-  return w4a16::exchange_floats(cfg.split_k, cfg.block_m, cfg.block_n, cfg.stream_blocks, s.n, m);
+  return w4a16::exchange_floats(cfg.split_k, cfg.block_m, cfg.block_n, cfg.stream_blocks, s.n, m, s.bf16);
 }
 
 int64_t linear_counter_ints(const LinearShape& s, const LinearConfig& cfg, int64_t m) {

@@ -496,11 +496,13 @@ TEST_CASE("wgmma stream-K (_stkB): key, parse, candidate, grid and scratch; wgmm
     INFO("m " << m);
     const kf::LaunchGrid g = kf::linear_grid(s, c, m);
     CHECK((g.x == 132 && g.y == 1 && g.z == 1));
-    CHECK(kf::linear_workspace_floats(s, c, m) == 132 * 128 * 192);
+    CHECK(kf::linear_workspace_floats(s, c, m) == 132 * 128 * 192 / 2);  // bf16 pairs (wgmma.h)
     CHECK(kf::linear_counter_ints(s, c, m) == 132);
     CHECK(kf::linear_grid(s, c, m, 114).x == 114);  // one block per SM of a smaller part
     CHECK(kf::linear_grid(s, c, m, 200).x == 132);
   }
+  const kf::LinearShape s16{9216, 2048, 128, false, false};  // fp16: fp32 partials, a whole tile
+  CHECK(kf::linear_workspace_floats(s16, c, 256) == 132 * 128 * 192);
   kf::LinearConfig split = c;
   split.split_k = 2;
   CHECK_THROWS_AS(kf::make_linear_candidate(s, split, kf::arch_info("sm_90a")), kf::Error);

@@ -174,6 +174,9 @@ TEST_CASE("a stream-K wgmma row: B tiles of workspace and B counters at every M;
   const char* kExpert = "e8_topk2_n256_k256_g128_bf16_sym";
   const std::string moe = b.add_moe_kernel(1, "wgmma", kExpert, "bm64_bn128_bk64_w8_sk1_s4_stk132");
   b.add_moe_winner(1, kExpert, moe, 1, 4096);
+  const char* kHalf = "n2048_k4096_g128_fp16_sym";
+  const std::string half = b.add_kernel("wgmma", kHalf, "bm128_bn128_bk64_w8_sk1_s4_stk132", "sm_90a", 256);
+  b.add_winner(kHalf, half, 1, 4096);
   b.write(dir.file("kforge.sqlite"));
   auto [db, warnings] = open_capturing_stderr(dir, dir.file("kforge.sqlite"));
   CHECK_FALSE(contains(warnings, stream));
@@ -185,13 +188,21 @@ TEST_CASE("a stream-K wgmma row: B tiles of workspace and B counters at every M;
   const kf_kernel* k = select(db.get(), 300);
   REQUIRE(kf_kernel_name(k) == stream);
   int64_t floats = -1, counters = -1;
+  // A bf16 layer's blocks exchange bf16 pairs: half a tile of words each (wgmma.h).
   for (int64_t m : {17, 300, 4096}) {
     REQUIRE(kf_kernel_workspace(k, m, &floats, &counters) == KF_OK);
-    CHECK(floats == 132 * 128 * 128);
+    CHECK(floats == 132 * 128 * 128 / 2);
     CHECK(counters == 132);
   }
-  REQUIRE(kf_db_max_workspace(db.get(), 4096, &floats, &counters) == KF_OK);
+  // An fp16 layer's exchange fp32 partials: a whole tile each.
+  const kf_kernel* k16 = nullptr;
+  REQUIRE(kf_select_linear(db.get(), 2048, 4096, 128, 0, 0, 300, &k16) == KF_OK);
+  REQUIRE(kf_kernel_name(k16) == half);
+  REQUIRE(kf_kernel_workspace(k16, 300, &floats, &counters) == KF_OK);
   CHECK(floats == 132 * 128 * 128);
+  CHECK(counters == 132);
+  REQUIRE(kf_db_max_workspace(db.get(), 4096, &floats, &counters) == KF_OK);
+  CHECK(floats == 132 * 128 * 128);  // the fp16 layer's
   CHECK(counters == 132);
   kf_linear_args a = fake_args(300);
   CHECK(kf_launch(k, &a, nullptr) == KF_ERR_INVALID_ARGUMENT);

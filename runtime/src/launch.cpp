@@ -179,7 +179,7 @@ void kernel_workspace(const KernelImpl& k, int64_t m, int64_t* floats, int64_t* 
   if (k.op_kind != KernelOp::linear) return;  // the MoE helpers never split
   const LinearConfigKey& c = k.config;
   const int64_t n = k.generic() ? 0 : k.shape_key.n;  // the generic kernel never splits K
-  *floats = w4a16::exchange_floats(c.split_k, c.block_m, c.block_n, c.stream_blocks, n, m);
+  *floats = w4a16::exchange_floats(c.split_k, c.block_m, c.block_n, c.stream_blocks, n, m, k.shape_key.bf16);
   *counters = w4a16::exchange_counters(c.split_k, c.block_m, c.block_n, c.stream_blocks, n, m);
 }
 

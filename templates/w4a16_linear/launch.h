@@ -47,10 +47,11 @@ inline bool exchanges_in_memory(int split_k, bool split_on_chip, int stream_bloc
 }
 
 // The scratch of a config whose partial sums meet in memory (exchanges_in_memory): the
-// split-K slices and counters above, or for a stream-K wgmma config (_stkB) B tiles and
-// B flags, whatever M.
-inline int64_t exchange_floats(int split_k, int block_m, int block_n, int stream_blocks, int64_t n, int64_t m) {
-  if (stream_blocks > 0) return wgmma::stream_workspace_floats(stream_blocks, block_m, block_n);
+// split-K slices and counters above, or for a stream-K wgmma config (_stkB) B tiles
+// (of bf16 pairs in bf16 layers) and B flags, whatever M.
+inline int64_t exchange_floats(int split_k, int block_m, int block_n, int stream_blocks, int64_t n, int64_t m,
+                               bool bf16) {
+  if (stream_blocks > 0) return wgmma::stream_workspace_floats(stream_blocks, block_m, block_n, bf16);
   return workspace_floats(split_k, n, m);
 }
 inline int64_t exchange_counters(int split_k, int block_m, int block_n, int stream_blocks, int64_t n, int64_t m) {

@@ -350,6 +350,8 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
       // (normalised error 0.0026 against 0.0022 in fp32, tolerance 0.008). fp16 layers keep
       // fp32 partials: a bf16 rounding would be 8 times their output's.
       constexpr int WORDS = BF16 ? BM / 4 : BM / 2;  // 32-bit words of partials per thread
+      static_assert(static_cast<long long>(WORDS) * kThreads == stream_workspace_floats(1, BM, BN, BF16),
+                    "a block's slot is the scratch the launch sizes (wgmma_tiling.h)");
       if (run == StreamRole::contribute) {  // word i of thread tid at slot[i][tid] (coalesced)
         float* const slot = args.workspace + (size_t)block * (WORDS * kThreads) + tid;
 #pragma unroll

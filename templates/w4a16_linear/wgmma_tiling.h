@@ -103,8 +103,11 @@ KF_HD constexpr StreamRun stream_run(long long first, long long end, int tile_st
                                                         : StreamRole::whole;
   return {tile, begin, role};
 }
-KF_HD constexpr long long stream_workspace_floats(int blocks, int block_m, int block_n) {
-  return static_cast<long long>(blocks) * block_m * block_n;
+// The stream-K scratch of a launch of `blocks` blocks: one slot a block, holding its
+// partial sums as wgmma.h exchanges them, fp32 or, in bf16 layers, bf16 pairs (half the
+// words; wgmma.h checks the two agree).
+KF_HD constexpr long long stream_workspace_floats(int blocks, int block_m, int block_n, bool bf16) {
+  return static_cast<long long>(blocks) * block_m * block_n / (bf16 ? 2 : 1);
 }
 KF_HD constexpr int stream_counter_ints(int blocks) { return blocks; }
 // block_m 64 up: a block reads the partials it adds in chunks of 16 words, of the
