@@ -1,5 +1,6 @@
-// Development harness: where a decode (skinny, M = 1) kernel's time goes, block by block.
-// The served skinny configs of the qwen3-35b linear layers, built from the template with
+// Development harness: where a decode (skinny) kernel's time goes, block by block.
+// The served skinny configs of the qwen3-35b linear layers at M = 1 (and the paired form
+// of the wide layers at M = 16), built from the template with
 // its timeline hooks (KF_SKINNY_STAMP) stamping the global timer from thread 0 of every
 // block: start, warp 0's first and last span landed, warp 0's and every warp's loop done,
 // warp 0's and every warp's sums stored to shared memory, the block's sums in its tile,
@@ -46,19 +47,19 @@ const char* const kPointNames[kPoints] = {"start", "span0", "spanN", "loop",   "
                                           "stored", "loop0", "tile0", "tiles", "added0"};
 constexpr int kOrder[kPoints] = {0, 1, 2, 6, 3, 7, 8, 9, 4, 5};
 
-template <int N, int K, int BN, int WARPS, int STAGES>
+template <int N, int K, int BN, int WARPS, int STAGES, int BM, bool PAIRED>
 __global__ void __launch_bounds__(WARPS * 32) skinny_kernel(kf_linear_args args) {
-  kf::w4a16_linear_skinny<N, K, 128, true, false, 8, BN, WARPS, 1, STAGES>(args);
+  kf::w4a16_linear_skinny<N, K, 128, true, false, BM, BN, WARPS, 1, STAGES, PAIRED>(args);
 }
 
 // The body twice in one launch: the second pass's stamps overwrite the first's, and it
 // runs with its data in L2 and its code already fetched by this SM, where a second
 // launch (the warm run) may start from an empty instruction cache.
-template <int N, int K, int BN, int WARPS, int STAGES>
+template <int N, int K, int BN, int WARPS, int STAGES, int BM, bool PAIRED>
 __global__ void __launch_bounds__(WARPS * 32) skinny_twice_kernel(kf_linear_args args) {
-  kf::w4a16_linear_skinny<N, K, 128, true, false, 8, BN, WARPS, 1, STAGES>(args);
+  kf::w4a16_linear_skinny<N, K, 128, true, false, BM, BN, WARPS, 1, STAGES, PAIRED>(args);
   __syncthreads();  // the second pass reuses the shared memory
-  kf::w4a16_linear_skinny<N, K, 128, true, false, 8, BN, WARPS, 1, STAGES>(args);
+  kf::w4a16_linear_skinny<N, K, 128, true, false, BM, BN, WARPS, 1, STAGES, PAIRED>(args);
 }
 
 __global__ void __launch_bounds__(kf::kStreamReadThreads) floor_kernel(kf_stream_read_args a) {
@@ -90,31 +91,33 @@ struct Layer {
   int n, k;
 };
 
-template <int N, int K, int BN, int WARPS, int STAGES>
-void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps) {
+// One layer at M rows: block_m 8 (the swapped form) or, PAIRED, the paired block_m 16 form.
+template <int N, int K, int BN, int WARPS, int STAGES, int BM = 8, bool PAIRED = false>
+void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps, int m = 1) {
   const size_t words = size_t(K / 8) * N, scales = size_t(K / 128) * N;
   std::mt19937 rng(N ^ K);
   std::vector<uint32_t> qw(words);
   for (auto& w : qw) w = rng();
-  std::vector<uint16_t> sc(scales, 0x3c00 /* bf16 0.0078 */), x(K);
+  std::vector<uint16_t> sc(scales, 0x3c00 /* bf16 0.0078 */), x(size_t(m) * K);
   for (auto& v : x) v = 0x3f80 ^ (rng() & 0x007f);
   uint32_t* d_qw;
   uint16_t *d_sc, *d_x, *d_y;
   check(cudaMalloc(&d_qw, words * 4), "qweight");
   check(cudaMalloc(&d_sc, scales * 2), "scales");
-  check(cudaMalloc(&d_x, K * 2 * 8), "x");
-  check(cudaMalloc(&d_y, N * 2 * 8), "y");
+  check(cudaMalloc(&d_x, x.size() * 2), "x");
+  check(cudaMalloc(&d_y, size_t(m) * N * 2), "y");
   check(cudaMemcpy(d_qw, qw.data(), words * 4, cudaMemcpyHostToDevice), "up");
   check(cudaMemcpy(d_sc, sc.data(), scales * 2, cudaMemcpyHostToDevice), "up");
-  check(cudaMemcpy(d_x, x.data(), K * 2, cudaMemcpyHostToDevice), "up");
-  kf_linear_args args{d_x, d_qw, d_sc, nullptr, d_y, nullptr, nullptr, 1, N, K, 128};
-  const int dyn = kf::w4a16::skinny::dynamic_shared_bytes(BN, WARPS, STAGES, 8);
-  auto kernel = skinny_kernel<N, K, BN, WARPS, STAGES>;
+  check(cudaMemcpy(d_x, x.data(), x.size() * 2, cudaMemcpyHostToDevice), "up");
+  kf_linear_args args{d_x, d_qw, d_sc, nullptr, d_y, nullptr, nullptr, m, N, K, 128};
+  const int dyn = kf::w4a16::skinny::dynamic_shared_bytes(BN, WARPS, STAGES, BM);
+  auto kernel = skinny_kernel<N, K, BN, WARPS, STAGES, BM, PAIRED>;
   if (dyn > 0) check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dyn), "smem");
-  const dim3 grid(N / BN, 1, 1);
+  const dim3 grid(N / BN, 1, (m + BM - 1) / BM);
+  const unsigned blocks_of_grid = grid.x * grid.z;
   auto launch = [&](cudaStream_t s) { kernel<<<grid, WARPS * 32, dyn > 0 ? dyn : 0, s>>>(args); };
 
-  const size_t bytes = words * 4 + scales * 2 + K * 2 + N * 2;
+  const size_t bytes = words * 4 + scales * 2 + size_t(m) * (K + N) * 2;
   void* floor_buf;
   check(cudaMalloc(&floor_buf, bytes), "floor buffer");
   check(cudaMemset(floor_buf, 0x11, bytes), "floor fill");
@@ -125,16 +128,19 @@ void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps) 
   auto floor_launch = [&](cudaStream_t s) { floor_kernel<<<fblocks, kf::kStreamReadThreads, 0, s>>>(fa); };
 
   const std::vector<double> us = timer.medians_us_alternating({launch, floor_launch}, reps);
-  std::vector<unsigned long long> st(std::max<unsigned>(grid.x, fblocks) * kSlots);
+  std::vector<unsigned long long> st(std::max<unsigned>(blocks_of_grid, fblocks) * kSlots);
   char what[96];
   // One more cold launch of each, its stamps kept (the last launch before the copy).
   for (int which = 0; which < 2; ++which) {
     timer.median_us(which == 0 ? std::function<void(cudaStream_t)>(launch) : floor_launch, 3);
     check(cudaDeviceSynchronize(), "stamps run");
-    const unsigned blocks = which == 0 ? grid.x : fblocks;
+    const unsigned blocks = which == 0 ? blocks_of_grid : fblocks;
     check(cudaMemcpy(st.data(), stamps_dev, blocks * kSlots * 8, cudaMemcpyDeviceToHost), "stamps");
-    std::snprintf(what, sizeof what, which == 0 ? "%dx%d skinny bn%d w%d s%d" : "%dx%d read floor", N, K, BN, WARPS,
-                  STAGES);
+    if (which == 0)
+      std::snprintf(what, sizeof what, "%dx%d M=%d skinny bm%d bn%d w%d s%d%s", N, K, m, BM, BN, WARPS, STAGES,
+                    PAIRED ? " sw" : "");
+    else
+      std::snprintf(what, sizeof what, "%dx%d M=%d read floor", N, K, m);
     print_timeline(what, us[which], st, blocks, which == 1);
   }
   // Warm: launched right after itself, weights and code in L2 (the stamps of the second
@@ -143,16 +149,16 @@ void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps) 
   launch(0);
   launch(0);
   check(cudaDeviceSynchronize(), "warm stamps run");
-  check(cudaMemcpy(st.data(), stamps_dev, grid.x * kSlots * 8, cudaMemcpyDeviceToHost), "stamps");
-  std::snprintf(what, sizeof what, "%dx%d skinny, warm", N, K);
-  print_timeline(what, 0.0, st, grid.x, false);
-  auto twice = skinny_twice_kernel<N, K, BN, WARPS, STAGES>;
+  check(cudaMemcpy(st.data(), stamps_dev, blocks_of_grid * kSlots * 8, cudaMemcpyDeviceToHost), "stamps");
+  std::snprintf(what, sizeof what, "%dx%d M=%d skinny, warm", N, K, m);
+  print_timeline(what, 0.0, st, blocks_of_grid, false);
+  auto twice = skinny_twice_kernel<N, K, BN, WARPS, STAGES, BM, PAIRED>;
   if (dyn > 0) check(cudaFuncSetAttribute(twice, cudaFuncAttributeMaxDynamicSharedMemorySize, dyn), "smem");
   timer.median_us([&](cudaStream_t s) { twice<<<grid, WARPS * 32, dyn > 0 ? dyn : 0, s>>>(args); }, 3);
   check(cudaDeviceSynchronize(), "second pass stamps run");
-  check(cudaMemcpy(st.data(), stamps_dev, grid.x * kSlots * 8, cudaMemcpyDeviceToHost), "stamps");
-  std::snprintf(what, sizeof what, "%dx%d skinny, second pass in one launch", N, K);
-  print_timeline(what, 0.0, st, grid.x, false);
+  check(cudaMemcpy(st.data(), stamps_dev, blocks_of_grid * kSlots * 8, cudaMemcpyDeviceToHost), "stamps");
+  std::snprintf(what, sizeof what, "%dx%d M=%d skinny, second pass in one launch", N, K, m);
+  print_timeline(what, 0.0, st, blocks_of_grid, false);
   cudaFree(d_qw);
   cudaFree(d_sc);
   cudaFree(d_x);
@@ -165,7 +171,7 @@ void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps) 
 
 int main() {
   const cudaDeviceProp prop = kf::bench::device_or_skip();
-  std::printf("device: %s (%d SMs); M = 1, bf16, symmetric, group 128; cold, event median of 100\n", prop.name,
+  std::printf("device: %s (%d SMs); bf16, symmetric, group 128; cold, event median of 100\n", prop.name,
               prop.multiProcessorCount);
   kf::bench::ColdTimer timer;
   unsigned long long* stamps;
@@ -177,6 +183,9 @@ int main() {
   run<2048, 4096, 32, 16, 8>(timer, stamps, reps);
   run<1024, 2048, 32, 16, 4>(timer, stamps, reps);
   run<2048, 512, 32, 8, 2>(timer, stamps, reps);
+  // M = 16 on the wide layers: the paired form that serves it (bench/NOTES.md linear v27).
+  run<12288, 2048, 96, 8, 4, 16, true>(timer, stamps, reps, 16);
+  run<9216, 2048, 96, 8, 4, 16, true>(timer, stamps, reps, 16);
   cudaFree(stamps);
   return 0;
 }
