@@ -1,15 +1,15 @@
-// Development harness: where a decode (skinny) kernel's time goes, block by block.
-// The served skinny configs of the qwen3-35b linear layers at M = 1 (and the paired form
-// of the wide layers at M = 16), built from the template with
-// its timeline hooks (KF_SKINNY_STAMP) stamping the global timer from thread 0 of every
-// block: start, warp 0's first and last span landed, warp 0's and every warp's loop done,
-// warp 0's and every warp's sums stored to shared memory, the block's sums in its tile,
-// stored. The read floor's kernel gets the same start and end stamps. Each is timed cold
-// as the benchmark times it (event median), then launched once more cold for the stamps,
-// and the skinny kernel once more warm (right after itself) and as a second pass of its
-// body within one launch (code fetched, data in L2). Timings, not checks: the
-// data is random and the outputs unread. The stamps cost the kernel ~0.1-0.2 us of its
-// event time (bench/linear times the kernels without them).
+// Development harness: where a decode (skinny) kernel's time goes, block by block. The
+// served skinny configs of the qwen3-35b linear layers at M = 1, and the paired form of
+// the wide layers at M = 16, built from the template with its timeline hooks
+// (KF_SKINNY_STAMP) stamping the global timer from thread 0 of every block: start, warp
+// 0's first and last span landed, warp 0's and every warp's loop done, warp 0's and
+// every warp's sums stored to shared memory, the block's sums in its tile, stored. The
+// read floor's kernel gets the same start and end stamps. Each is timed cold as the
+// benchmark times it (event median), then launched once more cold for the stamps; the
+// skinny kernel also warm (right after itself) and as a second pass of its body within
+// one launch (code fetched, data in L2). Timings, not checks: the data is random and the
+// outputs unread. The stamps cost the kernel ~0.1-0.2 us of its event time (bench/linear
+// times the kernels without them).
 #include <cuda_runtime.h>
 
 #include <algorithm>
