@@ -65,12 +65,14 @@ KF_HD constexpr bool valid(int n, int k, int g, int block_m, int block_n, int bl
 // M = 256: 96 tiles on 132 SMs) still keeps every SM busy. A run that ends inside a tile
 // leaves its sums in its block's workspace slot (bf16 pairs in bf16 layers, fp32 in fp16
 // ones: wgmma.h) and raises its block's flag; the block holding the tile's last step adds
-// those sums (in block order) to its own and stores the tile. A block only waits on lower-numbered blocks, and their
-// contribution is the first run they process, before any wait of their own. The launch
-// takes at most B blocks and at most one per SM (the runtime and the tuner clamp it to
-// the part's SMs, one block fills an SM's shared memory), so every block it waits on is
-// running or done; the kernel reads the count it got.
-//   workspace: B tiles of block_m x block_n floats (bf16 layers fill half of each);
+// those sums (in block order) to its own and stores the tile. A block only waits on
+// lower-numbered blocks, and their contribution is the first run they process, before any
+// wait of their own. The launch takes at most B blocks and at most one per SM (the
+// runtime and the tuner clamp it to the part's SMs, one block fills an SM's shared
+// memory), so every block it waits on is running or done; the kernel reads the count it
+// got.
+//   workspace: B slots of block_m x block_n words, half that in bf16 layers
+//              (stream_workspace_floats);
 //   counters: B flags, zeroed once and left zero (args.h).
 constexpr int kMaxStreamBlocks = 1024;
 KF_HD constexpr long long stream_first_step(int block, int blocks, long long steps) {
