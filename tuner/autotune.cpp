@@ -438,7 +438,7 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
       << std::flush;
   if (opt.plan_only) {
     auto size_label = [](const std::string& op) {
-      return op == "w4a16_linear" ? "M=" : op == "sparse_mla_decode" ? "Q=" : "T=";
+      return op == "w4a16_linear" ? "M=" : op == kMlaDecodeOp ? "Q=" : "T=";
     };
     for (const auto& [what, by_m] : todo_by) {
       out << "  " << std::get<0>(what) << " " << std::get<1>(what) << " " << std::get<2>(what) << ":";

@@ -21,6 +21,8 @@
 #include "bench_util.cuh"
 #include "cold_timer.h"
 
+constexpr int kSlots = 16;  // stamps per block
+
 // [block][kSlots]. In constant memory: a __device__ pointer is loaded from memory at each
 // stamp (a store through it may alias it), and thread 0 waited an L2 round trip for it
 // before each stamp's store, which inflated every phase after a stamp by ~0.2 us.
@@ -30,7 +32,7 @@ __device__ __forceinline__ void kf_timeline_stamp(int point) {
   unsigned long long t;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
   const unsigned block = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
-  g_stamps[block * 16 + point] = t;
+  g_stamps[block * kSlots + point] = t;
 }
 #define KF_SKINNY_STAMP(point) kf_timeline_stamp(point)
 #include "util/stream_read.h"
@@ -41,7 +43,6 @@ namespace {
 
 using kf::bench::check;
 
-constexpr int kSlots = 16;  // stamps per block
 constexpr int kPoints = 10;  // KF_SKINNY_STAMP's points, printed in the order they are passed
 const char* const kPointNames[kPoints] = {"start", "span0", "spanN", "loop",   "summed",
                                           "stored", "loop0", "tile0", "tiles", "added0"};
@@ -68,9 +69,13 @@ __global__ void __launch_bounds__(kf::kStreamReadThreads) floor_kernel(kf_stream
   kf_timeline_stamp(5);
 }
 
-// Prints, per point, the stamps' spread over the blocks (us after the first block's start).
-void print_timeline(const char* what, double event_us, const std::vector<unsigned long long>& st, unsigned blocks,
+// Copies the last launch's stamps of `blocks` blocks and prints, per point, their spread
+// over the blocks (us after the first block's start).
+void print_timeline(const char* what, double event_us, const unsigned long long* stamps_dev, unsigned blocks,
                     bool floor) {
+  check(cudaDeviceSynchronize(), "stamps run");
+  std::vector<unsigned long long> st(size_t(blocks) * kSlots);
+  check(cudaMemcpy(st.data(), stamps_dev, st.size() * 8, cudaMemcpyDeviceToHost), "stamps");
   unsigned long long t0 = ~0ull, t_end = 0;
   for (unsigned b = 0; b < blocks; ++b) {
     t0 = std::min(t0, st[b * kSlots + 0]);
@@ -86,10 +91,6 @@ void print_timeline(const char* what, double event_us, const std::vector<unsigne
     std::printf("    %-7s min %5.2f  median %5.2f  max %5.2f\n", kPointNames[p], v.front(), v[v.size() / 2], v.back());
   }
 }
-
-struct Layer {
-  int n, k;
-};
 
 // One layer at M rows: block_m 8 (the swapped form) or, PAIRED, the paired block_m 16 form.
 template <int N, int K, int BN, int WARPS, int STAGES, int BM = 8, bool PAIRED = false>
@@ -128,37 +129,30 @@ void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps, 
   auto floor_launch = [&](cudaStream_t s) { floor_kernel<<<fblocks, kf::kStreamReadThreads, 0, s>>>(fa); };
 
   const std::vector<double> us = timer.medians_us_alternating({launch, floor_launch}, reps);
-  std::vector<unsigned long long> st(std::max<unsigned>(blocks_of_grid, fblocks) * kSlots);
   char what[96];
   // One more cold launch of each, its stamps kept (the last launch before the copy).
   for (int which = 0; which < 2; ++which) {
     timer.median_us(which == 0 ? std::function<void(cudaStream_t)>(launch) : floor_launch, 3);
-    check(cudaDeviceSynchronize(), "stamps run");
     const unsigned blocks = which == 0 ? blocks_of_grid : fblocks;
-    check(cudaMemcpy(st.data(), stamps_dev, blocks * kSlots * 8, cudaMemcpyDeviceToHost), "stamps");
     if (which == 0)
       std::snprintf(what, sizeof what, "%dx%d M=%d skinny bm%d bn%d w%d s%d%s", N, K, m, BM, BN, WARPS, STAGES,
                     PAIRED ? " sw" : "");
     else
       std::snprintf(what, sizeof what, "%dx%d M=%d read floor", N, K, m);
-    print_timeline(what, us[which], st, blocks, which == 1);
+    print_timeline(what, us[which], stamps_dev, blocks, which == 1);
   }
   // Warm: launched right after itself, weights and code in L2 (the stamps of the second
   // launch). What the tail costs without cold misses: where a phase takes as long warm as
   // cold, it is the kernel's own work.
   launch(0);
   launch(0);
-  check(cudaDeviceSynchronize(), "warm stamps run");
-  check(cudaMemcpy(st.data(), stamps_dev, blocks_of_grid * kSlots * 8, cudaMemcpyDeviceToHost), "stamps");
   std::snprintf(what, sizeof what, "%dx%d M=%d skinny, warm", N, K, m);
-  print_timeline(what, 0.0, st, blocks_of_grid, false);
+  print_timeline(what, 0.0, stamps_dev, blocks_of_grid, false);
   auto twice = skinny_twice_kernel<N, K, BN, WARPS, STAGES, BM, PAIRED>;
   if (dyn > 0) check(cudaFuncSetAttribute(twice, cudaFuncAttributeMaxDynamicSharedMemorySize, dyn), "smem");
   timer.median_us([&](cudaStream_t s) { twice<<<grid, WARPS * 32, dyn > 0 ? dyn : 0, s>>>(args); }, 3);
-  check(cudaDeviceSynchronize(), "second pass stamps run");
-  check(cudaMemcpy(st.data(), stamps_dev, blocks_of_grid * kSlots * 8, cudaMemcpyDeviceToHost), "stamps");
   std::snprintf(what, sizeof what, "%dx%d M=%d skinny, second pass in one launch", N, K, m);
-  print_timeline(what, 0.0, st, blocks_of_grid, false);
+  print_timeline(what, 0.0, stamps_dev, blocks_of_grid, false);
   cudaFree(d_qw);
   cudaFree(d_sc);
   cudaFree(d_x);
