@@ -180,6 +180,11 @@ int main() {
   // M = 16 on the wide layers: the paired form that serves it (bench/NOTES.md linear v27).
   run<12288, 2048, 96, 8, 4, 16, true>(timer, stamps, reps, 16);
   run<9216, 2048, 96, 8, 4, 16, true>(timer, stamps, reps, 16);
+  // What M = 16 adds on 12288x2048: the paired form with fewer valid rows (same products,
+  // fewer x bytes) and block_m 8 at M = 8 (the same x bytes a block as paired M = 8).
+  run<12288, 2048, 96, 8, 4, 16, true>(timer, stamps, reps, 1);
+  run<12288, 2048, 96, 8, 4, 16, true>(timer, stamps, reps, 8);
+  run<12288, 2048, 96, 8, 4>(timer, stamps, reps, 8);
   cudaFree(stamps);
   return 0;
 }
