@@ -247,7 +247,8 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
   // The swapped form's products: per 16-k step, each half's x sums (ones times its B)
   // and, per atom, one product per half from the same A registers. One half (block_m 8:
   // x row g) or, PAIRED, two (x rows g and g + 8: accumulator elements 4-7, x sums in
-  // xsum_hi).
+  // xsum_hi). Summing both halves' rows in one product (their B registers read as an A
+  // of x) made the paired form's loop ~0.6 us slower (bench/NOTES.md linear v46).
   constexpr int HALVES = PAIRED ? 2 : 1;
   float xsum_hi[4];
   auto half = [](FragC& f, int h) -> float(&)[4] { return *reinterpret_cast<float(*)[4]>(f.v + 4 * h); };
@@ -410,17 +411,41 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
   auto tile_col = [&](int a, int e) {
     return PAIRED ? 4 * g + skinny::paired_col(a, e) : SWAP ? 4 * g + skinny::swapped_col(a, e) : skinny::c_col(lane, a, e);
   };
-  float* const part = &tile[0][0];  // PER_WARP_TILES: [WARPS][BM * BN]; part[0] is the tile
   // Where every warp keeps its own tile and no cluster adds more (SPLIT_K 1), the
   // epilogue adds an entry over the warps as it reads it, in the same warp order: a pass
   // that wrote the sums back to the tile and a barrier before the epilogue read them again
   // took ~0.2 us of the decode tail (bench/NOTES.md linear v45).
   constexpr bool SUM_AT_STORE = PER_WARP_TILES && SPLIT_K == 1;
+  // Those tiles' rows are BN + 4 words apart where that fits the ring: the swapped forms'
+  // 16-byte stores put rows 2t + q of one 8-lane phase in the same banks at a stride of
+  // BN (a multiple of 32 words), a 4-way conflict; 4 more words shift rows 2 apart by 8
+  // banks (bench/NOTES.md linear v46).
+  constexpr int TS = SUM_AT_STORE && WARPS * BM * (BN + 4) * 4 <= skinny::shared_bytes(BN, WARPS, STAGES, BM)
+                         ? BN + 4
+                         : BN;
+  float* const part = &tile[0][0];  // PER_WARP_TILES: [WARPS][BM][TS]; part[0] is the tile
+  // The sums of the 4 adjacent columns c .. c + 3 of row r (c a multiple of 4).
+  auto sum4_at = [&](int r, int c) {
+    if constexpr (SUM_AT_STORE) {
+      float4 sum = *reinterpret_cast<const float4*>(&part[r * TS + c]);
+#pragma unroll
+      for (int w = 1; w < WARPS; ++w) {
+        const float4 p = *reinterpret_cast<const float4*>(&part[w * BM * TS + r * TS + c]);
+        sum.x += p.x;
+        sum.y += p.y;
+        sum.z += p.z;
+        sum.w += p.w;
+      }
+      return sum;
+    } else {
+      return *reinterpret_cast<const float4*>(&tile[r][c]);
+    }
+  };
   auto sum_at = [&](int r, int c) {
     if constexpr (SUM_AT_STORE) {
-      float sum = part[r * BN + c];
+      float sum = part[r * TS + c];
 #pragma unroll
-      for (int w = 1; w < WARPS; ++w) sum += part[w * BM * BN + r * BN + c];
+      for (int w = 1; w < WARPS; ++w) sum += part[w * BM * TS + r * TS + c];
       return sum;
     } else {
       return tile[r][c];
@@ -440,7 +465,7 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
           const int r = 8 * h + skinny::swapped_row(lane, q);
           const int e = 4 * h + q;
           if (row_valid(r))
-            *reinterpret_cast<float4*>(&part[warp * BM * BN + r * BN + 32 * j + 4 * g]) =
+            *reinterpret_cast<float4*>(&part[warp * BM * TS + r * TS + 32 * j + 4 * g]) =
                 make_float4(acc[2 * j].v[e], acc[2 * j].v[e + 2], acc[2 * j + 1].v[e], acc[2 * j + 1].v[e + 2]);
         }
   } else if constexpr (PER_WARP_TILES) {
@@ -451,7 +476,7 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
 #pragma unroll
         for (int e = 0; e < CE; ++e) {
           if (row_valid(tile_row(e)))
-            part[warp * BM * BN + tile_row(e) * BN + 32 * j + tile_col(a, e)] = acc[2 * j + a].v[e];
+            part[warp * BM * TS + tile_row(e) * TS + 32 * j + tile_col(a, e)] = acc[2 * j + a].v[e];
         }
   }
   if constexpr (PER_WARP_TILES) {
@@ -459,6 +484,7 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
     barrier();
     KF_SKINNY_STAMP(8);  // every warp's tile stored
     if constexpr (!SUM_AT_STORE) {
+      static_assert(TS == BN, "the split-K sum reads the tile as BM x BN");
       for (int i = thread_id(); i < BM * BN; i += WARPS * 32) {
         if (!row_valid(i / BN)) continue;
         float sum = part[i];
@@ -545,11 +571,22 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
       if (rows.valid(m0 + r)) rows.template add_pair<BF16>(y, N, m0 + r, n0 + c, sum_at(r, c), sum_at(r, c + 1));
     }
   } else {
-    for (int i = thread_id(); i < BM * BN; i += WARPS * 32) {
-      const int r = i / BN, c = i % BN;
-      if (rows.valid(m0 + r))
-        y[(size_t)rows.y_row(m0 + r) * N + n0 + c] =
-            static_cast<uint16_t>(T::from_f32(sum_at(r, c) * rows.scale(m0 + r)));
+    // 4 adjacent columns a thread: 16-byte tile reads and one 8-byte store of 4 outputs
+    // (the runtime asks y for 8-byte alignment, N is a multiple of 32), the passes
+    // unrolled. With one column a pass the epilogue took ~0.7 us at block_m 16 bn96 w8,
+    // with 4 ~0.4 (bench/NOTES.md linear v46).
+    constexpr int QUADS = BM * BN / 4, THREADS = WARPS * 32;
+#pragma unroll
+    for (int pass = 0; pass < (QUADS + THREADS - 1) / THREADS; ++pass) {
+      const int i = thread_id() + pass * THREADS;
+      if (QUADS % THREADS != 0 && i >= QUADS) break;
+      const int r = i / (BN / 4), c = 4 * (i % (BN / 4));
+      if (!rows.valid(m0 + r)) continue;
+      const float4 v = sum4_at(r, c);
+      const float f = rows.scale(m0 + r);
+      const uint32_t lo = T::from_f32(v.x * f) | uint32_t(T::from_f32(v.y * f)) << 16;
+      const uint32_t hi = T::from_f32(v.z * f) | uint32_t(T::from_f32(v.w * f)) << 16;
+      store8(&y[(size_t)rows.y_row(m0 + r) * N + n0 + c], u32x2{lo, hi});
     }
   }
   KF_SKINNY_STAMP(5);  // stored
