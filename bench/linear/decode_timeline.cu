@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "bench_util.cuh"
@@ -163,7 +164,10 @@ void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps, 
 
 }  // namespace
 
-int main() {
+// `decode_timeline paired`: only the wide layers' paired runs at M = 16 (for comparing
+// builds of the template against one another).
+int main(int argc, char** argv) {
+  const bool paired_only = argc > 1 && std::string(argv[1]) == "paired";
   const cudaDeviceProp prop = kf::bench::device_or_skip();
   std::printf("device: %s (%d SMs); bf16, symmetric, group 128; cold, event median of 100\n", prop.name,
               prop.multiProcessorCount);
@@ -172,6 +176,12 @@ int main() {
   check(cudaMalloc(&stamps, 4096 * kSlots * 8), "stamps");
   check(cudaMemcpyToSymbol(g_stamps, &stamps, sizeof stamps), "stamps symbol");
   constexpr int reps = 100;
+  if (paired_only) {
+    run<12288, 2048, 96, 8, 4, 16, true>(timer, stamps, reps, 16);
+    run<9216, 2048, 96, 8, 4, 16, true>(timer, stamps, reps, 16);
+    cudaFree(stamps);
+    return 0;
+  }
   run<12288, 2048, 96, 8, 4>(timer, stamps, reps);
   run<9216, 2048, 96, 8, 4>(timer, stamps, reps);
   run<2048, 4096, 32, 16, 8>(timer, stamps, reps);
