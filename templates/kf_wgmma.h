@@ -56,6 +56,17 @@ KF_INLINE void wait() {
 // Makes this thread's ordinary shared-memory writes (st.shared, cp.async) visible to
 // wgmma, which reads through the async proxy; a barrier must follow for other threads'.
 KF_INLINE void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// Per-warpgroup register budgets (setmaxnreg; every warp of the warpgroup executes it):
+// a warpgroup that only issues copies gives registers back so that the multiplying ones
+// can take them, within the block's share of the register file at launch.
+template <int REGS>
+KF_INLINE void lower_registers() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(REGS));
+}
+template <int REGS>
+KF_INLINE void raise_registers() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(REGS));
+}
 // Ties a register to the asm statements around it, so the compiler neither reads an
 // accumulator before wait() nor moves its initialisation past the first product.
 KF_INLINE void fence_operand(float& r) { asm volatile("" : "+f"(r)::"memory"); }

@@ -33,6 +33,7 @@
 #include "sparse_mla/launch.h"
 #include "sparse_mla/wgmma_tiling.h"
 #include "w4a16_linear/tiling.h"
+#include "w4a16_linear/wgmma_tiling.h"
 
 namespace {
 
@@ -362,7 +363,9 @@ void compile_wgmma_sm90a() {
           CHECK(r.mma_count != 0);  // -1: not countable here; 0 would mean no warpgroup product
           std::smatch warps;
           REQUIRE(std::regex_search(r.name, warps, std::regex("_w([0-9]+)_")));
-          CHECK(r.threads == 32 * std::stoi(warps[1]));  // 128 threads per warpgroup, up to 512
+          // Dense rows: the warpgroups and a producer warpgroup; gathered rows: the warpgroups.
+          const int w = std::stoi(warps[1]);
+          CHECK(r.threads == (r.op == "w4a16_linear" ? kf::w4a16::wgmma::block_threads(w) : 32 * w));
         }) == 7);
 }
 

@@ -72,6 +72,32 @@ int wide_wgmma_configs(const kf::LinearShape& s, int warps) {
 
 TEST_SUITE("config") {
 
+// The wgmma kind's register split (w4a16_linear/wgmma_tiling.h): a block's multiplying
+// warpgroups raise their budget (setmaxnreg.inc) only from what its producer warpgroup
+// gave back (setmaxnreg.dec), a pool per block; asking for more hung every block that
+// launched at its full share (bench/NOTES.md linear v48).
+TEST_CASE("wgmma register split: the warpgroups take no more than the producer gives back") {
+  namespace wg = kf::w4a16::wgmma;
+  CHECK(wg::block_threads(4) == 256);
+  CHECK(wg::consumer_regs(4) == 0);  // one multiplying warpgroup: 255 registers at launch already
+  for (int warps : {8, 12, 16}) {
+    CAPTURE(warps);
+    const int threads = wg::block_threads(warps), launch = wg::launch_regs(warps);
+    const int producer = wg::producer_regs(warps), consumer = wg::consumer_regs(warps);
+    CHECK(threads == (warps + 4) * 32);
+    CHECK(launch * threads <= 65536);  // the block launches
+    CHECK(launch % 8 == 0);
+    for (int r : {producer, consumer}) {  // setmaxnreg's range
+      CHECK(r % 8 == 0);
+      CHECK(r >= 24);
+      CHECK(r <= 256);
+    }
+    CHECK(producer < launch);
+    CHECK(consumer > launch);
+    CHECK((consumer - launch) * warps * 32 <= (launch - producer) * 128);  // taken <= given back
+  }
+}
+
 TEST_CASE("LinearShape key: canonical spelling of every field") {
   CHECK(kf::LinearShape{12288, 2048, 128, true, false}.key() == "n12288_k2048_g128_bf16_sym");
   CHECK(kf::LinearShape{2048, 4096, 0, true, false}.key() == "n2048_k4096_gch_bf16_sym");
@@ -205,7 +231,7 @@ TEST_CASE("enumerate_linear_configs: every qwen3-35b shape on every arch") {
       bool seen_skinny = false, seen_prefill = false, seen_wgmma = false;
       for (const auto& c : configs) {
         INFO("config " << kf::kind_name(c.kind) << " " << c.key());
-        const int threads = c.warps * arch.wave_size;
+        const int threads = c.warps * arch.wave_size;  // the warps' threads (a wgmma block adds its producer's)
         names.insert(kf::linear_kernel_name(s, c));
         // Parsed back from the pack's kind and config strings, the same config.
         CHECK(same_fields(kf::parse_linear_config(kf::kind_name(c.kind), c.key()), c));
@@ -274,7 +300,7 @@ TEST_CASE("enumerate_linear_configs: every qwen3-35b shape on every arch") {
           }
         }
         const kf::Candidate cand = kf::make_linear_candidate(s, c, arch);
-        CHECK(cand.threads == threads);
+        CHECK(cand.threads == (c.kind == kf::LinearKind::wgmma ? kf::w4a16::wgmma::block_threads(c.warps) : threads));
         CHECK(cand.name == kf::linear_kernel_name(s, c));
       }
       CHECK(decode > 0);

@@ -3,7 +3,8 @@
 
   tools/swap_kernels.py DB OUT DIR   copies DB to OUT, then for each DIR/<kernel>.bin sets
                                      that kernel's code_object (every arch row of that
-                                     name) to the file's bytes.
+                                     name) to the file's bytes, and its thread count to
+                                     the one DIR/threads.tsv gives (name, threads) if any.
 
 For timing a template variant against the tuned kernels in one run: the variant is
 compiled under the same kernel names (genkernels --templates <copy> --filter), and the
@@ -22,6 +23,11 @@ def main() -> int:
     db, out, folder = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
     shutil.copyfile(db, out)
     con = sqlite3.connect(out)
+    threads = {}
+    if (folder / "threads.tsv").exists():
+        for line in (folder / "threads.tsv").read_text().splitlines():
+            name, count = line.split("\t")
+            threads[name] = int(count)
     files = sorted(folder.glob("*.bin"))
     if not files:
         print(f"swap_kernels: no *.bin in {folder}", file=sys.stderr)
@@ -31,7 +37,9 @@ def main() -> int:
         if n == 0:
             print(f"swap_kernels: {out} has no kernel {f.stem}", file=sys.stderr)
             return 1
-        print(f"swapped {f.stem} ({n} row(s))")
+        if f.stem in threads:
+            con.execute("UPDATE kernels SET threads = ? WHERE name = ?", (threads[f.stem], f.stem))
+        print(f"swapped {f.stem} ({n} row(s){', ' + str(threads[f.stem]) + ' threads' if f.stem in threads else ''})")
     con.commit()
     return 0
 

@@ -70,14 +70,16 @@ __global__ void dequant_kernel(const uint32_t* qw, const uint16_t* sc, const uin
   }
 }
 
-#define KERNEL(NAME, N_, K_, G_, BF, AS, BM_, BN_, BK_, W_, SK_, S_)                   \
-  __global__ __launch_bounds__(W_ * 32) void NAME(kf_linear_args a) {               \
-    kf::w4a16_linear_wgmma<N_, K_, G_, BF, AS, BM_, BN_, BK_, W_, SK_, S_>(a);        \
+// CLUSTER: empty, or __cluster_dims__(1, 1, split_k) for a split-K config (its blocks sum
+// through distributed shared memory, as wgmma.cu.in launches them).
+#define KERNEL(NAME, CLUSTER, N_, K_, G_, BF, AS, BM_, BN_, BK_, W_, SK_, S_)                                  \
+  __global__ CLUSTER __launch_bounds__(kf::w4a16::wgmma::block_threads(W_)) void NAME(kf_linear_args a) { \
+    kf::w4a16_linear_wgmma<N_, K_, G_, BF, AS, BM_, BN_, BK_, W_, SK_, S_>(a);                             \
   }
-KERNEL(c0, 12288, 2048, 128, true, false, 256, 128, 128, 8, 1, 3)
-KERNEL(c1, 12288, 2048, 128, true, false, 256, 128, 64, 8, 1, 4)
-KERNEL(c2, 12288, 2048, 128, true, false, 128, 128, 128, 8, 1, 4)
-KERNEL(c3, 12288, 2048, 128, true, false, 64, 128, 128, 8, 4, 4)
+KERNEL(c0, , 12288, 2048, 128, true, false, 256, 128, 128, 8, 1, 3)
+KERNEL(c1, , 12288, 2048, 128, true, false, 256, 128, 64, 8, 1, 4)
+KERNEL(c2, , 12288, 2048, 128, true, false, 128, 128, 128, 8, 1, 4)
+KERNEL(c3, __cluster_dims__(1, 1, 4), 12288, 2048, 128, true, false, 64, 128, 128, 8, 4, 4)
 
 struct Cfg {
   const char* name;
@@ -157,7 +159,7 @@ int main() {
       dim3 grid(N / c.bn, (M + c.bm - 1) / c.bm, c.split_k);
       a.workspace = dws;
       a.counters = dcounters;
-      for (int rep = 0; rep < 5; ++rep) c.fn<<<grid, c.warps * 32, smem>>>(a);  // races would show
+      for (int rep = 0; rep < 5; ++rep) c.fn<<<grid, kf::w4a16::wgmma::block_threads(c.warps), smem>>>(a);  // races would show
       CK(cudaGetLastError());
       CK(cudaDeviceSynchronize());
       float alpha = 1, beta = 0;
@@ -194,7 +196,7 @@ int main() {
       ok &= pass;
       double us = 0, cub = 0;
       if (M == 4096) {
-        us = timer.median_us([&](cudaStream_t s) { c.fn<<<grid, c.warps * 32, smem, s>>>(a); }, 50);
+        us = timer.median_us([&](cudaStream_t s) { c.fn<<<grid, kf::w4a16::wgmma::block_threads(c.warps), smem, s>>>(a); }, 50);
         cublasSetStream(h, timer.stream());
         cub = timer.median_us(
             [&](cudaStream_t) {

@@ -10,25 +10,31 @@
 //
 // K is walked in block_k stages through a ring of STAGES slots filled by 16-byte
 // cp.async copies: x 128-byte swizzled for wgmma (wgmma_tiling.h), the raw weight words,
-// the stage's group of scales and zero points. Per k16 step a thread builds its four A
-// registers from four words: the nibbles of k 2t, 2t + 1 of a word (byte t) become a
+// the stage's group of scales and zero points. A producer warpgroup after the
+// multiplying ones issues every copy, with few registers (wgmma_tiling.h). Each slot has
+// two phase barriers (kf_mbarrier.h): "full" completes when the slot's copies have
+// landed, "empty" when every multiplying warp's products have read it. With each thread
+// copying its share, every stage cost each thread its copies' issue, a wait for them, a
+// proxy fence and a block barrier at which the warpgroups met, and the loop ran at ~70%
+// of the product's rate (bench/NOTES.md linear v48). Per k16 step a thread builds its
+// four A registers from four words: the nibbles of k 2t, 2t + 1 of a word (byte t) become a
 // biased 16-bit pair by one byte-permute and one lop3 (the 2^7 / 2^10 magic exponent:
 // 0x4300 | q is bf16 128 + q, 0x6400 | q is fp16 1024 + q), then (pair - (bias + z)) is
 // exact and one multiply applies the scale. Products run asynchronously: a stage's are
 // issued back to back and may still run while the next stage is unpacked, so the ring
-// keeps STAGES - 2 stages loading ahead and one slot for the stage still being read.
-// Each thread's copy addresses are fixed bases plus constants (one 16-byte column of x
-// and of the weight words), so issuing a stage costs a few instructions per copy: with
-// per-copy index arithmetic the issue cost was most of the loop (bench/NOTES.md v13).
+// releases a slot once the products of the stage after it are under way; the producer
+// keeps up to STAGES - 1 stages loading ahead. The producer's copy addresses are fixed
+// bases plus constants (a 16-byte column of x, a run of weight words), so issuing a
+// stage costs a few instructions per copy: with per-copy index arithmetic the issue cost
+// was most of the loop (bench/NOTES.md v13).
 #pragma once
 #include "kf_cluster.h"
+#include "kf_mbarrier.h"
 #include "kf_portability.h"
 #include "kf_wgmma.h"
 #include "w4a16_linear/args.h"
 #include "w4a16_linear/rows.h"
-#include "w4a16_linear/silu.h"
 #include "w4a16_linear/wgmma_tiling.h"
-#include "w4a16_moe/atomic_add.h"  // the MoE gemm2's reducing epilogue (Rows::kReduce)
 
 namespace kf {
 namespace w4a16 {
@@ -72,37 +78,10 @@ KF_INLINE constexpr int count_of(Width<W>) {
 }
 KF_INLINE int count_of(int n) { return n; }
 
-// Runs run(Width<w>) with w = product_width(W, rows) (wgmma_tiling.h).
-template <int W, class Run>
-KF_INLINE void with_product_width(int rows, Run&& run) {
-  if constexpr (W > 16) {
-    if (product_width(W, rows) < W) {
-      with_product_width<W / 2>(rows, run);
-      return;
-    }
-  }
-  run(Width<W>{});
-}
-
 }  // namespace wgmma
 
-// Whether a Rows policy gathers its rows of x (the MoE GEMMs): then the block's x row
-// numbers are looked up once into shared memory; dense rows are plain arithmetic.
-template <class Rows>
-struct GathersRows {
-  static constexpr bool value = true;
-};
-template <>
-struct GathersRows<DenseRows> {
-  static constexpr bool value = false;
-};
-
-// The kind's body over rows given by a Rows policy (rows.h: DenseRows for w4a16_linear,
-// the MoE GEMMs' routed rows), for the weight slice `args` describes.
-// SILU (the MoE gemm1's fused epilogue, silu.h): block b covers gate columns
-// [b BN/2, (b + 1) BN/2) and their up partners N/2 further; a warp's fragment rows g and
-// g + 8 are gate column 8 warp + g of the block and its up partner, so each thread holds
-// both sums of its pairs and writes h = silu(gate) * up (y has N/2 columns).
+// The kind's body over dense rows (rows.h), for the weight slice `args` describes (the
+// MoE GEMMs' gathered rows take w4a16_moe/wgmma_gathered.h).
 // SPLIT_K > 1 (grid z) gives each block K / SPLIT_K: for the middle Ms of narrow layers,
 // where the tile grid alone leaves SMs idle. A tile's SPLIT_K blocks are one thread-block
 // cluster (cluster dims (1, 1, SPLIT_K), wgmma.cu.in): each leaves its fp32 sums in its
@@ -112,20 +91,17 @@ struct GathersRows<DenseRows> {
 // (bench/NOTES.md linear v15, v21).
 // STREAM > 0 (stream-K, dense rows only; wgmma_tiling.h): the grid is at most STREAM
 // blocks, each taking a run of the tiles' k-steps; a tile's runs meet in the workspace.
-template <class Rows, int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int STAGES,
-          bool SILU, int SPLIT_K = 1, int STREAM = 0>
-KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
+template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int STAGES, int SPLIT_K = 1,
+          int STREAM = 0>
+KF_INLINE void wgmma_body(const DenseRows& rows, const kf_linear_args& args) {
   using namespace wgmma;
-  constexpr bool kGather = GathersRows<Rows>::value;
-  static_assert(kGather ? SPLIT_K == 1 && valid_gathered(N, K, G, BM, BN, BK, WARPS, STAGES, ASYM)
-                        : valid(N, K, G, BM, BN, BK, WARPS, STAGES, ASYM, SPLIT_K),
-                "wgmma_tiling.h rules");
-  static_assert(!SILU || !Rows::kReduce, "the fused SiLU epilogue stores h; it does not reduce");
-  static_assert(SPLIT_K == 1 || (!SILU && !Rows::kReduce), "split-K: plain stores only");
-  static_assert(STREAM == 0 || (!kGather && SPLIT_K == 1 && !SILU && !Rows::kReduce &&
-                                stream_valid(N, K, G, BM, BN, BK, WARPS, STAGES, ASYM, STREAM)),
-                "stream-K: dense rows, plain stores, no cluster split");
-  constexpr int kThreads = WARPS * KF_WAVE;
+  static_assert(valid(N, K, G, BM, BN, BK, WARPS, STAGES, ASYM, SPLIT_K), "wgmma_tiling.h rules");
+  static_assert(STREAM == 0 || (SPLIT_K == 1 && stream_valid(N, K, G, BM, BN, BK, WARPS, STAGES, ASYM, STREAM)),
+                "stream-K: no cluster split");
+  constexpr int kConsumers = WARPS * KF_WAVE;       // the warpgroups that multiply
+  constexpr int kThreads = block_threads(WARPS);    // and the producer warpgroup after them
+  constexpr int kCopiers = kThreads - kConsumers;
+  static_assert(kCopiers == wg::kThreads, "one producer warpgroup");
   constexpr int XB = x_bytes(BM, BK), WB = w_bytes(BN, BK), SB = s_bytes(BN);
   constexpr int STAGE = stage_stride(BM, BN, BK, ASYM);
   constexpr int KT = K / BK / SPLIT_K, STEPS = BK / 16;  // stages of this block's K slice
@@ -138,24 +114,21 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
   extern __shared__ u32x4 kf_wgmma_dynamic_shared[];
   const uint32_t base = static_cast<uint32_t>(__cvta_generic_to_shared(kf_wgmma_dynamic_shared));
   unsigned char* const smem = reinterpret_cast<unsigned char*>(kf_wgmma_dynamic_shared) + ((1024u - base % 1024u) % 1024u);
-  KF_SHARED int x_row_of[kGather ? BM : 1];  // gathered rows: the x row of each tile row, -1 = none
-  // ... and the y row and factor of each, read once per tile: through the Rows policy the
-  // epilogue waited, row after row, on the sorted id and then on its routing weight (two
-  // dependent global loads), a fifth of gemm2's stall samples at T = 4096.
-  KF_SHARED int y_row_of[kGather ? BM : 1];
-  KF_SHARED float scale_of[kGather ? BM : 1];
+  KF_SHARED uint64_t full[STAGES], empty[STAGES];  // the ring's slot barriers
 
   const int tid = thread_id(), lane = tid % KF_WAVE, warp = tid / KF_WAVE;
+  const bool producer = warp >= WARPS;
+  const int ptid = tid - kConsumers;  // the producer's thread number
   const int t = lane % 4, g = lane / 4;
   // The tile and the k-steps this block works on; a stream-K block moves them run by run.
   int m0 = block_y() * BM, kt0 = SPLIT_K > 1 ? block_z() * KT : 0, kts = KT;
   // The block's shared-memory columns of this thread's fragment rows g and g + 8: weight
-  // rows col, col + 1 side by side, or (SILU) a gate column and its up partner.
-  const int c0 = SILU ? 8 * warp + g : 64 * (warp / 4) + 16 * (warp % 4) + 2 * g;
-  const int c1 = SILU ? BN / 2 + c0 : c0 + 1;
+  // rows col, col + 1 side by side.
+  const int c0 = 64 * (warp / 4) + 16 * (warp % 4) + 2 * g;
+  const int c1 = c0 + 1;
   // The weight row (global column) of shared column c.
-  int n0 = block_x() * (SILU ? BN / 2 : BN);
-  auto global_col = [&](int c) { return SILU && c >= BN / 2 ? N / 2 + n0 + (c - BN / 2) : n0 + c; };
+  int n0 = block_x() * BN;
+  auto global_col = [&](int c) { return n0 + c; };
   const uint32_t select_t = static_cast<uint32_t>(t) | static_cast<uint32_t>(4 + t) << 8;
 
   const uint16_t* x = static_cast<const uint16_t*>(args.x);
@@ -163,84 +136,72 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
   const uint16_t* scales = static_cast<const uint16_t*>(args.scales);
   const uint32_t* qzeros = static_cast<const uint32_t*>(args.qzeros);
 
-  // Copies: each thread keeps one 16-byte column of the x tile (chunk c_x of rows r_x,
-  // r_x + XR, ...) and of the weight words (column c_w of word rows kb_w, kb_w + WR, ...),
-  // so a stage's addresses are this thread's fixed bases plus constants.
-  // Three warpgroups (384 threads) copy 48 or 24 rows per pass: the last pass of a tile
-  // is partial then, and its threads past the tile's rows copy nothing.
-  constexpr int CH = BK / 8;                                     // 16-byte chunks of an x row
-  constexpr int XR = kThreads / CH, XPASSES = (BM + XR - 1) / XR;  // rows per pass; XR % 8 == 0 keeps r % 8
-  constexpr int WC = BN / 4, WR = kThreads / WC, WPASSES = CH / WR;
-  static_assert(kThreads % CH == 0 && XR % 8 == 0, "x copies: passes of whole 8-row atoms");
-  static_assert(kThreads % WC == 0 && CH % WR == 0, "weight copies: whole passes");
-  static_assert(BN / 8 <= kThreads, "one scale chunk per thread at most");
-  const int c_x = tid % CH, r_x = tid / CH;
+  // The producer's copies. x: thread (c_x, r_x) takes 16-byte chunk c_x of rows r_x,
+  // r_x + XR, ... (a row's chunks are adjacent lanes: whole sectors); XR % 8 == 0 keeps
+  // the row's swizzle (chunk ^ row % 8), so every pass is one offset plus a constant.
+  // Weights: chunk ptid + 128 j of the stage's word rows, which lie in shared memory as
+  // in global memory.
+  constexpr int CH = BK / 8;                                 // 16-byte chunks of an x row
+  constexpr int XR = kCopiers / CH, XPASSES = BM / XR;
+  constexpr int WC = BN / 4, WPASSES = WB / 16 / kCopiers;  // chunks of a word row; passes
+  static_assert(kCopiers % CH == 0 && XR % 8 == 0 && BM % XR == 0, "x copies: passes of whole 8-row atoms");
+  static_assert(WB % (16 * kCopiers) == 0 && BN / 8 <= kCopiers, "weight copies: whole passes");
+  const int c_x = ptid % CH, r_x = ptid / CH;
   const int x_smem = wg::b_tile_offset_sw128(r_x, 8 * c_x, BM);
-  const int c_w = tid % WC, kb_w = tid / WC;
-  const int w_smem = (kb_w * BN + 4 * c_w) * 4;
-  // This thread's copy bases in the tile at m0, n0 (a stream-K block moves them per run).
+  // The producer's x base in the tile at m0 (a stream-K block moves it per run).
   const uint16_t* x_src;
-  const uint32_t* w_src;
-  auto locate = [&] {
-    x_src = x + (size_t)(m0 + r_x) * K + 8 * c_x;
-    w_src = qweight + (size_t)kb_w * N + global_col(4 * c_w);
-  };
-  locate();
-  // Gathered rows: 1 + the last tile row that holds a slot. Padding closes each expert's
-  // run, so at large T about a third of a block_m 128 tile is padding (half the experts
-  // spill into a mostly empty second block); the products then run only as wide as this.
-  int width_rows = BM;  // uniform across the block
-  if constexpr (kGather) {
-    KF_SHARED int rows_held;
-    if (tid == 0) rows_held = 0;
-    barrier();
-    int last = 0;
-    for (int r = tid; r < BM; r += kThreads) {
-      const bool live = rows.valid(m0 + r);
-      x_row_of[r] = live ? rows.x_row(m0 + r) : -1;
-      y_row_of[r] = live ? rows.y_row(m0 + r) : -1;
-      if (live) last = r + 1;
+  auto locate = [&] { x_src = x + (size_t)(m0 + r_x) * K + 8 * c_x; };
+  if (tid == 0)
+    for (int i = 0; i < STAGES; ++i) {
+      mbar::init(&full[i], kCopiers);  // each producer thread's copies
+      mbar::init(&empty[i], WARPS);    // each consumer warp, once its products are done
     }
-    last = __reduce_max_sync(0xFFFFFFFFu, last);
-    if (lane == 0 && last > 0) atomicMax(&rows_held, last);
-    barrier();
-    width_rows = rows_held;
-  }
+  barrier();  // the slot barriers are initialised
 
-  auto issue = [&](int kt) {  // kt: the slice's stage number
-    unsigned char* xs = smem + kt % STAGES * STAGE;
+  auto issue = [&](int kt, int slot) {  // kt: the run's stage number
+    unsigned char* xs = smem + slot * STAGE;
     unsigned char* ws = xs + XB;
     unsigned char* ss = ws + WB;
     unsigned char* zs = ss + SB;
     const int k0 = (kt0 + kt) * BK, grp = k0 / G;
+    // The x base and the rows left below M, laundered each stage: left visible, the
+    // compiler kept every pass's address and predicate in registers across the loop,
+    // and a producer warpgroup has few of those (wgmma_tiling.h).
+    const uint16_t* xk = x_src + k0;
+    int rows_left = rows.count() - m0 - r_x;
+    asm volatile("" : "+l"(xk), "+r"(rows_left));
 #pragma unroll
     for (int j = 0; j < XPASSES; ++j) {
-      if (BM % XR != 0 && r_x + j * XR >= BM) break;
-      if constexpr (kGather) {
-        const int row = x_row_of[r_x + j * XR];  // rows without a slot read as zeros
-        cp_async16(xs + x_smem + j * XR * 128, row >= 0 ? x + (size_t)row * K + k0 + 8 * c_x : x, row >= 0);
-      } else {
-        // Rows past M read nothing (a zero fill) and their address is never used, so every
-        // pass copies from one base plus a constant. Choosing a valid pointer for them
-        // instead put each copy's address through a move into the register pair the
-        // previous copy was still reading: those moves waited on it one by one, a third of
-        // the loop's stall samples (bench/NOTES.md linear v36).
-        cp_async16(xs + x_smem + j * XR * 128, x_src + (size_t)j * XR * K + k0, rows.valid(m0 + r_x + j * XR));
-      }
+      // Rows past M read nothing (a zero fill) and their address is never used, so every
+      // pass copies from one base plus a constant. Choosing a valid pointer for them
+      // instead put each copy's address through a move into the register pair the
+      // previous copy was still reading: those moves waited on it one by one, a third of
+      // the loop's stall samples (bench/NOTES.md linear v36).
+      cp_async16(xs + x_smem + j * XR * 128, xk + (size_t)j * XR * K, j * XR < rows_left);
     }
 #pragma unroll
-    for (int j = 0; j < WPASSES; ++j)
-      cp_async16(ws + w_smem + j * WR * BN * 4, w_src + (size_t)(k0 / 8 + j * WR) * N, true);
-    if (tid < BN / 8) cp_async16(ss + 16 * tid, scales + (size_t)grp * N + global_col(8 * tid), true);
+    for (int j = 0; j < WPASSES; ++j) {
+      const int f = ptid + j * kCopiers, kb = f / WC, c = f % WC;
+      cp_async16(ws + 16 * f, qweight + (size_t)(k0 / 8 + kb) * N + global_col(4 * c), true);
+    }
+    if (ptid < BN / 8) cp_async16(ss + 16 * ptid, scales + (size_t)grp * N + global_col(8 * ptid), true);
     if constexpr (ASYM)
-      if (tid < BN / 32) cp_async16(zs + 16 * tid, qzeros + (size_t)grp * (N / 8) + global_col(32 * tid) / 8, true);
+      if (ptid < BN / 32) cp_async16(zs + 16 * ptid, qzeros + (size_t)grp * (N / 8) + global_col(32 * ptid) / 8, true);
   };
 
-  // From here on the tile's products are W rows wide: all of it for dense rows, the
-  // first rows holding slots for gathered ones (with_product_width), reading the first W
-  // rows of the same x tile. Each width is a whole copy of the pipeline with its own
-  // accumulators: chosen per product inside one loop, the width made ptxas fence the
-  // accumulators around every product and serialise them (bench/NOTES.md MoE v22).
+  // Where a thread is in the ring: the slot of its next stage and that slot's phase.
+  struct Ring {
+    int slot = 0;
+    uint32_t phase = 0;
+    KF_INLINE void next() {
+      if (++slot == STAGES) {
+        slot = 0;
+        phase ^= 1u;
+      }
+    }
+  };
+  Ring ring;
+
   // Stream-K: what the current run does with its sums, this block's number and the
   // launch's, and for a run that ends a tile the first block whose run holds that tile's
   // earlier steps.
@@ -250,7 +211,7 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
 
   auto tile = [&](auto width) {
     constexpr int W = decltype(width)::value;
-    static_assert(W == BM || (kGather && W < BM), "narrower products only over gathered rows");
+    static_assert(W == BM, "products a whole tile wide");
     float acc[W / 2];
 #pragma unroll
     for (int i = 0; i < W / 2; ++i) {
@@ -258,44 +219,25 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
       wg::fence_operand(acc[i]);
     }
 
-    // STAGES - 2 stages in flight ahead of the one being multiplied; the remaining slot is
-    // the previous stage, which its products may still be reading.
-#pragma unroll
-    for (int s = 0; s < STAGES - 2; ++s) {
-      if (s < kts) issue(s);
-      cp_async_commit();
-    }
-    // The factors' loads wait on the sorted ids, so they go out behind the first stages;
-    // the main loop's barriers publish them before the epilogue reads them.
-    if constexpr (kGather)
-      for (int r = tid; r < BM; r += kThreads) scale_of[r] = y_row_of[r] >= 0 ? rows.scale(m0 + r) : 0.f;
+    int previous = -1;  // the slot of this run's previous stage, released once its products are done
     for (int kt = 0; kt < kts; ++kt) {
-      cp_async_wait<STAGES - 3>();
-      wg::fence_proxy_async();
-      wg::wait<STEPS>();  // only the previous stage's products may still run
-      barrier();          // stage kt has landed for every thread; stage kt - 2 is free
+      mbar::wait(&full[ring.slot], ring.phase);
+      wg::fence_proxy_async();  // the copies wrote through the generic proxy; wgmma reads through the async one
 
-      const unsigned char* xs = smem + kt % STAGES * STAGE;
+      const unsigned char* xs = smem + ring.slot * STAGE;
       const unsigned char* ws = xs + XB;
       const unsigned char* ss = ws + WB;
       const unsigned char* zs = ss + SB;
       // Words of word row kb for fragment rows g and g + 8 (one 8-byte load when adjacent).
-      auto words = [&](int kb) -> u32x2 {
-        if constexpr (SILU) {
-          const uint32_t* w = reinterpret_cast<const uint32_t*>(ws) + kb * BN;
-          return {w[c0], w[c1]};
-        } else {
-          return load8(ws + (kb * BN + c0) * 4);
-        }
-      };
-      // The words of the first AHEAD products, read before the stage's copies are issued
-      // (their latency hides behind them), then each product's words AHEAD products early.
-      // Read where they are used, each product's shared loads sat behind the previous
-      // product's wgmma fence and wait (memory clobbers), so every product waited for a
-      // shared-memory round trip and then its unpacking chain; with products 64 or 128
-      // tokens wide that latency, not the tensor core, set the pace (bench/NOTES.md v37).
-      // Two ahead: a shared load's latency is about one product's unpacking, and 16-warp
-      // blocks (128 registers a thread) have room for two products' words, not four.
+      auto words = [&](int kb) -> u32x2 { return load8(ws + (kb * BN + c0) * 4); };
+      // The words of the first AHEAD products, read at the stage's start, then each
+      // product's words AHEAD products early. Read where they are used, each product's
+      // shared loads sat behind the previous product's wgmma fence and wait (memory
+      // clobbers), so every product waited for a shared-memory round trip and then its
+      // unpacking chain; with products 64 or 128 tokens wide that latency, not the tensor
+      // core, set the pace (bench/NOTES.md v37). Two ahead: a shared load's latency is
+      // about one product's unpacking, and 16-warp blocks have room for two products'
+      // words, not four.
       constexpr int AHEAD = STEPS < 2 ? STEPS : 2;
       u32x2 ahead_lo[AHEAD], ahead_hi[AHEAD];  // product s's words in slot s % AHEAD
 #pragma unroll
@@ -303,8 +245,6 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
         ahead_lo[s] = words(2 * s);
         ahead_hi[s] = words(2 * s + 1);
       }
-      if (kt + STAGES - 2 < kts) issue(kt + STAGES - 2);
-      cp_async_commit();
       // The stage's scales and bias + zero point of columns c0, c1, each in both halves.
       const uint16_t* s16 = reinterpret_cast<const uint16_t*>(ss);
       const uint32_t scale[2] = {s16[c0] * 0x10001u, s16[c1] * 0x10001u};
@@ -321,6 +261,9 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
         // The previous stage's product s still reads the registers `a` is about to
         // overwrite (the same registers every stage): it and the STEPS - 1 after it may run.
         wg::wait<STEPS - 1>();
+        // Before the last product, every product of the previous stage is done: its slot
+        // goes back to the producer (one arrival a warp; the wait is warp-wide).
+        if (s == STEPS - 1 && previous >= 0 && lane == 0) mbar::arrive(&empty[previous]);
         // Words of k 16s .. 16s + 7 and 16s + 8 .. 16s + 15; the slot takes product s + AHEAD's.
         const u32x2 lo = ahead_lo[s % AHEAD], hi = ahead_hi[s % AHEAD];
         if (s + AHEAD < STEPS) {
@@ -335,8 +278,11 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
         wg::mma_rs<W, BF16>(acc, a, wg::b_desc_sw128(xs, 16 * s, BM));
         wg::commit();
       }
+      previous = ring.slot;
+      ring.next();
     }
     wg::wait<0>();
+    if (previous >= 0 && lane == 0) mbar::arrive(&empty[previous]);
 #pragma unroll
     for (int i = 0; i < W / 2; ++i) wg::fence_operand(acc[i]);
 
@@ -350,14 +296,14 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
       // (normalised error 0.0026 against 0.0022 in fp32, tolerance 0.008). fp16 layers keep
       // fp32 partials: a bf16 rounding would be 8 times their output's.
       constexpr int WORDS = BF16 ? BM / 4 : BM / 2;  // 32-bit words of partials per thread
-      static_assert(static_cast<long long>(WORDS) * kThreads == stream_workspace_floats(1, BM, BN, BF16),
+      static_assert(static_cast<long long>(WORDS) * kConsumers == stream_workspace_floats(1, BM, BN, BF16),
                     "a block's slot is the scratch the launch sizes (wgmma_tiling.h)");
       if (run == StreamRole::contribute) {  // word i of thread tid at slot[i][tid] (coalesced)
-        float* const slot = args.workspace + (size_t)block * (WORDS * kThreads) + tid;
+        float* const slot = args.workspace + (size_t)block * (WORDS * kConsumers) + tid;
 #pragma unroll
         for (int i = 0; i < WORDS; ++i)
-          slot[i * kThreads] = BF16 ? __uint_as_float(pack2_bf16(acc[2 * i], acc[2 * i + 1])) : acc[i];
-        barrier();  // every thread's sums are written before the flag is raised
+          slot[i * kConsumers] = BF16 ? __uint_as_float(pack2_bf16(acc[2 * i], acc[2 * i + 1])) : acc[i];
+        mbar::sync_threads<1, kConsumers>();  // every thread's sums are written before the flag is raised
         if (tid == 0) store_release_device(args.counters + block, 1);
         return;
       }
@@ -369,17 +315,17 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
               }
               args.counters[b] = 0;  // read once: left zero for the next launch
             }
-        barrier();
+        mbar::sync_threads<1, kConsumers>();
         for (int b = first_contributor; b < block; ++b)
           if (stream_holds_steps(b, blocks, steps)) {
-            const float* const slot = args.workspace + (size_t)b * (WORDS * kThreads) + tid;
+            const float* const slot = args.workspace + (size_t)b * (WORDS * kConsumers) + tid;
             // In chunks: all the loads in flight at once would hold as many registers.
             static_assert(WORDS % 16 == 0, "whole chunks of 16 words");
 #pragma unroll
             for (int i0 = 0; i0 < WORDS; i0 += 16) {
               float part[16];
 #pragma unroll
-              for (int i = 0; i < 16; ++i) part[i] = load_coherent(slot + (i0 + i) * kThreads);
+              for (int i = 0; i < 16; ++i) part[i] = load_coherent(slot + (i0 + i) * kConsumers);
 #pragma unroll
               for (int i = 0; i < 16; ++i) {
                 if constexpr (BF16) {  // low half element 2i, high half 2i + 1
@@ -397,13 +343,12 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
     uint16_t* y = static_cast<uint16_t*>(args.y);
     if constexpr (SPLIT_K > 1) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-      // The ring is free once every warp's products are done: element i of thread tid goes
-      // to flat[i][tid] (conflict-free).
-      cp_async_wait<0>();
-      barrier();
+      // The ring is free once every consumer warp's products are done (its copies have all
+      // landed): element i of thread tid goes to flat[i][tid] (conflict-free).
+      mbar::sync_threads<1, kConsumers>();
       float* const flat = reinterpret_cast<float*>(smem);
 #pragma unroll
-      for (int i = 0; i < BM / 2; ++i) flat[i * kThreads + tid] = acc[i];
+      for (int i = 0; i < BM / 2; ++i) flat[i * kConsumers + tid] = acc[i];
       cluster::sync();
       const uint32_t rank = cluster::rank();
       const uint32_t mine = cluster::shared_address(flat) + 4 * tid;
@@ -416,7 +361,7 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
 #pragma unroll
         for (int q = 0; q < SPLIT_K; ++q)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) part[q][e] = cluster::load(mine + 4 * (4 * j + e) * kThreads, q);
+          for (int e = 0; e < 4; ++e) part[q][e] = cluster::load(mine + 4 * (4 * j + e) * kConsumers, q);
 #pragma unroll
         for (int q = 0; q < SPLIT_K; ++q)
 #pragma unroll
@@ -438,68 +383,79 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
     for (int j = 0; j < W / 8; ++j)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const int r = 8 * j + 2 * t + h, i = m0 + r;
-        int y_row;
-        float f;
-        if constexpr (kGather) {
-          y_row = y_row_of[r];
-          if (y_row < 0) continue;
-          f = scale_of[r];
-        } else {
-          if (!rows.valid(i)) continue;
-          y_row = rows.y_row(i);
-          f = rows.scale(i);
-        }
+        const int i = m0 + 8 * j + 2 * t + h;
+        if (!rows.valid(i)) continue;
+        const float f = rows.scale(i);
         const float v0 = acc[4 * j + h], v1 = acc[4 * j + 2 + h];
-        if constexpr (SILU) {
-          y[(size_t)y_row * (N / 2) + n0 + c0] = static_cast<uint16_t>(Act16<BF16>::from_f32(silu_mul(v0, v1) * f));
-        } else if constexpr (Rows::kReduce) {  // as Rows::add_pair, from the cached row and factor
-          moe::atomic_add_packed<BF16>(reinterpret_cast<uint32_t*>(y + (size_t)y_row * N + n0 + c0),
-                                       Act16<BF16>::pack2(v0 * f, v1 * f));
-        } else {
-          *reinterpret_cast<uint32_t*>(y + (size_t)y_row * N + n0 + c0) = Act16<BF16>::pack2(v0 * f, v1 * f);
-        }
+        *reinterpret_cast<uint32_t*>(y + (size_t)rows.y_row(i) * N + n0 + c0) = Act16<BF16>::pack2(v0 * f, v1 * f);
       }
   };
-  if constexpr (kGather) {
-    with_product_width<BM>(width_rows, tile);
-  } else if constexpr (STREAM > 0) {
-    // The partition from the launch's block number and count, never from memory, and
-    // with the count a constant where the launch has all B blocks (the tuned case): the
-    // main loop's bounds then stay uniform values, so the ring's slot arithmetic and the
-    // products' descriptors stay on the uniform datapath. A ticket read back from shared
-    // memory, or a division by a run-time count, moved them to vector registers (one
-    // R2UR per product) and cost 12-15% on whole tiles (bench/NOTES.md linear v30).
-    block = block_x();
-    constexpr int kTileSteps = K / BK, kColTiles = N / BN;
-    steps = static_cast<long long>(kColTiles) * ((args.m + BM - 1) / BM) * kTileSteps;
-    auto walk = [&](auto launched) {
-      blocks = count_of(launched);
-      // The block's runs from its last step back: the run that may contribute goes
-      // first, the one that may wait on lower-numbered blocks last.
-      const long long first = stream_first_step(block, blocks, steps);
-      for (long long end = stream_first_step(block + 1, blocks, steps); end > first;) {
-        const StreamRun r = stream_run(first, end, kTileSteps);
-        const long long tile_first = static_cast<long long>(r.tile) * kTileSteps;
-        m0 = r.tile / kColTiles * BM;
-        n0 = r.tile % kColTiles * BN;
-        kt0 = static_cast<int>(r.begin - tile_first);
-        kts = static_cast<int>(end - r.begin);
-        locate();
-        run = r.role;
-        first_contributor = stream_block_of(tile_first, blocks, steps);
-        barrier();  // every warp's products of the previous run have read the ring
-        tile(Width<BM>{});
-        end = r.begin;
+  // The block's runs, in order, for both roles: each sets m0, n0, kt0, kts (and the
+  // stream-K role) and calls `body`. One run (the block's tile) unless stream-K.
+  auto runs = [&](auto&& body) {
+    if constexpr (STREAM > 0) {
+      // The partition from the launch's block number and count, never from memory, and
+      // with the count a constant where the launch has all B blocks (the tuned case): the
+      // main loop's bounds then stay uniform values, so the ring's slot arithmetic and the
+      // products' descriptors stay on the uniform datapath. A ticket read back from shared
+      // memory, or a division by a run-time count, moved them to vector registers (one
+      // R2UR per product) and cost 12-15% on whole tiles (bench/NOTES.md linear v30).
+      block = block_x();
+      constexpr int kTileSteps = K / BK, kColTiles = N / BN;
+      steps = static_cast<long long>(kColTiles) * ((args.m + BM - 1) / BM) * kTileSteps;
+      auto walk = [&](auto launched) {
+        blocks = count_of(launched);
+        // The block's runs from its last step back: the run that may contribute goes
+        // first, the one that may wait on lower-numbered blocks last.
+        const long long first = stream_first_step(block, blocks, steps);
+        for (long long end = stream_first_step(block + 1, blocks, steps); end > first;) {
+          const StreamRun r = stream_run(first, end, kTileSteps);
+          const long long tile_first = static_cast<long long>(r.tile) * kTileSteps;
+          m0 = r.tile / kColTiles * BM;
+          n0 = r.tile % kColTiles * BN;
+          kt0 = static_cast<int>(r.begin - tile_first);
+          kts = static_cast<int>(end - r.begin);
+          run = r.role;
+          first_contributor = stream_block_of(tile_first, blocks, steps);
+          body();
+          end = r.begin;
+        }
+      };
+      if (gridDim.x == STREAM)
+        walk(Width<STREAM>{});
+      else
+        walk(static_cast<int>(gridDim.x));  // a part with fewer SMs
+    } else {
+      body();
+    }
+  };
+
+  constexpr int kConsumerRegs = consumer_regs(WARPS);
+  if (producer) {
+    if constexpr (kConsumerRegs > 0) wg::lower_registers<producer_regs(WARPS)>();
+    // Fills the ring stage after stage across the block's runs: a slot is refilled once
+    // every consumer warp has released it, and each thread's copies of a stage count as
+    // one arrival on its full barrier when they land.
+    int filled = 0;
+    runs([&] {
+      locate();
+      for (int kt = 0; kt < kts; ++kt, ++filled) {
+        if (filled >= STAGES) mbar::wait(&empty[ring.slot], ring.phase ^ 1u);
+        issue(kt, ring.slot);
+        mbar::arrive_when_copied(&full[ring.slot]);
+        ring.next();
       }
-    };
-    if (gridDim.x == STREAM)
-      walk(Width<STREAM>{});
-    else
-      walk(static_cast<int>(gridDim.x));  // a part with fewer SMs
-  } else {
-    tile(Width<BM>{});
+    });
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if constexpr (SPLIT_K > 1) {  // the consumers' two cluster barriers count every thread
+      cluster::sync();
+      cluster::sync_after_reads();
+    }
+#endif
+    return;
   }
+  if constexpr (kConsumerRegs > 0) wg::raise_registers<kConsumerRegs>();
+  runs([&] { tile(Width<BM>{}); });
 }
 
 }  // namespace w4a16
@@ -507,8 +463,7 @@ KF_INLINE void wgmma_body(const Rows& rows, const kf_linear_args& args) {
 template <int N, int K, int G, bool BF16, bool ASYM, int BM, int BN, int BK, int WARPS, int SPLIT_K, int STAGES,
           int STREAM = 0>
 KF_INLINE void w4a16_linear_wgmma(const kf_linear_args& args) {
-  w4a16::wgmma_body<w4a16::DenseRows, N, K, G, BF16, ASYM, BM, BN, BK, WARPS, STAGES, false, SPLIT_K, STREAM>(
-      w4a16::DenseRows{args.m}, args);
+  w4a16::wgmma_body<N, K, G, BF16, ASYM, BM, BN, BK, WARPS, STAGES, SPLIT_K, STREAM>(w4a16::DenseRows{args.m}, args);
 }
 
 }  // namespace kf

@@ -20,6 +20,25 @@ namespace wgmma {
 
 constexpr int kMaxShared = 227 * 1024;  // sm_90a's opt-in maximum per block
 
+// A block's threads: `warps` (its warpgroups, which multiply) and a producer warpgroup
+// after them, which issues the ring's copies (wgmma.h). The producer keeps producer_regs
+// registers a thread and gives the rest of its launch share (65536 / threads) to the
+// multiplying warpgroups (setmaxnreg): consumer_regs(warps) each, or 0 where the launch
+// share is already enough (one multiplying warpgroup: 256 threads, 255 registers). The
+// warpgroups draw only on what the producer gave back (a pool per block, not the SM's
+// free registers): asking for more hung the block (bench/NOTES.md linear v48).
+constexpr int kProducerWarps = 4;
+KF_HD constexpr int block_threads(int warps) { return (warps + kProducerWarps) * 32; }
+KF_HD constexpr int launch_regs(int warps) { return 65536 / block_threads(warps) / 8 * 8; }
+KF_HD constexpr int producer_regs(int) { return 40; }  // 32 spilled the stream-K and gathered producers
+KF_HD constexpr int consumer_regs(int warps) {
+  return warps <= 4 ? 0
+                    : launch_regs(warps) +
+                          (launch_regs(warps) - producer_regs(warps)) * kProducerWarps / warps / 8 * 8;
+}
+static_assert(consumer_regs(8) == 232 && consumer_regs(12) == 152 && consumer_regs(16) == 104,
+              "the producer's registers, shared out");
+
 KF_HD constexpr int round16(int bytes) { return (bytes + 15) / 16 * 16; }
 
 // One stage: the x tile (block_m x block_k, 16-bit, 128-byte swizzled for wgmma), the
