@@ -214,7 +214,7 @@ Candidate make_linear_candidate(const LinearShape& s, const LinearConfig& cfg, c
   c.shape = s.key();
   c.config = cfg.key();
   c.name = linear_kernel_name(s, cfg);
-  // The wgmma kind adds its producer warp (w4a16_linear/wgmma_tiling.h).
+  // The wgmma kind adds its producer warpgroup (w4a16_linear/wgmma_tiling.h).
   c.threads = cfg.kind == LinearKind::wgmma ? w4a16::wgmma::block_threads(cfg.warps) : cfg.warps * arch.wave_size;
   c.instance = std::string("w4a16_linear/") + c.kind + ".cu.in";
   c.params = {
