@@ -73,14 +73,13 @@ KF_INLINE void wgmma_gathered_body(const Rows& rows, const kf_linear_args& args)
 
   const int tid = thread_id(), lane = tid % KF_WAVE, warp = tid / KF_WAVE;
   const int t = lane % 4, g = lane / 4;
-  // The tile and the k-steps this block works on.
-  int m0 = block_y() * BM, kt0 = 0, kts = KT;
+  const int m0 = block_y() * BM;  // the tile's first row (the block walks all of K)
   // The block's shared-memory columns of this thread's fragment rows g and g + 8: weight
   // rows col, col + 1 side by side, or (SILU) a gate column and its up partner.
   const int c0 = SILU ? 8 * warp + g : 64 * (warp / 4) + 16 * (warp % 4) + 2 * g;
   const int c1 = SILU ? BN / 2 + c0 : c0 + 1;
   // The weight row (global column) of shared column c.
-  int n0 = block_x() * (SILU ? BN / 2 : BN);
+  const int n0 = block_x() * (SILU ? BN / 2 : BN);
   auto global_col = [&](int c) { return SILU && c >= BN / 2 ? N / 2 + n0 + (c - BN / 2) : n0 + c; };
   const uint32_t select_t = static_cast<uint32_t>(t) | static_cast<uint32_t>(4 + t) << 8;
 
@@ -127,12 +126,12 @@ KF_INLINE void wgmma_gathered_body(const Rows& rows, const kf_linear_args& args)
     width_rows = rows_held;
   }
 
-  auto issue = [&](int kt) {  // kt: the slice's stage number
+  auto issue = [&](int kt) {  // kt: the stage number
     unsigned char* xs = smem + kt % STAGES * STAGE;
     unsigned char* ws = xs + XB;
     unsigned char* ss = ws + WB;
     unsigned char* zs = ss + SB;
-    const int k0 = (kt0 + kt) * BK, grp = k0 / G;
+    const int k0 = kt * BK, grp = k0 / G;
 #pragma unroll
     for (int j = 0; j < XPASSES; ++j) {
       if (BM % XR != 0 && r_x + j * XR >= BM) break;
@@ -152,7 +151,6 @@ KF_INLINE void wgmma_gathered_body(const Rows& rows, const kf_linear_args& args)
   // whole copy of the pipeline with its own accumulators: chosen per product inside one
   // loop, the width made ptxas fence the accumulators around every product and serialise
   // them (bench/NOTES.md MoE v22).
-
   auto tile = [&](auto width) {
     constexpr int W = decltype(width)::value;
     static_assert(W <= BM, "products at most a tile wide");
@@ -167,13 +165,13 @@ KF_INLINE void wgmma_gathered_body(const Rows& rows, const kf_linear_args& args)
     // the previous stage, which its products may still be reading.
 #pragma unroll
     for (int s = 0; s < STAGES - 2; ++s) {
-      if (s < kts) issue(s);
+      if (s < KT) issue(s);
       cp_async_commit();
     }
     // The factors' loads wait on the sorted ids, so they go out behind the first stages;
     // the main loop's barriers publish them before the epilogue reads them.
     for (int r = tid; r < BM; r += kThreads) scale_of[r] = y_row_of[r] >= 0 ? rows.scale(m0 + r) : 0.f;
-    for (int kt = 0; kt < kts; ++kt) {
+    for (int kt = 0; kt < KT; ++kt) {
       cp_async_wait<STAGES - 3>();
       wg::fence_proxy_async();
       wg::wait<STEPS>();  // only the previous stage's products may still run
@@ -207,7 +205,7 @@ KF_INLINE void wgmma_gathered_body(const Rows& rows, const kf_linear_args& args)
         ahead_lo[s] = words(2 * s);
         ahead_hi[s] = words(2 * s + 1);
       }
-      if (kt + STAGES - 2 < kts) issue(kt + STAGES - 2);
+      if (kt + STAGES - 2 < KT) issue(kt + STAGES - 2);
       cp_async_commit();
       // The stage's scales and bias + zero point of columns c0, c1, each in both halves.
       const uint16_t* s16 = reinterpret_cast<const uint16_t*>(ss);
