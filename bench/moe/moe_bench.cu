@@ -268,6 +268,13 @@ int main(int argc, char** argv) {
       auto gemms = [&](cudaStream_t s) { gemms_into(g2, s); };
       const double t_gemms = timer.median_us(gemms, reps);
       const double t_gemms_a = timer.median_us_after(aligns, gemms, reps);
+      // What an L2 prefetch of the hit experts' weights could buy at most (decode T only):
+      // the GEMMs timed after an untimed gemm2 (its weights in L2) and after untimed GEMMs
+      // (both weights in L2).
+      const bool decode_t = t <= 16;
+      auto g2_only = [&](cudaStream_t s) { kf_check(kf_launch_moe_gemm(k2, &g2, s), "gemm2"); };
+      const double t_gemms_h2 = decode_t ? timer.median_us_after(g2_only, gemms, reps) : 0.0;
+      const double t_gemms_h12 = decode_t ? timer.median_us_after(gemms, gemms, reps) : 0.0;
       kf_moe_gemm_args g2y = g2;  // a reducing gemm2 adds into y ([T, H]) itself
       g2y.y = y;
       const double t_gemms_z =
@@ -297,6 +304,10 @@ int main(int argc, char** argv) {
         row("gemms_z", t_gemms_z, layer_bytes, flops, "the same after an untimed align that zeroed y, gemm2 adding into it",
             true);
       const std::string bms = "(block_m " + std::to_string(bm1) + (bm2 != bm1 ? ", " + std::to_string(bm2) : "") + ")";
+      if (decode_t) {
+        row("gemms_h2", t_gemms_h2, layer_bytes, flops, "gemms after an untimed gemm2: its weights in L2", true);
+        row("gemms_h12", t_gemms_h12, layer_bytes, flops, "gemms after untimed gemms: both weights in L2", true);
+      }
       row("align", t_align, slots * 4, 0,
           std::string(cluster_align ? "moe_align_cluster_any" : "moe_align_any") + " where the DB has it " + bms, false);
       if (reduces)
