@@ -167,9 +167,7 @@ Candidate make_moe_candidate(const MoeShape& s, const LinearConfig& cfg, const A
   c.params["silu"] = cfg.silu ? "true" : "false";
   c.params["red"] = cfg.red ? "true" : "false";
   if (cfg.kind == LinearKind::wgmma) {  // gemm_wgmma.cu.in: never split
-    // Gathered rows keep the all-threads copy pipeline (w4a16_moe/wgmma_gathered.h): no
-    // producer warpgroup.
-    c.threads = cfg.warps * arch.wave_size;
+    c.threads = w4a16::wgmma::gathered_block_threads(cfg.warps);
     c.params["threads"] = std::to_string(c.threads);
     c.params.erase("split_k");
     c.params.erase("cluster");

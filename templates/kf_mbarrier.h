@@ -45,7 +45,8 @@ KF_INLINE void wait(uint64_t* bar, uint32_t parity) {
 }
 
 // A barrier that THREADS threads of the block meet at (named barrier ID, 1-15; 0 is
-// __syncthreads'): consumer warps that sync without their producer warp.
+// __syncthreads'): the multiplying warps meeting without the producer warps that fill
+// their ring.
 template <int ID, int THREADS>
 KF_INLINE void sync_threads() {
   static_assert(ID > 0 && ID < 16 && THREADS % 32 == 0, "a named barrier of whole warps");

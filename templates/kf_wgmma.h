@@ -53,8 +53,10 @@ template <int P>
 KF_INLINE void wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(P) : "memory");
 }
-// Makes this thread's ordinary shared-memory writes (st.shared, cp.async) visible to
-// wgmma, which reads through the async proxy; a barrier must follow for other threads'.
+// Orders ordinary shared-memory accesses (st.shared, cp.async: the generic proxy) with
+// wgmma's reads (the async proxy). A writer fences before the barrier that publishes its
+// writes; a reader that learns of other threads' writes from a phase barrier (cp.async
+// copies that arrive on it) fences after its wait, before its products read them.
 KF_INLINE void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 // Per-warpgroup register budgets (setmaxnreg; every warp of the warpgroup executes it):
 // a warpgroup that only issues copies gives registers back so that the multiplying ones

@@ -65,6 +65,38 @@ KF_INLINE uint32_t dequant_pair(uint32_t pair, uint32_t bias, uint32_t scale) {
   }
 }
 
+// What a thread multiplies a stage's weights with, for its two columns c0 and c1 (one
+// per fragment row): the scale and bias + zero point of each, in both 16-bit halves.
+struct StageConsts {
+  uint32_t scale[2], bias[2];
+};
+template <bool BF16, bool ASYM>
+KF_INLINE StageConsts stage_consts(const unsigned char* ss, const unsigned char* zs, int c0, int c1) {
+  constexpr uint32_t kBias = BF16 ? 0x4300u : 0x6400u;  // 16-bit 128.0 / 1024.0
+  const uint16_t* s16 = reinterpret_cast<const uint16_t*>(ss);
+  StageConsts q;
+  q.scale[0] = s16[c0] * 0x10001u;
+  q.scale[1] = s16[c1] * 0x10001u;
+  if constexpr (ASYM) {
+    const uint32_t* z = reinterpret_cast<const uint32_t*>(zs);
+    q.bias[0] = (kBias | (z[c0 / 8] >> (4 * (c0 % 8)) & 0xFu)) * 0x10001u;
+    q.bias[1] = (kBias | (z[c1 / 8] >> (4 * (c1 % 8)) & 0xFu)) * 0x10001u;
+  } else {
+    q.bias[0] = q.bias[1] = (kBias | 8u) * 0x10001u;  // uint4b8: z = 8
+  }
+  return q;
+}
+
+// One k16 product's A registers from its words: lo holds k 0 .. 7 and hi k 8 .. 15 of
+// fragment rows g (x) and g + 8 (y).
+template <bool BF16>
+KF_INLINE void a_fragment(uint32_t (&a)[4], u32x2 lo, u32x2 hi, uint32_t select_t, const StageConsts& q) {
+  a[0] = dequant_pair<BF16>(biased_pair<BF16>(lo.x, select_t), q.bias[0], q.scale[0]);
+  a[1] = dequant_pair<BF16>(biased_pair<BF16>(lo.y, select_t), q.bias[1], q.scale[1]);
+  a[2] = dequant_pair<BF16>(biased_pair<BF16>(hi.x, select_t), q.bias[0], q.scale[0]);
+  a[3] = dequant_pair<BF16>(biased_pair<BF16>(hi.y, select_t), q.bias[1], q.scale[1]);
+}
+
 // A product width as a type, for code specialised on it.
 template <int W>
 struct Width {
@@ -105,7 +137,6 @@ KF_INLINE void wgmma_body(const DenseRows& rows, const kf_linear_args& args) {
   constexpr int XB = x_bytes(BM, BK), WB = w_bytes(BN, BK), SB = s_bytes(BN);
   constexpr int STAGE = stage_stride(BM, BN, BK, ASYM);
   constexpr int KT = K / BK / SPLIT_K, STEPS = BK / 16;  // stages of this block's K slice
-  constexpr uint32_t kBias = BF16 ? 0x4300u : 0x6400u;  // 16-bit 128.0 / 1024.0
 
   // The ring starts at the first 1024-byte boundary of the dynamic shared memory
   // (smem_bytes(...), passed at launch). Offsetting the shared array itself, not a
@@ -209,9 +240,8 @@ KF_INLINE void wgmma_body(const DenseRows& rows, const kf_linear_args& args) {
   int block = 0, blocks = 1, first_contributor = 0;
   long long steps = 0;
 
-  auto tile = [&](auto width) {
-    constexpr int W = decltype(width)::value;
-    static_assert(W == BM, "products a whole tile wide");
+  auto tile = [&] {
+    constexpr int W = BM;  // products a whole tile wide (the gathered body narrows them)
     float acc[W / 2];
 #pragma unroll
     for (int i = 0; i < W / 2; ++i) {
@@ -245,17 +275,7 @@ KF_INLINE void wgmma_body(const DenseRows& rows, const kf_linear_args& args) {
         ahead_lo[s] = words(2 * s);
         ahead_hi[s] = words(2 * s + 1);
       }
-      // The stage's scales and bias + zero point of columns c0, c1, each in both halves.
-      const uint16_t* s16 = reinterpret_cast<const uint16_t*>(ss);
-      const uint32_t scale[2] = {s16[c0] * 0x10001u, s16[c1] * 0x10001u};
-      uint32_t bias[2];
-      if constexpr (ASYM) {
-        const uint32_t* z = reinterpret_cast<const uint32_t*>(zs);
-        bias[0] = (kBias | (z[c0 / 8] >> (4 * (c0 % 8)) & 0xFu)) * 0x10001u;
-        bias[1] = (kBias | (z[c1 / 8] >> (4 * (c1 % 8)) & 0xFu)) * 0x10001u;
-      } else {
-        bias[0] = bias[1] = (kBias | 8u) * 0x10001u;  // uint4b8: z = 8
-      }
+      const StageConsts q = stage_consts<BF16, ASYM>(ss, zs, c0, c1);
 #pragma unroll
       for (int s = 0; s < STEPS; ++s) {
         // The previous stage's product s still reads the registers `a` is about to
@@ -270,10 +290,8 @@ KF_INLINE void wgmma_body(const DenseRows& rows, const kf_linear_args& args) {
           ahead_lo[s % AHEAD] = words(2 * (s + AHEAD));
           ahead_hi[s % AHEAD] = words(2 * (s + AHEAD) + 1);
         }
-        const uint32_t a[4] = {dequant_pair<BF16>(biased_pair<BF16>(lo.x, select_t), bias[0], scale[0]),
-                               dequant_pair<BF16>(biased_pair<BF16>(lo.y, select_t), bias[1], scale[1]),
-                               dequant_pair<BF16>(biased_pair<BF16>(hi.x, select_t), bias[0], scale[0]),
-                               dequant_pair<BF16>(biased_pair<BF16>(hi.y, select_t), bias[1], scale[1])};
+        uint32_t a[4];
+        a_fragment<BF16>(a, lo, hi, select_t, q);
         wg::fence();
         wg::mma_rs<W, BF16>(acc, a, wg::b_desc_sw128(xs, 16 * s, BM));
         wg::commit();
@@ -455,7 +473,7 @@ KF_INLINE void wgmma_body(const DenseRows& rows, const kf_linear_args& args) {
     return;
   }
   if constexpr (kConsumerRegs > 0) wg::raise_registers<kConsumerRegs>();
-  runs([&] { tile(Width<BM>{}); });
+  runs(tile);
 }
 
 }  // namespace w4a16

@@ -29,6 +29,9 @@ constexpr int kMaxShared = 227 * 1024;  // sm_90a's opt-in maximum per block
 // free registers): asking for more hung the block (bench/NOTES.md linear v48).
 constexpr int kProducerWarps = 4;
 KF_HD constexpr int block_threads(int warps) { return (warps + kProducerWarps) * 32; }
+// The MoE GEMMs' gathered tiles (w4a16_moe/wgmma_gathered.h) keep the pipeline in which
+// every thread copies its share: no producer warpgroup (bench/NOTES.md linear v48).
+KF_HD constexpr int gathered_block_threads(int warps) { return warps * 32; }
 KF_HD constexpr int launch_regs(int warps) { return 65536 / block_threads(warps) / 8 * 8; }
 KF_HD constexpr int producer_regs(int) { return 40; }  // 32 spilled the stream-K and gathered producers
 KF_HD constexpr int consumer_regs(int warps) {

@@ -51,11 +51,10 @@ KF_INLINE void wgmma_gathered_body(const Rows& rows, const kf_linear_args& args)
   static_assert(GathersRows<Rows>::value, "gathered rows; dense rows take wgmma_body");
   static_assert(valid_gathered(N, K, G, BM, BN, BK, WARPS, STAGES, ASYM), "wgmma_tiling.h rules");
   static_assert(!SILU || !Rows::kReduce, "the fused SiLU epilogue stores h; it does not reduce");
-  constexpr int kThreads = WARPS * KF_WAVE;
+  constexpr int kThreads = gathered_block_threads(WARPS);
   constexpr int XB = x_bytes(BM, BK), WB = w_bytes(BN, BK), SB = s_bytes(BN);
   constexpr int STAGE = stage_stride(BM, BN, BK, ASYM);
   constexpr int KT = K / BK, STEPS = BK / 16;  // stages of the block's K
-  constexpr uint32_t kBias = BF16 ? 0x4300u : 0x6400u;  // 16-bit 128.0 / 1024.0
 
   // The ring starts at the first 1024-byte boundary of the dynamic shared memory
   // (smem_bytes(...), passed at launch). Offsetting the shared array itself, not a
@@ -207,17 +206,7 @@ KF_INLINE void wgmma_gathered_body(const Rows& rows, const kf_linear_args& args)
       }
       if (kt + STAGES - 2 < KT) issue(kt + STAGES - 2);
       cp_async_commit();
-      // The stage's scales and bias + zero point of columns c0, c1, each in both halves.
-      const uint16_t* s16 = reinterpret_cast<const uint16_t*>(ss);
-      const uint32_t scale[2] = {s16[c0] * 0x10001u, s16[c1] * 0x10001u};
-      uint32_t bias[2];
-      if constexpr (ASYM) {
-        const uint32_t* z = reinterpret_cast<const uint32_t*>(zs);
-        bias[0] = (kBias | (z[c0 / 8] >> (4 * (c0 % 8)) & 0xFu)) * 0x10001u;
-        bias[1] = (kBias | (z[c1 / 8] >> (4 * (c1 % 8)) & 0xFu)) * 0x10001u;
-      } else {
-        bias[0] = bias[1] = (kBias | 8u) * 0x10001u;  // uint4b8: z = 8
-      }
+      const StageConsts q = stage_consts<BF16, ASYM>(ss, zs, c0, c1);
 #pragma unroll
       for (int s = 0; s < STEPS; ++s) {
         // The previous stage's product s still reads the registers `a` is about to
@@ -229,10 +218,8 @@ KF_INLINE void wgmma_gathered_body(const Rows& rows, const kf_linear_args& args)
           ahead_lo[s % AHEAD] = words(2 * (s + AHEAD));
           ahead_hi[s % AHEAD] = words(2 * (s + AHEAD) + 1);
         }
-        const uint32_t a[4] = {dequant_pair<BF16>(biased_pair<BF16>(lo.x, select_t), bias[0], scale[0]),
-                               dequant_pair<BF16>(biased_pair<BF16>(lo.y, select_t), bias[1], scale[1]),
-                               dequant_pair<BF16>(biased_pair<BF16>(hi.x, select_t), bias[0], scale[0]),
-                               dequant_pair<BF16>(biased_pair<BF16>(hi.y, select_t), bias[1], scale[1])};
+        uint32_t a[4];
+        a_fragment<BF16>(a, lo, hi, select_t, q);
         wg::fence();
         wg::mma_rs<W, BF16>(acc, a, wg::b_desc_sw128(xs, 16 * s, BM));
         wg::commit();
