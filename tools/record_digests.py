@@ -11,9 +11,10 @@ equals DB's, PACK's code object is the one DB measured, and its SHA-256 goes int
 code_digests (as slim_db.py writes for the objects it drops). Kernels of other builds are
 left alone and counted.
 """
-import hashlib
 import sqlite3
 import sys
+
+import code_digests
 
 
 def main() -> int:
@@ -22,11 +23,9 @@ def main() -> int:
         return 2
     db = sqlite3.connect(sys.argv[1])
     pack = sqlite3.connect(f"file:{sys.argv[2]}?mode=ro", uri=True)
-    db.execute("""CREATE TABLE IF NOT EXISTS code_digests (
-      arch TEXT NOT NULL, name TEXT NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (arch, name))""")
     built = {(a, n): (h, c) for a, n, h, c in pack.execute(
         "SELECT arch, name, source_hash, code_object FROM kernels WHERE code_object IS NOT NULL")}
-    recorded = other_build = not_built = 0
+    same, other_build, not_built = [], 0, 0
     for arch, name, source_hash in db.execute(
             "SELECT arch, name, source_hash FROM kernels WHERE code_object IS NULL AND status != 'compile_error'"
     ).fetchall():
@@ -36,9 +35,8 @@ def main() -> int:
         elif b[0] != source_hash:
             other_build += 1
         else:
-            db.execute("INSERT OR REPLACE INTO code_digests (arch, name, sha256) VALUES (?, ?, ?)",
-                       (arch, name, hashlib.sha256(b[1]).hexdigest()))
-            recorded += 1
+            same.append((arch, name, b[1]))
+    recorded = code_digests.record(db, same)
     db.commit()
     print(f"{sys.argv[1]}: {recorded} digests recorded; {other_build} kernels built otherwise in the pack, "
           f"{not_built} not in it")

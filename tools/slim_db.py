@@ -12,11 +12,12 @@ templates no longer generate and keeps their results as history in the tuning DB
 left out of the copy: nothing can serve or re-measure them, and they grew the shipped
 file by a few MB per retiling.
 usage: slim_db.py TUNED_DB OUT_DB"""
-import hashlib
 import os
 import shutil
 import sqlite3
 import sys
+
+import code_digests
 
 src, dst = sys.argv[1], sys.argv[2]
 if os.path.exists(dst):
@@ -27,11 +28,8 @@ db.execute("PRAGMA journal_mode=DELETE")
 DROPPED = """kind NOT IN ('generic', 'util')
          AND op NOT IN ('moe_align', 'moe_silu_mul', 'moe_sum', 'sparse_mla_combine')
          AND NOT EXISTS (SELECT 1 FROM winners w WHERE w.kernel = kernels.name AND w.arch = kernels.arch)"""
-db.execute("""CREATE TABLE IF NOT EXISTS code_digests (
-  arch TEXT NOT NULL, name TEXT NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (arch, name))""")
-db.executemany("INSERT OR REPLACE INTO code_digests (arch, name, sha256) VALUES (?, ?, ?)",
-               [(arch, name, hashlib.sha256(code).hexdigest()) for arch, name, code in db.execute(
-                   f"SELECT arch, name, code_object FROM kernels WHERE code_object IS NOT NULL AND {DROPPED}")])
+code_digests.record(db, db.execute(
+    f"SELECT arch, name, code_object FROM kernels WHERE code_object IS NOT NULL AND {DROPPED}").fetchall())
 db.execute(f"UPDATE kernels SET code_object = NULL, status = 'pruned:not_a_winner' WHERE {DROPPED}")
 retired = db.execute(
     """DELETE FROM results WHERE NOT EXISTS
