@@ -23,6 +23,7 @@
 #include "cuda_driver.h"
 #include "kforge/kforge.h"
 #include "linear_reference.h"
+#include "moe_check_reference.h"
 
 namespace {
 
@@ -54,85 +55,25 @@ void* mut(CUdeviceptr p) { return reinterpret_cast<void*>(static_cast<uintptr_t>
 
 // ---- A whole MoE layer ----------------------------------------------------------------
 
-// One layer's random weights: per expert, a gate_up GPTQ weight (N = 2 I, K = H) and a
-// down one (N = H, K = I), drawn as the linear check draws them (outputs O(1)).
+// One layer's random weights, stacked over the experts as kf_run_moe reads them: gate_up
+// (N = 2 I, K = H) and down (N = H, K = I) in the GPTQ layout, drawn as the linear check
+// draws one expert's (outputs O(1)). Kept on the host for the reference as well.
 struct MoeWeights {
-  kf_moe_shape shape;
-  std::vector<kf::LinearProblem> w1, w2;
+  kf::MoeWeights w1, w2;
   CUdeviceptr q1 = 0, s1 = 0, q2 = 0, s2 = 0;
 };
 
-// Uploads every expert's tensor into one stacked buffer [E, ...], as kf_run_moe reads it.
-template <class T>
-CUdeviceptr upload_stacked(const std::vector<kf::LinearProblem>& experts, std::vector<T> kf::LinearProblem::*tensor) {
-  const size_t each = (experts[0].*tensor).size() * sizeof(T);
-  const CUdeviceptr p = device_alloc(each * experts.size());
-  for (size_t e = 0; p && e < experts.size(); ++e)
-    if (!ok(cu->cuMemcpyHtoD(p + e * each, (experts[e].*tensor).data(), each), "cuMemcpyHtoD")) return 0;
-  return p;
-}
-
 bool make_moe_weights(const kf_moe_shape& s, std::mt19937_64& rng, MoeWeights* w) {
-  w->shape = s;
-  kf::LinearShape gate_up, down;
-  gate_up.n = 2 * s.intermediate, gate_up.k = s.hidden, gate_up.group = s.group;
-  down.n = s.hidden, down.k = s.intermediate, down.group = s.group;
-  for (int64_t e = 0; e < s.experts; ++e) {
-    w->w1.push_back(kf::make_linear_problem(gate_up, 1, rng));
-    w->w2.push_back(kf::make_linear_problem(down, 1, rng));
-  }
-  w->q1 = upload_stacked(w->w1, &kf::LinearProblem::qweight);
-  w->s1 = upload_stacked(w->w1, &kf::LinearProblem::scales);
-  w->q2 = upload_stacked(w->w2, &kf::LinearProblem::qweight);
-  w->s2 = upload_stacked(w->w2, &kf::LinearProblem::scales);
+  kf::MoeShape gate_up;
+  gate_up.experts = s.experts, gate_up.top_k = s.top_k, gate_up.group = s.group;
+  kf::MoeShape down = gate_up;
+  gate_up.gemm = 1, gate_up.n = 2 * s.intermediate, gate_up.k = s.hidden;
+  down.gemm = 2, down.n = s.hidden, down.k = s.intermediate;
+  w->w1 = kf::make_moe_weights(gate_up, rng);
+  w->w2 = kf::make_moe_weights(down, rng);
+  w->q1 = upload(w->w1.qweight), w->s1 = upload(w->w1.scales);
+  w->q2 = upload(w->w2.qweight), w->s2 = upload(w->w2.scales);
   return w->q1 && w->s1 && w->q2 && w->s2;
-}
-
-// y[t] = sum over j with topk_ids[t, j] in [0, E) of topk_weights[t, j] * down_e(silu(gate_e(x[t])) * up_e(x[t])),
-// in float64 with nothing rounded in between; one expert dequantised at a time. The
-// experts are shared out over the CPU's threads (expert e to thread e mod threads), each
-// adding into its own y, and the threads' y are added in thread order, so the result
-// does not depend on scheduling. Single-threaded, the 256-expert layer took ~13 s.
-std::vector<double> moe_layer_reference(const MoeWeights& w, const std::vector<uint16_t>& x,
-                                        const std::vector<int32_t>& ids, const std::vector<float>& weights, int t) {
-  const int64_t E = w.shape.experts, top_k = w.shape.top_k, H = w.shape.hidden, I = w.shape.intermediate;
-  const int threads = static_cast<int>(std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, E));
-  std::vector<std::vector<double>> partial(threads, std::vector<double>(static_cast<size_t>(t) * H, 0.0));
-  auto run = [&](int thread) {
-    std::vector<double>& y = partial[thread];
-    std::vector<double> w1(2 * I * H), w2(H * I), h1(2 * I);
-    for (int64_t e = thread; e < E; e += threads) {
-      bool used = false;
-      for (int64_t s = 0; s < t * top_k; ++s) used = used || ids[s] == e;
-      if (!used) continue;
-      for (int64_t n = 0; n < 2 * I; ++n)
-        for (int64_t k = 0; k < H; ++k) w1[n * H + k] = kf::dequant_weight(w.w1[e], n, k);
-      for (int64_t n = 0; n < H; ++n)
-        for (int64_t k = 0; k < I; ++k) w2[n * I + k] = kf::dequant_weight(w.w2[e], n, k);
-      for (int64_t s = 0; s < t * top_k; ++s) {
-        if (ids[s] != e) continue;
-        const int64_t token = s / top_k;
-        for (int64_t n = 0; n < 2 * I; ++n) {
-          double acc = 0;
-          for (int64_t k = 0; k < H; ++k) acc += kf::half_bits_to_float(x[token * H + k], true) * w1[n * H + k];
-          h1[n] = acc;
-        }
-        for (int64_t n = 0; n < H; ++n) {
-          double acc = 0;
-          for (int64_t i = 0; i < I; ++i) acc += h1[i] / (1 + std::exp(-h1[i])) * h1[I + i] * w2[n * I + i];
-          y[token * H + n] += weights[s] * acc;
-        }
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int i = 1; i < threads; ++i) pool.emplace_back(run, i);
-  run(0);
-  for (std::thread& th : pool) th.join();
-  std::vector<double> y = std::move(partial[0]);
-  for (int i = 1; i < threads; ++i)
-    for (size_t j = 0; j < y.size(); ++j) y[j] += partial[i][j];
-  return y;
 }
 
 // Runs layers of `s` for each T in `ts` through kf_run_moe (fresh tokens and routing per
@@ -206,7 +147,9 @@ int check_moe_layer(const kf_db* db, const kf_moe_shape& s, const std::vector<in
     std::vector<uint16_t> out(static_cast<size_t>(t) * H);
     if (!ok(cu->cuCtxSynchronize(), "MoE layer") || !ok(cu->cuMemcpyDtoH(out.data(), y, out.size() * 2), "download y"))
       return failures + 1;
-    const std::vector<double> ref = moe_layer_reference(w, hx, hids, hw, t);
+    // The float64 layer (tuner/moe_check_reference.h), the experts spread over the CPU's threads.
+    const std::vector<double> ref = kf::moe_layer_reference(
+        w.w1, w.w2, hx, hids, hw, t, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
     // Tolerance: twice the linear one (two chained GEMMs, with h1, h and h2 rounded to
     // bf16 in between), as the GPU check uses for layers.
     const double error = kf::normalised_error(out, ref, t, H, /*bf16=*/true);

@@ -1,4 +1,4 @@
-#include "moe_reference.h"
+#include "moe_check_reference.h"
 
 #include <algorithm>
 #include <atomic>

@@ -1,7 +1,8 @@
-// Host side of the MoE GPU check: random expert weights, routings with the edge cases
-// the kernels must handle, and float64 references for every piece of the data flow of
-// templates/w4a16_moe/args.h (align, gemm1, silu_mul, gemm2, sum, the whole layer).
-// No GPU API here.
+// Host side of the MoE GPU checks and the example engine: random stacked expert weights,
+// routings with the edge cases the kernels must handle, and float64 references for every
+// piece of the data flow of templates/w4a16_moe/args.h (align, gemm1, silu_mul, gemm2,
+// sum, the whole layer). No GPU API here. (autotune verifies with moe_reference.h, over
+// the problems its measurers upload.)
 #pragma once
 #include <cstdint>
 #include <random>

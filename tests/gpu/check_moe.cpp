@@ -1,5 +1,5 @@
 // kforge_check_moe: checks every MoE kernel of a pack on an NVIDIA GPU against host
-// references on fresh random data (tests/gpu/moe_reference.h), over every routing
+// references on fresh random data (tuner/moe_check_reference.h), over every routing
 // archetype with the edges forced in (experts with no token, a token on the last
 // expert, ids outside [0, E), a token with no expert):
 //   align     kf_launch_moe_align, exactly: num_padded, each expert's run holding its

@@ -21,7 +21,7 @@
 #include "kforge/kforge.h"
 #include "linear_reference.h"
 #include "moe_family.h"
-#include "moe_reference.h"
+#include "moe_check_reference.h"
 #include "w4a16_moe/launch.h"
 
 namespace kf {

@@ -2,7 +2,7 @@
 // against the float64 host reference (tuner/mxfp4_reference.h) on fresh random data:
 //   weights   every e2m1 code; e8m0 scales mostly 2^-9 .. 2^-3, with blocks at the low
 //             end of the range (0 and 1: 2^-127, 2^-126) and high ones (2^5);
-//   routing   tests/gpu/moe_reference.h's edge routing (a token on the last expert,
+//   routing   tuner/moe_check_reference.h's edge routing (a token on the last expert,
 //             ids outside [0, E) that route nowhere, a token with no expert from T 16,
 //             experts with no token), aligned on the host for the kernel's block_m;
 //   bias      random, per expert; gemm2's routing weights random in [0.1, 1].
@@ -26,7 +26,7 @@
 
 #include "gpu_check_util.h"
 #include "linear_reference.h"
-#include "moe_reference.h"
+#include "moe_check_reference.h"
 #include "mxfp4_family.h"
 #include "mxfp4_moe/args.h"
 #include "mxfp4_moe/tiling.h"
