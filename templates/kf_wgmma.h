@@ -72,6 +72,36 @@ KF_INLINE void raise_registers() {
 // Ties a register to the asm statements around it, so the compiler neither reads an
 // accumulator before wait() nor moves its initialisation past the first product.
 KF_INLINE void fence_operand(float& r) { asm volatile("" : "+f"(r)::"memory"); }
+// Every accumulator of an array fenced: after wait<0>(), before anything reads them.
+template <int N>
+KF_INLINE void fence_operands(float (&acc)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) fence_operand(acc[i]);
+}
+// An accumulator array zeroed and fenced before its first product.
+template <int N>
+KF_INLINE void zero_operands(float (&acc)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    acc[i] = 0.f;
+    fence_operand(acc[i]);
+  }
+}
+// The __byte_perm selector by which lane t of a quad builds its A-fragment pairs from a
+// packed 4-bit word: byte t of the word (nibbles 2t, 2t + 1) and byte t of the word
+// shifted right by 4, into the two 16-bit halves (w4a16_linear/wgmma.h, mxfp4_moe).
+KF_INLINE uint32_t nibble_select(int t) { return static_cast<uint32_t>(t) | static_cast<uint32_t>(4 + t) << 8; }
+// The prologue of a ring in which every thread issues its share of each stage's copies:
+// stages 0 .. AHEAD - 1 issued, a commit group each (empty past the last of `stages`),
+// so that cp_async_wait counts stages.
+template <int AHEAD, class Issue>
+KF_INLINE void issue_ahead(int stages, Issue&& issue) {
+#pragma unroll
+  for (int s = 0; s < AHEAD; ++s) {
+    if (s < stages) issue(s);
+    cp_async_commit();
+  }
+}
 
 #define KF_WG_REGS8 "%0, %1, %2, %3, %4, %5, %6, %7"
 #define KF_WG_REGS16 KF_WG_REGS8 ", %8, %9, %10, %11, %12, %13, %14, %15"

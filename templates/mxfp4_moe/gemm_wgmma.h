@@ -74,7 +74,7 @@ KF_INLINE void mxfp4_wgmma_tile(const kf_mxfp4_moe_gemm_args& a, int n_blk, int 
   }
   // This thread's weight rows c0 and c0 + 1 (fragment rows g and g + 8).
   const int c0 = 64 * (warp / 4) + 16 * (warp % 4) + 2 * g;
-  const uint32_t select_t = static_cast<uint32_t>(t) | static_cast<uint32_t>(4 + t) << 8;
+  const uint32_t select_t = wg::nibble_select(t);
 
   const uint16_t* x = static_cast<const uint16_t*>(a.x);
   const uint8_t* wexp = a.weight + (size_t)e * N * (K / 2);
@@ -116,19 +116,11 @@ KF_INLINE void mxfp4_wgmma_tile(const kf_mxfp4_moe_gemm_args& a, int n_blk, int 
   };
 
   float acc[BM / 2];
-#pragma unroll
-  for (int i = 0; i < BM / 2; ++i) {
-    acc[i] = 0.f;
-    wg::fence_operand(acc[i]);
-  }
+  wg::zero_operands(acc);
 
   // STAGES - 2 stages in flight ahead of the one being multiplied; the remaining slot is
   // the previous stage, which its products may still be reading.
-#pragma unroll
-  for (int s = 0; s < STAGES - 2; ++s) {
-    if (s < KT) issue(s);
-    cp_async_commit();
-  }
+  wg::issue_ahead<STAGES - 2>(KT, issue);
   for (int kt = 0; kt < KT; ++kt) {
     cp_async_wait<STAGES - 3>();
     wg::fence_proxy_async();
@@ -164,8 +156,7 @@ KF_INLINE void mxfp4_wgmma_tile(const kf_mxfp4_moe_gemm_args& a, int n_blk, int 
     }
   }
   wg::wait<0>();
-#pragma unroll
-  for (int i = 0; i < BM / 2; ++i) wg::fence_operand(acc[i]);
+  wg::fence_operands(acc);
 
   // Element 4j + e: weight row c0 + e / 2, tile column (slot) 8j + 2t + e % 2
   // (kf_wgmma_layout.h).

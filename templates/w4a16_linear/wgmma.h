@@ -160,7 +160,7 @@ KF_INLINE void wgmma_body(const DenseRows& rows, const kf_linear_args& args) {
   // The weight row (global column) of shared column c.
   int n0 = block_x() * BN;
   auto global_col = [&](int c) { return n0 + c; };
-  const uint32_t select_t = static_cast<uint32_t>(t) | static_cast<uint32_t>(4 + t) << 8;
+  const uint32_t select_t = wg::nibble_select(t);
 
   const uint16_t* x = static_cast<const uint16_t*>(args.x);
   const uint32_t* qweight = static_cast<const uint32_t*>(args.qweight);
@@ -243,11 +243,7 @@ KF_INLINE void wgmma_body(const DenseRows& rows, const kf_linear_args& args) {
   auto tile = [&] {
     constexpr int W = BM;  // products a whole tile wide (the gathered body narrows them)
     float acc[W / 2];
-#pragma unroll
-    for (int i = 0; i < W / 2; ++i) {
-      acc[i] = 0.f;
-      wg::fence_operand(acc[i]);
-    }
+    wg::zero_operands(acc);
 
     int previous = -1;  // the slot of this run's previous stage, released once its products are done
     for (int kt = 0; kt < kts; ++kt) {
@@ -301,8 +297,7 @@ KF_INLINE void wgmma_body(const DenseRows& rows, const kf_linear_args& args) {
     }
     wg::wait<0>();
     if (previous >= 0 && lane == 0) mbar::arrive(&empty[previous]);
-#pragma unroll
-    for (int i = 0; i < W / 2; ++i) wg::fence_operand(acc[i]);
+    wg::fence_operands(acc);
 
     // Element 4j + e: fragment row g + 8 (e / 2) (column c0 or c1), tile row 8j + 2t + e % 2
     // (kf_wgmma_layout.h).

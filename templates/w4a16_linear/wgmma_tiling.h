@@ -33,7 +33,7 @@ KF_HD constexpr int block_threads(int warps) { return (warps + kProducerWarps) *
 // every thread copies its share: no producer warpgroup (bench/NOTES.md linear v48).
 KF_HD constexpr int gathered_block_threads(int warps) { return warps * 32; }
 KF_HD constexpr int launch_regs(int warps) { return 65536 / block_threads(warps) / 8 * 8; }
-KF_HD constexpr int producer_regs(int) { return 40; }  // 32 spilled the stream-K and gathered producers
+KF_HD constexpr int producer_regs(int) { return 40; }  // 32 spilled the stream-K producer
 KF_HD constexpr int consumer_regs(int warps) {
   return warps <= 4 ? 0
                     : launch_regs(warps) +

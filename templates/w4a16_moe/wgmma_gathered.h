@@ -80,7 +80,7 @@ KF_INLINE void wgmma_gathered_body(const Rows& rows, const kf_linear_args& args)
   // The weight row (global column) of shared column c.
   const int n0 = block_x() * (SILU ? BN / 2 : BN);
   auto global_col = [&](int c) { return SILU && c >= BN / 2 ? N / 2 + n0 + (c - BN / 2) : n0 + c; };
-  const uint32_t select_t = static_cast<uint32_t>(t) | static_cast<uint32_t>(4 + t) << 8;
+  const uint32_t select_t = wg::nibble_select(t);
 
   const uint16_t* x = static_cast<const uint16_t*>(args.x);
   const uint32_t* qweight = static_cast<const uint32_t*>(args.qweight);
@@ -154,19 +154,11 @@ KF_INLINE void wgmma_gathered_body(const Rows& rows, const kf_linear_args& args)
     constexpr int W = decltype(width)::value;
     static_assert(W <= BM, "products at most a tile wide");
     float acc[W / 2];
-#pragma unroll
-    for (int i = 0; i < W / 2; ++i) {
-      acc[i] = 0.f;
-      wg::fence_operand(acc[i]);
-    }
+    wg::zero_operands(acc);
 
     // STAGES - 2 stages in flight ahead of the one being multiplied; the remaining slot is
     // the previous stage, which its products may still be reading.
-#pragma unroll
-    for (int s = 0; s < STAGES - 2; ++s) {
-      if (s < KT) issue(s);
-      cp_async_commit();
-    }
+    wg::issue_ahead<STAGES - 2>(KT, issue);
     // The factors' loads wait on the sorted ids, so they go out behind the first stages;
     // the main loop's barriers publish them before the epilogue reads them.
     for (int r = tid; r < BM; r += kThreads) scale_of[r] = y_row_of[r] >= 0 ? rows.scale(m0 + r) : 0.f;
@@ -226,8 +218,7 @@ KF_INLINE void wgmma_gathered_body(const Rows& rows, const kf_linear_args& args)
       }
     }
     wg::wait<0>();
-#pragma unroll
-    for (int i = 0; i < W / 2; ++i) wg::fence_operand(acc[i]);
+    wg::fence_operands(acc);
 
     // Element 4j + e: fragment row g + 8 (e / 2) (column c0 or c1), tile row 8j + 2t + e % 2
     // (kf_wgmma_layout.h).
