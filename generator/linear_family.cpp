@@ -356,7 +356,7 @@ int linear_dynamic_shared(const LinearShape& s, const LinearConfig& cfg) {
   if (cfg.kind == LinearKind::wgmma)
     return w4a16::wgmma::smem_bytes(cfg.block_m, cfg.block_n, cfg.block_k, cfg.stages, s.asym);
   if (cfg.kind == LinearKind::skinny)
-    return w4a16::skinny::dynamic_shared_bytes(cfg.block_n, cfg.warps, cfg.stages, cfg.block_m);
+    return w4a16::skinny::dynamic_shared_bytes(cfg.block_n, cfg.warps, cfg.stages, cfg.block_m, cfg.split_k);
   return 0;
 }
 

@@ -25,6 +25,16 @@ KF_INLINE void sync_after_reads() {
   asm volatile("barrier.cluster.arrive.relaxed.aligned;\n\tbarrier.cluster.wait.aligned;" ::: "memory");
 }
 
+// The two halves of a cluster barrier, apart: every thread arrives once early (relaxed:
+// nothing to order yet) and waits only where it needs the other blocks to have started,
+// by which time the wait is long satisfied. The relaxed arrive emits no memory barrier.
+KF_INLINE void arrive_relaxed() { asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory"); }
+KF_INLINE void wait() { asm volatile("barrier.cluster.wait.aligned;" ::: "memory"); }
+
+// After a thread's mbarrier.init, before its arrive_relaxed: the other blocks may use the
+// barrier once their wait returns.
+KF_INLINE void fence_barrier_init() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
+
 // This block's rank in its cluster (x fastest).
 KF_INLINE uint32_t rank() {
   uint32_t r;
@@ -42,6 +52,22 @@ KF_INLINE float load(uint32_t addr, uint32_t rank) {
   asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(addr), "r"(rank));
   asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(remote) : "memory");
   return v;
+}
+
+// The address in block `rank`'s shared memory of this block's shared address `addr`.
+KF_INLINE uint32_t map(uint32_t addr, uint32_t rank) {
+  uint32_t remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(addr), "r"(rank));
+  return remote;
+}
+
+// Stores v at `remote` (a mapped address) and completes its 4 bytes on the mbarrier at
+// `remote_bar` in the same block: fire and forget, no fence, no round trip; the receiver
+// learns of it from its barrier's transaction count.
+KF_INLINE void store_async(uint32_t remote, float v, uint32_t remote_bar) {
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [%0], %1, [%2];" ::"r"(remote),
+               "r"(__float_as_uint(v)), "r"(remote_bar)
+               : "memory");
 }
 
 }  // namespace cluster

@@ -31,6 +31,26 @@ KF_INLINE void arrive_when_copied(uint64_t* bar) {
   asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(address(bar)) : "memory");
 }
 
+// The one arrival of a barrier of count 1 that also expects `bytes` of asynchronous
+// stores (cluster::store_async) before its phase completes.
+KF_INLINE void arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(address(bar)), "r"(bytes) : "memory");
+}
+
+// Returns once the phase of the given parity has completed, with what other blocks of the
+// cluster stored into this block's shared memory under it visible (acquire, cluster scope).
+KF_INLINE void wait_cluster(uint64_t* bar, uint32_t parity) {
+  asm volatile(
+      "{\n"
+      ".reg .pred done;\n"
+      "KF_MBAR_WAITC_%=:\n"
+      "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra KF_MBAR_WAITC_%=;\n"
+      "}\n" ::"r"(address(bar)),
+      "r"(parity)
+      : "memory");
+}
+
 // Returns once the phase of the given parity has completed (acquire).
 KF_INLINE void wait(uint64_t* bar, uint32_t parity) {
   asm volatile(

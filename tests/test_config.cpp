@@ -741,6 +741,17 @@ TEST_CASE("skinny::valid (the generator's and the template's rule), case by case
   CHECK(kf::w4a16::skinny::dynamic_shared_bytes(64, 4, 6) == 48 * 1024);
   CHECK(config_valid(2048, 4096, 128, 128, 8, 1, 8));      // 8 x 8 slots of 3 KiB: 192 KiB
   CHECK(kf::w4a16::skinny::dynamic_shared_bytes(128, 8, 8) == 192 * 1024);
+  // A split's block 0 receives the other blocks' whole tiles after its ring: 16 x 128 x 4
+  // bytes from each. 192 + 3 x 8 KiB fits; 192 + 7 x 8 KiB does not.
+  CHECK(kf::w4a16::skinny::received_bytes(128, 4) == 3 * 8 * 1024);
+  CHECK(kf::w4a16::skinny::dynamic_shared_bytes(128, 8, 8, 16, 4) == (192 + 24) * 1024);
+  CHECK(config_valid(2048, 8192, 128, 128, 8, 4, 8));   // kw 256: 8 spans
+  CHECK_FALSE(config_valid(2048, 16384, 128, 128, 8, 8, 8));  // 192 + 56 KiB
+  // Near 48 KiB, the received tiles move a static ring to dynamic memory.
+  CHECK(kf::w4a16::skinny::dynamic_shared_bytes(64, 4, 5) == 0);  // 40 KiB
+  CHECK(kf::w4a16::skinny::dynamic_shared_bytes(64, 4, 5, 16, 3) == (40 + 8) * 1024);
+  // Block_m 8 x block_n 32 over 16 warps: 256 tile entries, split all the same.
+  CHECK(config_valid(2048, 4096, 128, 32, 16, 2, 4));
   CHECK_FALSE(config_valid(2048, 4096, 128, 256, 8, 1, 8));  // 8 x 8 slots of 5 KiB: over 227 KiB
   CHECK_FALSE(config_valid(2048, 4096, 128, 64, 2, 1, 9));   // deeper than kMaxStages
   CHECK_FALSE(config_valid(2048, 4096, 128, 96, 4, 1, 1));   // block_n not whole 32s
@@ -863,22 +874,23 @@ TEST_CASE("enumerate_linear_configs: skinny only on NVIDIA, between decode and p
   //   w2 sk 1..8 x 5 stages = 20; w4 sk 1..4 x 5 + sk 8 (4 spans) x 2-4 = 18;
   //   w8 sk 1, 2 x 5 + sk 4 (4 spans) x 2-4 + sk 8 (2 spans, half a group) x 2 = 14;
   // and once more for the swapped form's block_n 32 (96 does not divide N = 2048).
-  // w16 (8 spans a warp unsplit, 4 at sk 2, 2 at sk 4) where the ring fits: 36 in all,
-  // 8 and 7 at block_m 16 (block_n 64, 128), 9 and 7 at block_m 8, and 5 at block_n 32,
-  // which has no split (its 256 tile entries do not share out over 512 threads). The swapped form at
+  // w16 (8 spans a warp unsplit, 4 at sk 2, 2 at sk 4) where the ring and a split's
+  // received tiles fit: 40 in all, 8 and 7 at block_m 16 (block_n 64, 128), 9 and 7 at
+  // block_m 8, and 9 at block_n 32 (5 unsplit, sk 2 x 3 stages, sk 4 x 2 stages: a split
+  // tile's 256 entries leave half of the 512 threads idle in its sum). The swapped form at
   // block_m 16: block_n 32, 64, 128 (96 does not divide N) x 2-16 warps x sk 1, 2 x
   // stages 2, 4, all 48 valid.
   const auto nv = kf::enumerate_linear_configs(s, kf::arch_info("sm_90a"));
   CHECK(std::count_if(nv.begin(), nv.end(), [](const kf::LinearConfig& c) { return c.kind == kf::LinearKind::skinny; }) ==
-        5 * (20 + 18 + 14) + 36 + 48);
-  CHECK(std::none_of(nv.begin(), nv.end(), [](const kf::LinearConfig& c) {
-    return c.kind == kf::LinearKind::skinny && c.split_k > 1 && c.block_m * c.block_n % (c.warps * 32) != 0;
-  }));
+        5 * (20 + 18 + 14) + 40 + 48);
+  CHECK(std::count_if(nv.begin(), nv.end(), [](const kf::LinearConfig& c) {
+          return c.kind == kf::LinearKind::skinny && c.split_k > 1 && c.block_m * c.block_n < c.warps * 32;
+        }) == 4);
   // Per-channel: one scale per column, so every split into whole spans: the same
   // configs (group 128 now takes the slices of half a group too).
   const auto ch = kf::enumerate_linear_configs({2048, 4096, 0, true, false}, kf::arch_info("sm_90a"));
   CHECK(std::count_if(ch.begin(), ch.end(), [](const kf::LinearConfig& c) { return c.kind == kf::LinearKind::skinny; }) ==
-        5 * (20 + 18 + 14) + 36 + 48);
+        5 * (20 + 18 + 14) + 40 + 48);
 }
 
 TEST_CASE("arch table") {

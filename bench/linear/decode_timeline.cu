@@ -49,9 +49,9 @@ const char* const kPointNames[kPoints] = {"start", "span0", "spanN", "loop",   "
                                           "stored", "loop0", "tile0", "tiles", "added0"};
 constexpr int kOrder[kPoints] = {0, 1, 2, 6, 3, 7, 8, 9, 4, 5};
 
-template <int N, int K, int BN, int WARPS, int STAGES, int BM, bool PAIRED>
+template <int N, int K, int BN, int WARPS, int STAGES, int BM, bool PAIRED, int SPLIT>
 __global__ void __launch_bounds__(WARPS * 32) skinny_kernel(kf_linear_args args) {
-  kf::w4a16_linear_skinny<N, K, 128, true, false, BM, BN, WARPS, 1, STAGES, PAIRED>(args);
+  kf::w4a16_linear_skinny<N, K, 128, true, false, BM, BN, WARPS, SPLIT, STAGES, PAIRED>(args);
 }
 
 // The body twice in one launch: the second pass's stamps overwrite the first's, and it
@@ -82,19 +82,24 @@ void print_timeline(const char* what, double event_us, const unsigned long long*
     t0 = std::min(t0, st[b * kSlots + 0]);
     t_end = std::max(t_end, st[b * kSlots + 5]);
   }
+  // A split tile's blocks other than its cluster's first stop after the exchange: their
+  // later points stay 0 (the stamps are cleared before each layer) and are left out.
   std::printf("%-44s event %6.2f us   blocks %4u   first start to last store %5.2f us\n", what, event_us, blocks,
               (t_end - t0) / 1e3);
   for (int p : kOrder) {
     if (floor && p != 0 && p != 5) continue;
     std::vector<double> v;
-    for (unsigned b = 0; b < blocks; ++b) v.push_back((st[b * kSlots + p] - t0) / 1e3);
+    for (unsigned b = 0; b < blocks; ++b)
+      if (st[b * kSlots + p] != 0) v.push_back((st[b * kSlots + p] - t0) / 1e3);
+    if (v.empty()) continue;
     std::sort(v.begin(), v.end());
     std::printf("    %-7s min %5.2f  median %5.2f  max %5.2f\n", kPointNames[p], v.front(), v[v.size() / 2], v.back());
   }
 }
 
-// One layer at M rows: block_m 8 (the swapped form) or, PAIRED, the paired block_m 16 form.
-template <int N, int K, int BN, int WARPS, int STAGES, int BM = 8, bool PAIRED = false>
+// One layer at M rows: block_m 8 (the swapped form) or, PAIRED, the paired block_m 16 form;
+// SPLIT > 1 launches each tile's SPLIT blocks as one cluster, as the runtime does.
+template <int N, int K, int BN, int WARPS, int STAGES, int BM = 8, bool PAIRED = false, int SPLIT = 1>
 void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps, int m = 1) {
   const size_t words = size_t(K / 8) * N, scales = size_t(K / 128) * N;
   std::mt19937 rng(N ^ K);
@@ -112,12 +117,26 @@ void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps, 
   check(cudaMemcpy(d_sc, sc.data(), scales * 2, cudaMemcpyHostToDevice), "up");
   check(cudaMemcpy(d_x, x.data(), x.size() * 2, cudaMemcpyHostToDevice), "up");
   kf_linear_args args{d_x, d_qw, d_sc, nullptr, d_y, nullptr, nullptr, m, N, K, 128};
-  const int dyn = kf::w4a16::skinny::dynamic_shared_bytes(BN, WARPS, STAGES, BM);
-  auto kernel = skinny_kernel<N, K, BN, WARPS, STAGES, BM, PAIRED>;
+  const int dyn = kf::w4a16::skinny::dynamic_shared_bytes(BN, WARPS, STAGES, BM, SPLIT);
+  auto kernel = skinny_kernel<N, K, BN, WARPS, STAGES, BM, PAIRED, SPLIT>;
   if (dyn > 0) check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dyn), "smem");
-  const dim3 grid(N / BN, 1, (m + BM - 1) / BM);
-  const unsigned blocks_of_grid = grid.x * grid.z;
-  auto launch = [&](cudaStream_t s) { kernel<<<grid, WARPS * 32, dyn > 0 ? dyn : 0, s>>>(args); };
+  const dim3 grid(N / BN, SPLIT, (m + BM - 1) / BM);
+  const unsigned blocks_of_grid = grid.x * grid.y * grid.z;
+  auto launch = [&](cudaStream_t s) {
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(WARPS * 32);
+    cfg.dynamicSmemBytes = dyn > 0 ? dyn : 0;
+    cfg.stream = s;
+    cudaLaunchAttribute cluster{};
+    cluster.id = cudaLaunchAttributeClusterDimension;
+    cluster.val.clusterDim.x = 1;
+    cluster.val.clusterDim.y = SPLIT;
+    cluster.val.clusterDim.z = 1;
+    cfg.attrs = &cluster;
+    cfg.numAttrs = SPLIT > 1 ? 1 : 0;
+    check(cudaLaunchKernelEx(&cfg, kernel, args), "launch");
+  };
 
   const size_t bytes = words * 4 + scales * 2 + size_t(m) * (K + N) * 2;
   void* floor_buf;
@@ -133,11 +152,12 @@ void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps, 
   char what[96];
   // One more cold launch of each, its stamps kept (the last launch before the copy).
   for (int which = 0; which < 2; ++which) {
+    check(cudaMemset(stamps_dev, 0, 4096 * kSlots * 8), "stamps clear");  // the other kernel's
     timer.median_us(which == 0 ? std::function<void(cudaStream_t)>(launch) : floor_launch, 3);
     const unsigned blocks = which == 0 ? blocks_of_grid : fblocks;
     if (which == 0)
-      std::snprintf(what, sizeof what, "%dx%d M=%d skinny bm%d bn%d w%d s%d%s", N, K, m, BM, BN, WARPS, STAGES,
-                    PAIRED ? " sw" : "");
+      std::snprintf(what, sizeof what, "%dx%d M=%d skinny bm%d bn%d w%d sk%d s%d%s", N, K, m, BM, BN, WARPS, SPLIT,
+                    STAGES, PAIRED ? " sw" : "");
     else
       std::snprintf(what, sizeof what, "%dx%d M=%d read floor", N, K, m);
     print_timeline(what, us[which], stamps_dev, blocks, which == 1);
@@ -145,15 +165,18 @@ void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps, 
   // Warm: launched right after itself, weights and code in L2 (the stamps of the second
   // launch). What the tail costs without cold misses: where a phase takes as long warm as
   // cold, it is the kernel's own work.
+  check(cudaMemset(stamps_dev, 0, 4096 * kSlots * 8), "stamps clear");
   launch(0);
   launch(0);
   std::snprintf(what, sizeof what, "%dx%d M=%d skinny, warm", N, K, m);
   print_timeline(what, 0.0, stamps_dev, blocks_of_grid, false);
-  auto twice = skinny_twice_kernel<N, K, BN, WARPS, STAGES, BM, PAIRED>;
-  if (dyn > 0) check(cudaFuncSetAttribute(twice, cudaFuncAttributeMaxDynamicSharedMemorySize, dyn), "smem");
-  timer.median_us([&](cudaStream_t s) { twice<<<grid, WARPS * 32, dyn > 0 ? dyn : 0, s>>>(args); }, 3);
-  std::snprintf(what, sizeof what, "%dx%d M=%d skinny, second pass in one launch", N, K, m);
-  print_timeline(what, 0.0, stamps_dev, blocks_of_grid, false);
+  if constexpr (SPLIT == 1) {
+    auto twice = skinny_twice_kernel<N, K, BN, WARPS, STAGES, BM, PAIRED>;
+    if (dyn > 0) check(cudaFuncSetAttribute(twice, cudaFuncAttributeMaxDynamicSharedMemorySize, dyn), "smem");
+    timer.median_us([&](cudaStream_t s) { twice<<<grid, WARPS * 32, dyn > 0 ? dyn : 0, s>>>(args); }, 3);
+    std::snprintf(what, sizeof what, "%dx%d M=%d skinny, second pass in one launch", N, K, m);
+    print_timeline(what, 0.0, stamps_dev, blocks_of_grid, false);
+  }
   cudaFree(d_qw);
   cudaFree(d_sc);
   cudaFree(d_x);
@@ -165,9 +188,12 @@ void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps, 
 }  // namespace
 
 // `decode_timeline paired`: only the wide layers' paired runs at M = 16 (for comparing
-// builds of the template against one another).
+// builds of the template against one another). `decode_timeline split`: the narrow layers'
+// served kernels beside their cluster split-K forms, and the 128-block llama layer of
+// 2048x4096's bytes (bench/NOTES.md linear v52), at M = 1.
 int main(int argc, char** argv) {
   const bool paired_only = argc > 1 && std::string(argv[1]) == "paired";
+  const bool split_only = argc > 1 && std::string(argv[1]) == "split";
   const cudaDeviceProp prop = kf::bench::device_or_skip();
   std::printf("device: %s (%d SMs); bf16, symmetric, group 128; cold, event median of 100\n", prop.name,
               prop.multiProcessorCount);
@@ -183,6 +209,16 @@ int main(int argc, char** argv) {
   };
   if (paired_only) {
     paired_m16();
+    cudaFree(stamps);
+    return 0;
+  }
+  if (split_only) {
+    run<2048, 4096, 32, 16, 8>(timer, stamps, reps);
+    run<2048, 4096, 32, 16, 3, 8, false, 2>(timer, stamps, reps);
+    run<2048, 4096, 32, 16, 4, 8, false, 2>(timer, stamps, reps);
+    run<4096, 2048, 32, 16, 4>(timer, stamps, reps);
+    run<1024, 2048, 32, 16, 4>(timer, stamps, reps);
+    run<1024, 2048, 32, 16, 2, 8, false, 2>(timer, stamps, reps);
     cudaFree(stamps);
     return 0;
   }

@@ -164,7 +164,8 @@ const char* parse_kernel(const KernelRow& row, KernelImpl* k) {
     const LinearConfigKey& c = k->config;
     if ((c.block_m != sk::kRows && c.block_m != sk::kRowsSwapped) || c.block_k != sk::kSpan)
       return "a skinny kernel has block_m 16 (or 8, the swapped form) and block_k 32";
-    k->dynamic_shared = static_cast<unsigned>(sk::dynamic_shared_bytes(c.block_n, c.warps, c.stages, c.block_m));
+    k->dynamic_shared =
+        static_cast<unsigned>(sk::dynamic_shared_bytes(c.block_n, c.warps, c.stages, c.block_m, c.split_k));
     k->split_on_chip = true;
     k->waits_for_previous = true;
   }

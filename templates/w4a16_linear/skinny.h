@@ -36,6 +36,7 @@
 #pragma once
 #include "kf_cluster.h"
 #include "kf_grid_dependency.h"
+#include "kf_mbarrier.h"
 #include "kf_portability.h"
 #include "w4a16_linear/args.h"
 #include "w4a16_linear/rows.h"
@@ -121,6 +122,13 @@ KF_INLINE u32x4* shared_units() {
   }
 }
 
+// Split-K: the barrier that counts the other blocks' sums into block 0 of a cluster (their
+// bytes land after its ring: skinny_tiling.h received_bytes).
+KF_INLINE uint64_t* split_barrier() {
+  KF_SHARED uint64_t bar;
+  return &bar;
+}
+
 // Halves (lo of a, lo of b) or (hi of a, hi of b): x values 4 apart in k, one register.
 KF_INLINE uint32_t pair_lo(uint32_t a, uint32_t b) { return __byte_perm(a, b, 0x5410); }
 KF_INLINE uint32_t pair_hi(uint32_t a, uint32_t b) { return __byte_perm(a, b, 0x7632); }
@@ -185,9 +193,22 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
     u32x4 w[CHUNKS];
     u32x4 xr[XUNITS];
   };
-  u32x4* const smem = skinny::shared_units<(skinny::dynamic_shared_bytes(BN, WARPS, STAGES, BM) > 0),
-                                           skinny::shared_bytes(BN, WARPS, STAGES, BM) / 16>();
+  u32x4* const smem = skinny::shared_units<(skinny::dynamic_shared_bytes(BN, WARPS, STAGES, BM, SPLIT_K) > 0),
+                                           skinny::block_bytes(BN, WARPS, STAGES, BM, SPLIT_K) / 16>();
   u32x4* const ring = smem + warp * STAGES * SLOT * 32;  // [STAGES][SLOT * 32] of this warp
+  // Split-K: block 0 of the cluster sets up the barrier that counts the other blocks' sums
+  // in (every entry of their tiles, 4 bytes each), before any thread arrives on the
+  // cluster barrier, which they wait on before storing (after their loops, when the wait
+  // is long satisfied).
+  constexpr int SPLIT_ENTRIES = BM * BN;
+  if constexpr (SPLIT_K > 1) {
+    if (cluster::rank() == 0 && thread_id() == 0) {
+      mbar::init(skinny::split_barrier(), 1);
+      mbar::arrive_expect_tx(skinny::split_barrier(), (SPLIT_K - 1) * SPLIT_ENTRIES * 4);
+      cluster::fence_barrier_init();
+    }
+    cluster::arrive_relaxed();
+  }
   // The span-invariant part of each copy, per lane: its source at span 0 (a span is 4
   // word rows, 4 N words, further on) and its slot position. Worked out once, so a span
   // costs its copies and not their address arithmetic.
@@ -482,19 +503,8 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
   if constexpr (PER_WARP_TILES) {
     KF_SKINNY_STAMP(7);  // warp 0's tile stored
     barrier();
-    KF_SKINNY_STAMP(8);  // every warp's tile stored
-    if constexpr (!SUM_AT_STORE) {
-      static_assert(TS == BN, "the split-K sum reads the tile as BM x BN");
-      for (int i = thread_id(); i < BM * BN; i += WARPS * 32) {
-        if (!row_valid(i / BN)) continue;
-        float sum = part[i];
-#pragma unroll
-        for (int w = 1; w < WARPS; ++w) sum += part[w * BM * BN + i];
-        part[i] = sum;  // only this thread reads or writes entry i of part[0]
-      }
-      KF_SKINNY_STAMP(9);  // thread 0's entries added
-      barrier();
-    }
+    KF_SKINNY_STAMP(8);  // every warp's tile stored (unsplit, the epilogue adds them as it
+                         // reads; split, each thread adds its entries below)
   } else {
     for (int w = 0; w < WARPS; ++w) {
       if (warp == w)
@@ -513,43 +523,60 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
 
   if constexpr (SPLIT_K > 1) {
     // The SPLIT_K blocks of a tile are one thread-block cluster (cluster dims
-    // (1, SPLIT_K, 1), skinny.cu.in): rank 0 adds the others' tiles, read from their
-    // shared memory, to its own in rank order (deterministic) and runs the epilogue. The
-    // second cluster barrier keeps the other tiles alive until it has read them, and is
-    // rank 0's block barrier before the epilogue. No workspace, no counter: the partial
-    // sums of the old global-memory reduction cost a store, a fence, an atomic and a
-    // load, more than the split gained (bench/NOTES.md linear v20).
+    // (1, SPLIT_K, 1), skinny.cu.in). Each thread adds its entries over its block's warps;
+    // blocks 1 .. SPLIT_K - 1 store theirs into block 0's `received` (asynchronous remote
+    // stores whose bytes complete block 0's barrier) and are done; block 0 waits for the
+    // barrier, adds them in rank order (deterministic) and runs the epilogue. No workspace
+    // and no counter (their memory round trips cost more than the split gained:
+    // bench/NOTES.md linear v20), and no cluster-wide barrier at the end: a barrier, the
+    // remote loads and a second barrier took ~0.85 us (v54).
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
     static_assert(SPLIT_K == 1, "split-K sums through a thread-block cluster (sm_90)");
 #endif
-    cluster::sync();
-    const uint32_t rank = cluster::rank();
-    if (rank == 0) {
-      // Each thread's PER entries, every remote load issued before the first add (one
-      // round trip, not SPLIT_K - 1); written as a loop over a dynamic tile index, ptxas
-      // spilled.
-      constexpr int PER = BM * BN / (WARPS * 32);
-      static_assert(BM * BN % (WARPS * 32) == 0, "whole tile entries per thread");
-      float* const flat = &tile[0][0];
-      const uint32_t mine = cluster::shared_address(flat);
-      float sum[PER];
-      bool live[PER];  // the entry's row is valid
+    // Each thread's PER entries; a tile of fewer entries than threads (block_m 8 x
+    // block_n 32 over 16 warps: 256 over 512) leaves the last pass's upper threads idle.
+    // Written as a loop over a dynamic tile index, ptxas spilled.
+    constexpr int THREADS = WARPS * 32, PER = (SPLIT_ENTRIES + THREADS - 1) / THREADS;
+    static_assert(TS == BN, "the split-K sum reads the warps' tiles as BM x BN each");
+    float* const flat = &tile[0][0];
+    float sum[PER];
+    bool exists[PER], live[PER];  // the entry is in the tile; its row is valid too
 #pragma unroll
-      for (int r = 0; r < PER; ++r) {
-        live[r] = row_valid((thread_id() + r * WARPS * 32) / BN);
-        sum[r] = live[r] ? flat[thread_id() + r * WARPS * 32] : 0.f;
+    for (int r = 0; r < PER; ++r) {
+      const int i = thread_id() + r * THREADS;
+      exists[r] = SPLIT_ENTRIES % THREADS == 0 || i < SPLIT_ENTRIES;
+      live[r] = exists[r] && row_valid(i / BN);
+      sum[r] = 0.f;
+      if (live[r]) {
+        sum[r] = part[i];
+        if constexpr (PER_WARP_TILES)
+#pragma unroll
+          for (int w = 1; w < WARPS; ++w) sum[r] += part[w * SPLIT_ENTRIES + i];
       }
-#pragma unroll
-      for (int q = 1; q < SPLIT_K; ++q)
-#pragma unroll
-        for (int r = 0; r < PER; ++r)
-          if (live[r]) sum[r] += cluster::load(mine + 4 * (thread_id() + r * WARPS * 32), q);
+    }
+    KF_SKINNY_STAMP(9);  // thread 0's entries added
+    const uint32_t rank = cluster::rank();
+    float* const received = reinterpret_cast<float*>(smem + skinny::shared_bytes(BN, WARPS, STAGES, BM) / 16);
+    cluster::wait();  // every block has started, block 0's barrier is set up
+    if (rank != 0) {
+      // Every entry, valid row or not, so that block 0's count of bytes is fixed.
+      const uint32_t bar = cluster::map(mbar::address(skinny::split_barrier()), 0);
+      const uint32_t base = cluster::map(cluster::shared_address(received), 0) + 4 * (rank - 1) * SPLIT_ENTRIES;
 #pragma unroll
       for (int r = 0; r < PER; ++r)
-        if (live[r]) flat[thread_id() + r * WARPS * 32] = sum[r];
+        if (exists[r]) cluster::store_async(base + 4 * (thread_id() + r * THREADS), sum[r], bar);
+      return;
     }
-    cluster::sync();
-    if (rank != 0) return;
+    mbar::wait_cluster(skinny::split_barrier(), 0);
+#pragma unroll
+    for (int r = 0; r < PER; ++r)
+      if (live[r]) {
+        const int i = thread_id() + r * THREADS;
+#pragma unroll
+        for (int q = 1; q < SPLIT_K; ++q) sum[r] += received[(q - 1) * SPLIT_ENTRIES + i];
+        flat[i] = sum[r];  // only this thread reads or writes entry i of the tile
+      }
+    barrier();
   }
 
   KF_SKINNY_STAMP(4);  // the block's sums are in its tile

@@ -131,12 +131,22 @@ KF_HD constexpr int shared_bytes(int block_n, int warps, int stages, int block_m
              : tile_bytes(block_n, block_m);
 }
 
-// The dynamic shared memory a config launches with: 0 when its ring and tile fit the
-// static 48 KiB (deeper rings and more warps keep more weight bytes in flight per SM:
-// bench/NOTES.md linear v11 profile).
-KF_HD constexpr int dynamic_shared_bytes(int block_n, int warps, int stages, int block_m = kRows) {
-  return shared_bytes(block_n, warps, stages, block_m) + kEpilogueShared > kMaxStaticShared
-             ? shared_bytes(block_n, warps, stages, block_m)
+// Split-K: after the ring and tile, where a cluster's block 0 receives the other blocks'
+// tiles (all BM x BN entries of each: skinny.h), so that they may store into it while
+// block 0 still multiplies. The barrier that counts them in is a static word.
+KF_HD constexpr int received_bytes(int block_n, int split_k, int block_m = kRows) {
+  return split_k > 1 ? (split_k - 1) * block_m * block_n * 4 : 0;
+}
+KF_HD constexpr int block_bytes(int block_n, int warps, int stages, int block_m = kRows, int split_k = 1) {
+  return shared_bytes(block_n, warps, stages, block_m) + received_bytes(block_n, split_k, block_m);
+}
+
+// The dynamic shared memory a config launches with: 0 when its ring, tile and received
+// tiles fit the static 48 KiB (deeper rings and more warps keep more weight bytes in
+// flight per SM: bench/NOTES.md linear v11 profile).
+KF_HD constexpr int dynamic_shared_bytes(int block_n, int warps, int stages, int block_m = kRows, int split_k = 1) {
+  return block_bytes(block_n, warps, stages, block_m, split_k) + kEpilogueShared > kMaxStaticShared
+             ? block_bytes(block_n, warps, stages, block_m, split_k)
              : 0;
 }
 
@@ -144,7 +154,7 @@ KF_HD constexpr int dynamic_shared_bytes(int block_n, int warps, int stages, int
 // slices of K whole spans and, unless per-channel, whole groups or a whole part of one
 // (the scale is applied once per group, or once per slice); a ring no deeper than the
 // slice's spans (deeper slots would never be filled) whose slots fit the shared memory a
-// block can have.
+// block can have (with a split's received tiles).
 KF_HD constexpr bool valid(int n, int k, int group, int block_n, int warps, int split_k, int stages,
                            int block_m = kRows) {
   if (block_m != kRows && block_m != kRowsSwapped) return false;
@@ -152,13 +162,11 @@ KF_HD constexpr bool valid(int n, int k, int group, int block_n, int warps, int 
   if (warps < 1 || split_k < 1 || k % (split_k * warps) != 0) return false;
   const int kw = k / split_k / warps;
   if (kw < kSpan || kw % kSpan != 0) return false;
-  // Split-K: the cluster's first block sums the tiles with each thread taking whole entries.
-  if (split_k > 1 && block_m * block_n % (warps * 32) != 0) return false;
   const int fold = fold_k(k, group, kw);
   if (fold % kSpan != 0 || kw < fold || kw % fold != 0) return false;
   if (kw < group && group % kw != 0) return false;  // a slice within one group
   return stages >= 1 && stages <= kMaxStages && stages <= kw / kSpan &&
-         shared_bytes(block_n, warps, stages, block_m) + kEpilogueShared <= kMaxShared;
+         block_bytes(block_n, warps, stages, block_m, split_k) + kEpilogueShared <= kMaxShared;
 }
 
 // The fused SiLU epilogue (gemm1, _silu): the block's gate and up halves are whole

@@ -129,8 +129,10 @@ unsigned skinny_dynamic_bytes(const std::string& name) {
     at = name.rfind("_s", at - 1);
   if (at == std::string::npos) return 0;
   const int stages = std::atoi(name.c_str() + at + 2);
-  return static_cast<unsigned>(kf::w4a16::skinny::dynamic_shared_bytes(config_value(name, "bn"), config_value(name, "w"),
-                                                                       stages, config_value(name, "bm")));
+  const size_t sk = name.rfind("_sk");  // the split, not the "_skinny_" of the kind
+  const int split_k = sk == std::string::npos ? 1 : std::atoi(name.c_str() + sk + 3);
+  return static_cast<unsigned>(kf::w4a16::skinny::dynamic_shared_bytes(
+      config_value(name, "bn"), config_value(name, "w"), stages, config_value(name, "bm"), split_k));
 }
 
 CUresult fault(const std::string& why) {
