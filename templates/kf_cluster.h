@@ -44,21 +44,19 @@ KF_INLINE uint32_t rank() {
 
 KF_INLINE uint32_t shared_address(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
 
-// The float at this block's shared address `addr`, in the shared memory of block `rank`
-// of the cluster.
-KF_INLINE float load(uint32_t addr, uint32_t rank) {
-  uint32_t remote;
-  float v;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(addr), "r"(rank));
-  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(remote) : "memory");
-  return v;
-}
-
 // The address in block `rank`'s shared memory of this block's shared address `addr`.
 KF_INLINE uint32_t map(uint32_t addr, uint32_t rank) {
   uint32_t remote;
   asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(addr), "r"(rank));
   return remote;
+}
+
+// The float at this block's shared address `addr`, in the shared memory of block `rank`
+// of the cluster.
+KF_INLINE float load(uint32_t addr, uint32_t rank) {
+  float v;
+  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(map(addr, rank)) : "memory");
+  return v;
 }
 
 // Stores v (16 bytes, `remote` 16-byte aligned: a mapped address) and completes its 16

@@ -23,6 +23,7 @@
 #include "cold_timer.h"
 
 constexpr int kSlots = 16;  // stamps per block
+constexpr size_t kStampBytes = 4096 * kSlots * 8;  // up to 4096 blocks
 
 // [block][kSlots]. In constant memory: a __device__ pointer is loaded from memory at each
 // stamp (a store through it may alias it), and thread 0 waited an L2 round trip for it
@@ -83,7 +84,7 @@ void print_timeline(const char* what, double event_us, const unsigned long long*
     t_end = std::max(t_end, st[b * kSlots + 5]);
   }
   // A split tile's blocks other than its cluster's first stop after the exchange: their
-  // later points stay 0 (the stamps are cleared before each layer) and are left out.
+  // later points stay 0 (the stamps are cleared before each stamped run) and are left out.
   std::printf("%-44s event %6.2f us   blocks %4u   first start to last store %5.2f us\n", what, event_us, blocks,
               (t_end - t0) / 1e3);
   for (int p : kOrder) {
@@ -152,7 +153,7 @@ void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps, 
   char what[96];
   // One more cold launch of each, its stamps kept (the last launch before the copy).
   for (int which = 0; which < 2; ++which) {
-    check(cudaMemset(stamps_dev, 0, 4096 * kSlots * 8), "stamps clear");  // the other kernel's
+    check(cudaMemset(stamps_dev, 0, kStampBytes), "stamps clear");  // the other kernel's
     timer.median_us(which == 0 ? std::function<void(cudaStream_t)>(launch) : floor_launch, 3);
     const unsigned blocks = which == 0 ? blocks_of_grid : fblocks;
     if (which == 0)
@@ -165,7 +166,7 @@ void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps, 
   // Warm: launched right after itself, weights and code in L2 (the stamps of the second
   // launch). What the tail costs without cold misses: where a phase takes as long warm as
   // cold, it is the kernel's own work.
-  check(cudaMemset(stamps_dev, 0, 4096 * kSlots * 8), "stamps clear");
+  check(cudaMemset(stamps_dev, 0, kStampBytes), "stamps clear");
   launch(0);
   launch(0);
   std::snprintf(what, sizeof what, "%dx%d M=%d skinny, warm", N, K, m);
@@ -199,7 +200,7 @@ int main(int argc, char** argv) {
               prop.multiProcessorCount);
   kf::bench::ColdTimer timer;
   unsigned long long* stamps;
-  check(cudaMalloc(&stamps, 4096 * kSlots * 8), "stamps");
+  check(cudaMalloc(&stamps, kStampBytes), "stamps");
   check(cudaMemcpyToSymbol(g_stamps, &stamps, sizeof stamps), "stamps symbol");
   constexpr int reps = 100;
   // M = 16 on the wide layers: the paired form that serves it (bench/NOTES.md linear v27).
