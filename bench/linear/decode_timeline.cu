@@ -191,10 +191,12 @@ void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps, 
 // `decode_timeline paired`: only the wide layers' paired runs at M = 16 (for comparing
 // builds of the template against one another). `decode_timeline split`: the narrow layers'
 // served kernels beside their cluster split-K forms, and the 128-block llama layer of
-// 2048x4096's bytes (bench/NOTES.md linear v52), at M = 1.
+// 2048x4096's bytes (bench/NOTES.md linear v52), at M = 1. `decode_timeline split-rows`:
+// split and unsplit forms at M = 1, 4, 8.
 int main(int argc, char** argv) {
   const bool paired_only = argc > 1 && std::string(argv[1]) == "paired";
   const bool split_only = argc > 1 && std::string(argv[1]) == "split";
+  const bool split_rows = argc > 1 && std::string(argv[1]) == "split-rows";
   const cudaDeviceProp prop = kf::bench::device_or_skip();
   std::printf("device: %s (%d SMs); bf16, symmetric, group 128; cold, event median of 100\n", prop.name,
               prop.multiProcessorCount);
@@ -210,6 +212,20 @@ int main(int argc, char** argv) {
   };
   if (paired_only) {
     paired_m16();
+    cudaFree(stamps);
+    return 0;
+  }
+  if (split_rows) {
+    // Split configs whose autotune medians grow with M where their unsplit forms' stay flat
+    // (bench/NOTES.md linear v55): which phase takes the extra time.
+    for (int m : {1, 4, 8}) {
+      run<2048, 4096, 32, 16, 8>(timer, stamps, reps, m);
+      run<2048, 4096, 32, 16, 4, 8, false, 2>(timer, stamps, reps, m);
+    }
+    for (int m : {1, 8}) {
+      run<9216, 2048, 96, 8, 4>(timer, stamps, reps, m);
+      run<9216, 2048, 96, 8, 4, 8, false, 2>(timer, stamps, reps, m);
+    }
     cudaFree(stamps);
     return 0;
   }
