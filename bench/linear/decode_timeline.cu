@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -24,6 +25,7 @@
 
 constexpr int kSlots = 16;  // stamps per block
 constexpr size_t kStampBytes = 4096 * kSlots * 8;  // up to 4096 blocks
+constexpr int kSmSlot = kSlots - 1;  // not a time: the SM a block ran on
 
 // [block][kSlots]. In constant memory: a __device__ pointer is loaded from memory at each
 // stamp (a store through it may alias it), and thread 0 waited an L2 round trip for it
@@ -35,6 +37,11 @@ __device__ __forceinline__ void kf_timeline_stamp(int point) {
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
   const unsigned block = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
   g_stamps[block * kSlots + point] = t;
+  if (point == 0) {  // and where the block runs: the SM (slot kSmSlot), 1-based (0: no stamp)
+    unsigned sm;
+    asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+    g_stamps[block * kSlots + kSmSlot] = sm + 1;
+  }
 }
 #define KF_SKINNY_STAMP(point) kf_timeline_stamp(point)
 #include "util/stream_read.h"
@@ -74,7 +81,7 @@ __global__ void __launch_bounds__(kf::kStreamReadThreads) floor_kernel(kf_stream
 // Copies the last launch's stamps of `blocks` blocks and prints, per point, their spread
 // over the blocks (us after the first block's start).
 void print_timeline(const char* what, double event_us, const unsigned long long* stamps_dev, unsigned blocks,
-                    bool floor) {
+                    bool floor, unsigned grid_x = 0, unsigned ranks = 1) {
   check(cudaDeviceSynchronize(), "stamps run");
   std::vector<unsigned long long> st(size_t(blocks) * kSlots);
   check(cudaMemcpy(st.data(), stamps_dev, st.size() * 8, cudaMemcpyDeviceToHost), "stamps");
@@ -85,8 +92,16 @@ void print_timeline(const char* what, double event_us, const unsigned long long*
   }
   // A split tile's blocks other than its cluster's first stop after the exchange: their
   // later points stay 0 (the stamps are cleared before each stamped run) and are left out.
-  std::printf("%-44s event %6.2f us   blocks %4u   first start to last store %5.2f us\n", what, event_us, blocks,
-              (t_end - t0) / 1e3);
+  // How many SMs ran 1, 2, 3, ... of the blocks: a cluster launch may place several
+  // blocks on one SM while others stay idle.
+  std::map<unsigned long long, int> per_sm;
+  for (unsigned b = 0; b < blocks; ++b) ++per_sm[st[b * kSlots + kSmSlot]];
+  std::map<int, int> sms_with;
+  for (const auto& [sm, n] : per_sm) ++sms_with[n];
+  std::string placement;
+  for (const auto& [n, sms] : sms_with) placement += " " + std::to_string(sms) + "x" + std::to_string(n);
+  std::printf("%-44s event %6.2f us   blocks %4u   first start to last store %5.2f us   SMs x blocks:%s\n", what,
+              event_us, blocks, (t_end - t0) / 1e3, placement.c_str());
   for (int p : kOrder) {
     if (floor && p != 0 && p != 5) continue;
     std::vector<double> v;
@@ -96,12 +111,23 @@ void print_timeline(const char* what, double event_us, const unsigned long long*
     std::sort(v.begin(), v.end());
     std::printf("    %-7s min %5.2f  median %5.2f  max %5.2f\n", kPointNames[p], v.front(), v[v.size() / 2], v.back());
   }
+  // A split grid's first span and loop end by cluster rank (block = x + grid_x (rank + ranks z)).
+  for (unsigned r = 0; ranks > 1 && r < ranks; ++r)
+    for (int p : {1, 3}) {
+      std::vector<double> v;
+      for (unsigned b = 0; b < blocks; ++b)
+        if (b / grid_x % ranks == r && st[b * kSlots + p] != 0) v.push_back((st[b * kSlots + p] - t0) / 1e3);
+      if (v.empty()) continue;
+      std::sort(v.begin(), v.end());
+      std::printf("    rank %u %-6s min %5.2f  median %5.2f  max %5.2f\n", r, kPointNames[p], v.front(), v[v.size() / 2],
+                  v.back());
+    }
 }
 
 // One layer at M rows: block_m 8 (the swapped form) or, PAIRED, the paired block_m 16 form;
 // SPLIT > 1 launches each tile's SPLIT blocks as one cluster, as the runtime does.
 template <int N, int K, int BN, int WARPS, int STAGES, int BM = 8, bool PAIRED = false, int SPLIT = 1>
-void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps, int m = 1) {
+void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps, int m = 1, int cluster_x = 1) {
   const size_t words = size_t(K / 8) * N, scales = size_t(K / 128) * N;
   std::mt19937 rng(N ^ K);
   std::vector<uint32_t> qw(words);
@@ -131,11 +157,11 @@ void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps, 
     cfg.stream = s;
     cudaLaunchAttribute cluster{};
     cluster.id = cudaLaunchAttributeClusterDimension;
-    cluster.val.clusterDim.x = 1;
+    cluster.val.clusterDim.x = cluster_x;  // > 1: an unsplit kernel launched as clusters anyway
     cluster.val.clusterDim.y = SPLIT;
     cluster.val.clusterDim.z = 1;
     cfg.attrs = &cluster;
-    cfg.numAttrs = SPLIT > 1 ? 1 : 0;
+    cfg.numAttrs = SPLIT > 1 || cluster_x > 1 ? 1 : 0;
     check(cudaLaunchKernelEx(&cfg, kernel, args), "launch");
   };
 
@@ -157,11 +183,11 @@ void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps, 
     timer.median_us(which == 0 ? std::function<void(cudaStream_t)>(launch) : floor_launch, 3);
     const unsigned blocks = which == 0 ? blocks_of_grid : fblocks;
     if (which == 0)
-      std::snprintf(what, sizeof what, "%dx%d M=%d skinny bm%d bn%d w%d sk%d s%d%s", N, K, m, BM, BN, WARPS, SPLIT,
-                    STAGES, PAIRED ? " sw" : "");
+      std::snprintf(what, sizeof what, "%dx%d M=%d skinny bm%d bn%d w%d sk%d s%d%s%s", N, K, m, BM, BN, WARPS, SPLIT,
+                    STAGES, PAIRED ? " sw" : "", cluster_x > 1 ? " cl2" : "");
     else
       std::snprintf(what, sizeof what, "%dx%d M=%d read floor", N, K, m);
-    print_timeline(what, us[which], stamps_dev, blocks, which == 1);
+    print_timeline(what, us[which], stamps_dev, blocks, which == 1, grid.x, which == 0 ? SPLIT : 1);
   }
   // Warm: launched right after itself, weights and code in L2 (the stamps of the second
   // launch). What the tail costs without cold misses: where a phase takes as long warm as
@@ -221,6 +247,8 @@ int main(int argc, char** argv) {
     for (int m : {1, 4, 8}) {
       run<2048, 4096, 32, 16, 8>(timer, stamps, reps, m);
       run<2048, 4096, 32, 16, 4, 8, false, 2>(timer, stamps, reps, m);
+      run<4096, 2048, 32, 16, 4>(timer, stamps, reps, m);  // 128 blocks of the same slices, no cluster
+      run<4096, 2048, 32, 16, 4>(timer, stamps, reps, m, 2);  // the same, launched as clusters of 2
     }
     for (int m : {1, 8}) {
       run<9216, 2048, 96, 8, 4>(timer, stamps, reps, m);
