@@ -9,7 +9,9 @@
 // skinny kernel also warm (right after itself) and as a second pass of its body within
 // one launch (code fetched, data in L2). Timings, not checks: the data is random and the
 // outputs unread. The stamps cost the kernel ~0.1-0.2 us of its event time (bench/linear
-// times the kernels without them).
+// times the kernels without them). Each timeline's header also says how many SMs ran one,
+// two, ... of its blocks, and a split grid's lines add each cluster rank's first span
+// and loop end.
 #include <cuda_runtime.h>
 
 #include <algorithm>
