@@ -80,6 +80,12 @@ __global__ void __launch_bounds__(kf::kStreamReadThreads) floor_kernel(kf_stream
   kf_timeline_stamp(5);
 }
 
+// One line: the spread of `v` (us after the first block's start) over the blocks.
+void print_spread(const char* label, std::vector<double>& v) {
+  std::sort(v.begin(), v.end());
+  std::printf("    %-7s min %5.2f  median %5.2f  max %5.2f\n", label, v.front(), v[v.size() / 2], v.back());
+}
+
 // Copies the last launch's stamps of `blocks` blocks and prints, per point, their spread
 // over the blocks (us after the first block's start).
 void print_timeline(const char* what, double event_us, const unsigned long long* stamps_dev, unsigned blocks,
@@ -92,8 +98,6 @@ void print_timeline(const char* what, double event_us, const unsigned long long*
     t0 = std::min(t0, st[b * kSlots + 0]);
     t_end = std::max(t_end, st[b * kSlots + 5]);
   }
-  // A split tile's blocks other than its cluster's first stop after the exchange: their
-  // later points stay 0 (the stamps are cleared before each stamped run) and are left out.
   // How many SMs ran 1, 2, 3, ... of the blocks: a cluster launch may place several
   // blocks on one SM while others stay idle.
   std::map<unsigned long long, int> per_sm;
@@ -104,14 +108,15 @@ void print_timeline(const char* what, double event_us, const unsigned long long*
   for (const auto& [n, sms] : sms_with) placement += " " + std::to_string(sms) + "x" + std::to_string(n);
   std::printf("%-44s event %6.2f us   blocks %4u   first start to last store %5.2f us   SMs x blocks:%s\n", what,
               event_us, blocks, (t_end - t0) / 1e3, placement.c_str());
+  // A split tile's blocks other than its cluster's first stop after the exchange: their
+  // later points stay 0 (the stamps are cleared before each stamped run) and are left out.
   for (int p : kOrder) {
     if (floor && p != 0 && p != 5) continue;
     std::vector<double> v;
     for (unsigned b = 0; b < blocks; ++b)
       if (st[b * kSlots + p] != 0) v.push_back((st[b * kSlots + p] - t0) / 1e3);
     if (v.empty()) continue;
-    std::sort(v.begin(), v.end());
-    std::printf("    %-7s min %5.2f  median %5.2f  max %5.2f\n", kPointNames[p], v.front(), v[v.size() / 2], v.back());
+    print_spread(kPointNames[p], v);
   }
   // A split grid's first span and loop end by cluster rank (block = x + grid_x (rank + ranks z)).
   for (unsigned r = 0; ranks > 1 && r < ranks; ++r)
@@ -119,10 +124,7 @@ void print_timeline(const char* what, double event_us, const unsigned long long*
       std::vector<double> v;
       for (unsigned b = 0; b < blocks; ++b)
         if (b / grid_x % ranks == r && st[b * kSlots + p] != 0) v.push_back((st[b * kSlots + p] - t0) / 1e3);
-      if (v.empty()) continue;
-      std::sort(v.begin(), v.end());
-      std::printf("    rank %u %-6s min %5.2f  median %5.2f  max %5.2f\n", r, kPointNames[p], v.front(), v[v.size() / 2],
-                  v.back());
+      if (!v.empty()) print_spread(("rank " + std::to_string(r) + " " + kPointNames[p]).c_str(), v);
     }
 }
 
@@ -186,7 +188,7 @@ void run(kf::bench::ColdTimer& timer, unsigned long long* stamps_dev, int reps, 
     const unsigned blocks = which == 0 ? blocks_of_grid : fblocks;
     if (which == 0)
       std::snprintf(what, sizeof what, "%dx%d M=%d skinny bm%d bn%d w%d sk%d s%d%s%s", N, K, m, BM, BN, WARPS, SPLIT,
-                    STAGES, PAIRED ? " sw" : "", cluster_x > 1 ? " cl2" : "");
+                    STAGES, PAIRED ? " sw" : "", cluster_x > 1 ? (" cl" + std::to_string(cluster_x)).c_str() : "");
     else
       std::snprintf(what, sizeof what, "%dx%d M=%d read floor", N, K, m);
     print_timeline(what, us[which], stamps_dev, blocks, which == 1, grid.x, which == 0 ? SPLIT : 1);
