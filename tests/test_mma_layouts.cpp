@@ -6,7 +6,6 @@
 //    per-element formulas, with the 16x16 atom as two n8 halves.
 #include <doctest/doctest.h>
 
-#include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <filesystem>
@@ -663,39 +662,6 @@ TEST_CASE("skinny: the product check rejects A and B that disagree on k") {
   auto b_swap = [](int s, int p) { return kf::w4a16::skinny::b_nibble(s, 1 - p % 2 + 2 * (p / 2)); };
   CHECK(skinny_span_mismatches(+a_k_off, kf::w4a16::skinny::b_nibble) > 0);
   CHECK(skinny_span_mismatches(kf::w4a16::skinny::a_k, +b_swap) > 0);
-}
-
-// The walking order of a warp's spans (skinny.h walk): every span once, each fold group's
-// spans one after another (the fold runs once per group), starting where the rotation says.
-TEST_CASE("skinny: the rotated walk visits every span once, groups whole") {
-  namespace sk = kf::w4a16::skinny;
-  for (int spans : {1, 2, 4, 8, 16, 32})
-    for (int group_spans : {1, 2, 4, 8, 16, 32}) {
-      if (group_spans > spans || spans % group_spans != 0) continue;
-      for (int rot = 0; rot < spans; ++rot) {
-        CAPTURE(spans);
-        CAPTURE(group_spans);
-        CAPTURE(rot);
-        std::vector<int> seen(spans, 0);
-        int whole = 1;
-        for (int i = 0; i < spans; ++i) {
-          const int span = sk::walk_span(i, spans, group_spans, rot);
-          REQUIRE(span >= 0);
-          REQUIRE(span < spans);
-          ++seen[span];
-          // Steps of one group (i / group_spans) stay in one group of spans.
-          whole &= span / group_spans == sk::walk_span(i - i % group_spans, spans, group_spans, rot) / group_spans;
-        }
-        CHECK(std::count(seen.begin(), seen.end(), 1) == spans);
-        CHECK(whole == 1);
-        CHECK(sk::walk_span(0, spans, group_spans, rot) == rot / group_spans % (spans / group_spans) * group_spans + rot % group_spans);
-        if (rot == 0)
-          for (int i = 0; i < spans; ++i) CHECK(sk::walk_span(i, spans, group_spans, 0) == i);
-      }
-    }
-  // Different rotations start on different spans: blocks of neighbouring columns ask for
-  // different lines of x first.
-  for (int rot = 1; rot < 8; ++rot) CHECK(sk::walk_span(0, 8, 4, rot) != sk::walk_span(0, 8, 4, 0));
 }
 
 // The ring's copy and read-back (skinny.h request / read_slot), emulated: each copy lane

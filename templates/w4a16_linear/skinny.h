@@ -110,17 +110,14 @@ KF_INLINE void x_sums(float (&xs)[4], const FragA& a) {
 KF_INLINE void warp_sync() { __syncwarp(); }
 
 // The block's ring and tile: a static array when they fit 48 KiB, else the dynamic shared
-// memory the launch passes (skinny_tiling.h, dynamic_shared_bytes). 128-byte aligned:
-// behind a split kernel's 8-byte barrier the ring started 16 bytes past a line, so each
-// copy's 128 bytes straddled two, and its first span landed 0.2-1.0 us later, more with
-// more rows of x (bench/NOTES.md linear v56).
+// memory the launch passes (skinny_tiling.h, dynamic_shared_bytes).
 template <bool DYNAMIC, int UNITS>
 KF_INLINE u32x4* shared_units() {
   if constexpr (DYNAMIC) {
-    extern __shared__ __align__(128) u32x4 kf_skinny_dynamic_shared[];
+    extern __shared__ u32x4 kf_skinny_dynamic_shared[];
     return kf_skinny_dynamic_shared;
   } else {
-    KF_SHARED __align__(128) u32x4 units[UNITS];
+    KF_SHARED u32x4 units[UNITS];
     return units;
   }
 }
@@ -223,17 +220,10 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
     wdst[c] = skinny::swizzled(BN, u);
   }
   const uint16_t* xsrc[2] = {xrow[0] + k0 + 8 * t, xrow[1] + k0 + 8 * t};
-  // The walking order (skinny_tiling.h walk_span): rotated by the block's column where the
-  // block reads several rows of x (lane 4's row is the block's second: it is valid only
-  // then), the plain order for one row, whose x lines are few.
-  const bool several_rows = __shfl_sync(0xFFFFFFFFu, row_ok[0], 4);
-  const int rot = several_rows ? block_x() % SPANS : 0;
-  auto walk = [&](int i) { return skinny::walk_span(i, SPANS, GROUP_SPANS, rot); };
-  // Copies the span of walking step `step` into `slot` and closes a group; past the slice
-  // the group is empty, which keeps one group per span for the waits.
-  auto request = [&](int step, int slot) {
-    if (step < SPANS) {
-      const int span = walk(step);
+  // Copies span `span` into `slot` and closes a group; past the slice the group is empty,
+  // which keeps one group per span for the waits.
+  auto request = [&](int span, int slot) {
+    if (span < SPANS) {
       const size_t advance = (size_t)span * (4 * N);
       u32x4* dst = ring + slot * SLOT * 32;
 #pragma unroll
@@ -384,31 +374,30 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
     }
   };
 
-  // The ring: request the first STAGES spans of the walk; then per span wait for its
-  // group (the STAGES - 1 later ones may stay in flight), take its slot into registers,
-  // multiply, and refill the slot with the span STAGES ahead (after the multiply, which
-  // consumed the registers the slot was read into). `step` counts spans in walking order.
+  // The ring: request spans 0 .. STAGES - 1; then per span wait for its group (the
+  // STAGES - 1 later ones may stay in flight), take its slot into registers, multiply,
+  // and refill the slot with the span STAGES ahead (after the multiply, which consumed
+  // the registers the slot was read into).
 #pragma unroll
   for (int s = 0; s < STAGES; ++s) request(s, s);
 #pragma unroll 1
   for (int base = 0; base < SPANS; base += STAGES) {
 #pragma unroll
     for (int s = 0; s < STAGES; ++s) {
-      const int step = base + s;
-      if (step < SPANS) {
+      const int span = base + s;
+      if (span < SPANS) {
         cp_async_wait<STAGES - 1>();
-        if (step == 0) KF_SKINNY_STAMP(1);          // the first span has landed
-        if (step == SPANS - 1) KF_SKINNY_STAMP(2);  // the last one has
+        if (span == 0) KF_SKINNY_STAMP(1);          // the first span has landed
+        if (span == SPANS - 1) KF_SKINNY_STAMP(2);  // the last one has
         const Stage st = read_slot(s);
-        if (step % GROUP_SPANS == 0) start_group(walk(step));
+        if (span % GROUP_SPANS == 0) start_group(span);
         multiply(st);
-        if (step % GROUP_SPANS == GROUP_SPANS - 1) fold_group();
+        if (span % GROUP_SPANS == GROUP_SPANS - 1) fold_group();
         skinny::warp_sync();  // every lane has read the slot before any lane refills it
-        request(step + STAGES, s);
+        request(span + STAGES, s);
       }
     }
   }
-
   KF_SKINNY_STAMP(6);  // warp 0's loop done
   cp_async_wait<0>();
   barrier();  // every warp is done with its ring before the tile reuses the memory

@@ -106,30 +106,15 @@ KF_HD constexpr int paired_col(int atom, int e) { return swapped_col(atom, e % 4
 // (per-channel, group == k).
 KF_HD constexpr int fold_k(int k, int group, int kw) { return group == k || kw < group ? kw : group; }
 
-// The order a warp walks its spans in: span number i of `spans` (groups of
-// `group_spans`, each folded once) is span walk_span(...) of its slice. Whole groups, one
-// after another, from group rot / group_spans on, and within each group from span
-// rot % group_spans on: a permutation that keeps a group's spans together, so the fold
-// still comes once per group. Blocks of different columns read the same rows of x; walked
-// in one order, all of them asked the L2 for the same few lines at the same moment, which
-// cost the paired form 0.2-0.4 us at M = 8-16 (bench/NOTES.md linear v56). rot 0 is the
-// plain order.
-KF_HD constexpr int walk_span(int i, int spans, int group_spans, int rot) {
-  return (i / group_spans + rot / group_spans) % (spans / group_spans) * group_spans + (i + rot) % group_spans;
-}
-
 // Shared memory: each warp's ring of STAGES slots, a slot holding the 16-byte rows every
 // lane copies for one span (a weight row per 32-column chunk, its two rows of x), and,
 // once the ring is drained, the 16 x BN fp32 tile where the warps' sums meet (aliased).
 // Up to 48 KiB it is static shared memory; above, dynamic, which a block may have up to
 // 227 KiB of on sm_90a once its kernel opts in (the runtime and the tuner do, at load,
-// with dynamic_shared_bytes). Split-K adds a static word, block 0's barrier (skinny.h
-// split_barrier); the ring starts 128-byte aligned after it (skinny.h shared_units), so
-// up to 128 bytes go beside the ring. Every size above is a multiple of 512 bytes, so
-// those 128 move no config across either limit.
+// with dynamic_shared_bytes). The split-K epilogue's "last block" flag takes a static word.
 constexpr int kMaxStaticShared = 48 * 1024;
 constexpr int kMaxShared = 227 * 1024;
-constexpr int kEpilogueShared = 128;
+constexpr int kEpilogueShared = 16;
 constexpr int kMaxStages = 8;
 // A slot: the weight units, then one x unit per lane per row of x it reads (2, or 1 in
 // the swapped form).
