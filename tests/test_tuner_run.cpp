@@ -515,6 +515,12 @@ TEST_CASE("autotune: --retime-before times again what was measured before it, an
   REQUIRE(old_rows > 0);
   kf::AutotuneOptions o = options(db);
   o.retime_before = "2026-06-01T00:00:00Z";
+  // The plan (and the progress bar's count) counts the old rows as to do.
+  o.plan_only = true;
+  kf::FakeMeasurer planned({});
+  CHECK(run_in_process(o, planned).stats.remaining == full_run_measurements({1, 4}));
+  CHECK(planned.measurements() == 0);
+  o.plan_only = false;
   kf::FakeMeasurer again({});
   const InProcess r = run_in_process(o, again);
   CHECK(again.measurements() == full_run_measurements({1, 4}));  // exactly the old rows' measurements

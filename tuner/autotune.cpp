@@ -392,7 +392,8 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
   // (op, shape, kind) -> M -> measurements to make (over every routing), for --plan.
   std::map<std::tuple<std::string, std::string, std::string>, std::map<int64_t, int>> todo_by;
   auto count_todo = [&](const ShapePlan& p, const std::string& routing, const std::vector<int64_t>& buckets) {
-    const auto done = db.stored(prov, {p.op(), p.key(), cold, routing});
+    // As the batches see it: with --retime-before, what was stored before that time is to do.
+    const auto done = db.stored(prov, {p.op(), p.key(), cold, routing}, opt.retime_before);
     for (const auto& pk : p.planned)
       for (int64_t m : buckets)
         if (m <= pk.max_m && static_verdict(*pk.kernel, m, dev.compute_units).disposition.empty() &&
