@@ -122,6 +122,22 @@ KF_INLINE u32x4* shared_units() {
   }
 }
 
+// The same, 128-byte aligned, for split-K kernels: their barrier (split_barrier) is a static
+// word that comes first, and behind it a ring of 16-byte alignment started off a 128-byte
+// line, every 8-lane copy of 128 bytes straddling two: the first span landed 0.2-1.0 us
+// later, more with more rows of x (bench/NOTES.md linear v56). A function of its own, so
+// the unsplit kernels compile to the same code as before.
+template <bool DYNAMIC, int UNITS>
+KF_INLINE u32x4* shared_units_aligned() {
+  if constexpr (DYNAMIC) {
+    extern __shared__ __align__(128) u32x4 kf_skinny_dynamic_shared_aligned[];
+    return kf_skinny_dynamic_shared_aligned;
+  } else {
+    KF_SHARED __align__(128) u32x4 units[UNITS];
+    return units;
+  }
+}
+
 // Split-K: the barrier that counts the other blocks' sums into block 0 of a cluster (their
 // bytes land after its ring: skinny_tiling.h received_bytes).
 KF_INLINE uint64_t* split_barrier() {
@@ -193,8 +209,14 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
     u32x4 w[CHUNKS];
     u32x4 xr[XUNITS];
   };
-  u32x4* const smem = skinny::shared_units<(skinny::dynamic_shared_bytes(BN, WARPS, STAGES, BM, SPLIT_K) > 0),
-                                           skinny::block_bytes(BN, WARPS, STAGES, BM, SPLIT_K) / 16>();
+  constexpr bool DYNAMIC_SHARED = skinny::dynamic_shared_bytes(BN, WARPS, STAGES, BM, SPLIT_K) > 0;
+  constexpr int UNITS = skinny::block_bytes(BN, WARPS, STAGES, BM, SPLIT_K) / 16;
+  u32x4* const smem = [] {
+    if constexpr (SPLIT_K > 1)
+      return skinny::shared_units_aligned<DYNAMIC_SHARED, UNITS>();
+    else
+      return skinny::shared_units<DYNAMIC_SHARED, UNITS>();
+  }();
   u32x4* const ring = smem + warp * STAGES * SLOT * 32;  // [STAGES][SLOT * 32] of this warp
   // Split-K: block 0 of the cluster sets up the barrier that counts the other blocks' sums
   // in, before any thread arrives on the cluster barrier, which they wait on before

@@ -111,10 +111,13 @@ KF_HD constexpr int fold_k(int k, int group, int kw) { return group == k || kw <
 // once the ring is drained, the 16 x BN fp32 tile where the warps' sums meet (aliased).
 // Up to 48 KiB it is static shared memory; above, dynamic, which a block may have up to
 // 227 KiB of on sm_90a once its kernel opts in (the runtime and the tuner do, at load,
-// with dynamic_shared_bytes). The split-K epilogue's "last block" flag takes a static word.
+// with dynamic_shared_bytes). Split-K adds a static word, block 0's barrier, and the ring
+// then starts at the next 128-byte line (skinny.h shared_units_aligned): up to 128 bytes
+// beside the ring. Every size above is a multiple of 512 bytes, so those 128 move no config
+// across either limit.
 constexpr int kMaxStaticShared = 48 * 1024;
 constexpr int kMaxShared = 227 * 1024;
-constexpr int kEpilogueShared = 16;
+constexpr int kEpilogueShared = 128;
 constexpr int kMaxStages = 8;
 // A slot: the weight units, then one x unit per lane per row of x it reads (2, or 1 in
 // the swapped form).
