@@ -140,16 +140,18 @@ struct LinearSteps {
     const Function flush = cold ? d.flush_function() : nullptr;
     while (d.events_.size() < static_cast<size_t>(2 * reps)) d.events_.push_back(d.create_event());
     run();  // warm-up: clocks, instruction cache
-    // All reps queued back to back, each kernel alone between its two events (the flush
-    // before the first event), then one wait: no host round trip inside the timings.
+    // Each rep: the flush, then the kernel alone between its two events, then a wait for
+    // it before the next rep is queued, as bench/ times. With every rep queued back to back
+    // the medians came out 0.6-1.2 us higher, spread over ~1.1 us from p10 to p90 against
+    // ~0.3, and near candidates swapped places from run to run (bench/NOTES.md linear v57b).
+    const double timeout = timed_runs_timeout(d.opt_.hang_timeout_s, 1, d.verify_seconds_);
     for (int i = 0; i < reps; ++i) {
       if (flush) d.launch_flush(flush);
       d.record(d.events_[2 * i]);
       run();
       d.record(d.events_[2 * i + 1]);
+      if (!d.wait(timeout)) return mark_hung(r, timeout);
     }
-    const double timeout = timed_runs_timeout(d.opt_.hang_timeout_s, reps, d.verify_seconds_);
-    if (!d.wait(timeout)) return mark_hung(r, timeout);
     std::vector<double> us(reps);
     for (int i = 0; i < reps; ++i) us[i] = 1000.0 * d.elapsed_ms(d.events_[2 * i], d.events_[2 * i + 1]);
     // Checked again so that a kernel which breaks its contract only sometimes is blamed
