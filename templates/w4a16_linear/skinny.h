@@ -110,30 +110,18 @@ KF_INLINE void x_sums(float (&xs)[4], const FragA& a) {
 KF_INLINE void warp_sync() { __syncwarp(); }
 
 // The block's ring and tile: a static array when they fit 48 KiB, else the dynamic shared
-// memory the launch passes (skinny_tiling.h, dynamic_shared_bytes).
-template <bool DYNAMIC, int UNITS>
+// memory the launch passes (skinny_tiling.h, dynamic_shared_bytes). ALIGN: 128 in split-K
+// kernels, whose barrier (split_barrier) is a static word that comes first; behind it a
+// ring of 16-byte alignment started off a 128-byte line, every 8-lane copy of 128 bytes
+// straddling two, and the first span landed 0.2-1.0 us later, more with more rows of x
+// (bench/NOTES.md linear v56). 16, the type's own, elsewhere.
+template <bool DYNAMIC, int UNITS, int ALIGN>
 KF_INLINE u32x4* shared_units() {
   if constexpr (DYNAMIC) {
-    extern __shared__ u32x4 kf_skinny_dynamic_shared[];
+    extern __shared__ __align__(ALIGN) u32x4 kf_skinny_dynamic_shared[];
     return kf_skinny_dynamic_shared;
   } else {
-    KF_SHARED u32x4 units[UNITS];
-    return units;
-  }
-}
-
-// The same, 128-byte aligned, for split-K kernels: their barrier (split_barrier) is a static
-// word that comes first, and behind it a ring of 16-byte alignment started off a 128-byte
-// line, every 8-lane copy of 128 bytes straddling two: the first span landed 0.2-1.0 us
-// later, more with more rows of x (bench/NOTES.md linear v56). A function of its own, so
-// the unsplit kernels compile to the same code as before.
-template <bool DYNAMIC, int UNITS>
-KF_INLINE u32x4* shared_units_aligned() {
-  if constexpr (DYNAMIC) {
-    extern __shared__ __align__(128) u32x4 kf_skinny_dynamic_shared_aligned[];
-    return kf_skinny_dynamic_shared_aligned;
-  } else {
-    KF_SHARED __align__(128) u32x4 units[UNITS];
+    KF_SHARED __align__(ALIGN) u32x4 units[UNITS];
     return units;
   }
 }
@@ -209,14 +197,9 @@ KF_INLINE void skinny_body(const Rows rows, const kf_linear_args& args) {
     u32x4 w[CHUNKS];
     u32x4 xr[XUNITS];
   };
-  constexpr bool DYNAMIC_SHARED = skinny::dynamic_shared_bytes(BN, WARPS, STAGES, BM, SPLIT_K) > 0;
-  constexpr int UNITS = skinny::block_bytes(BN, WARPS, STAGES, BM, SPLIT_K) / 16;
-  u32x4* const smem = [] {
-    if constexpr (SPLIT_K > 1)
-      return skinny::shared_units_aligned<DYNAMIC_SHARED, UNITS>();
-    else
-      return skinny::shared_units<DYNAMIC_SHARED, UNITS>();
-  }();
+  u32x4* const smem = skinny::shared_units<(skinny::dynamic_shared_bytes(BN, WARPS, STAGES, BM, SPLIT_K) > 0),
+                                           skinny::block_bytes(BN, WARPS, STAGES, BM, SPLIT_K) / 16,
+                                           (SPLIT_K > 1 ? 128 : 16)>();
   u32x4* const ring = smem + warp * STAGES * SLOT * 32;  // [STAGES][SLOT * 32] of this warp
   // Split-K: block 0 of the cluster sets up the barrier that counts the other blocks' sums
   // in, before any thread arrives on the cluster barrier, which they wait on before

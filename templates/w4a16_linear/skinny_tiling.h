@@ -112,7 +112,7 @@ KF_HD constexpr int fold_k(int k, int group, int kw) { return group == k || kw <
 // Up to 48 KiB it is static shared memory; above, dynamic, which a block may have up to
 // 227 KiB of on sm_90a once its kernel opts in (the runtime and the tuner do, at load,
 // with dynamic_shared_bytes). Split-K adds a static word, block 0's barrier, and the ring
-// then starts at the next 128-byte line (skinny.h shared_units_aligned): up to 128 bytes
+// then starts at the next 128-byte line (skinny.h shared_units): up to 128 bytes
 // beside the ring. Every size above is a multiple of 512 bytes, so those 128 move no config
 // across either limit.
 constexpr int kMaxStaticShared = 48 * 1024;
