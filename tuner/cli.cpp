@@ -167,7 +167,9 @@ int autotune_main(int argc, char** argv) {
   app.add_flag("--warm", opt.warm, "no L2 flush between timed runs (stored as cold_l2 = 0)");
   app.add_flag("--plan", opt.plan_only,
                "print what the run would measure (per op, shape, kind and M, skipping what the DB stores for this"
-               " device) and measure nothing; without the GPU: --measurer fake --fake-device NAME");
+               " device) and measure nothing; without the GPU: --measurer fake --fake-device NAME. It first brings"
+               " the DB's kernels up to date as a run does (a rebuilt kernel whose code may differ loses its"
+               " measurements); --no-generate leaves the DB as it is");
   app.add_option("--retime-before", opt.retime_before,
                  "a UTC time like 2026-12-01T21:00:00Z: stored measurements taken before it are timed again and"
                  " replaced, so a winner is picked among timings of one run (a rerun with the same time resumes)");
