@@ -403,6 +403,50 @@ TEST_CASE("autotune: kernels the templates no longer generate are removed, and n
   CHECK(run_in_process(o, settled).stats.dropped == 0);
 }
 
+TEST_CASE("autotune: --plan --no-generate leaves the DB as it is; --plan alone rebuilds as a run does") {
+  TempDir dir("tuner");
+  const std::string templates = dir.sub("templates");
+  fs::copy(KF_TEMPLATE_DIR, templates, fs::copy_options::recursive);
+  kf::AutotuneOptions o = generating_options(dir);
+  o.templates_dir = templates;
+  const kf::FakeOptions fo = gfx1151_measurer();
+  kf::FakeMeasurer first(fo);
+  run_in_process(o, first);
+  const int64_t rows = scalar(o.db, "SELECT count(*) FROM results");
+  REQUIRE(rows > 0);
+  // A code change to the decode body: the decode and generic kernels' measurements no
+  // longer describe what the templates build.
+  std::ofstream(templates + "/w4a16_linear/decode.h", std::ios::app)
+      << "__attribute__((device, used)) int kf_test_changed_decode = 1;\n";
+  const std::string decode_hash = "SELECT source_hash FROM kernels WHERE kind = 'decode' AND arch = 'gfx1151'";
+  const std::string hash_before = text_of(o.db, decode_hash);
+  const int64_t changed_rows = scalar(o.db, "SELECT count(*) FROM results WHERE kernel IN (SELECT name FROM kernels"
+                                            " WHERE kind IN ('decode', 'generic') AND arch = 'gfx1151')");
+  REQUIRE(changed_rows > 0);
+
+  kf::AutotuneOptions look = o;
+  look.plan_only = true;
+  look.generate = false;
+  kf::FakeMeasurer none(fo);
+  const auto quiet = run_in_process(look, none);
+  CHECK(quiet.stats.generated == 0);
+  CHECK(none.measurements() == 0);
+  CHECK(scalar(o.db, "SELECT count(*) FROM results") == rows);
+  CHECK(text_of(o.db, decode_hash) == hash_before);
+  CHECK(quiet.stats.remaining == 0);  // the stored rows still count as measured
+
+  look.generate = true;
+  kf::FakeMeasurer none_again(fo);
+  const auto rebuilt = run_in_process(look, none_again);
+  CHECK(none_again.measurements() == 0);
+  CHECK(rebuilt.stats.generated == 2);
+  CHECK(text_of(o.db, decode_hash) != hash_before);
+  // Every row of the rebuilt kernels goes; the plan lists what must be measured again
+  // (decode at M 1, generic at M 1 and 256 on the four shapes).
+  CHECK(scalar(o.db, "SELECT count(*) FROM results") == rows - changed_rows);
+  CHECK(rebuilt.stats.remaining == 1 + 4 * 2);
+}
+
 TEST_CASE("autotune: a template change rebuilds the kernels that include it, and measures again those whose code changed") {
   TempDir dir("tuner");
   const std::string templates = dir.sub("templates");
