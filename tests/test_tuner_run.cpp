@@ -77,6 +77,21 @@ kf::FakeOptions gfx1151_measurer() {
   return fo;
 }
 
+// A gfx1151 tune (generating_options) over a copy of the templates, which a test then
+// changes: the run's options and how many kernels its first run generated.
+struct OwnTemplatesTune {
+  kf::AutotuneOptions options;
+  int generated;
+};
+OwnTemplatesTune tune_with_own_templates(const TempDir& dir) {
+  OwnTemplatesTune t{generating_options(dir), 0};
+  t.options.templates_dir = dir.sub("templates");
+  fs::copy(KF_TEMPLATE_DIR, t.options.templates_dir, fs::copy_options::recursive);
+  kf::FakeMeasurer first(gfx1151_measurer());
+  t.generated = static_cast<int>(run_in_process(t.options, first).stats.generated);
+  return t;
+}
+
 }  // namespace
 
 TEST_SUITE("tuner") {
@@ -405,13 +420,9 @@ TEST_CASE("autotune: kernels the templates no longer generate are removed, and n
 
 TEST_CASE("autotune: --plan --no-generate leaves the DB as it is; --plan alone rebuilds as a run does") {
   TempDir dir("tuner");
-  const std::string templates = dir.sub("templates");
-  fs::copy(KF_TEMPLATE_DIR, templates, fs::copy_options::recursive);
-  kf::AutotuneOptions o = generating_options(dir);
-  o.templates_dir = templates;
+  const kf::AutotuneOptions o = tune_with_own_templates(dir).options;
+  const std::string templates = o.templates_dir;
   const kf::FakeOptions fo = gfx1151_measurer();
-  kf::FakeMeasurer first(fo);
-  run_in_process(o, first);
   const int64_t rows = scalar(o.db, "SELECT count(*) FROM results");
   REQUIRE(rows > 0);
   // A code change to the decode body: the decode and generic kernels' measurements no
@@ -449,13 +460,11 @@ TEST_CASE("autotune: --plan --no-generate leaves the DB as it is; --plan alone r
 
 TEST_CASE("autotune: a template change rebuilds the kernels that include it, and measures again those whose code changed") {
   TempDir dir("tuner");
-  const std::string templates = dir.sub("templates");
-  fs::copy(KF_TEMPLATE_DIR, templates, fs::copy_options::recursive);
-  kf::AutotuneOptions o = generating_options(dir);
-  o.templates_dir = templates;
+  const OwnTemplatesTune tuned = tune_with_own_templates(dir);
+  CHECK(tuned.generated == 4);
+  const kf::AutotuneOptions o = tuned.options;
+  const std::string templates = o.templates_dir;
   const kf::FakeOptions fo = gfx1151_measurer();
-  kf::FakeMeasurer first(fo);
-  CHECK(run_in_process(o, first).stats.generated == 4);
   kf::AutotuneOptions side = o;
   side.db = dir.sub("tuned/other.sqlite");  // generated beside, then imported
   kf::FakeMeasurer side_first(fo);
