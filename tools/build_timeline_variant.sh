@@ -2,14 +2,18 @@
 # decode_timeline (bench/linear) built against another templates directory: a copy of
 # templates/ with one change, so that a run on an NVIDIA machine times the variant beside
 # the committed kernels (bench/NOTES.md linear v55b, v56 built several such variants of the
-# skinny kind's split-K exchange). Needs nvcc (CUDA 12+, sm_90a); runs anywhere, and on a
-# machine without a GPU the binary says it skipped.
-#   tools/build_timeline_variant.sh TEMPLATES_DIR OUT_BINARY
+# skinny kind's split-K exchange). The build is the CMake target's, in a build directory of
+# its own configured with KF_TIMELINE_TEMPLATES (bench/linear/CMakeLists.txt); needs nvcc
+# (CUDA 12+, sm_90a) and the project's build dependencies (tools/bootstrap.sh). Runs
+# anywhere; on a machine without a GPU the binary says it skipped.
+#   tools/build_timeline_variant.sh TEMPLATES_DIR OUT_BINARY [BUILD_DIR]
 set -euo pipefail
-templates=${1:?templates directory}
+templates=$(cd "${1:?templates directory}" && pwd)
 out=${2:?output binary}
 root=$(cd "$(dirname "$0")/.." && pwd)
-nvcc=${KF_NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
-"$nvcc" -O3 -DNDEBUG --generate-code=arch=compute_90a,code=sm_90a -std=c++17 \
-  -I"$templates" -I"$root/bench" -I"$root/runtime/include" -I"$root/bench/linear" \
-  "$root/bench/linear/decode_timeline.cu" "$root/bench/linear/cold_timer.cu" -o "$out"
+build=${3:-$root/build-timeline-variant}
+mkdir -p "$build"
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DKF_TIMELINE_TEMPLATES="$templates" > "$build/configure.log" 2>&1 ||
+  { cat "$build/configure.log"; exit 1; }
+cmake --build "$build" --target kforge_decode_timeline -j "$(nproc)"
+cp "$build/bench/linear/kforge_decode_timeline" "$out"
