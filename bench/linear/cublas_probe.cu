@@ -1,7 +1,8 @@
 // Development probe: cuBLAS bf16 dense at one layer shape, launched a few times and
 // nothing else, so a profiler (ncu --launch-skip) sees the kernel cuBLAS picks for the
 // baseline bench/linear compares against (its tile and cluster are in its name) without
-// the benchmark's thousands of other launches. Random data; the result is not checked
+// the benchmark's thousands of other launches. Random data (bench_util.cuh's fills, two
+// more launches before the first GEMM); the result is not checked
 // (bench/linear and tests/gpu check kforge against references, not cuBLAS).
 //   kforge_cublas_probe N K M [launches]
 #include <cublas_v2.h>
@@ -9,11 +10,11 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <random>
-#include <vector>
+
+#include "bench_util.cuh"
 
 int main(int argc, char** argv) {
+  using namespace kf::bench;
   if (argc < 4) {
     std::fprintf(stderr, "usage: %s N K M [launches]\n", argv[0]);
     return 2;
@@ -24,28 +25,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "N, K, M and launches must be positive (got %s %s %s)\n", argv[1], argv[2], argv[3]);
     return 2;
   }
-  // bf16 bit patterns of values in [-1, 1): the top half of a float's bits.
-  std::mt19937 rng(1);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  auto random_bf16 = [&](size_t count) {
-    std::vector<uint16_t> v(count);
-    for (auto& e : v) {
-      const float f = dist(rng);
-      uint32_t bits;
-      std::memcpy(&bits, &f, 4);
-      e = static_cast<uint16_t>(bits >> 16);
-    }
-    return v;
-  };
-  const std::vector<uint16_t> hw = random_bf16(size_t(n) * k), hx = random_bf16(size_t(m) * k);
-  void *w, *x, *y;
-  if (cudaMalloc(&w, hw.size() * 2) != cudaSuccess || cudaMalloc(&x, hx.size() * 2) != cudaSuccess ||
-      cudaMalloc(&y, size_t(m) * n * 2) != cudaSuccess) {
-    std::fprintf(stderr, "no GPU memory for %d x %d x %d (or no GPU): skipped\n", n, k, m);
-    return 0;
-  }
-  cudaMemcpy(w, hw.data(), hw.size() * 2, cudaMemcpyHostToDevice);
-  cudaMemcpy(x, hx.data(), hx.size() * 2, cudaMemcpyHostToDevice);
+  device_or_skip();
+  const size_t w_count = size_t(n) * k, x_count = size_t(m) * k;
+  auto* w = static_cast<uint16_t*>(alloc(w_count * 2));
+  auto* x = static_cast<uint16_t*>(alloc(x_count * 2));
+  void* y = alloc(size_t(m) * n * 2);
+  fill_bf16<<<1024, 256>>>(w, w_count, 1, -1.f, 1.f);
+  fill_bf16<<<1024, 256>>>(x, x_count, 2, -1.f, 1.f);
   cublasHandle_t h;
   cublasCreate(&h);
   const float alpha = 1.f, beta = 0.f;
