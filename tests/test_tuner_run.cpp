@@ -83,6 +83,11 @@ struct OwnTemplatesTune {
   kf::AutotuneOptions options;
   int generated;
 };
+// A change to the decode body that changes the code of the kernels including it (the
+// decode and generic kinds), and the query of the decode kernel's build key.
+const char* const kDecodeCodeChange = "__attribute__((device, used)) int kf_test_changed_decode = 1;\n";
+const char* const kDecodeBuildKey = "SELECT source_hash FROM kernels WHERE kind = 'decode' AND arch = 'gfx1151'";
+
 OwnTemplatesTune tune_with_own_templates(const TempDir& dir) {
   OwnTemplatesTune t{generating_options(dir), 0};
   t.options.templates_dir = dir.sub("templates");
@@ -427,10 +432,8 @@ TEST_CASE("autotune: --plan --no-generate leaves the DB as it is; --plan alone r
   REQUIRE(rows > 0);
   // A code change to the decode body: the decode and generic kernels' measurements no
   // longer describe what the templates build.
-  std::ofstream(templates + "/w4a16_linear/decode.h", std::ios::app)
-      << "__attribute__((device, used)) int kf_test_changed_decode = 1;\n";
-  const std::string decode_hash = "SELECT source_hash FROM kernels WHERE kind = 'decode' AND arch = 'gfx1151'";
-  const std::string hash_before = text_of(o.db, decode_hash);
+  std::ofstream(templates + "/w4a16_linear/decode.h", std::ios::app) << kDecodeCodeChange;
+  const std::string hash_before = text_of(o.db, kDecodeBuildKey);
   const int64_t changed_rows = scalar(o.db, "SELECT count(*) FROM results WHERE kernel IN (SELECT name FROM kernels"
                                             " WHERE kind IN ('decode', 'generic') AND arch = 'gfx1151')");
   REQUIRE(changed_rows > 0);
@@ -443,7 +446,7 @@ TEST_CASE("autotune: --plan --no-generate leaves the DB as it is; --plan alone r
   CHECK(quiet.stats.generated == 0);
   CHECK(none.measurements() == 0);
   CHECK(scalar(o.db, "SELECT count(*) FROM results") == rows);
-  CHECK(text_of(o.db, decode_hash) == hash_before);
+  CHECK(text_of(o.db, kDecodeBuildKey) == hash_before);
   CHECK(quiet.stats.remaining == 0);  // the stored rows still count as measured
 
   look.generate = true;
@@ -451,7 +454,7 @@ TEST_CASE("autotune: --plan --no-generate leaves the DB as it is; --plan alone r
   const auto rebuilt = run_in_process(look, none_again);
   CHECK(none_again.measurements() == 0);
   CHECK(rebuilt.stats.generated == 2);
-  CHECK(text_of(o.db, decode_hash) != hash_before);
+  CHECK(text_of(o.db, kDecodeBuildKey) != hash_before);
   // Every row of the rebuilt kernels goes; the plan lists what must be measured again
   // (decode at M 1, generic at M 1 and 256 on the four shapes).
   CHECK(scalar(o.db, "SELECT count(*) FROM results") == rows - changed_rows);
@@ -473,19 +476,18 @@ TEST_CASE("autotune: a template change rebuilds the kernels that include it, and
   // The decode body changes: the decode and generic kernels include it, the prefill
   // kernel and the utility kernel do not. First a comment (rebuilt to the same code
   // objects: the measurements stand), then code (the kernels' objects gain a variable).
-  const std::string decode_hash = "SELECT source_hash FROM kernels WHERE kind = 'decode' AND arch = 'gfx1151'";
-  for (const std::string change : {"// changed\n", "__attribute__((device, used)) int kf_test_changed_decode = 1;\n"}) {
+  for (const std::string change : {"// changed\n", kDecodeCodeChange}) {
     const bool same_code = change[0] == '/';
     std::ofstream(templates + "/w4a16_linear/decode.h", std::ios::app) << change;
     for (const auto& db : {o.db, side.db}) {
       INFO(db << ", " << (same_code ? std::string("a comment") : std::string("code")));
       kf::AutotuneOptions a = o;
       a.db = db;
-      const std::string before = text_of(db, decode_hash);
+      const std::string before = text_of(db, kDecodeBuildKey);
       kf::FakeMeasurer again(fo);
       const auto r = run_in_process(a, again);
       CHECK(r.stats.generated == 2);
-      CHECK(text_of(db, decode_hash) != before);
+      CHECK(text_of(db, kDecodeBuildKey) != before);
       // Changed code: decode at M 1, generic at M 1 and 256 on the four shapes measured again.
       CHECK(again.measurements() == (same_code ? 0 : 1 + 4 * 2));
       kf::FakeMeasurer settled(fo);
