@@ -7,19 +7,23 @@
 # the slimmed tuned DB go to $OUT; packs to $WORK (default /tmp/kforge-mxfp4, not returned).
 # With kforge_bench_ogs in BIN, bench/ogs then times the runtime's picks on the tuned copy.
 #   BIN=.devout/bin OUT=results tools/device_mxfp4.sh [autotune time budget, s (default 600)]
-# MODEL (default gpt-oss-120b; gpt-oss-20b) picks the layers; CHECK_ARGS (e.g. "--t 1,33")
+# MODEL (default gpt-oss-120b; gpt-oss-20b) picks the layers, OPS (default mxfp4_moe, both
+# GEMMs; mxfp4_moe_gemm1 or mxfp4_moe_gemm2) the GEMMs; CHECK_ARGS (e.g. "--t 1,33")
 # go to kforge_check_mxfp4 and CHECK=0 skips it (autotune verifies every candidate it times
 # anyway); TUNED (default tuned_db/kforge.sqlite) is the DB whose copy is tuned (a partly
 # tuned one resumes where it stopped); AUTOTUNE_ARGS (e.g. "--m 1,64,1024 --archetypes
 # uniform") go to autotune as they are; FILTER (a kernel-name regex, e.g. _wgmma_) limits
 # generation, checks and tuning to those kernels (the tuned copy's other rows stay).
+# GEN=0 skips genkernels, for a TUNED copy that already holds every kernel's code (timing
+# again with AUTOTUNE_ARGS="--no-generate --retime-before T"); the check then takes the
+# kernels of that copy.
 set -uo pipefail
 bin=${BIN:-.devout/bin}
 out=${OUT:-gpu-results}
 work=${WORK:-/tmp/kforge-mxfp4}
 budget=${1:-600}
 model=${MODEL:-gpt-oss-120b}
-ops=mxfp4_moe
+ops=${OPS:-mxfp4_moe}
 filter=${FILTER:-.*}
 mkdir -p "$out" "$work"
 source "$(dirname "$0")/device_env.sh"
@@ -27,15 +31,20 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu 
 
 step() { echo "== $* ($(date +%T))"; }
 
-step genkernels "$ops" sm_90a: "$model"
-"$bin/genkernels" --arch sm_90a --model "$model" --ops "$ops" --templates templates --out "$work/pack" -q --filter "$filter" \
-  > "$out/genkernels_mxfp4.log" 2>&1
-echo "genkernels rc=$?"; tail -12 "$out/genkernels_mxfp4.log"
+pack=$work/pack/kforge.sqlite
+if [ "${GEN:-1}" != 0 ]; then
+  step genkernels "$ops" sm_90a: "$model"
+  "$bin/genkernels" --arch sm_90a --model "$model" --ops "$ops" --templates templates --out "$work/pack" -q --filter "$filter" \
+    > "$out/genkernels_mxfp4.log" 2>&1
+  echo "genkernels rc=$?"; tail -12 "$out/genkernels_mxfp4.log"
+else
+  pack=${TUNED:-tuned_db/kforge.sqlite}
+fi
 
 if [ "${CHECK:-1}" != 0 ]; then
   step check every mxfp4_moe kernel of the generated pack
   read -r -a check_args <<< "${CHECK_ARGS:-}"
-  "$bin/kforge_check_mxfp4" --pack "$work/pack/kforge.sqlite" --filter "$filter" "${check_args[@]}" > "$out/check_mxfp4.log" 2>&1
+  "$bin/kforge_check_mxfp4" --pack "$pack" --filter "$filter" "${check_args[@]}" > "$out/check_mxfp4.log" 2>&1
   echo "check rc=$?"; grep -E "^FAIL" "$out/check_mxfp4.log" | head -20; tail -1 "$out/check_mxfp4.log"
 fi
 
