@@ -5,8 +5,11 @@
 // weights per product from shared memory and a barrier per 4 products added. (2) How many
 // bytes per second one SM's copies bring in from the L2 (a 16 MiB source, resident after
 // the first pass) through a 4-slot ring of 32 KiB stages, two ahead: 16-byte cp.async
-// against bulk copies (cp.async.bulk), on 1, half and all SMs. Timings, not checks: the
-// products multiply whatever is there.
+// against bulk copies (cp.async.bulk), on 1, half and all SMs. (3) The rates the decode
+// forms' products could reach at M = 16: mma.sync m16n8k16 (the skinny kind's atom) from 4,
+// 8 and 16 warps a block, each warp with 12 independent accumulators (the paired form's
+// 6 atoms x 2 halves of block_n 96), and register-A wgmma m64n16k16 from two warpgroups.
+// Timings, not checks: the products multiply whatever is there.
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
 #include <cstdio>
@@ -63,6 +66,51 @@ __global__ __launch_bounds__(256) void wgmma_rate(int iters, float* out, const u
   float sum = 0;
 #pragma unroll
   for (int i = 0; i < 128; ++i) { wg::fence_operand(acc[i]); sum += acc[i]; }
+  if (sum == 1234.5f) out[0] = sum;
+}
+
+// (3) WARPS warps, each issuing `iters` rounds of 12 independent m16n8k16 bf16 products.
+template <int WARPS>
+__global__ __launch_bounds__(WARPS * 32) void mma_sync_rate(int iters, float* out, const uint32_t*) {
+  constexpr int kChains = 12;
+  float d[kChains][4] = {};
+  const uint32_t lane = threadIdx.x % 32;
+  uint32_t a0 = 0x3f803f80u ^ lane, a1 = a0 + 1, a2 = a0 + 2, a3 = a0 + 3, b0 = 0x3f803f80u, b1 = b0 ^ lane;
+  for (int it = 0; it < iters; ++it) {
+#pragma unroll
+    for (int c = 0; c < kChains; ++c)
+      asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                   : "+f"(d[c][0]), "+f"(d[c][1]), "+f"(d[c][2]), "+f"(d[c][3])
+                   : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  }
+  float sum = 0;
+#pragma unroll
+  for (int c = 0; c < kChains; ++c) sum += d[c][0] + d[c][1] + d[c][2] + d[c][3];
+  if (sum == 1234.5f) out[0] = sum;
+}
+// Two warpgroups, each issuing register-A m64n16k16 products back to back (4 a commit),
+// B a 16-row swizzled tile of shared memory.
+__global__ __launch_bounds__(256) void wgmma_n16_rate(int iters, float* out, const uint32_t*) {
+  extern __shared__ __align__(1024) unsigned char smem[];
+  for (int i = threadIdx.x; i < 8192 / 4; i += 256) reinterpret_cast<uint32_t*>(smem)[i] = 0x3f803f80u ^ (i * 2654435761u);
+  __syncthreads();
+  wg::fence_proxy_async();
+  __syncthreads();
+  float acc[8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) { acc[i] = 0.f; wg::fence_operand(acc[i]); }
+  const uint32_t a[4] = {0x3f803f80u, 0x3f803f80u ^ threadIdx.x, 0x3f803f80u, 0x3f803f80u};
+  wg::fence();
+  for (int it = 0; it < iters; it += 4) {
+#pragma unroll
+    for (int s = 0; s < 4; ++s) wg::mma_rs<16, true>(acc, a, wg::b_desc_sw128(smem, 16 * s, 16));
+    wg::commit();
+    wg::wait<1>();
+  }
+  wg::wait<0>();
+  float sum = 0;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) { wg::fence_operand(acc[i]); sum += acc[i]; }
   if (sum == 1234.5f) out[0] = sum;
 }
 
@@ -141,26 +189,32 @@ int main() {
   float* out; CK(cudaMalloc(&out, 4));
   cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
   const int smem_w = 200 * 1024;
-  auto rate = [&](auto kern, const char* name) {
+  // flop_per_iter: one block's products per loop iteration.
+  auto rate = [&](auto kern, const char* name, int threads = 256, double flop_per_iter = 2 * 64.0 * 256 * 16 * 2) {
     CK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_w));
     const int iters = 40000;
-    kern<<<sms, 256, smem_w>>>(100, out, nullptr);
+    kern<<<sms, threads, smem_w>>>(100, out, nullptr);
     CK(cudaDeviceSynchronize());
     std::vector<float> v;
     for (int r = 0; r < 5; ++r) {
       CK(cudaEventRecord(e0));
-      kern<<<sms, 256, smem_w>>>(iters, out, nullptr);
+      kern<<<sms, threads, smem_w>>>(iters, out, nullptr);
       CK(cudaEventRecord(e1));
       CK(cudaEventSynchronize(e1));
       float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); v.push_back(ms);
     }
     std::sort(v.begin(), v.end());
-    const double flop = (double)sms * 2 /*warpgroups*/ * iters * 64.0 * 256 * 16 * 2;
+    const double flop = (double)sms * iters * flop_per_iter;
     printf("%-58s %8.3f ms  %6.1f TFLOP/s  (%.1f per SM)\n", name, v[2], flop / v[2] * 1e-9, flop / v[2] * 1e-9 / sms);
   };
   rate(wgmma_rate<0>, "wgmma m64n256k16 RS, 2 warpgroups, back to back");
   rate(wgmma_rate<1>, "  + wait<3> and wgmma.fence before each");
   rate(wgmma_rate<2>, "  + unpacking 8 weights a product, a barrier per 4");
+  const double mma16n8 = 16.0 * 8 * 16 * 2 * 12;  // a warp's 12 products per iteration
+  rate(mma_sync_rate<4>, "mma.sync m16n8k16, 4 warps a block, 12 chains a warp", 128, 4 * mma16n8);
+  rate(mma_sync_rate<8>, "mma.sync m16n8k16, 8 warps a block (the paired form's)", 256, 8 * mma16n8);
+  rate(mma_sync_rate<16>, "mma.sync m16n8k16, 16 warps a block", 512, 16 * mma16n8);
+  rate(wgmma_n16_rate, "wgmma m64n16k16 RS, 2 warpgroups, one chain each, 4 a commit", 256, 2 * 64.0 * 16 * 16 * 2);
   CK(cudaGetLastError());
 
   const size_t src_bytes = 16u << 20;  // L2-resident
