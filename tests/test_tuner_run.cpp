@@ -205,7 +205,41 @@ TEST_CASE("autotune: only a kernel whose code object the DB holds can win; --rec
   const auto after = r.store(p, key, {row});
   REQUIRE(after.size() == 1);
   CHECK(after[0].kernel == f.prefill_bm64);
-  CHECK(r.recompute_winners() >= 1);
+  CHECK(r.recompute_winners().keys >= 1);
+}
+
+TEST_CASE("--recompute-winners keeps winners that can run but lost their own measurements, and says so") {
+  TempDir dir("tuner");
+  const std::string db = dir.sub("kforge.sqlite");
+  const FakePack f = tune_decode_then_prefill(db);
+  const kf::Provenance p{"sm_90a", "kforge-fake-gpu", "", "", ""};
+  const kf::TuneKey key{"w4a16_linear", kShape.key(), true, ""};
+  const auto before = kf::ResultsDb::open(db).winners(p, key);
+  REQUIRE(before.size() == 2);
+  REQUIRE(before[0].kernel == f.decode_bm1);
+  // A rebuild of the decode kernel dropped its measurements; it kept its code object (a
+  // winner's), as the shipped DB's earlier devices' winners do.
+  kf_test::sql(db, "DELETE FROM results WHERE kernel = " + q(f.decode_bm1));
+  const Child c = spawn_autotune({"--db", db, "--recompute-winners"}, dir.path.string(), "rewin");
+  INFO(c.err());
+  REQUIRE(c.wait_status() == 0);
+  CHECK(c.out().find("kept the winners of 1 keys as they were") != std::string::npos);
+  const auto kept = kf::ResultsDb::open(db).winners(p, key);
+  REQUIRE(kept.size() == before.size());
+  for (size_t i = 0; i < kept.size(); ++i) {
+    CHECK(kept[i].kernel == before[i].kernel);
+    CHECK(kept[i].m_lo == before[i].m_lo);
+    CHECK(kept[i].m_hi == before[i].m_hi);
+  }
+  // Once that winner cannot run either, the key is taken again from what is left.
+  kf_test::sql(db, "UPDATE kernels SET code_object = NULL, status = 'pruned:not_a_winner' WHERE name = " +
+                       q(f.decode_bm1));
+  const kf::ResultsDb::Recomputed done = kf::ResultsDb::open(db).recompute_winners();
+  CHECK(done.kept == 0);
+  CHECK(done.keys >= 1);
+  const auto after = kf::ResultsDb::open(db).winners(p, key);
+  REQUIRE(after.size() == 1);
+  CHECK(after[0].kernel == f.prefill_bm64);
 }
 
 TEST_CASE("autotune: a rerun skips what is stored; --max-candidates; --warm is stored apart") {
@@ -398,7 +432,7 @@ TEST_CASE("autotune: kernels the templates no longer generate are removed, and n
                    " SELECT arch, device, op, shape, cold_l2, routing, m, " + q(retired) + ", disposition, 0.5, 0.5,"
                    " reps, max_rel_err, message, driver, runtime, compiler, kforge_version FROM results"
                    " WHERE kernel = " + q(decode) + " AND m = 1");
-  CHECK(kf::ResultsDb::open(db).recompute_winners() > 0);
+  CHECK(kf::ResultsDb::open(db).recompute_winners().keys > 0);
   REQUIRE(scalar(db, "SELECT count(*) FROM winners WHERE kernel = " + q(retired)) == 1);
 
   // Without generation the DB is tuned as it is.

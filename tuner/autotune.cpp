@@ -349,10 +349,14 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
   ResultsDb db = ResultsDb::open(opt.db);
   if (setup.dropped > 0) {
     // Their winners went with them: every range is taken again from what can still run.
-    db.recompute_winners();
+    const ResultsDb::Recomputed done = db.recompute_winners();
     err << "autotune: removed " << setup.dropped << " kernel" << (setup.dropped == 1 ? "" : "s")
         << " of this selection that the templates no longer generate (their measurements stay as history);"
-           " winners recomputed without them\n";
+           " winners recomputed without them";
+    if (done.kept > 0)
+      err << " (" << done.kept << " keys kept as they were: their winners can still run but lost their own"
+             " measurements to earlier rebuilds)";
+    err << "\n";
   }
   const bool cold = !opt.warm;
   const std::vector<PackKernel> util =

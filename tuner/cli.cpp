@@ -125,9 +125,13 @@ int export_vllm(const AutotuneOptions& opt, const std::string& dir) {
 // --recompute-winners: no measuring, so no GPU.
 int recompute_winners(const AutotuneOptions& opt) {
   Pack::open(opt.db, false);  // refuses (untouched) what is not a kforge pack; migrates version 1
-  const int keys = ResultsDb::open(opt.db).recompute_winners();
-  std::cout << "autotune: recomputed the winners of " << keys << " (arch, device, op, shape, routing) keys in "
+  const ResultsDb::Recomputed done = ResultsDb::open(opt.db).recompute_winners();
+  std::cout << "autotune: recomputed the winners of " << done.keys << " (arch, device, op, shape, routing) keys in "
             << opt.db << " from its stored measurements\n";
+  if (done.kept > 0)
+    std::cout << "autotune: kept the winners of " << done.kept
+              << " keys as they were: their kernels' own measurements are gone (dropped when those kernels were"
+                 " rebuilt), so recomputing would pick among the rows left; tune that device again to refresh them\n";
   return 0;
 }
 
@@ -160,7 +164,7 @@ int autotune_main(int argc, char** argv) {
   bool rewin = false;
   app.add_flag("--recompute-winners", rewin,
                "recompute every winner from the stored measurements, over the kernels whose code object the DB"
-               " holds (no measuring, no GPU)");
+               " holds (no measuring, no GPU); a key whose winners lost their own measurements keeps them");
   app.add_option("--db", opt.db, "tuning DB = kernel pack; what it lacks is generated into it")->capture_default_str();
   app.add_option("--jobs,-j", opt.jobs, "parallel compiles and reference threads (default: CPU count)");
   app.add_option("--time-budget", opt.time_budget_s, "stop after this many seconds (a rerun continues)");

@@ -188,18 +188,42 @@ std::vector<WinnerRange> ResultsDb::update_winners(const Provenance& p, const Tu
   };
   const std::vector<WinnerRange> win = compute_winners(steps(passed(p, key)));
   replace_winners(p, key, win);
-  if (robust && !key.routing.empty()) {
-    TuneKey robust_key = key;
-    robust_key.routing = "";
-    auto by_routing = passed_by_routing(p, key);
-    if (gemm1 || gemm2)
-      for (auto& [routing, rows] : by_routing) rows = steps(rows);
-    replace_winners(p, robust_key, compute_robust_winners(by_routing));
-  }
+  if (robust && !key.routing.empty()) update_robust_winners(p, key);
   return win;
 }
 
-int ResultsDb::recompute_winners() {
+void ResultsDb::update_robust_winners(const Provenance& p, const TuneKey& key) {
+  TuneKey robust_key = key;
+  robust_key.routing = "";
+  auto by_routing = passed_by_routing(p, key);
+  if (key.op == "w4a16_moe_gemm1")
+    for (auto& [routing, rows] : by_routing) rows = gemm1_step_times(rows);
+  if (key.op == "w4a16_moe_gemm2")
+    for (auto& [routing, rows] : by_routing) rows = gemm2_step_times(rows);
+  replace_winners(p, robust_key, compute_robust_winners(by_routing));
+}
+
+// Counts the key's winners that can run but have no passed row of their own (for the
+// robust winners, routing '', a row of any archetype counts), and those that cannot run.
+bool ResultsDb::winners_lost_their_rows(const Provenance& p, const TuneKey& key) const {
+  Stmt s(db_, path_,
+         "SELECT coalesce(sum(code), 0), coalesce(sum(code AND NOT measured), 0) FROM (SELECT"
+         " EXISTS (SELECT 1 FROM kernels k WHERE k.name = w.kernel AND k.arch = w.arch"
+         " AND k.code_object IS NOT NULL) AS code,"
+         " EXISTS (SELECT 1 FROM results r WHERE r.arch = w.arch AND r.device = w.device AND r.op = w.op"
+         " AND r.shape = w.shape AND r.cold_l2 = w.cold_l2 AND (r.routing = w.routing OR w.routing = '')"
+         " AND r.kernel = w.kernel AND r.disposition = 'passed') AS measured"
+         " FROM winners w WHERE w.arch = ?1 AND w.device = ?2 AND w.op = ?3 AND w.shape = ?4"
+         " AND w.cold_l2 = ?5 AND w.routing = ?6)");
+  s.key(p, key);
+  if (!s.row()) return false;
+  const int64_t can_run = sqlite3_column_int64(s.s, 0), unmeasured = sqlite3_column_int64(s.s, 1);
+  // Every winner must still run (else the key is recomputed whatever it loses), and one
+  // at least has lost its measurements.
+  return unmeasured > 0 && can_run == static_cast<int64_t>(winners(p, key).size());
+}
+
+ResultsDb::Recomputed ResultsDb::recompute_winners() {
   exec("BEGIN IMMEDIATE");
   try {
     std::vector<std::pair<Provenance, TuneKey>> keys;
@@ -215,16 +239,25 @@ int ResultsDb::recompute_winners() {
     // The robust winners (routing '') come from every archetype of a shape at once: once
     // per (device, op, shape, cold), not once per archetype.
     std::set<std::tuple<std::string, std::string, std::string, std::string, bool>> robust_done;
+    Recomputed done;
     for (const auto& [p, key] : keys) {
-      if (key.routing.empty()) {
-        update_winners(p, key);
-        continue;
+      if (winners_lost_their_rows(p, key)) {
+        ++done.kept;
+      } else {
+        update_winners(p, key, false);
+        ++done.keys;
       }
-      const bool first = robust_done.insert({p.arch, p.device, key.op, key.shape, key.cold_l2}).second;
-      update_winners(p, key, first);
+      if (key.routing.empty() || !robust_done.insert({p.arch, p.device, key.op, key.shape, key.cold_l2}).second)
+        continue;
+      TuneKey robust_key = key;
+      robust_key.routing = "";
+      if (winners_lost_their_rows(p, robust_key))
+        ++done.kept;
+      else
+        update_robust_winners(p, key);
     }
     exec("COMMIT");
-    return static_cast<int>(keys.size());
+    return done;
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;

@@ -63,10 +63,17 @@ class ResultsDb {
   std::map<std::string, std::vector<Timing>> passed_by_routing(const Provenance& p, const TuneKey& key) const;
   std::vector<WinnerRange> winners(const Provenance& p, const TuneKey& key) const;
   // Recomputes the winners of every key the results hold, in one transaction, measuring
-  // nothing (e.g. after kernels lost their code objects); returns the number of keys.
-  // Only kernels whose code object the DB holds can win (passed() and passed_by_routing()
-  // return only their rows).
-  int recompute_winners();
+  // nothing (e.g. after kernels lost their code objects). Only kernels whose code object
+  // the DB holds can win (passed() and passed_by_routing() return only their rows). A key
+  // whose stored winners can all still run but have lost their own measurements (a
+  // rebuild of their kernels drops those, at every M) keeps its winners: recomputing it
+  // would pick among whatever rows are left. `keys`: keys recomputed (the robust winners
+  // go with their shape's first archetype); `kept`: winner sets left as they were.
+  struct Recomputed {
+    int keys = 0;
+    int kept = 0;
+  };
+  Recomputed recompute_winners();
   const std::string& path() const { return path_; }
 
  private:
@@ -75,6 +82,9 @@ class ResultsDb {
   void replace_winners(const Provenance& p, const TuneKey& key, const std::vector<WinnerRange>& win);
   // `robust`: also the routing-robust winners of the key's shape (MoE keys only).
   std::vector<WinnerRange> update_winners(const Provenance& p, const TuneKey& key, bool robust = true);
+  void update_robust_winners(const Provenance& p, const TuneKey& key);
+  // Whether the key's winners stand without their measurements (recompute_winners).
+  bool winners_lost_their_rows(const Provenance& p, const TuneKey& key) const;
   sqlite3* db_;
   std::string path_;
 };
