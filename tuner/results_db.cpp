@@ -177,16 +177,17 @@ std::vector<WinnerRange> ResultsDb::store(const Provenance& p, const TuneKey& ke
   }
 }
 
+// The MoE GEMMs are compared by their step in the layer, moe_silu_mul (gemm1) and moe_sum
+// (gemm2) included (gemm1_step_times, gemm2_step_times); other ops by their own times.
+static std::vector<Timing> step_times(const std::string& op, const std::vector<Timing>& rows) {
+  return op == "w4a16_moe_gemm1" ? gemm1_step_times(rows) : op == "w4a16_moe_gemm2" ? gemm2_step_times(rows) : rows;
+}
+
 // Winners from everything stored (this process's rows and any other's), so two processes
-// tuning different Ms of one shape converge on the same table. The MoE GEMMs are compared
-// by their step in the layer, moe_silu_mul (gemm1) and moe_sum (gemm2) included
-// (gemm1_step_times, gemm2_step_times). Inside the caller's transaction.
+// tuning different Ms of one shape converge on the same table. Inside the caller's
+// transaction.
 std::vector<WinnerRange> ResultsDb::update_winners(const Provenance& p, const TuneKey& key, bool robust) {
-  const bool gemm1 = key.op == "w4a16_moe_gemm1", gemm2 = key.op == "w4a16_moe_gemm2";
-  auto steps = [&](const std::vector<Timing>& rows) {
-    return gemm1 ? gemm1_step_times(rows) : gemm2 ? gemm2_step_times(rows) : rows;
-  };
-  const std::vector<WinnerRange> win = compute_winners(steps(passed(p, key)));
+  const std::vector<WinnerRange> win = compute_winners(step_times(key.op, passed(p, key)));
   replace_winners(p, key, win);
   if (robust && !key.routing.empty()) update_robust_winners(p, key);
   return win;
@@ -196,18 +197,16 @@ void ResultsDb::update_robust_winners(const Provenance& p, const TuneKey& key) {
   TuneKey robust_key = key;
   robust_key.routing = "";
   auto by_routing = passed_by_routing(p, key);
-  if (key.op == "w4a16_moe_gemm1")
-    for (auto& [routing, rows] : by_routing) rows = gemm1_step_times(rows);
-  if (key.op == "w4a16_moe_gemm2")
-    for (auto& [routing, rows] : by_routing) rows = gemm2_step_times(rows);
+  for (auto& [routing, rows] : by_routing) rows = step_times(key.op, rows);
   replace_winners(p, robust_key, compute_robust_winners(by_routing));
 }
 
-// Counts the key's winners that can run but have no passed row of their own (for the
-// robust winners, routing '', a row of any archetype counts), and those that cannot run.
+// A winner "can run" when the DB holds its kernel's code object, and has "lost its rows"
+// when no passed measurement of it is left for the key (for the robust winners, routing
+// '', a row of any archetype counts).
 bool ResultsDb::winners_lost_their_rows(const Provenance& p, const TuneKey& key) const {
   Stmt s(db_, path_,
-         "SELECT coalesce(sum(code), 0), coalesce(sum(code AND NOT measured), 0) FROM (SELECT"
+         "SELECT count(*), coalesce(sum(code), 0), coalesce(sum(code AND NOT measured), 0) FROM (SELECT"
          " EXISTS (SELECT 1 FROM kernels k WHERE k.name = w.kernel AND k.arch = w.arch"
          " AND k.code_object IS NOT NULL) AS code,"
          " EXISTS (SELECT 1 FROM results r WHERE r.arch = w.arch AND r.device = w.device AND r.op = w.op"
@@ -217,10 +216,11 @@ bool ResultsDb::winners_lost_their_rows(const Provenance& p, const TuneKey& key)
          " AND w.cold_l2 = ?5 AND w.routing = ?6)");
   s.key(p, key);
   if (!s.row()) return false;
-  const int64_t can_run = sqlite3_column_int64(s.s, 0), unmeasured = sqlite3_column_int64(s.s, 1);
-  // Every winner must still run (else the key is recomputed whatever it loses), and one
-  // at least has lost its measurements.
-  return unmeasured > 0 && can_run == static_cast<int64_t>(winners(p, key).size());
+  const int64_t all = sqlite3_column_int64(s.s, 0), can_run = sqlite3_column_int64(s.s, 1),
+                lost = sqlite3_column_int64(s.s, 2);
+  // Every winner must still run (else the key is recomputed whatever it lost), and one at
+  // least has lost its rows.
+  return lost > 0 && can_run == all;
 }
 
 ResultsDb::Recomputed ResultsDb::recompute_winners() {
