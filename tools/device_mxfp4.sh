@@ -42,7 +42,7 @@ else
 fi
 
 if [ "${CHECK:-1}" != 0 ]; then
-  step check every mxfp4_moe kernel of the generated pack
+  step check every mxfp4_moe kernel of "$pack"
   read -r -a check_args <<< "${CHECK_ARGS:-}"
   "$bin/kforge_check_mxfp4" --pack "$pack" --filter "$filter" "${check_args[@]}" > "$out/check_mxfp4.log" 2>&1
   echo "check rc=$?"; grep -E "^FAIL" "$out/check_mxfp4.log" | head -20; tail -1 "$out/check_mxfp4.log"
