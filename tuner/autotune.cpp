@@ -457,6 +457,24 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
   if (opt.stop) opt.stop->graceful = 1;
   MeasureProgress progress(err, todo, opt.progress);
   Run run{opt, measurer, db, prov, st, progress, err, t0, cold, dev.compute_units};
+  // The batches of a routed op (the MoE and MXFP4 MoE GEMMs): per T, one per routing
+  // archetype, whose routing is drawn only when something is measured. False once a batch
+  // stopped the run.
+  auto routed_batches = [&](const ShapePlan& p, const std::string& label, const auto& begin, const auto& draw,
+                            const auto& measure) {
+    bool begun = false;
+    for (int64_t t : ms)
+      for (size_t a = 0; a < routings.size(); ++a) {
+        std::optional<MoeRouting> routing;
+        const BatchJob job{p, {p.op(), p.key(), cold, routings[a]}, t,
+                           label + " T=" + std::to_string(t) + " " + routings[a], [&](const PackKernel& k) {
+                             if (!routing) routing = MoeRouting{routings[a], t, draw(opt.archetypes[a], t)};
+                             return measure(k, *routing);
+                           }};
+        if (!run.batch(job, begun, begin)) return false;
+      }
+    return true;
+  };
   bool stopped = false;
   for (const ShapePlan& p : plans) {
     bool begun = false;
@@ -473,24 +491,12 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
     } else if (p.is_mxfp4) {
       const auto begin = [&] { measurer.begin_mxfp4_shape(p.mx.shape, p.planned); };
       const std::string gemm = p.mx.shape.gemm == 1 ? "mxfp4 gemm1 " : "mxfp4 gemm2 ";
-      for (int64_t t : ms) {
-        for (size_t a = 0; a < routings.size() && !stopped; ++a) {
-          std::optional<MoeRouting> routing;  // drawn only when something is measured
-          const BatchJob job{p, {p.op(), p.key(), cold, routings[a]}, t,
-                             gemm + p.key() + " T=" + std::to_string(t) + " " + routings[a],
-                             [&](const PackKernel& k) {
-                               if (!routing)
-                                 routing = MoeRouting{routings[a], t,
-                                                      mxfp4_tune_routing(opt.archetypes[a], t,
-                                                                         static_cast<int>(p.mx.shape.experts),
-                                                                         static_cast<int>(p.mx.shape.top_k),
-                                                                         opt.routing_seed)};
-                               return measurer.measure_mxfp4(k, p.mx.shape, *routing, cold, opt.reps);
-                             }};
-          stopped = !run.batch(job, begun, begin);
-        }
-        if (stopped) break;
-      }
+      stopped = !routed_batches(p, gemm + p.key(), begin, [&](RoutingArchetype a, int64_t t) {
+        return mxfp4_tune_routing(a, t, static_cast<int>(p.mx.shape.experts), static_cast<int>(p.mx.shape.top_k),
+                                  opt.routing_seed);
+      }, [&](const PackKernel& k, const MoeRouting& routing) {
+        return measurer.measure_mxfp4(k, p.mx.shape, routing, cold, opt.reps);
+      });
     } else if (!p.is_moe) {
       const auto begin = [&] { measurer.begin_shape(p.ts.shape, p.planned); };
       for (int64_t m : ms) {
@@ -501,24 +507,12 @@ AutotuneStats run_autotune(const AutotuneOptions& opt, Measurer& measurer, std::
     } else {
       const auto begin = [&] { measurer.begin_moe_shape(p.moe.shape, p.planned); };
       const std::string gemm = p.moe.shape.gemm == 1 ? "gemm1 " : "gemm2 ";
-      for (int64_t t : ms) {
-        for (size_t a = 0; a < routings.size() && !stopped; ++a) {
-          std::optional<MoeRouting> routing;  // drawn only when something is measured
-          const BatchJob job{p, {p.op(), p.key(), cold, routings[a]}, t,
-                             gemm + short_key + " T=" + std::to_string(t) + " " + routings[a],
-                             [&](const PackKernel& k) {
-                               if (!routing)
-                                 routing = MoeRouting{routings[a], t,
-                                                      generate_routing(opt.archetypes[a], t,
-                                                                       static_cast<int>(p.moe.shape.experts),
-                                                                       static_cast<int>(p.moe.shape.top_k),
-                                                                       opt.routing_seed)};
-                               return measurer.measure_moe(k, p.moe.shape, *routing, cold, opt.reps);
-                             }};
-          stopped = !run.batch(job, begun, begin);
-        }
-        if (stopped) break;
-      }
+      stopped = !routed_batches(p, gemm + short_key, begin, [&](RoutingArchetype a, int64_t t) {
+        return generate_routing(a, t, static_cast<int>(p.moe.shape.experts), static_cast<int>(p.moe.shape.top_k),
+                                opt.routing_seed);
+      }, [&](const PackKernel& k, const MoeRouting& routing) {
+        return measurer.measure_moe(k, p.moe.shape, routing, cold, opt.reps);
+      });
     }
     if (stopped) break;
   }
