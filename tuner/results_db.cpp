@@ -49,9 +49,12 @@ struct Stmt {
 // slimmed away (tools/slim_db.py) or left the candidate space stay as history, but a
 // winner the runtime cannot load would be skipped there and its M range served by
 // something never compared with it.
-#define KF_RUNNABLE                                                                      \
-  " AND EXISTS (SELECT 1 FROM kernels k WHERE k.name = results.kernel AND k.arch = results.arch" \
+// KF_HAS_CODE(row): whether the kernel a row of `row` (a table or alias with kernel and
+// arch columns) names has its code object.
+#define KF_HAS_CODE(row)                                                                              \
+  " EXISTS (SELECT 1 FROM kernels k WHERE k.name = " row ".kernel AND k.arch = " row ".arch" \
   " AND k.code_object IS NOT NULL)"
+#define KF_RUNNABLE " AND" KF_HAS_CODE("results")
 
 ResultsDb ResultsDb::open(const std::string& path, int busy_timeout_ms) {
   sqlite3* db = nullptr;
@@ -207,8 +210,7 @@ void ResultsDb::update_robust_winners(const Provenance& p, const TuneKey& key) {
 bool ResultsDb::winners_lost_their_rows(const Provenance& p, const TuneKey& key) const {
   Stmt s(db_, path_,
          "SELECT count(*), coalesce(sum(code), 0), coalesce(sum(code AND NOT measured), 0) FROM (SELECT"
-         " EXISTS (SELECT 1 FROM kernels k WHERE k.name = w.kernel AND k.arch = w.arch"
-         " AND k.code_object IS NOT NULL) AS code,"
+         KF_HAS_CODE("w") " AS code,"
          " EXISTS (SELECT 1 FROM results r WHERE r.arch = w.arch AND r.device = w.device AND r.op = w.op"
          " AND r.shape = w.shape AND r.cold_l2 = w.cold_l2 AND (r.routing = w.routing OR w.routing = '')"
          " AND r.kernel = w.kernel AND r.disposition = 'passed') AS measured"
