@@ -143,6 +143,31 @@ TEST_CASE("winners of this device first, cold-L2 rows before warm, else any devi
   }
 }
 
+TEST_CASE("opening says once which shapes are served from another card's tuning") {
+  SelectionPack p;
+  auto opened_as = [&](const char* device) {
+    CaptureStderr err(p.dir);
+    DbPtr db = open_for_arch(p.path, "sm_90a", device);
+    REQUIRE(db);
+    return err.text();
+  };
+  const std::string own = std::string("timed on '") + kTestDevice + "'";
+  SUBCASE("this device: only the shape tuned on another card") {
+    const std::string text = opened_as(kTestDevice);
+    CHECK(contains(text, "1 tuned shape of sm_90a has no winners " + own + "; serving those timed on 'NVIDIA H100 PCIe'"));
+    CHECK(contains(text, "run autotune on this device"));
+  }
+  SUBCASE("an untuned card: every shape, one line per card served from") {
+    const std::string text = opened_as("NVIDIA H200");
+    CHECK(contains(text, "4 tuned shapes of sm_90a have no winners timed on 'NVIDIA H200'; serving those " + own));
+    CHECK(contains(text, "1 tuned shape of sm_90a has no winners timed on 'NVIDIA H200'; serving those timed on "
+                         "'NVIDIA H100 PCIe'"));
+  }
+  SUBCASE("no device name: nothing to compare with, nothing said") {
+    CHECK_FALSE(contains(opened_as(nullptr), "no winners timed on"));
+  }
+}
+
 TEST_CASE("each arch sees only its own kernels and winners") {
   SelectionPack p;
   DbPtr gfx = open_for_arch(p.path, "gfx1151", "AMD Radeon 8060S");

@@ -212,6 +212,18 @@ std::tuple<int, int, std::string> preference(const WinnerRow& w, const std::stri
   return {same_device ? 0 : 1, w.cold_l2 ? 0 : 1, w.device};
 }
 
+// Says once per open which shapes this device serves from another card's tuning (the
+// same arch, so the kernels run, but their picks were timed elsewhere): a user whose DB
+// holds no tuning for their card learns that autotune on it may pick faster kernels.
+void note_other_device_winners(const kf_db& db, const std::map<std::string, int>& shapes_by_device) {
+  for (const auto& [device, shapes] : shapes_by_device)
+    std::fprintf(stderr,
+                 "kforge: %s: %d tuned shape%s of %s %s no winners timed on '%s'; serving those timed on '%s' "
+                 "(run autotune on this device to tune for it)\n",
+                 db.path.c_str(), shapes, shapes == 1 ? "" : "s", db.arch.c_str(), shapes == 1 ? "has" : "have",
+                 db.device_name.c_str(), device.c_str());
+}
+
 // Split MLA winners are served only with the combine kernel of their dtype: say so at
 // open when the pack lacks it (their launches then fail with KF_ERR_NOT_FOUND).
 void warn_missing_combine(const kf_db& db, const ShapeEntry& entry) {
@@ -291,12 +303,14 @@ kf_status build_catalog(PackRows&& rows, kf_db* db) {
     by_shape[{w.op, w.shape}].push_back(&w);
   }
 
+  std::map<std::string, int> served_from_other_device;  // device -> shapes
   for (auto& [op_shape, winners] : by_shape) {
     auto best = preference(*winners.front(), db->device_name);
     for (const WinnerRow* w : winners) best = std::min(best, preference(*w, db->device_name));
     std::vector<const WinnerRow*> chosen;
     for (const WinnerRow* w : winners)
       if (preference(*w, db->device_name) == best) chosen.push_back(w);
+    if (!db->device_name.empty() && std::get<0>(best) != 0) ++served_from_other_device[std::get<2>(best)];
     std::sort(chosen.begin(), chosen.end(), [](const WinnerRow* a, const WinnerRow* b) { return a->m_lo < b->m_lo; });
 
     ShapeEntry entry;
@@ -322,6 +336,8 @@ kf_status build_catalog(PackRows&& rows, kf_db* db) {
     if (entry.mla) warn_missing_combine(*db, entry);
     db->shapes.push_back(std::move(entry));
   }
+
+  note_other_device_winners(*db, served_from_other_device);
 
   // std::map iteration already sorted shapes by (op, shape) in std::string order, which
   // is strcmp order for these keys; the linear index is sorted by numbers.
