@@ -1,8 +1,10 @@
 #include "cold_timer.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 #include "util/stream_read.h"
 
@@ -29,6 +31,7 @@ ColdTimer::ColdTimer(int flush_multiple) {
   check(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev), "L2 size");
   check(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, dev), "SM count");
   l2_bytes_ = static_cast<size_t>(l2);
+  if (const char* idle = std::getenv("KF_BENCH_IDLE_US")) idle_us_ = std::max(0, std::atoi(idle));
   flush_bytes_ = l2_bytes_ * flush_multiple;
   check(cudaMalloc(&flush_buf_, flush_bytes_), "flush buffer");
   check(cudaMemset(flush_buf_, 0x5a, flush_bytes_), "flush fill");
@@ -84,6 +87,7 @@ std::vector<double> ColdTimer::medians_us_alternating(const std::vector<std::fun
       launches[i](stream_);
       check(cudaEventRecord(stop_, stream_), "record");
       check(cudaEventSynchronize(stop_), "sync");
+      if (idle_us_ > 0) std::this_thread::sleep_for(std::chrono::microseconds(idle_us_));
       float ms = 0;
       check(cudaEventElapsedTime(&ms, start_, stop_), "elapsed");
       times[i].push_back(ms * 1000.f);

@@ -1,6 +1,9 @@
 // Timing as production sees a layer: before every repetition L2 is flushed by READING
 // a buffer several times its size (a write flush would leave dirty lines whose
 // write-back the timed kernel pays for), then event, kernel, event. Median over reps.
+// The host waits for each repetition before queueing the next. KF_BENCH_IDLE_US=N makes
+// it also sleep N microseconds after each one, leaving the GPU idle between repetitions
+// as autotune's polling wait does (tuner/measure_common.cpp poll_until_idle).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -35,12 +38,14 @@ class ColdTimer {
   cudaStream_t stream() const { return stream_; }
   size_t l2_bytes() const { return l2_bytes_; }
   int sms() const { return sms_; }
+  int idle_us() const { return idle_us_; }
 
  private:
   void flush();
   void* flush_buf_ = nullptr;
   size_t flush_bytes_ = 0, l2_bytes_ = 0;
   int sms_ = 0;
+  int idle_us_ = 0;  // KF_BENCH_IDLE_US
   unsigned int* sink_ = nullptr;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t start_ = nullptr, stop_ = nullptr;

@@ -157,6 +157,7 @@ int main(int argc, char** argv) {
   const double empty_us = timer.median_us([&](cudaStream_t s) { timer.empty(s); }, reps);
   std::printf("device: %s (%d SMs, L2 %zu MB)   db: %s   reps: %d, cold L2 (read flush %zu MB)\n", prop.name,
               timer.sms(), timer.l2_bytes() >> 20, db_path, reps, timer.l2_bytes() * 4 >> 20);
+  if (timer.idle_us() > 0) std::printf("host idle after each rep: %d us (KF_BENCH_IDLE_US)\n", timer.idle_us());
   std::printf("empty kernel: %.2f us\n\n", empty_us);
   std::printf("%-7s %5s %6s | %8s %8s %8s | %6s %7s | %7s %7s | %s\n", "N", "K", "M", "kforge", "floor", "cuBLAS",
               "TB/s", "TFLOP/s", "x floor", "vs cuBLAS", "kernel");
