@@ -8,6 +8,9 @@ arguments, tab-separated, with the tracked DB's path written as {DB}.
 tools/device_gpu_tests.sh runs that list, so the entries are defined once, in CMake.
 
     tools/stage_gpu_tests.py [--build build] [--bin .devout/bin]
+
+Relative paths are taken from the source tree (this script's parent's parent), wherever
+it is run from: ctest names the tracked DB by the source tree's absolute path.
 """
 import argparse
 import json
@@ -23,7 +26,8 @@ def main():
     ap.add_argument("--bin", default=".devout/bin", help="where the programs and the list go (default: .devout/bin)")
     opt = ap.parse_args()
 
-    src = os.path.abspath(".")
+    src = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    os.chdir(src)
     db = os.path.join(src, "tuned_db", "kforge.sqlite")
     shown = subprocess.run(["ctest", "--test-dir", opt.build, "--show-only=json-v1"], check=True,
                            capture_output=True, text=True).stdout
